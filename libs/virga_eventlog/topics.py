@@ -1,0 +1,94 @@
+"""Virga's topics, their partition counts and retention, and creating them on a broker."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError, for_code
+
+from virga_eventlog.settings import KafkaSettings
+
+SERVICES = ("gateway", "scheduler", "compute", "storage", "network", "billing")
+"""Each service owns exactly one event topic; others only read it."""
+
+EVENT_TOPIC_PREFIX = "virga."
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    """A topic as Virga wants it on the broker."""
+
+    name: str
+    partitions: int
+    compacted: bool = False
+    """Snapshot topics keep only the newest value per key; event topics keep every record."""
+
+    def configs(self) -> dict[str, str]:
+        if self.compacted:
+            return {
+                "cleanup.policy": "compact",
+                "min.compaction.lag.ms": "0",
+                "max.message.bytes": str(8 * 1024 * 1024),
+            }
+        # The log is the system of record: event topics are never deleted by time or size.
+        return {"cleanup.policy": "delete", "retention.ms": "-1", "retention.bytes": "-1"}
+
+
+def event_topic(service: str) -> str:
+    """`virga.api` is the gateway's topic (requests); every other service writes `virga.<name>`."""
+    return "virga.api" if service == "gateway" else f"virga.{service}"
+
+
+def snapshot_topic(service: str) -> str:
+    return f"virga.snapshots.{service}"
+
+
+def dead_letter_topic(service: str) -> str:
+    return f"virga.deadletter.{service}"
+
+
+def virga_topics(partitions: int = 6) -> list[TopicSpec]:
+    """Every topic the control plane uses, for `ensure_topics` at start-up."""
+    specs: list[TopicSpec] = []
+    for service in SERVICES:
+        specs.append(TopicSpec(event_topic(service), partitions))
+        specs.append(TopicSpec(snapshot_topic(service), 1, compacted=True))
+        specs.append(TopicSpec(dead_letter_topic(service), 1))
+    return specs
+
+
+async def ensure_topics(
+    settings: KafkaSettings, specs: Iterable[TopicSpec], replication_factor: int = 1
+) -> list[str]:
+    """Create the topics that do not exist yet; return the names created.
+
+    A topic that exists is left as it is (its partition count is part of the key->partition
+    mapping and must never change under running services).
+    """
+    admin = AIOKafkaAdminClient(**settings.client_kwargs(), client_id=f"{settings.client_id}-admin")
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [s for s in specs if s.name not in existing]
+        if not wanted:
+            return []
+        new = [
+            NewTopic(
+                s.name,
+                num_partitions=s.partitions,
+                replication_factor=replication_factor,
+                topic_configs=s.configs(),
+            )
+            for s in wanted
+        ]
+        response = await admin.create_topics(new)
+        for topic_error in response.to_object()["topic_errors"]:
+            error = for_code(topic_error["error_code"])
+            # Another process may have created it between list and create: same outcome.
+            if topic_error["error_code"] != 0 and error is not TopicAlreadyExistsError:
+                raise error(f"cannot create topic {topic_error['topic']}")
+        return [s.name for s in wanted]
+    finally:
+        await admin.close()

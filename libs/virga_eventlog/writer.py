@@ -1,0 +1,117 @@
+"""The one way a service appends: a transactional, idempotent producer that hash-chains events."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, NamedTuple
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.structs import RecordMetadata
+
+from virga_eventlog.records import Positions
+from virga_eventlog.settings import KafkaSettings
+from virga_events import Envelope, encode, record_hash
+
+
+class ChainHead(NamedTuple):
+    """Where a producer's hash chain stands: its last sequence number and record hash."""
+
+    seq: int
+    """Sequence number of the producer's last committed event (0: none yet)."""
+    hash: str
+    """sha256 of that event's record bytes ("" before the first)."""
+
+
+GENESIS = ChainHead(0, "")
+"""The head of a producer that has written nothing yet."""
+
+
+class Transaction:
+    """Records sent inside one Kafka transaction; visible to readers only once it commits."""
+
+    def __init__(self, producer: AIOKafkaProducer, head: ChainHead) -> None:
+        self._producer = producer
+        self._pending: list[asyncio.Future[Any]] = []
+        self.head = head
+        self.appended: list[Envelope] = []
+        self.delivered: list[RecordMetadata] = []
+        """Where each record landed, filled in once the transaction's records are delivered."""
+
+    async def append(self, topic: str, envelope: Envelope) -> Envelope:
+        """Chain `envelope` after the producer's previous event and send it; return it chained."""
+        chained = envelope.chained(self.head.seq + 1, self.head.hash)
+        value = encode(chained)
+        await self._send(topic, chained.aggregate_id.encode(), value)
+        self.head = ChainHead(chained.seq, record_hash(value))
+        self.appended.append(chained)
+        return chained
+
+    async def append_raw(self, topic: str, key: bytes | None, value: bytes | None) -> None:
+        """Send a record that is not an event (dead letters, snapshot chunks)."""
+        await self._send(topic, key, value)
+
+    async def commit_offsets(self, positions: Positions, group_id: str) -> None:
+        """Mark input `positions` consumed, atomically with this transaction's records."""
+        if positions:
+            await self._producer.send_offsets_to_transaction(dict(positions), group_id)
+
+    async def _send(self, topic: str, key: bytes | None, value: bytes | None) -> None:
+        self._pending.append(await self._producer.send(topic, key=key, value=value))
+
+    async def _delivered(self) -> None:
+        if self._pending:
+            self.delivered = list(await asyncio.gather(*self._pending))
+
+
+class EventWriter:
+    """Transactional producer with a stable `transactional_id` per service instance.
+
+    Starting a second writer with the same id fences the first: its next transactional call
+    raises `ProducerFenced` and none of its open transaction becomes visible under
+    read_committed. The chain head only advances when a transaction commits.
+    """
+
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        *,
+        transactional_id: str,
+        head: ChainHead = GENESIS,
+    ) -> None:
+        self.transactional_id = transactional_id
+        self.head = head
+        self._producer = AIOKafkaProducer(
+            **settings.client_kwargs(),
+            client_id=f"{settings.client_id}-{transactional_id}",
+            transactional_id=transactional_id,
+            enable_idempotence=True,
+            acks="all",
+            compression_type="lz4",
+            linger_ms=2,
+            max_batch_size=512 * 1024,
+            max_request_size=16 * 1024 * 1024,
+        )
+
+    async def start(self) -> None:
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        await self._producer.stop()
+
+    async def __aenter__(self) -> EventWriter:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        """Send everything in the block atomically; an exception aborts it all."""
+        async with self._producer.transaction():
+            txn = Transaction(self._producer, self.head)
+            yield txn
+            await txn._delivered()
+        self.head = txn.head

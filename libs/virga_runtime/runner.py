@@ -1,0 +1,577 @@
+"""Runs one service instance: rebuild from snapshot + log, then decide on new events, forever."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Generic
+
+import structlog
+from aiohttp import web
+from aiokafka import TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
+
+from virga_eventlog import (
+    ChainHead,
+    EventWriter,
+    KafkaSettings,
+    LogReader,
+    Positions,
+    RawRecord,
+    RecentIds,
+    Transaction,
+    dead_letter_topic,
+    dead_letter_value,
+    decode_positions,
+    encode_positions,
+    partition_of,
+    snapshot_topic,
+)
+from virga_events import (
+    Envelope,
+    EventDecodeError,
+    decode,
+    derived_event_id,
+    new_event,
+    record_hash,
+)
+from virga_runtime.effects import PlannedEffect, run_effects
+from virga_runtime.observability import ServiceMetrics, health_routes
+from virga_runtime.service import Emit, Intent, S, ServiceDefinition
+from virga_runtime.snapshots import Snapshot, load_snapshot, write_snapshot
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RunnerConfig:
+    """How one instance of a service runs."""
+
+    instance: str = ""
+    """Instance name for services with one process per host (`host-1`); "" for singletons."""
+    snapshot_every_events: int = 50_000
+    """Write a snapshot after this many applied events..."""
+    snapshot_every_seconds: float = 300.0
+    """...or after this long, whichever comes first (only if something changed)."""
+    http_host: str = "127.0.0.1"
+    http_port: int | None = None
+    """Port for /healthz and /metrics; None serves nothing, 0 picks a free port."""
+    dedupe_capacity: int = 100_000
+    max_batch_records: int = 500
+    """Input records decided in one transaction."""
+
+
+@dataclass
+class _Append:
+    emits: Sequence[Emit]
+    correlation_id: str | None
+    done: asyncio.Future[list[Envelope]]
+
+
+class ServiceRunner(Generic[S]):
+    """The runtime of DESIGN.md "How a service lives": rebuild, ready, decide, snapshot."""
+
+    def __init__(
+        self, definition: ServiceDefinition[S], settings: KafkaSettings, config: RunnerConfig
+    ) -> None:
+        if definition.output_topic in definition.input_topics:
+            raise ValueError("a service never decides on its own topic")
+        self.definition = definition
+        self.settings = settings
+        self.config = config
+        name = definition.name
+        self.producer_name = f"{name}@{config.instance}" if config.instance else name
+        self.transactional_id = f"virga-{name}" + (f"-{config.instance}" if config.instance else "")
+        self.group_id = self.transactional_id
+        # Per-host services share their topic with their peers and must tail it to see them.
+        self.shared_output = bool(config.instance)
+        self.state: S = definition.initial_state()
+        self.metrics = ServiceMetrics(name)
+        self.recent = RecentIds(config.dedupe_capacity)
+        self.ready = asyncio.Event()
+        self.rebuild_records = 0
+        self.events_applied = 0
+        self.http_port: int | None = None
+        self._inputs: Positions = {}
+        self._own: Positions = {}
+        self._start_ends: Positions = {}
+        self._stop = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._appends: asyncio.Queue[_Append] = asyncio.Queue()
+        self._applied_at_snapshot = 0
+        self._snapshot_at = time.monotonic()
+        self._rebuild_started = time.monotonic()
+        self._reader: LogReader | None = None
+        self._writer: EventWriter | None = None
+        self._http: web.AppRunner | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._log = log.bind(producer=self.producer_name)
+
+    # -- life cycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Rebuild state from the newest snapshot and the log; serve health; begin deciding."""
+        try:
+            await self._start()
+        except BaseException:
+            await self.close(snapshot=False)
+            raise
+
+    async def _start(self) -> None:
+        started = self._rebuild_started = time.monotonic()
+        definition = self.definition
+        # Fence any older instance with our transactional id first, so that nothing it might
+        # still commit can slip in after the offsets and ends read below.
+        self._writer = EventWriter(self.settings, transactional_id=self.transactional_id)
+        await self._writer.start()
+        snap = await load_snapshot(
+            self.settings, snapshot_topic(definition.name), self.producer_name
+        )
+        snap_seq = 0
+        if snap is not None:
+            self.state = definition.restore(snap.state)
+            self._inputs = decode_positions(snap.inputs)
+            self._own = decode_positions(snap.own)
+            self.recent = RecentIds.load(snap.recent_ids, self.config.dedupe_capacity)
+            snap_seq = snap.chain[0]
+            head = ChainHead(*snap.chain)
+            self.events_applied = snap.events_applied
+        else:
+            head = ChainHead(0, "")
+        self._reader = LogReader(
+            self.settings,
+            [*definition.input_topics, definition.output_topic],
+            client_id=self.transactional_id,
+        )
+        await self._reader.start()
+        input_tps = self._reader.partitions(definition.input_topics)
+        own_tps = self._reader.partitions([definition.output_topic])
+        self._start_ends = await self._reader.end_offsets()
+        committed = await self._committed_offsets(input_tps)
+        # Snapshots are taken right after a commit, so either source is a decided position;
+        # the larger survives the broker expiring an idle group's offsets.
+        decided = {tp: max(committed.get(tp, 0), self._inputs.get(tp, 0)) for tp in input_tps}
+
+        # Phase A: inputs already decided on. Phase B: our own decisions about them. Every
+        # output was committed with its input's offset, so each cause precedes its effects.
+        async for batch in self._reader.read_range(self._inputs, decided):
+            self._rebuild_inputs(batch)
+        self._inputs = dict(decided)
+        own_ends = {tp: self._start_ends[tp] for tp in own_tps}
+        async for batch in self._reader.read_range(self._own, own_ends):
+            head = self._rebuild_own(batch, snap_seq, head)
+        self._own = dict(own_ends)
+
+        self._writer.head = head
+        self._reader.seek({**self._inputs, **self._own})
+        if not self.shared_output:
+            self._reader.pause(own_tps)
+        self.metrics.rebuild_records.set(self.rebuild_records)
+        self._log.info(
+            "rebuilt",
+            records=self.rebuild_records,
+            seconds=time.monotonic() - started,
+            from_snapshot=snap is not None,
+        )
+        self._check_ready()
+        await self._serve_http()
+        self._tasks.append(asyncio.create_task(self._append_loop(), name="appends"))
+        if definition.tick is not None:
+            self._tasks.append(asyncio.create_task(self._tick_loop(), name="ticks"))
+
+    async def serve(self) -> None:
+        """Decide on new input events until `request_stop`; the in-flight batch finishes."""
+        assert self._reader is not None
+        while not self._stop.is_set():
+            records = await self._reader.read(
+                timeout_ms=100, max_records=self.config.max_batch_records
+            )
+            if records:
+                async with self._lock:
+                    await self._process(records)
+                    await self._maybe_snapshot()
+            elif self._snapshot_due(idle=True):
+                async with self._lock:
+                    await self._snapshot()
+            self._check_ready()
+            for task in self._tasks:
+                if task.done() and (error := task.exception()) is not None:
+                    raise error
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def close(self, *, snapshot: bool = True) -> None:
+        """Flush pending appends, write a final snapshot, close clients and HTTP.
+
+        `snapshot=False` leaves the log as a crash would (tests of rebuild use it).
+        """
+        self._stop.set()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._writer is not None:
+            try:
+                async with self._lock:
+                    await self._drain_appends()
+                    if snapshot and self.events_applied != self._applied_at_snapshot:
+                        await self._snapshot()
+            finally:
+                await self._writer.stop()
+                self._writer = None
+        if self._reader is not None:
+            await self._reader.stop()
+            self._reader = None
+        if self._http is not None:
+            await self._http.cleanup()
+            self._http = None
+
+    async def run(self) -> None:
+        await self.start()
+        try:
+            await self.serve()
+        finally:
+            await self.close()
+
+    # -- out-of-band appends (HTTP requests, agents' reports) --------------------------------
+
+    async def append(
+        self, emits: Sequence[Emit], *, correlation_id: str | None = None
+    ) -> list[Envelope]:
+        """Append events not caused by an input (a user request); returns them once committed.
+
+        Concurrent callers share transactions (group commit); state includes the events when
+        this returns, so the caller reads its own writes.
+        """
+        done: asyncio.Future[list[Envelope]] = asyncio.get_running_loop().create_future()
+        await self._appends.put(_Append(emits, correlation_id, done))
+        return await done
+
+    async def _append_loop(self) -> None:
+        while True:
+            first = await self._appends.get()
+            self._appends.put_nowait(first)
+            async with self._lock:
+                await self._drain_appends()
+
+    async def _drain_appends(self) -> None:
+        assert self._writer is not None
+        pending: list[_Append] = []
+        while not self._appends.empty():
+            pending.append(self._appends.get_nowait())
+        if not pending:
+            return
+        try:
+            async with self._writer.transaction() as txn:
+                results = []
+                for request in pending:
+                    envelopes = [
+                        self._envelope(e, None, request.correlation_id) for e in request.emits
+                    ]
+                    results.append([await self._emit(txn, env) for env in envelopes])
+            self._after_commit(txn, {})
+        except BaseException as exc:
+            for request in pending:
+                if not request.done.done():
+                    request.done.set_exception(exc)
+            raise
+        for request, envelopes in zip(pending, results, strict=True):
+            request.done.set_result(envelopes)
+
+    # -- live processing ----------------------------------------------------------------------
+
+    async def _process(self, records: list[RawRecord]) -> None:
+        assert self._writer is not None
+        definition = self.definition
+        own_topic = definition.output_topic
+        consumed: Positions = {}
+        effects: list[PlannedEffect] = []
+        async with self._writer.transaction() as txn:
+            for record in records:
+                if record.topic == own_topic:
+                    self._apply_peer(record)
+                    continue
+                consumed[partition_of(record)] = record.offset + 1
+                envelope = await self._decode_or_dead_letter(txn, record)
+                if envelope is None or self.recent.seen(envelope.event_id):
+                    if envelope is not None:
+                        self.metrics.duplicates.inc()
+                    continue
+                with structlog.contextvars.bound_contextvars(
+                    correlation_id=envelope.correlation_id,
+                    event_id=envelope.event_id,
+                    event_type=envelope.type,
+                ):
+                    intents = await self._evolve_and_decide(txn, record, envelope)
+                    for index, intent in enumerate(intents):
+                        if isinstance(intent, Emit):
+                            await self._emit(txn, self._envelope(intent, envelope, None, index))
+                        else:
+                            effects.append((envelope, index, intent))
+                self.metrics.events_handled.inc()
+            for cause, outcome_index, emit in await run_effects(definition.effects, effects):
+                await self._emit(txn, self._envelope(emit, cause, None, outcome_index))
+            await txn.commit_offsets(consumed, self.group_id)
+        self._after_commit(txn, consumed)
+
+    async def _evolve_and_decide(
+        self, txn: Transaction, record: RawRecord, envelope: Envelope
+    ) -> Sequence[Intent]:
+        try:
+            self.state = self.definition.evolve(self.state, envelope)
+            self._applied()
+            return self.definition.decide(self.state, envelope)
+        except Exception as exc:  # a bug or an event the fold refuses: never stop the service
+            self._log.exception("event_refused", error=str(exc))
+            await self._dead_letter(txn, record, f"{type(exc).__name__} in evolve/decide: {exc}")
+            return ()
+
+    async def _decode_or_dead_letter(self, txn: Transaction, record: RawRecord) -> Envelope | None:
+        try:
+            if record.value is None:
+                raise EventDecodeError("record has no value")
+            return decode(record.value, self.definition.registry)
+        except EventDecodeError as exc:
+            self._log.warning(
+                "dead_letter",
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                reason=exc.reason,
+            )
+            await self._dead_letter(txn, record, exc.reason)
+            return None
+
+    async def _dead_letter(self, txn: Transaction, record: RawRecord, reason: str) -> None:
+        await txn.append_raw(
+            dead_letter_topic(self.definition.name),
+            record.key,
+            dead_letter_value(record, reason, self.producer_name),
+        )
+        self.metrics.dead_letters.inc()
+
+    def _envelope(
+        self,
+        emit: Emit,
+        cause: Envelope | None,
+        correlation_id: str | None,
+        index: int | str = 0,
+    ) -> Envelope:
+        return new_event(
+            emit.payload,
+            aggregate_id=emit.aggregate_id,
+            tenant_id=emit.tenant_id,
+            producer=self.producer_name,
+            causation=cause,
+            correlation_id=correlation_id,
+            event_id=derived_event_id(cause.event_id, self.producer_name, index) if cause else None,
+        )
+
+    async def _emit(self, txn: Transaction, envelope: Envelope) -> Envelope:
+        chained = await txn.append(self.definition.output_topic, envelope)
+        self.state = self.definition.evolve(self.state, chained)
+        self._applied()
+        self.metrics.events_emitted.inc()
+        return chained
+
+    def _after_commit(self, txn: Transaction, consumed: Positions) -> None:
+        self._inputs.update(consumed)
+        if not self.shared_output:
+            for md in txn.delivered:
+                if md.topic == self.definition.output_topic:
+                    tp = TopicPartition(md.topic, md.partition)
+                    self._own[tp] = max(self._own.get(tp, 0), md.offset + 1)
+
+    def _apply_peer(self, record: RawRecord) -> None:
+        """A record on our shared topic: a peer's event to fold, or our own already applied."""
+        self._own[partition_of(record)] = record.offset + 1
+        envelope = self._decode_quietly(record)
+        if envelope is None or envelope.producer == self.producer_name:
+            return
+        self._fold(envelope)
+
+    # -- rebuild ------------------------------------------------------------------------------
+
+    # The two loops below run once per record of the whole log: kept tight on purpose.
+
+    def _rebuild_inputs(self, batch: list[RawRecord]) -> None:
+        registry, seen, evolve = self.definition.registry, self.recent.seen, self.definition.evolve
+        state, applied = self.state, 0
+        self.rebuild_records += len(batch)
+        for record in batch:
+            try:
+                envelope = decode(record.value, registry)  # type: ignore[arg-type]
+            except (EventDecodeError, TypeError):
+                continue  # dead-lettered when it was first seen
+            if seen(envelope.event_id):
+                continue
+            try:
+                state = evolve(state, envelope)
+                applied += 1
+            except Exception as exc:  # refused when live too, and dead-lettered then
+                self._log.warning(
+                    "event_refused_on_replay", event_id=envelope.event_id, error=str(exc)
+                )
+        self.state = state
+        self.events_applied += applied
+
+    def _rebuild_own(self, batch: list[RawRecord], snap_seq: int, head: ChainHead) -> ChainHead:
+        registry, evolve, me = self.definition.registry, self.definition.evolve, self.producer_name
+        state, applied = self.state, 0
+        self.rebuild_records += len(batch)
+        for record in batch:
+            try:
+                envelope = decode(record.value, registry)  # type: ignore[arg-type]
+            except (EventDecodeError, TypeError):
+                continue
+            if envelope.producer == me:
+                if envelope.seq <= snap_seq:
+                    continue  # already in the snapshot's state
+                if envelope.seq > head.seq:
+                    head = ChainHead(envelope.seq, record_hash(record.value))  # type: ignore[arg-type]
+            try:
+                state = evolve(state, envelope)
+                applied += 1
+            except Exception as exc:
+                self._log.warning(
+                    "event_refused_on_replay", event_id=envelope.event_id, error=str(exc)
+                )
+        self.state = state
+        self.events_applied += applied
+        return head
+
+    def _decode_quietly(self, record: RawRecord) -> Envelope | None:
+        if record.value is None:
+            return None
+        try:
+            return decode(record.value, self.definition.registry)
+        except EventDecodeError:
+            return None
+
+    def _fold(self, envelope: Envelope) -> None:
+        try:
+            self.state = self.definition.evolve(self.state, envelope)
+        except Exception as exc:  # refused when live too, and dead-lettered then
+            self._log.warning("event_refused_on_replay", event_id=envelope.event_id, error=str(exc))
+            return
+        self._applied()
+
+    def _applied(self) -> None:
+        self.events_applied += 1
+
+    async def _committed_offsets(self, tps: list[TopicPartition]) -> Positions:
+        """Offsets committed with our transactions; retried while the coordinator loads."""
+        if not tps:
+            return {}
+        admin = AIOKafkaAdminClient(
+            **self.settings.client_kwargs(), client_id=f"{self.transactional_id}-admin"
+        )
+        await admin.start()
+        try:
+            for attempt in range(100):
+                try:
+                    offsets = await admin.list_consumer_group_offsets(self.group_id, partitions=tps)
+                    break
+                except KafkaError as exc:
+                    # A fresh broker creates __consumer_offsets on first use.
+                    if not exc.retriable or attempt == 99:
+                        raise
+                    await asyncio.sleep(0.2)
+        finally:
+            await admin.close()
+        return {tp: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
+
+    def _check_ready(self) -> None:
+        self.metrics.events_applied.set(self.events_applied)
+        if self.ready.is_set():
+            self.metrics.lag.set(self._lag())
+            return
+        behind = [tp for tp in self._inputs if self._inputs[tp] < self._start_ends.get(tp, 0)]
+        if not behind:
+            seconds = time.monotonic() - self._rebuild_started
+            self.metrics.rebuild_seconds.set(seconds)
+            self.metrics.ready.set(1)
+            self.ready.set()
+            self._log.info(
+                "ready", rebuild_seconds=round(seconds, 3), events_applied=self.events_applied
+            )
+        self.metrics.lag.set(self._lag())
+
+    def _lag(self) -> int:
+        assert self._reader is not None
+        return sum(self._reader.lag(tp, pos) for tp, pos in self._inputs.items())
+
+    # -- ticks and snapshots ------------------------------------------------------------------
+
+    async def _tick_loop(self) -> None:
+        tick = self.definition.tick
+        assert tick is not None
+        assert self._writer is not None
+        while True:
+            await asyncio.sleep(self.definition.tick_seconds)
+            await self.ready.wait()
+            async with self._lock:
+                intents = tick(self.state, datetime.now(UTC))
+                if not intents:
+                    continue
+                correlation = f"tick-{self.producer_name}-{time.time_ns()}"
+                async with self._writer.transaction() as txn:
+                    effects: list[PlannedEffect] = []
+                    for index, intent in enumerate(intents):
+                        if isinstance(intent, Emit):
+                            await self._emit(txn, self._envelope(intent, None, correlation))
+                        else:
+                            effects.append((None, index, intent))
+                    for _, _, emit in await run_effects(self.definition.effects, effects):
+                        await self._emit(txn, self._envelope(emit, None, correlation))
+                self._after_commit(txn, {})
+
+    def _snapshot_due(self, idle: bool = False) -> bool:
+        changed = self.events_applied - self._applied_at_snapshot
+        if changed <= 0:
+            return False
+        if changed >= self.config.snapshot_every_events and not idle:
+            return True
+        return time.monotonic() - self._snapshot_at >= self.config.snapshot_every_seconds
+
+    async def _maybe_snapshot(self) -> None:
+        if self._snapshot_due():
+            await self._snapshot()
+
+    async def _snapshot(self) -> None:
+        assert self._writer is not None
+        snapshot = Snapshot(
+            state=self.definition.snapshot(self.state),
+            inputs=encode_positions(self._inputs),
+            own=encode_positions(self._own),
+            recent_ids=self.recent.dump(),
+            chain=(self._writer.head.seq, self._writer.head.hash),
+            events_applied=self.events_applied,
+        )
+        async with self._writer.transaction() as txn:
+            size = await write_snapshot(
+                txn, snapshot_topic(self.definition.name), self.producer_name, snapshot
+            )
+        self._applied_at_snapshot = self.events_applied
+        self._snapshot_at = time.monotonic()
+        self.metrics.snapshots.inc()
+        self._log.info("snapshot_written", bytes=size, events_applied=self.events_applied)
+
+    # -- HTTP -----------------------------------------------------------------------------------
+
+    async def _serve_http(self) -> None:
+        if self.config.http_port is None:
+            return
+        app = web.Application()
+        health_routes(app, self.ready.is_set, self.metrics)
+        self._http = web.AppRunner(app, access_log=None)
+        await self._http.setup()
+        site = web.TCPSite(self._http, self.config.http_host, self.config.http_port)
+        await site.start()
+        server = site._server
+        sockets = getattr(server, "sockets", None) or []
+        self.http_port = sockets[0].getsockname()[1] if sockets else self.config.http_port

@@ -1,0 +1,70 @@
+"""What a service is: its topics, its pure fold and decisions, and its side-effect handlers."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Generic, Protocol, TypeVar
+
+from virga_events import REGISTRY, Envelope, Event, EventRegistry
+
+S = TypeVar("S")
+
+
+@dataclass(frozen=True, slots=True)
+class Emit:
+    """A decision to append one event to the service's own topic."""
+
+    payload: Event
+    """The event body."""
+    aggregate_id: str
+    """What the event is about; the record key, so one aggregate stays in one partition."""
+    tenant_id: str | None
+    """Owning tenant, or None for infrastructure facts."""
+
+
+class Effect(Protocol):
+    """A side effect `decide` asks for (start a domain, clone a volume...).
+
+    Effects with the same `key` run one after another, in order; different keys may run
+    concurrently. A handler returns the events that record the outcome, failures included:
+    it raises only for faults that should stop the service (it will rebuild and retry).
+    """
+
+    @property
+    def key(self) -> str: ...
+
+
+Intent = Emit | Effect
+EffectHandler = Callable[[Any], Awaitable[Sequence[Emit]]]
+
+
+@dataclass(frozen=True)
+class ServiceDefinition(Generic[S]):
+    """Everything the runtime needs to run a service; the pure parts import no I/O."""
+
+    name: str
+    """Service name: `scheduler`, `compute`..."""
+    input_topics: tuple[str, ...]
+    """Topics whose events the service decides on (never its own topic)."""
+    output_topic: str
+    """The one topic this service writes."""
+    initial_state: Callable[[], S]
+    """State before the first event."""
+    evolve: Callable[[S, Envelope], S]
+    """The fold: deterministic, no I/O. May mutate and return `state`; must raise before
+    changing anything if it rejects an event."""
+    snapshot: Callable[[S], Any]
+    """State to a JSON-able value (orjson types)."""
+    restore: Callable[[Any], S]
+    """The inverse of `snapshot`."""
+    decide: Callable[[S, Envelope], Sequence[Intent]] = lambda state, envelope: ()
+    """Pure: what to do about a new input event, given the state that already includes it."""
+    effects: Mapping[type[Any], EffectHandler] = field(default_factory=dict)
+    """Handler per effect type, built by the service's composition root with real drivers."""
+    tick: Callable[[S, datetime], Sequence[Intent]] | None = None
+    """Pure: what time alone makes happen (heartbeats, timeouts); called every tick_seconds."""
+    tick_seconds: float = 5.0
+    registry: EventRegistry = REGISTRY
+    """Event types this service can decode."""
