@@ -1,0 +1,360 @@
+"""The compute driver contract: value types, errors and the `ComputeDriver` protocol.
+
+Values are validated on construction, so an invalid spec fails in the agent with a clear
+message instead of as a half-defined domain inside the hypervisor.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Protocol
+
+# Instance ids become part of the domain name, which QEMU also uses in file paths and
+# libvirt rejects with '/': keep them to characters that are safe everywhere.
+_INSTANCE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+# Only virtio disks: the guests Virga boots all have virtio_blk, and one bus keeps
+# target names unambiguous.
+_TARGET_DEV = re.compile(r"vd[a-z]{1,2}")
+# Linux interface names: at most 15 bytes (IFNAMSIZ - 1).
+_IFNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,14}")
+_MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
+# '@' would name an RBD snapshot and '/' a namespace, so neither may hide in a name.
+_RBD_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+def _require(ok: bool, message: str) -> None:
+    if not ok:
+        raise ValueError(message)
+
+
+class DriverError(Exception):
+    """A compute driver operation failed; the message says which and why."""
+
+
+class InstanceNotFound(DriverError):
+    """No Virga-managed domain exists for this instance id on this host."""
+
+    def __init__(self, instance_id: str) -> None:
+        super().__init__(f"instance {instance_id!r} not found on this host")
+        self.instance_id = instance_id
+
+
+class HypervisorUnavailable(DriverError):
+    """The hypervisor cannot be reached; the operation may be retried once it is back."""
+
+
+class OperationNotSupported(DriverError):
+    """The hypervisor behind this driver cannot do this operation (see `DriverCapabilities`)."""
+
+
+class DiskConflict(DriverError):
+    """The target device is already used by a different disk of the instance."""
+
+
+@dataclass(frozen=True, slots=True)
+class CephMonitor:
+    """One Ceph monitor address that QEMU's librbd contacts."""
+
+    host: str
+    """Host name or IP address of the monitor."""
+    port: int = 6789
+    """TCP port of the monitor (6789 for msgr v1, which QEMU's librbd always speaks)."""
+
+    def __post_init__(self) -> None:
+        _require(bool(self.host) and not any(c.isspace() for c in self.host), "bad monitor host")
+        _require(0 < self.port < 65536, f"monitor port out of range: {self.port}")
+
+
+@dataclass(frozen=True, slots=True)
+class RbdSource:
+    """A Ceph RBD image opened by QEMU over the network."""
+
+    pool: str
+    """Ceph pool holding the image."""
+    image: str
+    """Image name inside the pool (a volume id, never a user-chosen name)."""
+    monitors: tuple[CephMonitor, ...]
+    """Monitors to bootstrap from; at least one."""
+    auth_user: str | None = None
+    """cephx user (without the 'client.' prefix); None when the cluster runs without auth."""
+    secret_uuid: str | None = None
+    """UUID of the libvirt secret holding that user's key; set exactly when auth_user is."""
+
+    def __post_init__(self) -> None:
+        _require(_RBD_NAME.fullmatch(self.pool) is not None, f"bad RBD pool {self.pool!r}")
+        _require(_RBD_NAME.fullmatch(self.image) is not None, f"bad RBD image {self.image!r}")
+        _require(len(self.monitors) > 0, "an RBD disk needs at least one monitor")
+        _require(
+            (self.auth_user is None) == (self.secret_uuid is None),
+            "auth_user and secret_uuid go together",
+        )
+        if self.auth_user is not None:
+            _require(_RBD_NAME.fullmatch(self.auth_user) is not None, "bad cephx user")
+        if self.secret_uuid is not None:
+            uuid.UUID(self.secret_uuid)  # raises ValueError on a malformed UUID
+
+
+@dataclass(frozen=True, slots=True)
+class FileSource:
+    """A disk image file on the hypervisor host (tests and local scratch disks)."""
+
+    path: str
+    """Absolute path of a raw image file."""
+
+    def __post_init__(self) -> None:
+        _require(self.path.startswith("/"), f"disk file path must be absolute: {self.path!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class DiskSpec:
+    """One block device of an instance."""
+
+    target_dev: str
+    """Device name the guest sees on the virtio bus: vda, vdb, ..."""
+    source: RbdSource | FileSource
+    """Where the bytes live."""
+    serial: str | None = None
+    """Disk serial shown to the guest (/dev/disk/by-id/virtio-<serial>); the volume id."""
+
+    def __post_init__(self) -> None:
+        _require(_TARGET_DEV.fullmatch(self.target_dev) is not None, "target_dev must be vdX")
+        if self.serial is not None:
+            # QEMU truncates virtio-blk serials to 20 bytes; longer would be silently cut.
+            _require(_RBD_NAME.fullmatch(self.serial) is not None, "bad disk serial")
+            _require(len(self.serial) <= 20, "disk serial longer than 20 characters")
+
+
+@dataclass(frozen=True, slots=True)
+class NicSpec:
+    """One virtio network interface of an instance."""
+
+    mac: str
+    """MAC address allocated by the network controller (lower case, colon separated)."""
+    tap: str
+    """Host-side tap device name, derived from the port id by the network agent."""
+    bridge: str | None = None
+    """Bridge libvirt plugs the tap into; None when the network agent made and wired the tap."""
+
+    def __post_init__(self) -> None:
+        _require(_MAC.fullmatch(self.mac) is not None, f"bad MAC {self.mac!r}")
+        _require(int(self.mac[:2], 16) & 1 == 0, f"MAC {self.mac} is multicast")
+        _require(_IFNAME.fullmatch(self.tap) is not None, f"bad tap name {self.tap!r}")
+        if self.bridge is not None:
+            _require(_IFNAME.fullmatch(self.bridge) is not None, "bad bridge name")
+
+
+@dataclass(frozen=True, slots=True)
+class DirectKernelBoot:
+    """Boot a kernel file directly instead of from the first disk (tiny test guests)."""
+
+    kernel: str
+    """Absolute path of the kernel image on the hypervisor host."""
+    initrd: str | None = None
+    """Absolute path of the initramfs, if any."""
+    cmdline: str = ""
+    """Kernel command line, e.g. 'console=ttyS0'."""
+
+    def __post_init__(self) -> None:
+        _require(self.kernel.startswith("/"), "kernel path must be absolute")
+        _require(self.initrd is None or self.initrd.startswith("/"), "initrd must be absolute")
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceSpec:
+    """Everything the driver needs to run one instance."""
+
+    instance_id: str
+    """Virga's instance id; the only id that crosses the driver boundary."""
+    name: str
+    """User-facing display name; recorded in the domain metadata, never in the domain name."""
+    vcpus: int
+    """Number of virtual CPUs."""
+    ram_mb: int
+    """Guest memory in MiB."""
+    disks: tuple[DiskSpec, ...] = ()
+    """Block devices; the first one boots unless `boot` says otherwise."""
+    nics: tuple[NicSpec, ...] = ()
+    """Network interfaces, in guest PCI order."""
+    boot: DirectKernelBoot | None = None
+    """Direct kernel boot; None to boot from the first disk."""
+
+    def __post_init__(self) -> None:
+        _require(_INSTANCE_ID.fullmatch(self.instance_id) is not None, "bad instance_id")
+        _require(self.vcpus > 0, "vcpus must be positive")
+        _require(self.ram_mb > 0, "ram_mb must be positive")
+        targets = [d.target_dev for d in self.disks]
+        _require(len(set(targets)) == len(targets), "duplicate disk target_dev")
+        _require(len({n.mac for n in self.nics}) == len(self.nics), "duplicate NIC MAC")
+        _require(len({n.tap for n in self.nics}) == len(self.nics), "duplicate tap name")
+
+
+class DomainState(enum.Enum):
+    """Power state of an instance as the hypervisor reports it."""
+
+    RUNNING = "running"
+    PAUSED = "paused"
+    SHUTTING_DOWN = "shutting_down"
+    SHUTOFF = "shutoff"
+    CRASHED = "crashed"
+    MISSING = "missing"
+    """No domain for this instance on this host."""
+    UNKNOWN = "unknown"
+    """The hypervisor reports no state (libvirt's NOSTATE)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DomainInfo:
+    """What the hypervisor says about one instance."""
+
+    instance_id: str
+    """Virga's instance id."""
+    state: DomainState
+    """Current power state."""
+
+
+@dataclass(frozen=True, slots=True)
+class HostCapacity:
+    """Total resources of the host, before any claim (the scheduler subtracts those)."""
+
+    vcpus: int
+    """Logical CPUs of the host."""
+    ram_mb: int
+    """Physical memory in MiB."""
+    disk_gb: int
+    """Size in GiB of the filesystem holding local instance files (logs, kernels)."""
+
+
+@dataclass(frozen=True, slots=True)
+class UsageSample:
+    """Cumulative counters of one running instance since it last started; billing diffs them."""
+
+    instance_id: str
+    """Virga's instance id."""
+    cpu_time_ns: int
+    """CPU time consumed by all vcpus, in nanoseconds."""
+    memory_kb: int
+    """Memory currently assigned to the guest, in KiB."""
+    disk_read_bytes: int
+    """Bytes read from all disks."""
+    disk_write_bytes: int
+    """Bytes written to all disks."""
+    net_rx_bytes: int
+    """Bytes received by the guest on all interfaces."""
+    net_tx_bytes: int
+    """Bytes sent by the guest on all interfaces."""
+
+
+@dataclass(frozen=True, slots=True)
+class DriverCapabilities:
+    """What the hypervisor behind a driver can do, declared as data so the agent can plan."""
+
+    live_disk_attach: bool
+    """Disks can be attached to and detached from a running instance."""
+
+
+class ComputeDriver(Protocol):
+    """How the compute agent drives a hypervisor.
+
+    Every method is safe to repeat: the agent replays its decisions after a crash, so a
+    second call with the same arguments finds the work done and succeeds. Only domains the
+    driver itself created (Virga-managed) are ever listed or touched. Any method may raise
+    `HypervisorUnavailable`; the call then had no effect or an effect a retry completes.
+    """
+
+    async def connect(self) -> None:
+        """Open the hypervisor connection; raise `HypervisorUnavailable` if it is down."""
+        ...
+
+    async def close(self) -> None:
+        """Release the connection. Instances keep running."""
+        ...
+
+    async def capabilities(self) -> DriverCapabilities:
+        """Declare what this hypervisor supports."""
+        ...
+
+    async def capacity(self) -> HostCapacity:
+        """Total host resources."""
+        ...
+
+    async def list_instances(self) -> list[DomainInfo]:
+        """All Virga-managed instances on this host, in any state; other domains are hidden."""
+        ...
+
+    async def get_info(self, instance_id: str) -> DomainInfo:
+        """State of one instance; `DomainState.MISSING` (not an error) when it does not exist."""
+        ...
+
+    async def spawn(self, spec: InstanceSpec) -> None:
+        """Define the instance and start it.
+
+        Idempotent: if the instance is already defined it is started as it is (never
+        redefined); if it is already running nothing happens. If this fails, a domain
+        defined by this call is undefined again, so nothing half-made stays behind.
+        Raises `DriverError` if a domain that Virga does not manage holds the name.
+        """
+        ...
+
+    async def start(self, instance_id: str) -> None:
+        """Power on a defined instance; a paused one is resumed.
+
+        Idempotent: already running is no error. Raises `InstanceNotFound`.
+        """
+        ...
+
+    async def stop(self, instance_id: str, *, grace_period: float | None = None) -> None:
+        """Shut the instance down: ask the guest (ACPI), then force it off after
+        `grace_period` seconds (the driver's default when None; 0 forces at once).
+        Idempotent: already off is no error. Raises `InstanceNotFound`.
+        """
+        ...
+
+    async def reboot(self, instance_id: str, *, hard: bool = False) -> None:
+        """Restart the guest; soft asks the guest, hard powers it off and on.
+
+        A stopped instance is started, so the postcondition is always "running".
+        Raises `InstanceNotFound`.
+        """
+        ...
+
+    async def destroy(self, instance_id: str) -> None:
+        """Power off (forced: the instance is being deleted) and undefine.
+
+        Idempotent: a missing instance is no error. Disks and taps are left alone; they
+        belong to the storage and network services.
+        """
+        ...
+
+    async def attach_disk(self, instance_id: str, disk: DiskSpec) -> None:
+        """Add a disk to the instance's definition and, if it runs, hot-plug it.
+
+        Idempotent: the same disk already at that target is no error; a different one raises
+        `DiskConflict`. On a running instance raises `OperationNotSupported` unless
+        `capabilities().live_disk_attach`; then nothing changed. Raises `InstanceNotFound`.
+        """
+        ...
+
+    async def detach_disk(self, instance_id: str, target_dev: str) -> None:
+        """Remove the disk at `target_dev` from the definition and, if running, unplug it.
+
+        Idempotent: no disk at that target is no error. The same capability rule as
+        `attach_disk` applies. Raises `InstanceNotFound`.
+        """
+        ...
+
+    async def attached_disks(self, instance_id: str) -> list[str]:
+        """Target devices of the instance's disks, sorted: as the guest sees them if running,
+        else as defined. Raises `InstanceNotFound`."""
+        ...
+
+    async def usage(self) -> list[UsageSample]:
+        """One sample per active Virga-managed instance: running, paused or shutting down,
+        as each still holds its memory.
+
+        An instance that stops or disappears while being sampled is left out. Counters the
+        hypervisor cannot report read as zero; any other failure raises.
+        """
+        ...

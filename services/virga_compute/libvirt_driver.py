@@ -1,0 +1,460 @@
+"""`ComputeDriver` on libvirt-python, for QEMU/KVM hosts and libvirt's test hypervisor.
+
+Threading: every libvirt call runs on one thread owned by the driver (a single-worker
+executor), not on `asyncio.to_thread`'s shared pool. libvirt's API is thread-safe, but one
+thread gives each host's operations a strict order (a stop issued before a destroy reaches
+libvirt first), keeps libvirt's thread-local "last error" next to the call that set it, and
+means a hung libvirtd blocks only this driver, never the loop's default executor that other
+code needs. Waiting (for a graceful shutdown) happens on the event loop, not in that thread.
+
+Connection: the driver holds one connection for its whole life. With `test:///default` this
+is required, not just cheaper: every connection in a process shares one test hypervisor,
+which libvirt resets to its initial state when the last connection closes. A connection that
+breaks (libvirtd restarted) is dropped and reopened on the next call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import Any, TypeVar
+
+import libvirt
+import structlog
+
+from virga_compute import domain_xml
+from virga_compute.domain_xml import DomainSettings
+from virga_compute.driver import (
+    DiskConflict,
+    DiskSpec,
+    DomainInfo,
+    DomainState,
+    DriverCapabilities,
+    DriverError,
+    HostCapacity,
+    HypervisorUnavailable,
+    InstanceNotFound,
+    InstanceSpec,
+    OperationNotSupported,
+    UsageSample,
+)
+
+T = TypeVar("T")
+_log = structlog.get_logger(__name__)
+
+# Errors that say the connection itself is gone, whatever the operation was.
+_CONNECTION_CODES = frozenset(
+    {libvirt.VIR_ERR_NO_CONNECT, libvirt.VIR_ERR_INVALID_CONN, libvirt.VIR_ERR_RPC}
+)
+_TRANSPORT_DOMAINS = frozenset({libvirt.VIR_FROM_RPC, libvirt.VIR_FROM_REMOTE})
+_LIVE_AND_CONFIG = libvirt.VIR_DOMAIN_AFFECT_LIVE | libvirt.VIR_DOMAIN_AFFECT_CONFIG
+# Not VIR_DOMAIN_UNDEFINE_NVRAM: Virga guests boot without UEFI, and the test driver
+# rejects the flag.
+_UNDEFINE_FLAGS = (
+    libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
+)
+_STATES = {
+    libvirt.VIR_DOMAIN_NOSTATE: DomainState.UNKNOWN,
+    libvirt.VIR_DOMAIN_RUNNING: DomainState.RUNNING,
+    libvirt.VIR_DOMAIN_BLOCKED: DomainState.RUNNING,
+    libvirt.VIR_DOMAIN_PAUSED: DomainState.PAUSED,
+    libvirt.VIR_DOMAIN_PMSUSPENDED: DomainState.PAUSED,
+    libvirt.VIR_DOMAIN_SHUTDOWN: DomainState.SHUTTING_DOWN,
+    libvirt.VIR_DOMAIN_SHUTOFF: DomainState.SHUTOFF,
+    libvirt.VIR_DOMAIN_CRASHED: DomainState.CRASHED,
+}
+
+
+def _ignore_error(_context: object, _error: object) -> None:
+    """Replaces libvirt's process-wide default handler, which prints every error to stderr,
+    even the expected 'domain not found' of an idempotent destroy; each error still reaches
+    us as an exception."""
+
+
+def _code(exc: libvirt.libvirtError) -> int:
+    code = exc.get_error_code()  # None for an error raised without a libvirt error behind it
+    return -1 if code is None else int(code)
+
+
+def _state(dom: Any) -> DomainState:
+    state, reason = dom.state(0)
+    if state == libvirt.VIR_DOMAIN_SHUTOFF and reason == libvirt.VIR_DOMAIN_SHUTOFF_CRASHED:
+        return DomainState.CRASHED
+    return _STATES.get(state, DomainState.UNKNOWN)
+
+
+def _managed_id(dom: Any) -> str | None:
+    """The instance id of a Virga-managed domain; None for any other domain.
+
+    A domain counts as Virga's only if its name *and* its metadata say so, so a hand-made
+    domain that happens to be called virga-something is never touched.
+    """
+    claimed = domain_xml.instance_id_from_name(str(dom.name()))
+    if claimed is None:
+        return None
+    try:
+        metadata = dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, domain_xml.METADATA_NS, 0)
+    except libvirt.libvirtError as exc:
+        if _code(exc) in (libvirt.VIR_ERR_NO_DOMAIN_METADATA, libvirt.VIR_ERR_NO_DOMAIN):
+            return None
+        raise
+    return claimed if domain_xml.instance_id_from_metadata(str(metadata)) == claimed else None
+
+
+def _find(conn: Any, name: str) -> Any | None:
+    """The domain called `name`, whoever manages it, or None."""
+    try:
+        return conn.lookupByName(name)
+    except libvirt.libvirtError as exc:
+        if _code(exc) == libvirt.VIR_ERR_NO_DOMAIN:
+            return None
+        raise
+
+
+def _lookup(conn: Any, instance_id: str) -> Any | None:
+    """The Virga-managed domain of an instance, or None."""
+    dom = _find(conn, domain_xml.domain_name(instance_id))
+    return dom if dom is not None and _managed_id(dom) == instance_id else None
+
+
+def _require(conn: Any, instance_id: str) -> Any:
+    dom = _lookup(conn, instance_id)
+    if dom is None:
+        raise InstanceNotFound(instance_id)
+    return dom
+
+
+def _current_xml(dom: Any) -> str:
+    """What the guest sees if it runs, else what it is defined as."""
+    flags = 0 if dom.isActive() else libvirt.VIR_DOMAIN_XML_INACTIVE
+    return str(dom.XMLDesc(flags))
+
+
+def _power_on(dom: Any) -> None:
+    if dom.state(0)[0] == libvirt.VIR_DOMAIN_PAUSED:
+        dom.resume()
+        return
+    if dom.isActive():
+        return
+    try:
+        dom.create()
+    except libvirt.libvirtError:
+        if not dom.isActive():  # lost a race with another start: that is success
+            raise
+
+
+def _power_off(dom: Any) -> None:
+    try:
+        dom.destroy()
+    except libvirt.libvirtError:
+        if dom.isActive():  # "not running" means it got there on its own
+            raise
+
+
+def _unless_unsupported(call: Callable[[], T], default: T) -> T:
+    """`call()`, or `default` where this hypervisor does not implement the call."""
+    try:
+        return call()
+    except libvirt.libvirtError as exc:
+        if _code(exc) == libvirt.VIR_ERR_NO_SUPPORT:
+            return default
+        raise
+
+
+def _sample(instance_id: str, dom: Any) -> UsageSample:
+    info = dom.info()  # [state, max KiB, current KiB, vcpus, cpu time ns]
+    # getCPUStats is the precise counter; info()'s cpu time is the same figure where
+    # a hypervisor lacks it.
+    cpu_time = _unless_unsupported(lambda: int(dom.getCPUStats(True)[0]["cpu_time"]), None)
+    live = str(dom.XMLDesc(0))
+    read = written = received = sent = 0
+    for target in domain_xml.parse_disks(live):
+        block = _unless_unsupported(partial(dom.blockStats, target), (0, 0, 0, 0, 0))
+        read, written = read + int(block[1]), written + int(block[3])
+    for tap in domain_xml.interface_targets(live):
+        # libvirt already swaps the tap's counters into the guest's point of view.
+        net = _unless_unsupported(partial(dom.interfaceStats, tap), (0,) * 8)
+        received, sent = received + int(net[0]), sent + int(net[4])
+    return UsageSample(
+        instance_id=instance_id,
+        cpu_time_ns=cpu_time if cpu_time is not None else int(info[4]),
+        memory_kb=int(info[2]),
+        disk_read_bytes=read,
+        disk_write_bytes=written,
+        net_rx_bytes=received,
+        net_tx_bytes=sent,
+    )
+
+
+class LibvirtDriver:
+    """`ComputeDriver` over one libvirt connection (see the module docstring)."""
+
+    def __init__(
+        self,
+        uri: str,
+        *,
+        instances_path: str,
+        settings: DomainSettings | None = None,
+        grace_period: float = 60.0,
+        poll_interval: float = 0.5,
+    ) -> None:
+        self._uri = uri
+        self._instances_path = instances_path
+        self._settings = settings if settings is not None else DomainSettings()
+        self._grace_period = grace_period
+        self._poll_interval = poll_interval
+        self._conn: Any | None = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="libvirt")
+
+    async def __aenter__(self) -> LibvirtDriver:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.close()
+
+    # -- plumbing: everything below `_call` runs on the libvirt thread --------------------
+
+    async def _call(self, operation: Callable[[Any], T], instance_id: str | None = None) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._invoke, operation, instance_id)
+
+    def _invoke(self, operation: Callable[[Any], T], instance_id: str | None) -> T:
+        if self._conn is None:
+            libvirt.registerErrorHandler(_ignore_error, None)
+            try:
+                self._conn = libvirt.open(self._uri)
+            except libvirt.libvirtError as exc:
+                raise HypervisorUnavailable(f"cannot connect to {self._uri}: {exc}") from exc
+        try:
+            return operation(self._conn)
+        except libvirt.libvirtError as exc:
+            raise self._translate(exc, instance_id) from exc
+
+    def _translate(self, exc: libvirt.libvirtError, instance_id: str | None) -> DriverError:
+        code = _code(exc)
+        if code == libvirt.VIR_ERR_NO_DOMAIN and instance_id is not None:
+            return InstanceNotFound(instance_id)
+        if code == libvirt.VIR_ERR_NO_SUPPORT:
+            return OperationNotSupported(f"{self._uri}: {exc}")
+        alive = self._conn is not None and self._alive()
+        if code in _CONNECTION_CODES or exc.get_error_domain() in _TRANSPORT_DOMAINS or not alive:
+            self._drop_connection()
+            return HypervisorUnavailable(f"{self._uri}: {exc}")
+        return DriverError(f"libvirt error {code} on {self._uri}: {exc}")
+
+    def _alive(self) -> bool:
+        try:
+            return bool(self._conn.isAlive())  # type: ignore[union-attr]
+        except libvirt.libvirtError:
+            return False
+
+    def _drop_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except libvirt.libvirtError as exc:  # already broken: closing is best effort
+                _log.warning("libvirt_close_failed", uri=self._uri, error=str(exc))
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        await self._call(lambda _conn: None)
+
+    async def close(self) -> None:
+        """Close the connection and stop the libvirt thread; the driver cannot be reused."""
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self._drop_connection)
+        self._executor.shutdown(wait=False)
+
+    # -- queries --------------------------------------------------------------------------
+
+    async def capabilities(self) -> DriverCapabilities:
+        # QEMU hot-plugs virtio disks; the test driver has no device (de)attach at all.
+        hypervisor = await self._call(lambda conn: str(conn.getType()))
+        return DriverCapabilities(live_disk_attach=hypervisor.upper() == "QEMU")
+
+    async def capacity(self) -> HostCapacity:
+        def query(conn: Any) -> HostCapacity:
+            info = conn.getInfo()  # [model, memory MiB, cpus, MHz, nodes, sockets, cores, threads]
+            try:
+                fs = os.statvfs(self._instances_path)
+            except OSError as exc:
+                raise DriverError(f"cannot stat {self._instances_path}: {exc}") from exc
+            disk_gb = fs.f_blocks * fs.f_frsize // 2**30
+            return HostCapacity(vcpus=int(info[2]), ram_mb=int(info[1]), disk_gb=disk_gb)
+
+        return await self._call(query)
+
+    async def list_instances(self) -> list[DomainInfo]:
+        def query(conn: Any) -> list[DomainInfo]:
+            found = []
+            for dom in conn.listAllDomains(0):
+                try:
+                    instance_id = _managed_id(dom)
+                    if instance_id is not None:
+                        found.append(DomainInfo(instance_id, _state(dom)))
+                except libvirt.libvirtError as exc:
+                    if _code(exc) != libvirt.VIR_ERR_NO_DOMAIN:  # undefined while listing
+                        raise
+            return sorted(found, key=lambda info: info.instance_id)
+
+        return await self._call(query)
+
+    async def get_info(self, instance_id: str) -> DomainInfo:
+        def query(conn: Any) -> DomainInfo:
+            dom = _lookup(conn, instance_id)
+            state = DomainState.MISSING if dom is None else _state(dom)
+            return DomainInfo(instance_id, state)
+
+        return await self._call(query, instance_id)
+
+    async def attached_disks(self, instance_id: str) -> list[str]:
+        def query(conn: Any) -> list[str]:
+            return sorted(domain_xml.parse_disks(_current_xml(_require(conn, instance_id))))
+
+        return await self._call(query, instance_id)
+
+    async def usage(self) -> list[UsageSample]:
+        def query(conn: Any) -> list[UsageSample]:
+            samples = []
+            for dom in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE):
+                try:
+                    instance_id = _managed_id(dom)
+                    if instance_id is not None:
+                        samples.append(_sample(instance_id, dom))
+                except libvirt.libvirtError as exc:
+                    # It stopped or vanished between listing and sampling: no sample is due.
+                    gone = (libvirt.VIR_ERR_NO_DOMAIN, libvirt.VIR_ERR_OPERATION_INVALID)
+                    if _code(exc) not in gone:
+                        raise
+            return sorted(samples, key=lambda sample: sample.instance_id)
+
+        return await self._call(query)
+
+    # -- power ----------------------------------------------------------------------------
+
+    async def spawn(self, spec: InstanceSpec) -> None:
+        definition = domain_xml.build_domain_xml(spec, self._settings)
+
+        def operation(conn: Any) -> None:
+            name = domain_xml.domain_name(spec.instance_id)
+            existing = _find(conn, name)
+            if existing is not None:
+                if _managed_id(existing) != spec.instance_id:
+                    raise DriverError(f"domain {name!r} exists but is not managed by Virga")
+                _power_on(existing)  # defined by an earlier attempt: start it as it is
+                return
+            dom = conn.defineXML(definition)
+            try:
+                dom.create()
+            except BaseException as exc:
+                try:
+                    _power_off(dom)
+                    dom.undefineFlags(_UNDEFINE_FLAGS)
+                except libvirt.libvirtError as cleanup:
+                    exc.add_note(f"cleanup of the partial domain {name!r} failed: {cleanup}")
+                raise
+
+        await self._call(operation, spec.instance_id)
+
+    async def start(self, instance_id: str) -> None:
+        await self._call(lambda conn: _power_on(_require(conn, instance_id)), instance_id)
+
+    async def stop(self, instance_id: str, *, grace_period: float | None = None) -> None:
+        grace = self._grace_period if grace_period is None else grace_period
+
+        def request_shutdown(conn: Any) -> bool:
+            """Ask the guest to power off; False if there is nothing to wait for."""
+            dom = _require(conn, instance_id)
+            # A paused guest cannot answer ACPI, and no grace means no asking.
+            if _state(dom) is DomainState.PAUSED or grace <= 0:
+                _power_off(dom)
+                return False
+            if not dom.isActive():
+                return False
+            try:
+                dom.shutdown()
+            except libvirt.libvirtError:
+                if dom.isActive():
+                    raise
+                return False
+            return True
+
+        if not await self._call(request_shutdown, instance_id):
+            return
+        deadline = asyncio.get_running_loop().time() + grace
+        while asyncio.get_running_loop().time() < deadline:
+            info = await self.get_info(instance_id)
+            if info.state in (DomainState.SHUTOFF, DomainState.CRASHED, DomainState.MISSING):
+                return
+            await asyncio.sleep(self._poll_interval)
+        _log.warning("graceful_shutdown_timed_out", instance_id=instance_id, timeout=grace)
+        await self._call(lambda conn: _power_off(_require(conn, instance_id)), instance_id)
+
+    async def reboot(self, instance_id: str, *, hard: bool = False) -> None:
+        def operation(conn: Any) -> None:
+            dom = _require(conn, instance_id)
+            if not dom.isActive():
+                _power_on(dom)
+            elif hard:
+                # Off and on again (not virDomainReset): QEMU restarts from the definition.
+                _power_off(dom)
+                dom.create()
+            else:
+                dom.reboot(0)
+
+        await self._call(operation, instance_id)
+
+    async def destroy(self, instance_id: str) -> None:
+        def operation(conn: Any) -> None:
+            dom = _lookup(conn, instance_id)
+            if dom is None:
+                return
+            _power_off(dom)
+            try:
+                dom.undefineFlags(_UNDEFINE_FLAGS)
+            except libvirt.libvirtError as exc:
+                if _code(exc) != libvirt.VIR_ERR_NO_DOMAIN:  # transient: gone with power-off
+                    raise
+
+        await self._call(operation, instance_id)
+
+    # -- disks ----------------------------------------------------------------------------
+
+    async def attach_disk(self, instance_id: str, disk: DiskSpec) -> None:
+        def operation(conn: Any) -> None:
+            dom = _require(conn, instance_id)
+            current = _current_xml(dom)
+            present = domain_xml.parse_disks(current).get(disk.target_dev)
+            if present == domain_xml.source_key(disk.source):
+                return
+            if present is not None:
+                raise DiskConflict(f"{instance_id}: {disk.target_dev} already holds {present}")
+            if dom.isActive():
+                dom.attachDeviceFlags(domain_xml.disk_xml(disk), _LIVE_AND_CONFIG)
+            else:
+                # Redefining works on every hypervisor, the test driver included, and is
+                # what virDomainAttachDeviceFlags(CONFIG) does for an inactive domain.
+                conn.defineXML(domain_xml.with_disk(current, disk))
+
+        await self._call(operation, instance_id)
+
+    async def detach_disk(self, instance_id: str, target_dev: str) -> None:
+        def operation(conn: Any) -> None:
+            dom = _require(conn, instance_id)
+            current = _current_xml(dom)
+            element = domain_xml.find_disk_xml(current, target_dev)
+            if element is None:
+                return
+            if dom.isActive():
+                # QEMU completes a live detach only once the guest lets go of the device.
+                dom.detachDeviceFlags(element, _LIVE_AND_CONFIG)
+            else:
+                conn.defineXML(domain_xml.without_disk(current, target_dev))
+
+        await self._call(operation, instance_id)

@@ -1,0 +1,222 @@
+"""An in-process `ComputeDriver` with libvirt's semantics, for fast tests of the compute agent.
+
+It passes the same contract suite as `LibvirtDriver`, and adds hooks a real hypervisor
+cannot offer on demand: foreign domains, guest crashes, failures and an outage.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from virga_compute.domain_xml import domain_name, source_key
+from virga_compute.driver import (
+    DiskConflict,
+    DiskSpec,
+    DomainInfo,
+    DomainState,
+    DriverCapabilities,
+    DriverError,
+    HostCapacity,
+    HypervisorUnavailable,
+    InstanceNotFound,
+    InstanceSpec,
+    OperationNotSupported,
+    UsageSample,
+)
+
+_ZERO_USAGE = UsageSample("", 0, 0, 0, 0, 0, 0)
+# States with a guest process behind them, where a disk change would have to be hot-plugged.
+_ACTIVE = frozenset({DomainState.RUNNING, DomainState.PAUSED, DomainState.SHUTTING_DOWN})
+
+
+@dataclass
+class _Domain:
+    instance_id: str | None
+    """None for a domain Virga does not manage."""
+    state: DomainState
+    ram_mb: int = 0
+    disks: dict[str, DiskSpec] = field(default_factory=dict)
+    usage: UsageSample = _ZERO_USAGE
+
+
+class MemoryDriver:
+    """`ComputeDriver` over a dict of domains keyed by domain name, as libvirt keys them."""
+
+    def __init__(
+        self,
+        capacity: HostCapacity | None = None,
+        *,
+        live_disk_attach: bool = True,
+    ) -> None:
+        self._capacity = capacity if capacity is not None else HostCapacity(8, 16384, 100)
+        self._capabilities = DriverCapabilities(live_disk_attach=live_disk_attach)
+        self._domains: dict[str, _Domain] = {}
+        self._failures: dict[str, DriverError] = {}
+        self._available = True
+
+    # -- test hooks -----------------------------------------------------------------------
+
+    def add_foreign_domain(self, name: str, *, running: bool = True) -> None:
+        """A domain someone else defined on the host; Virga must neither list nor touch it."""
+        state = DomainState.RUNNING if running else DomainState.SHUTOFF
+        self._domains[name] = _Domain(instance_id=None, state=state)
+
+    def has_domain(self, name: str) -> bool:
+        """Whether any domain (managed or not) has this name."""
+        return name in self._domains
+
+    def crash(self, instance_id: str) -> None:
+        """The guest crashes (the definition's on_crash is 'destroy')."""
+        self._require(instance_id).state = DomainState.CRASHED
+
+    def fail_next(self, operation: str, error: DriverError) -> None:
+        """The next call of `operation` (a method name) raises `error` and changes nothing."""
+        self._failures[operation] = error
+
+    def set_available(self, available: bool) -> None:
+        """Simulate the hypervisor going away (every call raises) and coming back."""
+        self._available = available
+
+    def add_usage(self, instance_id: str, **counters: int) -> None:
+        """Advance a running instance's counters, e.g. `add_usage(id, cpu_time_ns=10)`."""
+        domain = self._require(instance_id)
+        current = dataclasses.asdict(domain.usage)
+        domain.usage = dataclasses.replace(
+            domain.usage, **{name: current[name] + value for name, value in counters.items()}
+        )
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _enter(self, operation: str) -> None:
+        if not self._available:
+            raise HypervisorUnavailable("memory hypervisor is marked unavailable")
+        failure = self._failures.pop(operation, None)
+        if failure is not None:
+            raise failure
+
+    def _lookup(self, instance_id: str) -> _Domain | None:
+        domain = self._domains.get(domain_name(instance_id))
+        return domain if domain is not None and domain.instance_id == instance_id else None
+
+    def _require(self, instance_id: str) -> _Domain:
+        domain = self._lookup(instance_id)
+        if domain is None:
+            raise InstanceNotFound(instance_id)
+        return domain
+
+    @staticmethod
+    def _power_on(domain: _Domain) -> None:
+        if domain.state in (DomainState.RUNNING, DomainState.PAUSED):
+            domain.state = DomainState.RUNNING  # a paused guest is resumed
+            return
+        # A fresh QEMU process: its counters start from zero, as libvirt's do.
+        domain.usage = _ZERO_USAGE
+        domain.state = DomainState.RUNNING
+
+    def _check_live_change(self, domain: _Domain) -> None:
+        if domain.state in _ACTIVE and not self._capabilities.live_disk_attach:
+            raise OperationNotSupported("memory hypervisor has no live disk hot-plug")
+
+    # -- ComputeDriver --------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        self._enter("connect")
+
+    async def close(self) -> None:
+        """Nothing to release; instances keep running, as with libvirt."""
+
+    async def capabilities(self) -> DriverCapabilities:
+        self._enter("capabilities")
+        return self._capabilities
+
+    async def capacity(self) -> HostCapacity:
+        self._enter("capacity")
+        return self._capacity
+
+    async def list_instances(self) -> list[DomainInfo]:
+        self._enter("list_instances")
+        return sorted(
+            (DomainInfo(d.instance_id, d.state) for d in self._domains.values() if d.instance_id),
+            key=lambda info: info.instance_id,
+        )
+
+    async def get_info(self, instance_id: str) -> DomainInfo:
+        self._enter("get_info")
+        domain = self._lookup(instance_id)
+        return DomainInfo(instance_id, DomainState.MISSING if domain is None else domain.state)
+
+    async def attached_disks(self, instance_id: str) -> list[str]:
+        self._enter("attached_disks")
+        return sorted(self._require(instance_id).disks)
+
+    async def usage(self) -> list[UsageSample]:
+        self._enter("usage")
+        samples = []
+        for domain in self._domains.values():
+            if domain.instance_id is not None and domain.state in _ACTIVE:
+                samples.append(
+                    dataclasses.replace(
+                        domain.usage, instance_id=domain.instance_id, memory_kb=domain.ram_mb * 1024
+                    )
+                )
+        return sorted(samples, key=lambda sample: sample.instance_id)
+
+    async def spawn(self, spec: InstanceSpec) -> None:
+        self._enter("spawn")
+        name = domain_name(spec.instance_id)
+        existing = self._domains.get(name)
+        if existing is not None:
+            if existing.instance_id != spec.instance_id:
+                raise DriverError(f"domain {name!r} exists but is not managed by Virga")
+            self._power_on(existing)
+            return
+        domain = _Domain(
+            instance_id=spec.instance_id,
+            state=DomainState.SHUTOFF,
+            ram_mb=spec.ram_mb,
+            disks={disk.target_dev: disk for disk in spec.disks},
+        )
+        self._power_on(domain)
+        self._domains[name] = domain
+
+    async def start(self, instance_id: str) -> None:
+        self._enter("start")
+        self._power_on(self._require(instance_id))
+
+    async def stop(self, instance_id: str, *, grace_period: float | None = None) -> None:
+        self._enter("stop")
+        domain = self._require(instance_id)
+        if domain.state is not DomainState.CRASHED:
+            domain.state = DomainState.SHUTOFF
+
+    async def reboot(self, instance_id: str, *, hard: bool = False) -> None:
+        self._enter("reboot")
+        domain = self._require(instance_id)
+        if hard:
+            domain.state = DomainState.SHUTOFF
+        self._power_on(domain)
+
+    async def destroy(self, instance_id: str) -> None:
+        self._enter("destroy")
+        if self._lookup(instance_id) is not None:
+            del self._domains[domain_name(instance_id)]
+
+    async def attach_disk(self, instance_id: str, disk: DiskSpec) -> None:
+        self._enter("attach_disk")
+        domain = self._require(instance_id)
+        present = domain.disks.get(disk.target_dev)
+        if present is not None:
+            if source_key(present.source) == source_key(disk.source):
+                return
+            raise DiskConflict(f"{instance_id}: {disk.target_dev} already holds another disk")
+        self._check_live_change(domain)
+        domain.disks[disk.target_dev] = disk
+
+    async def detach_disk(self, instance_id: str, target_dev: str) -> None:
+        self._enter("detach_disk")
+        domain = self._require(instance_id)
+        if target_dev not in domain.disks:
+            return
+        self._check_live_change(domain)
+        del domain.disks[target_dev]

@@ -1,0 +1,281 @@
+"""One contract for every ComputeDriver: each backend subclasses `DriverContract` once."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import libvirt
+import pytest
+
+from virga_compute.driver import (
+    ComputeDriver,
+    DiskConflict,
+    DiskSpec,
+    DomainInfo,
+    DomainState,
+    DriverError,
+    FileSource,
+    InstanceNotFound,
+    InstanceSpec,
+    NicSpec,
+    OperationNotSupported,
+)
+from virga_compute.libvirt_driver import LibvirtDriver
+from virga_compute.memory_driver import MemoryDriver
+
+TEST_URI = "test:///default"
+
+
+def spec(instance_id: str = "i-1", *, ram_mb: int = 256) -> InstanceSpec:
+    return InstanceSpec(
+        instance_id=instance_id,
+        name=f"name of {instance_id}",
+        vcpus=1,
+        ram_mb=ram_mb,
+        disks=(DiskSpec("vda", FileSource(f"/images/{instance_id}.img")),),
+        nics=(NicSpec("52:54:00:00:00:01", f"tap-{instance_id}"),),
+    )
+
+
+EXTRA_DISK = DiskSpec("vdb", FileSource("/images/extra.img"), serial="vol-2")
+
+
+class DriverContract(abc.ABC):
+    """Behaviour every driver must show; subclasses provide `driver` and foreign domains."""
+
+    @pytest.fixture
+    @abc.abstractmethod
+    async def driver(self, tmp_path: Path) -> AsyncIterator[ComputeDriver]:
+        yield MemoryDriver()  # pragma: no cover - overridden
+
+    @abc.abstractmethod
+    def add_foreign_domain(self, driver: ComputeDriver, name: str) -> None:
+        """Make a running domain on the hypervisor that Virga did not create."""
+
+    @abc.abstractmethod
+    def foreign_domain_exists(self, driver: ComputeDriver, name: str) -> bool:
+        """Whether that domain is still defined."""
+
+    async def state(self, driver: ComputeDriver, instance_id: str = "i-1") -> DomainState:
+        return (await driver.get_info(instance_id)).state
+
+    async def test_spawn_runs_and_lists_the_instance(self, driver: ComputeDriver) -> None:
+        await driver.spawn(spec())
+        assert await driver.list_instances() == [DomainInfo("i-1", DomainState.RUNNING)]
+
+    async def test_spawn_twice_leaves_one_running_domain(self, driver: ComputeDriver) -> None:
+        await driver.spawn(spec())
+        await driver.spawn(spec())
+        assert await driver.list_instances() == [DomainInfo("i-1", DomainState.RUNNING)]
+
+    async def test_spawn_of_a_defined_instance_starts_it_unchanged(
+        self, driver: ComputeDriver
+    ) -> None:
+        await driver.spawn(spec())
+        await driver.stop("i-1")
+        await driver.attach_disk("i-1", EXTRA_DISK)
+        await driver.spawn(spec())  # a replayed spawn must not redefine from the old spec
+        assert await self.state(driver) is DomainState.RUNNING
+        assert await driver.attached_disks("i-1") == ["vda", "vdb"]
+
+    async def test_stop_shuts_off_and_is_idempotent(self, driver: ComputeDriver) -> None:
+        await driver.spawn(spec())
+        await driver.stop("i-1")
+        assert await self.state(driver) is DomainState.SHUTOFF
+        await driver.stop("i-1", grace_period=0)
+        assert await driver.list_instances() == [DomainInfo("i-1", DomainState.SHUTOFF)]
+
+    async def test_start_after_stop_and_when_running(self, driver: ComputeDriver) -> None:
+        await driver.spawn(spec())
+        await driver.stop("i-1", grace_period=0)
+        await driver.start("i-1")
+        assert await self.state(driver) is DomainState.RUNNING
+        await driver.start("i-1")
+        assert await self.state(driver) is DomainState.RUNNING
+
+    @pytest.mark.parametrize("hard", [False, True])
+    async def test_reboot_keeps_it_running(self, driver: ComputeDriver, hard: bool) -> None:
+        await driver.spawn(spec())
+        await driver.reboot("i-1", hard=hard)
+        assert await self.state(driver) is DomainState.RUNNING
+
+    async def test_reboot_of_a_stopped_instance_starts_it(self, driver: ComputeDriver) -> None:
+        await driver.spawn(spec())
+        await driver.stop("i-1")
+        await driver.reboot("i-1")
+        assert await self.state(driver) is DomainState.RUNNING
+
+    async def test_destroy_removes_and_is_idempotent(self, driver: ComputeDriver) -> None:
+        await driver.spawn(spec())
+        await driver.spawn(spec("i-2"))
+        await driver.destroy("i-1")
+        assert await self.state(driver) is DomainState.MISSING
+        assert await driver.list_instances() == [DomainInfo("i-2", DomainState.RUNNING)]
+        await driver.destroy("i-1")
+        await driver.destroy("never-existed")
+
+    async def test_destroy_of_a_stopped_instance(self, driver: ComputeDriver) -> None:
+        await driver.spawn(spec())
+        await driver.stop("i-1")
+        await driver.destroy("i-1")
+        assert await driver.list_instances() == []
+
+    async def test_unknown_instance_raises_instance_not_found(self, driver: ComputeDriver) -> None:
+        await driver.spawn(spec())
+        operations: list[Callable[[], Awaitable[object]]] = [
+            lambda: driver.start("nope"),
+            lambda: driver.stop("nope"),
+            lambda: driver.reboot("nope"),
+            lambda: driver.attach_disk("nope", EXTRA_DISK),
+            lambda: driver.detach_disk("nope", "vda"),
+            lambda: driver.attached_disks("nope"),
+        ]
+        for operation in operations:
+            with pytest.raises(InstanceNotFound) as raised:
+                await operation()
+            assert raised.value.instance_id == "nope"
+        assert await self.state(driver, "nope") is DomainState.MISSING
+
+    async def test_foreign_domains_are_never_listed_nor_touched(
+        self, driver: ComputeDriver
+    ) -> None:
+        # The second name claims to be Virga's, but Virga never defined it.
+        for name in ("someone-elses", "virga-impostor"):
+            self.add_foreign_domain(driver, name)
+        await driver.spawn(spec())
+        assert await driver.list_instances() == [DomainInfo("i-1", DomainState.RUNNING)]
+        assert await self.state(driver, "impostor") is DomainState.MISSING
+        with pytest.raises(InstanceNotFound):
+            await driver.stop("impostor")
+        await driver.destroy("impostor")
+        with pytest.raises(DriverError, match="not managed by Virga"):
+            await driver.spawn(spec("impostor"))
+        assert self.foreign_domain_exists(driver, "virga-impostor")
+        assert self.foreign_domain_exists(driver, "someone-elses")
+        assert [u.instance_id for u in await driver.usage()] == ["i-1"]
+
+    async def test_capacity_is_positive(self, driver: ComputeDriver) -> None:
+        capacity = await driver.capacity()
+        assert capacity.vcpus > 0
+        assert capacity.ram_mb > 0
+        assert capacity.disk_gb > 0
+
+    async def test_usage_has_one_sample_per_running_instance(self, driver: ComputeDriver) -> None:
+        await driver.spawn(spec("i-1", ram_mb=256))
+        await driver.spawn(spec("i-2", ram_mb=512))
+        await driver.spawn(spec("i-3"))
+        await driver.stop("i-3")
+        samples = await driver.usage()
+        assert [(s.instance_id, s.memory_kb) for s in samples] == [
+            ("i-1", 256 * 1024),
+            ("i-2", 512 * 1024),
+        ]
+        for sample in samples:
+            counters = (sample.cpu_time_ns, sample.disk_read_bytes, sample.net_tx_bytes)
+            assert all(value >= 0 for value in counters)
+
+    async def test_no_instances_no_usage(self, driver: ComputeDriver) -> None:
+        assert await driver.usage() == []
+        assert await driver.list_instances() == []
+
+    async def test_disks_of_the_spec_are_attached(self, driver: ComputeDriver) -> None:
+        await driver.spawn(spec())
+        assert await driver.attached_disks("i-1") == ["vda"]
+
+    async def test_attach_and_detach_on_a_stopped_instance(self, driver: ComputeDriver) -> None:
+        await driver.spawn(spec())
+        await driver.stop("i-1")
+        await driver.attach_disk("i-1", EXTRA_DISK)
+        await driver.attach_disk("i-1", EXTRA_DISK)  # replay: same disk, same target
+        assert await driver.attached_disks("i-1") == ["vda", "vdb"]
+        await driver.start("i-1")
+        assert await driver.attached_disks("i-1") == ["vda", "vdb"]
+        await driver.stop("i-1")
+        await driver.detach_disk("i-1", "vdb")
+        await driver.detach_disk("i-1", "vdb")
+        assert await driver.attached_disks("i-1") == ["vda"]
+
+    async def test_attach_refuses_a_different_disk_on_a_used_target(
+        self, driver: ComputeDriver
+    ) -> None:
+        await driver.spawn(spec())
+        await driver.stop("i-1")
+        with pytest.raises(DiskConflict):
+            await driver.attach_disk("i-1", DiskSpec("vda", FileSource("/images/other.img")))
+        assert await driver.attached_disks("i-1") == ["vda"]
+
+    async def test_live_attach_follows_the_declared_capability(self, driver: ComputeDriver) -> None:
+        await driver.spawn(spec())
+        if (await driver.capabilities()).live_disk_attach:
+            await driver.attach_disk("i-1", EXTRA_DISK)
+            assert await driver.attached_disks("i-1") == ["vda", "vdb"]
+            await driver.detach_disk("i-1", "vdb")
+            assert await driver.attached_disks("i-1") == ["vda"]
+        else:
+            with pytest.raises(OperationNotSupported):
+                await driver.attach_disk("i-1", EXTRA_DISK)
+            with pytest.raises(OperationNotSupported):
+                await driver.detach_disk("i-1", "vda")
+            assert await driver.attached_disks("i-1") == ["vda"]
+        assert await self.state(driver) is DomainState.RUNNING
+
+
+class TestMemoryDriver(DriverContract):
+    @pytest.fixture
+    async def driver(self, tmp_path: Path) -> AsyncIterator[ComputeDriver]:
+        driver = MemoryDriver()
+        await driver.connect()
+        yield driver
+        await driver.close()
+
+    def add_foreign_domain(self, driver: ComputeDriver, name: str) -> None:
+        assert isinstance(driver, MemoryDriver)
+        driver.add_foreign_domain(name)
+
+    def foreign_domain_exists(self, driver: ComputeDriver, name: str) -> bool:
+        assert isinstance(driver, MemoryDriver)
+        return driver.has_domain(name)
+
+
+class TestMemoryDriverWithoutHotplug(TestMemoryDriver):
+    @pytest.fixture
+    async def driver(self, tmp_path: Path) -> AsyncIterator[ComputeDriver]:
+        driver = MemoryDriver(live_disk_attach=False)
+        await driver.connect()
+        yield driver
+        await driver.close()
+
+
+@pytest.mark.libvirt
+class TestLibvirtDriver(DriverContract):
+    """On libvirt's test hypervisor, which comes with its own running domain, 'test'."""
+
+    side: Any
+    """A plain libvirt connection to the same test hypervisor, playing 'someone else'."""
+
+    @pytest.fixture
+    async def driver(self, tmp_path: Path) -> AsyncIterator[ComputeDriver]:
+        # Every test:///default connection in the process sees one hypervisor, reset when
+        # the last one closes: this side connection and the driver's share it.
+        self.side = libvirt.open(TEST_URI)
+        try:
+            assert [d.name() for d in self.side.listAllDomains(0)] == ["test"], "not fresh"
+            async with LibvirtDriver(TEST_URI, instances_path=str(tmp_path)) as driver:
+                yield driver
+        finally:
+            self.side.close()
+
+    def add_foreign_domain(self, driver: ComputeDriver, name: str) -> None:
+        xml = f"<domain type='test'><name>{name}</name><memory>65536</memory><os><type>hvm</type></os></domain>"  # noqa: E501 - fixed test data
+        self.side.defineXML(xml).create()
+
+    def foreign_domain_exists(self, driver: ComputeDriver, name: str) -> bool:
+        return name in [dom.name() for dom in self.side.listAllDomains(0)]
+
+    async def test_the_builtin_test_domain_is_ignored(self, driver: ComputeDriver) -> None:
+        assert self.foreign_domain_exists(driver, "test")
+        assert await driver.list_instances() == []
+        assert await driver.usage() == []
