@@ -4,6 +4,8 @@ This package depends on nothing else of the project, so consumers in any service
 auditor's script) can decode the log with it alone.
 """
 
+# Last: the catalogue registers Virga's own event types in REGISTRY.
+from virga_events import catalog
 from virga_events.envelope import (
     Envelope,
     decode,
@@ -32,6 +34,7 @@ __all__ = [
     "MalformedRecord",
     "UnknownEventType",
     "UnsupportedVersion",
+    "catalog",
     "decode",
     "derived_event_id",
     "encode",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Generic
@@ -180,7 +180,7 @@ class ServiceRunner(Generic[S]):
         self._check_ready()
         await self._serve_http()
         self._tasks.append(asyncio.create_task(self._append_loop(), name="appends"))
-        if definition.tick is not None:
+        if definition.tick is not None or definition.on_ready is not None:
             self._tasks.append(asyncio.create_task(self._tick_loop(), name="ticks"))
 
     async def serve(self) -> None:
@@ -508,27 +508,36 @@ class ServiceRunner(Generic[S]):
     # -- ticks and snapshots ------------------------------------------------------------------
 
     async def _tick_loop(self) -> None:
-        tick = self.definition.tick
-        assert tick is not None
-        assert self._writer is not None
+        definition = self.definition
+        await self.ready.wait()
+        if definition.on_ready is not None:
+            on_ready = definition.on_ready
+            await self._act(lambda: on_ready(self.state), "ready")
+        if definition.tick is None:
+            return
+        tick = definition.tick
         while True:
-            await asyncio.sleep(self.definition.tick_seconds)
-            await self.ready.wait()
-            async with self._lock:
-                intents = tick(self.state, datetime.now(UTC))
-                if not intents:
-                    continue
-                correlation = f"tick-{self.producer_name}-{time.time_ns()}"
-                async with self._writer.transaction() as txn:
-                    effects: list[PlannedEffect] = []
-                    for index, intent in enumerate(intents):
-                        if isinstance(intent, Emit):
-                            await self._emit(txn, self._envelope(intent, None, correlation))
-                        else:
-                            effects.append((None, index, intent))
-                    for _, _, emit in await run_effects(self.definition.effects, effects):
-                        await self._emit(txn, self._envelope(emit, None, correlation))
-                self._after_commit(txn, {})
+            await asyncio.sleep(definition.tick_seconds)
+            await self._act(lambda: tick(self.state, datetime.now(UTC)), "tick")
+
+    async def _act(self, plan: Callable[[], Sequence[Intent]], why: str) -> None:
+        """Carry out what time or readiness alone makes happen, in its own transaction."""
+        assert self._writer is not None
+        async with self._lock:
+            intents = plan()
+            if not intents:
+                return
+            correlation = f"{why}-{self.producer_name}-{time.time_ns()}"
+            async with self._writer.transaction() as txn:
+                effects: list[PlannedEffect] = []
+                for index, intent in enumerate(intents):
+                    if isinstance(intent, Emit):
+                        await self._emit(txn, self._envelope(intent, None, correlation))
+                    else:
+                        effects.append((None, index, intent))
+                for _, _, emit in await run_effects(self.definition.effects, effects):
+                    await self._emit(txn, self._envelope(emit, None, correlation))
+            self._after_commit(txn, {})
 
     def _snapshot_due(self, idle: bool = False) -> bool:
         changed = self.events_applied - self._applied_at_snapshot

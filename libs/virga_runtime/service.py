@@ -66,5 +66,7 @@ class ServiceDefinition(Generic[S]):
     tick: Callable[[S, datetime], Sequence[Intent]] | None = None
     """Pure: what time alone makes happen (heartbeats, timeouts); called every tick_seconds."""
     tick_seconds: float = 5.0
+    on_ready: Callable[[S], Sequence[Intent]] | None = None
+    """Pure: what to do once, each time the service has caught up (register, reconcile)."""
     registry: EventRegistry = REGISTRY
     """Event types this service can decode."""

@@ -1,0 +1,9 @@
+"""Virga's event types, one module per owning topic: what each service states as fact.
+
+Importing this package registers every type in `virga_events.REGISTRY`.
+"""
+
+from virga_events.catalog import api, compute, scheduler
+from virga_events.catalog.common import Flavor
+
+__all__ = ["Flavor", "api", "compute", "scheduler"]

@@ -1,0 +1,123 @@
+"""Facts the gateway writes to `virga.api`: what users and admins asked for, once validated."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from virga_events.catalog.common import Flavor
+from virga_events.registry import Event, event
+
+
+@event("TenantCreated")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TenantCreated(Event):
+    """A tenant exists (aggregate: tenant id)."""
+
+    name: str
+
+
+@event("TokenIssued")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TokenIssued(Event):
+    """A bearer token was issued (aggregate: token id). Only its sha256 is ever stored."""
+
+    token_sha256: str
+    role: Literal["admin", "tenant"]
+    expires_at: datetime | None = None
+
+
+@event("TokenRevoked")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TokenRevoked(Event):
+    """A token no longer authenticates (aggregate: token id)."""
+
+
+@event("FlavorCreated")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FlavorCreated(Event):
+    """An admin added a flavor (aggregate: flavor name)."""
+
+    flavor: Flavor
+
+
+@event("ServerGroupCreated")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerGroupCreated(Event):
+    """A placement group (aggregate: server group id)."""
+
+    name: str
+    policy: Literal["affinity", "anti-affinity"]
+    scope: Literal["host", "rack"]
+
+
+@event("InstanceRequested")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InstanceRequested(Event):
+    """A tenant asked for an instance (aggregate: instance id)."""
+
+    name: str
+    flavor: Flavor
+    image: str | None = None
+    network: str | None = None
+    server_group: str | None = None
+    availability_zone: str | None = None
+    required_traits: tuple[str, ...] = ()
+    delete_on_termination: bool = True
+
+
+@event("InstanceActionRequested")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InstanceActionRequested(Event):
+    """A tenant asked to start, stop or reboot an instance (aggregate: instance id)."""
+
+    action: Literal["start", "stop", "reboot"]
+
+
+@event("InstanceDeletionRequested")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InstanceDeletionRequested(Event):
+    """A tenant asked to delete an instance (aggregate: instance id)."""
+
+
+@event("HostDisabled")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HostDisabled(Event):
+    """An admin took a host out of scheduling (aggregate: host name); its instances stay."""
+
+    reason: str = ""
+
+
+@event("HostEnabled")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HostEnabled(Event):
+    """An admin put a host back into scheduling (aggregate: host name)."""
+
+
+@event("AllocationRatiosSet")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AllocationRatiosSet(Event):
+    """Overcommit ratios (aggregate: host name, or ``*`` for the default of every host)."""
+
+    cpu: float
+    ram: float
+    disk: float
+
+
+@event("IdempotentRequestRecorded")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IdempotentRequestRecorded(Event):
+    """A POST with an Idempotency-Key and the response it got (aggregate: principal + key).
+
+    Written in the same transaction as the request's own events, so a retry after any crash
+    finds either both or neither.
+    """
+
+    key: str
+    principal: str
+    method_path: str
+    request_sha256: str
+    status: int
+    body: str
+    """The JSON response body, secrets removed."""

@@ -1,0 +1,118 @@
+"""Facts compute agents write to `virga.compute`: hosts, instance lifecycle, usage samples."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from virga_events.registry import Event, event
+
+Phase = Literal["spawn", "start", "stop", "reboot", "delete", "restart"]
+
+
+@event("HostRegistered")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HostRegistered(Event):
+    """A compute agent reports its host and capacity at start (aggregate: host name)."""
+
+    rack: str
+    zone: str
+    vcpus: int
+    ram_mb: int
+    disk_gb: int
+    traits: tuple[str, ...] = ()
+
+
+@event("HostHeartbeat")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HostHeartbeat(Event):
+    """The agent is alive (aggregate: host name); the scheduler marks silent hosts down."""
+
+    running: int
+    """Instances the agent runs now."""
+
+
+@event("InstanceStarted")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InstanceStarted(Event):
+    """The instance's domain runs on `host` (aggregate: instance id)."""
+
+    host: str
+
+
+@event("InstanceStopped")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InstanceStopped(Event):
+    """The instance's domain was shut off on request (aggregate: instance id)."""
+
+    host: str
+
+
+@event("InstanceRebooted")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InstanceRebooted(Event):
+    """The instance's domain was rebooted and runs (aggregate: instance id)."""
+
+    host: str
+
+
+@event("InstanceFailed")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InstanceFailed(Event):
+    """An operation on the instance failed on `host` (aggregate: instance id).
+
+    After a failed spawn the agent has removed any partial domain; the scheduler releases
+    the claim and reschedules elsewhere, within its attempt limit.
+    """
+
+    host: str
+    phase: Phase
+    reason: str
+
+
+@event("InstanceDeleted")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InstanceDeleted(Event):
+    """The instance is gone for good (aggregate: instance id).
+
+    Written by the agent that destroyed its domain, or by the scheduler (`host` None) for an
+    instance deleted before it was ever placed.
+    """
+
+    host: str | None
+
+
+@event("InstanceDomainLost")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InstanceDomainLost(Event):
+    """At start, the agent found no domain for an instance that should run (aggregate: id)."""
+
+    host: str
+
+
+@event("UnknownDomainFound")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UnknownDomainFound(Event):
+    """A Virga-named domain the log knows nothing of; reported, never destroyed (aggregate:
+    host name)."""
+
+    domain: str
+
+
+@event("UsageSampled")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UsageSampled(Event):
+    """Resource use of one instance over one sampling period (aggregate: instance id).
+
+    Counters are cumulative since the domain started, as libvirt reports them; billing takes
+    differences.
+    """
+
+    host: str
+    period_seconds: float
+    cpu_time_ns: int
+    memory_kb: int
+    disk_read_bytes: int
+    disk_write_bytes: int
+    net_rx_bytes: int
+    net_tx_bytes: int
