@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import structlog
@@ -40,7 +40,7 @@ def env_float(name: str, default: float) -> float:
 async def run_until_signalled(
     runner: ServiceRunner[Any],
     *,
-    alongside: Callable[[], Awaitable[None]] | None = None,
+    alongside: Callable[[], Coroutine[Any, Any, None]] | None = None,
 ) -> None:
     """Create Virga's topics, run `runner` until SIGTERM/SIGINT, then stop it gracefully.
 
