@@ -57,9 +57,15 @@ async def test_a_stale_writer_is_fenced_and_its_writes_never_become_visible(
     finally:
         await stale.stop()
         await fresh.stop()
-    committed = [
-        decode(r.value, counter.REGISTRY) for r in await read_all(kafka_bootstrap, topic) if r.value
-    ]
+    # The coordinator writes the stale transaction's abort marker asynchronously; until then
+    # the last stable offset holds read_committed readers before it. Wait for it to move.
+    committed: list[Envelope] = []
+    for _ in range(100):
+        records = await read_all(kafka_bootstrap, topic)
+        committed = [decode(r.value, counter.REGISTRY) for r in records if r.value]
+        if committed:
+            break
+        await asyncio.sleep(0.1)
     assert [e.aggregate_id for e in committed] == ["c"]
 
 
