@@ -17,6 +17,9 @@ class KafkaSettings:
     """Client id prefix shown in broker logs and quotas."""
     security: dict[str, Any] = field(default_factory=dict)
     """Extra aiokafka keyword arguments for SASL/TLS (security_protocol, sasl_mechanism...)."""
+    namespace: str = "virga"
+    """Prefix of every topic and transactional id (env VIRGA_NAMESPACE): several Virga
+    deployments, or test stacks, can share one Kafka cluster."""
 
     @classmethod
     def from_env(cls, client_id: str = "virga") -> KafkaSettings:
@@ -33,6 +36,7 @@ class KafkaSettings:
             bootstrap_servers=os.environ.get("VIRGA_KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
             client_id=client_id,
             security=security,
+            namespace=os.environ.get("VIRGA_NAMESPACE", "virga"),
         )
 
     def client_kwargs(self) -> dict[str, Any]:

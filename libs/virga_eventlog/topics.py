@@ -13,8 +13,6 @@ from virga_eventlog.settings import KafkaSettings
 SERVICES = ("gateway", "scheduler", "compute", "storage", "network", "billing")
 """Each service owns exactly one event topic; others only read it."""
 
-EVENT_TOPIC_PREFIX = "virga."
-
 
 @dataclass(frozen=True, slots=True)
 class TopicSpec:
@@ -36,26 +34,26 @@ class TopicSpec:
         return {"cleanup.policy": "delete", "retention.ms": "-1", "retention.bytes": "-1"}
 
 
-def event_topic(service: str) -> str:
-    """`virga.api` is the gateway's topic (requests); every other service writes `virga.<name>`."""
-    return "virga.api" if service == "gateway" else f"virga.{service}"
+def event_topic(service: str, namespace: str = "virga") -> str:
+    """`<ns>.api` is the gateway's topic (requests); every other service writes `<ns>.<name>`."""
+    return f"{namespace}.api" if service == "gateway" else f"{namespace}.{service}"
 
 
-def snapshot_topic(service: str) -> str:
-    return f"virga.snapshots.{service}"
+def snapshot_topic(service: str, namespace: str = "virga") -> str:
+    return f"{namespace}.snapshots.{service}"
 
 
-def dead_letter_topic(service: str) -> str:
-    return f"virga.deadletter.{service}"
+def dead_letter_topic(service: str, namespace: str = "virga") -> str:
+    return f"{namespace}.deadletter.{service}"
 
 
-def virga_topics(partitions: int = 6) -> list[TopicSpec]:
+def virga_topics(partitions: int = 6, namespace: str = "virga") -> list[TopicSpec]:
     """Every topic the control plane uses, for `ensure_topics` at start-up."""
     specs: list[TopicSpec] = []
     for service in SERVICES:
-        specs.append(TopicSpec(event_topic(service), partitions))
-        specs.append(TopicSpec(snapshot_topic(service), 1, compacted=True))
-        specs.append(TopicSpec(dead_letter_topic(service), 1))
+        specs.append(TopicSpec(event_topic(service, namespace), partitions))
+        specs.append(TopicSpec(snapshot_topic(service, namespace), 1, compacted=True))
+        specs.append(TopicSpec(dead_letter_topic(service, namespace), 1))
     return specs
 
 

@@ -46,7 +46,7 @@ async def run_until_signalled(
 
     `alongside` runs next to the service (the gateway's HTTP server) and is cancelled at stop.
     """
-    await ensure_topics(runner.settings, virga_topics())
+    await ensure_topics(runner.settings, virga_topics(namespace=runner.settings.namespace))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, runner.request_stop)

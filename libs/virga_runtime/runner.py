@@ -85,7 +85,9 @@ class ServiceRunner(Generic[S]):
         self.config = config
         name = definition.name
         self.producer_name = f"{name}@{config.instance}" if config.instance else name
-        self.transactional_id = f"virga-{name}" + (f"-{config.instance}" if config.instance else "")
+        self.transactional_id = f"{settings.namespace}-{name}" + (
+            f"-{config.instance}" if config.instance else ""
+        )
         self.group_id = self.transactional_id
         # Per-host services share their topic with their peers and must tail it to see them.
         self.shared_output = bool(config.instance)
@@ -129,7 +131,9 @@ class ServiceRunner(Generic[S]):
         self._writer = EventWriter(self.settings, transactional_id=self.transactional_id)
         await self._writer.start()
         snap = await load_snapshot(
-            self.settings, snapshot_topic(definition.name), self.producer_name
+            self.settings,
+            snapshot_topic(definition.name, self.settings.namespace),
+            self.producer_name,
         )
         snap_seq = 0
         if snap is not None:
@@ -348,7 +352,7 @@ class ServiceRunner(Generic[S]):
 
     async def _dead_letter(self, txn: Transaction, record: RawRecord, reason: str) -> None:
         await txn.append_raw(
-            dead_letter_topic(self.definition.name),
+            dead_letter_topic(self.definition.name, self.settings.namespace),
             record.key,
             dead_letter_value(record, reason, self.producer_name),
         )
@@ -563,7 +567,10 @@ class ServiceRunner(Generic[S]):
         )
         async with self._writer.transaction() as txn:
             size = await write_snapshot(
-                txn, snapshot_topic(self.definition.name), self.producer_name, snapshot
+                txn,
+                snapshot_topic(self.definition.name, self.settings.namespace),
+                self.producer_name,
+                snapshot,
             )
         self._applied_at_snapshot = self.events_applied
         self._snapshot_at = time.monotonic()
