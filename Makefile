@@ -1,0 +1,52 @@
+# Virga's developer commands. `make test` is the one command that checks everything.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := test
+
+# Debian's interpreter, not whatever `python3` is first on PATH: Ceph's rados/rbd bindings
+# are built for it.
+PYTHON ?= /usr/bin/python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Lives inside the venv, so deleting .venv also forgets the install.
+VENV_STAMP := $(VENV)/.installed
+KAFKA_PORT ?= 9092
+DEVSTACK := $(BIN)/python -m virga_devstack
+
+.PHONY: venv lint typecheck test kafka-jars kafka-up kafka-down up down
+
+venv: $(VENV_STAMP)
+
+$(VENV_STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+lint: venv
+	$(BIN)/ruff check
+	$(BIN)/ruff format --check
+
+typecheck: venv
+	$(BIN)/mypy
+
+# The jars are fetched here rather than inside the first Kafka test, so that the download
+# does not count against that test's timeout.
+kafka-jars: venv
+	$(DEVSTACK) kafka ensure-jars
+
+test: lint typecheck kafka-jars
+	$(BIN)/python -m pytest
+
+kafka-up: venv
+	$(DEVSTACK) kafka start --port $(KAFKA_PORT)
+
+kafka-down: venv
+	$(DEVSTACK) kafka stop --port $(KAFKA_PORT)
+
+up: kafka-up
+	@# Services start here, after Kafka, once they exist (gateway, scheduler, compute, ...).
+
+down:
+	@# Services stop here, before Kafka, once they exist.
+	$(MAKE) --no-print-directory kafka-down

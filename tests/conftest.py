@@ -1,0 +1,34 @@
+"""Session-wide fixtures, among them the Kafka broker that tests marked ``kafka`` talk to."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from virga_devstack.kafka import KafkaBroker, KafkaBrokerError
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    """``host:port`` of a broker on ``$VIRGA_TEST_KAFKA_PORT`` (19192), stopped at session end.
+
+    Its data is wiped first. With ``VIRGA_TEST_KAFKA_REUSE=1`` a broker already running on that
+    port is used as it is, data included, and left running. Never skipped: when the broker
+    cannot start, every test that needs it fails with the broker's log.
+    """
+    broker = KafkaBroker(int(os.environ.get("VIRGA_TEST_KAFKA_PORT", "19192")))
+    reuse = os.environ.get("VIRGA_TEST_KAFKA_REUSE") == "1"
+    failure = ""
+    try:
+        started = broker.start(fresh=not reuse)
+    except KafkaBrokerError as error:
+        failure = str(error)  # reported outside the handler, without a chained traceback
+    if failure:
+        pytest.fail(f"the test Kafka broker did not start: {failure}", pytrace=False)
+    try:
+        yield broker.bootstrap_servers
+    finally:
+        if started:
+            broker.stop()
