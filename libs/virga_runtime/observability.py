@@ -124,3 +124,19 @@ def configure_logging(service: str, *, json: bool = True, level: int = logging.I
         cache_logger_on_first_use=True,
     )
     structlog.contextvars.bind_contextvars(service=service)
+
+
+async def serve_health(
+    host: str, port: int, is_ready: Callable[[], bool], metrics: ServiceMetrics
+) -> tuple[web.AppRunner, int]:
+    """A small HTTP server with /healthz and /metrics; returns it and the port it bound."""
+    app = web.Application()
+    health_routes(app, is_ready, metrics)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    bound = port
+    for address in runner.addresses:
+        bound = address[1]
+    return runner, bound

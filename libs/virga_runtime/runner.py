@@ -12,8 +12,6 @@ from typing import Generic
 import structlog
 from aiohttp import web
 from aiokafka import TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaError
 
 from virga_eventlog import (
     ChainHead,
@@ -37,10 +35,10 @@ from virga_events import (
     decode,
     derived_event_id,
     new_event,
-    record_hash,
 )
 from virga_runtime.effects import PlannedEffect, run_effects
-from virga_runtime.observability import ServiceMetrics, health_routes
+from virga_runtime.observability import ServiceMetrics, serve_health
+from virga_runtime.rebuild import committed_offsets, fold_inputs, fold_own
 from virga_runtime.service import Emit, Intent, S, ServiceDefinition
 from virga_runtime.snapshots import Snapshot, load_snapshot, write_snapshot
 
@@ -155,19 +153,28 @@ class ServiceRunner(Generic[S]):
         input_tps = self._reader.partitions(definition.input_topics)
         own_tps = self._reader.partitions([definition.output_topic])
         self._start_ends = await self._reader.end_offsets()
-        committed = await self._committed_offsets(input_tps)
+        committed = await committed_offsets(
+            self.settings, self.group_id, input_tps, f"{self.transactional_id}-admin"
+        )
         # Snapshots are taken right after a commit, so either source is a decided position;
         # the larger survives the broker expiring an idle group's offsets.
         decided = {tp: max(committed.get(tp, 0), self._inputs.get(tp, 0)) for tp in input_tps}
 
         # Phase A: inputs already decided on. Phase B: our own decisions about them. Every
         # output was committed with its input's offset, so each cause precedes its effects.
+        registry, evolve = definition.registry, definition.evolve
         async for batch in self._reader.read_range(self._inputs, decided):
-            self._rebuild_inputs(batch)
+            self.rebuild_records += len(batch)
+            self.state, applied = fold_inputs(batch, registry, evolve, self.state, self.recent)
+            self.events_applied += applied
         self._inputs = dict(decided)
         own_ends = {tp: self._start_ends[tp] for tp in own_tps}
         async for batch in self._reader.read_range(self._own, own_ends):
-            head = self._rebuild_own(batch, snap_seq, head)
+            self.rebuild_records += len(batch)
+            self.state, applied, head = fold_own(
+                batch, registry, evolve, self.state, self.producer_name, snap_seq, head
+            )
+            self.events_applied += applied
         self._own = dict(own_ends)
 
         self._writer.head = head
@@ -400,54 +407,6 @@ class ServiceRunner(Generic[S]):
 
     # -- rebuild ------------------------------------------------------------------------------
 
-    # The two loops below run once per record of the whole log: kept tight on purpose.
-
-    def _rebuild_inputs(self, batch: list[RawRecord]) -> None:
-        registry, seen, evolve = self.definition.registry, self.recent.seen, self.definition.evolve
-        state, applied = self.state, 0
-        self.rebuild_records += len(batch)
-        for record in batch:
-            try:
-                envelope = decode(record.value, registry)  # type: ignore[arg-type]
-            except (EventDecodeError, TypeError):
-                continue  # dead-lettered when it was first seen
-            if seen(envelope.event_id):
-                continue
-            try:
-                state = evolve(state, envelope)
-                applied += 1
-            except Exception as exc:  # refused when live too, and dead-lettered then
-                self._log.warning(
-                    "event_refused_on_replay", event_id=envelope.event_id, error=str(exc)
-                )
-        self.state = state
-        self.events_applied += applied
-
-    def _rebuild_own(self, batch: list[RawRecord], snap_seq: int, head: ChainHead) -> ChainHead:
-        registry, evolve, me = self.definition.registry, self.definition.evolve, self.producer_name
-        state, applied = self.state, 0
-        self.rebuild_records += len(batch)
-        for record in batch:
-            try:
-                envelope = decode(record.value, registry)  # type: ignore[arg-type]
-            except (EventDecodeError, TypeError):
-                continue
-            if envelope.producer == me:
-                if envelope.seq <= snap_seq:
-                    continue  # already in the snapshot's state
-                if envelope.seq > head.seq:
-                    head = ChainHead(envelope.seq, record_hash(record.value))  # type: ignore[arg-type]
-            try:
-                state = evolve(state, envelope)
-                applied += 1
-            except Exception as exc:
-                self._log.warning(
-                    "event_refused_on_replay", event_id=envelope.event_id, error=str(exc)
-                )
-        self.state = state
-        self.events_applied += applied
-        return head
-
     def _decode_quietly(self, record: RawRecord) -> Envelope | None:
         if record.value is None:
             return None
@@ -466,28 +425,6 @@ class ServiceRunner(Generic[S]):
 
     def _applied(self) -> None:
         self.events_applied += 1
-
-    async def _committed_offsets(self, tps: list[TopicPartition]) -> Positions:
-        """Offsets committed with our transactions; retried while the coordinator loads."""
-        if not tps:
-            return {}
-        admin = AIOKafkaAdminClient(
-            **self.settings.client_kwargs(), client_id=f"{self.transactional_id}-admin"
-        )
-        await admin.start()
-        try:
-            for attempt in range(100):
-                try:
-                    offsets = await admin.list_consumer_group_offsets(self.group_id, partitions=tps)
-                    break
-                except KafkaError as exc:
-                    # A fresh broker creates __consumer_offsets on first use.
-                    if not exc.retriable or attempt == 99:
-                        raise
-                    await asyncio.sleep(0.2)
-        finally:
-            await admin.close()
-        return {tp: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
 
     def _check_ready(self) -> None:
         self.metrics.events_applied.set(self.events_applied)
@@ -580,14 +517,7 @@ class ServiceRunner(Generic[S]):
     # -- HTTP -----------------------------------------------------------------------------------
 
     async def _serve_http(self) -> None:
-        if self.config.http_port is None:
-            return
-        app = web.Application()
-        health_routes(app, self.ready.is_set, self.metrics)
-        self._http = web.AppRunner(app, access_log=None)
-        await self._http.setup()
-        site = web.TCPSite(self._http, self.config.http_host, self.config.http_port)
-        await site.start()
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
-        self.http_port = sockets[0].getsockname()[1] if sockets else self.config.http_port
+        if self.config.http_port is not None:
+            self._http, self.http_port = await serve_health(
+                self.config.http_host, self.config.http_port, self.ready.is_set, self.metrics
+            )

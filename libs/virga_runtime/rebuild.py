@@ -1,0 +1,104 @@
+"""The rebuild folds: every record of the log passes through here once at start-up."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import structlog
+from aiokafka import TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
+
+from virga_eventlog import ChainHead, KafkaSettings, Positions, RawRecord, RecentIds
+from virga_events import Envelope, EventDecodeError, EventRegistry, decode, record_hash
+
+log = structlog.get_logger(__name__)
+
+S = TypeVar("S")
+Evolve = Callable[[S, Envelope], S]
+
+# The two loops below run once per record of the whole log: kept tight on purpose. A record
+# that does not decode, or that evolve refuses, was dead-lettered when it was first seen live.
+
+
+def fold_inputs(
+    batch: list[RawRecord],
+    registry: EventRegistry,
+    evolve: Evolve[S],
+    state: S,
+    recent: RecentIds,
+) -> tuple[S, int]:
+    """Fold already-decided input records; returns the new state and how many applied."""
+    seen, applied = recent.seen, 0
+    for record in batch:
+        try:
+            envelope = decode(record.value, registry)  # type: ignore[arg-type]
+        except (EventDecodeError, TypeError):
+            continue
+        if seen(envelope.event_id):
+            continue
+        try:
+            state = evolve(state, envelope)
+            applied += 1
+        except Exception as exc:
+            log.warning("event_refused_on_replay", event_id=envelope.event_id, error=str(exc))
+    return state, applied
+
+
+def fold_own(
+    batch: list[RawRecord],
+    registry: EventRegistry,
+    evolve: Evolve[S],
+    state: S,
+    me: str,
+    snap_seq: int,
+    head: ChainHead,
+) -> tuple[S, int, ChainHead]:
+    """Fold records of the service's own topic; tracks `me`'s hash-chain head.
+
+    `me`'s events up to `snap_seq` are already in the snapshot's state and are skipped; a
+    shared topic's peers' events are folded as they come.
+    """
+    applied = 0
+    for record in batch:
+        try:
+            envelope = decode(record.value, registry)  # type: ignore[arg-type]
+        except (EventDecodeError, TypeError):
+            continue
+        if envelope.producer == me:
+            if envelope.seq <= snap_seq:
+                continue
+            if envelope.seq > head.seq:
+                head = ChainHead(envelope.seq, record_hash(record.value))  # type: ignore[arg-type]
+        try:
+            state = evolve(state, envelope)
+            applied += 1
+        except Exception as exc:
+            log.warning("event_refused_on_replay", event_id=envelope.event_id, error=str(exc))
+    return state, applied, head
+
+
+async def committed_offsets(
+    settings: KafkaSettings, group_id: str, tps: list[TopicPartition], client_id: str
+) -> Positions:
+    """Input offsets committed with the service's transactions; retried while the group
+    coordinator loads (a fresh broker creates __consumer_offsets on first use)."""
+    if not tps:
+        return {}
+    admin = AIOKafkaAdminClient(**settings.client_kwargs(), client_id=client_id)
+    await admin.start()
+    offsets: dict[TopicPartition, Any] = {}
+    try:
+        for attempt in range(100):
+            try:
+                offsets = await admin.list_consumer_group_offsets(group_id, partitions=tps)
+                break
+            except KafkaError as exc:
+                if not exc.retriable or attempt == 99:
+                    raise
+                await asyncio.sleep(0.2)
+    finally:
+        await admin.close()
+    return {tp: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
