@@ -24,7 +24,9 @@ def events() -> None:
 
 @events.command("schema")
 @click.option(
-    "--output", "-o", type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
     help="Write to this file instead of standard output.",
 )
 def events_schema(output: Path | None) -> None:

@@ -69,6 +69,11 @@ class ServiceMetrics:
             "virga_ready", "1 once caught up with the log", labels, registry=self.registry
         ).labels(service)
 
+    def count(self, metric: str, amount: int) -> None:
+        """Add `amount` to the counter `virga_<metric>`."""
+        counter = getattr(self, metric)
+        counter.inc(amount)
+
     def value(self, metric: str) -> float:
         """Current value of `virga_<metric>` (counters without the _total suffix)."""
         for name in (f"virga_{metric}_total", f"virga_{metric}"):

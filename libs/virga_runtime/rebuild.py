@@ -62,6 +62,7 @@ def fold_own(
     shared topic's peers' events are folded as they come.
     """
     applied = 0
+    head_seq, head_value = head.seq, None
     for record in batch:
         try:
             envelope = decode(record.value, registry)  # type: ignore[arg-type]
@@ -70,13 +71,16 @@ def fold_own(
         if envelope.producer == me:
             if envelope.seq <= snap_seq:
                 continue
-            if envelope.seq > head.seq:
-                head = ChainHead(envelope.seq, record_hash(record.value))  # type: ignore[arg-type]
+            if envelope.seq > head_seq:
+                # Hash only the batch's last head, not every record on the way.
+                head_seq, head_value = envelope.seq, record.value
         try:
             state = evolve(state, envelope)
             applied += 1
         except Exception as exc:
             log.warning("event_refused_on_replay", event_id=envelope.event_id, error=str(exc))
+    if head_value is not None:
+        head = ChainHead(head_seq, record_hash(head_value))
     return state, applied, head
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -109,6 +110,7 @@ class ServiceRunner(Generic[S]):
         self._writer: EventWriter | None = None
         self._http: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._tally: Counter[str] = Counter()
         self._log = log.bind(producer=self.producer_name)
 
     # -- life cycle -------------------------------------------------------------------------
@@ -310,7 +312,7 @@ class ServiceRunner(Generic[S]):
                 envelope = await self._decode_or_dead_letter(txn, record)
                 if envelope is None or self.recent.seen(envelope.event_id):
                     if envelope is not None:
-                        self.metrics.duplicates.inc()
+                        self._tally["duplicates"] += 1
                     continue
                 with structlog.contextvars.bound_contextvars(
                     correlation_id=envelope.correlation_id,
@@ -323,7 +325,7 @@ class ServiceRunner(Generic[S]):
                             await self._emit(txn, self._envelope(intent, envelope, None, index))
                         else:
                             effects.append((envelope, index, intent))
-                self.metrics.events_handled.inc()
+                self._tally["events_handled"] += 1
             for cause, outcome_index, emit in await run_effects(definition.effects, effects):
                 await self._emit(txn, self._envelope(emit, cause, None, outcome_index))
             await txn.commit_offsets(consumed, self.group_id)
@@ -363,7 +365,7 @@ class ServiceRunner(Generic[S]):
             record.key,
             dead_letter_value(record, reason, self.producer_name),
         )
-        self.metrics.dead_letters.inc()
+        self._tally["dead_letters"] += 1
 
     def _envelope(
         self,
@@ -386,10 +388,14 @@ class ServiceRunner(Generic[S]):
         chained = await txn.append(self.definition.output_topic, envelope)
         self.state = self.definition.evolve(self.state, chained)
         self._applied()
-        self.metrics.events_emitted.inc()
+        self._tally["events_emitted"] += 1
         return chained
 
     def _after_commit(self, txn: Transaction, consumed: Positions) -> None:
+        # Counters move only for what committed, so /metrics never runs ahead of the log.
+        for name, count in self._tally.items():
+            self.metrics.count(name, count)
+        self._tally.clear()
         self._inputs.update(consumed)
         if not self.shared_output:
             for md in txn.delivered:
