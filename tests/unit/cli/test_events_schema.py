@@ -28,9 +28,12 @@ def test_the_schema_validates_a_real_event_and_rejects_a_broken_one(tmp_path: Pa
     jsonschema.Draft202012Validator.check_schema(schema)
     validator = jsonschema.Draft202012Validator(schema)
     event = new_event(
-        InstanceRequested(name="web-1", flavor=Flavor(name="m1.tiny", vcpus=1, ram_mb=256,
-                                                      disk_gb=1)),
-        aggregate_id="i-1", tenant_id="t-1", producer="gateway",
+        InstanceRequested(
+            name="web-1", flavor=Flavor(name="m1.tiny", vcpus=1, ram_mb=256, disk_gb=1)
+        ),
+        aggregate_id="i-1",
+        tenant_id="t-1",
+        producer="gateway",
         occurred_at=datetime(2026, 11, 23, tzinfo=UTC),
     )
     good = orjson.loads(encode(event))
