@@ -5,9 +5,12 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 
-from virga_devstack import kafka
+from virga_devstack import kafka, libvirt
 
-COMPONENTS: dict[str, Callable[[Sequence[str], str], int]] = {"kafka": kafka.main}
+COMPONENTS: dict[str, Callable[[Sequence[str], str], int]] = {
+    "kafka": kafka.main,
+    "libvirt": libvirt.main,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
