@@ -14,7 +14,7 @@ VENV_STAMP := $(VENV)/.installed
 KAFKA_PORT ?= 9092
 DEVSTACK := $(BIN)/python -m virga_devstack
 
-.PHONY: venv lint typecheck test kafka-jars kafka-up kafka-down up down
+.PHONY: venv lint typecheck test kafka-jars kafka-up kafka-down libvirt-up up down
 
 venv: $(VENV_STAMP)
 
@@ -44,9 +44,13 @@ kafka-up: venv
 kafka-down: venv
 	$(DEVSTACK) kafka stop --port $(KAFKA_PORT)
 
-up: kafka-up
-	@# Services start here, after Kafka, once they exist (gateway, scheduler, compute, ...).
+libvirt-up: venv
+	$(DEVSTACK) libvirt start
 
-down:
-	@# Services stop here, before Kafka, once they exist.
-	$(MAKE) --no-print-directory kafka-down
+# The whole local stack: Kafka, libvirtd (as root), gateway on 127.0.0.1:8080, scheduler and a
+# compute agent for this host. Detached; `make down` stops exactly what it started, by pid.
+up: kafka-jars
+	$(DEVSTACK) stack up --kafka-port $(KAFKA_PORT)
+
+down: venv
+	$(DEVSTACK) stack down --kafka-port $(KAFKA_PORT)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 
-from virga_devstack import kafka, libvirt
+from virga_devstack import kafka, libvirt, stack
 
 COMPONENTS: dict[str, Callable[[Sequence[str], str], int]] = {
     "kafka": kafka.main,
     "libvirt": libvirt.main,
+    "stack": stack.main,
 }
 
 
