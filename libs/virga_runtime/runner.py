@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -117,11 +118,17 @@ class ServiceRunner(Generic[S]):
 
     async def start(self) -> None:
         """Rebuild state from the newest snapshot and the log; serve health; begin deciding."""
+        # Rebuilding allocates millions of long-lived objects: the cyclic GC would rescan them
+        # again and again. Off while rebuilding, then they are frozen out of its generations.
+        gc.disable()
         try:
             await self._start()
         except BaseException:
             await self.close(snapshot=False)
             raise
+        finally:
+            gc.freeze()
+            gc.enable()
 
     async def _start(self) -> None:
         started = self._rebuild_started = time.monotonic()
@@ -162,22 +169,7 @@ class ServiceRunner(Generic[S]):
         # the larger survives the broker expiring an idle group's offsets.
         decided = {tp: max(committed.get(tp, 0), self._inputs.get(tp, 0)) for tp in input_tps}
 
-        # Phase A: inputs already decided on. Phase B: our own decisions about them. Every
-        # output was committed with its input's offset, so each cause precedes its effects.
-        registry, evolve = definition.registry, definition.evolve
-        async for batch in self._reader.read_range(self._inputs, decided):
-            self.rebuild_records += len(batch)
-            self.state, applied = fold_inputs(batch, registry, evolve, self.state, self.recent)
-            self.events_applied += applied
-        self._inputs = dict(decided)
-        own_ends = {tp: self._start_ends[tp] for tp in own_tps}
-        async for batch in self._reader.read_range(self._own, own_ends):
-            self.rebuild_records += len(batch)
-            self.state, applied, head = fold_own(
-                batch, registry, evolve, self.state, self.producer_name, snap_seq, head
-            )
-            self.events_applied += applied
-        self._own = dict(own_ends)
+        head = await self._fold_log(decided, own_tps, snap_seq, head)
 
         self._writer.head = head
         self._reader.seek({**self._inputs, **self._own})
@@ -196,6 +188,28 @@ class ServiceRunner(Generic[S]):
         if definition.tick is not None or definition.on_ready is not None:
             self._tasks.append(asyncio.create_task(self._tick_loop(), name="ticks"))
 
+    async def _fold_log(
+        self, decided: Positions, own_tps: list[TopicPartition], snap_seq: int, head: ChainHead
+    ) -> ChainHead:
+        """Phase A: inputs already decided on. Phase B: our own decisions about them. Every
+        output was committed with its input's offset, so each cause precedes its effects."""
+        assert self._reader is not None
+        registry, evolve = self.definition.registry, self.definition.evolve
+        async for batch in self._reader.read_range(self._inputs, decided):
+            self.rebuild_records += len(batch)
+            self.state, applied = fold_inputs(batch, registry, evolve, self.state, self.recent)
+            self.events_applied += applied
+        self._inputs = dict(decided)
+        own_ends = {tp: self._start_ends[tp] for tp in own_tps}
+        async for batch in self._reader.read_range(self._own, own_ends):
+            self.rebuild_records += len(batch)
+            self.state, applied, head = fold_own(
+                batch, registry, evolve, self.state, self.producer_name, snap_seq, head
+            )
+            self.events_applied += applied
+        self._own = dict(own_ends)
+        return head
+
     async def serve(self) -> None:
         """Decide on new input events until `request_stop`; the in-flight batch finishes."""
         assert self._reader is not None
@@ -210,6 +224,8 @@ class ServiceRunner(Generic[S]):
             elif self._snapshot_due(idle=True):
                 async with self._lock:
                     await self._snapshot()
+            if not self.ready.is_set():
+                await self._advance_past_markers()
             self._check_ready()
             for task in self._tasks:
                 if task.done() and (error := task.exception()) is not None:
@@ -431,6 +447,19 @@ class ServiceRunner(Generic[S]):
 
     def _applied(self) -> None:
         self.events_applied += 1
+
+    async def _advance_past_markers(self) -> None:
+        """Move input positions past transaction markers the consumer has skipped.
+
+        A committed offset points just after an input's last record, but the end offset taken
+        at start counts the commit marker after it; only the consumer's position knows it was
+        passed. Every record before that position has been processed by now.
+        """
+        assert self._reader is not None
+        for tp in list(self._inputs):
+            position = await self._reader.position(tp)
+            if position > self._inputs[tp]:
+                self._inputs[tp] = position
 
     def _check_ready(self) -> None:
         self.metrics.events_applied.set(self.events_applied)

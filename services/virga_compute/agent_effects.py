@@ -1,0 +1,293 @@
+"""The compute agent's side effects: what `decide` may ask for, and the handlers that do it.
+
+Each handler drives the hypervisor through a `ComputeDriver` and returns the events that
+record the outcome; a failed operation is an `InstanceFailed` event, not an exception. Only
+faults that leave the agent unable to know its own host (no hypervisor at start) raise, so
+the service stops and is restarted. Every operation is safe to repeat: a batch is re-run
+after a crash, and the driver treats "already done" as done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+import structlog
+
+from virga_compute.config import RestartPolicy
+from virga_compute.domain_xml import domain_name
+from virga_compute.driver import ComputeDriver, DriverError, InstanceSpec
+from virga_compute.reconcile import Expected, Step, plan
+from virga_events import Event
+from virga_events.catalog.compute import (
+    HostRegistered,
+    InstanceDeleted,
+    InstanceDomainLost,
+    InstanceFailed,
+    InstanceRebooted,
+    InstanceStarted,
+    InstanceStopped,
+    UnknownDomainFound,
+    UsageSampled,
+)
+from virga_runtime.service import EffectHandler, Emit
+
+log = structlog.get_logger(__name__)
+
+PowerActionName = Literal["start", "stop", "reboot"]
+SpawnPhase = Literal["spawn", "start", "restart"]
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterHost:
+    """Report this host and its capacity (HostRegistered)."""
+
+    host: str
+    rack: str
+    zone: str
+    traits: tuple[str, ...]
+
+    @property
+    def key(self) -> str:
+        return f"host:{self.host}"
+
+
+@dataclass(frozen=True, slots=True)
+class Spawn:
+    """Define and start an instance's domain (InstanceStarted, or InstanceFailed(phase))."""
+
+    spec: InstanceSpec
+    tenant_id: str | None
+    host: str
+    phase: SpawnPhase = "spawn"
+    """`spawn` for a new placement (a failure leaves nothing behind and the instance leaves
+    the host); `start` for a start request of an instance whose domain was lost."""
+
+    @property
+    def key(self) -> str:
+        return self.spec.instance_id
+
+
+@dataclass(frozen=True, slots=True)
+class PowerAction:
+    """Start, stop or reboot an instance's domain."""
+
+    instance_id: str
+    tenant_id: str | None
+    host: str
+    action: PowerActionName
+
+    @property
+    def key(self) -> str:
+        return self.instance_id
+
+
+@dataclass(frozen=True, slots=True)
+class Destroy:
+    """Power off and undefine an instance's domain for good (InstanceDeleted)."""
+
+    instance_id: str
+    tenant_id: str | None
+    host: str
+
+    @property
+    def key(self) -> str:
+        return self.instance_id
+
+
+@dataclass(frozen=True, slots=True)
+class UsageDue:
+    """One running instance whose usage period ends now."""
+
+    instance_id: str
+    tenant_id: str | None
+    since: datetime | None
+    """Start of its period (last sample or start); None if unknown (period 0)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SampleUsage:
+    """Read the counters of the host's instances once, emit one UsageSampled per due one."""
+
+    host: str
+    at: datetime
+    """End of the period: the tick's time."""
+    due: tuple[UsageDue, ...]
+
+    @property
+    def key(self) -> str:
+        return f"usage:{self.host}"
+
+
+@dataclass(frozen=True, slots=True)
+class Reconcile:
+    """Compare the log's instances with the host's domains and act per `policy`."""
+
+    host: str
+    policy: RestartPolicy
+    expected: tuple[Expected, ...]
+    leave_alone: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return f"reconcile:{self.host}"
+
+
+class ComputeEffects:
+    """The effect handlers of one agent, over its driver."""
+
+    def __init__(self, driver: ComputeDriver) -> None:
+        self._driver = driver
+
+    def handlers(self) -> dict[type[Any], EffectHandler]:
+        return {
+            RegisterHost: self.register_host,
+            Spawn: self.spawn,
+            PowerAction: self.power_action,
+            Destroy: self.destroy,
+            SampleUsage: self.sample_usage,
+            Reconcile: self.reconcile,
+        }
+
+    async def register_host(self, effect: RegisterHost) -> Sequence[Emit]:
+        # No hypervisor, no host to offer: raising stops the agent, to be restarted.
+        capacity = await self._driver.capacity()
+        registered = HostRegistered(
+            rack=effect.rack,
+            zone=effect.zone,
+            vcpus=capacity.vcpus,
+            ram_mb=capacity.ram_mb,
+            disk_gb=capacity.disk_gb,
+            traits=effect.traits,
+        )
+        log.info("host_registered", host=effect.host, vcpus=capacity.vcpus, ram_mb=capacity.ram_mb)
+        return [Emit(registered, effect.host, None)]
+
+    async def spawn(self, effect: Spawn) -> Sequence[Emit]:
+        return [await self._spawn(effect.spec, effect.tenant_id, effect.host, effect.phase)]
+
+    async def _spawn(
+        self, spec: InstanceSpec, tenant_id: str | None, host: str, phase: SpawnPhase
+    ) -> Emit:
+        instance_id = spec.instance_id
+        try:
+            await self._driver.spawn(spec)
+        except DriverError as exc:
+            reason = str(exc)
+            if phase == "spawn":
+                # The driver undefines what this call defined, but not a domain an earlier,
+                # interrupted attempt left: the instance leaves this host, so nothing may stay.
+                try:
+                    await self._driver.destroy(instance_id)
+                except DriverError as cleanup:
+                    reason += f" (removing the domain failed too: {cleanup})"
+            log.warning("spawn_failed", instance_id=instance_id, phase=phase, reason=reason)
+            return Emit(
+                InstanceFailed(host=host, phase=phase, reason=reason), instance_id, tenant_id
+            )
+        log.info("instance_started", instance_id=instance_id, phase=phase)
+        return Emit(InstanceStarted(host=host), instance_id, tenant_id)
+
+    async def power_action(self, effect: PowerAction) -> Sequence[Emit]:
+        instance_id, host = effect.instance_id, effect.host
+        try:
+            if effect.action == "start":
+                await self._driver.start(instance_id)
+                outcome: Event = InstanceStarted(host=host)
+            elif effect.action == "stop":
+                await self._driver.stop(instance_id)
+                outcome = InstanceStopped(host=host)
+            else:
+                await self._driver.reboot(instance_id)
+                outcome = InstanceRebooted(host=host)
+        except DriverError as exc:
+            log.warning("power_action_failed", instance_id=instance_id, action=effect.action)
+            outcome = InstanceFailed(host=host, phase=effect.action, reason=str(exc))
+        return [Emit(outcome, instance_id, effect.tenant_id)]
+
+    async def destroy(self, effect: Destroy) -> Sequence[Emit]:
+        try:
+            await self._driver.destroy(effect.instance_id)
+        except DriverError as exc:
+            log.warning("destroy_failed", instance_id=effect.instance_id, reason=str(exc))
+            failed = InstanceFailed(host=effect.host, phase="delete", reason=str(exc))
+            return [Emit(failed, effect.instance_id, effect.tenant_id)]
+        log.info("instance_deleted", instance_id=effect.instance_id)
+        return [Emit(InstanceDeleted(host=effect.host), effect.instance_id, effect.tenant_id)]
+
+    async def sample_usage(self, effect: SampleUsage) -> Sequence[Emit]:
+        try:
+            samples = await self._driver.usage()
+        except DriverError as exc:
+            # The period simply goes on: the next tick samples again, over a longer period.
+            log.warning("usage_sampling_failed", reason=str(exc))
+            return []
+        due = {item.instance_id: item for item in effect.due}
+        emits = []
+        for sample in samples:
+            item = due.get(sample.instance_id)
+            if item is None:
+                continue
+            period = 0.0 if item.since is None else (effect.at - item.since).total_seconds()
+            usage = UsageSampled(
+                host=effect.host,
+                period_seconds=max(period, 0.0),
+                cpu_time_ns=sample.cpu_time_ns,
+                memory_kb=sample.memory_kb,
+                disk_read_bytes=sample.disk_read_bytes,
+                disk_write_bytes=sample.disk_write_bytes,
+                net_rx_bytes=sample.net_rx_bytes,
+                net_tx_bytes=sample.net_tx_bytes,
+            )
+            emits.append(Emit(usage, sample.instance_id, item.tenant_id))
+        return emits
+
+    async def reconcile(self, effect: Reconcile) -> Sequence[Emit]:
+        # Without the list of domains the agent cannot know its host: raise, stop, restart.
+        found = await self._driver.list_instances()
+        steps = plan(effect.expected, found, effect.policy, leave_alone=effect.leave_alone)
+        expected = {item.spec.instance_id: item for item in effect.expected}
+        by_instance: dict[str, list[Step]] = {}
+        for step in steps:
+            by_instance.setdefault(step.instance_id, []).append(step)
+
+        async def carry_out(instance_steps: list[Step]) -> list[Emit]:
+            return [
+                await self._step(step, expected.get(step.instance_id), effect.host)
+                for step in instance_steps
+            ]
+
+        # Instances are independent (a graceful stop may wait a minute); each one's steps
+        # stay in order.
+        results = await asyncio.gather(*(carry_out(s) for s in by_instance.values()))
+        log.info("reconciled", host=effect.host, domains=len(found), steps=len(steps))
+        return [emit for emits in results for emit in emits]
+
+    async def _step(self, step: Step, item: Expected | None, host: str) -> Emit:
+        instance_id = step.instance_id
+        if step.action == "report_unknown" or item is None:
+            log.warning("unknown_domain_found", host=host, domain=domain_name(instance_id))
+            return Emit(UnknownDomainFound(domain=domain_name(instance_id)), host, None)
+        tenant_id = item.tenant_id
+        log.warning("reconciling", instance_id=instance_id, action=step.action)
+        if step.action == "report_lost":
+            return Emit(InstanceDomainLost(host=host), instance_id, tenant_id)
+        if step.action == "respawn":
+            return await self._spawn(item.spec, tenant_id, host, "restart")
+        if step.action == "record_stopped":
+            return Emit(InstanceStopped(host=host), instance_id, tenant_id)
+        if step.action == "record_running":
+            return Emit(InstanceStarted(host=host), instance_id, tenant_id)
+        try:
+            if step.action == "power_on":
+                await self._driver.start(instance_id)
+                return Emit(InstanceStarted(host=host), instance_id, tenant_id)
+            await self._driver.stop(instance_id)
+            return Emit(InstanceStopped(host=host), instance_id, tenant_id)
+        except DriverError as exc:
+            phase: Literal["restart", "stop"] = "restart" if step.action == "power_on" else "stop"
+            failed = InstanceFailed(host=host, phase=phase, reason=str(exc))
+            return Emit(failed, instance_id, tenant_id)

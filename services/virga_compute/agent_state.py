@@ -1,0 +1,265 @@
+"""What one compute agent knows, folded from the log: its instances, pending deletions, usage.
+
+The fold is written to give the same state whatever the interleaving of its input topics
+(api and scheduler are read side by side, in no fixed order) and even when, as in a rebuild,
+every input is folded before the agent's own outcome events. So *what the domain is doing*
+comes only from the agent's own events (InstanceStarted, InstanceStopped...), and input
+events only record what was asked (a placement, a deletion request).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from virga_events import Envelope
+from virga_events.catalog.api import InstanceDeletionRequested
+from virga_events.catalog.compute import (
+    HostHeartbeat,
+    InstanceDeleted,
+    InstanceDomainLost,
+    InstanceFailed,
+    InstanceRebooted,
+    InstanceStarted,
+    InstanceStopped,
+    UsageSampled,
+)
+from virga_events.catalog.scheduler import InstanceScheduled
+
+Status = Literal["building", "running", "stopped"]
+"""What the domain should be doing: `building` until the spawn's outcome is known."""
+
+TOMBSTONE_LIMIT = 10_000
+"""Bound of each tombstone collection (pending deletions, deleted ids), oldest dropped first.
+
+Every agent sees every deletion in the cloud, so both sets are bounded. A pending deletion
+only has to outlive the race between the api and scheduler topics (seconds), and a deleted
+id only has to outlive late duplicates of its placement: evicting one requires 10,000 other
+deletions in between, which a real race window never spans.
+"""
+
+
+@dataclass(slots=True)
+class InstanceRecord:
+    """An instance placed on this host, from its placement until it is deleted or leaves."""
+
+    instance_id: str
+    tenant_id: str | None
+    name: str
+    """Display name, recorded in the domain metadata."""
+    vcpus: int
+    ram_mb: int
+    attempt: int
+    """Scheduling attempt of the placement; a later attempt replaces an earlier one."""
+    scheduled_event_id: str
+    """The InstanceScheduled that placed it here: only that event spawns it, so a duplicate
+    placement never makes a second domain."""
+    image: str | None = None
+    network: str | None = None
+    status: Status = "building"
+    domain_lost: bool = False
+    """The agent found no domain for it (InstanceDomainLost) and has not made one since."""
+    deletion_event_id: str | None = None
+    """The deletion request being carried out; None when none is pending."""
+    usage_since: datetime | None = None
+    """Start of the current usage period: the last sample, or the last start."""
+
+
+@dataclass(slots=True)
+class AgentState:
+    """The fold of one agent: `host` is fixed, the rest comes from events."""
+
+    host: str
+    instances: dict[str, InstanceRecord] = field(default_factory=dict)
+    pending_deletions: dict[str, str] = field(default_factory=dict)
+    """Instance id -> deletion request event id, for deletions of instances this host does
+    not (yet) run: the request may overtake the placement (another topic). Insertion order
+    is age order; bounded by TOMBSTONE_LIMIT."""
+    deleted: dict[str, None] = field(default_factory=dict)
+    """Ids of instances deleted anywhere (an ordered set, bounded by TOMBSTONE_LIMIT): a
+    placement that arrives after the deletion must never spawn."""
+    usage_sampled_at: datetime | None = None
+    """When this agent last emitted usage samples."""
+    heartbeat_at: datetime | None = None
+    """When this agent last emitted a heartbeat."""
+
+    def running(self) -> int:
+        """Instances whose domain runs, as far as the agent's own reports go."""
+        return sum(
+            1
+            for record in self.instances.values()
+            if record.status == "running" and not record.domain_lost
+        )
+
+    def mine(self, instance_id: str) -> InstanceRecord | None:
+        return self.instances.get(instance_id)
+
+
+def _bounded_put(table: dict[str, Any], key: str, value: Any) -> None:
+    table.pop(key, None)  # re-inserted as the youngest
+    table[key] = value
+    while len(table) > TOMBSTONE_LIMIT:
+        del table[next(iter(table))]
+
+
+def _leave(state: AgentState, record: InstanceRecord) -> None:
+    """The instance is no longer this host's; a deletion it was waiting for stays pending."""
+    del state.instances[record.instance_id]
+    if record.deletion_event_id is not None:
+        _bounded_put(state.pending_deletions, record.instance_id, record.deletion_event_id)
+
+
+def _placed(state: AgentState, envelope: Envelope, event: InstanceScheduled) -> None:
+    instance_id = envelope.aggregate_id
+    record = state.instances.get(instance_id)
+    if event.host != state.host:
+        if record is not None and event.attempt > record.attempt:
+            _leave(state, record)  # the latest placement wins
+        return
+    if instance_id in state.deleted:
+        return
+    if record is not None and event.attempt <= record.attempt:
+        return  # a duplicate or stale placement
+    pending = state.pending_deletions.pop(instance_id, None)
+    state.instances[instance_id] = InstanceRecord(
+        instance_id=instance_id,
+        tenant_id=envelope.tenant_id,
+        name=event.name,
+        vcpus=event.flavor.vcpus,
+        ram_mb=event.flavor.ram_mb,
+        attempt=event.attempt,
+        scheduled_event_id=envelope.event_id,
+        image=event.image,
+        network=event.network,
+        deletion_event_id=record.deletion_event_id if record is not None else pending,
+    )
+
+
+def _deletion_requested(state: AgentState, envelope: Envelope) -> None:
+    instance_id = envelope.aggregate_id
+    if instance_id in state.deleted:
+        return
+    record = state.instances.get(instance_id)
+    if record is not None:
+        if record.deletion_event_id is None:
+            record.deletion_event_id = envelope.event_id
+    elif instance_id not in state.pending_deletions:
+        _bounded_put(state.pending_deletions, instance_id, envelope.event_id)
+
+
+def _deleted(state: AgentState, envelope: Envelope, event: InstanceDeleted) -> None:
+    instance_id = envelope.aggregate_id
+    state.pending_deletions.pop(instance_id, None)
+    _bounded_put(state.deleted, instance_id, None)
+    # Only the agent that destroyed the domain may drop its record: anyone else's deletion
+    # (the scheduler's, for an instance it believes unplaced) leaves our domain to report.
+    if event.host == state.host:
+        state.instances.pop(instance_id, None)
+
+
+Outcome = InstanceStarted | InstanceStopped | InstanceRebooted | InstanceDomainLost | InstanceFailed
+"""What this agent reports about its instances' domains."""
+_OUTCOMES = (InstanceStarted, InstanceStopped, InstanceRebooted, InstanceDomainLost, InstanceFailed)
+
+
+def _outcome(
+    state: AgentState,
+    envelope: Envelope,
+    record: InstanceRecord,
+    event: Outcome,
+) -> None:
+    if isinstance(event, InstanceStarted):
+        record.status, record.domain_lost = "running", False
+        record.usage_since = envelope.occurred_at  # a fresh QEMU process: counters restart
+    elif isinstance(event, InstanceRebooted):
+        # The same QEMU process (or a fresh one after a hard reboot): either way billing
+        # diffs cumulative counters, so the usage period goes on.
+        record.status, record.domain_lost = "running", False
+    elif isinstance(event, InstanceStopped):
+        record.status, record.domain_lost = "stopped", False
+    elif isinstance(event, InstanceDomainLost):
+        record.domain_lost = True
+    elif event.phase == "spawn" and envelope.causation_id == record.scheduled_event_id:
+        _leave(state, record)  # the scheduler places it elsewhere
+    elif event.phase == "delete" and envelope.causation_id == record.deletion_event_id:
+        record.deletion_event_id = None  # a new request may try again
+
+
+def evolve(state: AgentState, envelope: Envelope) -> AgentState:
+    """Fold one event into the agent's state (pure, deterministic)."""
+    event = envelope.payload
+    if isinstance(event, InstanceScheduled):
+        _placed(state, envelope, event)
+    elif isinstance(event, InstanceDeletionRequested):
+        _deletion_requested(state, envelope)
+    elif isinstance(event, InstanceDeleted):
+        _deleted(state, envelope, event)
+    elif isinstance(event, UsageSampled) and event.host == state.host:
+        if state.usage_sampled_at is None or envelope.occurred_at > state.usage_sampled_at:
+            state.usage_sampled_at = envelope.occurred_at
+        if (record := state.instances.get(envelope.aggregate_id)) is not None:
+            record.usage_since = envelope.occurred_at
+    elif isinstance(event, HostHeartbeat) and envelope.aggregate_id == state.host:
+        state.heartbeat_at = envelope.occurred_at
+    elif isinstance(event, _OUTCOMES) and event.host == state.host:
+        record = state.instances.get(envelope.aggregate_id)
+        if record is not None:
+            _outcome(state, envelope, record, event)
+    return state
+
+
+# -- snapshots: plain JSON types only ---------------------------------------------------------
+
+
+def _time(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def snapshot(state: AgentState) -> dict[str, Any]:
+    """The state as orjson-able values; `restore` is its inverse."""
+    return {
+        "host": state.host,
+        "instances": [
+            {
+                "instance_id": r.instance_id,
+                "tenant_id": r.tenant_id,
+                "name": r.name,
+                "vcpus": r.vcpus,
+                "ram_mb": r.ram_mb,
+                "attempt": r.attempt,
+                "scheduled_event_id": r.scheduled_event_id,
+                "image": r.image,
+                "network": r.network,
+                "status": r.status,
+                "domain_lost": r.domain_lost,
+                "deletion_event_id": r.deletion_event_id,
+                "usage_since": _time(r.usage_since),
+            }
+            for r in state.instances.values()
+        ],
+        "pending_deletions": [[k, v] for k, v in state.pending_deletions.items()],
+        "deleted": list(state.deleted),
+        "usage_sampled_at": _time(state.usage_sampled_at),
+        "heartbeat_at": _time(state.heartbeat_at),
+    }
+
+
+def restore(data: dict[str, Any]) -> AgentState:
+    records = {}
+    for raw in data["instances"]:
+        fields = dict(raw)
+        fields["usage_since"] = _parse_time(fields["usage_since"])
+        records[fields["instance_id"]] = InstanceRecord(**fields)
+    return AgentState(
+        host=data["host"],
+        instances=records,
+        pending_deletions={k: v for k, v in data["pending_deletions"]},
+        deleted=dict.fromkeys(data["deleted"]),
+        usage_sampled_at=_parse_time(data["usage_sampled_at"]),
+        heartbeat_at=_parse_time(data["heartbeat_at"]),
+    )

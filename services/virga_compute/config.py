@@ -1,0 +1,110 @@
+"""How one compute agent is set up: its host's identity, hypervisor and cadences."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+from virga_compute.domain_xml import DomainType
+
+RestartPolicy = Literal["restart", "report"]
+"""What reconciliation at start does when a domain disagrees with the log.
+
+`restart`: the log wins; a lost domain is spawned again, a domain found shut off that should
+run is started, one found running that should be stopped is stopped. `report`: the
+hypervisor wins; the agent only records what it found (InstanceDomainLost, InstanceStopped,
+InstanceStarted) and leaves the domains as they are.
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class AgentConfig:
+    """Settings of the compute agent on one hypervisor host."""
+
+    host: str
+    """This host's name: the scheduler's placement target and the agent's producer suffix."""
+    rack: str = "default"
+    """Rack the host sits in (server groups with rack scope spread over racks)."""
+    zone: str = "default"
+    """Availability zone of the host."""
+    traits: tuple[str, ...] = ()
+    """Capabilities the scheduler can require (`ssd`, `gpu`...)."""
+    libvirt_uri: str = "test:///default"
+    """Hypervisor connection; `memory://` selects the in-process driver (tests, demos)."""
+    domain_type: DomainType = "qemu"
+    """<domain type>: `qemu` (TCG), `kvm` or `test`."""
+    instances_path: str = "/var/lib/virga/instances"
+    """Local directory for instance files; its filesystem size is reported as disk_gb."""
+    heartbeat_seconds: float = 10.0
+    """Interval of HostHeartbeat events."""
+    usage_seconds: float = 60.0
+    """Interval of UsageSampled events (one per running instance each interval)."""
+    restart_policy: RestartPolicy = "restart"
+    stop_grace_seconds: float = 60.0
+    """How long a stop waits for the guest's ACPI shutdown before forcing it off."""
+    http_port: int | None = None
+    """Port for /healthz and /metrics; None serves nothing."""
+    namespace: str = "virga"
+    """Topic namespace, as `KafkaSettings.namespace`."""
+
+    def __post_init__(self) -> None:
+        if not self.host or any(c.isspace() or c == "/" for c in self.host):
+            raise ValueError(f"bad host name {self.host!r}")
+        if self.heartbeat_seconds <= 0 or self.usage_seconds <= 0:
+            raise ValueError("heartbeat_seconds and usage_seconds must be positive")
+        if self.restart_policy not in get_args(RestartPolicy):
+            raise ValueError(f"restart_policy must be one of {get_args(RestartPolicy)}")
+        if self.domain_type not in get_args(DomainType):
+            raise ValueError(f"domain_type must be one of {get_args(DomainType)}")
+
+    @property
+    def tick_seconds(self) -> float:
+        """The runtime's tick: often enough for both cadences."""
+        return min(self.heartbeat_seconds, self.usage_seconds)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> AgentConfig:
+        """Read VIRGA_HOST (required), VIRGA_RACK, VIRGA_ZONE, VIRGA_TRAITS (comma list),
+        VIRGA_LIBVIRT_URI, VIRGA_DOMAIN_TYPE, VIRGA_INSTANCES_PATH, VIRGA_HEARTBEAT_SECONDS,
+        VIRGA_USAGE_SECONDS, VIRGA_RESTART_POLICY, VIRGA_STOP_GRACE_SECONDS, VIRGA_HTTP_PORT
+        and VIRGA_NAMESPACE; raise SystemExit naming a bad one."""
+        env = os.environ if environ is None else environ
+
+        def get(name: str) -> str | None:
+            value = env.get(name, "").strip()
+            return value or None
+
+        def number(name: str, default: float) -> float:
+            raw = get(name)
+            try:
+                return default if raw is None else float(raw)
+            except ValueError:
+                raise SystemExit(f"{name} must be a number, got {raw!r}") from None
+
+        host = get("VIRGA_HOST")
+        if host is None:
+            raise SystemExit("VIRGA_HOST must name this hypervisor host")
+        uri = get("VIRGA_LIBVIRT_URI") or "test:///default"
+        port = get("VIRGA_HTTP_PORT")
+        traits = [t.strip() for t in (get("VIRGA_TRAITS") or "").split(",")]
+        try:
+            return cls(
+                host=host,
+                rack=get("VIRGA_RACK") or "default",
+                zone=get("VIRGA_ZONE") or "default",
+                traits=tuple(dict.fromkeys(t for t in traits if t)),
+                libvirt_uri=uri,
+                domain_type=get("VIRGA_DOMAIN_TYPE")  # type: ignore[arg-type]
+                or ("test" if uri.startswith("test:") else "qemu"),
+                instances_path=get("VIRGA_INSTANCES_PATH") or "/var/lib/virga/instances",
+                heartbeat_seconds=number("VIRGA_HEARTBEAT_SECONDS", 10.0),
+                usage_seconds=number("VIRGA_USAGE_SECONDS", 60.0),
+                restart_policy=get("VIRGA_RESTART_POLICY") or "restart",  # type: ignore[arg-type]
+                stop_grace_seconds=number("VIRGA_STOP_GRACE_SECONDS", 60.0),
+                http_port=None if port is None else int(number("VIRGA_HTTP_PORT", 0)),
+                namespace=get("VIRGA_NAMESPACE") or "virga",
+            )
+        except ValueError as exc:
+            raise SystemExit(f"bad compute agent setting: {exc}") from None

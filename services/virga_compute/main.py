@@ -1,0 +1,58 @@
+"""The compute agent's composition root: configuration, the real driver, the runner."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from pathlib import Path
+
+import structlog
+
+from virga_compute.config import AgentConfig
+from virga_compute.domain_xml import DomainSettings
+from virga_compute.driver import ComputeDriver
+from virga_compute.service import SERVICE_NAME, definition, runner_config
+from virga_runtime import ServiceRunner
+from virga_runtime.process import kafka_settings, run_until_signalled
+
+log = structlog.get_logger(__name__)
+
+MEMORY_URI = "memory://"
+
+
+def build_driver(config: AgentConfig) -> ComputeDriver:
+    """`memory://` runs instances in process (demos, tests); any other URI is libvirt's."""
+    if config.libvirt_uri.startswith(MEMORY_URI):
+        from virga_compute.memory_driver import MemoryDriver
+
+        return MemoryDriver()
+    from virga_compute.libvirt_driver import LibvirtDriver  # libvirt loads only when used
+
+    Path(config.instances_path).mkdir(parents=True, exist_ok=True)
+    return LibvirtDriver(
+        config.libvirt_uri,
+        instances_path=config.instances_path,
+        settings=DomainSettings(domain_type=config.domain_type),
+        grace_period=config.stop_grace_seconds,
+    )
+
+
+async def run(config: AgentConfig) -> None:
+    settings = dataclasses.replace(kafka_settings(SERVICE_NAME), namespace=config.namespace)
+    driver = build_driver(config)
+    await driver.connect()  # no hypervisor: fail now, before anything is read or written
+    log.info("hypervisor_connected", host=config.host, uri=config.libvirt_uri)
+    try:
+        runner = ServiceRunner(definition(config, driver), settings, runner_config(config))
+        await run_until_signalled(runner)
+    finally:
+        await driver.close()
+
+
+def main() -> None:
+    """Run the compute agent of this host until SIGTERM/SIGINT (see `AgentConfig.from_env`)."""
+    asyncio.run(run(AgentConfig.from_env()))
+
+
+if __name__ == "__main__":
+    main()
