@@ -43,7 +43,7 @@ class InstanceStarted(Event):
 @event("InstanceStopped")
 @dataclass(frozen=True, slots=True, kw_only=True)
 class InstanceStopped(Event):
-    """The instance's domain was shut off on request (aggregate: instance id)."""
+    """The instance's domain is shut off, on request or as found at start (aggregate: id)."""
 
     host: str
 
@@ -85,7 +85,7 @@ class InstanceDeleted(Event):
 @event("InstanceDomainLost")
 @dataclass(frozen=True, slots=True, kw_only=True)
 class InstanceDomainLost(Event):
-    """At start, the agent found no domain for an instance that should run (aggregate: id)."""
+    """At start, the agent found no domain for an instance that should exist (aggregate: id)."""
 
     host: str
 
