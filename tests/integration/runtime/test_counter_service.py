@@ -15,6 +15,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiokafka.errors import KafkaError
 from tests.support import counter
 from tests.support.kafka import produce_events, produce_raw, read_all, read_events
 
@@ -274,3 +275,26 @@ async def test_healthz_is_200_only_when_caught_up_and_metrics_are_exposed(
             assert "virga_dead_letters_total" in text
         finally:
             await stop(runner, task)
+
+
+async def test_a_second_instance_fences_the_first_and_only_its_decisions_count(
+    kafka_bootstrap: str,
+) -> None:
+    name, in_topic = await new_counter(kafka_bootstrap)
+    first, later = increments(200, seed=5), increments(100, seed=6)
+    await produce_events(kafka_bootstrap, in_topic, first)
+    stale, stale_task = await run_counter(kafka_bootstrap, name, in_topic)
+    await wait_for(lambda: stale.metrics.value("events_handled") == 200)
+    fresh, fresh_task = await run_counter(kafka_bootstrap, name, in_topic)  # same transactional id
+    try:
+        await produce_events(kafka_bootstrap, in_topic, later)
+        # The stale instance's next transaction is refused, and it stops instead of writing.
+        with pytest.raises(KafkaError, match=r"(?i)fenc"):
+            await asyncio.wait_for(stale_task, 30)
+        await wait_for(lambda: fresh.metrics.value("events_handled") == 100)
+        outputs = await read_events(kafka_bootstrap, f"{name}.out", counter.REGISTRY)
+        check_outputs(outputs, first + later)
+        assert fresh.state == counter.expected_totals(as_pairs(first + later))
+    finally:
+        await stale.close(snapshot=False)
+        await stop(fresh, fresh_task)
