@@ -28,8 +28,18 @@ class HostSpec:
     name: str
     rack: str
     zone: str = "az1"
-    libvirt_uri: str = "test:///default"
-    """Each agent process has its own `test:///default` hypervisor (it lives in-process)."""
+    libvirt_uri: str | None = None
+    """None: libvirt's test driver, in the agent's process, on a node of TEST_NODE's size."""
+
+
+TEST_NODE = """<node>
+  <cpu><mhz>2400</mhz><model>x86_64</model><nodes>1</nodes><sockets>2</sockets><cores>16</cores>
+    <threads>2</threads><active>64</active><total>64</total></cpu>
+  <memory>{memory_kib}</memory>
+</node>
+"""
+"""A test-driver hypervisor with 64 CPUs and 256 GiB: room for hundreds of small instances
+(`test:///default` has 16 CPUs and 3 GiB). Each connection to it is a private world."""
 
 
 @dataclass
@@ -82,8 +92,11 @@ class Stack:
             self.run_dir,
             health_url=f"http://127.0.0.1:{scheduler_port}/healthz",
         )
+        node = self.run_dir / "test-node.xml"
+        node.write_text(TEST_NODE.format(memory_kib=256 * 1024 * 1024))
         for host in self.hosts:
             port = free_port()
+            uri = host.libvirt_uri or f"test://{node}"
             self.processes[f"compute-{host.name}"] = ServiceProcess(
                 f"compute-{host.name}",
                 "virga_compute",
@@ -92,8 +105,8 @@ class Stack:
                     "VIRGA_HOST": host.name,
                     "VIRGA_RACK": host.rack,
                     "VIRGA_ZONE": host.zone,
-                    "VIRGA_LIBVIRT_URI": host.libvirt_uri,
-                    "VIRGA_DOMAIN_TYPE": "test" if host.libvirt_uri.startswith("test:") else "qemu",
+                    "VIRGA_LIBVIRT_URI": uri,
+                    "VIRGA_DOMAIN_TYPE": "test" if uri.startswith("test:") else "qemu",
                     "VIRGA_INSTANCES_PATH": str(self.run_dir / "instances" / host.name),
                     "VIRGA_HEARTBEAT_SECONDS": str(self.heartbeat_seconds),
                     "VIRGA_USAGE_SECONDS": "5",
