@@ -240,8 +240,11 @@ class ServiceRunner(Generic[S]):
         `snapshot=False` leaves the log as a crash would (tests of rebuild use it).
         """
         self._stop.set()
-        for task in self._tasks:
-            task.cancel()
+        # Cancel the append and tick loops only between transactions: one cancelled inside a
+        # commit would leave the producer unable to begin the final snapshot's transaction.
+        async with self._lock:
+            for task in self._tasks:
+                task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._writer is not None:
             try:
@@ -398,6 +401,7 @@ class ServiceRunner(Generic[S]):
             causation=cause,
             correlation_id=correlation_id,
             event_id=derived_event_id(cause.event_id, self.producer_name, index) if cause else None,
+            occurred_at=emit.occurred_at,
         )
 
     async def _emit(self, txn: Transaction, envelope: Envelope) -> Envelope:

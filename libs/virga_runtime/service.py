@@ -22,6 +22,9 @@ class Emit:
     """What the event is about; the record key, so one aggregate stays in one partition."""
     tenant_id: str | None
     """Owning tenant, or None for infrastructure facts."""
+    occurred_at: datetime | None = None
+    """Event time; None means when it is appended. The gateway sets it to the moment it
+    accepted the request, so a response recorded with the events can show it."""
 
 
 class Effect(Protocol):

@@ -1,0 +1,55 @@
+"""Who is calling: bearer tokens resolved against the projection into a principal."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from virga_gateway.model import GatewayState, Role
+from virga_gateway.problems import forbidden, unauthorized
+from virga_gateway.tokens import token_sha256
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The authenticated caller of one request."""
+
+    token_id: str
+    role: Role
+    tenant_id: str | None
+    """The tenant a tenant token acts for; None for admins."""
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+    @property
+    def scope(self) -> str:
+        """Whose Idempotency-Keys these are: a tenant's tokens share them, as do admins'."""
+        return "admin" if self.is_admin else f"tenant:{self.tenant_id}"
+
+    def sees(self, tenant_id: str) -> bool:
+        """Whether a resource of `tenant_id` exists for this caller (else it gets 404)."""
+        return self.is_admin or tenant_id == self.tenant_id
+
+    def require_admin(self) -> None:
+        if not self.is_admin:
+            raise forbidden("this operation is reserved to administrators")
+
+
+def authenticate(state: GatewayState, authorization: str | None, now: datetime) -> Principal:
+    """The principal an `Authorization: Bearer <token>` header names, or a 401 problem."""
+    if not authorization:
+        raise unauthorized("the Authorization header is missing")
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise unauthorized("the Authorization header must be 'Bearer <token>'")
+    token_id = state.token_ids_by_sha256.get(token_sha256(token.strip()))
+    record = state.tokens.get(token_id) if token_id is not None else None
+    # One message for every refusal: a caller learns nothing about which tokens exist.
+    refused = unauthorized("the bearer token is not valid")
+    if record is None or record.revoked:
+        raise refused
+    if record.expires_at is not None and record.expires_at <= now:
+        raise refused
+    return Principal(record.id, record.role, record.tenant_id)

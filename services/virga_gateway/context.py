@@ -1,0 +1,56 @@
+"""What a request handler works with: the running gateway and the authenticated caller."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from virga_gateway.auth import Principal
+from virga_gateway.config import GatewayConfig
+from virga_gateway.idempotency import KeyedLocks
+from virga_gateway.model import GatewayState
+from virga_runtime import ServiceRunner
+
+
+@dataclass
+class Gateway:
+    """One running gateway: its runner (projection + appends), settings and request locks."""
+
+    runner: ServiceRunner[GatewayState]
+    config: GatewayConfig
+    admin_sha256: str
+    """Hash of the bootstrap admin token: the gateway is ready once it is in the projection."""
+    locks: KeyedLocks = field(default_factory=KeyedLocks)
+
+    @property
+    def state(self) -> GatewayState:
+        return self.runner.state
+
+    def ready(self) -> bool:
+        """Caught up with the log, and the bootstrap admin token can be used."""
+        return self.runner.ready.is_set() and self.admin_sha256 in self.state.token_ids_by_sha256
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One request as a handler sees it."""
+
+    gateway: Gateway
+    principal: Principal | None
+    """None on public routes only."""
+    correlation_id: str
+
+    @property
+    def caller(self) -> Principal:
+        assert self.principal is not None, "an authenticated route"
+        return self.principal
+
+
+Handler = Callable[[web.Request, Call], Awaitable[web.StreamResponse]]
+
+GATEWAY = web.AppKey("gateway", Gateway)
+CORRELATION_ID = web.RequestKey("correlation_id", str)
+OPENAPI_DOCUMENT = web.AppKey("openapi_document", bytes)
+"""The encoded OpenAPI document, built once per app from the route table."""

@@ -1,0 +1,80 @@
+"""How host facts (agents' registrations and heartbeats, the scheduler's up/down verdicts,
+admins' enable/disable and ratios) fold into the projection, in any order across topics."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from virga_events import Envelope, Event
+from virga_events.catalog import api, compute, scheduler
+from virga_gateway.model import GatewayState, Host, Ratios
+
+
+def host_record(state: GatewayState, name: str) -> Host:
+    """The host called `name`; a stub, not listed, until its agent registers it."""
+    host = state.hosts.get(name)
+    if host is None:
+        host = state.hosts[name] = Host(name=name)
+    return host
+
+
+def _set_up_or_down(host: Host, up: bool, at: datetime) -> None:
+    # Registration (compute) and the scheduler's verdicts come from two topics: the newest
+    # fact by event time wins, whichever arrives last.
+    if host.state_at is None or at >= host.state_at:
+        host.state = "up" if up else "down"
+        host.state_at = at
+
+
+def _heard_from(host: Host, at: datetime) -> None:
+    if host.last_heartbeat_at is None or at > host.last_heartbeat_at:
+        host.last_heartbeat_at = at
+
+
+def _registered(state: GatewayState, env: Envelope) -> None:
+    event: compute.HostRegistered = env.payload
+    host = host_record(state, env.aggregate_id)
+    host.registered = True
+    host.rack, host.zone, host.traits = event.rack, event.zone, event.traits
+    host.capacity.vcpus = event.vcpus
+    host.capacity.ram_mb = event.ram_mb
+    host.capacity.disk_gb = event.disk_gb
+    _heard_from(host, env.occurred_at)
+    _set_up_or_down(host, True, env.occurred_at)
+
+
+def _heartbeat(state: GatewayState, env: Envelope) -> None:
+    _heard_from(host_record(state, env.aggregate_id), env.occurred_at)
+
+
+def _marked(state: GatewayState, env: Envelope) -> None:
+    up = isinstance(env.payload, scheduler.HostMarkedUp)
+    _set_up_or_down(host_record(state, env.aggregate_id), up, env.occurred_at)
+
+
+def _disabled(state: GatewayState, env: Envelope) -> None:
+    event: api.HostDisabled = env.payload
+    host = host_record(state, env.aggregate_id)
+    host.enabled, host.disabled_reason = False, event.reason
+
+
+def _enabled(state: GatewayState, env: Envelope) -> None:
+    host = host_record(state, env.aggregate_id)
+    host.enabled, host.disabled_reason = True, ""
+
+
+def _ratios_set(state: GatewayState, env: Envelope) -> None:
+    event: api.AllocationRatiosSet = env.payload
+    state.allocation_ratios[env.aggregate_id] = Ratios(event.cpu, event.ram, event.disk)
+
+
+HANDLERS: dict[type[Event], Callable[[GatewayState, Envelope], None]] = {
+    api.HostDisabled: _disabled,
+    api.HostEnabled: _enabled,
+    api.AllocationRatiosSet: _ratios_set,
+    scheduler.HostMarkedDown: _marked,
+    scheduler.HostMarkedUp: _marked,
+    compute.HostRegistered: _registered,
+    compute.HostHeartbeat: _heartbeat,
+}

@@ -1,0 +1,148 @@
+"""The OpenAPI 3.1 document, generated from the route table and its msgspec types."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+import msgspec
+
+from virga_gateway.idempotency import HEADER as IDEMPOTENCY_HEADER
+from virga_gateway.idempotency import MAX_KEY_LENGTH
+from virga_gateway.middleware import REQUEST_ID_HEADER
+from virga_gateway.problems import PROBLEM_CONTENT_TYPE, ProblemDetails
+from virga_gateway.routing import Route
+
+_REF = "#/components/schemas/{name}"
+
+_ERROR_HEADERS: dict[int, dict[str, Any]] = {
+    401: {"WWW-Authenticate": {"schema": {"type": "string"}}},
+    405: {"Allow": {"schema": {"type": "string"}}},
+    503: {"Retry-After": {"schema": {"type": "integer"}}},
+}
+
+_COMMON_PARAMETERS = {
+    "RequestId": {
+        "name": REQUEST_ID_HEADER,
+        "in": "header",
+        "required": False,
+        "description": "Your id for the request (else one is made): echoed back, and the"
+        " correlation_id of every event the request causes.",
+        "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"},
+    },
+    "IdempotencyKey": {
+        "name": IDEMPOTENCY_HEADER,
+        "in": "header",
+        "required": False,
+        "description": "Retrying with the same key and body replays the first response and"
+        " creates nothing; the same key with another body is refused (422). Keys last 24 h.",
+        "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH},
+    },
+}
+
+
+def openapi_document(routes: list[Route], *, version: str = "0.1.0") -> dict[str, Any]:
+    types = _types(routes)
+    refs, schemas = msgspec.json.schema_components(types, ref_template=_REF)
+    schema_of = dict(zip(map(_type_key, types), refs, strict=True))
+    paths: dict[str, dict[str, Any]] = {}
+    for route in routes:
+        paths.setdefault(route.path, {})[route.method.lower()] = _operation(route, schema_of)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Virga API",
+            "version": version,
+            "description": "Tenants, tokens, flavors, instances, server groups and hosts of a"
+            " Virga cloud. Errors are RFC 9457 problem details.",
+        },
+        "tags": [{"name": tag} for tag in dict.fromkeys(route.tag for route in routes)],
+        "security": [{"bearer": []}],
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "parameters": _COMMON_PARAMETERS,
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "A token issued by POST /v1/tenants/{id}/tokens, or the"
+                    " admin token the gateway was started with.",
+                }
+            },
+        },
+    }
+
+
+def _types(routes: list[Route]) -> list[Any]:
+    found: dict[str, Any] = {_type_key(ProblemDetails): ProblemDetails}
+    for route in routes:
+        for kind in (route.request, route.response):
+            if kind is not None:
+                found.setdefault(_type_key(kind), kind)
+    return list(found.values())
+
+
+def _type_key(kind: Any) -> str:
+    return repr(kind)
+
+
+def _operation(route: Route, schema_of: dict[str, Any]) -> dict[str, Any]:
+    operation: dict[str, Any] = {
+        "operationId": route.operation_id,
+        "summary": route.summary,
+        "tags": [route.tag],
+        "parameters": _parameters(route),
+        "responses": _responses(route, schema_of),
+    }
+    if route.access == "public":
+        operation["security"] = []
+    elif route.access == "admin":
+        operation["description"] = "Admin tokens only."
+    if route.request is not None:
+        operation["requestBody"] = {
+            "required": not route.request_optional,
+            "content": {"application/json": {"schema": schema_of[_type_key(route.request)]}},
+        }
+    return operation
+
+
+def _parameters(route: Route) -> list[dict[str, Any]]:
+    parameters: list[dict[str, Any]] = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in route.path_params
+    ]
+    parameters += [
+        {
+            "name": q.name,
+            "in": "query",
+            "required": False,
+            "schema": q.schema,
+            "description": q.description,
+        }
+        for q in route.query
+    ]
+    parameters.append({"$ref": "#/components/parameters/RequestId"})
+    if route.method == "POST":
+        parameters.append({"$ref": "#/components/parameters/IdempotencyKey"})
+    return parameters
+
+
+def _responses(route: Route, schema_of: dict[str, Any]) -> dict[str, Any]:
+    responses: dict[str, Any] = {}
+    for status in (route.status, *route.also):
+        answer: dict[str, Any] = {"description": HTTPStatus(status).phrase}
+        if route.response is not None:
+            schema = schema_of[_type_key(route.response)]
+            answer["content"] = {route.response_content_type: {"schema": schema}}
+        responses[str(status)] = answer
+    problem = {"schema": schema_of[_type_key(ProblemDetails)]}
+    for status in route.error_statuses():
+        answer = {
+            "description": HTTPStatus(status).phrase,
+            "content": {PROBLEM_CONTENT_TYPE: problem},
+        }
+        if status in _ERROR_HEADERS:
+            answer["headers"] = _ERROR_HEADERS[status]
+        responses[str(status)] = answer
+    return responses

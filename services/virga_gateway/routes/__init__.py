@@ -1,0 +1,15 @@
+"""The route table: every operation of the API, in the order the OpenAPI document lists them."""
+
+from __future__ import annotations
+
+from virga_gateway.routes import flavors, hosts, instances, meta, server_groups, tenants
+from virga_gateway.routing import Route
+
+ROUTES: list[Route] = [
+    *tenants.ROUTES,
+    *flavors.ROUTES,
+    *instances.ROUTES,
+    *server_groups.ROUTES,
+    *hosts.ROUTES,
+    *meta.ROUTES,
+]

@@ -1,0 +1,100 @@
+"""The route table's shape: one `Route` per operation drives both the router and OpenAPI."""
+
+from __future__ import annotations
+
+from dataclasses import KW_ONLY, dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import structlog
+from aiohttp import web
+from aiohttp.typedefs import Handler as AiohttpHandler
+
+from virga_gateway.auth import authenticate
+from virga_gateway.context import CORRELATION_ID, GATEWAY, Call, Handler
+from virga_gateway.problems import not_ready
+
+Access = Literal["public", "tenant", "admin"]
+"""public: no token; tenant: any valid token (admins included); admin: admin tokens only."""
+
+
+@dataclass(frozen=True, slots=True)
+class QueryParam:
+    name: str
+    schema: dict[str, Any]
+    description: str
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One operation: how it is served, who may call it, and what it accepts and answers."""
+
+    method: str
+    path: str
+    handler: Handler | None
+    """None for routes the runtime serves (`virga_runtime.health_routes`)."""
+    _: KW_ONLY
+    operation_id: str
+    summary: str
+    tag: str
+    access: Access
+    status: int
+    """The success status."""
+    response: Any = None
+    """The success body's type (a msgspec Struct, or a list of one); None: no body."""
+    request: Any = None
+    """The body's msgspec Struct; None: the operation takes no body."""
+    request_optional: bool = False
+    query: tuple[QueryParam, ...] = ()
+    errors: tuple[int, ...] = ()
+    """Error statuses particular to this operation (the common ones are derived)."""
+    also: tuple[int, ...] = ()
+    """Other statuses answered with the success body's type rather than a problem."""
+    response_content_type: str = "application/json"
+
+    @property
+    def path_params(self) -> list[str]:
+        return [part[1:-1] for part in self.path.split("/") if part.startswith("{")]
+
+    def error_statuses(self) -> list[int]:
+        """Every error status the operation can answer, derived from its shape."""
+        found = set(self.errors) | {500}
+        if self.access != "public":
+            found |= {401, 503}
+        if self.access == "admin":
+            found.add(403)
+        if self.path_params:
+            found.add(404)
+        if self.request is not None:
+            found |= {400, 413, 415, 422}
+        if self.method == "POST":
+            found |= {400, 422}  # Idempotency-Key: malformed / reused for another request
+        return sorted(found)
+
+
+def endpoint(route: Route, handler: Handler) -> AiohttpHandler:
+    """`handler` behind the route's access rule: readiness, then token, then role."""
+
+    async def serve(request: web.Request) -> web.StreamResponse:
+        gateway = request.app[GATEWAY]
+        principal = None
+        if route.access != "public":
+            # Before the projection has caught up even valid tokens may be unknown: 503, not 401.
+            if not gateway.ready():
+                raise not_ready(gateway.config.retry_after_seconds)
+            principal = authenticate(
+                gateway.state, request.headers.get("Authorization"), datetime.now(UTC)
+            )
+            if route.access == "admin":
+                principal.require_admin()
+        who = principal.scope if principal is not None else "anonymous"
+        with structlog.contextvars.bound_contextvars(principal=who):
+            return await handler(request, Call(gateway, principal, request[CORRELATION_ID]))
+
+    return serve
+
+
+def add_routes(app: web.Application, routes: list[Route]) -> None:
+    for route in routes:
+        if route.handler is not None:
+            app.router.add_route(route.method, route.path, endpoint(route, route.handler))

@@ -1,0 +1,152 @@
+"""How a write request is carried out: read and validate its body, honour its
+Idempotency-Key, decide, append its events in one transaction, answer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import msgspec
+from aiohttp import web
+
+from virga_events.catalog import api
+from virga_gateway.commands import Outcome
+from virga_gateway.context import Call
+from virga_gateway.idempotency import HEADER, fingerprint, parse_key, record_id
+from virga_gateway.model import IDEMPOTENCY_TTL_SECONDS, GatewayState, IdempotencyRecord
+from virga_gateway.preview import preview
+from virga_gateway.problems import Problem, invalid
+from virga_gateway.validation import parse_json, validate
+from virga_runtime import Emit
+
+B = TypeVar("B", bound=msgspec.Struct)
+Plan = Callable[[GatewayState, datetime], Outcome]
+Reveal = Callable[[dict[str, Any]], dict[str, Any]]
+"""Puts back into a replayed body the secrets that were never stored (a token)."""
+
+JSON = "application/json"
+
+
+async def read_body(
+    request: web.Request, body_type: type[B], *, optional: bool = False
+) -> tuple[B, object]:
+    """The validated body and its raw JSON value; 415, 413, 400 or 422 problems otherwise."""
+    if optional and not request.body_exists:
+        value: object = {}
+    else:
+        content_type = request.content_type
+        if content_type != JSON and not content_type.endswith("+json"):
+            raise Problem(
+                415,
+                "unsupported-media-type",
+                "Unsupported media type",
+                f"the body must be {JSON}, not {content_type or 'untyped'}",
+                headers={"Accept-Post": JSON},
+            )
+        value = parse_json(await request.read())  # over the size limit: HTTP 413
+    return validate(value, body_type), value
+
+
+async def commit(
+    request: web.Request,
+    call: Call,
+    plan: Plan,
+    *,
+    body: object = None,
+    guard: str | None = None,
+    reveal: Reveal | None = None,
+) -> web.Response:
+    """Decide with `plan` and append its events; replay the first answer to a repeated key.
+
+    `guard` serializes requests that decide on the same thing (one instance, one name), so
+    two concurrent requests cannot both pass a check that only one of them may pass.
+    """
+    gateway = call.gateway
+    key = parse_key(request.headers.get(HEADER)) if request.method == "POST" else None
+    if key is None:
+        async with gateway.locks.hold(guard):
+            return await _decide_and_append(call, plan, None)
+    scope = call.caller.scope
+    recording = _Recording(
+        aggregate_id=record_id(scope, key),
+        key=key,
+        scope=scope,
+        method_path=f"{request.method} {request.path}",
+        request_sha256=fingerprint(body),
+    )
+    # Concurrent retries of one key queue here: the first decides, the others replay it.
+    async with gateway.locks.hold("idempotency " + recording.aggregate_id):
+        previous = gateway.state.idempotency.get(recording.aggregate_id)
+        if previous is not None and _fresh(previous):
+            if (previous.method_path, previous.request_sha256) != (
+                recording.method_path,
+                recording.request_sha256,
+            ):
+                raise invalid(422, HEADER, "was already used for a different request")
+            return _replay(previous, reveal)
+        async with gateway.locks.hold(guard):
+            return await _decide_and_append(call, plan, recording)
+
+
+@dataclass(frozen=True, slots=True)
+class _Recording:
+    aggregate_id: str
+    key: str
+    scope: str
+    method_path: str
+    request_sha256: str
+
+
+async def _decide_and_append(call: Call, plan: Plan, recording: _Recording | None) -> web.Response:
+    gateway = call.gateway
+    now = datetime.now(UTC)
+    outcome = plan(gateway.state, now)
+    body: bytes | None = None
+    if outcome.view is not None:
+        after = preview(gateway.state, outcome.emits, now, call.correlation_id)
+        body = msgspec.json.encode(outcome.view(after))
+    emits = [Emit(e.payload, e.aggregate_id, e.tenant_id, occurred_at=now) for e in outcome.emits]
+    if recording is not None:
+        record = api.IdempotentRequestRecorded(
+            key=recording.key,
+            principal=recording.scope,
+            method_path=recording.method_path,
+            request_sha256=recording.request_sha256,
+            status=outcome.status,
+            body=_stored(body, outcome.secret_fields),
+        )
+        emits.append(Emit(record, recording.aggregate_id, call.caller.tenant_id, now))
+    if emits:
+        await gateway.runner.append(emits, correlation_id=call.correlation_id)
+    return _respond(outcome.status, body)
+
+
+def _stored(body: bytes | None, secret_fields: frozenset[str]) -> str:
+    if body is None:
+        return ""
+    if not secret_fields:
+        return body.decode()
+    value = msgspec.json.decode(body)
+    return msgspec.json.encode({k: v for k, v in value.items() if k not in secret_fields}).decode()
+
+
+def _fresh(record: IdempotencyRecord) -> bool:
+    age = datetime.now(UTC) - record.recorded_at
+    return age < timedelta(seconds=IDEMPOTENCY_TTL_SECONDS)
+
+
+def _replay(record: IdempotencyRecord, reveal: Reveal | None) -> web.Response:
+    body = record.body.encode() if record.body else None
+    if body is not None and reveal is not None:
+        body = msgspec.json.encode(reveal(msgspec.json.decode(body)))
+    response = _respond(record.status, body)
+    response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+def _respond(status: int, body: bytes | None) -> web.Response:
+    if body is None:
+        return web.Response(status=status)
+    return web.Response(status=status, body=body, content_type=JSON)

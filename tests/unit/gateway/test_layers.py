@@ -1,0 +1,55 @@
+"""Every module imports on its own, and the pure core pulls in no HTTP or Kafka."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import virga_gateway
+
+PACKAGE = Path(virga_gateway.__file__).parent
+MODULES = sorted(
+    "virga_gateway." + ".".join(path.relative_to(PACKAGE).with_suffix("").parts)
+    for path in PACKAGE.rglob("*.py")
+    if path.name not in {"__init__.py", "__main__.py"}
+)
+PURE = [
+    "virga_gateway.auth",
+    "virga_gateway.commands",
+    "virga_gateway.cursor",
+    "virga_gateway.fold_hosts",
+    "virga_gateway.fold_instances",
+    "virga_gateway.idempotency",
+    "virga_gateway.model",
+    "virga_gateway.preview",
+    "virga_gateway.problems",
+    "virga_gateway.queries",
+    "virga_gateway.state",
+    "virga_gateway.tokens",
+    "virga_gateway.validation",
+    "virga_gateway.views",
+]
+
+
+async def top_level_modules_after_importing(module: str) -> tuple[str, set[str]]:
+    """Import `module` alone in a fresh interpreter; the packages it pulled in."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        f"import sys, {module}; print(*sys.modules)",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate()
+    assert process.returncode == 0, f"{module}: {err.decode()}"
+    return module, {name.split(".")[0] for name in out.decode().split()}
+
+
+async def test_each_module_imports_alone_and_the_core_needs_no_http_or_kafka() -> None:
+    # One fresh interpreter per module (import cycles show only in some orders), run in parallel.
+    results = dict(await asyncio.gather(*map(top_level_modules_after_importing, MODULES)))
+    assert set(PURE) <= set(results)
+    for module in PURE:
+        assert not results[module] & {"aiohttp", "aiokafka"}, module
+    assert {"aiohttp", "aiokafka"} <= results["virga_gateway.app"]  # the check can fail

@@ -1,0 +1,89 @@
+"""The OpenAPI document: generated from the router's own table, valid, and complete."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import pytest
+from openapi_spec_validator import validate
+from tests.unit.gateway.app import unstarted
+
+from virga_gateway import validation as v
+from virga_gateway.openapi import openapi_document
+from virga_gateway.routes import ROUTES
+
+
+@pytest.fixture(scope="module")
+def document() -> dict[str, Any]:
+    return openapi_document(ROUTES)
+
+
+def test_the_document_is_valid_openapi_3_1(document: dict[str, Any]) -> None:
+    validate(document)  # raises on any violation
+    assert document["openapi"] == "3.1.0"
+    assert document["components"]["securitySchemes"]["bearer"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": document["components"]["securitySchemes"]["bearer"]["description"],
+    }
+
+
+def test_every_route_of_the_app_is_documented_and_nothing_else(document: dict[str, Any]) -> None:
+    _, app = unstarted()
+    routed = {
+        (route.resource.canonical, route.method.lower())
+        for route in app.router.routes()
+        if route.resource is not None and route.method != "HEAD"
+    }
+    documented = {(path, method) for path, item in document["paths"].items() for method in item}
+    assert routed == documented
+    assert ("/v1/instances/{id}/actions", "post") in documented
+
+
+def test_operations_document_their_auth_and_every_error_status(document: dict[str, Any]) -> None:
+    problem = {"$ref": "#/components/schemas/ProblemDetails"}
+    for route in ROUTES:
+        operation = document["paths"][route.path][route.method.lower()]
+        statuses = set(operation["responses"])
+        assert str(route.status) in statuses
+        assert "500" in statuses
+        if route.access == "public":
+            assert operation["security"] == []
+            assert "401" not in statuses
+        else:
+            assert "security" not in operation  # the document's default: bearer
+            assert {"401", "503"} <= statuses
+        assert ("403" in statuses) is (route.access == "admin")
+        if route.request is not None:
+            assert {"400", "413", "415", "422"} <= statuses
+        if route.method == "POST":
+            names = [p.get("$ref", "").rsplit("/", 1)[-1] for p in operation["parameters"]]
+            assert "IdempotencyKey" in names
+        for status in statuses - {str(route.status), *map(str, route.also)}:
+            content = operation["responses"][status]["content"]
+            assert content == {"application/problem+json": {"schema": problem}}
+
+
+def test_routes_with_their_own_errors_document_them(document: dict[str, Any]) -> None:
+    paths = document["paths"]
+    assert "409" in paths["/v1/instances/{id}/actions"]["post"]["responses"]
+    assert "409" in paths["/v1/flavors"]["post"]["responses"]
+    assert "400" in paths["/v1/instances"]["get"]["responses"]
+    assert "404" in paths["/v1/instances/{id}"]["get"]["responses"]
+    assert "404" not in paths["/v1/instances"]["post"]["responses"]
+
+
+def test_schemas_are_the_handlers_own_types(document: dict[str, Any]) -> None:
+    _, components = msgspec.json.schema_components(
+        [v.CreateInstance], ref_template="#/components/schemas/{name}"
+    )
+    assert document["components"]["schemas"]["CreateInstance"] == components["CreateInstance"]
+    name = document["components"]["schemas"]["CreateInstance"]["properties"]["name"]
+    assert name["maxLength"] == 63
+    body = document["paths"]["/v1/instances"]["post"]["requestBody"]
+    assert body["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/CreateInstance"
+    }
+    events = document["paths"]["/v1/instances/{id}/events"]["get"]["responses"]["200"]
+    assert events["content"]["application/json"]["schema"]["type"] == "array"

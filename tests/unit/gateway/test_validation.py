@@ -1,0 +1,76 @@
+"""Request bodies: every refusal names the field the client has to fix."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from virga_gateway import validation as v
+from virga_gateway.problems import Problem
+
+OK = {"name": "ok", "flavor": "m1.small"}
+
+
+def refusal(body: Any, body_type: type[Any] = v.CreateInstance) -> tuple[int, list[str], str]:
+    with pytest.raises(Problem) as caught:
+        v.validate(body, body_type)
+    problem = caught.value
+    return problem.status, [e.field for e in problem.errors], problem.detail
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"flavor": "m1.small"}, "name"),
+        ({"name": "", "flavor": "m1.small"}, "name"),
+        ({"name": "a" * 64, "flavor": "m1.small"}, "name"),
+        ({"name": "white space", "flavor": "m1.small"}, "name"),
+        ({"name": "ok"}, "flavor"),
+        ({"name": "ok", "flavor": 3}, "flavor"),
+        ({**OK, "delete_on_termination": "yes"}, "delete_on_termination"),
+        ({**OK, "required_traits": ["GOOD", "bad"]}, "required_traits[1]"),
+        ({**OK, "flavour": "typo"}, "flavour"),
+        ([1, 2], "body"),
+    ],
+)  # fmt: skip
+def test_instance_requests_name_the_bad_field(body: Any, field: str) -> None:
+    status, fields, detail = refusal(body)
+    assert status == 422
+    assert fields == [field]
+    assert detail.startswith(f"{field}: ")
+
+
+def test_a_missing_field_says_it_is_required() -> None:
+    _, _, detail = refusal({"name": "ok"})
+    assert detail == "flavor: is required"
+
+
+def test_valid_bodies_get_their_defaults() -> None:
+    body = v.validate({"name": "web-1.a_b", "flavor": "m1.small"}, v.CreateInstance)
+    assert body.required_traits == []
+    assert body.delete_on_termination is True
+    group = v.validate({"name": "g", "policy": "affinity"}, v.CreateServerGroup)
+    assert group.scope == "host"
+
+
+@pytest.mark.parametrize(
+    ("body_type", "body", "field"),
+    [
+        (v.CreateFlavor, {"name": "f", "vcpus": 0, "ram_mb": 512, "disk_gb": 1}, "vcpus"),
+        (v.InstanceAction, {"action": "hibernate"}, "action"),
+        (v.CreateServerGroup, {"name": "g", "policy": "spread"}, "policy"),
+        (v.SetAllocationRatios, {"cpu": 0, "ram": 1, "disk": 1}, "cpu"),
+        (v.IssueToken, {"expires_in_seconds": 0}, "expires_in_seconds"),
+        (v.HostAction, {"action": "disable", "reason": "x" * 256}, "reason"),
+    ],
+)
+def test_other_bodies_name_the_bad_field(body_type: type[Any], body: Any, field: str) -> None:
+    assert refusal(body, body_type)[:2] == (422, [field])
+
+
+def test_malformed_json_is_a_400_naming_the_body() -> None:
+    with pytest.raises(Problem) as caught:
+        v.parse_json(b'{"name": ')
+    assert caught.value.status == 400
+    assert [e.field for e in caught.value.errors] == ["body"]
