@@ -1,0 +1,36 @@
+"""The scheduler's composition root: configuration, Kafka settings, the runner."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+import structlog
+
+from virga_runtime import ServiceRunner
+from virga_runtime.process import kafka_settings, run_until_signalled
+from virga_scheduler.config import SchedulerConfig
+from virga_scheduler.service import SERVICE_NAME, definition, runner_config
+
+log = structlog.get_logger(__name__)
+
+
+async def run(config: SchedulerConfig) -> None:
+    settings = dataclasses.replace(kafka_settings(SERVICE_NAME), namespace=config.namespace)
+    log.info(
+        "configured",
+        weigher=config.weigher.value,
+        max_attempts=config.max_attempts,
+        heartbeat_timeout_seconds=config.heartbeat_timeout_seconds,
+    )
+    runner = ServiceRunner(definition(config), settings, runner_config(config))
+    await run_until_signalled(runner)
+
+
+def main() -> None:
+    """Run the scheduler until SIGTERM/SIGINT (settings: `SchedulerConfig.from_env`)."""
+    asyncio.run(run(SchedulerConfig.from_env()))
+
+
+if __name__ == "__main__":
+    main()

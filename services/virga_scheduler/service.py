@@ -1,0 +1,43 @@
+"""The scheduler as a Virga service: its topics, fold, decisions and time-driven checks."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+from virga_eventlog import event_topic
+from virga_runtime import RunnerConfig, ServiceDefinition
+from virga_scheduler import snapshot
+from virga_scheduler.config import SchedulerConfig
+from virga_scheduler.decide import decide, tick
+from virga_scheduler.fold import evolve
+from virga_scheduler.state import SchedulerState
+
+SERVICE_NAME = "scheduler"
+
+
+def definition(config: SchedulerConfig) -> ServiceDefinition[SchedulerState]:
+    """Reads requests from ``<ns>.api`` and hosts and instance outcomes from ``<ns>.compute``;
+    writes placements, refusals, claim releases and host health to ``<ns>.scheduler``."""
+    namespace = config.namespace
+
+    def restore(data: Any) -> SchedulerState:
+        return snapshot.restore(data, config.ratios)
+
+    return ServiceDefinition(
+        name=SERVICE_NAME,
+        input_topics=(event_topic("gateway", namespace), event_topic("compute", namespace)),
+        output_topic=event_topic(SERVICE_NAME, namespace),
+        initial_state=partial(SchedulerState, config.ratios),
+        evolve=evolve,
+        snapshot=snapshot.snapshot,
+        restore=restore,
+        decide=partial(decide, config),
+        tick=partial(tick, config),
+        tick_seconds=config.tick_seconds,
+    )
+
+
+def runner_config(config: SchedulerConfig) -> RunnerConfig:
+    """A singleton: the one writer of claims, so there is no instance suffix."""
+    return RunnerConfig(http_port=config.http_port)
