@@ -95,27 +95,35 @@ class ServiceProcess:
             self._signal(signal.SIGKILL, wait=10.0)
 
     def _signal(self, sig: signal.Signals, wait: float) -> bool:
+        """Send `sig` and wait up to `wait` s for the process to be gone; True if it is."""
         pid = self.pid()
         if pid is None:
-            self._reap()
+            self._reap(0)
             return True
         os.kill(pid, sig)
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            if self._reap() or not _is_ours(pid, self.module):
-                self.pid_path.unlink(missing_ok=True)
-                return True
-            time.sleep(0.05)
-        return False
+        if self._proc is not None and self._proc.pid == pid:
+            # Our own child: wait on it, so it is reaped and no zombie keeps its pid.
+            if not self._reap(wait):
+                return False
+        else:
+            deadline = time.monotonic() + wait
+            while _is_ours(pid, self.module):
+                if time.monotonic() > deadline:
+                    return False
+                time.sleep(0.05)
+        self.pid_path.unlink(missing_ok=True)
+        return True
 
     def _alive(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
-    def _reap(self) -> bool:
-        """True once our own child has exited (and is reaped, so no zombie holds its pid)."""
+    def _reap(self, wait: float) -> bool:
+        """True once our child (if any) has exited and been reaped."""
         if self._proc is None:
-            return False
-        if self._proc.poll() is None:
+            return True
+        try:
+            self._proc.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
             return False
         self._proc = None
         return True
