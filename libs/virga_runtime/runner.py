@@ -317,6 +317,9 @@ class ServiceRunner(Generic[S]):
     # -- live processing ----------------------------------------------------------------------
 
     async def _process(self, records: list[RawRecord]) -> None:
+        if self.definition.decide is None:
+            await self._project(records)
+            return
         assert self._writer is not None
         definition = self.definition
         own_topic = definition.output_topic
@@ -350,13 +353,57 @@ class ServiceRunner(Generic[S]):
             await txn.commit_offsets(consumed, self.group_id)
         self._after_commit(txn, consumed)
 
+    async def _project(self, records: list[RawRecord]) -> None:
+        """Fold inputs of a service that never decides: no transaction, no offsets to commit.
+
+        Positions live in memory and in snapshots; after a crash the inputs since the last
+        snapshot are folded again, which a projection cannot tell from the first time. Only
+        records to dead-letter need a transaction.
+        """
+        own_topic = self.definition.output_topic
+        refused: list[tuple[RawRecord, str]] = []
+        for record in records:
+            if record.topic == own_topic:
+                self._apply_peer(record)
+                continue
+            self._inputs[partition_of(record)] = record.offset + 1
+            try:
+                if record.value is None:
+                    raise EventDecodeError("record has no value")
+                envelope = decode(record.value, self.definition.registry)
+            except EventDecodeError as exc:
+                refused.append((record, exc.reason))
+                continue
+            if self.recent.seen(envelope.event_id):
+                self._tally["duplicates"] += 1
+                continue
+            try:
+                self.state = self.definition.evolve(self.state, envelope)
+            except Exception as exc:
+                self._log.exception("event_refused", event_id=envelope.event_id, error=str(exc))
+                refused.append((record, f"{type(exc).__name__} in evolve: {exc}"))
+                continue
+            self._applied()
+            self._tally["events_handled"] += 1
+        if refused:
+            assert self._writer is not None
+            async with self._writer.transaction() as txn:
+                for record, reason in refused:
+                    await self._dead_letter(txn, record, reason)
+            self._after_commit(txn, {})
+        else:
+            for name, count in self._tally.items():
+                self.metrics.count(name, count)
+            self._tally.clear()
+
     async def _evolve_and_decide(
         self, txn: Transaction, record: RawRecord, envelope: Envelope
     ) -> Sequence[Intent]:
         try:
             self.state = self.definition.evolve(self.state, envelope)
             self._applied()
-            return self.definition.decide(self.state, envelope)
+            decide = self.definition.decide
+            return decide(self.state, envelope) if decide is not None else ()
         except Exception as exc:  # a bug or an event the fold refuses: never stop the service
             self._log.exception("event_refused", error=str(exc))
             await self._dead_letter(txn, record, f"{type(exc).__name__} in evolve/decide: {exc}")

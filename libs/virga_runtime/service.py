@@ -62,8 +62,9 @@ class ServiceDefinition(Generic[S]):
     """State to a JSON-able value (orjson types)."""
     restore: Callable[[Any], S]
     """The inverse of `snapshot`."""
-    decide: Callable[[S, Envelope], Sequence[Intent]] = lambda state, envelope: ()
-    """Pure: what to do about a new input event, given the state that already includes it."""
+    decide: Callable[[S, Envelope], Sequence[Intent]] | None = None
+    """Pure: what to do about a new input event, given the state that already includes it.
+    None for a pure projection (the gateway): its inputs are folded without transactions."""
     effects: Mapping[type[Any], EffectHandler] = field(default_factory=dict)
     """Handler per effect type, built by the service's composition root with real drivers."""
     tick: Callable[[S, datetime], Sequence[Intent]] | None = None

@@ -88,11 +88,11 @@ async def test_a_tcg_guest_runs_in_qemu_and_is_gone_after_delete(tenant: Api) ->
     [running] = await tenant.wait_status([iid], {"RUNNING"}, seconds=60)
     assert running["host"] == "tcg-host"
     name = f"virga-{iid}"
-    state, kind, cpu_before = domain_state(name)
+    state, kind, cpu_time = domain_state(name)
     assert state == libvirt.VIR_DOMAIN_RUNNING
     assert kind == "qemu"  # TCG: nested KVM is not available on these machines
-    await asyncio.sleep(1.0)
-    assert domain_state(name)[2] > cpu_before  # a real vCPU is executing guest code
+    # The vCPU has executed guest code (the firmware, which then halts: there is no disk yet).
+    assert cpu_time > 0
     await tenant.call("DELETE", f"/v1/instances/{iid}")
     await tenant.wait_status([iid], {"DELETED"}, seconds=60)
     assert domains([iid]) == {}
