@@ -26,7 +26,11 @@ class LogReader:
         *,
         client_id: str,
         read_committed: bool = True,
+        fetch_wait_ms: int = 10,
     ) -> None:
+        """`fetch_wait_ms` bounds how long the broker holds an empty fetch. Under read_committed
+        a transaction's commit marker does not wake a waiting fetch, so this wait is added to
+        every hop an event makes between services: keep it short."""
         self.topics = tuple(dict.fromkeys(topics))
         self._settings = settings
         self._client_id = client_id
@@ -40,7 +44,7 @@ class LogReader:
             # Rebuilds read millions of small records: fetch big batches.
             fetch_max_bytes=64 * 1024 * 1024,
             max_partition_fetch_bytes=16 * 1024 * 1024,
-            fetch_max_wait_ms=100,
+            fetch_max_wait_ms=fetch_wait_ms,
         )
         self._partitions: list[TopicPartition] = []
 
