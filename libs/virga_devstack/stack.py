@@ -118,7 +118,9 @@ def down(kafka_port: int, gateway_port: int) -> int:
             print(f"==> stopping {process.name}", flush=True)
         process.stop()
     libvirt.stop()
+    print(f"==> stopping Kafka on 127.0.0.1:{kafka_port}", flush=True)
     kafka.KafkaBroker(kafka_port).stop()
+    print("Guests keep running: stopping the control plane never stops tenants' instances.")
     return 0
 
 
