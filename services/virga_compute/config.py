@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal, get_args
 
 from virga_compute.domain_xml import DomainType
+from virga_runtime.env import Env
 
 RestartPolicy = Literal["restart", "report"]
 """What reconciliation at start does when a domain disagrees with the log.
@@ -70,24 +70,12 @@ class AgentConfig:
         VIRGA_LIBVIRT_URI, VIRGA_DOMAIN_TYPE, VIRGA_INSTANCES_PATH, VIRGA_HEARTBEAT_SECONDS,
         VIRGA_USAGE_SECONDS, VIRGA_RESTART_POLICY, VIRGA_STOP_GRACE_SECONDS, VIRGA_HTTP_PORT
         and VIRGA_NAMESPACE; raise SystemExit naming a bad one."""
-        env = os.environ if environ is None else environ
-
-        def get(name: str) -> str | None:
-            value = env.get(name, "").strip()
-            return value or None
-
-        def number(name: str, default: float) -> float:
-            raw = get(name)
-            try:
-                return default if raw is None else float(raw)
-            except ValueError:
-                raise SystemExit(f"{name} must be a number, got {raw!r}") from None
-
+        env = Env(environ)
+        get, number = env.text, env.number
         host = get("VIRGA_HOST")
         if host is None:
             raise SystemExit("VIRGA_HOST must name this hypervisor host")
         uri = get("VIRGA_LIBVIRT_URI") or "test:///default"
-        port = get("VIRGA_HTTP_PORT")
         traits = [t.strip() for t in (get("VIRGA_TRAITS") or "").split(",")]
         try:
             return cls(
@@ -103,7 +91,7 @@ class AgentConfig:
                 usage_seconds=number("VIRGA_USAGE_SECONDS", 60.0),
                 restart_policy=get("VIRGA_RESTART_POLICY") or "restart",  # type: ignore[arg-type]
                 stop_grace_seconds=number("VIRGA_STOP_GRACE_SECONDS", 60.0),
-                http_port=None if port is None else int(number("VIRGA_HTTP_PORT", 0)),
+                http_port=env.port("VIRGA_HTTP_PORT"),
                 namespace=get("VIRGA_NAMESPACE") or "virga",
             )
         except ValueError as exc:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from virga_runtime.process import env_int
+from virga_runtime.env import Env
 
 DEFAULT_STATE_DIR = Path(".virga")
 
@@ -53,8 +53,8 @@ class GatewayConfig:
             admin_token=admin_token,
             token_secret=token_secret.encode(),
             host=os.environ.get("VIRGA_GATEWAY_HOST") or "127.0.0.1",
-            port=env_int("VIRGA_GATEWAY_PORT", 8080),
-            max_body_bytes=env_int("VIRGA_GATEWAY_MAX_BODY_BYTES", 1024 * 1024),
+            port=Env().whole("VIRGA_GATEWAY_PORT", 8080),
+            max_body_bytes=Env().whole("VIRGA_GATEWAY_MAX_BODY_BYTES", 1024 * 1024),
         )
 
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from virga_runtime.env import Env
 from virga_scheduler.placement import AllocationRatios, Weigher
 
 
@@ -46,31 +46,12 @@ class SchedulerConfig:
         VIRGA_CPU_ALLOCATION_RATIO, VIRGA_RAM_ALLOCATION_RATIO, VIRGA_DISK_ALLOCATION_RATIO
         (seconds are numbers), VIRGA_NAMESPACE and VIRGA_HTTP_PORT; raise SystemExit naming
         a bad one."""
-        env = os.environ if environ is None else environ
-
-        def get(name: str) -> str | None:
-            value = env.get(name, "").strip()
-            return value or None
-
-        def number(name: str, default: float) -> float:
-            raw = get(name)
-            try:
-                return default if raw is None else float(raw)
-            except ValueError:
-                raise SystemExit(f"{name} must be a number, got {raw!r}") from None
-
-        def whole(name: str, default: int) -> int:
-            raw = get(name)
-            try:
-                return default if raw is None else int(raw)
-            except ValueError:
-                raise SystemExit(f"{name} must be an integer, got {raw!r}") from None
-
+        env = Env(environ)
+        get, number, whole = env.text, env.number, env.whole
         weigher = get("VIRGA_SCHEDULER_WEIGHER") or Weigher.SPREAD.value
         if weigher not in {w.value for w in Weigher}:
             raise SystemExit(f"VIRGA_SCHEDULER_WEIGHER must be spread or pack, got {weigher!r}")
         defaults = AllocationRatios()
-        port = get("VIRGA_HTTP_PORT")
         timeout = number("VIRGA_HEARTBEAT_TIMEOUT", 30.0)
         try:
             return cls(
@@ -86,7 +67,7 @@ class SchedulerConfig:
                     disk=number("VIRGA_DISK_ALLOCATION_RATIO", defaults.disk),
                 ),
                 namespace=get("VIRGA_NAMESPACE") or "virga",
-                http_port=None if port is None else whole("VIRGA_HTTP_PORT", 0),
+                http_port=env.port("VIRGA_HTTP_PORT"),
             )
         except ValueError as exc:
             raise SystemExit(f"bad scheduler setting: {exc}") from None
