@@ -1,0 +1,38 @@
+"""Reads a namespace's event topics from the beginning to their current end, batch by batch."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+
+from aiokafka.admin import AIOKafkaAdminClient
+
+from virga_eventlog import SERVICES, KafkaSettings, LogReader, RawRecord, event_topic
+
+
+async def event_topics(settings: KafkaSettings) -> list[str]:
+    """The namespace's event topics that exist on the broker (services not deployed yet have
+    none, and that is no finding)."""
+    admin = AIOKafkaAdminClient(**settings.client_kwargs(), client_id=f"{settings.client_id}-meta")
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+    finally:
+        await admin.close()
+    return [t for t in (event_topic(s, settings.namespace) for s in SERVICES) if t in existing]
+
+
+async def read_topics(
+    settings: KafkaSettings, topics: Iterable[str]
+) -> AsyncIterator[list[RawRecord]]:
+    """Every committed record of `topics` up to their ends at the start of the read.
+
+    read_committed: an aborted transaction's records were never part of the log, and an open
+    one's may still be; neither may count as tampering.
+    """
+    wanted = list(topics)
+    if not wanted:
+        return
+    async with LogReader(settings, wanted, client_id=f"{settings.client_id}-audit") as reader:
+        ends = await reader.end_offsets()
+        async for batch in reader.read_range({}, ends):
+            yield batch

@@ -1,0 +1,104 @@
+"""`replay`: a service's state as of an instant, folded by the service's own `evolve`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, TypeVar
+
+import structlog
+
+from virga_audit.log import read_topics
+from virga_eventlog import KafkaSettings, RecentIds
+from virga_events import Envelope, EventDecodeError, EventRegistry, decode
+from virga_runtime import ServiceDefinition
+
+log = structlog.get_logger(__name__)
+
+S = TypeVar("S")
+
+REPLAYABLE = ("gateway", "scheduler", "compute")
+
+
+class UnknownService(ValueError):
+    """The service cannot be replayed (or needs a host it was not given)."""
+
+
+def service_definition(
+    service: str, namespace: str, host: str | None = None
+) -> ServiceDefinition[Any]:
+    """The service's definition as its composition root builds it, minus real effects: a
+    replay only folds, so the compute agent gets the in-memory driver."""
+    # Imported here: each service pulls in its whole core, and only one is ever wanted.
+    if service == "gateway":
+        from virga_gateway.config import GatewayConfig
+        from virga_gateway.service import definition as gateway
+
+        # Secrets only matter to on_ready and requests, never to the fold.
+        return gateway(GatewayConfig(admin_token="", token_secret=b""), namespace)
+    if service == "scheduler":
+        from virga_scheduler.config import SchedulerConfig
+        from virga_scheduler.service import definition as scheduler
+
+        return scheduler(SchedulerConfig(namespace=namespace))
+    if service == "compute":
+        if not host:
+            raise UnknownService("replaying a compute agent needs its host")
+        from virga_compute.config import AgentConfig
+        from virga_compute.memory_driver import MemoryDriver
+        from virga_compute.service import definition as compute
+
+        return compute(AgentConfig(host=host, namespace=namespace), MemoryDriver())
+    raise UnknownService(f"cannot replay {service!r}: choose one of {', '.join(REPLAYABLE)}")
+
+
+def _fold(
+    state: S,
+    envelope: Envelope,
+    definition: ServiceDefinition[S],
+) -> S:
+    try:
+        return definition.evolve(state, envelope)
+    except Exception as exc:  # refused live too, and dead-lettered then: skipped as on rebuild
+        log.warning("event_refused_on_replay", event_id=envelope.event_id, error=str(exc))
+        return state
+
+
+def _until(value: bytes | None, until: datetime, registry: EventRegistry) -> Envelope | None:
+    if value is None:
+        return None
+    try:
+        envelope = decode(value, registry)
+    except EventDecodeError:
+        return None
+    return envelope if envelope.occurred_at <= until else None
+
+
+async def replay_state(
+    settings: KafkaSettings, definition: ServiceDefinition[S], until: datetime
+) -> S:
+    """Fold the events that occurred at or before `until` in the runtime's rebuild order
+    (`virga_runtime.rebuild`): the inputs, deduplicated by event_id, then the own topic."""
+    if until.tzinfo is None:
+        raise ValueError("until must be timezone-aware")
+    registry = definition.registry
+    state = definition.initial_state()
+    recent = RecentIds()
+    async for batch in read_topics(settings, definition.input_topics):
+        for record in batch:
+            envelope = _until(record.value, until, registry)
+            if envelope is not None and not recent.seen(envelope.event_id):
+                state = _fold(state, envelope, definition)
+    async for batch in read_topics(settings, [definition.output_topic]):
+        for record in batch:
+            envelope = _until(record.value, until, registry)
+            if envelope is not None:
+                state = _fold(state, envelope, definition)
+    return state
+
+
+async def replay(
+    settings: KafkaSettings, service: str, until: datetime, host: str | None = None
+) -> Any:
+    """`service`'s state as of `until`, as its own `snapshot` function renders it."""
+    definition = service_definition(service, settings.namespace, host)
+    return definition.snapshot(await replay_state(settings, definition, until))
