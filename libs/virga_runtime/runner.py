@@ -99,6 +99,8 @@ class ServiceRunner(Generic[S]):
         self.events_applied = 0
         self.http_port: int | None = None
         self._inputs: Positions = {}
+        self._undecided: Positions = {}
+        """Input positions applied in memory but not yet committed to the consumer group."""
         self._own: Positions = {}
         self._start_ends: Positions = {}
         self._stop = asyncio.Event()
@@ -221,6 +223,9 @@ class ServiceRunner(Generic[S]):
                 async with self._lock:
                     await self._process(records)
                     await self._maybe_snapshot()
+            elif self._undecided:
+                async with self._lock:
+                    await self._commit_undecided()
             elif self._snapshot_due(idle=True):
                 async with self._lock:
                     await self._snapshot()
@@ -250,6 +255,8 @@ class ServiceRunner(Generic[S]):
             try:
                 async with self._lock:
                     await self._drain_appends()
+                    if snapshot:
+                        await self._commit_undecided()
                     if snapshot and self.events_applied != self._applied_at_snapshot:
                         await self._snapshot()
             finally:
@@ -299,6 +306,7 @@ class ServiceRunner(Generic[S]):
             return
         try:
             async with self._writer.transaction() as txn:
+                await self._carry_undecided(txn)
                 results = []
                 for request in pending:
                     envelopes = [
@@ -306,6 +314,7 @@ class ServiceRunner(Generic[S]):
                     ]
                     results.append([await self._emit(txn, env) for env in envelopes])
             self._after_commit(txn, {})
+            self._undecided = {}  # carried by that transaction
         except BaseException as exc:
             for request in pending:
                 if not request.done.done():
@@ -350,8 +359,41 @@ class ServiceRunner(Generic[S]):
                 self._tally["events_handled"] += 1
             for cause, outcome_index, emit in await run_effects(definition.effects, effects):
                 await self._emit(txn, self._envelope(emit, cause, None, outcome_index))
-            await txn.commit_offsets(consumed, self.group_id)
+            committed = await self._commit_inputs(txn, consumed)
+        if committed:
+            self._undecided = {}
         self._after_commit(txn, consumed)
+
+    async def _commit_inputs(self, txn: Transaction, consumed: Positions) -> bool:
+        """Commit `consumed` with `txn`'s records, or hold it back if `txn` has none.
+
+        Most inputs decide nothing (another host's placement, a peer's report): re-deciding one
+        after a crash yields nothing again, so it needs no transaction of its own, which costs
+        the broker four requests and commit markers. Its offset rides on the next transaction
+        that writes, or on an offsets-only one once the inputs go quiet (and in snapshots).
+        """
+        self._undecided.update(consumed)
+        if txn.empty:
+            return False
+        await txn.commit_offsets(self._undecided, self.group_id)
+        return True
+
+    async def _carry_undecided(self, txn: Transaction) -> None:
+        """Commit held-back input offsets with a transaction written for another reason.
+
+        Invariant: no event of ours commits before the inputs consumed ahead of it, so an input
+        re-decided after a crash meets the same state it met the first time.
+        """
+        if self._undecided:
+            await txn.commit_offsets(self._undecided, self.group_id)
+
+    async def _commit_undecided(self) -> None:
+        if not self._undecided:
+            return
+        assert self._writer is not None
+        async with self._writer.transaction() as txn:
+            await txn.commit_offsets(self._undecided, self.group_id)
+        self._undecided = {}
 
     async def _project(self, records: list[RawRecord]) -> None:
         """Fold inputs of a service that never decides: no transaction, no offsets to commit.
@@ -556,6 +598,7 @@ class ServiceRunner(Generic[S]):
                 return
             correlation = f"{why}-{self.producer_name}-{time.time_ns()}"
             async with self._writer.transaction() as txn:
+                await self._carry_undecided(txn)
                 effects: list[PlannedEffect] = []
                 for index, intent in enumerate(intents):
                     if isinstance(intent, Emit):
@@ -565,6 +608,7 @@ class ServiceRunner(Generic[S]):
                 for _, _, emit in await run_effects(self.definition.effects, effects):
                     await self._emit(txn, self._envelope(emit, None, correlation))
             self._after_commit(txn, {})
+            self._undecided = {}  # carried by that transaction
 
     def _snapshot_due(self, idle: bool = False) -> bool:
         changed = self.events_applied - self._applied_at_snapshot

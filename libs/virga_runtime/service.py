@@ -64,7 +64,9 @@ class ServiceDefinition(Generic[S]):
     """The inverse of `snapshot`."""
     decide: Callable[[S, Envelope], Sequence[Intent]] | None = None
     """Pure: what to do about a new input event, given the state that already includes it.
-    None for a pure projection (the gateway): its inputs are folded without transactions."""
+    None for a pure projection (the gateway): its inputs are folded without transactions.
+    An input that decides nothing has its offset committed with the next transaction; after a
+    crash it may be decided again, against the same state, so it must decide nothing again."""
     effects: Mapping[type[Any], EffectHandler] = field(default_factory=dict)
     """Handler per effect type, built by the service's composition root with real drivers."""
     tick: Callable[[S, datetime], Sequence[Intent]] | None = None

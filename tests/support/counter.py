@@ -46,6 +46,8 @@ def evolve(state: Totals, envelope: Envelope) -> Totals:
 
 def decide(state: Totals, envelope: Envelope) -> Sequence[Intent]:
     match envelope.payload:
+        case Incremented(amount=0):
+            return ()  # no count changed: nothing to say
         case Incremented(key=key):
             return [Emit(CountChanged(key=key, total=state[key]), key, None)]
     return ()

@@ -19,10 +19,11 @@ from aiokafka.errors import KafkaError
 from tests.support import counter
 from tests.support.kafka import produce_events, produce_raw, read_all, read_events
 
-from virga_eventlog import KafkaSettings, read_dead_letter
+from virga_eventlog import KafkaSettings, LogReader, read_dead_letter
 from virga_eventlog.topics import dead_letter_topic, snapshot_topic
 from virga_events import Envelope, new_event
 from virga_runtime import RunnerConfig, ServiceRunner
+from virga_runtime.rebuild import committed_offsets
 from virga_runtime.snapshots import load_snapshot
 
 pytestmark = pytest.mark.kafka
@@ -209,6 +210,51 @@ async def test_restart_from_snapshot_reads_only_the_tail(kafka_bootstrap: str) -
         assert runner.rebuild_records == 600
         assert runner.ready.is_set()
         assert runner.state == counter.expected_totals(as_pairs(first + later))
+    finally:
+        await stop(runner, task)
+
+
+async def test_inputs_that_decide_nothing_are_committed_once_quiet_and_never_redecided(
+    kafka_bootstrap: str,
+) -> None:
+    name, in_topic = await new_counter(kafka_bootstrap)
+    settings = KafkaSettings(bootstrap_servers=kafka_bootstrap)
+    zeros = [
+        new_event(
+            counter.Incremented(key=f"k{i % 7}", amount=0),
+            aggregate_id=f"k{i % 7}",
+            tenant_id=None,
+            producer="test",
+        )
+        for i in range(30)
+    ]
+    counted = increments(5, seed=4)
+    await produce_events(kafka_bootstrap, in_topic, counted)
+    runner, task = await run_counter(kafka_bootstrap, name, in_topic)
+    try:
+        await wait_for(lambda: runner.metrics.value("events_handled") == 5)
+        await produce_events(kafka_bootstrap, in_topic, zeros)  # batches that write nothing
+        async with LogReader(settings, [in_topic], client_id="t-ends") as reader:
+            inputs, ends = reader.partitions(), await reader.end_offsets()
+        await wait_for(lambda: runner.metrics.value("events_handled") == 35)
+        outputs = await read_events(kafka_bootstrap, f"{name}.out", counter.REGISTRY)
+        check_outputs(outputs, counted)
+        # Offsets held back with no output to ride on are committed when the inputs go quiet.
+        for _ in range(100):
+            committed = await committed_offsets(settings, runner.group_id, inputs, "t-admin")
+            if all(committed.get(tp, 0) >= ends[tp] for tp in inputs):
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError(f"offsets never committed: {committed} < {ends}")
+    finally:
+        await stop(runner, task, snapshot=False)  # a crash: only the committed offsets count
+
+    runner, task = await run_counter(kafka_bootstrap, name, in_topic)
+    try:
+        assert runner.rebuild_records == 35 + 5  # every input was decided before the crash
+        await asyncio.sleep(0.5)
+        assert runner.metrics.value("events_handled") == 0
     finally:
         await stop(runner, task)
 
