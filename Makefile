@@ -14,7 +14,7 @@ VENV_STAMP := $(VENV)/.installed
 KAFKA_PORT ?= 9092
 DEVSTACK := $(BIN)/python -m virga_devstack
 
-.PHONY: venv lint typecheck test kafka-jars kafka-up kafka-down libvirt-up up down
+.PHONY: venv lint typecheck test kafka-jars ceph-bindings kafka-up kafka-down libvirt-up up down
 
 venv: $(VENV_STAMP)
 
@@ -35,7 +35,13 @@ typecheck: venv
 kafka-jars: venv
 	$(DEVSTACK) kafka ensure-jars
 
-test: lint typecheck kafka-jars
+# Debian's rados/rbd modules (python3-rados, python3-rbd) made importable from the venv by a
+# .pth naming a directory of links to just those two; redone each time, as the packages may
+# have been installed after the venv was made.
+ceph-bindings: venv
+	$(DEVSTACK) ceph link-bindings
+
+test: lint typecheck kafka-jars ceph-bindings
 	$(BIN)/python -m pytest
 
 kafka-up: venv

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from virga_devstack.ceph import CephCluster, CephError
 from virga_devstack.kafka import KafkaBroker, KafkaBrokerError
 
 
@@ -32,3 +33,26 @@ def kafka_bootstrap() -> Iterator[str]:
     finally:
         if started:
             broker.stop()
+
+
+@pytest.fixture(scope="session")
+def ceph_cluster() -> Iterator[CephCluster]:
+    """A one-OSD Ceph cluster with monitor port ``$VIRGA_TEST_CEPH_PORT`` (16789).
+
+    A cluster already running on that port is used as it is and left running; one this
+    session starts is new and empty, and stopped at session end. Never skipped: when Ceph is
+    missing or cannot start, every test that needs it fails saying why.
+    """
+    cluster = CephCluster(int(os.environ.get("VIRGA_TEST_CEPH_PORT", "16789")))
+    failure = ""
+    try:
+        started = cluster.start()
+    except CephError as error:
+        failure = str(error)  # reported outside the handler, without a chained traceback
+    if failure:
+        pytest.fail(f"the test Ceph cluster did not start: {failure}", pytrace=False)
+    try:
+        yield cluster
+    finally:
+        if started:
+            cluster.stop()

@@ -5,9 +5,10 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 
-from virga_devstack import kafka, libvirt, stack
+from virga_devstack import ceph, kafka, libvirt, stack
 
 COMPONENTS: dict[str, Callable[[Sequence[str], str], int]] = {
+    "ceph": ceph.main,
     "kafka": kafka.main,
     "libvirt": libvirt.main,
     "stack": stack.main,
