@@ -1,0 +1,269 @@
+"""Deciding on live input: evolve, decide, effects, dead letters, offsets, one transaction."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any, Generic
+
+import structlog
+from aiokafka import TopicPartition
+
+from virga_eventlog import (
+    EventWriter,
+    KafkaSettings,
+    Positions,
+    RawRecord,
+    RecentIds,
+    Transaction,
+    dead_letter_topic,
+    dead_letter_value,
+    partition_of,
+)
+from virga_events import Envelope, EventDecodeError, decode, derived_event_id, new_event
+from virga_runtime.effects import PlannedEffect, run_effects
+from virga_runtime.observability import ServiceMetrics
+from virga_runtime.service import Emit, Intent, S, ServiceDefinition
+
+
+class Decider(Generic[S]):
+    """The half of `ServiceRunner` that handles each batch of live input records.
+
+    For each input: evolve, then decide; the emitted events are folded at once (so the next
+    decision of the batch sees them) and appended with the batch's input offsets in one Kafka
+    transaction, after the batch's effects ran. A service that never decides only folds.
+    """
+
+    definition: ServiceDefinition[S]
+    settings: KafkaSettings
+    state: S
+    metrics: ServiceMetrics
+    recent: RecentIds
+    producer_name: str
+    group_id: str
+    shared_output: bool
+    events_applied: int
+    _writer: EventWriter | None
+    _inputs: Positions
+    _own: Positions
+    _undecided: Positions
+    _tally: Counter[str]
+    _log: Any
+
+    # -- live processing ----------------------------------------------------------------------
+
+    async def _process(self, records: list[RawRecord]) -> None:
+        if self.definition.decide is None:
+            await self._project(records)
+            return
+        assert self._writer is not None
+        definition = self.definition
+        own_topic = definition.output_topic
+        consumed: Positions = {}
+        effects: list[PlannedEffect] = []
+        async with self._writer.transaction() as txn:
+            for record in records:
+                if record.topic == own_topic:
+                    self._apply_peer(record)
+                    continue
+                consumed[partition_of(record)] = record.offset + 1
+                envelope = await self._decode_or_dead_letter(txn, record)
+                if envelope is None or self.recent.seen(envelope.event_id):
+                    if envelope is not None:
+                        self._tally["duplicates"] += 1
+                    continue
+                with structlog.contextvars.bound_contextvars(
+                    correlation_id=envelope.correlation_id,
+                    event_id=envelope.event_id,
+                    event_type=envelope.type,
+                ):
+                    intents = await self._evolve_and_decide(txn, record, envelope)
+                    for index, intent in enumerate(intents):
+                        if isinstance(intent, Emit):
+                            await self._emit(txn, self._envelope(intent, envelope, None, index))
+                        else:
+                            effects.append((envelope, index, intent))
+                self._tally["events_handled"] += 1
+            for cause, outcome_index, emit in await run_effects(definition.effects, effects):
+                await self._emit(txn, self._envelope(emit, cause, None, outcome_index))
+            committed = await self._commit_inputs(txn, consumed)
+        if committed:
+            self._undecided = {}
+        self._after_commit(txn, consumed)
+
+    async def _commit_inputs(self, txn: Transaction, consumed: Positions) -> bool:
+        """Commit `consumed` with `txn`'s records, or hold it back if `txn` has none.
+
+        Most inputs decide nothing (another host's placement, a peer's report): re-deciding one
+        after a crash yields nothing again, so it needs no transaction of its own, which costs
+        the broker four requests and commit markers. Its offset rides on the next transaction
+        that writes, or on an offsets-only one once the inputs go quiet (and in snapshots).
+        """
+        self._undecided.update(consumed)
+        if txn.empty:
+            return False
+        await txn.commit_offsets(self._undecided, self.group_id)
+        return True
+
+    async def _carry_undecided(self, txn: Transaction) -> None:
+        """Commit held-back input offsets with a transaction written for another reason.
+
+        Invariant: no event of ours commits before the inputs consumed ahead of it, so an input
+        re-decided after a crash meets the same state it met the first time.
+        """
+        if self._undecided:
+            await txn.commit_offsets(self._undecided, self.group_id)
+
+    async def _commit_undecided(self) -> None:
+        if not self._undecided:
+            return
+        assert self._writer is not None
+        async with self._writer.transaction() as txn:
+            await txn.commit_offsets(self._undecided, self.group_id)
+        self._undecided = {}
+
+    async def _project(self, records: list[RawRecord]) -> None:
+        """Fold inputs of a service that never decides: no transaction, no offsets to commit.
+
+        Positions live in memory and in snapshots; after a crash the inputs since the last
+        snapshot are folded again, which a projection cannot tell from the first time. Only
+        records to dead-letter need a transaction.
+        """
+        own_topic = self.definition.output_topic
+        refused: list[tuple[RawRecord, str]] = []
+        for record in records:
+            if record.topic == own_topic:
+                self._apply_peer(record)
+                continue
+            self._inputs[partition_of(record)] = record.offset + 1
+            try:
+                if record.value is None:
+                    raise EventDecodeError("record has no value")
+                envelope = decode(record.value, self.definition.registry)
+            except EventDecodeError as exc:
+                refused.append((record, exc.reason))
+                continue
+            if self.recent.seen(envelope.event_id):
+                self._tally["duplicates"] += 1
+                continue
+            try:
+                self.state = self.definition.evolve(self.state, envelope)
+            except Exception as exc:
+                self._log.exception("event_refused", event_id=envelope.event_id, error=str(exc))
+                refused.append((record, f"{type(exc).__name__} in evolve: {exc}"))
+                continue
+            self._applied()
+            self._tally["events_handled"] += 1
+        if refused:
+            assert self._writer is not None
+            async with self._writer.transaction() as txn:
+                for record, reason in refused:
+                    await self._dead_letter(txn, record, reason)
+            self._after_commit(txn, {})
+        else:
+            for name, count in self._tally.items():
+                self.metrics.count(name, count)
+            self._tally.clear()
+
+    async def _evolve_and_decide(
+        self, txn: Transaction, record: RawRecord, envelope: Envelope
+    ) -> Sequence[Intent]:
+        try:
+            self.state = self.definition.evolve(self.state, envelope)
+            self._applied()
+            decide = self.definition.decide
+            return decide(self.state, envelope) if decide is not None else ()
+        except Exception as exc:  # a bug or an event the fold refuses: never stop the service
+            self._log.exception("event_refused", error=str(exc))
+            await self._dead_letter(txn, record, f"{type(exc).__name__} in evolve/decide: {exc}")
+            return ()
+
+    async def _decode_or_dead_letter(self, txn: Transaction, record: RawRecord) -> Envelope | None:
+        try:
+            if record.value is None:
+                raise EventDecodeError("record has no value")
+            return decode(record.value, self.definition.registry)
+        except EventDecodeError as exc:
+            self._log.warning(
+                "dead_letter",
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                reason=exc.reason,
+            )
+            await self._dead_letter(txn, record, exc.reason)
+            return None
+
+    async def _dead_letter(self, txn: Transaction, record: RawRecord, reason: str) -> None:
+        await txn.append_raw(
+            dead_letter_topic(self.definition.name, self.settings.namespace),
+            record.key,
+            dead_letter_value(record, reason, self.producer_name),
+        )
+        self._tally["dead_letters"] += 1
+
+    def _envelope(
+        self,
+        emit: Emit,
+        cause: Envelope | None,
+        correlation_id: str | None,
+        index: int | str = 0,
+    ) -> Envelope:
+        return new_event(
+            emit.payload,
+            aggregate_id=emit.aggregate_id,
+            tenant_id=emit.tenant_id,
+            producer=self.producer_name,
+            causation=cause,
+            correlation_id=correlation_id,
+            event_id=derived_event_id(cause.event_id, self.producer_name, index) if cause else None,
+            occurred_at=emit.occurred_at,
+        )
+
+    async def _emit(self, txn: Transaction, envelope: Envelope) -> Envelope:
+        chained = await txn.append(self.definition.output_topic, envelope)
+        self.state = self.definition.evolve(self.state, chained)
+        self._applied()
+        self._tally["events_emitted"] += 1
+        return chained
+
+    def _after_commit(self, txn: Transaction, consumed: Positions) -> None:
+        # Counters move only for what committed, so /metrics never runs ahead of the log.
+        for name, count in self._tally.items():
+            self.metrics.count(name, count)
+        self._tally.clear()
+        self._inputs.update(consumed)
+        if not self.shared_output:
+            for md in txn.delivered:
+                if md.topic == self.definition.output_topic:
+                    tp = TopicPartition(md.topic, md.partition)
+                    self._own[tp] = max(self._own.get(tp, 0), md.offset + 1)
+
+    def _apply_peer(self, record: RawRecord) -> None:
+        """A record on our shared topic: a peer's event to fold, or our own already applied."""
+        self._own[partition_of(record)] = record.offset + 1
+        envelope = self._decode_quietly(record)
+        if envelope is None or envelope.producer == self.producer_name:
+            return
+        self._fold(envelope)
+
+    # -- rebuild ------------------------------------------------------------------------------
+
+    def _decode_quietly(self, record: RawRecord) -> Envelope | None:
+        if record.value is None:
+            return None
+        try:
+            return decode(record.value, self.definition.registry)
+        except EventDecodeError:
+            return None
+
+    def _fold(self, envelope: Envelope) -> None:
+        try:
+            self.state = self.definition.evolve(self.state, envelope)
+        except Exception as exc:  # refused when live too, and dead-lettered then
+            self._log.warning("event_refused_on_replay", event_id=envelope.event_id, error=str(exc))
+            return
+        self._applied()
+
+    def _applied(self) -> None:
+        self.events_applied += 1
