@@ -23,6 +23,8 @@ SOCKET = Path("/run/libvirt/libvirt-sock")
 QEMU_CONF = Path("/etc/libvirt/qemu.conf")
 STATE = Path(os.environ.get("VIRGA_STATE_DIR", Path.home() / ".local/state/virga")) / "libvirt"
 DAEMONS = ("virtlogd", "libvirtd")
+_CHILDREN: dict[str, subprocess.Popen[bytes]] = {}
+"""Daemons this process started, kept so that stop() can reap them."""
 
 
 class LibvirtError(RuntimeError):
@@ -89,14 +91,15 @@ def start(timeout: float = 30.0) -> bool:
     _configure()
     STATE.mkdir(parents=True, exist_ok=True)
     for daemon in DAEMONS:
-        log = (STATE / f"{daemon}.log").open("ab")
-        proc = subprocess.Popen(
-            [shutil.which(daemon) or daemon],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        with (STATE / f"{daemon}.log").open("ab") as log:  # the child keeps its own copy
+            proc = subprocess.Popen(
+                [shutil.which(daemon) or daemon],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        _CHILDREN[daemon] = proc
         (STATE / f"{daemon}.pid").write_text(f"{proc.pid}\n")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -115,7 +118,16 @@ def stop() -> None:
             pid = int(pid_file.read_text())
         except (FileNotFoundError, ValueError):
             continue
-        if _cmdline(pid).endswith(daemon):
+        child = _CHILDREN.pop(daemon, None)
+        if child is not None and child.pid == pid:
+            # Started by this process: wait on it, so it is reaped rather than left a zombie.
+            child.terminate()
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait(timeout=10)
+        elif _cmdline(pid).endswith(daemon):
             os.kill(pid, signal.SIGTERM)
             for _ in range(100):
                 if not _cmdline(pid).endswith(daemon):

@@ -43,6 +43,7 @@ def stack(
         tmp_path_factory.mktemp("qemu-stack"),
         (HostSpec("tcg-host", "rack-1", libvirt_uri=URI),),
     )
+    before = virga_domain_names()
     try:
         stack.start()
         yield stack
@@ -51,6 +52,27 @@ def stack(
         raise
     finally:
         stack.stop()
+        remove_domains(virga_domain_names() - before)  # a failed test leaves no guest behind
+
+
+def virga_domain_names() -> set[str]:
+    connection = libvirt.open(URI)
+    try:
+        return {d.name() for d in connection.listAllDomains() if d.name().startswith("virga-")}
+    finally:
+        connection.close()
+
+
+def remove_domains(names: set[str]) -> None:
+    connection = libvirt.open(URI)
+    try:
+        for name in names:
+            domain = connection.lookupByName(name)
+            if domain.isActive():
+                domain.destroy()
+            domain.undefine()
+    finally:
+        connection.close()
 
 
 @pytest.fixture
