@@ -14,11 +14,15 @@ VENV_STAMP := $(VENV)/.installed
 KAFKA_PORT ?= 9092
 DEVSTACK := $(BIN)/python -m virga_devstack
 
-.PHONY: venv lint typecheck test kafka-jars ceph-bindings kafka-up kafka-down libvirt-up up down
+.PHONY: deps venv lint typecheck test kafka-jars ceph-bindings kafka-up kafka-down libvirt-up up down
+
+# Debian packages (deploy/debian-packages.txt): installs only what is missing, as root.
+deps:
+	bash deploy/install-deps.sh
 
 venv: $(VENV_STAMP)
 
-$(VENV_STAMP): pyproject.toml
+$(VENV_STAMP): pyproject.toml | deps
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
