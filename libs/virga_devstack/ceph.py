@@ -13,21 +13,20 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import sysconfig
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
 from virga_devstack.kafka import default_state_root
+from virga_devstack.localproc import exclusive, port_open, process_exists, tail
 
 DEFAULT_PORT: Final = 6789
 START_TIMEOUT: Final = 90.0
@@ -89,37 +88,6 @@ def link_bindings(site_packages: Path | None = None) -> Path:
     return pth
 
 
-@contextlib.contextmanager
-def _exclusive(lock_file: Path) -> Iterator[None]:
-    """Serialise concurrent `make up`/test sessions that touch the same cluster directory."""
-    lock_file.parent.mkdir(parents=True, exist_ok=True)
-    with lock_file.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _process_exists(pid: int) -> bool:
-    """Whether `pid` is a live process; a zombie, exited but not yet reaped, is not."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
-
-
-def _port_open(host: str, port: int) -> bool:
-    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=1.0):
-        return True
-    return False
-
-
-def _tail(text: str, lines: int = 30) -> str:
-    return "\n".join(text.splitlines()[-lines:])
-
-
 class CephCluster:
     """A local cluster found again by its monitor port across processes."""
 
@@ -168,7 +136,7 @@ class CephCluster:
         if child is not None and child.poll() is not None:
             del self._children[pid]
             return None
-        if not _process_exists(pid):
+        if not process_exists(pid):
             return None
         try:
             arguments = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
@@ -195,13 +163,13 @@ class CephCluster:
         started is stopped again and CephError carries the end of the logs.
         """
         _require_tools()
-        with _exclusive(self.directory / ".lock"):
+        with exclusive(self.directory / ".lock"):
             if self.pid("mon") is not None and self.pid("osd") is not None:
                 if self._wait_for_pool(timeout):
                     return False
                 raise CephError(f"the cluster of {self.directory} runs but its pool is silent")
             self._stop_daemons()
-            if _port_open(self.host, self.port):
+            if port_open(self.host, self.port):
                 raise CephError(
                     f"port {self.port} is already in use by a process that is not the monitor "
                     f"of {self.directory}"
@@ -215,7 +183,7 @@ class CephCluster:
 
     def stop(self) -> bool:
         """Stop the OSD, then the monitor, by pid; False if neither was running."""
-        with _exclusive(self.directory / ".lock"):
+        with exclusive(self.directory / ".lock"):
             return self._stop_daemons()
 
     # -- creation, following the recipe verified on Debian 12 --------------------------------
@@ -326,7 +294,7 @@ keyring = {d / "osd"}/$cluster-$id/keyring
         if result.returncode != 0:
             output = (result.stdout + result.stderr).strip()
             raise CephError(f"`{' '.join(arguments)}` failed (exit {result.returncode}):\n"
-                            f"{_tail(output)}")  # fmt: skip
+                            f"{tail(output)}")  # fmt: skip
         return result.stdout
 
     def _ceph(self, *command: str, deadline: float) -> str:
@@ -425,7 +393,7 @@ keyring = {d / "osd"}/$cluster-$id/keyring
             del self._children[pid]
             return True
         deadline = time.monotonic() + timeout
-        while _process_exists(pid):
+        while process_exists(pid):
             if time.monotonic() > deadline:
                 return False
             time.sleep(0.1)
@@ -437,7 +405,7 @@ keyring = {d / "osd"}/$cluster-$id/keyring
             with contextlib.suppress(FileNotFoundError):
                 text = (self.logs_dir / name).read_text(errors="replace").strip()
                 if text:
-                    parts.append(f"--- {name}\n{_tail(text, 15)}")
+                    parts.append(f"--- {name}\n{tail(text, 15)}")
         return "\n".join(parts) or "(no log output)"
 
 

@@ -13,23 +13,23 @@ import argparse
 import asyncio
 import base64
 import contextlib
-import fcntl
 import hashlib
 import logging
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
 from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import KafkaError
+
+from virga_devstack.localproc import exclusive, port_open, process_exists, tail
 
 KAFKA_VERSION: Final = "4.1.2"
 SCALA_VERSION: Final = "2.13"
@@ -101,18 +101,6 @@ def _pom() -> str:
     )
 
 
-@contextlib.contextmanager
-def _exclusive(lock_file: Path) -> Iterator[None]:
-    """Serialise concurrent `make up`/test sessions that touch the same directory."""
-    lock_file.parent.mkdir(parents=True, exist_ok=True)
-    with lock_file.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def ensure_jars(cache_root: Path | None = None) -> Path:
     """Return the directory holding the broker's jars, fetching them with Maven if needed.
 
@@ -126,7 +114,7 @@ def ensure_jars(cache_root: Path | None = None) -> Path:
     digest = hashlib.sha256(pom.encode()).hexdigest()
     if marker.is_file() and marker.read_text() == digest:
         return libs
-    with _exclusive(home / ".lock"):
+    with exclusive(home / ".lock"):
         if marker.is_file() and marker.read_text() == digest:
             return libs
         mvn = shutil.which("mvn")
@@ -149,7 +137,7 @@ def ensure_jars(cache_root: Path | None = None) -> Path:
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             output = (result.stdout + result.stderr).strip()
-            raise KafkaBrokerError(f"mvn failed (exit {result.returncode}):\n{_tail(output)}")
+            raise KafkaBrokerError(f"mvn failed (exit {result.returncode}):\n{tail(output)}")
         shutil.rmtree(libs, ignore_errors=True)
         partial.rename(libs)
         marker.write_text(digest)
@@ -160,7 +148,7 @@ def answers_metadata(bootstrap_servers: str, timeout: float = 5.0) -> bool:
     """Whether a Kafka broker at ``host:port`` answers a metadata request naming a broker."""
     host, _, port = bootstrap_servers.rpartition(":")
     # A cheap TCP check first: aiokafka logs an error for every refused connection.
-    if not _port_open(host, int(port)):
+    if not port_open(host, int(port)):
         return False
 
     async def probe() -> bool:
@@ -179,12 +167,6 @@ def answers_metadata(bootstrap_servers: str, timeout: float = 5.0) -> bool:
     return asyncio.run(probe())
 
 
-def _port_open(host: str, port: int) -> bool:
-    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=1.0):
-        return True
-    return False
-
-
 def _kafka_uuid() -> str:
     """A cluster id as ``kafka-storage random-uuid`` makes it, without starting a JVM."""
     while True:
@@ -200,21 +182,6 @@ def _java() -> str:
     if java is None:
         raise KafkaBrokerError("java not found on PATH: install openjdk-17-jre-headless")
     return java
-
-
-def _tail(text: str, lines: int = 40) -> str:
-    return "\n".join(text.splitlines()[-lines:])
-
-
-def _process_exists(pid: int) -> bool:
-    """Whether `pid` is a live process; a zombie, exited but not yet reaped, is not."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        threads = len(os.listdir(f"/proc/{pid}/task"))
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    # A zombie main thread with other threads still running (a JVM shutting down) is alive.
-    return stat.rpartition(")")[2].split()[0] not in ("Z", "X") or threads > 1
 
 
 class KafkaBroker:
@@ -295,7 +262,7 @@ class KafkaBroker:
         exits or does not answer within `timeout` seconds, it is stopped and
         KafkaBrokerError carries the end of its log.
         """
-        with _exclusive(self.directory / ".lock"):
+        with exclusive(self.directory / ".lock"):
             pid = self.pid()
             if pid is not None and not fresh:
                 # Possibly still starting (another session's `start`): give it the same time.
@@ -304,7 +271,7 @@ class KafkaBroker:
             if pid is not None:
                 self._stop(pid, STOP_TIMEOUT)
             for port in (self.port, self.controller_port):
-                if _port_open(self.host, port):
+                if port_open(self.host, port):
                     raise KafkaBrokerError(
                         f"port {port} is already in use by a process that is not the broker "
                         f"of {self.directory}"
@@ -318,7 +285,7 @@ class KafkaBroker:
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> bool:
         """Stop the broker (SIGTERM, then SIGKILL after `timeout` s); False if not running."""
-        with _exclusive(self.directory / ".lock"):
+        with exclusive(self.directory / ".lock"):
             pid = self.pid()
             if pid is not None:
                 self._stop(pid, timeout)
@@ -347,7 +314,7 @@ class KafkaBroker:
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             output = (result.stdout + result.stderr).strip()
-            raise KafkaBrokerError(f"formatting {self.data_dir} failed:\n{_tail(output)}")
+            raise KafkaBrokerError(f"formatting {self.data_dir} failed:\n{tail(output)}")
 
     def _server_properties(self) -> str:
         controller = f"{self.host}:{self.controller_port}"
@@ -407,7 +374,7 @@ class KafkaBroker:
     def _alive(self, pid: int) -> bool:
         if self._process is not None and self._process.pid == pid:
             return self._process.poll() is None
-        return _process_exists(pid)
+        return process_exists(pid)
 
     def _wait_until_answering(self, pid: int, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -445,7 +412,7 @@ class KafkaBroker:
                 return False
             return True
         deadline = time.monotonic() + timeout
-        while _process_exists(pid):
+        while process_exists(pid):
             if time.monotonic() > deadline:
                 return False
             time.sleep(0.1)
@@ -459,7 +426,7 @@ class KafkaBroker:
                     offset = 0
                 log.seek(offset)
                 if text := log.read().decode(errors="replace").strip():
-                    parts.append(f"--- {name}\n{_tail(text)}")
+                    parts.append(f"--- {name}\n{tail(text)}")
         return "\n".join(parts) or "(no log output)"
 
 

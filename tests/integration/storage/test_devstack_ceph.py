@@ -12,6 +12,7 @@ import pytest
 
 from virga_devstack import ceph
 from virga_devstack.ceph import CephCluster, CephError
+from virga_devstack.localproc import process_exists
 
 
 def _free_port() -> int:
@@ -53,7 +54,7 @@ def test_start_status_stop_through_the_cli(tmp_path: Path) -> None:
         assert cluster.pid("osd") is None
         for pid in pids.values():
             assert pid is not None
-            assert not ceph._process_exists(pid)  # gone, or a zombie not yet reaped by init
+            assert not process_exists(pid)  # gone, or a zombie not yet reaped by init
         status = _cli(cluster, "status")
         assert status.returncode == 1
         assert "not running" in status.stdout
