@@ -1,0 +1,104 @@
+"""``evolve``: how each event changes billing's state. Pure and deterministic; event time only."""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable
+
+from virga_billing.state import BillingState, EgressSample, InstanceUsage, Interval
+from virga_events import Envelope
+from virga_events.catalog.api import InstanceRequested
+from virga_events.catalog.billing import InvoiceIssued, PricesSet
+from virga_events.catalog.compute import (
+    InstanceDeleted,
+    InstanceDomainLost,
+    InstanceRebooted,
+    InstanceStarted,
+    InstanceStopped,
+    UsageSampled,
+)
+from virga_events.catalog.scheduler import InstanceScheduled
+
+Fold = Callable[[BillingState, Envelope], None]
+
+
+def evolve(state: BillingState, envelope: Envelope) -> BillingState:
+    """Fold one event into ``state`` (mutated and returned); events billing ignores pass."""
+    apply = _FOLDS.get(type(envelope.payload))
+    if apply is not None:
+        apply(state, envelope)
+    return state
+
+
+def _instance(state: BillingState, envelope: Envelope) -> InstanceUsage:
+    usage = state.instances.get(envelope.aggregate_id)
+    if usage is None:
+        usage = state.instances[envelope.aggregate_id] = InstanceUsage()
+    if usage.tenant is None and envelope.tenant_id is not None:
+        usage.tenant = envelope.tenant_id
+    return usage
+
+
+def _flavor(state: BillingState, envelope: Envelope) -> None:
+    payload = envelope.payload
+    assert isinstance(payload, InstanceRequested | InstanceScheduled)
+    _instance(state, envelope).flavor = payload.flavor.name
+
+
+def _running(state: BillingState, envelope: Envelope) -> None:
+    usage = _instance(state, envelope)
+    if usage.deleted or usage.running_since is not None:
+        return  # a reboot of a running instance goes on billing the same interval
+    usage.running_since = envelope.occurred_at
+    # A domain (re)started from shut off counts its traffic from zero again.
+    usage.tx_counter = None
+
+
+def _stopped(state: BillingState, envelope: Envelope) -> None:
+    usage = _instance(state, envelope)
+    if usage.running_since is not None:
+        usage.intervals.append(Interval(usage.running_since, envelope.occurred_at))
+        usage.running_since = None
+    if isinstance(envelope.payload, InstanceDeleted):
+        usage.deleted = True
+
+
+def _sampled(state: BillingState, envelope: Envelope) -> None:
+    payload = envelope.payload
+    assert isinstance(payload, UsageSampled)
+    usage = _instance(state, envelope)
+    current = payload.net_tx_bytes
+    last = usage.tx_counter
+    # Counters are cumulative since the domain started; one lower than the last was reset
+    # (the domain restarted between samples), so all of it is new traffic.
+    sent = current if last is None or current < last else current - last
+    usage.tx_counter = current
+    if sent > 0:
+        usage.egress.append(EgressSample(envelope.occurred_at, sent))
+
+
+def _prices(state: BillingState, envelope: Envelope) -> None:
+    payload = envelope.payload
+    assert isinstance(payload, PricesSet)
+    at = bisect.bisect_right([p.effective_from for p in state.prices], payload.effective_from)
+    state.prices.insert(at, payload)
+
+
+def _invoiced(state: BillingState, envelope: Envelope) -> None:
+    payload = envelope.payload
+    assert isinstance(payload, InvoiceIssued)
+    state.invoices[(payload.tenant, payload.period)] = payload
+
+
+_FOLDS: dict[type, Fold] = {
+    InstanceRequested: _flavor,
+    InstanceScheduled: _flavor,
+    InstanceStarted: _running,
+    InstanceRebooted: _running,
+    InstanceStopped: _stopped,
+    InstanceDeleted: _stopped,
+    InstanceDomainLost: _stopped,
+    UsageSampled: _sampled,
+    PricesSet: _prices,
+    InvoiceIssued: _invoiced,
+}

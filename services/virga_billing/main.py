@@ -1,0 +1,31 @@
+"""Billing's composition root: configuration, Kafka settings, the runner."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+import structlog
+
+from virga_billing.config import BillingConfig
+from virga_billing.service import SERVICE_NAME, definition, runner_config
+from virga_runtime import ServiceRunner
+from virga_runtime.process import kafka_settings, run_until_signalled
+
+log = structlog.get_logger(__name__)
+
+
+async def run(config: BillingConfig) -> None:
+    settings = dataclasses.replace(kafka_settings(SERVICE_NAME), namespace=config.namespace)
+    log.info("configured", grace_seconds=config.grace_seconds, tick_seconds=config.tick_seconds)
+    runner = ServiceRunner(definition(config), settings, runner_config(config))
+    await run_until_signalled(runner)
+
+
+def main() -> None:
+    """Run billing until SIGTERM/SIGINT (settings: `BillingConfig.from_env`)."""
+    asyncio.run(run(BillingConfig.from_env()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""What billing knows: each instance's running intervals and egress, prices, issued invoices.
+
+Everything is kept in event time (``occurred_at``), so the same log always yields the same
+figures however late or in whatever batches billing read it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from virga_events.catalog.billing import InvoiceIssued, PricesSet
+
+
+@dataclass(frozen=True, slots=True)
+class Interval:
+    """The instance ran from `start` to `end` (event times, UTC)."""
+
+    start: datetime
+    end: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class EgressSample:
+    """`bytes` left the instance in the sampling period ending at `at`."""
+
+    at: datetime
+    bytes: int
+
+
+@dataclass(slots=True)
+class InstanceUsage:
+    """One instance's billable history."""
+
+    tenant: str | None = None
+    flavor: str | None = None
+    """Flavor name, from InstanceRequested or InstanceScheduled."""
+    running_since: datetime | None = None
+    """Start of the open interval; None while stopped or deleted."""
+    intervals: list[Interval] = field(default_factory=list)
+    """Closed running intervals, in fold order."""
+    egress: list[EgressSample] = field(default_factory=list)
+    tx_counter: int | None = None
+    """Last cumulative transmit counter seen; None after a (re)start, when the domain's
+    counters begin again at zero."""
+    deleted: bool = False
+
+
+@dataclass(slots=True)
+class BillingState:
+    """The billing service's whole state."""
+
+    instances: dict[str, InstanceUsage] = field(default_factory=dict)
+    prices: list[PricesSet] = field(default_factory=list)
+    """Every catalogue ever set, sorted by effective_from (stable: a later set wins a tie)."""
+    invoices: dict[tuple[str, str], InvoiceIssued] = field(default_factory=dict)
+    """Issued invoices by (tenant, period)."""
+
+    def usage(self, tenant: str) -> dict[str, InstanceUsage]:
+        """The instances of one tenant, by id."""
+        return {i: u for i, u in self.instances.items() if u.tenant == tenant}
+
+    def tenants(self) -> set[str]:
+        return {u.tenant for u in self.instances.values() if u.tenant is not None}
+
+    def first_use(self, tenant: str) -> datetime | None:
+        """Event time of the tenant's earliest billable usage."""
+        times = [
+            moment
+            for usage in self.instances.values()
+            if usage.tenant == tenant
+            for moment in (
+                *(i.start for i in usage.intervals),
+                *(s.at for s in usage.egress),
+                *((usage.running_since,) if usage.running_since is not None else ()),
+            )
+        ]
+        return min(times, default=None)

@@ -1,0 +1,46 @@
+"""Billing's settings from the environment, and every module importing on its own."""
+
+from __future__ import annotations
+
+import pkgutil
+import subprocess
+import sys
+
+import pytest
+
+import virga_billing
+from virga_billing.config import BillingConfig
+
+MODULES = sorted(
+    m.name
+    for m in pkgutil.walk_packages(virga_billing.__path__, prefix=f"{virga_billing.__name__}.")
+)
+
+
+def test_settings_come_from_the_environment() -> None:
+    config = BillingConfig.from_env(
+        {"VIRGA_BILLING_GRACE_SECONDS": "7200", "VIRGA_NAMESPACE": "n1", "VIRGA_HTTP_PORT": "9"}
+    )
+    assert (config.grace_seconds, config.tick_seconds) == (7200, 60)
+    assert (config.namespace, config.http_port) == ("n1", 9)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "named"),
+    [
+        ("VIRGA_BILLING_GRACE_SECONDS", "-1", "grace_seconds"),
+        ("VIRGA_BILLING_TICK_SECONDS", "soon", "VIRGA_BILLING_TICK_SECONDS"),
+    ],
+)
+def test_a_bad_setting_stops_the_service_naming_it(variable: str, value: str, named: str) -> None:
+    with pytest.raises(SystemExit, match=named):
+        BillingConfig.from_env({variable: value})
+
+
+def test_every_module_is_found() -> None:
+    assert "virga_billing.rating" in MODULES
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_module_imports_alone(module: str) -> None:
+    subprocess.run([sys.executable, "-c", f"import {module}"], check=True, timeout=60)
