@@ -3,7 +3,7 @@
 Importing this package registers every type in `virga_events.REGISTRY`.
 """
 
-from virga_events.catalog import api, billing, compute, scheduler
+from virga_events.catalog import api, billing, compute, scheduler, storage
 from virga_events.catalog.common import Flavor
 
-__all__ = ["Flavor", "api", "billing", "compute", "scheduler"]
+__all__ = ["Flavor", "api", "billing", "compute", "scheduler", "storage"]

@@ -1,0 +1,119 @@
+"""Storage facts: volume and image requests (written by the gateway to `virga.api`) and the
+storage service's outcomes (`virga.storage`). The aggregate is the volume or image id."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from virga_events.registry import Event, event
+
+VolumeOperation = Literal["create", "extend", "delete", "snapshot", "flatten"]
+"""What a VolumeFailed was about."""
+
+# -- requests, on <ns>.api ---------------------------------------------------------------------
+
+
+@event("VolumeRequested")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VolumeRequested(Event):
+    """A tenant asked for a volume: empty, or a clone of an image or of a volume snapshot."""
+
+    name: str
+    size_gb: int
+    image: str | None = None
+    """Image id to clone from."""
+    snapshot: str | None = None
+    """Volume snapshot id to clone from (exclusive with `image`)."""
+
+
+@event("VolumeExtendRequested")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VolumeExtendRequested(Event):
+    """A tenant asked to grow a volume to `size_gb`."""
+
+    size_gb: int
+
+
+@event("VolumeDeletionRequested")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VolumeDeletionRequested(Event):
+    """A tenant asked to delete a volume."""
+
+
+@event("VolumeSnapshotRequested")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VolumeSnapshotRequested(Event):
+    """A tenant asked for a snapshot of a volume; `snapshot_id` is chosen by the gateway."""
+
+    snapshot_id: str
+    name: str
+
+
+# -- outcomes, on <ns>.storage -----------------------------------------------------------------
+
+
+@event("VolumeCreated")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VolumeCreated(Event):
+    """The volume exists and can be attached."""
+
+    name: str
+    size_gb: int
+    parent: str | None = None
+    """What it is a copy-on-write clone of: ``image:<id>`` or ``snapshot:<id>``; None if empty."""
+    clone_depth: int = 0
+    """Parents above it: 0 for an independent volume, 1 for a clone of an image."""
+    instance_id: str | None = None
+    """The instance whose boot volume it is."""
+
+
+@event("VolumeFailed")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VolumeFailed(Event):
+    """An operation on the volume failed; `reason` is shown to the user."""
+
+    operation: VolumeOperation
+    reason: str
+
+
+@event("VolumeExtended")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VolumeExtended(Event):
+    """The volume was grown to `size_gb`."""
+
+    size_gb: int
+
+
+@event("VolumeDeleted")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VolumeDeleted(Event):
+    """The volume and its snapshots are gone."""
+
+
+@event("VolumeSnapshotCreated")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VolumeSnapshotCreated(Event):
+    """A protected snapshot of the volume exists; volumes may be cloned from it."""
+
+    snapshot_id: str
+    name: str
+
+
+@event("VolumeFlattened")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VolumeFlattened(Event):
+    """The volume no longer depends on a parent (clone too deep, or its parent is deleted)."""
+
+    reason: str
+
+
+@event("ImageImported")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ImageImported(Event):
+    """An image's bytes are stored with a protected base snapshot (aggregate: image id)."""
+
+    name: str
+    size_bytes: int
+    sha256: str
+    visibility: Literal["public", "private"]

@@ -1,0 +1,55 @@
+"""How the storage service is set up: its Ceph pool, clone depth bound and topics."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from virga_runtime.env import Env
+
+MEMORY_CONF = "memory://"
+"""`VIRGA_CEPH_CONF` value that selects the in-process driver (tests, demos)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StorageConfig:
+    """Settings of the storage service (one per cloud)."""
+
+    ceph_conf: str = "/etc/ceph/ceph.conf"
+    """Cluster conf file; `memory://` keeps volumes in process."""
+    ceph_keyring: str = "/etc/ceph/ceph.client.admin.keyring"
+    ceph_pool: str = "rbd"
+    """The one pool holding images and volumes."""
+    max_clone_depth: int = 5
+    """A clone deeper than this is flattened in the background (reads stay fast)."""
+    http_port: int | None = None
+    """Port for /healthz and /metrics; None serves nothing."""
+    namespace: str = "virga"
+
+    def __post_init__(self) -> None:
+        if self.max_clone_depth < 1:
+            raise ValueError("max_clone_depth must be at least 1")
+        if not self.ceph_pool:
+            raise ValueError("ceph_pool must not be empty")
+
+    @property
+    def in_memory(self) -> bool:
+        return self.ceph_conf.startswith(MEMORY_CONF)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> StorageConfig:
+        """Read VIRGA_CEPH_CONF, VIRGA_CEPH_KEYRING, VIRGA_CEPH_POOL, VIRGA_MAX_CLONE_DEPTH,
+        VIRGA_HTTP_PORT and VIRGA_NAMESPACE; raise SystemExit naming a bad one."""
+        env = Env(environ)
+        defaults = cls()
+        try:
+            return cls(
+                ceph_conf=env.text("VIRGA_CEPH_CONF") or defaults.ceph_conf,
+                ceph_keyring=env.text("VIRGA_CEPH_KEYRING") or defaults.ceph_keyring,
+                ceph_pool=env.text("VIRGA_CEPH_POOL") or defaults.ceph_pool,
+                max_clone_depth=env.whole("VIRGA_MAX_CLONE_DEPTH", defaults.max_clone_depth),
+                http_port=env.port("VIRGA_HTTP_PORT"),
+                namespace=env.text("VIRGA_NAMESPACE") or defaults.namespace,
+            )
+        except ValueError as exc:
+            raise SystemExit(f"bad storage setting: {exc}") from None

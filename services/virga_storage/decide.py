@@ -1,0 +1,137 @@
+"""The storage service's decisions: pure functions of its state and one new input event.
+
+Only the event that made a volume's record creates it, and only the request that started a
+deletion deletes it, so duplicates and later placement attempts decide nothing; an input
+that decides nothing decides nothing again when re-decided after a crash.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from virga_events import Envelope
+from virga_events.catalog.compute import InstanceDeleted
+from virga_events.catalog.scheduler import InstanceScheduled
+from virga_events.catalog.storage import (
+    VolumeDeletionRequested,
+    VolumeExtendRequested,
+    VolumeFailed,
+    VolumeOperation,
+    VolumeRequested,
+    VolumeSnapshotRequested,
+)
+from virga_runtime.service import Emit, Intent
+from virga_storage.config import StorageConfig
+from virga_storage.effects import (
+    ChildVolume,
+    CloneSource,
+    CreateVolume,
+    DeleteVolume,
+    ExtendVolume,
+    FlattenVolume,
+    SnapshotVolume,
+)
+from virga_storage.state import StorageState, VolumeRecord, boot_volume_id
+
+
+def _failed(envelope: Envelope, operation: VolumeOperation, reason: str) -> Emit:
+    return Emit(
+        VolumeFailed(operation=operation, reason=reason), envelope.aggregate_id, envelope.tenant_id
+    )
+
+
+def decide(config: StorageConfig, state: StorageState, envelope: Envelope) -> Sequence[Intent]:
+    """What to do about one new input event; `state` already includes it."""
+    event = envelope.payload
+    if isinstance(event, VolumeRequested | InstanceScheduled):
+        volume_id = envelope.aggregate_id
+        if isinstance(event, InstanceScheduled):
+            volume_id = boot_volume_id(envelope.aggregate_id)
+        record = state.volumes.get(volume_id)
+        if record is None or record.request_event_id != envelope.event_id:
+            return ()
+        return _create(config, state, record)
+    if isinstance(event, VolumeExtendRequested):
+        return _extend(state, envelope, event)
+    if isinstance(event, VolumeSnapshotRequested):
+        record = state.volumes.get(envelope.aggregate_id)
+        if record is None or record.status == "error":
+            return [_failed(envelope, "snapshot", "no such volume")]
+        if record.deletion_event_id is not None:
+            return [_failed(envelope, "snapshot", "the volume is being deleted")]
+        if event.snapshot_id in state.snapshots:
+            return ()  # taken already: a repeated request
+        return [SnapshotVolume(record.volume_id, record.tenant_id, event.snapshot_id, event.name)]
+    if isinstance(event, VolumeDeletionRequested | InstanceDeleted):
+        volume_id = envelope.aggregate_id
+        if isinstance(event, InstanceDeleted):
+            volume_id = boot_volume_id(envelope.aggregate_id)
+        record = state.volumes.get(volume_id)
+        if record is None or record.deletion_event_id != envelope.event_id:
+            return ()
+        children = tuple(
+            ChildVolume(child, state.volumes[child].tenant_id)
+            for child in state.children(record.volume_id)
+        )
+        return [DeleteVolume(record.volume_id, record.tenant_id, children)]
+    return ()
+
+
+def _create(config: StorageConfig, state: StorageState, record: VolumeRecord) -> Sequence[Intent]:
+    if record.status != "creating":
+        return ()
+    if record.size_gb <= 0:
+        failed = VolumeFailed(operation="create", reason="size_gb must be positive")
+        return [Emit(failed, record.volume_id, record.tenant_id)]
+    if record.image is not None and record.snapshot is not None:
+        failed = VolumeFailed(operation="create", reason="give an image or a snapshot, not both")
+        return [Emit(failed, record.volume_id, record.tenant_id)]
+    source: CloneSource | None = None
+    if record.image is not None:
+        source = CloneSource.of_image(record.image)
+    elif record.snapshot is not None:
+        owner = state.snapshots.get(record.snapshot)
+        if owner is None:
+            reason = f"no volume snapshot {record.snapshot!r}"
+            return [
+                Emit(
+                    VolumeFailed(operation="create", reason=reason),
+                    record.volume_id,
+                    record.tenant_id,
+                )
+            ]
+        source = CloneSource.of_snapshot(owner, record.snapshot)
+    depth = state.clone_depth(record)
+    intents: list[Intent] = [
+        CreateVolume(
+            volume_id=record.volume_id,
+            tenant_id=record.tenant_id,
+            name=record.name,
+            size_gb=record.size_gb,
+            source=source,
+            clone_depth=depth,
+            instance_id=record.instance_id,
+        )
+    ]
+    if depth > config.max_clone_depth:
+        # Runs after the clone (same key): the volume is usable at once, and stops
+        # depending on its chain of parents once the copy is done.
+        reason = f"clone depth {depth} is above the maximum of {config.max_clone_depth}"
+        intents.append(FlattenVolume(record.volume_id, record.tenant_id, reason))
+    return intents
+
+
+def _extend(
+    state: StorageState, envelope: Envelope, event: VolumeExtendRequested
+) -> Sequence[Intent]:
+    record = state.volumes.get(envelope.aggregate_id)
+    if record is None or record.status == "error":
+        return [_failed(envelope, "extend", "no such volume")]
+    if record.deletion_event_id is not None:
+        return [_failed(envelope, "extend", "the volume is being deleted")]
+    if event.size_gb < record.size_gb:
+        reason = f"a volume only grows: {event.size_gb} GiB is below its {record.size_gb} GiB"
+        return [_failed(envelope, "extend", reason)]
+    if event.size_gb == record.size_gb:
+        return ()
+    return [ExtendVolume(record.volume_id, record.tenant_id, event.size_gb)]

@@ -1,0 +1,50 @@
+"""The storage service's composition root: configuration, the real driver, the runner."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from pathlib import Path
+
+import structlog
+
+from virga_runtime import ServiceRunner
+from virga_runtime.process import kafka_settings, run_until_signalled
+from virga_storage.config import StorageConfig
+from virga_storage.driver import StorageDriver
+from virga_storage.service import SERVICE_NAME, definition, runner_config
+
+log = structlog.get_logger(__name__)
+
+
+async def connect_driver(config: StorageConfig) -> StorageDriver:
+    """`memory://` keeps volumes in process; anything else is a Ceph conf file."""
+    if config.in_memory:
+        from virga_storage.memory_driver import MemoryDriver
+
+        return MemoryDriver(config.ceph_pool)
+    from virga_storage.rbd_driver import RbdDriver  # rados/rbd load only when used
+
+    driver = RbdDriver(Path(config.ceph_conf), Path(config.ceph_keyring), config.ceph_pool)
+    await driver.connect()  # no cluster: fail now, before anything is read or written
+    return driver
+
+
+async def run(config: StorageConfig) -> None:
+    settings = dataclasses.replace(kafka_settings(SERVICE_NAME), namespace=config.namespace)
+    driver = await connect_driver(config)
+    log.info("storage_connected", conf=config.ceph_conf, pool=config.ceph_pool)
+    try:
+        runner = ServiceRunner(definition(config, driver), settings, runner_config(config))
+        await run_until_signalled(runner)
+    finally:
+        await driver.close()
+
+
+def main() -> None:
+    """Run the storage service until SIGTERM/SIGINT (see `StorageConfig.from_env`)."""
+    asyncio.run(run(StorageConfig.from_env()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,196 @@
+"""What the storage service knows, folded from the log: volumes, their lineage and snapshots.
+
+Inputs (requests, placements, instance deletions) only record what was asked; whether a
+volume exists comes only from the service's own outcome events, so the fold gives the same
+state whatever the interleaving of its input topics, rebuild included.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from virga_events import Envelope
+from virga_events.catalog.compute import InstanceDeleted
+from virga_events.catalog.scheduler import InstanceScheduled
+from virga_events.catalog.storage import (
+    VolumeCreated,
+    VolumeDeleted,
+    VolumeDeletionRequested,
+    VolumeExtended,
+    VolumeFailed,
+    VolumeFlattened,
+    VolumeRequested,
+    VolumeSnapshotCreated,
+)
+
+Status = Literal["creating", "available", "error"]
+
+TOMBSTONE_LIMIT = 10_000
+"""Bound of the deleted-ids set, oldest dropped first (it only outlives late duplicates)."""
+
+
+@dataclass(slots=True)
+class VolumeRecord:
+    """One volume, from its request (or its instance's placement) until it is deleted."""
+
+    volume_id: str
+    tenant_id: str | None
+    name: str
+    size_gb: int
+    request_event_id: str
+    """The event that asked for it: only that event creates it."""
+    image: str | None = None
+    """Image id it is (to be) cloned from."""
+    snapshot: str | None = None
+    """Volume snapshot id it is (to be) cloned from."""
+    instance_id: str | None = None
+    """Set for boot volumes."""
+    delete_on_termination: bool = False
+    status: Status = "creating"
+    flattened: bool = False
+    """Its parent link was dropped: it depends on nothing any more."""
+    deletion_event_id: str | None = None
+    """The deletion being carried out; None when none is pending."""
+    snapshots: list[str] = field(default_factory=list)
+    """Ids of its snapshots."""
+
+
+@dataclass(slots=True)
+class StorageState:
+    volumes: dict[str, VolumeRecord] = field(default_factory=dict)
+    snapshots: dict[str, str] = field(default_factory=dict)
+    """Snapshot id -> id of the volume it belongs to."""
+    deleted: dict[str, None] = field(default_factory=dict)
+    """Ids of deleted volumes (an ordered set): a late request never brings one back."""
+
+    def parent_volume(self, record: VolumeRecord) -> VolumeRecord | None:
+        """The volume this one is a live clone of, if any."""
+        if record.flattened or record.snapshot is None:
+            return None
+        owner = self.snapshots.get(record.snapshot)
+        return None if owner is None else self.volumes.get(owner)
+
+    def clone_depth(self, record: VolumeRecord) -> int:
+        """Parents above the volume, as RBD sees them."""
+        if record.flattened or (record.image is None and record.snapshot is None):
+            return 0
+        parent = self.parent_volume(record)
+        return 1 if parent is None else 1 + self.clone_depth(parent)
+
+    def children(self, volume_id: str) -> list[str]:
+        """Volumes that are live clones of one of this volume's snapshots, sorted."""
+        return sorted(
+            r.volume_id
+            for r in self.volumes.values()
+            if (p := self.parent_volume(r)) is not None and p.volume_id == volume_id
+        )
+
+
+def boot_volume_id(instance_id: str) -> str:
+    """The id of an instance's boot volume (its RBD image is `volume-<instance id>`)."""
+    return instance_id
+
+
+def _bounded_add(table: dict[str, None], key: str) -> None:
+    table.pop(key, None)
+    table[key] = None
+    while len(table) > TOMBSTONE_LIMIT:
+        del table[next(iter(table))]
+
+
+def _requested(state: StorageState, record: VolumeRecord) -> None:
+    if record.volume_id in state.deleted or record.volume_id in state.volumes:
+        return  # a duplicate, a later placement attempt, or a late request
+    state.volumes[record.volume_id] = record
+
+
+def _deletion_requested(state: StorageState, volume_id: str, event_id: str) -> None:
+    record = state.volumes.get(volume_id)
+    if record is not None and record.deletion_event_id is None:
+        record.deletion_event_id = event_id
+
+
+def _deleted(state: StorageState, volume_id: str) -> None:
+    record = state.volumes.pop(volume_id, None)
+    _bounded_add(state.deleted, volume_id)
+    if record is not None:
+        for snapshot_id in record.snapshots:
+            state.snapshots.pop(snapshot_id, None)
+
+
+def evolve(state: StorageState, envelope: Envelope) -> StorageState:
+    """Fold one event into the state (pure, deterministic)."""
+    event, aggregate = envelope.payload, envelope.aggregate_id
+    record = state.volumes.get(aggregate)
+    if isinstance(event, VolumeRequested):
+        _requested(
+            state,
+            VolumeRecord(
+                volume_id=aggregate,
+                tenant_id=envelope.tenant_id,
+                name=event.name,
+                size_gb=event.size_gb,
+                request_event_id=envelope.event_id,
+                image=event.image,
+                snapshot=event.snapshot,
+            ),
+        )
+    elif isinstance(event, InstanceScheduled) and event.image is not None:
+        _requested(
+            state,
+            VolumeRecord(
+                volume_id=boot_volume_id(aggregate),
+                tenant_id=envelope.tenant_id,
+                name=f"{event.name}-boot",
+                size_gb=event.flavor.disk_gb,
+                request_event_id=envelope.event_id,
+                image=event.image,
+                instance_id=aggregate,
+                delete_on_termination=event.delete_on_termination,
+            ),
+        )
+    elif isinstance(event, VolumeDeletionRequested):
+        _deletion_requested(state, aggregate, envelope.event_id)
+    elif isinstance(event, InstanceDeleted):
+        boot = state.volumes.get(boot_volume_id(aggregate))
+        if boot is not None and boot.instance_id == aggregate and boot.delete_on_termination:
+            _deletion_requested(state, boot.volume_id, envelope.event_id)
+    elif record is None:
+        if isinstance(event, VolumeDeleted):
+            _deleted(state, aggregate)
+    elif isinstance(event, VolumeCreated):
+        record.status, record.size_gb = "available", event.size_gb
+    elif isinstance(event, VolumeExtended):
+        record.size_gb = max(record.size_gb, event.size_gb)
+    elif isinstance(event, VolumeFlattened):
+        record.flattened = True
+    elif isinstance(event, VolumeSnapshotCreated):
+        if event.snapshot_id not in state.snapshots:
+            state.snapshots[event.snapshot_id] = aggregate
+            record.snapshots.append(event.snapshot_id)
+    elif isinstance(event, VolumeDeleted):
+        _deleted(state, aggregate)
+    elif isinstance(event, VolumeFailed):
+        if event.operation == "create":
+            record.status = "error"
+        elif event.operation == "delete":
+            record.deletion_event_id = None  # a new request may try again
+    return state
+
+
+def snapshot(state: StorageState) -> dict[str, Any]:
+    """The state as orjson-able values; `restore` is its inverse."""
+    return {
+        "volumes": [asdict(r) for r in state.volumes.values()],
+        "snapshots": [[k, v] for k, v in state.snapshots.items()],
+        "deleted": list(state.deleted),
+    }
+
+
+def restore(data: dict[str, Any]) -> StorageState:
+    return StorageState(
+        volumes={raw["volume_id"]: VolumeRecord(**raw) for raw in data["volumes"]},
+        snapshots={k: v for k, v in data["snapshots"]},
+        deleted=dict.fromkeys(data["deleted"]),
+    )
