@@ -137,9 +137,7 @@ class Decider(Generic[S]):
                 continue
             self._inputs[partition_of(record)] = record.offset + 1
             try:
-                if record.value is None:
-                    raise EventDecodeError("record has no value")
-                envelope = decode(record.value, self.definition.registry)
+                envelope = self._decode(record)
             except EventDecodeError as exc:
                 refused.append((record, exc.reason))
                 continue
@@ -161,9 +159,7 @@ class Decider(Generic[S]):
                     await self._dead_letter(txn, record, reason)
             self._after_commit(txn, {})
         else:
-            for name, count in self._tally.items():
-                self.metrics.count(name, count)
-            self._tally.clear()
+            self._flush_tally()
 
     async def _evolve_and_decide(
         self, txn: Transaction, record: RawRecord, envelope: Envelope
@@ -180,9 +176,7 @@ class Decider(Generic[S]):
 
     async def _decode_or_dead_letter(self, txn: Transaction, record: RawRecord) -> Envelope | None:
         try:
-            if record.value is None:
-                raise EventDecodeError("record has no value")
-            return decode(record.value, self.definition.registry)
+            return self._decode(record)
         except EventDecodeError as exc:
             self._log.warning(
                 "dead_letter",
@@ -227,11 +221,14 @@ class Decider(Generic[S]):
         self._tally["events_emitted"] += 1
         return chained
 
-    def _after_commit(self, txn: Transaction, consumed: Positions) -> None:
+    def _flush_tally(self) -> None:
         # Counters move only for what committed, so /metrics never runs ahead of the log.
         for name, count in self._tally.items():
             self.metrics.count(name, count)
         self._tally.clear()
+
+    def _after_commit(self, txn: Transaction, consumed: Positions) -> None:
+        self._flush_tally()
         self._inputs.update(consumed)
         if not self.shared_output:
             for md in txn.delivered:
@@ -249,11 +246,15 @@ class Decider(Generic[S]):
 
     # -- rebuild ------------------------------------------------------------------------------
 
-    def _decode_quietly(self, record: RawRecord) -> Envelope | None:
+    def _decode(self, record: RawRecord) -> Envelope:
+        """The record's event; EventDecodeError (with its reason) for anything else."""
         if record.value is None:
-            return None
+            raise EventDecodeError("record has no value")
+        return decode(record.value, self.definition.registry)
+
+    def _decode_quietly(self, record: RawRecord) -> Envelope | None:
         try:
-            return decode(record.value, self.definition.registry)
+            return self._decode(record)
         except EventDecodeError:
             return None
 
