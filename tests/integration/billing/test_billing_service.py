@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from tests.support.kafka import read_events
+from tests.support.kafka import read_events, serving
 
 from virga_billing import snapshot
 from virga_billing.config import BillingConfig
@@ -68,15 +68,8 @@ class Cloud:
     @asynccontextmanager
     async def billing(self, *, snapshot: bool) -> AsyncIterator[ServiceRunner[BillingState]]:
         runner = ServiceRunner(definition(self.config), self.settings, RunnerConfig())
-        await runner.start()
-        task = asyncio.create_task(runner.serve())
-        try:
-            await asyncio.wait_for(runner.ready.wait(), 30)
+        async with serving(runner, snapshot=snapshot):
             yield runner
-        finally:
-            runner.request_stop()
-            await task
-            await runner.close(snapshot=snapshot)
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ import aiohttp
 import libvirt
 import pytest
 from aiokafka import AIOKafkaProducer
+from tests.support.kafka import following
 
 from virga_compute.agent_state import AgentState
 from virga_compute.config import AgentConfig
@@ -30,12 +31,11 @@ from virga_compute.service import definition, runner_config
 from virga_eventlog import (
     EventWriter,
     KafkaSettings,
-    LogReader,
     ensure_topics,
     event_topic,
     virga_topics,
 )
-from virga_events import Envelope, Event, decode, encode, new_event
+from virga_events import Envelope, Event, encode, new_event
 from virga_events.catalog import Flavor
 from virga_events.catalog.api import InstanceActionRequested, InstanceDeletionRequested
 from virga_events.catalog.scheduler import InstanceScheduled
@@ -222,25 +222,12 @@ async def cloud(kafka_bootstrap: str) -> AsyncIterator[Cloud]:
     settings = KafkaSettings(bootstrap_servers=kafka_bootstrap, namespace=namespace)
     await ensure_topics(settings, virga_topics(partitions=2, namespace=namespace))
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, enable_idempotence=True)
-    reader = LogReader(settings, [event_topic("compute", namespace)], client_id=namespace)
     await producer.start()
-    await reader.start()
-    cloud = Cloud(settings, producer)
-
-    async def follow() -> None:
-        while True:
-            for record in await reader.read(timeout_ms=100):
-                assert record.value is not None
-                cloud.compute.append(decode(record.value))
-
-    follower = asyncio.create_task(follow())
     try:
-        yield cloud
+        topic = event_topic("compute", namespace)
+        async with following(settings, topic, client_id=namespace) as events:
+            yield Cloud(settings, producer, compute=events)
     finally:
-        follower.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await follower
-        await reader.stop()
         await producer.stop()
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import aiohttp
 import orjson
 import pytest
-from tests.support.kafka import read_events
+from tests.support.kafka import read_events, serving
 
 from virga_eventlog import EventWriter, KafkaSettings, ensure_topics, event_topic, virga_topics
 from virga_events import REGISTRY, Envelope, Event, new_event
@@ -104,17 +104,10 @@ class Cloud:
         """A scheduler runner serving until the block ends; ``snapshot=False`` stops it as a
         crash would (no final snapshot)."""
         runner = ServiceRunner(definition(self.config), self.settings, RunnerConfig())
-        await runner.start()
-        task = asyncio.create_task(runner.serve())
-        try:
-            # Ready: every record written before the start is decided on (hosts included),
-            # so requests written now cannot overtake the hosts through another partition.
-            await asyncio.wait_for(runner.ready.wait(), 30)
+        # Ready: every record written before the start is decided on (hosts included),
+        # so requests written now cannot overtake the hosts through another partition.
+        async with serving(runner, snapshot=snapshot):
             yield runner
-        finally:
-            runner.request_stop()
-            await task
-            await runner.close(snapshot=snapshot)
 
 
 @pytest.fixture

@@ -11,11 +11,12 @@ from dataclasses import dataclass, field
 
 import pytest
 from aiokafka import AIOKafkaProducer
+from tests.support.kafka import following
 
 import virga_events.catalog.storage  # noqa: F401  (registers the storage event types)
 from virga_devstack.ceph import CephCluster
-from virga_eventlog import KafkaSettings, LogReader, ensure_topics, event_topic, virga_topics
-from virga_events import Envelope, Event, decode, encode, new_event
+from virga_eventlog import KafkaSettings, ensure_topics, event_topic, virga_topics
+from virga_events import Envelope, Event, encode, new_event
 from virga_events.catalog import Flavor
 from virga_events.catalog.compute import InstanceDeleted
 from virga_events.catalog.scheduler import InstanceScheduled
@@ -85,25 +86,12 @@ async def cloud(kafka_bootstrap: str) -> AsyncIterator[Cloud]:
     settings = KafkaSettings(bootstrap_servers=kafka_bootstrap, namespace=namespace)
     await ensure_topics(settings, virga_topics(partitions=2, namespace=namespace))
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, enable_idempotence=True)
-    reader = LogReader(settings, [event_topic("storage", namespace)], client_id=namespace)
     await producer.start()
-    await reader.start()
-    cloud = Cloud(settings, producer)
-
-    async def follow() -> None:
-        while True:
-            for record in await reader.read(timeout_ms=100):
-                assert record.value is not None
-                cloud.storage.append(decode(record.value))
-
-    follower = asyncio.create_task(follow())
     try:
-        yield cloud
+        topic = event_topic("storage", namespace)
+        async with following(settings, topic, client_id=namespace) as events:
+            yield Cloud(settings, producer, storage=events)
     finally:
-        follower.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await follower
-        await reader.stop()
         await producer.stop()
 
 
