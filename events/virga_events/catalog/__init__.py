@@ -3,7 +3,24 @@
 Importing this package registers every type in `virga_events.REGISTRY`.
 """
 
-from virga_events.catalog import api, billing, compute, scheduler, storage
+from virga_events.catalog import (
+    api,
+    attachments,
+    billing,
+    compute,
+    network,
+    scheduler,
+    storage,
+)
 from virga_events.catalog.common import Flavor
 
-__all__ = ["Flavor", "api", "billing", "compute", "scheduler", "storage"]
+__all__ = [
+    "Flavor",
+    "api",
+    "attachments",
+    "billing",
+    "compute",
+    "network",
+    "scheduler",
+    "storage",
+]

@@ -1,0 +1,206 @@
+"""Network facts: requests the gateway writes to `virga.api`, and what the network controller
+and the per-host network agents write to `virga.network`.
+
+Aggregates: the network id for networks, the port id for ports, the security group id for
+security groups, the host name for agents. An instance created with a network gets one port
+whose id is derived from the instance id (`instance_port_id`), so every service names it
+alike without waiting for another's event.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Literal
+
+from virga_events.registry import Event, event
+
+_INSTANCE_PORT_NAMESPACE = uuid.UUID("6f1c9a52-1b8e-4f0e-9b7c-3d2f6a1e8c40")
+
+
+def instance_port_id(instance_id: str) -> str:
+    """The id of the port made for an instance created with ``"network"``."""
+    return str(uuid.uuid5(_INSTANCE_PORT_NAMESPACE, instance_id))
+
+
+Direction = Literal["ingress", "egress"]
+IpProtocol = Literal["any", "tcp", "udp", "icmp", "icmpv6"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AllocationPool:
+    """An inclusive range of addresses the controller hands out from."""
+
+    start: str
+    end: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SecurityGroupRule:
+    """One allow rule: traffic matching it passes; everything else is dropped."""
+
+    direction: Direction
+    """ingress: towards the port; egress: from the port."""
+    ethertype: Literal["IPv4", "IPv6"] = "IPv4"
+    protocol: IpProtocol = "any"
+    port_min: int | None = None
+    """First destination port (tcp/udp); None with port_max None: every port."""
+    port_max: int | None = None
+    remote_cidr: str | None = None
+    """Peer addresses; None with remote_group None: any peer."""
+    remote_group: str | None = None
+    """Peers are the ports of this security group (exclusive with remote_cidr)."""
+
+
+# -- requests, on <ns>.api ---------------------------------------------------------------------
+
+
+@event("NetworkRequested")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NetworkRequested(Event):
+    """A tenant asked for a network with one subnet (IPv4 or IPv6), validated by the gateway."""
+
+    name: str
+    cidr: str
+    allocation_pools: tuple[AllocationPool, ...] = ()
+    """Empty: every address of the CIDR but the reserved ones."""
+
+
+@event("NetworkDeletionRequested")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NetworkDeletionRequested(Event):
+    """A tenant asked to delete a network that has no ports."""
+
+
+@event("PortRequested")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PortRequested(Event):
+    """A tenant asked for a port on a network (ports of instances come from InstanceRequested)."""
+
+    network_id: str
+    name: str = ""
+    security_groups: tuple[str, ...] = ()
+    """Empty: the tenant's default group."""
+    host: str | None = None
+    """Bind it on this host right away (admins; ports plugged in by operators and tests)."""
+
+
+@event("PortDeletionRequested")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PortDeletionRequested(Event):
+    """A tenant asked to delete a port."""
+
+
+@event("SecurityGroupCreated")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SecurityGroupCreated(Event):
+    """A tenant's security group with its rules (the gateway owns security groups)."""
+
+    name: str
+    rules: tuple[SecurityGroupRule, ...]
+
+
+@event("SecurityGroupDeleted")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SecurityGroupDeleted(Event):
+    """A security group no port uses any more was deleted."""
+
+
+# -- controller outcomes, on <ns>.network ------------------------------------------------------
+
+
+@event("NetworkCreated")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NetworkCreated(Event):
+    """The network exists with its VXLAN id; its gateway address is reserved."""
+
+    name: str
+    cidr: str
+    vni: int
+    gateway_ip: str
+    allocation_pools: tuple[AllocationPool, ...]
+
+
+@event("NetworkDeleted")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NetworkDeleted(Event):
+    """The network is gone; its VXLAN id may be reused."""
+
+
+@event("PortAllocated")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PortAllocated(Event):
+    """The controller gave the port its MAC and addresses (never handed out twice)."""
+
+    network_id: str
+    mac: str
+    ips: tuple[str, ...]
+    security_groups: tuple[str, ...]
+    instance_id: str | None = None
+
+
+@event("PortAllocationFailed")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PortAllocationFailed(Event):
+    """No port could be made (pool exhausted, network unknown or deleted); `reason` says which."""
+
+    network_id: str
+    reason: str
+    instance_id: str | None = None
+
+
+@event("PortHostAssigned")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PortHostAssigned(Event):
+    """The port is to be plugged in on `host` (its instance was scheduled there)."""
+
+    host: str
+
+
+@event("PortDeleted")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PortDeleted(Event):
+    """The port is gone; its MAC and addresses are free again."""
+
+
+# -- agent outcomes, on <ns>.network -----------------------------------------------------------
+
+
+@event("NetworkAgentRegistered")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NetworkAgentRegistered(Event):
+    """The network agent of a host (aggregate: host name) and its VXLAN tunnel endpoint."""
+
+    vtep_ip: str
+
+
+@event("PortBound")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PortBound(Event):
+    """The port's tap, bridge, VXLAN and filters exist on `host`; an instance may use the tap."""
+
+    host: str
+    network_id: str
+    tap: str
+    """The host-side tap device (libvirt opens it, managed='no')."""
+    mac: str
+    ips: tuple[str, ...]
+    instance_id: str | None = None
+
+
+@event("PortBindingFailed")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PortBindingFailed(Event):
+    """The agent on `host` could not plug the port in; `reason` says why."""
+
+    host: str
+    reason: str
+    instance_id: str | None = None
+
+
+@event("PortUnbound")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PortUnbound(Event):
+    """The port's tap and filters were removed from `host`."""
+
+    host: str
