@@ -16,11 +16,24 @@ from typing import Literal
 from virga_events.registry import Event, event
 
 _INSTANCE_PORT_NAMESPACE = uuid.UUID("6f1c9a52-1b8e-4f0e-9b7c-3d2f6a1e8c40")
+_DEFAULT_GROUP_NAMESPACE = uuid.UUID("0d3b8f0e-5a7c-4c2e-8f61-2b9e4a6d1c73")
+
+DEFAULT_SECURITY_GROUP_NAME = "default"
 
 
 def instance_port_id(instance_id: str) -> str:
     """The id of the port made for an instance created with ``"network"``."""
     return str(uuid.uuid5(_INSTANCE_PORT_NAMESPACE, instance_id))
+
+
+def default_security_group_id(tenant_id: str) -> str:
+    """The id of a tenant's default security group.
+
+    The default group of every tenant exists without any event: its id derives from the
+    tenant id and its rules are `default_security_group_rules`. A port that names no group
+    gets it, and `PortAllocated.security_groups` then holds this id (never an empty tuple).
+    """
+    return str(uuid.uuid5(_DEFAULT_GROUP_NAMESPACE, tenant_id))
 
 
 Direction = Literal["ingress", "egress"]
@@ -50,6 +63,16 @@ class SecurityGroupRule:
     """Peer addresses; None with remote_group None: any peer."""
     remote_group: str | None = None
     """Peers are the ports of this security group (exclusive with remote_cidr)."""
+
+
+def default_security_group_rules(group_id: str) -> tuple[SecurityGroupRule, ...]:
+    """The default group's rules: all egress; ingress only from ports of the group itself."""
+    return (
+        SecurityGroupRule(direction="egress", ethertype="IPv4"),
+        SecurityGroupRule(direction="egress", ethertype="IPv6"),
+        SecurityGroupRule(direction="ingress", ethertype="IPv4", remote_group=group_id),
+        SecurityGroupRule(direction="ingress", ethertype="IPv6", remote_group=group_id),
+    )
 
 
 # -- requests, on <ns>.api ---------------------------------------------------------------------
@@ -121,6 +144,24 @@ class NetworkCreated(Event):
     allocation_pools: tuple[AllocationPool, ...]
 
 
+@event("NetworkCreationFailed")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NetworkCreationFailed(Event):
+    """The network could not be made (no VXLAN id left, a bad request); `reason` says why."""
+
+    reason: str
+
+
+@event("NetworkDeletionFailed")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NetworkDeletionFailed(Event):
+    """The network was not deleted (it still has ports, or it is unknown); `reason` says why."""
+
+    reason: str
+    ports: tuple[str, ...] = ()
+    """Ids of the ports still on the network."""
+
+
 @event("NetworkDeleted")
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NetworkDeleted(Event):
@@ -136,7 +177,9 @@ class PortAllocated(Event):
     mac: str
     ips: tuple[str, ...]
     security_groups: tuple[str, ...]
+    """Never empty: the tenant's default group (`default_security_group_id`) if none named."""
     instance_id: str | None = None
+    name: str = ""
 
 
 @event("PortAllocationFailed")
