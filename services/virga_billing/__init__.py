@@ -1,6 +1,6 @@
-"""The billing service: usage from the log's event time, rating, monthly invoices.
+"""The billing service: issues monthly invoices from the log's event time.
 
-Read in this order: ``state`` (usage, prices, invoices), ``fold`` (``evolve``), ``rating``
-(pure: usage and prices to an invoice), ``decide`` (``tick``: invoices when a month closes),
-``snapshot``, ``service`` (``definition(config)``), ``config``, ``main``.
+Its pure core (usage state, ``evolve``, rating, snapshots) is the library ``virga_rating``,
+shared with the gateway and the audit. Read ``virga_rating`` first, then ``decide`` (``tick``:
+invoices when a month closes), ``service`` (``definition(config)``), ``config``, ``main``.
 """

@@ -13,9 +13,9 @@ from datetime import datetime, timedelta
 import structlog
 
 from virga_billing.config import BillingConfig
-from virga_billing.rating import issue, next_period, period_of
-from virga_billing.state import BillingState
 from virga_events import Envelope
+from virga_rating.rating import issue, next_period, period_of
+from virga_rating.state import BillingState
 from virga_runtime.service import Emit, Intent
 
 log = structlog.get_logger(__name__)
@@ -35,7 +35,7 @@ def tick(config: BillingConfig, state: BillingState, now: datetime) -> list[Inte
         first = state.first_use(tenant)
         if first is None:
             continue
-        closed = {period for (owner, period) in state.invoices if owner == tenant}
+        closed = set(state.issued(tenant))
         period = period_of(first)
         while period < open_period:
             if period not in closed:

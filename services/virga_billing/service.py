@@ -4,20 +4,21 @@ from __future__ import annotations
 
 from functools import partial
 
-from virga_billing import snapshot
 from virga_billing.config import BillingConfig
 from virga_billing.decide import decide, tick
-from virga_billing.fold import evolve
-from virga_billing.state import BillingState
 from virga_eventlog import event_topic
+from virga_rating import snapshot
+from virga_rating.fold import evolve
+from virga_rating.state import BillingState
 from virga_runtime import RunnerConfig, ServiceDefinition
 
 SERVICE_NAME = "billing"
 
 
 def definition(config: BillingConfig) -> ServiceDefinition[BillingState]:
-    """Reads prices and flavors from ``<ns>.api``, placements from ``<ns>.scheduler`` and
-    lifecycle and usage samples from ``<ns>.compute``; writes invoices to ``<ns>.billing``."""
+    """Reads prices and flavors from ``<ns>.api``, placements from ``<ns>.scheduler``,
+    lifecycle and usage samples from ``<ns>.compute`` and volumes from ``<ns>.storage``;
+    writes invoices to ``<ns>.billing``."""
     namespace = config.namespace
     return ServiceDefinition(
         name=SERVICE_NAME,
@@ -25,6 +26,7 @@ def definition(config: BillingConfig) -> ServiceDefinition[BillingState]:
             event_topic("gateway", namespace),
             event_topic("scheduler", namespace),
             event_topic("compute", namespace),
+            event_topic("storage", namespace),
         ),
         output_topic=event_topic(SERVICE_NAME, namespace),
         initial_state=BillingState,

@@ -8,12 +8,12 @@ from datetime import UTC, datetime
 
 from virga_billing.config import BillingConfig
 from virga_billing.decide import tick
-from virga_billing.fold import evolve
-from virga_billing.state import BillingState
 from virga_events import Envelope, Event, new_event
 from virga_events.catalog import Flavor
 from virga_events.catalog.billing import InvoiceIssued, PricesSet
 from virga_events.catalog.compute import UsageSampled
+from virga_rating.fold import evolve
+from virga_rating.state import BillingState
 from virga_runtime import Emit
 
 TENANT = "t-1"

@@ -9,11 +9,13 @@ import sys
 import pytest
 
 import virga_billing
+import virga_rating
 from virga_billing.config import BillingConfig
 
 MODULES = sorted(
     m.name
-    for m in pkgutil.walk_packages(virga_billing.__path__, prefix=f"{virga_billing.__name__}.")
+    for package in (virga_billing, virga_rating)
+    for m in pkgutil.walk_packages(package.__path__, prefix=f"{package.__name__}.")
 )
 
 
@@ -38,7 +40,7 @@ def test_a_bad_setting_stops_the_service_naming_it(variable: str, value: str, na
 
 
 def test_every_module_is_found() -> None:
-    assert "virga_billing.rating" in MODULES
+    assert {"virga_billing.service", "virga_rating.rating"} <= set(MODULES)
 
 
 @pytest.mark.parametrize("module", MODULES)

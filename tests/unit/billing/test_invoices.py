@@ -15,13 +15,13 @@ from tests.unit.billing.billing_support import (
     sampled,
 )
 
-from virga_billing import snapshot
 from virga_billing.config import BillingConfig
-from virga_billing.rating import rate
-from virga_billing.state import BillingState
 from virga_events.catalog.api import InstanceRequested
 from virga_events.catalog.billing import InvoiceLine
 from virga_events.catalog.compute import InstanceStarted, InstanceStopped
+from virga_rating import snapshot
+from virga_rating.rating import rate
+from virga_rating.state import BillingState
 
 CONFIG = BillingConfig(grace_seconds=3600)
 
@@ -68,7 +68,7 @@ def test_a_late_event_for_a_closed_month_is_an_adjustment_on_the_next_invoice() 
         ],
         state,
     )
-    assert state.invoices[(TENANT, "2026-03")] == march_invoice  # never changes
+    assert state.invoices[TENANT]["2026-03"] == march_invoice  # never changes
     [april] = run_tick(CONFIG, state, at(1, 1, month=5))
     assert april.period == "2026-04"
     assert april.lines == (

@@ -14,7 +14,6 @@ from tests.unit.billing.billing_support import (
     sampled,
 )
 
-from virga_billing.rating import bounds, next_period, rate
 from virga_events.catalog.api import InstanceRequested
 from virga_events.catalog.billing import InvoiceLine
 from virga_events.catalog.compute import (
@@ -24,6 +23,7 @@ from virga_events.catalog.compute import (
     InstanceStopped,
 )
 from virga_events.catalog.scheduler import InstanceScheduled
+from virga_rating.rating import bounds, next_period, rate
 
 
 def line(kind: str, quantity: str, unit: str, price: str, amount: str) -> InvoiceLine:

@@ -1,4 +1,5 @@
-"""What billing knows: each instance's running intervals and egress, prices, issued invoices.
+"""What billing knows: instances' running intervals and egress, volumes' sizes over time,
+prices, issued invoices.
 
 Everything is kept in event time (``occurred_at``), so the same log always yields the same
 figures however late or in whatever batches billing read it.
@@ -46,6 +47,29 @@ class InstanceUsage:
     deleted: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class VolumeSpan:
+    """The volume held `size_gb` from `start` to `end` (event times, UTC)."""
+
+    start: datetime
+    end: datetime
+    size_gb: int
+
+
+@dataclass(slots=True)
+class VolumeUsage:
+    """One volume's billable history: its size from creation to deletion."""
+
+    tenant: str | None = None
+    size_gb: int = 0
+    """Current size; the open span's."""
+    since: datetime | None = None
+    """Start of the open span (creation or last extend); None before creation, after deletion."""
+    spans: list[VolumeSpan] = field(default_factory=list)
+    """Closed spans, in fold order: an extend closes one and opens the next."""
+    deleted: bool = False
+
+
 @dataclass(slots=True)
 class BillingState:
     """The billing service's whole state."""
@@ -53,15 +77,26 @@ class BillingState:
     instances: dict[str, InstanceUsage] = field(default_factory=dict)
     prices: list[PricesSet] = field(default_factory=list)
     """Every catalogue ever set, sorted by effective_from (stable: a later set wins a tie)."""
-    invoices: dict[tuple[str, str], InvoiceIssued] = field(default_factory=dict)
-    """Issued invoices by (tenant, period)."""
+    volumes: dict[str, VolumeUsage] = field(default_factory=dict)
+    invoices: dict[str, dict[str, InvoiceIssued]] = field(default_factory=dict)
+    """Issued invoices by tenant, then period (``YYYY-MM``)."""
 
     def usage(self, tenant: str) -> dict[str, InstanceUsage]:
         """The instances of one tenant, by id."""
         return {i: u for i, u in self.instances.items() if u.tenant == tenant}
 
+    def volume_usage(self, tenant: str) -> dict[str, VolumeUsage]:
+        """The volumes of one tenant, by id."""
+        return {v: u for v, u in self.volumes.items() if u.tenant == tenant}
+
     def tenants(self) -> set[str]:
-        return {u.tenant for u in self.instances.values() if u.tenant is not None}
+        owners = [u.tenant for u in self.instances.values()]
+        owners += [v.tenant for v in self.volumes.values()]
+        return {tenant for tenant in owners if tenant is not None}
+
+    def issued(self, tenant: str) -> dict[str, InvoiceIssued]:
+        """The tenant's issued invoices by period."""
+        return self.invoices.get(tenant, {})
 
     def first_use(self, tenant: str) -> datetime | None:
         """Event time of the tenant's earliest billable usage."""
@@ -73,6 +108,15 @@ class BillingState:
                 *(i.start for i in usage.intervals),
                 *(s.at for s in usage.egress),
                 *((usage.running_since,) if usage.running_since is not None else ()),
+            )
+        ]
+        times += [
+            moment
+            for volume in self.volumes.values()
+            if volume.tenant == tenant
+            for moment in (
+                *(s.start for s in volume.spans),
+                *((volume.since,) if volume.since is not None else ()),
             )
         ]
         return min(times, default=None)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Callable
+from datetime import datetime
 
-from virga_billing.state import BillingState, EgressSample, InstanceUsage, Interval
 from virga_events import Envelope
 from virga_events.catalog.api import InstanceRequested
 from virga_events.catalog.billing import InvoiceIssued, PricesSet
@@ -18,6 +18,15 @@ from virga_events.catalog.compute import (
     UsageSampled,
 )
 from virga_events.catalog.scheduler import InstanceScheduled
+from virga_events.catalog.storage import VolumeCreated, VolumeDeleted, VolumeExtended
+from virga_rating.state import (
+    BillingState,
+    EgressSample,
+    InstanceUsage,
+    Interval,
+    VolumeSpan,
+    VolumeUsage,
+)
 
 Fold = Callable[[BillingState, Envelope], None]
 
@@ -87,7 +96,50 @@ def _prices(state: BillingState, envelope: Envelope) -> None:
 def _invoiced(state: BillingState, envelope: Envelope) -> None:
     payload = envelope.payload
     assert isinstance(payload, InvoiceIssued)
-    state.invoices[(payload.tenant, payload.period)] = payload
+    state.invoices.setdefault(payload.tenant, {})[payload.period] = payload
+
+
+def _volume(state: BillingState, envelope: Envelope) -> VolumeUsage:
+    volume = state.volumes.get(envelope.aggregate_id)
+    if volume is None:
+        volume = state.volumes[envelope.aggregate_id] = VolumeUsage()
+    if volume.tenant is None and envelope.tenant_id is not None:
+        volume.tenant = envelope.tenant_id
+    return volume
+
+
+def _close_span(volume: VolumeUsage, at: datetime) -> None:
+    if volume.since is not None:
+        volume.spans.append(VolumeSpan(volume.since, at, volume.size_gb))
+        volume.since = None
+
+
+def _volume_created(state: BillingState, envelope: Envelope) -> None:
+    payload = envelope.payload
+    assert isinstance(payload, VolumeCreated)
+    volume = _volume(state, envelope)
+    if volume.deleted or volume.since is not None:
+        return  # a repeated creation fact changes nothing
+    volume.size_gb = payload.size_gb
+    volume.since = envelope.occurred_at
+
+
+def _volume_extended(state: BillingState, envelope: Envelope) -> None:
+    payload = envelope.payload
+    assert isinstance(payload, VolumeExtended)
+    volume = _volume(state, envelope)
+    if volume.since is None or payload.size_gb == volume.size_gb:
+        return
+    # The old size is billed up to the extend, the new one from it on.
+    _close_span(volume, envelope.occurred_at)
+    volume.size_gb = payload.size_gb
+    volume.since = envelope.occurred_at
+
+
+def _volume_deleted(state: BillingState, envelope: Envelope) -> None:
+    volume = _volume(state, envelope)
+    _close_span(volume, envelope.occurred_at)
+    volume.deleted = True
 
 
 _FOLDS: dict[type, Fold] = {
@@ -101,4 +153,7 @@ _FOLDS: dict[type, Fold] = {
     UsageSampled: _sampled,
     PricesSet: _prices,
     InvoiceIssued: _invoiced,
+    VolumeCreated: _volume_created,
+    VolumeExtended: _volume_extended,
+    VolumeDeleted: _volume_deleted,
 }

@@ -12,8 +12,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
 
-from virga_billing.state import BillingState, InstanceUsage
 from virga_events.catalog.billing import InvoiceIssued, InvoiceLine, PricesSet
+from virga_rating.state import BillingState, InstanceUsage, VolumeUsage
 
 Invoice = InvoiceIssued
 """What `rate` returns is exactly what the service issues."""
@@ -25,7 +25,8 @@ SECONDS_PER_HOUR = 3600
 BYTES_PER_GB = 10**9
 """Egress is billed per decimal gigabyte, as network traffic is sold."""
 HOUR_PLACES = 6
-"""Hours are shown to 6 decimal places (display only: amounts use exact seconds)."""
+"""Hours and GB-months are shown to 6 decimal places (display only: amounts use exact
+seconds)."""
 
 
 def minor_units(currency: str) -> int:
@@ -66,15 +67,20 @@ class _Key:
 
 
 def rate(
-    tenant: str, usage: Mapping[str, InstanceUsage], prices: Sequence[PricesSet], period: str
+    tenant: str,
+    usage: Mapping[str, InstanceUsage],
+    prices: Sequence[PricesSet],
+    period: str,
+    volumes: Mapping[str, VolumeUsage] | None = None,
 ) -> Invoice:
-    """The invoice of ``tenant`` for ``period`` from its instances' ``usage`` and the
-    catalogue history ``prices`` (sorted by effective_from). No adjustments.
+    """The invoice of ``tenant`` for ``period`` from its instances' ``usage``, its ``volumes``
+    and the catalogue history ``prices`` (sorted by effective_from). No adjustments.
 
     An interval still open counts to the end of the period. Usage before any catalogue, or of
     a flavor the catalogue has no price for, is not charged.
     """
     start, end = bounds(period)
+    month_seconds = _seconds(end - start)
     hours: dict[_Key, Fraction] = {}
     egress: dict[_Key, int] = {}
     for instance_id in sorted(usage):
@@ -93,11 +99,26 @@ def rate(
             if start <= sample.at < end and in_effect is not None:
                 key = _Key(instance_id, "egress", Decimal(in_effect.egress_gb))
                 egress[key] = egress.get(key, 0) + sample.bytes
+    gb_months: dict[_Key, Fraction] = {}
+    for volume_id in sorted(volumes or {}):
+        volume = (volumes or {})[volume_id]
+        spans = [(s.start, s.end, s.size_gb) for s in volume.spans]
+        if volume.since is not None:
+            spans.append((volume.since, end, volume.size_gb))
+        for since, until, size_gb in spans:
+            for a, b, catalogue in _segments(prices, max(since, start), min(until, end)):
+                key = _Key(volume_id, "volume", Decimal(catalogue.volume_gb_month))
+                share = size_gb * _seconds(b - a) / month_seconds
+                gb_months[key] = gb_months.get(key, Fraction(0)) + share
     currency = _currency(prices, end)
     places = minor_units(currency)
     lines = [
         _line(key, quantity, _plain(_round(quantity, HOUR_PLACES)), "hour", places)
         for key, quantity in hours.items()
+    ]
+    lines += [
+        _line(key, quantity, _plain(_round(quantity, HOUR_PLACES)), "GB-month", places)
+        for key, quantity in gb_months.items()
     ]
     lines += [
         _line(key, Fraction(sent, BYTES_PER_GB), _plain(Decimal(sent).scaleb(-9)), "GB", places)
@@ -106,19 +127,24 @@ def rate(
     return _invoice(tenant, period, lines, currency)
 
 
+def rate_tenant(state: BillingState, tenant: str, period: str) -> Invoice:
+    """``rate`` for one tenant of ``state``: its instances and volumes, no adjustments."""
+    return rate(
+        tenant, state.usage(tenant), state.prices, period, volumes=state.volume_usage(tenant)
+    )
+
+
 def issue(state: BillingState, tenant: str, period: str, closed: Iterable[str]) -> Invoice:
     """The invoice to issue for ``period``: its own usage, plus an ``adjustment`` line for each
     charge of an earlier ``closed`` (already issued) period whose re-rated figure now differs
     from what was billed for it, on that invoice and in adjustments since."""
-    usage = state.usage(tenant)
-    own = rate(tenant, usage, state.prices, period)
+    own = rate_tenant(state, tenant, period)
     lines = list(own.lines)
     for earlier in sorted(p for p in closed if p < period):
-        rerated = rate(tenant, usage, state.prices, earlier)
+        rerated = rate_tenant(state, tenant, earlier)
         billed = [
             line
-            for invoice in state.invoices.values()
-            if invoice.tenant == tenant
+            for invoice in state.issued(tenant).values()
             for line in invoice.lines
             if (invoice.period == earlier and line.adjusts is None) or line.adjusts == earlier
         ]

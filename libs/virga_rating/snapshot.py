@@ -11,10 +11,17 @@ from typing import Any
 
 import msgspec
 
-from virga_billing.state import BillingState, EgressSample, InstanceUsage, Interval
 from virga_events.catalog.billing import InvoiceIssued, PricesSet
+from virga_rating.state import (
+    BillingState,
+    EgressSample,
+    InstanceUsage,
+    Interval,
+    VolumeSpan,
+    VolumeUsage,
+)
 
-FORMAT = 1
+FORMAT = 2
 """Bumped when the layout changes; an unknown format is refused and the log is read instead."""
 
 
@@ -23,18 +30,27 @@ def snapshot(state: BillingState) -> dict[str, Any]:
         "format": FORMAT,
         "instances": {i: _usage(state.instances[i]) for i in sorted(state.instances)},
         "prices": [msgspec.to_builtins(p) for p in state.prices],
-        "invoices": [msgspec.to_builtins(state.invoices[k]) for k in sorted(state.invoices)],
+        "volumes": {v: _volume(state.volumes[v]) for v in sorted(state.volumes)},
+        "invoices": [
+            msgspec.to_builtins(state.invoices[tenant][period])
+            for tenant in sorted(state.invoices)
+            for period in sorted(state.invoices[tenant])
+        ],
     }
 
 
 def restore(data: Any) -> BillingState:
     if data.get("format") != FORMAT:
         raise ValueError(f"unknown billing snapshot format {data.get('format')!r}")
-    invoices = [msgspec.convert(i, InvoiceIssued) for i in data["invoices"]]
+    invoices: dict[str, dict[str, InvoiceIssued]] = {}
+    for raw in data["invoices"]:
+        invoice = msgspec.convert(raw, InvoiceIssued)
+        invoices.setdefault(invoice.tenant, {})[invoice.period] = invoice
     return BillingState(
         instances={i: _parse_usage(u) for i, u in data["instances"].items()},
         prices=[msgspec.convert(p, PricesSet) for p in data["prices"]],
-        invoices={(i.tenant, i.period): i for i in invoices},
+        volumes={v: _parse_volume(u) for v, u in data["volumes"].items()},
+        invoices=invoices,
     )
 
 
@@ -69,5 +85,28 @@ def _parse_usage(data: dict[str, Any]) -> InstanceUsage:
         ],
         egress=[EgressSample(datetime.fromisoformat(at), sent) for at, sent in data["egress"]],
         tx_counter=data["tx_counter"],
+        deleted=data["deleted"],
+    )
+
+
+def _volume(volume: VolumeUsage) -> dict[str, Any]:
+    return {
+        "tenant": volume.tenant,
+        "size_gb": volume.size_gb,
+        "since": _time(volume.since),
+        "spans": [[s.start.isoformat(), s.end.isoformat(), s.size_gb] for s in volume.spans],
+        "deleted": volume.deleted,
+    }
+
+
+def _parse_volume(data: dict[str, Any]) -> VolumeUsage:
+    return VolumeUsage(
+        tenant=data["tenant"],
+        size_gb=data["size_gb"],
+        since=_parse_time(data["since"]),
+        spans=[
+            VolumeSpan(datetime.fromisoformat(a), datetime.fromisoformat(b), size)
+            for a, b, size in data["spans"]
+        ],
         deleted=data["deleted"],
     )
