@@ -4,7 +4,11 @@ Decisions are taken for a whole batch of input events before any of its effects 
 the state can lag behind the hypervisor by the batch's own effects: a stop may be decided
 while the spawn before it is still to come. That is why power actions go to the driver
 whatever the last known status is (the effects of one instance run in order, and the driver
-treats "already so" as done), and why only the event that placed an instance may spawn it.
+treats "already so" as done), and why only one event may spawn an instance: the one that
+completes its prerequisites (placement, boot volume, port binding; see `agent_state`).
+
+A boot volume or port that cannot be made fails the instance for good (InstanceFailed with
+phase `volume` or `port`): the scheduler then releases its claim and does not try another host.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+from virga_compute.agent_attach import decide_attachment, volume_disk
 from virga_compute.agent_effects import (
     Destroy,
     PowerAction,
@@ -23,27 +28,44 @@ from virga_compute.agent_effects import (
 )
 from virga_compute.agent_state import AgentState, InstanceRecord
 from virga_compute.config import AgentConfig
-from virga_compute.driver import InstanceSpec
+from virga_compute.driver import InstanceSpec, NicSpec
 from virga_compute.reconcile import Expected
 from virga_events import Envelope
 from virga_events.catalog.api import InstanceActionRequested, InstanceDeletionRequested
+from virga_events.catalog.attachments import VolumeAttachRequested, VolumeDetachRequested
 from virga_events.catalog.compute import HostHeartbeat, InstanceDeleted, InstanceFailed
+from virga_events.catalog.network import PortAllocationFailed, PortBindingFailed, PortBound
 from virga_events.catalog.scheduler import InstanceScheduled
+from virga_events.catalog.storage import VolumeCreated, VolumeFailed
 from virga_runtime.service import Emit, Intent
 
 
-def build_spec(record: InstanceRecord) -> InstanceSpec:
+def build_spec(config: AgentConfig, state: AgentState, record: InstanceRecord) -> InstanceSpec:
     """The driver's spec of an instance, from what the log says about it.
 
-    Disks and NICs join here when storage and network do: the record will collect the
-    instance's volumes and bound ports from their events, and this function turns them into
-    `DiskSpec`s and `NicSpec`s. Raises ValueError for a spec the driver would refuse.
+    The boot volume (`volume-<instance id>`, when it boots from an image) is `vda`, attached
+    volumes follow at the targets they were attached at, and the port's binding gives the
+    NIC's MAC and tap. Raises ValueError for a spec the driver would refuse, or a
+    prerequisite the log does not have yet.
     """
+    disks = []
+    if record.image is not None:
+        disks.append(volume_disk(config, record.instance_id, "vda"))
+    for volume_id, target in sorted(record.attachments.items(), key=lambda item: item[1]):
+        disks.append(volume_disk(config, volume_id, target))
+    nics = []
+    if record.port_id is not None:
+        binding = state.bound_ports.get(record.port_id)
+        if binding is None:
+            raise ValueError(f"port {record.port_id} is not bound on {state.host}")
+        nics.append(NicSpec(mac=binding.mac, tap=binding.tap))
     return InstanceSpec(
         instance_id=record.instance_id,
         name=record.name,
         vcpus=record.vcpus,
         ram_mb=record.ram_mb,
+        disks=tuple(disks),
+        nics=tuple(nics),
     )
 
 
@@ -51,19 +73,72 @@ def decide(config: AgentConfig, state: AgentState, envelope: Envelope) -> Sequen
     """What to do about one new input event; `state` already includes it."""
     event = envelope.payload
     if isinstance(event, InstanceScheduled):
-        return _placed(state, envelope, event)
+        return _placed(config, state, envelope, event)
+    if isinstance(event, VolumeCreated | PortBound):
+        return _provided(config, state, envelope, event.instance_id)
+    if isinstance(event, VolumeFailed):
+        return _prerequisite_failed(state, envelope.aggregate_id)
+    if isinstance(event, PortAllocationFailed | PortBindingFailed):
+        return _prerequisite_failed(state, event.instance_id)
+    if isinstance(event, VolumeAttachRequested | VolumeDetachRequested):
+        return decide_attachment(config, state, envelope, event)
     if isinstance(event, InstanceActionRequested):
-        return _action(state, envelope, event)
+        return _action(config, state, envelope, event)
     if isinstance(event, InstanceDeletionRequested):
         record = state.mine(envelope.aggregate_id)
         # Only the request that started the deletion destroys: a repeated request while one
         # is under way adds nothing.
         if record is not None and record.deletion_event_id == envelope.event_id:
-            return [Destroy(record.instance_id, record.tenant_id, state.host)]
+            volumes = tuple(sorted({*record.attachments, *record.attaching}))
+            return [Destroy(record.instance_id, record.tenant_id, state.host, volumes)]
     return ()
 
 
-def _placed(state: AgentState, envelope: Envelope, event: InstanceScheduled) -> Sequence[Intent]:
+def _failed(state: AgentState, record: InstanceRecord) -> Sequence[Intent]:
+    """InstanceFailed for good if a prerequisite it still waits for has failed."""
+    failure = state.failure(record)
+    if failure is None:
+        return ()
+    phase, reason = failure
+    failed = InstanceFailed(host=state.host, phase=phase, reason=reason)  # type: ignore[arg-type]
+    return [Emit(failed, record.instance_id, record.tenant_id)]
+
+
+def _spawn_if_ready(
+    config: AgentConfig, state: AgentState, record: InstanceRecord
+) -> Sequence[Intent]:
+    if state.missing(record):
+        return _failed(state, record)  # else: wait for the next prerequisite's event
+    try:
+        spec = build_spec(config, state, record)
+    except ValueError as exc:
+        failed = InstanceFailed(host=state.host, phase="spawn", reason=f"invalid instance: {exc}")
+        return [Emit(failed, record.instance_id, record.tenant_id)]
+    return [Spawn(spec, record.tenant_id, state.host)]
+
+
+def _provided(
+    config: AgentConfig, state: AgentState, envelope: Envelope, instance_id: str | None
+) -> Sequence[Intent]:
+    """A boot volume was made or a port bound: spawn if that was the last thing missing."""
+    record = None if instance_id is None else state.mine(instance_id)
+    if record is None or record.status != "building" or record.deletion_event_id is not None:
+        return ()
+    if not state.provided_by(record, envelope.event_id) or state.missing(record):
+        return ()  # a repeated report, or still waiting for something else
+    return _spawn_if_ready(config, state, record)
+
+
+def _prerequisite_failed(state: AgentState, instance_id: str | None) -> Sequence[Intent]:
+    record = None if instance_id is None else state.mine(instance_id)
+    if record is None or record.deletion_event_id is not None:
+        return ()  # not ours, or being deleted anyway
+    return _failed(state, record)
+
+
+def _placed(
+    config: AgentConfig, state: AgentState, envelope: Envelope, event: InstanceScheduled
+) -> Sequence[Intent]:
     if event.host != state.host:
         return ()
     instance_id = envelope.aggregate_id
@@ -77,22 +152,22 @@ def _placed(state: AgentState, envelope: Envelope, event: InstanceScheduled) -> 
         return ()  # a duplicate of the placement that made the record
     if record.deletion_event_id is not None:
         return [deleted]  # the deletion overtook the placement: nothing to build
-    try:
-        spec = build_spec(record)
-    except ValueError as exc:
-        failed = InstanceFailed(host=state.host, phase="spawn", reason=f"invalid instance: {exc}")
-        return [Emit(failed, instance_id, record.tenant_id)]
-    return [Spawn(spec, record.tenant_id, state.host)]
+    return _spawn_if_ready(config, state, record)
 
 
 def _action(
-    state: AgentState, envelope: Envelope, event: InstanceActionRequested
+    config: AgentConfig, state: AgentState, envelope: Envelope, event: InstanceActionRequested
 ) -> Sequence[Intent]:
     record = state.mine(envelope.aggregate_id)
     if record is None or record.deletion_event_id is not None:
         return ()  # another host's instance, or one on its way out
     if event.action == "start" and record.domain_lost:
-        return [Spawn(build_spec(record), record.tenant_id, state.host, phase="start")]
+        try:
+            spec = build_spec(config, state, record)
+        except ValueError as exc:
+            failed = InstanceFailed(host=state.host, phase="start", reason=str(exc))
+            return [Emit(failed, record.instance_id, record.tenant_id)]
+        return [Spawn(spec, record.tenant_id, state.host, phase="start")]
     return [PowerAction(record.instance_id, record.tenant_id, state.host, event.action)]
 
 
@@ -123,16 +198,31 @@ def tick(config: AgentConfig, state: AgentState, now: datetime) -> Sequence[Inte
 
 
 def on_ready(config: AgentConfig, state: AgentState) -> Sequence[Intent]:
-    """At each start, once caught up: register the host, then reconcile its domains."""
+    """At each start, once caught up: register the host, then reconcile its domains.
+
+    Instances still waiting for a boot volume or port are left alone (their event spawns
+    them), unless what they wait for has failed meanwhile: that failure is reported now, as
+    a crash may have cut the decision off.
+    """
     expected: list[Expected] = []
     leave_alone: list[str] = []
+    failures: list[Intent] = []
     for record in state.instances.values():
         if record.deletion_event_id is not None:
             leave_alone.append(record.instance_id)
             continue
+        try:
+            spec = None if state.missing(record) else build_spec(config, state, record)
+        except ValueError:
+            spec = None  # e.g. Ceph no longer configured: reported when it is spawned
+        if spec is None:
+            leave_alone.append(record.instance_id)
+            if record.status == "building":
+                failures.extend(_failed(state, record))
+            continue
         expected.append(
             Expected(
-                spec=build_spec(record),
+                spec=spec,
                 tenant_id=record.tenant_id,
                 should_run=record.status != "stopped",
                 lost=record.domain_lost,
@@ -141,4 +231,5 @@ def on_ready(config: AgentConfig, state: AgentState) -> Sequence[Intent]:
     return [
         RegisterHost(config.host, config.rack, config.zone, config.traits),
         Reconcile(config.host, config.restart_policy, tuple(expected), tuple(leave_alone)),
+        *failures,
     ]

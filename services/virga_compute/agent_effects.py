@@ -19,9 +19,20 @@ import structlog
 
 from virga_compute.config import RestartPolicy
 from virga_compute.domain_xml import domain_name
-from virga_compute.driver import ComputeDriver, DriverError, InstanceSpec
+from virga_compute.driver import (
+    ComputeDriver,
+    DiskSpec,
+    DriverError,
+    InstanceNotFound,
+    InstanceSpec,
+)
 from virga_compute.reconcile import Expected, Step, plan
 from virga_events import Event
+from virga_events.catalog.attachments import (
+    VolumeAttached,
+    VolumeAttachmentFailed,
+    VolumeDetached,
+)
 from virga_events.catalog.compute import (
     HostRegistered,
     InstanceDeleted,
@@ -87,11 +98,46 @@ class PowerAction:
 
 @dataclass(frozen=True, slots=True)
 class Destroy:
-    """Power off and undefine an instance's domain for good (InstanceDeleted)."""
+    """Power off and undefine an instance's domain for good (InstanceDeleted, then a
+    VolumeDetached for each volume it had attached)."""
 
     instance_id: str
     tenant_id: str | None
     host: str
+    volumes: tuple[str, ...] = ()
+    """Volumes attached (or being attached) to it: free again once the domain is gone."""
+
+    @property
+    def key(self) -> str:
+        return self.instance_id
+
+
+@dataclass(frozen=True, slots=True)
+class AttachVolume:
+    """Make a volume a disk of the instance (VolumeAttached or VolumeAttachmentFailed)."""
+
+    instance_id: str
+    tenant_id: str | None
+    host: str
+    volume_id: str
+    disk: DiskSpec
+
+    @property
+    def key(self) -> str:
+        # The instance's key: an attach runs after the spawn and before the destroy decided
+        # ahead of it.
+        return self.instance_id
+
+
+@dataclass(frozen=True, slots=True)
+class DetachVolume:
+    """Remove a volume's disk from the instance (VolumeDetached or VolumeAttachmentFailed)."""
+
+    instance_id: str
+    tenant_id: str | None
+    host: str
+    volume_id: str
+    target_dev: str
 
     @property
     def key(self) -> str:
@@ -136,6 +182,12 @@ class Reconcile:
         return f"reconcile:{self.host}"
 
 
+def _attachment_reason(exc: DriverError) -> str:
+    if isinstance(exc, InstanceNotFound):
+        return "the instance has no domain on its host"
+    return str(exc)
+
+
 class ComputeEffects:
     """The effect handlers of one agent, over its driver."""
 
@@ -148,6 +200,8 @@ class ComputeEffects:
             Spawn: self.spawn,
             PowerAction: self.power_action,
             Destroy: self.destroy,
+            AttachVolume: self.attach_volume,
+            DetachVolume: self.detach_volume,
             SampleUsage: self.sample_usage,
             Reconcile: self.reconcile,
         }
@@ -216,7 +270,53 @@ class ComputeEffects:
             failed = InstanceFailed(host=effect.host, phase="delete", reason=str(exc))
             return [Emit(failed, effect.instance_id, effect.tenant_id)]
         log.info("instance_deleted", instance_id=effect.instance_id)
-        return [Emit(InstanceDeleted(host=effect.host), effect.instance_id, effect.tenant_id)]
+        detached = VolumeDetached(instance_id=effect.instance_id, host=effect.host)
+        return [
+            Emit(InstanceDeleted(host=effect.host), effect.instance_id, effect.tenant_id),
+            *(Emit(detached, volume_id, effect.tenant_id) for volume_id in effect.volumes),
+        ]
+
+    async def attach_volume(self, effect: AttachVolume) -> Sequence[Emit]:
+        try:
+            # Already there after a crash between the hot-plug and the event: done.
+            await self._driver.attach_disk(effect.instance_id, effect.disk)
+        except DriverError as exc:
+            reason = _attachment_reason(exc)
+            log.warning("attach_failed", instance_id=effect.instance_id, reason=reason)
+            failed = VolumeAttachmentFailed(
+                instance_id=effect.instance_id, operation="attach", reason=reason
+            )
+            return [Emit(failed, effect.volume_id, effect.tenant_id)]
+        log.info(
+            "volume_attached",
+            instance_id=effect.instance_id,
+            volume_id=effect.volume_id,
+            target_dev=effect.disk.target_dev,
+        )
+        attached = VolumeAttached(
+            instance_id=effect.instance_id, host=effect.host, target_dev=effect.disk.target_dev
+        )
+        return [Emit(attached, effect.volume_id, effect.tenant_id)]
+
+    async def detach_volume(self, effect: DetachVolume) -> Sequence[Emit]:
+        try:
+            await self._driver.detach_disk(effect.instance_id, effect.target_dev)
+            # A live detach returns before QEMU lets go (the guest must release the device):
+            # the volume is detached only once the disk is gone from the domain.
+            if effect.target_dev in await self._driver.attached_disks(effect.instance_id):
+                raise DriverError(
+                    f"the guest did not release {effect.target_dev}; ask again to retry"
+                )
+        except DriverError as exc:
+            reason = _attachment_reason(exc)
+            log.warning("detach_failed", instance_id=effect.instance_id, reason=reason)
+            failed = VolumeAttachmentFailed(
+                instance_id=effect.instance_id, operation="detach", reason=reason
+            )
+            return [Emit(failed, effect.volume_id, effect.tenant_id)]
+        log.info("volume_detached", instance_id=effect.instance_id, volume_id=effect.volume_id)
+        detached = VolumeDetached(instance_id=effect.instance_id, host=effect.host)
+        return [Emit(detached, effect.volume_id, effect.tenant_id)]
 
     async def sample_usage(self, effect: SampleUsage) -> Sequence[Emit]:
         try:

@@ -4,7 +4,13 @@ The fold is written to give the same state whatever the interleaving of its inpu
 (api and scheduler are read side by side, in no fixed order) and even when, as in a rebuild,
 every input is folded before the agent's own outcome events. So *what the domain is doing*
 comes only from the agent's own events (InstanceStarted, InstanceStopped...), and input
-events only record what was asked (a placement, a deletion request).
+events only record what was asked (a placement, a deletion request) or what another service
+made (a boot volume on `<ns>.storage`, a port bound on `<ns>.network`).
+
+An instance is *ready* to spawn once it is placed here, its boot volume exists (if it boots
+from an image) and its port is bound on this host (if it has a network): `missing` says what
+it still waits for. Each prerequisite remembers the event that provided it, so exactly one
+event — whichever completes the set — spawns it, in any arrival order.
 """
 
 from __future__ import annotations
@@ -15,7 +21,14 @@ from typing import Any, Literal
 
 from virga_events import Envelope
 from virga_events.catalog.api import InstanceDeletionRequested
+from virga_events.catalog.attachments import (
+    VolumeAttached,
+    VolumeAttachmentFailed,
+    VolumeAttachRequested,
+    VolumeDetached,
+)
 from virga_events.catalog.compute import (
+    FINAL_PHASES,
     HostHeartbeat,
     InstanceDeleted,
     InstanceDomainLost,
@@ -25,13 +38,23 @@ from virga_events.catalog.compute import (
     InstanceStopped,
     UsageSampled,
 )
+from virga_events.catalog.network import (
+    PortAllocationFailed,
+    PortBindingFailed,
+    PortBound,
+    PortDeleted,
+    PortUnbound,
+    instance_port_id,
+)
 from virga_events.catalog.scheduler import InstanceScheduled
+from virga_events.catalog.storage import VolumeCreated, VolumeDeleted, VolumeFailed
 
 Status = Literal["building", "running", "stopped"]
 """What the domain should be doing: `building` until the spawn's outcome is known."""
 
 TOMBSTONE_LIMIT = 10_000
-"""Bound of each tombstone collection (pending deletions, deleted ids), oldest dropped first.
+"""Bound of each tombstone collection (pending deletions, deleted ids, failures of boot
+volumes and ports), oldest dropped first.
 
 Every agent sees every deletion in the cloud, so both sets are bounded. A pending deletion
 only has to outlive the race between the api and scheduler topics (seconds), and a deleted
@@ -64,6 +87,37 @@ class InstanceRecord:
     """The deletion request being carried out; None when none is pending."""
     usage_since: datetime | None = None
     """Start of the current usage period: the last sample, or the last start."""
+    attachments: dict[str, str] = field(default_factory=dict)
+    """Volume id -> target device of the volumes attached to it (this agent's reports)."""
+    attaching: dict[str, str] = field(default_factory=dict)
+    """Volume id -> target device chosen for an attach request not yet answered."""
+
+    @property
+    def port_id(self) -> str | None:
+        """The port made for it when it has a network."""
+        return None if self.network is None else instance_port_id(self.instance_id)
+
+    def used_targets(self) -> set[str]:
+        """Disk targets taken or promised: the boot volume's, attached and attaching ones."""
+        return {
+            *(("vda",) if self.image else ()),
+            *self.attachments.values(),
+            *self.attaching.values(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class PortBinding:
+    """A port plugged in on this host (PortBound), ready for a domain to open its tap."""
+
+    mac: str
+    tap: str
+    event_id: str
+    """The PortBound that bound it: the event that may complete an instance's prerequisites."""
+
+
+ATTACH_TARGETS = tuple(f"vd{c}" for c in "bcdefghijklmnopqrstuvwxyz")
+"""Targets of attached volumes, in the order they are handed out (vda is the boot volume)."""
 
 
 @dataclass(slots=True)
@@ -83,6 +137,16 @@ class AgentState:
     """When this agent last emitted usage samples."""
     heartbeat_at: datetime | None = None
     """When this agent last emitted a heartbeat."""
+    boot_volumes: dict[str, str] = field(default_factory=dict)
+    """Instance id -> the VolumeCreated of its boot volume, for every boot volume that exists
+    in the cloud: an instance may be (re)placed here long after its volume was made."""
+    volume_failures: dict[str, str] = field(default_factory=dict)
+    """Volume id -> reason of a failed creation (bounded); a boot volume's id is its
+    instance's."""
+    bound_ports: dict[str, PortBinding] = field(default_factory=dict)
+    """Port id -> binding, for the ports bound on this host."""
+    port_failures: dict[str, str] = field(default_factory=dict)
+    """Port id -> reason its allocation, or its binding on this host, failed (bounded)."""
 
     def running(self) -> int:
         """Instances whose domain runs, as far as the agent's own reports go."""
@@ -94,6 +158,38 @@ class AgentState:
 
     def mine(self, instance_id: str) -> InstanceRecord | None:
         return self.instances.get(instance_id)
+
+    def missing(self, record: InstanceRecord) -> list[str]:
+        """What the instance still waits for before it can spawn: 'volume', 'port'."""
+        waiting = []
+        if record.image is not None and record.instance_id not in self.boot_volumes:
+            waiting.append("volume")
+        port_id = record.port_id
+        if port_id is not None and port_id not in self.bound_ports:
+            waiting.append("port")
+        return waiting
+
+    def failure(self, record: InstanceRecord) -> tuple[str, str] | None:
+        """(phase, reason) when a prerequisite the instance waits for has failed."""
+        missing = self.missing(record)
+        if "volume" in missing and (reason := self.volume_failures.get(record.instance_id)):
+            return "volume", f"boot volume failed: {reason}"
+        port_id = record.port_id
+        reason = None if port_id is None else self.port_failures.get(port_id)
+        if "port" in missing and reason is not None:
+            return "port", f"port failed: {reason}"
+        return None
+
+    def provided_by(self, record: InstanceRecord, event_id: str) -> bool:
+        """Whether `event_id` is the event that provided one of the instance's prerequisites
+        (its placement, its boot volume, its port binding)."""
+        if event_id == record.scheduled_event_id:
+            return True
+        if record.image is not None and self.boot_volumes.get(record.instance_id) == event_id:
+            return True
+        port_id = record.port_id
+        binding = None if port_id is None else self.bound_ports.get(port_id)
+        return binding is not None and binding.event_id == event_id
 
 
 def _bounded_put(table: dict[str, Any], key: str, value: Any) -> None:
@@ -182,6 +278,8 @@ def _outcome(
         record.domain_lost = True
     elif event.phase == "spawn" and envelope.causation_id == record.scheduled_event_id:
         _leave(state, record)  # the scheduler places it elsewhere
+    elif event.phase in FINAL_PHASES:
+        _leave(state, record)  # never spawned, and the scheduler gives up on it
     elif event.phase == "delete" and envelope.causation_id == record.deletion_event_id:
         record.deletion_event_id = None  # a new request may try again
 
@@ -206,7 +304,67 @@ def evolve(state: AgentState, envelope: Envelope) -> AgentState:
         record = state.instances.get(envelope.aggregate_id)
         if record is not None:
             _outcome(state, envelope, record, event)
+    else:
+        _resource(state, envelope)
     return state
+
+
+def _resource(state: AgentState, envelope: Envelope) -> None:
+    """Boot volumes, ports and attachments: what other services made for the instances."""
+    event = envelope.payload
+    key = envelope.aggregate_id
+    if isinstance(event, VolumeCreated):
+        if event.instance_id is not None and event.instance_id not in state.boot_volumes:
+            state.boot_volumes[event.instance_id] = envelope.event_id
+    elif isinstance(event, VolumeFailed):
+        if event.operation == "create":
+            _bounded_put(state.volume_failures, key, event.reason)
+    elif isinstance(event, VolumeDeleted):
+        state.boot_volumes.pop(key, None)
+        state.volume_failures.pop(key, None)
+    elif isinstance(event, PortBound) and event.host == state.host:
+        known = state.bound_ports.get(key)
+        # A repeated report of the same binding keeps the event that first provided it.
+        if known is None or (known.mac, known.tap) != (event.mac, event.tap):
+            state.bound_ports[key] = PortBinding(event.mac, event.tap, envelope.event_id)
+    elif isinstance(event, PortUnbound) and event.host == state.host:
+        state.bound_ports.pop(key, None)
+    elif isinstance(event, PortDeleted):
+        state.bound_ports.pop(key, None)
+        state.port_failures.pop(key, None)
+    elif isinstance(event, PortAllocationFailed) or (
+        isinstance(event, PortBindingFailed) and event.host == state.host
+    ):
+        _bounded_put(state.port_failures, key, event.reason)
+    elif isinstance(event, VolumeAttachRequested):
+        record = state.instances.get(event.instance_id)
+        if record is not None and key not in record.attachments and key not in record.attaching:
+            free = [t for t in ATTACH_TARGETS if t not in record.used_targets()]
+            if free:
+                record.attaching[key] = free[0]
+    elif isinstance(event, VolumeAttached | VolumeDetached | VolumeAttachmentFailed):
+        _attachment_outcome(state, key, event)
+
+
+def _attachment_outcome(
+    state: AgentState,
+    volume_id: str,
+    event: VolumeAttached | VolumeDetached | VolumeAttachmentFailed,
+) -> None:
+    record = state.instances.get(event.instance_id)
+    if record is None:
+        return
+    if isinstance(event, VolumeAttachmentFailed):
+        if event.operation == "attach":
+            record.attaching.pop(volume_id, None)
+        return
+    if event.host != state.host:
+        return
+    record.attaching.pop(volume_id, None)
+    if isinstance(event, VolumeAttached):
+        record.attachments[volume_id] = event.target_dev
+    else:
+        record.attachments.pop(volume_id, None)
 
 
 # -- snapshots: plain JSON types only ---------------------------------------------------------
@@ -239,6 +397,8 @@ def snapshot(state: AgentState) -> dict[str, Any]:
                 "domain_lost": r.domain_lost,
                 "deletion_event_id": r.deletion_event_id,
                 "usage_since": _time(r.usage_since),
+                "attachments": r.attachments,
+                "attaching": r.attaching,
             }
             for r in state.instances.values()
         ],
@@ -246,6 +406,10 @@ def snapshot(state: AgentState) -> dict[str, Any]:
         "deleted": list(state.deleted),
         "usage_sampled_at": _time(state.usage_sampled_at),
         "heartbeat_at": _time(state.heartbeat_at),
+        "boot_volumes": state.boot_volumes,
+        "volume_failures": state.volume_failures,
+        "bound_ports": {k: [b.mac, b.tap, b.event_id] for k, b in state.bound_ports.items()},
+        "port_failures": state.port_failures,
     }
 
 
@@ -254,6 +418,8 @@ def restore(data: dict[str, Any]) -> AgentState:
     for raw in data["instances"]:
         fields = dict(raw)
         fields["usage_since"] = _parse_time(fields["usage_since"])
+        fields.setdefault("attachments", {})
+        fields.setdefault("attaching", {})
         records[fields["instance_id"]] = InstanceRecord(**fields)
     return AgentState(
         host=data["host"],
@@ -262,4 +428,9 @@ def restore(data: dict[str, Any]) -> AgentState:
         deleted=dict.fromkeys(data["deleted"]),
         usage_sampled_at=_parse_time(data["usage_sampled_at"]),
         heartbeat_at=_parse_time(data["heartbeat_at"]),
+        # Snapshots written before volumes and ports joined have none of these.
+        boot_volumes=dict(data.get("boot_volumes", {})),
+        volume_failures=dict(data.get("volume_failures", {})),
+        bound_ports={k: PortBinding(*v) for k, v in data.get("bound_ports", {}).items()},
+        port_failures=dict(data.get("port_failures", {})),
     )

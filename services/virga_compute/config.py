@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal, get_args
 
+from virga_compute.ceph_access import CephSettings, settings_from_env
 from virga_compute.domain_xml import DomainType
 from virga_runtime.env import Env
 
@@ -17,6 +18,16 @@ run is started, one found running that should be stopped is stopped. `report`: t
 hypervisor wins; the agent only records what it found (InstanceDomainLost, InstanceStopped,
 InstanceStarted) and leaves the domains as they are.
 """
+
+
+_CEPH_VARIABLES = (
+    "VIRGA_CEPH_CONF",
+    "VIRGA_CEPH_MONITORS",
+    "VIRGA_CEPH_POOL",
+    "VIRGA_CEPH_USER",
+    "VIRGA_CEPH_KEYRING",
+    "VIRGA_CEPH_SECRET_UUID",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +59,8 @@ class AgentConfig:
     """Port for /healthz and /metrics; None serves nothing."""
     namespace: str = "virga"
     """Topic namespace, as `KafkaSettings.namespace`."""
+    ceph: CephSettings | None = None
+    """Where guests find their volumes; None: only instances without volumes run here."""
 
     def __post_init__(self) -> None:
         if not self.host or any(c.isspace() or c == "/" for c in self.host):
@@ -68,8 +81,9 @@ class AgentConfig:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> AgentConfig:
         """Read VIRGA_HOST (required), VIRGA_RACK, VIRGA_ZONE, VIRGA_TRAITS (comma list),
         VIRGA_LIBVIRT_URI, VIRGA_DOMAIN_TYPE, VIRGA_INSTANCES_PATH, VIRGA_HEARTBEAT_SECONDS,
-        VIRGA_USAGE_SECONDS, VIRGA_RESTART_POLICY, VIRGA_STOP_GRACE_SECONDS, VIRGA_HTTP_PORT
-        and VIRGA_NAMESPACE; raise SystemExit naming a bad one."""
+        VIRGA_USAGE_SECONDS, VIRGA_RESTART_POLICY, VIRGA_STOP_GRACE_SECONDS, VIRGA_HTTP_PORT,
+        VIRGA_NAMESPACE and the VIRGA_CEPH_* settings (`ceph_access.settings_from_env`); raise
+        SystemExit naming a bad one."""
         env = Env(environ)
         get, number = env.text, env.number
         host = get("VIRGA_HOST")
@@ -93,6 +107,7 @@ class AgentConfig:
                 stop_grace_seconds=number("VIRGA_STOP_GRACE_SECONDS", 60.0),
                 http_port=env.port("VIRGA_HTTP_PORT"),
                 namespace=get("VIRGA_NAMESPACE") or "virga",
+                ceph=settings_from_env({k: v for k in _CEPH_VARIABLES if (v := get(k) or "")}),
             )
         except ValueError as exc:
             raise SystemExit(f"bad compute agent setting: {exc}") from None

@@ -177,6 +177,17 @@ def build_domain_xml(spec: InstanceSpec, settings: DomainSettings) -> str:
     return ET.tostring(root, encoding="unicode")
 
 
+def ceph_secret_xml(secret_uuid: str, user: str) -> str:
+    """A libvirt secret for a cephx user's key: persistent, private (never read back)."""
+    root = ET.Element("secret", {"ephemeral": "no", "private": "yes"})
+    _sub(root, "uuid", secret_uuid)
+    _sub(root, "description", f"Virga: Ceph client.{user}")
+    usage = _sub(root, "usage", type="ceph")
+    # The usage name must be unique among the host's secrets: the UUID makes it so.
+    _sub(usage, "name", f"virga client.{user} {secret_uuid}")
+    return ET.tostring(root, encoding="unicode")
+
+
 def source_key(source: RbdSource | FileSource) -> str:
     """Identity of a disk's backing store, comparable with `parse_disks` output."""
     if isinstance(source, RbdSource):

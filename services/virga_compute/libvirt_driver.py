@@ -7,6 +7,10 @@ libvirt first), keeps libvirt's thread-local "last error" next to the call that 
 means a hung libvirtd blocks only this driver, never the loop's default executor that other
 code needs. Waiting (for a graceful shutdown) happens on the event loop, not in that thread.
 
+Ceph: with a `CephSecret`, each new connection first defines that libvirt secret (private,
+persistent, usage `ceph`) and sets its value, so QEMU can open cephx-protected RBD disks that
+name its UUID. Hypervisors without secrets (the test driver) skip it.
+
 Connection: the driver holds one connection for its whole life. With `test:///default` this
 is required, not just cheaper: every connection in a process shares one test hypervisor,
 which libvirt resets to its initial state when the last connection closes. A connection that
@@ -26,6 +30,7 @@ import libvirt
 import structlog
 
 from virga_compute import domain_xml
+from virga_compute.ceph_access import CephSecret
 from virga_compute.domain_xml import DomainSettings
 from virga_compute.driver import (
     DiskConflict,
@@ -200,12 +205,14 @@ class LibvirtDriver:
         settings: DomainSettings | None = None,
         grace_period: float = 60.0,
         poll_interval: float = 0.5,
+        ceph_secret: CephSecret | None = None,
     ) -> None:
         self._uri = uri
         self._instances_path = instances_path
         self._settings = settings if settings is not None else DomainSettings()
         self._grace_period = grace_period
         self._poll_interval = poll_interval
+        self._ceph_secret = ceph_secret
         self._conn: Any | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="libvirt")
 
@@ -226,13 +233,32 @@ class LibvirtDriver:
         if self._conn is None:
             libvirt.registerErrorHandler(_ignore_error, None)
             try:
-                self._conn = libvirt.open(self._uri)
+                conn = libvirt.open(self._uri)
             except libvirt.libvirtError as exc:
                 raise HypervisorUnavailable(f"cannot connect to {self._uri}: {exc}") from exc
+            try:
+                self._define_secret(conn)
+            except libvirt.libvirtError as exc:
+                conn.close()
+                raise DriverError(f"cannot define the Ceph secret on {self._uri}: {exc}") from exc
+            self._conn = conn
         try:
             return operation(self._conn)
         except libvirt.libvirtError as exc:
             raise self._translate(exc, instance_id) from exc
+
+    def _define_secret(self, conn: Any) -> None:
+        secret = self._ceph_secret
+        if secret is None:
+            return
+        definition = domain_xml.ceph_secret_xml(secret.uuid, secret.user)
+        try:
+            handle = conn.secretDefineXML(definition, 0)
+        except libvirt.libvirtError as exc:
+            if _code(exc) == libvirt.VIR_ERR_NO_SUPPORT:
+                return  # no secrets here (test driver), and no QEMU to open disks either
+            raise
+        handle.setValue(secret.key, 0)
 
     def _translate(self, exc: libvirt.libvirtError, instance_id: str | None) -> DriverError:
         code = _code(exc)

@@ -29,11 +29,16 @@ def build_driver(config: AgentConfig) -> ComputeDriver:
     from virga_compute.libvirt_driver import LibvirtDriver  # libvirt loads only when used
 
     Path(config.instances_path).mkdir(parents=True, exist_ok=True)
+    try:
+        ceph_secret = None if config.ceph is None else config.ceph.secret()
+    except ValueError as exc:
+        raise SystemExit(f"bad compute agent setting: {exc}") from None
     return LibvirtDriver(
         config.libvirt_uri,
         instances_path=config.instances_path,
         settings=DomainSettings(domain_type=config.domain_type),
         grace_period=config.stop_grace_seconds,
+        ceph_secret=ceph_secret,
     )
 
 

@@ -20,8 +20,9 @@ SERVICE_NAME = "compute"
 def definition(config: AgentConfig, driver: ComputeDriver) -> ServiceDefinition[AgentState]:
     """The agent of `config.host`, acting through `driver` (connected by the caller).
 
-    Reads placements from `<ns>.scheduler` and requests from `<ns>.api`; writes `<ns>.compute`
-    (run it with `runner_config(config)`, so it also follows its peers on that topic).
+    Reads placements from `<ns>.scheduler`, requests from `<ns>.api`, boot volumes from
+    `<ns>.storage` and port bindings from `<ns>.network`; writes `<ns>.compute` (run it with
+    `runner_config(config)`, so it also follows its peers on that topic).
     """
     namespace = config.namespace
 
@@ -33,7 +34,12 @@ def definition(config: AgentConfig, driver: ComputeDriver) -> ServiceDefinition[
 
     return ServiceDefinition(
         name=SERVICE_NAME,
-        input_topics=(event_topic("scheduler", namespace), event_topic("gateway", namespace)),
+        input_topics=(
+            event_topic("scheduler", namespace),
+            event_topic("gateway", namespace),
+            event_topic("storage", namespace),
+            event_topic("network", namespace),
+        ),
         output_topic=event_topic("compute", namespace),
         initial_state=partial(AgentState, config.host),
         evolve=evolve,

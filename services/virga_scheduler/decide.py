@@ -22,6 +22,7 @@ from virga_events.catalog.api import (
     ServerGroupCreated,
 )
 from virga_events.catalog.compute import (
+    FINAL_PHASES,
     HostHeartbeat,
     HostRegistered,
     InstanceDeleted,
@@ -114,12 +115,15 @@ def _instance_failed(
     event: InstanceFailed = envelope.payload
     instance_id = envelope.aggregate_id
     held = state.claims.get(instance_id)
-    if event.phase != "spawn" or held is None or held.host != event.host:
+    final = event.phase in FINAL_PHASES
+    if (event.phase != "spawn" and not final) or held is None or held.host != event.host:
         return []  # start/stop/reboot failures keep the placement; stale reports change nothing
     record = state.instances.get(instance_id)
     tenant = record.tenant_id if record is not None else envelope.tenant_id
     released = Emit(
-        ClaimReleased(host=event.host, reason=f"spawn failed: {event.reason}"), instance_id, tenant
+        ClaimReleased(host=event.host, reason=f"{event.phase} failed: {event.reason}"),
+        instance_id,
+        tenant,
     )
     if record is None or record.requested is None:
         return [released]
@@ -127,6 +131,11 @@ def _instance_failed(
         # Nobody will build it now: once the claim is gone, this is how it reaches DELETED.
         log.info("deleted_after_failed_spawn", instance_id=instance_id, host=event.host)
         return [released, Emit(InstanceDeleted(host=None), instance_id, tenant)]
+    if final:
+        # Its boot volume or port could not be made: no other host would do better, so the
+        # instance ends in ERROR with the agent's reason as its fault.
+        log.info("instance_failed_for_good", instance_id=instance_id, reason=event.reason)
+        return [released, _refused(record, event.reason, record.attempts)]
     failures = f"failed on {_hosts(record.failed_hosts)}: {record.last_failure}"
     if record.attempts >= config.max_attempts:
         return [released, _refused(record, failures, record.attempts)]

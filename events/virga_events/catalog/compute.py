@@ -7,7 +7,12 @@ from typing import Literal
 
 from virga_events.registry import Event, event
 
-Phase = Literal["spawn", "start", "stop", "reboot", "delete", "restart"]
+Phase = Literal["spawn", "start", "stop", "reboot", "delete", "restart", "volume", "port"]
+"""What an InstanceFailed was about. `volume` and `port` are the final ones (`FINAL_PHASES`)."""
+
+FINAL_PHASES: frozenset[str] = frozenset({"volume", "port"})
+"""Failures of what the instance is built from (its boot volume or its port could not be made):
+another host would not do better, so the scheduler releases the claim and gives up at once."""
 
 
 @event("HostRegistered")
@@ -62,7 +67,9 @@ class InstanceFailed(Event):
     """An operation on the instance failed on `host` (aggregate: instance id).
 
     After a failed spawn the agent has removed any partial domain; the scheduler releases
-    the claim and reschedules elsewhere, within its attempt limit.
+    the claim and reschedules elsewhere, within its attempt limit. After a failure of a
+    `FINAL_PHASES` phase no domain was ever made, and the scheduler releases the claim and
+    gives up (InstanceSchedulingFailed with this reason): the instance is in ERROR.
     """
 
     host: str

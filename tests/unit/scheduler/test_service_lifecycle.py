@@ -133,3 +133,25 @@ def test_a_deleted_member_no_longer_keeps_others_out_of_its_rack() -> None:
     scheduler.feed(deletion_requested("a"), deleted("a", "h1"))
     assert scheduler.state.groups["g"].members == {"b"}
     assert scheduled_hosts(scheduler.feed(requested("d", group="g"))) == ["h1"]
+
+
+def test_a_failed_boot_volume_or_port_ends_the_instance_in_error_without_a_reschedule() -> None:
+    for phase in ("volume", "port"):
+        scheduler = fleet("h1", "h2")
+        assert scheduled_hosts(scheduler.feed(requested("i1"))) == ["h1"]
+        emitted = scheduler.feed(failed("i1", "h1", phase=phase, reason=f"{phase} said no"))
+        assert only(emitted, ClaimReleased).reason == f"{phase} failed: {phase} said no"
+        assert scheduled_hosts(emitted) == []
+        refused = only(emitted, InstanceSchedulingFailed)
+        assert (refused.reason, refused.attempts) == (f"{phase} said no", 1)
+        assert scheduler.host_of("i1") is None
+        assert scheduler.state.claims.usage_of("h1").vcpus == 0
+        # Deleting it now needs no agent: the scheduler ends it.
+        assert [type(e) for e in scheduler.feed(deletion_requested("i1"))] == [InstanceDeleted]
+
+
+def test_a_final_failure_after_deletion_was_requested_releases_and_deletes() -> None:
+    scheduler = fleet("h1")
+    scheduler.feed(requested("i1"), deletion_requested("i1"))
+    emitted = scheduler.feed(failed("i1", "h1", phase="volume"))
+    assert [type(e) for e in emitted] == [ClaimReleased, InstanceDeleted]
