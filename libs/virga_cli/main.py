@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
 import sys
-from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
 
 import click
 import orjson
 
-from virga_eventlog import KafkaSettings
-from virga_events import REGISTRY, encode, json_schema
+from virga_cli.audit import audit
+from virga_events import REGISTRY, json_schema
 
 
 @click.group()
@@ -45,138 +40,7 @@ def events_schema(output: Path | None) -> None:
         click.echo(f"wrote the schema of {len(list(REGISTRY))} event types to {output}", err=True)
 
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _kafka_options(command: F) -> F:
-    command = click.option(
-        "--namespace",
-        envvar="VIRGA_NAMESPACE",
-        default="virga",
-        show_default=True,
-        help="Topic namespace (env VIRGA_NAMESPACE).",
-    )(command)
-    return click.option(
-        "--bootstrap",
-        envvar="VIRGA_KAFKA_BOOTSTRAP",
-        default="127.0.0.1:9092",
-        show_default=True,
-        help="Kafka bootstrap servers (env VIRGA_KAFKA_BOOTSTRAP).",
-    )(command)
-
-
-def _settings(bootstrap: str, namespace: str) -> KafkaSettings:
-    # SASL/TLS settings still come from the environment, as for every Virga process.
-    return dataclasses.replace(
-        KafkaSettings.from_env(client_id="virga-audit"),
-        bootstrap_servers=bootstrap,
-        namespace=namespace,
-    )
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, tuple) and hasattr(value, "_asdict"):  # RecordLocation
-        return value._asdict()
-    raise TypeError(f"cannot encode {type(value).__name__}")
-
-
-def _print_json(value: Any) -> None:
-    document = orjson.dumps(value, default=_json_default, option=orjson.OPT_INDENT_2)
-    sys.stdout.buffer.write(document + b"\n")
-
-
-@cli.group()
-def audit() -> None:
-    """Audit the log: chains, traces, past states (read-only)."""
-
-
-@audit.command("verify")
-@_kafka_options
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def audit_verify(bootstrap: str, namespace: str, as_json: bool) -> None:
-    """Check every producer's hash chain; exit 1 when a record was altered, removed,
-    duplicated or forged, or does not decode."""
-    from virga_audit import verify
-
-    report = asyncio.run(verify(_settings(bootstrap, namespace)))
-    if as_json:
-        _print_json({**dataclasses.asdict(report), "ok": report.ok})
-    else:
-        click.echo(f"{report.records} records, {len(report.producers)} producers")
-        if not report.records:
-            click.echo(f"warning: namespace {namespace!r} holds no events", err=True)
-        for summary in report.producers:
-            click.echo(
-                f"  {summary.producer}: {summary.events} events, chain to seq {summary.last_seq}"
-            )
-        for problem in report.problems:
-            against = f" (against {problem.related})" if problem.related else ""
-            click.echo(f"{problem.kind.upper()} {problem.producer}: {problem.detail}{against}")
-        for bad in report.undecodable:
-            click.echo(f"UNDECODABLE {bad.location}: {bad.reason}")
-        click.echo("chains intact" if report.ok else "the log does not verify")
-    sys.exit(0 if report.ok else 1)
-
-
-@audit.command("trace")
-@_kafka_options
-@click.argument("resource_id")
-@click.option("--json", "as_json", is_flag=True, help="Print the events as JSON envelopes.")
-def audit_trace(bootstrap: str, namespace: str, resource_id: str, as_json: bool) -> None:
-    """Every event about RESOURCE_ID and the causal trees of the requests that touched it."""
-    from virga_audit import trace
-
-    events = asyncio.run(trace(_settings(bootstrap, namespace), resource_id))
-    if as_json:
-        _print_json([orjson.loads(encode(e)) for e in events])
-        return
-    rows = [
-        (
-            e.occurred_at.astimezone(UTC).isoformat(timespec="milliseconds"),
-            e.producer,
-            e.type,
-            e.event_id,
-            e.causation_id or "-",
-        )
-        for e in events
-    ]
-    header = ("time", "producer", "type", "event_id", "causation_id")
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
-
-
-def _instant(value: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"not an ISO 8601 time: {value!r}") from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
-@audit.command("replay")
-@_kafka_options
-@click.option("--until", "until", required=True, help="ISO 8601 instant; without a zone it is UTC.")
-@click.option(
-    "--service",
-    type=click.Choice(["gateway", "scheduler", "compute"]),
-    default="scheduler",
-    show_default=True,
-)
-@click.option("--host", help="The compute agent's host (with --service compute).")
-def audit_replay(
-    bootstrap: str, namespace: str, until: str, service: str, host: str | None
-) -> None:
-    """Print SERVICE's state as of --until, folded from the log by the service's own code."""
-    from virga_audit import UnknownService, replay
-
-    moment = _instant(until)
-    try:
-        state = asyncio.run(replay(_settings(bootstrap, namespace), service, moment, host))
-    except UnknownService as exc:
-        raise click.UsageError(str(exc)) from None
-    # The gateway's snapshot is already a JSON document: embed it rather than quote it.
-    _print_json(orjson.loads(state) if isinstance(state, str) else state)
+cli.add_command(audit)
 
 
 def main() -> None:
