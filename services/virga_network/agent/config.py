@@ -1,0 +1,71 @@
+"""How one network agent is set up: its host, its tunnel endpoint, its interface names."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+from virga_network.agent.driver import TapKind
+from virga_network.agent.names import DEFAULT_PREFIX, check_prefix
+from virga_runtime.env import Env
+
+DriverName = Literal["netlink", "memory"]
+
+
+@dataclass(frozen=True, slots=True)
+class AgentConfig:
+    """Settings of the network agent on one host."""
+
+    host: str
+    """This host's name, as the scheduler and compute agent know it."""
+    vtep_ip: str
+    """This host's VXLAN tunnel endpoint: an address on the underlay other hosts reach."""
+    prefix: str = DEFAULT_PREFIX
+    """Start of every interface name the agent makes (1-3 characters); it touches no other."""
+    tap_kind: TapKind = "tap"
+    driver: DriverName = "netlink"
+    """`memory` plumbs nothing (demos, tests of the service without root)."""
+    sync_seconds: float = 0.2
+    """How often the agent compares what the log wants with what it last made."""
+    http_port: int | None = None
+    namespace: str = "virga"
+
+    def __post_init__(self) -> None:
+        if not self.host or any(c.isspace() or c == "/" for c in self.host):
+            raise ValueError(f"bad host name {self.host!r}")
+        ipaddress.ip_address(self.vtep_ip)  # ValueError names the bad address
+        check_prefix(self.prefix)
+        if self.tap_kind not in get_args(TapKind):
+            raise ValueError(f"tap kind must be one of {get_args(TapKind)}")
+        if self.driver not in get_args(DriverName):
+            raise ValueError(f"driver must be one of {get_args(DriverName)}")
+        if self.sync_seconds <= 0:
+            raise ValueError("sync_seconds must be positive")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> AgentConfig:
+        """Read VIRGA_HOST and VIRGA_VTEP_IP (required), VIRGA_NETWORK_IFACE_PREFIX,
+        VIRGA_NETWORK_TAP_KIND (tap|veth), VIRGA_NETWORK_DRIVER (netlink|memory),
+        VIRGA_NETWORK_SYNC_SECONDS, VIRGA_HTTP_PORT and VIRGA_NAMESPACE; raise SystemExit
+        naming a bad one."""
+        env = Env(environ)
+        host, vtep_ip = env.text("VIRGA_HOST"), env.text("VIRGA_VTEP_IP")
+        if host is None:
+            raise SystemExit("VIRGA_HOST must name this host")
+        if vtep_ip is None:
+            raise SystemExit("VIRGA_VTEP_IP must be this host's VXLAN tunnel endpoint address")
+        try:
+            return cls(
+                host=host,
+                vtep_ip=vtep_ip,
+                prefix=env.text("VIRGA_NETWORK_IFACE_PREFIX") or DEFAULT_PREFIX,
+                tap_kind=env.text("VIRGA_NETWORK_TAP_KIND") or "tap",  # type: ignore[arg-type]
+                driver=env.text("VIRGA_NETWORK_DRIVER") or "netlink",  # type: ignore[arg-type]
+                sync_seconds=env.number("VIRGA_NETWORK_SYNC_SECONDS", 0.2),
+                http_port=env.port("VIRGA_HTTP_PORT"),
+                namespace=env.text("VIRGA_NAMESPACE") or "virga",
+            )
+        except ValueError as exc:
+            raise SystemExit(f"bad network agent setting: {exc}") from None

@@ -1,0 +1,45 @@
+"""The agent's decisions: pure functions of its state (and the event or time at hand)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from virga_events import Envelope
+from virga_events.catalog.network import (
+    PortRequested,
+    SecurityGroupCreated,
+    SecurityGroupDeleted,
+)
+from virga_network.agent.config import AgentConfig
+from virga_network.agent.effects import Converge, Register
+from virga_network.agent.plan import host_plan
+from virga_network.agent.state import AgentState
+from virga_runtime.service import Intent
+
+
+def converge(config: AgentConfig, state: AgentState) -> Converge:
+    return Converge(host_plan(state, config.vtep_ip, config.prefix))
+
+
+def decide(config: AgentConfig, state: AgentState, envelope: Envelope) -> Sequence[Intent]:
+    """Requests on `<ns>.api` that change this host's plan converge at once; the controller's
+    and peers' events (on the agent's own topic) wait for the next tick."""
+    event = envelope.payload
+    if isinstance(event, SecurityGroupCreated | SecurityGroupDeleted) or (
+        isinstance(event, PortRequested) and event.host == state.host
+    ):
+        return [converge(config, state)]
+    return ()
+
+
+def tick(config: AgentConfig, state: AgentState, now: datetime) -> Sequence[Intent]:
+    """Converge on what the log wants (the effect does nothing if that did not change)."""
+    return [converge(config, state)]
+
+
+def on_ready(config: AgentConfig, state: AgentState) -> Sequence[Intent]:
+    """Check the host, register (once per VTEP), then converge fully: a restart removes what
+    the log no longer wants."""
+    announce = state.vteps.get(config.host) != config.vtep_ip
+    return [Register(config.host, config.vtep_ip, announce), converge(config, state)]

@@ -1,0 +1,187 @@
+"""The agent's one side effect: converge the host's plumbing on a `HostPlan`, report ports.
+
+The handler remembers the last plan it carried out in full, so a plan that did not change
+costs nothing, and only what changed is redone. After a start (or any failure) it first lists
+what exists and removes every Virga-named interface the plan does not want. Failures become
+PortBindingFailed events; only a host that cannot be listed raises (the service restarts).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from virga_events.catalog.network import (
+    NetworkAgentRegistered,
+    PortBindingFailed,
+    PortBound,
+    PortUnbound,
+)
+from virga_network.agent.driver import DriverError, NetworkDriver
+from virga_network.agent.plan import HostPlan, PortPlan
+from virga_runtime.service import EffectHandler, Emit
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Converge:
+    """Make the host match `plan` (PortBound, PortBindingFailed, PortUnbound)."""
+
+    plan: HostPlan
+
+    @property
+    def key(self) -> str:
+        return f"converge:{self.plan.host}"
+
+
+@dataclass(frozen=True, slots=True)
+class Register:
+    """Check the host can plumb ports, then say so (NetworkAgentRegistered)."""
+
+    host: str
+    vtep_ip: str
+    announce: bool = True
+    """False when the log already holds this host's registration with this VTEP."""
+
+    @property
+    def key(self) -> str:
+        return f"converge:{self.host}"  # before the first convergence
+
+
+def _partner(name: str, kind: str) -> str:
+    """The bridge of a VXLAN interface or the reverse: same network hash, other kind letter."""
+    return f"{name[:-11]}{kind}{name[-10:]}"
+
+
+class AgentEffects:
+    """The effect handlers of one agent, over its driver."""
+
+    def __init__(self, driver: NetworkDriver) -> None:
+        self._driver = driver
+        self._applied: HostPlan | None = None
+        """The last plan carried out without a failure; None: list the host first."""
+
+    def handlers(self) -> dict[type[Any], EffectHandler]:
+        return {Register: self.register, Converge: self.converge}
+
+    async def register(self, effect: Register) -> Sequence[Emit]:
+        await self._driver.prepare()  # no nft, no br_netfilter: stop now, say why
+        log.info("network_agent_ready", host=effect.host, vtep_ip=effect.vtep_ip)
+        if not effect.announce:
+            return []
+        return [Emit(NetworkAgentRegistered(vtep_ip=effect.vtep_ip), effect.host, None)]
+
+    async def converge(self, effect: Converge) -> Sequence[Emit]:
+        plan, applied = effect.plan, self._applied
+        if plan == applied:
+            return []
+        full = applied is None
+        inventory = await self._driver.inventory() if full else None
+        failed = False
+        emits: list[Emit] = []
+
+        def fail(port: PortPlan, reason: str) -> None:
+            log.warning("port_binding_failed", port_id=port.port_id, reason=reason)
+            bound = PortBindingFailed(host=plan.host, reason=reason, instance_id=port.instance_id)
+            emits.append(Emit(bound, port.port_id, port.tenant_id))
+
+        failed_networks: dict[str, str] = {}
+        done_networks = set() if applied is None else set(applied.networks)
+        for network in plan.networks:
+            if network in done_networks:
+                continue
+            try:
+                await self._driver.ensure_network(network, plan.vtep_ip)
+            except DriverError as exc:
+                failed, failed_networks[network.network_id] = True, str(exc)
+        # A port is remade only if new or moved; one whose report merely went out is done.
+        done_ports = {} if applied is None else {p.port_id: p for p in applied.ports}
+        bound: list[PortPlan] = []
+        for port in plan.ports:
+            if port.network_id in failed_networks:
+                if port.report:
+                    fail(port, f"network plumbing failed: {failed_networks[port.network_id]}")
+                continue
+            done = done_ports.get(port.port_id)
+            if done is None or (done.filter.tap, done.bridge) != (port.filter.tap, port.bridge):
+                try:
+                    await self._driver.ensure_port(port.filter.tap, port.bridge)
+                except DriverError as exc:
+                    failed = True
+                    fail(port, str(exc))
+                    continue
+            bound.append(port)
+        failed |= await self._remove_unwanted(plan, applied, inventory, bound)
+        filters = plan.filters(frozenset(failed_networks), {p.port_id for p in bound})
+        if applied is None or filters != applied.filters():
+            try:
+                await self._driver.apply_filters(filters)
+            except DriverError as exc:
+                # Without its filters a port must not carry traffic: none is reported bound.
+                failed = True
+                for port in bound:
+                    if port.report:
+                        fail(port, f"filters failed: {exc}")
+                bound = [p for p in bound if not p.report]
+        for port in bound:
+            if port.report:
+                emits.append(self._bound(plan, port))
+        for unbind in plan.unbind:
+            emits.append(Emit(PortUnbound(host=plan.host), unbind.port_id, unbind.tenant_id))
+        self._applied = None if failed else plan
+        return emits
+
+    async def _remove_unwanted(
+        self,
+        plan: HostPlan,
+        applied: HostPlan | None,
+        inventory: Any,
+        bound: list[PortPlan],
+    ) -> bool:
+        """Remove taps and networks neither the plan nor a failure-free binding wants."""
+        wanted_taps = {p.filter.tap for p in bound}
+        wanted_bridges = {n.bridge for n in plan.networks}
+        wanted_vxlans = {n.vxlan for n in plan.networks}
+        taps: set[str] = set()
+        networks: set[tuple[str, str]] = set()
+        if applied is not None:
+            taps |= {p.filter.tap for p in applied.ports}
+            networks |= {(n.bridge, n.vxlan) for n in applied.networks}
+        if inventory is not None:
+            taps |= set(inventory.taps)
+            networks |= {(b, _partner(b, "x")) for b in inventory.bridges}
+            networks |= {(_partner(x, "b"), x) for x in inventory.vxlans}
+        failed = False
+        for tap in sorted(taps - wanted_taps):
+            try:
+                await self._driver.remove_port(tap)
+                log.info("tap_removed", tap=tap)
+            except DriverError as exc:
+                failed = True
+                log.warning("tap_removal_failed", tap=tap, reason=str(exc))
+        for bridge, vxlan in sorted(networks):
+            if bridge in wanted_bridges or vxlan in wanted_vxlans:
+                continue
+            try:
+                await self._driver.remove_network(bridge, vxlan)
+                log.info("network_removed", bridge=bridge, vxlan=vxlan)
+            except DriverError as exc:
+                failed = True
+                log.warning("network_removal_failed", bridge=bridge, reason=str(exc))
+        return failed
+
+    def _bound(self, plan: HostPlan, port: PortPlan) -> Emit:
+        log.info("port_bound", port_id=port.port_id, tap=port.filter.tap)
+        bound = PortBound(
+            host=plan.host,
+            network_id=port.network_id,
+            tap=port.filter.tap,
+            mac=port.filter.mac,
+            ips=port.filter.ips,
+            instance_id=port.instance_id,
+        )
+        return Emit(bound, port.port_id, port.tenant_id)

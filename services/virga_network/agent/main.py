@@ -1,0 +1,47 @@
+"""The network agent's composition root: configuration, the driver, the runner."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+import structlog
+
+from virga_network.agent.config import AgentConfig
+from virga_network.agent.driver import NetworkDriver
+from virga_network.agent.service import SERVICE_NAME, definition, runner_config
+from virga_runtime import ServiceRunner
+from virga_runtime.process import kafka_settings, run_until_signalled
+
+log = structlog.get_logger(__name__)
+
+
+def build_driver(config: AgentConfig) -> NetworkDriver:
+    """The netlink/nftables driver, or the in-memory one (`VIRGA_NETWORK_DRIVER=memory`)."""
+    if config.driver == "memory":
+        from virga_network.agent.memory_driver import MemoryDriver
+
+        return MemoryDriver(prefix=config.prefix)
+    from virga_network.agent.netlink_driver import NetlinkDriver  # pyroute2 loads only when used
+
+    return NetlinkDriver(prefix=config.prefix, tap_kind=config.tap_kind)
+
+
+async def run(config: AgentConfig) -> None:
+    settings = dataclasses.replace(kafka_settings(SERVICE_NAME), namespace=config.namespace)
+    driver = build_driver(config)
+    log.info("network_agent_starting", host=config.host, vtep_ip=config.vtep_ip)
+    try:
+        runner = ServiceRunner(definition(config, driver), settings, runner_config(config))
+        await run_until_signalled(runner)
+    finally:
+        await driver.close()
+
+
+def main() -> None:
+    """Run this host's network agent until SIGTERM/SIGINT (see `AgentConfig.from_env`)."""
+    asyncio.run(run(AgentConfig.from_env()))
+
+
+if __name__ == "__main__":
+    main()

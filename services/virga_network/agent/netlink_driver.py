@@ -1,0 +1,293 @@
+"""The real network driver: links and VXLAN forwarding entries over netlink (pyroute2), filters
+with nftables (the `nft` command).
+
+pyroute2's calls block, so they run on one worker thread that owns the netlink socket; `nft`
+runs as a subprocess. The agent runs in the host's network namespace (tests start it inside a
+namespace with `ip netns exec`), and everything here acts on that namespace only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import json
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+from pyroute2.netns import setns
+
+from virga_network.agent import names, nft_rules
+from virga_network.agent.driver import (
+    DriverError,
+    FilterSet,
+    HostInventory,
+    NetworkPlumbing,
+    TapKind,
+)
+
+T = TypeVar("T")
+VXLAN_PORT = 4789
+NTF_SELF = 0x02
+NUD_PERMANENT_NOARP = 0x80 | 0x40
+_SYSCTLS = ("bridge-nf-call-iptables", "bridge-nf-call-ip6tables")
+
+
+def _kind(link: Any) -> str | None:
+    info = link.get("IFLA_LINKINFO")
+    return None if info is None else info.get("IFLA_INFO_KIND")
+
+
+def _disable_ipv6(name: str) -> None:
+    # The host has no business on a tenant's segment: no link-local address of its own there.
+    path = Path(f"/proc/sys/net/ipv6/conf/{name}/disable_ipv6")
+    if path.exists():
+        path.write_text("1\n")
+
+
+class NetlinkDriver:
+    """`NetworkDriver` over pyroute2 and nft, for the namespace the process runs in."""
+
+    def __init__(
+        self,
+        *,
+        prefix: str = names.DEFAULT_PREFIX,
+        tap_kind: TapKind = "tap",
+        netns: str | None = None,
+    ) -> None:
+        """`netns`: act in that named namespace instead of the process's own (tests and
+        benchmarks drive a namespace from outside; the agent itself leaves it None)."""
+        self._prefix = names.check_prefix(prefix)
+        self._tap_kind = tap_kind
+        self._netns = netns
+        # One thread owns the netlink socket; with `netns` it enters that namespace first
+        # (setns moves only the calling thread).
+        self._executor = ThreadPoolExecutor(
+            1, thread_name_prefix="netlink", initializer=self._enter_netns
+        )
+        self._ipr: IPRoute | None = None
+
+    def _enter_netns(self) -> None:
+        if self._netns is not None:
+            setns(self._netns, flags=0)
+
+    async def _run(self, call: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, call, *args)
+        except NetlinkError as exc:
+            raise DriverError(f"netlink: {exc}") from exc
+        except OSError as exc:
+            raise DriverError(str(exc)) from exc
+
+    def _ip(self) -> IPRoute:
+        if self._ipr is None:
+            self._ipr = IPRoute()
+        return self._ipr
+
+    def _index(self, name: str) -> int | None:
+        found = self._ip().link_lookup(ifname=name)
+        return found[0] if found else None
+
+    # -- host -----------------------------------------------------------------------------
+
+    async def prepare(self) -> None:
+        await self._nft(["--version"])
+        await self._run(self._sysctls)
+
+    def _sysctls(self) -> None:
+        for name in _SYSCTLS:
+            path = Path("/proc/sys/net/bridge") / name
+            if not path.exists():
+                raise DriverError(
+                    f"{path} is missing: load br_netfilter (security groups need conntrack on "
+                    "bridged traffic)"
+                )
+            path.write_text("1\n")
+
+    async def _nft(self, args: list[str], script: str | None = None) -> str:
+        try:
+            netns = ["ip", "netns", "exec", self._netns] if self._netns is not None else []
+            process = await asyncio.create_subprocess_exec(
+                *netns,
+                "nft",
+                *args,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+        except FileNotFoundError:
+            raise DriverError("nft is not installed (Debian package nftables)") from None
+        out, err = await process.communicate(None if script is None else script.encode())
+        if process.returncode != 0:
+            raise DriverError(f"nft {' '.join(args)} failed: {err.decode().strip()}")
+        return out.decode()
+
+    # -- networks -------------------------------------------------------------------------
+
+    async def ensure_network(self, network: NetworkPlumbing, vtep_ip: str) -> None:
+        if not 0 < network.vni < 1 << 24:
+            raise DriverError(f"VXLAN id {network.vni} is out of range")
+        await self._run(self._ensure_network, network, vtep_ip)
+
+    def _ensure_network(self, network: NetworkPlumbing, vtep_ip: str) -> None:
+        ip = self._ip()
+        bridge = self._index(network.bridge)
+        if bridge is None:
+            self._add(ifname=network.bridge, kind="bridge")
+            bridge = self._index(network.bridge)
+            assert bridge is not None
+        _disable_ipv6(network.bridge)
+        ip.link("set", index=bridge, state="up")
+        vxlan = self._index(network.vxlan)
+        if vxlan is not None and not self._vxlan_matches(vxlan, network.vni, vtep_ip):
+            ip.link("del", index=vxlan)
+            vxlan = None
+        if vxlan is None:
+            self._add(
+                ifname=network.vxlan,
+                kind="vxlan",
+                vxlan_id=network.vni,
+                vxlan_local=vtep_ip,
+                vxlan_port=VXLAN_PORT,
+                vxlan_learning=0,
+            )
+            vxlan = self._index(network.vxlan)
+            assert vxlan is not None
+        _disable_ipv6(network.vxlan)
+        ip.link("set", index=vxlan, master=bridge, state="up")
+        self._sync_forwarding(vxlan, network.forwarding())
+
+    def _add(self, **spec: Any) -> None:
+        try:
+            self._ip().link("add", **spec)
+        except NetlinkError as exc:
+            if exc.code != errno.EEXIST:  # made meanwhile: as good as made here
+                raise
+
+    def _vxlan_matches(self, index: int, vni: int, vtep_ip: str) -> bool:
+        (link,) = self._ip().get_links(index)
+        info = link.get("IFLA_LINKINFO")
+        data = info.get("IFLA_INFO_DATA") if info is not None else None
+        return (
+            _kind(link) == "vxlan"
+            and data is not None
+            and data.get("IFLA_VXLAN_ID") == vni
+            and data.get("IFLA_VXLAN_LOCAL") == vtep_ip
+        )
+
+    def _entries(self, index: int) -> set[tuple[str, str]]:
+        entries = set()
+        for entry in self._ip().fdb("dump", ifindex=index):
+            dst = entry.get("NDA_DST")
+            if entry["ifindex"] == index and dst is not None and entry["flags"] & NTF_SELF:
+                entries.add((entry.get("NDA_LLADDR"), dst))
+        return entries
+
+    def _sync_forwarding(self, index: int, wanted: frozenset[tuple[str, str]]) -> None:
+        ip = self._ip()
+        present = self._entries(index)
+        for mac, dst in present - wanted:
+            ip.fdb("del", ifindex=index, lladdr=mac, dst=dst, flags=NTF_SELF)
+        for mac, dst in wanted - present:
+            ip.fdb(
+                "append",
+                ifindex=index,
+                lladdr=mac,
+                dst=dst,
+                flags=NTF_SELF,
+                state=NUD_PERMANENT_NOARP,
+            )
+
+    async def forwarding(self, vxlan: str) -> frozenset[tuple[str, str]]:
+        def read() -> frozenset[tuple[str, str]]:
+            index = self._index(vxlan)
+            return frozenset() if index is None else frozenset(self._entries(index))
+
+        return await self._run(read)
+
+    async def remove_network(self, bridge: str, vxlan: str) -> None:
+        await self._run(self._remove, vxlan)
+        await self._run(self._remove, bridge)
+
+    # -- ports ----------------------------------------------------------------------------
+
+    async def ensure_port(self, tap: str, bridge: str) -> None:
+        await self._run(self._ensure_port, tap, bridge)
+
+    def _ensure_port(self, tap: str, bridge: str) -> None:
+        master = self._index(bridge)
+        if master is None:
+            raise DriverError(f"bridge {bridge} does not exist")
+        if self._index(tap) is None:
+            if self._tap_kind == "veth":
+                self._add(ifname=tap, kind="veth", peer={"ifname": names.veth_peer(tap)})
+            else:
+                self._add(ifname=tap, kind="tuntap", mode="tap")
+        index = self._index(tap)
+        if index is None:
+            raise DriverError(f"tap {tap} vanished while being made")
+        _disable_ipv6(tap)
+        self._ip().link("set", index=index, master=master, state="up")
+
+    async def remove_port(self, tap: str) -> None:
+        await self._run(self._remove, tap)  # a veth's peer goes with it
+
+    def _remove(self, name: str) -> None:
+        index = self._index(name)
+        if index is None:
+            return
+        try:
+            self._ip().link("del", index=index)
+        except NetlinkError as exc:
+            if exc.code != errno.ENODEV:
+                raise
+
+    # -- filters and inventory --------------------------------------------------------------
+
+    async def apply_filters(self, filters: FilterSet) -> None:
+        try:
+            script = nft_rules.render(filters, self._prefix)
+        except ValueError as exc:
+            raise DriverError(str(exc)) from exc
+        await self._nft(["-f", "-"], script)
+
+    async def inventory(self) -> HostInventory:
+        links = await self._run(lambda: list(self._ip().get_links()))
+        by_index = {link["index"]: link.get("IFLA_IFNAME") for link in links}
+        found: dict[str, set[str]] = {"b": set(), "x": set(), "t": set()}
+        ports_of: dict[str, set[str]] = {}
+        for link in links:
+            name = link.get("IFLA_IFNAME")
+            kind = names.kind_of(name, self._prefix)
+            if kind is None:
+                continue
+            found[kind].add(name)
+            master = by_index.get(link.get("IFLA_MASTER"))
+            if master is not None:
+                ports_of.setdefault(master, set()).add(name)
+        return HostInventory(
+            bridges=frozenset(found["b"]),
+            vxlans=frozenset(found["x"]),
+            taps=frozenset(found["t"]),
+            filtered=await self._filtered(),
+            ports_of={bridge: frozenset(members) for bridge, members in ports_of.items()},
+        )
+
+    async def _filtered(self) -> frozenset[str]:
+        table = nft_rules.table_name(self._prefix)
+        try:
+            listing = json.loads(await self._nft(["-j", "list", "table", "bridge", table]))
+        except DriverError:
+            return frozenset()  # no table yet: nothing filtered
+        chains = (item["chain"]["name"] for item in listing["nftables"] if "chain" in item)
+        return frozenset(c.removeprefix("from_") for c in chains if c.startswith("from_"))
+
+    async def close(self) -> None:
+        if self._ipr is not None:
+            await self._run(self._ipr.close)
+            self._ipr = None
+        self._executor.shutdown(wait=True)

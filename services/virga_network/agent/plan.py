@@ -1,0 +1,191 @@
+"""What the log wants plumbed on this host, as a pure function of the agent's state.
+
+The agent converges on this plan (level-triggered) rather than reacting to each event: the
+controller's events arrive on the topic the agent itself writes, which the runtime folds but
+never decides on, and a plan computed from the whole state is also what a restart needs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from virga_events.catalog.network import (
+    SecurityGroupRule,
+    default_security_group_id,
+    default_security_group_rules,
+)
+from virga_network.agent import names
+from virga_network.agent.driver import FilterRule, FilterSet, NetworkPlumbing, PortFilter
+from virga_network.agent.state import AgentState, PortRecord
+
+
+@dataclass(frozen=True, slots=True)
+class PortPlan:
+    """A port to plug in here, and whether its PortBound is still to be reported."""
+
+    port_id: str
+    tenant_id: str | None
+    network_id: str
+    bridge: str
+    filter: PortFilter
+    instance_id: str | None
+    report: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Unbind:
+    """A port this host reported bound that the log no longer wants here."""
+
+    port_id: str
+    tenant_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class HostPlan:
+    host: str
+    vtep_ip: str
+    networks: tuple[NetworkPlumbing, ...]
+    ports: tuple[PortPlan, ...]
+    unbind: tuple[Unbind, ...]
+
+    def filters(
+        self, failed_networks: frozenset[str] = frozenset(), ports: set[str] | None = None
+    ) -> FilterSet:
+        """The host's filters: of `ports` (default all) outside `failed_networks`."""
+        return FilterSet(
+            ports=tuple(
+                p.filter
+                for p in self.ports
+                if p.network_id not in failed_networks and (ports is None or p.port_id in ports)
+            ),
+            uplinks=tuple(
+                (n.vxlan, zone(n.vni)) for n in self.networks if n.network_id not in failed_networks
+            ),
+        )
+
+
+def zone(vni: int) -> int:
+    """A network's conntrack zone (16 bits, never the default zone 0). The controller hands
+    out VXLAN ids from the lowest free one, so ids below 65,535 apart never share a zone."""
+    return vni % 0xFFFF + 1
+
+
+def _rules(state: AgentState, port: PortRecord) -> tuple[SecurityGroupRule, ...] | None:
+    """The port's rules, or None while one of its groups is not known yet."""
+    rules: list[SecurityGroupRule] = []
+    for group_id in port.security_groups:
+        group = state.groups.get(group_id)
+        if group is not None:
+            rules.extend(group.rules)
+        elif port.tenant_id is not None and group_id == default_security_group_id(port.tenant_id):
+            rules.extend(default_security_group_rules(group_id))
+        else:
+            return None
+    return tuple(rules)
+
+
+def _members(state: AgentState, group_id: str) -> tuple[str, ...]:
+    return tuple(
+        sorted(
+            ip
+            for port in state.ports.values()
+            if not port.deleted and group_id in port.security_groups
+            for ip in port.ips
+        )
+    )
+
+
+def _resolve(state: AgentState, rule: SecurityGroupRule) -> FilterRule:
+    remote: tuple[str, ...] | None = None
+    if rule.remote_group is not None:
+        remote = _members(state, rule.remote_group)
+    elif rule.remote_cidr is not None:
+        remote = (rule.remote_cidr,)
+    return FilterRule(
+        direction=rule.direction,
+        ethertype=rule.ethertype,
+        protocol=rule.protocol,
+        port_min=rule.port_min,
+        port_max=rule.port_max,
+        remote=remote,
+    )
+
+
+def _wanted(state: AgentState, port: PortRecord) -> bool:
+    return (
+        port.host == state.host
+        and not port.deleted
+        and port.mac is not None
+        and port.network_id in state.networks
+        and port.failed_assignment != port.assignment
+    )
+
+
+def _network(state: AgentState, network_id: str, prefix: str) -> NetworkPlumbing:
+    flood: set[str] = set()
+    fdb: set[tuple[str, str]] = set()
+    for port in state.ports.values():
+        host = port.bound_host
+        if port.network_id != network_id or host is None or host == state.host:
+            continue
+        vtep = state.vteps.get(host)
+        if vtep is None:
+            continue  # its agent has not registered yet: nowhere to send to
+        flood.add(vtep)
+        if port.mac is not None:
+            fdb.add((port.mac, vtep))
+    return NetworkPlumbing(
+        network_id=network_id,
+        vni=state.networks[network_id].vni,
+        bridge=names.bridge_name(network_id, prefix),
+        vxlan=names.vxlan_name(network_id, prefix),
+        flood=tuple(sorted(flood)),
+        fdb=tuple(sorted(fdb)),
+    )
+
+
+def host_plan(state: AgentState, vtep_ip: str, prefix: str) -> HostPlan:
+    """Everything this host should have, given the log so far."""
+    ports: list[PortPlan] = []
+    for port in sorted(state.ports.values(), key=lambda p: p.port_id):
+        if not _wanted(state, port):
+            continue
+        rules = _rules(state, port)
+        if rules is None:
+            continue  # a group the agent has not read yet: bind once it has
+        assert port.network_id is not None
+        assert port.mac is not None
+        tap = names.tap_name(port.port_id, prefix)
+        network = state.networks[port.network_id]
+        port_filter = PortFilter(
+            tap=tap,
+            mac=port.mac,
+            ips=port.ips,
+            zone=zone(network.vni),
+            rules=tuple(_resolve(state, rule) for rule in rules),
+        )
+        ports.append(
+            PortPlan(
+                port_id=port.port_id,
+                tenant_id=port.tenant_id,
+                network_id=port.network_id,
+                bridge=names.bridge_name(port.network_id, prefix),
+                filter=port_filter,
+                instance_id=port.instance_id,
+                report=port.bound_host != state.host or port.tap != tap,
+            )
+        )
+    wanted = {p.port_id for p in ports}
+    unbind = tuple(
+        Unbind(port.port_id, port.tenant_id)
+        for port in sorted(state.ports.values(), key=lambda p: p.port_id)
+        if port.bound_host == state.host and port.port_id not in wanted and not _wanted(state, port)
+    )
+    network_ids = sorted({p.network_id for p in ports})
+    return HostPlan(
+        host=state.host,
+        vtep_ip=vtep_ip,
+        networks=tuple(_network(state, n, prefix) for n in network_ids),
+        ports=tuple(ports),
+        unbind=unbind,
+    )

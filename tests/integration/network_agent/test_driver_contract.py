@@ -1,0 +1,166 @@
+"""One contract for every NetworkDriver: the in-memory one, and the netlink/nftables one inside
+a network namespace the test creates."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from tests.support.netns import links, namespaces, sh, unique
+
+from virga_network.agent import names
+from virga_network.agent.driver import (
+    DriverError,
+    FilterRule,
+    FilterSet,
+    NetworkDriver,
+    NetworkPlumbing,
+    PortFilter,
+)
+from virga_network.agent.memory_driver import MemoryDriver
+from virga_network.agent.netlink_driver import NetlinkDriver
+
+PREFIX = "vh4"
+NET = NetworkPlumbing(
+    network_id="net-1",
+    vni=4242,
+    bridge=names.bridge_name("net-1", PREFIX),
+    vxlan=names.vxlan_name("net-1", PREFIX),
+    flood=("192.0.2.2", "192.0.2.3"),
+    fdb=(("02:00:00:00:00:02", "192.0.2.2"),),
+)
+VTEP = "192.0.2.1"
+TAP = names.tap_name("port-1", PREFIX)
+SPEC = PortFilter(
+    tap=TAP,
+    mac="02:00:00:00:00:01",
+    ips=("10.0.0.5", "fd00::5"),
+    zone=4242,
+    rules=(FilterRule(direction="egress"), FilterRule(direction="ingress", protocol="tcp")),
+)
+
+
+class DriverContract(abc.ABC):
+    """Behaviour every driver must show; subclasses provide `driver`."""
+
+    @pytest.fixture
+    @abc.abstractmethod
+    async def driver(self) -> AsyncIterator[NetworkDriver]:
+        yield MemoryDriver()  # pragma: no cover - overridden
+
+    async def test_a_network_is_a_bridge_with_its_vxlan_and_exact_forwarding(
+        self, driver: NetworkDriver
+    ) -> None:
+        await driver.ensure_network(NET, VTEP)
+        await driver.ensure_network(NET, VTEP)  # idempotent
+        inventory = await driver.inventory()
+        assert inventory.bridges == {NET.bridge}
+        assert inventory.vxlans == {NET.vxlan}
+        assert NET.vxlan in inventory.ports_of[NET.bridge]
+        assert await driver.forwarding(NET.vxlan) == {
+            ("00:00:00:00:00:00", "192.0.2.2"),
+            ("00:00:00:00:00:00", "192.0.2.3"),
+            ("02:00:00:00:00:02", "192.0.2.2"),
+        }
+
+    async def test_forwarding_follows_the_hosts_and_ports_that_come_and_go(
+        self, driver: NetworkDriver
+    ) -> None:
+        await driver.ensure_network(NET, VTEP)
+        moved = NetworkPlumbing(
+            network_id=NET.network_id,
+            vni=NET.vni,
+            bridge=NET.bridge,
+            vxlan=NET.vxlan,
+            flood=("192.0.2.3",),
+            fdb=(("02:00:00:00:00:02", "192.0.2.3"),),
+        )
+        await driver.ensure_network(moved, VTEP)
+        assert await driver.forwarding(NET.vxlan) == {
+            ("00:00:00:00:00:00", "192.0.2.3"),
+            ("02:00:00:00:00:02", "192.0.2.3"),
+        }
+
+    async def test_a_port_is_a_tap_on_its_bridge(self, driver: NetworkDriver) -> None:
+        await driver.ensure_network(NET, VTEP)
+        await driver.ensure_port(TAP, NET.bridge)
+        await driver.ensure_port(TAP, NET.bridge)
+        inventory = await driver.inventory()
+        assert inventory.taps == {TAP}
+        assert inventory.ports_of[NET.bridge] == {TAP, NET.vxlan}
+
+    async def test_a_port_needs_its_bridge(self, driver: NetworkDriver) -> None:
+        with pytest.raises(DriverError):
+            await driver.ensure_port(TAP, NET.bridge)
+
+    async def test_a_vxlan_id_beyond_24_bits_is_refused(self, driver: NetworkDriver) -> None:
+        bad = NetworkPlumbing(network_id="n", vni=1 << 24, bridge=NET.bridge, vxlan=NET.vxlan)
+        with pytest.raises(DriverError):
+            await driver.ensure_network(bad, VTEP)
+
+    async def test_filters_are_replaced_as_a_whole(self, driver: NetworkDriver) -> None:
+        await driver.ensure_network(NET, VTEP)
+        await driver.ensure_port(TAP, NET.bridge)
+        await driver.apply_filters(FilterSet(ports=(SPEC,), uplinks=((NET.vxlan, 4242),)))
+        await driver.apply_filters(FilterSet(ports=(SPEC,), uplinks=((NET.vxlan, 4242),)))
+        assert (await driver.inventory()).filtered == {TAP}
+        await driver.apply_filters(FilterSet())
+        assert (await driver.inventory()).filtered == frozenset()
+
+    async def test_removing_is_idempotent_and_leaves_nothing(self, driver: NetworkDriver) -> None:
+        await driver.ensure_network(NET, VTEP)
+        await driver.ensure_port(TAP, NET.bridge)
+        for _ in range(2):
+            await driver.remove_port(TAP)
+            await driver.remove_network(NET.bridge, NET.vxlan)
+        inventory = await driver.inventory()
+        assert not (inventory.bridges or inventory.vxlans or inventory.taps)
+        assert await driver.forwarding(NET.vxlan) == frozenset()
+
+
+class TestMemoryDriver(DriverContract):
+    @pytest.fixture
+    async def driver(self) -> AsyncIterator[NetworkDriver]:
+        yield MemoryDriver(prefix=PREFIX)
+
+
+@pytest.fixture
+def host_ns() -> Iterator[str]:
+    with namespaces([unique("vh4c")]) as (name,):
+        # An underlay address for the VTEP, as on a real host.
+        # (No dummy interfaces in every kernel: one end of a veth pair serves.)
+        sh("ip", "link", "add", "vh4under", "type", "veth", "peer", "vh4under1", netns=name)
+        sh("ip", "addr", "add", f"{VTEP}/24", "dev", "vh4under", netns=name)
+        sh("ip", "link", "set", "vh4under", "up", netns=name)
+        yield name
+
+
+class TestNetlinkDriver(DriverContract):
+    @pytest.fixture
+    async def driver(self, host_ns: str) -> AsyncIterator[NetworkDriver]:
+        driver = NetlinkDriver(prefix=PREFIX, tap_kind="veth", netns=host_ns)
+        await driver.prepare()
+        try:
+            yield driver
+        finally:
+            await driver.close()
+
+    async def test_interfaces_virga_did_not_name_are_left_alone(
+        self, driver: NetworkDriver, host_ns: str
+    ) -> None:
+        sh("ip", "link", "add", "vh4other", "type", "bridge", netns=host_ns)
+        await driver.ensure_network(NET, VTEP)
+        await driver.remove_network(NET.bridge, NET.vxlan)
+        inventory = await driver.inventory()
+        assert "vh4other" not in inventory.bridges
+        assert {"vh4other", "vh4under"} <= links(host_ns)
+
+    async def test_a_vxlan_with_another_id_is_replaced(
+        self, driver: NetworkDriver, host_ns: str
+    ) -> None:
+        sh("ip", "link", "add", NET.vxlan, "type", "vxlan", "id", "7", "dstport", "4789",
+           netns=host_ns)  # fmt: skip
+        await driver.ensure_network(NET, VTEP)
+        detail = sh("ip", "-d", "link", "show", NET.vxlan, netns=host_ns).stdout
+        assert "vxlan id 4242" in detail and "nolearning" in detail
