@@ -132,11 +132,18 @@ def configure_logging(service: str, *, json: bool = True, level: int = logging.I
 
 
 async def serve_health(
-    host: str, port: int, is_ready: Callable[[], bool], metrics: ServiceMetrics
+    host: str,
+    port: int,
+    is_ready: Callable[[], bool],
+    metrics: ServiceMetrics,
+    more_routes: Callable[[web.Application], None] | None = None,
 ) -> tuple[web.AppRunner, int]:
-    """A small HTTP server with /healthz and /metrics; returns it and the port it bound."""
+    """A small HTTP server with /healthz, /metrics and `more_routes`; returns it and the port
+    it bound."""
     app = web.Application()
     health_routes(app, is_ready, metrics)
+    if more_routes is not None:
+        more_routes(app)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)

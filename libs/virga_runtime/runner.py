@@ -7,7 +7,7 @@ import gc
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import structlog
@@ -51,6 +51,8 @@ class RunnerConfig:
     http_host: str = "127.0.0.1"
     http_port: int | None = None
     """Port for /healthz and /metrics; None serves nothing, 0 picks a free port."""
+    http_routes: Callable[[web.Application], None] | None = field(default=None, compare=False)
+    """Adds a service's own routes (the storage service's image uploads) to that server."""
     dedupe_capacity: int = 100_000
     max_batch_records: int = 500
     """Input records decided in one transaction."""
@@ -424,5 +426,9 @@ class ServiceRunner(Decider[S]):
     async def _serve_http(self) -> None:
         if self.config.http_port is not None:
             self._http, self.http_port = await serve_health(
-                self.config.http_host, self.config.http_port, self.ready.is_set, self.metrics
+                self.config.http_host,
+                self.config.http_port,
+                self.ready.is_set,
+                self.metrics,
+                self.config.http_routes,
             )

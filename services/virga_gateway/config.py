@@ -30,6 +30,11 @@ class GatewayConfig:
     """Largest request body accepted; larger ones get 413 (env VIRGA_GATEWAY_MAX_BODY_BYTES)."""
     retry_after_seconds: int = 2
     """Retry-After sent with 503 while the projection is still catching up."""
+    storage_url: str | None = None
+    """The storage service's HTTP address, which image uploads are streamed to (env
+    VIRGA_STORAGE_URL); None: uploads answer 503."""
+    image_max_bytes: int = 20 << 30
+    """Largest image upload accepted (env VIRGA_IMAGE_MAX_BYTES, as the storage service's)."""
 
     def __repr__(self) -> str:  # never print secrets into logs
         return f"GatewayConfig(host={self.host!r}, port={self.port}, admin_token=***, ...)"
@@ -55,6 +60,8 @@ class GatewayConfig:
             host=os.environ.get("VIRGA_GATEWAY_HOST") or "127.0.0.1",
             port=Env().whole("VIRGA_GATEWAY_PORT", 8080),
             max_body_bytes=Env().whole("VIRGA_GATEWAY_MAX_BODY_BYTES", 1024 * 1024),
+            storage_url=Env().text("VIRGA_STORAGE_URL"),
+            image_max_bytes=Env().whole("VIRGA_IMAGE_MAX_BYTES", 20 << 30),
         )
 
 

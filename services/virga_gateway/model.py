@@ -13,6 +13,7 @@ from typing import Any, Literal
 import msgspec
 
 from virga_events.catalog import Flavor
+from virga_gateway.storage_model import Image, Volume
 
 InstanceStatus = Literal["BUILDING", "RUNNING", "STOPPED", "ERROR", "DELETING", "DELETED"]
 INSTANCE_STATUSES: tuple[InstanceStatus, ...] = (
@@ -202,3 +203,10 @@ class GatewayState(msgspec.Struct, kw_only=True):
     """Host name (or ``*`` for every host) -> the ratios an admin set."""
     idempotency: dict[str, IdempotencyRecord] = msgspec.field(default_factory=dict)
     """Idempotency aggregate id (principal + key) -> first response, oldest first."""
+    volumes: dict[str, Volume] = msgspec.field(default_factory=dict)
+    volume_order: list[OrderKey] = msgspec.field(default_factory=list)
+    """Every listed volume, sorted by (created_at, id)."""
+    tenant_volume_order: dict[str, list[OrderKey]] = msgspec.field(default_factory=dict)
+    snapshot_volumes: dict[str, str] = msgspec.field(default_factory=dict)
+    """Volume snapshot id -> the volume it was taken of."""
+    images: dict[str, Image] = msgspec.field(default_factory=dict)

@@ -40,6 +40,8 @@ def preview(
             for k in touched
             if k in state.instances
         },
+        volumes={k: copy.deepcopy(state.volumes[k]) for k in touched if k in state.volumes},
+        images={k: copy.deepcopy(state.images[k]) for k in touched if k in state.images},
     )
     for emit in emits:
         envelope = new_event(

@@ -27,7 +27,11 @@ def definition(config: GatewayConfig, namespace: str = "virga") -> ServiceDefini
 
     return ServiceDefinition(
         name="gateway",
-        input_topics=(event_topic("scheduler", namespace), event_topic("compute", namespace)),
+        input_topics=(
+            event_topic("scheduler", namespace),
+            event_topic("compute", namespace),
+            event_topic("storage", namespace),
+        ),
         output_topic=event_topic("gateway", namespace),
         initial_state=GatewayState,
         evolve=state.evolve,

@@ -8,11 +8,14 @@ that decides nothing decides nothing again when re-decided after a crash.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 
 from virga_events import Envelope
 from virga_events.catalog.compute import InstanceDeleted
 from virga_events.catalog.scheduler import InstanceScheduled
 from virga_events.catalog.storage import (
+    ImageDeletionFailed,
+    ImageDeletionRequested,
     VolumeDeletionRequested,
     VolumeExtendRequested,
     VolumeFailed,
@@ -31,7 +34,8 @@ from virga_storage.effects import (
     FlattenVolume,
     SnapshotVolume,
 )
-from virga_storage.state import StorageState, VolumeRecord, boot_volume_id
+from virga_storage.images import AbandonImport, DeleteImage
+from virga_storage.state import StorageState, VolumeRecord, boot_volume_id, image_requested_at
 
 
 def _failed(envelope: Envelope, operation: VolumeOperation, reason: str) -> Emit:
@@ -62,6 +66,8 @@ def decide(config: StorageConfig, state: StorageState, envelope: Envelope) -> Se
         if event.snapshot_id in state.snapshots:
             return ()  # taken already: a repeated request
         return [SnapshotVolume(record.volume_id, record.tenant_id, event.snapshot_id, event.name)]
+    if isinstance(event, ImageDeletionRequested):
+        return _delete_image(state, envelope)
     if isinstance(event, VolumeDeletionRequested | InstanceDeleted):
         volume_id = envelope.aggregate_id
         if isinstance(event, InstanceDeleted):
@@ -135,3 +141,41 @@ def _extend(
     if event.size_gb == record.size_gb:
         return ()
     return [ExtendVolume(record.volume_id, record.tenant_id, event.size_gb)]
+
+
+def _delete_image(state: StorageState, envelope: Envelope) -> Sequence[Intent]:
+    image = state.images.get(envelope.aggregate_id)
+    if image is None or image.deletion_event_id != envelope.event_id:
+        return ()
+    clones = tuple(state.image_clones(image.image_id))
+    if clones:
+        # Refused without touching the pool: flattening other volumes (perhaps other
+        # tenants') to free an image is not the image owner's call.
+        reason = f"volumes are still clones of it: {', '.join(clones)}"
+        failed = ImageDeletionFailed(reason=reason, dependents=clones)
+        return [Emit(failed, image.image_id, image.tenant_id)]
+    return [DeleteImage(image.image_id, image.tenant_id)]
+
+
+INTERRUPTED = "the upload was interrupted: the storage service restarted before it finished"
+
+
+def on_ready(state: StorageState) -> Sequence[Intent]:
+    """Imports still pending when the service (re)starts lost their upload: any partial
+    image in the pool is removed and the failure recorded."""
+    return [
+        AbandonImport(image.image_id, image.tenant_id, INTERRUPTED)
+        for image in state.images.values()
+        if image.status == "importing"
+    ]
+
+
+def tick(config: StorageConfig, state: StorageState, now: datetime) -> Sequence[Intent]:
+    """Requests whose bytes never came (the gateway died before streaming them) time out."""
+    horizon = now - timedelta(seconds=config.upload_timeout_seconds)
+    reason = f"no upload finished within {config.upload_timeout_seconds} s of the request"
+    return [
+        AbandonImport(image.image_id, image.tenant_id, reason)
+        for image in state.images.values()
+        if image.status == "importing" and image_requested_at(image) < horizon
+    ]

@@ -8,11 +8,10 @@ from pathlib import Path
 
 import structlog
 
-from virga_runtime import ServiceRunner
 from virga_runtime.process import kafka_settings, run_until_signalled
 from virga_storage.config import StorageConfig
 from virga_storage.driver import StorageDriver
-from virga_storage.service import SERVICE_NAME, definition, runner_config
+from virga_storage.service import SERVICE_NAME, storage_runner
 
 log = structlog.get_logger(__name__)
 
@@ -35,7 +34,7 @@ async def run(config: StorageConfig) -> None:
     driver = await connect_driver(config)
     log.info("storage_connected", conf=config.ceph_conf, pool=config.ceph_pool)
     try:
-        runner = ServiceRunner(definition(config, driver), settings, runner_config(config))
+        runner = storage_runner(config, driver, settings)
         await run_until_signalled(runner)
     finally:
         await driver.close()

@@ -24,6 +24,7 @@ import asyncio
 import builtins
 import contextlib
 import errno
+import functools
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -56,6 +57,11 @@ CONNECT_TIMEOUT = 15
 """Seconds to wait for the monitor when connecting."""
 OP_TIMEOUT = 30
 """Seconds any monitor or OSD operation may take before it fails as unavailable."""
+
+
+@functools.lru_cache(maxsize=4)
+def _zeros(length: int) -> bytes:
+    return bytes(length)
 
 
 class RbdDriver:
@@ -368,7 +374,10 @@ class RbdDriver:
             async for chunk in chunks:
                 if offset + len(chunk) > size_bytes:
                     raise ValueError(f"image data is larger than its size of {size_bytes} bytes")
-                await self._call(self._write, image, chunk, offset)
+                # A new image reads as zeros: writing zeros would only allocate objects (a
+                # qcow2 converted to raw is mostly holes).
+                if chunk != _zeros(len(chunk)):
+                    await self._call(self._write, image, chunk, offset)
                 offset += len(chunk)
         except BaseException:
             await asyncio.shield(self._call(self._abort_import, image, name))

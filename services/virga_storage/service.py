@@ -1,28 +1,35 @@
-"""The storage service as a Virga service: its topics, fold, decisions and effect handlers."""
+"""The storage service as a Virga service: its topics, fold, decisions, effect handlers and
+the upload endpoint on its HTTP port."""
 
 from __future__ import annotations
 
 from functools import partial
 
-from virga_eventlog import event_topic
-from virga_runtime import RunnerConfig, ServiceDefinition
+from virga_eventlog import KafkaSettings, event_topic
+from virga_runtime import RunnerConfig, ServiceDefinition, ServiceRunner
+from virga_storage import decide as decisions
 from virga_storage import state
 from virga_storage.config import StorageConfig
-from virga_storage.decide import decide
 from virga_storage.driver import StorageDriver
 from virga_storage.effects import StorageEffects
+from virga_storage.images import ImageEffects, UploadClaims
 from virga_storage.state import StorageState, evolve
+from virga_storage.upload import ImageUploads
 
 SERVICE_NAME = "storage"
 
 
-def definition(config: StorageConfig, driver: StorageDriver) -> ServiceDefinition[StorageState]:
+def definition(
+    config: StorageConfig, driver: StorageDriver, claims: UploadClaims | None = None
+) -> ServiceDefinition[StorageState]:
     """The storage service over `driver` (connected by the caller).
 
     Reads requests from `<ns>.api`, placements from `<ns>.scheduler` (boot volumes) and
-    instance deletions from `<ns>.compute`; writes `<ns>.storage`.
+    instance deletions from `<ns>.compute`; writes `<ns>.storage`. `claims` are shared with
+    the upload endpoint of the same process.
     """
     namespace = config.namespace
+    image_effects = ImageEffects(driver, claims or UploadClaims())
     return ServiceDefinition(
         name=SERVICE_NAME,
         input_topics=(
@@ -35,10 +42,28 @@ def definition(config: StorageConfig, driver: StorageDriver) -> ServiceDefinitio
         evolve=evolve,
         snapshot=state.snapshot,
         restore=state.restore,
-        decide=partial(decide, config),
-        effects=StorageEffects(driver).handlers(),
+        decide=partial(decisions.decide, config),
+        effects={**StorageEffects(driver).handlers(), **image_effects.handlers()},
+        on_ready=decisions.on_ready,
+        tick=partial(decisions.tick, config),
     )
 
 
-def runner_config(config: StorageConfig) -> RunnerConfig:
-    return RunnerConfig(http_port=config.http_port)
+def runner_config(config: StorageConfig, uploads: ImageUploads | None = None) -> RunnerConfig:
+    return RunnerConfig(
+        http_port=config.http_port,
+        http_routes=None if uploads is None else uploads.add_routes,
+    )
+
+
+def storage_runner(
+    config: StorageConfig, driver: StorageDriver, settings: KafkaSettings
+) -> ServiceRunner[StorageState]:
+    """The whole service: runner, effects and upload endpoint sharing one driver."""
+    claims = UploadClaims()
+    uploads = ImageUploads(config, driver, claims)
+    runner = ServiceRunner(
+        definition(config, driver, claims), settings, runner_config(config, uploads)
+    )
+    uploads.runner = runner
+    return runner

@@ -1,4 +1,4 @@
-"""What the storage service knows, folded from the log: volumes, their lineage and snapshots.
+"""What the storage service knows, folded from the log: images, volumes, lineage, snapshots.
 
 Inputs (requests, placements, instance deletions) only record what was asked; whether a
 volume exists comes only from the service's own outcome events, so the fold gives the same
@@ -8,12 +8,21 @@ state whatever the interleaving of its input topics, rebuild included.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from typing import Any, Literal
 
 from virga_events import Envelope
 from virga_events.catalog.compute import InstanceDeleted
 from virga_events.catalog.scheduler import InstanceScheduled
 from virga_events.catalog.storage import (
+    DiskFormat,
+    ImageDeleted,
+    ImageDeletionFailed,
+    ImageDeletionRequested,
+    ImageImported,
+    ImageImportFailed,
+    ImageImportRequested,
+    ImageVisibility,
     VolumeCreated,
     VolumeDeleted,
     VolumeDeletionRequested,
@@ -25,6 +34,7 @@ from virga_events.catalog.storage import (
 )
 
 Status = Literal["creating", "available", "error"]
+ImageStatus = Literal["importing", "available", "error"]
 
 TOMBSTONE_LIMIT = 10_000
 """Bound of the deleted-ids set, oldest dropped first (it only outlives late duplicates)."""
@@ -57,8 +67,26 @@ class VolumeRecord:
 
 
 @dataclass(slots=True)
+class ImageRecord:
+    """One image, from its import request until it is deleted."""
+
+    image_id: str
+    tenant_id: str | None
+    name: str
+    disk_format: DiskFormat
+    visibility: ImageVisibility
+    requested_at: str
+    """Event time of the request (ISO 8601): an upload that never comes times out from it."""
+    status: ImageStatus = "importing"
+    size_bytes: int = 0
+    deletion_event_id: str | None = None
+    """The deletion being carried out; None when none is pending."""
+
+
+@dataclass(slots=True)
 class StorageState:
     volumes: dict[str, VolumeRecord] = field(default_factory=dict)
+    images: dict[str, ImageRecord] = field(default_factory=dict)
     snapshots: dict[str, str] = field(default_factory=dict)
     """Snapshot id -> id of the volume it belongs to."""
     deleted: dict[str, None] = field(default_factory=dict)
@@ -77,6 +105,14 @@ class StorageState:
             return 0
         parent = self.parent_volume(record)
         return 1 if parent is None else 1 + self.clone_depth(parent)
+
+    def image_clones(self, image_id: str) -> list[str]:
+        """Volumes that still read from the image's base snapshot (not flattened), sorted."""
+        return sorted(
+            r.volume_id
+            for r in self.volumes.values()
+            if r.image == image_id and not r.flattened and r.status != "error"
+        )
 
     def children(self, volume_id: str) -> list[str]:
         """Volumes that are live clones of one of this volume's snapshots, sorted."""
@@ -119,8 +155,48 @@ def _deleted(state: StorageState, volume_id: str) -> None:
             state.snapshots.pop(snapshot_id, None)
 
 
+def _evolve_image(state: StorageState, envelope: Envelope) -> bool:
+    """Fold an image event; False when `envelope` is not about an image."""
+    event, aggregate = envelope.payload, envelope.aggregate_id
+    image = state.images.get(aggregate)
+    if isinstance(event, ImageImportRequested):
+        if image is None and aggregate not in state.deleted:
+            state.images[aggregate] = ImageRecord(
+                image_id=aggregate,
+                tenant_id=envelope.tenant_id,
+                name=event.name,
+                disk_format=event.disk_format,
+                visibility=event.visibility,
+                requested_at=envelope.occurred_at.isoformat(),
+            )
+    elif isinstance(event, ImageImported):
+        if image is not None:
+            image.status, image.size_bytes = "available", event.size_bytes
+    elif isinstance(event, ImageImportFailed):
+        if image is not None and image.status == "importing":
+            image.status = "error"
+    elif isinstance(event, ImageDeletionRequested):
+        if image is not None and image.deletion_event_id is None:
+            image.deletion_event_id = envelope.event_id
+    elif isinstance(event, ImageDeletionFailed):
+        if image is not None:
+            image.deletion_event_id = None  # a new request may try again
+    elif isinstance(event, ImageDeleted):
+        state.images.pop(aggregate, None)
+        _bounded_add(state.deleted, aggregate)
+    else:
+        return False
+    return True
+
+
+def image_requested_at(image: ImageRecord) -> datetime:
+    return datetime.fromisoformat(image.requested_at)
+
+
 def evolve(state: StorageState, envelope: Envelope) -> StorageState:
     """Fold one event into the state (pure, deterministic)."""
+    if _evolve_image(state, envelope):
+        return state
     event, aggregate = envelope.payload, envelope.aggregate_id
     record = state.volumes.get(aggregate)
     if isinstance(event, VolumeRequested):
@@ -183,6 +259,7 @@ def snapshot(state: StorageState) -> dict[str, Any]:
     """The state as orjson-able values; `restore` is its inverse."""
     return {
         "volumes": [asdict(r) for r in state.volumes.values()],
+        "images": [asdict(r) for r in state.images.values()],
         "snapshots": [[k, v] for k, v in state.snapshots.items()],
         "deleted": list(state.deleted),
     }
@@ -191,6 +268,7 @@ def snapshot(state: StorageState) -> dict[str, Any]:
 def restore(data: dict[str, Any]) -> StorageState:
     return StorageState(
         volumes={raw["volume_id"]: VolumeRecord(**raw) for raw in data["volumes"]},
+        images={raw["image_id"]: ImageRecord(**raw) for raw in data.get("images", [])},
         snapshots={k: v for k, v in data["snapshots"]},
         deleted=dict.fromkeys(data["deleted"]),
     )

@@ -117,3 +117,57 @@ class ImageImported(Event):
     size_bytes: int
     sha256: str
     visibility: Literal["public", "private"]
+
+
+# -- images: requests on <ns>.api, outcomes on <ns>.storage (aggregate: image id) ----------
+
+ImageVisibility = Literal["public", "private"]
+DiskFormat = Literal["raw", "qcow2"]
+ImportFailureKind = Literal["too_large", "bad_data", "unavailable", "interrupted", "failed"]
+
+
+@event("ImageImportRequested")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ImageImportRequested(Event):
+    """A tenant (or an admin, for a public image) began uploading an image's bytes.
+
+    The bytes follow over HTTP to the storage service, which answers with `ImageImported`
+    or `ImageImportFailed`; a request left without either (an upload cut off, a crash) is
+    failed by the storage service when it next becomes ready or after its upload timeout.
+    """
+
+    name: str
+    disk_format: DiskFormat
+    visibility: ImageVisibility
+
+
+@event("ImageDeletionRequested")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ImageDeletionRequested(Event):
+    """A tenant (or an admin) asked to delete an image."""
+
+
+@event("ImageImportFailed")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ImageImportFailed(Event):
+    """The image's bytes could not be stored; nothing of it is left in the pool."""
+
+    reason: str
+    kind: ImportFailureKind = "failed"
+    """What went wrong, for programs: the gateway answers 413, 422, 503 or 500 from it."""
+
+
+@event("ImageDeleted")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ImageDeleted(Event):
+    """The image and its base snapshot are gone from the pool."""
+
+
+@event("ImageDeletionFailed")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ImageDeletionFailed(Event):
+    """The image was not deleted (clones still depend on it, or Ceph failed); it stays usable."""
+
+    reason: str
+    dependents: tuple[str, ...] = ()
+    """Ids of the volumes that are still copy-on-write clones of it."""

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
-from virga_gateway.routes import flavors, hosts, instances, meta, server_groups, tenants
+from virga_gateway.routes import (
+    flavors,
+    hosts,
+    images,
+    instances,
+    meta,
+    server_groups,
+    tenants,
+    volumes,
+)
 from virga_gateway.routing import Route
 
 ROUTES: list[Route] = [
     *tenants.ROUTES,
     *flavors.ROUTES,
     *instances.ROUTES,
+    *volumes.ROUTES,
+    *images.ROUTES,
     *server_groups.ROUTES,
     *hosts.ROUTES,
     *meta.ROUTES,

@@ -58,13 +58,15 @@ class Gateway:
     _feeder: EventWriter | None = None
 
     @classmethod
-    async def create(cls, bootstrap: str, **config: Any) -> Gateway:
-        namespace = f"t{uuid.uuid4().hex[:8]}"
+    async def create(cls, bootstrap: str, namespace: str | None = None, **config: Any) -> Gateway:
+        namespace = namespace or f"t{uuid.uuid4().hex[:8]}"
         settings = KafkaSettings(bootstrap_servers=bootstrap, namespace=namespace)
         wanted = {
             event_topic("gateway", namespace),
             event_topic("scheduler", namespace),
             event_topic("compute", namespace),
+            event_topic("network", namespace),
+            event_topic("storage", namespace),
             f"{namespace}.snapshots.gateway",
             f"{namespace}.deadletter.gateway",
         }

@@ -1,0 +1,179 @@
+"""The storage service's internal upload endpoint: an image's bytes, streamed by the gateway,
+staged on disk, converted to raw when qcow2, written to the pool, and its outcome appended.
+
+The gateway records `ImageImportRequested` first and only then streams the body here
+(`PUT /internal/images/{id}`), so every image in the pool belongs to a request in the log.
+The image is created in the pool only once the whole body has arrived (the stage file
+holds it), so a cut-off upload never touches Ceph; a crash while the pool is written is
+cleaned up when the service is ready again (`decide.on_ready`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+from aiohttp import web
+
+from virga_events.catalog.storage import ImageImported, ImageImportFailed, ImportFailureKind
+from virga_runtime import ServiceRunner
+from virga_runtime.service import Emit
+from virga_storage.config import StorageConfig
+from virga_storage.driver import PoolFull, StorageDriver, StorageError, StorageUnavailable
+from virga_storage.effects import image_image
+from virga_storage.images import UploadClaims
+from virga_storage.state import ImageRecord, StorageState
+
+log = structlog.get_logger(__name__)
+
+UPLOAD_PATH = "/internal/images/{id}"
+CHUNK = 1 << 20
+REQUEST_WAIT_SECONDS = 15.0
+"""How long an upload waits for the service to read the request the gateway just wrote."""
+
+
+class ImportFailure(Exception):
+    """The upload cannot become an image; `kind` as in `ImageImportFailed`."""
+
+    def __init__(self, kind: ImportFailureKind, reason: str) -> None:
+        super().__init__(reason)
+        self.kind = kind
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Staged:
+    """An upload on disk, ready for the pool."""
+
+    raw: Path
+    """The raw bytes to write (the upload itself, or its qcow2 converted)."""
+    size_bytes: int
+    sha256: str
+    """Of the bytes as uploaded."""
+
+
+async def _run(*argv: str) -> str:
+    process = await asyncio.create_subprocess_exec(
+        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await process.communicate()
+    if process.returncode != 0:
+        raise ImportFailure("bad_data", f"{argv[0]} {argv[1]}: {err.decode().strip()[-300:]}")
+    return out.decode()
+
+
+async def _spool(request: web.Request, path: Path, limit: int) -> tuple[int, str]:
+    """Write the body to `path`; (bytes, sha256). Refuses more than `limit` bytes."""
+    digest, size = hashlib.sha256(), 0
+    with path.open("wb") as out:
+        try:
+            async for chunk in request.content.iter_chunked(CHUNK):
+                size += len(chunk)
+                if size > limit:
+                    raise ImportFailure("too_large", f"the image is larger than {limit} bytes")
+                digest.update(chunk)
+                await asyncio.to_thread(out.write, chunk)
+        except ImportFailure:
+            raise
+        except Exception as error:  # the client went away: nothing reached the pool
+            raise ImportFailure("interrupted", f"the upload was cut off: {error!r}") from error
+    if size == 0:
+        raise ImportFailure("bad_data", "the image is empty")
+    return size, digest.hexdigest()
+
+
+async def _to_raw(image: ImageRecord, path: Path, size: int, limit: int) -> tuple[Path, int]:
+    """The raw file to import and its size: qcow2 is checked and converted with qemu-img."""
+    if image.disk_format == "raw":
+        return path, size
+    info = json.loads(await _run("qemu-img", "info", "--output=json", "-f", "qcow2", str(path)))
+    # A backing file would make qemu-img read a file of this host into the image.
+    if info.get("backing-filename") or info.get("data-file"):
+        raise ImportFailure("bad_data", "a qcow2 image with a backing or data file is refused")
+    virtual = int(info["virtual-size"])
+    if virtual > limit:
+        raise ImportFailure("too_large", f"its virtual size {virtual} is above {limit} bytes")
+    raw = path.with_suffix(".raw")
+    await _run("qemu-img", "convert", "-f", "qcow2", "-O", "raw", str(path), str(raw))
+    return raw, virtual
+
+
+async def _chunks(path: Path) -> AsyncIterator[bytes]:
+    with path.open("rb") as source:
+        while chunk := await asyncio.to_thread(source.read, CHUNK):
+            yield chunk
+
+
+class ImageUploads:
+    """The upload endpoint; `runner` is set once the service's runner exists."""
+
+    def __init__(self, config: StorageConfig, driver: StorageDriver, claims: UploadClaims) -> None:
+        self.config = config
+        self.driver = driver
+        self.claims = claims
+        self.runner: ServiceRunner[StorageState] | None = None
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_put(UPLOAD_PATH, self.upload)
+
+    async def _request(self, image_id: str) -> ImageRecord | None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + REQUEST_WAIT_SECONDS
+        while True:
+            runner = self.runner
+            if runner is not None and runner.ready.is_set():
+                image = runner.state.images.get(image_id)
+                if image is not None or loop.time() > deadline:
+                    return image
+            elif loop.time() > deadline:
+                return None
+            await asyncio.sleep(0.05)
+
+    async def upload(self, request: web.Request) -> web.Response:
+        image_id = request.match_info["id"]
+        image = await self._request(image_id)
+        if image is None:
+            return web.json_response({"error": f"no image request {image_id}"}, status=404)
+        if image.status != "importing" or not self.claims.claim(image_id, "upload"):
+            return web.json_response({"error": f"image {image_id} is {image.status}"}, status=409)
+        try:
+            event: ImageImported | ImageImportFailed = await self._import(request, image)
+        except ImportFailure as failure:
+            event = ImageImportFailed(reason=failure.reason, kind=failure.kind)
+        try:
+            assert self.runner is not None
+            await self.runner.append([Emit(event, image_id, image.tenant_id)])
+        finally:
+            self.claims.release(image_id)
+        outcome = "imported" if isinstance(event, ImageImported) else "failed"
+        log.info("image_upload", image_id=image_id, outcome=outcome)
+        return web.json_response({"outcome": outcome})
+
+    async def _import(self, request: web.Request, image: ImageRecord) -> ImageImported:
+        limit = self.config.image_max_bytes
+        with tempfile.TemporaryDirectory(dir=self.config.spool_dir, prefix="virga-upload-") as d:
+            spool = Path(d) / "upload"
+            size, sha256 = await _spool(request, spool, limit)
+            raw, raw_size = await _to_raw(image, spool, size, limit)
+            if raw != spool:
+                with contextlib.suppress(OSError):
+                    os.unlink(spool)  # halves the disk an upload holds
+            try:
+                await self.driver.import_image(image_image(image.image_id), _chunks(raw), raw_size)
+            except PoolFull as error:
+                raise ImportFailure("failed", str(error)) from error
+            except StorageUnavailable as error:
+                raise ImportFailure("unavailable", str(error)) from error
+            except (StorageError, ValueError) as error:
+                raise ImportFailure("failed", str(error)) from error
+        return ImageImported(
+            name=image.name, size_bytes=raw_size, sha256=sha256, visibility=image.visibility
+        )

@@ -1,0 +1,180 @@
+"""Volumes and images through the HTTP API, on real Kafka and the real Ceph cluster: the
+gateway records requests, the storage service drives RBD, the gateway shows the outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from tests.integration.storage.gateway_storage import Cloud, running_cloud
+
+from virga_devstack.ceph import CephCluster
+from virga_storage.driver import BASE_SNAPSHOT
+from virga_storage.effects import GiB, image_image, snapshot_name, volume_image
+
+pytestmark = pytest.mark.kafka
+
+IMAGE = b"virga test image " * 65536  # 1 MiB and a bit: a clone needs 1 GiB at least
+
+
+@pytest.fixture
+async def cloud(kafka_bootstrap: str, ceph_cluster: CephCluster) -> AsyncIterator[Cloud]:
+    async with running_cloud(kafka_bootstrap, ceph_cluster) as running:
+        yield running
+
+
+async def upload(
+    cloud: Cloud, token: str, data: bytes, expect: int = 201, **query: str
+) -> dict[str, Any]:
+    params = "&".join(f"{k}={v}" for k, v in {"name": "debian", **query}.items())
+    reply = await cloud.gateway.call(
+        "POST",
+        f"/v1/images?{params}",
+        token=token,
+        data=data,
+        headers={"Content-Type": "application/octet-stream"},
+    )
+    assert reply.status == expect, reply.body
+    body: dict[str, Any] = reply.body
+    return body
+
+
+async def create_volume(cloud: Cloud, token: str, **fields: Any) -> dict[str, Any]:
+    reply = await cloud.gateway.call(
+        "POST", "/v1/volumes", token=token, json={"name": "data", "size_gb": 1, **fields}
+    )
+    assert reply.status == 202, reply.body
+    created = await cloud.wait_volume(token, reply.body["id"], "available", "error")
+    assert created["status"] == "available", created
+    return created
+
+
+async def test_an_image_upload_becomes_a_protected_rbd_image_with_its_sha256(
+    cloud: Cloud,
+) -> None:
+    _, token = await cloud.gateway.tenant()
+    image = await upload(cloud, token, IMAGE)
+    assert image["status"] == "available"
+    assert image["sha256"] == hashlib.sha256(IMAGE).hexdigest()
+    assert (image["size_bytes"], image["visibility"], image["disk_format"]) == (
+        len(IMAGE),
+        "private",
+        "raw",
+    )
+    name = image_image(image["id"])
+    info = await cloud.ceph.info(name)
+    assert info.size_bytes == len(IMAGE)
+    assert [(s.name, s.protected) for s in info.snapshots] == [(BASE_SNAPSHOT, True)]
+    assert await cloud.ceph.read(name, 0, len(IMAGE)) == IMAGE
+    listed = await cloud.gateway.call("GET", "/v1/images", token=token)
+    assert [i["id"] for i in listed.body["items"]] == [image["id"]]
+
+    deleted = await cloud.gateway.call("DELETE", f"/v1/images/{image['id']}", token=token)
+    assert deleted.status == 202, deleted.body
+    assert deleted.body["status"] == "deleting"
+    await wait_gone(cloud, token, f"/v1/images/{image['id']}")
+    assert name not in await cloud.ceph.list()
+    assert (await cloud.audit()).clean
+
+
+async def wait_gone(cloud: Cloud, token: str, path: str) -> None:
+    last = 200
+    for _ in range(300):
+        last = (await cloud.gateway.call("GET", path, token=token)).status
+        if last == 404:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{path} still answers {last}")
+
+
+async def test_volumes_clone_snapshot_extend_and_delete_through_the_api(cloud: Cloud) -> None:
+    _, token = await cloud.gateway.tenant()
+    image = await upload(cloud, token, IMAGE)
+    volume = await create_volume(cloud, token, image=image["id"])
+    assert (volume["parent"], volume["clone_depth"], volume["size_gb"]) == (
+        f"image:{image['id']}",
+        1,
+        1,
+    )
+    assert await cloud.ceph.read(volume_image(volume["id"]), 0, len(IMAGE)) == IMAGE
+
+    taken = await cloud.gateway.call(
+        "POST", f"/v1/volumes/{volume['id']}/snapshots", token=token, json={"name": "nightly"}
+    )
+    assert taken.status == 202, taken.body
+    snapshot_id = taken.body["id"]
+    shown = await cloud.wait_volume(token, volume["id"], "available")
+    await wait_snapshot(cloud, token, volume["id"], snapshot_id)
+    child = await create_volume(cloud, token, snapshot=snapshot_id, name="child")
+    assert (child["parent"], child["clone_depth"]) == (f"snapshot:{snapshot_id}", 2)
+    assert shown["snapshots"][0]["name"] == "nightly"
+
+    grown = await cloud.gateway.call(
+        "POST",
+        f"/v1/volumes/{child['id']}/actions",
+        token=token,
+        json={"action": "extend", "size_gb": 2},
+    )
+    assert grown.status == 202, grown.body
+    await wait_size(cloud, token, child["id"], 2)
+    assert (await cloud.ceph.info(volume_image(child["id"]))).size_bytes == 2 * GiB
+    for size in (2, 1):  # the same size, and a shrink
+        refused = await cloud.gateway.call(
+            "POST",
+            f"/v1/volumes/{child['id']}/actions",
+            token=token,
+            json={"action": "extend", "size_gb": size},
+        )
+        assert refused.status == 422, refused.body
+        assert refused.problem_fields == ["size_gb"]
+
+    # The image has clones: refused, naming them.
+    refused = await cloud.gateway.call("DELETE", f"/v1/images/{image['id']}", token=token)
+    assert refused.status == 409, refused.body
+    assert volume["id"] in refused.body["detail"]
+
+    # Deleting the parent volume flattens its clone first.
+    deleted = await cloud.gateway.call("DELETE", f"/v1/volumes/{volume['id']}", token=token)
+    assert deleted.status == 202, deleted.body
+    await wait_gone(cloud, token, f"/v1/volumes/{volume['id']}")
+    flat = await cloud.wait_volume(token, child["id"], "available")
+    assert (flat["parent"], flat["clone_depth"]) == (None, 0)
+    assert (await cloud.ceph.info(volume_image(child["id"]))).parent is None
+    assert volume_image(volume["id"]) not in await cloud.ceph.list()
+    assert await cloud.ceph.read(volume_image(child["id"]), 0, len(IMAGE)) == IMAGE
+
+    # No clone left: the image goes, with its base snapshot.
+    deleted = await cloud.gateway.call("DELETE", f"/v1/images/{image['id']}", token=token)
+    assert deleted.status == 202, deleted.body
+    await wait_gone(cloud, token, f"/v1/images/{image['id']}")
+    deleted = await cloud.gateway.call("DELETE", f"/v1/volumes/{child['id']}", token=token)
+    assert deleted.status == 202, deleted.body
+    await wait_gone(cloud, token, f"/v1/volumes/{child['id']}")
+    names = await cloud.ceph.list()
+    assert image_image(image["id"]) not in names
+    assert volume_image(child["id"]) not in names
+    assert (await cloud.audit()).clean
+
+
+async def wait_snapshot(cloud: Cloud, token: str, volume_id: str, snapshot_id: str) -> None:
+    for _ in range(300):
+        shown = await cloud.gateway.call("GET", f"/v1/volumes/{volume_id}", token=token)
+        statuses = {s["id"]: s["status"] for s in shown.body["snapshots"]}
+        if statuses.get(snapshot_id) == "available":
+            rbd = await cloud.ceph.info(volume_image(volume_id))
+            assert snapshot_name(snapshot_id) in [s.name for s in rbd.snapshots]
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"snapshot {snapshot_id} not available")
+
+
+async def wait_size(cloud: Cloud, token: str, volume_id: str, size_gb: int) -> None:
+    for _ in range(300):
+        shown = await cloud.gateway.call("GET", f"/v1/volumes/{volume_id}", token=token)
+        if shown.body["size_gb"] == size_gb:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"volume {volume_id} never reached {size_gb} GiB")
