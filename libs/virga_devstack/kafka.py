@@ -24,7 +24,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import KafkaError
@@ -144,8 +144,11 @@ def ensure_jars(cache_root: Path | None = None) -> Path:
     return libs
 
 
-def answers_metadata(bootstrap_servers: str, timeout: float = 5.0) -> bool:
-    """Whether a Kafka broker at ``host:port`` answers a metadata request naming a broker."""
+def answers_metadata(
+    bootstrap_servers: str, timeout: float = 5.0, security: dict[str, Any] | None = None
+) -> bool:
+    """Whether a Kafka broker at ``host:port`` answers a metadata request naming a broker
+    (authenticating with aiokafka's `security` arguments, if given)."""
     host, _, port = bootstrap_servers.rpartition(":")
     # A cheap TCP check first: aiokafka logs an error for every refused connection.
     if not port_open(host, int(port)):
@@ -153,7 +156,9 @@ def answers_metadata(bootstrap_servers: str, timeout: float = 5.0) -> bool:
 
     async def probe() -> bool:
         client = AIOKafkaClient(
-            bootstrap_servers=bootstrap_servers, request_timeout_ms=int(timeout * 1000)
+            bootstrap_servers=bootstrap_servers,
+            request_timeout_ms=int(timeout * 1000),
+            **(security or {}),
         )
         try:
             async with asyncio.timeout(timeout):
@@ -253,7 +258,14 @@ class KafkaBroker:
 
     def is_running(self) -> bool:
         """Whether this broker's process is alive and answers metadata requests."""
-        return self.pid() is not None and answers_metadata(self.bootstrap_servers)
+        return self.pid() is not None and self._answers()
+
+    def _answers(self, timeout: float = 5.0) -> bool:
+        return answers_metadata(self.bootstrap_servers, timeout)
+
+    def _format_arguments(self) -> list[str]:
+        """Extra ``kafka-storage format`` arguments (the secure broker's SCRAM users)."""
+        return []
 
     def start(self, *, fresh: bool = False, timeout: float = START_TIMEOUT) -> bool:
         """Start the broker and wait until it answers; return False if it was already running.
@@ -310,6 +322,7 @@ class KafkaBroker:
             _kafka_uuid(),
             "--config",
             str(self.properties_file),
+            *self._format_arguments(),
         ]
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:
@@ -378,7 +391,7 @@ class KafkaBroker:
 
     def _wait_until_answering(self, pid: int, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        while not answers_metadata(self.bootstrap_servers, timeout=2.0):
+        while not self._answers(timeout=2.0):
             if not self._alive(pid):
                 self.pid_file.unlink(missing_ok=True)
                 raise KafkaBrokerError(
@@ -447,6 +460,16 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     start = commands.add_parser("start", parents=[common], help="start and wait until ready")
     start.add_argument("--fresh", action="store_true", help="wipe the broker's data first")
     start.add_argument("--timeout", type=float, default=START_TIMEOUT, help="seconds to wait")
+    start.add_argument(
+        "--secure",
+        action="store_true",
+        help="SASL/SCRAM users per service and ACLs (docs/security.md); off by default",
+    )
+    start.add_argument(
+        "--namespace",
+        default=os.environ.get("VIRGA_NAMESPACE", "virga"),
+        help="with --secure: the namespace whose topics and ACLs are created",
+    )
     commands.add_parser("stop", parents=[common], help="stop the broker started by `start`")
     commands.add_parser("status", parents=[common], help="exit 0 if running and answering")
     commands.add_parser("ensure-jars", help="fetch the broker's jars into the cache")
@@ -458,7 +481,13 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
         if args.command == "ensure-jars":
             print(f"kafka {KAFKA_VERSION} jars: {ensure_jars()}")
             return 0
+        from virga_devstack import kafka_security  # it builds on this module
+
         broker = KafkaBroker(args.port, controller_port=args.controller_port)
+        if getattr(args, "secure", False) or kafka_security.SecureKafkaBroker.is_secure(broker):
+            broker = kafka_security.SecureKafkaBroker(
+                args.port, controller_port=args.controller_port
+            )
         if args.command == "start":
             began = time.monotonic()
             if broker.start(fresh=args.fresh, timeout=args.timeout):
@@ -467,6 +496,10 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
             else:
                 print(f"kafka: already running on {broker.bootstrap_servers}", end="")
             print(f" (pid {broker.pid()}; state in {broker.directory})")
+            if isinstance(broker, kafka_security.SecureKafkaBroker):
+                kafka_security.provision(broker, args.namespace)
+                print(f"kafka: SASL/SCRAM on, ACLs for namespace {args.namespace!r}; passwords in")
+                print(f"  {broker.credentials_dir}")
             return 0
         if args.command == "stop":
             stopped = broker.stop()
@@ -476,7 +509,7 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
         if pid is None:
             print(f"kafka: not running on {broker.bootstrap_servers}")
             return 1
-        if not answers_metadata(broker.bootstrap_servers):
+        if not broker._answers():
             print(f"kafka: pid {pid} does not answer on {broker.bootstrap_servers}")
             return 1
         print(f"kafka: running on {broker.bootstrap_servers} (pid {pid})")

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError, for_code
+from aiokafka.errors import TopicAlreadyExistsError, TopicAuthorizationFailedError, for_code
 
 from virga_eventlog.settings import KafkaSettings
 
@@ -82,11 +82,16 @@ async def ensure_topics(
             for s in wanted
         ]
         response = await admin.create_topics(new)
+        created = []
         for topic_error in response.to_object()["topic_errors"]:
             error = for_code(topic_error["error_code"])
+            if topic_error["error_code"] == 0:
+                created.append(topic_error["topic"])
             # Another process may have created it between list and create: same outcome.
-            if topic_error["error_code"] != 0 and error is not TopicAlreadyExistsError:
+            # Under ACLs a service may create only its own topics, and sees only those it may
+            # describe: the others are its owner's or the administrator's to create.
+            elif error not in (TopicAlreadyExistsError, TopicAuthorizationFailedError):
                 raise error(f"cannot create topic {topic_error['topic']}")
-        return [s.name for s in wanted]
+        return created
     finally:
         await admin.close()

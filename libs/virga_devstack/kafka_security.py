@@ -1,0 +1,125 @@
+"""The local broker with security on: SASL/SCRAM-SHA-512 users, one per service, and ACLs.
+
+Clients connect over SASL_PLAINTEXT (SCRAM: the password never crosses the wire, but the data
+does, so a real deployment uses SASL_SSL). The users exist before the broker first starts:
+``kafka-storage format --add-scram`` writes their SCRAM credentials into the KRaft metadata.
+The broker authorizes with KRaft's StandardAuthorizer and denies whatever no ACL allows.
+``admin`` is the only super user: the broker itself (inter-broker and controller listeners)
+and whoever creates topics and ACLs. Passwords are generated once per broker directory into
+``credentials/<user>.password`` (mode 0600) and survive ``--fresh``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from pathlib import Path
+from typing import Any, Final
+
+from virga_devstack.kafka import KafkaBroker, answers_metadata
+from virga_eventlog import SERVICES, KafkaSettings, ensure_topics, virga_topics
+from virga_eventlog.acls import AUDITOR, create_acls, virga_acls
+
+ADMIN: Final = "admin"
+MECHANISM: Final = "SCRAM-SHA-512"
+USERS: Final = (ADMIN, *SERVICES, AUDITOR)
+
+
+def _jaas(module: str, username: str, password: str, *extra: str) -> str:
+    options = " ".join((f'username="{username}"', f'password="{password}"', *extra))
+    return f"org.apache.kafka.common.security.{module} required {options};"
+
+
+class SecureKafkaBroker(KafkaBroker):
+    """A `KafkaBroker` whose client listener requires SCRAM and whose authorizer needs ACLs."""
+
+    @property
+    def credentials_dir(self) -> Path:
+        return self.directory / "credentials"
+
+    @staticmethod
+    def is_secure(broker: KafkaBroker) -> bool:
+        """Whether `broker`'s directory was set up by a secure broker (for stop/status)."""
+        return (broker.directory / "credentials").is_dir()
+
+    def password(self, user: str) -> str:
+        """`user`'s password, generated on first use and kept in the broker's directory."""
+        path = self.credentials_dir / f"{user}.password"
+        if not path.exists():
+            self.credentials_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            path.touch(mode=0o600)
+            path.write_text(secrets.token_urlsafe(24))
+        return path.read_text().strip()
+
+    def password_file(self, user: str) -> Path:
+        """Where `user`'s password is kept (for ``VIRGA_KAFKA_PASSWORD_FILE``)."""
+        self.password(user)
+        return self.credentials_dir / f"{user}.password"
+
+    def settings(self, user: str, namespace: str = "virga") -> KafkaSettings:
+        """Client settings authenticating as `user`."""
+        plain = KafkaSettings(bootstrap_servers=self.bootstrap_servers, namespace=namespace)
+        return plain.as_user(user, self.password(user), MECHANISM)
+
+    def environment(self, user: str) -> dict[str, str]:
+        """The ``VIRGA_KAFKA_*`` variables a service process runs with as `user`."""
+        return {
+            "VIRGA_KAFKA_BOOTSTRAP": self.bootstrap_servers,
+            "VIRGA_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+            "VIRGA_KAFKA_SASL_MECHANISM": MECHANISM,
+            "VIRGA_KAFKA_USERNAME": user,
+            "VIRGA_KAFKA_PASSWORD_FILE": str(self.password_file(user)),
+        }
+
+    async def provision(self, namespace: str = "virga") -> None:
+        """Create `namespace`'s topics and every service's ACLs, as the super user."""
+        admin = self.settings(ADMIN, namespace)
+        await ensure_topics(admin, virga_topics(namespace=namespace))
+        await create_acls(admin, virga_acls(namespace))
+
+    def _answers(self, timeout: float = 5.0) -> bool:
+        return answers_metadata(self.bootstrap_servers, timeout, self._admin_security())
+
+    def _admin_security(self) -> dict[str, Any]:
+        return self.settings(ADMIN).security
+
+    def _format_arguments(self) -> list[str]:
+        arguments: list[str] = []
+        for user in USERS:
+            arguments += [
+                "--add-scram",
+                f"{MECHANISM}=[name={user},password={self.password(user)}]",
+            ]
+        return arguments
+
+    def _server_properties(self) -> str:
+        admin = self.password(ADMIN)
+        plain = super()._server_properties().replace("PLAINTEXT://", "CLIENT://")
+        settings = {
+            "listener.security.protocol.map": "CLIENT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT",
+            "inter.broker.listener.name": "CLIENT",
+            "sasl.enabled.mechanisms": MECHANISM,
+            "sasl.mechanism.inter.broker.protocol": MECHANISM,
+            "listener.name.client.scram-sha-512.sasl.jaas.config": _jaas(
+                "scram.ScramLoginModule", ADMIN, admin
+            ),
+            # SCRAM credentials live in the metadata the controller serves, so the controller
+            # listener cannot use SCRAM itself: PLAIN with one static user, the broker.
+            "sasl.mechanism.controller.protocol": "PLAIN",
+            "listener.name.controller.sasl.enabled.mechanisms": "PLAIN",
+            "listener.name.controller.plain.sasl.jaas.config": _jaas(
+                "plain.PlainLoginModule", ADMIN, admin, f'user_{ADMIN}="{admin}"'
+            ),
+            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "super.users": f"User:{ADMIN}",
+            "allow.everyone.if.no.acl.found": "false",
+        }
+        kept = [line for line in plain.splitlines() if line.split("=", 1)[0] not in settings]
+        return "".join(f"{line}\n" for line in kept) + "".join(
+            f"{key}={value}\n" for key, value in settings.items()
+        )
+
+
+def provision(broker: SecureKafkaBroker, namespace: str) -> None:
+    """Blocking `SecureKafkaBroker.provision`, for the command line."""
+    asyncio.run(broker.provision(namespace))

@@ -1,0 +1,259 @@
+"""Kafka ACLs derived from topic ownership: each service writes only its own topics.
+
+One SCRAM user per service (its name: ``gateway``, ``scheduler``...). `service_acls` turns the
+ownership rules of DESIGN.md into ACL bindings for the KRaft StandardAuthorizer:
+
+- its event topic, snapshot topic and dead-letter topic: WRITE, READ, DESCRIBE, CREATE;
+- every event topic it consumes (`CONSUMES`): READ, DESCRIBE;
+- transactional ids and consumer groups prefixed ``<ns>-<service>`` (the runner's
+  ``<ns>-<service>[-<instance>]``): WRITE/DESCRIBE and READ/DESCRIBE.
+
+`AUDITOR` may READ every topic of the namespace and write nothing. Anything not granted is
+denied (``allow.everyone.if.no.acl.found=false``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any
+
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import for_code
+from aiokafka.protocol.admin import DescribeAclsRequest_v1
+from aiokafka.protocol.api import Request, RequestStruct, Response
+from aiokafka.protocol.types import (
+    CompactArray,
+    CompactString,
+    Int8,
+    Int16,
+    Int32,
+    Schema,
+    TaggedFields,
+)
+
+from virga_eventlog.settings import KafkaSettings
+from virga_eventlog.topics import SERVICES, dead_letter_topic, event_topic, snapshot_topic
+
+CONSUMES: dict[str, tuple[str, ...]] = {
+    "gateway": ("scheduler", "compute", "storage", "network", "billing"),
+    "scheduler": ("gateway", "compute"),
+    "compute": ("scheduler", "gateway", "storage", "network"),
+    "storage": ("gateway", "scheduler", "compute"),
+    "network": ("gateway", "scheduler", "compute"),
+    "billing": ("gateway", "scheduler", "compute", "storage"),
+}
+"""Whose event topics each service reads: its `ServiceDefinition.input_topics`, by owner
+(tests/unit/security checks the two agree)."""
+
+AUDITOR = "auditor"
+"""The read-only user of `virga audit`: every topic of the namespace, no writes."""
+
+
+class ResourceType(IntEnum):
+    TOPIC = 2
+    GROUP = 3
+    CLUSTER = 4
+    TRANSACTIONAL_ID = 5
+
+
+class PatternType(IntEnum):
+    LITERAL = 3
+    PREFIXED = 4
+
+
+class Operation(IntEnum):
+    READ = 3
+    WRITE = 4
+    CREATE = 5
+    DESCRIBE = 8
+    IDEMPOTENT_WRITE = 12
+
+
+_ALLOW = 3
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class AclBinding:
+    """One ALLOW rule: `principal` may do `operation` on the resource from any host."""
+
+    principal: str
+    """``User:<name>``."""
+    resource_type: ResourceType
+    resource_name: str
+    pattern: PatternType
+    """LITERAL: exactly `resource_name`; PREFIXED: every name starting with it."""
+    operation: Operation
+
+    def __str__(self) -> str:
+        star = "*" if self.pattern is PatternType.PREFIXED else ""
+        return (
+            f"{self.principal} {self.operation.name} "
+            f"{self.resource_type.name}:{self.resource_name}{star}"
+        )
+
+
+def _grant(
+    user: str,
+    kind: ResourceType,
+    name: str,
+    operations: Iterable[Operation],
+    pattern: PatternType = PatternType.LITERAL,
+) -> list[AclBinding]:
+    return [AclBinding(f"User:{user}", kind, name, pattern, op) for op in operations]
+
+
+def service_acls(
+    service: str, namespace: str = "virga", consumes: dict[str, tuple[str, ...]] = CONSUMES
+) -> list[AclBinding]:
+    """What user `service` may do in `namespace`, and nothing else."""
+    if service not in SERVICES:
+        raise ValueError(f"unknown service {service!r}; services are {SERVICES}")
+    owned = (
+        event_topic(service, namespace),
+        snapshot_topic(service, namespace),
+        dead_letter_topic(service, namespace),
+    )
+    writer = (Operation.WRITE, Operation.READ, Operation.DESCRIBE, Operation.CREATE)
+    reader = (Operation.READ, Operation.DESCRIBE)
+    acls: list[AclBinding] = []
+    for topic in owned:
+        acls += _grant(service, ResourceType.TOPIC, topic, writer)
+    for owner in consumes[service]:
+        acls += _grant(service, ResourceType.TOPIC, event_topic(owner, namespace), reader)
+    # The runner's transactional id and consumer group are both `<ns>-<service>[-<instance>]`.
+    prefix = f"{namespace}-{service}"
+    acls += _grant(
+        service,
+        ResourceType.TRANSACTIONAL_ID,
+        prefix,
+        (Operation.WRITE, Operation.DESCRIBE),
+        PatternType.PREFIXED,
+    )
+    acls += _grant(service, ResourceType.GROUP, prefix, reader, PatternType.PREFIXED)
+    return sorted(acls)
+
+
+def auditor_acls(namespace: str = "virga") -> list[AclBinding]:
+    return _grant(
+        AUDITOR,
+        ResourceType.TOPIC,
+        f"{namespace}.",
+        (Operation.READ, Operation.DESCRIBE),
+        PatternType.PREFIXED,
+    )
+
+
+def virga_acls(namespace: str = "virga") -> list[AclBinding]:
+    """Every binding a secure Virga deployment needs in `namespace`."""
+    acls = [acl for service in SERVICES for acl in service_acls(service, namespace)]
+    return acls + auditor_acls(namespace)
+
+
+# -- creating them: CreateAcls v2 (flexible), as Kafka 4 removed v0-v1 that aiokafka has --
+
+
+class _CreateAclsResponseV2(Response):  # type: ignore[misc]
+    API_KEY = 30
+    API_VERSION = 2
+    SCHEMA = Schema(
+        ("throttle_time_ms", Int32),
+        (
+            "results",
+            CompactArray(
+                ("error_code", Int16),
+                ("error_message", CompactString("utf-8")),
+                ("tags", TaggedFields),
+            ),
+        ),
+        ("tags", TaggedFields),
+    )
+
+
+class _CreateAclsRequestV2(RequestStruct):  # type: ignore[misc]
+    FLEXIBLE_VERSION = True
+    API_KEY = 30
+    API_VERSION = 2
+    RESPONSE_TYPE = _CreateAclsResponseV2
+    SCHEMA = Schema(
+        (
+            "creations",
+            CompactArray(
+                ("resource_type", Int8),
+                ("resource_name", CompactString("utf-8")),
+                ("resource_pattern_type", Int8),
+                ("principal", CompactString("utf-8")),
+                ("host", CompactString("utf-8")),
+                ("operation", Int8),
+                ("permission_type", Int8),
+                ("tags", TaggedFields),
+            ),
+        ),
+        ("tags", TaggedFields),
+    )
+
+
+class _CreateAcls(Request[_CreateAclsRequestV2]):  # type: ignore[misc]
+    API_KEY = 30
+
+    def __init__(self, acls: list[AclBinding]) -> None:
+        self._acls = acls
+
+    def build(self, request_struct_class: type[_CreateAclsRequestV2]) -> Any:
+        creations: list[tuple[Any, ...]] = [
+            (a.resource_type, a.resource_name, a.pattern, a.principal, "*", a.operation, _ALLOW, {})
+            for a in self._acls
+        ]
+        return request_struct_class(creations, {})
+
+
+class _DescribeAcls(Request[DescribeAclsRequest_v1]):  # type: ignore[misc]
+    """Every binding on the broker (filter: any); v1, as aiokafka's v2 is not flexible."""
+
+    API_KEY = 29
+
+    def build(self, request_struct_class: type[DescribeAclsRequest_v1]) -> Any:
+        return request_struct_class(1, None, 1, None, None, 1, 1)
+
+
+async def create_acls(
+    settings: KafkaSettings, acls: Iterable[AclBinding], wait_seconds: float = 30.0
+) -> None:
+    """Add `acls` (as a super user) and wait until every broker enforces them.
+
+    Existing identical bindings are left as they are. The controller answers once the
+    bindings are in the metadata log; brokers apply them a moment later, and a client that
+    connects in between would be refused.
+    """
+    wanted = list(acls)
+    admin = AIOKafkaAdminClient(**settings.client_kwargs(), client_id=f"{settings.client_id}-acl")
+    await admin.start()
+    try:
+        response = await admin._send_to_controller(_CreateAcls(wanted))
+        for acl, (code, message, _tags) in zip(wanted, response.results, strict=True):
+            if code:
+                raise for_code(code)(f"cannot create ACL {acl}: {message}")
+        async with asyncio.timeout(wait_seconds):
+            for broker in admin._client.cluster.brokers():
+                while missing := set(wanted) - await _bindings(admin, broker.nodeId):
+                    del missing
+                    await asyncio.sleep(0.05)
+    finally:
+        await admin.close()
+
+
+async def _bindings(admin: AIOKafkaAdminClient, node_id: int) -> set[AclBinding]:
+    response = await admin._send_request_to_node(node_id, _DescribeAcls())
+    if response.error_code:
+        raise for_code(response.error_code)(f"cannot list ACLs: {response.error_message}")
+    return {
+        AclBinding(principal, ResourceType(kind), name, PatternType(pattern), Operation(operation))
+        for kind, name, pattern, entries in response.resources
+        for principal, _host, operation, permission in entries
+        if permission == _ALLOW
+        and kind in ResourceType._value2member_map_
+        and pattern in PatternType._value2member_map_
+        and operation in Operation._value2member_map_
+    }

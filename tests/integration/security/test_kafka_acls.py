@@ -1,0 +1,215 @@
+"""Kafka with security on: one SCRAM identity per service, and ACLs from topic ownership.
+
+Every test provisions its own namespace on the secure broker (topics and `virga_acls`, as the
+super user) and then acts as the services' users.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import (
+    KafkaConnectionError,
+    TopicAuthorizationFailedError,
+    TransactionalIdAuthorizationFailed,
+)
+from tests.support.kafka import serving
+
+from virga_devstack.kafka_security import ADMIN, SecureKafkaBroker
+from virga_eventlog import (
+    SERVICES,
+    EventWriter,
+    KafkaSettings,
+    LogReader,
+    event_topic,
+    snapshot_topic,
+)
+from virga_eventlog.acls import AUDITOR, CONSUMES
+from virga_events import Event, decode, new_event
+from virga_events.catalog import Flavor
+from virga_events.catalog.api import InstanceRequested
+from virga_events.catalog.compute import HostHeartbeat, HostRegistered
+from virga_events.catalog.scheduler import InstanceScheduled
+from virga_runtime import RunnerConfig, ServiceRunner
+from virga_scheduler.config import SchedulerConfig
+from virga_scheduler.service import definition
+
+pytestmark = pytest.mark.kafka
+
+
+@pytest.fixture
+async def namespace(secure_broker: SecureKafkaBroker) -> str:
+    name = f"sec{uuid.uuid4().hex[:8]}"
+    await secure_broker.provision(name)
+    return name
+
+
+async def read_values(settings: KafkaSettings, topic: str) -> list[bytes]:
+    async with LogReader(settings, [topic], client_id="test-auditor") as reader:
+        ends = await reader.end_offsets()
+        values: list[bytes] = []
+        async for batch in reader.read_range({}, ends):
+            values.extend(r.value for r in batch if r.value is not None)
+    return values
+
+
+async def test_each_service_writes_its_own_topics_in_transactions(
+    secure_broker: SecureKafkaBroker, namespace: str
+) -> None:
+    for service in SERVICES:
+        settings = secure_broker.settings(service, namespace)
+        # The runner's transactional id (and consumer group) for a per-host instance.
+        writer = EventWriter(settings, transactional_id=f"{namespace}-{service}-h1")
+        async with writer, writer.transaction() as txn:
+            await txn.append_raw(event_topic(service, namespace), b"k", service.encode())
+            await txn.append_raw(snapshot_topic(service, namespace), b"k", b"snap")
+    auditor = secure_broker.settings(AUDITOR, namespace)
+    for service in SERVICES:
+        assert await read_values(auditor, event_topic(service, namespace)) == [service.encode()]
+        assert await read_values(auditor, snapshot_topic(service, namespace)) == [b"snap"]
+
+
+async def test_no_service_can_write_another_services_topic(
+    secure_broker: SecureKafkaBroker, namespace: str
+) -> None:
+    for service in SERVICES:
+        settings = secure_broker.settings(service, namespace)
+        producer = AIOKafkaProducer(**settings.client_kwargs(), acks="all")
+        await producer.start()
+        try:
+            for other in SERVICES:
+                if other == service:
+                    continue
+                with pytest.raises(TopicAuthorizationFailedError):
+                    await producer.send_and_wait(event_topic(other, namespace), b"forged")
+        finally:
+            await producer.stop()
+    # Nothing forged reached any topic.
+    auditor = secure_broker.settings(AUDITOR, namespace)
+    for service in SERVICES:
+        assert await read_values(auditor, event_topic(service, namespace)) == []
+
+
+async def test_the_auditor_reads_everything_and_writes_nothing(
+    secure_broker: SecureKafkaBroker, namespace: str
+) -> None:
+    settings = secure_broker.settings(AUDITOR, namespace)
+    producer = AIOKafkaProducer(**settings.client_kwargs())
+    await producer.start()
+    try:
+        with pytest.raises(TopicAuthorizationFailedError):
+            await producer.send_and_wait(event_topic("billing", namespace), b"forged")
+    finally:
+        await producer.stop()
+    assert await read_values(settings, event_topic("billing", namespace)) == []
+
+
+async def test_a_service_reads_only_the_topics_it_consumes(
+    secure_broker: SecureKafkaBroker, namespace: str
+) -> None:
+    unread = [s for s in SERVICES if s not in CONSUMES["scheduler"] and s != "scheduler"]
+    assert unread  # e.g. billing's invoices are none of the scheduler's business
+    settings = secure_broker.settings("scheduler", namespace)
+    reader = LogReader(settings, [event_topic(unread[0], namespace)], client_id="test-nosy")
+    with pytest.raises((TopicAuthorizationFailedError, TimeoutError)):
+        await reader.start(metadata_timeout=2)
+    await reader.stop()
+    for owner in CONSUMES["scheduler"]:
+        assert await read_values(settings, event_topic(owner, namespace)) == []
+
+
+async def test_another_services_transactional_id_is_refused(
+    secure_broker: SecureKafkaBroker, namespace: str
+) -> None:
+    # Taking the scheduler's transactional id would fence the real scheduler: denied.
+    settings = secure_broker.settings("compute", namespace)
+    writer = EventWriter(settings, transactional_id=f"{namespace}-scheduler")
+    with pytest.raises(TransactionalIdAuthorizationFailed):
+        await writer.start()
+    await writer.stop()
+
+
+@pytest.mark.parametrize(
+    ("user", "password"), [("scheduler", "not-its-password"), ("mallory", "whatever")]
+)
+async def test_a_wrong_password_or_unknown_user_cannot_connect(
+    secure_broker: SecureKafkaBroker, user: str, password: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = secure_broker.settings("scheduler").as_user(user, password)
+    producer = AIOKafkaProducer(**settings.client_kwargs(), request_timeout_ms=5000)
+    with caplog.at_level(logging.ERROR, logger="aiokafka"), pytest.raises(KafkaConnectionError):
+        await producer.start()
+    await producer.stop()
+    assert "Authentication failed" in caplog.text
+    assert "invalid credentials" in caplog.text
+
+
+async def test_without_sasl_the_broker_serves_nothing(secure_broker: SecureKafkaBroker) -> None:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=secure_broker.bootstrap_servers, request_timeout_ms=3000
+    )
+    with pytest.raises(KafkaConnectionError):
+        await producer.start()
+    await producer.stop()
+
+
+async def test_the_scheduler_runs_end_to_end_as_its_own_user(
+    secure_broker: SecureKafkaBroker, namespace: str
+) -> None:
+    """Rebuild (snapshot topic, committed group offsets), decide in transactions with input
+    offsets, snapshot at stop: all as user `scheduler`; hosts and requests written as
+    `compute` and `gateway`."""
+    flavor = Flavor(name="m1.small", vcpus=1, ram_mb=2048, disk_gb=10)
+
+    async def write(service: str, txn_id: str, payload: Event, aggregate: str) -> None:
+        settings = secure_broker.settings(service, namespace)
+        writer = EventWriter(settings, transactional_id=txn_id)
+        async with writer, writer.transaction() as txn:
+            envelope = new_event(
+                payload,
+                aggregate_id=aggregate,
+                tenant_id="t-1",
+                producer="compute@h1" if service == "compute" else service,
+            )
+            await txn.append(event_topic(service, namespace), envelope)
+
+    await write(
+        "compute",
+        f"{namespace}-compute-h1",
+        HostRegistered(rack="r1", zone="az1", vcpus=8, ram_mb=8192, disk_gb=100),
+        "h1",
+    )
+    await write("compute", f"{namespace}-compute-h1", HostHeartbeat(running=0), "h1")
+    config = SchedulerConfig(namespace=namespace, heartbeat_timeout_seconds=600)
+    scheduler = secure_broker.settings("scheduler", namespace)
+    auditor = secure_broker.settings(AUDITOR, namespace)
+    topic = event_topic("scheduler", namespace)
+
+    async def placements() -> list[str]:
+        events = [decode(v) for v in await read_values(auditor, topic)]
+        return [e.aggregate_id for e in events if isinstance(e.payload, InstanceScheduled)]
+
+    async def wait_placed(count: int) -> list[str]:
+        async with asyncio.timeout(30):
+            while len(placed := await placements()) < count:  # noqa: ASYNC110 (polls the log)
+                await asyncio.sleep(0.2)
+        return sorted(placed)
+
+    for round_, instance in enumerate(("i1", "i2"), start=1):
+        # The second round rebuilds from the first one's snapshot and committed offsets.
+        runner = ServiceRunner(definition(config), scheduler, RunnerConfig())
+        async with serving(runner):
+            await write(
+                "gateway",
+                f"{namespace}-gateway",
+                InstanceRequested(name=instance, flavor=flavor),
+                instance,
+            )
+            assert await wait_placed(round_) == ["i1", "i2"][:round_]
+    assert sorted(await placements()) == ["i1", "i2"]  # nothing decided twice across the restart
+    admin = secure_broker.settings(ADMIN, namespace)
+    assert len(await read_values(admin, snapshot_topic("scheduler", namespace))) >= 2

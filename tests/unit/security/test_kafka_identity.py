@@ -1,0 +1,148 @@
+"""Kafka identities from the environment, and the ACLs derived from topic ownership."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from virga_billing.config import BillingConfig
+from virga_billing.service import definition as billing
+from virga_compute.config import AgentConfig
+from virga_compute.memory_driver import MemoryDriver as MemoryCompute
+from virga_compute.service import definition as compute
+from virga_eventlog import SERVICES, KafkaSettings, event_topic
+from virga_eventlog.acls import (
+    CONSUMES,
+    Operation,
+    PatternType,
+    ResourceType,
+    auditor_acls,
+    service_acls,
+    virga_acls,
+)
+from virga_eventlog.settings import KafkaSettingsError
+from virga_gateway.config import GatewayConfig
+from virga_gateway.service import definition as gateway
+from virga_network.config import NetworkConfig
+from virga_network.service import definition as network
+from virga_runtime import ServiceDefinition
+from virga_scheduler.config import SchedulerConfig
+from virga_scheduler.service import definition as scheduler
+from virga_storage.config import StorageConfig
+from virga_storage.memory_driver import MemoryDriver as MemoryStorage
+from virga_storage.service import definition as storage
+
+SASL = {
+    "VIRGA_KAFKA_BOOTSTRAP": "kafka-1:9093,kafka-2:9093",
+    "VIRGA_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+    "VIRGA_KAFKA_USERNAME": "scheduler",
+}
+
+
+def test_nothing_set_means_plaintext_as_the_dev_stack_runs() -> None:
+    settings = KafkaSettings.from_env("virga-scheduler", environ={})
+    assert settings.client_kwargs() == {"bootstrap_servers": "127.0.0.1:9092"}
+
+
+def test_sasl_identity_from_a_password_file(tmp_path: Path) -> None:
+    secret = tmp_path / "scheduler.password"
+    secret.write_text("s3cret\n")
+    env = {**SASL, "VIRGA_KAFKA_PASSWORD_FILE": str(secret), "VIRGA_KAFKA_PASSWORD": "ignored"}
+    assert KafkaSettings.from_env(environ=env).client_kwargs() == {
+        "bootstrap_servers": "kafka-1:9093,kafka-2:9093",
+        "security_protocol": "SASL_PLAINTEXT",
+        "sasl_mechanism": "SCRAM-SHA-512",  # the default mechanism
+        "sasl_plain_username": "scheduler",
+        "sasl_plain_password": "s3cret",
+    }
+
+
+def test_sasl_ssl_verifies_the_broker_with_a_context() -> None:
+    env = {**SASL, "VIRGA_KAFKA_SECURITY_PROTOCOL": "sasl_ssl", "VIRGA_KAFKA_PASSWORD": "pw"}
+    security = KafkaSettings.from_env(environ=env).security
+    assert security["security_protocol"] == "SASL_SSL"
+    assert security["ssl_context"].check_hostname  # not a context that trusts anyone
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({**SASL, "VIRGA_KAFKA_SECURITY_PROTOCOL": "SASL"}, "VIRGA_KAFKA_SECURITY_PROTOCOL"),
+        ({**SASL, "VIRGA_KAFKA_PASSWORD": "pw", "VIRGA_KAFKA_SASL_MECHANISM": "MD5"}, "MECHANISM"),
+        ({**SASL, "VIRGA_KAFKA_USERNAME": "", "VIRGA_KAFKA_PASSWORD": "x"}, "USERNAME"),
+        (SASL, "VIRGA_KAFKA_PASSWORD"),
+        ({**SASL, "VIRGA_KAFKA_PASSWORD_FILE": "/nonexistent/pw"}, "PASSWORD_FILE"),
+        ({**SASL, "VIRGA_KAFKA_SECURITY_PROTOCOL": "SSL", "VIRGA_KAFKA_SSL_CAFILE": "/no"}, "TLS"),
+    ],
+)
+def test_half_configured_security_fails_at_start_naming_the_variable(
+    env: dict[str, str], named: str
+) -> None:
+    with pytest.raises(KafkaSettingsError, match=named):
+        KafkaSettings.from_env(environ=env)
+
+
+def definitions(namespace: str) -> dict[str, ServiceDefinition[object]]:
+    built: dict[str, ServiceDefinition[object]] = {
+        "gateway": gateway(GatewayConfig(admin_token="t", token_secret=b"k"), namespace),  # type: ignore[dict-item]
+        "scheduler": scheduler(SchedulerConfig(namespace=namespace)),  # type: ignore[dict-item]
+        "compute": compute(AgentConfig(host="h1", namespace=namespace), MemoryCompute()),  # type: ignore[dict-item]
+        "storage": storage(StorageConfig(namespace=namespace), MemoryStorage()),  # type: ignore[dict-item]
+        "network": network(NetworkConfig(namespace=namespace)),  # type: ignore[dict-item]
+        "billing": billing(BillingConfig(namespace=namespace)),  # type: ignore[dict-item]
+    }
+    return built
+
+
+def test_the_acl_table_matches_what_every_service_reads_and_writes() -> None:
+    """A service that starts reading a new topic must be granted it (CONSUMES), or it would
+    be refused on a secure cluster only."""
+    assert set(CONSUMES) == set(SERVICES)
+    built = definitions("ns")
+    assert {s: d.output_topic for s, d in built.items()} == {
+        s: event_topic(s, "ns") for s in SERVICES
+    }
+    reads = {s: sorted(d.input_topics) for s, d in built.items()}
+    granted = {s: sorted(event_topic(o, "ns") for o in CONSUMES[s]) for s in SERVICES}
+    assert reads == granted
+
+
+def test_each_service_may_write_only_its_own_three_topics() -> None:
+    for service in SERVICES:
+        writes = {
+            acl.resource_name
+            for acl in service_acls(service, "ns")
+            if acl.operation is Operation.WRITE and acl.resource_type is ResourceType.TOPIC
+        }
+        own = "ns.api" if service == "gateway" else f"ns.{service}"
+        assert writes == {own, f"ns.snapshots.{service}", f"ns.deadletter.{service}"}
+        assert all(acl.principal == f"User:{service}" for acl in service_acls(service, "ns"))
+
+
+def test_transactional_ids_and_groups_are_the_services_own_prefix() -> None:
+    acls = service_acls("compute", "ns")
+    prefixed = {(a.resource_type, a.operation) for a in acls if a.pattern is PatternType.PREFIXED}
+    assert prefixed == {
+        (ResourceType.TRANSACTIONAL_ID, Operation.WRITE),
+        (ResourceType.TRANSACTIONAL_ID, Operation.DESCRIBE),
+        (ResourceType.GROUP, Operation.READ),
+        (ResourceType.GROUP, Operation.DESCRIBE),
+    }
+    assert {a.resource_name for a in acls if a.pattern is PatternType.PREFIXED} == {"ns-compute"}
+    # Nothing on the cluster resource: no service may create ACLs, users or alter configs.
+    assert not [a for a in virga_acls("ns") if a.resource_type is ResourceType.CLUSTER]
+
+
+def test_the_auditor_only_reads() -> None:
+    assert Counter(a.operation for a in auditor_acls("ns")) == {
+        Operation.READ: 1,
+        Operation.DESCRIBE: 1,
+    }
+    assert str(auditor_acls("ns")[0]) == "User:auditor READ TOPIC:ns.*"
+
+
+def test_an_unknown_service_gets_no_acls() -> None:
+    with pytest.raises(ValueError, match="unknown service"):
+        service_acls("mallory")
