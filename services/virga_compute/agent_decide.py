@@ -74,12 +74,16 @@ def decide(config: AgentConfig, state: AgentState, envelope: Envelope) -> Sequen
     event = envelope.payload
     if isinstance(event, InstanceScheduled):
         return _placed(config, state, envelope, event)
-    if isinstance(event, VolumeCreated | PortBound):
+    if isinstance(event, VolumeCreated):
         return _provided(config, state, envelope, event.instance_id)
+    if isinstance(event, PortBound | PortBindingFailed) and event.host != state.host:
+        return ()  # every host's bindings pass by: only this host's concern it
+    if isinstance(event, PortBound):
+        return _provided(config, state, envelope, _port_owner(state, envelope.aggregate_id))
     if isinstance(event, VolumeFailed):
         return _prerequisite_failed(state, envelope.aggregate_id)
     if isinstance(event, PortAllocationFailed | PortBindingFailed):
-        return _prerequisite_failed(state, event.instance_id)
+        return _prerequisite_failed(state, _port_owner(state, envelope.aggregate_id))
     if isinstance(event, VolumeAttachRequested | VolumeDetachRequested):
         return decide_attachment(config, state, envelope, event)
     if isinstance(event, InstanceActionRequested):
@@ -92,6 +96,14 @@ def decide(config: AgentConfig, state: AgentState, envelope: Envelope) -> Sequen
             volumes = tuple(sorted({*record.attachments, *record.attaching}))
             return [Destroy(record.instance_id, record.tenant_id, state.host, volumes)]
     return ()
+
+
+def _port_owner(state: AgentState, port_id: str) -> str | None:
+    """This host's instance whose port it is (by the derived id, whatever the event says)."""
+    for record in state.instances.values():
+        if record.port_id == port_id:
+            return record.instance_id
+    return None
 
 
 def _failed(state: AgentState, record: InstanceRecord) -> Sequence[Intent]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,8 +20,6 @@ from virga_compute.driver import CephMonitor, RbdSource
 DEFAULT_CONF = "/etc/ceph/ceph.conf"
 # Fixed forever: changing it would give the same cluster and user a new libvirt secret UUID.
 _SECRET_NAMESPACE = uuid.UUID("0d6f3d2e-2b47-4c5e-8a0e-5b7e9f1c2a64")
-# One address of `mon host`: `[v2:h:p,v1:h:p]`, `v1:h:p`, `h:p` or `h`; IPv6 in brackets.
-_ADDRESS = re.compile(r"(?:(v1|v2):)?(\[[0-9a-fA-F:]+\]|[^\s:,\[\]]+)(?::(\d+))?")
 
 
 def volume_image(volume_id: str) -> str:
@@ -108,17 +105,47 @@ def parse_conf(text: str) -> dict[str, str]:
     return options
 
 
+def _split_top(text: str) -> list[str]:
+    """Split on commas and blanks outside brackets."""
+    parts, depth, current = [], 0, ""
+    for char in text:
+        depth += (char == "[") - (char == "]")
+        if depth == 0 and (char == "," or char.isspace()):
+            parts.append(current)
+            current = ""
+        else:
+            current += char
+    parts.append(current)
+    return [part for part in parts if part]
+
+
+def _address(text: str) -> tuple[str, str, int]:
+    """(protocol, host, port) of `v1:h:p`, `h:p`, `h`, `[::1]:p`; a '/nonce' is dropped."""
+    protocol = ""
+    if text[:3] in ("v1:", "v2:"):
+        protocol, text = text[:2], text[3:]
+    text = text.split("/", 1)[0]
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port = rest.lstrip(":")
+    elif text.count(":") == 1:
+        host, _, port = text.partition(":")
+    else:
+        host, port = text, ""
+    if port and not port.isdigit():
+        raise ValueError(f"bad monitor address {text!r}")
+    return protocol, host, int(port) if port else 6789
+
+
 def parse_mon_host(value: str) -> tuple[CephMonitor, ...]:
     """Monitors of a `mon host` value, one msgr v1 address each (what librbd in QEMU uses)."""
     monitors: list[CephMonitor] = []
-    for group in re.findall(r"\[[^\]]*v\d:[^\]]*\]|[^\s,]+", value):
-        addresses = [m for m in _ADDRESS.finditer(group.strip("[]")) if m.group(2)]
-        v1 = [m for m in addresses if m.group(1) != "v2"] or addresses
-        if not v1:
-            continue
-        chosen = v1[0]
-        port = int(chosen.group(3)) if chosen.group(3) else 6789
-        monitors.append(CephMonitor(chosen.group(2).strip("[]"), port))
+    for group in _split_top(value):
+        vector = group.startswith("[") and group[1:3] in ("v1", "v2")
+        addresses = [_address(a) for a in _split_top(group[1:-1] if vector else group)]
+        v1 = [a for a in addresses if a[0] != "v2"] or addresses
+        _, host, port = v1[0]
+        monitors.append(CephMonitor(host, port))
     return tuple(monitors)
 
 

@@ -4,289 +4,36 @@ in-memory driver, driven only through the events a scheduler and a gateway would
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 import socket
 import sys
-import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import libvirt
 import pytest
-from aiokafka import AIOKafkaProducer
-from tests.support.kafka import following
+from tests.integration.compute.agent_harness import (
+    HOST,
+    Cloud,
+    Hypervisor,
+    LibvirtHypervisor,
+    MemoryHypervisor,
+    placement,
+    running_agent,
+    start_agent,
+    types,
+    wait_until,
+)
 
-from virga_compute.agent_state import AgentState
-from virga_compute.config import AgentConfig
-from virga_compute.domain_xml import DomainSettings, domain_name
-from virga_compute.driver import ComputeDriver, DomainState, InstanceSpec
-from virga_compute.libvirt_driver import LibvirtDriver
-from virga_compute.memory_driver import MemoryDriver
-from virga_compute.service import definition, runner_config
+from virga_compute.driver import DomainState, InstanceSpec
 from virga_eventlog import (
     EventWriter,
-    KafkaSettings,
-    ensure_topics,
     event_topic,
-    virga_topics,
 )
-from virga_events import Envelope, Event, encode, new_event
-from virga_events.catalog import Flavor
-from virga_events.catalog.api import InstanceActionRequested, InstanceDeletionRequested
-from virga_events.catalog.scheduler import InstanceScheduled
-from virga_runtime import ServiceRunner
+from virga_events import Envelope
 
 pytestmark = pytest.mark.kafka
-
-HOST = "hv-1"
-TEST_URI = "test:///default"
-TINY = Flavor(name="m1.tiny", vcpus=1, ram_mb=128, disk_gb=1)
-
-
-# -- the hypervisor of the host under test, seen from outside the agent ----------------------
-
-
-class Hypervisor:
-    """Makes the driver an agent process would open, and looks at domains independently."""
-
-    kind = ""
-
-    async def new_driver(self) -> ComputeDriver:
-        raise NotImplementedError
-
-    async def release(self, driver: ComputeDriver) -> None:
-        """What the agent process's exit does to its driver."""
-
-    async def state(self, instance_id: str) -> DomainState:
-        raise NotImplementedError
-
-
-class MemoryHypervisor(Hypervisor):
-    kind = "memory"
-
-    def __init__(self) -> None:
-        self.driver = CountingDriver()
-
-    async def new_driver(self) -> ComputeDriver:
-        return self.driver  # the "hypervisor" outlives agent processes
-
-    async def state(self, instance_id: str) -> DomainState:
-        return (await self.driver.get_info(instance_id)).state
-
-
-class CountingDriver(MemoryDriver):
-    """Remembers every spawn asked of it, to prove one never happened."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.spawned: list[str] = []
-
-    async def spawn(self, spec: InstanceSpec) -> None:
-        self.spawned.append(spec.instance_id)
-        await super().spawn(spec)
-
-
-class LibvirtHypervisor(Hypervisor):
-    """libvirt's test:///default, kept alive between agents by a side connection."""
-
-    kind = "libvirt"
-
-    def __init__(self, side: Any, instances_path: Path) -> None:
-        self.side = side
-        self._path = str(instances_path)
-
-    async def new_driver(self) -> ComputeDriver:
-        settings = DomainSettings(domain_type="test")
-        return LibvirtDriver(TEST_URI, instances_path=self._path, settings=settings)
-
-    async def release(self, driver: ComputeDriver) -> None:
-        await driver.close()
-
-    async def state(self, instance_id: str) -> DomainState:
-        try:
-            dom = self.side.lookupByName(domain_name(instance_id))
-        except libvirt.libvirtError:
-            return DomainState.MISSING
-        return DomainState.RUNNING if dom.isActive() else DomainState.SHUTOFF
-
-
-def _remove_virga_domains(conn: Any) -> None:
-    for dom in conn.listAllDomains(0):
-        if dom.name().startswith("virga-"):
-            if dom.isActive():
-                dom.destroy()
-            dom.undefine()
-
-
-@pytest.fixture
-def libvirt_host(tmp_path: Path) -> Iterator[LibvirtHypervisor]:
-    # One test hypervisor per process, shared by every connection: start and end clean.
-    side = libvirt.open(TEST_URI)
-    try:
-        _remove_virga_domains(side)
-        yield LibvirtHypervisor(side, tmp_path)
-        _remove_virga_domains(side)
-    finally:
-        side.close()
-
-
-@pytest.fixture
-def memory_host() -> MemoryHypervisor:
-    return MemoryHypervisor()
-
-
-@pytest.fixture(params=["memory", "libvirt"])
-def any_host(request: pytest.FixtureRequest) -> Hypervisor:
-    host: Hypervisor = request.getfixturevalue(f"{request.param}_host")
-    return host
-
-
-# -- the log around the agent ----------------------------------------------------------------
-
-
-@dataclass
-class Cloud:
-    """One namespace on the test broker: writes the inputs, follows the agent's topic.
-
-    Inputs go through a plain idempotent producer; the last test writes them in a transaction,
-    as the scheduler does, to show a restarted agent passes the commit marker.
-    """
-
-    settings: KafkaSettings
-    producer: AIOKafkaProducer
-    compute: list[Envelope] = field(default_factory=list)
-
-    @property
-    def namespace(self) -> str:
-        return self.settings.namespace
-
-    async def write(self, service: str, envelope: Envelope) -> Envelope:
-        topic = event_topic(service, self.namespace)
-        await self.producer.send_and_wait(
-            topic, encode(envelope), key=envelope.aggregate_id.encode()
-        )
-        return envelope
-
-    async def schedule(self, instance_id: str, host: str = HOST) -> Envelope:
-        return await self.write("scheduler", placement(instance_id, host))
-
-    async def act(self, instance_id: str, action: str) -> Envelope:
-        event = InstanceActionRequested(action=action)  # type: ignore[arg-type]
-        return await self.write("gateway", _request(event, instance_id, "gateway"))
-
-    async def delete(self, instance_id: str) -> Envelope:
-        event = InstanceDeletionRequested()
-        return await self.write("gateway", _request(event, instance_id, "gateway"))
-
-    def events(self, type_: str, aggregate_id: str | None = None) -> list[Envelope]:
-        return [
-            e
-            for e in self.compute
-            if e.type == type_ and (aggregate_id is None or e.aggregate_id == aggregate_id)
-        ]
-
-    async def wait_for(
-        self, type_: str, aggregate_id: str | None = None, count: int = 1, seconds: float = 20.0
-    ) -> None:
-        await wait_until(lambda: len(self.events(type_, aggregate_id)) >= count, seconds)
-
-
-def placement(instance_id: str, host: str = HOST) -> Envelope:
-    event = InstanceScheduled(
-        host=host, rack="r1", zone="z1", attempt=1, name=instance_id, flavor=TINY
-    )
-    return _request(event, instance_id, "scheduler")
-
-
-def _request(event: Event, instance_id: str, producer: str) -> Envelope:
-    return new_event(event, aggregate_id=instance_id, tenant_id="t-1", producer=producer)
-
-
-async def wait_until(predicate: Callable[[], bool], seconds: float = 20.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    while not predicate():
-        if loop.time() > deadline:
-            raise TimeoutError("condition not reached")
-        await asyncio.sleep(0.05)
-
-
-@pytest.fixture
-async def cloud(kafka_bootstrap: str) -> AsyncIterator[Cloud]:
-    namespace = f"compute-{uuid.uuid4().hex[:10]}"
-    settings = KafkaSettings(bootstrap_servers=kafka_bootstrap, namespace=namespace)
-    await ensure_topics(settings, virga_topics(partitions=2, namespace=namespace))
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, enable_idempotence=True)
-    await producer.start()
-    try:
-        topic = event_topic("compute", namespace)
-        async with following(settings, topic, client_id=namespace) as events:
-            yield Cloud(settings, producer, compute=events)
-    finally:
-        await producer.stop()
-
-
-# -- the agent ---------------------------------------------------------------------------------
-
-
-@dataclass
-class Agent:
-    runner: ServiceRunner[AgentState]
-    task: asyncio.Task[None]
-    driver: ComputeDriver
-    hypervisor: Hypervisor
-
-    @property
-    def state(self) -> AgentState:
-        return self.runner.state
-
-    async def stop(self, *, snapshot: bool = True) -> None:
-        """A graceful stop, or with `snapshot=False` what a crash leaves behind."""
-        self.runner.request_stop()
-        try:
-            await self.task
-        finally:
-            await self.runner.close(snapshot=snapshot)
-            await self.hypervisor.release(self.driver)
-
-
-async def start_agent(
-    cloud: Cloud, hypervisor: Hypervisor, ready_seconds: float = 20.0, **settings: Any
-) -> Agent:
-    """Start an agent process for HOST and wait until it has registered and reconciled."""
-    registered = len(cloud.events("HostRegistered", HOST))
-    config = AgentConfig(host=HOST, namespace=cloud.namespace, **settings)
-    driver = await hypervisor.new_driver()
-    await driver.connect()
-    runner = ServiceRunner(definition(config, driver), cloud.settings, runner_config(config))
-    await runner.start()
-    agent = Agent(runner, asyncio.create_task(runner.serve()), driver, hypervisor)
-    try:
-        await cloud.wait_for("HostRegistered", HOST, count=registered + 1, seconds=ready_seconds)
-    except BaseException:
-        await agent.stop()
-        raise
-    return agent
-
-
-@contextlib.asynccontextmanager
-async def running_agent(
-    cloud: Cloud, hypervisor: Hypervisor, **settings: Any
-) -> AsyncIterator[Agent]:
-    agent = await start_agent(cloud, hypervisor, **settings)
-    try:
-        yield agent
-    finally:
-        await agent.stop()
-
-
-def types(cloud: Cloud, aggregate_id: str) -> list[str]:
-    return [e.type for e in cloud.compute if e.aggregate_id == aggregate_id]
 
 
 # -- behaviour -----------------------------------------------------------------------------------
