@@ -16,6 +16,7 @@ from virga_events.catalog import Flavor, api
 from virga_gateway import validation as v
 from virga_gateway.auth import Principal
 from virga_gateway.model import GatewayState, InstanceStatus
+from virga_gateway.network_queries import check_instance_network
 from virga_gateway.problems import FieldError, conflict, invalid_fields, not_found
 from virga_gateway.queries import find_instance
 from virga_gateway.tokens import derive_token, token_sha256
@@ -117,6 +118,8 @@ def create_instance(
         group = state.server_groups.get(body.server_group)
         if group is None or group.tenant_id != tenant_id:
             errors.append(FieldError("server_group", f"no server group {body.server_group}"))
+    if body.network is not None:
+        errors.extend(check_instance_network(state, tenant_id, body.network))
     if errors:
         raise invalid_fields(errors)
     assert flavor is not None

@@ -13,6 +13,7 @@ from typing import Any, Literal
 import msgspec
 
 from virga_events.catalog import Flavor
+from virga_gateway.network_model import Network, Port, SecurityGroup
 from virga_gateway.storage_model import Image, Volume
 
 InstanceStatus = Literal["BUILDING", "RUNNING", "STOPPED", "ERROR", "DELETING", "DELETED"]
@@ -91,6 +92,14 @@ class HistoryEntry(msgspec.Struct, frozen=True):
     payload: dict[str, Any]
 
 
+class InstanceAddress(msgspec.Struct, frozen=True, kw_only=True):
+    """An address of an instance's port, from the network controller's PortAllocated."""
+
+    network: str
+    ip: str
+    mac: str
+
+
 class Instance(msgspec.Struct, kw_only=True):
     """An instance as the gateway knows it; a stub until its InstanceRequested is folded."""
 
@@ -118,6 +127,8 @@ class Instance(msgspec.Struct, kw_only=True):
     """The last failure the compute agents reported since their last success."""
     deleted: bool = False
     history: list[HistoryEntry] = msgspec.field(default_factory=list)
+    addresses: list[InstanceAddress] = msgspec.field(default_factory=list)
+    """Its port's addresses (network controller), until the port is deleted."""
 
     @property
     def status(self) -> InstanceStatus:
@@ -210,3 +221,7 @@ class GatewayState(msgspec.Struct, kw_only=True):
     snapshot_volumes: dict[str, str] = msgspec.field(default_factory=dict)
     """Volume snapshot id -> the volume it was taken of."""
     images: dict[str, Image] = msgspec.field(default_factory=dict)
+    networks: dict[str, Network] = msgspec.field(default_factory=dict)
+    ports: dict[str, Port] = msgspec.field(default_factory=dict)
+    security_groups: dict[str, SecurityGroup] = msgspec.field(default_factory=dict)
+    """Security groups tenants created; each tenant's default group is implicit."""

@@ -40,6 +40,9 @@ def preview(
             for k in touched
             if k in state.instances
         },
+        networks={k: copy.deepcopy(state.networks[k]) for k in touched if k in state.networks},
+        ports={k: copy.deepcopy(state.ports[k]) for k in touched if k in state.ports},
+        security_groups=dict(state.security_groups),
         volumes={k: copy.deepcopy(state.volumes[k]) for k in touched if k in state.volumes},
         images={k: copy.deepcopy(state.images[k]) for k in touched if k in state.images},
     )

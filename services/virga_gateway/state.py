@@ -16,7 +16,7 @@ import msgspec
 
 from virga_events import Envelope, Event
 from virga_events.catalog import api
-from virga_gateway import fold_hosts, fold_instances, fold_storage
+from virga_gateway import fold_hosts, fold_instances, fold_networks, fold_storage
 from virga_gateway.model import (
     IDEMPOTENCY_TTL_SECONDS,
     GatewayState,
@@ -112,5 +112,6 @@ _HANDLERS: dict[type[Event], Callable[[GatewayState, Envelope], None]] = {
     api.IdempotentRequestRecorded: _idempotent_request_recorded,
     **fold_instances.HANDLERS,
     **fold_hosts.HANDLERS,
+    **fold_networks.HANDLERS,
     **fold_storage.HANDLERS,
 }

@@ -170,7 +170,9 @@ def instance_view(instance: Instance) -> InstanceView:
         status=instance.status,
         host=instance.host,
         fault=instance.fault,
-        addresses=[],
+        addresses=[
+            Address(network=a.network, ip=a.ip, mac=a.mac) for a in instance.addresses
+        ],
         volumes=[],
         image=instance.image,
         network=instance.network,

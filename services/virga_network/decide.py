@@ -66,8 +66,10 @@ def decide(config: NetworkConfig, state: NetworkState, envelope: Envelope) -> Se
         return [Emit(PortHostAssigned(host=placement.host), port.port_id, port.tenant_id)]
     if isinstance(event, PortDeletionRequested):
         port = state.ports.get(aggregate)
+        if port is None and aggregate in state.refused:
+            return [Emit(PortDeleted(), aggregate, tenant)]  # a refused port leaves the lists
         if port is None or port.tenant_id != tenant:
-            return ()  # deleted already (a repeated request), or never allocated
+            return ()  # deleted already (a repeated request), or never asked for
         return [Emit(PortDeleted(), aggregate, port.tenant_id)]
     if isinstance(event, InstanceDeleted):
         port = state.ports.get(instance_port_id(aggregate))
@@ -119,6 +121,8 @@ def _delete_network(state: NetworkState, envelope: Envelope) -> Sequence[Intent]
     network_id, tenant = envelope.aggregate_id, envelope.tenant_id
     if network_id in state.deleted_networks:
         return ()  # a repeated request
+    if network_id in state.refused:
+        return [Emit(NetworkDeleted(), network_id, tenant)]  # never created: nothing to free
     network = state.networks.get(network_id)
     if network is None or not network.created or network.tenant_id != tenant:
         failed = NetworkDeletionFailed(reason=f"no network {network_id}")

@@ -159,6 +159,7 @@ def _network_created(state: NetworkState, env: Envelope, event: NetworkCreated) 
 
 def _network_deleted(state: NetworkState, network_id: str) -> None:
     record = state.networks.pop(network_id, None)
+    state.refused.pop(network_id, None)
     _bounded_add(state.deleted_networks, network_id)
     if record is not None and record.created:
         _release(state.vnis, record.vni, network_id)
@@ -190,6 +191,7 @@ def _port_allocated(state: NetworkState, env: Envelope, event: PortAllocated) ->
 
 def _port_deleted(state: NetworkState, port_id: str) -> None:
     port = state.ports.pop(port_id, None)
+    state.refused.pop(port_id, None)
     _bounded_add(state.deleted_ports, port_id)
     if port is None:
         return

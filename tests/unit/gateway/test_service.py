@@ -16,7 +16,8 @@ CONFIG = GatewayConfig(admin_token="root", token_secret=b"s" * 32)
 def test_it_reads_the_scheduler_and_compute_and_writes_the_api_topic() -> None:
     service = definition(CONFIG, "ns1")
     assert service.name == "gateway"
-    assert service.input_topics == ("ns1.scheduler", "ns1.compute")
+    assert service.input_topics[:2] == ("ns1.scheduler", "ns1.compute")
+    assert "ns1.network" in service.input_topics
     assert service.output_topic == "ns1.api"
 
 

@@ -323,3 +323,13 @@ def test_no_address_is_in_use_twice_after_a_long_run() -> None:
     ]
     assert all(len(h) == 1 for h in holders)
     assert all(len(h) == 1 for h in c.state.macs.values())
+
+
+def test_refused_networks_and_ports_can_be_deleted() -> None:
+    c = Controller()
+    c.input(NetworkRequested(name="n", cidr="10.0.0.1/24"), "net-bad")
+    assert c.input(NetworkDeletionRequested(), "net-bad") == [NetworkDeleted()]
+    _, refused = c.port("net-nowhere")
+    assert isinstance(refused, PortAllocationFailed)
+    assert c.input(PortDeletionRequested(), f"port-{c.counter}") == [PortDeleted()]
+    assert c.input(PortDeletionRequested(), f"port-{c.counter}") == []
