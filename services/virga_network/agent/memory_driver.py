@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from virga_network.agent import names
@@ -69,6 +70,9 @@ class MemoryDriver:
             if master == bridge:
                 self.taps[tap] = ""
 
+    def _virga(self, found: Iterable[str]) -> frozenset[str]:
+        return frozenset(name for name in found if names.kind_of(name, self.prefix) is not None)
+
     async def inventory(self) -> HostInventory:
         ports_of: dict[str, set[str]] = {}
         for tap, bridge in self.taps.items():
@@ -77,9 +81,9 @@ class MemoryDriver:
         for name, vxlan in self.vxlans.items():
             ports_of.setdefault(vxlan.bridge, set()).add(name)
         return HostInventory(
-            bridges=frozenset(self.bridges),
-            vxlans=frozenset(self.vxlans),
-            taps=frozenset(self.taps),
+            bridges=self._virga(self.bridges),
+            vxlans=self._virga(self.vxlans),
+            taps=self._virga(self.taps),
             filtered=frozenset(port.tap for port in self.filters.ports),
             ports_of={bridge: frozenset(members) for bridge, members in ports_of.items()},
         )
