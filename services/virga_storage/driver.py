@@ -190,11 +190,14 @@ class StorageDriver(Protocol):
         """
         ...
 
-    async def remove(self, name: str) -> None:
+    async def remove(self, name: str, *, fence: bool = False) -> None:
         """Remove the image with all its snapshots.
 
         Idempotent: a missing image is no error. Raises `HasChildren` naming every clone of
-        any of its snapshots; then nothing was removed.
+        any of its snapshots; then nothing was removed. `fence` first breaks any other
+        client's exclusive lock on the image, cutting that client off (Ceph blocklists it),
+        instead of waiting until the cluster notices a dead writer: only for images no guest
+        uses, such as the partial import of a crashed storage service.
         """
         ...
 

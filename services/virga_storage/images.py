@@ -92,7 +92,7 @@ class ImageEffects:
         if not self._claims.claim(effect.image_id, "abandon"):
             return ()
         try:
-            await self._driver.remove(image_image(effect.image_id))
+            await self._driver.remove(image_image(effect.image_id), fence=True)
         except StorageError as error:
             self._claims.release(effect.image_id)  # try again at the next tick
             log.warning("import_cleanup_failed", image_id=effect.image_id, reason=str(error))

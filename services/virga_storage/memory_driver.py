@@ -179,7 +179,7 @@ class MemoryDriver:
         # Its content already holds what it read through the parent: dropping the link is all.
         self._require(name).parent = None
 
-    async def remove(self, name: str) -> None:
+    async def remove(self, name: str, *, fence: bool = False) -> None:
         self._enter("remove")
         if check_name(name) not in self._images:
             return

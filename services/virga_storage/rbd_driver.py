@@ -275,12 +275,18 @@ class RbdDriver:
             if self._parent(image) is not None:
                 image.flatten()
 
-    def _remove(self, name: str) -> None:
+    def _remove(self, name: str, fence: bool = False) -> None:
         try:
             image = rbd.Image(self._io(), name)
         except rbd.ImageNotFound:
             return
         with image:
+            if fence:
+                # A writer that died keeps its lock until its watch times out (30 s); the
+                # removal would wait for it. Breaking the lock blocklists it: it cannot
+                # write again even if it was only stalled.
+                for owner in list(image.lock_get_owners()):
+                    image.lock_break(owner["mode"], owner["owner"])
             children = self._all_children(image)
             if children:
                 raise HasChildren(name, children)
@@ -403,8 +409,8 @@ class RbdDriver:
     async def flatten(self, name: str) -> None:
         await self._call(self._flatten, check_name(name))
 
-    async def remove(self, name: str) -> None:
-        await self._call(self._remove, check_name(name))
+    async def remove(self, name: str, *, fence: bool = False) -> None:
+        await self._call(self._remove, check_name(name), fence)
 
     async def remove_snapshot(self, name: str, snapshot: str) -> None:
         await self._call(self._remove_snapshot, check_name(name), check_name(snapshot, "snapshot"))

@@ -14,12 +14,16 @@ from tests.integration.gateway.harness import Gateway, wait_until
 from tests.support.pool import PoolAudit, audit_namespace
 
 from virga_devstack.ceph import CephCluster
-from virga_eventlog import KafkaSettings, ensure_topics, virga_topics
+from virga_eventlog import EventWriter, KafkaSettings, ensure_topics, event_topic, virga_topics
+from virga_events import Envelope, Event, new_event
 from virga_runtime import ServiceRunner
 from virga_storage.config import StorageConfig
 from virga_storage.rbd_driver import RbdDriver
 from virga_storage.service import storage_runner
 from virga_storage.state import StorageState
+
+IMAGE = b"virga test image " * 65536
+"""A 1 MiB raw image (a clone of it needs 1 GiB at least)."""
 
 
 @dataclass
@@ -27,9 +31,11 @@ class Cloud:
     """The gateway (HTTP client included), the storage service, and the test's pool view."""
 
     gateway: Gateway
-    storage: ServiceRunner[StorageState]
+    storage: ServiceRunner[StorageState] | None
+    """None when the storage service runs as its own process."""
     ceph: RbdDriver
     bootstrap: str
+    _feeder: EventWriter | None = None
 
     @property
     def namespace(self) -> str:
@@ -50,8 +56,63 @@ class Cloud:
         found = reply.body
         return found
 
+    async def feed(
+        self, service: str, aggregate_id: str, event: Event, tenant_id: str | None
+    ) -> Envelope:
+        """Append one fact as `service` would (a scheduler or compute agent of the test)."""
+        if self._feeder is None:
+            settings = KafkaSettings(bootstrap_servers=self.bootstrap, namespace=self.namespace)
+            self._feeder = EventWriter(settings, transactional_id=f"{self.namespace}-h1-feeder")
+            await self._feeder.start()
+        envelope = new_event(
+            event, aggregate_id=aggregate_id, tenant_id=tenant_id, producer=service
+        )
+        async with self._feeder.transaction() as txn:
+            await txn.append(event_topic(service, self.namespace), envelope)
+        return envelope
+
+    async def close(self) -> None:
+        if self._feeder is not None:
+            await self._feeder.stop()
+
     async def audit(self) -> PoolAudit:
         return await audit_namespace(self.bootstrap, self.namespace, self.ceph, shared=True)
+
+
+async def upload(
+    cloud: Cloud, token: str, data: bytes, expect: int = 201, **query: str
+) -> dict[str, Any]:
+    params = "&".join(f"{k}={v}" for k, v in {"name": "debian", **query}.items())
+    reply = await cloud.gateway.call(
+        "POST",
+        f"/v1/images?{params}",
+        token=token,
+        data=data,
+        headers={"Content-Type": "application/octet-stream"},
+    )
+    assert reply.status == expect, reply.body
+    body: dict[str, Any] = reply.body
+    return body
+
+
+async def create_volume(cloud: Cloud, token: str, **fields: Any) -> dict[str, Any]:
+    reply = await cloud.gateway.call(
+        "POST", "/v1/volumes", token=token, json={"name": "data", "size_gb": 1, **fields}
+    )
+    assert reply.status == 202, reply.body
+    created = await cloud.wait_volume(token, reply.body["id"], "available", "error")
+    assert created["status"] == "available", created
+    return created
+
+
+async def wait_gone(cloud: Cloud, token: str, path: str) -> None:
+    last = 200
+    for _ in range(300):
+        last = (await cloud.gateway.call("GET", path, token=token)).status
+        if last == 404:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{path} still answers {last}")
 
 
 def _status(cloud: Cloud, volume: Any) -> str:
@@ -63,7 +124,7 @@ def _status(cloud: Cloud, volume: Any) -> str:
 
 @contextlib.asynccontextmanager
 async def running_cloud(
-    bootstrap: str, cluster: CephCluster, **storage: Any
+    bootstrap: str, cluster: CephCluster, gateway_max_bytes: int | None = None, **storage: Any
 ) -> AsyncIterator[Cloud]:
     namespace = f"st{uuid.uuid4().hex[:8]}"
     settings = KafkaSettings(bootstrap_servers=bootstrap, namespace=namespace)
@@ -90,9 +151,13 @@ async def running_cloud(
             bootstrap,
             namespace=namespace,
             storage_url=f"http://127.0.0.1:{runner.http_port}",
-            image_max_bytes=config.image_max_bytes,
+            image_max_bytes=gateway_max_bytes or config.image_max_bytes,
         )
-        yield Cloud(gateway, runner, ceph, bootstrap)
+        cloud = Cloud(gateway, runner, ceph, bootstrap)
+        try:
+            yield cloud
+        finally:
+            await cloud.close()
     finally:
         if gateway is not None:
             await gateway.close()

@@ -6,10 +6,16 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
-from tests.integration.storage.gateway_storage import Cloud, running_cloud
+from tests.integration.storage.gateway_storage import (
+    IMAGE,
+    Cloud,
+    create_volume,
+    running_cloud,
+    upload,
+    wait_gone,
+)
 
 from virga_devstack.ceph import CephCluster
 from virga_storage.driver import BASE_SNAPSHOT
@@ -17,39 +23,11 @@ from virga_storage.effects import GiB, image_image, snapshot_name, volume_image
 
 pytestmark = pytest.mark.kafka
 
-IMAGE = b"virga test image " * 65536  # 1 MiB and a bit: a clone needs 1 GiB at least
-
 
 @pytest.fixture
 async def cloud(kafka_bootstrap: str, ceph_cluster: CephCluster) -> AsyncIterator[Cloud]:
     async with running_cloud(kafka_bootstrap, ceph_cluster) as running:
         yield running
-
-
-async def upload(
-    cloud: Cloud, token: str, data: bytes, expect: int = 201, **query: str
-) -> dict[str, Any]:
-    params = "&".join(f"{k}={v}" for k, v in {"name": "debian", **query}.items())
-    reply = await cloud.gateway.call(
-        "POST",
-        f"/v1/images?{params}",
-        token=token,
-        data=data,
-        headers={"Content-Type": "application/octet-stream"},
-    )
-    assert reply.status == expect, reply.body
-    body: dict[str, Any] = reply.body
-    return body
-
-
-async def create_volume(cloud: Cloud, token: str, **fields: Any) -> dict[str, Any]:
-    reply = await cloud.gateway.call(
-        "POST", "/v1/volumes", token=token, json={"name": "data", "size_gb": 1, **fields}
-    )
-    assert reply.status == 202, reply.body
-    created = await cloud.wait_volume(token, reply.body["id"], "available", "error")
-    assert created["status"] == "available", created
-    return created
 
 
 async def test_an_image_upload_becomes_a_protected_rbd_image_with_its_sha256(
@@ -78,16 +56,6 @@ async def test_an_image_upload_becomes_a_protected_rbd_image_with_its_sha256(
     await wait_gone(cloud, token, f"/v1/images/{image['id']}")
     assert name not in await cloud.ceph.list()
     assert (await cloud.audit()).clean
-
-
-async def wait_gone(cloud: Cloud, token: str, path: str) -> None:
-    last = 200
-    for _ in range(300):
-        last = (await cloud.gateway.call("GET", path, token=token)).status
-        if last == 404:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{path} still answers {last}")
 
 
 async def test_volumes_clone_snapshot_extend_and_delete_through_the_api(cloud: Cloud) -> None:

@@ -1,0 +1,177 @@
+"""Image uploads on the real cluster: qcow2 conversion, refusals, and a storage service
+killed (SIGKILL) while it writes the pool, which leaves neither orphan nor duplicate."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import subprocess
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from tests.integration.gateway.harness import Gateway, wait_until
+from tests.integration.storage.gateway_storage import (
+    IMAGE,
+    Cloud,
+    running_cloud,
+    upload,
+    wait_gone,
+)
+from tests.support.kafka import read_events
+from tests.support.pool import audit_namespace
+from tests.support.stack import free_port
+
+from virga_devstack.ceph import CephCluster
+from virga_devstack.processes import ServiceProcess
+from virga_eventlog import KafkaSettings, ensure_topics, event_topic, virga_topics
+from virga_events import REGISTRY
+from virga_storage.effects import image_image
+from virga_storage.rbd_driver import RbdDriver
+
+pytestmark = pytest.mark.kafka
+
+OCTETS = {"Content-Type": "application/octet-stream"}
+
+
+@pytest.fixture
+async def cloud(kafka_bootstrap: str, ceph_cluster: CephCluster) -> AsyncIterator[Cloud]:
+    async with running_cloud(
+        kafka_bootstrap, ceph_cluster, gateway_max_bytes=8 << 20, image_max_bytes=4 << 20
+    ) as running:
+        yield running
+
+
+def qcow2_of(raw: bytes, directory: Path) -> bytes:
+    source, target = directory / "disk.raw", directory / "disk.qcow2"
+    source.write_bytes(raw)
+    subprocess.run(
+        ["qemu-img", "convert", "-f", "raw", "-O", "qcow2", str(source), str(target)],
+        check=True,
+    )
+    return target.read_bytes()
+
+
+async def test_a_qcow2_upload_is_stored_as_raw(cloud: Cloud, tmp_path: Path) -> None:
+    _, token = await cloud.gateway.tenant()
+    # Data, then a hole: the raw image is 3 MiB, the qcow2 much smaller.
+    raw = IMAGE[: 1 << 20] + bytes(2 << 20)
+    qcow2 = qcow2_of(raw, tmp_path)
+    assert len(qcow2) < len(raw)
+    image = await upload(cloud, token, qcow2, disk_format="qcow2")
+    assert (image["disk_format"], image["size_bytes"]) == ("qcow2", len(raw))
+    assert image["sha256"] == hashlib.sha256(qcow2).hexdigest()
+    assert await cloud.ceph.read(image_image(image["id"]), 0, len(raw)) == raw
+    await cloud.gateway.call("DELETE", f"/v1/images/{image['id']}", token=token)
+    await wait_gone(cloud, token, f"/v1/images/{image['id']}")
+
+
+async def test_uploads_that_cannot_be_images_fail_and_leave_nothing(cloud: Cloud) -> None:
+    api = cloud.gateway
+    _, token = await api.tenant()
+    before = set(await cloud.ceph.list())
+
+    # Not a qcow2 at all.
+    bad = await api.call(
+        "POST", "/v1/images?name=bad&disk_format=qcow2", token=token, data=IMAGE, headers=OCTETS
+    )
+    assert bad.status == 422, bad.body
+    # Above the gateway's limit, by its Content-Length: refused before anything is recorded.
+    huge = await api.call("POST", "/v1/images?name=huge", token=token, data=bytes(9 << 20))
+    assert (huge.status, huge.problem_fields) == (413, ["body"])
+    # Above the storage service's limit, sent without a length: the service stops reading.
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(6):
+            yield bytes(1 << 20)
+
+    assert api.client is not None
+    async with api.client.post(
+        "/v1/images?name=chunked",
+        data=chunks(),
+        headers={**OCTETS, "Authorization": f"Bearer {token}"},
+    ) as reply:
+        assert reply.status == 413, await reply.text()
+    bad_query = await api.call("POST", "/v1/images?disk_format=vmdk", token=token, data=IMAGE)
+    assert bad_query.status == 422
+    assert {e["field"] for e in bad_query.body["errors"]} <= {"name", "disk_format"}
+
+    listed = await api.call("GET", "/v1/images", token=token)
+    statuses = sorted((i["name"], i["status"]) for i in listed.body["items"])
+    assert statuses == [("bad", "error"), ("chunked", "error")]
+    assert set(await cloud.ceph.list()) - before == set()
+    assert (await cloud.audit()).clean
+
+
+async def test_a_storage_service_killed_while_writing_an_image_leaves_no_orphan(
+    kafka_bootstrap: str, ceph_cluster: CephCluster, tmp_path: Path
+) -> None:
+    namespace = f"kill{uuid.uuid4().hex[:8]}"
+    settings = KafkaSettings(bootstrap_servers=kafka_bootstrap, namespace=namespace)
+    await ensure_topics(settings, virga_topics(partitions=2, namespace=namespace))
+    port = free_port()
+    storage = ServiceProcess(
+        "storage",
+        "virga_storage",
+        {
+            "VIRGA_KAFKA_BOOTSTRAP": kafka_bootstrap,
+            "VIRGA_NAMESPACE": namespace,
+            "VIRGA_CEPH_CONF": str(ceph_cluster.conf_file),
+            "VIRGA_CEPH_KEYRING": str(ceph_cluster.keyring),
+            "VIRGA_CEPH_POOL": ceph_cluster.pool,
+            "VIRGA_HTTP_PORT": str(port),
+            "VIRGA_IMAGE_SPOOL_DIR": str(tmp_path),
+        },
+        tmp_path,
+        health_url=f"http://127.0.0.1:{port}/healthz",
+    )
+    ceph = RbdDriver(ceph_cluster.conf_file, ceph_cluster.keyring, ceph_cluster.pool)
+    await ceph.connect()
+    storage.start()
+    gateway: Gateway | None = None
+    try:
+        await asyncio.to_thread(storage.wait_healthy, 60)
+        gateway = await Gateway.create(
+            kafka_bootstrap, namespace=namespace, storage_url=f"http://127.0.0.1:{port}"
+        )
+        _, token = await gateway.tenant()
+        data = os.urandom(1 << 20) * 192  # 192 MiB of data: writing the pool takes a while
+        sent = asyncio.create_task(
+            gateway.call("POST", "/v1/images?name=big", token=token, data=data, headers=OCTETS)
+        )
+        await wait_until(lambda: bool(gateway and gateway.runner and gateway.runner.state.images))
+        assert gateway.runner is not None
+        [image_id] = gateway.runner.state.images
+        name = image_image(image_id)
+
+        for _ in range(6000):  # polled: the pool tells no one when an image appears
+            if name in await ceph.list():
+                break
+            await asyncio.sleep(0.01)
+        storage.kill()  # between the rbd calls and the event
+        answer = await sent
+        assert answer.status == 503, answer.body
+        assert name in await ceph.list()  # the partial image, for now
+
+        storage.start()
+        await asyncio.to_thread(storage.wait_healthy, 60)
+        await wait_until(lambda: gateway.runner.state.images[image_id].status == "error", 30)
+        shown = await gateway.call("GET", f"/v1/images/{image_id}", token=token)
+        assert shown.body["status"] == "error"
+        assert "interrupted" in shown.body["fault"]
+        assert name not in await ceph.list()
+        outcomes = [
+            e.type
+            for e in await read_events(kafka_bootstrap, event_topic("storage", namespace), REGISTRY)
+            if e.aggregate_id == image_id
+        ]
+        assert outcomes == ["ImageImportFailed"]
+        audit = await audit_namespace(kafka_bootstrap, namespace, ceph, shared=True)
+        assert audit.clean, audit
+    finally:
+        if gateway is not None:
+            await gateway.close()
+        storage.stop()
+        await ceph.close()
