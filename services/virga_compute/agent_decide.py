@@ -66,6 +66,7 @@ def build_spec(config: AgentConfig, state: AgentState, record: InstanceRecord) -
         ram_mb=record.ram_mb,
         disks=tuple(disks),
         nics=tuple(nics),
+        boot=config.direct_boot,
     )
 
 

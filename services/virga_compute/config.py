@@ -8,6 +8,7 @@ from typing import Literal, get_args
 
 from virga_compute.ceph_access import CephSettings, settings_from_env
 from virga_compute.domain_xml import DomainType
+from virga_compute.driver import DirectKernelBoot
 from virga_runtime.env import Env
 
 RestartPolicy = Literal["restart", "report"]
@@ -28,6 +29,17 @@ _CEPH_VARIABLES = (
     "VIRGA_CEPH_KEYRING",
     "VIRGA_CEPH_SECRET_UUID",
 )
+
+
+def _direct_boot(env: Env) -> DirectKernelBoot | None:
+    kernel = env.text("VIRGA_GUEST_KERNEL")
+    if kernel is None:
+        return None
+    return DirectKernelBoot(
+        kernel=kernel,
+        initrd=env.text("VIRGA_GUEST_INITRD"),
+        cmdline=env.text("VIRGA_GUEST_CMDLINE") or "console=ttyS0",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +73,9 @@ class AgentConfig:
     """Topic namespace, as `KafkaSettings.namespace`."""
     ceph: CephSettings | None = None
     """Where guests find their volumes; None: only instances without volumes run here."""
+    direct_boot: DirectKernelBoot | None = None
+    """Boot every instance from this kernel instead of its boot disk's loader: for test and
+    demo clouds whose images carry no boot loader (their volumes are still attached)."""
 
     def __post_init__(self) -> None:
         if not self.host or any(c.isspace() or c == "/" for c in self.host):
@@ -82,7 +97,8 @@ class AgentConfig:
         """Read VIRGA_HOST (required), VIRGA_RACK, VIRGA_ZONE, VIRGA_TRAITS (comma list),
         VIRGA_LIBVIRT_URI, VIRGA_DOMAIN_TYPE, VIRGA_INSTANCES_PATH, VIRGA_HEARTBEAT_SECONDS,
         VIRGA_USAGE_SECONDS, VIRGA_RESTART_POLICY, VIRGA_STOP_GRACE_SECONDS, VIRGA_HTTP_PORT,
-        VIRGA_NAMESPACE and the VIRGA_CEPH_* settings (`ceph_access.settings_from_env`); raise
+        VIRGA_NAMESPACE, the VIRGA_CEPH_* settings (`ceph_access.settings_from_env`) and
+        VIRGA_GUEST_KERNEL, VIRGA_GUEST_INITRD, VIRGA_GUEST_CMDLINE (`direct_boot`); raise
         SystemExit naming a bad one."""
         env = Env(environ)
         get, number = env.text, env.number
@@ -108,6 +124,7 @@ class AgentConfig:
                 http_port=env.port("VIRGA_HTTP_PORT"),
                 namespace=get("VIRGA_NAMESPACE") or "virga",
                 ceph=settings_from_env({k: v for k in _CEPH_VARIABLES if (v := get(k) or "")}),
+                direct_boot=_direct_boot(env),
             )
         except ValueError as exc:
             raise SystemExit(f"bad compute agent setting: {exc}") from None

@@ -16,7 +16,7 @@ from virga_compute.ceph_access import (
 )
 from virga_compute.config import AgentConfig
 from virga_compute.domain_xml import ceph_secret_xml
-from virga_compute.driver import CephMonitor
+from virga_compute.driver import CephMonitor, DirectKernelBoot
 
 KEY = base64.b64encode(b"sixteen byte key").decode()
 
@@ -134,3 +134,13 @@ def test_conf_names_are_normalised_and_other_sections_ignored() -> None:
         "[global]\nmon host = a\n; comment\n[osd]\nkeyring = k\n[client]\nkeyring = c\n"
     )
     assert options == {"mon_host": "a", "keyring": "c"}
+
+
+def test_a_host_wide_guest_kernel_boots_every_instance(tmp_path: Path) -> None:
+    config = AgentConfig.from_env(
+        {"VIRGA_HOST": "hv-1", "VIRGA_GUEST_KERNEL": "/k", "VIRGA_GUEST_INITRD": "/i"}
+    )
+    assert config.direct_boot == DirectKernelBoot("/k", "/i", "console=ttyS0")
+    assert AgentConfig.from_env({"VIRGA_HOST": "hv-1"}).direct_boot is None
+    with pytest.raises(SystemExit):
+        AgentConfig.from_env({"VIRGA_HOST": "hv-1", "VIRGA_GUEST_KERNEL": "relative"})
