@@ -52,7 +52,8 @@ def _network_requested(state: GatewayState, env: Envelope) -> None:
     network.tenant_id = env.tenant_id or ""
     network.name, network.cidr = event.name, event.cidr
     network.created_at = env.occurred_at
-    network.allocation_pools = [PoolRecord(p.start, p.end) for p in event.allocation_pools]
+    if not network.created:  # the controller's pools (defaults filled in) win
+        network.allocation_pools = [PoolRecord(p.start, p.end) for p in event.allocation_pools]
     try:
         subnet = parse_subnet(event.cidr)
         pairs = [(p.start, p.end) for p in event.allocation_pools]
