@@ -120,6 +120,16 @@ def create_instance(
             errors.append(FieldError("server_group", f"no server group {body.server_group}"))
     if body.network is not None:
         errors.extend(check_instance_network(state, tenant_id, body.network))
+    if body.image is not None:
+        # Booting clones the image: another tenant's private image must not exist for this one.
+        image = state.images.get(body.image)
+        if (
+            image is None
+            or not image.requested
+            or image.deleted
+            or (image.visibility != "public" and image.tenant_id != tenant_id)
+        ):
+            errors.append(FieldError("image", f"no image {body.image}"))
     if errors:
         raise invalid_fields(errors)
     assert flavor is not None
