@@ -1,4 +1,5 @@
-"""A whole Virga stack as OS processes on the test broker: gateway, scheduler, compute agents.
+"""A whole Virga stack as OS processes on the test broker: gateway, storage, scheduler, compute
+agents.
 
 Each stack has its own topic namespace, so stacks on one broker never see each other.
 """
@@ -51,11 +52,21 @@ class Stack:
     admin_token: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     gateway_port: int = field(default_factory=free_port)
     heartbeat_seconds: float = 1.0
+    ceph_conf: str = "memory://"
+    """The storage service's cluster: memory:// keeps volumes in its process; a ceph.conf
+    (with `ceph_keyring` and `ceph_pool`) puts them on that cluster."""
+    ceph_keyring: str = ""
+    ceph_pool: str = "rbd"
+    storage_port: int = field(default_factory=free_port)
     processes: dict[str, ServiceProcess] = field(default_factory=dict)
 
     @property
     def gateway_url(self) -> str:
         return f"http://127.0.0.1:{self.gateway_port}"
+
+    @property
+    def storage_url(self) -> str:
+        return f"http://127.0.0.1:{self.storage_port}"
 
     def _common(self) -> dict[str, str]:
         return {
@@ -76,9 +87,24 @@ class Stack:
                 "VIRGA_GATEWAY_PORT": str(self.gateway_port),
                 "VIRGA_ADMIN_TOKEN": self.admin_token,
                 "VIRGA_TOKEN_SECRET": secrets.token_urlsafe(32),
+                "VIRGA_STORAGE_URL": self.storage_url,
             },
             self.run_dir,
             health_url=f"{self.gateway_url}/healthz",
+        )
+        self.processes["storage"] = ServiceProcess(
+            "storage",
+            "virga_storage",
+            {
+                **self._common(),
+                "VIRGA_CEPH_CONF": self.ceph_conf,
+                "VIRGA_CEPH_KEYRING": self.ceph_keyring,
+                "VIRGA_CEPH_POOL": self.ceph_pool,
+                "VIRGA_HTTP_PORT": str(self.storage_port),
+                "VIRGA_IMAGE_SPOOL_DIR": str(self.run_dir),
+            },
+            self.run_dir,
+            health_url=f"{self.storage_url}/healthz",
         )
         scheduler_port = free_port()
         self.processes["scheduler"] = ServiceProcess(

@@ -1,0 +1,116 @@
+"""Volumes and images end to end on the real Ceph cluster: every service its own process,
+HTTP in, RBD images out, and a pool audit that finds nothing the log cannot account for."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import aiohttp
+import pytest
+from tests.support.api import Api
+from tests.support.pool import audit_namespace
+from tests.support.stack import HostSpec, Stack
+
+from virga_devstack.ceph import CephCluster
+from virga_storage.effects import image_image, volume_image
+from virga_storage.rbd_driver import RbdDriver
+
+pytestmark = [pytest.mark.kafka, pytest.mark.e2e]
+
+IMAGE = b"virga e2e image " * 65536
+
+
+@pytest.fixture(scope="module")
+def stack(
+    kafka_bootstrap: str, ceph_cluster: CephCluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    stack = Stack(
+        kafka_bootstrap,
+        tmp_path_factory.mktemp("stack"),
+        (HostSpec("host-a", "rack-1"),),
+        ceph_conf=str(ceph_cluster.conf_file),
+        ceph_keyring=str(ceph_cluster.keyring),
+        ceph_pool=ceph_cluster.pool,
+    )
+    try:
+        stack.start()
+        yield stack
+    except Exception:
+        print(stack.logs())
+        raise
+    finally:
+        stack.stop()
+
+
+@pytest.fixture
+async def tenant(stack: Stack) -> AsyncIterator[Api]:
+    async with aiohttp.ClientSession() as session:
+        admin = Api(session, stack.gateway_url, stack.admin_token)
+        _, token = await admin.create_tenant(f"tenant-{uuid.uuid4().hex[:6]}")
+        yield admin.as_token(token)
+
+
+@pytest.fixture
+async def ceph(ceph_cluster: CephCluster) -> AsyncIterator[RbdDriver]:
+    driver = RbdDriver(ceph_cluster.conf_file, ceph_cluster.keyring, ceph_cluster.pool)
+    await driver.connect()
+    try:
+        yield driver
+    finally:
+        await driver.close()
+
+
+async def wait_for(tenant: Api, path: str, field: str, wanted: set[Any]) -> Any:
+    deadline = time.monotonic() + 60
+    while True:
+        view = await tenant.call("GET", path, expect=(200, 404))
+        value = None if view.get("type", "").endswith("/not-found") else view.get(field)
+        if value in wanted:
+            return view
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{path}: {field} is {value}, not one of {wanted}")
+        await asyncio.sleep(0.2)
+
+
+async def wait_gone(tenant: Api, path: str) -> None:
+    deadline = time.monotonic() + 60
+    while (await tenant.call("GET", path, expect=(200, 404))).get("status") != 404:
+        assert time.monotonic() < deadline, f"{path} is still there"
+        await asyncio.sleep(0.2)
+
+
+async def test_images_volumes_and_boot_volumes_leave_the_pool_as_the_log_says(
+    stack: Stack, tenant: Api, ceph: RbdDriver
+) -> None:
+    async with tenant.session.post(
+        f"{stack.gateway_url}/v1/images?name=debian",
+        data=IMAGE,
+        headers={"Authorization": f"Bearer {tenant.token}"},
+    ) as reply:
+        assert reply.status == 201, await reply.text()
+        image = await reply.json()
+    volume = await tenant.call(
+        "POST", "/v1/volumes", {"name": "data", "size_gb": 2, "image": image["id"]}
+    )
+    volume = await wait_for(tenant, f"/v1/volumes/{volume['id']}", "status", {"available"})
+    assert volume["parent"] == f"image:{image['id']}"
+    assert await ceph.read(volume_image(volume["id"]), 0, len(IMAGE)) == IMAGE
+
+    instance = await tenant.create_instance("web", image=image["id"])
+    boot = await wait_for(tenant, f"/v1/volumes/{instance['id']}", "status", {"in-use"})
+    assert boot["boot_of"] == instance["id"]
+    await tenant.call("DELETE", f"/v1/instances/{instance['id']}")
+    await tenant.call("DELETE", f"/v1/volumes/{volume['id']}")
+    await wait_gone(tenant, f"/v1/volumes/{instance['id']}")
+    await wait_gone(tenant, f"/v1/volumes/{volume['id']}")
+    await tenant.call("DELETE", f"/v1/images/{image['id']}")
+    deadline = time.monotonic() + 60
+    while image_image(image["id"]) in await ceph.list():
+        assert time.monotonic() < deadline, "the image is still in the pool"
+        await asyncio.sleep(0.2)
+    audit = await audit_namespace(stack.bootstrap, stack.namespace, ceph, shared=True)
+    assert audit.clean, audit
