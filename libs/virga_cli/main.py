@@ -2,45 +2,59 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import click
-import orjson
 
+from virga_cli import config, errors
 from virga_cli.audit import audit
-from virga_events import REGISTRY, json_schema
+from virga_cli.billing import invoice, price, usage
+from virga_cli.events import events
+from virga_cli.instances import flavor, instance
+from virga_cli.network import network, port, security_group
+from virga_cli.output import Cli
+from virga_cli.session import login, logout, tenant, token
+from virga_cli.storage import image, volume
+
+EPILOG = "Exit codes: " + "; ".join(f"{code} {what}" for code, what in errors.EXIT_CODES.items())
 
 
-@click.group()
+@click.group(cls=errors.Group, epilog=EPILOG)
 @click.version_option(package_name="virga-cloud", prog_name="virga")
-def cli() -> None:
-    """Virga: the control plane of a small public cloud."""
-
-
-@cli.group()
-def events() -> None:
-    """Virga's event types."""
-
-
-@events.command("schema")
 @click.option(
-    "--output",
-    "-o",
-    type=click.Path(dir_okay=False, writable=True, path_type=Path),
-    help="Write to this file instead of standard output.",
+    "--api",
+    metavar="URL",
+    help="The Virga API (env VIRGA_API_URL; else the one `virga login` used; "
+    f"else {config.DEFAULT_API}).",
 )
-def events_schema(output: Path | None) -> None:
-    """Print a JSON Schema (2020-12) of every event envelope, for consumers in any language."""
-    document = orjson.dumps(json_schema(), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
-    if output is None:
-        sys.stdout.buffer.write(document + b"\n")
-    else:
-        output.write_bytes(document + b"\n")
-        click.echo(f"wrote the schema of {len(list(REGISTRY))} event types to {output}", err=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the API's JSON, for scripts.")
+@click.pass_context
+def cli(context: click.Context, api: str | None, as_json: bool) -> None:
+    """Virga: the control plane of a small public cloud.
+
+    Log in once with `virga login --token TOKEN` (or set VIRGA_TOKEN), then manage
+    instances, volumes, images, networks and bills.
+    """
+    context.obj = Cli(api=config.resolve_api(api), as_json=as_json)
 
 
-cli.add_command(audit)
+for command in (
+    login,
+    logout,
+    instance,
+    flavor,
+    volume,
+    image,
+    network,
+    port,
+    security_group,
+    price,
+    usage,
+    invoice,
+    events,
+    tenant,
+    token,
+    audit,
+):
+    cli.add_command(command)
 
 
 def main() -> None:

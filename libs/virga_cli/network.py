@@ -1,0 +1,265 @@
+"""`virga network|port|security-group ...`: tenant networks, their ports, and filters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from virga_cli.output import Cli, Column, pass_cli
+
+NETWORK_COLUMNS: list[Column] = [
+    ("id", "id"),
+    ("name", "name"),
+    ("status", "status"),
+    ("cidr", "cidr"),
+    ("vni", "vni"),
+    ("ports", lambda n: len(n.get("ports") or [])),
+]
+NETWORK_FIELDS: list[Column] = [
+    ("id", "id"),
+    ("name", "name"),
+    ("status", "status"),
+    ("fault", "fault"),
+    ("tenant", "tenant_id"),
+    ("cidr", "cidr"),
+    ("gateway", "gateway_ip"),
+    ("vxlan id", "vni"),
+    ("pools", lambda n: [f"{p['start']}-{p['end']}" for p in n.get("allocation_pools") or []]),
+    ("ports", "ports"),
+    ("created", "created_at"),
+]
+PORT_COLUMNS: list[Column] = [
+    ("id", "id"),
+    ("name", "name"),
+    ("status", "status"),
+    ("network", "network_id"),
+    ("mac", "mac"),
+    ("ips", "ips"),
+    ("instance", "instance_id"),
+    ("host", "host"),
+]
+RULE_COLUMNS: list[Column] = [
+    ("direction", "direction"),
+    ("ethertype", "ethertype"),
+    ("protocol", "protocol"),
+    ("ports", lambda r: _ports(r)),
+    ("remote", lambda r: r.get("remote_cidr") or r.get("remote_group") or "any"),
+]
+
+
+def _ports(rule: dict[str, Any]) -> str:
+    low, high = rule.get("port_min"), rule.get("port_max")
+    if low is None:
+        return "any"
+    return str(low) if high in (None, low) else f"{low}-{high}"
+
+
+@click.group()
+def network() -> None:
+    """Tenant networks (one subnet each, a VXLAN segment across hosts)."""
+
+
+def _pool(value: str) -> dict[str, str]:
+    start, sep, end = value.partition("-")
+    if not sep or not start or not end:
+        raise click.BadParameter(f"{value!r} is not START-END", param_hint="--pool")
+    return {"start": start.strip(), "end": end.strip()}
+
+
+@network.command("create")
+@click.argument("name")
+@click.option("--cidr", required=True, help="IPv4 or IPv6 subnet, e.g. 10.0.0.0/24.")
+@click.option("--pool", "pools", multiple=True, help="START-END addresses handed out (repeat).")
+@click.option("--tenant", "tenant_id", help="Admins: the tenant that will own it.")
+@pass_cli
+def network_create(
+    cli: Cli, name: str, cidr: str, pools: tuple[str, ...], tenant_id: str | None
+) -> None:
+    """Create network NAME with subnet --cidr."""
+    body: dict[str, Any] = {"name": name, "cidr": cidr}
+    if pools:
+        body["allocation_pools"] = [_pool(p) for p in pools]
+    if tenant_id:
+        body["tenant_id"] = tenant_id
+    created = cli.client().post("/v1/networks", body)
+    cli.emit(created, lambda n: cli.record(n, NETWORK_FIELDS))
+
+
+@network.command("list")
+@pass_cli
+def network_list(cli: Cli) -> None:
+    """List networks."""
+    answer = cli.client().get("/v1/networks")
+    cli.emit(answer, lambda d: cli.table(d["items"], NETWORK_COLUMNS))
+
+
+@network.command("show")
+@click.argument("network_id")
+@pass_cli
+def network_show(cli: Cli, network_id: str) -> None:
+    """Show a network."""
+    found = cli.client().get(f"/v1/networks/{network_id}")
+    cli.emit(found, lambda n: cli.record(n, NETWORK_FIELDS))
+
+
+@network.command("delete")
+@click.argument("network_id")
+@pass_cli
+def network_delete(cli: Cli, network_id: str) -> None:
+    """Delete a network that has no ports left."""
+    answer = cli.client().delete(f"/v1/networks/{network_id}")
+    cli.emit(answer, lambda n: cli.out.print(f"network {n['name']} is {n['status']}"))
+
+
+@click.group()
+def port() -> None:
+    """Ports: a MAC and addresses on a network."""
+
+
+@port.command("list")
+@click.option("--network", "network_id", help="Only this network's ports.")
+@pass_cli
+def port_list(cli: Cli, network_id: str | None) -> None:
+    """List ports."""
+    answer = cli.client().get("/v1/ports", network_id=network_id)
+    cli.emit(answer, lambda d: cli.table(d["items"], PORT_COLUMNS))
+
+
+@port.command("create")
+@click.option("--network", "network_id", required=True, help="The network (id).")
+@click.option("--name", default="", help="A name for it.")
+@click.option("--security-group", "groups", multiple=True, help="Group id (repeat).")
+@click.option("--tenant", "tenant_id", help="Admins: the tenant that will own it.")
+@pass_cli
+def port_create(
+    cli: Cli, network_id: str, name: str, groups: tuple[str, ...], tenant_id: str | None
+) -> None:
+    """Create a port on a network (default security group unless --security-group)."""
+    body: dict[str, Any] = {"network_id": network_id}
+    if name:
+        body["name"] = name
+    if groups:
+        body["security_groups"] = list(groups)
+    if tenant_id:
+        body["tenant_id"] = tenant_id
+    created = cli.client().post("/v1/ports", body)
+    cli.emit(created, lambda p: cli.record(p, PORT_COLUMNS))
+
+
+@port.command("show")
+@click.argument("port_id")
+@pass_cli
+def port_show(cli: Cli, port_id: str) -> None:
+    """Show a port."""
+    found = cli.client().get(f"/v1/ports/{port_id}")
+    cli.emit(found, lambda p: cli.record(p, [*PORT_COLUMNS, ("fault", "fault")]))
+
+
+@port.command("delete")
+@click.argument("port_id")
+@pass_cli
+def port_delete(cli: Cli, port_id: str) -> None:
+    """Delete a port (an instance's port goes with its instance)."""
+    answer = cli.client().delete(f"/v1/ports/{port_id}")
+    cli.emit(answer, lambda p: cli.out.print(f"port {p['id']} is {p['status']}"))
+
+
+RULE_KEYS = {"direction", "ethertype", "protocol", "port", "port_min", "port_max"}
+RULE_KEYS |= {"remote_cidr", "remote_group"}
+
+
+def parse_rule(spec: str) -> dict[str, Any]:
+    """`direction=ingress,protocol=tcp,port=22,remote_cidr=0.0.0.0/0` as an API rule;
+    `port=1000-2000` is a range."""
+    rule: dict[str, Any] = {}
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        key, sep, value = part.partition("=")
+        if not sep or key not in RULE_KEYS:
+            raise click.BadParameter(
+                f"{part!r}: expected KEY=VALUE with KEY one of {', '.join(sorted(RULE_KEYS))}",
+                param_hint="--rule",
+            )
+        if key in ("port", "port_min", "port_max"):
+            low, _, high = value.partition("-")
+            try:
+                numbers = [int(low)] + ([int(high)] if high else [])
+            except ValueError:
+                raise click.BadParameter(
+                    f"{part!r}: not a port number", param_hint="--rule"
+                ) from None
+            if key == "port":
+                rule["port_min"], rule["port_max"] = numbers[0], numbers[-1]
+            else:
+                rule[key] = numbers[0]
+        else:
+            rule[key] = value
+    if "direction" not in rule:
+        raise click.BadParameter(
+            f"{spec!r}: direction=ingress|egress is required", param_hint="--rule"
+        )
+    return rule
+
+
+@click.group("security-group")
+def security_group() -> None:
+    """Security groups: allow rules for the ports that carry them."""
+
+
+@security_group.command("create")
+@click.argument("name")
+@click.option(
+    "--rule",
+    "rules",
+    multiple=True,
+    help="direction=ingress|egress[,protocol=tcp|udp|icmp|icmpv6|any][,port=N[-M]]"
+    "[,ethertype=IPv4|IPv6][,remote_cidr=CIDR|remote_group=ID] (repeat).",
+)
+@click.option("--tenant", "tenant_id", help="Admins: the tenant that will own it.")
+@pass_cli
+def security_group_create(
+    cli: Cli, name: str, rules: tuple[str, ...], tenant_id: str | None
+) -> None:
+    """Create security group NAME; what no rule allows is dropped."""
+    body: dict[str, Any] = {"name": name, "rules": [parse_rule(r) for r in rules]}
+    if tenant_id:
+        body["tenant_id"] = tenant_id
+    created = cli.client().post("/v1/security-groups", body)
+    cli.emit(created, lambda g: _show_group(cli, g))
+
+
+def _show_group(cli: Cli, group: dict[str, Any]) -> None:
+    cli.record(group, [("id", "id"), ("name", "name"), ("default", "default")])
+    cli.table(group.get("rules") or [], RULE_COLUMNS)
+
+
+@security_group.command("list")
+@pass_cli
+def security_group_list(cli: Cli) -> None:
+    """List security groups."""
+    answer = cli.client().get("/v1/security-groups")
+    columns: list[Column] = [
+        ("id", "id"),
+        ("name", "name"),
+        ("default", "default"),
+        ("rules", lambda g: len(g.get("rules") or [])),
+    ]
+    cli.emit(answer, lambda d: cli.table(d["items"], columns))
+
+
+@security_group.command("show")
+@click.argument("group_id")
+@pass_cli
+def security_group_show(cli: Cli, group_id: str) -> None:
+    """Show a security group and its rules."""
+    found = cli.client().get(f"/v1/security-groups/{group_id}")
+    cli.emit(found, lambda g: _show_group(cli, g))
+
+
+@security_group.command("delete")
+@click.argument("group_id")
+@pass_cli
+def security_group_delete(cli: Cli, group_id: str) -> None:
+    """Delete a security group no port uses."""
+    cli.client().delete(f"/v1/security-groups/{group_id}")
+    cli.emit({"id": group_id, "deleted": True}, lambda _: cli.out.print(f"deleted {group_id}"))

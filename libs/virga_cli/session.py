@@ -1,0 +1,86 @@
+"""`virga login|logout`, and the admin's `tenant` and `token` commands that make tenants."""
+
+from __future__ import annotations
+
+import click
+
+from virga_cli import config
+from virga_cli.client import Client
+from virga_cli.output import Cli, Column, pass_cli
+
+
+@click.command()
+@click.option(
+    "--token",
+    prompt=True,
+    hide_input=True,
+    help="A tenant or admin token (prompted for when not given, so it stays out of history).",
+)
+@pass_cli
+def login(cli: Cli, token: str) -> None:
+    """Check TOKEN against the API and save it (mode 0600) for the next commands."""
+    token = token.strip()
+    if not token:
+        raise click.UsageError("the token is empty")
+    # Any authenticated read proves the token; flavors are visible to every caller.
+    Client(cli.api, token).get("/v1/flavors")
+    path = config.save(config.Saved(token=token, api=cli.api))
+    cli.err.print(f"logged in to {cli.api}; token saved in {path}")
+
+
+@click.command()
+@pass_cli
+def logout(cli: Cli) -> None:
+    """Forget the saved token (VIRGA_TOKEN, if set, still applies)."""
+    cli.err.print("token forgotten" if config.forget() else "no saved token")
+
+
+@click.group()
+def tenant() -> None:
+    """Admins: tenants."""
+
+
+@tenant.command("create")
+@click.argument("name")
+@pass_cli
+def tenant_create(cli: Cli, name: str) -> None:
+    """Create tenant NAME."""
+    created = cli.client().post("/v1/tenants", {"name": name})
+    cli.emit(created, lambda t: cli.out.print(f"tenant {t['name']} created: {t['id']}"))
+
+
+@tenant.command("list")
+@pass_cli
+def tenant_list(cli: Cli) -> None:
+    """List the tenants."""
+    columns: list[Column] = [("id", "id"), ("name", "name")]
+    answer = cli.client().get("/v1/tenants")
+    cli.emit(answer, lambda d: cli.table(d["items"], columns))
+
+
+@click.group()
+def token() -> None:
+    """Admins: tenants' tokens."""
+
+
+@token.command("create")
+@click.argument("tenant_id")
+@click.option("--expires-in", type=int, help="Seconds until it expires (default: never).")
+@pass_cli
+def token_create(cli: Cli, tenant_id: str, expires_in: int | None) -> None:
+    """Issue a token for TENANT_ID; printed once (the log keeps only its hash)."""
+    body = {} if expires_in is None else {"expires_in_seconds": expires_in}
+    issued = cli.client().post(f"/v1/tenants/{tenant_id}/tokens", body)
+    # The bare token on stdout, so `virga login --token "$(virga token create ...)"` works.
+    cli.emit(issued, lambda t: click.echo(t["token"]))
+    if not cli.as_json:
+        cli.err.print(f"token id {issued['id']} (revoke with `virga token revoke {issued['id']}`)")
+
+
+@token.command("revoke")
+@click.argument("token_id")
+@pass_cli
+def token_revoke(cli: Cli, token_id: str) -> None:
+    """Revoke a token."""
+    cli.client().delete(f"/v1/tokens/{token_id}")
+    cli.err.print(f"token {token_id} revoked")

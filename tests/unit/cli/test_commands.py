@@ -1,0 +1,215 @@
+"""What the CLI sends and shows: login, tables and --json, --wait, uploads, bodies."""
+
+from __future__ import annotations
+
+import hashlib
+import stat
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiohttp import web
+from tests.unit.cli.fake_api import fake_api, problem, run
+
+from virga_cli import errors
+
+FLAVORS = {"items": [{"name": "m1.tiny", "vcpus": 1, "ram_mb": 256, "disk_gb": 1}]}
+
+
+async def flavors(request: web.Request) -> web.Response:
+    if request.headers.get("Authorization") != "Bearer good-token":
+        return problem(401, "Unauthorized", "unknown token")
+    return web.json_response(FLAVORS)
+
+
+async def test_login_checks_the_token_and_saves_it_for_the_owner_only(tmp_path: Path) -> None:
+    async with fake_api({("GET", "/v1/flavors"): flavors}) as api:
+        refused = await run(
+            ["--api", api.url, "login", "--token", "bad-token"], tmp_path, token=None
+        )
+        saved = tmp_path / "virga" / "credentials.json"
+        assert refused.exit_code == errors.AUTH
+        assert not saved.exists()
+        # Prompted for, so the token stays out of the shell's history.
+        logged_in = await run(
+            ["--api", api.url, "login"], tmp_path, token=None, stdin="good-token\n"
+        )
+        assert logged_in.exit_code == 0, logged_in.output
+        assert stat.S_IMODE(saved.stat().st_mode) == 0o600
+        assert orjson.loads(saved.read_bytes()) == {"token": "good-token", "api": api.url}
+        # Later commands use the saved token and API without being told.
+        listed = await run(["flavor", "list"], tmp_path, token=None)
+        assert listed.exit_code == 0, listed.output
+        assert "m1.tiny" in listed.stdout
+        # VIRGA_TOKEN overrides the saved token.
+        overridden = await run(["flavor", "list"], tmp_path, token="other-token")
+        assert overridden.exit_code == errors.AUTH
+        assert api.requests[-1].headers["Authorization"] == "Bearer other-token"
+
+
+async def test_json_prints_the_api_answer_and_tables_print_its_fields(tmp_path: Path) -> None:
+    async with fake_api({("GET", "/v1/flavors"): flavors}) as api:
+        as_json = await run(
+            ["--api", api.url, "--json", "flavor", "list"], tmp_path, token="good-token"
+        )
+        table = await run(["--api", api.url, "flavor", "list"], tmp_path, token="good-token")
+    assert orjson.loads(as_json.stdout) == FLAVORS
+    header, row = table.stdout.splitlines()
+    assert header.split() == ["NAME", "VCPUS", "RAM_MB", "DISK_GB"]
+    assert row.split() == ["m1.tiny", "1", "256", "1"]
+
+
+async def test_listings_follow_every_page(tmp_path: Path) -> None:
+    async def page(request: web.Request) -> web.Response:
+        if request.query.get("cursor") == "c2":
+            return web.json_response({"items": [{"id": "i-3", "name": "c"}], "next": None})
+        items = [{"id": "i-1", "name": "a"}, {"id": "i-2", "name": "b"}]
+        return web.json_response({"items": items, "next": "c2"})
+
+    async with fake_api({("GET", "/v1/instances"): page}) as api:
+        result = await run(["--api", api.url, "--json", "instance", "list"], tmp_path)
+    assert [i["id"] for i in orjson.loads(result.stdout)["items"]] == ["i-1", "i-2", "i-3"]
+
+
+async def test_wait_prints_each_step_once_as_it_happens_until_running(tmp_path: Path) -> None:
+    steps = [
+        ("InstanceRequested", "gateway", {"name": "web"}),
+        ("InstanceScheduled", "scheduler", {"host": "host-a"}),
+        ("PortBound", "network", {"host": "host-a", "tap": "vt-1"}),
+        ("InstanceStarted", "compute", {"host": "host-a"}),
+    ]
+    polls = {"n": 0}
+
+    def events_so_far() -> list[dict[str, Any]]:
+        return [
+            {
+                "event_id": f"e-{i}",
+                "type": kind,
+                "producer": producer,
+                "occurred_at": f"2026-11-23T21:00:0{i}Z",
+                "payload": payload,
+            }
+            for i, (kind, producer, payload) in enumerate(steps[: polls["n"]])
+        ]
+
+    async def create(request: web.Request) -> web.Response:
+        return web.json_response({"id": "i-1", "name": "web", "status": "BUILDING"}, status=202)
+
+    async def show(request: web.Request) -> web.Response:
+        polls["n"] += 1  # one more step happens between polls
+        running = polls["n"] >= len(steps)
+        status = "RUNNING" if running else "BUILDING"
+        return web.json_response({"id": "i-1", "name": "web", "status": status, "host": "host-a"})
+
+    async def history(request: web.Request) -> web.Response:
+        return web.json_response(events_so_far())
+
+    routes = {
+        ("POST", "/v1/instances"): create,
+        ("GET", "/v1/instances/i-1"): show,
+        ("GET", "/v1/instances/i-1/events"): history,
+    }
+    async with fake_api(routes) as api:
+        args = ["--api", api.url, "instance", "create", "web", "--flavor", "m1.tiny"]
+        result = await run([*args, "--image", "img-1", "--network", "net-1", "--wait"], tmp_path)
+        body = orjson.loads(api.requests[0].body)
+    assert result.exit_code == 0, result.output
+    assert body == {"name": "web", "flavor": "m1.tiny", "image": "img-1", "network": "net-1"}
+    lines = result.stdout.splitlines()
+    printed = [
+        next(k for k, _, _ in steps if k in line)
+        for line in lines
+        if "Instance" in line or "Port" in line
+    ]
+    assert printed == [k for k, _, _ in steps]  # in order, each once
+    assert "host=host-a" in result.stdout
+    assert lines[-1] == "instance web is RUNNING on host-a"
+
+
+async def test_image_upload_streams_the_file_with_its_format_and_visibility(
+    tmp_path: Path,
+) -> None:
+    image = tmp_path / "disk.qcow2"
+    content = b"QFI\xfb" + bytes(range(256)) * 12_000  # about 3 MiB: several chunks
+    image.write_bytes(content)
+
+    async def upload(request: web.Request) -> web.Response:
+        digest = hashlib.sha256(await request.read()).hexdigest()
+        return web.json_response(
+            {"id": "img-1", "name": request.query["name"], "status": "available", "sha256": digest},
+            status=201,
+        )
+
+    async with fake_api({("POST", "/v1/images"): upload}) as api:
+        args = ["--api", api.url, "--json", "image", "upload", str(image), "--name", "tiny"]
+        result = await run([*args, "--public"], tmp_path)
+        seen = api.requests[0]
+    assert result.exit_code == 0, result.output
+    assert seen.query == {"name": "tiny", "disk_format": "qcow2", "visibility": "public"}
+    assert seen.headers["Content-Type"] == "application/octet-stream"
+    assert seen.headers["Content-Length"] == str(len(content))
+    assert orjson.loads(result.stdout)["sha256"] == hashlib.sha256(content).hexdigest()
+
+
+async def test_security_group_rules_and_prices_become_the_api_bodies(tmp_path: Path) -> None:
+    async def created(request: web.Request) -> web.Response:
+        answer = {"id": "sg-1", "name": "web", "default": False, "rules": []}
+        return web.json_response(answer, status=201)
+
+    async def prices(request: web.Request) -> web.Response:
+        return web.json_response(await request.json())
+
+    routes = {("POST", "/v1/security-groups"): created, ("PUT", "/v1/prices"): prices}
+    async with fake_api(routes) as api:
+        rules = ["direction=ingress,protocol=tcp,port=22,remote_cidr=0.0.0.0/0", "direction=egress"]
+        group = await run(
+            ["--api", api.url, "security-group", "create", "web"]
+            + [arg for rule in rules for arg in ("--rule", rule)]
+            + ["--rule", "direction=ingress,protocol=udp,port=1000-2000"],
+            tmp_path,
+        )
+        price = await run(
+            [
+                *("--api", api.url, "price", "set", "--currency", "EUR"),
+                *("--effective-from", "2026-12-01T00:00:00Z", "--flavor", "m1.tiny=0.01"),
+                *("--volume-gb-month", "0.05", "--egress-gb", "0.02", "--public-ip-hour", "0.004"),
+            ],
+            tmp_path,
+        )
+        group_body = orjson.loads(api.requests[0].body)
+        price_body = orjson.loads(api.requests[1].body)
+    assert group.exit_code == 0, group.output
+    assert group_body["rules"] == [
+        {"direction": "ingress", "protocol": "tcp", "port_min": 22, "port_max": 22,
+         "remote_cidr": "0.0.0.0/0"},
+        {"direction": "egress"},
+        {"direction": "ingress", "protocol": "udp", "port_min": 1000, "port_max": 2000},
+    ]  # fmt: skip
+    assert price.exit_code == 0, price.output
+    assert price_body == {
+        "currency": "EUR",
+        "effective_from": "2026-12-01T00:00:00Z",
+        "flavor_hour": {"m1.tiny": "0.01"},
+        "volume_gb_month": "0.05",
+        "egress_gb": "0.02",
+        "public_ip_hour": "0.004",
+    }
+    assert "m1.tiny" in price.stdout
+
+
+async def test_events_tail_without_follow_prints_the_last_events_in_time_order(
+    tmp_path: Path,
+) -> None:
+    async def history(request: web.Request) -> web.Response:
+        events = [
+            {"event_id": f"e-{i}", "type": f"Step{i}", "producer": "p",
+             "occurred_at": f"2026-11-23T21:00:{i:02d}Z", "payload": {}}
+            for i in (3, 1, 2, 0)
+        ]  # fmt: skip
+        return web.json_response(events)
+
+    async with fake_api({("GET", "/v1/instances/i-1/events"): history}) as api:
+        args = ["--api", api.url, "events", "tail", "i-1", "-n", "3", "--no-follow"]
+        result = await run(args, tmp_path)
+    assert result.exit_code == 0, result.output
+    assert [line.split()[3] for line in result.stdout.splitlines()] == ["Step1", "Step2", "Step3"]
