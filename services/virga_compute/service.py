@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from virga_compute import agent_state
+from virga_compute import agent_snapshot
 from virga_compute.agent_decide import decide, on_ready, tick
 from virga_compute.agent_effects import ComputeEffects
 from virga_compute.agent_state import AgentState, evolve
@@ -27,7 +27,7 @@ def definition(config: AgentConfig, driver: ComputeDriver) -> ServiceDefinition[
     namespace = config.namespace
 
     def restore(data: Any) -> AgentState:
-        state = agent_state.restore(data)
+        state = agent_snapshot.restore(data)
         if state.host != config.host:
             raise ValueError(f"snapshot of host {state.host!r} offered to {config.host!r}")
         return state
@@ -43,7 +43,7 @@ def definition(config: AgentConfig, driver: ComputeDriver) -> ServiceDefinition[
         output_topic=event_topic("compute", namespace),
         initial_state=partial(AgentState, config.host),
         evolve=evolve,
-        snapshot=agent_state.snapshot,
+        snapshot=agent_snapshot.snapshot,
         restore=restore,
         decide=partial(decide, config),
         effects=ComputeEffects(driver).handlers(),

@@ -20,7 +20,8 @@ from virga_compute.agent_effects import (
     Spawn,
     UsageDue,
 )
-from virga_compute.agent_state import AgentState, evolve, restore, snapshot
+from virga_compute.agent_snapshot import restore, snapshot
+from virga_compute.agent_state import AgentState, evolve
 from virga_compute.config import AgentConfig
 from virga_compute.driver import InstanceSpec
 from virga_compute.reconcile import Expected

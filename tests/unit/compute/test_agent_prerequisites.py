@@ -11,7 +11,8 @@ import pytest
 
 from virga_compute.agent_decide import decide, on_ready
 from virga_compute.agent_effects import Reconcile, Spawn
-from virga_compute.agent_state import AgentState, evolve, restore, snapshot
+from virga_compute.agent_snapshot import restore, snapshot
+from virga_compute.agent_state import AgentState, evolve
 from virga_compute.ceph_access import CephSettings
 from virga_compute.config import AgentConfig
 from virga_compute.driver import CephMonitor, DiskSpec, InstanceSpec, NicSpec, RbdSource

@@ -1,0 +1,74 @@
+"""The compute agent's state as plain JSON values for its snapshots, and back."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from virga_compute.agent_state import AgentState, InstanceRecord, PortBinding
+
+
+def _time(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def snapshot(state: AgentState) -> dict[str, Any]:
+    """The state as orjson-able values; `restore` is its inverse."""
+    return {
+        "host": state.host,
+        "instances": [
+            {
+                "instance_id": r.instance_id,
+                "tenant_id": r.tenant_id,
+                "name": r.name,
+                "vcpus": r.vcpus,
+                "ram_mb": r.ram_mb,
+                "attempt": r.attempt,
+                "scheduled_event_id": r.scheduled_event_id,
+                "image": r.image,
+                "network": r.network,
+                "status": r.status,
+                "domain_lost": r.domain_lost,
+                "deletion_event_id": r.deletion_event_id,
+                "usage_since": _time(r.usage_since),
+                "attachments": r.attachments,
+                "attaching": r.attaching,
+            }
+            for r in state.instances.values()
+        ],
+        "pending_deletions": [[k, v] for k, v in state.pending_deletions.items()],
+        "deleted": list(state.deleted),
+        "usage_sampled_at": _time(state.usage_sampled_at),
+        "heartbeat_at": _time(state.heartbeat_at),
+        "boot_volumes": state.boot_volumes,
+        "volume_failures": state.volume_failures,
+        "bound_ports": {k: [b.mac, b.tap, b.event_id] for k, b in state.bound_ports.items()},
+        "port_failures": state.port_failures,
+    }
+
+
+def restore(data: dict[str, Any]) -> AgentState:
+    records = {}
+    for raw in data["instances"]:
+        fields = dict(raw)
+        fields["usage_since"] = _parse_time(fields["usage_since"])
+        fields.setdefault("attachments", {})
+        fields.setdefault("attaching", {})
+        records[fields["instance_id"]] = InstanceRecord(**fields)
+    return AgentState(
+        host=data["host"],
+        instances=records,
+        pending_deletions={k: v for k, v in data["pending_deletions"]},
+        deleted=dict.fromkeys(data["deleted"]),
+        usage_sampled_at=_parse_time(data["usage_sampled_at"]),
+        heartbeat_at=_parse_time(data["heartbeat_at"]),
+        # Snapshots written before volumes and ports joined have none of these.
+        boot_volumes=dict(data.get("boot_volumes", {})),
+        volume_failures=dict(data.get("volume_failures", {})),
+        bound_ports={k: PortBinding(*v) for k, v in data.get("bound_ports", {}).items()},
+        port_failures=dict(data.get("port_failures", {})),
+    )
