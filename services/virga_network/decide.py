@@ -180,7 +180,7 @@ def _allocate(
             group not in state.security_groups or state.security_groups[group] != tenant
         ):
             return failed(f"no security group {group}")
-    offset = next_free(network.pools, network.used, network.high_water)
+    offset = next_free(network.pools, network.used, network.high_water, network.in_use_below)
     if offset is None:
         return failed(f"no free address left in the allocation pools of {network.cidr}")
     mac = pick_mac(config.mac_prefix, port_id, state.macs)

@@ -52,6 +52,9 @@ class NetworkRecord(msgspec.Struct, kw_only=True):
     """Offset -> the ports holding it (one, except transiently while rebuilding)."""
     high_water: int = -1
     """The highest offset ever handed out on this network."""
+    in_use_below: int = 0
+    """Every pool offset below it is in use: where the search for a freed address starts.
+    Its value depends on the fold order, but decisions do not (see `ipam.next_free`)."""
     early_ips: list[str] = msgspec.field(default_factory=list)
     """Addresses of ports folded before the network (a rebuild), deleted ones included: the
     high-water mark counts them once the CIDR is known."""
@@ -136,6 +139,8 @@ def _claim_addresses(network: NetworkRecord, port: PortRecord) -> None:
         offset = subnet.offset(ip)
         _claim(network.used, offset, port.port_id)
         network.high_water = max(network.high_water, offset)
+        while network.in_use_below in network.used:
+            network.in_use_below += 1
 
 
 def _network_created(state: NetworkState, env: Envelope, event: NetworkCreated) -> None:
@@ -149,6 +154,7 @@ def _network_created(state: NetworkState, env: Envelope, event: NetworkCreated) 
     record.name, record.cidr, record.vni = event.name, event.cidr, event.vni
     pairs = [(p.start, p.end) for p in event.allocation_pools]
     record.pools = list(subnet.pools(pairs))
+    record.in_use_below = record.pools[0][0]
     _claim(state.vnis, event.vni, record.network_id)
     for port_id in record.ports:  # folded before their network (a rebuild)
         _claim_addresses(record, state.ports[port_id])
@@ -202,7 +208,9 @@ def _port_deleted(state: NetworkState, port_id: str) -> None:
         if network.created:
             subnet = subnet_of(network.cidr)
             for ip in port.ips:
-                _release(network.used, subnet.offset(ip), port_id)
+                offset = subnet.offset(ip)
+                _release(network.used, offset, port_id)
+                network.in_use_below = min(network.in_use_below, offset)
 
 
 def _placed(state: NetworkState, instance_id: str, event: InstanceScheduled) -> None:
