@@ -68,7 +68,7 @@ def allocator(count: int) -> int:
 
 
 def naive_first_fit(count: int) -> int:
-    hosts = list(ipaddress.ip_network(CIDR).hosts())[1:]  # the gateway is reserved
+    hosts = list(ipaddress.IPv4Network(CIDR).hosts())[1:]  # the gateway is reserved
     used: set[ipaddress.IPv4Address] = set()
     for _ in range(count):
         used.add(next(ip for ip in hosts if ip not in used))
