@@ -15,6 +15,7 @@ from typing import Any
 import libvirt
 import pytest
 
+from virga_compute.ceph_access import CephSecret
 from virga_compute.domain_xml import METADATA_NS, DomainSettings, domain_uuid
 from virga_compute.driver import (
     DiskSpec,
@@ -214,3 +215,33 @@ async def test_a_broken_connection_is_reported_then_reopened(driver: LibvirtDriv
     with pytest.raises(HypervisorUnavailable):
         await driver.list_instances()
     assert await driver.list_instances() == [DomainInfo("i-1", DomainState.RUNNING)]
+
+
+async def test_a_ceph_secret_is_set_on_connect_where_the_hypervisor_keeps_secrets(
+    side: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret_uuid = "5c2e5e0e-6c5e-4a52-9a1f-0e7f1f6f2a10"
+    secret = CephSecret(secret_uuid, "admin", b"key")
+    defined: list[tuple[str, bytes]] = []
+
+    class Secret:
+        def setValue(self, value: bytes, flags: int) -> None:  # noqa: N802 (libvirt's name)
+            defined.append(("value", value))
+
+    def define(xml: str, flags: int) -> Secret:
+        defined.append(("xml", xml.encode()))
+        return Secret()
+
+    def open_keeping_secrets(uri: str) -> Any:
+        return _Proxy(REAL_OPEN(uri), secretDefineXML=define)
+
+    # The test hypervisor has no secrets at all: the driver connects without one.
+    async with LibvirtDriver(TEST_URI, instances_path=str(tmp_path), ceph_secret=secret) as plain:
+        assert await plain.list_instances() == []
+    # One that keeps them gets the secret, then its value, on every new connection.
+    monkeypatch.setattr(libvirt, "open", open_keeping_secrets)
+    async with LibvirtDriver(TEST_URI, instances_path=str(tmp_path), ceph_secret=secret) as driver:
+        await driver.list_instances()
+    assert [kind for kind, _ in defined] == ["xml", "value"]
+    assert secret_uuid.encode() in defined[0][1]
+    assert defined[1][1] == b"key"
