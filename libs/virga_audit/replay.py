@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, TypeVar
 
+import orjson
 import structlog
 
 from virga_audit.log import read_topics
-from virga_eventlog import KafkaSettings, RecentIds
+from virga_eventlog import KafkaSettings, RecentIds, event_topic
 from virga_events import Envelope, EventDecodeError, EventRegistry, decode
 from virga_runtime import ServiceDefinition
 
@@ -16,7 +17,7 @@ log = structlog.get_logger(__name__)
 
 S = TypeVar("S")
 
-REPLAYABLE = ("gateway", "scheduler", "compute")
+REPLAYABLE = ("gateway", "scheduler", "compute", "storage", "network", "billing")
 
 
 class UnknownService(ValueError):
@@ -27,7 +28,7 @@ def service_definition(
     service: str, namespace: str, host: str | None = None
 ) -> ServiceDefinition[Any]:
     """The service's definition as its composition root builds it, minus real effects: a
-    replay only folds, so the compute agent gets the in-memory driver."""
+    replay only folds, so the compute agent and storage get their in-memory drivers."""
     # Imported here: each service pulls in its whole core, and only one is ever wanted.
     if service == "gateway":
         from virga_gateway.config import GatewayConfig
@@ -48,6 +49,22 @@ def service_definition(
         from virga_compute.service import definition as compute
 
         return compute(AgentConfig(host=host, namespace=namespace), MemoryDriver())
+    if service == "storage":
+        from virga_storage.config import StorageConfig
+        from virga_storage.memory_driver import MemoryDriver as Volumes
+        from virga_storage.service import definition as storage
+
+        return storage(StorageConfig(namespace=namespace), Volumes())
+    if service == "network":
+        from virga_network.config import NetworkConfig
+        from virga_network.service import definition as network
+
+        return network(NetworkConfig(namespace=namespace))
+    if service == "billing":
+        from virga_billing.config import BillingConfig
+        from virga_billing.service import definition as billing
+
+        return billing(BillingConfig(namespace=namespace))
     raise UnknownService(f"cannot replay {service!r}: choose one of {', '.join(REPLAYABLE)}")
 
 
@@ -102,3 +119,36 @@ async def replay(
     """`service`'s state as of `until`, as its own `snapshot` function renders it."""
     definition = service_definition(service, settings.namespace, host)
     return definition.snapshot(await replay_state(settings, definition, until))
+
+
+async def compute_hosts(settings: KafkaSettings, until: datetime) -> list[str]:
+    """Hosts whose compute agent registered at or before `until`."""
+    from virga_events import REGISTRY
+    from virga_events.catalog.compute import HostRegistered
+
+    hosts: set[str] = set()
+    async for batch in read_topics(settings, [event_topic("compute", settings.namespace)]):
+        for record in batch:
+            envelope = _until(record.value, until, REGISTRY)
+            if envelope is not None and isinstance(envelope.payload, HostRegistered):
+                hosts.add(envelope.aggregate_id)
+    return sorted(hosts)
+
+
+async def replay_all(settings: KafkaSettings, until: datetime) -> dict[str, Any]:
+    """Every service's state as of `until` (compute: one per registered host), by service."""
+    states: dict[str, Any] = {}
+    for service in REPLAYABLE:
+        if service == "compute":
+            states[service] = {
+                host: _document(await replay(settings, service, until, host))
+                for host in await compute_hosts(settings, until)
+            }
+        else:
+            states[service] = _document(await replay(settings, service, until))
+    return states
+
+
+def _document(state: Any) -> Any:
+    # The gateway's snapshot is already encoded JSON: embed it rather than quote it.
+    return orjson.loads(state) if isinstance(state, str) else state

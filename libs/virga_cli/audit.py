@@ -1,4 +1,5 @@
-"""`virga audit`: read-only audits of the log (hash chains, causal traces, past states)."""
+"""`virga audit`: read-only audits of the log (hash chains, causal traces, past states,
+re-rated invoices, cross-service invariants)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import asyncio
 import dataclasses
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import click
@@ -16,6 +17,9 @@ from virga_eventlog import KafkaSettings
 from virga_events import encode
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+REPLAYABLE_SERVICES = ("gateway", "scheduler", "compute", "storage", "network", "billing")
+"""As `virga_audit.REPLAYABLE` (not imported here: the CLI loads services only when asked)."""
 
 
 def _kafka_options(command: F) -> F:
@@ -57,7 +61,7 @@ def _print_json(value: Any) -> None:
 
 @click.group()
 def audit() -> None:
-    """Audit the log: chains, traces, past states (read-only)."""
+    """Audit the log: chains, traces, past states, invoices, invariants (read-only)."""
 
 
 @audit.command("verify")
@@ -129,21 +133,72 @@ def _instant(value: str) -> datetime:
 @click.option("--until", "until", required=True, help="ISO 8601 instant; without a zone it is UTC.")
 @click.option(
     "--service",
-    type=click.Choice(["gateway", "scheduler", "compute"]),
+    type=click.Choice([*REPLAYABLE_SERVICES, "all"]),
     default="scheduler",
     show_default=True,
+    help="One service, or all of them (compute: every registered host).",
 )
 @click.option("--host", help="The compute agent's host (with --service compute).")
 def audit_replay(
     bootstrap: str, namespace: str, until: str, service: str, host: str | None
 ) -> None:
     """Print SERVICE's state as of --until, folded from the log by the service's own code."""
-    from virga_audit import UnknownService, replay
+    from virga_audit import UnknownService, replay, replay_all
 
     moment = _instant(until)
+    settings = _settings(bootstrap, namespace)
+    if service == "all":
+        _print_json(asyncio.run(replay_all(settings, moment)))
+        return
     try:
-        state = asyncio.run(replay(_settings(bootstrap, namespace), service, moment, host))
+        state = asyncio.run(replay(settings, service, moment, host))
     except UnknownService as exc:
         raise click.UsageError(str(exc)) from None
     # The gateway's snapshot is already a JSON document: embed it rather than quote it.
     _print_json(orjson.loads(state) if isinstance(state, str) else state)
+
+
+@audit.command("rerate")
+@_kafka_options
+@click.option("--period", required=True, help="The month to re-rate, YYYY-MM (UTC).")
+def audit_rerate(bootstrap: str, namespace: str, period: str) -> None:
+    """Recompute PERIOD's invoices from raw events with billing's own fold and rating, and
+    print every difference from what was issued (and adjusted since); exit 1 when any."""
+    from virga_audit import rerate
+    from virga_rating.rating import bounds
+
+    try:
+        bounds(period)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--period") from None
+    differences = asyncio.run(rerate(_settings(bootstrap, namespace), period))
+    for difference in differences:
+        click.echo(f"DIFFERENT {difference}")
+    click.echo(f"{len(differences)} differences" if differences else "invoices match the log")
+    sys.exit(1 if differences else 0)
+
+
+@audit.command("check")
+@_kafka_options
+@click.option("--at", "at", help="ISO 8601 instant to check as of (default: now).")
+@click.option(
+    "--stuck-after",
+    type=click.FloatRange(min=0),
+    default=900.0,
+    show_default=True,
+    help="Seconds an instance may stay BUILDING or DELETING without a new fact about it.",
+)
+def audit_check(bootstrap: str, namespace: str, at: str | None, stuck_after: float) -> None:
+    """Cross-service invariants from a replay of every topic: hosts within their allocation
+    ratios, no IP or MAC twice in a network, running instances with their boot volume and
+    port, no orphaned volume or port, nothing stuck. One line per violation; exit 1 if any."""
+    from virga_audit import check
+
+    moment = _instant(at) if at is not None else datetime.now(UTC)
+    violations = asyncio.run(
+        check(_settings(bootstrap, namespace), moment, timedelta(seconds=stuck_after))
+    )
+    for violation in violations:
+        click.echo(f"VIOLATION {violation}")
+    click.echo(f"{len(violations)} violations" if violations else "all invariants hold")
+    sys.exit(1 if violations else 0)

@@ -157,3 +157,6 @@ _FOLDS: dict[type, Fold] = {
     VolumeExtended: _volume_extended,
     VolumeDeleted: _volume_deleted,
 }
+
+FOLDED_TYPES: frozenset[type] = frozenset(_FOLDS)
+"""The event types that change billing's state; every other passes through `evolve`."""

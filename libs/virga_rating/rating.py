@@ -13,13 +13,12 @@ from decimal import Decimal
 from fractions import Fraction
 
 from virga_events.catalog.billing import InvoiceIssued, InvoiceLine, PricesSet
+from virga_rating.currencies import MINOR_UNITS
 from virga_rating.state import BillingState, InstanceUsage, VolumeUsage
 
 Invoice = InvoiceIssued
 """What `rate` returns is exactly what the service issues."""
 
-_MINOR_UNITS = {"BHD": 3, "CLP": 0, "ISK": 0, "JOD": 3, "JPY": 0, "KRW": 0, "KWD": 3, "OMR": 3}
-"""ISO 4217 currencies whose minor unit is not 1/100; every other has two decimals."""
 
 SECONDS_PER_HOUR = 3600
 BYTES_PER_GB = 10**9
@@ -30,7 +29,7 @@ seconds)."""
 
 
 def minor_units(currency: str) -> int:
-    return _MINOR_UNITS.get(currency.upper(), 2)
+    return MINOR_UNITS.get(currency.upper(), 2)
 
 
 # -- periods -----------------------------------------------------------------------------------
@@ -80,7 +79,20 @@ def rate(
     a flavor the catalogue has no price for, is not charged.
     """
     start, end = bounds(period)
-    month_seconds = _seconds(end - start)
+    lines, currency = charge_lines(usage, prices, start, end, volumes)
+    return _invoice(tenant, period, lines, currency)
+
+
+def charge_lines(
+    usage: Mapping[str, InstanceUsage],
+    prices: Sequence[PricesSet],
+    start: datetime,
+    end: datetime,
+    volumes: Mapping[str, VolumeUsage] | None = None,
+) -> tuple[list[InvoiceLine], str]:
+    """The charges of [start, end) as lines, each rounded once, and their currency: what
+    `rate` puts on an invoice, for any window (``GET /v1/usage``). Open intervals count to
+    ``end``; a volume's GB-months are shares of each calendar month the window crosses."""
     hours: dict[_Key, Fraction] = {}
     egress: dict[_Key, int] = {}
     for instance_id in sorted(usage):
@@ -100,16 +112,18 @@ def rate(
                 key = _Key(instance_id, "egress", Decimal(in_effect.egress_gb))
                 egress[key] = egress.get(key, 0) + sample.bytes
     gb_months: dict[_Key, Fraction] = {}
-    for volume_id in sorted(volumes or {}):
-        volume = (volumes or {})[volume_id]
+    for volume_id, volume in sorted((volumes or {}).items()):
         spans = [(s.start, s.end, s.size_gb) for s in volume.spans]
         if volume.since is not None:
             spans.append((volume.since, end, volume.size_gb))
         for since, until, size_gb in spans:
-            for a, b, catalogue in _segments(prices, max(since, start), min(until, end)):
-                key = _Key(volume_id, "volume", Decimal(catalogue.volume_gb_month))
-                share = size_gb * _seconds(b - a) / month_seconds
-                gb_months[key] = gb_months.get(key, Fraction(0)) + share
+            for piece_start, piece_end in _months(max(since, start), min(until, end)):
+                month_start, month_end = bounds(period_of(piece_start))
+                month_seconds = _seconds(month_end - month_start)
+                for a, b, catalogue in _segments(prices, piece_start, piece_end):
+                    key = _Key(volume_id, "volume", Decimal(catalogue.volume_gb_month))
+                    share = size_gb * _seconds(b - a) / month_seconds
+                    gb_months[key] = gb_months.get(key, Fraction(0)) + share
     currency = _currency(prices, end)
     places = minor_units(currency)
     lines = [
@@ -124,13 +138,29 @@ def rate(
         _line(key, Fraction(sent, BYTES_PER_GB), _plain(Decimal(sent).scaleb(-9)), "GB", places)
         for key, sent in egress.items()
     ]
-    return _invoice(tenant, period, lines, currency)
+    return lines, currency
+
+
+def total(lines: Iterable[InvoiceLine], currency: str) -> str:
+    """The sum of rounded line amounts, shown to the currency's minor unit."""
+    places = minor_units(currency)
+    summed = sum((Decimal(line.amount) for line in lines), Decimal(0))
+    return _plain(summed.quantize(Decimal(1).scaleb(-places)))
 
 
 def rate_tenant(state: BillingState, tenant: str, period: str) -> Invoice:
     """``rate`` for one tenant of ``state``: its instances and volumes, no adjustments."""
     return rate(
         tenant, state.usage(tenant), state.prices, period, volumes=state.volume_usage(tenant)
+    )
+
+
+def rate_window(
+    state: BillingState, tenant: str, start: datetime, end: datetime
+) -> tuple[list[InvoiceLine], str]:
+    """``charge_lines`` for one tenant of ``state`` over [start, end): its usage so far."""
+    return charge_lines(
+        state.usage(tenant), state.prices, start, end, volumes=state.volume_usage(tenant)
     )
 
 
@@ -201,6 +231,14 @@ def _segments(
             yield a, b, catalogue
 
 
+def _months(start: datetime, end: datetime) -> Iterator[tuple[datetime, datetime]]:
+    """[start, end) cut where calendar months (UTC) begin; nothing when empty."""
+    while start < end:
+        month_end = bounds(period_of(start))[1]
+        yield start, min(end, month_end)
+        start = month_end
+
+
 def _in_effect(prices: Sequence[PricesSet], moment: datetime) -> PricesSet | None:
     found = None
     for catalogue in prices:
@@ -240,12 +278,10 @@ def _line(key: _Key, quantity: Fraction, shown: str, unit: str, places: int) -> 
 
 
 def _invoice(tenant: str, period: str, lines: list[InvoiceLine], currency: str) -> Invoice:
-    places = minor_units(currency)
-    total = sum((Decimal(line.amount) for line in lines), Decimal(0))
     return InvoiceIssued(
         tenant=tenant,
         period=period,
         lines=tuple(lines),
-        total=_plain(total.quantize(Decimal(1).scaleb(-places))),
+        total=total(lines, currency),
         currency=currency,
     )

@@ -15,6 +15,7 @@ import msgspec
 from virga_events.catalog import Flavor
 from virga_gateway.network_model import Network, Port, SecurityGroup
 from virga_gateway.storage_model import Image, Volume
+from virga_rating.state import BillingState
 
 InstanceStatus = Literal["BUILDING", "RUNNING", "STOPPED", "ERROR", "DELETING", "DELETED"]
 INSTANCE_STATUSES: tuple[InstanceStatus, ...] = (
@@ -221,6 +222,8 @@ class GatewayState(msgspec.Struct, kw_only=True):
     snapshot_volumes: dict[str, str] = msgspec.field(default_factory=dict)
     """Volume snapshot id -> the volume it was taken of."""
     images: dict[str, Image] = msgspec.field(default_factory=dict)
+    billing: BillingState = msgspec.field(default_factory=BillingState)
+    """Usage, prices and invoices, folded by billing's own core (`fold_billing`)."""
     networks: dict[str, Network] = msgspec.field(default_factory=dict)
     ports: dict[str, Port] = msgspec.field(default_factory=dict)
     security_groups: dict[str, SecurityGroup] = msgspec.field(default_factory=dict)

@@ -31,6 +31,7 @@ def definition(config: GatewayConfig, namespace: str = "virga") -> ServiceDefini
             event_topic("scheduler", namespace),
             event_topic("compute", namespace),
             event_topic("network", namespace),
+            event_topic("billing", namespace),
             event_topic("storage", namespace),
         ),
         output_topic=event_topic("gateway", namespace),

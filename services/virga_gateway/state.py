@@ -16,7 +16,7 @@ import msgspec
 
 from virga_events import Envelope, Event
 from virga_events.catalog import api
-from virga_gateway import fold_hosts, fold_instances, fold_networks, fold_storage
+from virga_gateway import fold_billing, fold_hosts, fold_instances, fold_networks, fold_storage
 from virga_gateway.model import (
     IDEMPOTENCY_TTL_SECONDS,
     GatewayState,
@@ -35,6 +35,8 @@ def evolve(state: GatewayState, envelope: Envelope) -> GatewayState:
     handler = _HANDLERS.get(kind)
     if handler is not None:
         handler(state, envelope)
+    if kind in fold_billing.BILLED_EVENTS:
+        fold_billing.fold_billing(state, envelope)
     if kind in fold_instances.HISTORY_EVENTS:
         fold_instances.record_history(state, envelope)
     return state

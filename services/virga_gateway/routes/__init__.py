@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from virga_gateway.routes import (
+    billing,
     flavors,
     hosts,
     images,
@@ -28,5 +29,6 @@ ROUTES: list[Route] = [
     *security_groups.ROUTES,
     *server_groups.ROUTES,
     *hosts.ROUTES,
+    *billing.ROUTES,
     *meta.ROUTES,
 ]

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from tests.unit.billing.billing_support import TENANT, at, event, folded
+
 from virga_events import Envelope
 from virga_events.catalog.billing import InvoiceLine, PricesSet
 from virga_events.catalog.storage import VolumeCreated, VolumeDeleted, VolumeExtended

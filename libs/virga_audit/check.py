@@ -1,0 +1,36 @@
+"""`check`: the cross-service invariants (`invariants`) over a replay of every event topic."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from virga_audit.invariants import Violation, fold_all
+from virga_audit.invariants import check as check_model
+from virga_audit.log import event_topics, read_topics
+from virga_eventlog import KafkaSettings, RecentIds
+from virga_events import REGISTRY, Envelope, EventDecodeError, decode
+
+DEFAULT_STUCK_AFTER = timedelta(minutes=15)
+"""How long an instance may sit in BUILDING or DELETING without a new fact about it."""
+
+
+async def check(
+    settings: KafkaSettings, now: datetime, stuck_after: timedelta = DEFAULT_STUCK_AFTER
+) -> list[Violation]:
+    """Every broken invariant as of `now`, from all event topics (read to their current ends,
+    duplicates by event_id dropped, undecodable records left to `verify`)."""
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    envelopes: list[Envelope] = []
+    recent = RecentIds()
+    async for batch in read_topics(settings, await event_topics(settings)):
+        for record in batch:
+            if record.value is None:
+                continue
+            try:
+                envelope = decode(record.value, REGISTRY)
+            except EventDecodeError:
+                continue
+            if envelope.occurred_at <= now and not recent.seen(envelope.event_id):
+                envelopes.append(envelope)
+    return check_model(fold_all(envelopes), now, stuck_after)
