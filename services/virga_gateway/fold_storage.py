@@ -89,7 +89,7 @@ def _snapshot_requested(state: GatewayState, env: Envelope) -> None:
     volume = volume_record(state, env)
     snapshot = _snapshot_record(state, volume, event.snapshot_id)
     snapshot.name, snapshot.request_event_id = event.name, env.event_id
-    snapshot.created_at = snapshot.created_at or env.occurred_at
+    snapshot.created_at = env.occurred_at  # the request's time, whichever fact came first
     if not snapshot.created and env.event_id in volume.failed_snapshot_requests:
         snapshot.fault = volume.failed_snapshot_requests[env.event_id]
 

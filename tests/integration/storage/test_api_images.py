@@ -157,7 +157,8 @@ async def test_a_storage_service_killed_while_writing_an_image_leaves_no_orphan(
 
         storage.start()
         await asyncio.to_thread(storage.wait_healthy, 60)
-        await wait_until(lambda: gateway.runner.state.images[image_id].status == "error", 30)
+        projection = gateway.runner
+        await wait_until(lambda: projection.state.images[image_id].status == "error", 30)
         shown = await gateway.call("GET", f"/v1/images/{image_id}", token=token)
         assert shown.body["status"] == "error"
         assert "interrupted" in shown.body["fault"]
