@@ -1,0 +1,176 @@
+"""A gateway on the real broker with two tenants, each owning one resource of every type.
+
+Resources come through the API where the gateway alone creates them, and from the owning
+services' facts where another service has a say (a network becomes ACTIVE, an image's bytes
+are imported): the projection holds them exactly as it would in a running cloud.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from tests.integration.gateway.harness import ADMIN_TOKEN, Gateway
+
+from virga_eventlog import EventWriter, KafkaSettings, ensure_topics, event_topic, virga_topics
+from virga_events import Event, new_event
+from virga_events.catalog.compute import HostRegistered
+from virga_events.catalog.network import AllocationPool, NetworkCreated
+from virga_events.catalog.storage import ImageImported, ImageImportRequested
+from virga_gateway.routes import ROUTES
+from virga_gateway.routing import Route
+
+MAX_BODY_BYTES = 64 * 1024
+"""The hostile gateway's body limit: small, so 413s cost little to provoke."""
+
+OWNED = (
+    "instances",
+    "server-groups",
+    "security-groups",
+    "volumes",
+    "networks",
+    "images",
+    "ports",
+)
+"""The resource types each test tenant owns one of (`Tenant.owns`)."""
+
+COLLECTION = re.compile(r"^/v1/(?P<collection>[a-z-]+)/\{id\}")
+
+
+def collection_of(route: Route) -> str | None:
+    """`instances` for /v1/instances/{id}/..., None for routes without a resource id."""
+    found = COLLECTION.match(route.path)
+    return found["collection"] if found else None
+
+
+@dataclass
+class Tenant:
+    id: str
+    token: str
+    owns: dict[str, str] = field(default_factory=dict)
+    """Collection (`instances`, `volumes`...) -> id of a resource of this tenant."""
+
+
+@dataclass
+class Cloud:
+    gateway: Gateway
+    a: Tenant
+    b: Tenant
+    host: str = "h1"
+
+    async def call(self, method: str, path: str, token: str | None, **kw: Any) -> Any:
+        return await self.gateway.call(method, path, token=token, **kw)
+
+    def path(self, route: Route, tenant: Tenant) -> str:
+        """`route`'s path with `tenant`'s resources (and the test host) as parameters."""
+        collection = collection_of(route)
+        values = {
+            "id": tenant.owns.get(collection or "", tenant.id),
+            "volume_id": tenant.owns["volumes"],
+            "name": self.host,
+            "period": "2026-11",
+        }
+        if route.path.startswith("/v1/tenants/"):
+            values["id"] = tenant.id
+        if route.path.startswith("/v1/tokens/"):
+            values["id"] = tenant.owns["tokens"]
+        return route.path.format(**values)
+
+
+async def _created(gateway: Gateway, token: str, path: str, body: dict[str, Any]) -> str:
+    reply = await gateway.call("POST", path, token=token, json=body)
+    assert reply.status in (201, 202), (path, reply.status, reply.body)
+    created: str = reply.body["id"]
+    return created
+
+
+async def _tenant(gateway: Gateway, name: str) -> Tenant:
+    tenant_id, token = await gateway.tenant(name)
+    issued = await gateway.call("POST", f"/v1/tenants/{tenant_id}/tokens")
+    tenant = Tenant(tenant_id, token)
+    tenant.owns["tokens"] = issued.body["id"]
+    return tenant
+
+
+async def _own_everything(gateway: Gateway, tenant: Tenant, writer: EventWriter) -> None:
+    owns, token, ns = tenant.owns, tenant.token, gateway.namespace
+    owns["instances"] = (await gateway.instance(token, "vm"))["id"]
+    owns["server-groups"] = await _created(
+        gateway, token, "/v1/server-groups", {"name": "g", "policy": "anti-affinity"}
+    )
+    owns["security-groups"] = await _created(gateway, token, "/v1/security-groups", {"name": "sg"})
+    owns["volumes"] = await _created(gateway, token, "/v1/volumes", {"name": "v", "size_gb": 1})
+    network = owns["networks"] = await _created(
+        gateway, token, "/v1/networks", {"name": "n", "cidr": "10.9.0.0/24"}
+    )
+    image = owns["images"] = str(uuid.uuid4())
+    facts: list[tuple[str, str, Event]] = [
+        (
+            "network",
+            network,
+            NetworkCreated(
+                name="n",
+                cidr="10.9.0.0/24",
+                vni=1000,
+                gateway_ip="10.9.0.1",
+                allocation_pools=(AllocationPool(start="10.9.0.2", end="10.9.0.254"),),
+            ),
+        ),
+        (
+            "storage",  # the gateway's own topic in a cloud; it folds the same from any
+            image,
+            ImageImportRequested(name="img", disk_format="raw", visibility="private"),
+        ),
+        (
+            "storage",
+            image,
+            ImageImported(
+                name="img",
+                size_bytes=1 << 20,
+                sha256=hashlib.sha256(b"").hexdigest(),
+                visibility="private",
+            ),
+        ),
+    ]
+    async with writer.transaction() as txn:
+        for service, aggregate, fact in facts:
+            envelope = new_event(
+                fact, aggregate_id=aggregate, tenant_id=tenant.id, producer=service
+            )
+            await txn.append(event_topic(service, ns), envelope)
+
+
+async def cloud_on(bootstrap: str) -> Cloud:
+    """A started gateway, two tenants and their resources; close with `cloud.gateway.close()`."""
+    namespace = f"hostile{uuid.uuid4().hex[:8]}"
+    settings = KafkaSettings(bootstrap_servers=bootstrap, namespace=namespace)
+    await ensure_topics(settings, virga_topics(partitions=3, namespace=namespace))
+    gateway = await Gateway.create(bootstrap, namespace, max_body_bytes=MAX_BODY_BYTES)
+    try:
+        a = await _tenant(gateway, "tenant-a")
+        b = await _tenant(gateway, "tenant-b")
+        async with EventWriter(settings, transactional_id=f"{namespace}-facts") as writer:
+            async with writer.transaction() as txn:
+                host = HostRegistered(rack="r1", zone="az1", vcpus=8, ram_mb=8192, disk_gb=100)
+                await txn.append(
+                    event_topic("compute", namespace),
+                    new_event(host, aggregate_id="h1", tenant_id=None, producer="compute@h1"),
+                )
+            for tenant in (a, b):
+                await _own_everything(gateway, tenant, writer)
+        for tenant in (a, b):
+            port = await _created(
+                gateway, tenant.token, "/v1/ports", {"network_id": tenant.owns["networks"]}
+            )
+            tenant.owns["ports"] = port
+            assert set(tenant.owns) == {*OWNED, "tokens"}
+        return Cloud(gateway, a, b)
+    except BaseException:
+        await gateway.close()
+        raise
+
+
+__all__ = ["ADMIN_TOKEN", "MAX_BODY_BYTES", "OWNED", "ROUTES", "Cloud", "Tenant", "cloud_on"]

@@ -1,0 +1,114 @@
+"""Every resource type, from the route table: another tenant's resource does not exist.
+
+For each operation on `/v1/<collection>/{id}...`, tenant B names tenant A's resource and gets
+404, the same answer as for an id that was never used; A's resource is unchanged afterwards.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from tests.integration.hostile.cloud import OWNED, ROUTES, Cloud, collection_of
+
+pytestmark = pytest.mark.kafka
+
+VALID_BODIES: dict[str, dict[str, Any]] = {
+    "InstanceAction": {"action": "stop"},
+    "CreateVolumeSnapshot": {"name": "snap"},
+    "VolumeAction": {"action": "extend", "size_gb": 2},
+}
+"""A well-formed body for each operation on an existing resource, so that only ownership
+can refuse it (AttachVolume takes the caller's own volume, below)."""
+
+TENANT_ROUTES = [r for r in ROUTES if r.access == "tenant" and collection_of(r)]
+
+
+def test_every_resource_type_with_an_id_is_covered() -> None:
+    missing = {collection_of(r) for r in TENANT_ROUTES} - set(OWNED)
+    assert not missing, f"teach tests/integration/hostile/cloud.py to create: {missing}"
+    bodies = {r.request.__name__ for r in TENANT_ROUTES if r.request is not None}
+    assert bodies <= {*VALID_BODIES, "AttachVolume"}, bodies - {*VALID_BODIES, "AttachVolume"}
+
+
+def body_for(route_request: Any, cloud: Cloud) -> dict[str, Any] | None:
+    if route_request is None:
+        return None
+    if route_request.__name__ == "AttachVolume":
+        return {"volume_id": cloud.b.owns["volumes"]}
+    return VALID_BODIES[route_request.__name__]
+
+
+async def test_another_tenants_resources_do_not_exist(cloud: Cloud) -> None:
+    refused: list[str] = []
+    for route in TENANT_ROUTES:
+        path = cloud.path(route, cloud.a)
+        if "{volume_id}" in route.path:  # detach A's volume from A's instance
+            path = path.replace(cloud.b.owns["volumes"], cloud.a.owns["volumes"])
+        body = body_for(route.request, cloud)
+        reply = await cloud.call(route.method, path, cloud.b.token, json=body)
+        if reply.status != 404:
+            refused.append(f"{route.method} {route.path}: {reply.status} {reply.body}")
+        else:
+            assert reply.headers["Content-Type"].startswith("application/problem+json")
+            never_used = await cloud.call(
+                route.method,
+                route.path.format(id="0" * 8, volume_id="0" * 8),
+                cloud.b.token,
+                json=body,
+            )
+            assert never_used.status == 404, (route.path, never_used.body)
+            # Same words either way, but for the id: nothing tells B the resource exists.
+            assert reply.body["title"] == never_used.body["title"]
+    assert not refused, "\n".join(refused)
+    for collection, resource in cloud.a.owns.items():
+        if collection == "tokens":
+            continue
+        seen = await cloud.call("GET", f"/v1/{collection}/{resource}", cloud.a.token)
+        assert seen.status == 200, (collection, seen.body)
+        assert seen.body.get("status") not in ("DELETING", "DELETED", "STOPPING"), seen.body
+
+
+async def test_another_tenants_resources_are_absent_from_lists(cloud: Cloud) -> None:
+    for collection, resource in cloud.a.owns.items():
+        if collection == "tokens":
+            continue
+        listed = await cloud.call("GET", f"/v1/{collection}", cloud.b.token)
+        assert listed.status == 200, (collection, listed.body)
+        assert resource not in str(listed.body), collection
+
+
+async def test_another_tenants_resources_cannot_be_named_in_a_body(cloud: Cloud) -> None:
+    a, b = cloud.a.owns, cloud.b
+    attempts = [
+        (
+            "POST",
+            "/v1/instances",
+            {"name": "x", "flavor": "m1.small", "server_group": a["server-groups"]},
+        ),
+        ("POST", "/v1/instances", {"name": "x", "flavor": "m1.small", "network": a["networks"]}),
+        ("POST", "/v1/instances", {"name": "x", "flavor": "m1.small", "image": a["images"]}),
+        ("POST", "/v1/ports", {"network_id": a["networks"]}),
+        (
+            "POST",
+            "/v1/ports",
+            {"network_id": b.owns["networks"], "security_groups": [a["security-groups"]]},
+        ),
+        ("POST", "/v1/volumes", {"name": "x", "size_gb": 1, "image": a["images"]}),
+        ("POST", f"/v1/instances/{b.owns['instances']}/volumes", {"volume_id": a["volumes"]}),
+        (
+            "POST",
+            "/v1/security-groups",
+            {
+                "name": "x",
+                "rules": [{"direction": "ingress", "remote_group": a["security-groups"]}],
+            },
+        ),
+        ("POST", "/v1/instances", {"name": "x", "flavor": "m1.small", "tenant_id": cloud.a.id}),
+    ]
+    accepted = []
+    for method, path, body in attempts:
+        reply = await cloud.call(method, path, b.token, json=body)
+        if not 400 <= reply.status < 500:
+            accepted.append(f"{method} {path} {body}: {reply.status} {reply.body}")
+    assert not accepted, "\n".join(accepted)
