@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+import structlog
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netns import setns
@@ -29,6 +30,7 @@ from virga_network.agent.driver import (
     TapKind,
 )
 
+log = structlog.get_logger(__name__)
 T = TypeVar("T")
 VXLAN_PORT = 4789
 NTF_SELF = 0x02
@@ -69,6 +71,9 @@ class NetlinkDriver:
             1, thread_name_prefix="netlink", initializer=self._enter_netns
         )
         self._ipr: IPRoute | None = None
+        self._filters: FilterSet | None = None
+        """What our tables hold, as last loaded by this driver; None: replace them whole."""
+        self._marks = nft_rules.Marks()
 
     def _enter_netns(self) -> None:
         if self._netns is not None:
@@ -249,11 +254,22 @@ class NetlinkDriver:
     # -- filters and inventory --------------------------------------------------------------
 
     async def apply_filters(self, filters: FilterSet) -> None:
+        loaded, self._filters = self._filters, None  # unknown until this load succeeds
         try:
-            script = nft_rules.render(filters, self._prefix)
+            if loaded is not None:
+                script = nft_rules.render_changes(loaded, filters, self._prefix, self._marks)
+                try:
+                    if script:
+                        await self._nft(["-f", "-"], script)
+                    self._filters = filters
+                    return
+                except DriverError as exc:
+                    # Someone changed our tables behind our back: start them over.
+                    log.warning("nft_changes_refused", reason=str(exc))
+            await self._nft(["-f", "-"], nft_rules.render(filters, self._prefix, self._marks))
         except ValueError as exc:
             raise DriverError(str(exc)) from exc
-        await self._nft(["-f", "-"], script)
+        self._filters = filters
 
     async def inventory(self) -> HostInventory:
         links = await self._run(lambda: list(self._ip().get_links()))

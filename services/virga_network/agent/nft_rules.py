@@ -96,6 +96,7 @@ def _match(rule: FilterRule) -> str | None:
 
 
 def _group_chain(port: PortFilter, direction: str) -> list[str]:
+    """The port's security group rules in one direction; what they do not allow is dropped."""
     # Egress allows fall through (`return`) to the receiving port's ingress check; ingress
     # allows accept. Anything not allowed is dropped.
     verdict = "return" if direction == "egress" else "accept"
@@ -107,70 +108,162 @@ def _group_chain(port: PortFilter, direction: str) -> list[str]:
     return rules
 
 
-def _chain(name: str, rules: list[str], hook: str | None = None) -> list[str]:
-    head = [f"    {hook}"] if hook else []
-    return [f"  chain {name} {{", *head, *(f"    {r}" for r in rules), "  }"]
-
-
 def _quoted(name: str) -> str:
     return f'"{name}"'
 
 
-def _bridge_table(
-    table: str, indexed: list[tuple[int, PortFilter]], uplinks: list[str]
-) -> list[str]:
-    lines = [f"table bridge {table}", f"delete table bridge {table}", f"table bridge {table} {{"]
-    pre, fwd = [], []
-    if indexed:
-        jumps = _set(f"{_quoted(p.tap)} : jump from_{p.tap}" for _, p in indexed)
-        pre.append(f"iifname vmap {jumps}")
-        marks = _set(f"{_quoted(p.tap)} : jump to_{p.tap}" for _, p in indexed)
-        fwd.append(f"oifname vmap {marks}")
-    if uplinks:
-        pre.append(f"iifname {_set(_quoted(u) for u in uplinks)} meta mark set 0")
-    lines += _chain("prerouting", pre, "type filter hook prerouting priority -300; policy accept;")
-    for index, port in indexed:
-        lines += _chain(f"from_{port.tap}", _spoof_chain(port, index))
-    lines += _chain("forward", fwd, "type filter hook forward priority -300; policy accept;")
-    for index, port in indexed:
-        lines += _chain(f"to_{port.tap}", [f"meta mark set meta mark | {index << 16:#x}"])
-    return [*lines, "}"]
+class Marks:
+    """Each filtered port's index (1..MAX_PORTS), kept while the port is: a port's chains and
+    map entries can then be changed alone, without touching the others'."""
+
+    def __init__(self) -> None:
+        self.of: dict[str, int] = {}
+
+    def assign(self, tap: str) -> int:
+        index = self.of.get(tap)
+        if index is None:
+            used = set(self.of.values())
+            index = next(i for i in range(1, len(used) + 2) if i not in used)
+            if index > MAX_PORTS:
+                raise ValueError(f"more than {MAX_PORTS} ports exceed what one host can filter")
+            self.of[tap] = index
+        return index
+
+    def release(self, tap: str) -> int | None:
+        return self.of.pop(tap, None)
 
 
-def _inet_table(
-    table: str, indexed: list[tuple[int, PortFilter]], uplinks: list[tuple[str, int]]
-) -> list[str]:
-    lines = [f"table inet {table}", f"delete table inet {table}", f"table inet {table} {{"]
-    zones = [(p.tap, p.zone) for _, p in indexed] + uplinks
-    raw = []
-    if zones:
-        raw.append(f"ct zone set iifname map {_set(f'{_quoted(n)} : {z}' for n, z in zones)}")
-    lines += _chain("prerouting", raw, "type filter hook prerouting priority raw; policy accept;")
-    fwd = [
-        "meta mark 0 accept",
-        "icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit } accept",
-        "ct state invalid drop",
-        "ct state established,related accept",
+def _tables(table: str) -> list[str]:
+    """Both tables, empty but for their hooks and the maps that lead to each port's chains."""
+    return [
+        f"table bridge {table}",
+        f"delete table bridge {table}",
+        f"table bridge {table} {{",
+        "  map in_ports { type ifname : verdict; }",
+        "  map out_ports { type ifname : verdict; }",
+        "  set uplinks { type ifname; }",
+        "  chain prerouting {",
+        "    type filter hook prerouting priority -300; policy accept;",
+        "    iifname vmap @in_ports",
+        "    iifname @uplinks meta mark set 0",
+        "  }",
+        "  chain forward {",
+        "    type filter hook forward priority -300; policy accept;",
+        "    oifname vmap @out_ports",
+        "  }",
+        "}",
+        f"table inet {table}",
+        f"delete table inet {table}",
+        f"table inet {table} {{",
+        "  map zones { typeof iifname : ct zone; }",
+        "  map egress { type mark : verdict; }",
+        "  map ingress { type mark : verdict; }",
+        "  chain prerouting {",
+        "    type filter hook prerouting priority raw; policy accept;",
+        "    ct zone set iifname map @zones",
+        "  }",
+        "  chain forward {",
+        "    type filter hook forward priority filter; policy accept;",
+        "    meta mark 0 accept",
+        "    icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit } accept",
+        "    ct state invalid drop",
+        "    ct state established,related accept",
+        "    meta mark & 0xffff vmap @egress",
+        "    meta mark & 0xffff0000 vmap @ingress",
+        "  }",
+        "}",
     ]
-    if indexed:
-        egress = _set(f"{i:#x} : jump egress_{i}" for i, _ in indexed)
-        ingress = _set(f"{i << 16:#x} : jump ingress_{i}" for i, _ in indexed)
-        fwd += [f"meta mark & 0xffff vmap {egress}", f"meta mark & 0xffff0000 vmap {ingress}"]
-    lines += _chain("forward", fwd, "type filter hook forward priority filter; policy accept;")
-    for index, port in indexed:
-        lines += _chain(f"egress_{index}", _group_chain(port, "egress"))
-        lines += _chain(f"ingress_{index}", _group_chain(port, "ingress"))
-    return [*lines, "}"]
 
 
-def render(filters: FilterSet, prefix: str) -> str:
-    """The nft script replacing both of Virga's tables with `filters`."""
-    ports = sorted(filters.ports, key=lambda p: p.tap)
-    if len(ports) > MAX_PORTS:
-        raise ValueError(f"{len(ports)} ports exceed the {MAX_PORTS} one host can filter")
+def _set_chain(family: str, table: str, chain: str, rules: list[str]) -> list[str]:
+    # add + flush makes a chain's rules exactly these, whether it existed or not.
+    head = [f"add chain {family} {table} {chain}", f"flush chain {family} {table} {chain}"]
+    return head + [f"add rule {family} {table} {chain} {rule}" for rule in rules]
+
+
+def _add_port(table: str, port: PortFilter, index: int) -> list[str]:
+    tap = _quoted(port.tap)
+    return [
+        *_set_chain("bridge", table, f"from_{port.tap}", _spoof_chain(port, index)),
+        *_set_chain(
+            "bridge", table, f"to_{port.tap}", [f"meta mark set meta mark | {index << 16:#x}"]
+        ),
+        f"add element bridge {table} in_ports {{ {tap} : jump from_{port.tap} }}",
+        f"add element bridge {table} out_ports {{ {tap} : jump to_{port.tap} }}",
+        *_set_chain("inet", table, f"egress_{port.tap}", _group_chain(port, "egress")),
+        *_set_chain("inet", table, f"ingress_{port.tap}", _group_chain(port, "ingress")),
+        f"add element inet {table} zones {{ {tap} : {port.zone} }}",
+        f"add element inet {table} egress {{ {index:#x} : jump egress_{port.tap} }}",
+        f"add element inet {table} ingress {{ {index << 16:#x} : jump ingress_{port.tap} }}",
+    ]
+
+
+def _remove_port(table: str, tap: str, index: int) -> list[str]:
+    # Map entries first: a chain still jumped to cannot be deleted.
+    return [
+        f"delete element bridge {table} in_ports {{ {_quoted(tap)} }}",
+        f"delete element bridge {table} out_ports {{ {_quoted(tap)} }}",
+        f"delete element inet {table} zones {{ {_quoted(tap)} }}",
+        f"delete element inet {table} egress {{ {index:#x} }}",
+        f"delete element inet {table} ingress {{ {index << 16:#x} }}",
+        f"delete chain bridge {table} from_{tap}",
+        f"delete chain bridge {table} to_{tap}",
+        f"delete chain inet {table} egress_{tap}",
+        f"delete chain inet {table} ingress_{tap}",
+    ]
+
+
+def _add_uplink(table: str, name: str, zone: int) -> list[str]:
+    return [
+        f"add element bridge {table} uplinks {{ {_quoted(name)} }}",
+        f"add element inet {table} zones {{ {_quoted(name)} : {zone} }}",
+    ]
+
+
+def _remove_uplink(table: str, name: str) -> list[str]:
+    return [
+        f"delete element bridge {table} uplinks {{ {_quoted(name)} }}",
+        f"delete element inet {table} zones {{ {_quoted(name)} }}",
+    ]
+
+
+def render(filters: FilterSet, prefix: str, marks: Marks) -> str:
+    """The nft script replacing both of Virga's tables with `filters`; `marks` starts over."""
     table = table_name(prefix)
-    indexed = list(enumerate(ports, start=1))
-    uplinks = sorted(filters.uplinks)
-    lines = _bridge_table(table, indexed, [name for name, _ in uplinks])
-    lines += _inet_table(table, indexed, uplinks)
+    marks.of.clear()
+    lines = _tables(table)
+    for port in sorted(filters.ports, key=lambda p: p.tap):
+        lines += _add_port(table, port, marks.assign(port.tap))
+    for name, zone in sorted(filters.uplinks):
+        lines += _add_uplink(table, name, zone)
     return "\n".join(lines) + "\n"
+
+
+def render_changes(old: FilterSet, new: FilterSet, prefix: str, marks: Marks) -> str:
+    """The nft script turning `old` (loaded, with `marks`) into `new`; "" if they agree.
+
+    Only ports that changed are rewritten, so a host's 500th port costs what its first did.
+    """
+    table = table_name(prefix)
+    before = {p.tap: p for p in old.ports}
+    after = {p.tap: p for p in new.ports}
+    lines: list[str] = []
+    for tap in sorted(before.keys() - after.keys()):
+        index = marks.release(tap)
+        if index is not None:
+            lines += _remove_port(table, tap, index)
+    uplinks_before, uplinks_after = dict(old.uplinks), dict(new.uplinks)
+    for name in sorted(uplinks_before):
+        if uplinks_after.get(name) != uplinks_before[name]:
+            lines += _remove_uplink(table, name)
+    for tap in sorted(after):
+        port, previous = after[tap], before.get(tap)
+        if port == previous:
+            continue
+        if previous is not None and previous.zone != port.zone:
+            lines.append(f"delete element inet {table} zones {{ {_quoted(tap)} }}")
+        lines += _add_port(table, port, marks.assign(tap))
+    for name, zone in sorted(uplinks_after.items()):
+        if uplinks_before.get(name) != zone:
+            lines += _add_uplink(table, name, zone)
+    return "\n".join(lines) + "\n" if lines else ""

@@ -32,6 +32,7 @@ NET = NetworkPlumbing(
 )
 VTEP = "192.0.2.1"
 TAP = names.tap_name("port-1", PREFIX)
+OTHER_TAP = names.tap_name("port-2", PREFIX)
 SPEC = PortFilter(
     tap=TAP,
     mac="02:00:00:00:00:01",
@@ -105,6 +106,11 @@ class DriverContract(abc.ABC):
         await driver.apply_filters(FilterSet(ports=(SPEC,), uplinks=((NET.vxlan, 4242),)))
         await driver.apply_filters(FilterSet(ports=(SPEC,), uplinks=((NET.vxlan, 4242),)))
         assert (await driver.inventory()).filtered == {TAP}
+        other = PortFilter(tap=OTHER_TAP, mac="02:00:00:00:00:03", ips=("10.0.0.6",), zone=4242)
+        await driver.apply_filters(FilterSet(ports=(SPEC, other), uplinks=((NET.vxlan, 4242),)))
+        assert (await driver.inventory()).filtered == {TAP, OTHER_TAP}
+        await driver.apply_filters(FilterSet(ports=(other,)))
+        assert (await driver.inventory()).filtered == {OTHER_TAP}
         await driver.apply_filters(FilterSet())
         assert (await driver.inventory()).filtered == frozenset()
 

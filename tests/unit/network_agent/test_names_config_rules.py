@@ -7,7 +7,7 @@ import pytest
 from virga_network.agent import names
 from virga_network.agent.config import AgentConfig
 from virga_network.agent.driver import FilterRule, FilterSet, PortFilter
-from virga_network.agent.nft_rules import link_local, render
+from virga_network.agent.nft_rules import Marks, link_local, render, render_changes
 
 
 def test_names_are_short_stable_and_recognised_only_with_the_prefix() -> None:
@@ -56,7 +56,7 @@ def test_the_script_pins_each_port_to_its_addresses_and_rules() -> None:
             FilterRule(direction="egress", ethertype="IPv6"),
         ),
     )  # fmt: skip
-    script = render(FilterSet(ports=(port,), uplinks=(("vgx0000000001", 7),)), "vg")
+    script = render(FilterSet(ports=(port,), uplinks=(("vgx0000000001", 7),)), "vg", Marks())
     assert "ether saddr != 02:00:00:00:00:01 drop" in script
     assert "ip saddr != { 10.0.0.5 } drop" in script
     assert "arp saddr ip != { 10.0.0.5, 0.0.0.0 } drop" in script
@@ -72,4 +72,20 @@ def test_the_script_pins_each_port_to_its_addresses_and_rules() -> None:
 
 def test_a_port_without_ipv4_sends_no_ipv4() -> None:
     port = PortFilter(tap="vgt0000000001", mac="02:00:00:00:00:01", ips=("fd00::5",), zone=7)
-    assert "ether type ip drop" in render(FilterSet(ports=(port,)), "vg")
+    assert "ether type ip drop" in render(FilterSet(ports=(port,)), "vg", Marks())
+
+
+def test_changes_touch_only_the_ports_that_changed() -> None:
+    one = PortFilter(tap="vgt0000000001", mac="02:00:00:00:00:01", ips=("10.0.0.1",), zone=7)
+    two = PortFilter(tap="vgt0000000002", mac="02:00:00:00:00:02", ips=("10.0.0.2",), zone=7)
+    marks = Marks()
+    render(FilterSet(ports=(one,)), "vg", marks)
+    assert render_changes(FilterSet(ports=(one,)), FilterSet(ports=(one,)), "vg", marks) == ""
+    added = render_changes(FilterSet(ports=(one,)), FilterSet(ports=(one, two)), "vg", marks)
+    assert "vgt0000000002" in added
+    assert "vgt0000000001" not in added
+    assert marks.of == {"vgt0000000001": 1, "vgt0000000002": 2}
+    removed = render_changes(FilterSet(ports=(one, two)), FilterSet(ports=(two,)), "vg", marks)
+    assert "delete chain bridge virga_vg from_vgt0000000001" in removed
+    assert "vgt0000000002" not in removed
+    assert marks.of == {"vgt0000000002": 2}
