@@ -61,6 +61,16 @@ def services(kafka_port: int, gateway_port: int, libvirt_uri: str) -> list[Servi
             health_url="http://127.0.0.1:8091/healthz",
         ),
         ServiceProcess(
+            "network",
+            "virga_network",
+            {
+                **common,
+                "VIRGA_HTTP_PORT": "8093",
+            },
+            STATE,
+            health_url="http://127.0.0.1:8093/healthz",
+        ),
+        ServiceProcess(
             f"compute-{host}",
             "virga_compute",
             {

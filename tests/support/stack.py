@@ -118,6 +118,14 @@ class Stack:
             self.run_dir,
             health_url=f"http://127.0.0.1:{scheduler_port}/healthz",
         )
+        network_port = free_port()
+        self.processes["network"] = ServiceProcess(
+            "network",
+            "virga_network",
+            {**self._common(), "VIRGA_HTTP_PORT": str(network_port)},
+            self.run_dir,
+            health_url=f"http://127.0.0.1:{network_port}/healthz",
+        )
         node = self.run_dir / "test-node.xml"
         node.write_text(TEST_NODE.format(memory_kib=256 * 1024 * 1024))
         for host in self.hosts:
