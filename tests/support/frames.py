@@ -61,6 +61,11 @@ def _ipv6(src_mac: str, dst_mac: str, src: str, dst: str, icmp: bytes) -> bytes:
     return ether(dst_mac, src_mac, 0x86DD, header + icmp)
 
 
+def ipv6_echo(src_mac: str, dst_mac: str, src: str, dst: str, marker: bytes) -> bytes:
+    """An ICMPv6 echo request carrying `marker`."""
+    return _ipv6(src_mac, dst_mac, src, dst, struct.pack("!BBHHH", 128, 0, 0, 1, 1) + marker)
+
+
 def neighbour_advert(src_mac: str, src: str, target: str) -> bytes:
     """An unsolicited neighbour advertisement: `target` is at `src_mac`, to all nodes."""
     icmp = struct.pack("!BBHI", 136, 0, 0, 0x20000000) + ipaddress.IPv6Address(target).packed

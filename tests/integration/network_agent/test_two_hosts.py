@@ -65,7 +65,7 @@ class Guest:
 
 WEB = str(uuid.uuid4())
 DEFAULT_A, DEFAULT_B = default_security_group_id("tenant-a"), default_security_group_id("tenant-b")
-NET_A, NET_B = str(uuid.uuid4()), str(uuid.uuid4())
+NET_A, NET_B, NET_C = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
 GUESTS = {
     g.name: g
     for g in (
@@ -76,6 +76,8 @@ GUESTS = {
         # Tenant B's network has the same CIDR; b1 even has a2's address.
         Guest("b1", "tenant-b", NET_B, "h2", "10.0.0.12", "02:00:0b:00:00:0c", (DEFAULT_B,)),
         Guest("b2", "tenant-b", NET_B, "h1", "10.0.0.20", "02:00:0b:00:00:14", (DEFAULT_B,)),
+        Guest("c1", "tenant-a", NET_C, "h1", "fd00:c::11", "02:00:0c:00:00:11", (DEFAULT_A,)),
+        Guest("c2", "tenant-a", NET_C, "h2", "fd00:c::12", "02:00:0c:00:00:12", (DEFAULT_A,)),
     )
 }
 WEB_RULES = (
@@ -206,6 +208,8 @@ def world(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
                                 allocation_pools=()), NET_A, "tenant-a"),
                 (NetworkCreated(name="b", cidr="10.0.0.0/24", vni=1002, gateway_ip="10.0.0.1",
                                 allocation_pools=()), NET_B, "tenant-b"),
+                (NetworkCreated(name="c", cidr="fd00:c::/64", vni=1003, gateway_ip="fd00:c::1",
+                                allocation_pools=()), NET_C, "tenant-a"),
                 *(
                     item
                     for g in GUESTS.values()
@@ -271,6 +275,28 @@ def test_spoofed_and_forged_frames_are_dropped(world: World) -> None:
     captured, _ = sniffer.communicate(timeout=30)
     arrived = {name for name, frame in sent.items() if frame.hex() in captured}
     assert arrived == {"legit", "arp-legit", "na-legit"}
+
+
+def test_ipv6_guests_reach_each_other_and_cannot_spoof(world: World) -> None:
+    c1, c2 = GUESTS["c1"], GUESTS["c2"]
+    assert pings(world.ns["c1"], c2.ip, count=2)  # neighbour discovery, then echo, over VXLAN
+    sniffer = subprocess.Popen(
+        ["ip", "netns", "exec", world.ns["c2"], sys.executable, FRAMES, "sniff", "eth0", "2"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert sniffer.stdout is not None
+    assert sniffer.stdout.readline().strip() == "listening"
+    sent = {
+        "legit": frames.ipv6_echo(c1.mac, c2.mac, c1.ip, c2.ip, b"virga-legit6"),
+        "ip": frames.ipv6_echo(c1.mac, c2.mac, "fd00:c::99", c2.ip, b"virga-ip6"),
+        "link-local": frames.ipv6_echo(c1.mac, c2.mac, "fe80::99", c2.ip, b"virga-ll6"),
+    }
+    time.sleep(0.3)
+    sh(sys.executable, FRAMES, "send", "eth0", *(f.hex() for f in sent.values()),
+       netns=world.ns["c1"])  # fmt: skip
+    captured, _ = sniffer.communicate(timeout=30)
+    assert {name for name, frame in sent.items() if frame.hex() in captured} == {"legit"}
 
 
 def tcp_open(world: World, guest: str, ip: str, port: int) -> bool:
@@ -344,11 +370,9 @@ def test_a_restart_keeps_traffic_flowing_and_removes_what_the_log_no_longer_want
     received = int(out.split(" received")[0].rsplit(", ", 1)[-1])
     assert sent >= 10, out  # the ping ran through the stop, the rebuild and the convergence
     assert sent - received <= 1, out
-    a1 = GUESTS["a1"]
-    assert {i for i in links(h1) if i.startswith(PREFIX)} == {
-        "vh4u",
-        a1.tap,
-        names.bridge_name(NET_A, PREFIX),
-        names.vxlan_name(NET_A, PREFIX),
+    expected = {"vh4u", GUESTS["a1"].tap, GUESTS["c1"].tap}
+    expected |= {
+        f(n, PREFIX) for n in (NET_A, NET_C) for f in (names.bridge_name, names.vxlan_name)
     }
+    assert {i for i in links(h1) if i.startswith(PREFIX)} == expected  # b2's and the stray gone
     assert pings(world.ns["a1"], "10.0.0.12")
