@@ -54,8 +54,8 @@ def _failure(image_id: str, kind: str | None, reason: str) -> Problem:
     return Problem(status, slug, title, f"image {image_id} was not imported: {reason}")
 
 
-async def _stream(request: web.Request, gateway: Gateway, image_id: str) -> None:
-    """Send the body on to the storage service; a Problem if it could not take it."""
+async def _stream(request: web.Request, gateway: Gateway, image_id: str) -> str | None:
+    """Send the body on to the storage service; what went wrong, or None."""
     assert gateway.config.storage_url is not None
     url = f"{gateway.config.storage_url.rstrip('/')}/internal/images/{image_id}"
 
@@ -73,26 +73,21 @@ async def _stream(request: web.Request, gateway: Gateway, image_id: str) -> None
         ):
             await answer.read()
             if answer.status == 200:
-                return
-            detail = f"the storage service refused the upload (HTTP {answer.status})"
-    except (aiohttp.ClientError, OSError) as error:
-        detail = f"the upload to the storage service broke off: {error!r}"
-    # Whatever the storage service did is settled by it (now, or when it restarts).
-    raise Problem(503, "storage-unavailable", "Service unavailable", f"image {image_id}: {detail}")
+                return None
+            return f"the storage service refused the upload (HTTP {answer.status})"
+    except Exception as error:  # the storage service, or the client, went away
+        return f"the upload to the storage service broke off: {error!r}"
 
 
-async def _outcome(gateway: Gateway, image_id: str) -> None:
+async def _outcome(gateway: Gateway, image_id: str, seconds: float) -> bool:
+    """Whether the projection has the import's outcome within `seconds`."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + OUTCOME_WAIT_SECONDS
+    deadline = loop.time() + seconds
     while gateway.state.images[image_id].status == "importing":
         if loop.time() > deadline:
-            raise Problem(
-                504,
-                "outcome-pending",
-                "Gateway timeout",
-                f"image {image_id} was uploaded; its import is not recorded yet: GET it later",
-            )
+            return False
         await asyncio.sleep(0.02)
+    return True
 
 
 async def upload_image(request: web.Request, call: Call) -> web.Response:
@@ -123,8 +118,19 @@ async def upload_image(request: web.Request, call: Call) -> web.Response:
     )
     if recorded.headers.get("Idempotent-Replayed"):
         return recorded  # the first request with this key carries (or carried) the bytes
-    await _stream(request, gateway, image_id)
-    await _outcome(gateway, image_id)
+    broke_off = await _stream(request, gateway, image_id)
+    # The storage service may have recorded an outcome even when the stream broke off (it
+    # stops reading an image over its limit); otherwise it records one when it restarts.
+    if not await _outcome(gateway, image_id, OUTCOME_WAIT_SECONDS / (10 if broke_off else 1)):
+        if broke_off:
+            detail = f"image {image_id}: {broke_off}; it will show the failure"
+            raise Problem(503, "storage-unavailable", "Service unavailable", detail)
+        raise Problem(
+            504,
+            "outcome-pending",
+            "Gateway timeout",
+            f"image {image_id} was uploaded; its import is not recorded yet: GET it later",
+        )
     image = gateway.state.images[image_id]
     if image.status != "available":
         raise _failure(image_id, image.import_fault_kind, image.import_fault or image.status)
