@@ -118,6 +118,30 @@ async def test_a_bad_subnet_is_a_422_naming_the_field(cloud: Gateway) -> None:
         assert reply.problem_fields == [field], body
 
 
+async def test_a_retried_network_request_creates_one_network(cloud: Gateway) -> None:
+    tenant_id, token = await cloud.tenant()
+    body = {"name": "n", "cidr": "10.60.0.0/24"}
+    key = {"Idempotency-Key": "net-once"}
+    first = await cloud.call("POST", "/v1/networks", token=token, json=body, headers=key)
+    again = await cloud.call("POST", "/v1/networks", token=token, json=body, headers=key)
+    assert (first.status, again.status) == (202, 202)
+    assert again.body["id"] == first.body["id"]
+    assert again.headers["Idempotent-Replayed"] == "true"
+    listed = await cloud.call("GET", "/v1/networks", token=token)
+    assert [n["id"] for n in listed.body["items"]] == [first.body["id"]]
+    await until(
+        cloud, f"/v1/networks/{first.body['id']}", token, lambda r: r.body["vni"] is not None
+    )
+    hosted = {"network_id": first.body["id"], "host": "hv-1"}
+    refused = await cloud.call("POST", "/v1/ports", token=token, json=hosted)
+    assert refused.status == 422
+    assert refused.problem_fields == ["host"]
+    admin = await cloud.call("POST", "/v1/ports", json={**hosted, "tenant_id": tenant_id})
+    assert admin.status == 202, admin.body
+    path = f"/v1/ports/{admin.body['id']}"
+    assert (await until(cloud, path, token, lambda r: r.body["host"] == "hv-1")).status == 200
+
+
 async def test_an_exhausted_pool_is_a_409_and_ipv6_works(cloud: Gateway) -> None:
     _, token = await cloud.tenant()
     small = await network(cloud, token, "10.30.0.0/29")  # .2 to .6
