@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import abc
+import asyncio
+import contextlib
 import socket
+import time
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+import rados
+import rbd
 
 from virga_devstack.ceph import CephCluster
 from virga_storage.driver import (
@@ -315,3 +321,35 @@ async def test_a_missing_pool_is_named(ceph_cluster: CephCluster) -> None:
     with pytest.raises(StorageError, match="pool 'no-such-pool' does not exist"):
         await driver.connect()
     await driver.close()
+
+
+async def test_a_fenced_removal_breaks_a_dead_writers_lock_at_once(
+    ceph_cluster: CephCluster,
+) -> None:
+    """A writer that holds the image's exclusive lock (as a storage process killed while
+    importing does until its watch expires) does not hold up a fenced removal."""
+    driver = RbdDriver(ceph_cluster.conf_file, ceph_cluster.keyring, ceph_cluster.pool)
+    await driver.connect()
+    name = f"fence-{uuid.uuid4().hex[:8]}"
+    writer = rados.Rados(
+        conffile=str(ceph_cluster.conf_file), conf={"keyring": str(ceph_cluster.keyring)}
+    )
+    writer.connect()
+    ioctx = writer.open_ioctx(ceph_cluster.pool)
+    try:
+        rbd.RBD().create(ioctx, name, 4 * MiB)
+        image = rbd.Image(ioctx, name)
+        image.write(b"x" * 4096, 0)  # takes the exclusive lock
+        assert image.is_exclusive_lock_owner()
+        started = time.monotonic()
+        await asyncio.wait_for(driver.remove(name, fence=True), 20)
+        assert time.monotonic() - started < 10  # not the 30 s watch timeout
+        assert name not in await driver.list()
+        with pytest.raises(rbd.Error):  # fenced: the old writer cannot write any more
+            image.write(b"y" * 4096, 0)
+    finally:
+        with contextlib.suppress(Exception):
+            image.close()
+        ioctx.close()
+        writer.shutdown()
+        await driver.close()
