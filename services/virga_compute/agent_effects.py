@@ -191,8 +191,10 @@ def _attachment_reason(exc: DriverError) -> str:
 class ComputeEffects:
     """The effect handlers of one agent, over its driver."""
 
-    def __init__(self, driver: ComputeDriver) -> None:
+    def __init__(self, driver: ComputeDriver, *, detach_seconds: float = 30.0) -> None:
         self._driver = driver
+        self._detach_seconds = detach_seconds
+        """How long a live detach keeps asking a guest that has not released the disk."""
 
     def handlers(self) -> dict[type[Any], EffectHandler]:
         return {
@@ -300,13 +302,7 @@ class ComputeEffects:
 
     async def detach_volume(self, effect: DetachVolume) -> Sequence[Emit]:
         try:
-            await self._driver.detach_disk(effect.instance_id, effect.target_dev)
-            # A live detach returns before QEMU lets go (the guest must release the device):
-            # the volume is detached only once the disk is gone from the domain.
-            if effect.target_dev in await self._driver.attached_disks(effect.instance_id):
-                raise DriverError(
-                    f"the guest did not release {effect.target_dev}; ask again to retry"
-                )
+            await self._detach_until_released(effect.instance_id, effect.target_dev)
         except DriverError as exc:
             reason = _attachment_reason(exc)
             log.warning("detach_failed", instance_id=effect.instance_id, reason=reason)
@@ -317,6 +313,26 @@ class ComputeEffects:
         log.info("volume_detached", instance_id=effect.instance_id, volume_id=effect.volume_id)
         detached = VolumeDetached(instance_id=effect.instance_id, host=effect.host)
         return [Emit(detached, effect.volume_id, effect.tenant_id)]
+
+    async def _detach_until_released(self, instance_id: str, target_dev: str) -> None:
+        """Detach, asking again until the guest lets go or `detach_seconds` pass.
+
+        A live detach returns before QEMU lets go (the guest must release the device), and a
+        guest that is still booting misses the request: the volume is detached only once the
+        disk is gone from the domain.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._detach_seconds
+        while True:
+            await self._driver.detach_disk(instance_id, target_dev)
+            if target_dev not in await self._driver.attached_disks(instance_id):
+                return
+            if loop.time() >= deadline:
+                raise DriverError(
+                    f"the guest did not release {target_dev} within"
+                    f" {self._detach_seconds:g} s; ask again to retry"
+                )
+            await asyncio.sleep(1.0)
 
     async def sample_usage(self, effect: SampleUsage) -> Sequence[Emit]:
         try:

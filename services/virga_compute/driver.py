@@ -340,8 +340,10 @@ class ComputeDriver(Protocol):
     async def detach_disk(self, instance_id: str, target_dev: str) -> None:
         """Remove the disk at `target_dev` from the definition and, if running, unplug it.
 
-        Idempotent: no disk at that target is no error. The same capability rule as
-        `attach_disk` applies. Raises `InstanceNotFound`.
+        A live unplug needs the guest's consent and may still be pending on return (see
+        `attached_disks`); calling again asks the guest again. Idempotent: no disk at that
+        target is no error. The same capability rule as `attach_disk` applies. Raises
+        `InstanceNotFound`.
         """
         ...
 

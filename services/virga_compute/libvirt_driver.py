@@ -478,8 +478,14 @@ class LibvirtDriver:
             if element is None:
                 return
             if dom.isActive():
-                # QEMU completes a live detach only once the guest lets go of the device.
-                dom.detachDeviceFlags(element, _LIVE_AND_CONFIG)
+                # QEMU completes a live detach only once the guest lets go of the device; a
+                # request the guest missed (still booting) is sent again by a repeated call,
+                # when the persistent definition has already lost the disk.
+                persistent = str(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+                flags = libvirt.VIR_DOMAIN_AFFECT_LIVE
+                if target_dev in domain_xml.parse_disks(persistent):
+                    flags |= libvirt.VIR_DOMAIN_AFFECT_CONFIG
+                dom.detachDeviceFlags(element, flags)
             else:
                 conn.defineXML(domain_xml.without_disk(current, target_dev))
 

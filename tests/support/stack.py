@@ -58,6 +58,9 @@ class Stack:
     ceph_keyring: str = ""
     ceph_pool: str = "rbd"
     storage_port: int = field(default_factory=free_port)
+    guest_kernel: tuple[str, str, str] | None = None
+    """(kernel, initrd, cmdline) every QEMU agent boots instances from (`virga_devstack.guest`):
+    test images carry no boot loader."""
     processes: dict[str, ServiceProcess] = field(default_factory=dict)
 
     @property
@@ -145,10 +148,31 @@ class Stack:
                     "VIRGA_HEARTBEAT_SECONDS": str(self.heartbeat_seconds),
                     "VIRGA_USAGE_SECONDS": "5",
                     "VIRGA_HTTP_PORT": str(port),
+                    **self._compute_volumes(uri),
                 },
                 self.run_dir,
                 health_url=f"http://127.0.0.1:{port}/healthz",
             )
+
+    def _compute_volumes(self, uri: str) -> dict[str, str]:
+        """Where an agent's guests find their volumes (and, under QEMU, their kernel)."""
+        if self.ceph_conf == "memory://":
+            # Volumes live in the storage process: a test hypervisor only records the disks.
+            env = {"VIRGA_CEPH_MONITORS": "127.0.0.1:6789", "VIRGA_CEPH_USER": "none"}
+        else:
+            env = {
+                "VIRGA_CEPH_CONF": self.ceph_conf,
+                "VIRGA_CEPH_KEYRING": self.ceph_keyring,
+                "VIRGA_CEPH_POOL": self.ceph_pool,
+            }
+        if self.guest_kernel is not None and not uri.startswith("test:"):
+            kernel, initrd, cmdline = self.guest_kernel
+            env |= {
+                "VIRGA_GUEST_KERNEL": kernel,
+                "VIRGA_GUEST_INITRD": initrd,
+                "VIRGA_GUEST_CMDLINE": cmdline,
+            }
+        return env
 
     def start(self) -> None:
         if not self.processes:

@@ -233,3 +233,38 @@ def test_a_stopped_instance_takes_an_attach_too() -> None:
     evolve(state, mine(InstanceStopped(host=HOST)))
     [intent] = live(state, attach())
     assert isinstance(intent, AttachVolume)
+
+
+class SlowGuest(MemoryDriver):
+    """A guest that lets go of an unplugged disk only after `asks` detach requests."""
+
+    def __init__(self, asks: int) -> None:
+        super().__init__()
+        self.asks, self.requests = asks, 0
+
+    async def detach_disk(self, instance_id: str, target_dev: str) -> None:
+        self.requests += 1
+        if self.requests >= self.asks:
+            await super().detach_disk(instance_id, target_dev)
+
+
+async def test_a_live_detach_asks_again_until_the_guest_lets_go() -> None:
+    driver = SlowGuest(asks=2)  # e.g. still booting when first asked
+    effects = ComputeEffects(driver)
+    await effects.spawn(Spawn(InstanceSpec("i-1", "vm", 1, 256), "t-1", HOST))
+    await effects.attach_volume(AttachVolume("i-1", "t-1", HOST, VOLUME, disk("vdb")))
+    [done] = await effects.detach_volume(DetachVolume("i-1", "t-1", HOST, VOLUME, "vdb"))
+    assert done.payload == VolumeDetached(instance_id="i-1", host=HOST)
+    assert driver.requests == 2
+
+
+async def test_a_guest_that_never_lets_go_fails_the_detach_and_keeps_the_volume() -> None:
+    driver = SlowGuest(asks=1_000)
+    effects = ComputeEffects(driver, detach_seconds=0)
+    await effects.spawn(Spawn(InstanceSpec("i-1", "vm", 1, 256), "t-1", HOST))
+    await effects.attach_volume(AttachVolume("i-1", "t-1", HOST, VOLUME, disk("vdb")))
+    [failed] = await effects.detach_volume(DetachVolume("i-1", "t-1", HOST, VOLUME, "vdb"))
+    assert isinstance(failed.payload, VolumeAttachmentFailed)
+    assert failed.payload.operation == "detach"
+    assert "did not release vdb" in failed.payload.reason
+    assert await driver.attached_disks("i-1") == ["vdb"]

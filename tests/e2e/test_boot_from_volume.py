@@ -1,0 +1,145 @@
+"""Boot from image through the whole stack on real components: the gateway takes an image, the
+storage service clones the boot volume on the local Ceph cluster (cephx), the compute agent
+boots a TCG guest from it under qemu:///system, and a volume is attached and detached live."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+import xml.etree.ElementTree as ET
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import aiohttp
+import libvirt
+import pytest
+from tests.support.api import Api
+from tests.support.stack import HostSpec, Stack
+
+from virga_devstack import libvirt as libvirt_daemon
+from virga_devstack.ceph import CephCluster
+from virga_devstack.guest import ensure_guest
+
+pytestmark = [pytest.mark.kafka, pytest.mark.e2e, pytest.mark.libvirt]
+
+URI = "qemu:///system"
+TAG = f"e2e-rbd-{uuid.uuid4().hex[:8]}"
+"""The name of this module's instances, which their domains carry in their metadata."""
+IMAGE = b"\0" * (512 << 10)  # the guest boots a kernel; the volume only has to be a disk
+
+
+@pytest.fixture(scope="module")
+def stack(
+    kafka_bootstrap: str, ceph_cluster: CephCluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    started = libvirt_daemon.start()
+    guest = ensure_guest()
+    stack = Stack(
+        kafka_bootstrap,
+        tmp_path_factory.mktemp("rbd-stack"),
+        (HostSpec("rbd-host", "rack-1", libvirt_uri=URI),),
+        ceph_conf=str(ceph_cluster.conf_file),
+        ceph_keyring=str(ceph_cluster.keyring),
+        ceph_pool=ceph_cluster.pool,
+        guest_kernel=(str(guest.kernel), str(guest.initrd), guest.cmdline),
+    )
+    try:
+        stack.start()
+        yield stack
+    except Exception:
+        print(stack.logs())
+        raise
+    finally:
+        stack.stop()
+        _remove_domains()
+        if started:
+            libvirt_daemon.stop()
+
+
+def _remove_domains() -> None:
+    """Guests a failed test left behind."""
+    connection = libvirt.open(URI)
+    try:
+        for domain in connection.listAllDomains():
+            if domain.name().startswith("virga-") and TAG in domain.XMLDesc(0):
+                if domain.isActive():
+                    domain.destroy()
+                domain.undefine()
+    finally:
+        connection.close()
+
+
+@pytest.fixture
+async def tenant(stack: Stack) -> AsyncIterator[Api]:
+    async with aiohttp.ClientSession() as session:
+        admin = Api(session, stack.gateway_url, stack.admin_token)
+        _, token = await admin.create_tenant(f"rbd-{uuid.uuid4().hex[:6]}")
+        yield admin.as_token(token)
+
+
+async def _until(
+    tenant: Api, path: str, check: Any, seconds: float = 90, expect: tuple[int, ...] = (200,)
+) -> Any:
+    deadline = time.monotonic() + seconds
+    while True:
+        view = await tenant.call("GET", path, expect=expect)
+        if check(view):
+            return view
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{path}: {view}")
+        await asyncio.sleep(0.3)
+
+
+def _live_disks(instance_id: str) -> dict[str, str]:
+    connection = libvirt.open(URI)
+    try:
+        xml = connection.lookupByName(f"virga-{instance_id}").XMLDesc(0)
+    finally:
+        connection.close()
+    disks = {}
+    for disk in ET.fromstring(xml).findall("devices/disk"):
+        target, source = disk.find("target"), disk.find("source")
+        assert target is not None
+        assert source is not None
+        disks[target.get("dev", "")] = f"{source.get('protocol')}:{source.get('name')}"
+    return disks
+
+
+async def test_an_instance_from_an_image_runs_on_its_rbd_volume_and_takes_another(
+    stack: Stack, tenant: Api, ceph_cluster: CephCluster
+) -> None:
+    async with tenant.session.post(
+        f"{stack.gateway_url}/v1/images?name=blank",
+        data=IMAGE,
+        headers={"Authorization": f"Bearer {tenant.token}"},
+    ) as reply:
+        assert reply.status == 201, await reply.text()
+        image = await reply.json()
+    instance = await tenant.create_instance(TAG, image=image["id"])
+    iid = instance["id"]
+    data = await tenant.call("POST", "/v1/volumes", {"name": "data", "size_gb": 1})
+    [running] = await tenant.wait_status([iid], {"RUNNING", "ERROR"}, seconds=120)
+    assert running["status"] == "RUNNING", running
+    pool = ceph_cluster.pool
+    assert _live_disks(iid) == {"vda": f"rbd:{pool}/volume-{iid}"}
+
+    await _until(tenant, f"/v1/volumes/{data['id']}", lambda v: v["status"] == "available")
+    await tenant.call("POST", f"/v1/instances/{iid}/volumes", {"volume_id": data["id"]})
+    attached = await _until(tenant, f"/v1/volumes/{data['id']}", lambda v: v["status"] == "in-use")
+    assert _live_disks(iid) == {
+        "vda": f"rbd:{pool}/volume-{iid}",
+        "vdb": f"rbd:{pool}/volume-{data['id']}",
+    }, attached
+
+    await tenant.call("DELETE", f"/v1/instances/{iid}/volumes/{data['id']}")
+    await _until(tenant, f"/v1/volumes/{data['id']}", lambda v: v["status"] == "available")
+    assert _live_disks(iid) == {"vda": f"rbd:{pool}/volume-{iid}"}
+
+    await tenant.call("DELETE", f"/v1/instances/{iid}")
+    await tenant.wait_status([iid], {"DELETED"}, seconds=60)
+    await tenant.call("DELETE", f"/v1/volumes/{data['id']}")
+    # The boot volume goes with the instance; then the image has no clone left.
+    boot = f"/v1/volumes/{iid}"
+    await _until(tenant, boot, lambda v: v.get("status") in (404, "deleted"), expect=(200, 404))
+    await tenant.call("DELETE", f"/v1/images/{image['id']}")
