@@ -1,4 +1,4 @@
-"""The whole local stack behind `make up`/`make down`: Kafka, libvirt, and every service.
+"""The whole local stack behind `make up`/`make down`: Kafka, libvirt, Ceph, and every service.
 
 State (pids, logs) lives outside the repository in `$VIRGA_STATE_DIR/stack`; the admin token
 and the token secret live in `.virga/` of the checkout (git-ignored), so the CLI finds them.
@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from virga_devstack import kafka, libvirt
+from virga_devstack import ceph, kafka, libvirt
 from virga_devstack.processes import ServiceProcess, ServiceProcessError
 
 STATE = Path(os.environ.get("VIRGA_STATE_DIR", Path.home() / ".local/state/virga")) / "stack"
@@ -30,7 +30,13 @@ def _secret(name: str) -> Path:
     return path
 
 
-def services(kafka_port: int, gateway_port: int, libvirt_uri: str) -> list[ServiceProcess]:
+STORAGE_PORT = 8094
+
+
+def services(
+    kafka_port: int, gateway_port: int, libvirt_uri: str, cluster: ceph.CephCluster | None = None
+) -> list[ServiceProcess]:
+    """The service processes; without `cluster` the storage service keeps volumes in memory."""
     host = os.environ.get("VIRGA_HOST") or socket.gethostname().split(".")[0] or "host-1"
     common = {
         "VIRGA_KAFKA_BOOTSTRAP": f"127.0.0.1:{kafka_port}",
@@ -46,9 +52,23 @@ def services(kafka_port: int, gateway_port: int, libvirt_uri: str) -> list[Servi
                 "VIRGA_GATEWAY_PORT": str(gateway_port),
                 "VIRGA_ADMIN_TOKEN_FILE": str(_secret("admin-token").resolve()),
                 "VIRGA_TOKEN_SECRET_FILE": str(_secret("token-secret").resolve()),
+                "VIRGA_STORAGE_URL": f"http://127.0.0.1:{STORAGE_PORT}",
             },
             STATE,
             health_url=f"http://127.0.0.1:{gateway_port}/healthz",
+        ),
+        ServiceProcess(
+            "storage",
+            "virga_storage",
+            {
+                **common,
+                "VIRGA_CEPH_CONF": str(cluster.conf_file) if cluster else "memory://",
+                "VIRGA_CEPH_KEYRING": str(cluster.keyring) if cluster else "",
+                "VIRGA_CEPH_POOL": cluster.pool if cluster else "rbd",
+                "VIRGA_HTTP_PORT": str(STORAGE_PORT),
+            },
+            STATE,
+            health_url=f"http://127.0.0.1:{STORAGE_PORT}/healthz",
         ),
         ServiceProcess(
             "scheduler",
@@ -100,7 +120,15 @@ def up(kafka_port: int, gateway_port: int) -> int:
         except libvirt.LibvirtError as error:
             print(f"    {error}\n    falling back to libvirt's in-process test driver", flush=True)
             uri = "test:///default"
-    for process in services(kafka_port, gateway_port, uri):
+    devstack_ceph = ceph.CephCluster(int(os.environ.get("VIRGA_CEPH_PORT", ceph.DEFAULT_PORT)))
+    cluster: ceph.CephCluster | None = devstack_ceph
+    print(f"==> Ceph on {devstack_ceph.monitor} (one monitor, one memstore OSD)", flush=True)
+    try:
+        devstack_ceph.start()
+    except ceph.CephError as error:
+        print(f"    {error}\n    falling back to volumes kept in the storage service's memory")
+        cluster = None
+    for process in services(kafka_port, gateway_port, uri, cluster):
         print(f"==> {process.name}", flush=True)
         process.start()
         try:
@@ -131,6 +159,10 @@ def down(kafka_port: int, gateway_port: int) -> int:
     print(f"==> stopping Kafka on 127.0.0.1:{kafka_port}", flush=True)
     kafka.KafkaBroker(kafka_port).stop()
     print("Guests keep running: stopping the control plane never stops tenants' instances.")
+    print(
+        "Ceph keeps running too, since their disks live there"
+        " (python -m virga_devstack ceph stop, once no guest needs it)."
+    )
     return 0
 
 
