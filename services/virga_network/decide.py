@@ -72,7 +72,10 @@ def decide(config: NetworkConfig, state: NetworkState, envelope: Envelope) -> Se
             return ()  # deleted already (a repeated request), or never asked for
         return [Emit(PortDeleted(), aggregate, port.tenant_id)]
     if isinstance(event, InstanceDeleted):
-        port = state.ports.get(instance_port_id(aggregate))
+        port_id = instance_port_id(aggregate)
+        port = state.ports.get(port_id)
+        if port is None and port_id in state.refused:
+            return [Emit(PortDeleted(), port_id, tenant)]  # its refusal leaves the lists too
         if port is None or port.instance_id != aggregate:
             return ()
         return [Emit(PortDeleted(), port.port_id, port.tenant_id)]

@@ -232,6 +232,15 @@ def test_a_placement_seen_before_the_request_is_applied_with_the_allocation() ->
     assert out[1] == PortHostAssigned(host="hv-3")
 
 
+def test_an_instances_refused_port_goes_with_the_instance() -> None:
+    c = Controller()
+    [refused] = c.input(InstanceRequested(name="w", flavor=TINY, network="net-none"), "i-4")
+    assert isinstance(refused, PortAllocationFailed)
+    assert refused.instance_id == "i-4"
+    assert c.input(InstanceDeleted(host=None), "i-4") == [PortDeleted()]
+    assert c.input(InstanceDeleted(host=None), "i-4") == []
+
+
 def test_an_instance_deleted_before_its_request_gets_no_port() -> None:
     c = Controller()
     network_id, _ = c.network("10.0.0.0/24")
