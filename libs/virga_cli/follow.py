@@ -38,7 +38,7 @@ def summary(payload: Any) -> str:
 
 def event_line(event: dict[str, Any]) -> str:
     return (
-        f"{when(str(event.get('occurred_at', '')))}  {event.get('producer', '?'):<10} "
+        f"{when(str(event.get('occurred_at', '')))}  {event.get('producer', '?'):<14} "
         f"{event.get('type', '?'):<26} {summary(event.get('payload'))}"
     ).rstrip()
 

@@ -46,7 +46,10 @@ def tenant() -> None:
 def tenant_create(cli: Cli, name: str) -> None:
     """Create tenant NAME."""
     created = cli.client().post("/v1/tenants", {"name": name})
-    cli.emit(created, lambda t: cli.out.print(f"tenant {t['name']} created: {t['id']}"))
+    # The bare id on stdout, so `TENANT=$(virga tenant create acme)` works.
+    cli.emit(created, lambda t: click.echo(t["id"]))
+    if not cli.as_json:
+        cli.err.print(f"tenant {created['name']} created")
 
 
 @tenant.command("list")

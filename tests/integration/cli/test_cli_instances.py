@@ -41,11 +41,10 @@ def virga(stack: Stack, home: Path, *args: str, token: str | None = None) -> Res
 
 def test_a_tenant_logs_in_boots_with_wait_stops_and_deletes(stack: Stack, tmp_path: Path) -> None:
     admin = stack.admin_token
-    made = virga(
-        stack, tmp_path, "--json", "tenant", "create", f"cli-{uuid.uuid4().hex[:6]}", token=admin
-    )
+    # Bare ids and tokens on stdout: the shell's $(...) takes them as they are.
+    made = virga(stack, tmp_path, "tenant", "create", f"cli-{uuid.uuid4().hex[:6]}", token=admin)
     assert made.exit_code == 0, made.output
-    tenant_id = orjson.loads(made.stdout)["id"]
+    tenant_id = made.stdout.strip()
     issued = virga(stack, tmp_path, "token", "create", tenant_id, token=admin)
     assert issued.exit_code == 0, issued.output
     token = issued.stdout.strip()
