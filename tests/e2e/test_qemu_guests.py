@@ -1,8 +1,8 @@
 """Real guests: the same stack with a compute agent on `qemu:///system`, TCG domains.
 
-The guests boot firmware only (no disk or kernel yet: storage and the guest image come in
-later issues), which is enough to prove the agent drives a real QEMU process through libvirtd,
-and that a crashed agent finds its domains again instead of duplicating them.
+The guests boot firmware only (no image, so no disk), which is enough to prove the agent
+drives a real QEMU process through libvirtd, and that a crashed agent finds its domains again
+instead of duplicating them. Guests on RBD volumes: test_boot_from_volume.py.
 """
 
 from __future__ import annotations
