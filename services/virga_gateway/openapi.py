@@ -27,8 +27,10 @@ _COMMON_PARAMETERS = {
         "in": "header",
         "required": False,
         "description": "Your id for the request (else one is made): echoed back, and the"
-        " correlation_id of every event the request causes.",
-        "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"},
+        " correlation_id of every event the request causes. Kept when it is 1-128 letters,"
+        " digits, '.', '_', ':' or '-'; any other value is replaced, not refused (proxies"
+        " set their own).",
+        "schema": {"type": "string"},
     },
     "IdempotencyKey": {
         "name": IDEMPOTENCY_HEADER,
