@@ -1,4 +1,4 @@
-"""The `virga` CLI against a real stack: gateway, scheduler, a compute agent on real Kafka."""
+"""The `virga` CLI against a real stack of processes on real Kafka: instances, tokens, refusals."""
 
 from __future__ import annotations
 
