@@ -14,6 +14,8 @@ from typing import Any
 import aiohttp
 import libvirt
 import pytest
+import rados
+import rbd
 from tests.support.api import Api
 from tests.support.stack import HostSpec, Stack
 
@@ -143,3 +145,43 @@ async def test_an_instance_from_an_image_runs_on_its_rbd_volume_and_takes_anothe
     boot = f"/v1/volumes/{iid}"
     await _until(tenant, boot, lambda v: v.get("status") in (404, "deleted"), expect=(200, 404))
     await tenant.call("DELETE", f"/v1/images/{image['id']}")
+
+
+def _lose_image(cluster: CephCluster, image_id: str) -> None:
+    """The image's RBD image disappears behind Virga's back (an operator's mistake)."""
+    keyring = {"keyring": str(cluster.keyring)}
+    name = f"image-{image_id}"
+    with (
+        rados.Rados(conffile=str(cluster.conf_file), conf=keyring) as client,
+        client.open_ioctx(cluster.pool) as ioctx,
+    ):
+        with rbd.Image(ioctx, name) as image:
+            for snapshot in image.list_snaps():
+                if image.is_protected_snap(snapshot["name"]):
+                    image.unprotect_snap(snapshot["name"])
+                image.remove_snap(snapshot["name"])
+        rbd.RBD().remove(ioctx, name)
+
+
+async def test_a_boot_volume_that_cannot_be_made_puts_the_instance_in_error_at_once(
+    stack: Stack, tenant: Api, ceph_cluster: CephCluster
+) -> None:
+    async with tenant.session.post(
+        f"{stack.gateway_url}/v1/images?name=lost",
+        data=IMAGE,
+        headers={"Authorization": f"Bearer {tenant.token}"},
+    ) as reply:
+        assert reply.status == 201, await reply.text()
+        image = await reply.json()
+    await asyncio.to_thread(_lose_image, ceph_cluster, image["id"])
+    instance = await tenant.create_instance(TAG, image=image["id"])
+    [failed] = await tenant.wait_status([instance["id"]], {"ERROR", "RUNNING"}, seconds=60)
+    assert failed["status"] == "ERROR"
+    assert failed["fault"].startswith("boot volume failed: "), failed
+    assert failed["host"] is None  # its claim is released
+    history = await tenant.call("GET", f"/v1/instances/{instance['id']}/events")
+    types = [entry["type"] for entry in history]
+    assert types.count("InstanceScheduled") == 1  # never tried on another host
+    assert types.index("InstanceFailed") < types.index("InstanceSchedulingFailed")
+    await tenant.call("DELETE", f"/v1/instances/{instance['id']}")
+    await tenant.wait_status([instance["id"]], {"DELETED"}, seconds=60)
