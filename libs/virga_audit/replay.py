@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -136,17 +137,23 @@ async def compute_hosts(settings: KafkaSettings, until: datetime) -> list[str]:
 
 
 async def replay_all(settings: KafkaSettings, until: datetime) -> dict[str, Any]:
-    """Every service's state as of `until` (compute: one per registered host), by service."""
-    states: dict[str, Any] = {}
-    for service in REPLAYABLE:
-        if service == "compute":
-            states[service] = {
-                host: _document(await replay(settings, service, until, host))
-                for host in await compute_hosts(settings, until)
-            }
-        else:
-            states[service] = _document(await replay(settings, service, until))
-    return states
+    """Every service's state as of `until` (compute: one per registered host), by service.
+
+    The services are replayed concurrently: each waits on the broker much of the time.
+    """
+    hosts = await compute_hosts(settings, until)
+    services = [s for s in REPLAYABLE if s != "compute"]
+    states = await asyncio.gather(
+        *(replay(settings, service, until) for service in services),
+        *(replay(settings, "compute", until, host) for host in hosts),
+    )
+    found: dict[str, Any] = {
+        s: _document(state) for s, state in zip(services, states, strict=False)
+    }
+    found["compute"] = {
+        host: _document(state) for host, state in zip(hosts, states[len(services) :], strict=True)
+    }
+    return found
 
 
 def _document(state: Any) -> Any:
