@@ -213,3 +213,27 @@ async def test_events_tail_without_follow_prints_the_last_events_in_time_order(
         result = await run(args, tmp_path)
     assert result.exit_code == 0, result.output
     assert [line.split()[3] for line in result.stdout.splitlines()] == ["Step1", "Step2", "Step3"]
+
+
+async def test_events_tail_of_every_instance_names_each_one_and_skips_a_vanished_one(
+    tmp_path: Path,
+) -> None:
+    instances = [{"id": "i-1", "name": "web"}, {"id": "i-2", "name": "db"}, {"id": "i-3"}]
+
+    async def listing(request: web.Request) -> web.Response:
+        return web.json_response({"items": instances, "next": None})
+
+    async def history(request: web.Request) -> web.Response:
+        instance_id = request.match_info["id"]
+        if instance_id == "i-3":  # deleted between the listing and its history
+            return problem(404, "Not found", "no instance i-3")
+        second = 1 if instance_id == "i-1" else 2
+        event = {"event_id": f"e-{instance_id}", "type": "InstanceStarted", "producer": "compute",
+                 "occurred_at": f"2026-11-23T21:00:0{second}Z", "payload": {}}  # fmt: skip
+        return web.json_response([event])
+
+    routes = {("GET", "/v1/instances"): listing, ("GET", "/v1/instances/{id}/events"): history}
+    async with fake_api(routes) as api:
+        result = await run(["--api", api.url, "events", "tail", "--no-follow"], tmp_path)
+    assert result.exit_code == 0, result.output
+    assert [line.split()[0] for line in result.stdout.splitlines()] == ["web", "db"]
