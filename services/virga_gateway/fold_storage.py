@@ -181,12 +181,22 @@ def _attachment_outcome(state: GatewayState, env: Envelope) -> None:
     elif isinstance(event, attachments.VolumeAttached):
         operation = "attach"
         volume.attachment = Attachment(event.instance_id, event.host, event.target_dev)
+        _instance(state, event.instance_id).attached_volumes[volume.id] = event.target_dev
     else:
         operation = "detach"
         if volume.attachment is not None and volume.attachment.instance_id == event.instance_id:
             volume.attachment = None
+        _instance(state, event.instance_id).attached_volumes.pop(volume.id, None)
     outcome = AttachOutcome(env.causation_id, operation, event.instance_id, env.occurred_at)
     volume.outcomes = [*volume.outcomes[-(OUTCOMES_KEPT - 1) :], outcome]
+
+
+def _instance(state: GatewayState, instance_id: str) -> Instance:
+    """The instance (a stub until its request is folded) whose disks the volume joins."""
+    instance = state.instances.get(instance_id)
+    if instance is None:
+        instance = state.instances[instance_id] = Instance(id=instance_id)
+    return instance
 
 
 # -- images ---------------------------------------------------------------------------------

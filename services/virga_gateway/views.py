@@ -173,7 +173,10 @@ def instance_view(instance: Instance) -> InstanceView:
         addresses=[
             Address(network=a.network, ip=a.ip, mac=a.mac) for a in instance.addresses
         ],
-        volumes=[],
+        volumes=[
+            VolumeAttachment(volume_id=volume_id, device=device)
+            for volume_id, device in sorted(instance.attached_volumes.items())
+        ],
         image=instance.image,
         network=instance.network,
         server_group=instance.server_group,

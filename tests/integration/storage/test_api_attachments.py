@@ -75,6 +75,8 @@ async def test_a_volume_attaches_and_detaches_through_the_compute_agent(cloud: C
     assert shown["attachments"] == [
         {"instance_id": instance["id"], "host": "hv-1", "device": "vdb"}
     ]
+    shown_instance = await api.call("GET", f"/v1/instances/{instance['id']}", token=token)
+    assert shown_instance.body["volumes"] == [{"volume_id": volume["id"], "device": "vdb"}]
     deleting = await api.call("DELETE", f"/v1/volumes/{volume['id']}", token=token)
     assert deleting.status == 409, deleting.body
     assert instance["id"] in deleting.body["detail"]

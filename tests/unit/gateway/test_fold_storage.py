@@ -131,12 +131,15 @@ def test_an_attachment_ends_with_its_detach_or_its_instance() -> None:
     log.add(
         "compute", VolumeAttached(instance_id="i-1", host="hv", target_dev="vdb"), "v-1", attach
     )
+    for state in (log.live(), log.rebuilt()):
+        assert state.instances["i-1"].attached_volumes == {"v-1": "vdb"}
     detach = log.add("gateway", VolumeDetachRequested(instance_id="i-1"), "v-1")
     state = log.live()
     assert volume_status(state.volumes["v-1"], state.instances) == "detaching"
     log.add("compute", VolumeDetached(instance_id="i-1", host="hv"), "v-1", detach)
     for state in (log.live(), log.rebuilt()):
         assert volume_status(state.volumes["v-1"], state.instances) == "available"
+        assert state.instances["i-1"].attached_volumes == {}
 
     attach = log.add("gateway", VolumeAttachRequested(instance_id="i-1"), "v-1")
     log.add(
