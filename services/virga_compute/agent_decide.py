@@ -224,14 +224,21 @@ def on_ready(config: AgentConfig, state: AgentState) -> Sequence[Intent]:
         if record.deletion_event_id is not None:
             leave_alone.append(record.instance_id)
             continue
-        try:
-            spec = None if state.missing(record) else build_spec(config, state, record)
-        except ValueError:
-            spec = None  # e.g. Ceph no longer configured: reported when it is spawned
-        if spec is None:
+        if state.missing(record):
             leave_alone.append(record.instance_id)
             if record.status == "building":
                 failures.extend(_failed(state, record))
+            continue
+        try:
+            spec = build_spec(config, state, record)
+        except ValueError as exc:
+            # E.g. Ceph is no longer configured here: one never built leaves for another
+            # host; one that ran is left as it is, as reconciling it needs its spec.
+            leave_alone.append(record.instance_id)
+            if record.status == "building":
+                reason = f"invalid instance: {exc}"
+                failed = InstanceFailed(host=state.host, phase="spawn", reason=reason)
+                failures.append(Emit(failed, record.instance_id, record.tenant_id))
             continue
         expected.append(
             Expected(

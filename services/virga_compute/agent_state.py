@@ -180,9 +180,11 @@ class AgentState:
             return "port", f"port failed: {reason}"
         return None
 
-    def provided_by(self, record: InstanceRecord, event_id: str) -> bool:
+    def provided_by(self, record: InstanceRecord, event_id: str | None) -> bool:
         """Whether `event_id` is the event that provided one of the instance's prerequisites
         (its placement, its boot volume, its port binding)."""
+        if event_id is None:
+            return False
         if event_id == record.scheduled_event_id:
             return True
         if record.image is not None and self.boot_volumes.get(record.instance_id) == event_id:
@@ -276,8 +278,10 @@ def _outcome(
         record.status, record.domain_lost = "stopped", False
     elif isinstance(event, InstanceDomainLost):
         record.domain_lost = True
-    elif event.phase == "spawn" and envelope.causation_id == record.scheduled_event_id:
-        _leave(state, record)  # the scheduler places it elsewhere
+    elif event.phase == "spawn" and state.provided_by(record, envelope.causation_id):
+        # The spawn of this placement failed (decided on whichever event completed its
+        # prerequisites): the scheduler places it elsewhere.
+        _leave(state, record)
     elif event.phase in FINAL_PHASES:
         _leave(state, record)  # never spawned, and the scheduler gives up on it
     elif event.phase == "delete" and envelope.causation_id == record.deletion_event_id:

@@ -255,3 +255,23 @@ def test_a_rebuild_in_any_order_ends_in_the_live_state() -> None:
         assert fold(fresh(), *shuffled, *outcomes) == live_state
     assert list(live_state.instances) == ["i-1"]
     assert restore(orjson.loads(orjson.dumps(snapshot(live_state)))) == live_state
+
+
+def test_a_failed_spawn_caused_by_the_volume_event_moves_the_instance_away() -> None:
+    state = fresh()
+    live(state, scheduled())
+    made = volume_created()
+    assert live(state, made) != ()
+    failure = InstanceFailed(host=HOST, phase="spawn", reason="qemu: cannot open disk")
+    fold(state, reported(failure, cause=made))
+    assert state.instances == {}  # it never comes back here by a restart's reconciliation
+
+
+def test_on_ready_fails_a_ready_instance_this_host_can_no_longer_build() -> None:
+    state = fold(fresh(), scheduled(), volume_created())
+    [_, reconcile, failure] = on_ready(AgentConfig(host=HOST), state)  # no Ceph any more
+    assert isinstance(reconcile, Reconcile)
+    assert reconcile.leave_alone == ("i-1",)
+    assert isinstance(failure, Emit)
+    assert isinstance(failure.payload, InstanceFailed)
+    assert failure.payload.phase == "spawn"
