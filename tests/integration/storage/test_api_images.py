@@ -176,3 +176,28 @@ async def test_a_storage_service_killed_while_writing_an_image_leaves_no_orphan(
             await gateway.close()
         storage.stop()
         await ceph.close()
+
+
+async def test_a_retried_upload_with_its_idempotency_key_imports_once(cloud: Cloud) -> None:
+    api = cloud.gateway
+    _, token = await api.tenant()
+    headers = {**OCTETS, "Idempotency-Key": "upload-debian"}
+    first = await api.call(
+        "POST", "/v1/images?name=debian", token=token, data=IMAGE, headers=headers
+    )
+    assert first.status == 201, first.body
+    again = await api.call(
+        "POST", "/v1/images?name=debian", token=token, data=IMAGE, headers=headers
+    )
+    assert (again.status, again.headers["Idempotent-Replayed"]) == (202, "true")
+    assert again.body["id"] == first.body["id"]
+    other = await api.call(
+        "POST", "/v1/images?name=ubuntu", token=token, data=IMAGE, headers=headers
+    )
+    assert (other.status, other.problem_fields) == (422, ["Idempotency-Key"])
+    requests = await read_events(cloud.bootstrap, event_topic("gateway", cloud.namespace), REGISTRY)
+    assert [e.aggregate_id for e in requests if e.type == "ImageImportRequested"] == [
+        first.body["id"]
+    ]
+    await api.call("DELETE", f"/v1/images/{first.body['id']}", token=token)
+    await wait_gone(cloud, token, f"/v1/images/{first.body['id']}")
