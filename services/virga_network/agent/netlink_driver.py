@@ -94,8 +94,14 @@ class NetlinkDriver:
         return self._ipr
 
     def _index(self, name: str) -> int | None:
-        found = self._ip().link_lookup(ifname=name)
-        return found[0] if found else None
+        try:
+            (link,) = self._ip().link("get", ifname=name)  # one request, no dump of all links
+        except NetlinkError as exc:
+            if exc.code == errno.ENODEV:
+                return None
+            raise
+        index: int = link["index"]
+        return index
 
     # -- host -----------------------------------------------------------------------------
 
@@ -227,11 +233,12 @@ class NetlinkDriver:
         master = self._index(bridge)
         if master is None:
             raise DriverError(f"bridge {bridge} does not exist")
-        if self._index(tap) is None:
-            if self._tap_kind == "veth":
-                self._add(ifname=tap, kind="veth", peer={"ifname": names.veth_peer(tap)})
-            else:
-                self._add(ifname=tap, kind="tuntap", mode="tap")
+        if self._tap_kind == "veth":
+            # Made straight away ("exists" is fine): a lookup first costs a round trip more.
+            self._add(ifname=tap, kind="veth", peer={"ifname": names.veth_peer(tap)})
+        elif self._index(tap) is None:
+            # Looked up first: opening an existing tap a guest holds would fail with EBUSY.
+            self._add(ifname=tap, kind="tuntap", mode="tap")
         index = self._index(tap)
         if index is None:
             raise DriverError(f"tap {tap} vanished while being made")

@@ -173,3 +173,15 @@ class TestNetlinkDriver(DriverContract):
         detail = sh("ip", "-d", "link", "show", NET.vxlan, netns=host_ns).stdout
         assert "vxlan id 4242" in detail
         assert "nolearning" in detail
+
+    async def test_a_qemu_tap_is_a_persistent_tap_device(self, host_ns: str) -> None:
+        driver = NetlinkDriver(prefix=PREFIX, tap_kind="tap", netns=host_ns)
+        try:
+            await driver.ensure_network(NET, VTEP)
+            await driver.ensure_port(TAP, NET.bridge)
+            await driver.ensure_port(TAP, NET.bridge)
+            assert (await driver.inventory()).ports_of[NET.bridge] == {TAP, NET.vxlan}
+        finally:
+            await driver.close()
+        detail = sh("ip", "-d", "link", "show", TAP, netns=host_ns).stdout
+        assert "tun type tap" in detail
