@@ -19,9 +19,11 @@ from aiokafka.errors import (
 )
 from tests.support.kafka import serving
 
+from virga_audit.verify import verify
 from virga_devstack.kafka_security import ADMIN, SecureKafkaBroker
 from virga_eventlog import (
     SERVICES,
+    ChainHead,
     EventWriter,
     KafkaSettings,
     LogReader,
@@ -29,6 +31,7 @@ from virga_eventlog import (
     snapshot_topic,
 )
 from virga_eventlog.acls import AUDITOR, CONSUMES
+from virga_eventlog.writer import GENESIS
 from virga_events import Event, decode, new_event
 from virga_events.catalog import Flavor
 from virga_events.catalog.api import InstanceRequested
@@ -165,17 +168,22 @@ async def test_the_scheduler_runs_end_to_end_as_its_own_user(
     `compute` and `gateway`."""
     flavor = Flavor(name="m1.small", vcpus=1, ram_mb=2048, disk_gb=10)
 
+    heads: dict[str, ChainHead] = {}
+
     async def write(service: str, txn_id: str, payload: Event, aggregate: str) -> None:
         settings = secure_broker.settings(service, namespace)
-        writer = EventWriter(settings, transactional_id=txn_id)
-        async with writer, writer.transaction() as txn:
-            envelope = new_event(
-                payload,
-                aggregate_id=aggregate,
-                tenant_id="t-1",
-                producer="compute@h1" if service == "compute" else service,
-            )
-            await txn.append(event_topic(service, namespace), envelope)
+        # Each write is a new producer session that carries on its producer's hash chain.
+        writer = EventWriter(settings, transactional_id=txn_id, head=heads.get(service, GENESIS))
+        async with writer:
+            async with writer.transaction() as txn:
+                envelope = new_event(
+                    payload,
+                    aggregate_id=aggregate,
+                    tenant_id="t-1",
+                    producer="compute@h1" if service == "compute" else service,
+                )
+                await txn.append(event_topic(service, namespace), envelope)
+            heads[service] = writer.head
 
     await write(
         "compute",
@@ -213,3 +221,7 @@ async def test_the_scheduler_runs_end_to_end_as_its_own_user(
     assert sorted(await placements()) == ["i1", "i2"]  # nothing decided twice across the restart
     admin = secure_broker.settings(ADMIN, namespace)
     assert len(await read_values(admin, snapshot_topic("scheduler", namespace))) >= 2
+    # `virga audit verify` as the read-only auditor: every chain of the namespace intact.
+    report = await verify(auditor)
+    assert report.ok, report.problems
+    assert {p.producer for p in report.producers} >= {"scheduler", "gateway", "compute@h1"}
