@@ -8,6 +8,7 @@ PortBindingFailed events; only a host that cannot be listed raises (the service 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -60,10 +61,14 @@ def _partner(name: str, kind: str) -> str:
 class AgentEffects:
     """The effect handlers of one agent, over its driver."""
 
-    def __init__(self, driver: NetworkDriver) -> None:
+    def __init__(self, driver: NetworkDriver, retry_seconds: float = 5.0) -> None:
         self._driver = driver
         self._applied: HostPlan | None = None
         """The last plan carried out without a failure; None: list the host first."""
+        self._retry_seconds = retry_seconds
+        self._failed: tuple[HostPlan, float] | None = None
+        """A plan that failed and when it may be tried again: a host that keeps refusing
+        (a busy device) is retried every few seconds, not every tick."""
 
     def handlers(self) -> dict[type[Any], EffectHandler]:
         return {Register: self.register, Converge: self.converge}
@@ -78,6 +83,9 @@ class AgentEffects:
     async def converge(self, effect: Converge) -> Sequence[Emit]:
         plan, applied = effect.plan, self._applied
         if plan == applied:
+            return []
+        failed_plan, retry_at = self._failed or (None, 0.0)
+        if plan == failed_plan and time.monotonic() < retry_at:
             return []
         full = applied is None
         inventory = await self._driver.inventory() if full else None
@@ -133,6 +141,7 @@ class AgentEffects:
         for unbind in plan.unbind:
             emits.append(Emit(PortUnbound(host=plan.host), unbind.port_id, unbind.tenant_id))
         self._applied = None if failed else plan
+        self._failed = (plan, time.monotonic() + self._retry_seconds) if failed else None
         return emits
 
     async def _remove_unwanted(

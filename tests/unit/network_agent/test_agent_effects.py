@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from virga_events.catalog.network import (
     NetworkAgentRegistered,
     PortBindingFailed,
@@ -122,3 +124,23 @@ async def test_register_prepares_the_host_and_announces_only_when_asked() -> Non
     assert emit.payload == NetworkAgentRegistered(vtep_ip=VTEP)
     assert await effects.register(Register(HOST, VTEP, announce=False)) == []
     assert driver.calls == 2
+
+
+class StubbornBridge(MemoryDriver):
+    async def remove_network(self, bridge: str, vxlan: str) -> None:
+        self.calls += 1
+        raise DriverError("device or resource busy")
+
+
+async def test_a_host_that_keeps_refusing_is_retried_after_a_pause_not_every_tick() -> None:
+    driver = StubbornBridge()
+    effects = AgentEffects(driver, retry_seconds=0.2)
+    await effects.converge(Converge(host(port("p-1"))))
+    gone = host(unbind=(Unbind("p-1", "t-1"),))
+    await effects.converge(Converge(gone))  # the bridge will not go
+    calls = driver.calls
+    assert await effects.converge(Converge(gone)) == []
+    assert driver.calls == calls  # the same plan right away: nothing tried
+    await asyncio.sleep(0.25)
+    await effects.converge(Converge(gone))
+    assert driver.calls > calls
