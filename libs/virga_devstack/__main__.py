@@ -5,10 +5,11 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 
-from virga_devstack import ceph, kafka, libvirt, stack
+from virga_devstack import ceph, guest_image, kafka, libvirt, stack
 
 COMPONENTS: dict[str, Callable[[Sequence[str], str], int]] = {
     "ceph": ceph.main,
+    "guest-image": guest_image.main,
     "kafka": kafka.main,
     "libvirt": libvirt.main,
     "stack": stack.main,
