@@ -191,10 +191,14 @@ def _attachment_reason(exc: DriverError) -> str:
 class ComputeEffects:
     """The effect handlers of one agent, over its driver."""
 
-    def __init__(self, driver: ComputeDriver, *, detach_seconds: float = 30.0) -> None:
+    def __init__(
+        self, driver: ComputeDriver, *, detach_seconds: float = 30.0, ask_again_seconds: float = 3.0
+    ) -> None:
         self._driver = driver
         self._detach_seconds = detach_seconds
         """How long a live detach keeps asking a guest that has not released the disk."""
+        self._ask_again_seconds = ask_again_seconds
+        """How long a live detach waits for the guest before asking it again."""
 
     def handlers(self) -> dict[type[Any], EffectHandler]:
         return {
@@ -319,20 +323,24 @@ class ComputeEffects:
 
         A live detach returns before QEMU lets go (the guest must release the device), and a
         guest that is still booting misses the request: the volume is detached only once the
-        disk is gone from the domain.
+        disk is gone from the domain. The request is repeated every `ask_again_seconds`.
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._detach_seconds
         while True:
             await self._driver.detach_disk(instance_id, target_dev)
-            if target_dev not in await self._driver.attached_disks(instance_id):
-                return
+            ask_again = min(loop.time() + self._ask_again_seconds, deadline)
+            while True:
+                if target_dev not in await self._driver.attached_disks(instance_id):
+                    return
+                if loop.time() >= ask_again:
+                    break
+                await asyncio.sleep(0.05)
             if loop.time() >= deadline:
                 raise DriverError(
                     f"the guest did not release {target_dev} within"
                     f" {self._detach_seconds:g} s; ask again to retry"
                 )
-            await asyncio.sleep(1.0)
 
     async def sample_usage(self, effect: SampleUsage) -> Sequence[Emit]:
         try:

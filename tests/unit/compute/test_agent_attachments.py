@@ -250,7 +250,7 @@ class SlowGuest(MemoryDriver):
 
 async def test_a_live_detach_asks_again_until_the_guest_lets_go() -> None:
     driver = SlowGuest(asks=2)  # e.g. still booting when first asked
-    effects = ComputeEffects(driver)
+    effects = ComputeEffects(driver, ask_again_seconds=0.01)
     await effects.spawn(Spawn(InstanceSpec("i-1", "vm", 1, 256), "t-1", HOST))
     await effects.attach_volume(AttachVolume("i-1", "t-1", HOST, VOLUME, disk("vdb")))
     [done] = await effects.detach_volume(DetachVolume("i-1", "t-1", HOST, VOLUME, "vdb"))
