@@ -16,7 +16,7 @@ import secrets
 from pathlib import Path
 from typing import Any, Final
 
-from virga_devstack.kafka import KafkaBroker, answers_metadata
+from virga_devstack.kafka import KafkaBroker, KafkaBrokerError, answers_metadata
 from virga_eventlog import SERVICES, KafkaSettings, ensure_topics, virga_topics
 from virga_eventlog.acls import AUDITOR, create_acls, virga_acls
 
@@ -82,6 +82,16 @@ class SecureKafkaBroker(KafkaBroker):
 
     def _admin_security(self) -> dict[str, Any]:
         return self.settings(ADMIN).security
+
+    def _configure(self, libs: Path) -> None:
+        marker = self.credentials_dir / "formatted"
+        if (self.data_dir / "meta.properties").exists() and not marker.exists():
+            # Its metadata holds no SCRAM users: not even the broker could log in.
+            raise KafkaBrokerError(
+                f"{self.data_dir} was formatted without security: start with --fresh"
+            )
+        super()._configure(libs)
+        marker.touch()
 
     def _format_arguments(self) -> list[str]:
         arguments: list[str] = []
