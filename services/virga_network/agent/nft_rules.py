@@ -1,6 +1,8 @@
-"""Renders a host's `FilterSet` as one nftables script that replaces Virga's tables atomically.
+"""Renders a host's `FilterSet` as nftables scripts: one that replaces Virga's tables whole,
+and one that changes only the ports that changed (each script is one atomic transaction).
 
-Two tables per agent (named `virga_<prefix>`):
+Two tables per agent (named `virga_<prefix>`), whose hooks dispatch through named maps to
+each port's own chains, so a port's filters can change without touching the others':
 
 * `bridge`: anti-spoofing on frames entering from a port's tap (prerouting, before the bridge
   learns or forwards anything), and marks naming the ports a frame comes from (low 16 bits)
@@ -87,7 +89,9 @@ def _match(rule: FilterRule) -> str | None:
             parts.append(f"th dport {ports}")
     if rule.remote is not None:
         version = 4 if rule.ethertype == "IPv4" else 6
-        peers = [p for p in rule.remote if ipaddress.ip_network(p, strict=False).version == version]
+        # Normalised (host bits cleared) and deduplicated: nft refuses either in a set.
+        networks = {ipaddress.ip_network(p, strict=False) for p in rule.remote}
+        peers = [str(n) for n in sorted(n for n in networks if n.version == version)]
         if not peers:
             return None  # a remote group without ports, or only the other family's CIDRs
         field = "daddr" if rule.direction == "egress" else "saddr"
@@ -133,7 +137,7 @@ class Marks:
         return self.of.pop(tap, None)
 
 
-def _tables(table: str) -> list[str]:
+def _tables(table: str, prefix: str) -> list[str]:
     """Both tables, empty but for their hooks and the maps that lead to each port's chains."""
     return [
         f"table bridge {table}",
@@ -164,6 +168,9 @@ def _tables(table: str) -> list[str]:
         "  }",
         "  chain forward {",
         "    type filter hook forward priority filter; policy accept;",
+        # Only what crosses a Virga bridge is ours (br_netfilter shows the bridge here);
+        # another program's marks on the host's own traffic must not lead to a port's chain.
+        f'    iifname != "{prefix}b*" accept',
         "    meta mark 0 accept",
         "    icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit } accept",
         "    ct state invalid drop",
@@ -231,7 +238,7 @@ def render(filters: FilterSet, prefix: str, marks: Marks) -> str:
     """The nft script replacing both of Virga's tables with `filters`; `marks` starts over."""
     table = table_name(prefix)
     marks.of.clear()
-    lines = _tables(table)
+    lines = _tables(table, prefix)
     for port in sorted(filters.ports, key=lambda p: p.tap):
         lines += _add_port(table, port, marks.assign(port.tap))
     for name, zone in sorted(filters.uplinks):
