@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -11,7 +10,7 @@ import structlog
 
 from virga_audit.log import read_topics
 from virga_eventlog import KafkaSettings, RecentIds, event_topic
-from virga_events import Envelope, EventDecodeError, EventRegistry, decode
+from virga_events import REGISTRY, Envelope, EventDecodeError, EventRegistry, decode
 from virga_runtime import ServiceDefinition
 
 log = structlog.get_logger(__name__)
@@ -124,7 +123,6 @@ async def replay(
 
 async def compute_hosts(settings: KafkaSettings, until: datetime) -> list[str]:
     """Hosts whose compute agent registered at or before `until`."""
-    from virga_events import REGISTRY
     from virga_events.catalog.compute import HostRegistered
 
     hosts: set[str] = set()
@@ -139,19 +137,42 @@ async def compute_hosts(settings: KafkaSettings, until: datetime) -> list[str]:
 async def replay_all(settings: KafkaSettings, until: datetime) -> dict[str, Any]:
     """Every service's state as of `until` (compute: one per registered host), by service.
 
-    The services are replayed concurrently: each waits on the broker much of the time.
+    Each service folds as `replay_state` would (its inputs deduplicated, then its own topic),
+    but the log is read twice in all rather than once per service: a first pass folds every
+    record into each service that has its topic as an input, a second into the topic's owner.
     """
     hosts = await compute_hosts(settings, until)
-    services = [s for s in REPLAYABLE if s != "compute"]
-    states = await asyncio.gather(
-        *(replay(settings, service, until) for service in services),
-        *(replay(settings, "compute", until, host) for host in hosts),
-    )
+    names = [s for s in REPLAYABLE if s != "compute"]
+    definitions: dict[str, ServiceDefinition[Any]] = {
+        name: service_definition(name, settings.namespace) for name in names
+    }
+    for host in hosts:
+        definitions[f"compute@{host}"] = service_definition("compute", settings.namespace, host)
+    states = {name: definition.initial_state() for name, definition in definitions.items()}
+    readers: dict[str, list[str]] = {}
+    owners: dict[str, list[str]] = {}
+    for name, definition in definitions.items():
+        for topic in definition.input_topics:
+            readers.setdefault(topic, []).append(name)
+        owners.setdefault(definition.output_topic, []).append(name)
+
+    async def fold_pass(folders: dict[str, list[str]], recent: RecentIds | None) -> None:
+        async for batch in read_topics(settings, sorted(folders)):
+            for record in batch:
+                envelope = _until(record.value, until, REGISTRY)
+                if envelope is None or (recent is not None and recent.seen(envelope.event_id)):
+                    continue
+                for name in folders[record.topic]:
+                    states[name] = _fold(states[name], envelope, definitions[name])
+
+    await fold_pass(readers, RecentIds())
+    await fold_pass(owners, None)
     found: dict[str, Any] = {
-        s: _document(state) for s, state in zip(services, states, strict=False)
+        name: _document(definitions[name].snapshot(states[name])) for name in names
     }
     found["compute"] = {
-        host: _document(state) for host, state in zip(hosts, states[len(services) :], strict=True)
+        host: _document(definitions[f"compute@{host}"].snapshot(states[f"compute@{host}"]))
+        for host in hosts
     }
     return found
 
