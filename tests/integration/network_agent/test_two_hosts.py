@@ -63,7 +63,7 @@ class Guest:
         return names.tap_name(self.port_id, PREFIX)
 
 
-WEB = str(uuid.uuid4())
+WEB, LOCKED = str(uuid.uuid4()), str(uuid.uuid4())
 DEFAULT_A, DEFAULT_B = default_security_group_id("tenant-a"), default_security_group_id("tenant-b")
 NET_A, NET_B, NET_C = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
 GUESTS = {
@@ -73,6 +73,7 @@ GUESTS = {
         Guest("a2", "tenant-a", NET_A, "h2", "10.0.0.12", "02:00:0a:00:00:0c", (DEFAULT_A,)),
         Guest("a3", "tenant-a", NET_A, "h2", "10.0.0.13", "02:00:0a:00:00:0d", (WEB,)),
         Guest("a4", "tenant-a", NET_A, "h1", "10.0.0.14", "02:00:0a:00:00:0e", (DEFAULT_A,)),
+        Guest("a5", "tenant-a", NET_A, "h1", "10.0.0.15", "02:00:0a:00:00:0f", (LOCKED,)),
         # Tenant B's network has the same CIDR; b1 even has a2's address.
         Guest("b1", "tenant-b", NET_B, "h2", "10.0.0.12", "02:00:0b:00:00:0c", (DEFAULT_B,)),
         Guest("b2", "tenant-b", NET_B, "h1", "10.0.0.20", "02:00:0b:00:00:14", (DEFAULT_B,)),
@@ -84,6 +85,9 @@ WEB_RULES = (
     SecurityGroupRule(direction="ingress", protocol="tcp", port_min=8080, port_max=8080),
     SecurityGroupRule(direction="ingress", protocol="icmp"),
     SecurityGroupRule(direction="egress"),
+)
+LOCKED_RULES = (  # egress: ICMP to a3 only; no ingress at all
+    SecurityGroupRule(direction="egress", protocol="icmp", remote_cidr="10.0.0.13/32"),
 )
 
 
@@ -201,7 +205,11 @@ def world(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
             for host in ("h1", "h2"):
                 world.start_agent(host)
             world.wait_for("both agents to register", registered({"h1", "h2"}))
-            world.write("api", (SecurityGroupCreated(name="web", rules=WEB_RULES), WEB, "tenant-a"))
+            world.write(
+                "api",
+                (SecurityGroupCreated(name="web", rules=WEB_RULES), WEB, "tenant-a"),
+                (SecurityGroupCreated(name="locked", rules=LOCKED_RULES), LOCKED, "tenant-a"),
+            )
             world.write(
                 "network",
                 (NetworkCreated(name="a", cidr="10.0.0.0/24", vni=1001, gateway_ip="10.0.0.1",
@@ -325,6 +333,10 @@ def test_security_groups_allow_exactly_what_their_rules_say(world: World) -> Non
         # a1's default group takes ingress only from its own members: a3 is not one, a2 is.
         assert not pings(world.ns["a3"], "10.0.0.11")
         assert pings(world.ns["a2"], "10.0.0.11")
+        # Egress as written: a5 may only ping a3, though a3 would take its TCP on 8080.
+        assert pings(world.ns["a5"], "10.0.0.13")
+        assert not tcp_open(world, "a5", "10.0.0.13", 8080)
+        assert not pings(world.ns["a5"], "10.0.0.12")
     finally:
         server.kill()
         server.wait()
@@ -370,7 +382,7 @@ def test_a_restart_keeps_traffic_flowing_and_removes_what_the_log_no_longer_want
     received = int(out.split(" received")[0].rsplit(", ", 1)[-1])
     assert sent >= 10, out  # the ping ran through the stop, the rebuild and the convergence
     assert sent - received <= 1, out
-    expected = {"vh4u", GUESTS["a1"].tap, GUESTS["c1"].tap}
+    expected = {"vh4u", GUESTS["a1"].tap, GUESTS["a5"].tap, GUESTS["c1"].tap}
     expected |= {
         f(n, PREFIX) for n in (NET_A, NET_C) for f in (names.bridge_name, names.vxlan_name)
     }
