@@ -148,7 +148,10 @@ async def cloud_on(bootstrap: str) -> Cloud:
     namespace = f"hostile{uuid.uuid4().hex[:8]}"
     settings = KafkaSettings(bootstrap_servers=bootstrap, namespace=namespace)
     await ensure_topics(settings, virga_topics(partitions=3, namespace=namespace))
-    gateway = await Gateway.create(bootstrap, namespace, max_body_bytes=MAX_BODY_BYTES)
+    # A storage service that is not there: an upload gets as far as the gateway's own checks.
+    gateway = await Gateway.create(
+        bootstrap, namespace, max_body_bytes=MAX_BODY_BYTES, storage_url="http://127.0.0.1:9"
+    )
     try:
         a = await _tenant(gateway, "tenant-a")
         b = await _tenant(gateway, "tenant-b")
