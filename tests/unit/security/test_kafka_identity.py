@@ -25,6 +25,9 @@ from virga_eventlog.acls import (
 from virga_eventlog.settings import KafkaSettingsError
 from virga_gateway.config import GatewayConfig
 from virga_gateway.service import definition as gateway
+from virga_network.agent.config import AgentConfig as NetworkAgentConfig
+from virga_network.agent.memory_driver import MemoryDriver as MemoryNetwork
+from virga_network.agent.service import definition as network_agent
 from virga_network.config import NetworkConfig
 from virga_network.service import definition as network
 from virga_runtime import ServiceDefinition
@@ -107,6 +110,15 @@ def test_the_acl_table_matches_what_every_service_reads_and_writes() -> None:
     reads = {s: sorted(d.input_topics) for s, d in built.items()}
     granted = {s: sorted(event_topic(o, "ns") for o in CONSUMES[s]) for s in SERVICES}
     assert reads == granted
+
+
+def test_the_network_agents_read_nothing_their_service_is_not_granted() -> None:
+    """Agents run as their service's user (`network`), beside its controller."""
+    agent = network_agent(
+        NetworkAgentConfig(host="h1", vtep_ip="192.0.2.1", namespace="ns"), MemoryNetwork()
+    )
+    assert agent.output_topic == event_topic("network", "ns")
+    assert set(agent.input_topics) <= {event_topic(o, "ns") for o in CONSUMES["network"]}
 
 
 def test_each_service_may_write_only_its_own_three_topics() -> None:
