@@ -5,6 +5,7 @@ boots a TCG guest from it under qemu:///system, and a volume is attached and det
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 import xml.etree.ElementTree as ET
@@ -19,6 +20,7 @@ import rbd
 from tests.support.api import Api
 from tests.support.stack import HostSpec, Stack
 
+from virga_compute.ceph_access import settings_from_env
 from virga_devstack import libvirt as libvirt_daemon
 from virga_devstack.ceph import CephCluster
 from virga_devstack.guest import ensure_guest
@@ -55,6 +57,7 @@ def stack(
     finally:
         stack.stop()
         _remove_domains()
+        _remove_secret(str(ceph_cluster.conf_file))
         if started:
             libvirt_daemon.stop()
 
@@ -68,6 +71,19 @@ def _remove_domains() -> None:
                 if domain.isActive():
                     domain.destroy()
                 domain.undefine()
+    finally:
+        connection.close()
+
+
+def _remove_secret(conf: str) -> None:
+    """The cephx secret the stack's agent gave libvirtd."""
+    ceph = settings_from_env({"VIRGA_CEPH_CONF": conf})
+    assert ceph is not None
+    assert ceph.secret_uuid is not None
+    connection = libvirt.open(URI)
+    try:
+        with contextlib.suppress(libvirt.libvirtError):
+            connection.secretLookupByUUIDString(ceph.secret_uuid).undefine()
     finally:
         connection.close()
 
