@@ -1,7 +1,7 @@
 """Hand-made Ethernet frames, and a script to send or capture them inside a namespace.
 
-Run as `python frames.py send IFACE HEX...` or `python frames.py sniff IFACE SECONDS` (one
-hex frame per output line); tests start it with `ip netns exec`. Checksums are right:
+Run as `python frames.py send IFACE HEX...` or `python frames.py sniff IFACE SECONDS [UNTIL]`
+(one hex frame per output line); tests start it with `ip netns exec`. Checksums are right:
 br_netfilter drops IPv4 headers with a bad one, and conntrack calls such packets invalid.
 """
 
@@ -85,7 +85,9 @@ def _send(iface: str, frames: list[bytes]) -> None:
             sock.send(frame)
 
 
-def _sniff(iface: str, seconds: float) -> None:
+def _sniff(iface: str, seconds: float, until: bytes | None) -> None:
+    """Print every frame for `seconds`, or until one containing `until` arrives (a sender's
+    last frame: frames on one path keep their order, so nothing it sent is still coming)."""
     with socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL)) as sock:
         sock.bind((iface, 0))
         sock.settimeout(0.1)
@@ -93,9 +95,12 @@ def _sniff(iface: str, seconds: float) -> None:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             try:
-                print(sock.recv(65535).hex(), flush=True)
+                frame = sock.recv(65535)
             except TimeoutError:
                 continue
+            print(frame.hex(), flush=True)
+            if until is not None and until in frame:
+                return
 
 
 if __name__ == "__main__":
@@ -103,4 +108,4 @@ if __name__ == "__main__":
     if command == "send":
         _send(iface, [bytes.fromhex(frame) for frame in rest])
     else:
-        _sniff(iface, float(rest[0]))
+        _sniff(iface, float(rest[0]), rest[1].encode() if len(rest) > 1 else None)

@@ -257,15 +257,22 @@ def test_networks_and_tenants_do_not_reach_each_other(world: World) -> None:
     assert not pings(world.ns["b1"], "10.0.0.13")  # a3, on b1's host
 
 
-def test_spoofed_and_forged_frames_are_dropped(world: World) -> None:
-    a1, a2 = GUESTS["a1"], GUESTS["a2"]
+def sniff(world: World, guest: str) -> subprocess.Popen[str]:
+    """Capture on the guest's eth0 until a frame marked `virga-end` arrives (20 s at most)."""
     sniffer = subprocess.Popen(
-        ["ip", "netns", "exec", world.ns["a2"], sys.executable, FRAMES, "sniff", "eth0", "3"],
+        ["ip", "netns", "exec", world.ns[guest], sys.executable, FRAMES, "sniff", "eth0", "20",
+         "virga-end"],
         stdout=subprocess.PIPE,
         text=True,
-    )
+    )  # fmt: skip
     assert sniffer.stdout is not None
     assert sniffer.stdout.readline().strip() == "listening"
+    return sniffer
+
+
+def test_spoofed_and_forged_frames_are_dropped(world: World) -> None:
+    a1, a2 = GUESTS["a1"], GUESTS["a2"]
+    sniffer = sniff(world, "a2")
     sent = {
         "legit": frames.ipv4_icmp(a1.mac, a2.mac, a1.ip, a2.ip, b"virga-legit"),
         "mac": frames.ipv4_icmp("02:00:0a:00:00:99", a2.mac, a1.ip, a2.ip, b"virga-mac"),
@@ -276,35 +283,29 @@ def test_spoofed_and_forged_frames_are_dropped(world: World) -> None:
         "na-legit": frames.neighbour_advert(a1.mac, link_local(a1.mac), link_local(a1.mac)),
         "na-forged": frames.neighbour_advert(a1.mac, link_local(a1.mac), "fd00::99"),
         "ra": frames.router_advert(a1.mac, link_local(a1.mac)),
+        "end": frames.ipv4_icmp(a1.mac, a2.mac, a1.ip, a2.ip, b"virga-end"),
     }
-    time.sleep(0.3)
     sh(sys.executable, FRAMES, "send", "eth0", *(f.hex() for f in sent.values()),
        netns=world.ns["a1"])  # fmt: skip
     captured, _ = sniffer.communicate(timeout=30)
     arrived = {name for name, frame in sent.items() if frame.hex() in captured}
-    assert arrived == {"legit", "arp-legit", "na-legit"}
+    assert arrived == {"legit", "arp-legit", "na-legit", "end"}
 
 
 def test_ipv6_guests_reach_each_other_and_cannot_spoof(world: World) -> None:
     c1, c2 = GUESTS["c1"], GUESTS["c2"]
     assert pings(world.ns["c1"], c2.ip, count=2)  # neighbour discovery, then echo, over VXLAN
-    sniffer = subprocess.Popen(
-        ["ip", "netns", "exec", world.ns["c2"], sys.executable, FRAMES, "sniff", "eth0", "2"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert sniffer.stdout is not None
-    assert sniffer.stdout.readline().strip() == "listening"
+    sniffer = sniff(world, "c2")
     sent = {
         "legit": frames.ipv6_echo(c1.mac, c2.mac, c1.ip, c2.ip, b"virga-legit6"),
         "ip": frames.ipv6_echo(c1.mac, c2.mac, "fd00:c::99", c2.ip, b"virga-ip6"),
         "link-local": frames.ipv6_echo(c1.mac, c2.mac, "fe80::99", c2.ip, b"virga-ll6"),
+        "end": frames.ipv6_echo(c1.mac, c2.mac, c1.ip, c2.ip, b"virga-end"),
     }
-    time.sleep(0.3)
     sh(sys.executable, FRAMES, "send", "eth0", *(f.hex() for f in sent.values()),
        netns=world.ns["c1"])  # fmt: skip
     captured, _ = sniffer.communicate(timeout=30)
-    assert {name for name, frame in sent.items() if frame.hex() in captured} == {"legit"}
+    assert {name for name, frame in sent.items() if frame.hex() in captured} == {"legit", "end"}
 
 
 def tcp_open(world: World, guest: str, ip: str, port: int) -> bool:
