@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from virga_compute.agent_effects import AttachVolume, DetachVolume
 from virga_compute.agent_state import AgentState, InstanceRecord
+from virga_compute.agent_volume_effects import AttachVolume, DetachVolume
 from virga_compute.config import AgentConfig
 from virga_compute.driver import DiskSpec
 from virga_events import Envelope

@@ -7,15 +7,9 @@ from collections.abc import Sequence
 import pytest
 
 from virga_compute.agent_decide import decide, on_ready
-from virga_compute.agent_effects import (
-    AttachVolume,
-    ComputeEffects,
-    Destroy,
-    DetachVolume,
-    Reconcile,
-    Spawn,
-)
+from virga_compute.agent_effects import ComputeEffects, Destroy, Reconcile, Spawn
 from virga_compute.agent_state import AgentState, evolve
+from virga_compute.agent_volume_effects import AttachVolume, DetachVolume
 from virga_compute.ceph_access import CephSettings
 from virga_compute.config import AgentConfig
 from virga_compute.driver import CephMonitor, DiskSpec, InstanceSpec
