@@ -497,7 +497,7 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
                 print(f"kafka: already running on {broker.bootstrap_servers}", end="")
             print(f" (pid {broker.pid()}; state in {broker.directory})")
             if isinstance(broker, kafka_security.SecureKafkaBroker):
-                kafka_security.provision(broker, args.namespace)
+                kafka_security.provision_blocking(broker, args.namespace)
                 print(f"kafka: SASL/SCRAM on, ACLs for namespace {args.namespace!r}; passwords in")
                 print(f"  {broker.credentials_dir}")
             return 0

@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any, Final
 
 from virga_devstack.kafka import KafkaBroker, KafkaBrokerError, answers_metadata
-from virga_eventlog import SERVICES, KafkaSettings, ensure_topics, virga_topics
-from virga_eventlog.acls import AUDITOR, create_acls, virga_acls
+from virga_eventlog import SERVICES, KafkaSettings
+from virga_eventlog.acls import AUDITOR
+from virga_eventlog.provision import provision
 
 ADMIN: Final = "admin"
 MECHANISM: Final = "SCRAM-SHA-512"
@@ -73,9 +74,7 @@ class SecureKafkaBroker(KafkaBroker):
 
     async def provision(self, namespace: str = "virga") -> None:
         """Create `namespace`'s topics and every service's ACLs, as the super user."""
-        admin = self.settings(ADMIN, namespace)
-        await ensure_topics(admin, virga_topics(namespace=namespace))
-        await create_acls(admin, virga_acls(namespace))
+        await provision(self.settings(ADMIN, namespace), partitions=6)
 
     def _answers(self, timeout: float = 5.0) -> bool:
         return answers_metadata(self.bootstrap_servers, timeout, self._admin_security())
@@ -130,6 +129,6 @@ class SecureKafkaBroker(KafkaBroker):
         )
 
 
-def provision(broker: SecureKafkaBroker, namespace: str) -> None:
-    """Blocking `SecureKafkaBroker.provision`, for the command line."""
+def provision_blocking(broker: SecureKafkaBroker, namespace: str) -> None:
+    """`SecureKafkaBroker.provision` for the command line."""
     asyncio.run(broker.provision(namespace))

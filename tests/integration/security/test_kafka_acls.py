@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import subprocess
+import sys
 import uuid
 
 import pytest
@@ -225,3 +228,28 @@ async def test_the_scheduler_runs_end_to_end_as_its_own_user(
     report = await verify(auditor)
     assert report.ok, report.problems
     assert {p.producer for p in report.producers} >= {"scheduler", "gateway", "compute@h1"}
+
+
+def test_an_operator_provisions_a_namespace_from_the_command_line(
+    secure_broker: SecureKafkaBroker,
+) -> None:
+    namespace = f"ops{uuid.uuid4().hex[:8]}"
+    env = {**os.environ, **secure_broker.environment(ADMIN), "VIRGA_NAMESPACE": namespace}
+    done = subprocess.run(
+        [sys.executable, "-m", "virga_eventlog.provision", "--partitions", "2"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"namespace {namespace}: 18 topics created, 140 ACLs in force"
+
+    async def billing_writes_its_topic() -> list[bytes]:
+        settings = secure_broker.settings("billing", namespace)
+        writer = EventWriter(settings, transactional_id=f"{namespace}-billing")
+        async with writer, writer.transaction() as txn:
+            await txn.append_raw(event_topic("billing", namespace), b"k", b"invoice")
+        return await read_values(secure_broker.settings(AUDITOR, namespace), f"{namespace}.billing")
+
+    assert asyncio.run(billing_writes_its_topic()) == [b"invoice"]
