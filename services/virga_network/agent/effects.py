@@ -21,7 +21,7 @@ from virga_events.catalog.network import (
     PortBound,
     PortUnbound,
 )
-from virga_network.agent.driver import DriverError, NetworkDriver
+from virga_network.agent.driver import DriverError, HostInventory, NetworkDriver
 from virga_network.agent.plan import HostPlan, PortPlan
 from virga_runtime.service import EffectHandler, Emit
 
@@ -106,6 +106,15 @@ class AgentEffects:
                 await self._driver.ensure_network(network, plan.vtep_ip)
             except DriverError as exc:
                 failed, failed_networks[network.network_id] = True, str(exc)
+        # Filters first: rules match interface names, so a tap is never on a bridge unfiltered.
+        filters = plan.filters(frozenset(failed_networks))
+        filtered, filters_failure = True, ""
+        if applied is None or filters != applied.filters():
+            try:
+                await self._driver.apply_filters(filters)
+            except DriverError as exc:
+                failed, filtered = True, False
+                filters_failure = f"filters failed: {exc}"
         # A port is remade only if new or moved; one whose report merely went out is done.
         done_ports = {} if applied is None else {p.port_id: p for p in applied.ports}
         bound: list[PortPlan] = []
@@ -116,6 +125,9 @@ class AgentEffects:
                 continue
             done = done_ports.get(port.port_id)
             if done is None or (done.filter.tap, done.bridge) != (port.filter.tap, port.bridge):
+                if not filtered:
+                    fail(port, filters_failure)  # never plugged in without its filters
+                    continue
                 try:
                     await self._driver.ensure_port(port.filter.tap, port.bridge)
                 except DriverError as exc:
@@ -124,17 +136,6 @@ class AgentEffects:
                     continue
             bound.append(port)
         failed |= await self._remove_unwanted(plan, applied, inventory, bound)
-        filters = plan.filters(frozenset(failed_networks), {p.port_id for p in bound})
-        if applied is None or filters != applied.filters():
-            try:
-                await self._driver.apply_filters(filters)
-            except DriverError as exc:
-                # Without its filters a port must not carry traffic: none is reported bound.
-                failed = True
-                for port in bound:
-                    if port.report:
-                        fail(port, f"filters failed: {exc}")
-                bound = [p for p in bound if not p.report]
         for port in bound:
             if port.report:
                 emits.append(self._bound(plan, port))
@@ -148,7 +149,7 @@ class AgentEffects:
         self,
         plan: HostPlan,
         applied: HostPlan | None,
-        inventory: Any,
+        inventory: HostInventory | None,
         bound: list[PortPlan],
     ) -> bool:
         """Remove taps and networks neither the plan nor a failure-free binding wants."""

@@ -48,16 +48,10 @@ class HostPlan:
     ports: tuple[PortPlan, ...]
     unbind: tuple[Unbind, ...]
 
-    def filters(
-        self, failed_networks: frozenset[str] = frozenset(), ports: set[str] | None = None
-    ) -> FilterSet:
-        """The host's filters: of `ports` (default all) outside `failed_networks`."""
+    def filters(self, failed_networks: frozenset[str] = frozenset()) -> FilterSet:
+        """The host's filters: of every port outside `failed_networks`."""
         return FilterSet(
-            ports=tuple(
-                p.filter
-                for p in self.ports
-                if p.network_id not in failed_networks and (ports is None or p.port_id in ports)
-            ),
+            ports=tuple(p.filter for p in self.ports if p.network_id not in failed_networks),
             uplinks=tuple(
                 (n.vxlan, zone(n.vni)) for n in self.networks if n.network_id not in failed_networks
             ),
