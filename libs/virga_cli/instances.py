@@ -9,6 +9,7 @@ import click
 from virga_cli import errors
 from virga_cli.client import Client
 from virga_cli.follow import Printer, history, wait_for
+from virga_cli.names import resolve
 from virga_cli.output import Cli, Column, pass_cli
 
 INSTANCE_COLUMNS: list[Column] = [
@@ -64,8 +65,8 @@ def instance() -> None:
 @instance.command("create")
 @click.argument("name")
 @click.option("--flavor", required=True, help="A flavor name (`virga flavor list`).")
-@click.option("--image", help="Boot from a volume cloned from this image (id).")
-@click.option("--network", help="Plug a port on this network (id).")
+@click.option("--image", help="Boot from a volume cloned from this image (id or name).")
+@click.option("--network", help="Plug a port on this network (id or name).")
 @click.option("--server-group", help="Id of one of your server groups.")
 @click.option("--zone", "availability_zone", help="Availability zone.")
 @click.option("--trait", "traits", multiple=True, help="A trait the host must have (repeat).")
@@ -105,6 +106,10 @@ def instance_create(
     if keep_volume:
         body["delete_on_termination"] = False
     client = cli.client()
+    if image is not None:
+        body["image"] = resolve(client, "/v1/images", image, kind="image")
+    if network is not None:
+        body["network"] = resolve(client, "/v1/networks", network, kind="network")
     created = client.post("/v1/instances", body)
     if not wait:
         cli.emit(created, lambda i: cli.record(i, INSTANCE_FIELDS))

@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from virga_cli.names import resolve
 from virga_cli.output import Cli, Column, pass_cli
 
 NETWORK_COLUMNS: list[Column] = [
@@ -127,7 +128,7 @@ def port_list(cli: Cli, network_id: str | None) -> None:
 
 
 @port.command("create")
-@click.option("--network", "network_id", required=True, help="The network (id).")
+@click.option("--network", "network_id", required=True, help="The network (id or name).")
 @click.option("--name", default="", help="A name for it.")
 @click.option("--security-group", "groups", multiple=True, help="Group id (repeat).")
 @click.option("--tenant", "tenant_id", help="Admins: the tenant that will own it.")
@@ -136,6 +137,8 @@ def port_create(
     cli: Cli, network_id: str, name: str, groups: tuple[str, ...], tenant_id: str | None
 ) -> None:
     """Create a port on a network (default security group unless --security-group)."""
+    client = cli.client()
+    network_id = resolve(client, "/v1/networks", network_id, kind="network")
     body: dict[str, Any] = {"network_id": network_id}
     if name:
         body["name"] = name
@@ -143,7 +146,7 @@ def port_create(
         body["security_groups"] = list(groups)
     if tenant_id:
         body["tenant_id"] = tenant_id
-    created = cli.client().post("/v1/ports", body)
+    created = client.post("/v1/ports", body)
     cli.emit(created, lambda p: cli.record(p, PORT_COLUMNS))
 
 

@@ -16,6 +16,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from virga_cli.names import resolve
 from virga_cli.output import Cli, Column, pass_cli
 
 CHUNK = 1 << 20
@@ -100,7 +101,7 @@ def volume() -> None:
 @volume.command("create")
 @click.argument("name")
 @click.option("--size", "size_gb", type=int, required=True, help="GB.")
-@click.option("--image", help="Clone this image (copy-on-write).")
+@click.option("--image", help="Clone this image (id or name; copy-on-write).")
 @click.option("--snapshot", help="Clone this volume snapshot.")
 @click.option("--tenant", "tenant_id", help="Admins: the tenant that will own it.")
 @pass_cli
@@ -118,7 +119,10 @@ def volume_create(
     body: dict[str, Any] = {"name": name, "size_gb": size_gb}
     extra = {"image": image, "snapshot": snapshot, "tenant_id": tenant_id}
     body.update({k: v for k, v in extra.items() if v is not None})
-    created = cli.client().post("/v1/volumes", body)
+    client = cli.client()
+    if image is not None:
+        body["image"] = resolve(client, "/v1/images", image, kind="image")
+    created = client.post("/v1/volumes", body)
     cli.emit(created, lambda v: cli.record(v, VOLUME_FIELDS))
 
 

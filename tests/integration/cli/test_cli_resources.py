@@ -81,7 +81,8 @@ def test_images_and_volumes(stack: Stack, tenant_token: str, tmp_path: Path) -> 
     assert image["sha256"] == hashlib.sha256(disk.read_bytes()).hexdigest()
     assert image["id"] in run("image", "list").stdout
 
-    volume = as_json("volume", "create", "data", "--size", "1", "--image", image["id"])
+    # The image by its name: the CLI finds its id.
+    volume = as_json("volume", "create", "data", "--size", "1", "--image", "tiny")
     volume = settle(
         lambda: as_json("volume", "show", volume["id"]), lambda v: v["status"] == "available"
     )

@@ -104,15 +104,25 @@ async def test_wait_prints_each_step_once_as_it_happens_until_running(tmp_path: 
     async def history(request: web.Request) -> web.Response:
         return web.json_response(events_so_far())
 
+    async def images(request: web.Request) -> web.Response:
+        return web.json_response({"items": [{"id": "img-1", "name": "tiny"}]})
+
+    async def networks(request: web.Request) -> web.Response:
+        return web.json_response({"items": [{"id": "net-1", "name": "lan"}]})
+
     routes = {
         ("POST", "/v1/instances"): create,
         ("GET", "/v1/instances/i-1"): show,
         ("GET", "/v1/instances/i-1/events"): history,
+        ("GET", "/v1/images"): images,
+        ("GET", "/v1/networks"): networks,
     }
     async with fake_api(routes) as api:
         args = ["--api", api.url, "instance", "create", "web", "--flavor", "m1.tiny"]
-        result = await run([*args, "--image", "img-1", "--network", "net-1", "--wait"], tmp_path)
-        body = orjson.loads(api.requests[0].body)
+        # The image by its name, the network by its id: both reach the API as ids.
+        result = await run([*args, "--image", "tiny", "--network", "net-1", "--wait"], tmp_path)
+        [post] = [r for r in api.requests if r.method == "POST"]
+        body = orjson.loads(post.body)
     assert result.exit_code == 0, result.output
     assert body == {"name": "web", "flavor": "m1.tiny", "image": "img-1", "network": "net-1"}
     lines = result.stdout.splitlines()
@@ -237,3 +247,16 @@ async def test_events_tail_of_every_instance_names_each_one_and_skips_a_vanished
         result = await run(["--api", api.url, "events", "tail", "--no-follow"], tmp_path)
     assert result.exit_code == 0, result.output
     assert [line.split()[0] for line in result.stdout.splitlines()] == ["web", "db"]
+
+
+async def test_a_name_two_resources_share_is_refused_before_any_write(tmp_path: Path) -> None:
+    async def networks(request: web.Request) -> web.Response:
+        items = [{"id": "net-1", "name": "lan"}, {"id": "net-2", "name": "lan"}]
+        return web.json_response({"items": items})
+
+    async with fake_api({("GET", "/v1/networks"): networks}) as api:
+        args = ["--api", api.url, "port", "create", "--network", "lan"]
+        result = await run(args, tmp_path)
+        assert [r.method for r in api.requests] == ["GET"]
+    assert result.exit_code == errors.USAGE
+    assert "net-1, net-2" in result.stderr
