@@ -80,7 +80,7 @@ def events_tail(
 def _printer(cli: Cli, *, many: bool) -> Printer:
     if not many:
         return Printer(cli.out)
-    return Printer(cli.out, prefix=lambda e: f"{str(e.get('_instance', '?'))[:20]:<20} ")
+    return Printer(cli.out, prefix=lambda e: f"{str(e.get('instance_name', '?'))[:20]:<20} ")
 
 
 def _show(cli: Cli, printer: Printer, batch: list[dict[str, Any]]) -> None:
@@ -107,5 +107,8 @@ def _poll(client: Client, instance_id: str | None, names: dict[str, str]) -> lis
                 continue
             raise
         for event in batch:
-            found.append({**event, "_instance": names[instance["id"]]})
+            # Which instance each event is about, since they come from many histories.
+            found.append(
+                {**event, "instance_id": instance["id"], "instance_name": names[instance["id"]]}
+            )
     return found
