@@ -54,13 +54,21 @@ async def namespace(secure_broker: SecureKafkaBroker) -> str:
     return name
 
 
-async def read_values(settings: KafkaSettings, topic: str) -> list[bytes]:
-    async with LogReader(settings, [topic], client_id="test-auditor") as reader:
-        ends = await reader.end_offsets()
-        values: list[bytes] = []
-        async for batch in reader.read_range({}, ends):
-            values.extend(r.value for r in batch if r.value is not None)
-    return values
+async def read_values(settings: KafkaSettings, topic: str, at_least: int = 0) -> list[bytes]:
+    """Every committed value of `topic`; waits for `at_least` of them, as a commit becomes
+    readable a moment after the producer's commit returns (the markers are written then)."""
+    async with (
+        LogReader(settings, [topic], client_id="test-auditor") as reader,
+        asyncio.timeout(10),
+    ):
+        while True:
+            ends = await reader.end_offsets()
+            values: list[bytes] = []
+            async for batch in reader.read_range({}, ends):
+                values.extend(r.value for r in batch if r.value is not None)
+            if len(values) >= at_least:
+                return values
+            await asyncio.sleep(0.05)
 
 
 async def test_each_service_writes_its_own_topics_in_transactions(
@@ -75,8 +83,9 @@ async def test_each_service_writes_its_own_topics_in_transactions(
             await txn.append_raw(snapshot_topic(service, namespace), b"k", b"snap")
     auditor = secure_broker.settings(AUDITOR, namespace)
     for service in SERVICES:
-        assert await read_values(auditor, event_topic(service, namespace)) == [service.encode()]
-        assert await read_values(auditor, snapshot_topic(service, namespace)) == [b"snap"]
+        own = await read_values(auditor, event_topic(service, namespace), at_least=1)
+        assert own == [service.encode()]
+        assert await read_values(auditor, snapshot_topic(service, namespace), 1) == [b"snap"]
 
 
 async def test_no_service_can_write_another_services_topic(
@@ -223,7 +232,7 @@ async def test_the_scheduler_runs_end_to_end_as_its_own_user(
             assert await wait_placed(round_) == ["i1", "i2"][:round_]
     assert sorted(await placements()) == ["i1", "i2"]  # nothing decided twice across the restart
     admin = secure_broker.settings(ADMIN, namespace)
-    assert len(await read_values(admin, snapshot_topic("scheduler", namespace))) >= 2
+    assert len(await read_values(admin, snapshot_topic("scheduler", namespace), 2)) >= 2
     # `virga audit verify` as the read-only auditor: every chain of the namespace intact.
     report = await verify(auditor)
     assert report.ok, report.problems
@@ -251,6 +260,7 @@ def test_an_operator_provisions_a_namespace_from_the_command_line(
         writer = EventWriter(settings, transactional_id=f"{namespace}-billing")
         async with writer, writer.transaction() as txn:
             await txn.append_raw(event_topic("billing", namespace), b"k", b"invoice")
-        return await read_values(secure_broker.settings(AUDITOR, namespace), f"{namespace}.billing")
+        auditor = secure_broker.settings(AUDITOR, namespace)
+        return await read_values(auditor, f"{namespace}.billing", at_least=1)
 
     assert asyncio.run(billing_writes_its_topic()) == [b"invoice"]
