@@ -14,7 +14,7 @@ VENV_STAMP := $(VENV)/.installed
 KAFKA_PORT ?= 9092
 DEVSTACK := $(BIN)/python -m virga_devstack
 
-.PHONY: deps venv lint typecheck test kafka-jars ceph-bindings kafka-up kafka-down libvirt-up up down
+.PHONY: deps venv lint typecheck test kafka-jars ceph-bindings kafka-up kafka-down libvirt-up need-root up down
 
 # Debian packages (deploy/debian-packages.txt): installs only what is missing, as root.
 deps:
@@ -57,10 +57,21 @@ kafka-down: venv
 libvirt-up: venv
 	$(DEVSTACK) libvirt start
 
-# The whole local stack: Kafka, libvirtd (as root), gateway on 127.0.0.1:8080, scheduler and a
-# compute agent for this host. Detached; `make down` stops exactly what it started, by pid.
-up: kafka-jars
-	$(DEVSTACK) stack up --kafka-port $(KAFKA_PORT)
+# The whole local stack, as root: Kafka, Ceph, virtlogd and libvirtd, every service (a compute
+# and a network agent for this host), the gateway on 127.0.0.1:8080, and Virga's guest image
+# seeded as a public image. Detached; a second `make up` only checks. `make up FOREGROUND=1`
+# stays and stops on Ctrl-C all it started; Ctrl-C while it starts stops what it started so
+# far. `make down` stops by pid what `make up` started; `make down ALL=1` stops Ceph too.
+need-root:
+	@if [ "$$(id -u)" -ne 0 ]; then \
+	    echo "make up needs root: it installs Debian packages (apt-get), starts virtlogd and" >&2; \
+	    echo "libvirtd for qemu:///system guests, and its network agent makes bridges, VXLAN" >&2; \
+	    echo "and taps over netlink. Run it as root (e.g. sudo make up)." >&2; \
+	    exit 1; \
+	fi
+
+up: need-root kafka-jars ceph-bindings
+	$(DEVSTACK) stack up --kafka-port $(KAFKA_PORT) $(if $(FOREGROUND),--foreground)
 
 down: venv
-	$(DEVSTACK) stack down --kafka-port $(KAFKA_PORT)
+	$(DEVSTACK) stack down --kafka-port $(KAFKA_PORT) $(if $(ALL),--all)

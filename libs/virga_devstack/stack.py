@@ -1,24 +1,51 @@
-"""The whole local stack behind `make up`/`make down`: Kafka, libvirt, Ceph, and every service.
+"""The whole local stack behind `make up`/`make down`: Kafka, Ceph, libvirt, every service.
 
-State (pids, logs) lives outside the repository in `$VIRGA_STATE_DIR/stack`; the admin token
-and the token secret live in `.virga/` of the checkout (git-ignored), so the CLI finds them.
+`up` starts what is not running yet (a second `up` only checks), waits for each service's
+/healthz, seeds Virga's guest image as a public image through the API, and prints the admin
+token and a quick start. It stays detached unless `--foreground`, where Ctrl-C (or SIGTERM)
+stops what that run started; Ctrl-C while it works stops what it started so far. `down`
+stops, by pid, what `up` started and nothing else; Ceph stays up unless `--all`, since the
+running guests' disks live there (its memstore OSD loses them when it stops).
+
+State (pids, logs, what `up` started) lives outside the repository in
+`$VIRGA_STATE_DIR/stack`; the admin token and the token secret live in `.virga/` of the
+checkout (git-ignored), so the CLI finds them.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import json
 import os
 import secrets
+import signal
 import socket
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 
-from virga_devstack import ceph, kafka, libvirt
+from virga_devstack import ceph, guest_image, kafka, libvirt, seed
 from virga_devstack.processes import ServiceProcess, ServiceProcessError
 
-STATE = Path(os.environ.get("VIRGA_STATE_DIR", Path.home() / ".local/state/virga")) / "stack"
+STATE = kafka.default_state_root() / "stack"
+STARTED = STATE / "started.json"
+"""Which Kafka and Ceph (by port) `up` started, so that `down` stops those and no other."""
 SECRETS = Path(".virga")
+# /healthz ports of the services but the gateway: consecutive from $VIRGA_STACK_PORTS_FROM.
+_FIRST_PORT = int(os.environ.get("VIRGA_STACK_PORTS_FROM", "8091"))
+SCHEDULER_PORT, COMPUTE_PORT, NETWORK_PORT, STORAGE_PORT, NETWORK_AGENT_PORT, BILLING_PORT = range(
+    _FIRST_PORT, _FIRST_PORT + 6
+)
+HEALTH_TIMEOUT = 120.0
+NEEDS_ROOT = """\
+make up needs root: it installs Debian packages (apt-get), starts virtlogd and libvirtd for
+qemu:///system guests, and its network agent makes bridges, VXLAN and taps over netlink.
+Run it as root (e.g. `sudo make up`)."""
 
 
 def _secret(name: str) -> Path:
@@ -30,144 +57,307 @@ def _secret(name: str) -> Path:
     return path
 
 
-STORAGE_PORT = 8094
+def host_name() -> str:
+    return os.environ.get("VIRGA_HOST") or socket.gethostname().split(".")[0] or "host-1"
 
 
 def services(
     kafka_port: int, gateway_port: int, libvirt_uri: str, cluster: ceph.CephCluster | None = None
 ) -> list[ServiceProcess]:
     """The service processes; without `cluster` the storage service keeps volumes in memory."""
-    host = os.environ.get("VIRGA_HOST") or socket.gethostname().split(".")[0] or "host-1"
+    host = host_name()
     common = {
         "VIRGA_KAFKA_BOOTSTRAP": f"127.0.0.1:{kafka_port}",
         "VIRGA_NAMESPACE": os.environ.get("VIRGA_NAMESPACE", "virga"),
     }
+    ceph_env = {
+        "VIRGA_CEPH_CONF": str(cluster.conf_file) if cluster else "memory://",
+        "VIRGA_CEPH_KEYRING": str(cluster.keyring) if cluster else "",
+        "VIRGA_CEPH_POOL": cluster.pool if cluster else "rbd",
+    }
+
+    def service(name: str, module: str, port: int, env: dict[str, str]) -> ServiceProcess:
+        return ServiceProcess(
+            name,
+            module,
+            {**common, "VIRGA_HTTP_PORT": str(port), **env},
+            STATE,
+            health_url=f"http://127.0.0.1:{port}/healthz",
+        )
+
+    gateway = ServiceProcess(
+        "gateway",
+        "virga_gateway",
+        {
+            **common,
+            "VIRGA_GATEWAY_HOST": "127.0.0.1",
+            "VIRGA_GATEWAY_PORT": str(gateway_port),
+            "VIRGA_ADMIN_TOKEN_FILE": str(_secret("admin-token").resolve()),
+            "VIRGA_TOKEN_SECRET_FILE": str(_secret("token-secret").resolve()),
+            "VIRGA_STORAGE_URL": f"http://127.0.0.1:{STORAGE_PORT}",
+        },
+        STATE,
+        health_url=f"http://127.0.0.1:{gateway_port}/healthz",
+    )
+    compute_ceph = (
+        ceph_env
+        if cluster
+        # Volumes live in the storage process: the agent only needs to name a monitor.
+        else {"VIRGA_CEPH_MONITORS": "127.0.0.1:6789", "VIRGA_CEPH_USER": "none"}
+    )
     return [
-        ServiceProcess(
-            "gateway",
-            "virga_gateway",
-            {
-                **common,
-                "VIRGA_GATEWAY_HOST": "127.0.0.1",
-                "VIRGA_GATEWAY_PORT": str(gateway_port),
-                "VIRGA_ADMIN_TOKEN_FILE": str(_secret("admin-token").resolve()),
-                "VIRGA_TOKEN_SECRET_FILE": str(_secret("token-secret").resolve()),
-                "VIRGA_STORAGE_URL": f"http://127.0.0.1:{STORAGE_PORT}",
-            },
-            STATE,
-            health_url=f"http://127.0.0.1:{gateway_port}/healthz",
-        ),
-        ServiceProcess(
-            "storage",
-            "virga_storage",
-            {
-                **common,
-                "VIRGA_CEPH_CONF": str(cluster.conf_file) if cluster else "memory://",
-                "VIRGA_CEPH_KEYRING": str(cluster.keyring) if cluster else "",
-                "VIRGA_CEPH_POOL": cluster.pool if cluster else "rbd",
-                "VIRGA_HTTP_PORT": str(STORAGE_PORT),
-            },
-            STATE,
-            health_url=f"http://127.0.0.1:{STORAGE_PORT}/healthz",
-        ),
-        ServiceProcess(
-            "scheduler",
-            "virga_scheduler",
-            {
-                **common,
-                "VIRGA_HTTP_PORT": "8091",
-            },
-            STATE,
-            health_url="http://127.0.0.1:8091/healthz",
-        ),
-        ServiceProcess(
-            "network",
-            "virga_network",
-            {
-                **common,
-                "VIRGA_HTTP_PORT": "8093",
-            },
-            STATE,
-            health_url="http://127.0.0.1:8093/healthz",
-        ),
-        ServiceProcess(
-            f"compute-{host}",
-            "virga_compute",
-            {
-                **common,
-                "VIRGA_HOST": host,
-                "VIRGA_LIBVIRT_URI": libvirt_uri,
-                "VIRGA_DOMAIN_TYPE": "qemu" if libvirt_uri.startswith("qemu") else "test",
-                "VIRGA_INSTANCES_PATH": str(STATE / "instances"),
-                "VIRGA_HTTP_PORT": "8092",
-            },
-            STATE,
-            health_url="http://127.0.0.1:8092/healthz",
-        ),
-    ]
+        service("storage", "virga_storage", STORAGE_PORT,
+                {**ceph_env, "VIRGA_IMAGE_SPOOL_DIR": str(STATE / "spool")}),
+        service("scheduler", "virga_scheduler", SCHEDULER_PORT, {}),
+        service("network", "virga_network", NETWORK_PORT, {}),
+        service("billing", "virga_billing", BILLING_PORT, {}),
+        service(f"compute-{host}", "virga_compute", COMPUTE_PORT, {
+            "VIRGA_HOST": host,
+            "VIRGA_LIBVIRT_URI": libvirt_uri,
+            "VIRGA_DOMAIN_TYPE": "qemu" if libvirt_uri.startswith("qemu") else "test",
+            "VIRGA_INSTANCES_PATH": str(STATE / "instances"),
+            **compute_ceph,
+        }),
+        service(f"network-agent-{host}", "virga_network.agent", NETWORK_AGENT_PORT, {
+            "VIRGA_HOST": host,
+            "VIRGA_VTEP_IP": os.environ.get("VIRGA_VTEP_IP", "127.0.0.1"),
+        }),
+        gateway,
+    ]  # fmt: skip
 
 
-def up(kafka_port: int, gateway_port: int) -> int:
-    print(f"==> Kafka on 127.0.0.1:{kafka_port}", flush=True)
-    broker = kafka.KafkaBroker(kafka_port)
-    broker.start()
-    uri = os.environ.get("VIRGA_LIBVIRT_URI", "")
-    if not uri:
-        try:
-            print("==> libvirtd (qemu:///system, TCG guests)", flush=True)
-            libvirt.start()
-            uri = "qemu:///system"
-        except libvirt.LibvirtError as error:
-            print(f"    {error}\n    falling back to libvirt's in-process test driver", flush=True)
-            uri = "test:///default"
-    devstack_ceph = ceph.CephCluster(int(os.environ.get("VIRGA_CEPH_PORT", ceph.DEFAULT_PORT)))
-    cluster: ceph.CephCluster | None = devstack_ceph
-    print(f"==> Ceph on {devstack_ceph.monitor} (one monitor, one memstore OSD)", flush=True)
+def _started() -> dict[str, list[int]]:
     try:
-        devstack_ceph.start()
-    except ceph.CephError as error:
-        print(f"    {error}\n    falling back to volumes kept in the storage service's memory")
-        cluster = None
-    for process in services(kafka_port, gateway_port, uri, cluster):
-        print(f"==> {process.name}", flush=True)
-        process.start()
+        loaded: dict[str, list[int]] = json.loads(STARTED.read_text())
+        return loaded
+    except (FileNotFoundError, ValueError):
+        return {}
+
+
+def _remember(component: str, port: int, started: bool) -> None:
+    record = _started()
+    ports = set(record.get(component, []))
+    ports = ports | {port} if started else ports - {port}
+    record[component] = sorted(ports)
+    STATE.mkdir(parents=True, exist_ok=True)
+    STARTED.write_text(json.dumps(record) + "\n")
+
+
+@dataclass
+class Run:
+    """One `up`: its progress lines, what it started (to undo on Ctrl-C), what failed."""
+
+    total: int
+    step: int = 0
+    undo: list[tuple[str, Callable[[], object]]] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+    @contextmanager
+    def stage(self, title: str) -> Iterator[list[str]]:
+        """Prints `[n/N] title ...` and, after the block, its outcome and duration."""
+        self.step += 1
+        print(f"[{self.step}/{self.total}] {title} ...", end="", flush=True)
+        began = time.monotonic()
+        outcome = ["ok"]
         try:
-            process.wait_healthy(timeout=120)
-        except ServiceProcessError as error:
-            print(error, file=sys.stderr)
-            return 1
+            yield outcome
+        except BaseException:
+            print(" failed", flush=True)
+            raise
+        print(f" {outcome[0]} ({time.monotonic() - began:.1f} s)", flush=True)
+
+    def stop_started(self) -> None:
+        for name, stop in reversed(self.undo):
+            print(f"    stopping {name}", flush=True)
+            stop()
+        self.undo.clear()
+
+
+def _broker(port: int) -> kafka.KafkaBroker:
+    controller = os.environ.get("VIRGA_KAFKA_CONTROLLER_PORT")
+    return kafka.KafkaBroker(port, controller_port=int(controller) if controller else None)
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # its parent package is missing
+        return False
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def up(kafka_port: int, gateway_port: int, *, foreground: bool = False) -> int:
+    if os.geteuid() != 0:
+        print(NEEDS_ROOT, file=sys.stderr)
+        return 1
+    signal.signal(signal.SIGTERM, _interrupt)
+    began = time.monotonic()
+    run = Run(total=7)
+    try:
+        processes = _start(run, kafka_port, gateway_port)
+        if foreground and not run.failures:
+            _summary(run, gateway_port, time.monotonic() - began, processes)
+            print("Running in the foreground: Ctrl-C stops what this `make up` started.")
+            while True:
+                signal.pause()
+    except KeyboardInterrupt:
+        print("\ninterrupted: stopping what this `make up` started", flush=True)
+        run.stop_started()
+        return 130
+    except kafka.KafkaBrokerError as error:
+        # Nothing runs without the log: stop here, and leave nothing half-started behind.
+        print(f"\nKafka did not start: {error}", file=sys.stderr)
+        run.stop_started()
+        return 1
+    return _summary(run, gateway_port, time.monotonic() - began, processes)
+
+
+def _start(run: Run, kafka_port: int, gateway_port: int) -> list[ServiceProcess]:
+    with run.stage(f"Kafka on 127.0.0.1:{kafka_port}") as outcome:
+        broker = _broker(kafka_port)
+        if broker.start():
+            _remember("kafka", kafka_port, True)
+            run.undo.append(("Kafka", broker.stop))
+        else:
+            outcome[0] = "already running"
+    with run.stage("libvirtd and virtlogd (qemu:///system, TCG guests)") as outcome:
+        uri = os.environ.get("VIRGA_LIBVIRT_URI", "qemu:///system")
+        try:
+            if libvirt.start():
+                run.undo.append(("libvirtd and virtlogd", libvirt.stop))
+            else:
+                outcome[0] = "already running"
+        except libvirt.LibvirtError as error:
+            outcome[0] = "FAILED (compute uses libvirt's test driver)"
+            run.failures.append(f"libvirtd: {error}")
+            uri = "test:///default"
+    port = int(os.environ.get("VIRGA_CEPH_PORT", ceph.DEFAULT_PORT))
+    cluster: ceph.CephCluster | None = ceph.CephCluster(port)
+    with run.stage(f"Ceph on 127.0.0.1:{port} (one monitor, one memstore OSD)") as outcome:
+        assert cluster is not None
+        try:
+            if cluster.start():
+                _remember("ceph", port, True)
+                run.undo.append(("Ceph", cluster.stop))
+                outcome[0] = f"started, empty (data in {cluster.directory})"
+            else:
+                outcome[0] = "already running"
+        except ceph.CephError as error:
+            outcome[0] = "FAILED (volumes stay in the storage service's memory)"
+            run.failures.append(f"Ceph: {error}")
+            cluster = None
+    image: guest_image.GuestImage | None
+    with run.stage("guest image (Debian cloud kernel + busybox)") as outcome:
+        try:
+            image = guest_image.cached(guest_image.resolve_inputs())
+            if image is None:
+                image = guest_image.build()
+                outcome[0] = f"built into {image.directory}"
+            else:
+                outcome[0] = "cached"
+        except Exception as error:  # reported at the end; the cloud runs without it
+            image = None
+            outcome[0] = "FAILED"
+            run.failures.append(f"guest image: {error}")
+    processes = services(kafka_port, gateway_port, uri, cluster)
+    absent: set[str] = set()
+    with run.stage(f"starting {len(processes)} services") as outcome:
+        fresh = 0
+        (STATE / "spool").mkdir(parents=True, exist_ok=True)
+        for process in processes:
+            if not _importable(process.module):
+                run.failures.append(f"{process.name}: module {process.module} not found")
+                absent.add(process.name)
+                continue
+            if process.pid() is None:
+                process.start()
+                run.undo.append((process.name, process.stop))
+                fresh += 1
+        outcome[0] = f"{fresh} started, {len(processes) - fresh - len(absent)} already running"
+    healthy: set[str] = set()
+    with run.stage("waiting for every service to catch up with the log") as outcome:
+        for process in processes:
+            if process.name in absent:
+                continue
+            try:
+                process.wait_healthy(timeout=HEALTH_TIMEOUT)
+                healthy.add(process.name)
+            except ServiceProcessError as error:
+                run.failures.append(str(error))
+        outcome[0] = f"{len(healthy)} of {len(processes)} ready"
+    with run.stage(f"seeding the public image {seed.IMAGE_NAME!r}") as outcome:
+        if image is None or not {"gateway", "storage"} <= healthy:
+            outcome[0] = "skipped (no image, gateway or storage)"
+        else:
+            token = (SECRETS / "admin-token").read_text().strip()
+            try:
+                seeded, uploaded = seed.seed_guest_image(
+                    f"http://127.0.0.1:{gateway_port}", token, image
+                )
+                outcome[0] = f"{'uploaded' if uploaded else 'already there'}: {seeded['id']}"
+            except seed.SeedError as error:
+                outcome[0] = "FAILED"
+                run.failures.append(f"seeding the guest image: {error}")
+    return processes
+
+
+def _summary(run: Run, gateway_port: int, seconds: float, processes: list[ServiceProcess]) -> int:
     token = (SECRETS / "admin-token").read_text().strip()
+    api = f"http://127.0.0.1:{gateway_port}"
     print(f"""
-Virga is up: API on http://127.0.0.1:{gateway_port}  (logs: {STATE})
+Virga is up in {seconds:.0f} s: API on {api}  (logs: {STATE})
 Admin token (also in .virga/admin-token): {token}
 
-  curl -s -H "Authorization: Bearer $(cat .virga/admin-token)" http://127.0.0.1:{gateway_port}/v1/flavors
-  curl -s -X POST -H "Authorization: Bearer $(cat .virga/admin-token)" \\
-       -H 'Content-Type: application/json' -d '{{"name": "acme"}}' \\
-       http://127.0.0.1:{gateway_port}/v1/tenants
+  ADMIN="Authorization: Bearer $(cat .virga/admin-token)"; J='Content-Type: application/json'
+  curl -s -H "$ADMIN" -H "$J" -d '{{"name": "acme"}}' {api}/v1/tenants             # → id
+  curl -s -X POST -H "$ADMIN" {api}/v1/tenants/<id>/tokens                       # → token
+  T="Authorization: Bearer <token>"
+  curl -s -H "$T" -H "$J" -d '{{"name": "net1", "cidr": "10.0.0.0/24"}}' {api}/v1/networks
+  curl -s -H "$T" -H "$J" -d '{{"name": "vm1", "flavor": "m1.tiny", "image": "{seed.IMAGE_NAME}",
+       "network": "<network id>"}}' {api}/v1/instances
+  curl -s -H "$T" {api}/v1/instances                                 # RUNNING, its address
 
-`make down` stops everything `make up` started.""")
+The guest prints `virga-guest: up <address>` on its serial console once it answers ping
+(virsh -c qemu:///system console virga-<instance id>). `make down` stops what `make up`
+started; guests keep running.""")
+    if run.failures:
+        print("\nNot everything came up:", file=sys.stderr)
+        for failure in run.failures:
+            print(f"  - {failure}", file=sys.stderr)
+        return 1
     return 0
 
 
-def down(kafka_port: int, gateway_port: int) -> int:
+def down(kafka_port: int, gateway_port: int, *, everything: bool = False) -> int:
     for process in reversed(services(kafka_port, gateway_port, "")):
         if process.pid() is not None:
             print(f"==> stopping {process.name}", flush=True)
-        process.stop()
-    libvirt.stop()
-    print(f"==> stopping Kafka on 127.0.0.1:{kafka_port}", flush=True)
-    kafka.KafkaBroker(kafka_port).stop()
+            process.stop()
+    libvirt.stop()  # only the daemons whose pids it recorded when it started them
+    started = _started()
+    for port in started.get("kafka", []):
+        print(f"==> stopping Kafka on 127.0.0.1:{port}", flush=True)
+        _broker(port).stop()
+        _remember("kafka", port, False)
     print("Guests keep running: stopping the control plane never stops tenants' instances.")
-    print(
-        "Ceph keeps running too, since their disks live there"
-        " (python -m virga_devstack ceph stop, once no guest needs it)."
-    )
+    for port in started.get("ceph", []):
+        if everything:
+            print(f"==> stopping Ceph on 127.0.0.1:{port} (its memstore data is gone)")
+            ceph.CephCluster(port).stop()
+            _remember("ceph", port, False)
+        else:
+            print(
+                f"Ceph on 127.0.0.1:{port} keeps running, since the guests' disks live there "
+                "(`make down ALL=1` stops it too, and its data is lost)."
+            )
     return 0
 
 
 def main(argv: Sequence[str], prog: str) -> int:
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     parser.add_argument("command", choices=["up", "down"])
     parser.add_argument(
         "--kafka-port", type=int, default=int(os.environ.get("VIRGA_KAFKA_PORT", "9092"))
@@ -175,7 +365,11 @@ def main(argv: Sequence[str], prog: str) -> int:
     parser.add_argument(
         "--gateway-port", type=int, default=int(os.environ.get("VIRGA_GATEWAY_PORT", "8080"))
     )
+    parser.add_argument(
+        "--foreground", action="store_true", help="up: stay, and stop all it started on Ctrl-C"
+    )
+    parser.add_argument("--all", action="store_true", help="down: stop the Ceph cluster too")
     args = parser.parse_args(argv)
     if args.command == "up":
-        return up(args.kafka_port, args.gateway_port)
-    return down(args.kafka_port, args.gateway_port)
+        return up(args.kafka_port, args.gateway_port, foreground=args.foreground)
+    return down(args.kafka_port, args.gateway_port, everything=args.all)

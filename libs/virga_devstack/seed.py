@@ -1,0 +1,101 @@
+"""Seeding a fresh local cloud through its own API: Virga's guest image as a public image."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+from virga_devstack.guest_image import GuestImage
+
+IMAGE_NAME = "virga-guest"
+
+
+class SeedError(RuntimeError):
+    """The API refused the seed or did not answer; the message holds its problem detail."""
+
+
+def _call(
+    api: str,
+    token: str,
+    method: str,
+    path: str,
+    *,
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = 30.0,
+) -> tuple[int, Any]:
+    request = urllib.request.Request(
+        api.rstrip("/") + path,
+        data=body,
+        method=method,
+        headers={"Authorization": f"Bearer {token}", **(headers or {})},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        detail = error.read().decode(errors="replace")
+        error.close()
+        raise SeedError(f"{method} {path}: HTTP {error.code}: {detail}") from None
+    except (urllib.error.URLError, OSError) as error:
+        raise SeedError(f"{method} {path}: {error}") from None
+
+
+def _sha256(image: GuestImage) -> str:
+    manifest = json.loads((image.directory / "manifest.json").read_text())
+    digest: str = manifest["sha256"][image.disk.name]
+    return digest
+
+
+def find_seeded(api: str, token: str, image: GuestImage) -> dict[str, Any] | None:
+    """The public image already holding exactly these bytes, if any."""
+    _, listing = _call(api, token, "GET", "/v1/images")
+    digest = _sha256(image)
+    for item in listing.get("items", []):
+        usable = item.get("status") == "available"
+        if usable and item.get("sha256") == digest and item.get("visibility") == "public":
+            found: dict[str, Any] = item
+            return found
+    return None
+
+
+def seed_guest_image(
+    api: str, token: str, image: GuestImage, *, wait_seconds: float = 120.0
+) -> tuple[dict[str, Any], bool]:
+    """(the image as the API shows it, whether this call uploaded it).
+
+    An available public image with the same bytes counts as seeded. No Idempotency-Key: a
+    retry after a failed import must upload again, not replay the failure; a seed
+    interrupted mid-upload leaves an image in error beside the one the retry makes. A later
+    image (a new kernel) is uploaded beside the old one.
+    """
+    found = find_seeded(api, token, image)
+    uploaded = False
+    if found is None:
+        with image.disk.open("rb") as body:
+            _, found = _call(
+                api,
+                token,
+                "POST",
+                f"/v1/images?name={IMAGE_NAME}&disk_format=raw&visibility=public",
+                body=body,
+                headers={
+                    "Content-Type": "application/octet-stream",
+                    "Content-Length": str(image.disk.stat().st_size),
+                },
+                timeout=wait_seconds,
+            )
+        uploaded = True
+    assert found is not None
+    deadline = time.monotonic() + wait_seconds
+    while found["status"] == "importing":  # a 504: uploaded, its outcome not recorded yet
+        if time.monotonic() > deadline:
+            raise SeedError(f"image {found['id']} still importing after {wait_seconds:.0f} s")
+        time.sleep(0.5)
+        _, found = _call(api, token, "GET", f"/v1/images/{found['id']}")
+    if found["status"] != "available":
+        raise SeedError(f"image {found['id']} is {found['status']}: {found.get('fault')}")
+    return found, uploaded
