@@ -30,6 +30,7 @@ from virga_eventlog import (
     EventWriter,
     KafkaSettings,
     LogReader,
+    dead_letter_topic,
     event_topic,
     snapshot_topic,
 )
@@ -71,7 +72,7 @@ async def read_values(settings: KafkaSettings, topic: str, at_least: int = 0) ->
             await asyncio.sleep(0.05)
 
 
-async def test_each_service_writes_its_own_topics_in_transactions(
+async def test_each_service_writes_its_own_event_snapshot_and_dead_letter_topics(
     secure_broker: SecureKafkaBroker, namespace: str
 ) -> None:
     for service in SERVICES:
@@ -81,11 +82,14 @@ async def test_each_service_writes_its_own_topics_in_transactions(
         async with writer, writer.transaction() as txn:
             await txn.append_raw(event_topic(service, namespace), b"k", service.encode())
             await txn.append_raw(snapshot_topic(service, namespace), b"k", b"snap")
+            await txn.append_raw(dead_letter_topic(service, namespace), b"k", b"undecodable")
     auditor = secure_broker.settings(AUDITOR, namespace)
     for service in SERVICES:
         own = await read_values(auditor, event_topic(service, namespace), at_least=1)
         assert own == [service.encode()]
         assert await read_values(auditor, snapshot_topic(service, namespace), 1) == [b"snap"]
+        dead = await read_values(auditor, dead_letter_topic(service, namespace), 1)
+        assert dead == [b"undecodable"]
 
 
 async def test_no_service_can_write_another_services_topic(
