@@ -22,6 +22,7 @@ from virga_compute.config import RestartPolicy
 from virga_compute.domain_xml import domain_name
 from virga_compute.driver import (
     DriverError,
+    InstanceNotFound,
     InstanceSpec,
 )
 from virga_compute.reconcile import Expected, Step, plan
@@ -207,7 +208,13 @@ class ComputeEffects(VolumeEffects):
                 await self._driver.start(instance_id)
                 outcome: Event = InstanceStarted(host=host)
             elif effect.action == "stop":
-                await self._driver.stop(instance_id)
+                try:
+                    await self._driver.stop(instance_id)
+                except InstanceNotFound:
+                    # The domain is gone (the host lost it while the agent was down): the
+                    # instance is not running, which is what was asked. Recording it stopped
+                    # keeps reconciliation from spawning it again; a start request will.
+                    log.info("stop_of_lost_domain", instance_id=instance_id)
                 outcome = InstanceStopped(host=host)
             else:
                 await self._driver.reboot(instance_id)

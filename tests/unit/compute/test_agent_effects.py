@@ -115,6 +115,17 @@ async def test_power_actions_report_their_outcome_or_failure(
     assert failed.payload == InstanceFailed(host=HOST, phase=action, reason="guest wedged")  # type: ignore[arg-type]
 
 
+async def test_a_stop_of_a_domain_the_host_lost_records_the_instance_stopped(
+    driver: MemoryDriver, effects: ComputeEffects
+) -> None:
+    # Found by the chaos test: an agent killed on the test driver comes back without its
+    # domains; a stop asked meanwhile failed as "not found", and reconciliation then spawned
+    # the instance again, so the user's accepted stop ended RUNNING.
+    [emit] = await effects.power_action(PowerAction("i-1", "t-1", HOST, "stop"))
+    assert emit.payload == InstanceStopped(host=HOST)
+    assert await state(driver) is DomainState.MISSING
+
+
 async def test_destroy_removes_the_domain_and_reports_a_failure(
     driver: MemoryDriver, effects: ComputeEffects
 ) -> None:

@@ -1,0 +1,284 @@
+"""Chaos: mixed operations through the API while service processes are SIGKILLed at random and
+the Kafka broker is restarted once.
+
+Every service runs as its own OS process, supervised as in production: a process that dies
+(killed here, or ended by the broker's restart) is started again. Clients retry what failed
+in transit with the same Idempotency-Key, so each request is accepted at most once. Afterwards
+every accepted request must have reached a final state that its last accepted action explains,
+the Ceph pool must hold exactly what the log accounts for, and the cross-service invariants of
+`virga audit check` must hold.
+
+`VIRGA_CHAOS_OPERATIONS` (200) sets the number of operations, `VIRGA_CHAOS_SECONDS` (60) the
+time they are spread over, `VIRGA_CHAOS_KAFKA_PORT` (19250)
+the port of this test's own broker (restarting the session's broker would disturb other tests).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import pytest
+from tests.support.api import Api, ApiError
+from tests.support.pool import audit_namespace
+from tests.support.stack import HostSpec, Stack
+
+from virga_devstack.ceph import CephCluster
+from virga_devstack.kafka import KafkaBroker
+from virga_storage.rbd_driver import RbdDriver
+
+pytestmark = [pytest.mark.kafka, pytest.mark.e2e, pytest.mark.timeout(900)]
+
+OPERATIONS = int(os.environ.get("VIRGA_CHAOS_OPERATIONS", "200"))
+SECONDS = float(os.environ.get("VIRGA_CHAOS_SECONDS", "60"))
+KAFKA_PORT = int(os.environ.get("VIRGA_CHAOS_KAFKA_PORT", "19250"))
+HOSTS = (HostSpec("chaos-a", "rack-1"), HostSpec("chaos-b", "rack-2"))
+TRANSIENT = {500, 502, 503, 504}
+FINAL_INSTANCE = {"RUNNING", "STOPPED", "ERROR"}
+
+
+@pytest.fixture(scope="module")
+def broker() -> Iterator[KafkaBroker]:
+    broker = KafkaBroker(KAFKA_PORT)
+    broker.start(fresh=True)
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+@pytest.fixture(scope="module")
+def stack(
+    broker: KafkaBroker, ceph_cluster: CephCluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    stack = Stack(
+        broker.bootstrap_servers,
+        tmp_path_factory.mktemp("chaos"),
+        HOSTS,
+        ceph_conf=str(ceph_cluster.conf_file),
+        ceph_keyring=str(ceph_cluster.keyring),
+        ceph_pool=ceph_cluster.pool,
+    )
+    try:
+        stack.start()
+        yield stack
+    except Exception:
+        print(stack.logs())
+        raise
+    finally:
+        stack.stop()
+
+
+@pytest.fixture
+async def ceph(ceph_cluster: CephCluster) -> AsyncIterator[RbdDriver]:
+    driver = RbdDriver(ceph_cluster.conf_file, ceph_cluster.keyring, ceph_cluster.pool)
+    await driver.connect()
+    try:
+        yield driver
+    finally:
+        await driver.close()
+
+
+class Refused(Exception):
+    """The API refused the request (4xx): it was not accepted, and nothing must follow."""
+
+
+async def submit(api: Api, method: str, path: str, body: Any = None) -> Any:
+    """The request, retried through outages with one Idempotency-Key until it is answered."""
+    headers = {"Idempotency-Key": str(uuid.uuid4())} if method == "POST" else None
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            return await api.call(method, path, body, expect=(200, 201, 202, 204), headers=headers)
+        except ApiError as error:
+            if error.status not in TRANSIENT:
+                raise Refused(f"{method} {path}: {error.status} {error.body}") from None
+        except (TimeoutError, aiohttp.ClientError):
+            pass  # the gateway is down or restarting
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{method} {path} was never answered")
+        await asyncio.sleep(0.3)
+
+
+@dataclass
+class Ledger:
+    """What the API accepted, and so what must be true at the end."""
+
+    instances: dict[str, set[str]] = field(default_factory=dict)
+    """Instance id → the statuses its last accepted request may end in (empty: deleted)."""
+    volumes: dict[str, int | None] = field(default_factory=dict)
+    """Volume id → its last accepted size (None: deleted)."""
+    accepted: int = 0
+    refused: int = 0
+
+    def live_instances(self) -> list[str]:
+        return [i for i, final in self.instances.items() if final]
+
+    def live_volumes(self) -> list[str]:
+        return [v for v, size in self.volumes.items() if size is not None]
+
+
+async def operate(api: Api, ledger: Ledger, rng: random.Random) -> None:
+    """One random operation of the mix."""
+    roll = rng.random()
+    instances, volumes = ledger.live_instances(), ledger.live_volumes()
+    try:
+        if roll < 0.3 or not instances:
+            created = await submit(api, "POST", "/v1/instances", {"name": "c", "flavor": "m1.tiny"})
+            ledger.instances[created["id"]] = {"RUNNING", "ERROR"}
+        elif roll < 0.4:
+            iid = rng.choice(instances)
+            await submit(api, "POST", f"/v1/instances/{iid}/actions", {"action": "stop"})
+            ledger.instances[iid] = {"STOPPED", "ERROR"}
+        elif roll < 0.5:
+            iid = rng.choice(instances)
+            await submit(api, "POST", f"/v1/instances/{iid}/actions", {"action": "start"})
+            ledger.instances[iid] = {"RUNNING", "ERROR"}
+        elif roll < 0.6:
+            iid = rng.choice(instances)
+            await submit(api, "DELETE", f"/v1/instances/{iid}")
+            ledger.instances[iid] = set()
+        elif roll < 0.8 or not volumes:
+            created = await submit(api, "POST", "/v1/volumes", {"name": "v", "size_gb": 1})
+            ledger.volumes[created["id"]] = 1
+        elif roll < 0.9:
+            vid = rng.choice(volumes)
+            size = (ledger.volumes[vid] or 1) + 1
+            body = {"action": "extend", "size_gb": size}
+            await submit(api, "POST", f"/v1/volumes/{vid}/actions", body)
+            ledger.volumes[vid] = size
+        else:
+            vid = rng.choice(volumes)
+            await submit(api, "DELETE", f"/v1/volumes/{vid}")
+            ledger.volumes[vid] = None
+    except Refused:
+        ledger.refused += 1  # e.g. stop of an instance still building: 409, nothing accepted
+    else:
+        ledger.accepted += 1
+
+
+async def clients(api: Api, operations: int, seconds: float, workers: int = 6) -> Ledger:
+    """`operations` spread evenly over `seconds` and over `workers` concurrent clients, each
+    acting on its own resources only, so that the order in which its requests were accepted
+    is the order it sent them."""
+    remaining = iter(range(operations))
+    began = time.monotonic()
+
+    async def worker(seed: int) -> Ledger:
+        rng, ledger = random.Random(seed), Ledger()
+        for i in remaining:
+            await asyncio.sleep(max(0.0, began + i * seconds / operations - time.monotonic()))
+            await operate(api, ledger, rng)
+        return ledger
+
+    total = Ledger()
+    for ledger in await asyncio.gather(*(worker(seed) for seed in range(workers))):
+        total.instances |= ledger.instances
+        total.volumes |= ledger.volumes
+        total.accepted += ledger.accepted
+        total.refused += ledger.refused
+    return total
+
+
+@dataclass
+class Havoc:
+    """What the chaos driver did."""
+
+    kills: list[str] = field(default_factory=list)
+    restarts: int = 0
+    broker_restarted: bool = False
+
+
+async def chaos(stack: Stack, broker: KafkaBroker, havoc: Havoc, stop: asyncio.Event) -> None:
+    """Every 2-4 s SIGKILL a random service process; restart the broker once, after the third
+    kill; start again every process that is not running (supervision)."""
+    rng = random.Random(7)
+    while not stop.is_set():
+        await asyncio.sleep(rng.uniform(2.0, 4.0))
+        if stop.is_set():
+            break
+        name = rng.choice(sorted(stack.processes))
+        stack.processes[name].kill()
+        havoc.kills.append(name)
+        if len(havoc.kills) == 3 and not havoc.broker_restarted:
+            await asyncio.to_thread(broker.stop)
+            await asyncio.to_thread(broker.start)
+            havoc.broker_restarted = True
+        havoc.restarts += await asyncio.to_thread(supervise, stack)
+
+
+def supervise(stack: Stack) -> int:
+    """Start every service process that is not running; wait until each is healthy."""
+    restarted = 0
+    for process in stack.processes.values():
+        if process.pid() is None:
+            process.start()
+            restarted += 1
+    for process in stack.processes.values():
+        process.wait_healthy(timeout=120)
+    return restarted
+
+
+def gone(view: Any) -> bool:
+    """Whether a GET answered 404: a problem body, whose `status` is the HTTP status."""
+    return isinstance(view.get("status"), int)
+
+
+async def converge(api: Api, ledger: Ledger, seconds: float = 240) -> list[str]:
+    """Wait until every accepted request reached a final state; return what did not."""
+    deadline = time.monotonic() + seconds
+    while True:
+        pending = []
+        for iid, final in ledger.instances.items():
+            view = await api.call("GET", f"/v1/instances/{iid}", expect=(200, 404))
+            status = "DELETED" if gone(view) else view["status"]
+            wanted = final or {"DELETED"}
+            if status not in wanted:
+                pending.append(f"instance {iid}: {status}, expected {sorted(wanted)}")
+        for vid, size in ledger.volumes.items():
+            view = await api.call("GET", f"/v1/volumes/{vid}", expect=(200, 404))
+            if size is None:
+                if not gone(view):
+                    pending.append(f"volume {vid}: {view['status']}, expected deleted")
+            elif view.get("status") != "available" or view.get("size_gb") != size:
+                pending.append(f"volume {vid}: {view.get('status')} {view.get('size_gb')} GB")
+        if not pending or time.monotonic() > deadline:
+            return pending
+        await asyncio.sleep(1.0)
+
+
+async def test_every_accepted_request_survives_kills_and_a_broker_restart(
+    stack: Stack, broker: KafkaBroker, ceph: RbdDriver
+) -> None:
+    havoc = Havoc()
+    stop = asyncio.Event()
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+        admin = Api(session, stack.gateway_url, stack.admin_token)
+        _, token = await admin.create_tenant("chaos")
+        tenant = admin.as_token(token)
+        driver = asyncio.create_task(chaos(stack, broker, havoc, stop))
+        try:
+            ledger = await clients(tenant, OPERATIONS, SECONDS)
+        finally:
+            stop.set()
+            await driver
+        await asyncio.to_thread(supervise, stack)
+        not_final = await converge(tenant, ledger)
+
+    print(
+        f"chaos: {ledger.accepted} accepted, {ledger.refused} refused; "
+        f"{len(havoc.kills)} kills ({', '.join(havoc.kills)}), {havoc.restarts} restarts"
+    )
+    assert havoc.broker_restarted, havoc
+    assert len(havoc.kills) >= 3, havoc
+    assert ledger.accepted >= OPERATIONS // 2, ledger
+    assert not_final == [], "\n".join(not_final)
+    pool = await audit_namespace(stack.bootstrap, stack.namespace, ceph, shared=True)
+    assert pool.clean, pool
