@@ -13,6 +13,7 @@ phase `volume` or `port`): the scheduler then releases its claim and does not tr
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
@@ -26,7 +27,7 @@ from virga_compute.agent_effects import (
     Spawn,
     UsageDue,
 )
-from virga_compute.agent_state import AgentState, InstanceRecord
+from virga_compute.agent_state import AgentState, InstanceRecord, PortBinding
 from virga_compute.config import AgentConfig
 from virga_compute.driver import InstanceSpec, NicSpec
 from virga_compute.reconcile import Expected
@@ -58,7 +59,7 @@ def build_spec(config: AgentConfig, state: AgentState, record: InstanceRecord) -
         binding = state.bound_ports.get(record.port_id)
         if binding is None:
             raise ValueError(f"port {record.port_id} is not bound on {state.host}")
-        nics.append(NicSpec(mac=binding.mac, tap=binding.tap))
+        nics.append(guest_nic(state, binding))
     return InstanceSpec(
         instance_id=record.instance_id,
         name=record.name,
@@ -67,6 +68,25 @@ def build_spec(config: AgentConfig, state: AgentState, record: InstanceRecord) -
         disks=tuple(disks),
         nics=tuple(nics),
         boot=config.direct_boot,
+    )
+
+
+def guest_nic(state: AgentState, binding: PortBinding) -> NicSpec:
+    """The NIC of a bound port, with the address (IPv4 first) its guest configures itself."""
+    network = state.networks.get(binding.network_id)
+    if network is None or not binding.ips:
+        return NicSpec(mac=binding.mac, tap=binding.tap)
+    cidr, gateway = network
+    subnet = ipaddress.ip_network(cidr)
+    ips = sorted(binding.ips, key=lambda ip: ipaddress.ip_address(ip).version)
+    address = next((ip for ip in ips if ipaddress.ip_address(ip) in subnet), None)
+    if address is None:
+        return NicSpec(mac=binding.mac, tap=binding.tap)
+    return NicSpec(
+        mac=binding.mac,
+        tap=binding.tap,
+        address=f"{address}/{subnet.prefixlen}",
+        gateway=gateway or None,
     )
 
 

@@ -46,7 +46,11 @@ def snapshot(state: AgentState) -> dict[str, Any]:
         "heartbeat_at": _time(state.heartbeat_at),
         "boot_volumes": state.boot_volumes,
         "volume_failures": state.volume_failures,
-        "bound_ports": {k: [b.mac, b.tap, b.event_id] for k, b in state.bound_ports.items()},
+        "bound_ports": {
+            k: [b.mac, b.tap, b.event_id, b.network_id, list(b.ips)]
+            for k, b in state.bound_ports.items()
+        },
+        "networks": {k: list(v) for k, v in state.networks.items()},
         "port_failures": state.port_failures,
     }
 
@@ -69,6 +73,15 @@ def restore(data: dict[str, Any]) -> AgentState:
         # Snapshots written before volumes and ports joined have none of these.
         boot_volumes=dict(data.get("boot_volumes", {})),
         volume_failures=dict(data.get("volume_failures", {})),
-        bound_ports={k: PortBinding(*v) for k, v in data.get("bound_ports", {}).items()},
+        bound_ports={k: _binding(v) for k, v in data.get("bound_ports", {}).items()},
+        networks={k: (v[0], v[1]) for k, v in data.get("networks", {}).items()},
         port_failures=dict(data.get("port_failures", {})),
     )
+
+
+def _binding(value: list[Any]) -> PortBinding:
+    # Snapshots written before guests were told their address keep [mac, tap, event_id].
+    mac, tap, event_id, *rest = value
+    network_id = rest[0] if rest else ""
+    ips = tuple(rest[1]) if len(rest) > 1 else ()
+    return PortBinding(mac, tap, event_id, network_id, ips)

@@ -39,6 +39,8 @@ from virga_events.catalog.compute import (
     UsageSampled,
 )
 from virga_events.catalog.network import (
+    NetworkCreated,
+    NetworkDeleted,
     PortAllocationFailed,
     PortBindingFailed,
     PortBound,
@@ -114,6 +116,9 @@ class PortBinding:
     tap: str
     event_id: str
     """The PortBound that bound it: the event that may complete an instance's prerequisites."""
+    network_id: str = ""
+    ips: tuple[str, ...] = ()
+    """The port's addresses, handed to the guest with its network's prefix and gateway."""
 
 
 ATTACH_TARGETS = tuple(f"vd{c}" for c in "bcdefghijklmnopqrstuvwxyz")
@@ -147,6 +152,8 @@ class AgentState:
     """Port id -> binding, for the ports bound on this host."""
     port_failures: dict[str, str] = field(default_factory=dict)
     """Port id -> reason its allocation, or its binding on this host, failed (bounded)."""
+    networks: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """Network id -> (CIDR, gateway address), for telling a guest its address: no DHCP runs."""
 
     def running(self) -> int:
         """Instances whose domain runs, as far as the agent's own reports go."""
@@ -330,7 +337,13 @@ def _resource(state: AgentState, envelope: Envelope) -> None:
         known = state.bound_ports.get(key)
         # A repeated report of the same binding keeps the event that first provided it.
         if known is None or (known.mac, known.tap) != (event.mac, event.tap):
-            state.bound_ports[key] = PortBinding(event.mac, event.tap, envelope.event_id)
+            state.bound_ports[key] = PortBinding(
+                event.mac, event.tap, envelope.event_id, event.network_id, tuple(event.ips)
+            )
+    elif isinstance(event, NetworkCreated):
+        state.networks[key] = (event.cidr, event.gateway_ip)
+    elif isinstance(event, NetworkDeleted):
+        state.networks.pop(key, None)
     elif isinstance(event, PortUnbound) and event.host == state.host:
         state.bound_ports.pop(key, None)
     elif isinstance(event, PortDeleted):

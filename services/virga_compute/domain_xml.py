@@ -6,12 +6,14 @@ instance name cannot smuggle markup into a domain definition.
 
 from __future__ import annotations
 
+import ipaddress
 import uuid
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from typing import Literal
 
 from virga_compute.driver import DiskSpec, FileSource, InstanceSpec, NicSpec, RbdSource
+from virga_compute.guest_network import sysinfo_element
 
 DOMAIN_NAME_PREFIX = "virga-"
 METADATA_NS = "urn:x-virga:libvirt:domain:1"
@@ -160,6 +162,19 @@ def build_domain_xml(spec: InstanceSpec, settings: DomainSettings) -> str:
     _sub(root, "on_reboot", "restart")
     # destroy (not restart) on a crash, so the agent sees the crash and reports it.
     _sub(root, "on_crash", "destroy")
+
+    addressed = [nic for nic in spec.nics if nic.address is not None]
+    if addressed:
+        # No DHCP server runs on Virga's networks: the first NIC's address reaches the guest
+        # through QEMU's fw_cfg (see guest_network).
+        nic = addressed[0]
+        assert nic.address is not None
+        interface = ipaddress.ip_interface(nic.address)
+        root.append(
+            sysinfo_element(
+                str(interface.ip), interface.network.prefixlen, nic.gateway, mac=nic.mac
+            )
+        )
 
     devices = _sub(root, "devices")
     for disk in spec.disks:

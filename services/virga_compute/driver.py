@@ -7,6 +7,7 @@ message instead of as a half-defined domain inside the hypervisor.
 from __future__ import annotations
 
 import enum
+import ipaddress
 import re
 import uuid
 from dataclasses import dataclass
@@ -137,8 +138,17 @@ class NicSpec:
     """Host-side tap device name, derived from the port id by the network agent."""
     bridge: str | None = None
     """Bridge libvirt plugs the tap into; None when the network agent made and wired the tap."""
+    address: str | None = None
+    """The guest's address with its prefix length (``10.0.0.5/24``), given to the guest in
+    the domain definition (`guest_network`); None: the guest is told nothing."""
+    gateway: str | None = None
+    """The network's gateway address, given to the guest with `address`."""
 
     def __post_init__(self) -> None:
+        if self.address is not None:
+            ipaddress.ip_interface(self.address)  # raises ValueError on a malformed one
+        if self.gateway is not None:
+            ipaddress.ip_address(self.gateway)
         _require(_MAC.fullmatch(self.mac) is not None, f"bad MAC {self.mac!r}")
         _require(int(self.mac[:2], 16) & 1 == 0, f"MAC {self.mac} is multicast")
         _require(_IFNAME.fullmatch(self.tap) is not None, f"bad tap name {self.tap!r}")

@@ -15,11 +15,14 @@ from virga_compute.agent_snapshot import restore, snapshot
 from virga_compute.agent_state import AgentState, evolve
 from virga_compute.ceph_access import CephSettings
 from virga_compute.config import AgentConfig
+from virga_compute.domain_xml import DomainSettings, build_domain_xml
 from virga_compute.driver import CephMonitor, DiskSpec, InstanceSpec, NicSpec, RbdSource
 from virga_events import Envelope, Event, new_event
 from virga_events.catalog import Flavor
 from virga_events.catalog.compute import InstanceFailed, InstanceStarted
 from virga_events.catalog.network import (
+    AllocationPool,
+    NetworkCreated,
     PortAllocationFailed,
     PortBindingFailed,
     PortBound,
@@ -179,6 +182,26 @@ def test_an_instance_with_a_network_spawns_with_its_ports_mac_and_tap() -> None:
     assert live(state, port_bound()) == [Spawn(spec(nics=(NicSpec(MAC, TAP),)), "t-1", HOST)]
 
 
+def network_created(cidr: str = "10.0.0.0/24", gateway: str = "10.0.0.1") -> Envelope:
+    pools = (AllocationPool(start="10.0.0.2", end="10.0.0.254"),)
+    event = NetworkCreated(
+        name="net", cidr=cidr, vni=1000, gateway_ip=gateway, allocation_pools=pools
+    )
+    return new_event(event, aggregate_id="n-1", tenant_id="t-1", producer="network")
+
+
+def test_the_guest_is_told_its_address_prefix_and_gateway() -> None:
+    # No DHCP runs on Virga's networks: the domain definition carries the address (fw_cfg).
+    state = fold(fresh(), network_created(), scheduled(image=None, network="n-1"))
+    [spawn] = live(state, port_bound())
+    assert isinstance(spawn, Spawn)
+    nic = NicSpec(MAC, TAP, address="10.0.0.5/24", gateway="10.0.0.1")
+    assert spawn.spec == spec(nics=(nic,))
+    xml = build_domain_xml(spawn.spec, DomainSettings(domain_type="qemu"))
+    assert f"virga:ip=10.0.0.5/24;gw=10.0.0.1;mac={MAC}" in xml
+    assert "opt/org.virga/network" in xml
+
+
 def test_with_an_image_and_a_network_it_waits_for_both_in_any_order() -> None:
     for seed in range(6):
         events = [scheduled(network="n-1"), volume_created(), port_bound()]
@@ -235,6 +258,7 @@ def test_on_ready_leaves_waiting_instances_alone_and_reports_failures_a_crash_cu
 
 def test_a_rebuild_in_any_order_ends_in_the_live_state() -> None:
     inputs = [
+        network_created(),
         scheduled("i-1", network="n-1"),
         volume_created("i-1"),
         port_bound("i-1"),
