@@ -202,7 +202,11 @@ class KafkaBroker:
     ) -> None:
         self.host: Final = "127.0.0.1"
         self.port: Final = port
-        self.controller_port: Final = port + 1 if controller_port is None else controller_port
+        if controller_port is None:
+            # $VIRGA_KAFKA_CONTROLLER_PORT: where port+1 is another broker's (shared machines).
+            configured = os.environ.get("VIRGA_KAFKA_CONTROLLER_PORT")
+            controller_port = int(configured) if configured else port + 1
+        self.controller_port: Final = controller_port
         self.directory: Final = (state_root or default_state_root()) / f"kafka-{port}"
         self._cache_root = cache_root
         # Set only in the process that spawned the broker, so that it can reap its child.

@@ -7,9 +7,9 @@ stops what that run started; Ctrl-C while it works stops what it started so far.
 stops, by pid, what `up` started and nothing else; Ceph stays up unless `--all`, since the
 running guests' disks live there (its memstore OSD loses them when it stops).
 
-State (pids, logs, what `up` started) lives outside the repository in
-`$VIRGA_STATE_DIR/stack`; the admin token and the token secret live in `.virga/` of the
-checkout (git-ignored), so the CLI finds them.
+State (pids, logs, what `up` started) lives outside the repository in `$VIRGA_STACK_DIR`
+(default `$VIRGA_STATE_DIR/stack`); the admin token and the token secret live in `.virga/` of
+the checkout (git-ignored), so the CLI finds them.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from types import FrameType
 from virga_devstack import ceph, guest_image, kafka, libvirt, seed
 from virga_devstack.processes import ServiceProcess, ServiceProcessError
 
-STATE = kafka.default_state_root() / "stack"
+STATE = Path(os.environ.get("VIRGA_STACK_DIR") or kafka.default_state_root() / "stack")
 STARTED = STATE / "started.json"
 """Which Kafka and Ceph (by port) `up` started, so that `down` stops those and no other."""
 SECRETS = Path(".virga")
@@ -151,6 +151,8 @@ class Run:
     step: int = 0
     undo: list[tuple[str, Callable[[], object]]] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    image_id: str = "<image id>"
+    """The seeded guest image, for the quick start."""
 
     @contextmanager
     def stage(self, title: str) -> Iterator[list[str]]:
@@ -171,11 +173,6 @@ class Run:
             print(f"    stopping {name}", flush=True)
             stop()
         self.undo.clear()
-
-
-def _broker(port: int) -> kafka.KafkaBroker:
-    controller = os.environ.get("VIRGA_KAFKA_CONTROLLER_PORT")
-    return kafka.KafkaBroker(port, controller_port=int(controller) if controller else None)
 
 
 def _importable(module: str) -> bool:
@@ -217,7 +214,7 @@ def up(kafka_port: int, gateway_port: int, *, foreground: bool = False) -> int:
 
 def _start(run: Run, kafka_port: int, gateway_port: int) -> list[ServiceProcess]:
     with run.stage(f"Kafka on 127.0.0.1:{kafka_port}") as outcome:
-        broker = _broker(kafka_port)
+        broker = kafka.KafkaBroker(kafka_port)
         if broker.start():
             _remember("kafka", kafka_port, True)
             run.undo.append(("Kafka", broker.stop))
@@ -298,6 +295,7 @@ def _start(run: Run, kafka_port: int, gateway_port: int) -> list[ServiceProcess]
                     f"http://127.0.0.1:{gateway_port}", token, image
                 )
                 outcome[0] = f"{'uploaded' if uploaded else 'already there'}: {seeded['id']}"
+                run.image_id = seeded["id"]
             except seed.SeedError as error:
                 outcome[0] = "FAILED"
                 run.failures.append(f"seeding the guest image: {error}")
@@ -316,7 +314,7 @@ Admin token (also in .virga/admin-token): {token}
   curl -s -X POST -H "$ADMIN" {api}/v1/tenants/<id>/tokens                       # → token
   T="Authorization: Bearer <token>"
   curl -s -H "$T" -H "$J" -d '{{"name": "net1", "cidr": "10.0.0.0/24"}}' {api}/v1/networks
-  curl -s -H "$T" -H "$J" -d '{{"name": "vm1", "flavor": "m1.tiny", "image": "{seed.IMAGE_NAME}",
+  curl -s -H "$T" -H "$J" -d '{{"name": "vm1", "flavor": "m1.tiny", "image": "{run.image_id}",
        "network": "<network id>"}}' {api}/v1/instances
   curl -s -H "$T" {api}/v1/instances                                 # RUNNING, its address
 
@@ -340,7 +338,7 @@ def down(kafka_port: int, gateway_port: int, *, everything: bool = False) -> int
     started = _started()
     for port in started.get("kafka", []):
         print(f"==> stopping Kafka on 127.0.0.1:{port}", flush=True)
-        _broker(port).stop()
+        kafka.KafkaBroker(port).stop()
         _remember("kafka", port, False)
     print("Guests keep running: stopping the control plane never stops tenants' instances.")
     for port in started.get("ceph", []):
