@@ -7,6 +7,7 @@ are imported): the projection holds them exactly as it would in a running cloud.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 import uuid
@@ -143,6 +144,21 @@ async def _own_everything(gateway: Gateway, tenant: Tenant, writer: EventWriter)
             await txn.append(event_topic(service, ns), envelope)
 
 
+async def _until_seen(gateway: Gateway, tenant: Tenant, seconds: float = 20.0) -> None:
+    """Wait for the other services' facts to reach the projection: network ACTIVE, image."""
+    async with asyncio.timeout(seconds):
+        while True:
+            network = await gateway.call(
+                "GET", f"/v1/networks/{tenant.owns['networks']}", token=tenant.token
+            )
+            image = await gateway.call(
+                "GET", f"/v1/images/{tenant.owns['images']}", token=tenant.token
+            )
+            if network.body.get("status") == "ACTIVE" and image.status == 200:
+                return
+            await asyncio.sleep(0.05)
+
+
 async def cloud_on(bootstrap: str) -> Cloud:
     """A started gateway, two tenants and their resources; close with `cloud.gateway.close()`."""
     namespace = f"hostile{uuid.uuid4().hex[:8]}"
@@ -165,6 +181,7 @@ async def cloud_on(bootstrap: str) -> Cloud:
             for tenant in (a, b):
                 await _own_everything(gateway, tenant, writer)
         for tenant in (a, b):
+            await _until_seen(gateway, tenant)
             port = await _created(
                 gateway, tenant.token, "/v1/ports", {"network_id": tenant.owns["networks"]}
             )
