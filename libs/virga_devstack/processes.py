@@ -54,6 +54,8 @@ class ServiceProcess:
         running = self.pid()
         if running is not None:
             return running
+        if self._proc is not None:
+            self._proc.poll()  # reap the last one, which ended on its own, before forgetting it
         self.run_dir.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self._proc = subprocess.Popen(

@@ -100,8 +100,9 @@ class NetworkDriver(Protocol):
         learning, no multicast) exist and be up, with exactly `network.forwarding()` as the
         VXLAN's remote entries. A VXLAN interface of that name with another id is replaced."""
 
-    async def ensure_port(self, tap: str, bridge: str) -> None:
-        """Make the port's tap exist, be attached to `bridge` (which must exist) and be up."""
+    async def ensure_port(self, tap: str, bridge: str, *, kind: TapKind | None = None) -> None:
+        """Make the port's tap exist, be attached to `bridge` (which must exist) and be up;
+        `kind` None: the driver's configured kind."""
 
     async def apply_filters(self, filters: FilterSet) -> None:
         """Replace every Virga filter on the host with `filters`, atomically."""

@@ -21,7 +21,7 @@ from virga_events.catalog.network import (
     PortBound,
     PortUnbound,
 )
-from virga_network.agent.driver import DriverError, HostInventory, NetworkDriver
+from virga_network.agent.driver import DriverError, HostInventory, NetworkDriver, TapKind
 from virga_network.agent.plan import HostPlan, PortPlan
 from virga_runtime.service import EffectHandler, Emit
 
@@ -129,7 +129,10 @@ class AgentEffects:
                     fail(port, filters_failure)  # never plugged in without its filters
                     continue
                 try:
-                    await self._driver.ensure_port(port.filter.tap, port.bridge)
+                    # An instance's port is always a tap: QEMU opens it. Other ports (an
+                    # operator's, a test's) are made as VIRGA_NETWORK_TAP_KIND says.
+                    kind: TapKind | None = "tap" if port.instance_id is not None else None
+                    await self._driver.ensure_port(port.filter.tap, port.bridge, kind=kind)
                 except DriverError as exc:
                     failed = True
                     fail(port, str(exc))

@@ -6,7 +6,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from virga_network.agent import names
-from virga_network.agent.driver import DriverError, FilterSet, HostInventory, NetworkPlumbing
+from virga_network.agent.driver import (
+    DriverError,
+    FilterSet,
+    HostInventory,
+    NetworkPlumbing,
+    TapKind,
+)
 
 
 @dataclass
@@ -45,7 +51,7 @@ class MemoryDriver:
             network.vni, vtep_ip, network.bridge, network.forwarding()
         )
 
-    async def ensure_port(self, tap: str, bridge: str) -> None:
+    async def ensure_port(self, tap: str, bridge: str, *, kind: TapKind | None = None) -> None:
         self.calls += 1
         if tap in self.fail_ports:
             raise DriverError(f"cannot make {tap}")

@@ -226,14 +226,14 @@ class NetlinkDriver:
 
     # -- ports ----------------------------------------------------------------------------
 
-    async def ensure_port(self, tap: str, bridge: str) -> None:
-        await self._run(self._ensure_port, tap, bridge)
+    async def ensure_port(self, tap: str, bridge: str, *, kind: TapKind | None = None) -> None:
+        await self._run(self._ensure_port, tap, bridge, kind or self._tap_kind)
 
-    def _ensure_port(self, tap: str, bridge: str) -> None:
+    def _ensure_port(self, tap: str, bridge: str, kind: TapKind) -> None:
         master = self._index(bridge)
         if master is None:
             raise DriverError(f"bridge {bridge} does not exist")
-        if self._tap_kind == "veth":
+        if kind == "veth":
             # Made straight away ("exists" is fine): a lookup first costs a round trip more.
             self._add(ifname=tap, kind="veth", peer={"ifname": names.veth_peer(tap)})
         elif self._index(tap) is None:

@@ -185,3 +185,15 @@ class TestNetlinkDriver(DriverContract):
             await driver.close()
         detail = sh("ip", "-d", "link", "show", TAP, netns=host_ns).stdout
         assert "tun type tap" in detail
+
+    async def test_a_port_asked_as_a_tap_is_one_whatever_the_default(
+        self, driver: NetworkDriver, host_ns: str
+    ) -> None:
+        # The agent asks for a tap for an instance's port (QEMU opens it) even where its
+        # other ports are veths (operators' and tests' guests in namespaces).
+        await driver.ensure_network(NET, VTEP)
+        await driver.ensure_port(TAP, NET.bridge, kind="tap")
+        await driver.ensure_port(OTHER_TAP, NET.bridge)
+        assert "tun type tap" in sh("ip", "-d", "link", "show", TAP, netns=host_ns).stdout
+        assert names.veth_peer(OTHER_TAP) in links(host_ns)
+        assert names.veth_peer(TAP) not in links(host_ns)
