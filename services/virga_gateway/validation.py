@@ -121,8 +121,10 @@ def field_error(message: str) -> FieldError:
     text, path = found["message"], (found["path"] or "").lstrip(".")
     for pattern, what in ((_MISSING, "is required"), (_UNKNOWN, "is not a known field")):
         named = pattern.match(text)
-        if named:
+        if named and named["name"]:
             return FieldError(_join(path, named["name"]), what)
+        if named:  # `{"": ...}`: a field with no name cannot be named; its object can
+            return FieldError(path or "body", f"has a field with an empty name, which {what}")
     return FieldError(path or "body", text)
 
 
