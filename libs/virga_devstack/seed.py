@@ -6,6 +6,7 @@ import json
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 
 from virga_devstack.guest_image import GuestImage
@@ -50,20 +51,30 @@ def _sha256(image: GuestImage) -> str:
     return digest
 
 
-def find_seeded(api: str, token: str, image: GuestImage) -> dict[str, Any] | None:
-    """The public image already holding exactly these bytes, if any."""
+def find_seeded(
+    api: str, token: str, image: GuestImage, in_pool: Callable[[str], bool] | None = None
+) -> dict[str, Any] | None:
+    """The public image already holding exactly these bytes, if any (and if `in_pool` says
+    its RBD image still exists: a memstore cluster restarted empty has lost it)."""
     _, listing = _call(api, token, "GET", "/v1/images")
     digest = _sha256(image)
     for item in listing.get("items", []):
         usable = item.get("status") == "available"
         if usable and item.get("sha256") == digest and item.get("visibility") == "public":
+            if in_pool is not None and not in_pool(item["id"]):
+                continue
             found: dict[str, Any] = item
             return found
     return None
 
 
 def seed_guest_image(
-    api: str, token: str, image: GuestImage, *, wait_seconds: float = 120.0
+    api: str,
+    token: str,
+    image: GuestImage,
+    *,
+    in_pool: Callable[[str], bool] | None = None,
+    wait_seconds: float = 120.0,
 ) -> tuple[dict[str, Any], bool]:
     """(the image as the API shows it, whether this call uploaded it).
 
@@ -72,7 +83,7 @@ def seed_guest_image(
     interrupted mid-upload leaves an image in error beside the one the retry makes. A later
     image (a new kernel) is uploaded beside the old one.
     """
-    found = find_seeded(api, token, image)
+    found = find_seeded(api, token, image, in_pool)
     uploaded = False
     if found is None:
         with image.disk.open("rb") as body:

@@ -21,6 +21,7 @@ import os
 import secrets
 import signal
 import socket
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -34,7 +35,7 @@ from virga_devstack.processes import ServiceProcess, ServiceProcessError
 
 STATE = Path(os.environ.get("VIRGA_STACK_DIR") or kafka.default_state_root() / "stack")
 STARTED = STATE / "started.json"
-"""Which Kafka and Ceph (by port) `up` started, so that `down` stops those and no other."""
+"""Which Kafka and Ceph (by port), and whether libvirtd, `up` started: `down` stops those only."""
 SECRETS = Path(".virga")
 # /healthz ports of the services but the gateway: consecutive from $VIRGA_STACK_PORTS_FROM.
 _FIRST_PORT = int(os.environ.get("VIRGA_STACK_PORTS_FROM", "8091"))
@@ -143,6 +144,14 @@ def _remember(component: str, port: int, started: bool) -> None:
     STARTED.write_text(json.dumps(record) + "\n")
 
 
+def _then_forget(stop: Callable[[], object], component: str, port: int) -> Callable[[], None]:
+    def undo() -> None:
+        stop()
+        _remember(component, port, False)
+
+    return undo
+
+
 @dataclass
 class Run:
     """One `up`: its progress lines, what it started (to undo on Ctrl-C), what failed."""
@@ -163,6 +172,9 @@ class Run:
         outcome = ["ok"]
         try:
             yield outcome
+        except KeyboardInterrupt:
+            print(" interrupted", flush=True)
+            raise
         except BaseException:
             print(" failed", flush=True)
             raise
@@ -173,6 +185,16 @@ class Run:
             print(f"    stopping {name}", flush=True)
             stop()
         self.undo.clear()
+
+
+def _in_pool(cluster: ceph.CephCluster) -> Callable[[str], bool]:
+    """Whether an image's RBD image exists (named as the storage service names it)."""
+
+    def exists(image_id: str) -> bool:
+        command = ["rbd", "-c", str(cluster.conf_file), "info", f"{cluster.pool}/image-{image_id}"]
+        return subprocess.run(command, capture_output=True, timeout=60, check=False).returncode == 0
+
+    return exists
 
 
 def _importable(module: str) -> bool:
@@ -191,6 +213,8 @@ def up(kafka_port: int, gateway_port: int, *, foreground: bool = False) -> int:
         print(NEEDS_ROOT, file=sys.stderr)
         return 1
     signal.signal(signal.SIGTERM, _interrupt)
+    # Ctrl-C must stop what was started even where the shell made this process ignore it.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     began = time.monotonic()
     run = Run(total=7)
     try:
@@ -217,14 +241,15 @@ def _start(run: Run, kafka_port: int, gateway_port: int) -> list[ServiceProcess]
         broker = kafka.KafkaBroker(kafka_port)
         if broker.start():
             _remember("kafka", kafka_port, True)
-            run.undo.append(("Kafka", broker.stop))
+            run.undo.append(("Kafka", _then_forget(broker.stop, "kafka", kafka_port)))
         else:
             outcome[0] = "already running"
     with run.stage("libvirtd and virtlogd (qemu:///system, TCG guests)") as outcome:
         uri = os.environ.get("VIRGA_LIBVIRT_URI", "qemu:///system")
         try:
             if libvirt.start():
-                run.undo.append(("libvirtd and virtlogd", libvirt.stop))
+                _remember("libvirt", 0, True)
+                run.undo.append(("libvirtd and virtlogd", _then_forget(libvirt.stop, "libvirt", 0)))
             else:
                 outcome[0] = "already running"
         except libvirt.LibvirtError as error:
@@ -238,7 +263,7 @@ def _start(run: Run, kafka_port: int, gateway_port: int) -> list[ServiceProcess]
         try:
             if cluster.start():
                 _remember("ceph", port, True)
-                run.undo.append(("Ceph", cluster.stop))
+                run.undo.append(("Ceph", _then_forget(cluster.stop, "ceph", port)))
                 outcome[0] = f"started, empty (data in {cluster.directory})"
             else:
                 outcome[0] = "already running"
@@ -292,7 +317,10 @@ def _start(run: Run, kafka_port: int, gateway_port: int) -> list[ServiceProcess]
             token = (SECRETS / "admin-token").read_text().strip()
             try:
                 seeded, uploaded = seed.seed_guest_image(
-                    f"http://127.0.0.1:{gateway_port}", token, image
+                    f"http://127.0.0.1:{gateway_port}",
+                    token,
+                    image,
+                    in_pool=None if cluster is None else _in_pool(cluster),
                 )
                 outcome[0] = f"{'uploaded' if uploaded else 'already there'}: {seeded['id']}"
                 run.image_id = seeded["id"]
@@ -334,8 +362,13 @@ def down(kafka_port: int, gateway_port: int, *, everything: bool = False) -> int
         if process.pid() is not None:
             print(f"==> stopping {process.name}", flush=True)
             process.stop()
-    libvirt.stop()  # only the daemons whose pids it recorded when it started them
     started = _started()
+    if started.get("libvirt"):
+        # Only when `up` started them: a libvirtd that was already running (another user's,
+        # the system's) is left alone even if its pid files sit in the same state directory.
+        print("==> stopping libvirtd and virtlogd", flush=True)
+        libvirt.stop()
+        _remember("libvirt", 0, False)
     for port in started.get("kafka", []):
         print(f"==> stopping Kafka on 127.0.0.1:{port}", flush=True)
         kafka.KafkaBroker(port).stop()
