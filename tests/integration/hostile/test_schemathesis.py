@@ -9,6 +9,7 @@ A bounded, derandomized number of examples per operation keeps it under a minute
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -62,9 +63,30 @@ def _has_constraints(operation: dict[str, Any]) -> bool:
 
 
 class Target:
-    def __init__(self, url: str, admin: str, tenant: str) -> None:
+    def __init__(self, url: str, admin: str, tenant: str, owned: dict[str, str]) -> None:
         self.url = url
         self.tokens = {"admin": admin, "tenant": tenant}
+        self.owned = owned
+        """Collection -> id of one of the tenant's resources: operations on `{id}` are fuzzed
+        on a resource that exists, so their bodies reach the logic behind the lookup."""
+
+    def path_parameters(self, path: str) -> dict[str, str]:
+        found = re.match(r"^/v1/(?P<collection>[a-z-]+)/\{id\}", path)
+        known: dict[str, str] = {}
+        if found and found["collection"] in self.owned:
+            known["id"] = self.owned[found["collection"]]
+        if "{volume_id}" in path:
+            known["volume_id"] = self.owned["volumes"]
+        return known
+
+
+OWNED: dict[str, dict[str, Any]] = {
+    "instances": {"name": "fuzz-vm", "flavor": "m1.small"},
+    "volumes": {"name": "fuzz-vol", "size_gb": 1},
+    "networks": {"name": "fuzz-net", "cidr": "10.77.0.0/24"},
+    "security-groups": {"name": "fuzz-sg"},
+    "server-groups": {"name": "fuzz-sg", "policy": "affinity"},
+}
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +115,13 @@ def target(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> It
         with requests.Session() as http:
             tenant = http.post(f"{url}/v1/tenants", json={"name": "fuzz"}, headers=auth).json()
             token = http.post(f"{url}/v1/tenants/{tenant['id']}/tokens", headers=auth).json()
-        yield Target(url, admin, token["token"])
+            mine = {"Authorization": f"Bearer {token['token']}"}
+            owned = {}
+            for collection, body in OWNED.items():
+                created = http.post(f"{url}/v1/{collection}", json=body, headers=mine)
+                assert created.status_code in (201, 202), created.text
+                owned[collection] = created.json()["id"]
+        yield Target(url, admin, token["token"], owned)
     finally:
         gateway.stop()
 
@@ -125,7 +153,13 @@ def test_every_operation_answers_within_its_document(
             )
             # The caller's token stays valid in negative mode too: what is fuzzed is the
             # request, not the credentials (test_bodies_and_tokens covers bad tokens).
-            @given(case=operation.as_strategy(generation_mode=mode, headers=headers))
+            @given(
+                case=operation.as_strategy(
+                    generation_mode=mode,
+                    headers=headers,
+                    path_parameters=target.path_parameters(operation.path),
+                )
+            )
             def fuzz(case: Any) -> None:
                 case.call_and_validate(
                     base_url=target.url, session=http, headers=headers, checks=checks_for(mode)
