@@ -346,9 +346,9 @@ Admin token (also in .virga/admin-token): {token}
        "network": "<network id>"}}' {api}/v1/instances
   curl -s -H "$T" {api}/v1/instances                                 # RUNNING, its address
 
-The guest prints `virga-guest: up <address>` on its serial console once it answers ping
-(virsh -c qemu:///system console virga-<instance id>). `make down` stops what `make up`
-started; guests keep running.""")
+The image is Virga's own tiny guest: it configures its NIC from its port's address and
+answers ping (and HTTP on port 80); its domain is virga-<instance id> in
+`virsh -c qemu:///system list`. `make down` stops what `make up` started; guests keep running.""")
     if run.failures:
         print("\nNot everything came up:", file=sys.stderr)
         for failure in run.failures:
