@@ -115,6 +115,8 @@ class Ledger:
     """Instance id → the statuses its last accepted request may end in (empty: deleted)."""
     volumes: dict[str, int | None] = field(default_factory=dict)
     """Volume id → its last accepted size (None: deleted)."""
+    ports: dict[str, bool] = field(default_factory=dict)
+    """Port id → whether it should exist."""
     accepted: int = 0
     refused: int = 0
 
@@ -124,11 +126,15 @@ class Ledger:
     def live_volumes(self) -> list[str]:
         return [v for v, size in self.volumes.items() if size is not None]
 
+    def live_ports(self) -> list[str]:
+        return [p for p, alive in self.ports.items() if alive]
 
-async def operate(api: Api, ledger: Ledger, rng: random.Random) -> None:
+
+async def operate(api: Api, ledger: Ledger, rng: random.Random, network_id: str) -> None:
     """One random operation of the mix."""
     roll = rng.random()
     instances, volumes = ledger.live_instances(), ledger.live_volumes()
+    ports = ledger.live_ports()
     try:
         if roll < 0.3 or not instances:
             created = await submit(api, "POST", "/v1/instances", {"name": "c", "flavor": "m1.tiny"})
@@ -145,26 +151,35 @@ async def operate(api: Api, ledger: Ledger, rng: random.Random) -> None:
             iid = rng.choice(instances)
             await submit(api, "DELETE", f"/v1/instances/{iid}")
             ledger.instances[iid] = set()
-        elif roll < 0.8 or not volumes:
+        elif roll < 0.72 or not volumes:
             created = await submit(api, "POST", "/v1/volumes", {"name": "v", "size_gb": 1})
             ledger.volumes[created["id"]] = 1
-        elif roll < 0.9:
+        elif roll < 0.8:
             vid = rng.choice(volumes)
             size = (ledger.volumes[vid] or 1) + 1
             body = {"action": "extend", "size_gb": size}
             await submit(api, "POST", f"/v1/volumes/{vid}/actions", body)
             ledger.volumes[vid] = size
-        else:
+        elif roll < 0.86:
             vid = rng.choice(volumes)
             await submit(api, "DELETE", f"/v1/volumes/{vid}")
             ledger.volumes[vid] = None
+        elif roll < 0.96 or not ports:
+            created = await submit(api, "POST", "/v1/ports", {"network_id": network_id})
+            ledger.ports[created["id"]] = True
+        else:
+            port_id = rng.choice(ports)
+            await submit(api, "DELETE", f"/v1/ports/{port_id}")
+            ledger.ports[port_id] = False
     except Refused:
         ledger.refused += 1  # e.g. stop of an instance still building: 409, nothing accepted
     else:
         ledger.accepted += 1
 
 
-async def clients(api: Api, operations: int, seconds: float, workers: int = 6) -> Ledger:
+async def clients(
+    api: Api, operations: int, seconds: float, network_id: str, workers: int = 6
+) -> Ledger:
     """`operations` spread evenly over `seconds` and over `workers` concurrent clients, each
     acting on its own resources only, so that the order in which its requests were accepted
     is the order it sent them."""
@@ -175,13 +190,14 @@ async def clients(api: Api, operations: int, seconds: float, workers: int = 6) -
         rng, ledger = random.Random(seed), Ledger()
         for i in remaining:
             await asyncio.sleep(max(0.0, began + i * seconds / operations - time.monotonic()))
-            await operate(api, ledger, rng)
+            await operate(api, ledger, rng, network_id)
         return ledger
 
     total = Ledger()
     for ledger in await asyncio.gather(*(worker(seed) for seed in range(workers))):
         total.instances |= ledger.instances
         total.volumes |= ledger.volumes
+        total.ports |= ledger.ports
         total.accepted += ledger.accepted
         total.refused += ledger.refused
     return total
@@ -197,14 +213,19 @@ class Havoc:
 
 
 async def chaos(stack: Stack, broker: KafkaBroker, havoc: Havoc, stop: asyncio.Event) -> None:
-    """Every 2-4 s SIGKILL a random service process; restart the broker once, after the third
-    kill; start again every process that is not running (supervision)."""
+    """Every 2-4 s SIGKILL a service process, each in turn in a shuffled order, so that every
+    service dies at least once; restart the broker once, after the third kill; start again
+    every process that is not running (supervision)."""
     rng = random.Random(7)
+    turn: list[str] = []
     while not stop.is_set():
         await asyncio.sleep(rng.uniform(2.0, 4.0))
         if stop.is_set():
             break
-        name = rng.choice(sorted(stack.processes))
+        if not turn:
+            turn = sorted(stack.processes)
+            rng.shuffle(turn)
+        name = turn.pop()
         stack.processes[name].kill()
         havoc.kills.append(name)
         if len(havoc.kills) == 3 and not havoc.broker_restarted:
@@ -224,6 +245,13 @@ def supervise(stack: Stack) -> int:
     for process in stack.processes.values():
         process.wait_healthy(timeout=120)
     return restarted
+
+
+async def wait_active(api: Api, path: str) -> None:
+    deadline = time.monotonic() + 60
+    while (await api.call("GET", path))["status"] != "ACTIVE":
+        assert time.monotonic() < deadline, f"{path} is not ACTIVE"
+        await asyncio.sleep(0.2)
 
 
 def gone(view: Any) -> bool:
@@ -249,6 +277,12 @@ async def converge(api: Api, ledger: Ledger, seconds: float = 240) -> list[str]:
                     pending.append(f"volume {vid}: {view['status']}, expected deleted")
             elif view.get("status") != "available" or view.get("size_gb") != size:
                 pending.append(f"volume {vid}: {view.get('status')} {view.get('size_gb')} GB")
+        for port_id, alive in ledger.ports.items():
+            view = await api.call("GET", f"/v1/ports/{port_id}", expect=(200, 404))
+            if alive and (gone(view) or view["status"] != "DOWN"):
+                pending.append(f"port {port_id}: {view.get('status')}, expected DOWN")
+            if not alive and not gone(view):
+                pending.append(f"port {port_id}: {view['status']}, expected deleted")
         if not pending or time.monotonic() > deadline:
             return pending
         await asyncio.sleep(1.0)
@@ -263,14 +297,19 @@ async def test_every_accepted_request_survives_kills_and_a_broker_restart(
         admin = Api(session, stack.gateway_url, stack.admin_token)
         _, token = await admin.create_tenant("chaos")
         tenant = admin.as_token(token)
+        network = await submit(tenant, "POST", "/v1/networks", {"name": "n", "cidr": "10.9.0.0/24"})
+        await wait_active(tenant, f"/v1/networks/{network['id']}")
         driver = asyncio.create_task(chaos(stack, broker, havoc, stop))
         try:
-            ledger = await clients(tenant, OPERATIONS, SECONDS)
+            ledger = await clients(tenant, OPERATIONS, SECONDS, network["id"])
         finally:
             stop.set()
             await driver
         await asyncio.to_thread(supervise, stack)
         not_final = await converge(tenant, ledger)
+        ports = (await tenant.call("GET", f"/v1/ports?network_id={network['id']}&limit=100"))[
+            "items"
+        ]
 
     print(
         f"chaos: {ledger.accepted} accepted, {ledger.refused} refused; "
@@ -280,5 +319,10 @@ async def test_every_accepted_request_survives_kills_and_a_broker_restart(
     assert len(havoc.kills) >= 3, havoc
     assert ledger.accepted >= OPERATIONS // 2, ledger
     assert not_final == [], "\n".join(not_final)
+    addresses = [ip for port in ports for ip in port["ips"]]
+    macs = [port["mac"] for port in ports]
+    assert len(addresses) == len(set(addresses)), sorted(addresses)
+    assert len(macs) == len(set(macs)), sorted(macs)
+    assert len(ports) == len(ledger.live_ports())
     pool = await audit_namespace(stack.bootstrap, stack.namespace, ceph, shared=True)
     assert pool.clean, pool

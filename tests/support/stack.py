@@ -61,6 +61,11 @@ class Stack:
     guest_kernel: tuple[str, str, str] | None = None
     """(kernel, initrd, cmdline) every QEMU agent boots instances from (`virga_devstack.guest`):
     test images carry no boot loader."""
+    network_agent_prefix: str | None = None
+    """Run a network agent for the (single) host in this namespace, naming its interfaces with
+    this prefix (1-3 characters): instance ports are taps, other ports veths."""
+    billing: bool = False
+    """Run the billing service too."""
     processes: dict[str, ServiceProcess] = field(default_factory=dict)
 
     @property
@@ -152,6 +157,33 @@ class Stack:
                 },
                 self.run_dir,
                 health_url=f"http://127.0.0.1:{port}/healthz",
+            )
+
+        if self.network_agent_prefix is not None:
+            [host] = self.hosts  # interfaces of two agents in one namespace would clash
+            agent_port = free_port()
+            self.processes[f"network-agent-{host.name}"] = ServiceProcess(
+                f"network-agent-{host.name}",
+                "virga_network.agent",
+                {
+                    **self._common(),
+                    "VIRGA_HOST": host.name,
+                    "VIRGA_VTEP_IP": "127.0.0.1",
+                    "VIRGA_NETWORK_IFACE_PREFIX": self.network_agent_prefix,
+                    "VIRGA_NETWORK_TAP_KIND": "veth",
+                    "VIRGA_HTTP_PORT": str(agent_port),
+                },
+                self.run_dir,
+                health_url=f"http://127.0.0.1:{agent_port}/healthz",
+            )
+        if self.billing:
+            billing_port = free_port()
+            self.processes["billing"] = ServiceProcess(
+                "billing",
+                "virga_billing",
+                {**self._common(), "VIRGA_HTTP_PORT": str(billing_port)},
+                self.run_dir,
+                health_url=f"http://127.0.0.1:{billing_port}/healthz",
             )
 
     def _compute_volumes(self, uri: str) -> dict[str, str]:

@@ -1,0 +1,187 @@
+"""A real VM you can ping, through the API: Virga's own guest image, uploaded as a public image,
+boots on qemu:///system (TCG) from a Ceph boot volume with a port on a tenant network, and
+answers ping from a network namespace plugged into the same network as a port of its own.
+Deleting everything leaves no domain, no RBD image, no tap and no allocated address behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import aiohttp
+import libvirt
+import pytest
+from tests.support.api import Api
+from tests.support.netns import links, namespaces, pings, plug_guest, sh, unique
+from tests.support.pool import audit_namespace
+from tests.support.stack import HostSpec, Stack
+
+from virga_compute.domain_xml import domain_name
+from virga_devstack import guest_image
+from virga_devstack import libvirt as libvirt_daemon
+from virga_devstack.ceph import CephCluster
+from virga_network.agent import names
+from virga_storage.rbd_driver import RbdDriver
+
+pytestmark = [pytest.mark.kafka, pytest.mark.e2e, pytest.mark.libvirt, pytest.mark.timeout(600)]
+
+URI = "qemu:///system"
+HOST = "ping-host"
+PREFIX = "vp7"
+"""The network agent names every bridge, VXLAN and tap of this test with it."""
+
+
+@pytest.fixture(scope="module")
+def image() -> guest_image.GuestImage:
+    return guest_image.build()
+
+
+@pytest.fixture(scope="module")
+def stack(
+    kafka_bootstrap: str, ceph_cluster: CephCluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    started = libvirt_daemon.start()
+    stack = Stack(
+        kafka_bootstrap,
+        tmp_path_factory.mktemp("ping"),
+        (HostSpec(HOST, "rack-1", libvirt_uri=URI),),
+        ceph_conf=str(ceph_cluster.conf_file),
+        ceph_keyring=str(ceph_cluster.keyring),
+        ceph_pool=ceph_cluster.pool,
+        network_agent_prefix=PREFIX,
+    )
+    try:
+        stack.start()
+        yield stack
+    except Exception:
+        print(stack.logs())
+        raise
+    finally:
+        stack.stop()
+        for name in virga_links():  # a failed test leaves no interface behind
+            sh("ip", "link", "del", name, check=False)
+        if started:
+            libvirt_daemon.stop()
+
+
+def virga_links() -> set[str]:
+    return {name for name in links("") if name.startswith(PREFIX)}
+
+
+@pytest.fixture
+async def clients(stack: Stack) -> AsyncIterator[tuple[Api, Api, str]]:
+    """(admin, tenant, tenant id)."""
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as session:
+        admin = Api(session, stack.gateway_url, stack.admin_token)
+        tenant_id, token = await admin.create_tenant(f"ping-{uuid.uuid4().hex[:6]}")
+        yield admin, admin.as_token(token), tenant_id
+
+
+@pytest.fixture
+async def ceph(ceph_cluster: CephCluster) -> AsyncIterator[RbdDriver]:
+    driver = RbdDriver(ceph_cluster.conf_file, ceph_cluster.keyring, ceph_cluster.pool)
+    await driver.connect()
+    try:
+        yield driver
+    finally:
+        await driver.close()
+
+
+async def until(api: Api, path: str, done: Any, seconds: float = 120) -> Any:
+    """GET `path` until `done(view)`; a 404 is the view `None`."""
+    deadline = time.monotonic() + seconds
+    while True:
+        view = await api.call("GET", path, expect=(200, 404))
+        view = None if isinstance(view.get("status"), int) else view
+        if done(view):
+            return view
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{path}: {view}")
+        await asyncio.sleep(0.3)
+
+
+async def upload(admin: Api, image: guest_image.GuestImage) -> Any:
+    with image.disk.open("rb") as disk:
+        async with admin.session.post(
+            f"{admin.base_url}/v1/images",
+            params={"name": "virga-guest", "visibility": "public"},
+            data=disk,
+            headers={
+                "Authorization": f"Bearer {admin.token}",
+                "Content-Type": "application/octet-stream",
+            },
+        ) as response:
+            body = await response.json()
+            assert response.status == 201, body
+            return body
+
+
+def domains() -> set[str]:
+    connection = libvirt.open(URI)
+    try:
+        return {d.name() for d in connection.listAllDomains()}
+    finally:
+        connection.close()
+
+
+async def test_a_guest_boots_from_a_ceph_volume_and_answers_ping_then_leaves_nothing(
+    stack: Stack,
+    clients: tuple[Api, Api, str],
+    image: guest_image.GuestImage,
+    ceph: RbdDriver,
+) -> None:
+    admin, tenant, tenant_id = clients
+    uploaded = await upload(admin, image)
+    network = await tenant.call("POST", "/v1/networks", {"name": "ping", "cidr": "10.77.0.0/24"})
+    net_path = f"/v1/networks/{network['id']}"
+    await until(tenant, net_path, lambda v: v["status"] == "ACTIVE")
+
+    # The prober: a port of the tenant bound on the host as a veth, whose other end becomes
+    # eth0 of a namespace this test made.
+    probe = await admin.call(
+        "POST",
+        "/v1/ports",
+        {"network_id": network["id"], "host": HOST, "tenant_id": tenant_id},
+    )
+    probe_path = f"/v1/ports/{probe['id']}"
+    probe = await until(tenant, probe_path, lambda v: v["status"] == "ACTIVE")
+
+    instance = await tenant.create_instance(
+        "pinger", image=uploaded["id"], network=network["id"], flavor="m1.tiny"
+    )
+    instance_path = f"/v1/instances/{instance['id']}"
+    running = await until(tenant, instance_path, lambda v: v["status"] in {"RUNNING", "ERROR"})
+    assert running["status"] == "RUNNING", running
+    [address] = running["addresses"]
+    assert address["network"] == network["id"]
+
+    with namespaces([unique(PREFIX)]) as [prober]:
+        peer = names.veth_peer(names.tap_name(probe["id"], PREFIX))
+        plug_guest("", peer, prober, probe["mac"], probe["ips"])
+        deadline = time.monotonic() + 120  # the guest boots under TCG
+        while not await asyncio.to_thread(pings, prober, address["ip"]):
+            assert time.monotonic() < deadline, f"{address['ip']} never answered"
+        # Another tenant's address space is not this one: the probe's own address is taken.
+        assert probe["ips"][0] != address["ip"]
+
+    await tenant.call("DELETE", instance_path)
+    await until(tenant, instance_path, lambda v: v is None or v["status"] == "DELETED")
+    await tenant.call("DELETE", probe_path)
+    await until(tenant, probe_path, lambda v: v is None)
+    await tenant.call("DELETE", net_path)
+    await until(tenant, net_path, lambda v: v is None)
+    ports = await tenant.call("GET", "/v1/ports")
+    assert ports["items"] == []  # no address allocated any more
+
+    assert domain_name(instance["id"]) not in domains()
+    deadline = time.monotonic() + 30
+    while virga_links():  # the agent converges on the log: no tap, bridge or VXLAN
+        assert time.monotonic() < deadline, virga_links()
+        await asyncio.sleep(0.5)
+    pool = await audit_namespace(stack.bootstrap, stack.namespace, ceph, shared=True)
+    assert pool.clean, pool
+    assert f"volume-{instance['id']}" not in await ceph.list()
