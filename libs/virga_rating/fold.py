@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 
 from virga_events import Envelope
 from virga_events.catalog.api import InstanceRequested
@@ -83,7 +83,15 @@ def _sampled(state: BillingState, envelope: Envelope) -> None:
     sent = current if last is None or current < last else current - last
     usage.tx_counter = current
     if sent > 0:
-        usage.egress.append(EgressSample(envelope.occurred_at, sent))
+        at = envelope.occurred_at
+        if usage.egress and _hour(usage.egress[-1].at) == _hour(at):
+            usage.egress[-1] = EgressSample(at, usage.egress[-1].bytes + sent)
+        else:
+            usage.egress.append(EgressSample(at, sent))
+
+
+def _hour(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
 def _prices(state: BillingState, envelope: Envelope) -> None:

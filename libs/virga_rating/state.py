@@ -23,7 +23,14 @@ class Interval:
 
 @dataclass(frozen=True, slots=True)
 class EgressSample:
-    """`bytes` left the instance in the sampling period ending at `at`."""
+    """`bytes` left the instance in the samples of one UTC hour, the last of them taken at `at`.
+
+    Samples arrive every minute or so; one record per hour keeps a month of them to ~720 per
+    instance, and invoices lose nothing: prices change only at whole hours (`PUT /v1/prices`
+    refuses others) and months begin at whole hours, so every sample of an hour has the price
+    and month of its last one. A usage window cut inside an hour counts that hour's bytes
+    where its last sample falls.
+    """
 
     at: datetime
     bytes: int

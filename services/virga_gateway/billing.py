@@ -9,7 +9,7 @@ billing service issues are computed by the same code from the same facts.
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated
 
@@ -46,7 +46,8 @@ class SetPrices(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
     currency: Annotated[str, msgspec.Meta(description="ISO 4217 code, e.g. EUR.")]
     effective_from: Annotated[
-        datetime, msgspec.Meta(tz=True, description="RFC 3339 instant the prices apply from.")
+        datetime,
+        msgspec.Meta(tz=True, description="RFC 3339 instant the prices apply from: a whole hour."),
     ]
     flavor_hour: Annotated[dict[str, Price], msgspec.Meta(max_length=1000)]
     """Price of an hour of a running instance, per flavor name (known flavors only)."""
@@ -116,6 +117,11 @@ def set_prices(state: GatewayState, body: SetPrices) -> Outcome:
             errors.append(
                 FieldError(field, f'must be a non-negative decimal string, not "{price}"')
             )
+    effective_from = body.effective_from.astimezone(UTC)
+    if effective_from != effective_from.replace(minute=0, second=0, microsecond=0):
+        # Egress is kept per hour (`virga_rating.state.EgressSample`): exact only if prices
+        # change at whole hours.
+        errors.append(FieldError("effective_from", "must be a whole hour (UTC)"))
     for name in body.flavor_hour:
         if name not in state.flavors:
             errors.append(FieldError(f"flavor_hour.{name}", f"no flavor named {name}"))
@@ -123,7 +129,7 @@ def set_prices(state: GatewayState, body: SetPrices) -> Outcome:
         raise invalid_fields(errors)
     event = PricesSet(
         currency=body.currency,
-        effective_from=body.effective_from,
+        effective_from=effective_from,
         # Canonical decimals: "0.10" and "0.1" are one price, and lines split by price.
         flavor_hour={name: _canonical(p) for name, p in sorted(body.flavor_hour.items())},
         volume_gb_month=_canonical(body.volume_gb_month),

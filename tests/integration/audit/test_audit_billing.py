@@ -62,7 +62,8 @@ async def test_replays_at_several_instants_equal_what_the_api_answered(
         assert runner is not None
         start = datetime.now(UTC).replace(microsecond=0)
         since = start.isoformat().replace("+00:00", "Z")
-        await month.put_prices({**PRICES_BEFORE, "effective_from": since})
+        hour = start.replace(minute=0, second=0).isoformat().replace("+00:00", "Z")
+        await month.put_prices({**PRICES_BEFORE, "effective_from": hour})
         body = {"name": "vm", "flavor": "m1.small"}
         created = await gateway.call("POST", "/v1/instances", token=token, json=body)
         assert created.status == 202, created.body

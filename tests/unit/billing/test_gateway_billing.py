@@ -110,6 +110,8 @@ def fields(body: dict[str, Any]) -> list[str]:
         ({"flavor_hour": {"m9.huge": "1"}}, "flavor_hour.m9.huge"),
         ({"effective_from": "2026-03-01T00:00:00"}, "effective_from"),
         ({"effective_from": "next monday"}, "effective_from"),
+        ({"effective_from": "2026-03-01T00:30:00Z"}, "effective_from"),
+        ({"effective_from": "2026-03-01T05:00:00+05:30"}, "effective_from"),
         ({"discount": "10%"}, "discount"),
     ],
 )

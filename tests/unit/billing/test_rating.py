@@ -152,3 +152,17 @@ def test_periods_are_utc_months() -> None:
     assert next_period("2026-12") == "2027-01"
     with pytest.raises(ValueError, match="YYYY-MM"):
         bounds("2026-13")
+
+
+def test_samples_are_kept_per_hour_and_rated_as_each_one_would_be() -> None:
+    minutes = [
+        sampled("i-1", at(10, 0, 1), 100),
+        sampled("i-1", at(10, 0, 59), 250),  # same hour: one record
+        sampled("i-1", at(10, 1, 0), 400),  # the next hour opens another
+        sampled("i-1", at(10, 1, 30), 50),  # a reset within it: all 50 new
+    ]
+    state = folded([prices(at(1, month=2), "0.10"), *minutes])
+    assert [(s.at, s.bytes) for s in state.instances["i-1"].egress] == [
+        (at(10, 0, 59), 250),
+        (at(10, 1, 30), 200),
+    ]
