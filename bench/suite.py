@@ -1,0 +1,177 @@
+"""Every headline figure of Virga in one table: `make bench` (or `python bench/suite.py`).
+
+Starts a fresh local Kafka broker of its own (`--kafka-port`, 19290), runs the benchmarks that
+measure the control plane as a whole, each as its own process, and reads their summary lines:
+
+- boots through the whole stack (`boot_bench.py`): throughput, p50/p99 POST→RUNNING, and the
+  POST alone as baseline;
+- placement at 10,000 hosts (`scheduler_bench.py`), against filtering every host;
+- rebuild from the log (`rebuild_bench.py`), against a raw aiokafka read of the same topic;
+- a 100,000-instance cloud (`fleet_bench.py`): resident memory per service against the same
+  service on an empty log, and gateway GETs/s on one core (wrk) against `/healthz`.
+
+`--quick` runs every bench at a tenth of its size (a smoke test of the suite itself). Each
+bench's whole output goes to `<--out>/<bench>.txt`; a bench whose summary lines are not found
+stops the suite, naming it. The component benches (volumes, IPAM, port binding, replay,
+attach) have their own commands in docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from virga_devstack.kafka import KafkaBroker
+
+HERE = Path(__file__).resolve().parent
+NUMBER = r"([\d,]+(?:\.\d+)?)"
+
+
+@dataclass(frozen=True)
+class Row:
+    figure: str
+    value: str
+    baseline: str = ""
+    ratio: str = ""
+
+
+def _num(text: str) -> float:
+    return float(text.replace(",", ""))
+
+
+def _find(output: str, pattern: str, bench: str) -> re.Match[str]:
+    match = re.search(pattern, output, re.MULTILINE)
+    if match is None:
+        raise SystemExit(f"{bench}: no line matches {pattern!r}; see its output file")
+    return match
+
+
+def _ratio(value: float, baseline: float) -> str:
+    return f"{value / baseline:.2f}x"
+
+
+def boot_rows(out: str) -> list[Row]:
+    rate = _find(out, rf"throughput:\s+{NUMBER} boots/s", "boot_bench")
+    lat = _find(out, rf"POST→RUNNING latency: p50\s+{NUMBER} ms\s+p99\s+{NUMBER} ms", "boot")
+    post = _find(out, rf"POST→202 alone: p50\s+{NUMBER} ms\s+p99\s+{NUMBER} ms", "boot_bench")
+    return [
+        Row("boots/s, whole stack, 50 concurrent", rate[1]),
+        Row("boot latency p50 (POST→RUNNING)", f"{lat[1]} ms", f"{post[1]} ms POST→202"),
+        Row("boot latency p99", f"{lat[2]} ms", f"{post[2]} ms POST→202"),
+    ]
+
+
+def scheduler_rows(out: str) -> list[Row]:
+    spread = _find(out, rf"spread \(default\)\s+\d+\s+{NUMBER}$", "scheduler_bench")
+    brute = _find(out, rf"every filter on every host\s+\d+\s+{NUMBER}$", "scheduler_bench")
+    value, baseline = _num(spread[1]), _num(brute[1])
+    return [
+        Row(
+            "placement decisions/s, 10,000 hosts",
+            spread[1],
+            f"{brute[1]} every filter on every host",
+            _ratio(value, baseline),
+        )
+    ]
+
+
+def rebuild_rows(out: str) -> list[Row]:
+    raw = _find(out, rf"raw aiokafka read.*:\s+{NUMBER} events/s", "rebuild_bench")
+    rebuilt = _find(out, rf"rebuild \(decode.*:\s+{NUMBER} events/s", "rebuild_bench")
+    restart = _find(out, rf"restart to ready from a snapshot.*median: {NUMBER} s", "rebuild")
+    return [
+        Row(
+            "rebuild events/s",
+            rebuilt[1],
+            f"{raw[1]} raw consume",
+            _ratio(_num(rebuilt[1]), _num(raw[1])),
+        ),
+        Row("restart to ready from a snapshot", f"{restart[1]} s"),
+    ]
+
+
+def fleet_rows(out: str) -> list[Row]:
+    rows = []
+    for match in re.finditer(
+        rf"^(\w+)\s+{NUMBER} MiB\s+{NUMBER} MiB\s+{NUMBER}s$", out, re.MULTILINE
+    ):
+        service, full, empty = match[1], match[2], match[3]
+        figure = f"RSS {service}, 100k instances in the log"
+        rows.append(Row(figure, f"{full} MiB", f"{empty} MiB empty log"))
+    if not rows:
+        raise SystemExit("fleet_bench: no memory lines; see its output file")
+    health = _find(out, rf"baseline: GET /healthz\s+{NUMBER} requests/s", "fleet_bench")
+    for label in ("GET /v1/instances/{id}", "GET /v1/instances?limit=50"):
+        got = _find(out, rf"{re.escape(label)}\s+{NUMBER} requests/s", "fleet_bench")
+        rows.append(
+            Row(
+                f"gateway {label}, req/s on one core",
+                got[1],
+                f"{health[1]} /healthz",
+                _ratio(_num(got[1]), _num(health[1])),
+            )
+        )
+    return rows
+
+
+def run(name: str, args: list[str], out_dir: Path, parse: Callable[[str], list[Row]]) -> list[Row]:
+    began = time.perf_counter()
+    print(f"running {name} ...", flush=True)
+    result = subprocess.run(
+        [sys.executable, str(HERE / name), *args], capture_output=True, text=True, check=False
+    )
+    (out_dir / f"{Path(name).stem}.txt").write_text(result.stdout + result.stderr)
+    if result.returncode != 0:
+        raise SystemExit(f"{name} failed ({result.returncode}):\n{result.stderr[-3000:]}")
+    print(f"  done in {time.perf_counter() - began:.0f} s", flush=True)
+    return parse(result.stdout)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--kafka-port", type=int, default=19290)
+    parser.add_argument("--quick", action="store_true", help="a tenth of every size")
+    parser.add_argument("--out", type=Path, default=Path("bench-results"))
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    scale = 10 if args.quick else 1
+    broker = KafkaBroker(args.kafka_port)
+    broker.start(fresh=True)
+    bootstrap = ["--bootstrap", broker.bootstrap_servers]
+    try:
+        rows = [
+            *run("boot_bench.py", [*bootstrap, "--boots", str(600 // scale)], args.out, boot_rows),
+            *run("scheduler_bench.py", [], args.out, scheduler_rows),
+            *run(
+                "rebuild_bench.py",
+                [*bootstrap, "--events", str(1_000_000 // scale), "--runs", "3"],
+                args.out,
+                rebuild_rows,
+            ),
+            *run(
+                "fleet_bench.py",
+                [*bootstrap, "--instances", str(100_000 // scale), "--seconds", "10"],
+                args.out,
+                fleet_rows,
+            ),
+        ]
+    finally:
+        broker.stop()
+    width = max(len(r.figure) for r in rows)
+    print(f"\n{'figure':<{width}}  {'value':>12}  {'baseline (same run)':<36} {'ratio':>7}")
+    for row in rows:
+        print(f"{row.figure:<{width}}  {row.value:>12}  {row.baseline:<36} {row.ratio:>7}")
+    if args.quick:
+        print("\n(--quick: a tenth of every size; not figures to quote)")
+
+
+if __name__ == "__main__":
+    main()
