@@ -14,7 +14,7 @@ VENV_STAMP := $(VENV)/.installed
 KAFKA_PORT ?= 9092
 DEVSTACK := $(BIN)/python -m virga_devstack
 
-.PHONY: deps venv lint typecheck test kafka-jars ceph-bindings kafka-up kafka-down libvirt-up need-root up down
+.PHONY: deps venv lint typecheck test kafka-jars ceph-bindings kafka-up kafka-down libvirt-up need-root up down bench
 
 # Debian packages (deploy/debian-packages.txt): installs only what is missing, as root.
 deps:
@@ -75,3 +75,8 @@ up: need-root kafka-jars ceph-bindings
 
 down: venv
 	$(DEVSTACK) stack down --kafka-port $(KAFKA_PORT) $(if $(ALL),--all)
+
+# The headline figures in one table, each beside a baseline measured in the same run, on a
+# broker of its own (docs/performance.md). QUICK=1: a tenth of every size, to try the suite.
+bench: kafka-jars
+	$(BIN)/python bench/suite.py $(if $(QUICK),--quick)
