@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.integration.gateway.harness import ADMIN_TOKEN, Gateway
+from tests.integration.gateway.harness import ADMIN_TOKEN, Gateway, Reply
 
 from virga_eventlog import EventWriter, KafkaSettings, ensure_topics, event_topic, virga_topics
 from virga_events import Event, new_event
@@ -62,7 +62,7 @@ class Cloud:
     b: Tenant
     host: str = "h1"
 
-    async def call(self, method: str, path: str, token: str | None, **kw: Any) -> Any:
+    async def call(self, method: str, path: str, token: str | None, **kw: Any) -> Reply:
         return await self.gateway.call(method, path, token=token, **kw)
 
     def path(self, route: Route, tenant: Tenant) -> str:
