@@ -5,8 +5,9 @@ Every service runs as its own OS process, supervised as in production: a process
 (killed here, or ended by the broker's restart) is started again. Clients retry what failed
 in transit with the same Idempotency-Key, so each request is accepted at most once. Afterwards
 every accepted request must have reached a final state that its last accepted action explains,
-the Ceph pool must hold exactly what the log accounts for, and the cross-service invariants of
-`virga audit check` must hold.
+the Ceph pool must hold exactly what the log accounts for, no address or MAC may be handed out
+twice, the cross-service invariants of `virga audit check` must hold, and the tenant's usage
+as the API rates it must equal a re-rating of the raw events (`virga audit rerate`'s code).
 
 `VIRGA_CHAOS_OPERATIONS` (200) sets the number of operations, `VIRGA_CHAOS_SECONDS` (60) the
 time they are spread over, `VIRGA_CHAOS_KAFKA_PORT` (19250)
@@ -22,16 +23,25 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
+import msgspec
 import pytest
 from tests.support.api import Api, ApiError
 from tests.support.pool import audit_namespace
 from tests.support.stack import HostSpec, Stack
 
+from virga_audit import check
+from virga_audit.replay import replay_state, service_definition
+from virga_audit.rerate import END_OF_TIME
 from virga_devstack.ceph import CephCluster
 from virga_devstack.kafka import KafkaBroker
+from virga_eventlog import KafkaSettings
+from virga_rating.rating import rate_window, total
 from virga_storage.rbd_driver import RbdDriver
 
 pytestmark = [pytest.mark.kafka, pytest.mark.e2e, pytest.mark.timeout(900)]
@@ -65,6 +75,7 @@ def stack(
         ceph_conf=str(ceph_cluster.conf_file),
         ceph_keyring=str(ceph_cluster.keyring),
         ceph_pool=ceph_cluster.pool,
+        billing=True,
     )
     try:
         stack.start()
@@ -247,6 +258,18 @@ def supervise(stack: Stack) -> int:
     return restarted
 
 
+def prices(hour: datetime) -> dict[str, Any]:
+    """A catalogue in effect from `hour`, dear enough that a few seconds show in cents."""
+    return {
+        "currency": "EUR",
+        "effective_from": hour.isoformat(),
+        "flavor_hour": {"m1.tiny": "36"},
+        "volume_gb_month": "2592",
+        "egress_gb": "1",
+        "public_ip_hour": "0",
+    }
+
+
 async def wait_active(api: Api, path: str) -> None:
     deadline = time.monotonic() + 60
     while (await api.call("GET", path))["status"] != "ACTIVE":
@@ -297,6 +320,8 @@ async def test_every_accepted_request_survives_kills_and_a_broker_restart(
         admin = Api(session, stack.gateway_url, stack.admin_token)
         _, token = await admin.create_tenant("chaos")
         tenant = admin.as_token(token)
+        hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+        await admin.call("PUT", "/v1/prices", prices(hour))
         network = await submit(tenant, "POST", "/v1/networks", {"name": "n", "cidr": "10.9.0.0/24"})
         await wait_active(tenant, f"/v1/networks/{network['id']}")
         driver = asyncio.create_task(chaos(stack, broker, havoc, stop))
@@ -307,6 +332,9 @@ async def test_every_accepted_request_survives_kills_and_a_broker_restart(
             await driver
         await asyncio.to_thread(supervise, stack)
         not_final = await converge(tenant, ledger)
+        until = datetime.now(UTC).replace(microsecond=0)
+        window = {"from": hour.isoformat(), "to": until.isoformat()}
+        billed = await tenant.call("GET", f"/v1/usage?{urlencode(window)}")
         ports = (await tenant.call("GET", f"/v1/ports?network_id={network['id']}&limit=100"))[
             "items"
         ]
@@ -326,3 +354,11 @@ async def test_every_accepted_request_survives_kills_and_a_broker_restart(
     assert len(ports) == len(ledger.live_ports())
     pool = await audit_namespace(stack.bootstrap, stack.namespace, ceph, shared=True)
     assert pool.clean, pool
+    settings = KafkaSettings(bootstrap_servers=stack.bootstrap, namespace=stack.namespace)
+    assert await check(settings, datetime.now(UTC)) == []
+    definition = service_definition("billing", stack.namespace)
+    billing = await replay_state(settings, definition, END_OF_TIME)
+    lines, currency = rate_window(billing, billed["tenant_id"], hour, until)
+    assert billed["lines"] == [msgspec.to_builtins(line) for line in lines]
+    assert billed["total"] == total(lines, currency)
+    assert Decimal(billed["total"]) > 0
