@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import click
@@ -24,6 +24,12 @@ def price() -> None:
     """The price catalogue."""
 
 
+def next_hour(now: datetime) -> str:
+    """Prices change at whole hours (invoices stay exact); by default never retroactively."""
+    start = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    return start.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _flavor_price(value: str) -> tuple[str, str]:
     name, sep, amount = value.partition("=")
     if not sep or not name or not amount:
@@ -35,7 +41,7 @@ def _flavor_price(value: str) -> tuple[str, str]:
 @click.option("--currency", required=True, help="ISO 4217 code, e.g. EUR.")
 @click.option(
     "--effective-from",
-    help="RFC 3339 instant the prices apply from (default: now).",
+    help="RFC 3339 whole hour the prices apply from (default: the next whole hour, UTC).",
 )
 @click.option("--flavor", "flavors", multiple=True, help="FLAVOR=PRICE per hour (repeat).")
 @click.option("--volume-gb-month", required=True, help="Price of a GB-month of volume.")
@@ -52,10 +58,10 @@ def price_set(
     public_ip_hour: str,
 ) -> None:
     """Admins: set the whole catalogue from an instant on (prices are decimal strings)."""
-    moment = effective_from or datetime.now(UTC).isoformat(timespec="seconds")
+    moment = effective_from or next_hour(datetime.now(UTC))
     body = {
         "currency": currency,
-        "effective_from": moment.replace("+00:00", "Z"),
+        "effective_from": moment,
         "flavor_hour": dict(_flavor_price(f) for f in flavors),
         "volume_gb_month": volume_gb_month,
         "egress_gb": egress_gb,

@@ -10,6 +10,7 @@ import hashlib
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -151,8 +152,10 @@ def test_networks_ports_security_groups_and_prices(
     assert run("security-group", "delete", group["id"]).exit_code == 0
 
     admin = stack.admin_token
+    this_hour = datetime.now(UTC).strftime("%Y-%m-%dT%H:00:00Z")
     prices = (
         "price", "set", "--currency", "EUR", "--flavor", "m1.tiny=0.01",
+        "--effective-from", this_hour,
         "--volume-gb-month", "0.05", "--egress-gb", "0.02", "--public-ip-hour", "0.004",
     )  # fmt: skip
     refused = run(*prices)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import stat
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from aiohttp import web
 from tests.unit.cli.fake_api import fake_api, problem, run
 
 from virga_cli import errors
+from virga_cli.billing import next_hour
 
 FLAVORS = {"items": [{"name": "m1.tiny", "vcpus": 1, "ram_mb": 256, "disk_gb": 1}]}
 
@@ -260,3 +262,11 @@ async def test_a_name_two_resources_share_is_refused_before_any_write(tmp_path: 
         assert [r.method for r in api.requests] == ["GET"]
     assert result.exit_code == errors.USAGE
     assert "net-1, net-2" in result.stderr
+
+
+def test_prices_by_default_apply_from_the_next_whole_hour() -> None:
+    moment = datetime(2026, 11, 23, 21, 59, 59, 999999, tzinfo=UTC)
+    assert next_hour(moment) == "2026-11-23T22:00:00Z"
+    assert next_hour(moment.replace(hour=23, minute=0, second=0, microsecond=0)) == (
+        "2026-11-24T00:00:00Z"
+    )
