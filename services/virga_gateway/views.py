@@ -170,9 +170,7 @@ def instance_view(instance: Instance) -> InstanceView:
         status=instance.status,
         host=instance.host,
         fault=instance.fault,
-        addresses=[
-            Address(network=a.network, ip=a.ip, mac=a.mac) for a in instance.addresses
-        ],
+        addresses=[Address(network=a.network, ip=a.ip, mac=a.mac) for a in instance.addresses],
         volumes=[
             VolumeAttachment(volume_id=volume_id, device=device)
             for volume_id, device in sorted(instance.attached_volumes.items())
