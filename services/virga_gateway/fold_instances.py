@@ -12,16 +12,18 @@ from collections.abc import Callable
 import msgspec
 
 from virga_events import Envelope, Event
-from virga_events.catalog import api, compute, scheduler
+from virga_events.catalog import api, compute, network, scheduler, storage
 from virga_gateway.fold_hosts import host_record
 from virga_gateway.model import HISTORY_LIMIT, GatewayState, HistoryEntry, Instance
 
 
-def instance_record(state: GatewayState, env: Envelope) -> Instance:
-    """The instance `env` is about (a stub if its request is not folded yet), touched by it."""
-    instance = state.instances.get(env.aggregate_id)
+def instance_record(state: GatewayState, env: Envelope, instance_id: str | None = None) -> Instance:
+    """The instance `env` is about (a stub if its request is not folded yet), touched by it.
+    `instance_id`: another aggregate's fact about the instance (its boot volume, its port)."""
+    key = instance_id or env.aggregate_id
+    instance = state.instances.get(key)
     if instance is None:
-        instance = state.instances[env.aggregate_id] = Instance(id=env.aggregate_id)
+        instance = state.instances[key] = Instance(id=key)
     if instance.updated_at is None or env.occurred_at > instance.updated_at:
         instance.updated_at = env.occurred_at
     return instance
@@ -123,9 +125,18 @@ def _deleted(state: GatewayState, env: Envelope) -> None:
             members.remove(instance.id)
 
 
-def record_history(state: GatewayState, env: Envelope) -> None:
+def build_fact_instance(env: Envelope) -> str | None:
+    """The instance whose build a boot volume's or a port's fact is part of, if any: shown in
+    its history, so that following it shows every step of the boot."""
+    payload = env.payload
+    if isinstance(payload, _BUILD_FACTS):
+        return payload.instance_id
+    return None
+
+
+def record_history(state: GatewayState, env: Envelope, instance_id: str | None = None) -> None:
     """Keep `env` in its instance's bounded history, in event-time order."""
-    history = instance_record(state, env).history
+    history = instance_record(state, env, instance_id).history
     if any(entry.event_id == env.event_id for entry in history[-16:]):
         return  # a duplicated record arrives next to its original
     entry = HistoryEntry(
@@ -158,6 +169,16 @@ HANDLERS: dict[type[Event], Callable[[GatewayState, Envelope], None]] = {
     compute.InstanceDomainLost: _domain_lost,
     compute.InstanceDeleted: _deleted,
 }
+
+_BUILD_FACTS = (
+    storage.VolumeCreated,
+    network.PortAllocated,
+    network.PortAllocationFailed,
+    network.PortBound,
+    network.PortBindingFailed,
+)
+BUILD_FACTS: frozenset[type[Event]] = frozenset(_BUILD_FACTS)
+"""Facts of other aggregates that belong in an instance's history (see `build_fact_instance`)."""
 
 HISTORY_EVENTS: frozenset[type[Event]] = frozenset({*HANDLERS, api.InstanceActionRequested})
 """Events keyed by an instance id: its history. UsageSampled is left out, being a measurement

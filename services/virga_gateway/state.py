@@ -39,6 +39,10 @@ def evolve(state: GatewayState, envelope: Envelope) -> GatewayState:
         fold_billing.fold_billing(state, envelope)
     if kind in fold_instances.HISTORY_EVENTS:
         fold_instances.record_history(state, envelope)
+    elif kind in fold_instances.BUILD_FACTS:
+        instance_id = fold_instances.build_fact_instance(envelope)
+        if instance_id is not None:
+            fold_instances.record_history(state, envelope, instance_id)
     return state
 
 

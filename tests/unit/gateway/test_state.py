@@ -6,10 +6,13 @@ import pytest
 from tests.unit.gateway.events import SMALL, at, envelope, fold, requested, scheduled
 
 from virga_events import Envelope, Event
-from virga_events.catalog import Flavor, api, compute, scheduler
+from virga_events.catalog import Flavor, api, compute, network, scheduler, storage
+from virga_events.catalog.network import instance_port_id
 from virga_gateway.model import HISTORY_LIMIT, GatewayState
 from virga_gateway.state import restore, snapshot
 from virga_gateway.views import instance_view
+
+MAC = "fa:16:3e:00:00:01"
 
 
 def by_compute(event: Event, instance: str = "i1", seconds: float = 2) -> Envelope:
@@ -203,6 +206,51 @@ def test_history_is_in_event_time_order_bounded_and_free_of_duplicates() -> None
     assert len(history) == HISTORY_LIMIT
     assert history[-1].event_id == reboots[-1].event_id
     assert state.instances["i1"].created_at is not None  # the request itself is remembered
+
+
+def test_an_instances_history_has_its_boot_volume_and_port_facts_but_not_other_ones() -> None:
+    # Following an instance's history shows every step of a boot with an image and a network.
+    port = instance_port_id("i1")
+    facts = [
+        envelope(
+            storage.VolumeCreated(name="boot", size_gb=20, instance_id="i1"),
+            "i1",
+            producer="storage",
+            seconds=1.5,
+        ),
+        envelope(
+            network.PortAllocated(
+                network_id="n1", mac=MAC, ips=("10.0.0.2",), security_groups=(), instance_id="i1"
+            ),
+            port,
+            producer="network",
+            seconds=0.5,
+        ),
+        envelope(
+            network.PortBound(
+                host="h1", network_id="n1", tap="vgt1", mac=MAC, ips=("10.0.0.2",), instance_id="i1"
+            ),
+            port,
+            producer="network@h1",
+            seconds=1.6,
+        ),
+        # A user's volume and a port of no instance belong to no instance's history.
+        envelope(storage.VolumeCreated(name="data", size_gb=1), "v9", producer="storage"),
+        envelope(
+            network.PortAllocated(network_id="n1", mac=MAC, ips=(), security_groups=()),
+            "p9",
+            producer="network",
+        ),
+    ]
+    state = fold(*facts, requested("i1", image="img", network="n1"), scheduled("i1"))
+    assert [e.type for e in state.instances["i1"].history] == [
+        "InstanceRequested",
+        "PortAllocated",
+        "InstanceScheduled",
+        "VolumeCreated",
+        "PortBound",
+    ]
+    assert set(state.instances) == {"i1"}
 
 
 def test_usage_samples_are_not_history() -> None:
