@@ -99,8 +99,10 @@ def network_list(cli: Cli) -> None:
 @click.argument("network_id")
 @pass_cli
 def network_show(cli: Cli, network_id: str) -> None:
-    """Show a network."""
-    found = cli.client().get(f"/v1/networks/{network_id}")
+    """Show a network (by id or name)."""
+    client = cli.client()
+    network_id = resolve(client, "/v1/networks", network_id, kind="network")
+    found = client.get(f"/v1/networks/{network_id}")
     cli.emit(found, lambda n: cli.record(n, NETWORK_FIELDS))
 
 
@@ -108,8 +110,10 @@ def network_show(cli: Cli, network_id: str) -> None:
 @click.argument("network_id")
 @pass_cli
 def network_delete(cli: Cli, network_id: str) -> None:
-    """Delete a network that has no ports left."""
-    answer = cli.client().delete(f"/v1/networks/{network_id}")
+    """Delete a network (by id or name) that has no ports left."""
+    client = cli.client()
+    network_id = resolve(client, "/v1/networks", network_id, kind="network")
+    answer = client.delete(f"/v1/networks/{network_id}")
     cli.emit(answer, lambda n: cli.out.print(f"network {n['name']} is {n['status']}"))
 
 

@@ -271,8 +271,9 @@ def image_list(cli: Cli) -> None:
 @click.argument("image_id")
 @pass_cli
 def image_show(cli: Cli, image_id: str) -> None:
-    """Show an image."""
-    found = cli.client().get(f"/v1/images/{image_id}")
+    """Show an image (by id or name)."""
+    client = cli.client()
+    found = client.get(f"/v1/images/{resolve(client, '/v1/images', image_id, kind='image')}")
     cli.emit(found, lambda i: cli.record(i, IMAGE_FIELDS))
 
 
@@ -280,6 +281,7 @@ def image_show(cli: Cli, image_id: str) -> None:
 @click.argument("image_id")
 @pass_cli
 def image_delete(cli: Cli, image_id: str) -> None:
-    """Delete an image (refused while volumes are clones of it)."""
-    answer = cli.client().delete(f"/v1/images/{image_id}")
+    """Delete an image (by id or name; refused while volumes are clones of it)."""
+    client = cli.client()
+    answer = client.delete(f"/v1/images/{resolve(client, '/v1/images', image_id, kind='image')}")
     cli.emit(answer, lambda i: cli.out.print(f"image {i['name']} is {i['status']}"))

@@ -270,3 +270,20 @@ def test_prices_by_default_apply_from_the_next_whole_hour() -> None:
     assert next_hour(moment.replace(hour=23, minute=0, second=0, microsecond=0)) == (
         "2026-11-24T00:00:00Z"
     )
+
+
+async def test_a_network_is_shown_and_deleted_by_its_name(tmp_path: Path) -> None:
+    network = {"id": "net-1", "name": "lan", "status": "DELETING"}
+
+    async def networks(request: web.Request) -> web.Response:
+        return web.json_response({"items": [network]})
+
+    async def delete(request: web.Request) -> web.Response:
+        return web.json_response(network, status=202)
+
+    routes = {("GET", "/v1/networks"): networks, ("DELETE", "/v1/networks/net-1"): delete}
+    async with fake_api(routes) as api:
+        result = await run(["--api", api.url, "network", "delete", "lan"], tmp_path)
+        assert [(r.method, r.path) for r in api.requests][-1] == ("DELETE", "/v1/networks/net-1")
+    assert result.exit_code == 0, result.stderr
+    assert "network lan is DELETING" in result.stdout
