@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
 from virga_devstack.ceph import CephCluster, CephError
 from virga_devstack.kafka import KafkaBroker, KafkaBrokerError
+from virga_storage.rbd_driver import RbdDriver
 
 
 @pytest.fixture(scope="session")
@@ -56,3 +57,14 @@ def ceph_cluster() -> Iterator[CephCluster]:
     finally:
         if started:
             cluster.stop()
+
+
+@pytest.fixture
+async def ceph_pool(ceph_cluster: CephCluster) -> AsyncIterator[RbdDriver]:
+    """The test's own connection to the test cluster's pool, to look at what a stack left."""
+    driver = RbdDriver(ceph_cluster.conf_file, ceph_cluster.keyring, ceph_cluster.pool)
+    await driver.connect()
+    try:
+        yield driver
+    finally:
+        await driver.close()

@@ -21,7 +21,7 @@ import os
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -33,7 +33,7 @@ import msgspec
 import pytest
 from tests.support.api import Api, ApiError
 from tests.support.pool import audit_namespace
-from tests.support.stack import HostSpec, Stack
+from tests.support.stack import HostSpec, Stack, on_ceph
 
 from virga_audit import check
 from virga_audit.replay import replay_state, service_definition
@@ -72,9 +72,7 @@ def stack(
         broker.bootstrap_servers,
         tmp_path_factory.mktemp("chaos"),
         HOSTS,
-        ceph_conf=str(ceph_cluster.conf_file),
-        ceph_keyring=str(ceph_cluster.keyring),
-        ceph_pool=ceph_cluster.pool,
+        **on_ceph(ceph_cluster),
         billing=True,
     )
     try:
@@ -85,16 +83,6 @@ def stack(
         raise
     finally:
         stack.stop()
-
-
-@pytest.fixture
-async def ceph(ceph_cluster: CephCluster) -> AsyncIterator[RbdDriver]:
-    driver = RbdDriver(ceph_cluster.conf_file, ceph_cluster.keyring, ceph_cluster.pool)
-    await driver.connect()
-    try:
-        yield driver
-    finally:
-        await driver.close()
 
 
 class Refused(Exception):
@@ -312,7 +300,7 @@ async def converge(api: Api, ledger: Ledger, seconds: float = 240) -> list[str]:
 
 
 async def test_every_accepted_request_survives_kills_and_a_broker_restart(
-    stack: Stack, broker: KafkaBroker, ceph: RbdDriver
+    stack: Stack, broker: KafkaBroker, ceph_pool: RbdDriver
 ) -> None:
     havoc = Havoc()
     stop = asyncio.Event()
@@ -352,7 +340,7 @@ async def test_every_accepted_request_survives_kills_and_a_broker_restart(
     assert len(addresses) == len(set(addresses)), sorted(addresses)
     assert len(macs) == len(set(macs)), sorted(macs)
     assert len(ports) == len(ledger.live_ports())
-    pool = await audit_namespace(stack.bootstrap, stack.namespace, ceph, shared=True)
+    pool = await audit_namespace(stack.bootstrap, stack.namespace, ceph_pool, shared=True)
     assert pool.clean, pool
     settings = KafkaSettings(bootstrap_servers=stack.bootstrap, namespace=stack.namespace)
     assert await check(settings, datetime.now(UTC)) == []

@@ -18,7 +18,7 @@ import pytest
 import rados
 import rbd
 from tests.support.api import Api
-from tests.support.stack import HostSpec, Stack
+from tests.support.stack import HostSpec, Stack, on_ceph
 
 from virga_compute.ceph_access import settings_from_env
 from virga_devstack import libvirt as libvirt_daemon
@@ -43,9 +43,7 @@ def stack(
         kafka_bootstrap,
         tmp_path_factory.mktemp("rbd-stack"),
         (HostSpec("rbd-host", "rack-1", libvirt_uri=URI),),
-        ceph_conf=str(ceph_cluster.conf_file),
-        ceph_keyring=str(ceph_cluster.keyring),
-        ceph_pool=ceph_cluster.pool,
+        **on_ceph(ceph_cluster),
         guest_kernel=(str(guest.kernel), str(guest.initrd), guest.cmdline),
     )
     try:

@@ -18,7 +18,7 @@ import pytest
 from tests.support.api import Api
 from tests.support.netns import links, namespaces, pings, plug_guest, sh, unique
 from tests.support.pool import audit_namespace
-from tests.support.stack import HostSpec, Stack
+from tests.support.stack import HostSpec, Stack, on_ceph
 
 from virga_compute.domain_xml import domain_name
 from virga_devstack import guest_image
@@ -49,9 +49,7 @@ def stack(
         kafka_bootstrap,
         tmp_path_factory.mktemp("ping"),
         (HostSpec(HOST, "rack-1", libvirt_uri=URI),),
-        ceph_conf=str(ceph_cluster.conf_file),
-        ceph_keyring=str(ceph_cluster.keyring),
-        ceph_pool=ceph_cluster.pool,
+        **on_ceph(ceph_cluster),
         network_agent_prefix=PREFIX,
     )
     try:
@@ -79,16 +77,6 @@ async def clients(stack: Stack) -> AsyncIterator[tuple[Api, Api, str]]:
         admin = Api(session, stack.gateway_url, stack.admin_token)
         tenant_id, token = await admin.create_tenant(f"ping-{uuid.uuid4().hex[:6]}")
         yield admin, admin.as_token(token), tenant_id
-
-
-@pytest.fixture
-async def ceph(ceph_cluster: CephCluster) -> AsyncIterator[RbdDriver]:
-    driver = RbdDriver(ceph_cluster.conf_file, ceph_cluster.keyring, ceph_cluster.pool)
-    await driver.connect()
-    try:
-        yield driver
-    finally:
-        await driver.close()
 
 
 async def until(api: Api, path: str, done: Any, seconds: float = 120) -> Any:
@@ -132,7 +120,7 @@ async def test_a_guest_boots_from_a_ceph_volume_and_answers_ping_then_leaves_not
     stack: Stack,
     clients: tuple[Api, Api, str],
     image: guest_image.GuestImage,
-    ceph: RbdDriver,
+    ceph_pool: RbdDriver,
 ) -> None:
     admin, tenant, tenant_id = clients
     uploaded = await upload(admin, image)
@@ -182,6 +170,6 @@ async def test_a_guest_boots_from_a_ceph_volume_and_answers_ping_then_leaves_not
     while virga_links():  # the agent converges on the log: no tap, bridge or VXLAN
         assert time.monotonic() < deadline, virga_links()
         await asyncio.sleep(0.5)
-    pool = await audit_namespace(stack.bootstrap, stack.namespace, ceph, shared=True)
+    pool = await audit_namespace(stack.bootstrap, stack.namespace, ceph_pool, shared=True)
     assert pool.clean, pool
-    assert f"volume-{instance['id']}" not in await ceph.list()
+    assert f"volume-{instance['id']}" not in await ceph_pool.list()

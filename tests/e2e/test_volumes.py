@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 from tests.support.api import Api
 from tests.support.pool import audit_namespace
-from tests.support.stack import HostSpec, Stack
+from tests.support.stack import HostSpec, Stack, on_ceph
 
 from virga_devstack.ceph import CephCluster
 from virga_storage.effects import image_image, volume_image
@@ -32,9 +32,7 @@ def stack(
         kafka_bootstrap,
         tmp_path_factory.mktemp("stack"),
         (HostSpec("host-a", "rack-1"),),
-        ceph_conf=str(ceph_cluster.conf_file),
-        ceph_keyring=str(ceph_cluster.keyring),
-        ceph_pool=ceph_cluster.pool,
+        **on_ceph(ceph_cluster),
     )
     try:
         stack.start()
@@ -52,16 +50,6 @@ async def tenant(stack: Stack) -> AsyncIterator[Api]:
         admin = Api(session, stack.gateway_url, stack.admin_token)
         _, token = await admin.create_tenant(f"tenant-{uuid.uuid4().hex[:6]}")
         yield admin.as_token(token)
-
-
-@pytest.fixture
-async def ceph(ceph_cluster: CephCluster) -> AsyncIterator[RbdDriver]:
-    driver = RbdDriver(ceph_cluster.conf_file, ceph_cluster.keyring, ceph_cluster.pool)
-    await driver.connect()
-    try:
-        yield driver
-    finally:
-        await driver.close()
 
 
 async def wait_for(tenant: Api, path: str, field: str, wanted: set[Any]) -> Any:
@@ -84,7 +72,7 @@ async def wait_gone(tenant: Api, path: str) -> None:
 
 
 async def test_images_volumes_and_boot_volumes_leave_the_pool_as_the_log_says(
-    stack: Stack, tenant: Api, ceph: RbdDriver
+    stack: Stack, tenant: Api, ceph_pool: RbdDriver
 ) -> None:
     async with tenant.session.post(
         f"{stack.gateway_url}/v1/images?name=debian",
@@ -98,7 +86,7 @@ async def test_images_volumes_and_boot_volumes_leave_the_pool_as_the_log_says(
     )
     volume = await wait_for(tenant, f"/v1/volumes/{volume['id']}", "status", {"available"})
     assert volume["parent"] == f"image:{image['id']}"
-    assert await ceph.read(volume_image(volume["id"]), 0, len(IMAGE)) == IMAGE
+    assert await ceph_pool.read(volume_image(volume["id"]), 0, len(IMAGE)) == IMAGE
 
     instance = await tenant.create_instance("web", image=image["id"])
     boot = await wait_for(tenant, f"/v1/volumes/{instance['id']}", "status", {"in-use"})
@@ -109,8 +97,8 @@ async def test_images_volumes_and_boot_volumes_leave_the_pool_as_the_log_says(
     await wait_gone(tenant, f"/v1/volumes/{volume['id']}")
     await tenant.call("DELETE", f"/v1/images/{image['id']}")
     deadline = time.monotonic() + 60
-    while image_image(image["id"]) in await ceph.list():
+    while image_image(image["id"]) in await ceph_pool.list():
         assert time.monotonic() < deadline, "the image is still in the pool"
         await asyncio.sleep(0.2)
-    audit = await audit_namespace(stack.bootstrap, stack.namespace, ceph, shared=True)
+    audit = await audit_namespace(stack.bootstrap, stack.namespace, ceph_pool, shared=True)
     assert audit.clean, audit

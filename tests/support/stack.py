@@ -11,7 +11,9 @@ import socket
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypedDict
 
+from virga_devstack.ceph import CephCluster
 from virga_devstack.processes import ServiceProcess
 
 
@@ -41,6 +43,19 @@ TEST_NODE = """<node>
 """
 """A test-driver hypervisor with 64 CPUs and 256 GiB: room for hundreds of small instances
 (`test:///default` has 16 CPUs and 3 GiB). Each connection to it is a private world."""
+
+
+class CephSettings(TypedDict):
+    ceph_conf: str
+    ceph_keyring: str
+    ceph_pool: str
+
+
+def on_ceph(cluster: CephCluster) -> CephSettings:
+    """`Stack` settings that keep its volumes, and its agents' disks, on `cluster`."""
+    return CephSettings(
+        ceph_conf=str(cluster.conf_file), ceph_keyring=str(cluster.keyring), ceph_pool=cluster.pool
+    )
 
 
 @dataclass
