@@ -32,6 +32,7 @@ import aiohttp
 import msgspec
 import pytest
 from tests.support.api import Api, ApiError
+from tests.support.netns import links, sh
 from tests.support.pool import audit_namespace
 from tests.support.stack import HostSpec, Stack, on_ceph
 
@@ -41,6 +42,7 @@ from virga_audit.rerate import END_OF_TIME
 from virga_devstack.ceph import CephCluster
 from virga_devstack.kafka import KafkaBroker
 from virga_eventlog import KafkaSettings
+from virga_network.agent import names
 from virga_rating.rating import rate_window, total
 from virga_storage.rbd_driver import RbdDriver
 
@@ -50,6 +52,8 @@ OPERATIONS = int(os.environ.get("VIRGA_CHAOS_OPERATIONS", "200"))
 SECONDS = float(os.environ.get("VIRGA_CHAOS_SECONDS", "60"))
 KAFKA_PORT = int(os.environ.get("VIRGA_CHAOS_KAFKA_PORT", "19250"))
 HOSTS = (HostSpec("chaos-a", "rack-1"), HostSpec("chaos-b", "rack-2"))
+PREFIX = "vc8"
+"""The network agent of chaos-a names its bridge, VXLAN and taps with it (root namespace)."""
 TRANSIENT = {500, 502, 503, 504}
 FINAL_INSTANCE = {"RUNNING", "STOPPED", "ERROR"}
 
@@ -74,6 +78,7 @@ def stack(
         HOSTS,
         **on_ceph(ceph_cluster),
         billing=True,
+        network_agent_prefix=PREFIX,
     )
     try:
         stack.start()
@@ -83,6 +88,8 @@ def stack(
         raise
     finally:
         stack.stop()
+        for name in virga_links():  # the agent leaves its plumbing when stopped; remove it
+            sh("ip", "link", "del", name, check=False)
 
 
 class Refused(Exception):
@@ -129,7 +136,9 @@ class Ledger:
         return [p for p, alive in self.ports.items() if alive]
 
 
-async def operate(api: Api, ledger: Ledger, rng: random.Random, network_id: str) -> None:
+async def operate(
+    api: Api, admin: Api, ledger: Ledger, rng: random.Random, network_id: str, tenant_id: str
+) -> None:
     """One random operation of the mix."""
     roll = rng.random()
     instances, volumes = ledger.live_instances(), ledger.live_volumes()
@@ -164,7 +173,9 @@ async def operate(api: Api, ledger: Ledger, rng: random.Random, network_id: str)
             await submit(api, "DELETE", f"/v1/volumes/{vid}")
             ledger.volumes[vid] = None
         elif roll < 0.96 or not ports:
-            created = await submit(api, "POST", "/v1/ports", {"network_id": network_id})
+            # Bound on chaos-a (an admin chooses the host), so its agent plugs it in.
+            body = {"network_id": network_id, "host": HOSTS[0].name, "tenant_id": tenant_id}
+            created = await submit(admin, "POST", "/v1/ports", body)
             ledger.ports[created["id"]] = True
         else:
             port_id = rng.choice(ports)
@@ -177,7 +188,13 @@ async def operate(api: Api, ledger: Ledger, rng: random.Random, network_id: str)
 
 
 async def clients(
-    api: Api, operations: int, seconds: float, network_id: str, workers: int = 6
+    api: Api,
+    admin: Api,
+    operations: int,
+    seconds: float,
+    network_id: str,
+    tenant_id: str,
+    workers: int = 6,
 ) -> Ledger:
     """`operations` spread evenly over `seconds` and over `workers` concurrent clients, each
     acting on its own resources only, so that the order in which its requests were accepted
@@ -189,7 +206,7 @@ async def clients(
         rng, ledger = random.Random(seed), Ledger()
         for i in remaining:
             await asyncio.sleep(max(0.0, began + i * seconds / operations - time.monotonic()))
-            await operate(api, ledger, rng, network_id)
+            await operate(api, admin, ledger, rng, network_id, tenant_id)
         return ledger
 
     total = Ledger()
@@ -265,6 +282,23 @@ async def wait_active(api: Api, path: str) -> None:
         await asyncio.sleep(0.2)
 
 
+def virga_links() -> set[str]:
+    return {name for name in links("") if name.startswith(PREFIX)}
+
+
+async def settled_links(seconds: float = 30) -> set[str]:
+    """The agent's interfaces once they stop changing (it converges every 0.2 s)."""
+    deadline = time.monotonic() + seconds
+    last = virga_links()
+    while time.monotonic() < deadline:
+        await asyncio.sleep(1.0)
+        now = virga_links()
+        if now == last:
+            return now
+        last = now
+    return last
+
+
 def gone(view: Any) -> bool:
     """Whether a GET answered 404: a problem body, whose `status` is the HTTP status."""
     return isinstance(view.get("status"), int)
@@ -290,8 +324,8 @@ async def converge(api: Api, ledger: Ledger, seconds: float = 240) -> list[str]:
                 pending.append(f"volume {vid}: {view.get('status')} {view.get('size_gb')} GB")
         for port_id, alive in ledger.ports.items():
             view = await api.call("GET", f"/v1/ports/{port_id}", expect=(200, 404))
-            if alive and (gone(view) or view["status"] != "DOWN"):
-                pending.append(f"port {port_id}: {view.get('status')}, expected DOWN")
+            if alive and (gone(view) or view["status"] != "ACTIVE"):
+                pending.append(f"port {port_id}: {view.get('status')}, expected ACTIVE")
             if not alive and not gone(view):
                 pending.append(f"port {port_id}: {view['status']}, expected deleted")
         if not pending or time.monotonic() > deadline:
@@ -306,7 +340,7 @@ async def test_every_accepted_request_survives_kills_and_a_broker_restart(
     stop = asyncio.Event()
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
         admin = Api(session, stack.gateway_url, stack.admin_token)
-        _, token = await admin.create_tenant("chaos")
+        tenant_id, token = await admin.create_tenant("chaos")
         tenant = admin.as_token(token)
         hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
         await admin.call("PUT", "/v1/prices", prices(hour))
@@ -314,7 +348,7 @@ async def test_every_accepted_request_survives_kills_and_a_broker_restart(
         await wait_active(tenant, f"/v1/networks/{network['id']}")
         driver = asyncio.create_task(chaos(stack, broker, havoc, stop))
         try:
-            ledger = await clients(tenant, OPERATIONS, SECONDS, network["id"])
+            ledger = await clients(tenant, admin, OPERATIONS, SECONDS, network["id"], tenant_id)
         finally:
             stop.set()
             await driver
@@ -340,6 +374,12 @@ async def test_every_accepted_request_survives_kills_and_a_broker_restart(
     assert len(addresses) == len(set(addresses)), sorted(addresses)
     assert len(macs) == len(set(macs)), sorted(macs)
     assert len(ports) == len(ledger.live_ports())
+    # Netlink holds exactly the live ports' taps (and veth peers) and the network's bridge and
+    # VXLAN on chaos-a: nothing duplicated, nothing of a deleted port.
+    plumbing = {names.bridge_name(network["id"], PREFIX), names.vxlan_name(network["id"], PREFIX)}
+    taps = {names.tap_name(port_id, PREFIX) for port_id in ledger.live_ports()}
+    peers = {names.veth_peer(tap) for tap in taps}
+    assert await settled_links() == plumbing | taps | peers
     pool = await audit_namespace(stack.bootstrap, stack.namespace, ceph_pool, shared=True)
     assert pool.clean, pool
     settings = KafkaSettings(bootstrap_servers=stack.bootstrap, namespace=stack.namespace)

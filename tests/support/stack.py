@@ -77,8 +77,9 @@ class Stack:
     """(kernel, initrd, cmdline) every QEMU agent boots instances from (`virga_devstack.guest`):
     test images carry no boot loader."""
     network_agent_prefix: str | None = None
-    """Run a network agent for the (single) host in this namespace, naming its interfaces with
-    this prefix (1-3 characters): instance ports are taps, other ports veths."""
+    """Run a network agent for the first host in this namespace, naming its interfaces with
+    this prefix (1-3 characters): instance ports are taps, other ports veths. (Agents of two
+    hosts in one namespace would plumb the same names.)"""
     billing: bool = False
     """Run the billing service too."""
     processes: dict[str, ServiceProcess] = field(default_factory=dict)
@@ -175,7 +176,7 @@ class Stack:
             )
 
         if self.network_agent_prefix is not None:
-            [host] = self.hosts  # interfaces of two agents in one namespace would clash
+            host = self.hosts[0]
             agent_port = free_port()
             self.processes[f"network-agent-{host.name}"] = ServiceProcess(
                 f"network-agent-{host.name}",
