@@ -9,11 +9,10 @@ from aiohttp import web
 from virga_gateway import commands
 from virga_gateway import validation as v
 from virga_gateway.context import Call
-from virga_gateway.cursor import BadCursor, decode_cursor
-from virga_gateway.model import INSTANCE_STATUSES, InstanceStatus, OrderKey
+from virga_gateway.model import INSTANCE_STATUSES, InstanceStatus
 from virga_gateway.problems import invalid
 from virga_gateway.queries import find_instance, list_instances
-from virga_gateway.routes.common import int_query, json_response
+from virga_gateway.routes.common import json_response, page_params, page_query
 from virga_gateway.routing import QueryParam, Route
 from virga_gateway.views import (
     InstanceEvent,
@@ -23,9 +22,6 @@ from virga_gateway.views import (
     instance_view,
 )
 from virga_gateway.writes import commit, read_body
-
-MAX_PAGE = 200
-DEFAULT_PAGE = 50
 
 
 async def create_instance(request: web.Request, call: Call) -> web.Response:
@@ -40,13 +36,7 @@ async def create_instance(request: web.Request, call: Call) -> web.Response:
 
 
 async def get_instances(request: web.Request, call: Call) -> web.Response:
-    limit = int_query(request, "limit", DEFAULT_PAGE, 1, MAX_PAGE)
-    after: OrderKey | None = None
-    if (cursor := request.query.get("cursor")) is not None:
-        try:
-            after = decode_cursor(cursor)
-        except BadCursor as exc:
-            raise invalid(400, "cursor", str(exc)) from None
+    limit, after = page_query(request)
     status: InstanceStatus | None = None
     if (wanted := request.query.get("status")) is not None:
         if wanted not in INSTANCE_STATUSES:
@@ -96,12 +86,7 @@ async def delete_instance(request: web.Request, call: Call) -> web.Response:
 
 
 _LIST_QUERY = (
-    QueryParam(
-        "limit",
-        {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": DEFAULT_PAGE},
-        "Instances per page.",
-    ),
-    QueryParam("cursor", {"type": "string"}, "The `next` of the previous page."),
+    *page_params("Instances"),
     QueryParam(
         "status",
         {"type": "string", "enum": list(INSTANCE_STATUSES)},

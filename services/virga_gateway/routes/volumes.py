@@ -9,10 +9,7 @@ from aiohttp import web
 
 from virga_gateway import storage_commands as commands
 from virga_gateway.context import Call
-from virga_gateway.cursor import BadCursor, decode_cursor
-from virga_gateway.model import OrderKey
-from virga_gateway.problems import invalid
-from virga_gateway.routes.common import int_query, json_response
+from virga_gateway.routes.common import json_response, page_params, page_query
 from virga_gateway.routing import QueryParam, Route
 from virga_gateway.storage_bodies import (
     AttachVolume,
@@ -22,9 +19,6 @@ from virga_gateway.storage_bodies import (
 )
 from virga_gateway.storage_views import VolumeList, VolumeSnapshotView, VolumeView, volume_view
 from virga_gateway.writes import commit, read_body
-
-MAX_PAGE = 200
-DEFAULT_PAGE = 50
 
 
 async def create_volume(request: web.Request, call: Call) -> web.Response:
@@ -39,13 +33,7 @@ async def create_volume(request: web.Request, call: Call) -> web.Response:
 
 
 async def get_volumes(request: web.Request, call: Call) -> web.Response:
-    limit = int_query(request, "limit", DEFAULT_PAGE, 1, MAX_PAGE)
-    after: OrderKey | None = None
-    if (cursor := request.query.get("cursor")) is not None:
-        try:
-            after = decode_cursor(cursor)
-        except BadCursor as exc:
-            raise invalid(400, "cursor", str(exc)) from None
+    limit, after = page_query(request)
     page = commands.list_volumes(
         call.gateway.state,
         call.caller,
@@ -125,12 +113,7 @@ async def detach_volume(request: web.Request, call: Call) -> web.Response:
 
 
 _LIST_QUERY = (
-    QueryParam(
-        "limit",
-        {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": DEFAULT_PAGE},
-        "Volumes per page.",
-    ),
-    QueryParam("cursor", {"type": "string"}, "The `next` of the previous page."),
+    *page_params("Volumes"),
     QueryParam("tenant_id", {"type": "string"}, "Admins: only this tenant's volumes."),
 )
 
