@@ -94,7 +94,7 @@ class ImageEffects:
         try:
             await self._driver.remove(image_image(effect.image_id), fence=True)
         except StorageError as error:
-            self._claims.release(effect.image_id)  # try again at the next tick
+            self._claims.release(effect.image_id)  # tried again at the next restart or tick
             log.warning("import_cleanup_failed", image_id=effect.image_id, reason=str(error))
             return ()
         log.info("import_abandoned", image_id=effect.image_id, reason=effect.reason)

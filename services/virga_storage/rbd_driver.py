@@ -25,6 +25,7 @@ import builtins
 import contextlib
 import errno
 import functools
+import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -55,6 +56,11 @@ T = TypeVar("T")
 
 CONNECT_TIMEOUT = 15
 """Seconds to wait for the monitor when connecting."""
+FENCE_SECONDS = 3600
+"""How long a fenced client stays blocklisted (Ceph's own default)."""
+FENCE_WAIT = 35
+"""Seconds a fenced removal waits for the cut-off client's watch to go (past the 30 s after
+which the OSDs drop a dead client's watch by themselves)."""
 OP_TIMEOUT = 30
 """Seconds any monitor or OSD operation may take before it fails as unavailable."""
 
@@ -282,11 +288,7 @@ class RbdDriver:
             return
         with image:
             if fence:
-                # A writer that died keeps its lock until its watch times out (30 s); the
-                # removal would wait for it. Breaking the lock blocklists it: it cannot
-                # write again even if it was only stalled.
-                for owner in list(image.lock_get_owners()):
-                    image.lock_break(owner["mode"], owner["owner"])
+                self._fence(image)
             children = self._all_children(image)
             if children:
                 raise HasChildren(name, children)
@@ -296,6 +298,19 @@ class RbdDriver:
                 image.remove_snap(snap["name"])
         with contextlib.suppress(rbd.ImageNotFound):  # removed meanwhile: as good
             rbd.RBD().remove(self._io(), name)
+
+    def _fence(self, image: Any) -> None:
+        """Cut off every other client of `image`: a writer that died keeps its lock and its
+        watch until the watch times out (30 s), and a removal fails while a watch is left.
+        Breaking the lock blocklists its owner; a client that opened the image but had not
+        written yet holds no lock, only a watch, so it is blocklisted by address. Either way
+        it cannot write again, even if it was only stalled."""
+        for owner in list(image.lock_get_owners()):
+            image.lock_break(owner["mode"], owner["owner"])
+        me = self._cluster.get_instance_id()
+        for watcher in list(image.watchers_list()):
+            if int(watcher["id"]) != me:  # this client's own watch, from opening the image
+                self._cluster.blocklist_add(str(watcher["addr"]), FENCE_SECONDS)
 
     def _remove_snapshot(self, name: str, snapshot: str) -> None:
         try:
@@ -410,7 +425,18 @@ class RbdDriver:
         await self._call(self._flatten, check_name(name))
 
     async def remove(self, name: str, *, fence: bool = False) -> None:
-        await self._call(self._remove, check_name(name), fence)
+        check_name(name)
+        deadline = time.monotonic() + FENCE_WAIT
+        while True:
+            try:
+                await self._call(self._remove, name, fence)
+                return
+            except StorageError as error:
+                # A fenced client's watch lasts until the OSDs have seen the blocklist.
+                busy = isinstance(error.__cause__, rbd.ImageBusy)
+                if not (fence and busy) or time.monotonic() > deadline:
+                    raise
+            await asyncio.sleep(0.25)
 
     async def remove_snapshot(self, name: str, snapshot: str) -> None:
         await self._call(self._remove_snapshot, check_name(name), check_name(snapshot, "snapshot"))

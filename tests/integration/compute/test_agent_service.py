@@ -188,11 +188,12 @@ async def test_heartbeats_and_usage_samples_keep_their_cadence(
         beats = cloud.events("HostHeartbeat", HOST)
         samples = cloud.events("UsageSampled", "i-1")
     assert beats[-1].payload.running == 1
-    # A heartbeat every tick, a usage sample only every few ticks.
-    assert len(beats) >= 2 * len(samples)
+    # A heartbeat every tick, a usage sample only every third: the ratio, with one sample of
+    # slack for where the two series started, holds however slow a loaded machine is.
+    assert len(beats) >= 2 * (len(samples) - 1)
     last = counted()[-1].payload
     assert (last.disk_write_bytes, last.memory_kb, last.host) == (4096, 128 * 1024, HOST)
-    assert 0.4 < last.period_seconds < 1.5  # since the sample before
+    assert 0.4 < last.period_seconds < 5  # since the sample before: never early, late if loaded
 
 
 def _free_port() -> int:

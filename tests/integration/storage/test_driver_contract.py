@@ -6,6 +6,7 @@ import abc
 import asyncio
 import contextlib
 import socket
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -352,4 +353,51 @@ async def test_a_fenced_removal_breaks_a_dead_writers_lock_at_once(
             image.close()
         ioctx.close()
         writer.shutdown()
+        await driver.close()
+
+
+HOLDER = """
+import sys, time, rados, rbd
+cluster = rados.Rados(conffile=sys.argv[1], conf={"keyring": sys.argv[2]})
+cluster.connect()
+image = rbd.Image(cluster.open_ioctx(sys.argv[3]), sys.argv[4])  # a watch, no lock yet
+print("open", flush=True)
+time.sleep(600)
+"""
+
+
+async def test_a_fenced_removal_cuts_off_a_dead_client_that_never_wrote(
+    ceph_cluster: CephCluster,
+) -> None:
+    """A storage process killed between opening an image and its first write holds no lock,
+    only a watch; the removal would be refused ("image is busy") until the watch times out.
+    Fencing blocklists the watcher, so the removal goes through well before that."""
+    driver = RbdDriver(ceph_cluster.conf_file, ceph_cluster.keyring, ceph_cluster.pool)
+    await driver.connect()
+    name = f"fence-{uuid.uuid4().hex[:8]}"
+    await driver.create_volume(name, 4 * MiB)
+    holder = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        HOLDER,
+        str(ceph_cluster.conf_file),
+        str(ceph_cluster.keyring),
+        ceph_cluster.pool,
+        name,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert holder.stdout is not None
+        assert await asyncio.wait_for(holder.stdout.readline(), 30) == b"open\n"
+        holder.kill()
+        await holder.wait()
+        started = time.monotonic()
+        await asyncio.wait_for(driver.remove(name, fence=True), 40)
+        assert time.monotonic() - started < 15  # not the 30 s watch timeout
+        assert name not in await driver.list()
+    finally:
+        if holder.returncode is None:
+            holder.kill()
+            await holder.wait()
+        await driver.remove(name, fence=True)
         await driver.close()
