@@ -35,7 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.support.stack import free_port
+from tests.support.ports import free_port
 
 from virga_devstack.processes import ServiceProcess
 from virga_eventlog import EventWriter, KafkaSettings, ensure_topics, event_topic, virga_topics

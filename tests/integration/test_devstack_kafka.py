@@ -13,19 +13,13 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
+from tests.support.ports import free_port
 
 from virga_devstack.kafka import KafkaBroker, KafkaBrokerError
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def _broker(state_root: Path) -> KafkaBroker:
-    return KafkaBroker(_free_port(), controller_port=_free_port(), state_root=state_root)
+    return KafkaBroker(free_port(), controller_port=free_port(), state_root=state_root)
 
 
 def _cli(broker: KafkaBroker, command: str) -> subprocess.CompletedProcess[str]:
@@ -143,7 +137,7 @@ def test_start_refuses_a_port_another_process_listens_on(tmp_path: Path) -> None
         stranger.bind(("127.0.0.1", 0))
         stranger.listen()
         broker = KafkaBroker(
-            stranger.getsockname()[1], controller_port=_free_port(), state_root=tmp_path
+            stranger.getsockname()[1], controller_port=free_port(), state_root=tmp_path
         )
         with pytest.raises(KafkaBrokerError, match="already in use"):
             broker.start()

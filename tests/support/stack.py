@@ -7,21 +7,14 @@ Each stack has its own topic namespace, so stacks on one broker never see each o
 from __future__ import annotations
 
 import secrets
-import socket
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypedDict
 
+from tests.support.ports import free_port
 from virga_devstack.ceph import CephCluster
 from virga_devstack.processes import ServiceProcess
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from tests.integration.compute.agent_harness import (
     types,
     wait_until,
 )
+from tests.support.ports import free_port
 
 from virga_compute.driver import DomainState, InstanceSpec
 from virga_eventlog import (
@@ -196,17 +196,10 @@ async def test_heartbeats_and_usage_samples_keep_their_cadence(
     assert 0.4 < last.period_seconds < 5  # since the sample before: never early, late if loaded
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 async def test_the_agent_process_serves_health_and_stops_cleanly_on_sigterm(
     cloud: Cloud, kafka_bootstrap: str, tmp_path: Path
 ) -> None:
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "VIRGA_KAFKA_BOOTSTRAP": kafka_bootstrap,

@@ -23,7 +23,7 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis.core.result import Ok
 from schemathesis.generation import GenerationMode
 from schemathesis.specs.openapi import checks
-from tests.support.stack import free_port
+from tests.support.ports import free_port
 
 from virga_devstack.processes import ServiceProcess
 

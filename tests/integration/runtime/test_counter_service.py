@@ -6,7 +6,6 @@ import asyncio
 import os
 import random
 import signal
-import socket
 import sys
 import uuid
 from collections.abc import Callable
@@ -18,6 +17,7 @@ import pytest
 from aiokafka.errors import KafkaError
 from tests.support import counter
 from tests.support.kafka import produce_events, produce_raw, read_all, read_events
+from tests.support.ports import free_port
 
 from virga_eventlog import KafkaSettings, LogReader, read_dead_letter
 from virga_eventlog.topics import dead_letter_topic, snapshot_topic
@@ -85,13 +85,6 @@ def check_outputs(outputs: list[Envelope], inputs: list[Envelope]) -> None:
         assert isinstance(o.payload, counter.CountChanged)
         seen.setdefault(o.payload.key, []).append(o.payload.total)
     assert seen == running
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def tail(log: Path) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sys
 import uuid
 from collections import Counter
@@ -21,6 +20,7 @@ import aiohttp
 import orjson
 import pytest
 from tests.support.kafka import read_events, serving
+from tests.support.ports import free_port
 
 from virga_eventlog import EventWriter, KafkaSettings, ensure_topics, event_topic, virga_topics
 from virga_events import REGISTRY, Envelope, Event, new_event
@@ -281,10 +281,3 @@ async def test_the_scheduler_process_serves_health_and_stops_cleanly_on_sigterm(
     assert code == 0, log.read_text()[-3000:]
     lines = [orjson.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
     assert {"rebuilt", "ready", "stopped"} <= {line["event"] for line in lines}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port

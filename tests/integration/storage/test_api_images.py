@@ -22,7 +22,7 @@ from tests.integration.storage.gateway_storage import (
 )
 from tests.support.kafka import read_events
 from tests.support.pool import audit_namespace
-from tests.support.stack import free_port
+from tests.support.ports import free_port
 
 from virga_devstack.ceph import CephCluster
 from virga_devstack.processes import ServiceProcess

@@ -9,17 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from tests.support.ports import free_port
 
 from virga_devstack import ceph
 from virga_devstack.ceph import CephCluster, CephError
 from virga_devstack.localproc import process_exists
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _cli(cluster: CephCluster, command: str) -> subprocess.CompletedProcess[str]:
@@ -34,7 +28,7 @@ def _cli(cluster: CephCluster, command: str) -> subprocess.CompletedProcess[str]
 
 
 def test_start_status_stop_through_the_cli(tmp_path: Path) -> None:
-    cluster = CephCluster(_free_port(), state_root=tmp_path)
+    cluster = CephCluster(free_port(), state_root=tmp_path)
     try:
         started = _cli(cluster, "start")
         assert started.returncode == 0, started.stderr
@@ -63,7 +57,7 @@ def test_start_status_stop_through_the_cli(tmp_path: Path) -> None:
 
 
 def test_a_pid_file_naming_another_process_is_not_trusted(tmp_path: Path) -> None:
-    cluster = CephCluster(_free_port(), state_root=tmp_path)
+    cluster = CephCluster(free_port(), state_root=tmp_path)
     cluster.directory.mkdir(parents=True)
     (cluster.directory / "mon.pid").write_text(f"{os.getpid()}\n")
     assert cluster.pid("mon") is None
@@ -84,7 +78,7 @@ def test_a_port_taken_by_another_process_is_named(tmp_path: Path) -> None:
 def test_missing_packages_are_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(CephError, match="apt-get install ceph-mon ceph-osd ceph-common"):
-        CephCluster(_free_port(), state_root=tmp_path).start()
+        CephCluster(free_port(), state_root=tmp_path).start()
 
 
 def test_link_bindings_exposes_only_rados_and_rbd(tmp_path: Path) -> None:
