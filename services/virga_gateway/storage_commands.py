@@ -289,6 +289,7 @@ def request_image(
     disk_format: storage.DiskFormat,
     visibility: storage.ImageVisibility,
     tenant_id: str | None,
+    upload_key_sha256: str,
 ) -> Outcome:
     if visibility == "public":
         if not principal.is_admin:
@@ -296,7 +297,12 @@ def request_image(
         owner: str | None = None
     else:
         owner = _owner(state, principal, tenant_id)
-    event = storage.ImageImportRequested(name=name, disk_format=disk_format, visibility=visibility)
+    event = storage.ImageImportRequested(
+        name=name,
+        disk_format=disk_format,
+        visibility=visibility,
+        upload_key_sha256=upload_key_sha256,
+    )
     return Outcome(
         202,
         (Emit(event, image_id, owner),),

@@ -81,6 +81,8 @@ class ImageRecord:
     size_bytes: int = 0
     deletion_event_id: str | None = None
     """The deletion being carried out; None when none is pending."""
+    upload_key_sha256: str | None = None
+    """Digest of the key the upload must present (`ImageImportRequested`)."""
 
 
 @dataclass(slots=True)
@@ -168,6 +170,7 @@ def _evolve_image(state: StorageState, envelope: Envelope) -> bool:
                 disk_format=event.disk_format,
                 visibility=event.visibility,
                 requested_at=envelope.occurred_at.isoformat(),
+                upload_key_sha256=event.upload_key_sha256,
             )
     elif isinstance(event, ImageImported):
         if image is not None:

@@ -3,6 +3,8 @@ staged on disk, converted to raw when qcow2, written to the pool, and its outcom
 
 The gateway records `ImageImportRequested` first and only then streams the body here
 (`PUT /internal/images/{id}`), so every image in the pool belongs to a request in the log.
+The stream presents the request's one-time upload key, whose digest the request recorded:
+no one else can fill the image.
 The image is created in the pool only once the whole body has arrived (the stage file
 holds it), so a cut-off upload never touches Ceph; a crash while the pool is written is
 cleaned up when the service is ready again (`decide.on_ready`).
@@ -13,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import hmac
 import json
 import os
 import tempfile
@@ -23,7 +26,13 @@ from pathlib import Path
 import structlog
 from aiohttp import web
 
-from virga_events.catalog.storage import ImageImported, ImageImportFailed, ImportFailureKind
+from virga_events.catalog.storage import (
+    UPLOAD_KEY_HEADER,
+    ImageImported,
+    ImageImportFailed,
+    ImportFailureKind,
+    upload_key_digest,
+)
 from virga_runtime import ServiceRunner
 from virga_runtime.service import Emit
 from virga_storage.config import StorageConfig
@@ -106,6 +115,14 @@ async def _to_raw(image: ImageRecord, path: Path, size: int, limit: int) -> tupl
     return raw, virtual
 
 
+def _key_matches(key: str | None, digest: str | None) -> bool:
+    """Whether `key` is the one the request recorded the digest of; a request recorded
+    without one takes no upload."""
+    if key is None or digest is None:
+        return False
+    return hmac.compare_digest(upload_key_digest(key), digest)
+
+
 async def _chunks(path: Path) -> AsyncIterator[bytes]:
     with path.open("rb") as source:
         while chunk := await asyncio.to_thread(source.read, CHUNK):
@@ -142,6 +159,10 @@ class ImageUploads:
         image = await self._request(image_id)
         if image is None:
             return web.json_response({"error": f"no image request {image_id}"}, status=404)
+        if not _key_matches(request.headers.get(UPLOAD_KEY_HEADER), image.upload_key_sha256):
+            log.warning("image_upload_refused", image_id=image_id, reason="upload key")
+            error = f"the {UPLOAD_KEY_HEADER} header does not match image {image_id}'s request"
+            return web.json_response({"error": error}, status=403)
         if image.status != "importing" or not self.claims.claim(image_id, "upload"):
             return web.json_response({"error": f"image {image_id} is {image.status}"}, status=409)
         try:

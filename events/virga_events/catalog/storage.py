@@ -3,10 +3,20 @@ storage service's outcomes (`virga.storage`). The aggregate is the volume or ima
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
-from typing import Literal
+from typing import Final, Literal
 
 from virga_events.registry import Event, event
+
+UPLOAD_KEY_HEADER: Final = "X-Virga-Upload-Key"
+"""The header that carries an image upload's one-time key, gateway -> storage service."""
+
+
+def upload_key_digest(key: str) -> str:
+    """What `ImageImportRequested.upload_key_sha256` records of an upload key."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
 
 VolumeOperation = Literal["create", "extend", "delete", "snapshot", "flatten"]
 """What a VolumeFailed was about."""
@@ -139,6 +149,11 @@ class ImageImportRequested(Event):
     name: str
     disk_format: DiskFormat
     visibility: ImageVisibility
+    upload_key_sha256: str | None = None
+    """SHA-256 (hex) of the one-time key the gateway presents when it streams the bytes; the
+    storage service takes bytes for this request from no one else. The key itself never
+    enters the log. None in requests recorded before uploads carried a key: they are
+    refused."""
 
 
 @event("ImageDeletionRequested")

@@ -8,6 +8,7 @@ the pool and appends the outcome; the gateway answers once its projection has th
 from __future__ import annotations
 
 import asyncio
+import secrets
 import uuid
 from collections.abc import AsyncIterator
 from typing import Literal
@@ -16,6 +17,7 @@ import aiohttp
 import msgspec
 from aiohttp import web
 
+from virga_events.catalog.storage import UPLOAD_KEY_HEADER, upload_key_digest
 from virga_gateway import storage_commands as commands
 from virga_gateway.context import Call, Gateway
 from virga_gateway.problems import Problem, invalid
@@ -54,8 +56,9 @@ def _failure(image_id: str, kind: str | None, reason: str) -> Problem:
     return Problem(status, slug, title, f"image {image_id} was not imported: {reason}")
 
 
-async def _stream(request: web.Request, gateway: Gateway, image_id: str) -> str | None:
-    """Send the body on to the storage service; what went wrong, or None."""
+async def _stream(request: web.Request, gateway: Gateway, image_id: str, key: str) -> str | None:
+    """Send the body on to the storage service with the request's upload key; what went
+    wrong, or None."""
     assert gateway.config.storage_url is not None
     url = f"{gateway.config.storage_url.rstrip('/')}/internal/images/{image_id}"
 
@@ -68,7 +71,9 @@ async def _stream(request: web.Request, gateway: Gateway, image_id: str) -> str 
         async with (
             aiohttp.ClientSession(timeout=timeout) as session,
             session.put(
-                url, data=body(), headers={"Content-Type": "application/octet-stream"}
+                url,
+                data=body(),
+                headers={"Content-Type": "application/octet-stream", UPLOAD_KEY_HEADER: key},
             ) as answer,
         ):
             await answer.read()
@@ -102,6 +107,7 @@ async def upload_image(request: web.Request, call: Call) -> web.Response:
             503, "storage-unavailable", "Service unavailable", "no storage service is configured"
         )
     image_id = str(uuid.uuid4())
+    key = secrets.token_urlsafe(32)  # only this request can stream the image's bytes
     recorded = await commit(
         request,
         call,
@@ -113,12 +119,13 @@ async def upload_image(request: web.Request, call: Call) -> web.Response:
             disk_format=params.disk_format,
             visibility=params.visibility,
             tenant_id=params.tenant_id,
+            upload_key_sha256=upload_key_digest(key),
         ),
         body={**msgspec.to_builtins(params), "content_length": length},
     )
     if recorded.headers.get("Idempotent-Replayed"):
         return recorded  # the first request with this key carries (or carried) the bytes
-    broke_off = await _stream(request, gateway, image_id)
+    broke_off = await _stream(request, gateway, image_id, key)
     # The storage service may have recorded an outcome even when the stream broke off (it
     # stops reading an image over its limit); otherwise it records one when it restarts.
     if not await _outcome(gateway, image_id, OUTCOME_WAIT_SECONDS / (10 if broke_off else 1)):

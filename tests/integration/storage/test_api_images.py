@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import os
 import subprocess
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 from tests.integration.gateway.harness import Gateway, wait_until
 from tests.integration.storage.gateway_storage import (
@@ -28,6 +30,7 @@ from virga_devstack.ceph import CephCluster
 from virga_devstack.processes import ServiceProcess
 from virga_eventlog import KafkaSettings, ensure_topics, event_topic, virga_topics
 from virga_events import REGISTRY
+from virga_events.catalog.storage import UPLOAD_KEY_HEADER, ImageImportRequested, upload_key_digest
 from virga_storage.effects import image_image
 from virga_storage.rbd_driver import RbdDriver
 
@@ -201,3 +204,41 @@ async def test_a_retried_upload_with_its_idempotency_key_imports_once(cloud: Clo
     ]
     await api.call("DELETE", f"/v1/images/{first.body['id']}", token=token)
     await wait_gone(cloud, token, f"/v1/images/{first.body['id']}")
+
+
+async def test_the_upload_endpoint_takes_bytes_only_with_the_requests_key(cloud: Cloud) -> None:
+    """A process that can reach the storage service's port and read the log (where only the
+    key's digest is) cannot fill a pending image: the stream must carry the request's key."""
+    assert cloud.storage is not None
+    tenant, _ = await cloud.gateway.tenant()
+    keyed, legacy = str(uuid.uuid4()), str(uuid.uuid4())
+    asked = ImageImportRequested(
+        name="keyed",
+        disk_format="raw",
+        visibility="private",
+        upload_key_sha256=upload_key_digest("k"),
+    )
+    await cloud.feed("gateway", keyed, asked, tenant)
+    old = ImageImportRequested(name="legacy", disk_format="raw", visibility="private")
+    await cloud.feed("gateway", legacy, old, tenant)
+    storage = cloud.storage
+    await wait_until(lambda: {keyed, legacy} <= storage.state.images.keys())
+    base = f"http://127.0.0.1:{storage.http_port}/internal/images"
+
+    async with aiohttp.ClientSession() as http:
+
+        async def put(image_id: str, key: str | None) -> int:
+            headers = dict(OCTETS) if key is None else {**OCTETS, UPLOAD_KEY_HEADER: key}
+            body = io.BytesIO(IMAGE)
+            async with http.put(f"{base}/{image_id}", data=body, headers=headers) as answer:
+                return answer.status
+
+        assert await put(keyed, None) == 403
+        assert await put(keyed, "not-k") == 403
+        assert await put(legacy, "k") == 403  # recorded without a key: takes no upload
+        assert storage.state.images[keyed].status == "importing"  # still waits for its bytes
+        assert image_image(keyed) not in await cloud.ceph.list()
+        assert await put(keyed, "k") == 200
+    await wait_until(lambda: storage.state.images[keyed].status == "available")
+    assert await cloud.ceph.read(image_image(keyed), 0, len(IMAGE)) == IMAGE
+    await cloud.ceph.remove(image_image(keyed))  # fed past the gateway: it knows no such image
