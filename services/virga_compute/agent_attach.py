@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from virga_compute.agent_state import AgentState, InstanceRecord
-from virga_compute.agent_volume_effects import AttachVolume, DetachVolume
+from virga_compute.agent_volume_effects import AttachVolume, DetachVolume, GrowDisk
 from virga_compute.config import AgentConfig
 from virga_compute.driver import DiskSpec
 from virga_events import Envelope
@@ -94,3 +94,25 @@ def decide_attachment(
         detached = VolumeDetached(instance_id=instance_id, host=state.host)
         return [Emit(detached, volume_id, envelope.tenant_id)]
     return [DetachVolume(instance_id, envelope.tenant_id, state.host, volume_id, attached_at)]
+
+
+GiB = 1 << 30
+
+
+def decide_growth(state: AgentState, volume_id: str, size_gb: int) -> Sequence[Intent]:
+    """A volume grew (`VolumeExtended`): if a running instance of this host has it as a disk
+    (its boot volume, whose id is the instance's, or an attached one), tell the guest.
+
+    A stopped instance needs nothing: its next start opens the disk at its new size.
+    """
+    for record in state.instances.values():
+        if record.instance_id == volume_id and record.image is not None:
+            target: str | None = "vda"
+        else:
+            target = record.attachments.get(volume_id)
+        if target is None:
+            continue
+        if record.status != "running" or record.domain_lost or record.deletion_event_id:
+            return ()
+        return [GrowDisk(record.instance_id, volume_id, target, size_gb * GiB)]
+    return ()

@@ -17,7 +17,7 @@ import ipaddress
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from virga_compute.agent_attach import decide_attachment, volume_disk
+from virga_compute.agent_attach import decide_attachment, decide_growth, volume_disk
 from virga_compute.agent_effects import (
     Destroy,
     PowerAction,
@@ -37,7 +37,7 @@ from virga_events.catalog.attachments import VolumeAttachRequested, VolumeDetach
 from virga_events.catalog.compute import HostHeartbeat, InstanceDeleted, InstanceFailed
 from virga_events.catalog.network import PortAllocationFailed, PortBindingFailed, PortBound
 from virga_events.catalog.scheduler import InstanceScheduled
-from virga_events.catalog.storage import VolumeCreated, VolumeFailed
+from virga_events.catalog.storage import VolumeCreated, VolumeExtended, VolumeFailed
 from virga_runtime.service import Emit, Intent
 
 
@@ -107,6 +107,8 @@ def decide(config: AgentConfig, state: AgentState, envelope: Envelope) -> Sequen
         return _prerequisite_failed(state, _port_owner(state, envelope.aggregate_id))
     if isinstance(event, VolumeAttachRequested | VolumeDetachRequested):
         return decide_attachment(config, state, envelope, event)
+    if isinstance(event, VolumeExtended):
+        return decide_growth(state, envelope.aggregate_id, event.size_gb)
     if isinstance(event, InstanceActionRequested):
         return _action(config, state, envelope, event)
     if isinstance(event, InstanceDeletionRequested):

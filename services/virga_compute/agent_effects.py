@@ -17,7 +17,12 @@ from typing import Any, Literal
 
 import structlog
 
-from virga_compute.agent_volume_effects import AttachVolume, DetachVolume, VolumeEffects
+from virga_compute.agent_volume_effects import (
+    AttachVolume,
+    DetachVolume,
+    GrowDisk,
+    VolumeEffects,
+)
 from virga_compute.config import RestartPolicy
 from virga_compute.domain_xml import domain_name
 from virga_compute.driver import (
@@ -158,6 +163,7 @@ class ComputeEffects(VolumeEffects):
             Destroy: self.destroy,
             AttachVolume: self.attach_volume,
             DetachVolume: self.detach_volume,
+            GrowDisk: self.grow_disk,
             SampleUsage: self.sample_usage,
             Reconcile: self.reconcile,
         }

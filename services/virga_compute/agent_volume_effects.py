@@ -1,7 +1,9 @@
-"""The compute agent's volume effects: hot-plugging and unplugging volumes, with their outcomes.
+"""The compute agent's volume effects: hot-plugging and unplugging volumes, with their outcomes,
+and telling a running guest that a volume it uses has grown.
 
 A failed attach or detach is a `VolumeAttachmentFailed` with the reason, never an exception;
 both are safe to repeat (the driver treats the disk already there, or already gone, as done).
+A grown disk is storage's fact (`VolumeExtended`); telling the guest adds none.
 """
 
 from __future__ import annotations
@@ -49,6 +51,20 @@ class DetachVolume:
     host: str
     volume_id: str
     target_dev: str
+
+    @property
+    def key(self) -> str:
+        return self.instance_id
+
+
+@dataclass(frozen=True, slots=True)
+class GrowDisk:
+    """Tell the running instance that the volume at `target_dev` is now `size_bytes` long."""
+
+    instance_id: str
+    volume_id: str
+    target_dev: str
+    size_bytes: int
 
     @property
     def key(self) -> str:
@@ -108,6 +124,22 @@ class VolumeEffects:
         log.info("volume_detached", instance_id=effect.instance_id, volume_id=effect.volume_id)
         detached = VolumeDetached(instance_id=effect.instance_id, host=effect.host)
         return [Emit(detached, effect.volume_id, effect.tenant_id)]
+
+    async def grow_disk(self, effect: GrowDisk) -> Sequence[Emit]:
+        fields = {
+            "instance_id": effect.instance_id,
+            "volume_id": effect.volume_id,
+            "target_dev": effect.target_dev,
+            "size_bytes": effect.size_bytes,
+        }
+        try:
+            await self._driver.resize_disk(effect.instance_id, effect.target_dev, effect.size_bytes)
+        except DriverError as exc:
+            # The volume has grown all the same; the guest sees it at its next start.
+            log.warning("disk_growth_not_told", reason=str(exc), **fields)
+            return ()
+        log.info("disk_grown", **fields)
+        return ()
 
     async def _detach_until_released(self, instance_id: str, target_dev: str) -> None:
         """Detach, asking again until the guest lets go or `detach_seconds` pass.

@@ -262,7 +262,7 @@ class DriverCapabilities:
     """What the hypervisor behind a driver can do, declared as data so the agent can plan."""
 
     live_disk_attach: bool
-    """Disks can be attached to and detached from a running instance."""
+    """Disks can be attached to, detached from and grown under a running instance."""
 
 
 class ComputeDriver(Protocol):
@@ -354,6 +354,17 @@ class ComputeDriver(Protocol):
         `attached_disks`); calling again asks the guest again. Idempotent: no disk at that
         target is no error. The same capability rule as `attach_disk` applies. Raises
         `InstanceNotFound`.
+        """
+        ...
+
+    async def resize_disk(self, instance_id: str, target_dev: str, size_bytes: int) -> None:
+        """Tell a running instance that the disk at `target_dev` is now `size_bytes` long
+        (its volume was grown underneath), so the guest sees the new size at once.
+
+        An instance that is not running has nothing to be told: its next start opens the
+        disk at its size. Idempotent. On a running instance raises `OperationNotSupported`
+        unless `capabilities().live_disk_attach`, and `DriverError` when no disk is at
+        `target_dev`. Raises `InstanceNotFound`.
         """
         ...
 

@@ -470,6 +470,17 @@ class LibvirtDriver:
 
         await self._call(operation, instance_id)
 
+    async def resize_disk(self, instance_id: str, target_dev: str, size_bytes: int) -> None:
+        def operation(conn: Any) -> None:
+            dom = _require(conn, instance_id)
+            if not dom.isActive():
+                return
+            if target_dev not in domain_xml.parse_disks(_current_xml(dom)):
+                raise DriverError(f"{instance_id}: no disk at {target_dev}")
+            dom.blockResize(target_dev, size_bytes, libvirt.VIR_DOMAIN_BLOCK_RESIZE_BYTES)
+
+        await self._call(operation, instance_id)
+
     async def detach_disk(self, instance_id: str, target_dev: str) -> None:
         def operation(conn: Any) -> None:
             dom = _require(conn, instance_id)

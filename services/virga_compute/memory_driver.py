@@ -38,6 +38,8 @@ class _Domain:
     ram_mb: int = 0
     disks: dict[str, DiskSpec] = field(default_factory=dict)
     usage: UsageSample = _ZERO_USAGE
+    disk_sizes: dict[str, int] = field(default_factory=dict)
+    """Target -> the size a running guest was last told of (`resize_disk`)."""
 
 
 class MemoryDriver:
@@ -212,6 +214,20 @@ class MemoryDriver:
             raise DiskConflict(f"{instance_id}: {disk.target_dev} already holds another disk")
         self._check_live_change(domain)
         domain.disks[disk.target_dev] = disk
+
+    async def resize_disk(self, instance_id: str, target_dev: str, size_bytes: int) -> None:
+        self._enter("resize_disk")
+        domain = self._require(instance_id)
+        if domain.state not in _ACTIVE:
+            return
+        self._check_live_change(domain)
+        if target_dev not in domain.disks:
+            raise DriverError(f"{instance_id}: no disk at {target_dev}")
+        domain.disk_sizes[target_dev] = size_bytes
+
+    def disk_size(self, instance_id: str, target_dev: str) -> int | None:
+        """What the running guest was last told the disk's size is; None if never."""
+        return self._require(instance_id).disk_sizes.get(target_dev)
 
     async def detach_disk(self, instance_id: str, target_dev: str) -> None:
         self._enter("detach_disk")

@@ -131,6 +131,7 @@ class DriverContract(abc.ABC):
             lambda: driver.reboot("nope"),
             lambda: driver.attach_disk("nope", EXTRA_DISK),
             lambda: driver.detach_disk("nope", "vda"),
+            lambda: driver.resize_disk("nope", "vda", 2 << 30),
             lambda: driver.attached_disks("nope"),
         ]
         for operation in operations:
@@ -220,6 +221,23 @@ class DriverContract(abc.ABC):
             with pytest.raises(OperationNotSupported):
                 await driver.detach_disk("i-1", "vda")
             assert await driver.attached_disks("i-1") == ["vda"]
+        assert await self.state(driver) is DomainState.RUNNING
+
+    async def test_a_grown_disk_is_told_to_a_running_instance_only(
+        self, driver: ComputeDriver
+    ) -> None:
+        await driver.spawn(spec())
+        await driver.stop("i-1")
+        await driver.resize_disk("i-1", "vda", 2 << 30)  # stopped: the next start sees it
+        await driver.start("i-1")
+        if (await driver.capabilities()).live_disk_attach:
+            await driver.resize_disk("i-1", "vda", 2 << 30)
+            await driver.resize_disk("i-1", "vda", 2 << 30)  # replay
+            with pytest.raises(DriverError):
+                await driver.resize_disk("i-1", "vdq", 2 << 30)
+        else:
+            with pytest.raises(OperationNotSupported):
+                await driver.resize_disk("i-1", "vda", 2 << 30)
         assert await self.state(driver) is DomainState.RUNNING
 
 

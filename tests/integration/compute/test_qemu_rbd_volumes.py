@@ -35,12 +35,13 @@ from virga_devstack import libvirt as libvirt_daemon
 from virga_devstack.ceph import CephCluster
 from virga_devstack.guest import DISKS_PREFIX, READY_LINE, GuestBoot, ensure_guest
 from virga_events.catalog.attachments import VolumeAttachRequested, VolumeDetachRequested
-from virga_events.catalog.storage import VolumeCreated
+from virga_events.catalog.storage import VolumeCreated, VolumeExtended
 
 pytestmark = [pytest.mark.kafka, pytest.mark.libvirt]
 
 URI = "qemu:///system"
 MIB = 1 << 20
+GIB = 1 << 30
 
 
 @pytest.fixture(scope="module")
@@ -108,12 +109,30 @@ class QemuHypervisor(Hypervisor):
             disks[target.get("dev", "")] = source.get("name", "")
         return disks
 
+    def capacity(self, instance_id: str, target_dev: str) -> int:
+        """The size QEMU gives the guest for the disk at `target_dev`."""
+        conn = libvirt.open(URI)
+        try:
+            return int(conn.lookupByName(domain_name(instance_id)).blockInfo(target_dev)[0])
+        finally:
+            conn.close()
+
     async def state(self, instance_id: str) -> DomainState:
         driver = await self.new_driver()
         try:
             return (await driver.get_info(instance_id)).state
         finally:
             await driver.close()
+
+
+def _grow(cluster: CephCluster, name: str, size: int) -> None:
+    keyring = {"keyring": str(cluster.keyring)}
+    with (
+        rados.Rados(conffile=str(cluster.conf_file), conf=keyring) as client,
+        client.open_ioctx(cluster.pool) as ioctx,
+        rbd.Image(ioctx, name) as image,
+    ):
+        image.resize(size)
 
 
 def _images(cluster: CephCluster, create: dict[str, int], remove: list[str]) -> None:
@@ -187,6 +206,13 @@ async def test_a_guest_boots_from_rbd_and_takes_and_gives_back_a_second_volume(
             }
             seen_both = f"{seen_boot} vdb={volume_id[:20]}"
             await wait_until(lambda: qemu_host.disks_seen(instance_id) == seen_both, 30)
+
+            # The storage service grows the attached volume: the running guest is told.
+            assert qemu_host.capacity(instance_id, "vdb") == 32 * MIB
+            await asyncio.to_thread(_grow, ceph_cluster, data_image, GIB)
+            grown = VolumeExtended(size_gb=1)
+            await cloud.write("storage", request_event(grown, volume_id, "storage"))
+            await wait_until(lambda: qemu_host.capacity(instance_id, "vdb") == GIB, 30)
 
             detach = VolumeDetachRequested(instance_id=instance_id)
             await cloud.write("gateway", request_event(detach, volume_id, "gateway"))

@@ -9,7 +9,7 @@ import pytest
 from virga_compute.agent_decide import decide, on_ready
 from virga_compute.agent_effects import ComputeEffects, Destroy, Reconcile, Spawn
 from virga_compute.agent_state import AgentState, evolve
-from virga_compute.agent_volume_effects import AttachVolume, DetachVolume
+from virga_compute.agent_volume_effects import AttachVolume, DetachVolume, GrowDisk
 from virga_compute.ceph_access import CephSettings
 from virga_compute.config import AgentConfig
 from virga_compute.driver import CephMonitor, DiskSpec, InstanceSpec
@@ -26,7 +26,7 @@ from virga_events.catalog.attachments import (
 )
 from virga_events.catalog.compute import InstanceDeleted, InstanceStarted, InstanceStopped
 from virga_events.catalog.scheduler import InstanceScheduled
-from virga_events.catalog.storage import VolumeCreated
+from virga_events.catalog.storage import VolumeCreated, VolumeExtended
 from virga_runtime import Emit, Intent
 
 HOST = "host-1"
@@ -262,3 +262,30 @@ async def test_a_guest_that_never_lets_go_fails_the_detach_and_keeps_the_volume(
     assert failed.payload.operation == "detach"
     assert "did not release vdb" in failed.payload.reason
     assert await driver.attached_disks("i-1") == ["vdb"]
+
+
+GiB = 1 << 30
+
+
+def test_a_grown_volume_is_told_to_the_running_guest_that_uses_it() -> None:
+    attached = VolumeAttached(instance_id="i-1", host=HOST, target_dev="vdb")
+    state = evolve(running(), mine(attached, VOLUME))
+    grown = envelope(VolumeExtended(size_gb=5), VOLUME, "storage")
+    assert live(state, grown) == [GrowDisk("i-1", VOLUME, "vdb", 5 * GiB)]
+    boot = envelope(VolumeExtended(size_gb=3), "i-1", "storage")  # the boot volume's id
+    assert live(state, boot) == [GrowDisk("i-1", "i-1", "vda", 3 * GiB)]
+    # A volume no instance here uses, and a stopped instance, need nothing.
+    assert live(state, envelope(VolumeExtended(size_gb=5), "v-other", "storage")) == ()
+    stopped = evolve(state, mine(InstanceStopped(host=HOST)))
+    assert live(stopped, grown) == ()
+
+
+async def test_growing_a_disk_tells_a_running_guest_and_never_fails(driver: MemoryDriver) -> None:
+    effects = ComputeEffects(driver)
+    await effects.spawn(Spawn(InstanceSpec("i-1", "vm", 1, 256, disks=(disk("vdb"),)), "t-1", HOST))
+    assert await effects.grow_disk(GrowDisk("i-1", VOLUME, "vdb", 5 * GiB)) == ()
+    assert driver.disk_size("i-1", "vdb") == 5 * GiB
+    # No such domain any more, or no hot-plug: logged; the guest sees the size when it starts.
+    assert await effects.grow_disk(GrowDisk("i-9", VOLUME, "vdb", 5 * GiB)) == ()
+    cold = ComputeEffects(MemoryDriver(live_disk_attach=False))
+    assert await cold.grow_disk(GrowDisk("i-1", VOLUME, "vdb", 5 * GiB)) == ()
