@@ -173,6 +173,16 @@ def volume_snapshot(cli: Cli, volume_id: str, name: str) -> None:
     cli.emit(answer, lambda s: cli.out.print(f"snapshot {s['name']} ({s['id']}): {s['status']}"))
 
 
+@volume.command("snapshot-delete")
+@click.argument("volume_id")
+@click.argument("snapshot_id")
+@pass_cli
+def volume_snapshot_delete(cli: Cli, volume_id: str, snapshot_id: str) -> None:
+    """Delete a snapshot of a volume (refused while volumes are clones of it)."""
+    answer = cli.client().delete(f"/v1/volumes/{volume_id}/snapshots/{snapshot_id}")
+    cli.emit(answer, lambda s: cli.out.print(f"snapshot {s['name']} ({s['id']}): {s['status']}"))
+
+
 @volume.command("attach")
 @click.argument("volume_id")
 @click.argument("instance_id")

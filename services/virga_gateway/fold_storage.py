@@ -160,6 +160,30 @@ def _snapshot_created(state: GatewayState, env: Envelope) -> None:
     snapshot.created_at = snapshot.created_at or env.occurred_at
 
 
+def _snapshot_deletion_requested(state: GatewayState, env: Envelope) -> None:
+    event: storage.VolumeSnapshotDeletionRequested = env.payload
+    snapshot = _snapshot_record(state, volume_record(state, env), event.snapshot_id)
+    snapshot.deletion_requested_at = _latest(snapshot.deletion_requested_at, env.occurred_at)
+
+
+def _snapshot_deleted(state: GatewayState, env: Envelope) -> None:
+    event: storage.VolumeSnapshotDeleted = env.payload
+    snapshot = _snapshot_record(state, volume_record(state, env), event.snapshot_id)
+    snapshot.deleted = True
+    state.snapshot_volumes.pop(event.snapshot_id, None)  # nothing is cloned from it any more
+
+
+def _snapshot_deletion_failed(state: GatewayState, env: Envelope) -> None:
+    event: storage.VolumeSnapshotDeletionFailed = env.payload
+    snapshot = _snapshot_record(state, volume_record(state, env), event.snapshot_id)
+    snapshot.deletion_failed_at = _latest(snapshot.deletion_failed_at, env.occurred_at)
+    snapshot.fault = f"delete: {event.reason}"
+
+
+def _latest(known: datetime | None, at: datetime) -> datetime:
+    return at if known is None or at > known else known
+
+
 def _volume_deleted(state: GatewayState, env: Envelope) -> None:
     volume = volume_record(state, env)
     volume.deleted = True
@@ -296,6 +320,9 @@ HANDLERS: dict[type[Event], Callable[[GatewayState, Envelope], None]] = {
     storage.VolumeExtended: _volume_extended,
     storage.VolumeFlattened: _volume_flattened,
     storage.VolumeSnapshotCreated: _snapshot_created,
+    storage.VolumeSnapshotDeletionRequested: _snapshot_deletion_requested,
+    storage.VolumeSnapshotDeleted: _snapshot_deleted,
+    storage.VolumeSnapshotDeletionFailed: _snapshot_deletion_failed,
     storage.VolumeDeleted: _volume_deleted,
     attachments.VolumeAttached: _attachment_outcome,
     attachments.VolumeDetached: _attachment_outcome,

@@ -196,6 +196,42 @@ def snapshot_volume(
     )
 
 
+def snapshot_dependents(state: GatewayState, snapshot_id: str) -> list[str]:
+    """Volumes that are (or are about to be) copy-on-write clones of the snapshot, sorted."""
+    parent = f"snapshot:{snapshot_id}"
+    return sorted(
+        volume.id
+        for volume in state.volumes.values()
+        if (volume.snapshot == snapshot_id or volume.parent == parent)
+        and not volume.flattened
+        and volume_status(volume, state.instances) not in ("deleted", "error")
+    )
+
+
+def delete_snapshot(
+    state: GatewayState, principal: Principal, volume_id: str, snapshot_id: str
+) -> Outcome:
+    volume = find_volume(state, principal, volume_id)
+    snapshot = volume.snapshots.get(snapshot_id)
+    if snapshot is None or snapshot.request_event_id is None or snapshot.deleted:
+        raise not_found("snapshot", snapshot_id)
+    answer: View = lambda after: snapshot_view(  # noqa: E731
+        volume_id, after.volumes[volume_id].snapshots[snapshot_id]
+    )
+    if snapshot.status == "deleting":
+        return Outcome(202, (), answer)  # already on its way
+    if snapshot.status == "creating":
+        raise conflict(f"snapshot {snapshot_id} is still being taken", "status")
+    dependents = snapshot_dependents(state, snapshot_id)
+    if dependents:
+        raise conflict(
+            f"snapshot {snapshot_id} has volumes cloned from it: {', '.join(dependents)}",
+            "volumes",
+        )
+    event = storage.VolumeSnapshotDeletionRequested(snapshot_id=snapshot_id)
+    return Outcome(202, (Emit(event, volume_id, volume.tenant_id),), answer)
+
+
 def volume_action(
     state: GatewayState, principal: Principal, volume_id: str, body: VolumeActionBody
 ) -> Outcome:

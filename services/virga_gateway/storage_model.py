@@ -25,7 +25,7 @@ VOLUME_STATUSES: tuple[VolumeStatus, ...] = (
     "deleted",
 )
 ImageStatus = Literal["importing", "available", "error", "deleting", "deleted"]
-SnapshotStatus = Literal["creating", "available", "error"]
+SnapshotStatus = Literal["creating", "available", "error", "deleting", "deleted"]
 
 OUTCOMES_KEPT = 32
 """Attachment outcomes remembered per volume (only the latest requests need matching)."""
@@ -42,9 +42,20 @@ class VolumeSnapshot(msgspec.Struct, kw_only=True):
     """The volume's size when it was taken: clones of it need at least this much."""
     fault: str | None = None
     created_at: datetime | None = None
+    deletion_requested_at: datetime | None = None
+    """When its latest deletion was asked."""
+    deletion_failed_at: datetime | None = None
+    """When its latest deletion was refused: compared by time, so either order of the two
+    topics folds to the same status."""
+    deleted: bool = False
 
     @property
     def status(self) -> SnapshotStatus:
+        if self.deleted:
+            return "deleted"
+        requested, failed = self.deletion_requested_at, self.deletion_failed_at
+        if requested is not None and (failed is None or failed < requested):
+            return "deleting"
         if self.created:
             return "available"
         return "error" if self.fault is not None else "creating"

@@ -125,7 +125,9 @@ def volume_view(volume: Volume, instances: dict[str, Instance]) -> VolumeView:
         parent=None if volume.flattened else volume.parent,
         clone_depth=0 if volume.flattened else volume.clone_depth,
         boot_of=volume.instance_id,
-        snapshots=[snapshot_view(volume.id, s) for s in snapshots if s.request_event_id],
+        snapshots=[
+            snapshot_view(volume.id, s) for s in snapshots if s.request_event_id and not s.deleted
+        ],
         attachments=[]
         if attachment is None
         else [

@@ -21,6 +21,7 @@ from virga_events.catalog.storage import (
     VolumeFailed,
     VolumeOperation,
     VolumeRequested,
+    VolumeSnapshotDeletionRequested,
     VolumeSnapshotRequested,
 )
 from virga_runtime.service import Emit, Intent
@@ -35,6 +36,7 @@ from virga_storage.effects import (
     SnapshotVolume,
 )
 from virga_storage.images import AbandonImport, DeleteImage
+from virga_storage.snapshots import decide_snapshot_deletion
 from virga_storage.state import StorageState, VolumeRecord, boot_volume_id, image_requested_at
 
 
@@ -66,6 +68,8 @@ def decide(config: StorageConfig, state: StorageState, envelope: Envelope) -> Se
         if event.snapshot_id in state.snapshots:
             return ()  # taken already: a repeated request
         return [SnapshotVolume(record.volume_id, record.tenant_id, event.snapshot_id, event.name)]
+    if isinstance(event, VolumeSnapshotDeletionRequested):
+        return decide_snapshot_deletion(state, envelope, event)
     if isinstance(event, ImageDeletionRequested):
         return _delete_image(state, envelope)
     if isinstance(event, VolumeDeletionRequested | InstanceDeleted):

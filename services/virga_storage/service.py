@@ -13,6 +13,7 @@ from virga_storage.config import StorageConfig
 from virga_storage.driver import StorageDriver
 from virga_storage.effects import StorageEffects
 from virga_storage.images import ImageEffects, UploadClaims
+from virga_storage.snapshots import SnapshotEffects
 from virga_storage.state import StorageState, evolve
 from virga_storage.upload import ImageUploads
 
@@ -43,7 +44,11 @@ def definition(
         snapshot=state.snapshot,
         restore=state.restore,
         decide=partial(decisions.decide, config),
-        effects={**StorageEffects(driver).handlers(), **image_effects.handlers()},
+        effects={
+            **StorageEffects(driver).handlers(),
+            **SnapshotEffects(driver).handlers(),
+            **image_effects.handlers(),
+        },
         on_ready=decisions.on_ready,
         tick=partial(decisions.tick, config),
     )

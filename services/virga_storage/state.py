@@ -31,6 +31,9 @@ from virga_events.catalog.storage import (
     VolumeFlattened,
     VolumeRequested,
     VolumeSnapshotCreated,
+    VolumeSnapshotDeleted,
+    VolumeSnapshotDeletionFailed,
+    VolumeSnapshotDeletionRequested,
 )
 
 Status = Literal["creating", "available", "error"]
@@ -64,6 +67,8 @@ class VolumeRecord:
     """The deletion being carried out; None when none is pending."""
     snapshots: list[str] = field(default_factory=list)
     """Ids of its snapshots."""
+    snapshot_deletions: dict[str, str] = field(default_factory=dict)
+    """Snapshot id -> the deletion request being carried out: only that request decides."""
 
 
 @dataclass(slots=True)
@@ -114,6 +119,14 @@ class StorageState:
             r.volume_id
             for r in self.volumes.values()
             if r.image == image_id and not r.flattened and r.status != "error"
+        )
+
+    def snapshot_clones(self, snapshot_id: str) -> list[str]:
+        """Volumes that are (or are to be) copy-on-write clones of the snapshot, sorted."""
+        return sorted(
+            r.volume_id
+            for r in self.volumes.values()
+            if r.snapshot == snapshot_id and not r.flattened and r.status != "error"
         )
 
     def children(self, volume_id: str) -> list[str]:
@@ -248,6 +261,16 @@ def evolve(state: StorageState, envelope: Envelope) -> StorageState:
         if event.snapshot_id not in state.snapshots:
             state.snapshots[event.snapshot_id] = aggregate
             record.snapshots.append(event.snapshot_id)
+    elif isinstance(event, VolumeSnapshotDeletionRequested):
+        # Recorded whether or not the snapshot is known yet (it comes on another topic).
+        record.snapshot_deletions.setdefault(event.snapshot_id, envelope.event_id)
+    elif isinstance(event, VolumeSnapshotDeleted):
+        record.snapshot_deletions.pop(event.snapshot_id, None)
+        if state.snapshots.get(event.snapshot_id) == aggregate:
+            del state.snapshots[event.snapshot_id]
+            record.snapshots.remove(event.snapshot_id)
+    elif isinstance(event, VolumeSnapshotDeletionFailed):
+        record.snapshot_deletions.pop(event.snapshot_id, None)  # a new request may try again
     elif isinstance(event, VolumeDeleted):
         _deleted(state, aggregate)
     elif isinstance(event, VolumeFailed):

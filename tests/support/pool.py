@@ -42,6 +42,9 @@ def expected_names(storage_events: Iterable[Envelope]) -> set[str]:
         elif kind == "VolumeSnapshotCreated":
             snapshot = snapshot_name(envelope.payload.snapshot_id)
             alive.setdefault(volume_image(aggregate), set()).add(snapshot)
+        elif kind == "VolumeSnapshotDeleted":
+            snapshot = snapshot_name(envelope.payload.snapshot_id)
+            alive.get(volume_image(aggregate), set()).discard(snapshot)
         elif kind == "VolumeDeleted":
             alive.pop(volume_image(aggregate), None)
         elif kind == "ImageImported":

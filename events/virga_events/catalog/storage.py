@@ -60,6 +60,14 @@ class VolumeSnapshotRequested(Event):
     name: str
 
 
+@event("VolumeSnapshotDeletionRequested")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VolumeSnapshotDeletionRequested(Event):
+    """A tenant asked to delete one of the volume's snapshots."""
+
+    snapshot_id: str
+
+
 # -- outcomes, on <ns>.storage -----------------------------------------------------------------
 
 
@@ -108,6 +116,26 @@ class VolumeSnapshotCreated(Event):
 
     snapshot_id: str
     name: str
+
+
+@event("VolumeSnapshotDeleted")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VolumeSnapshotDeleted(Event):
+    """The snapshot is gone from the volume; nothing can be cloned from it any more."""
+
+    snapshot_id: str
+
+
+@event("VolumeSnapshotDeletionFailed")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VolumeSnapshotDeletionFailed(Event):
+    """The snapshot was not deleted (volumes are still clones of it, or Ceph failed); it stays
+    usable and its deletion may be asked again."""
+
+    snapshot_id: str
+    reason: str
+    dependents: tuple[str, ...] = ()
+    """Ids of the volumes that are still copy-on-write clones of it."""
 
 
 @event("VolumeFlattened")

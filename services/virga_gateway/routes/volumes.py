@@ -1,5 +1,5 @@
-"""Volumes: create (blank or a clone), read, list, snapshot, extend, delete; and attaching
-them to instances and detaching them."""
+"""Volumes: create (blank or a clone), read, list, snapshot (and delete a snapshot), extend,
+delete; and attaching them to instances and detaching them."""
 
 from __future__ import annotations
 
@@ -60,6 +60,16 @@ async def snapshot_volume(request: web.Request, call: Call) -> web.Response:
             state, call.caller, volume_id, body, snapshot_id
         ),
         body=raw,
+        guard=f"volume:{volume_id}",
+    )
+
+
+async def delete_snapshot(request: web.Request, call: Call) -> web.Response:
+    volume_id, snapshot_id = request.match_info["id"], request.match_info["snapshot_id"]
+    return await commit(
+        request,
+        call,
+        lambda state, now: commands.delete_snapshot(state, call.caller, volume_id, snapshot_id),
         guard=f"volume:{volume_id}",
     )
 
@@ -146,6 +156,12 @@ ROUTES = [
         operation_id="createVolumeSnapshot", summary="Take a snapshot of a volume",
         tag="volumes", access="tenant", status=202, response=VolumeSnapshotView,
         request=CreateVolumeSnapshot, errors=(409,),
+    ),
+    Route(
+        "DELETE", "/v1/volumes/{id}/snapshots/{snapshot_id}", delete_snapshot,
+        operation_id="deleteVolumeSnapshot",
+        summary="Delete a snapshot of a volume (refused while volumes are clones of it)",
+        tag="volumes", access="tenant", status=202, response=VolumeSnapshotView, errors=(409,),
     ),
     Route(
         "POST", "/v1/volumes/{id}/actions", act_on_volume,

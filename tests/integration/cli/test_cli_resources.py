@@ -100,6 +100,13 @@ def test_images_and_volumes(stack: Stack, tenant_token: str, tmp_path: Path) -> 
     in_use = run("image", "delete", image["id"])
     assert in_use.exit_code == errors.API_ERROR
     assert "HTTP 409" in in_use.stderr
+    settle(
+        lambda: as_json("volume", "show", volume["id"]),
+        lambda v: [s["status"] for s in v["snapshots"]] == ["available"],
+    )
+    gone = as_json("volume", "snapshot-delete", volume["id"], snapshot["id"])
+    assert gone["status"] == "deleting"
+    settle(lambda: as_json("volume", "show", volume["id"]), lambda v: v["snapshots"] == [])
 
     assert run("volume", "delete", volume["id"]).exit_code == 0
     listed = settle(

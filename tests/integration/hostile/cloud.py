@@ -38,6 +38,9 @@ OWNED = (
 )
 """The resource types each test tenant owns one of (`Tenant.owns`)."""
 
+NEVER_USED = "0" * 8
+"""An id no resource has."""
+
 COLLECTION = re.compile(r"^/v1/(?P<collection>[a-z-]+)/\{id\}")
 
 
@@ -71,6 +74,7 @@ class Cloud:
         values = {
             "id": tenant.owns.get(collection or "", tenant.id),
             "volume_id": tenant.owns["volumes"],
+            "snapshot_id": NEVER_USED,  # A's volume in the path is what B must not reach
             "name": self.host,
             "period": "2026-11",
         }
@@ -193,4 +197,13 @@ async def cloud_on(bootstrap: str) -> Cloud:
         raise
 
 
-__all__ = ["ADMIN_TOKEN", "MAX_BODY_BYTES", "OWNED", "ROUTES", "Cloud", "Tenant", "cloud_on"]
+__all__ = [
+    "ADMIN_TOKEN",
+    "MAX_BODY_BYTES",
+    "NEVER_USED",
+    "OWNED",
+    "ROUTES",
+    "Cloud",
+    "Tenant",
+    "cloud_on",
+]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from tests.integration.hostile.cloud import OWNED, ROUTES, Cloud, collection_of
+from tests.integration.hostile.cloud import NEVER_USED, OWNED, ROUTES, Cloud, collection_of
 
 pytestmark = pytest.mark.kafka
 
@@ -53,7 +53,7 @@ async def test_another_tenants_resources_do_not_exist(cloud: Cloud) -> None:
             assert reply.headers["Content-Type"].startswith("application/problem+json")
             never_used = await cloud.call(
                 route.method,
-                route.path.format(id="0" * 8, volume_id="0" * 8),
+                route.path.format(id=NEVER_USED, volume_id=NEVER_USED, snapshot_id=NEVER_USED),
                 cloud.b.token,
                 json=body,
             )

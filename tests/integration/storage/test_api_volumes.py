@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import uuid
 from collections.abc import AsyncIterator
 
 import pytest
+from tests.integration.gateway.harness import wait_until
 from tests.integration.storage.gateway_storage import (
     IMAGE,
     Cloud,
@@ -18,6 +20,7 @@ from tests.integration.storage.gateway_storage import (
 )
 
 from virga_devstack.ceph import CephCluster
+from virga_events.catalog.storage import VolumeSnapshotDeletionRequested
 from virga_storage.driver import BASE_SNAPSHOT
 from virga_storage.effects import GiB, image_image, snapshot_name, volume_image
 
@@ -146,3 +149,68 @@ async def wait_size(cloud: Cloud, token: str, volume_id: str, size_gb: int) -> N
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"volume {volume_id} never reached {size_gb} GiB")
+
+
+async def test_a_snapshot_is_deleted_once_no_volume_is_a_clone_of_it(cloud: Cloud) -> None:
+    _, token = await cloud.gateway.tenant()
+    volume = await create_volume(cloud, token, name="data")
+    path = f"/v1/volumes/{volume['id']}/snapshots"
+    taken = await cloud.gateway.call("POST", path, token=token, json={"name": "s1"})
+    assert taken.status == 202, taken.body
+    snapshot_id = taken.body["id"]
+    await wait_snapshot(cloud, token, volume["id"], snapshot_id)
+    child = await create_volume(cloud, token, snapshot=snapshot_id, name="child")
+
+    # A clone reads from it: refused, naming the clone.
+    refused = await cloud.gateway.call("DELETE", f"{path}/{snapshot_id}", token=token)
+    assert (refused.status, refused.problem_fields) == (409, ["volumes"]), refused.body
+    assert child["id"] in refused.body["detail"]
+    # Asked past the gateway's check (a clone the gateway had not seen yet): the storage
+    # service refuses too, and the pool keeps the snapshot.
+    assert cloud.storage is not None
+    storage = cloud.storage
+    asked = VolumeSnapshotDeletionRequested(snapshot_id=snapshot_id)
+    await cloud.feed("gateway", volume["id"], asked, volume["tenant_id"])
+    await wait_until(lambda: not storage.state.volumes[volume["id"]].snapshot_deletions)
+    assert snapshot_id in storage.state.snapshots
+    info = await cloud.ceph.info(volume_image(volume["id"]))
+    assert snapshot_name(snapshot_id) in [s.name for s in info.snapshots]
+    projection = cloud.gateway.runner
+    assert projection is not None
+    snapshots = projection.state.volumes[volume["id"]].snapshots
+    await wait_until(lambda: snapshots[snapshot_id].fault is not None)
+    shown = await cloud.gateway.call("GET", f"/v1/volumes/{volume['id']}", token=token)
+    [kept] = shown.body["snapshots"]
+    assert kept["status"] == "available"
+    assert kept["fault"] == f"delete: volumes are still clones of it: {child['id']}"
+
+    # Once the clone is gone, the snapshot goes; nothing can be cloned from it any more.
+    gone = await cloud.gateway.call("DELETE", f"/v1/volumes/{child['id']}", token=token)
+    assert gone.status == 202, gone.body
+    await wait_gone(cloud, token, f"/v1/volumes/{child['id']}")
+    deleted = await cloud.gateway.call("DELETE", f"{path}/{snapshot_id}", token=token)
+    assert (deleted.status, deleted.body["status"]) == (202, "deleting"), deleted.body
+    for _ in range(300):
+        shown = await cloud.gateway.call("GET", f"/v1/volumes/{volume['id']}", token=token)
+        if not shown.body["snapshots"]:
+            break
+        await asyncio.sleep(0.05)
+    assert shown.body["snapshots"] == []
+    assert (await cloud.ceph.info(volume_image(volume["id"]))).snapshots == ()
+    assert (await cloud.audit()).clean  # the log accounts for the snapshot's going
+    again = await cloud.gateway.call("DELETE", f"{path}/{snapshot_id}", token=token)
+    assert again.status == 404, again.body
+    clone = await cloud.gateway.call(
+        "POST",
+        "/v1/volumes",
+        token=token,
+        json={"name": "late", "size_gb": 1, "snapshot": snapshot_id},
+    )
+    assert (clone.status, clone.problem_fields) == (422, ["snapshot"]), clone.body
+    unknown = await cloud.gateway.call("DELETE", f"{path}/{uuid.uuid4()}", token=token)
+    assert unknown.status == 404, unknown.body
+
+    gone = await cloud.gateway.call("DELETE", f"/v1/volumes/{volume['id']}", token=token)
+    assert gone.status == 202, gone.body
+    await wait_gone(cloud, token, f"/v1/volumes/{volume['id']}")
+    assert (await cloud.audit()).clean

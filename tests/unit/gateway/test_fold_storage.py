@@ -25,6 +25,9 @@ from virga_events.catalog.storage import (
     VolumeFlattened,
     VolumeRequested,
     VolumeSnapshotCreated,
+    VolumeSnapshotDeleted,
+    VolumeSnapshotDeletionFailed,
+    VolumeSnapshotDeletionRequested,
     VolumeSnapshotRequested,
 )
 from virga_gateway.fold_storage import volume_status
@@ -165,3 +168,23 @@ def test_a_boot_volume_is_listed_in_use_and_a_flattened_clone_has_no_parent() ->
     boot = volume_view(state.volumes["i-1"], state.instances)
     assert (boot.status, boot.boot_of, boot.parent, boot.clone_depth) == ("in-use", "i-1", None, 0)
     assert [k[1] for k in state.tenant_volume_order["t-1"]] == ["i-1"]
+
+
+def test_a_deleted_snapshot_leaves_the_volume_and_a_refused_one_shows_why() -> None:
+    log = Log()
+    log.add("gateway", VolumeRequested(name="data", size_gb=1), "v-1")
+    log.add("storage", VolumeCreated(name="data", size_gb=1), "v-1")
+    for snapshot_id in ("s-1", "s-2"):
+        log.add("gateway", VolumeSnapshotRequested(snapshot_id=snapshot_id, name="s"), "v-1")
+        log.add("storage", VolumeSnapshotCreated(snapshot_id=snapshot_id, name="s"), "v-1")
+    log.add("gateway", VolumeSnapshotDeletionRequested(snapshot_id="s-1"), "v-1")
+    deleting = log.live()
+    assert deleting.volumes["v-1"].snapshots["s-1"].status == "deleting"
+    log.add("storage", VolumeSnapshotDeleted(snapshot_id="s-1"), "v-1")
+    log.add("gateway", VolumeSnapshotDeletionRequested(snapshot_id="s-2"), "v-1")
+    refused = VolumeSnapshotDeletionFailed(snapshot_id="s-2", reason="busy", dependents=("v-9",))
+    log.add("storage", refused, "v-1")
+    for state in (log.live(), log.rebuilt(), restore(snapshot(log.live()))):
+        [kept] = volume_view(state.volumes["v-1"], state.instances).snapshots
+        assert (kept.id, kept.status, kept.fault) == ("s-2", "available", "delete: busy")
+        assert "s-1" not in state.snapshot_volumes  # no clone can name it any more

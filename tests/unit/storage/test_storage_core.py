@@ -19,6 +19,9 @@ from virga_events.catalog.storage import (
     VolumeFlattened,
     VolumeRequested,
     VolumeSnapshotCreated,
+    VolumeSnapshotDeleted,
+    VolumeSnapshotDeletionFailed,
+    VolumeSnapshotDeletionRequested,
     VolumeSnapshotRequested,
 )
 from virga_runtime.service import Emit, Intent
@@ -33,6 +36,7 @@ from virga_storage.effects import (
     FlattenVolume,
     SnapshotVolume,
 )
+from virga_storage.snapshots import DeleteSnapshot
 from virga_storage.state import StorageState, evolve, restore, snapshot
 
 CONFIG = StorageConfig(ceph_conf="memory://", max_clone_depth=2)
@@ -205,3 +209,39 @@ def test_requests_that_cannot_be_carried_out_fail_with_a_reason() -> None:
     [unknown] = storage.input(VolumeExtendRequested(size_gb=3), "v-9")
     assert isinstance(unknown, Emit)
     assert unknown.payload == VolumeFailed(operation="extend", reason="no such volume")
+
+
+def test_a_snapshot_is_deleted_only_without_clones_and_once_per_request() -> None:
+    storage = Storage()
+    storage.created("v-1", name="p", size_gb=1)
+    storage.outcome(VolumeSnapshotCreated(snapshot_id="s-1", name="s"), "v-1")
+    storage.created("v-2", name="c", size_gb=1, snapshot="s-1")
+    ask = VolumeSnapshotDeletionRequested(snapshot_id="s-1")
+    [refused] = storage.input(ask, "v-1")
+    assert isinstance(refused, Emit)
+    assert refused.payload == VolumeSnapshotDeletionFailed(
+        snapshot_id="s-1", reason="volumes are still clones of it: v-2", dependents=("v-2",)
+    )
+    storage.outcome(refused.payload, "v-1")
+    storage.outcome(VolumeFlattened(reason="too deep"), "v-2")  # a flat volume reads nothing
+    assert storage.input(ask, "v-1") == [DeleteSnapshot("v-1", "t-1", "s-1")]
+    assert storage.input(ask, "v-1") == ()  # asked again while under way: nothing new
+    storage.outcome(VolumeSnapshotDeleted(snapshot_id="s-1"), "v-1")
+    assert "s-1" not in storage.state.snapshots
+    assert storage.state.volumes["v-1"].snapshots == []
+    assert storage.state.volumes["v-1"].snapshot_deletions == {}
+    [failed] = storage.input(VolumeRequested(name="late", size_gb=1, snapshot="s-1"), "v-3")
+    assert isinstance(failed, Emit)
+    assert isinstance(failed.payload, VolumeFailed)
+
+
+def test_a_snapshot_deletion_folded_before_the_snapshot_is_still_carried_out() -> None:
+    """In a rebuild, the request (on the gateway's topic) may come before the snapshot (on the
+    storage topic): the pending deletion is kept all the same."""
+    storage = Storage()
+    storage.created("v-1", name="p", size_gb=1)
+    storage.input(VolumeSnapshotDeletionRequested(snapshot_id="s-1"), "v-1")
+    storage.outcome(VolumeSnapshotCreated(snapshot_id="s-1", name="s"), "v-1")
+    assert list(storage.state.volumes["v-1"].snapshot_deletions) == ["s-1"]
+    data = orjson.loads(orjson.dumps(snapshot(storage.state)))
+    assert restore(data) == storage.state
