@@ -33,7 +33,7 @@ from virga_runtime.effects import PlannedEffect, run_effects
 from virga_runtime.observability import ServiceMetrics, serve_health
 from virga_runtime.rebuild import committed_offsets, fold_inputs, fold_own
 from virga_runtime.service import Emit, Intent, S, ServiceDefinition
-from virga_runtime.snapshots import Snapshot, load_snapshot, write_snapshot
+from virga_runtime.snapshots import Snapshot, load_snapshot, restore_state, write_snapshot
 
 log = structlog.get_logger(__name__)
 
@@ -138,8 +138,13 @@ class ServiceRunner(Decider[S]):
             self.producer_name,
         )
         snap_seq = 0
+        restored = None
         if snap is not None:
-            self.state = definition.restore(snap.state)
+            restored = restore_state(
+                snap, definition.restore, definition.state_version, self.producer_name
+            )
+        if snap is not None and restored is not None:
+            self.state = restored
             self._inputs = decode_positions(snap.inputs)
             self._own = decode_positions(snap.own)
             self.recent = RecentIds.load(snap.recent_ids, self.config.dedupe_capacity)
@@ -175,7 +180,7 @@ class ServiceRunner(Decider[S]):
             "rebuilt",
             records=self.rebuild_records,
             seconds=time.monotonic() - started,
-            from_snapshot=snap is not None,
+            from_snapshot=restored is not None,
         )
         self._check_ready()
         await self._serve_http()
@@ -408,6 +413,7 @@ class ServiceRunner(Decider[S]):
             recent_ids=self.recent.dump(),
             chain=(self._writer.head.seq, self._writer.head.hash),
             events_applied=self.events_applied,
+            state_version=self.definition.state_version,
         )
         async with self._writer.transaction() as txn:
             size = await write_snapshot(

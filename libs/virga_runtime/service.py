@@ -62,6 +62,10 @@ class ServiceDefinition(Generic[S]):
     """State to a JSON-able value (orjson types)."""
     restore: Callable[[Any], S]
     """The inverse of `snapshot`."""
+    state_version: int = 1
+    """Version of the `snapshot` shape. Raise it when a release changes the shape in a way
+    `restore` cannot read: snapshots of another version are then ignored and the state is
+    rebuilt from the log, as is any snapshot `restore` fails on."""
     decide: Callable[[S, Envelope], Sequence[Intent]] | None = None
     """Pure: what to do about a new input event, given the state that already includes it.
     None for a pure projection (the gateway): its inputs are folded without transactions.

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import structlog
@@ -15,6 +16,8 @@ CHUNK_BYTES = 4 * 1024 * 1024
 """Kafka records have a size limit; a big state is written as several keyed chunks."""
 
 log = structlog.get_logger(__name__)
+
+S = TypeVar("S")
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +36,8 @@ class Snapshot:
     """The producer's hash-chain head (seq, hash)."""
     events_applied: int
     """Events folded since the beginning of the log (for metrics and tests)."""
+    state_version: int = 1
+    """The service's `state_version` when it wrote `state` (1 for snapshots without one)."""
 
     def to_bytes(self) -> bytes:
         return orjson.dumps(
@@ -43,6 +48,7 @@ class Snapshot:
                 "recent_ids": self.recent_ids,
                 "chain": list(self.chain),
                 "events_applied": self.events_applied,
+                "state_version": self.state_version,
             }
         )
 
@@ -56,7 +62,28 @@ class Snapshot:
             recent_ids=raw["recent_ids"],
             chain=(raw["chain"][0], raw["chain"][1]),
             events_applied=raw["events_applied"],
+            state_version=raw.get("state_version", 1),
         )
+
+
+def restore_state(
+    snapshot: Snapshot, restore: Callable[[Any], S], state_version: int, instance: str
+) -> S | None:
+    """The state of `snapshot`, or None when it cannot be used: written for another
+    `state_version`, or refused by `restore`. The service then rebuilds from the log, which
+    costs time but never correctness, so an upgrade that changes the state's shape starts."""
+    if snapshot.state_version != state_version:
+        log.warning(
+            "snapshot_ignored",
+            instance=instance,
+            reason=f"state version {snapshot.state_version}, this release reads {state_version}",
+        )
+        return None
+    try:
+        return restore(snapshot.state)
+    except Exception as error:  # any shape restore cannot read: the log still can
+        log.warning("snapshot_ignored", instance=instance, reason=f"restore failed: {error!r}")
+        return None
 
 
 def _manifest_key(instance: str) -> bytes:

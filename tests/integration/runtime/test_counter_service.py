@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import random
 import signal
@@ -164,10 +165,10 @@ async def test_sigkill_at_random_moments_loses_nothing_and_applies_nothing_twice
 
 
 async def run_counter(
-    bootstrap: str, name: str, in_topic: str, **config: object
+    bootstrap: str, name: str, in_topic: str, state_version: int = 1, **config: object
 ) -> tuple[ServiceRunner[counter.Totals], asyncio.Task[None]]:
     runner = ServiceRunner(
-        counter.definition(name, in_topic),
+        dataclasses.replace(counter.definition(name, in_topic), state_version=state_version),
         KafkaSettings(bootstrap_servers=bootstrap),
         RunnerConfig(**config),  # type: ignore[arg-type]
     )
@@ -203,6 +204,31 @@ async def test_restart_from_snapshot_reads_only_the_tail(kafka_bootstrap: str) -
         assert runner.rebuild_records == 600
         assert runner.ready.is_set()
         assert runner.state == counter.expected_totals(as_pairs(first + later))
+    finally:
+        await stop(runner, task)
+
+
+async def test_a_snapshot_of_another_state_version_is_ignored_and_the_log_rebuilds(
+    kafka_bootstrap: str,
+) -> None:
+    """A release that changes its state's shape raises `state_version`: it starts from the
+    log, not from a snapshot it would misread, and writes snapshots of its own version."""
+    name, in_topic = await new_counter(kafka_bootstrap)
+    inputs = increments(500, seed=3)
+    await produce_events(kafka_bootstrap, in_topic, inputs)
+    runner, task = await run_counter(kafka_bootstrap, name, in_topic)
+    await wait_for(lambda: runner.metrics.value("events_handled") == 500)
+    await stop(runner, task)  # a version-1 snapshot
+
+    runner, task = await run_counter(kafka_bootstrap, name, in_topic, state_version=2)
+    assert runner.rebuild_records == 1000  # the 500 inputs and their 500 outputs, from the log
+    assert runner.state == counter.expected_totals(as_pairs(inputs))
+    await stop(runner, task)  # a version-2 snapshot
+
+    runner, task = await run_counter(kafka_bootstrap, name, in_topic, state_version=2)
+    try:
+        assert runner.rebuild_records == 0
+        assert runner.state == counter.expected_totals(as_pairs(inputs))
     finally:
         await stop(runner, task)
 
