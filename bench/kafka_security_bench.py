@@ -1,5 +1,6 @@
 """What Kafka security costs a service: transactional writes and producer starts over
-SASL/SCRAM-SHA-512 with ACLs, next to the same on a plaintext broker, in the same run.
+SASL_SSL (TLS, then SCRAM-SHA-512) with ACLs, next to the same on a plaintext broker, in the
+same run.
 
 Usage: python bench/kafka_security_bench.py [--plain-port 19400] [--secure-port 19410]
        [--transactions 400] [--events 10] [--starts 10]
@@ -70,7 +71,7 @@ async def run(args: argparse.Namespace) -> None:
         rows = []
         for name, settings in (
             ("plaintext (baseline)", plain),
-            ("SASL/SCRAM-SHA-512 + ACLs", secure),
+            ("SASL_SSL, SCRAM + ACLs", secure),
         ):
             rows.append(
                 (name, *await measure(settings, args.transactions, args.events, args.starts))

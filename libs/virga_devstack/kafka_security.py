@@ -1,7 +1,7 @@
-"""The local broker with security on: SASL/SCRAM-SHA-512 users, one per service, and ACLs.
+"""The local broker with security on: TLS, SASL/SCRAM-SHA-512 users, one per service, and ACLs.
 
-Clients connect over SASL_PLAINTEXT (SCRAM: the password never crosses the wire, but the data
-does, so a real deployment uses SASL_SSL). The users exist before the broker first starts:
+Clients connect over SASL_SSL, as a real deployment does: TLS with a private CA made for the
+broker directory (`kafka_tls`), then SCRAM. The users exist before the broker first starts:
 ``kafka-storage format --add-scram`` writes their SCRAM credentials into the KRaft metadata.
 The broker authorizes with KRaft's StandardAuthorizer and denies whatever no ACL allows.
 ``admin`` is the only super user: the broker itself (inter-broker and controller listeners)
@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from virga_devstack.kafka import KafkaBroker, KafkaBrokerError, answers_metadata
+from virga_devstack.kafka_tls import BrokerTls, TlsError
 from virga_eventlog import SERVICES, KafkaSettings
 from virga_eventlog.acls import AUDITOR
 from virga_eventlog.provision import provision
@@ -37,6 +38,11 @@ class SecureKafkaBroker(KafkaBroker):
     @property
     def credentials_dir(self) -> Path:
         return self.directory / "credentials"
+
+    @property
+    def tls(self) -> BrokerTls:
+        """The broker's CA and keystore (made when the broker is first configured)."""
+        return BrokerTls(self.directory / "tls")
 
     @staticmethod
     def is_secure(broker: KafkaBroker) -> bool:
@@ -59,14 +65,18 @@ class SecureKafkaBroker(KafkaBroker):
 
     def settings(self, user: str, namespace: str = "virga") -> KafkaSettings:
         """Client settings authenticating as `user`."""
-        plain = KafkaSettings(bootstrap_servers=self.bootstrap_servers, namespace=namespace)
-        return plain.as_user(user, self.password(user), MECHANISM)
+        tls = {"security_protocol": "SSL", "ssl_context": self.tls.ensure().client_context()}
+        encrypted = KafkaSettings(
+            bootstrap_servers=self.bootstrap_servers, namespace=namespace, security=tls
+        )
+        return encrypted.as_user(user, self.password(user), MECHANISM)
 
     def environment(self, user: str) -> dict[str, str]:
         """The ``VIRGA_KAFKA_*`` variables a service process runs with as `user`."""
         return {
             "VIRGA_KAFKA_BOOTSTRAP": self.bootstrap_servers,
-            "VIRGA_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+            "VIRGA_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+            "VIRGA_KAFKA_SSL_CAFILE": str(self.tls.ensure().ca_file),
             "VIRGA_KAFKA_SASL_MECHANISM": MECHANISM,
             "VIRGA_KAFKA_USERNAME": user,
             "VIRGA_KAFKA_PASSWORD_FILE": str(self.password_file(user)),
@@ -89,6 +99,10 @@ class SecureKafkaBroker(KafkaBroker):
             raise KafkaBrokerError(
                 f"{self.data_dir} was formatted without security: start with --fresh"
             )
+        try:
+            self.tls.ensure()
+        except TlsError as error:
+            raise KafkaBrokerError(str(error)) from error
         super()._configure(libs)
         marker.touch()
 
@@ -104,8 +118,16 @@ class SecureKafkaBroker(KafkaBroker):
     def _server_properties(self) -> str:
         admin = self.password(ADMIN)
         plain = super()._server_properties().replace("PLAINTEXT://", "CLIENT://")
+        tls = self.tls
         settings = {
-            "listener.security.protocol.map": "CLIENT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT",
+            # Clients (and the broker to itself) over TLS; the controller listener stays on
+            # loopback in clear, between the broker and its own controller.
+            "listener.security.protocol.map": "CLIENT:SASL_SSL,CONTROLLER:SASL_PLAINTEXT",
+            "ssl.keystore.type": "PKCS12",
+            "ssl.keystore.location": str(tls.keystore),
+            "ssl.keystore.password": tls.keystore_password,
+            "ssl.truststore.type": "PEM",
+            "ssl.truststore.location": str(tls.ca_file),
             "inter.broker.listener.name": "CLIENT",
             "sasl.enabled.mechanisms": MECHANISM,
             "sasl.mechanism.inter.broker.protocol": MECHANISM,
