@@ -361,10 +361,12 @@ class ComputeDriver(Protocol):
         """Tell a running instance that the disk at `target_dev` is now `size_bytes` long
         (its volume was grown underneath), so the guest sees the new size at once.
 
-        An instance that is not running has nothing to be told: its next start opens the
-        disk at its size. Idempotent. On a running instance raises `OperationNotSupported`
-        unless `capabilities().live_disk_attach`, and `DriverError` when no disk is at
-        `target_dev`. Raises `InstanceNotFound`.
+        Never shrinks: a size not above what the guest sees already is no change (a growth
+        re-decided after a crash may be older than the last one carried out, and the
+        hypervisor would cut the volume to it). An instance that is not running has nothing
+        to be told: its next start opens the disk at its size. On a running instance raises
+        `OperationNotSupported` unless `capabilities().live_disk_attach`, and `DriverError`
+        when no disk is at `target_dev`. Raises `InstanceNotFound`.
         """
         ...
 

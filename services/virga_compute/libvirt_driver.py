@@ -475,9 +475,14 @@ class LibvirtDriver:
             dom = _require(conn, instance_id)
             if not dom.isActive():
                 return
+            if str(conn.getType()).upper() != "QEMU":  # as `capabilities` declares
+                raise OperationNotSupported(f"{self._uri}: no live disk resize")
             if target_dev not in domain_xml.parse_disks(_current_xml(dom)):
                 raise DriverError(f"{instance_id}: no disk at {target_dev}")
-            dom.blockResize(target_dev, size_bytes, libvirt.VIR_DOMAIN_BLOCK_RESIZE_BYTES)
+            # QEMU resizes the RBD image itself: a smaller size (a stale, re-decided growth)
+            # would cut the volume. Only ever grow.
+            if size_bytes > int(dom.blockInfo(target_dev)[0]):
+                dom.blockResize(target_dev, size_bytes, libvirt.VIR_DOMAIN_BLOCK_RESIZE_BYTES)
 
         await self._call(operation, instance_id)
 

@@ -223,7 +223,7 @@ class MemoryDriver:
         self._check_live_change(domain)
         if target_dev not in domain.disks:
             raise DriverError(f"{instance_id}: no disk at {target_dev}")
-        domain.disk_sizes[target_dev] = size_bytes
+        domain.disk_sizes[target_dev] = max(size_bytes, domain.disk_sizes.get(target_dev, 0))
 
     def disk_size(self, instance_id: str, target_dev: str) -> int | None:
         """What the running guest was last told the disk's size is; None if never."""

@@ -135,6 +135,16 @@ def _grow(cluster: CephCluster, name: str, size: int) -> None:
         image.resize(size)
 
 
+def _size(cluster: CephCluster, name: str) -> int:
+    keyring = {"keyring": str(cluster.keyring)}
+    with (
+        rados.Rados(conffile=str(cluster.conf_file), conf=keyring) as client,
+        client.open_ioctx(cluster.pool) as ioctx,
+        rbd.Image(ioctx, name, read_only=True) as image,
+    ):
+        return int(image.size())
+
+
 def _images(cluster: CephCluster, create: dict[str, int], remove: list[str]) -> None:
     keyring = {"keyring": str(cluster.keyring)}
     with (
@@ -213,6 +223,14 @@ async def test_a_guest_boots_from_rbd_and_takes_and_gives_back_a_second_volume(
             grown = VolumeExtended(size_gb=1)
             await cloud.write("storage", request_event(grown, volume_id, "storage"))
             await wait_until(lambda: qemu_host.capacity(instance_id, "vdb") == GIB, 30)
+            # A stale growth (re-decided after a crash) never shrinks the volume.
+            driver = await qemu_host.new_driver()
+            try:
+                await driver.resize_disk(instance_id, "vdb", 32 * MIB)
+            finally:
+                await driver.close()
+            assert qemu_host.capacity(instance_id, "vdb") == GIB
+            assert await asyncio.to_thread(_size, ceph_cluster, data_image) == GIB
 
             detach = VolumeDetachRequested(instance_id=instance_id)
             await cloud.write("gateway", request_event(detach, volume_id, "gateway"))

@@ -285,6 +285,8 @@ async def test_growing_a_disk_tells_a_running_guest_and_never_fails(driver: Memo
     await effects.spawn(Spawn(InstanceSpec("i-1", "vm", 1, 256, disks=(disk("vdb"),)), "t-1", HOST))
     assert await effects.grow_disk(GrowDisk("i-1", VOLUME, "vdb", 5 * GiB)) == ()
     assert driver.disk_size("i-1", "vdb") == 5 * GiB
+    await effects.grow_disk(GrowDisk("i-1", VOLUME, "vdb", 3 * GiB))  # stale: never shrinks
+    assert driver.disk_size("i-1", "vdb") == 5 * GiB
     # No such domain any more, or no hot-plug: logged; the guest sees the size when it starts.
     assert await effects.grow_disk(GrowDisk("i-9", VOLUME, "vdb", 5 * GiB)) == ()
     cold = ComputeEffects(MemoryDriver(live_disk_attach=False))
