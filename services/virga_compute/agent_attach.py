@@ -99,6 +99,11 @@ def decide_attachment(
 GiB = 1 << 30
 
 
+def _told(record: InstanceRecord) -> bool:
+    """Whether the instance has a guest to tell (it runs, as far as the agent knows)."""
+    return record.status == "running" and not record.domain_lost and not record.deletion_event_id
+
+
 def decide_growth(state: AgentState, volume_id: str, size_gb: int) -> Sequence[Intent]:
     """A volume grew (`VolumeExtended`): if a running instance of this host has it as a disk
     (its boot volume, whose id is the instance's, or an attached one), tell the guest.
@@ -106,13 +111,20 @@ def decide_growth(state: AgentState, volume_id: str, size_gb: int) -> Sequence[I
     A stopped instance needs nothing: its next start opens the disk at its new size.
     """
     for record in state.instances.values():
-        if record.instance_id == volume_id and record.image is not None:
-            target: str | None = "vda"
-        else:
-            target = record.attachments.get(volume_id)
-        if target is None:
-            continue
-        if record.status != "running" or record.domain_lost or record.deletion_event_id:
-            return ()
-        return [GrowDisk(record.instance_id, volume_id, target, size_gb * GiB)]
+        target = record.disk_target(volume_id)
+        if target is not None and _told(record):
+            return [GrowDisk(record.instance_id, volume_id, target, size_gb * GiB)]
     return ()
+
+
+def growths_to_retell(state: AgentState) -> list[Intent]:
+    """At each start: every growth of a running instance's disks, told again. An agent that
+    was down when a volume grew never decided it; telling a guest a size it already sees
+    changes nothing (the driver never shrinks)."""
+    return [
+        GrowDisk(record.instance_id, volume_id, target, size_gb * GiB)
+        for record in state.instances.values()
+        if _told(record)
+        for volume_id, size_gb in sorted(record.grown.items())
+        if (target := record.disk_target(volume_id)) is not None
+    ]

@@ -17,7 +17,12 @@ import ipaddress
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from virga_compute.agent_attach import decide_attachment, decide_growth, volume_disk
+from virga_compute.agent_attach import (
+    decide_attachment,
+    decide_growth,
+    growths_to_retell,
+    volume_disk,
+)
 from virga_compute.agent_effects import (
     Destroy,
     PowerAction,
@@ -274,4 +279,5 @@ def on_ready(config: AgentConfig, state: AgentState) -> Sequence[Intent]:
         RegisterHost(config.host, config.rack, config.zone, config.traits),
         Reconcile(config.host, config.restart_policy, tuple(expected), tuple(leave_alone)),
         *failures,
+        *growths_to_retell(state),
     ]

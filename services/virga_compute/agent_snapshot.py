@@ -37,6 +37,7 @@ def snapshot(state: AgentState) -> dict[str, Any]:
                 "usage_since": _time(r.usage_since),
                 "attachments": r.attachments,
                 "attaching": r.attaching,
+                "grown": r.grown,
             }
             for r in state.instances.values()
         ],
@@ -62,6 +63,7 @@ def restore(data: dict[str, Any]) -> AgentState:
         fields["usage_since"] = _parse_time(fields["usage_since"])
         fields.setdefault("attachments", {})
         fields.setdefault("attaching", {})
+        fields.setdefault("grown", {})
         records[fields["instance_id"]] = InstanceRecord(**fields)
     return AgentState(
         host=data["host"],

@@ -49,7 +49,7 @@ from virga_events.catalog.network import (
     instance_port_id,
 )
 from virga_events.catalog.scheduler import InstanceScheduled
-from virga_events.catalog.storage import VolumeCreated, VolumeDeleted, VolumeFailed
+from virga_events.catalog.storage import VolumeCreated, VolumeDeleted, VolumeExtended, VolumeFailed
 
 Status = Literal["building", "running", "stopped"]
 """What the domain should be doing: `building` until the spawn's outcome is known."""
@@ -93,6 +93,16 @@ class InstanceRecord:
     """Volume id -> target device of the volumes attached to it (this agent's reports)."""
     attaching: dict[str, str] = field(default_factory=dict)
     """Volume id -> target device chosen for an attach request not yet answered."""
+    grown: dict[str, int] = field(default_factory=dict)
+    """Volume id -> the size (GiB) its latest growth (VolumeExtended) set, for the volumes
+    that are its disks: what a running guest must see, told again at each agent start."""
+
+    def disk_target(self, volume_id: str) -> str | None:
+        """The target the volume is a disk of the instance at: its boot volume (whose id is
+        the instance's) at vda, an attached one where it was attached; else None."""
+        if volume_id == self.instance_id and self.image is not None:
+            return "vda"
+        return self.attachments.get(volume_id)
 
     @property
     def port_id(self) -> str | None:
@@ -361,6 +371,10 @@ def _resource(state: AgentState, envelope: Envelope) -> None:
                 record.attaching[key] = free[0]
     elif isinstance(event, VolumeAttached | VolumeDetached | VolumeAttachmentFailed):
         _attachment_outcome(state, key, event)
+    elif isinstance(event, VolumeExtended):
+        for record in state.instances.values():
+            if record.disk_target(key) is not None:
+                record.grown[key] = max(record.grown.get(key, 0), event.size_gb)
 
 
 def _attachment_outcome(
@@ -382,3 +396,4 @@ def _attachment_outcome(
         record.attachments[volume_id] = event.target_dev
     else:
         record.attachments.pop(volume_id, None)
+        record.grown.pop(volume_id, None)

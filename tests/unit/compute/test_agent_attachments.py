@@ -8,6 +8,7 @@ import pytest
 
 from virga_compute.agent_decide import decide, on_ready
 from virga_compute.agent_effects import ComputeEffects, Destroy, Reconcile, Spawn
+from virga_compute.agent_snapshot import restore, snapshot
 from virga_compute.agent_state import AgentState, evolve
 from virga_compute.agent_volume_effects import AttachVolume, DetachVolume, GrowDisk
 from virga_compute.ceph_access import CephSettings
@@ -291,3 +292,27 @@ async def test_growing_a_disk_tells_a_running_guest_and_never_fails(driver: Memo
     assert await effects.grow_disk(GrowDisk("i-9", VOLUME, "vdb", 5 * GiB)) == ()
     cold = ComputeEffects(MemoryDriver(live_disk_attach=False))
     assert await cold.grow_disk(GrowDisk("i-1", VOLUME, "vdb", 5 * GiB)) == ()
+
+
+def test_each_start_tells_running_guests_of_their_disks_growths_again() -> None:
+    """An agent down when a volume grew never decided it: its next start tells the guest."""
+    attached = VolumeAttached(instance_id="i-1", host=HOST, target_dev="vdb")
+    state = evolve(running(), mine(attached, VOLUME))
+    for grown in (
+        envelope(VolumeExtended(size_gb=5), VOLUME, "storage"),
+        envelope(VolumeExtended(size_gb=8), VOLUME, "storage"),
+        envelope(VolumeExtended(size_gb=3), "i-1", "storage"),
+        envelope(VolumeExtended(size_gb=9), "v-elsewhere", "storage"),
+    ):
+        state = evolve(state, grown)
+    restored = restore(snapshot(state))
+    assert restored == state
+    retold = [i for i in on_ready(CONFIG, restored) if isinstance(i, GrowDisk)]
+    assert retold == [
+        GrowDisk("i-1", VOLUME, "vdb", 8 * GiB),
+        GrowDisk("i-1", "i-1", "vda", 3 * GiB),
+    ]
+    detached = evolve(state, mine(VolumeDetached(instance_id="i-1", host=HOST), VOLUME))
+    assert [i.volume_id for i in on_ready(CONFIG, detached) if isinstance(i, GrowDisk)] == ["i-1"]
+    stopped = evolve(state, mine(InstanceStopped(host=HOST)))
+    assert [i for i in on_ready(CONFIG, stopped) if isinstance(i, GrowDisk)] == []
