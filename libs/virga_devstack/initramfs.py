@@ -91,6 +91,20 @@ fi
 
 httpd -p 80 -h /www
 acpid -c /etc/acpi -l /dev/console  # no /var/log here: its default log would stop it
+# The disks it sees, with their serials, on the console whenever they change: a host checks
+# a hot-plug or unplug from the guest's side ("virga-disks: vda=<serial> vdb=<serial>").
+(
+    last=""
+    while true; do
+        now=""
+        for disk in /sys/block/vd*; do
+            [ -e "$disk" ] && now="$now ${disk##*/}=$(cat "$disk/serial" 2>/dev/null)"
+        done
+        # A line of its own, even after the console shell's prompt.
+        [ "$now" != "$last" ] && printf '\nvirga-disks:%s\n' "$now" && last="$now"
+        sleep 0.5
+    done
+) &
 # Said last, so that whoever waits for it can rely on ping, HTTP and the power button.
 say "$ready"
 # A root shell on the serial console (`virsh console`); pid 1 must never exit.
