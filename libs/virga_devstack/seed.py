@@ -17,6 +17,11 @@ IMAGE_NAME = "virga-guest"
 class SeedError(RuntimeError):
     """The API refused the seed or did not answer; the message holds its problem detail."""
 
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        """The HTTP status of a refusal; None when the API did not answer."""
+
 
 def _call(
     api: str,
@@ -40,7 +45,7 @@ def _call(
     except urllib.error.HTTPError as error:
         detail = error.read().decode(errors="replace")
         error.close()
-        raise SeedError(f"{method} {path}: HTTP {error.code}: {detail}") from None
+        raise SeedError(f"{method} {path}: HTTP {error.code}: {detail}", error.code) from None
     except (urllib.error.URLError, OSError) as error:
         raise SeedError(f"{method} {path}: {error}") from None
 
@@ -81,7 +86,8 @@ def seed_guest_image(
     An available public image with the same bytes counts as seeded. No Idempotency-Key: a
     retry after a failed import must upload again, not replay the failure; a seed
     interrupted mid-upload leaves an image in error beside the one the retry makes. A later
-    image (a new kernel) is uploaded beside the old one.
+    image (a new kernel, a new /init) is uploaded beside the old one, which
+    `retire_older` then deletes.
     """
     found = find_seeded(api, token, image, in_pool)
     uploaded = False
@@ -110,3 +116,25 @@ def seed_guest_image(
     if found["status"] != "available":
         raise SeedError(f"image {found['id']} is {found['status']}: {found.get('fault')}")
     return found, uploaded
+
+
+def retire_older(api: str, token: str, current_id: str) -> tuple[list[str], list[str]]:
+    """Delete the other public images named `IMAGE_NAME` (earlier seeds), so the name means
+    one image and the README's `--image virga-guest` works. (retired ids, kept ids): one that
+    volumes are still clones of stays (409) until they are gone, and a later run retires it.
+    """
+    _, listing = _call(api, token, "GET", "/v1/images")
+    retired: list[str] = []
+    kept: list[str] = []
+    for item in listing.get("items", []):
+        older = item.get("name") == IMAGE_NAME and item.get("visibility") == "public"
+        if not older or item["id"] == current_id or item.get("status") == "deleting":
+            continue
+        try:
+            _call(api, token, "DELETE", f"/v1/images/{item['id']}")
+            retired.append(item["id"])
+        except SeedError as error:
+            if error.status != 409:
+                raise
+            kept.append(item["id"])
+    return retired, kept
