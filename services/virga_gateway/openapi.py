@@ -106,6 +106,12 @@ def _operation(route: Route, schema_of: dict[str, Any]) -> dict[str, Any]:
             "required": not route.request_optional,
             "content": {"application/json": {"schema": schema_of[_type_key(route.request)]}},
         }
+    elif route.raw_body is not None:
+        binary = {"type": "string", "format": "binary"}
+        operation["requestBody"] = {
+            "required": True,
+            "content": {route.raw_body: {"schema": binary}},
+        }
     return operation
 
 

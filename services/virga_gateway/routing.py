@@ -45,6 +45,8 @@ class Route:
     request: Any = None
     """The body's msgspec Struct; None: the operation takes no body."""
     request_optional: bool = False
+    raw_body: str | None = None
+    """Media type of a body streamed as bytes rather than parsed (an image upload)."""
     query: tuple[QueryParam, ...] = ()
     errors: tuple[int, ...] = ()
     """Error statuses particular to this operation (the common ones are derived)."""

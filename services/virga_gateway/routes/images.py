@@ -182,6 +182,7 @@ ROUTES = [
         operation_id="uploadImage",
         summary="Upload an image (the body, application/octet-stream, raw or qcow2)",
         tag="images", access="tenant", status=201, response=ImageView,
+        raw_body="application/octet-stream",
         query=_UPLOAD_QUERY, errors=(403, 413, 422, 502, 503, 504),
     ),
     Route(

@@ -88,3 +88,11 @@ def test_schemas_are_the_handlers_own_types(document: dict[str, Any]) -> None:
     }
     events = document["paths"]["/v1/instances/{id}/events"]["get"]["responses"]["200"]
     assert events["content"]["application/json"]["schema"]["type"] == "array"
+
+
+def test_an_image_upload_documents_its_body_as_bytes(document: dict[str, Any]) -> None:
+    body = document["paths"]["/v1/images"]["post"]["requestBody"]
+    assert body == {
+        "required": True,
+        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+    }
