@@ -81,13 +81,9 @@ def stack(
         network_agent_prefix=PREFIX,
     )
     try:
-        stack.start()
-        yield stack
-    except Exception:
-        print(stack.logs())
-        raise
+        with stack.running():
+            yield stack
     finally:
-        stack.stop()
         for name in virga_links():  # the agent leaves its plumbing when stopped; remove it
             sh("ip", "link", "del", name, check=False)
 

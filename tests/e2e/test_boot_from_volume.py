@@ -12,12 +12,11 @@ import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import aiohttp
 import libvirt
 import pytest
 import rados
 import rbd
-from tests.support.api import Api
+from tests.support.api import Api, new_tenant
 from tests.support.stack import HostSpec, Stack, on_ceph
 
 from virga_compute.ceph_access import settings_from_env
@@ -47,13 +46,9 @@ def stack(
         guest_kernel=(str(guest.kernel), str(guest.initrd), guest.cmdline),
     )
     try:
-        stack.start()
-        yield stack
-    except Exception:
-        print(stack.logs())
-        raise
+        with stack.running():
+            yield stack
     finally:
-        stack.stop()
         _remove_domains()
         _remove_secret(str(ceph_cluster.conf_file))
         if started:
@@ -88,10 +83,8 @@ def _remove_secret(conf: str) -> None:
 
 @pytest.fixture
 async def tenant(stack: Stack) -> AsyncIterator[Api]:
-    async with aiohttp.ClientSession() as session:
-        admin = Api(session, stack.gateway_url, stack.admin_token)
-        _, token = await admin.create_tenant(f"rbd-{uuid.uuid4().hex[:6]}")
-        yield admin.as_token(token)
+    async with new_tenant(stack.gateway_url, stack.admin_token, "rbd") as api:
+        yield api
 
 
 async def _until(

@@ -53,13 +53,9 @@ def stack(
         network_agent_prefix=PREFIX,
     )
     try:
-        stack.start()
-        yield stack
-    except Exception:
-        print(stack.logs())
-        raise
+        with stack.running():
+            yield stack
     finally:
-        stack.stop()
         for name in virga_links():  # a failed test leaves no interface behind
             sh("ip", "link", "del", name, check=False)
         if started:

@@ -23,14 +23,8 @@ HOSTS = (HostSpec("host-a", "rack-1"), HostSpec("host-b", "rack-2"), HostSpec("h
 @pytest.fixture(scope="module")
 def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     stack = Stack(kafka_bootstrap, tmp_path_factory.mktemp("stack"), HOSTS)
-    try:
-        stack.start()
+    with stack.running():
         yield stack
-    except Exception:
-        print(stack.logs())
-        raise
-    finally:
-        stack.stop()
 
 
 @pytest.fixture

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import aiohttp
 import pytest
-from tests.support.api import Api
+from tests.support.api import Api, new_tenant
 from tests.support.stack import HostSpec, Stack
 
 pytestmark = [pytest.mark.kafka, pytest.mark.e2e]
@@ -20,22 +18,14 @@ pytestmark = [pytest.mark.kafka, pytest.mark.e2e]
 @pytest.fixture(scope="module")
 def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     stack = Stack(kafka_bootstrap, tmp_path_factory.mktemp("stack"), (HostSpec("host-a", "r1"),))
-    try:
-        stack.start()
+    with stack.running():
         yield stack
-    except Exception:
-        print(stack.logs())
-        raise
-    finally:
-        stack.stop()
 
 
 @pytest.fixture
 async def tenant(stack: Stack) -> AsyncIterator[Api]:
-    async with aiohttp.ClientSession() as session:
-        admin = Api(session, stack.gateway_url, stack.admin_token)
-        _, token = await admin.create_tenant(f"tenant-{uuid.uuid4().hex[:6]}")
-        yield admin.as_token(token)
+    async with new_tenant(stack.gateway_url, stack.admin_token, "tenant") as api:
+        yield api
 
 
 async def settled(api: Api, path: str, busy: str = "BUILDING", seconds: float = 60) -> Any:

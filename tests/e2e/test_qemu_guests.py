@@ -8,13 +8,11 @@ instead of duplicating them. Guests on RBD volumes: test_boot_from_volume.py.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator, Iterator
 
-import aiohttp
 import libvirt
 import pytest
-from tests.support.api import Api
+from tests.support.api import Api, new_tenant
 from tests.support.stack import HostSpec, Stack
 
 from virga_devstack import libvirt as libvirt_daemon
@@ -45,13 +43,9 @@ def stack(
     )
     before = virga_domain_names()
     try:
-        stack.start()
-        yield stack
-    except Exception:
-        print(stack.logs())
-        raise
+        with stack.running():
+            yield stack
     finally:
-        stack.stop()
         remove_domains(virga_domain_names() - before)  # a failed test leaves no guest behind
 
 
@@ -77,10 +71,8 @@ def remove_domains(names: set[str]) -> None:
 
 @pytest.fixture
 async def tenant(stack: Stack) -> AsyncIterator[Api]:
-    async with aiohttp.ClientSession() as session:
-        admin = Api(session, stack.gateway_url, stack.admin_token)
-        _, token = await admin.create_tenant(f"qemu-{uuid.uuid4().hex[:6]}")
-        yield admin.as_token(token)
+    async with new_tenant(stack.gateway_url, stack.admin_token, "qemu") as api:
+        yield api
 
 
 def domains(instance_ids: list[str]) -> dict[str, libvirt.virDomain]:

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import aiohttp
 import pytest
-from tests.support.api import Api
+from tests.support.api import Api, new_tenant
 from tests.support.pool import audit_namespace
 from tests.support.stack import HostSpec, Stack, on_ceph
 
@@ -34,22 +32,14 @@ def stack(
         (HostSpec("host-a", "rack-1"),),
         **on_ceph(ceph_cluster),
     )
-    try:
-        stack.start()
+    with stack.running():
         yield stack
-    except Exception:
-        print(stack.logs())
-        raise
-    finally:
-        stack.stop()
 
 
 @pytest.fixture
 async def tenant(stack: Stack) -> AsyncIterator[Api]:
-    async with aiohttp.ClientSession() as session:
-        admin = Api(session, stack.gateway_url, stack.admin_token)
-        _, token = await admin.create_tenant(f"tenant-{uuid.uuid4().hex[:6]}")
-        yield admin.as_token(token)
+    async with new_tenant(stack.gateway_url, stack.admin_token, "tenant") as api:
+        yield api
 
 
 async def wait_for(tenant: Api, path: str, field: str, wanted: set[Any]) -> Any:

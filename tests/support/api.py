@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Iterable
+import uuid
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import aiohttp
@@ -78,3 +80,12 @@ class Api:
                 }
                 raise TimeoutError(f"not {statuses} after {seconds} s: {pending}")
             await asyncio.sleep(0.2)
+
+
+@contextlib.asynccontextmanager
+async def new_tenant(gateway_url: str, admin_token: str, prefix: str) -> AsyncIterator[Api]:
+    """The API as a tenant made for the block (named `<prefix>-<random>`), on its own session."""
+    async with aiohttp.ClientSession() as session:
+        admin = Api(session, gateway_url, admin_token)
+        _, token = await admin.create_tenant(f"{prefix}-{uuid.uuid4().hex[:6]}")
+        yield admin.as_token(token)

@@ -6,8 +6,10 @@ Each stack has its own topic namespace, so stacks on one broker never see each o
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypedDict
@@ -226,6 +228,19 @@ class Stack:
     def stop(self) -> None:
         for process in reversed(list(self.processes.values())):
             process.stop()
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[Stack]:
+        """The stack started for the block and stopped after it; the services' logs are
+        printed if starting (or the block) fails."""
+        try:
+            self.start()
+            yield self
+        except Exception:
+            print(self.logs())
+            raise
+        finally:
+            self.stop()
 
     def restart(self, name: str) -> None:
         process = self.processes[name]

@@ -20,14 +20,8 @@ pytestmark = [pytest.mark.kafka, pytest.mark.e2e]
 @pytest.fixture(scope="module")
 def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     stack = Stack(kafka_bootstrap, tmp_path_factory.mktemp("stack"), (HostSpec("cli-1", "r1"),))
-    try:
-        stack.start()
+    with stack.running():
         yield stack
-    except Exception:
-        print(stack.logs())
-        raise
-    finally:
-        stack.stop()
 
 
 def virga(stack: Stack, home: Path, *args: str, token: str | None = None) -> Result:

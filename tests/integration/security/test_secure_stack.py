@@ -34,14 +34,8 @@ def stack(
     for name, process in stack.processes.items():
         user = name.split("-", 1)[0]  # compute-h1 runs as compute
         process.env.update(secure_broker.environment(user))
-    try:
-        stack.start()
+    with stack.running():
         yield stack
-    except Exception:
-        print(stack.logs())
-        raise
-    finally:
-        stack.stop()
 
 
 @pytest.fixture
