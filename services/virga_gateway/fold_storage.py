@@ -28,8 +28,7 @@ from virga_gateway.storage_model import (
 
 
 def _touch(record: Volume | Image, at: datetime) -> None:
-    if record.updated_at is None or at > record.updated_at:
-        record.updated_at = at
+    record.updated_at = _latest(record.updated_at, at)
 
 
 def volume_record(state: GatewayState, env: Envelope) -> Volume:

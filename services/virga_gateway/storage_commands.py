@@ -7,6 +7,7 @@ exist for the caller (404); a state that forbids the operation is a 409 naming `
 from __future__ import annotations
 
 import bisect
+from collections.abc import Callable
 
 from virga_events.catalog import attachments, storage
 from virga_gateway import validation as v
@@ -98,16 +99,23 @@ def list_images(state: GatewayState, principal: Principal) -> ImageList:
     return ImageList(items=[image_view(i) for i in images])
 
 
-def image_dependents(state: GatewayState, image_id: str) -> list[str]:
-    """Volumes that are (or are about to be) copy-on-write clones of the image, sorted."""
-    parent = f"image:{image_id}"
-    found = {
+def _live_clones(
+    state: GatewayState, parent: str, cloned_from: Callable[[Volume], bool]
+) -> set[str]:
+    """Volumes asked as clones of a source, or made from `parent` (``image:<id>`` or
+    ``snapshot:<id>``), that still read from it: not flattened, deleted or failed."""
+    return {
         volume.id
         for volume in state.volumes.values()
-        if (volume.image == image_id or volume.parent == parent)
+        if (cloned_from(volume) or volume.parent == parent)
         and not volume.flattened
         and volume_status(volume, state.instances) not in ("deleted", "error")
     }
+
+
+def image_dependents(state: GatewayState, image_id: str) -> list[str]:
+    """Volumes that are (or are about to be) copy-on-write clones of the image, sorted."""
+    found = _live_clones(state, f"image:{image_id}", lambda volume: volume.image == image_id)
     # Boot volumes still to be cloned: the instance exists, its volume does not yet.
     found |= {
         instance.id
@@ -199,13 +207,7 @@ def snapshot_volume(
 def snapshot_dependents(state: GatewayState, snapshot_id: str) -> list[str]:
     """Volumes that are (or are about to be) copy-on-write clones of the snapshot, sorted."""
     parent = f"snapshot:{snapshot_id}"
-    return sorted(
-        volume.id
-        for volume in state.volumes.values()
-        if (volume.snapshot == snapshot_id or volume.parent == parent)
-        and not volume.flattened
-        and volume_status(volume, state.instances) not in ("deleted", "error")
-    )
+    return sorted(_live_clones(state, parent, lambda volume: volume.snapshot == snapshot_id))
 
 
 def delete_snapshot(

@@ -7,6 +7,7 @@ state whatever the interleaving of its input topics, rebuild included.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -113,21 +114,22 @@ class StorageState:
         parent = self.parent_volume(record)
         return 1 if parent is None else 1 + self.clone_depth(parent)
 
-    def image_clones(self, image_id: str) -> list[str]:
-        """Volumes that still read from the image's base snapshot (not flattened), sorted."""
+    def _live_clones(self, cloned_from: Callable[[VolumeRecord], bool]) -> list[str]:
+        """Volumes asked as clones of a source that still read from it (not flattened, not
+        failed), sorted."""
         return sorted(
             r.volume_id
             for r in self.volumes.values()
-            if r.image == image_id and not r.flattened and r.status != "error"
+            if cloned_from(r) and not r.flattened and r.status != "error"
         )
+
+    def image_clones(self, image_id: str) -> list[str]:
+        """Volumes that still read from the image's base snapshot, sorted."""
+        return self._live_clones(lambda r: r.image == image_id)
 
     def snapshot_clones(self, snapshot_id: str) -> list[str]:
         """Volumes that are (or are to be) copy-on-write clones of the snapshot, sorted."""
-        return sorted(
-            r.volume_id
-            for r in self.volumes.values()
-            if r.snapshot == snapshot_id and not r.flattened and r.status != "error"
-        )
+        return self._live_clones(lambda r: r.snapshot == snapshot_id)
 
     def children(self, volume_id: str) -> list[str]:
         """Volumes that are live clones of one of this volume's snapshots, sorted."""
