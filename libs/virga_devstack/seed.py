@@ -138,3 +138,17 @@ def retire_older(api: str, token: str, current_id: str) -> tuple[list[str], list
                 raise
             kept.append(item["id"])
     return retired, kept
+
+
+def seed_and_retire(
+    api: str, token: str, image: GuestImage, *, in_pool: Callable[[str], bool] | None = None
+) -> tuple[str, str]:
+    """`seed_guest_image`, then `retire_older`: (the seeded image's id, what was done)."""
+    seeded, uploaded = seed_guest_image(api, token, image, in_pool=in_pool)
+    retired, kept = retire_older(api, token, seeded["id"])
+    done = f"{'uploaded' if uploaded else 'already there'}: {seeded['id']}"
+    if retired:
+        done += f"; {len(retired)} older deleted"
+    if kept:
+        done += f"; older {', '.join(kept)} kept (volumes are clones of it)"
+    return seeded["id"], done

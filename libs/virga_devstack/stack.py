@@ -317,16 +317,9 @@ def _start(run: Run, kafka_port: int, gateway_port: int) -> list[ServiceProcess]
             token = (SECRETS / "admin-token").read_text().strip()
             api = f"http://127.0.0.1:{gateway_port}"
             try:
-                seeded, uploaded = seed.seed_guest_image(
+                run.image_id, outcome[0] = seed.seed_and_retire(
                     api, token, image, in_pool=None if cluster is None else _in_pool(cluster)
                 )
-                retired, kept = seed.retire_older(api, token, seeded["id"])
-                outcome[0] = f"{'uploaded' if uploaded else 'already there'}: {seeded['id']}"
-                if retired:
-                    outcome[0] += f"; {len(retired)} older deleted"
-                if kept:
-                    outcome[0] += f"; older {', '.join(kept)} kept (volumes are clones of it)"
-                run.image_id = seeded["id"]
             except seed.SeedError as error:
                 outcome[0] = "FAILED"
                 run.failures.append(f"seeding the guest image: {error}")
