@@ -7,18 +7,24 @@ import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import Enum
-from typing import Annotated, Any
+from typing import Annotated, Any, Generic
 
 import msgspec
 import orjson
+from typing_extensions import TypeVar
 
 from virga_events.errors import EventDecodeError, InvalidPayload, MalformedRecord
 from virga_events.registry import REGISTRY, Event, EventRegistry
 
+P = TypeVar("P", default=Any)
+"""The payload type: `Envelope[InstanceRequested]`; a bare `Envelope` carries any event."""
+
+EventT = TypeVar("EventT", bound=Event)
+
 _EVENT_ID_NAMESPACE = uuid.UUID("6b1f3c52-9d1e-4c9a-a7a4-0c5f2f7d9e01")
 
 
-class Envelope(msgspec.Struct, frozen=True, kw_only=True):
+class Envelope(msgspec.Struct, Generic[P], frozen=True, kw_only=True):
     """One event as it travels on the log.
 
     A frozen msgspec Struct rather than a dataclass: services decode millions of these while
@@ -43,14 +49,14 @@ class Envelope(msgspec.Struct, frozen=True, kw_only=True):
     """Id of the user request this event stems from; shared by the whole causal tree."""
     causation_id: str | None
     """event_id of the event that caused this one, None for a user request."""
-    payload: Any
+    payload: P
     """The typed event body (an `Event` dataclass)."""
     seq: int = 0
     """Position in the producer's hash chain (1, 2, ...); 0 until the producer chains it."""
     prev_hash: str = ""
     """sha256 (hex) of the producer's previous record bytes; "" for its first."""
 
-    def chained(self, seq: int, prev_hash: str) -> Envelope:
+    def chained(self, seq: int, prev_hash: str) -> Envelope[P]:
         return msgspec.structs.replace(self, seq=seq, prev_hash=prev_hash)
 
 
@@ -79,7 +85,7 @@ _WIRE = msgspec.json.Decoder(_Wire)
 
 
 def new_event(
-    payload: Event,
+    payload: EventT,
     *,
     aggregate_id: str,
     tenant_id: str | None,
@@ -88,7 +94,7 @@ def new_event(
     causation: Envelope | None = None,
     event_id: str | None = None,
     occurred_at: datetime | None = None,
-) -> Envelope:
+) -> Envelope[EventT]:
     """Wrap `payload` in an envelope. With `causation`, correlation follows the cause."""
     eid = event_id or str(uuid.uuid4())
     correlation = causation.correlation_id if causation is not None else correlation_id or eid

@@ -18,6 +18,26 @@ def upload_key_digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+def boot_volume_id(instance_id: str) -> str:
+    """The id of the boot volume made for an instance created with an ``"image"``: the
+    instance's own id, so storage, compute and the gateway name it without a lookup."""
+    return instance_id
+
+
+RBD_VOLUME_PREFIX: Final = "volume-"
+"""Every volume's RBD image name starts with it; storage's cleanup lists the pool by it."""
+
+
+def rbd_volume_name(volume_id: str) -> str:
+    """The RBD image that holds a volume (`volume-<id>`); compute hands it to QEMU."""
+    return f"{RBD_VOLUME_PREFIX}{volume_id}"
+
+
+def rbd_image_name(image_id: str) -> str:
+    """The RBD image that holds a Virga image (`image-<id>`), which boot volumes clone."""
+    return f"image-{image_id}"
+
+
 VolumeOperation = Literal["create", "extend", "delete", "snapshot", "flatten"]
 """What a VolumeFailed was about."""
 
