@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from virga_scheduler.placement import (
+from virga_scheduler.core.placement import (
     Host,
     NoValidHost,
     Placement,
@@ -25,7 +25,7 @@ from virga_scheduler.placement import (
     Weigher,
     select_host,
 )
-from virga_scheduler.placement.scheduler import first_rejection
+from virga_scheduler.core.placement.scheduler import first_rejection
 
 HOSTS, RACKS, ZONES = 10_000, 100, 3
 CYCLES, BASELINE_CYCLES, RUNS = 5_000, 100, 5

@@ -33,9 +33,10 @@ from virga_events.catalog.compute import HostRegistered
 from virga_events.catalog.scheduler import HostMarkedDown, InstanceScheduled
 from virga_runtime import Emit
 from virga_scheduler.config import SchedulerConfig
-from virga_scheduler.decide import decide
-from virga_scheduler.fold import evolve
-from virga_scheduler.placement import (
+from virga_scheduler.core.decide import decide
+from virga_scheduler.core.fold import evolve
+from virga_scheduler.core.model import SchedulerState
+from virga_scheduler.core.placement import (
     Host,
     Placement,
     PlacementRequest,
@@ -43,7 +44,6 @@ from virga_scheduler.placement import (
     ServerGroup,
     select_host,
 )
-from virga_scheduler.state import SchedulerState
 
 HOSTS, RACKS, ZONES, REQUESTS, REFUSALS, RUNS = 10_000, 100, 3, 5_000, 50, 5
 FLAVORS = [(1, 2048, 20), (2, 4096, 40), (4, 8192, 80), (8, 16384, 160), (16, 65536, 320)]

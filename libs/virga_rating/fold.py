@@ -1,9 +1,12 @@
-"""``evolve``: how each event changes billing's state. Pure and deterministic; event time only."""
+"""``evolve``: how each event changes billing's state. Pure and deterministic; event time only.
+
+Shared: the billing service folds its state with it, the gateway its projection of usage and
+invoices, and the audit its replay of the log, so all three see the same usage.
+"""
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable
 from datetime import UTC, datetime
 
 from virga_events import Envelope
@@ -27,16 +30,10 @@ from virga_rating.state import (
     VolumeSpan,
     VolumeUsage,
 )
+from virga_runtime.folding import Folds
 
-Fold = Callable[[BillingState, Envelope], None]
-
-
-def evolve(state: BillingState, envelope: Envelope) -> BillingState:
-    """Fold one event into ``state`` (mutated and returned); events billing ignores pass."""
-    apply = _FOLDS.get(type(envelope.payload))
-    if apply is not None:
-        apply(state, envelope)
-    return state
+folds: Folds[BillingState] = Folds()
+"""What each event billing reads does to its state; every other type leaves it alone."""
 
 
 def _instance(state: BillingState, envelope: Envelope) -> InstanceUsage:
@@ -48,13 +45,19 @@ def _instance(state: BillingState, envelope: Envelope) -> InstanceUsage:
     return usage
 
 
-def _flavor(state: BillingState, envelope: Envelope) -> None:
-    payload = envelope.payload
-    assert isinstance(payload, InstanceRequested | InstanceScheduled)
-    _instance(state, envelope).flavor = payload.flavor.name
+def _flavor(
+    state: BillingState, envelope: Envelope, event: InstanceRequested | InstanceScheduled
+) -> None:
+    _instance(state, envelope).flavor = event.flavor.name
 
 
-def _running(state: BillingState, envelope: Envelope) -> None:
+folds.add(InstanceRequested, _flavor)
+folds.add(InstanceScheduled, _flavor)
+
+
+def _running(
+    state: BillingState, envelope: Envelope, event: InstanceStarted | InstanceRebooted
+) -> None:
     usage = _instance(state, envelope)
     if usage.deleted or usage.running_since is not None:
         return  # a reboot of a running instance goes on billing the same interval
@@ -63,20 +66,37 @@ def _running(state: BillingState, envelope: Envelope) -> None:
     usage.tx_counter = None
 
 
-def _stopped(state: BillingState, envelope: Envelope) -> None:
+folds.add(InstanceStarted, _running)
+folds.add(InstanceRebooted, _running)
+
+
+def _stopped(
+    state: BillingState, envelope: Envelope, event: InstanceStopped | InstanceDomainLost
+) -> None:
+    _close_interval(_instance(state, envelope), envelope.occurred_at)
+
+
+folds.add(InstanceStopped, _stopped)
+folds.add(InstanceDomainLost, _stopped)
+
+
+@folds.on(InstanceDeleted)
+def _deleted(state: BillingState, envelope: Envelope, event: InstanceDeleted) -> None:
     usage = _instance(state, envelope)
+    _close_interval(usage, envelope.occurred_at)
+    usage.deleted = True
+
+
+def _close_interval(usage: InstanceUsage, at: datetime) -> None:
     if usage.running_since is not None:
-        usage.intervals.append(Interval(usage.running_since, envelope.occurred_at))
+        usage.intervals.append(Interval(usage.running_since, at))
         usage.running_since = None
-    if isinstance(envelope.payload, InstanceDeleted):
-        usage.deleted = True
 
 
-def _sampled(state: BillingState, envelope: Envelope) -> None:
-    payload = envelope.payload
-    assert isinstance(payload, UsageSampled)
+@folds.on(UsageSampled)
+def _sampled(state: BillingState, envelope: Envelope, event: UsageSampled) -> None:
     usage = _instance(state, envelope)
-    current = payload.net_tx_bytes
+    current = event.net_tx_bytes
     last = usage.tx_counter
     # Counters are cumulative since the domain started; one lower than the last was reset
     # (the domain restarted between samples), so all of it is new traffic.
@@ -94,17 +114,15 @@ def _hour(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
-def _prices(state: BillingState, envelope: Envelope) -> None:
-    payload = envelope.payload
-    assert isinstance(payload, PricesSet)
-    at = bisect.bisect_right([p.effective_from for p in state.prices], payload.effective_from)
-    state.prices.insert(at, payload)
+@folds.on(PricesSet)
+def _prices(state: BillingState, envelope: Envelope, event: PricesSet) -> None:
+    at = bisect.bisect_right([p.effective_from for p in state.prices], event.effective_from)
+    state.prices.insert(at, event)
 
 
-def _invoiced(state: BillingState, envelope: Envelope) -> None:
-    payload = envelope.payload
-    assert isinstance(payload, InvoiceIssued)
-    state.invoices.setdefault(payload.tenant, {})[payload.period] = payload
+@folds.on(InvoiceIssued)
+def _invoiced(state: BillingState, envelope: Envelope, event: InvoiceIssued) -> None:
+    state.invoices.setdefault(event.tenant, {})[event.period] = event
 
 
 def _volume(state: BillingState, envelope: Envelope) -> VolumeUsage:
@@ -122,49 +140,35 @@ def _close_span(volume: VolumeUsage, at: datetime) -> None:
         volume.since = None
 
 
-def _volume_created(state: BillingState, envelope: Envelope) -> None:
-    payload = envelope.payload
-    assert isinstance(payload, VolumeCreated)
+@folds.on(VolumeCreated)
+def _volume_created(state: BillingState, envelope: Envelope, event: VolumeCreated) -> None:
     volume = _volume(state, envelope)
     if volume.deleted or volume.since is not None:
         return  # a repeated creation fact changes nothing
-    volume.size_gb = payload.size_gb
+    volume.size_gb = event.size_gb
     volume.since = envelope.occurred_at
 
 
-def _volume_extended(state: BillingState, envelope: Envelope) -> None:
-    payload = envelope.payload
-    assert isinstance(payload, VolumeExtended)
+@folds.on(VolumeExtended)
+def _volume_extended(state: BillingState, envelope: Envelope, event: VolumeExtended) -> None:
     volume = _volume(state, envelope)
-    if volume.since is None or payload.size_gb == volume.size_gb:
+    if volume.since is None or event.size_gb == volume.size_gb:
         return
     # The old size is billed up to the extend, the new one from it on.
     _close_span(volume, envelope.occurred_at)
-    volume.size_gb = payload.size_gb
+    volume.size_gb = event.size_gb
     volume.since = envelope.occurred_at
 
 
-def _volume_deleted(state: BillingState, envelope: Envelope) -> None:
+@folds.on(VolumeDeleted)
+def _volume_deleted(state: BillingState, envelope: Envelope, event: VolumeDeleted) -> None:
     volume = _volume(state, envelope)
     _close_span(volume, envelope.occurred_at)
     volume.deleted = True
 
 
-_FOLDS: dict[type, Fold] = {
-    InstanceRequested: _flavor,
-    InstanceScheduled: _flavor,
-    InstanceStarted: _running,
-    InstanceRebooted: _running,
-    InstanceStopped: _stopped,
-    InstanceDeleted: _stopped,
-    InstanceDomainLost: _stopped,
-    UsageSampled: _sampled,
-    PricesSet: _prices,
-    InvoiceIssued: _invoiced,
-    VolumeCreated: _volume_created,
-    VolumeExtended: _volume_extended,
-    VolumeDeleted: _volume_deleted,
-}
+evolve = folds.evolve
+"""Fold one event into ``state`` (mutated and returned); events billing ignores pass."""
 
-FOLDED_TYPES: frozenset[type] = frozenset(_FOLDS)
+FOLDED_TYPES: frozenset[type] = folds.event_types
 """The event types that change billing's state; every other passes through `evolve`."""

@@ -5,9 +5,9 @@ from __future__ import annotations
 from functools import partial
 
 from virga_billing.config import BillingConfig
-from virga_billing.decide import decide, tick
+from virga_billing.core import snapshot
+from virga_billing.core.decide import decide, tick
 from virga_eventlog import event_topic
-from virga_rating import snapshot
 from virga_rating.fold import evolve
 from virga_rating.state import BillingState
 from virga_runtime import RunnerConfig, ServiceDefinition

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from virga_runtime.env import Env
-from virga_scheduler.placement import AllocationRatios, Weigher
+from virga_scheduler.core.placement import AllocationRatios, Weigher
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,11 +7,11 @@ from typing import Any
 
 from virga_eventlog import event_topic
 from virga_runtime import RunnerConfig, ServiceDefinition
-from virga_scheduler import snapshot
 from virga_scheduler.config import SchedulerConfig
-from virga_scheduler.decide import decide, tick
-from virga_scheduler.fold import evolve
-from virga_scheduler.state import SchedulerState
+from virga_scheduler.core import snapshot
+from virga_scheduler.core.decide import decide, tick
+from virga_scheduler.core.fold import evolve
+from virga_scheduler.core.model import SchedulerState
 
 SERVICE_NAME = "scheduler"
 

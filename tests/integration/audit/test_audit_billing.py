@@ -28,6 +28,7 @@ from tests.integration.gateway.harness import Gateway
 from tests.support.kafka import produce_events, read_events
 
 from virga_audit import replay, replay_all, rerate, verify
+from virga_billing.core import snapshot as billing_snapshot
 from virga_cli.main import cli
 from virga_eventlog import event_topic
 from virga_events import REGISTRY, Envelope
@@ -35,7 +36,6 @@ from virga_events.catalog import api
 from virga_events.catalog.compute import HostRegistered, InstanceStarted, InstanceStopped
 from virga_gateway import billing
 from virga_gateway.state import restore
-from virga_rating import snapshot as billing_snapshot
 from virga_rating.rating import rate_window
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(120)]

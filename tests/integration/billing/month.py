@@ -19,7 +19,7 @@ from tests.integration.gateway.harness import Gateway
 from tests.support.kafka import serving
 
 from virga_billing.config import BillingConfig
-from virga_billing.decide import tick
+from virga_billing.core.decide import tick
 from virga_billing.service import definition
 from virga_eventlog import EventWriter, KafkaSettings, ensure_topics, event_topic, virga_topics
 from virga_events import Envelope, Event, new_event

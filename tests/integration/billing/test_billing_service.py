@@ -16,6 +16,7 @@ import pytest
 from tests.support.kafka import read_events, serving
 
 from virga_billing.config import BillingConfig
+from virga_billing.core import snapshot
 from virga_billing.service import definition
 from virga_eventlog import EventWriter, KafkaSettings, ensure_topics, event_topic, virga_topics
 from virga_events import REGISTRY, Envelope, Event, new_event
@@ -23,7 +24,6 @@ from virga_events.catalog import Flavor
 from virga_events.catalog.api import InstanceRequested
 from virga_events.catalog.billing import InvoiceIssued, PricesSet
 from virga_events.catalog.compute import InstanceStarted, InstanceStopped, UsageSampled
-from virga_rating import snapshot
 from virga_rating.rating import bounds, period_of
 from virga_rating.state import BillingState
 from virga_runtime import RunnerConfig, ServiceRunner

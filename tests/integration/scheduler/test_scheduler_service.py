@@ -34,8 +34,8 @@ from virga_events.catalog.scheduler import (
 )
 from virga_runtime import RunnerConfig, ServiceRunner
 from virga_scheduler.config import SchedulerConfig
+from virga_scheduler.core.model import SchedulerState
 from virga_scheduler.service import definition
-from virga_scheduler.state import SchedulerState
 
 pytestmark = pytest.mark.kafka
 

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from virga_billing.config import BillingConfig
-from virga_billing.decide import tick
+from virga_billing.core.decide import tick
 from virga_events import Envelope, Event, new_event
 from virga_events.catalog import Flavor
 from virga_events.catalog.billing import InvoiceIssued, PricesSet

@@ -16,10 +16,10 @@ from tests.unit.billing.billing_support import (
 )
 
 from virga_billing.config import BillingConfig
+from virga_billing.core import snapshot
 from virga_events.catalog.api import InstanceRequested
 from virga_events.catalog.billing import InvoiceLine
 from virga_events.catalog.compute import InstanceStarted, InstanceStopped
-from virga_rating import snapshot
 from virga_rating.rating import rate
 from virga_rating.state import BillingState
 

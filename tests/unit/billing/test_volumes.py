@@ -7,10 +7,10 @@ from datetime import datetime
 
 from tests.unit.billing.billing_support import TENANT, at, event, folded
 
+from virga_billing.core import snapshot
 from virga_events import Envelope
 from virga_events.catalog.billing import InvoiceLine, PricesSet
 from virga_events.catalog.storage import VolumeCreated, VolumeDeleted, VolumeExtended
-from virga_rating import snapshot
 from virga_rating.rating import rate_tenant
 
 

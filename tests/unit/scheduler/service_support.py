@@ -24,9 +24,9 @@ from virga_events.catalog.compute import (
 from virga_events.catalog.scheduler import InstanceScheduled, InstanceSchedulingFailed
 from virga_runtime import Emit, Intent
 from virga_scheduler.config import SchedulerConfig
-from virga_scheduler.decide import decide, tick
-from virga_scheduler.fold import evolve
-from virga_scheduler.state import SchedulerState
+from virga_scheduler.core.decide import decide, tick
+from virga_scheduler.core.fold import evolve
+from virga_scheduler.core.model import SchedulerState
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 SMALL = Flavor(name="m1.small", vcpus=2, ram_mb=2048, disk_gb=20)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from virga_scheduler.placement import Host, PlacementRequest, PlacementView
-from virga_scheduler.placement.filters.availability_zone import availability_zone
+from virga_scheduler.core.placement import Host, PlacementRequest, PlacementView
+from virga_scheduler.core.placement.filters.availability_zone import availability_zone
 
 HOST = Host("h1", "r1", "az2", vcpus=8, ram_mb=16384, disk_gb=200)
 VIEW = PlacementView([HOST])

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from virga_scheduler.placement import (
+from virga_scheduler.core.placement import (
     AllocationRatios,
     Claim,
     Host,
     PlacementRequest,
     PlacementView,
 )
-from virga_scheduler.placement.filters.capacity import capacity
+from virga_scheduler.core.placement.filters.capacity import capacity
 
 # 4 physical vCPUs, 16 GiB RAM, 100 GB disk: 16 vCPUs to sell at the default ratio of 4.
 HOST = Host("h1", "r1", "az1", vcpus=4, ram_mb=16384, disk_gb=100)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from virga_scheduler.placement import (
+from virga_scheduler.core.placement import (
     Claim,
     Claims,
     Host,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from virga_scheduler.placement import Host, PlacementRequest, PlacementView
-from virga_scheduler.placement.filters.excluded import excluded
+from virga_scheduler.core.placement import Host, PlacementRequest, PlacementView
+from virga_scheduler.core.placement.filters.excluded import excluded
 
 HOST = Host("h2", "r1", "az1", vcpus=8, ram_mb=16384, disk_gb=200)
 VIEW = PlacementView([HOST])

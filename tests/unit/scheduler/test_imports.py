@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-import virga_scheduler.placement as placement
+import virga_scheduler.core.placement as placement
 
 MODULES = sorted(
     m.name for m in pkgutil.walk_packages(placement.__path__, prefix=f"{placement.__name__}.")

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from virga_scheduler.placement.persistent import Key, PMap, SortedKeys
+from virga_scheduler.core.placement.persistent import Key, PMap, SortedKeys
 
 names = st.text("abcdefgh", min_size=1, max_size=3)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from virga_scheduler.placement import (
+from virga_scheduler.core.placement import (
     Claim,
     Host,
     NoValidHost,
@@ -15,7 +15,7 @@ from virga_scheduler.placement import (
     Weigher,
     select_host,
 )
-from virga_scheduler.placement.model import HostState
+from virga_scheduler.core.placement.model import HostState
 
 
 def host(

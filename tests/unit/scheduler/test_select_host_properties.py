@@ -9,7 +9,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from virga_scheduler.placement import (
+from virga_scheduler.core.placement import (
     Host,
     NoValidHost,
     Placement,
@@ -20,7 +20,7 @@ from virga_scheduler.placement import (
     Weigher,
     select_host,
 )
-from virga_scheduler.placement.scheduler import first_rejection
+from virga_scheduler.core.placement.scheduler import first_rejection
 
 INSTANCES = [f"i{n}" for n in range(12)]
 TRAITS = frozenset({"SSD", "GPU"})

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from virga_scheduler.placement import (
+from virga_scheduler.core.placement import (
     Claim,
     Host,
     PlacementRequest,
     PlacementView,
     ServerGroup,
 )
-from virga_scheduler.placement.filters.server_group import server_group
-from virga_scheduler.placement.model import GroupPolicy, GroupScope
+from virga_scheduler.core.placement.filters.server_group import server_group
+from virga_scheduler.core.placement.model import GroupPolicy, GroupScope
 
 # Two racks of two hosts: h1, h2 in r1; h3, h4 in r2.
 HOSTS = [Host(f"h{n}", f"r{(n + 1) // 2}", "az1", 8, 16384, 200) for n in range(1, 5)]

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from virga_scheduler.config import SchedulerConfig
-from virga_scheduler.placement import AllocationRatios, Weigher
+from virga_scheduler.core.placement import AllocationRatios, Weigher
 from virga_scheduler.service import definition
 
 
@@ -66,7 +66,16 @@ def test_the_service_reads_api_and_compute_and_writes_its_own_topic() -> None:
 
 @pytest.mark.parametrize(
     "module",
-    ["config", "state", "fold", "decide", "snapshot", "service", "main", "__main__"],
+    [
+        "config",
+        "core.model",
+        "core.fold",
+        "core.decide",
+        "core.snapshot",
+        "service",
+        "main",
+        "__main__",
+    ],
 )
 def test_each_service_module_imports_alone(module: str) -> None:
     name = f"virga_scheduler.{module}"

@@ -21,7 +21,7 @@ from virga_events.catalog import Flavor
 from virga_events.catalog.api import AllocationRatiosSet, HostDisabled, HostEnabled
 from virga_events.catalog.scheduler import InstanceScheduled, InstanceSchedulingFailed
 from virga_scheduler.config import SchedulerConfig
-from virga_scheduler.placement import Weigher
+from virga_scheduler.core.placement import Weigher
 
 
 def fleet(scheduler: Scheduler, *names: str, racks: int = 1, **size: int) -> None:

@@ -28,10 +28,10 @@ from virga_events import Envelope
 from virga_events.catalog.api import AllocationRatiosSet, HostDisabled, HostEnabled
 from virga_events.catalog.compute import HostHeartbeat, HostRegistered, InstanceDeleted
 from virga_events.catalog.compute import InstanceFailed as InstanceFailedEvent
-from virga_scheduler import snapshot
 from virga_scheduler.config import SchedulerConfig
-from virga_scheduler.fold import evolve
-from virga_scheduler.state import SchedulerState
+from virga_scheduler.core import snapshot
+from virga_scheduler.core.fold import evolve
+from virga_scheduler.core.model import SchedulerState
 
 CONFIG = SchedulerConfig(heartbeat_timeout_seconds=20, server_group_wait_seconds=30)
 HOSTS = [f"h{n}" for n in range(6)]

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from virga_scheduler.placement import Host, PlacementRequest, PlacementView
-from virga_scheduler.placement.filters.status import status
-from virga_scheduler.placement.model import HostState
+from virga_scheduler.core.placement import Host, PlacementRequest, PlacementView
+from virga_scheduler.core.placement.filters.status import status
+from virga_scheduler.core.placement.model import HostState
 
 REQUEST = PlacementRequest("i1", "t1", vcpus=1, ram_mb=512, disk_gb=10)
 

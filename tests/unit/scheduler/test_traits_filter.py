@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from virga_scheduler.placement import Host, PlacementRequest, PlacementView
-from virga_scheduler.placement.filters.traits import traits
+from virga_scheduler.core.placement import Host, PlacementRequest, PlacementView
+from virga_scheduler.core.placement.filters.traits import traits
 
 HOST = Host("h1", "r1", "az1", 8, 16384, 200, traits=frozenset({"SSD", "HW_CPU_X86_AVX2"}))
 VIEW = PlacementView([HOST])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from virga_scheduler.placement import (
+from virga_scheduler.core.placement import (
     Claim,
     Claims,
     Host,

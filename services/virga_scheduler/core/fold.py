@@ -1,16 +1,14 @@
 """The scheduler's fold: what each event it reads does to its ``SchedulerState``.
 
 Inputs are recorded as facts on their own; claims, placement outcomes and host up/down come
-only from the scheduler's own events (see ``state`` for why). Each fold validates before it
+only from the scheduler's own events (see ``model`` for why). Each fold validates before it
 changes anything, so a refused event leaves the state as it was.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
 
 from virga_events import Envelope
 from virga_events.catalog.api import (
@@ -34,15 +32,20 @@ from virga_events.catalog.scheduler import (
     InstanceScheduled,
     InstanceSchedulingFailed,
 )
-from virga_scheduler.placement import AllocationRatios, Claim, Host, ServerGroup
-from virga_scheduler.state import (
+from virga_runtime.folding import Folds
+from virga_scheduler.core.model import (
     DEFAULT_RATIOS_KEY,
     TOMBSTONE_LIMIT,
     InstanceRecord,
     SchedulerState,
 )
+from virga_scheduler.core.placement import AllocationRatios, Claim, Host, ServerGroup
+
+folds: Folds[SchedulerState] = Folds()
+"""What each event the scheduler reads does to its state; every other type leaves it alone."""
 
 
+@folds.on(InstanceRequested)
 def _instance_requested(
     state: SchedulerState, envelope: Envelope, event: InstanceRequested
 ) -> None:
@@ -61,6 +64,7 @@ def _instance_requested(
         state.pending.add(instance_id)
 
 
+@folds.on(InstanceDeletionRequested)
 def _deletion_requested(
     state: SchedulerState, envelope: Envelope, event: InstanceDeletionRequested
 ) -> None:
@@ -69,6 +73,7 @@ def _deletion_requested(
         record.deletion_requested = True
 
 
+@folds.on(ServerGroupCreated)
 def _server_group_created(
     state: SchedulerState, envelope: Envelope, event: ServerGroupCreated
 ) -> None:
@@ -76,16 +81,19 @@ def _server_group_created(
         state.set_group(ServerGroup(envelope.aggregate_id, event.policy, event.scope))
 
 
+@folds.on(HostDisabled)
 def _host_disabled(state: SchedulerState, envelope: Envelope, event: HostDisabled) -> None:
     state.disabled.add(envelope.aggregate_id)
     state.status_changed(envelope.aggregate_id)
 
 
+@folds.on(HostEnabled)
 def _host_enabled(state: SchedulerState, envelope: Envelope, event: HostEnabled) -> None:
     state.disabled.discard(envelope.aggregate_id)
     state.status_changed(envelope.aggregate_id)
 
 
+@folds.on(AllocationRatiosSet)
 def _ratios_set(state: SchedulerState, envelope: Envelope, event: AllocationRatiosSet) -> None:
     ratios = AllocationRatios(cpu=event.cpu, ram=event.ram, disk=event.disk)
     if envelope.aggregate_id == DEFAULT_RATIOS_KEY:
@@ -101,6 +109,7 @@ def _seen(state: SchedulerState, host: str, at: datetime) -> None:
         state.last_seen[host] = at
 
 
+@folds.on(HostRegistered)
 def _host_registered(state: SchedulerState, envelope: Envelope, event: HostRegistered) -> None:
     name = envelope.aggregate_id
     host = Host(
@@ -118,11 +127,13 @@ def _host_registered(state: SchedulerState, envelope: Envelope, event: HostRegis
     _seen(state, name, envelope.occurred_at)
 
 
+@folds.on(HostHeartbeat)
 def _heartbeat(state: SchedulerState, envelope: Envelope, event: HostHeartbeat) -> None:
     # The hottest event of all (every host, every few seconds): one dict write, no view work.
     _seen(state, envelope.aggregate_id, envelope.occurred_at)
 
 
+@folds.on(InstanceFailed)
 def _instance_failed(state: SchedulerState, envelope: Envelope, event: InstanceFailed) -> None:
     instance_id = envelope.aggregate_id
     if event.phase != "spawn" or instance_id in state.deleted:
@@ -135,6 +146,7 @@ def _instance_failed(state: SchedulerState, envelope: Envelope, event: InstanceF
     record.last_failure = event.reason
 
 
+@folds.on(InstanceDeleted)
 def _instance_deleted(state: SchedulerState, envelope: Envelope, event: InstanceDeleted) -> None:
     instance_id = envelope.aggregate_id
     state.deleted.pop(instance_id, None)  # re-inserted as the youngest
@@ -144,6 +156,7 @@ def _instance_deleted(state: SchedulerState, envelope: Envelope, event: Instance
     state.forget_if_gone(instance_id)
 
 
+@folds.on(InstanceScheduled)
 def _instance_scheduled(
     state: SchedulerState, envelope: Envelope, event: InstanceScheduled
 ) -> None:
@@ -161,6 +174,7 @@ def _instance_scheduled(
         state.set_group(replace(group, members=group.members | {instance_id}))
 
 
+@folds.on(InstanceSchedulingFailed)
 def _scheduling_failed(
     state: SchedulerState, envelope: Envelope, event: InstanceSchedulingFailed
 ) -> None:
@@ -170,6 +184,7 @@ def _scheduling_failed(
     state.pending.discard(envelope.aggregate_id)
 
 
+@folds.on(ClaimReleased)
 def _claim_released(state: SchedulerState, envelope: Envelope, event: ClaimReleased) -> None:
     instance_id = envelope.aggregate_id
     held = state.claims.get(instance_id)
@@ -184,40 +199,18 @@ def _claim_released(state: SchedulerState, envelope: Envelope, event: ClaimRelea
     state.forget_if_gone(instance_id)
 
 
+@folds.on(HostMarkedDown)
 def _marked_down(state: SchedulerState, envelope: Envelope, event: HostMarkedDown) -> None:
     state.down[envelope.aggregate_id] = event.last_heartbeat_at
     state.status_changed(envelope.aggregate_id)
 
 
+@folds.on(HostMarkedUp)
 def _marked_up(state: SchedulerState, envelope: Envelope, event: HostMarkedUp) -> None:
     state.down.pop(envelope.aggregate_id, None)
     state.status_changed(envelope.aggregate_id)
 
 
-_FOLDS: dict[type[Any], Callable[[SchedulerState, Envelope, Any], None]] = {
-    InstanceRequested: _instance_requested,
-    InstanceDeletionRequested: _deletion_requested,
-    ServerGroupCreated: _server_group_created,
-    HostDisabled: _host_disabled,
-    HostEnabled: _host_enabled,
-    AllocationRatiosSet: _ratios_set,
-    HostRegistered: _host_registered,
-    HostHeartbeat: _heartbeat,
-    InstanceFailed: _instance_failed,
-    InstanceDeleted: _instance_deleted,
-    InstanceScheduled: _instance_scheduled,
-    InstanceSchedulingFailed: _scheduling_failed,
-    ClaimReleased: _claim_released,
-    HostMarkedDown: _marked_down,
-    HostMarkedUp: _marked_up,
-}
-"""What each event the scheduler reads does to its state; every other type leaves it alone."""
-
-
-def evolve(state: SchedulerState, envelope: Envelope) -> SchedulerState:
-    """Fold one event into the state (deterministic, no I/O). Raises before changing anything
-    when it refuses an event (a negative capacity, ratio or flavor)."""
-    fold = _FOLDS.get(type(envelope.payload))
-    if fold is not None:
-        fold(state, envelope, envelope.payload)
-    return state
+evolve = folds.evolve
+"""Fold one event into the state (deterministic, no I/O). Raises before changing anything
+when it refuses an event (a negative capacity, ratio or flavor)."""

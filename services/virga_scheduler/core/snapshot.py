@@ -13,8 +13,8 @@ from typing import Any
 import msgspec
 
 from virga_events.catalog.api import InstanceRequested
-from virga_scheduler.placement import AllocationRatios, Claim, Claims, Host, ServerGroup
-from virga_scheduler.state import InstanceRecord, SchedulerState
+from virga_scheduler.core.model import InstanceRecord, SchedulerState
+from virga_scheduler.core.placement import AllocationRatios, Claim, Claims, Host, ServerGroup
 
 FORMAT = 1
 """Bumped when the layout changes; an unknown format is refused and the log is read instead."""

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Literal
 
 from virga_events.catalog.api import InstanceRequested
-from virga_scheduler.placement import (
+from virga_scheduler.core.placement import (
     AllocationRatios,
     Claim,
     Claims,

@@ -37,8 +37,8 @@ from virga_events.catalog.scheduler import (
 )
 from virga_runtime.service import Emit, Intent
 from virga_scheduler.config import SchedulerConfig
-from virga_scheduler.placement import Placement, PlacementView, Policy, select_host
-from virga_scheduler.state import InstanceRecord, SchedulerState
+from virga_scheduler.core.model import InstanceRecord, SchedulerState
+from virga_scheduler.core.placement import Placement, PlacementView, Policy, select_host
 
 log = structlog.get_logger(__name__)
 
@@ -110,9 +110,9 @@ def _deletion_requested(
 
 
 def _instance_failed(
-    config: SchedulerConfig, state: SchedulerState, envelope: Envelope
+    config: SchedulerConfig, state: SchedulerState, envelope: Envelope[InstanceFailed]
 ) -> list[Emit]:
-    event: InstanceFailed = envelope.payload
+    event = envelope.payload
     instance_id = envelope.aggregate_id
     held = state.claims.get(instance_id)
     final = event.phase in FINAL_PHASES
