@@ -1,5 +1,18 @@
 """The scheduler's pure placement core: which host an instance goes to, and why not the others.
 
+How a placement is decided, in order:
+
+1. **Filters** (``filters/``, run in ``scheduler.FILTERS`` order: status, excluded,
+   availability_zone, traits, server_group, capacity) each refuse a host for one reason; a
+   host is reported under the first filter that refuses it.
+2. **Weighers** (``weighers``) score the hosts: ``spread`` (default) prefers the most free,
+   ``pack`` the least free that fits.
+3. **Ranking** (``ranking``) keeps hosts in weigher order, so ``select_host`` walks them
+   best-first and the first host every filter lets through is the placement; when none does,
+   ``NoValidHost.reason`` counts the refusals per filter in one sentence.
+4. **Claims** (``claims``): the service then takes the room with ``view.claim(request,
+   host)``, the next view the next request is decided against, so no two take the same room.
+
 How placement works, in the order to read the modules:
 
 1. ``model``: the value types. A ``Host`` sells its physical vCPU/RAM/disk times its
