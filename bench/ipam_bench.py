@@ -32,10 +32,11 @@ from virga_events import Envelope, decode, new_event
 from virga_events.catalog.network import NetworkCreated, NetworkRequested, PortRequested
 from virga_ipam import parse_subnet
 from virga_network.config import NetworkConfig
-from virga_network.decide import decide
-from virga_network.ipam import next_free
+from virga_network.core.decide import decide
+from virga_network.core.fold import evolve
+from virga_network.core.ipam import next_free
+from virga_network.core.model import NetworkState
 from virga_network.service import definition
-from virga_network.state import NetworkState, evolve
 from virga_runtime import Emit, RunnerConfig, ServiceRunner
 
 CIDR = "10.64.0.0/16"

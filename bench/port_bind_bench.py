@@ -26,11 +26,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from virga_network.agent import names
-from virga_network.agent.driver import FilterRule, NetworkPlumbing, PortFilter
-from virga_network.agent.effects import AgentEffects, Converge
-from virga_network.agent.netlink_driver import NetlinkDriver
-from virga_network.agent.plan import HostPlan, PortPlan, zone
+from virga_network.agent.core import names
+from virga_network.agent.core.plan import HostPlan, PortPlan, zone
+from virga_network.agent.core.plumbing import FilterRule, NetworkPlumbing, PortFilter
+from virga_network.agent.drivers.netlink import NetlinkDriver
+from virga_network.agent.effects.converge import AgentEffects
+from virga_network.agent.effects.intents import Converge
 
 PREFIX = "vh4"
 VNI = 1001

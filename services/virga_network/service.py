@@ -5,10 +5,11 @@ from __future__ import annotations
 from functools import partial
 
 from virga_eventlog import event_topic
-from virga_network import state
 from virga_network.config import NetworkConfig
-from virga_network.decide import decide
-from virga_network.state import NetworkState, evolve
+from virga_network.core.decide import decide
+from virga_network.core.fold import evolve
+from virga_network.core.model import NetworkState
+from virga_network.core.snapshot import restore, snapshot
 from virga_runtime import RunnerConfig, ServiceDefinition
 
 SERVICE_NAME = "network"
@@ -33,8 +34,8 @@ def definition(config: NetworkConfig) -> ServiceDefinition[NetworkState]:
         output_topic=event_topic(SERVICE_NAME, namespace),
         initial_state=NetworkState,
         evolve=evolve,
-        snapshot=state.snapshot,
-        restore=state.restore,
+        snapshot=snapshot,
+        restore=restore,
         decide=partial(decide, config),
     )
 

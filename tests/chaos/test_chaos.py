@@ -42,7 +42,7 @@ from virga_audit.rerate import END_OF_TIME
 from virga_devstack.ceph import CephCluster
 from virga_devstack.kafka import KafkaBroker
 from virga_eventlog import KafkaSettings
-from virga_network.agent import names
+from virga_network.agent.core import names
 from virga_rating.rating import rate_window, total
 from virga_storage.rbd_driver import RbdDriver
 

@@ -7,15 +7,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal, get_args
 
-from virga_network.agent.driver import TapKind
-from virga_network.agent.names import DEFAULT_PREFIX, check_prefix
+from virga_network.agent.core.names import DEFAULT_PREFIX, check_prefix
+from virga_network.agent.core.plumbing import TapKind
 from virga_runtime.env import Env
 
 DriverName = Literal["netlink", "memory"]
 
 
 @dataclass(frozen=True, slots=True)
-class AgentConfig:
+class NetworkAgentConfig:
     """Settings of the network agent on one host."""
 
     host: str
@@ -45,7 +45,7 @@ class AgentConfig:
             raise ValueError("sync_seconds must be positive")
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> AgentConfig:
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> NetworkAgentConfig:
         """Read VIRGA_HOST and VIRGA_VTEP_IP (required), VIRGA_NETWORK_IFACE_PREFIX,
         VIRGA_NETWORK_TAP_KIND (tap|veth), VIRGA_NETWORK_DRIVER (netlink|memory),
         VIRGA_NETWORK_SYNC_SECONDS, VIRGA_HTTP_PORT and VIRGA_NAMESPACE; raise SystemExit

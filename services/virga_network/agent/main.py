@@ -7,8 +7,8 @@ import dataclasses
 
 import structlog
 
-from virga_network.agent.config import AgentConfig
-from virga_network.agent.driver import NetworkDriver
+from virga_network.agent.config import NetworkAgentConfig
+from virga_network.agent.drivers.base import NetworkDriver
 from virga_network.agent.service import SERVICE_NAME, definition, runner_config
 from virga_runtime import ServiceRunner
 from virga_runtime.process import kafka_settings, run_until_signalled
@@ -16,18 +16,18 @@ from virga_runtime.process import kafka_settings, run_until_signalled
 log = structlog.get_logger(__name__)
 
 
-def build_driver(config: AgentConfig) -> NetworkDriver:
+def build_driver(config: NetworkAgentConfig) -> NetworkDriver:
     """The netlink/nftables driver, or the in-memory one (`VIRGA_NETWORK_DRIVER=memory`)."""
     if config.driver == "memory":
-        from virga_network.agent.memory_driver import MemoryDriver
+        from virga_network.agent.drivers.memory import MemoryNetworkDriver
 
-        return MemoryDriver(prefix=config.prefix)
-    from virga_network.agent.netlink_driver import NetlinkDriver  # pyroute2 loads only when used
+        return MemoryNetworkDriver(prefix=config.prefix)
+    from virga_network.agent.drivers.netlink import NetlinkDriver  # pyroute2 loads only when used
 
     return NetlinkDriver(prefix=config.prefix, tap_kind=config.tap_kind)
 
 
-async def run(config: AgentConfig) -> None:
+async def run(config: NetworkAgentConfig) -> None:
     settings = dataclasses.replace(kafka_settings(SERVICE_NAME), namespace=config.namespace)
     driver = build_driver(config)
     log.info("network_agent_starting", host=config.host, vtep_ip=config.vtep_ip)
@@ -39,8 +39,8 @@ async def run(config: AgentConfig) -> None:
 
 
 def main() -> None:
-    """Run this host's network agent until SIGTERM/SIGINT (see `AgentConfig.from_env`)."""
-    asyncio.run(run(AgentConfig.from_env()))
+    """Run this host's network agent until SIGTERM/SIGINT (see `NetworkAgentConfig.from_env`)."""
+    asyncio.run(run(NetworkAgentConfig.from_env()))
 
 
 if __name__ == "__main__":

@@ -21,8 +21,8 @@ from virga_events.catalog.network import (
     PortRequested,
 )
 from virga_network.config import NetworkConfig
+from virga_network.core.model import NetworkState
 from virga_network.service import definition
-from virga_network.state import NetworkState
 from virga_runtime import RunnerConfig, ServiceRunner
 
 pytestmark = pytest.mark.kafka

@@ -9,17 +9,11 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from tests.support.netns import links, namespaces, sh, unique
 
-from virga_network.agent import names
-from virga_network.agent.driver import (
-    DriverError,
-    FilterRule,
-    FilterSet,
-    NetworkDriver,
-    NetworkPlumbing,
-    PortFilter,
-)
-from virga_network.agent.memory_driver import MemoryDriver
-from virga_network.agent.netlink_driver import NetlinkDriver
+from virga_network.agent.core import names
+from virga_network.agent.core.plumbing import FilterRule, FilterSet, NetworkPlumbing, PortFilter
+from virga_network.agent.drivers.base import DriverError, NetworkDriver
+from virga_network.agent.drivers.memory import MemoryNetworkDriver
+from virga_network.agent.drivers.netlink import NetlinkDriver
 
 PREFIX = "vh4"
 NET = NetworkPlumbing(
@@ -48,7 +42,7 @@ class DriverContract(abc.ABC):
     @pytest.fixture
     @abc.abstractmethod
     async def driver(self) -> AsyncIterator[NetworkDriver]:
-        yield MemoryDriver()  # pragma: no cover - overridden
+        yield MemoryNetworkDriver()  # pragma: no cover - overridden
 
     async def test_a_network_is_a_bridge_with_its_vxlan_and_exact_forwarding(
         self, driver: NetworkDriver
@@ -130,7 +124,7 @@ class DriverContract(abc.ABC):
 class TestMemoryDriver(DriverContract):
     @pytest.fixture
     async def driver(self) -> AsyncIterator[NetworkDriver]:
-        yield MemoryDriver(prefix=PREFIX)  # noqa: PT022 - the contract's fixture is a generator
+        yield MemoryNetworkDriver(prefix=PREFIX)  # noqa: PT022 - the contract's fixture is a generator
 
 
 @pytest.fixture

@@ -37,8 +37,8 @@ from virga_events.catalog.network import (
     SecurityGroupRule,
     default_security_group_id,
 )
-from virga_network.agent import names
-from virga_network.agent.nft_rules import link_local, table_name
+from virga_network.agent.core import names
+from virga_network.agent.core.nft_rules import link_local, table_name
 
 pytestmark = pytest.mark.kafka
 

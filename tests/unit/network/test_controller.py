@@ -33,9 +33,11 @@ from virga_events.catalog.network import (
 )
 from virga_events.catalog.scheduler import InstanceScheduled
 from virga_network.config import NetworkConfig
-from virga_network.decide import decide
-from virga_network.macs import candidate_mac
-from virga_network.state import NetworkState, evolve, restore, snapshot
+from virga_network.core.decide import decide
+from virga_network.core.fold import evolve
+from virga_network.core.macs import candidate_mac
+from virga_network.core.model import NetworkState
+from virga_network.core.snapshot import restore, snapshot
 from virga_runtime.service import Emit
 
 CONFIG = NetworkConfig(vni_min=100, vni_max=103)

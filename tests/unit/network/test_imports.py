@@ -10,7 +10,13 @@ import pytest
 
 ENTRY_POINTS = ["virga_network.main", "virga_gateway.routes.networks"]
 """Between them they import every module of the controller and of its API."""
-PURE = ["virga_network.state", "virga_network.decide", "virga_ipam"]
+PURE = [
+    "virga_network.core.model",
+    "virga_network.core.fold",
+    "virga_network.core.snapshot",
+    "virga_network.core.decide",
+    "virga_ipam",
+]
 
 
 @pytest.mark.parametrize("module", ENTRY_POINTS)

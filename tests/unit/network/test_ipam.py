@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from virga_ipam import SubnetError, parse_subnet, pool_size
-from virga_network.ipam import next_free
+from virga_network.core.ipam import next_free
 
 
 @pytest.mark.parametrize(

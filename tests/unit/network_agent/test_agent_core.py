@@ -22,16 +22,18 @@ from virga_events.catalog.network import (
     SecurityGroupRule,
     default_security_group_id,
 )
-from virga_network.agent import names
-from virga_network.agent.config import AgentConfig
-from virga_network.agent.decide import decide, on_ready, tick
-from virga_network.agent.driver import FilterRule
-from virga_network.agent.effects import Converge, Register
-from virga_network.agent.plan import HostPlan, host_plan, zone
-from virga_network.agent.state import AgentState, evolve, restore, snapshot
+from virga_network.agent.config import NetworkAgentConfig
+from virga_network.agent.core import names
+from virga_network.agent.core.decide import decide, on_ready, tick
+from virga_network.agent.core.fold import evolve
+from virga_network.agent.core.model import NetworkAgentState
+from virga_network.agent.core.plan import HostPlan, host_plan, zone
+from virga_network.agent.core.plumbing import FilterRule
+from virga_network.agent.core.snapshot import restore, snapshot
+from virga_network.agent.effects.intents import Converge, Register
 
 HOST = "h1"
-CONFIG = AgentConfig(host=HOST, vtep_ip="192.0.2.1")
+CONFIG = NetworkAgentConfig(host=HOST, vtep_ip="192.0.2.1")
 TENANT = "t-1"
 DEFAULT = default_security_group_id(TENANT)
 
@@ -56,14 +58,14 @@ def allocated(
     return ev(PortAllocated(network_id=net, mac=mac, ips=(ip,), security_groups=groups), port)
 
 
-def fold(events: Sequence[Envelope], state: AgentState | None = None) -> AgentState:
-    state = state or AgentState(HOST)
+def fold(events: Sequence[Envelope], state: NetworkAgentState | None = None) -> NetworkAgentState:
+    state = state or NetworkAgentState(HOST)
     for envelope in events:
         state = evolve(state, envelope)
     return state
 
 
-def plan(state: AgentState) -> HostPlan:
+def plan(state: NetworkAgentState) -> HostPlan:
     return host_plan(state, CONFIG.vtep_ip, CONFIG.prefix)
 
 
@@ -209,7 +211,7 @@ def test_snapshot_round_trips_through_json() -> None:
 
 
 def test_ready_checks_the_host_registers_once_and_converges_fully() -> None:
-    state = AgentState(HOST)
+    state = NetworkAgentState(HOST)
     register, converge = on_ready(CONFIG, state)
     assert register == Register(HOST, "192.0.2.1", announce=True)
     assert isinstance(converge, Converge)

@@ -10,11 +10,13 @@ from virga_events.catalog.network import (
     PortBound,
     PortUnbound,
 )
-from virga_network.agent import names
-from virga_network.agent.driver import DriverError, FilterSet, NetworkPlumbing, PortFilter
-from virga_network.agent.effects import AgentEffects, Converge, Register
-from virga_network.agent.memory_driver import MemoryDriver
-from virga_network.agent.plan import HostPlan, PortPlan, Unbind, zone
+from virga_network.agent.core import names
+from virga_network.agent.core.plan import HostPlan, PortPlan, Unbind, zone
+from virga_network.agent.core.plumbing import FilterSet, NetworkPlumbing, PortFilter
+from virga_network.agent.drivers.base import DriverError
+from virga_network.agent.drivers.memory import MemoryNetworkDriver
+from virga_network.agent.effects.converge import AgentEffects
+from virga_network.agent.effects.intents import Converge, Register
 
 HOST, VTEP = "h1", "192.0.2.1"
 NET = NetworkPlumbing(
@@ -45,7 +47,7 @@ def host(*ports: PortPlan, unbind: tuple[Unbind, ...] = ()) -> HostPlan:
 
 
 async def test_a_port_is_plugged_filtered_and_reported_bound() -> None:
-    driver = MemoryDriver()
+    driver = MemoryNetworkDriver()
     emits = await AgentEffects(driver).converge(Converge(host(port("p-1"))))
     tap = names.tap_name("p-1")
     assert driver.taps == {tap: NET.bridge}
@@ -61,7 +63,7 @@ async def test_a_port_is_plugged_filtered_and_reported_bound() -> None:
 
 
 async def test_the_same_plan_twice_touches_nothing_and_a_report_alone_changes_nothing() -> None:
-    driver = MemoryDriver()
+    driver = MemoryNetworkDriver()
     effects = AgentEffects(driver)
     await effects.converge(Converge(host(port("p-1"))))
     calls = driver.calls
@@ -71,7 +73,7 @@ async def test_the_same_plan_twice_touches_nothing_and_a_report_alone_changes_no
 
 
 async def test_a_failed_port_is_reported_and_leaves_no_tap() -> None:
-    driver = MemoryDriver(fail_ports={names.tap_name("p-2")})
+    driver = MemoryNetworkDriver(fail_ports={names.tap_name("p-2")})
     emits = await AgentEffects(driver).converge(Converge(host(port("p-1"), port("p-2"))))
     assert {type(e.payload) for e in emits} == {PortBound, PortBindingFailed}
     failed = next(e for e in emits if isinstance(e.payload, PortBindingFailed))
@@ -82,7 +84,7 @@ async def test_a_failed_port_is_reported_and_leaves_no_tap() -> None:
 
 
 async def test_after_a_start_what_the_plan_does_not_want_is_removed() -> None:
-    driver = MemoryDriver()
+    driver = MemoryNetworkDriver()
     await AgentEffects(driver).converge(Converge(host(port("p-1"), port("p-2"))))
     stray = "vgt0123456789"
     driver.taps[stray] = NET.bridge
@@ -96,7 +98,7 @@ async def test_after_a_start_what_the_plan_does_not_want_is_removed() -> None:
 
 
 async def test_the_last_port_gone_takes_its_network_with_it() -> None:
-    driver = MemoryDriver()
+    driver = MemoryNetworkDriver()
     effects = AgentEffects(driver)
     await effects.converge(Converge(host(port("p-1"))))
     await effects.converge(Converge(host(unbind=(Unbind("p-1", "t-1"),))))
@@ -104,7 +106,7 @@ async def test_the_last_port_gone_takes_its_network_with_it() -> None:
     assert driver.filters == FilterSet()
 
 
-class BrokenFilters(MemoryDriver):
+class BrokenFilters(MemoryNetworkDriver):
     async def apply_filters(self, filters: FilterSet) -> None:
         raise DriverError("nft: no such table")
 
@@ -119,7 +121,7 @@ async def test_a_port_whose_filters_fail_is_never_plugged_in() -> None:
 
 
 async def test_register_prepares_the_host_and_announces_only_when_asked() -> None:
-    driver = MemoryDriver()
+    driver = MemoryNetworkDriver()
     effects = AgentEffects(driver)
     (emit,) = await effects.register(Register(HOST, VTEP))
     assert emit.payload == NetworkAgentRegistered(vtep_ip=VTEP)
@@ -127,7 +129,7 @@ async def test_register_prepares_the_host_and_announces_only_when_asked() -> Non
     assert driver.calls == 2
 
 
-class StubbornBridge(MemoryDriver):
+class StubbornBridge(MemoryNetworkDriver):
     async def remove_network(self, bridge: str, vxlan: str) -> None:
         self.calls += 1
         raise DriverError("device or resource busy")

@@ -16,7 +16,7 @@ MODULES = sorted(
 
 
 def test_every_module_is_found() -> None:
-    assert "virga_network.agent.netlink_driver" in MODULES
+    assert "virga_network.agent.drivers.netlink" in MODULES
 
 
 @pytest.mark.parametrize("module", MODULES)
@@ -27,7 +27,9 @@ def test_module_imports_alone(module: str) -> None:
 def test_the_core_loads_no_netlink_nor_kafka() -> None:
     script = (
         "import sys\n"
-        "import virga_network.agent.decide, virga_network.agent.memory_driver\n"
+        "import virga_network.agent.core.decide, virga_network.agent.core.fold\n"
+        "import virga_network.agent.core.snapshot, virga_network.agent.core.nft_rules\n"
+        "import virga_network.agent.effects.converge, virga_network.agent.drivers.memory\n"
         "loaded = [m for m in ('pyroute2', 'aiokafka') if m in sys.modules]\n"
         "sys.exit(f'loaded {loaded}' if loaded else 0)\n"
     )

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from virga_network.agent import names
-from virga_network.agent.config import AgentConfig
-from virga_network.agent.driver import FilterRule, FilterSet, PortFilter
-from virga_network.agent.nft_rules import Marks, link_local, render, render_changes
+from virga_network.agent.config import NetworkAgentConfig
+from virga_network.agent.core import names
+from virga_network.agent.core.nft_rules import Marks, link_local, render, render_changes
+from virga_network.agent.core.plumbing import FilterRule, FilterSet, PortFilter
 
 
 def test_names_are_short_stable_and_recognised_only_with_the_prefix() -> None:
@@ -24,18 +24,18 @@ def test_names_are_short_stable_and_recognised_only_with_the_prefix() -> None:
 
 
 def test_settings_come_from_the_environment_and_bad_ones_stop_the_agent() -> None:
-    config = AgentConfig.from_env(
+    config = NetworkAgentConfig.from_env(
         {"VIRGA_HOST": "h1", "VIRGA_VTEP_IP": "192.0.2.1", "VIRGA_NETWORK_TAP_KIND": "veth"}
     )
     assert (config.host, config.vtep_ip, config.tap_kind, config.prefix) == (
         "h1", "192.0.2.1", "veth", "vg",
     )  # fmt: skip
     with pytest.raises(SystemExit, match="VIRGA_VTEP_IP"):
-        AgentConfig.from_env({"VIRGA_HOST": "h1"})
+        NetworkAgentConfig.from_env({"VIRGA_HOST": "h1"})
     with pytest.raises(SystemExit, match="does not appear to be an IPv4 or IPv6"):
-        AgentConfig.from_env({"VIRGA_HOST": "h1", "VIRGA_VTEP_IP": "nowhere"})
+        NetworkAgentConfig.from_env({"VIRGA_HOST": "h1", "VIRGA_VTEP_IP": "nowhere"})
     with pytest.raises(SystemExit, match="tap kind"):
-        AgentConfig.from_env({"VIRGA_HOST": "h1", "VIRGA_VTEP_IP": "::1",
+        NetworkAgentConfig.from_env({"VIRGA_HOST": "h1", "VIRGA_VTEP_IP": "::1",
                               "VIRGA_NETWORK_TAP_KIND": "macvtap"})  # fmt: skip
 
 

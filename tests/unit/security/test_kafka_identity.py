@@ -25,8 +25,8 @@ from virga_eventlog.acls import (
 from virga_eventlog.settings import KafkaSettingsError
 from virga_gateway.config import GatewayConfig
 from virga_gateway.service import definition as gateway
-from virga_network.agent.config import AgentConfig as NetworkAgentConfig
-from virga_network.agent.memory_driver import MemoryDriver as MemoryNetwork
+from virga_network.agent.config import NetworkAgentConfig
+from virga_network.agent.drivers.memory import MemoryNetworkDriver as MemoryNetwork
 from virga_network.agent.service import definition as network_agent
 from virga_network.config import NetworkConfig
 from virga_network.service import definition as network

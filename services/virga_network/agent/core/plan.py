@@ -14,9 +14,9 @@ from virga_events.catalog.network import (
     default_security_group_id,
     default_security_group_rules,
 )
-from virga_network.agent import names
-from virga_network.agent.driver import FilterRule, FilterSet, NetworkPlumbing, PortFilter
-from virga_network.agent.state import AgentState, PortRecord
+from virga_network.agent.core import names
+from virga_network.agent.core.model import NetworkAgentState, PortRecord
+from virga_network.agent.core.plumbing import FilterRule, FilterSet, NetworkPlumbing, PortFilter
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +64,7 @@ def zone(vni: int) -> int:
     return vni % 0xFFFF + 1
 
 
-def _rules(state: AgentState, port: PortRecord) -> tuple[SecurityGroupRule, ...] | None:
+def _rules(state: NetworkAgentState, port: PortRecord) -> tuple[SecurityGroupRule, ...] | None:
     """The port's rules, or None while one of its groups is not known yet."""
     rules: list[SecurityGroupRule] = []
     for group_id in port.security_groups:
@@ -78,7 +78,7 @@ def _rules(state: AgentState, port: PortRecord) -> tuple[SecurityGroupRule, ...]
     return tuple(rules)
 
 
-def _members(state: AgentState, group_id: str) -> tuple[str, ...]:
+def _members(state: NetworkAgentState, group_id: str) -> tuple[str, ...]:
     return tuple(
         sorted(
             ip
@@ -89,7 +89,7 @@ def _members(state: AgentState, group_id: str) -> tuple[str, ...]:
     )
 
 
-def _resolve(state: AgentState, rule: SecurityGroupRule) -> FilterRule:
+def _resolve(state: NetworkAgentState, rule: SecurityGroupRule) -> FilterRule:
     remote: tuple[str, ...] | None = None
     if rule.remote_group is not None:
         remote = _members(state, rule.remote_group)
@@ -105,7 +105,7 @@ def _resolve(state: AgentState, rule: SecurityGroupRule) -> FilterRule:
     )
 
 
-def _wanted(state: AgentState, port: PortRecord) -> bool:
+def _wanted(state: NetworkAgentState, port: PortRecord) -> bool:
     return (
         port.host == state.host
         and not port.deleted
@@ -115,7 +115,7 @@ def _wanted(state: AgentState, port: PortRecord) -> bool:
     )
 
 
-def _network(state: AgentState, network_id: str, prefix: str) -> NetworkPlumbing:
+def _network(state: NetworkAgentState, network_id: str, prefix: str) -> NetworkPlumbing:
     flood: set[str] = set()
     fdb: set[tuple[str, str]] = set()
     for port in state.ports.values():
@@ -138,7 +138,7 @@ def _network(state: AgentState, network_id: str, prefix: str) -> NetworkPlumbing
     )
 
 
-def host_plan(state: AgentState, vtep_ip: str, prefix: str) -> HostPlan:
+def host_plan(state: NetworkAgentState, vtep_ip: str, prefix: str) -> HostPlan:
     """Everything this host should have, given the log so far."""
     ports: list[PortPlan] = []
     for port in sorted(state.ports.values(), key=lambda p: p.port_id):

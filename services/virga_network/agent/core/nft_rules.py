@@ -22,7 +22,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 
-from virga_network.agent.driver import FilterRule, FilterSet, PortFilter
+from virga_network.agent.core.plumbing import FilterRule, FilterSet, PortFilter
 
 MAX_PORTS = 0xFFFF
 """Ports one host can filter: a port's index must fit the 16 bits of a mark half."""

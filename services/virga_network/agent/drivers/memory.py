@@ -5,14 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from virga_network.agent import names
-from virga_network.agent.driver import (
-    DriverError,
-    FilterSet,
-    HostInventory,
-    NetworkPlumbing,
-    TapKind,
-)
+from virga_network.agent.core import names
+from virga_network.agent.core.plumbing import FilterSet, NetworkPlumbing, TapKind
+from virga_network.agent.drivers.base import DriverError, HostInventory
 
 
 @dataclass
@@ -24,7 +19,7 @@ class _Vxlan:
 
 
 @dataclass
-class MemoryDriver:
+class MemoryNetworkDriver:
     """`NetworkDriver` in memory, with the real driver's rules: a tap needs its bridge, a
     VXLAN id must fit 24 bits, removing what is absent is done."""
 

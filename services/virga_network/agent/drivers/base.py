@@ -1,4 +1,5 @@
-"""The network driver contract: what the agent asks of a host's plumbing, and its value types.
+"""The network driver contract: what the agent asks of a host's plumbing, and its errors (the
+values it is given are in `virga_network.agent.core.plumbing`).
 
 Every method is idempotent ("already so" is done) and touches only interfaces and filters
 Virga named (see `names`). A failing call raises `DriverError` and leaves whatever it made
@@ -9,70 +10,13 @@ for good.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Protocol
 
-from virga_events.catalog.network import Direction, IpProtocol
-
-TapKind = Literal["tap", "veth"]
-"""`tap`: a persistent tap device QEMU opens (managed='no'); `veth`: a veth pair whose host
-end carries the tap's name and whose guest end (`names.veth_peer`) is left in the host's
-namespace for whoever plugs the guest in (tests move it into a guest namespace)."""
+from virga_network.agent.core.plumbing import FilterSet, NetworkPlumbing, TapKind
 
 
 class DriverError(Exception):
     """A plumbing operation failed; the message says which and why."""
-
-
-@dataclass(frozen=True, slots=True)
-class NetworkPlumbing:
-    """A network as one host needs it: a bridge and a VXLAN port towards the other hosts."""
-
-    network_id: str
-    vni: int
-    bridge: str
-    vxlan: str
-    flood: tuple[str, ...] = ()
-    """Remote VTEPs that receive broadcast and unknown unicast (head-end replication)."""
-    fdb: tuple[tuple[str, str], ...] = ()
-    """(MAC, VTEP) of the remote ports: unicast goes straight to their host."""
-
-    def forwarding(self) -> frozenset[tuple[str, str]]:
-        """The VXLAN forwarding entries this network needs, flood entries included."""
-        return frozenset({("00:00:00:00:00:00", vtep) for vtep in self.flood} | set(self.fdb))
-
-
-@dataclass(frozen=True, slots=True)
-class FilterRule:
-    """One security group rule with its remote group resolved to addresses."""
-
-    direction: Direction
-    ethertype: Literal["IPv4", "IPv6"] = "IPv4"
-    protocol: IpProtocol = "any"
-    port_min: int | None = None
-    port_max: int | None = None
-    remote: tuple[str, ...] | None = None
-    """Peer CIDRs/addresses; None: any peer; (): nobody (a group without ports)."""
-
-
-@dataclass(frozen=True, slots=True)
-class PortFilter:
-    """What one port may send (anti-spoofing) and what its security groups let through."""
-
-    tap: str
-    mac: str
-    ips: tuple[str, ...]
-    zone: int
-    """Conntrack zone of the port's network, so overlapping CIDRs never share a flow."""
-    rules: tuple[FilterRule, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class FilterSet:
-    """Every filter of the host, replaced as a whole and atomically."""
-
-    ports: tuple[PortFilter, ...] = ()
-    uplinks: tuple[tuple[str, int], ...] = ()
-    """(VXLAN interface, zone): traffic from other hosts, tracked in its network's zone."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,18 +11,20 @@ from virga_events.catalog.network import (
     SecurityGroupCreated,
     SecurityGroupDeleted,
 )
-from virga_network.agent.config import AgentConfig
-from virga_network.agent.effects import Converge, Register
-from virga_network.agent.plan import host_plan
-from virga_network.agent.state import AgentState
+from virga_network.agent.config import NetworkAgentConfig
+from virga_network.agent.core.model import NetworkAgentState
+from virga_network.agent.core.plan import host_plan
+from virga_network.agent.effects.intents import Converge, Register
 from virga_runtime.service import Intent
 
 
-def converge(config: AgentConfig, state: AgentState) -> Converge:
+def converge(config: NetworkAgentConfig, state: NetworkAgentState) -> Converge:
     return Converge(host_plan(state, config.vtep_ip, config.prefix))
 
 
-def decide(config: AgentConfig, state: AgentState, envelope: Envelope) -> Sequence[Intent]:
+def decide(
+    config: NetworkAgentConfig, state: NetworkAgentState, envelope: Envelope
+) -> Sequence[Intent]:
     """Requests on `<ns>.api` that change this host's plan converge at once; the controller's
     and peers' events (on the agent's own topic) wait for the next tick."""
     event = envelope.payload
@@ -33,12 +35,12 @@ def decide(config: AgentConfig, state: AgentState, envelope: Envelope) -> Sequen
     return ()
 
 
-def tick(config: AgentConfig, state: AgentState, now: datetime) -> Sequence[Intent]:
+def tick(config: NetworkAgentConfig, state: NetworkAgentState, now: datetime) -> Sequence[Intent]:
     """Converge on what the log wants (the effect does nothing if that did not change)."""
     return [converge(config, state)]
 
 
-def on_ready(config: AgentConfig, state: AgentState) -> Sequence[Intent]:
+def on_ready(config: NetworkAgentConfig, state: NetworkAgentState) -> Sequence[Intent]:
     """Check the host, register (once per VTEP), then converge fully: a restart removes what
     the log no longer wants."""
     announce = state.vteps.get(config.host) != config.vtep_ip

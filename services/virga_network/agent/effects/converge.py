@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -21,36 +20,13 @@ from virga_events.catalog.network import (
     PortBound,
     PortUnbound,
 )
-from virga_network.agent.driver import DriverError, HostInventory, NetworkDriver, TapKind
-from virga_network.agent.plan import HostPlan, PortPlan
+from virga_network.agent.core.plan import HostPlan, PortPlan
+from virga_network.agent.core.plumbing import TapKind
+from virga_network.agent.drivers.base import DriverError, HostInventory, NetworkDriver
+from virga_network.agent.effects.intents import Converge, Register
 from virga_runtime.service import EffectHandler, Emit
 
 log = structlog.get_logger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class Converge:
-    """Make the host match `plan` (PortBound, PortBindingFailed, PortUnbound)."""
-
-    plan: HostPlan
-
-    @property
-    def key(self) -> str:
-        return f"converge:{self.plan.host}"
-
-
-@dataclass(frozen=True, slots=True)
-class Register:
-    """Check the host can plumb ports, then say so (NetworkAgentRegistered)."""
-
-    host: str
-    vtep_ip: str
-    announce: bool = True
-    """False when the log already holds this host's registration with this VTEP."""
-
-    @property
-    def key(self) -> str:
-        return f"converge:{self.host}"  # before the first convergence
 
 
 def _partner(name: str, kind: str) -> str:

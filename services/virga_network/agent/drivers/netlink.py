@@ -21,14 +21,9 @@ from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netns import setns
 
-from virga_network.agent import names, nft_rules
-from virga_network.agent.driver import (
-    DriverError,
-    FilterSet,
-    HostInventory,
-    NetworkPlumbing,
-    TapKind,
-)
+from virga_network.agent.core import names, nft_rules
+from virga_network.agent.core.plumbing import FilterSet, NetworkPlumbing, TapKind
+from virga_network.agent.drivers.base import DriverError, HostInventory
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")

@@ -33,9 +33,9 @@ from virga_events.catalog.network import (
 from virga_events.catalog.scheduler import InstanceScheduled
 from virga_ipam import SubnetError, parse_subnet
 from virga_network.config import NetworkConfig
-from virga_network.ipam import next_free
-from virga_network.macs import pick_mac
-from virga_network.state import NetworkState, subnet_of
+from virga_network.core.ipam import next_free
+from virga_network.core.macs import pick_mac
+from virga_network.core.model import NetworkState, subnet_of
 from virga_runtime.service import Emit, Intent
 
 

@@ -1,0 +1,62 @@
+"""What one network agent knows, folded from the log: networks, ports, groups, other hosts.
+
+The agent keeps the whole cloud's ports, not only its own: a remote group's addresses and
+the VXLAN forwarding entries towards other hosts both come from other hosts' ports (`fold`
+says how each event changes it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from virga_events.catalog.network import SecurityGroupRule
+
+
+@dataclass(slots=True)
+class NetworkRecord:
+    network_id: str
+    tenant_id: str | None
+    vni: int
+    cidr: str
+
+
+@dataclass(slots=True)
+class PortRecord:
+    """A port anywhere in the cloud, from its request or allocation until it is gone."""
+
+    port_id: str
+    tenant_id: str | None
+    network_id: str | None = None
+    mac: str | None = None
+    """None until the controller allocated the port."""
+    ips: tuple[str, ...] = ()
+    security_groups: tuple[str, ...] = ()
+    instance_id: str | None = None
+    host: str | None = None
+    """Where it is to be plugged in (PortHostAssigned, or PortRequested.host)."""
+    assignment: str = ""
+    """The event that assigned `host`: a failure is remembered per assignment."""
+    bound_host: str | None = None
+    """Where an agent reports it plugged in (PortBound until PortUnbound)."""
+    tap: str | None = None
+    failed_assignment: str | None = None
+    """The assignment whose binding failed: not tried again until a new assignment."""
+    deleted: bool = False
+
+
+@dataclass(slots=True)
+class GroupRecord:
+    tenant_id: str | None
+    rules: tuple[SecurityGroupRule, ...]
+
+
+@dataclass(slots=True)
+class NetworkAgentState:
+    """The fold of one agent: `host` is fixed, the rest comes from events."""
+
+    host: str
+    networks: dict[str, NetworkRecord] = field(default_factory=dict)
+    ports: dict[str, PortRecord] = field(default_factory=dict)
+    groups: dict[str, GroupRecord] = field(default_factory=dict)
+    vteps: dict[str, str] = field(default_factory=dict)
+    """Host -> its VXLAN tunnel endpoint (NetworkAgentRegistered)."""

@@ -1,0 +1,49 @@
+"""The network agent's snapshot: its state as plain JSON types, and back."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from virga_events.catalog.network import SecurityGroupRule
+from virga_network.agent.core.model import (
+    GroupRecord,
+    NetworkAgentState,
+    NetworkRecord,
+    PortRecord,
+)
+
+
+def snapshot(state: NetworkAgentState) -> dict[str, Any]:
+    """The state as orjson-able values; `restore` is its inverse."""
+    return {
+        "host": state.host,
+        "networks": [dataclasses.asdict(r) for r in state.networks.values()],
+        "ports": [dataclasses.asdict(r) for r in state.ports.values()],
+        "groups": {
+            group_id: {"tenant_id": g.tenant_id, "rules": [dataclasses.asdict(r) for r in g.rules]}
+            for group_id, g in state.groups.items()
+        },
+        "vteps": dict(state.vteps),
+    }
+
+
+def restore(data: dict[str, Any]) -> NetworkAgentState:
+    ports = {}
+    for raw in data["ports"]:
+        fields = dict(raw)
+        fields["ips"] = tuple(fields["ips"])
+        fields["security_groups"] = tuple(fields["security_groups"])
+        ports[fields["port_id"]] = PortRecord(**fields)
+    return NetworkAgentState(
+        host=data["host"],
+        networks={r["network_id"]: NetworkRecord(**r) for r in data["networks"]},
+        ports=ports,
+        groups={
+            group_id: GroupRecord(
+                raw["tenant_id"], tuple(SecurityGroupRule(**rule) for rule in raw["rules"])
+            )
+            for group_id, raw in data["groups"].items()
+        },
+        vteps=dict(data["vteps"]),
+    )
