@@ -41,7 +41,7 @@ class Env:
         """The deployment's topic namespace (`VIRGA_NAMESPACE`, default `virga`).
 
         `KafkaSettings.from_env` and every service's config take it from this one reader, so
-        the topics a service's definition names and its Kafka clients' agree.
+        a service's topics and its transactional ids and snapshots share one namespace.
         """
         return self.text(NAMESPACE_VARIABLE) or DEFAULT_NAMESPACE
 
