@@ -9,6 +9,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from virga_runtime.env import DEFAULT_NAMESPACE, Env
+
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN")
 
@@ -28,7 +30,7 @@ class KafkaSettings:
     security: dict[str, Any] = field(default_factory=dict)
     """Extra aiokafka keyword arguments for SASL/TLS (security_protocol, sasl_mechanism...):
     every producer, consumer and admin client of Virga is built with them."""
-    namespace: str = "virga"
+    namespace: str = DEFAULT_NAMESPACE
     """Prefix of every topic and transactional id (env VIRGA_NAMESPACE): several Virga
     deployments, or test stacks, can share one Kafka cluster."""
 
@@ -41,7 +43,7 @@ class KafkaSettings:
             bootstrap_servers=env.get("VIRGA_KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
             client_id=client_id,
             security=security_from_env(env),
-            namespace=env.get("VIRGA_NAMESPACE", "virga"),
+            namespace=Env(env).namespace(),
         )
 
     def client_kwargs(self) -> dict[str, Any]:

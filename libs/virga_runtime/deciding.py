@@ -1,20 +1,16 @@
-"""Deciding on live input: evolve, decide, effects, dead letters, offsets, one transaction."""
+"""Deciding on input and ticks: evolve, decide, effects, dead letters, offsets, one transaction."""
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Sequence
-from typing import Any, Generic
+import time
+from collections.abc import Callable, Sequence
 
 import structlog
 from aiokafka import TopicPartition
 
 from virga_eventlog import (
-    EventWriter,
-    KafkaSettings,
     Positions,
     RawRecord,
-    RecentIds,
     Transaction,
     dead_letter_topic,
     dead_letter_value,
@@ -22,33 +18,18 @@ from virga_eventlog import (
 )
 from virga_events import Envelope, EventDecodeError, decode, derived_event_id, new_event
 from virga_runtime.effects import PlannedEffect, run_effects
-from virga_runtime.observability import ServiceMetrics
-from virga_runtime.service import Emit, Intent, S, ServiceDefinition
+from virga_runtime.instance import ServiceInstance
+from virga_runtime.service import Emit, Intent, S
 
 
-class Decider(Generic[S]):
-    """The half of `ServiceRunner` that handles each batch of live input records.
+class Decider(ServiceInstance[S]):
+    """The part of `ServiceRunner` that decides: on each batch of live input records, and on
+    what time or readiness alone makes happen (`_act`).
 
     For each input: evolve, then decide; the emitted events are folded at once (so the next
     decision of the batch sees them) and appended with the batch's input offsets in one Kafka
     transaction, after the batch's effects ran. A service that never decides only folds.
     """
-
-    definition: ServiceDefinition[S]
-    settings: KafkaSettings
-    state: S
-    metrics: ServiceMetrics
-    recent: RecentIds
-    producer_name: str
-    group_id: str
-    shared_output: bool
-    events_applied: int
-    _writer: EventWriter | None
-    _inputs: Positions
-    _own: Positions
-    _undecided: Positions
-    _tally: Counter[str]
-    _log: Any
 
     # -- live processing ----------------------------------------------------------------------
 
@@ -243,6 +224,29 @@ class Decider(Generic[S]):
         if envelope is None or envelope.producer == self.producer_name:
             return
         self._fold(envelope)
+
+    # -- time and readiness --------------------------------------------------------------------
+
+    async def _act(self, plan: Callable[[], Sequence[Intent]], why: str) -> None:
+        """Carry out what time or readiness alone makes happen, in its own transaction."""
+        assert self._writer is not None
+        async with self._lock:
+            intents = plan()
+            if not intents:
+                return
+            correlation = f"{why}-{self.producer_name}-{time.time_ns()}"
+            async with self._writer.transaction() as txn:
+                await self._carry_undecided(txn)
+                effects: list[PlannedEffect] = []
+                for index, intent in enumerate(intents):
+                    if isinstance(intent, Emit):
+                        await self._emit(txn, self._envelope(intent, None, correlation))
+                    else:
+                        effects.append((None, index, intent))
+                for _, _, emit in await run_effects(self.definition.effects, effects):
+                    await self._emit(txn, self._envelope(emit, None, correlation))
+            self._after_commit(txn, {})
+            self._undecided = {}  # carried by that transaction
 
     # -- rebuild ------------------------------------------------------------------------------
 

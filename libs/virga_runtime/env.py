@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
+NAMESPACE_VARIABLE = "VIRGA_NAMESPACE"
+DEFAULT_NAMESPACE = "virga"
+
 
 class Env:
     """Typed access to environment variables; blank counts as unset.
@@ -33,6 +36,14 @@ class Env:
             return default if raw is None else int(raw)
         except ValueError:
             raise SystemExit(f"{name} must be an integer, got {raw!r}") from None
+
+    def namespace(self) -> str:
+        """The deployment's topic namespace (`VIRGA_NAMESPACE`, default `virga`).
+
+        `KafkaSettings.from_env` and every service's config take it from this one reader, so
+        a service's topics and its transactional ids and snapshots share one namespace.
+        """
+        return self.text(NAMESPACE_VARIABLE) or DEFAULT_NAMESPACE
 
     def port(self, name: str) -> int | None:
         """A TCP port, or None when unset."""

@@ -42,6 +42,11 @@ async def run_until_signalled(
         log.info("stopped")
 
 
-def kafka_settings(service: str) -> KafkaSettings:
+def configure_logging_from_env(service: str) -> None:
+    """Structured logs of `service` on stderr: JSON unless `VIRGA_LOG_FORMAT` says otherwise."""
     configure_logging(service, json=os.environ.get("VIRGA_LOG_FORMAT", "json") == "json")
+
+
+def kafka_settings(service: str) -> KafkaSettings:
+    """`service`'s Kafka settings from the environment (`VIRGA_KAFKA_*`, `VIRGA_NAMESPACE`)."""
     return KafkaSettings.from_env(client_id=f"virga-{service}")

@@ -5,12 +5,10 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-import structlog
 from aiohttp import web
 from aiokafka import TopicPartition
 
@@ -29,13 +27,10 @@ from virga_events import (
     Envelope,
 )
 from virga_runtime.deciding import Decider
-from virga_runtime.effects import PlannedEffect, run_effects
-from virga_runtime.observability import ServiceMetrics, serve_health
+from virga_runtime.observability import serve_health
 from virga_runtime.rebuild import committed_offsets, fold_inputs, fold_own
-from virga_runtime.service import Emit, Intent, S, ServiceDefinition
+from virga_runtime.service import Emit, S, ServiceDefinition
 from virga_runtime.snapshots import Snapshot, load_snapshot, restore_state, write_snapshot
-
-log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,48 +61,24 @@ class _Append:
 
 
 class ServiceRunner(Decider[S]):
-    """The runtime of DESIGN.md "How a service lives": rebuild, ready, decide, snapshot."""
+    """The runtime of README.md "How a service lives": rebuild, ready, decide, snapshot."""
 
     def __init__(
         self, definition: ServiceDefinition[S], settings: KafkaSettings, config: RunnerConfig
     ) -> None:
-        if definition.output_topic in definition.input_topics:
-            raise ValueError("a service never decides on its own topic")
-        self.definition = definition
-        self.settings = settings
-        self.config = config
-        name = definition.name
-        self.producer_name = f"{name}@{config.instance}" if config.instance else name
-        self.transactional_id = f"{settings.namespace}-{name}" + (
-            f"-{config.instance}" if config.instance else ""
-        )
-        self.group_id = self.transactional_id
-        # Per-host services share their topic with their peers and must tail it to see them.
-        self.shared_output = bool(config.instance)
-        self.state: S = definition.initial_state()
-        self.metrics = ServiceMetrics(name)
-        self.recent = RecentIds(config.dedupe_capacity)
+        super().__init__(definition, settings, config)
         self.ready = asyncio.Event()
         self.rebuild_records = 0
-        self.events_applied = 0
         self.http_port: int | None = None
-        self._inputs: Positions = {}
-        self._undecided: Positions = {}
-        """Input positions applied in memory but not yet committed to the consumer group."""
-        self._own: Positions = {}
         self._start_ends: Positions = {}
         self._stop = asyncio.Event()
-        self._lock = asyncio.Lock()
         self._appends: asyncio.Queue[_Append] = asyncio.Queue()
         self._applied_at_snapshot = 0
         self._snapshot_at = time.monotonic()
         self._rebuild_started = time.monotonic()
         self._reader: LogReader | None = None
-        self._writer: EventWriter | None = None
         self._http: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._tally: Counter[str] = Counter()
-        self._log = log.bind(producer=self.producer_name)
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -370,27 +341,6 @@ class ServiceRunner(Decider[S]):
         while True:
             await asyncio.sleep(definition.tick_seconds)
             await self._act(lambda: tick(self.state, datetime.now(UTC)), "tick")
-
-    async def _act(self, plan: Callable[[], Sequence[Intent]], why: str) -> None:
-        """Carry out what time or readiness alone makes happen, in its own transaction."""
-        assert self._writer is not None
-        async with self._lock:
-            intents = plan()
-            if not intents:
-                return
-            correlation = f"{why}-{self.producer_name}-{time.time_ns()}"
-            async with self._writer.transaction() as txn:
-                await self._carry_undecided(txn)
-                effects: list[PlannedEffect] = []
-                for index, intent in enumerate(intents):
-                    if isinstance(intent, Emit):
-                        await self._emit(txn, self._envelope(intent, None, correlation))
-                    else:
-                        effects.append((None, index, intent))
-                for _, _, emit in await run_effects(self.definition.effects, effects):
-                    await self._emit(txn, self._envelope(emit, None, correlation))
-            self._after_commit(txn, {})
-            self._undecided = {}  # carried by that transaction
 
     def _snapshot_due(self, idle: bool = False) -> bool:
         changed = self.events_applied - self._applied_at_snapshot

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from virga_runtime.env import Env
+from virga_runtime.env import DEFAULT_NAMESPACE, Env
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,7 +17,7 @@ class BillingConfig:
     events; facts arriving later go into an adjustment on the next invoice."""
     tick_seconds: float = 60.0
     """How often billing looks for months due to be invoiced."""
-    namespace: str = "virga"
+    namespace: str = DEFAULT_NAMESPACE
     """Topic namespace, as ``KafkaSettings.namespace``."""
     http_port: int | None = None
     """Port for /healthz and /metrics; None serves nothing."""
@@ -37,7 +37,7 @@ class BillingConfig:
             return cls(
                 grace_seconds=env.number("VIRGA_BILLING_GRACE_SECONDS", 86400.0),
                 tick_seconds=env.number("VIRGA_BILLING_TICK_SECONDS", 60.0),
-                namespace=env.text("VIRGA_NAMESPACE") or "virga",
+                namespace=env.namespace(),
                 http_port=env.port("VIRGA_HTTP_PORT"),
             )
         except ValueError as exc:

@@ -9,7 +9,7 @@ from typing import Literal, get_args
 from virga_compute.ceph_access import CephSettings, settings_from_env
 from virga_compute.domain_xml import DomainType
 from virga_compute.driver import DirectKernelBoot
-from virga_runtime.env import Env
+from virga_runtime.env import DEFAULT_NAMESPACE, Env
 
 RestartPolicy = Literal["restart", "report"]
 """What reconciliation at start does when a domain disagrees with the log.
@@ -69,7 +69,7 @@ class AgentConfig:
     """How long a stop waits for the guest's ACPI shutdown before forcing it off."""
     http_port: int | None = None
     """Port for /healthz and /metrics; None serves nothing."""
-    namespace: str = "virga"
+    namespace: str = DEFAULT_NAMESPACE
     """Topic namespace, as `KafkaSettings.namespace`."""
     ceph: CephSettings | None = None
     """Where guests find their volumes; None: only instances without volumes run here."""
@@ -122,7 +122,7 @@ class AgentConfig:
                 restart_policy=get("VIRGA_RESTART_POLICY") or "restart",  # type: ignore[arg-type]
                 stop_grace_seconds=number("VIRGA_STOP_GRACE_SECONDS", 60.0),
                 http_port=env.port("VIRGA_HTTP_PORT"),
-                namespace=get("VIRGA_NAMESPACE") or "virga",
+                namespace=env.namespace(),
                 ceph=settings_from_env({k: v for k in _CEPH_VARIABLES if (v := get(k) or "")}),
                 direct_boot=_direct_boot(env),
             )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from pathlib import Path
 
 import structlog
@@ -13,7 +12,7 @@ from virga_compute.domain_xml import DomainSettings
 from virga_compute.driver import ComputeDriver
 from virga_compute.service import SERVICE_NAME, definition, runner_config
 from virga_runtime import ServiceRunner
-from virga_runtime.process import kafka_settings, run_until_signalled
+from virga_runtime.process import configure_logging_from_env, kafka_settings, run_until_signalled
 
 log = structlog.get_logger(__name__)
 
@@ -43,7 +42,8 @@ def build_driver(config: AgentConfig) -> ComputeDriver:
 
 
 async def run(config: AgentConfig) -> None:
-    settings = dataclasses.replace(kafka_settings(SERVICE_NAME), namespace=config.namespace)
+    configure_logging_from_env(SERVICE_NAME)
+    settings = kafka_settings(SERVICE_NAME)
     driver = build_driver(config)
     await driver.connect()  # no hypervisor: fail now, before anything is read or written
     log.info("hypervisor_connected", host=config.host, uri=config.libvirt_uri)

@@ -11,7 +11,7 @@ from virga_gateway.app import build_app
 from virga_gateway.config import GatewayConfig
 from virga_gateway.runner import GatewayRunner
 from virga_gateway.service import gateway_runner
-from virga_runtime.process import kafka_settings, run_until_signalled
+from virga_runtime.process import configure_logging_from_env, kafka_settings, run_until_signalled
 
 log = structlog.get_logger(__name__)
 
@@ -29,6 +29,7 @@ async def serve_http(runner: GatewayRunner, config: GatewayConfig) -> None:
 
 
 def main() -> None:
+    configure_logging_from_env("gateway")
     settings = kafka_settings("gateway")
     config = GatewayConfig.from_env()
     runner = gateway_runner(config, settings)

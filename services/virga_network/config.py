@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from virga_runtime.env import Env
+from virga_runtime.env import DEFAULT_NAMESPACE, Env
 
 VNI_LIMIT = 2**24 - 1
 """VXLAN ids are 24 bits."""
@@ -25,7 +25,7 @@ class NetworkConfig:
     """First three octets of every port's MAC: locally administered, unicast."""
     http_port: int | None = None
     """Port for /healthz and /metrics; None serves nothing."""
-    namespace: str = "virga"
+    namespace: str = DEFAULT_NAMESPACE
 
     def __post_init__(self) -> None:
         if not 1 <= self.vni_min <= self.vni_max <= VNI_LIMIT:
@@ -48,7 +48,7 @@ class NetworkConfig:
                 vni_max=env.whole("VIRGA_NETWORK_VNI_MAX", defaults.vni_max),
                 mac_prefix=(env.text("VIRGA_NETWORK_MAC_PREFIX") or defaults.mac_prefix).lower(),
                 http_port=env.port("VIRGA_HTTP_PORT"),
-                namespace=env.text("VIRGA_NAMESPACE") or defaults.namespace,
+                namespace=env.namespace(),
             )
         except ValueError as exc:
             raise SystemExit(f"bad network setting: {exc}") from None

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 
 from virga_network.config import NetworkConfig
 from virga_network.service import SERVICE_NAME, definition, runner_config
 from virga_runtime import ServiceRunner
-from virga_runtime.process import kafka_settings, run_until_signalled
+from virga_runtime.process import configure_logging_from_env, kafka_settings, run_until_signalled
 
 
 async def run(config: NetworkConfig) -> None:
-    settings = dataclasses.replace(kafka_settings(SERVICE_NAME), namespace=config.namespace)
+    configure_logging_from_env(SERVICE_NAME)
+    settings = kafka_settings(SERVICE_NAME)
     runner = ServiceRunner(definition(config), settings, runner_config(config))
     await run_until_signalled(runner)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from virga_runtime.env import Env
+from virga_runtime.env import DEFAULT_NAMESPACE, Env
 from virga_scheduler.core.placement import AllocationRatios, Weigher
 
 
@@ -27,7 +27,7 @@ class SchedulerConfig:
     environment it defaults to a third of the heartbeat timeout, at most 5 s."""
     ratios: AllocationRatios = field(default_factory=AllocationRatios)
     """Allocation ratios of every host until an administrator sets others (AllocationRatiosSet)."""
-    namespace: str = "virga"
+    namespace: str = DEFAULT_NAMESPACE
     """Topic namespace, as ``KafkaSettings.namespace``."""
     http_port: int | None = None
     """Port for /healthz and /metrics; None serves nothing."""
@@ -66,7 +66,7 @@ class SchedulerConfig:
                     ram=number("VIRGA_RAM_ALLOCATION_RATIO", defaults.ram),
                     disk=number("VIRGA_DISK_ALLOCATION_RATIO", defaults.disk),
                 ),
-                namespace=get("VIRGA_NAMESPACE") or "virga",
+                namespace=env.namespace(),
                 http_port=env.port("VIRGA_HTTP_PORT"),
             )
         except ValueError as exc:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 
 import structlog
 
 from virga_runtime import ServiceRunner
-from virga_runtime.process import kafka_settings, run_until_signalled
+from virga_runtime.process import configure_logging_from_env, kafka_settings, run_until_signalled
 from virga_scheduler.config import SchedulerConfig
 from virga_scheduler.service import SERVICE_NAME, definition, runner_config
 
@@ -16,7 +15,8 @@ log = structlog.get_logger(__name__)
 
 
 async def run(config: SchedulerConfig) -> None:
-    settings = dataclasses.replace(kafka_settings(SERVICE_NAME), namespace=config.namespace)
+    configure_logging_from_env(SERVICE_NAME)
+    settings = kafka_settings(SERVICE_NAME)
     log.info(
         "configured",
         weigher=config.weigher.value,

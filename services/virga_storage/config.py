@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from virga_runtime.env import Env
+from virga_runtime.env import DEFAULT_NAMESPACE, Env
 
 MEMORY_CONF = "memory://"
 """`VIRGA_CEPH_CONF` value that selects the in-process driver (tests, demos)."""
@@ -31,7 +31,7 @@ class StorageConfig:
     """An image request without its bytes after this long is failed (the upload never came)."""
     spool_dir: str | None = None
     """Where uploads are staged before they go to the pool; None: the system's temp dir."""
-    namespace: str = "virga"
+    namespace: str = DEFAULT_NAMESPACE
 
     def __post_init__(self) -> None:
         if self.max_clone_depth < 1:
@@ -64,7 +64,7 @@ class StorageConfig:
                 ),
                 spool_dir=env.text("VIRGA_IMAGE_SPOOL_DIR") or None,
                 http_port=env.port("VIRGA_HTTP_PORT"),
-                namespace=env.text("VIRGA_NAMESPACE") or defaults.namespace,
+                namespace=env.namespace(),
             )
         except ValueError as exc:
             raise SystemExit(f"bad storage setting: {exc}") from None

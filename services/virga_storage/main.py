@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from pathlib import Path
 
 import structlog
 
-from virga_runtime.process import kafka_settings, run_until_signalled
+from virga_runtime.process import configure_logging_from_env, kafka_settings, run_until_signalled
 from virga_storage.config import StorageConfig
 from virga_storage.driver import StorageDriver
 from virga_storage.service import SERVICE_NAME, storage_runner
@@ -30,7 +29,8 @@ async def connect_driver(config: StorageConfig) -> StorageDriver:
 
 
 async def run(config: StorageConfig) -> None:
-    settings = dataclasses.replace(kafka_settings(SERVICE_NAME), namespace=config.namespace)
+    configure_logging_from_env(SERVICE_NAME)
+    settings = kafka_settings(SERVICE_NAME)
     driver = await connect_driver(config)
     log.info("storage_connected", conf=config.ceph_conf, pool=config.ceph_pool)
     try:

@@ -9,7 +9,7 @@ from typing import Literal, get_args
 
 from virga_network.agent.core.names import DEFAULT_PREFIX, check_prefix
 from virga_network.agent.core.plumbing import TapKind
-from virga_runtime.env import Env
+from virga_runtime.env import DEFAULT_NAMESPACE, Env
 
 DriverName = Literal["netlink", "memory"]
 
@@ -30,7 +30,7 @@ class NetworkAgentConfig:
     sync_seconds: float = 0.2
     """How often the agent compares what the log wants with what it last made."""
     http_port: int | None = None
-    namespace: str = "virga"
+    namespace: str = DEFAULT_NAMESPACE
 
     def __post_init__(self) -> None:
         if not self.host or any(c.isspace() or c == "/" for c in self.host):
@@ -65,7 +65,7 @@ class NetworkAgentConfig:
                 driver=env.text("VIRGA_NETWORK_DRIVER") or "netlink",  # type: ignore[arg-type]
                 sync_seconds=env.number("VIRGA_NETWORK_SYNC_SECONDS", 0.2),
                 http_port=env.port("VIRGA_HTTP_PORT"),
-                namespace=env.text("VIRGA_NAMESPACE") or "virga",
+                namespace=env.namespace(),
             )
         except ValueError as exc:
             raise SystemExit(f"bad network agent setting: {exc}") from None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 
 import structlog
 
@@ -11,7 +10,7 @@ from virga_network.agent.config import NetworkAgentConfig
 from virga_network.agent.drivers.base import NetworkDriver
 from virga_network.agent.service import SERVICE_NAME, definition, runner_config
 from virga_runtime import ServiceRunner
-from virga_runtime.process import kafka_settings, run_until_signalled
+from virga_runtime.process import configure_logging_from_env, kafka_settings, run_until_signalled
 
 log = structlog.get_logger(__name__)
 
@@ -28,7 +27,8 @@ def build_driver(config: NetworkAgentConfig) -> NetworkDriver:
 
 
 async def run(config: NetworkAgentConfig) -> None:
-    settings = dataclasses.replace(kafka_settings(SERVICE_NAME), namespace=config.namespace)
+    configure_logging_from_env(SERVICE_NAME)
+    settings = kafka_settings(SERVICE_NAME)
     driver = build_driver(config)
     log.info("network_agent_starting", host=config.host, vtep_ip=config.vtep_ip)
     try:
