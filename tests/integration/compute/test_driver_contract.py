@@ -243,7 +243,7 @@ class DriverContract(abc.ABC):
         assert await self.state(driver) is DomainState.RUNNING
 
 
-class TestMemoryDriver(DriverContract):
+class TestMemoryComputeDriver(DriverContract):
     @pytest.fixture
     async def driver(self, tmp_path: Path) -> AsyncIterator[ComputeDriver]:
         driver = MemoryComputeDriver()
@@ -260,7 +260,7 @@ class TestMemoryDriver(DriverContract):
         return driver.has_domain(name)
 
 
-class TestMemoryDriverWithoutHotplug(TestMemoryDriver):
+class TestMemoryComputeDriverWithoutHotplug(TestMemoryComputeDriver):
     @pytest.fixture
     async def driver(self, tmp_path: Path) -> AsyncIterator[ComputeDriver]:
         driver = MemoryComputeDriver(live_disk_attach=False)
