@@ -36,12 +36,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.support.kafka import following
 
 import virga_events.catalog  # noqa: F401  (registers the event types)
-from virga_compute.agent_attach import volume_disk
 from virga_compute.ceph_access import settings_from_env
-from virga_compute.config import AgentConfig
-from virga_compute.domain_xml import DomainSettings, disk_xml, domain_name
-from virga_compute.driver import DirectKernelBoot
-from virga_compute.libvirt_driver import LibvirtDriver
+from virga_compute.config import ComputeConfig
+from virga_compute.core.attach import volume_disk
+from virga_compute.core.spec import DirectKernelBoot
+from virga_compute.drivers.domain_xml import DomainSettings, disk_xml, domain_name
+from virga_compute.drivers.libvirt import LibvirtDriver
 from virga_compute.service import definition, runner_config
 from virga_devstack import libvirt as libvirt_daemon
 from virga_devstack.ceph import CephCluster
@@ -100,7 +100,7 @@ async def main(args: argparse.Namespace) -> None:
     names = [f"volume-{v}" for v in [instance_id, *volumes]]
     await asyncio.to_thread(images, cluster, names, [])
     boot = DirectKernelBoot(str(guest.kernel), str(guest.initrd), guest.cmdline)
-    config = AgentConfig(host=HOST, namespace=namespace, ceph=ceph, direct_boot=boot)
+    config = ComputeConfig(host=HOST, namespace=namespace, ceph=ceph, direct_boot=boot)
     console = Path(tempfile.mkdtemp(prefix="attach-bench-"))
     driver = LibvirtDriver(
         URI,

@@ -45,11 +45,11 @@ def service_definition(
     if service == "compute":
         if not host:
             raise UnknownService("replaying a compute agent needs its host")
-        from virga_compute.config import AgentConfig
-        from virga_compute.memory_driver import MemoryDriver
+        from virga_compute.config import ComputeConfig
+        from virga_compute.drivers.memory import MemoryComputeDriver
         from virga_compute.service import definition as compute
 
-        return compute(AgentConfig(host=host, namespace=namespace), MemoryDriver())
+        return compute(ComputeConfig(host=host, namespace=namespace), MemoryComputeDriver())
     if service == "storage":
         from virga_storage.config import StorageConfig
         from virga_storage.memory_driver import MemoryDriver as Volumes

@@ -7,7 +7,7 @@ key hashes every input: the packages' versions, syslinux's boot code, this build
 A second build with the same inputs returns the cached image at once.
 
 The guest's /init reads its address from QEMU's fw_cfg (see
-`virga_compute.guest_network`), configures its NIC, answers ping and HTTP on port 80,
+`virga_compute.drivers.guest_network`), configures its NIC, answers ping and HTTP on port 80,
 prints ``virga-guest: up <ip>`` on the serial console and powers off on the ACPI button.
 """
 

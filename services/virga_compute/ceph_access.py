@@ -15,16 +15,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from virga_compute.driver import CephMonitor, RbdSource
+from virga_compute.core.spec import CephMonitor, RbdSource
+from virga_events.catalog.storage import rbd_volume_name
 
 DEFAULT_CONF = "/etc/ceph/ceph.conf"
 # Fixed forever: changing it would give the same cluster and user a new libvirt secret UUID.
 _SECRET_NAMESPACE = uuid.UUID("0d6f3d2e-2b47-4c5e-8a0e-5b7e9f1c2a64")
-
-
-def volume_image(volume_id: str) -> str:
-    """The RBD image of a volume, as the storage service names it."""
-    return f"volume-{volume_id}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +59,7 @@ class CephSettings:
         """The RBD source of a volume."""
         return RbdSource(
             pool=self.pool,
-            image=volume_image(volume_id),
+            image=rbd_volume_name(volume_id),
             monitors=self.monitors,
             auth_user=self.user,
             secret_uuid=self.secret_uuid,

@@ -7,9 +7,11 @@ from dataclasses import dataclass
 from typing import Literal, get_args
 
 from virga_compute.ceph_access import CephSettings, settings_from_env
-from virga_compute.domain_xml import DomainType
-from virga_compute.driver import DirectKernelBoot
+from virga_compute.core.spec import DirectKernelBoot
 from virga_runtime.env import DEFAULT_NAMESPACE, Env
+
+DomainType = Literal["qemu", "kvm", "test"]
+"""The libvirt <domain type> of every domain this host defines (`DomainSettings`)."""
 
 RestartPolicy = Literal["restart", "report"]
 """What reconciliation at start does when a domain disagrees with the log.
@@ -43,7 +45,7 @@ def _direct_boot(env: Env) -> DirectKernelBoot | None:
 
 
 @dataclass(frozen=True, slots=True)
-class AgentConfig:
+class ComputeConfig:
     """Settings of the compute agent on one hypervisor host."""
 
     host: str
@@ -93,7 +95,7 @@ class AgentConfig:
         return min(self.heartbeat_seconds, self.usage_seconds)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> AgentConfig:
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ComputeConfig:
         """Read VIRGA_HOST (required), VIRGA_RACK, VIRGA_ZONE, VIRGA_TRAITS (comma list),
         VIRGA_LIBVIRT_URI, VIRGA_DOMAIN_TYPE, VIRGA_INSTANCES_PATH, VIRGA_HEARTBEAT_SECONDS,
         VIRGA_USAGE_SECONDS, VIRGA_RESTART_POLICY, VIRGA_STOP_GRACE_SECONDS, VIRGA_HTTP_PORT,

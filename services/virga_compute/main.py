@@ -7,9 +7,9 @@ from pathlib import Path
 
 import structlog
 
-from virga_compute.config import AgentConfig
-from virga_compute.domain_xml import DomainSettings
-from virga_compute.driver import ComputeDriver
+from virga_compute.config import ComputeConfig
+from virga_compute.drivers.base import ComputeDriver
+from virga_compute.drivers.domain_xml import DomainSettings
 from virga_compute.service import SERVICE_NAME, definition, runner_config
 from virga_runtime import ServiceRunner
 from virga_runtime.process import configure_logging_from_env, kafka_settings, run_until_signalled
@@ -19,13 +19,13 @@ log = structlog.get_logger(__name__)
 MEMORY_URI = "memory://"
 
 
-def build_driver(config: AgentConfig) -> ComputeDriver:
+def build_driver(config: ComputeConfig) -> ComputeDriver:
     """`memory://` runs instances in process (demos, tests); any other URI is libvirt's."""
     if config.libvirt_uri.startswith(MEMORY_URI):
-        from virga_compute.memory_driver import MemoryDriver
+        from virga_compute.drivers.memory import MemoryComputeDriver
 
-        return MemoryDriver()
-    from virga_compute.libvirt_driver import LibvirtDriver  # libvirt loads only when used
+        return MemoryComputeDriver()
+    from virga_compute.drivers.libvirt import LibvirtDriver  # libvirt loads only when used
 
     Path(config.instances_path).mkdir(parents=True, exist_ok=True)
     try:
@@ -41,7 +41,7 @@ def build_driver(config: AgentConfig) -> ComputeDriver:
     )
 
 
-async def run(config: AgentConfig) -> None:
+async def run(config: ComputeConfig) -> None:
     configure_logging_from_env(SERVICE_NAME)
     settings = kafka_settings(SERVICE_NAME)
     driver = build_driver(config)
@@ -55,8 +55,8 @@ async def run(config: AgentConfig) -> None:
 
 
 def main() -> None:
-    """Run the compute agent of this host until SIGTERM/SIGINT (see `AgentConfig.from_env`)."""
-    asyncio.run(run(AgentConfig.from_env()))
+    """Run the compute agent of this host until SIGTERM/SIGINT (see `ComputeConfig.from_env`)."""
+    asyncio.run(run(ComputeConfig.from_env()))
 
 
 if __name__ == "__main__":

@@ -5,19 +5,20 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from virga_compute import agent_snapshot
-from virga_compute.agent_decide import decide, on_ready, tick
-from virga_compute.agent_effects import ComputeEffects
-from virga_compute.agent_state import AgentState, evolve
-from virga_compute.config import AgentConfig
-from virga_compute.driver import ComputeDriver
+from virga_compute.config import ComputeConfig
+from virga_compute.core import snapshot
+from virga_compute.core.decide import decide, on_ready, tick
+from virga_compute.core.fold import evolve
+from virga_compute.core.model import ComputeState
+from virga_compute.drivers.base import ComputeDriver
+from virga_compute.effects.lifecycle import ComputeEffects
 from virga_eventlog import event_topic
 from virga_runtime import RunnerConfig, ServiceDefinition
 
 SERVICE_NAME = "compute"
 
 
-def definition(config: AgentConfig, driver: ComputeDriver) -> ServiceDefinition[AgentState]:
+def definition(config: ComputeConfig, driver: ComputeDriver) -> ServiceDefinition[ComputeState]:
     """The agent of `config.host`, acting through `driver` (connected by the caller).
 
     Reads placements from `<ns>.scheduler`, requests from `<ns>.api`, boot volumes from
@@ -26,8 +27,8 @@ def definition(config: AgentConfig, driver: ComputeDriver) -> ServiceDefinition[
     """
     namespace = config.namespace
 
-    def restore(data: Any) -> AgentState:
-        state = agent_snapshot.restore(data)
+    def restore(data: Any) -> ComputeState:
+        state = snapshot.restore(data)
         if state.host != config.host:
             raise ValueError(f"snapshot of host {state.host!r} offered to {config.host!r}")
         return state
@@ -41,9 +42,9 @@ def definition(config: AgentConfig, driver: ComputeDriver) -> ServiceDefinition[
             event_topic("network", namespace),
         ),
         output_topic=event_topic("compute", namespace),
-        initial_state=partial(AgentState, config.host),
+        initial_state=partial(ComputeState, config.host),
         evolve=evolve,
-        snapshot=agent_snapshot.snapshot,
+        snapshot=snapshot.snapshot,
         restore=restore,
         decide=partial(decide, config),
         effects=ComputeEffects(driver).handlers(),
@@ -53,6 +54,6 @@ def definition(config: AgentConfig, driver: ComputeDriver) -> ServiceDefinition[
     )
 
 
-def runner_config(config: AgentConfig) -> RunnerConfig:
+def runner_config(config: ComputeConfig) -> RunnerConfig:
     """One runner per host: the producer is `compute@<host>`."""
     return RunnerConfig(instance=config.host, http_port=config.http_port)

@@ -21,8 +21,7 @@ from pathlib import Path
 import libvirt
 import pytest
 
-from virga_compute.domain_xml import DomainSettings, build_domain_xml, console_log_path
-from virga_compute.driver import (
+from virga_compute.core.spec import (
     CephMonitor,
     DiskSpec,
     FileSource,
@@ -30,7 +29,8 @@ from virga_compute.driver import (
     NicSpec,
     RbdSource,
 )
-from virga_compute.guest_network import sysinfo_element
+from virga_compute.drivers.domain_xml import DomainSettings, build_domain_xml, console_log_path
+from virga_compute.drivers.guest_network import sysinfo_element
 from virga_devstack import guest_image
 from virga_devstack import libvirt as libvirt_daemon
 from virga_devstack.ceph import CephCluster

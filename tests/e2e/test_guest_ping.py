@@ -20,7 +20,7 @@ from tests.support.netns import links, namespaces, pings, plug_guest, sh, unique
 from tests.support.pool import audit_namespace
 from tests.support.stack import HostSpec, Stack, on_ceph
 
-from virga_compute.domain_xml import domain_name
+from virga_compute.drivers.domain_xml import domain_name
 from virga_devstack import guest_image
 from virga_devstack import libvirt as libvirt_daemon
 from virga_devstack.ceph import CephCluster

@@ -13,12 +13,13 @@ from typing import Any
 import libvirt
 from aiokafka import AIOKafkaProducer
 
-from virga_compute.agent_state import AgentState
-from virga_compute.config import AgentConfig
-from virga_compute.domain_xml import DomainSettings, domain_name
-from virga_compute.driver import ComputeDriver, DomainState, InstanceSpec
-from virga_compute.libvirt_driver import LibvirtDriver
-from virga_compute.memory_driver import MemoryDriver
+from virga_compute.config import ComputeConfig
+from virga_compute.core.model import ComputeState
+from virga_compute.core.spec import DomainState, InstanceSpec
+from virga_compute.drivers.base import ComputeDriver
+from virga_compute.drivers.domain_xml import DomainSettings, domain_name
+from virga_compute.drivers.libvirt import LibvirtDriver
+from virga_compute.drivers.memory import MemoryComputeDriver
 from virga_compute.service import definition, runner_config
 from virga_eventlog import (
     KafkaSettings,
@@ -66,7 +67,7 @@ class MemoryHypervisor(Hypervisor):
         return (await self.driver.get_info(instance_id)).state
 
 
-class CountingDriver(MemoryDriver):
+class CountingDriver(MemoryComputeDriver):
     """Remembers every spawn asked of it, to prove one never happened."""
 
     def __init__(self) -> None:
@@ -203,13 +204,13 @@ async def wait_until(predicate: Callable[[], bool], seconds: float = 20.0) -> No
 
 @dataclass
 class Agent:
-    runner: ServiceRunner[AgentState]
+    runner: ServiceRunner[ComputeState]
     task: asyncio.Task[None]
     driver: ComputeDriver
     hypervisor: Hypervisor
 
     @property
-    def state(self) -> AgentState:
+    def state(self) -> ComputeState:
         return self.runner.state
 
     async def stop(self, *, snapshot: bool = True) -> None:
@@ -227,7 +228,7 @@ async def start_agent(
 ) -> Agent:
     """Start an agent process for HOST and wait until it has registered and reconciled."""
     registered = len(cloud.events("HostRegistered", HOST))
-    config = AgentConfig(host=HOST, namespace=cloud.namespace, **settings)
+    config = ComputeConfig(host=HOST, namespace=cloud.namespace, **settings)
     driver = await hypervisor.new_driver()
     await driver.connect()
     runner = ServiceRunner(definition(config, driver), cloud.settings, runner_config(config))

@@ -26,7 +26,7 @@ from tests.integration.compute.agent_harness import (
 )
 from tests.support.ports import free_port
 
-from virga_compute.driver import DomainState, InstanceSpec
+from virga_compute.core.spec import DomainState, InstanceSpec
 from virga_eventlog import (
     EventWriter,
     event_topic,
@@ -96,7 +96,7 @@ async def test_a_deletion_that_overtakes_the_placement_means_no_domain_ever(
 async def test_a_failed_spawn_is_reported_and_leaves_no_domain(
     cloud: Cloud, memory_host: MemoryHypervisor
 ) -> None:
-    from virga_compute.driver import DriverError
+    from virga_compute.drivers.base import DriverError
 
     memory_host.driver.fail_next("spawn", DriverError("out of hugepages"))
     async with running_agent(cloud, memory_host) as agent:

@@ -19,8 +19,8 @@ from tests.integration.compute.agent_harness import (
 )
 
 from virga_compute.ceph_access import CephSettings
-from virga_compute.domain_xml import domain_name
-from virga_compute.driver import CephMonitor, DomainState
+from virga_compute.core.spec import CephMonitor, DomainState
+from virga_compute.drivers.domain_xml import domain_name
 from virga_events import Envelope, Event
 from virga_events.catalog.attachments import VolumeAttachRequested, VolumeDetachRequested
 from virga_events.catalog.network import PortBindingFailed, PortBound, instance_port_id

@@ -10,21 +10,23 @@ from typing import Any
 import libvirt
 import pytest
 
-from virga_compute.driver import (
-    ComputeDriver,
-    DiskConflict,
+from virga_compute.core.spec import (
     DiskSpec,
     DomainInfo,
     DomainState,
-    DriverError,
     FileSource,
-    InstanceNotFound,
     InstanceSpec,
     NicSpec,
+)
+from virga_compute.drivers.base import (
+    ComputeDriver,
+    DiskConflict,
+    DriverError,
+    InstanceNotFound,
     OperationNotSupported,
 )
-from virga_compute.libvirt_driver import LibvirtDriver
-from virga_compute.memory_driver import MemoryDriver
+from virga_compute.drivers.libvirt import LibvirtDriver
+from virga_compute.drivers.memory import MemoryComputeDriver
 
 TEST_URI = "test:///default"
 
@@ -49,7 +51,7 @@ class DriverContract(abc.ABC):
     @pytest.fixture
     @abc.abstractmethod
     async def driver(self, tmp_path: Path) -> AsyncIterator[ComputeDriver]:
-        yield MemoryDriver()  # pragma: no cover - overridden
+        yield MemoryComputeDriver()  # pragma: no cover - overridden
 
     @abc.abstractmethod
     def add_foreign_domain(self, driver: ComputeDriver, name: str) -> None:
@@ -241,27 +243,27 @@ class DriverContract(abc.ABC):
         assert await self.state(driver) is DomainState.RUNNING
 
 
-class TestMemoryDriver(DriverContract):
+class TestMemoryComputeDriver(DriverContract):
     @pytest.fixture
     async def driver(self, tmp_path: Path) -> AsyncIterator[ComputeDriver]:
-        driver = MemoryDriver()
+        driver = MemoryComputeDriver()
         await driver.connect()
         yield driver
         await driver.close()
 
     def add_foreign_domain(self, driver: ComputeDriver, name: str) -> None:
-        assert isinstance(driver, MemoryDriver)
+        assert isinstance(driver, MemoryComputeDriver)
         driver.add_foreign_domain(name)
 
     def foreign_domain_exists(self, driver: ComputeDriver, name: str) -> bool:
-        assert isinstance(driver, MemoryDriver)
+        assert isinstance(driver, MemoryComputeDriver)
         return driver.has_domain(name)
 
 
-class TestMemoryDriverWithoutHotplug(TestMemoryDriver):
+class TestMemoryComputeDriverWithoutHotplug(TestMemoryComputeDriver):
     @pytest.fixture
     async def driver(self, tmp_path: Path) -> AsyncIterator[ComputeDriver]:
-        driver = MemoryDriver(live_disk_attach=False)
+        driver = MemoryComputeDriver(live_disk_attach=False)
         await driver.connect()
         yield driver
         await driver.close()

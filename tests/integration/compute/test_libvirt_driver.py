@@ -16,18 +16,17 @@ import libvirt
 import pytest
 
 from virga_compute.ceph_access import CephSecret
-from virga_compute.domain_xml import METADATA_NS, DomainSettings, domain_uuid
-from virga_compute.driver import (
+from virga_compute.core.spec import (
     DiskSpec,
     DomainInfo,
     DomainState,
-    DriverError,
     FileSource,
-    HypervisorUnavailable,
     InstanceSpec,
     NicSpec,
 )
-from virga_compute.libvirt_driver import LibvirtDriver
+from virga_compute.drivers.base import DriverError, HypervisorUnavailable
+from virga_compute.drivers.domain_xml import METADATA_NS, DomainSettings, domain_uuid
+from virga_compute.drivers.libvirt import LibvirtDriver
 
 pytestmark = pytest.mark.libvirt
 

@@ -28,9 +28,10 @@ from tests.integration.compute.agent_harness import (
 )
 
 from virga_compute.ceph_access import CephSettings, settings_from_env
-from virga_compute.domain_xml import DomainSettings, domain_name
-from virga_compute.driver import ComputeDriver, DirectKernelBoot, DomainState
-from virga_compute.libvirt_driver import LibvirtDriver
+from virga_compute.core.spec import DirectKernelBoot, DomainState
+from virga_compute.drivers.base import ComputeDriver
+from virga_compute.drivers.domain_xml import DomainSettings, domain_name
+from virga_compute.drivers.libvirt import LibvirtDriver
 from virga_devstack import libvirt as libvirt_daemon
 from virga_devstack.ceph import CephCluster
 from virga_devstack.guest import DISKS_PREFIX, READY_LINE, GuestBoot, ensure_guest

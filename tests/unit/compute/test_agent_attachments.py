@@ -6,15 +6,23 @@ from collections.abc import Sequence
 
 import pytest
 
-from virga_compute.agent_decide import decide, on_ready
-from virga_compute.agent_effects import ComputeEffects, Destroy, Reconcile, Spawn
-from virga_compute.agent_snapshot import restore, snapshot
-from virga_compute.agent_state import AgentState, evolve
-from virga_compute.agent_volume_effects import AttachVolume, DetachVolume, GrowDisk
 from virga_compute.ceph_access import CephSettings
-from virga_compute.config import AgentConfig
-from virga_compute.driver import CephMonitor, DiskSpec, InstanceSpec
-from virga_compute.memory_driver import MemoryDriver
+from virga_compute.config import ComputeConfig
+from virga_compute.core.decide import decide, on_ready
+from virga_compute.core.fold import evolve
+from virga_compute.core.model import ComputeState
+from virga_compute.core.snapshot import restore, snapshot
+from virga_compute.core.spec import CephMonitor, DiskSpec, InstanceSpec
+from virga_compute.drivers.memory import MemoryComputeDriver
+from virga_compute.effects.intents import (
+    AttachVolume,
+    Destroy,
+    DetachVolume,
+    GrowDisk,
+    Reconcile,
+    Spawn,
+)
+from virga_compute.effects.lifecycle import ComputeEffects
 from virga_events import Envelope, Event, new_event
 from virga_events.catalog import Flavor
 from virga_events.catalog.api import InstanceDeletionRequested
@@ -33,7 +41,7 @@ from virga_runtime import Emit, Intent
 HOST = "host-1"
 ME = f"compute@{HOST}"
 CEPH = CephSettings(monitors=(CephMonitor("10.0.0.1"),), user=None)
-CONFIG = AgentConfig(host=HOST, ceph=CEPH)
+CONFIG = ComputeConfig(host=HOST, ceph=CEPH)
 VOLUME = "0f8e3c52-6b1d-4c3e-9a47-1d2b3c4d5e6f"
 
 
@@ -53,13 +61,13 @@ def mine(event: Event, aggregate: str = "i-1") -> Envelope:
     return envelope(event, aggregate, producer=ME)
 
 
-def running(image: str | None = "img-1") -> AgentState:
+def running(image: str | None = "img-1") -> ComputeState:
     """An instance i-1 running on this host (from an image: its boot volume is vda)."""
     flavor = Flavor(name="m1", vcpus=1, ram_mb=256, disk_gb=1)
     placed = InstanceScheduled(
         host=HOST, rack="r", zone="z", attempt=1, name="vm", flavor=flavor, image=image
     )
-    state = AgentState(host=HOST)
+    state = ComputeState(host=HOST)
     for event in (
         envelope(placed, "i-1", producer="scheduler"),
         envelope(VolumeCreated(name="b", size_gb=1, instance_id="i-1"), "i-1", "storage"),
@@ -69,7 +77,7 @@ def running(image: str | None = "img-1") -> AgentState:
     return state
 
 
-def live(state: AgentState, event: Envelope) -> Sequence[Intent]:
+def live(state: ComputeState, event: Envelope) -> Sequence[Intent]:
     return decide(CONFIG, evolve(state, event), event)
 
 
@@ -140,7 +148,7 @@ def test_attach_is_refused_while_the_instance_is_built_or_deleted() -> None:
     placed = InstanceScheduled(
         host=HOST, rack="r", zone="z", attempt=1, name="vm", flavor=flavor, image="img"
     )
-    state = evolve(AgentState(host=HOST), envelope(placed, "i-1", producer="scheduler"))
+    state = evolve(ComputeState(host=HOST), envelope(placed, "i-1", producer="scheduler"))
     [refusal] = live(state, attach())
     assert isinstance(refusal, Emit)
     assert refusal.payload == VolumeAttachmentFailed(
@@ -168,11 +176,11 @@ def test_deleting_an_instance_detaches_its_volumes() -> None:
 
 
 @pytest.fixture
-def driver() -> MemoryDriver:
-    return MemoryDriver()
+def driver() -> MemoryComputeDriver:
+    return MemoryComputeDriver()
 
 
-async def test_attach_and_detach_change_the_domain_and_say_so(driver: MemoryDriver) -> None:
+async def test_attach_and_detach_change_the_domain_and_say_so(driver: MemoryComputeDriver) -> None:
     effects = ComputeEffects(driver)
     await effects.spawn(Spawn(InstanceSpec("i-1", "vm", 1, 256), "t-1", HOST))
     attach_effect = AttachVolume("i-1", "t-1", HOST, VOLUME, disk("vdb"))
@@ -188,7 +196,7 @@ async def test_attach_and_detach_change_the_domain_and_say_so(driver: MemoryDriv
 
 
 async def test_without_live_hot_plug_a_running_instance_refuses_and_a_stopped_one_accepts() -> None:
-    driver = MemoryDriver(live_disk_attach=False)
+    driver = MemoryComputeDriver(live_disk_attach=False)
     effects = ComputeEffects(driver)
     await effects.spawn(Spawn(InstanceSpec("i-1", "vm", 1, 256), "t-1", HOST))
     [refused] = await effects.attach_volume(AttachVolume("i-1", "t-1", HOST, VOLUME, disk("vdb")))
@@ -202,7 +210,7 @@ async def test_without_live_hot_plug_a_running_instance_refuses_and_a_stopped_on
 
 
 async def test_attaching_to_an_instance_without_a_domain_fails_with_a_reason(
-    driver: MemoryDriver,
+    driver: MemoryComputeDriver,
 ) -> None:
     effects = ComputeEffects(driver)
     [refused] = await effects.attach_volume(AttachVolume("i-9", "t-1", HOST, VOLUME, disk("vdb")))
@@ -212,7 +220,7 @@ async def test_attaching_to_an_instance_without_a_domain_fails_with_a_reason(
 
 
 async def test_destroy_reports_the_instance_deleted_then_its_volumes_detached(
-    driver: MemoryDriver,
+    driver: MemoryComputeDriver,
 ) -> None:
     effects = ComputeEffects(driver)
     await effects.spawn(Spawn(InstanceSpec("i-1", "vm", 1, 256), "t-1", HOST))
@@ -230,7 +238,7 @@ def test_a_stopped_instance_takes_an_attach_too() -> None:
     assert isinstance(intent, AttachVolume)
 
 
-class SlowGuest(MemoryDriver):
+class SlowGuest(MemoryComputeDriver):
     """A guest that lets go of an unplugged disk only after `asks` detach requests."""
 
     def __init__(self, asks: int) -> None:
@@ -281,7 +289,9 @@ def test_a_grown_volume_is_told_to_the_running_guest_that_uses_it() -> None:
     assert live(stopped, grown) == ()
 
 
-async def test_growing_a_disk_tells_a_running_guest_and_never_fails(driver: MemoryDriver) -> None:
+async def test_growing_a_disk_tells_a_running_guest_and_never_fails(
+    driver: MemoryComputeDriver,
+) -> None:
     effects = ComputeEffects(driver)
     await effects.spawn(Spawn(InstanceSpec("i-1", "vm", 1, 256, disks=(disk("vdb"),)), "t-1", HOST))
     assert await effects.grow_disk(GrowDisk("i-1", VOLUME, "vdb", 5 * GiB)) == ()
@@ -290,7 +300,7 @@ async def test_growing_a_disk_tells_a_running_guest_and_never_fails(driver: Memo
     assert driver.disk_size("i-1", "vdb") == 5 * GiB
     # No such domain any more, or no hot-plug: logged; the guest sees the size when it starts.
     assert await effects.grow_disk(GrowDisk("i-9", VOLUME, "vdb", 5 * GiB)) == ()
-    cold = ComputeEffects(MemoryDriver(live_disk_attach=False))
+    cold = ComputeEffects(MemoryComputeDriver(live_disk_attach=False))
     assert await cold.grow_disk(GrowDisk("i-1", VOLUME, "vdb", 5 * GiB)) == ()
 
 

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-from virga_compute.config import AgentConfig
+from virga_compute.config import ComputeConfig
 
 
 def test_everything_has_a_default_but_the_host() -> None:
-    config = AgentConfig.from_env({"VIRGA_HOST": "hv-7"})
-    assert config == AgentConfig(host="hv-7", domain_type="test")
+    config = ComputeConfig.from_env({"VIRGA_HOST": "hv-7"})
+    assert config == ComputeConfig(host="hv-7", domain_type="test")
     assert config.libvirt_uri == "test:///default"
     assert (config.heartbeat_seconds, config.usage_seconds) == (10.0, 60.0)
     assert config.tick_seconds == 10.0
 
 
 def test_every_setting_is_read() -> None:
-    config = AgentConfig.from_env(
+    config = ComputeConfig.from_env(
         {
             "VIRGA_HOST": "hv-7",
             "VIRGA_RACK": "r2",
@@ -32,7 +32,7 @@ def test_every_setting_is_read() -> None:
             "VIRGA_NAMESPACE": "staging",
         }
     )
-    assert config == AgentConfig(
+    assert config == ComputeConfig(
         host="hv-7",
         rack="r2",
         zone="az-b",
@@ -63,4 +63,4 @@ def test_every_setting_is_read() -> None:
 )
 def test_a_bad_setting_stops_the_agent_naming_it(env: dict[str, str], message: str) -> None:
     with pytest.raises(SystemExit, match=message):
-        AgentConfig.from_env(env)
+        ComputeConfig.from_env(env)

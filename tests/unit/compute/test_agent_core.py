@@ -9,9 +9,15 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 
-from virga_compute import agent_state
-from virga_compute.agent_decide import decide, on_ready, tick
-from virga_compute.agent_effects import (
+from virga_compute.config import ComputeConfig
+from virga_compute.core import fold as core_fold
+from virga_compute.core.decide import decide, on_ready, tick
+from virga_compute.core.fold import evolve
+from virga_compute.core.model import ComputeState
+from virga_compute.core.reconcile import Expected
+from virga_compute.core.snapshot import restore, snapshot
+from virga_compute.core.spec import InstanceSpec
+from virga_compute.effects.intents import (
     Destroy,
     PowerAction,
     Reconcile,
@@ -20,11 +26,6 @@ from virga_compute.agent_effects import (
     Spawn,
     UsageDue,
 )
-from virga_compute.agent_snapshot import restore, snapshot
-from virga_compute.agent_state import AgentState, evolve
-from virga_compute.config import AgentConfig
-from virga_compute.driver import InstanceSpec
-from virga_compute.reconcile import Expected
 from virga_events import Envelope, Event, new_event
 from virga_events.catalog import Flavor
 from virga_events.catalog.api import InstanceActionRequested, InstanceDeletionRequested
@@ -43,7 +44,7 @@ from virga_runtime import Emit, Intent
 
 HOST = "host-1"
 ME = f"compute@{HOST}"
-CONFIG = AgentConfig(
+CONFIG = ComputeConfig(
     host=HOST, rack="r1", zone="z1", traits=("ssd",), heartbeat_seconds=10, usage_seconds=60
 )
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -86,19 +87,19 @@ def reported(
     )
 
 
-def fold(state: AgentState, *envelopes: Envelope) -> AgentState:
+def fold(state: ComputeState, *envelopes: Envelope) -> ComputeState:
     for envelope in envelopes:
         state = evolve(state, envelope)
     return state
 
 
-def live(state: AgentState, envelope: Envelope) -> Sequence[Intent]:
+def live(state: ComputeState, envelope: Envelope) -> Sequence[Intent]:
     """What the runtime does with a new input: fold it, then decide."""
     return decide(CONFIG, evolve(state, envelope), envelope)
 
 
-def fresh() -> AgentState:
-    return AgentState(host=HOST)
+def fresh() -> ComputeState:
+    return ComputeState(host=HOST)
 
 
 def spec(instance_id: str = "i-1") -> InstanceSpec:
@@ -206,7 +207,7 @@ def test_a_deletion_waiting_on_a_spawn_that_fails_stays_pending() -> None:
 
 
 def test_tombstones_are_bounded_oldest_first(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(agent_state, "TOMBSTONE_LIMIT", 3)
+    monkeypatch.setattr(core_fold, "TOMBSTONE_LIMIT", 3)
     state = fold(fresh(), *(deletion(f"i-{n}") for n in range(5)))
     assert list(state.pending_deletions) == ["i-2", "i-3", "i-4"]
     fold(state, *(reported(InstanceDeleted(host=None), f"i-{n}", producer="s") for n in range(5)))

@@ -6,8 +6,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from virga_compute.agent_effects import (
-    ComputeEffects,
+from virga_compute.core.reconcile import Expected
+from virga_compute.core.spec import DomainState, InstanceSpec
+from virga_compute.drivers.base import DriverError, HostCapacity, HypervisorUnavailable
+from virga_compute.drivers.memory import MemoryComputeDriver
+from virga_compute.effects.intents import (
     Destroy,
     PowerAction,
     Reconcile,
@@ -16,15 +19,7 @@ from virga_compute.agent_effects import (
     Spawn,
     UsageDue,
 )
-from virga_compute.driver import (
-    DomainState,
-    DriverError,
-    HostCapacity,
-    HypervisorUnavailable,
-    InstanceSpec,
-)
-from virga_compute.memory_driver import MemoryDriver
-from virga_compute.reconcile import Expected
+from virga_compute.effects.lifecycle import ComputeEffects
 from virga_events.catalog.compute import (
     HostRegistered,
     InstanceDeleted,
@@ -47,16 +42,16 @@ def spec(instance_id: str = "i-1") -> InstanceSpec:
 
 
 @pytest.fixture
-def driver() -> MemoryDriver:
-    return MemoryDriver(HostCapacity(vcpus=16, ram_mb=65536, disk_gb=500))
+def driver() -> MemoryComputeDriver:
+    return MemoryComputeDriver(HostCapacity(vcpus=16, ram_mb=65536, disk_gb=500))
 
 
 @pytest.fixture
-def effects(driver: MemoryDriver) -> ComputeEffects:
+def effects(driver: MemoryComputeDriver) -> ComputeEffects:
     return ComputeEffects(driver)
 
 
-async def state(driver: MemoryDriver, instance_id: str = "i-1") -> DomainState:
+async def state(driver: MemoryComputeDriver, instance_id: str = "i-1") -> DomainState:
     return (await driver.get_info(instance_id)).state
 
 
@@ -69,14 +64,16 @@ async def test_registration_reports_the_drivers_capacity(effects: ComputeEffects
 
 
 async def test_no_hypervisor_at_registration_stops_the_agent(
-    driver: MemoryDriver, effects: ComputeEffects
+    driver: MemoryComputeDriver, effects: ComputeEffects
 ) -> None:
     driver.set_available(False)
     with pytest.raises(HypervisorUnavailable):
         await effects.register_host(RegisterHost(HOST, "r1", "z1", ()))
 
 
-async def test_a_spawn_starts_the_domain(driver: MemoryDriver, effects: ComputeEffects) -> None:
+async def test_a_spawn_starts_the_domain(
+    driver: MemoryComputeDriver, effects: ComputeEffects
+) -> None:
     assert await effects.spawn(Spawn(spec(), "t-1", HOST)) == [
         Emit(InstanceStarted(host=HOST), "i-1", "t-1")
     ]
@@ -84,7 +81,7 @@ async def test_a_spawn_starts_the_domain(driver: MemoryDriver, effects: ComputeE
 
 
 async def test_a_failed_spawn_leaves_no_domain_even_one_an_earlier_attempt_defined(
-    driver: MemoryDriver, effects: ComputeEffects
+    driver: MemoryComputeDriver, effects: ComputeEffects
 ) -> None:
     await driver.spawn(spec())  # an attempt interrupted before its outcome was written
     await driver.stop("i-1")
@@ -105,7 +102,7 @@ async def test_a_failed_spawn_leaves_no_domain_even_one_an_earlier_attempt_defin
     ],
 )
 async def test_power_actions_report_their_outcome_or_failure(
-    driver: MemoryDriver, effects: ComputeEffects, action: str, outcome: object
+    driver: MemoryComputeDriver, effects: ComputeEffects, action: str, outcome: object
 ) -> None:
     await driver.spawn(spec())
     effect = PowerAction("i-1", "t-1", HOST, action)  # type: ignore[arg-type]
@@ -116,7 +113,7 @@ async def test_power_actions_report_their_outcome_or_failure(
 
 
 async def test_a_stop_of_a_domain_the_host_lost_records_the_instance_stopped(
-    driver: MemoryDriver, effects: ComputeEffects
+    driver: MemoryComputeDriver, effects: ComputeEffects
 ) -> None:
     # Found by the chaos test: an agent killed on the test driver comes back without its
     # domains; a stop asked meanwhile failed as "not found", and reconciliation then spawned
@@ -127,7 +124,7 @@ async def test_a_stop_of_a_domain_the_host_lost_records_the_instance_stopped(
 
 
 async def test_destroy_removes_the_domain_and_reports_a_failure(
-    driver: MemoryDriver, effects: ComputeEffects
+    driver: MemoryComputeDriver, effects: ComputeEffects
 ) -> None:
     await driver.spawn(spec())
     driver.fail_next("destroy", DriverError("busy"))
@@ -141,7 +138,7 @@ async def test_destroy_removes_the_domain_and_reports_a_failure(
 
 
 async def test_usage_is_reported_for_due_instances_over_their_period(
-    driver: MemoryDriver, effects: ComputeEffects
+    driver: MemoryComputeDriver, effects: ComputeEffects
 ) -> None:
     await driver.spawn(spec("i-1"))
     await driver.spawn(spec("i-2"))  # running, but not due: no sample
@@ -169,7 +166,7 @@ async def test_usage_is_reported_for_due_instances_over_their_period(
 
 
 async def test_reconciliation_restarts_lost_and_stopped_domains_and_reports_strangers(
-    driver: MemoryDriver, effects: ComputeEffects
+    driver: MemoryComputeDriver, effects: ComputeEffects
 ) -> None:
     await driver.spawn(spec("i-off"))
     await driver.stop("i-off")
@@ -197,7 +194,7 @@ async def test_reconciliation_restarts_lost_and_stopped_domains_and_reports_stra
 
 
 async def test_a_failed_respawn_is_reported_as_a_failed_restart(
-    driver: MemoryDriver, effects: ComputeEffects
+    driver: MemoryComputeDriver, effects: ComputeEffects
 ) -> None:
     driver.fail_next("spawn", DriverError("image gone"))
     reconcile = Reconcile(HOST, "restart", (Expected(spec(), "t-1", should_run=True, lost=True),))

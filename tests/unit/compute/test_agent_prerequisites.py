@@ -9,14 +9,15 @@ from collections.abc import Sequence
 import orjson
 import pytest
 
-from virga_compute.agent_decide import decide, on_ready
-from virga_compute.agent_effects import Reconcile, Spawn
-from virga_compute.agent_snapshot import restore, snapshot
-from virga_compute.agent_state import AgentState, evolve
 from virga_compute.ceph_access import CephSettings
-from virga_compute.config import AgentConfig
-from virga_compute.domain_xml import DomainSettings, build_domain_xml
-from virga_compute.driver import CephMonitor, DiskSpec, InstanceSpec, NicSpec, RbdSource
+from virga_compute.config import ComputeConfig
+from virga_compute.core.decide import decide, on_ready
+from virga_compute.core.fold import evolve
+from virga_compute.core.model import ComputeState
+from virga_compute.core.snapshot import restore, snapshot
+from virga_compute.core.spec import CephMonitor, DiskSpec, InstanceSpec, NicSpec, RbdSource
+from virga_compute.drivers.domain_xml import DomainSettings, build_domain_xml
+from virga_compute.effects.intents import Reconcile, Spawn
 from virga_events import Envelope, Event, new_event
 from virga_events.catalog import Flavor
 from virga_events.catalog.compute import InstanceFailed, InstanceStarted
@@ -36,7 +37,7 @@ HOST = "host-1"
 ME = f"compute@{HOST}"
 SECRET = "5c2e5e0e-6c5e-4a52-9a1f-0e7f1f6f2a10"
 CEPH = CephSettings(monitors=(CephMonitor("10.0.0.1", 6789),), pool="vms", secret_uuid=SECRET)
-CONFIG = AgentConfig(host=HOST, ceph=CEPH)
+CONFIG = ComputeConfig(host=HOST, ceph=CEPH)
 SMALL = Flavor(name="m1.small", vcpus=2, ram_mb=512, disk_gb=10)
 MAC, TAP = "fa:16:3e:00:00:01", "vtap-1"
 
@@ -90,18 +91,20 @@ def reported(event: Event, instance_id: str = "i-1", cause: Envelope | None = No
     return new_event(event, aggregate_id=instance_id, tenant_id="t-1", producer=ME, causation=cause)
 
 
-def fold(state: AgentState, *envelopes: Envelope) -> AgentState:
+def fold(state: ComputeState, *envelopes: Envelope) -> ComputeState:
     for envelope in envelopes:
         state = evolve(state, envelope)
     return state
 
 
-def live(state: AgentState, envelope: Envelope, config: AgentConfig = CONFIG) -> Sequence[Intent]:
+def live(
+    state: ComputeState, envelope: Envelope, config: ComputeConfig = CONFIG
+) -> Sequence[Intent]:
     return decide(config, evolve(state, envelope), envelope)
 
 
-def fresh() -> AgentState:
-    return AgentState(host=HOST)
+def fresh() -> ComputeState:
+    return ComputeState(host=HOST)
 
 
 def boot_disk(instance_id: str = "i-1") -> DiskSpec:
@@ -166,7 +169,7 @@ def test_a_failed_boot_volume_fails_the_instance_for_good(failure_first: bool) -
 
 def test_without_ceph_an_instance_from_an_image_fails_its_spawn_saying_why() -> None:
     state = fold(fresh(), scheduled())
-    [intent] = live(state, volume_created(), AgentConfig(host=HOST))
+    [intent] = live(state, volume_created(), ComputeConfig(host=HOST))
     assert isinstance(intent, Emit)
     assert isinstance(intent.payload, InstanceFailed)
     assert "no Ceph cluster configured" in intent.payload.reason
@@ -293,7 +296,7 @@ def test_a_failed_spawn_caused_by_the_volume_event_moves_the_instance_away() -> 
 
 def test_on_ready_fails_a_ready_instance_this_host_can_no_longer_build() -> None:
     state = fold(fresh(), scheduled(), volume_created())
-    [_, reconcile, failure] = on_ready(AgentConfig(host=HOST), state)  # no Ceph any more
+    [_, reconcile, failure] = on_ready(ComputeConfig(host=HOST), state)  # no Ceph any more
     assert isinstance(reconcile, Reconcile)
     assert reconcile.leave_alone == ("i-1",)
     assert isinstance(failure, Emit)

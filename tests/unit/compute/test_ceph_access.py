@@ -8,15 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from virga_compute.ceph_access import (
-    keyring_key,
-    parse_conf,
-    parse_mon_host,
-    settings_from_env,
-)
-from virga_compute.config import AgentConfig
-from virga_compute.domain_xml import ceph_secret_xml
-from virga_compute.driver import CephMonitor, DirectKernelBoot
+from virga_compute.ceph_access import keyring_key, parse_conf, parse_mon_host, settings_from_env
+from virga_compute.config import ComputeConfig
+from virga_compute.core.spec import CephMonitor, DirectKernelBoot
+from virga_compute.drivers.domain_xml import ceph_secret_xml
 
 KEY = base64.b64encode(b"sixteen byte key").decode()
 
@@ -110,13 +105,13 @@ def test_an_unreadable_key_stops_the_agent_naming_the_keyring(tmp_path: Path) ->
 
 
 def test_the_agent_config_reads_ceph_from_the_environment(tmp_path: Path) -> None:
-    config = AgentConfig.from_env(
+    config = ComputeConfig.from_env(
         {"VIRGA_HOST": "hv-1", "VIRGA_CEPH_MONITORS": "10.0.0.9", "VIRGA_CEPH_POOL": "vms"}
     )
     assert config.ceph is not None
     assert config.ceph.pool == "vms"
     with pytest.raises(SystemExit, match="bad compute agent setting"):
-        AgentConfig.from_env({"VIRGA_HOST": "hv-1", "VIRGA_CEPH_CONF": str(tmp_path / "x")})
+        ComputeConfig.from_env({"VIRGA_HOST": "hv-1", "VIRGA_CEPH_CONF": str(tmp_path / "x")})
 
 
 def test_the_libvirt_secret_is_private_persistent_and_of_ceph_usage() -> None:
@@ -137,10 +132,10 @@ def test_conf_names_are_normalised_and_other_sections_ignored() -> None:
 
 
 def test_a_host_wide_guest_kernel_boots_every_instance(tmp_path: Path) -> None:
-    config = AgentConfig.from_env(
+    config = ComputeConfig.from_env(
         {"VIRGA_HOST": "hv-1", "VIRGA_GUEST_KERNEL": "/k", "VIRGA_GUEST_INITRD": "/i"}
     )
     assert config.direct_boot == DirectKernelBoot("/k", "/i", "console=ttyS0")
-    assert AgentConfig.from_env({"VIRGA_HOST": "hv-1"}).direct_boot is None
+    assert ComputeConfig.from_env({"VIRGA_HOST": "hv-1"}).direct_boot is None
     with pytest.raises(SystemExit):
-        AgentConfig.from_env({"VIRGA_HOST": "hv-1", "VIRGA_GUEST_KERNEL": "relative"})
+        ComputeConfig.from_env({"VIRGA_HOST": "hv-1", "VIRGA_GUEST_KERNEL": "relative"})

@@ -7,9 +7,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from virga_compute import domain_xml
-from virga_compute.domain_xml import METADATA_NS, DomainSettings, build_domain_xml
-from virga_compute.driver import (
+from virga_compute.core.spec import (
     CephMonitor,
     DirectKernelBoot,
     DiskSpec,
@@ -18,6 +16,8 @@ from virga_compute.driver import (
     NicSpec,
     RbdSource,
 )
+from virga_compute.drivers import domain_xml
+from virga_compute.drivers.domain_xml import METADATA_NS, DomainSettings, build_domain_xml
 
 RBD_DISK = DiskSpec(
     target_dev="vda",

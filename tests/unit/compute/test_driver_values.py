@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from virga_compute.driver import (
+from virga_compute.core.spec import (
     CephMonitor,
     DirectKernelBoot,
     DiskSpec,

@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from virga_compute.guest_network import FW_CFG_NAME, network_config, sysinfo_xml
+from virga_compute.drivers.guest_network import FW_CFG_NAME, network_config, sysinfo_xml
 
 
 def test_the_element_names_the_fw_cfg_file_the_guest_reads_and_holds_the_address() -> None:

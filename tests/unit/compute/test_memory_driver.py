@@ -4,21 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from virga_compute.driver import (
-    DomainInfo,
-    DomainState,
-    DriverError,
-    HostCapacity,
-    HypervisorUnavailable,
-    InstanceSpec,
-)
-from virga_compute.memory_driver import MemoryDriver
+from virga_compute.core.spec import DomainInfo, DomainState, InstanceSpec
+from virga_compute.drivers.base import DriverError, HostCapacity, HypervisorUnavailable
+from virga_compute.drivers.memory import MemoryComputeDriver
 
 SPEC = InstanceSpec(instance_id="i-1", name="n", vcpus=1, ram_mb=128)
 
 
 async def test_an_injected_failure_fires_once_and_changes_nothing() -> None:
-    driver = MemoryDriver()
+    driver = MemoryComputeDriver()
     driver.fail_next("spawn", DriverError("no room"))
     with pytest.raises(DriverError, match="no room"):
         await driver.spawn(SPEC)
@@ -28,7 +22,7 @@ async def test_an_injected_failure_fires_once_and_changes_nothing() -> None:
 
 
 async def test_an_unavailable_hypervisor_refuses_everything_until_back() -> None:
-    driver = MemoryDriver()
+    driver = MemoryComputeDriver()
     await driver.spawn(SPEC)
     driver.set_available(False)
     with pytest.raises(HypervisorUnavailable):
@@ -40,7 +34,7 @@ async def test_an_unavailable_hypervisor_refuses_everything_until_back() -> None
 
 
 async def test_a_crashed_guest_stays_crashed_until_started() -> None:
-    driver = MemoryDriver()
+    driver = MemoryComputeDriver()
     await driver.spawn(SPEC)
     driver.crash("i-1")
     await driver.stop("i-1")
@@ -51,7 +45,7 @@ async def test_a_crashed_guest_stays_crashed_until_started() -> None:
 
 
 async def test_counters_accumulate_and_restart_with_the_guest() -> None:
-    driver = MemoryDriver()
+    driver = MemoryComputeDriver()
     await driver.spawn(SPEC)
     driver.add_usage("i-1", cpu_time_ns=5, net_rx_bytes=7)
     driver.add_usage("i-1", cpu_time_ns=5)
@@ -65,4 +59,4 @@ async def test_counters_accumulate_and_restart_with_the_guest() -> None:
 
 async def test_capacity_is_what_it_was_given() -> None:
     capacity = HostCapacity(vcpus=2, ram_mb=2048, disk_gb=10)
-    assert await MemoryDriver(capacity).capacity() == capacity
+    assert await MemoryComputeDriver(capacity).capacity() == capacity

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from virga_compute.config import RestartPolicy
-from virga_compute.driver import DomainInfo, DomainState, InstanceSpec
-from virga_compute.reconcile import Expected, Step, StepAction, plan
+from virga_compute.core.reconcile import Expected, Step, StepAction, plan
+from virga_compute.core.spec import DomainInfo, DomainState, InstanceSpec
 
 
 def expected(should_run: bool = True, lost: bool = False, instance_id: str = "i-1") -> Expected:

@@ -48,7 +48,7 @@ def test_the_archive_holds_files_links_and_device_nodes_the_kernel_unpacks() -> 
 
 
 def test_init_reads_the_fw_cfg_file_the_compute_side_writes() -> None:
-    from virga_compute.guest_network import FW_CFG_NAME
+    from virga_compute.drivers.guest_network import FW_CFG_NAME
 
     assert f"/sys/firmware/qemu_fw_cfg/by_name/{FW_CFG_NAME}/raw" in initramfs.INIT
     assert 'say "$ready"' in initramfs.INIT

@@ -9,8 +9,8 @@ import pytest
 
 from virga_billing.config import BillingConfig
 from virga_billing.service import definition as billing
-from virga_compute.config import AgentConfig
-from virga_compute.memory_driver import MemoryDriver as MemoryCompute
+from virga_compute.config import ComputeConfig
+from virga_compute.drivers.memory import MemoryComputeDriver as MemoryCompute
 from virga_compute.service import definition as compute
 from virga_eventlog import SERVICES, KafkaSettings, event_topic
 from virga_eventlog.acls import (
@@ -91,7 +91,7 @@ def definitions(namespace: str) -> dict[str, ServiceDefinition[object]]:
     built: dict[str, ServiceDefinition[object]] = {
         "gateway": gateway(GatewayConfig(admin_token="t", token_secret=b"k"), namespace),  # type: ignore[dict-item]
         "scheduler": scheduler(SchedulerConfig(namespace=namespace)),  # type: ignore[dict-item]
-        "compute": compute(AgentConfig(host="h1", namespace=namespace), MemoryCompute()),  # type: ignore[dict-item]
+        "compute": compute(ComputeConfig(host="h1", namespace=namespace), MemoryCompute()),  # type: ignore[dict-item]
         "storage": storage(StorageConfig(namespace=namespace), MemoryStorage()),  # type: ignore[dict-item]
         "network": network(NetworkConfig(namespace=namespace)),  # type: ignore[dict-item]
         "billing": billing(BillingConfig(namespace=namespace)),  # type: ignore[dict-item]

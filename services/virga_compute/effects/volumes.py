@@ -1,5 +1,5 @@
-"""The compute agent's volume effects: hot-plugging and unplugging volumes, with their outcomes,
-and telling a running guest that a volume it uses has grown.
+"""The compute agent's volume effect handlers: hot-plugging and unplugging volumes, with their
+outcomes, and telling a running guest that a volume it uses has grown.
 
 A failed attach or detach is a `VolumeAttachmentFailed` with the reason, never an exception;
 both are safe to repeat (the driver treats the disk already there, or already gone, as done).
@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import structlog
 
-from virga_compute.driver import ComputeDriver, DiskSpec, DriverError, InstanceNotFound
+from virga_compute.drivers.base import ComputeDriver, DriverError, InstanceNotFound
+from virga_compute.effects.intents import AttachVolume, DetachVolume, GrowDisk
 from virga_events.catalog.attachments import (
     VolumeAttached,
     VolumeAttachmentFailed,
@@ -23,52 +23,6 @@ from virga_events.catalog.attachments import (
 from virga_runtime.service import Emit
 
 log = structlog.get_logger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class AttachVolume:
-    """Make a volume a disk of the instance (VolumeAttached or VolumeAttachmentFailed)."""
-
-    instance_id: str
-    tenant_id: str | None
-    host: str
-    volume_id: str
-    disk: DiskSpec
-
-    @property
-    def key(self) -> str:
-        # The instance's key: an attach runs after the spawn and before the destroy decided
-        # ahead of it.
-        return self.instance_id
-
-
-@dataclass(frozen=True, slots=True)
-class DetachVolume:
-    """Remove a volume's disk from the instance (VolumeDetached or VolumeAttachmentFailed)."""
-
-    instance_id: str
-    tenant_id: str | None
-    host: str
-    volume_id: str
-    target_dev: str
-
-    @property
-    def key(self) -> str:
-        return self.instance_id
-
-
-@dataclass(frozen=True, slots=True)
-class GrowDisk:
-    """Tell the running instance that the volume at `target_dev` is now `size_bytes` long."""
-
-    instance_id: str
-    volume_id: str
-    target_dev: str
-    size_bytes: int
-
-    @property
-    def key(self) -> str:
-        return self.instance_id
 
 
 def _attachment_reason(exc: DriverError) -> str:

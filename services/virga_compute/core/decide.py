@@ -5,7 +5,7 @@ the state can lag behind the hypervisor by the batch's own effects: a stop may b
 while the spawn before it is still to come. That is why power actions go to the driver
 whatever the last known status is (the effects of one instance run in order, and the driver
 treats "already so" as done), and why only one event may spawn an instance: the one that
-completes its prerequisites (placement, boot volume, port binding; see `agent_state`).
+completes its prerequisites (placement, boot volume, port binding; see `core.model`).
 
 A boot volume or port that cannot be made fails the instance for good (InstanceFailed with
 phase `volume` or `port`): the scheduler then releases its claim and does not try another host.
@@ -17,13 +17,17 @@ import ipaddress
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from virga_compute.agent_attach import (
+from virga_compute.config import ComputeConfig
+from virga_compute.core.attach import (
     decide_attachment,
     decide_growth,
     growths_to_retell,
     volume_disk,
 )
-from virga_compute.agent_effects import (
+from virga_compute.core.model import ComputeState, InstanceRecord, PortBinding
+from virga_compute.core.reconcile import Expected
+from virga_compute.core.spec import InstanceSpec, NicSpec
+from virga_compute.effects.intents import (
     Destroy,
     PowerAction,
     Reconcile,
@@ -32,21 +36,22 @@ from virga_compute.agent_effects import (
     Spawn,
     UsageDue,
 )
-from virga_compute.agent_state import AgentState, InstanceRecord, PortBinding
-from virga_compute.config import AgentConfig
-from virga_compute.driver import InstanceSpec, NicSpec
-from virga_compute.reconcile import Expected
 from virga_events import Envelope
 from virga_events.catalog.api import InstanceActionRequested, InstanceDeletionRequested
 from virga_events.catalog.attachments import VolumeAttachRequested, VolumeDetachRequested
 from virga_events.catalog.compute import HostHeartbeat, InstanceDeleted, InstanceFailed
 from virga_events.catalog.network import PortAllocationFailed, PortBindingFailed, PortBound
 from virga_events.catalog.scheduler import InstanceScheduled
-from virga_events.catalog.storage import VolumeCreated, VolumeExtended, VolumeFailed
+from virga_events.catalog.storage import (
+    VolumeCreated,
+    VolumeExtended,
+    VolumeFailed,
+    boot_volume_id,
+)
 from virga_runtime.service import Emit, Intent
 
 
-def build_spec(config: AgentConfig, state: AgentState, record: InstanceRecord) -> InstanceSpec:
+def build_spec(config: ComputeConfig, state: ComputeState, record: InstanceRecord) -> InstanceSpec:
     """The driver's spec of an instance, from what the log says about it.
 
     The boot volume (`volume-<instance id>`, when it boots from an image) is `vda`, attached
@@ -56,7 +61,7 @@ def build_spec(config: AgentConfig, state: AgentState, record: InstanceRecord) -
     """
     disks = []
     if record.image is not None:
-        disks.append(volume_disk(config, record.instance_id, "vda"))
+        disks.append(volume_disk(config, boot_volume_id(record.instance_id), "vda"))
     for volume_id, target in sorted(record.attachments.items(), key=lambda item: item[1]):
         disks.append(volume_disk(config, volume_id, target))
     nics = []
@@ -76,7 +81,7 @@ def build_spec(config: AgentConfig, state: AgentState, record: InstanceRecord) -
     )
 
 
-def guest_nic(state: AgentState, binding: PortBinding) -> NicSpec:
+def guest_nic(state: ComputeState, binding: PortBinding) -> NicSpec:
     """The NIC of a bound port, with the address (IPv4 first) its guest configures itself."""
     network = state.networks.get(binding.network_id)
     if network is None or not binding.ips:
@@ -95,7 +100,7 @@ def guest_nic(state: AgentState, binding: PortBinding) -> NicSpec:
     )
 
 
-def decide(config: AgentConfig, state: AgentState, envelope: Envelope) -> Sequence[Intent]:
+def decide(config: ComputeConfig, state: ComputeState, envelope: Envelope) -> Sequence[Intent]:
     """What to do about one new input event; `state` already includes it."""
     event = envelope.payload
     if isinstance(event, InstanceScheduled):
@@ -107,7 +112,7 @@ def decide(config: AgentConfig, state: AgentState, envelope: Envelope) -> Sequen
     if isinstance(event, PortBound):
         return _provided(config, state, envelope, _port_owner(state, envelope.aggregate_id))
     if isinstance(event, VolumeFailed):
-        return _prerequisite_failed(state, envelope.aggregate_id)
+        return _prerequisite_failed(state, _boot_volume_owner(state, envelope.aggregate_id))
     if isinstance(event, PortAllocationFailed | PortBindingFailed):
         return _prerequisite_failed(state, _port_owner(state, envelope.aggregate_id))
     if isinstance(event, VolumeAttachRequested | VolumeDetachRequested):
@@ -126,7 +131,15 @@ def decide(config: AgentConfig, state: AgentState, envelope: Envelope) -> Sequen
     return ()
 
 
-def _port_owner(state: AgentState, port_id: str) -> str | None:
+def _boot_volume_owner(state: ComputeState, volume_id: str) -> str | None:
+    """This host's instance whose boot volume it would be (by the derived id)."""
+    for record in state.instances.values():
+        if boot_volume_id(record.instance_id) == volume_id:
+            return record.instance_id
+    return None
+
+
+def _port_owner(state: ComputeState, port_id: str) -> str | None:
     """This host's instance whose port it is (by the derived id, whatever the event says)."""
     for record in state.instances.values():
         if record.port_id == port_id:
@@ -134,7 +147,7 @@ def _port_owner(state: AgentState, port_id: str) -> str | None:
     return None
 
 
-def _failed(state: AgentState, record: InstanceRecord) -> Sequence[Intent]:
+def _failed(state: ComputeState, record: InstanceRecord) -> Sequence[Intent]:
     """InstanceFailed for good if a prerequisite it still waits for has failed."""
     failure = state.failure(record)
     if failure is None:
@@ -145,7 +158,7 @@ def _failed(state: AgentState, record: InstanceRecord) -> Sequence[Intent]:
 
 
 def _spawn_if_ready(
-    config: AgentConfig, state: AgentState, record: InstanceRecord
+    config: ComputeConfig, state: ComputeState, record: InstanceRecord
 ) -> Sequence[Intent]:
     if state.missing(record):
         return _failed(state, record)  # else: wait for the next prerequisite's event
@@ -158,7 +171,7 @@ def _spawn_if_ready(
 
 
 def _provided(
-    config: AgentConfig, state: AgentState, envelope: Envelope, instance_id: str | None
+    config: ComputeConfig, state: ComputeState, envelope: Envelope, instance_id: str | None
 ) -> Sequence[Intent]:
     """A boot volume was made or a port bound: spawn if that was the last thing missing."""
     record = None if instance_id is None else state.mine(instance_id)
@@ -169,7 +182,7 @@ def _provided(
     return _spawn_if_ready(config, state, record)
 
 
-def _prerequisite_failed(state: AgentState, instance_id: str | None) -> Sequence[Intent]:
+def _prerequisite_failed(state: ComputeState, instance_id: str | None) -> Sequence[Intent]:
     record = None if instance_id is None else state.mine(instance_id)
     if record is None or record.deletion_event_id is not None:
         return ()  # not ours, or being deleted anyway
@@ -177,7 +190,7 @@ def _prerequisite_failed(state: AgentState, instance_id: str | None) -> Sequence
 
 
 def _placed(
-    config: AgentConfig, state: AgentState, envelope: Envelope, event: InstanceScheduled
+    config: ComputeConfig, state: ComputeState, envelope: Envelope, event: InstanceScheduled
 ) -> Sequence[Intent]:
     if event.host != state.host:
         return ()
@@ -196,7 +209,7 @@ def _placed(
 
 
 def _action(
-    config: AgentConfig, state: AgentState, envelope: Envelope, event: InstanceActionRequested
+    config: ComputeConfig, state: ComputeState, envelope: Envelope, event: InstanceActionRequested
 ) -> Sequence[Intent]:
     record = state.mine(envelope.aggregate_id)
     if record is None or record.deletion_event_id is not None:
@@ -215,7 +228,7 @@ def _due(last: datetime | None, now: datetime, interval: float) -> bool:
     return last is None or now - last >= timedelta(seconds=interval)
 
 
-def tick(config: AgentConfig, state: AgentState, now: datetime) -> Sequence[Intent]:
+def tick(config: ComputeConfig, state: ComputeState, now: datetime) -> Sequence[Intent]:
     """Heartbeat and usage sampling, each when its interval has passed since the last one.
 
     The last times come from the agent's own events, so the cadence survives restarts. Half
@@ -237,7 +250,7 @@ def tick(config: AgentConfig, state: AgentState, now: datetime) -> Sequence[Inte
     return intents
 
 
-def on_ready(config: AgentConfig, state: AgentState) -> Sequence[Intent]:
+def on_ready(config: ComputeConfig, state: ComputeState) -> Sequence[Intent]:
     """At each start, once caught up: register the host, then reconcile its domains.
 
     Instances still waiting for a boot volume or port are left alone (their event spawns

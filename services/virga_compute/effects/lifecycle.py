@@ -1,4 +1,5 @@
-"""The compute agent's side effects: what `decide` may ask for, and the handlers that do it.
+"""The compute agent's effect handlers: spawning, power actions, deletion, usage sampling and
+the start-up reconciliation, carried out over the driver (the effects are `effects.intents`).
 
 Each handler drives the hypervisor through a `ComputeDriver` and returns the events that
 record the outcome; a failed operation is an `InstanceFailed` event, not an exception. Only
@@ -11,26 +12,27 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Literal
 
 import structlog
 
-from virga_compute.agent_volume_effects import (
+from virga_compute.core.reconcile import Expected, Step, plan
+from virga_compute.core.spec import InstanceSpec
+from virga_compute.drivers.base import DriverError, InstanceNotFound
+from virga_compute.drivers.domain_xml import domain_name
+from virga_compute.effects.intents import (
     AttachVolume,
+    Destroy,
     DetachVolume,
     GrowDisk,
-    VolumeEffects,
+    PowerAction,
+    Reconcile,
+    RegisterHost,
+    SampleUsage,
+    Spawn,
+    SpawnPhase,
 )
-from virga_compute.config import RestartPolicy
-from virga_compute.domain_xml import domain_name
-from virga_compute.driver import (
-    DriverError,
-    InstanceNotFound,
-    InstanceSpec,
-)
-from virga_compute.reconcile import Expected, Step, plan
+from virga_compute.effects.volumes import VolumeEffects
 from virga_events import Event
 from virga_events.catalog.attachments import (
     VolumeDetached,
@@ -49,107 +51,6 @@ from virga_events.catalog.compute import (
 from virga_runtime.service import EffectHandler, Emit
 
 log = structlog.get_logger(__name__)
-
-PowerActionName = Literal["start", "stop", "reboot"]
-SpawnPhase = Literal["spawn", "start", "restart"]
-
-
-@dataclass(frozen=True, slots=True)
-class RegisterHost:
-    """Report this host and its capacity (HostRegistered)."""
-
-    host: str
-    rack: str
-    zone: str
-    traits: tuple[str, ...]
-
-    @property
-    def key(self) -> str:
-        return f"host:{self.host}"
-
-
-@dataclass(frozen=True, slots=True)
-class Spawn:
-    """Define and start an instance's domain (InstanceStarted, or InstanceFailed(phase))."""
-
-    spec: InstanceSpec
-    tenant_id: str | None
-    host: str
-    phase: SpawnPhase = "spawn"
-    """`spawn` for a new placement (a failure leaves nothing behind and the instance leaves
-    the host); `start` for a start request of an instance whose domain was lost."""
-
-    @property
-    def key(self) -> str:
-        return self.spec.instance_id
-
-
-@dataclass(frozen=True, slots=True)
-class PowerAction:
-    """Start, stop or reboot an instance's domain."""
-
-    instance_id: str
-    tenant_id: str | None
-    host: str
-    action: PowerActionName
-
-    @property
-    def key(self) -> str:
-        return self.instance_id
-
-
-@dataclass(frozen=True, slots=True)
-class Destroy:
-    """Power off and undefine an instance's domain for good (InstanceDeleted, then a
-    VolumeDetached for each volume it had attached)."""
-
-    instance_id: str
-    tenant_id: str | None
-    host: str
-    volumes: tuple[str, ...] = ()
-    """Volumes attached (or being attached) to it: free again once the domain is gone."""
-
-    @property
-    def key(self) -> str:
-        return self.instance_id
-
-
-@dataclass(frozen=True, slots=True)
-class UsageDue:
-    """One running instance whose usage period ends now."""
-
-    instance_id: str
-    tenant_id: str | None
-    since: datetime | None
-    """Start of its period (last sample or start); None if unknown (period 0)."""
-
-
-@dataclass(frozen=True, slots=True)
-class SampleUsage:
-    """Read the counters of the host's instances once, emit one UsageSampled per due one."""
-
-    host: str
-    at: datetime
-    """End of the period: the tick's time."""
-    due: tuple[UsageDue, ...]
-
-    @property
-    def key(self) -> str:
-        return f"usage:{self.host}"
-
-
-@dataclass(frozen=True, slots=True)
-class Reconcile:
-    """Compare the log's instances with the host's domains and act per `policy`."""
-
-    host: str
-    policy: RestartPolicy
-    expected: tuple[Expected, ...]
-    leave_alone: tuple[str, ...] = ()
-
-    @property
-    def key(self) -> str:
-        return f"reconcile:{self.host}"
 
 
 class ComputeEffects(VolumeEffects):

@@ -10,10 +10,10 @@ import ipaddress
 import uuid
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
-from typing import Literal
 
-from virga_compute.driver import DiskSpec, FileSource, InstanceSpec, NicSpec, RbdSource
-from virga_compute.guest_network import sysinfo_element
+from virga_compute.config import DomainType
+from virga_compute.core.spec import DiskSpec, FileSource, InstanceSpec, NicSpec, RbdSource
+from virga_compute.drivers.guest_network import sysinfo_element
 
 DOMAIN_NAME_PREFIX = "virga-"
 METADATA_NS = "urn:x-virga:libvirt:domain:1"
@@ -24,8 +24,6 @@ METADATA_PREFIX = "virga"
 _UUID_NAMESPACE = uuid.UUID("6b1d4c1e-8f0a-5a43-9b7e-2f6d0c3a9e51")
 
 ET.register_namespace(METADATA_PREFIX, METADATA_NS)
-
-DomainType = Literal["qemu", "kvm", "test"]
 
 
 @dataclass(frozen=True, slots=True)

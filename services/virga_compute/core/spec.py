@@ -1,7 +1,9 @@
-"""The compute driver contract: value types, errors and the `ComputeDriver` protocol.
+"""The values that cross the driver boundary: what an instance is made of (`InstanceSpec`,
+its disks and NICs) and what the hypervisor says about it (`DomainInfo`).
 
 Values are validated on construction, so an invalid spec fails in the agent with a clear
-message instead of as a half-defined domain inside the hypervisor.
+message instead of as a half-defined domain inside the hypervisor. Pure: `decide` builds the
+specs, the reconciliation plan reads the states, and the drivers take and report both.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ import ipaddress
 import re
 import uuid
 from dataclasses import dataclass
-from typing import Protocol
 
 # Instance ids become part of the domain name, which QEMU also uses in file paths and
 # libvirt rejects with '/': keep them to characters that are safe everywhere.
@@ -29,30 +30,6 @@ _RBD_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 def _require(ok: bool, message: str) -> None:
     if not ok:
         raise ValueError(message)
-
-
-class DriverError(Exception):
-    """A compute driver operation failed; the message says which and why."""
-
-
-class InstanceNotFound(DriverError):
-    """No Virga-managed domain exists for this instance id on this host."""
-
-    def __init__(self, instance_id: str) -> None:
-        super().__init__(f"instance {instance_id!r} not found on this host")
-        self.instance_id = instance_id
-
-
-class HypervisorUnavailable(DriverError):
-    """The hypervisor cannot be reached; the operation may be retried once it is back."""
-
-
-class OperationNotSupported(DriverError):
-    """The hypervisor behind this driver cannot do this operation (see `DriverCapabilities`)."""
-
-
-class DiskConflict(DriverError):
-    """The target device is already used by a different disk of the instance."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,163 +200,3 @@ class DomainInfo:
     """Virga's instance id."""
     state: DomainState
     """Current power state."""
-
-
-@dataclass(frozen=True, slots=True)
-class HostCapacity:
-    """Total resources of the host, before any claim (the scheduler subtracts those)."""
-
-    vcpus: int
-    """Logical CPUs of the host."""
-    ram_mb: int
-    """Physical memory in MiB."""
-    disk_gb: int
-    """Size in GiB of the filesystem holding local instance files (logs, kernels)."""
-
-
-@dataclass(frozen=True, slots=True)
-class UsageSample:
-    """Cumulative counters of one running instance since it last started; billing diffs them."""
-
-    instance_id: str
-    """Virga's instance id."""
-    cpu_time_ns: int
-    """CPU time consumed by all vcpus, in nanoseconds."""
-    memory_kb: int
-    """Memory currently assigned to the guest, in KiB."""
-    disk_read_bytes: int
-    """Bytes read from all disks."""
-    disk_write_bytes: int
-    """Bytes written to all disks."""
-    net_rx_bytes: int
-    """Bytes received by the guest on all interfaces."""
-    net_tx_bytes: int
-    """Bytes sent by the guest on all interfaces."""
-
-
-@dataclass(frozen=True, slots=True)
-class DriverCapabilities:
-    """What the hypervisor behind a driver can do, declared as data so the agent can plan."""
-
-    live_disk_attach: bool
-    """Disks can be attached to, detached from and grown under a running instance."""
-
-
-class ComputeDriver(Protocol):
-    """How the compute agent drives a hypervisor.
-
-    Every method is safe to repeat: the agent replays its decisions after a crash, so a
-    second call with the same arguments finds the work done and succeeds. Only domains the
-    driver itself created (Virga-managed) are ever listed or touched. Any method may raise
-    `HypervisorUnavailable`; the call then had no effect or an effect a retry completes.
-    """
-
-    async def connect(self) -> None:
-        """Open the hypervisor connection; raise `HypervisorUnavailable` if it is down."""
-        ...
-
-    async def close(self) -> None:
-        """Release the connection. Instances keep running."""
-        ...
-
-    async def capabilities(self) -> DriverCapabilities:
-        """Declare what this hypervisor supports."""
-        ...
-
-    async def capacity(self) -> HostCapacity:
-        """Total host resources."""
-        ...
-
-    async def list_instances(self) -> list[DomainInfo]:
-        """All Virga-managed instances on this host, in any state; other domains are hidden."""
-        ...
-
-    async def get_info(self, instance_id: str) -> DomainInfo:
-        """State of one instance; `DomainState.MISSING` (not an error) when it does not exist."""
-        ...
-
-    async def spawn(self, spec: InstanceSpec) -> None:
-        """Define the instance and start it.
-
-        Idempotent: if the instance is already defined it is started as it is (never
-        redefined); if it is already running nothing happens. If this fails, a domain
-        defined by this call is undefined again, so nothing half-made stays behind.
-        Raises `DriverError` if a domain that Virga does not manage holds the name.
-        """
-        ...
-
-    async def start(self, instance_id: str) -> None:
-        """Power on a defined instance; a paused one is resumed.
-
-        Idempotent: already running is no error. Raises `InstanceNotFound`.
-        """
-        ...
-
-    async def stop(self, instance_id: str, *, grace_period: float | None = None) -> None:
-        """Shut the instance down: ask the guest (ACPI), then force it off after
-        `grace_period` seconds (the driver's default when None; 0 forces at once).
-        Idempotent: already off is no error. Raises `InstanceNotFound`.
-        """
-        ...
-
-    async def reboot(self, instance_id: str, *, hard: bool = False) -> None:
-        """Restart the guest; soft asks the guest, hard powers it off and on.
-
-        A stopped instance is started, so the postcondition is always "running".
-        Raises `InstanceNotFound`.
-        """
-        ...
-
-    async def destroy(self, instance_id: str) -> None:
-        """Power off (forced: the instance is being deleted) and undefine.
-
-        Idempotent: a missing instance is no error. Disks and taps are left alone; they
-        belong to the storage and network services.
-        """
-        ...
-
-    async def attach_disk(self, instance_id: str, disk: DiskSpec) -> None:
-        """Add a disk to the instance's definition and, if it runs, hot-plug it.
-
-        Idempotent: the same disk already at that target is no error; a different one raises
-        `DiskConflict`. On a running instance raises `OperationNotSupported` unless
-        `capabilities().live_disk_attach`; then nothing changed. Raises `InstanceNotFound`.
-        """
-        ...
-
-    async def detach_disk(self, instance_id: str, target_dev: str) -> None:
-        """Remove the disk at `target_dev` from the definition and, if running, unplug it.
-
-        A live unplug needs the guest's consent and may still be pending on return (see
-        `attached_disks`); calling again asks the guest again. Idempotent: no disk at that
-        target is no error. The same capability rule as `attach_disk` applies. Raises
-        `InstanceNotFound`.
-        """
-        ...
-
-    async def resize_disk(self, instance_id: str, target_dev: str, size_bytes: int) -> None:
-        """Tell a running instance that the disk at `target_dev` is now `size_bytes` long
-        (its volume was grown underneath), so the guest sees the new size at once.
-
-        Never shrinks: a size not above what the guest sees already is no change (a growth
-        re-decided after a crash may be older than the last one carried out, and the
-        hypervisor would cut the volume to it). An instance that is not running has nothing
-        to be told: its next start opens the disk at its size. On a running instance raises
-        `OperationNotSupported` unless `capabilities().live_disk_attach`, and `DriverError`
-        when no disk is at `target_dev`. Raises `InstanceNotFound`.
-        """
-        ...
-
-    async def attached_disks(self, instance_id: str) -> list[str]:
-        """Target devices of the instance's disks, sorted: as the guest sees them if running,
-        else as defined. Raises `InstanceNotFound`."""
-        ...
-
-    async def usage(self) -> list[UsageSample]:
-        """One sample per active Virga-managed instance: running, paused or shutting down,
-        as each still holds its memory.
-
-        An instance that stops or disappears while being sampled is left out. Counters the
-        hypervisor cannot report read as zero; any other failure raises.
-        """
-        ...

@@ -15,6 +15,8 @@ Connection: the driver holds one connection for its whole life. With `test:///de
 is required, not just cheaper: every connection in a process shares one test hypervisor,
 which libvirt resets to its initial state when the last connection closes. A connection that
 breaks (libvirtd restarted) is dropped and reopened on the next call.
+
+The helpers over domain handles (lookup, power, state, usage) are `libvirt_domains`.
 """
 
 from __future__ import annotations
@@ -23,28 +25,36 @@ import asyncio
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from functools import partial
 from typing import Any, TypeVar
 
 import libvirt
 import structlog
 
-from virga_compute import domain_xml
 from virga_compute.ceph_access import CephSecret
-from virga_compute.domain_xml import DomainSettings
-from virga_compute.driver import (
+from virga_compute.core.spec import DiskSpec, DomainInfo, DomainState, InstanceSpec
+from virga_compute.drivers import domain_xml
+from virga_compute.drivers.base import (
     DiskConflict,
-    DiskSpec,
-    DomainInfo,
-    DomainState,
     DriverCapabilities,
     DriverError,
     HostCapacity,
     HypervisorUnavailable,
     InstanceNotFound,
-    InstanceSpec,
     OperationNotSupported,
     UsageSample,
+)
+from virga_compute.drivers.domain_xml import DomainSettings
+from virga_compute.drivers.libvirt_domains import (
+    current_xml,
+    domain_state,
+    error_code,
+    find_domain,
+    lookup,
+    managed_id,
+    power_off,
+    power_on,
+    require,
+    usage_sample,
 )
 
 T = TypeVar("T")
@@ -61,137 +71,12 @@ _LIVE_AND_CONFIG = libvirt.VIR_DOMAIN_AFFECT_LIVE | libvirt.VIR_DOMAIN_AFFECT_CO
 _UNDEFINE_FLAGS = (
     libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
 )
-_STATES = {
-    libvirt.VIR_DOMAIN_NOSTATE: DomainState.UNKNOWN,
-    libvirt.VIR_DOMAIN_RUNNING: DomainState.RUNNING,
-    libvirt.VIR_DOMAIN_BLOCKED: DomainState.RUNNING,
-    libvirt.VIR_DOMAIN_PAUSED: DomainState.PAUSED,
-    libvirt.VIR_DOMAIN_PMSUSPENDED: DomainState.PAUSED,
-    libvirt.VIR_DOMAIN_SHUTDOWN: DomainState.SHUTTING_DOWN,
-    libvirt.VIR_DOMAIN_SHUTOFF: DomainState.SHUTOFF,
-    libvirt.VIR_DOMAIN_CRASHED: DomainState.CRASHED,
-}
 
 
 def _ignore_error(_context: object, _error: object) -> None:
     """Replaces libvirt's process-wide default handler, which prints every error to stderr,
     even the expected 'domain not found' of an idempotent destroy; each error still reaches
     us as an exception."""
-
-
-def _code(exc: libvirt.libvirtError) -> int:
-    code = exc.get_error_code()  # None for an error raised without a libvirt error behind it
-    return -1 if code is None else int(code)
-
-
-def _state(dom: Any) -> DomainState:
-    state, reason = dom.state(0)
-    if state == libvirt.VIR_DOMAIN_SHUTOFF and reason == libvirt.VIR_DOMAIN_SHUTOFF_CRASHED:
-        return DomainState.CRASHED
-    return _STATES.get(state, DomainState.UNKNOWN)
-
-
-def _managed_id(dom: Any) -> str | None:
-    """The instance id of a Virga-managed domain; None for any other domain.
-
-    A domain counts as Virga's only if its name *and* its metadata say so, so a hand-made
-    domain that happens to be called virga-something is never touched.
-    """
-    claimed = domain_xml.instance_id_from_name(str(dom.name()))
-    if claimed is None:
-        return None
-    try:
-        metadata = dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, domain_xml.METADATA_NS, 0)
-    except libvirt.libvirtError as exc:
-        if _code(exc) in (libvirt.VIR_ERR_NO_DOMAIN_METADATA, libvirt.VIR_ERR_NO_DOMAIN):
-            return None
-        raise
-    return claimed if domain_xml.instance_id_from_metadata(str(metadata)) == claimed else None
-
-
-def _find(conn: Any, name: str) -> Any | None:
-    """The domain called `name`, whoever manages it, or None."""
-    try:
-        return conn.lookupByName(name)
-    except libvirt.libvirtError as exc:
-        if _code(exc) == libvirt.VIR_ERR_NO_DOMAIN:
-            return None
-        raise
-
-
-def _lookup(conn: Any, instance_id: str) -> Any | None:
-    """The Virga-managed domain of an instance, or None."""
-    dom = _find(conn, domain_xml.domain_name(instance_id))
-    return dom if dom is not None and _managed_id(dom) == instance_id else None
-
-
-def _require(conn: Any, instance_id: str) -> Any:
-    dom = _lookup(conn, instance_id)
-    if dom is None:
-        raise InstanceNotFound(instance_id)
-    return dom
-
-
-def _current_xml(dom: Any) -> str:
-    """What the guest sees if it runs, else what it is defined as."""
-    flags = 0 if dom.isActive() else libvirt.VIR_DOMAIN_XML_INACTIVE
-    return str(dom.XMLDesc(flags))
-
-
-def _power_on(dom: Any) -> None:
-    if dom.state(0)[0] == libvirt.VIR_DOMAIN_PAUSED:
-        dom.resume()
-        return
-    if dom.isActive():
-        return
-    try:
-        dom.create()
-    except libvirt.libvirtError:
-        if not dom.isActive():  # lost a race with another start: that is success
-            raise
-
-
-def _power_off(dom: Any) -> None:
-    try:
-        dom.destroy()
-    except libvirt.libvirtError:
-        if dom.isActive():  # "not running" means it got there on its own
-            raise
-
-
-def _unless_unsupported(call: Callable[[], T], default: T) -> T:
-    """`call()`, or `default` where this hypervisor does not implement the call."""
-    try:
-        return call()
-    except libvirt.libvirtError as exc:
-        if _code(exc) == libvirt.VIR_ERR_NO_SUPPORT:
-            return default
-        raise
-
-
-def _sample(instance_id: str, dom: Any) -> UsageSample:
-    info = dom.info()  # [state, max KiB, current KiB, vcpus, cpu time ns]
-    # getCPUStats is the precise counter; info()'s cpu time is the same figure where
-    # a hypervisor lacks it.
-    cpu_time = _unless_unsupported(lambda: int(dom.getCPUStats(True)[0]["cpu_time"]), None)
-    live = str(dom.XMLDesc(0))
-    read = written = received = sent = 0
-    for target in domain_xml.parse_disks(live):
-        block = _unless_unsupported(partial(dom.blockStats, target), (0, 0, 0, 0, 0))
-        read, written = read + int(block[1]), written + int(block[3])
-    for tap in domain_xml.interface_targets(live):
-        # libvirt already swaps the tap's counters into the guest's point of view.
-        net = _unless_unsupported(partial(dom.interfaceStats, tap), (0,) * 8)
-        received, sent = received + int(net[0]), sent + int(net[4])
-    return UsageSample(
-        instance_id=instance_id,
-        cpu_time_ns=cpu_time if cpu_time is not None else int(info[4]),
-        memory_kb=int(info[2]),
-        disk_read_bytes=read,
-        disk_write_bytes=written,
-        net_rx_bytes=received,
-        net_tx_bytes=sent,
-    )
 
 
 class LibvirtDriver:
@@ -255,13 +140,13 @@ class LibvirtDriver:
         try:
             handle = conn.secretDefineXML(definition, 0)
         except libvirt.libvirtError as exc:
-            if _code(exc) == libvirt.VIR_ERR_NO_SUPPORT:
+            if error_code(exc) == libvirt.VIR_ERR_NO_SUPPORT:
                 return  # no secrets here (test driver), and no QEMU to open disks either
             raise
         handle.setValue(secret.key, 0)
 
     def _translate(self, exc: libvirt.libvirtError, instance_id: str | None) -> DriverError:
-        code = _code(exc)
+        code = error_code(exc)
         if code == libvirt.VIR_ERR_NO_DOMAIN and instance_id is not None:
             return InstanceNotFound(instance_id)
         if code == libvirt.VIR_ERR_NO_SUPPORT:
@@ -321,11 +206,11 @@ class LibvirtDriver:
             found = []
             for dom in conn.listAllDomains(0):
                 try:
-                    instance_id = _managed_id(dom)
+                    instance_id = managed_id(dom)
                     if instance_id is not None:
-                        found.append(DomainInfo(instance_id, _state(dom)))
+                        found.append(DomainInfo(instance_id, domain_state(dom)))
                 except libvirt.libvirtError as exc:
-                    if _code(exc) != libvirt.VIR_ERR_NO_DOMAIN:  # undefined while listing
+                    if error_code(exc) != libvirt.VIR_ERR_NO_DOMAIN:  # undefined while listing
                         raise
             return sorted(found, key=lambda info: info.instance_id)
 
@@ -333,15 +218,15 @@ class LibvirtDriver:
 
     async def get_info(self, instance_id: str) -> DomainInfo:
         def query(conn: Any) -> DomainInfo:
-            dom = _lookup(conn, instance_id)
-            state = DomainState.MISSING if dom is None else _state(dom)
+            dom = lookup(conn, instance_id)
+            state = DomainState.MISSING if dom is None else domain_state(dom)
             return DomainInfo(instance_id, state)
 
         return await self._call(query, instance_id)
 
     async def attached_disks(self, instance_id: str) -> list[str]:
         def query(conn: Any) -> list[str]:
-            return sorted(domain_xml.parse_disks(_current_xml(_require(conn, instance_id))))
+            return sorted(domain_xml.parse_disks(current_xml(require(conn, instance_id))))
 
         return await self._call(query, instance_id)
 
@@ -350,13 +235,13 @@ class LibvirtDriver:
             samples = []
             for dom in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE):
                 try:
-                    instance_id = _managed_id(dom)
+                    instance_id = managed_id(dom)
                     if instance_id is not None:
-                        samples.append(_sample(instance_id, dom))
+                        samples.append(usage_sample(instance_id, dom))
                 except libvirt.libvirtError as exc:
                     # It stopped or vanished between listing and sampling: no sample is due.
                     gone = (libvirt.VIR_ERR_NO_DOMAIN, libvirt.VIR_ERR_OPERATION_INVALID)
-                    if _code(exc) not in gone:
+                    if error_code(exc) not in gone:
                         raise
             return sorted(samples, key=lambda sample: sample.instance_id)
 
@@ -369,18 +254,18 @@ class LibvirtDriver:
 
         def operation(conn: Any) -> None:
             name = domain_xml.domain_name(spec.instance_id)
-            existing = _find(conn, name)
+            existing = find_domain(conn, name)
             if existing is not None:
-                if _managed_id(existing) != spec.instance_id:
+                if managed_id(existing) != spec.instance_id:
                     raise DriverError(f"domain {name!r} exists but is not managed by Virga")
-                _power_on(existing)  # defined by an earlier attempt: start it as it is
+                power_on(existing)  # defined by an earlier attempt: start it as it is
                 return
             dom = conn.defineXML(definition)
             try:
                 dom.create()
             except BaseException as exc:
                 try:
-                    _power_off(dom)
+                    power_off(dom)
                     dom.undefineFlags(_UNDEFINE_FLAGS)
                 except libvirt.libvirtError as cleanup:
                     exc.add_note(f"cleanup of the partial domain {name!r} failed: {cleanup}")
@@ -389,17 +274,17 @@ class LibvirtDriver:
         await self._call(operation, spec.instance_id)
 
     async def start(self, instance_id: str) -> None:
-        await self._call(lambda conn: _power_on(_require(conn, instance_id)), instance_id)
+        await self._call(lambda conn: power_on(require(conn, instance_id)), instance_id)
 
     async def stop(self, instance_id: str, *, grace_period: float | None = None) -> None:
         grace = self._grace_period if grace_period is None else grace_period
 
         def request_shutdown(conn: Any) -> bool:
             """Ask the guest to power off; False if there is nothing to wait for."""
-            dom = _require(conn, instance_id)
+            dom = require(conn, instance_id)
             # A paused guest cannot answer ACPI, and no grace means no asking.
-            if _state(dom) is DomainState.PAUSED or grace <= 0:
-                _power_off(dom)
+            if domain_state(dom) is DomainState.PAUSED or grace <= 0:
+                power_off(dom)
                 return False
             if not dom.isActive():
                 return False
@@ -420,16 +305,16 @@ class LibvirtDriver:
                 return
             await asyncio.sleep(self._poll_interval)
         _log.warning("graceful_shutdown_timed_out", instance_id=instance_id, timeout=grace)
-        await self._call(lambda conn: _power_off(_require(conn, instance_id)), instance_id)
+        await self._call(lambda conn: power_off(require(conn, instance_id)), instance_id)
 
     async def reboot(self, instance_id: str, *, hard: bool = False) -> None:
         def operation(conn: Any) -> None:
-            dom = _require(conn, instance_id)
+            dom = require(conn, instance_id)
             if not dom.isActive():
-                _power_on(dom)
+                power_on(dom)
             elif hard:
                 # Off and on again (not virDomainReset): QEMU restarts from the definition.
-                _power_off(dom)
+                power_off(dom)
                 dom.create()
             else:
                 dom.reboot(0)
@@ -438,14 +323,14 @@ class LibvirtDriver:
 
     async def destroy(self, instance_id: str) -> None:
         def operation(conn: Any) -> None:
-            dom = _lookup(conn, instance_id)
+            dom = lookup(conn, instance_id)
             if dom is None:
                 return
-            _power_off(dom)
+            power_off(dom)
             try:
                 dom.undefineFlags(_UNDEFINE_FLAGS)
             except libvirt.libvirtError as exc:
-                if _code(exc) != libvirt.VIR_ERR_NO_DOMAIN:  # transient: gone with power-off
+                if error_code(exc) != libvirt.VIR_ERR_NO_DOMAIN:  # transient: gone with power-off
                     raise
 
         await self._call(operation, instance_id)
@@ -454,8 +339,8 @@ class LibvirtDriver:
 
     async def attach_disk(self, instance_id: str, disk: DiskSpec) -> None:
         def operation(conn: Any) -> None:
-            dom = _require(conn, instance_id)
-            current = _current_xml(dom)
+            dom = require(conn, instance_id)
+            current = current_xml(dom)
             present = domain_xml.parse_disks(current).get(disk.target_dev)
             if present == domain_xml.source_key(disk.source):
                 return
@@ -472,12 +357,12 @@ class LibvirtDriver:
 
     async def resize_disk(self, instance_id: str, target_dev: str, size_bytes: int) -> None:
         def operation(conn: Any) -> None:
-            dom = _require(conn, instance_id)
+            dom = require(conn, instance_id)
             if not dom.isActive():
                 return
             if str(conn.getType()).upper() != "QEMU":  # as `capabilities` declares
                 raise OperationNotSupported(f"{self._uri}: no live disk resize")
-            if target_dev not in domain_xml.parse_disks(_current_xml(dom)):
+            if target_dev not in domain_xml.parse_disks(current_xml(dom)):
                 raise DriverError(f"{instance_id}: no disk at {target_dev}")
             # QEMU resizes the RBD image itself: a smaller size (a stale, re-decided growth)
             # would cut the volume. Only ever grow.
@@ -488,8 +373,8 @@ class LibvirtDriver:
 
     async def detach_disk(self, instance_id: str, target_dev: str) -> None:
         def operation(conn: Any) -> None:
-            dom = _require(conn, instance_id)
-            current = _current_xml(dom)
+            dom = require(conn, instance_id)
+            current = current_xml(dom)
             element = domain_xml.find_disk_xml(current, target_dev)
             if element is None:
                 return

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from virga_compute.config import RestartPolicy
-from virga_compute.driver import DomainInfo, DomainState, InstanceSpec
+from virga_compute.core.spec import DomainInfo, DomainState, InstanceSpec
 
 _OFF = frozenset({DomainState.SHUTOFF, DomainState.CRASHED})
 

@@ -9,21 +9,18 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from virga_compute.domain_xml import domain_name, source_key
-from virga_compute.driver import (
+from virga_compute.core.spec import DiskSpec, DomainInfo, DomainState, InstanceSpec
+from virga_compute.drivers.base import (
     DiskConflict,
-    DiskSpec,
-    DomainInfo,
-    DomainState,
     DriverCapabilities,
     DriverError,
     HostCapacity,
     HypervisorUnavailable,
     InstanceNotFound,
-    InstanceSpec,
     OperationNotSupported,
     UsageSample,
 )
+from virga_compute.drivers.domain_xml import domain_name, source_key
 
 _ZERO_USAGE = UsageSample("", 0, 0, 0, 0, 0, 0)
 # States with a guest process behind them, where a disk change would have to be hot-plugged.
@@ -42,7 +39,7 @@ class _Domain:
     """Target -> the size a running guest was last told of (`resize_disk`)."""
 
 
-class MemoryDriver:
+class MemoryComputeDriver:
     """`ComputeDriver` over a dict of domains keyed by domain name, as libvirt keys them."""
 
     def __init__(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from virga_compute.agent_state import AgentState, InstanceRecord, PortBinding
+from virga_compute.core.model import ComputeState, InstanceRecord, PortBinding
 
 
 def _time(value: datetime | None) -> str | None:
@@ -16,7 +16,7 @@ def _parse_time(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
 
 
-def snapshot(state: AgentState) -> dict[str, Any]:
+def snapshot(state: ComputeState) -> dict[str, Any]:
     """The state as orjson-able values; `restore` is its inverse."""
     return {
         "host": state.host,
@@ -56,7 +56,7 @@ def snapshot(state: AgentState) -> dict[str, Any]:
     }
 
 
-def restore(data: dict[str, Any]) -> AgentState:
+def restore(data: dict[str, Any]) -> ComputeState:
     records = {}
     for raw in data["instances"]:
         fields = dict(raw)
@@ -65,7 +65,7 @@ def restore(data: dict[str, Any]) -> AgentState:
         fields.setdefault("attaching", {})
         fields.setdefault("grown", {})
         records[fields["instance_id"]] = InstanceRecord(**fields)
-    return AgentState(
+    return ComputeState(
         host=data["host"],
         instances=records,
         pending_deletions={k: v for k, v in data["pending_deletions"]},

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from virga_compute.agent_state import AgentState, InstanceRecord
-from virga_compute.agent_volume_effects import AttachVolume, DetachVolume, GrowDisk
-from virga_compute.config import AgentConfig
-from virga_compute.driver import DiskSpec
+from virga_compute.config import ComputeConfig
+from virga_compute.core.model import ComputeState, InstanceRecord
+from virga_compute.core.spec import DiskSpec
+from virga_compute.effects.intents import AttachVolume, DetachVolume, GrowDisk
 from virga_events import Envelope
 from virga_events.catalog.attachments import (
     AttachmentOperation,
@@ -32,7 +32,7 @@ def serial(volume_id: str) -> str:
     return volume_id[:20]
 
 
-def volume_disk(config: AgentConfig, volume_id: str, target_dev: str) -> DiskSpec:
+def volume_disk(config: ComputeConfig, volume_id: str, target_dev: str) -> DiskSpec:
     """The RBD disk of a volume at `target_dev`; ValueError without a Ceph cluster."""
     if config.ceph is None:
         raise ValueError("this host has no Ceph cluster configured (VIRGA_CEPH_*)")
@@ -46,7 +46,7 @@ def _refused(
     return [Emit(failed, envelope.aggregate_id, envelope.tenant_id)]
 
 
-def _unusable(state: AgentState, record: InstanceRecord) -> str | None:
+def _unusable(state: ComputeState, record: InstanceRecord) -> str | None:
     """Why the instance cannot take an attachment change now, if it cannot."""
     if record.deletion_event_id is not None:
         return "the instance is being deleted"
@@ -56,8 +56,8 @@ def _unusable(state: AgentState, record: InstanceRecord) -> str | None:
 
 
 def decide_attachment(
-    config: AgentConfig,
-    state: AgentState,
+    config: ComputeConfig,
+    state: ComputeState,
     envelope: Envelope,
     event: VolumeAttachRequested | VolumeDetachRequested,
 ) -> Sequence[Intent]:
@@ -104,9 +104,9 @@ def _told(record: InstanceRecord) -> bool:
     return record.status == "running" and not record.domain_lost and not record.deletion_event_id
 
 
-def decide_growth(state: AgentState, volume_id: str, size_gb: int) -> Sequence[Intent]:
+def decide_growth(state: ComputeState, volume_id: str, size_gb: int) -> Sequence[Intent]:
     """A volume grew (`VolumeExtended`): if a running instance of this host has it as a disk
-    (its boot volume, whose id is the instance's, or an attached one), tell the guest.
+    (its boot volume, `boot_volume_id` of the instance, or an attached one), tell the guest.
 
     A stopped instance needs nothing: its next start opens the disk at its new size.
     """
@@ -117,7 +117,7 @@ def decide_growth(state: AgentState, volume_id: str, size_gb: int) -> Sequence[I
     return ()
 
 
-def growths_to_retell(state: AgentState) -> list[Intent]:
+def growths_to_retell(state: ComputeState) -> list[Intent]:
     """At each start: every growth of a running instance's disks, told again. An agent that
     was down when a volume grew never decided it; telling a guest a size it already sees
     changes nothing (the driver never shrinks)."""

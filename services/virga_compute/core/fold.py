@@ -1,0 +1,334 @@
+"""The compute agent's fold: one `Folds` table from events to its `ComputeState`.
+
+The fold is written to give the same state whatever the interleaving of its input topics
+(api and scheduler are read side by side, in no fixed order) and even when, as in a rebuild,
+every input is folded before the agent's own outcome events. So *what the domain is doing*
+comes only from the agent's own events (InstanceStarted, InstanceStopped...), and input
+events only record what was asked (a placement, a deletion request) or what another service
+made (a boot volume on `<ns>.storage`, a port bound on `<ns>.network`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from virga_compute.core.model import (
+    ATTACH_TARGETS,
+    TOMBSTONE_LIMIT,
+    ComputeState,
+    InstanceRecord,
+    PortBinding,
+)
+from virga_events import Envelope
+from virga_events.catalog.api import InstanceDeletionRequested
+from virga_events.catalog.attachments import (
+    VolumeAttached,
+    VolumeAttachmentFailed,
+    VolumeAttachRequested,
+    VolumeDetached,
+)
+from virga_events.catalog.compute import (
+    FINAL_PHASES,
+    HostHeartbeat,
+    InstanceDeleted,
+    InstanceDomainLost,
+    InstanceFailed,
+    InstanceRebooted,
+    InstanceStarted,
+    InstanceStopped,
+    UsageSampled,
+)
+from virga_events.catalog.network import (
+    NetworkCreated,
+    NetworkDeleted,
+    PortAllocationFailed,
+    PortBindingFailed,
+    PortBound,
+    PortDeleted,
+    PortUnbound,
+)
+from virga_events.catalog.scheduler import InstanceScheduled
+from virga_events.catalog.storage import (
+    VolumeCreated,
+    VolumeDeleted,
+    VolumeExtended,
+    VolumeFailed,
+    boot_volume_id,
+)
+from virga_runtime.folding import Folds
+
+folds: Folds[ComputeState] = Folds()
+
+
+def _bounded_put(table: dict[str, Any], key: str, value: Any) -> None:
+    table.pop(key, None)  # re-inserted as the youngest
+    table[key] = value
+    while len(table) > TOMBSTONE_LIMIT:
+        del table[next(iter(table))]
+
+
+def _leave(state: ComputeState, record: InstanceRecord) -> None:
+    """The instance is no longer this host's; a deletion it was waiting for stays pending."""
+    del state.instances[record.instance_id]
+    if record.deletion_event_id is not None:
+        _bounded_put(state.pending_deletions, record.instance_id, record.deletion_event_id)
+
+
+# -- placements and deletions ------------------------------------------------------------------
+
+
+@folds.on(InstanceScheduled)
+def _placed(state: ComputeState, envelope: Envelope, event: InstanceScheduled) -> None:
+    instance_id = envelope.aggregate_id
+    record = state.instances.get(instance_id)
+    if event.host != state.host:
+        if record is not None and event.attempt > record.attempt:
+            _leave(state, record)  # the latest placement wins
+        return
+    if instance_id in state.deleted:
+        return
+    if record is not None and event.attempt <= record.attempt:
+        return  # a duplicate or stale placement
+    pending = state.pending_deletions.pop(instance_id, None)
+    state.instances[instance_id] = InstanceRecord(
+        instance_id=instance_id,
+        tenant_id=envelope.tenant_id,
+        name=event.name,
+        vcpus=event.flavor.vcpus,
+        ram_mb=event.flavor.ram_mb,
+        attempt=event.attempt,
+        scheduled_event_id=envelope.event_id,
+        image=event.image,
+        network=event.network,
+        deletion_event_id=record.deletion_event_id if record is not None else pending,
+    )
+
+
+@folds.on(InstanceDeletionRequested)
+def _deletion_requested(
+    state: ComputeState, envelope: Envelope, event: InstanceDeletionRequested
+) -> None:
+    instance_id = envelope.aggregate_id
+    if instance_id in state.deleted:
+        return
+    record = state.instances.get(instance_id)
+    if record is not None:
+        if record.deletion_event_id is None:
+            record.deletion_event_id = envelope.event_id
+    elif instance_id not in state.pending_deletions:
+        _bounded_put(state.pending_deletions, instance_id, envelope.event_id)
+
+
+@folds.on(InstanceDeleted)
+def _deleted(state: ComputeState, envelope: Envelope, event: InstanceDeleted) -> None:
+    instance_id = envelope.aggregate_id
+    state.pending_deletions.pop(instance_id, None)
+    _bounded_put(state.deleted, instance_id, None)
+    # Only the agent that destroyed the domain may drop its record: anyone else's deletion
+    # (the scheduler's, for an instance it believes unplaced) leaves our domain to report.
+    if event.host == state.host:
+        state.instances.pop(instance_id, None)
+
+
+# -- this agent's own reports ------------------------------------------------------------------
+
+
+@folds.on(UsageSampled)
+def _usage_sampled(state: ComputeState, envelope: Envelope, event: UsageSampled) -> None:
+    if event.host != state.host:
+        return
+    if state.usage_sampled_at is None or envelope.occurred_at > state.usage_sampled_at:
+        state.usage_sampled_at = envelope.occurred_at
+    if (record := state.instances.get(envelope.aggregate_id)) is not None:
+        record.usage_since = envelope.occurred_at
+
+
+@folds.on(HostHeartbeat)
+def _heartbeat(state: ComputeState, envelope: Envelope, event: HostHeartbeat) -> None:
+    if envelope.aggregate_id == state.host:
+        state.heartbeat_at = envelope.occurred_at
+
+
+Outcome = InstanceStarted | InstanceStopped | InstanceRebooted | InstanceDomainLost | InstanceFailed
+"""What this agent reports about its instances' domains."""
+
+
+def _reported(state: ComputeState, envelope: Envelope, event: Outcome) -> InstanceRecord | None:
+    """The record an outcome is about, when this agent reported it about one of its own."""
+    if event.host != state.host:
+        return None
+    return state.instances.get(envelope.aggregate_id)
+
+
+@folds.on(InstanceStarted)
+def _started(state: ComputeState, envelope: Envelope, event: InstanceStarted) -> None:
+    if (record := _reported(state, envelope, event)) is not None:
+        record.status, record.domain_lost = "running", False
+        record.usage_since = envelope.occurred_at  # a fresh QEMU process: counters restart
+
+
+@folds.on(InstanceRebooted)
+def _rebooted(state: ComputeState, envelope: Envelope, event: InstanceRebooted) -> None:
+    if (record := _reported(state, envelope, event)) is not None:
+        # The same QEMU process (or a fresh one after a hard reboot): either way billing
+        # diffs cumulative counters, so the usage period goes on.
+        record.status, record.domain_lost = "running", False
+
+
+@folds.on(InstanceStopped)
+def _stopped(state: ComputeState, envelope: Envelope, event: InstanceStopped) -> None:
+    if (record := _reported(state, envelope, event)) is not None:
+        record.status, record.domain_lost = "stopped", False
+
+
+@folds.on(InstanceDomainLost)
+def _domain_lost(state: ComputeState, envelope: Envelope, event: InstanceDomainLost) -> None:
+    if (record := _reported(state, envelope, event)) is not None:
+        record.domain_lost = True
+
+
+@folds.on(InstanceFailed)
+def _failed(state: ComputeState, envelope: Envelope, event: InstanceFailed) -> None:
+    if (record := _reported(state, envelope, event)) is None:
+        return
+    if event.phase == "spawn" and state.provided_by(record, envelope.causation_id):
+        # The spawn of this placement failed (decided on whichever event completed its
+        # prerequisites): the scheduler places it elsewhere.
+        _leave(state, record)
+    elif event.phase in FINAL_PHASES:
+        _leave(state, record)  # never spawned, and the scheduler gives up on it
+    elif event.phase == "delete" and envelope.causation_id == record.deletion_event_id:
+        record.deletion_event_id = None  # a new request may try again
+
+
+# -- boot volumes, ports and networks: what other services made for the instances -------------
+
+
+@folds.on(VolumeCreated)
+def _volume_created(state: ComputeState, envelope: Envelope, event: VolumeCreated) -> None:
+    if event.instance_id is None:
+        return
+    volume_id = boot_volume_id(event.instance_id)
+    if volume_id not in state.boot_volumes:
+        state.boot_volumes[volume_id] = envelope.event_id
+
+
+@folds.on(VolumeFailed)
+def _volume_failed(state: ComputeState, envelope: Envelope, event: VolumeFailed) -> None:
+    if event.operation == "create":
+        _bounded_put(state.volume_failures, envelope.aggregate_id, event.reason)
+
+
+@folds.on(VolumeDeleted)
+def _volume_deleted(state: ComputeState, envelope: Envelope, event: VolumeDeleted) -> None:
+    state.boot_volumes.pop(envelope.aggregate_id, None)
+    state.volume_failures.pop(envelope.aggregate_id, None)
+
+
+@folds.on(PortBound)
+def _port_bound(state: ComputeState, envelope: Envelope, event: PortBound) -> None:
+    if event.host != state.host:
+        return
+    key = envelope.aggregate_id
+    known = state.bound_ports.get(key)
+    # A repeated report of the same binding keeps the event that first provided it.
+    if known is None or (known.mac, known.tap) != (event.mac, event.tap):
+        state.bound_ports[key] = PortBinding(
+            event.mac, event.tap, envelope.event_id, event.network_id, tuple(event.ips)
+        )
+
+
+@folds.on(NetworkCreated)
+def _network_created(state: ComputeState, envelope: Envelope, event: NetworkCreated) -> None:
+    state.networks[envelope.aggregate_id] = (event.cidr, event.gateway_ip)
+
+
+@folds.on(NetworkDeleted)
+def _network_deleted(state: ComputeState, envelope: Envelope, event: NetworkDeleted) -> None:
+    state.networks.pop(envelope.aggregate_id, None)
+
+
+@folds.on(PortUnbound)
+def _port_unbound(state: ComputeState, envelope: Envelope, event: PortUnbound) -> None:
+    if event.host == state.host:
+        state.bound_ports.pop(envelope.aggregate_id, None)
+
+
+@folds.on(PortDeleted)
+def _port_deleted(state: ComputeState, envelope: Envelope, event: PortDeleted) -> None:
+    state.bound_ports.pop(envelope.aggregate_id, None)
+    state.port_failures.pop(envelope.aggregate_id, None)
+
+
+@folds.on(PortAllocationFailed)
+def _port_allocation_failed(
+    state: ComputeState, envelope: Envelope, event: PortAllocationFailed
+) -> None:
+    _bounded_put(state.port_failures, envelope.aggregate_id, event.reason)
+
+
+@folds.on(PortBindingFailed)
+def _port_binding_failed(state: ComputeState, envelope: Envelope, event: PortBindingFailed) -> None:
+    if event.host == state.host:
+        _bounded_put(state.port_failures, envelope.aggregate_id, event.reason)
+
+
+# -- volume attachments and growths ------------------------------------------------------------
+
+
+@folds.on(VolumeAttachRequested)
+def _attach_requested(
+    state: ComputeState, envelope: Envelope, event: VolumeAttachRequested
+) -> None:
+    key = envelope.aggregate_id
+    record = state.instances.get(event.instance_id)
+    if record is not None and key not in record.attachments and key not in record.attaching:
+        free = [t for t in ATTACH_TARGETS if t not in record.used_targets()]
+        if free:
+            record.attaching[key] = free[0]
+
+
+@folds.on(VolumeAttachmentFailed)
+def _attachment_failed(
+    state: ComputeState, envelope: Envelope, event: VolumeAttachmentFailed
+) -> None:
+    record = state.instances.get(event.instance_id)
+    if record is not None and event.operation == "attach":
+        record.attaching.pop(envelope.aggregate_id, None)
+
+
+def _attachment_reported(
+    state: ComputeState, event: VolumeAttached | VolumeDetached
+) -> InstanceRecord | None:
+    """The record an attach or detach outcome is about, when this host reported it."""
+    record = state.instances.get(event.instance_id)
+    if record is None or event.host != state.host:
+        return None
+    return record
+
+
+@folds.on(VolumeAttached)
+def _attached(state: ComputeState, envelope: Envelope, event: VolumeAttached) -> None:
+    if (record := _attachment_reported(state, event)) is not None:
+        record.attaching.pop(envelope.aggregate_id, None)
+        record.attachments[envelope.aggregate_id] = event.target_dev
+
+
+@folds.on(VolumeDetached)
+def _detached(state: ComputeState, envelope: Envelope, event: VolumeDetached) -> None:
+    if (record := _attachment_reported(state, event)) is not None:
+        record.attaching.pop(envelope.aggregate_id, None)
+        record.attachments.pop(envelope.aggregate_id, None)
+        record.grown.pop(envelope.aggregate_id, None)
+
+
+@folds.on(VolumeExtended)
+def _volume_extended(state: ComputeState, envelope: Envelope, event: VolumeExtended) -> None:
+    key = envelope.aggregate_id
+    for record in state.instances.values():
+        if record.disk_target(key) is not None:
+            record.grown[key] = max(record.grown.get(key, 0), event.size_gb)
+
+
+evolve = folds.evolve
+"""Fold one event into the agent's state (pure, deterministic)."""

@@ -1,0 +1,163 @@
+"""What the compute agent's decisions ask for: the effects `decide` returns (pure data).
+
+Each effect's `key` orders it: the effects of one key run in order, so an instance's spawn,
+attachments and destroy never overtake each other. The handlers that carry them out over a
+`ComputeDriver` are `effects.lifecycle` and `effects.volumes`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from virga_compute.config import RestartPolicy
+from virga_compute.core.reconcile import Expected
+from virga_compute.core.spec import DiskSpec, InstanceSpec
+
+PowerActionName = Literal["start", "stop", "reboot"]
+SpawnPhase = Literal["spawn", "start", "restart"]
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterHost:
+    """Report this host and its capacity (HostRegistered)."""
+
+    host: str
+    rack: str
+    zone: str
+    traits: tuple[str, ...]
+
+    @property
+    def key(self) -> str:
+        return f"host:{self.host}"
+
+
+@dataclass(frozen=True, slots=True)
+class Spawn:
+    """Define and start an instance's domain (InstanceStarted, or InstanceFailed(phase))."""
+
+    spec: InstanceSpec
+    tenant_id: str | None
+    host: str
+    phase: SpawnPhase = "spawn"
+    """`spawn` for a new placement (a failure leaves nothing behind and the instance leaves
+    the host); `start` for a start request of an instance whose domain was lost."""
+
+    @property
+    def key(self) -> str:
+        return self.spec.instance_id
+
+
+@dataclass(frozen=True, slots=True)
+class PowerAction:
+    """Start, stop or reboot an instance's domain."""
+
+    instance_id: str
+    tenant_id: str | None
+    host: str
+    action: PowerActionName
+
+    @property
+    def key(self) -> str:
+        return self.instance_id
+
+
+@dataclass(frozen=True, slots=True)
+class Destroy:
+    """Power off and undefine an instance's domain for good (InstanceDeleted, then a
+    VolumeDetached for each volume it had attached)."""
+
+    instance_id: str
+    tenant_id: str | None
+    host: str
+    volumes: tuple[str, ...] = ()
+    """Volumes attached (or being attached) to it: free again once the domain is gone."""
+
+    @property
+    def key(self) -> str:
+        return self.instance_id
+
+
+@dataclass(frozen=True, slots=True)
+class UsageDue:
+    """One running instance whose usage period ends now."""
+
+    instance_id: str
+    tenant_id: str | None
+    since: datetime | None
+    """Start of its period (last sample or start); None if unknown (period 0)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SampleUsage:
+    """Read the counters of the host's instances once, emit one UsageSampled per due one."""
+
+    host: str
+    at: datetime
+    """End of the period: the tick's time."""
+    due: tuple[UsageDue, ...]
+
+    @property
+    def key(self) -> str:
+        return f"usage:{self.host}"
+
+
+@dataclass(frozen=True, slots=True)
+class Reconcile:
+    """Compare the log's instances with the host's domains and act per `policy`."""
+
+    host: str
+    policy: RestartPolicy
+    expected: tuple[Expected, ...]
+    leave_alone: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return f"reconcile:{self.host}"
+
+
+@dataclass(frozen=True, slots=True)
+class AttachVolume:
+    """Make a volume a disk of the instance (VolumeAttached or VolumeAttachmentFailed)."""
+
+    instance_id: str
+    tenant_id: str | None
+    host: str
+    volume_id: str
+    disk: DiskSpec
+
+    @property
+    def key(self) -> str:
+        # The instance's key: an attach runs after the spawn and before the destroy decided
+        # ahead of it.
+        return self.instance_id
+
+
+@dataclass(frozen=True, slots=True)
+class DetachVolume:
+    """Remove a volume's disk from the instance (VolumeDetached or VolumeAttachmentFailed)."""
+
+    instance_id: str
+    tenant_id: str | None
+    host: str
+    volume_id: str
+    target_dev: str
+
+    @property
+    def key(self) -> str:
+        return self.instance_id
+
+
+@dataclass(frozen=True, slots=True)
+class GrowDisk:
+    """Tell the running instance that the volume at `target_dev` is now `size_bytes` long."""
+
+    instance_id: str
+    volume_id: str
+    target_dev: str
+    size_bytes: int
+
+    @property
+    def key(self) -> str:
+        return self.instance_id
