@@ -1,47 +1,16 @@
-"""What the storage service knows, folded from the log: images, volumes, lineage, snapshots.
-
-Inputs (requests, placements, instance deletions) only record what was asked; whether a
-volume exists comes only from the service's own outcome events, so the fold gives the same
-state whatever the interleaving of its input topics, rebuild included.
-"""
+"""What the storage service knows, folded from the log: images, volumes, lineage, snapshots."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
-from virga_events import Envelope
-from virga_events.catalog.compute import InstanceDeleted
-from virga_events.catalog.scheduler import InstanceScheduled
-from virga_events.catalog.storage import (
-    DiskFormat,
-    ImageDeleted,
-    ImageDeletionFailed,
-    ImageDeletionRequested,
-    ImageImported,
-    ImageImportFailed,
-    ImageImportRequested,
-    ImageVisibility,
-    VolumeCreated,
-    VolumeDeleted,
-    VolumeDeletionRequested,
-    VolumeExtended,
-    VolumeFailed,
-    VolumeFlattened,
-    VolumeRequested,
-    VolumeSnapshotCreated,
-    VolumeSnapshotDeleted,
-    VolumeSnapshotDeletionFailed,
-    VolumeSnapshotDeletionRequested,
-)
+from virga_events.catalog.storage import DiskFormat, ImageVisibility
 
 Status = Literal["creating", "available", "error"]
 ImageStatus = Literal["importing", "available", "error"]
-
-TOMBSTONE_LIMIT = 10_000
-"""Bound of the deleted-ids set, oldest dropped first (it only outlives late duplicates)."""
 
 
 @dataclass(slots=True)
@@ -140,163 +109,5 @@ class StorageState:
         )
 
 
-def boot_volume_id(instance_id: str) -> str:
-    """The id of an instance's boot volume (its RBD image is `volume-<instance id>`)."""
-    return instance_id
-
-
-def _bounded_add(table: dict[str, None], key: str) -> None:
-    table.pop(key, None)
-    table[key] = None
-    while len(table) > TOMBSTONE_LIMIT:
-        del table[next(iter(table))]
-
-
-def _requested(state: StorageState, record: VolumeRecord) -> None:
-    if record.volume_id in state.deleted or record.volume_id in state.volumes:
-        return  # a duplicate, a later placement attempt, or a late request
-    state.volumes[record.volume_id] = record
-
-
-def _deletion_requested(state: StorageState, volume_id: str, event_id: str) -> None:
-    record = state.volumes.get(volume_id)
-    if record is not None and record.deletion_event_id is None:
-        record.deletion_event_id = event_id
-
-
-def _deleted(state: StorageState, volume_id: str) -> None:
-    record = state.volumes.pop(volume_id, None)
-    _bounded_add(state.deleted, volume_id)
-    if record is not None:
-        for snapshot_id in record.snapshots:
-            state.snapshots.pop(snapshot_id, None)
-
-
-def _evolve_image(state: StorageState, envelope: Envelope) -> bool:
-    """Fold an image event; False when `envelope` is not about an image."""
-    event, aggregate = envelope.payload, envelope.aggregate_id
-    image = state.images.get(aggregate)
-    if isinstance(event, ImageImportRequested):
-        if image is None and aggregate not in state.deleted:
-            state.images[aggregate] = ImageRecord(
-                image_id=aggregate,
-                tenant_id=envelope.tenant_id,
-                name=event.name,
-                disk_format=event.disk_format,
-                visibility=event.visibility,
-                requested_at=envelope.occurred_at.isoformat(),
-                upload_key_sha256=event.upload_key_sha256,
-            )
-    elif isinstance(event, ImageImported):
-        if image is not None:
-            image.status, image.size_bytes = "available", event.size_bytes
-    elif isinstance(event, ImageImportFailed):
-        if image is not None and image.status == "importing":
-            image.status = "error"
-    elif isinstance(event, ImageDeletionRequested):
-        if image is not None and image.deletion_event_id is None:
-            image.deletion_event_id = envelope.event_id
-    elif isinstance(event, ImageDeletionFailed):
-        if image is not None:
-            image.deletion_event_id = None  # a new request may try again
-    elif isinstance(event, ImageDeleted):
-        state.images.pop(aggregate, None)
-        _bounded_add(state.deleted, aggregate)
-    else:
-        return False
-    return True
-
-
 def image_requested_at(image: ImageRecord) -> datetime:
     return datetime.fromisoformat(image.requested_at)
-
-
-def evolve(state: StorageState, envelope: Envelope) -> StorageState:
-    """Fold one event into the state (pure, deterministic)."""
-    if _evolve_image(state, envelope):
-        return state
-    event, aggregate = envelope.payload, envelope.aggregate_id
-    record = state.volumes.get(aggregate)
-    if isinstance(event, VolumeRequested):
-        _requested(
-            state,
-            VolumeRecord(
-                volume_id=aggregate,
-                tenant_id=envelope.tenant_id,
-                name=event.name,
-                size_gb=event.size_gb,
-                request_event_id=envelope.event_id,
-                image=event.image,
-                snapshot=event.snapshot,
-            ),
-        )
-    elif isinstance(event, InstanceScheduled) and event.image is not None:
-        _requested(
-            state,
-            VolumeRecord(
-                volume_id=boot_volume_id(aggregate),
-                tenant_id=envelope.tenant_id,
-                name=f"{event.name}-boot",
-                size_gb=event.flavor.disk_gb,
-                request_event_id=envelope.event_id,
-                image=event.image,
-                instance_id=aggregate,
-                delete_on_termination=event.delete_on_termination,
-            ),
-        )
-    elif isinstance(event, VolumeDeletionRequested):
-        _deletion_requested(state, aggregate, envelope.event_id)
-    elif isinstance(event, InstanceDeleted):
-        boot = state.volumes.get(boot_volume_id(aggregate))
-        if boot is not None and boot.instance_id == aggregate and boot.delete_on_termination:
-            _deletion_requested(state, boot.volume_id, envelope.event_id)
-    elif record is None:
-        if isinstance(event, VolumeDeleted):
-            _deleted(state, aggregate)
-    elif isinstance(event, VolumeCreated):
-        record.status, record.size_gb = "available", event.size_gb
-    elif isinstance(event, VolumeExtended):
-        record.size_gb = max(record.size_gb, event.size_gb)
-    elif isinstance(event, VolumeFlattened):
-        record.flattened = True
-    elif isinstance(event, VolumeSnapshotCreated):
-        if event.snapshot_id not in state.snapshots:
-            state.snapshots[event.snapshot_id] = aggregate
-            record.snapshots.append(event.snapshot_id)
-    elif isinstance(event, VolumeSnapshotDeletionRequested):
-        # Recorded whether or not the snapshot is known yet (it comes on another topic).
-        record.snapshot_deletions.setdefault(event.snapshot_id, envelope.event_id)
-    elif isinstance(event, VolumeSnapshotDeleted):
-        record.snapshot_deletions.pop(event.snapshot_id, None)
-        if state.snapshots.get(event.snapshot_id) == aggregate:
-            del state.snapshots[event.snapshot_id]
-            record.snapshots.remove(event.snapshot_id)
-    elif isinstance(event, VolumeSnapshotDeletionFailed):
-        record.snapshot_deletions.pop(event.snapshot_id, None)  # a new request may try again
-    elif isinstance(event, VolumeDeleted):
-        _deleted(state, aggregate)
-    elif isinstance(event, VolumeFailed):
-        if event.operation == "create":
-            record.status = "error"
-        elif event.operation == "delete":
-            record.deletion_event_id = None  # a new request may try again
-    return state
-
-
-def snapshot(state: StorageState) -> dict[str, Any]:
-    """The state as orjson-able values; `restore` is its inverse."""
-    return {
-        "volumes": [asdict(r) for r in state.volumes.values()],
-        "images": [asdict(r) for r in state.images.values()],
-        "snapshots": [[k, v] for k, v in state.snapshots.items()],
-        "deleted": list(state.deleted),
-    }
-
-
-def restore(data: dict[str, Any]) -> StorageState:
-    return StorageState(
-        volumes={raw["volume_id"]: VolumeRecord(**raw) for raw in data["volumes"]},
-        images={raw["image_id"]: ImageRecord(**raw) for raw in data.get("images", [])},
-        snapshots={k: v for k, v in data["snapshots"]},
-        deleted=dict.fromkeys(data["deleted"]),
-    )
