@@ -36,11 +36,10 @@ from virga_eventlog import EventWriter, KafkaSettings, ensure_topics, event_topi
 from virga_events import Envelope, new_event
 from virga_events.catalog import Flavor
 from virga_events.catalog.scheduler import InstanceScheduled
-from virga_events.catalog.storage import VolumeRequested
+from virga_events.catalog.storage import VolumeRequested, rbd_image_name, rbd_volume_name
 from virga_storage.config import StorageConfig
-from virga_storage.driver import BASE_SNAPSHOT
-from virga_storage.effects import image_image, volume_image
-from virga_storage.rbd_driver import RbdDriver
+from virga_storage.drivers.base import BASE_SNAPSHOT
+from virga_storage.drivers.rbd import RbdDriver
 from virga_storage.service import storage_runner
 
 
@@ -87,7 +86,7 @@ async def main(args: argparse.Namespace) -> None:
     await driver.connect()
     await ceph.connect()
     image_id = f"bench-{uuid.uuid4().hex[:8]}"
-    image = image_image(image_id)
+    image = rbd_image_name(image_id)
     await ceph.import_image(image, one_chunk(b"virga bench image " * 65536), 64 << 20)
     made: list[str] = []
     writer = EventWriter(settings, transactional_id=f"{namespace}-bench")
@@ -115,7 +114,7 @@ async def main(args: argparse.Namespace) -> None:
                 for request in requests:
                     await txn.append(event_topic("gateway", namespace), request)
             finished = await wait_created(events, set(ids))
-            made += [volume_image(v) for v in ids]
+            made += [rbd_volume_name(v) for v in ids]
             service_rate = args.volumes / (finished - started)
 
             # Baseline: the rbd CLI, one clone per process, same image and snapshot.
@@ -155,8 +154,8 @@ async def main(args: argparse.Namespace) -> None:
                 async with writer.transaction() as txn:
                     await txn.append(event_topic("scheduler", namespace), placed)
                 boot_times.append(await wait_created(events, {instance}) - started)
-                made.append(volume_image(instance))
-                size = (await ceph.info(volume_image(instance))).size_bytes
+                made.append(rbd_volume_name(instance))
+                size = (await ceph.info(rbd_volume_name(instance))).size_bytes
                 assert size == 20 << 30, size
             cli_boot = []
             for _ in range(args.boots):

@@ -9,7 +9,7 @@ import pytest
 
 from virga_devstack.ceph import CephCluster, CephError
 from virga_devstack.kafka import KafkaBroker, KafkaBrokerError
-from virga_storage.rbd_driver import RbdDriver
+from virga_storage.drivers.rbd import RbdDriver
 
 
 @pytest.fixture(scope="session")

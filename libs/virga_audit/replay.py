@@ -52,7 +52,7 @@ def service_definition(
         return compute(ComputeConfig(host=host, namespace=namespace), MemoryComputeDriver())
     if service == "storage":
         from virga_storage.config import StorageConfig
-        from virga_storage.memory_driver import MemoryDriver as Volumes
+        from virga_storage.drivers.memory import MemoryStorageDriver as Volumes
         from virga_storage.service import definition as storage
 
         return storage(StorageConfig(namespace=namespace), Volumes())

@@ -9,7 +9,7 @@ import structlog
 
 from virga_runtime.process import configure_logging_from_env, kafka_settings, run_until_signalled
 from virga_storage.config import StorageConfig
-from virga_storage.driver import StorageDriver
+from virga_storage.drivers.base import StorageDriver
 from virga_storage.service import SERVICE_NAME, storage_runner
 
 log = structlog.get_logger(__name__)
@@ -18,10 +18,10 @@ log = structlog.get_logger(__name__)
 async def connect_driver(config: StorageConfig) -> StorageDriver:
     """`memory://` keeps volumes in process; anything else is a Ceph conf file."""
     if config.in_memory:
-        from virga_storage.memory_driver import MemoryDriver
+        from virga_storage.drivers.memory import MemoryStorageDriver
 
-        return MemoryDriver(config.ceph_pool)
-    from virga_storage.rbd_driver import RbdDriver  # rados/rbd load only when used
+        return MemoryStorageDriver(config.ceph_pool)
+    from virga_storage.drivers.rbd import RbdDriver  # rados/rbd load only when used
 
     driver = RbdDriver(Path(config.ceph_conf), Path(config.ceph_keyring), config.ceph_pool)
     await driver.connect()  # no cluster: fail now, before anything is read or written

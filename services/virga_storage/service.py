@@ -7,14 +7,15 @@ from functools import partial
 
 from virga_eventlog import KafkaSettings, event_topic
 from virga_runtime import RunnerConfig, ServiceDefinition, ServiceRunner
-from virga_storage import decide as decisions
-from virga_storage import state
 from virga_storage.config import StorageConfig
-from virga_storage.driver import StorageDriver
-from virga_storage.effects import StorageEffects
-from virga_storage.images import ImageEffects, UploadClaims
-from virga_storage.snapshots import SnapshotEffects
-from virga_storage.state import StorageState, evolve
+from virga_storage.core import decide as decisions
+from virga_storage.core import snapshot as snapshots
+from virga_storage.core.fold import evolve
+from virga_storage.core.model import StorageState
+from virga_storage.drivers.base import StorageDriver
+from virga_storage.effects.images import ImageEffects, UploadClaims
+from virga_storage.effects.snapshots import SnapshotEffects
+from virga_storage.effects.volumes import VolumeEffects
 from virga_storage.upload import ImageUploads
 
 SERVICE_NAME = "storage"
@@ -41,11 +42,11 @@ def definition(
         output_topic=event_topic(SERVICE_NAME, namespace),
         initial_state=StorageState,
         evolve=evolve,
-        snapshot=state.snapshot,
-        restore=state.restore,
+        snapshot=snapshots.snapshot,
+        restore=snapshots.restore,
         decide=partial(decisions.decide, config),
         effects={
-            **StorageEffects(driver).handlers(),
+            **VolumeEffects(driver).handlers(),
             **SnapshotEffects(driver).handlers(),
             **image_effects.handlers(),
         },

@@ -33,13 +33,13 @@ from virga_events.catalog.storage import (
     ImportFailureKind,
     upload_key_digest,
 )
+from virga_events.catalog.storage import rbd_image_name as image_image
 from virga_runtime import ServiceRunner
 from virga_runtime.service import Emit
 from virga_storage.config import StorageConfig
-from virga_storage.driver import PoolFull, StorageDriver, StorageError, StorageUnavailable
-from virga_storage.effects import image_image
-from virga_storage.images import UploadClaims
-from virga_storage.state import ImageRecord, StorageState
+from virga_storage.core.model import ImageRecord, StorageState
+from virga_storage.drivers.base import PoolFull, StorageDriver, StorageError, StorageUnavailable
+from virga_storage.effects.images import UploadClaims
 
 log = structlog.get_logger(__name__)
 

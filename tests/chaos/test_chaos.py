@@ -44,7 +44,7 @@ from virga_devstack.kafka import KafkaBroker
 from virga_eventlog import KafkaSettings
 from virga_network.agent.core import names
 from virga_rating.rating import rate_window, total
-from virga_storage.rbd_driver import RbdDriver
+from virga_storage.drivers.rbd import RbdDriver
 
 pytestmark = [pytest.mark.kafka, pytest.mark.e2e, pytest.mark.timeout(900)]
 

@@ -25,7 +25,7 @@ from virga_devstack import guest_image
 from virga_devstack import libvirt as libvirt_daemon
 from virga_devstack.ceph import CephCluster
 from virga_network.agent.core import names
-from virga_storage.rbd_driver import RbdDriver
+from virga_storage.drivers.rbd import RbdDriver
 
 pytestmark = [pytest.mark.kafka, pytest.mark.e2e, pytest.mark.libvirt, pytest.mark.timeout(600)]
 

@@ -14,8 +14,8 @@ from tests.support.pool import audit_namespace
 from tests.support.stack import HostSpec, Stack, on_ceph
 
 from virga_devstack.ceph import CephCluster
-from virga_storage.effects import image_image, volume_image
-from virga_storage.rbd_driver import RbdDriver
+from virga_events.catalog.storage import rbd_image_name, rbd_volume_name
+from virga_storage.drivers.rbd import RbdDriver
 
 pytestmark = [pytest.mark.kafka, pytest.mark.e2e]
 
@@ -76,7 +76,7 @@ async def test_images_volumes_and_boot_volumes_leave_the_pool_as_the_log_says(
     )
     volume = await wait_for(tenant, f"/v1/volumes/{volume['id']}", "status", {"available"})
     assert volume["parent"] == f"image:{image['id']}"
-    assert await ceph_pool.read(volume_image(volume["id"]), 0, len(IMAGE)) == IMAGE
+    assert await ceph_pool.read(rbd_volume_name(volume["id"]), 0, len(IMAGE)) == IMAGE
 
     instance = await tenant.create_instance("web", image=image["id"])
     boot = await wait_for(tenant, f"/v1/volumes/{instance['id']}", "status", {"in-use"})
@@ -87,7 +87,7 @@ async def test_images_volumes_and_boot_volumes_leave_the_pool_as_the_log_says(
     await wait_gone(tenant, f"/v1/volumes/{volume['id']}")
     await tenant.call("DELETE", f"/v1/images/{image['id']}")
     deadline = time.monotonic() + 60
-    while image_image(image["id"]) in await ceph_pool.list():
+    while rbd_image_name(image["id"]) in await ceph_pool.list():
         assert time.monotonic() < deadline, "the image is still in the pool"
         await asyncio.sleep(0.2)
     audit = await audit_namespace(stack.bootstrap, stack.namespace, ceph_pool, shared=True)

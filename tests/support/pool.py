@@ -1,8 +1,9 @@
 """Audit of a Ceph pool against the log: every RBD image and snapshot the storage service
 made must be accounted for by its events, and every one its events say exists must be there.
 
-Names derive from ids (see `virga_storage.effects`): volume `<id>` is `volume-<id>` with its
-snapshots `snapshot-<snapshot id>`, image `<id>` is `image-<id>` with its `base` snapshot.
+Names derive from ids (see `virga_events.catalog.storage` and `virga_storage.effects.intents`):
+volume `<id>` is `volume-<id>` with its snapshots `snapshot-<snapshot id>`, image `<id>` is
+`image-<id>` with its `base` snapshot.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ import virga_events.catalog  # noqa: F401  (registers every event type)
 from tests.support.kafka import read_events
 from virga_eventlog import event_topic
 from virga_events import REGISTRY, Envelope
-from virga_storage.driver import BASE_SNAPSHOT, ImageNotFound, StorageDriver
-from virga_storage.effects import image_image, snapshot_name, volume_image
+from virga_events.catalog.storage import rbd_image_name, rbd_volume_name
+from virga_storage.drivers.base import BASE_SNAPSHOT, ImageNotFound, StorageDriver
+from virga_storage.effects.intents import snapshot_name
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,19 +40,19 @@ def expected_names(storage_events: Iterable[Envelope]) -> set[str]:
     for envelope in storage_events:
         kind, aggregate = envelope.type, envelope.aggregate_id
         if kind == "VolumeCreated":
-            alive.setdefault(volume_image(aggregate), set())
+            alive.setdefault(rbd_volume_name(aggregate), set())
         elif kind == "VolumeSnapshotCreated":
             snapshot = snapshot_name(envelope.payload.snapshot_id)
-            alive.setdefault(volume_image(aggregate), set()).add(snapshot)
+            alive.setdefault(rbd_volume_name(aggregate), set()).add(snapshot)
         elif kind == "VolumeSnapshotDeleted":
             snapshot = snapshot_name(envelope.payload.snapshot_id)
-            alive.get(volume_image(aggregate), set()).discard(snapshot)
+            alive.get(rbd_volume_name(aggregate), set()).discard(snapshot)
         elif kind == "VolumeDeleted":
-            alive.pop(volume_image(aggregate), None)
+            alive.pop(rbd_volume_name(aggregate), None)
         elif kind == "ImageImported":
-            alive[image_image(aggregate)] = {BASE_SNAPSHOT}
+            alive[rbd_image_name(aggregate)] = {BASE_SNAPSHOT}
         elif kind == "ImageDeleted":
-            alive.pop(image_image(aggregate), None)
+            alive.pop(rbd_image_name(aggregate), None)
     return set(alive) | {f"{name}@{snap}" for name, snaps in alive.items() for snap in snaps}
 
 

@@ -18,9 +18,9 @@ from virga_eventlog import EventWriter, KafkaSettings, ensure_topics, event_topi
 from virga_events import Envelope, Event, new_event
 from virga_runtime import ServiceRunner
 from virga_storage.config import StorageConfig
-from virga_storage.rbd_driver import RbdDriver
+from virga_storage.core.model import StorageState
+from virga_storage.drivers.rbd import RbdDriver
 from virga_storage.service import storage_runner
-from virga_storage.state import StorageState
 
 IMAGE = b"virga test image " * 65536
 """A 1 MiB raw image (a clone of it needs 1 GiB at least)."""

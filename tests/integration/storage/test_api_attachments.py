@@ -30,7 +30,7 @@ from virga_events.catalog.attachments import (
 )
 from virga_events.catalog.compute import InstanceDeleted
 from virga_events.catalog.scheduler import InstanceScheduled
-from virga_storage.effects import volume_image
+from virga_events.catalog.storage import rbd_volume_name
 
 pytestmark = pytest.mark.kafka
 
@@ -102,7 +102,7 @@ async def test_a_volume_attaches_and_detaches_through_the_compute_agent(cloud: C
     deleted = await api.call("DELETE", f"/v1/volumes/{volume['id']}", token=token)
     assert deleted.status == 202, deleted.body
     await wait_gone(cloud, token, f"/v1/volumes/{volume['id']}")
-    assert volume_image(volume["id"]) not in await cloud.ceph.list()
+    assert rbd_volume_name(volume["id"]) not in await cloud.ceph.list()
 
 
 async def test_a_boot_volume_is_in_use_until_its_instance_is_deleted(cloud: Cloud) -> None:
@@ -133,7 +133,7 @@ async def test_a_boot_volume_is_in_use_until_its_instance_is_deleted(cloud: Clou
 
     await cloud.feed("compute", instance["id"], InstanceDeleted(host="hv-1"), tenant)
     await wait_gone(cloud, token, f"/v1/volumes/{instance['id']}")
-    assert volume_image(instance["id"]) not in await cloud.ceph.list()
+    assert rbd_volume_name(instance["id"]) not in await cloud.ceph.list()
     deleted = await api.call("DELETE", f"/v1/images/{image['id']}", token=token)
     assert deleted.status == 202, deleted.body
     await wait_gone(cloud, token, f"/v1/images/{image['id']}")

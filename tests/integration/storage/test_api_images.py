@@ -30,9 +30,13 @@ from virga_devstack.ceph import CephCluster
 from virga_devstack.processes import ServiceProcess
 from virga_eventlog import KafkaSettings, ensure_topics, event_topic, virga_topics
 from virga_events import REGISTRY
-from virga_events.catalog.storage import UPLOAD_KEY_HEADER, ImageImportRequested, upload_key_digest
-from virga_storage.effects import image_image
-from virga_storage.rbd_driver import RbdDriver
+from virga_events.catalog.storage import (
+    UPLOAD_KEY_HEADER,
+    ImageImportRequested,
+    rbd_image_name,
+    upload_key_digest,
+)
+from virga_storage.drivers.rbd import RbdDriver
 
 pytestmark = pytest.mark.kafka
 
@@ -66,7 +70,7 @@ async def test_a_qcow2_upload_is_stored_as_raw(cloud: Cloud, tmp_path: Path) -> 
     image = await upload(cloud, token, qcow2, disk_format="qcow2")
     assert (image["disk_format"], image["size_bytes"]) == ("qcow2", len(raw))
     assert image["sha256"] == hashlib.sha256(qcow2).hexdigest()
-    assert await cloud.ceph.read(image_image(image["id"]), 0, len(raw)) == raw
+    assert await cloud.ceph.read(rbd_image_name(image["id"]), 0, len(raw)) == raw
     await cloud.gateway.call("DELETE", f"/v1/images/{image['id']}", token=token)
     await wait_gone(cloud, token, f"/v1/images/{image['id']}")
 
@@ -104,7 +108,7 @@ async def test_uploads_that_cannot_be_images_fail_and_leave_nothing(cloud: Cloud
     statuses = sorted((i["name"], i["status"]) for i in listed.body["items"])
     assert statuses == [("bad", "error"), ("chunked", "error")]
     pool = await cloud.ceph.list()
-    assert [i["id"] for i in listed.body["items"] if image_image(i["id"]) in pool] == []
+    assert [i["id"] for i in listed.body["items"] if rbd_image_name(i["id"]) in pool] == []
     assert (await cloud.audit()).clean
 
 
@@ -147,7 +151,7 @@ async def test_a_storage_service_killed_while_writing_an_image_leaves_no_orphan(
         await wait_until(lambda: bool(gateway and gateway.runner and gateway.runner.state.images))
         assert gateway.runner is not None
         [image_id] = gateway.runner.state.images
-        name = image_image(image_id)
+        name = rbd_image_name(image_id)
 
         for _ in range(6000):  # polled: the pool tells no one when an image appears
             if name in await ceph.list():
@@ -237,8 +241,8 @@ async def test_the_upload_endpoint_takes_bytes_only_with_the_requests_key(cloud:
         assert await put(keyed, "not-k") == 403
         assert await put(legacy, "k") == 403  # recorded without a key: takes no upload
         assert storage.state.images[keyed].status == "importing"  # still waits for its bytes
-        assert image_image(keyed) not in await cloud.ceph.list()
+        assert rbd_image_name(keyed) not in await cloud.ceph.list()
         assert await put(keyed, "k") == 200
     await wait_until(lambda: storage.state.images[keyed].status == "available")
-    assert await cloud.ceph.read(image_image(keyed), 0, len(IMAGE)) == IMAGE
-    await cloud.ceph.remove(image_image(keyed))  # fed past the gateway: it knows no such image
+    assert await cloud.ceph.read(rbd_image_name(keyed), 0, len(IMAGE)) == IMAGE
+    await cloud.ceph.remove(rbd_image_name(keyed))  # fed past the gateway: it knows no such image

@@ -20,9 +20,14 @@ from tests.integration.storage.gateway_storage import (
 )
 
 from virga_devstack.ceph import CephCluster
-from virga_events.catalog.storage import VolumeSnapshotDeletionRequested
-from virga_storage.driver import BASE_SNAPSHOT
-from virga_storage.effects import GiB, image_image, snapshot_name, volume_image
+from virga_events.catalog.storage import (
+    VolumeSnapshotDeletionRequested,
+    rbd_image_name,
+    rbd_volume_name,
+)
+from virga_storage.drivers.base import BASE_SNAPSHOT
+from virga_storage.effects.intents import snapshot_name
+from virga_storage.effects.volumes import GiB
 
 pytestmark = pytest.mark.kafka
 
@@ -45,7 +50,7 @@ async def test_an_image_upload_becomes_a_protected_rbd_image_with_its_sha256(
         "private",
         "raw",
     )
-    name = image_image(image["id"])
+    name = rbd_image_name(image["id"])
     info = await cloud.ceph.info(name)
     assert info.size_bytes == len(IMAGE)
     assert [(s.name, s.protected) for s in info.snapshots] == [(BASE_SNAPSHOT, True)]
@@ -70,7 +75,7 @@ async def test_volumes_clone_snapshot_extend_and_delete_through_the_api(cloud: C
         1,
         1,
     )
-    assert await cloud.ceph.read(volume_image(volume["id"]), 0, len(IMAGE)) == IMAGE
+    assert await cloud.ceph.read(rbd_volume_name(volume["id"]), 0, len(IMAGE)) == IMAGE
 
     taken = await cloud.gateway.call(
         "POST", f"/v1/volumes/{volume['id']}/snapshots", token=token, json={"name": "nightly"}
@@ -91,7 +96,7 @@ async def test_volumes_clone_snapshot_extend_and_delete_through_the_api(cloud: C
     )
     assert grown.status == 202, grown.body
     await wait_size(cloud, token, child["id"], 2)
-    assert (await cloud.ceph.info(volume_image(child["id"]))).size_bytes == 2 * GiB
+    assert (await cloud.ceph.info(rbd_volume_name(child["id"]))).size_bytes == 2 * GiB
     for size in (2, 1):  # the same size, and a shrink
         refused = await cloud.gateway.call(
             "POST",
@@ -113,9 +118,9 @@ async def test_volumes_clone_snapshot_extend_and_delete_through_the_api(cloud: C
     await wait_gone(cloud, token, f"/v1/volumes/{volume['id']}")
     flat = await cloud.wait_volume(token, child["id"], "available")
     assert (flat["parent"], flat["clone_depth"]) == (None, 0)
-    assert (await cloud.ceph.info(volume_image(child["id"]))).parent is None
-    assert volume_image(volume["id"]) not in await cloud.ceph.list()
-    assert await cloud.ceph.read(volume_image(child["id"]), 0, len(IMAGE)) == IMAGE
+    assert (await cloud.ceph.info(rbd_volume_name(child["id"]))).parent is None
+    assert rbd_volume_name(volume["id"]) not in await cloud.ceph.list()
+    assert await cloud.ceph.read(rbd_volume_name(child["id"]), 0, len(IMAGE)) == IMAGE
 
     # No clone left: the image goes, with its base snapshot.
     deleted = await cloud.gateway.call("DELETE", f"/v1/images/{image['id']}", token=token)
@@ -125,8 +130,8 @@ async def test_volumes_clone_snapshot_extend_and_delete_through_the_api(cloud: C
     assert deleted.status == 202, deleted.body
     await wait_gone(cloud, token, f"/v1/volumes/{child['id']}")
     names = await cloud.ceph.list()
-    assert image_image(image["id"]) not in names
-    assert volume_image(child["id"]) not in names
+    assert rbd_image_name(image["id"]) not in names
+    assert rbd_volume_name(child["id"]) not in names
     assert (await cloud.audit()).clean
 
 
@@ -135,7 +140,7 @@ async def wait_snapshot(cloud: Cloud, token: str, volume_id: str, snapshot_id: s
         shown = await cloud.gateway.call("GET", f"/v1/volumes/{volume_id}", token=token)
         statuses = {s["id"]: s["status"] for s in shown.body["snapshots"]}
         if statuses.get(snapshot_id) == "available":
-            rbd = await cloud.ceph.info(volume_image(volume_id))
+            rbd = await cloud.ceph.info(rbd_volume_name(volume_id))
             assert snapshot_name(snapshot_id) in [s.name for s in rbd.snapshots]
             return
         await asyncio.sleep(0.05)
@@ -173,7 +178,7 @@ async def test_a_snapshot_is_deleted_once_no_volume_is_a_clone_of_it(cloud: Clou
     await cloud.feed("gateway", volume["id"], asked, volume["tenant_id"])
     await wait_until(lambda: not storage.state.volumes[volume["id"]].snapshot_deletions)
     assert snapshot_id in storage.state.snapshots
-    info = await cloud.ceph.info(volume_image(volume["id"]))
+    info = await cloud.ceph.info(rbd_volume_name(volume["id"]))
     assert snapshot_name(snapshot_id) in [s.name for s in info.snapshots]
     projection = cloud.gateway.runner
     assert projection is not None
@@ -196,7 +201,7 @@ async def test_a_snapshot_is_deleted_once_no_volume_is_a_clone_of_it(cloud: Clou
             break
         await asyncio.sleep(0.05)
     assert shown.body["snapshots"] == []
-    assert (await cloud.ceph.info(volume_image(volume["id"]))).snapshots == ()
+    assert (await cloud.ceph.info(rbd_volume_name(volume["id"]))).snapshots == ()
     assert (await cloud.audit()).clean  # the log accounts for the snapshot's going
     again = await cloud.gateway.call("DELETE", f"{path}/{snapshot_id}", token=token)
     assert again.status == 404, again.body

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from virga_devstack.ceph import CephCluster
-from virga_storage.driver import (
+from virga_storage.drivers.base import (
     BASE_SNAPSHOT,
     HasChildren,
     ImageExists,
@@ -21,8 +21,8 @@ from virga_storage.driver import (
     StorageDriver,
     StorageUnavailable,
 )
-from virga_storage.memory_driver import MemoryDriver
-from virga_storage.rbd_driver import RbdDriver
+from virga_storage.drivers.memory import MemoryStorageDriver
+from virga_storage.drivers.rbd import RbdDriver
 
 MiB = 1 << 20
 IMAGE_BYTES = b"virga boot image " * 4096  # 68 KiB, more than one chunk
@@ -47,7 +47,7 @@ class DriverContract(abc.ABC):
     @pytest.fixture
     @abc.abstractmethod
     async def driver(self) -> AsyncIterator[StorageDriver]:
-        yield MemoryDriver()  # pragma: no cover - overridden
+        yield MemoryStorageDriver()  # pragma: no cover - overridden
 
     @abc.abstractmethod
     async def read(self, driver: StorageDriver, name: str, offset: int, length: int) -> bytes:
@@ -260,12 +260,12 @@ class DriverContract(abc.ABC):
 class TestMemoryDriver(DriverContract):
     @pytest.fixture
     async def driver(self) -> AsyncIterator[StorageDriver]:
-        driver = MemoryDriver(self.pool)
+        driver = MemoryStorageDriver(self.pool)
         yield driver
         await driver.close()
 
     async def read(self, driver: StorageDriver, name: str, offset: int, length: int) -> bytes:
-        assert isinstance(driver, MemoryDriver)
+        assert isinstance(driver, MemoryStorageDriver)
         return driver.read(name, offset, length)
 
 

@@ -16,8 +16,8 @@ import rados
 import rbd
 
 from virga_devstack.ceph import CephCluster
-from virga_storage.driver import StorageError, StorageUnavailable
-from virga_storage.rbd_driver import RbdDriver
+from virga_storage.drivers.base import StorageError, StorageUnavailable
+from virga_storage.drivers.rbd import RbdDriver
 
 MiB = 1 << 20
 

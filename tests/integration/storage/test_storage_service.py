@@ -25,14 +25,17 @@ from virga_events.catalog.storage import (
     VolumeExtendRequested,
     VolumeRequested,
     VolumeSnapshotRequested,
+    rbd_image_name,
+    rbd_volume_name,
 )
 from virga_runtime import ServiceRunner
 from virga_storage.config import StorageConfig
-from virga_storage.driver import BASE_SNAPSHOT
-from virga_storage.effects import GiB, image_image, snapshot_name, volume_image
-from virga_storage.rbd_driver import RbdDriver
+from virga_storage.core.model import StorageState
+from virga_storage.drivers.base import BASE_SNAPSHOT
+from virga_storage.drivers.rbd import RbdDriver
+from virga_storage.effects.intents import snapshot_name
+from virga_storage.effects.volumes import GiB
 from virga_storage.service import definition, runner_config
-from virga_storage.state import StorageState
 
 pytestmark = pytest.mark.kafka
 
@@ -181,20 +184,20 @@ async def test_a_volume_is_created_extended_and_deleted(
         [created] = cloud.events("VolumeCreated", volume)
         assert created.causation_id == asked.event_id
         assert (created.payload.size_gb, created.payload.parent) == (1, None)
-        assert (await ceph.info(volume_image(volume))).size_bytes == GiB
+        assert (await ceph.info(rbd_volume_name(volume))).size_bytes == GiB
 
         await cloud.write("gateway", VolumeExtendRequested(size_gb=3), volume)
         await cloud.wait_for("VolumeExtended", volume)
-        assert (await ceph.info(volume_image(volume))).size_bytes == 3 * GiB
+        assert (await ceph.info(rbd_volume_name(volume))).size_bytes == 3 * GiB
         await cloud.write("gateway", VolumeExtendRequested(size_gb=2), volume)
         await cloud.wait_for("VolumeFailed", volume)
         [failed] = cloud.events("VolumeFailed", volume)
         assert "only grows" in failed.payload.reason
-        assert (await ceph.info(volume_image(volume))).size_bytes == 3 * GiB
+        assert (await ceph.info(rbd_volume_name(volume))).size_bytes == 3 * GiB
 
         await cloud.write("gateway", VolumeDeletionRequested(), volume)
         await cloud.wait_for("VolumeDeleted", volume)
-        assert volume_image(volume) not in await ceph.list()
+        assert rbd_volume_name(volume) not in await ceph.list()
     assert cloud.types(volume) == [
         "VolumeCreated",
         "VolumeExtended",
@@ -207,7 +210,7 @@ async def test_a_boot_volume_is_a_clone_of_the_image_and_goes_with_its_instance(
     cloud: Cloud, ceph_cluster: CephCluster, ceph: RbdDriver
 ) -> None:
     image, instance = uid("img-"), uid("i-")
-    await ceph.import_image(image_image(image), one_chunk(IMAGE_BYTES), 64 << 20)
+    await ceph.import_image(rbd_image_name(image), one_chunk(IMAGE_BYTES), 64 << 20)
     flavor = Flavor(name="m1.tiny", vcpus=1, ram_mb=128, disk_gb=1)
     placed = InstanceScheduled(
         host="hv-1", rack="r", zone="z", attempt=1, name="web", flavor=flavor, image=image
@@ -218,15 +221,15 @@ async def test_a_boot_volume_is_a_clone_of_the_image_and_goes_with_its_instance(
         [created] = cloud.events("VolumeCreated", instance)
         assert created.payload.parent == f"image:{image}"
         assert (created.payload.instance_id, created.payload.clone_depth) == (instance, 1)
-        name = volume_image(instance)
-        assert await ceph.children(image_image(image), BASE_SNAPSHOT) == [name]
+        name = rbd_volume_name(instance)
+        assert await ceph.children(rbd_image_name(image), BASE_SNAPSHOT) == [name]
         assert (await ceph.info(name)).size_bytes == GiB
         assert await ceph.read(name, 0, len(IMAGE_BYTES)) == IMAGE_BYTES
 
         await cloud.write("compute", InstanceDeleted(host="hv-1"), instance)
         await cloud.wait_for("VolumeDeleted", instance)
         assert name not in await ceph.list()
-        assert await ceph.children(image_image(image), BASE_SNAPSHOT) == []
+        assert await ceph.children(rbd_image_name(image), BASE_SNAPSHOT) == []
 
 
 async def test_a_crash_between_the_rbd_call_and_the_event_leaves_no_orphan_or_duplicate(
@@ -237,7 +240,7 @@ async def test_a_crash_between_the_rbd_call_and_the_event_leaves_no_orphan_or_du
     await cloud.write("gateway", VolumeRequested(name="data", size_gb=1), volume)
     await wait_until(lambda: service.task.done())  # died after creating the RBD image
     await service.stop(snapshot=False)
-    assert volume_image(volume) in await ceph.list()
+    assert rbd_volume_name(volume) in await ceph.list()
     assert cloud.events("VolumeCreated", volume) == []
 
     async with running(cloud, ceph_cluster):  # rebuilt from the log: re-decides the request
@@ -252,7 +255,7 @@ async def clone_of_a_snapshot(cloud: Cloud, ceph: RbdDriver) -> tuple[str, str, 
     """An image, a volume cloned from it, a snapshot of that volume and a clone of the
     snapshot (depth 2); returns (parent volume, snapshot, child volume)."""
     image, parent, snapshot, child = uid("img-"), uid("v-"), uid("s-"), uid("v-")
-    await ceph.import_image(image_image(image), one_chunk(IMAGE_BYTES), 64 << 20)
+    await ceph.import_image(rbd_image_name(image), one_chunk(IMAGE_BYTES), 64 << 20)
     await cloud.write("gateway", VolumeRequested(name="p", size_gb=1, image=image), parent)
     await cloud.wait_for("VolumeCreated", parent)
     taken = VolumeSnapshotRequested(snapshot_id=snapshot, name="nightly")
@@ -264,7 +267,7 @@ async def clone_of_a_snapshot(cloud: Cloud, ceph: RbdDriver) -> tuple[str, str, 
     [created] = cloud.events("VolumeCreated", child)
     assert created.payload.parent == f"snapshot:{snapshot}"
     assert created.payload.clone_depth == 2
-    assert await ceph.clone_depth(volume_image(child)) in (0, 2)  # flattening may be done
+    assert await ceph.clone_depth(rbd_volume_name(child)) in (0, 2)  # flattening may be done
     return parent, snapshot, child
 
 
@@ -273,8 +276,8 @@ async def test_deleting_a_volume_flattens_its_clones_first(
 ) -> None:
     async with running(cloud, ceph_cluster):
         parent, snapshot, child = await clone_of_a_snapshot(cloud, ceph)
-        children = await ceph.children(volume_image(parent), snapshot_name(snapshot))
-        assert children == [volume_image(child)]
+        children = await ceph.children(rbd_volume_name(parent), snapshot_name(snapshot))
+        assert children == [rbd_volume_name(child)]
         await cloud.write("gateway", VolumeDeletionRequested(), parent)
         await cloud.wait_for("VolumeDeleted", parent)
         assert cloud.types(child) == ["VolumeCreated", "VolumeFlattened"]
@@ -285,9 +288,9 @@ async def test_deleting_a_volume_flattens_its_clones_first(
         assert flattened.producer == deleted.producer
         assert flattened.seq < deleted.seq
     names = await ceph.list()
-    assert volume_image(parent) not in names
-    assert (await ceph.info(volume_image(child))).parent is None
-    assert await ceph.read(volume_image(child), 0, len(IMAGE_BYTES)) == IMAGE_BYTES
+    assert rbd_volume_name(parent) not in names
+    assert (await ceph.info(rbd_volume_name(child))).parent is None
+    assert await ceph.read(rbd_volume_name(child), 0, len(IMAGE_BYTES)) == IMAGE_BYTES
 
 
 async def test_a_clone_deeper_than_the_maximum_is_flattened(
@@ -297,5 +300,5 @@ async def test_a_clone_deeper_than_the_maximum_is_flattened(
         parent, _, child = await clone_of_a_snapshot(cloud, ceph)
         await cloud.wait_for("VolumeFlattened", child)
         assert cloud.types(parent) == ["VolumeCreated", "VolumeSnapshotCreated"]
-    assert await ceph.clone_depth(volume_image(child)) == 0
-    assert await ceph.read(volume_image(child), 0, len(IMAGE_BYTES)) == IMAGE_BYTES
+    assert await ceph.clone_depth(rbd_volume_name(child)) == 0
+    assert await ceph.read(rbd_volume_name(child), 0, len(IMAGE_BYTES)) == IMAGE_BYTES

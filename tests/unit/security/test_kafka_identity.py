@@ -34,7 +34,7 @@ from virga_runtime import ServiceDefinition
 from virga_scheduler.config import SchedulerConfig
 from virga_scheduler.service import definition as scheduler
 from virga_storage.config import StorageConfig
-from virga_storage.memory_driver import MemoryDriver as MemoryStorage
+from virga_storage.drivers.memory import MemoryStorageDriver as MemoryStorage
 from virga_storage.service import definition as storage
 
 SASL = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from virga_storage.driver import (
+from virga_storage.drivers.base import (
     HasChildren,
     ImageInfo,
     ImageNotFound,

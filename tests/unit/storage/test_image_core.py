@@ -19,14 +19,17 @@ from virga_events.catalog.storage import (
     VolumeCreated,
     VolumeFlattened,
     VolumeRequested,
+    rbd_image_name,
 )
 from virga_runtime.service import Emit
 from virga_storage.config import StorageConfig
-from virga_storage.decide import decide, on_ready, tick
-from virga_storage.effects import image_image
-from virga_storage.images import AbandonImport, DeleteImage, ImageEffects, UploadClaims
-from virga_storage.memory_driver import MemoryDriver
-from virga_storage.state import StorageState, evolve, restore, snapshot
+from virga_storage.core.decide import decide, on_ready, tick
+from virga_storage.core.fold import evolve
+from virga_storage.core.model import StorageState
+from virga_storage.core.snapshot import restore, snapshot
+from virga_storage.drivers.memory import MemoryStorageDriver
+from virga_storage.effects.images import ImageEffects, UploadClaims
+from virga_storage.effects.intents import AbandonImport, DeleteImage
 
 CONFIG = StorageConfig(ceph_conf="memory://", upload_timeout_seconds=600)
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -117,28 +120,28 @@ async def one_chunk(data: bytes) -> AsyncIterator[bytes]:
 async def test_an_abandonment_leaves_an_upload_in_progress_alone_and_wins_over_a_later_one() -> (
     None
 ):
-    driver = MemoryDriver()
+    driver = MemoryStorageDriver()
     claims = UploadClaims()
     effects = ImageEffects(driver, claims)
-    await driver.import_image(image_image("img-1"), one_chunk(b"partial"), 1 << 20)
+    await driver.import_image(rbd_image_name("img-1"), one_chunk(b"partial"), 1 << 20)
 
     assert claims.claim("img-1", "upload")
     assert await effects.abandon(AbandonImport("img-1", "t-1", "lost")) == ()
-    assert image_image("img-1") in await driver.list()  # the upload goes on
+    assert rbd_image_name("img-1") in await driver.list()  # the upload goes on
     claims.release("img-1")
 
     [failed] = await effects.abandon(AbandonImport("img-1", "t-1", "lost"))
     assert isinstance(failed.payload, ImageImportFailed)
     assert (failed.payload.kind, failed.payload.reason) == ("interrupted", "lost")
-    assert image_image("img-1") not in await driver.list()
+    assert rbd_image_name("img-1") not in await driver.list()
     assert not claims.claim("img-1", "upload")  # an upload arriving now is refused
 
 
 async def test_deleting_an_image_the_pool_still_has_clones_of_fails_naming_them() -> None:
-    driver = MemoryDriver()
+    driver = MemoryStorageDriver()
     effects = ImageEffects(driver, UploadClaims())
-    await driver.import_image(image_image("img-1"), one_chunk(b"data"), 1 << 20)
-    await driver.clone(image_image("img-1"), "base", "volume-v1", 1 << 30)
+    await driver.import_image(rbd_image_name("img-1"), one_chunk(b"data"), 1 << 20)
+    await driver.clone(rbd_image_name("img-1"), "base", "volume-v1", 1 << 30)
     [refused] = await effects.delete(DeleteImage("img-1", "t-1"))
     assert isinstance(refused.payload, ImageDeletionFailed)
     assert refused.payload.dependents == ("v1",)

@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from virga_storage.driver import BASE_SNAPSHOT, PoolFull, StorageError, StorageUnavailable
-from virga_storage.memory_driver import MemoryDriver
+from virga_storage.drivers.base import BASE_SNAPSHOT, PoolFull, StorageError, StorageUnavailable
+from virga_storage.drivers.memory import MemoryStorageDriver
 
 MiB = 1 << 20
 
@@ -17,7 +17,7 @@ async def one_chunk(data: bytes) -> AsyncIterator[bytes]:
 
 
 async def test_fail_next_fails_once_and_changes_nothing() -> None:
-    driver = MemoryDriver()
+    driver = MemoryStorageDriver()
     driver.fail_next("create_volume", StorageError("injected"))
     with pytest.raises(StorageError, match="injected"):
         await driver.create_volume("vol-1", MiB)
@@ -27,7 +27,7 @@ async def test_fail_next_fails_once_and_changes_nothing() -> None:
 
 
 async def test_a_full_pool_refuses_writes_but_not_reads_or_removal() -> None:
-    driver = MemoryDriver()
+    driver = MemoryStorageDriver()
     await driver.import_image("img-1", one_chunk(b"data"), MiB)
     driver.set_pool_full(True)
     with pytest.raises(PoolFull):
@@ -42,7 +42,7 @@ async def test_a_full_pool_refuses_writes_but_not_reads_or_removal() -> None:
 
 
 async def test_an_unavailable_cluster_fails_every_call_until_back() -> None:
-    driver = MemoryDriver()
+    driver = MemoryStorageDriver()
     await driver.create_volume("vol-1", MiB)
     driver.set_available(False)
     with pytest.raises(StorageUnavailable):
@@ -54,6 +54,6 @@ async def test_an_unavailable_cluster_fails_every_call_until_back() -> None:
 
 
 async def test_read_beyond_the_written_data_is_zeros() -> None:
-    driver = MemoryDriver()
+    driver = MemoryStorageDriver()
     await driver.import_image("img-1", one_chunk(b"abc"), 8)
     assert driver.read("img-1", 1, 100) == b"bc" + bytes(5)

@@ -13,7 +13,7 @@ from virga_events.catalog.storage import (
     VolumeDeleted,
     VolumeSnapshotCreated,
 )
-from virga_storage.memory_driver import MemoryDriver
+from virga_storage.drivers.memory import MemoryStorageDriver
 
 
 def fact(event: Event, aggregate: str) -> Envelope:
@@ -25,7 +25,7 @@ async def chunk() -> AsyncIterator[bytes]:
 
 
 async def test_the_audit_names_orphans_and_missing_images_and_snapshots() -> None:
-    driver = MemoryDriver()
+    driver = MemoryStorageDriver()
     await driver.import_image("image-img", chunk(), 1 << 20)
     await driver.clone("image-img", "base", "volume-v1", 1 << 20)
     await driver.snapshot("volume-v1", "snapshot-s1")

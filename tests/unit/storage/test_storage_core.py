@@ -26,18 +26,20 @@ from virga_events.catalog.storage import (
 )
 from virga_runtime.service import Emit, Intent
 from virga_storage.config import StorageConfig
-from virga_storage.decide import decide
-from virga_storage.effects import (
+from virga_storage.core.decide import decide
+from virga_storage.core.fold import evolve
+from virga_storage.core.model import StorageState
+from virga_storage.core.snapshot import restore, snapshot
+from virga_storage.effects.intents import (
     ChildVolume,
     CloneSource,
     CreateVolume,
+    DeleteSnapshot,
     DeleteVolume,
     ExtendVolume,
     FlattenVolume,
     SnapshotVolume,
 )
-from virga_storage.snapshots import DeleteSnapshot
-from virga_storage.state import StorageState, evolve, restore, snapshot
 
 CONFIG = StorageConfig(ceph_conf="memory://", max_clone_depth=2)
 SMALL = Flavor(name="m1.small", vcpus=1, ram_mb=512, disk_gb=10)

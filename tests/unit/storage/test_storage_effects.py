@@ -11,18 +11,17 @@ from virga_events.catalog.storage import (
     VolumeFailed,
     VolumeFlattened,
 )
-from virga_storage.driver import BASE_SNAPSHOT, PoolFull, StorageUnavailable
-from virga_storage.effects import (
+from virga_storage.drivers.base import BASE_SNAPSHOT, PoolFull, StorageUnavailable
+from virga_storage.drivers.memory import MemoryStorageDriver
+from virga_storage.effects.intents import (
     ChildVolume,
     CloneSource,
     CreateVolume,
     DeleteVolume,
     ExtendVolume,
-    GiB,
     SnapshotVolume,
-    StorageEffects,
 )
-from virga_storage.memory_driver import MemoryDriver
+from virga_storage.effects.volumes import GiB, VolumeEffects
 
 
 async def one_chunk(data: bytes) -> AsyncIterator[bytes]:
@@ -30,8 +29,8 @@ async def one_chunk(data: bytes) -> AsyncIterator[bytes]:
 
 
 async def test_create_twice_makes_one_image() -> None:
-    driver = MemoryDriver()
-    effects = StorageEffects(driver)
+    driver = MemoryStorageDriver()
+    effects = VolumeEffects(driver)
     create = CreateVolume("v-1", "t-1", "data", 2)
     for _ in range(2):
         [emit] = await effects.create(create)
@@ -41,8 +40,8 @@ async def test_create_twice_makes_one_image() -> None:
 
 
 async def test_a_full_pool_or_an_outage_is_a_volume_failure() -> None:
-    driver = MemoryDriver()
-    effects = StorageEffects(driver)
+    driver = MemoryStorageDriver()
+    effects = VolumeEffects(driver)
     driver.set_pool_full(True)
     [emit] = await effects.create(CreateVolume("v-1", "t-1", "data", 2))
     assert isinstance(emit.payload, VolumeFailed)
@@ -62,8 +61,8 @@ async def test_a_full_pool_or_an_outage_is_a_volume_failure() -> None:
 
 
 async def test_deleting_a_parent_flattens_its_clones_first() -> None:
-    driver = MemoryDriver()
-    effects = StorageEffects(driver)
+    driver = MemoryStorageDriver()
+    effects = VolumeEffects(driver)
     await driver.import_image("image-img-1", one_chunk(b"boot"), GiB)
     await effects.create(CreateVolume("v-1", "t-1", "p", 1, CloneSource.of_image("img-1"), 1))
     await effects.snapshot(SnapshotVolume("v-1", "t-1", "s-1", "nightly"))

@@ -10,7 +10,7 @@ import builtins
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from virga_storage.driver import (
+from virga_storage.drivers.base import (
     BASE_SNAPSHOT,
     HasChildren,
     ImageExists,
@@ -44,7 +44,7 @@ class _Image:
     snapshots: dict[str, _Snapshot] = field(default_factory=dict)
 
 
-class MemoryDriver:
+class MemoryStorageDriver:
     """`StorageDriver` over a dict of images, as one RBD pool holds them."""
 
     def __init__(self, pool: str = "rbd") -> None:

@@ -1,16 +1,8 @@
 """`StorageDriver` on Ceph's own Python bindings (`rados`, `rbd`), one pool per driver.
 
-Threading: every librados/librbd call runs on one thread owned by the driver (a
-single-worker executor), never on the event loop and not on `asyncio.to_thread`'s shared
-pool. The bindings block for as long as the cluster takes (up to the op timeouts when an OSD
-or the monitor is gone); one thread means a sick cluster ties up exactly one thread, never
-the loop's default executor that other code needs, and gives the driver's calls a strict
-order (a snapshot issued before a clone reaches Ceph first). Image data is streamed: each
-chunk is read on the loop and written on that thread, so an import never holds the whole
-image in memory.
-
-Connection: one `rados.Rados` handle and one I/O context for the driver's whole life, from
-the ceph.conf, keyring and pool given to the constructor; librados reconnects by itself.
+Every call runs on the one thread of its `RbdConnection` (see there why). Image data is
+streamed: each chunk is read on the loop and written on that thread, so an import never
+holds the whole image in memory.
 
 Clone v2 (the cluster requires mimic clients) lets Ceph remove a snapshot that still has
 clones by moving it to a trash namespace, and unprotect it too. Virga wants neither: so
@@ -23,46 +15,32 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
-import errno
 import functools
 import time
-from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
-from functools import partial
-from pathlib import Path
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator
+from typing import Any
 
-import rados
 import rbd
 
-from virga_storage.driver import (
+from virga_storage.drivers.base import (
     BASE_SNAPSHOT,
     HasChildren,
     ImageExists,
     ImageInfo,
     ImageNotFound,
     ParentRef,
-    PoolFull,
     ShrinkRefused,
     SnapshotInfo,
     SnapshotNotFound,
     StorageError,
-    StorageUnavailable,
     check_name,
     check_size,
 )
+from virga_storage.drivers.rbd_connection import RbdConnection
 
-T = TypeVar("T")
-
-CONNECT_TIMEOUT = 15
-"""Seconds to wait for the monitor when connecting."""
-FENCE_SECONDS = 3600
-"""How long a fenced client stays blocklisted (Ceph's own default)."""
 FENCE_WAIT = 35
 """Seconds a fenced removal waits for the cut-off client's watch to go (past the 30 s after
 which the OSDs drop a dead client's watch by themselves)."""
-OP_TIMEOUT = 30
-"""Seconds any monitor or OSD operation may take before it fails as unavailable."""
 
 
 @functools.lru_cache(maxsize=4)
@@ -70,57 +48,10 @@ def _zeros(length: int) -> bytes:
     return bytes(length)
 
 
-class RbdDriver:
+class RbdDriver(RbdConnection):
     """`StorageDriver` for one pool of a Ceph cluster; `await connect()` before use."""
 
-    def __init__(
-        self,
-        conf_file: Path,
-        keyring: Path,
-        pool: str,
-        *,
-        user: str = "admin",
-        connect_timeout: int = CONNECT_TIMEOUT,
-    ) -> None:
-        self.pool = pool
-        self._conf_file = conf_file
-        self._keyring = keyring
-        self._user = user
-        self._connect_timeout = connect_timeout
-        self._closed = False
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"rbd-{pool}")
-        self._cluster: Any = None
-        self._ioctx: Any = None
-
-    async def __aenter__(self) -> RbdDriver:
-        await self.connect()
-        return self
-
-    async def __aexit__(self, *_exc: object) -> None:
-        await self.close()
-
     # -- plumbing -------------------------------------------------------------------------
-
-    async def _call(self, function: Callable[..., T], *args: Any) -> T:
-        """Run `function(*args)` on the driver's thread, mapping Ceph errors to Virga's."""
-        if self._closed:
-            raise StorageUnavailable("the driver is closed")
-        loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(self._executor, partial(function, *args))
-        except (rados.TimedOut, rados.ConnectionShutdown, rbd.ConnectionShutdown) as error:
-            raise StorageUnavailable(f"Ceph did not answer: {error}") from error
-        except (rados.NoSpace, rbd.NoSpace) as error:
-            raise PoolFull(f"pool {self.pool!r} is full: {error}") from error
-        except (rados.Error, rbd.Error) as error:
-            if getattr(error, "errno", None) == errno.ETIMEDOUT:  # librbd's op timeouts
-                raise StorageUnavailable(f"Ceph did not answer: {error}") from error
-            raise StorageError(f"Ceph failed: {error}") from error
-
-    def _io(self) -> Any:
-        if self._ioctx is None:
-            raise StorageUnavailable("the driver is not connected")
-        return self._ioctx
 
     def _open(self, name: str, snapshot: str | None = None, *, read_only: bool = False) -> Any:
         try:
@@ -162,34 +93,6 @@ class RbdDriver:
         )
 
     # -- blocking operations, run on the driver's thread ----------------------------------
-
-    def _connect(self) -> None:
-        cluster = rados.Rados(
-            conffile=str(self._conf_file),
-            rados_id=self._user,
-            conf={
-                "keyring": str(self._keyring),
-                "client_mount_timeout": str(self._connect_timeout),
-                "rados_osd_op_timeout": str(OP_TIMEOUT),
-                "rados_mon_op_timeout": str(OP_TIMEOUT),
-            },
-        )
-        try:
-            cluster.connect(timeout=self._connect_timeout)
-            ioctx = cluster.open_ioctx(self.pool)
-        except rados.Error as error:
-            cluster.shutdown()
-            if isinstance(error, rados.ObjectNotFound):
-                raise StorageError(f"pool {self.pool!r} does not exist") from error
-            raise StorageUnavailable(f"cannot connect to Ceph: {error}") from error
-        self._cluster, self._ioctx = cluster, ioctx
-
-    def _close(self) -> None:
-        if self._ioctx is not None:
-            self._ioctx.close()
-        if self._cluster is not None:
-            self._cluster.shutdown()
-        self._ioctx = self._cluster = None
 
     def _prepare_import(self, name: str, size_bytes: int) -> Any | None:
         """The opened new image to write to, or None when a complete import exists."""
@@ -299,19 +202,6 @@ class RbdDriver:
         with contextlib.suppress(rbd.ImageNotFound):  # removed meanwhile: as good
             rbd.RBD().remove(self._io(), name)
 
-    def _fence(self, image: Any) -> None:
-        """Cut off every other client of `image`: a writer that died keeps its lock and its
-        watch until the watch times out (30 s), and a removal fails while a watch is left.
-        Breaking the lock blocklists its owner; a client that opened the image but had not
-        written yet holds no lock, only a watch, so it is blocklisted by address. Either way
-        it cannot write again, even if it was only stalled."""
-        for owner in list(image.lock_get_owners()):
-            image.lock_break(owner["mode"], owner["owner"])
-        me = self._cluster.get_instance_id()
-        for watcher in list(image.watchers_list()):
-            if int(watcher["id"]) != me:  # this client's own watch, from opening the image
-                self._cluster.blocklist_add(str(watcher["addr"]), FENCE_SECONDS)
-
     def _remove_snapshot(self, name: str, snapshot: str) -> None:
         try:
             image = rbd.Image(self._io(), name)
@@ -366,23 +256,10 @@ class RbdDriver:
 
     # -- StorageDriver --------------------------------------------------------------------
 
-    async def connect(self) -> None:
-        """Open the cluster connection; raise `StorageUnavailable` if the cluster is down."""
-        await self._call(self._connect)
-
     async def read(self, name: str, offset: int, length: int) -> bytes:
         """The image's bytes as a guest reads them (clones read through their parent); for
         tests and tools, not part of the contract."""
         return await self._call(self._read, check_name(name), offset, length)
-
-    async def close(self) -> None:
-        if self._closed:
-            return
-        try:
-            await self._call(self._close)
-        finally:
-            self._closed = True
-            self._executor.shutdown(wait=False)
 
     async def import_image(self, name: str, chunks: AsyncIterator[bytes], size_bytes: int) -> None:
         check_name(name)

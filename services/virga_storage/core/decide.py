@@ -23,21 +23,24 @@ from virga_events.catalog.storage import (
     VolumeRequested,
     VolumeSnapshotDeletionRequested,
     VolumeSnapshotRequested,
+    boot_volume_id,
 )
 from virga_runtime.service import Emit, Intent
 from virga_storage.config import StorageConfig
-from virga_storage.effects import (
+from virga_storage.core.model import StorageState, VolumeRecord, image_requested_at
+from virga_storage.effects.intents import (
+    AbandonImport,
     ChildVolume,
     CloneSource,
     CreateVolume,
+    DeleteImage,
+    DeleteSnapshot,
     DeleteVolume,
     ExtendVolume,
     FlattenVolume,
     SnapshotVolume,
+    snapshot_deletion_refused,
 )
-from virga_storage.images import AbandonImport, DeleteImage
-from virga_storage.snapshots import decide_snapshot_deletion
-from virga_storage.state import StorageState, VolumeRecord, boot_volume_id, image_requested_at
 
 
 def _failed(envelope: Envelope, operation: VolumeOperation, reason: str) -> Emit:
@@ -69,7 +72,7 @@ def decide(config: StorageConfig, state: StorageState, envelope: Envelope) -> Se
             return ()  # taken already: a repeated request
         return [SnapshotVolume(record.volume_id, record.tenant_id, event.snapshot_id, event.name)]
     if isinstance(event, VolumeSnapshotDeletionRequested):
-        return decide_snapshot_deletion(state, envelope, event)
+        return _delete_snapshot(state, envelope, event)
     if isinstance(event, ImageDeletionRequested):
         return _delete_image(state, envelope)
     if isinstance(event, VolumeDeletionRequested | InstanceDeleted):
@@ -145,6 +148,24 @@ def _extend(
     if event.size_gb == record.size_gb:
         return ()
     return [ExtendVolume(record.volume_id, record.tenant_id, event.size_gb)]
+
+
+def _delete_snapshot(
+    state: StorageState, envelope: Envelope, event: VolumeSnapshotDeletionRequested
+) -> Sequence[Intent]:
+    """Only the request that started the deletion decides it (see `core.fold`)."""
+    record = state.volumes.get(envelope.aggregate_id)
+    if record is None or record.snapshot_deletions.get(event.snapshot_id) != envelope.event_id:
+        return ()
+    clones = state.snapshot_clones(event.snapshot_id)
+    if clones:
+        reason = f"volumes are still clones of it: {', '.join(clones)}"
+        return [
+            snapshot_deletion_refused(
+                record.volume_id, record.tenant_id, event.snapshot_id, reason, clones
+            )
+        ]
+    return [DeleteSnapshot(record.volume_id, record.tenant_id, event.snapshot_id)]
 
 
 def _delete_image(state: StorageState, envelope: Envelope) -> Sequence[Intent]:

@@ -1,4 +1,4 @@
-"""The storage service's side effects: what `decide` may ask for, and the handlers that do it.
+"""The volume effects' handlers: create (empty or cloned), flatten, extend, snapshot, delete.
 
 Each handler drives the pool through a `StorageDriver` and returns the events recording the
 outcome; a failed operation (pool full, Ceph unreachable, a missing parent) is a
@@ -10,138 +10,34 @@ finds its work done and only writes the events.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import structlog
 
 from virga_events.catalog.storage import (
+    RBD_VOLUME_PREFIX,
     VolumeCreated,
     VolumeDeleted,
     VolumeExtended,
     VolumeFailed,
     VolumeFlattened,
     VolumeSnapshotCreated,
+    rbd_volume_name,
 )
 from virga_runtime.service import EffectHandler, Emit
-from virga_storage.driver import BASE_SNAPSHOT, HasChildren, StorageDriver, StorageError
+from virga_storage.drivers.base import HasChildren, StorageDriver, StorageError
+from virga_storage.effects.intents import (
+    CreateVolume,
+    DeleteVolume,
+    ExtendVolume,
+    FlattenVolume,
+    SnapshotVolume,
+    snapshot_name,
+)
 
 log = structlog.get_logger(__name__)
 
 GiB = 1 << 30
-VOLUME_PREFIX = "volume-"
-
-
-def volume_image(volume_id: str) -> str:
-    """The RBD image of a volume."""
-    return f"{VOLUME_PREFIX}{volume_id}"
-
-
-def image_image(image_id: str) -> str:
-    """The RBD image of a Virga image (what instances boot from)."""
-    return f"image-{image_id}"
-
-
-def snapshot_name(snapshot_id: str) -> str:
-    """The RBD snapshot of a volume snapshot."""
-    return f"snapshot-{snapshot_id}"
-
-
-@dataclass(frozen=True, slots=True)
-class CloneSource:
-    """The RBD snapshot a new volume is cloned from, and how the event names it."""
-
-    rbd_image: str
-    rbd_snapshot: str
-    parent: str
-    """``image:<id>`` or ``snapshot:<id>``."""
-
-    @classmethod
-    def of_image(cls, image_id: str) -> CloneSource:
-        return cls(image_image(image_id), BASE_SNAPSHOT, f"image:{image_id}")
-
-    @classmethod
-    def of_snapshot(cls, volume_id: str, snapshot_id: str) -> CloneSource:
-        return cls(volume_image(volume_id), snapshot_name(snapshot_id), f"snapshot:{snapshot_id}")
-
-
-@dataclass(frozen=True, slots=True)
-class CreateVolume:
-    """Create a volume, empty or cloned (VolumeCreated, or VolumeFailed)."""
-
-    volume_id: str
-    tenant_id: str | None
-    name: str
-    size_gb: int
-    source: CloneSource | None = None
-    clone_depth: int = 0
-    instance_id: str | None = None
-
-    @property
-    def key(self) -> str:
-        return self.volume_id
-
-
-@dataclass(frozen=True, slots=True)
-class FlattenVolume:
-    """Copy what a clone still reads from its parent and drop the link (VolumeFlattened)."""
-
-    volume_id: str
-    tenant_id: str | None
-    reason: str
-
-    @property
-    def key(self) -> str:
-        return self.volume_id
-
-
-@dataclass(frozen=True, slots=True)
-class ExtendVolume:
-    """Grow a volume (VolumeExtended, or VolumeFailed)."""
-
-    volume_id: str
-    tenant_id: str | None
-    size_gb: int
-
-    @property
-    def key(self) -> str:
-        return self.volume_id
-
-
-@dataclass(frozen=True, slots=True)
-class SnapshotVolume:
-    """Create and protect a snapshot of a volume (VolumeSnapshotCreated, or VolumeFailed)."""
-
-    volume_id: str
-    tenant_id: str | None
-    snapshot_id: str
-    name: str
-
-    @property
-    def key(self) -> str:
-        return self.volume_id
-
-
-@dataclass(frozen=True, slots=True)
-class ChildVolume:
-    """A live clone of the volume being deleted."""
-
-    volume_id: str
-    tenant_id: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class DeleteVolume:
-    """Remove a volume and its snapshots, flattening its clones first (VolumeDeleted)."""
-
-    volume_id: str
-    tenant_id: str | None
-    children: tuple[ChildVolume, ...] = ()
-    """Clones the log knows of; the cluster may name more, which are flattened too."""
-
-    @property
-    def key(self) -> str:
-        return self.volume_id
 
 
 def _failed(volume_id: str, tenant_id: str | None, operation: Any, error: Exception) -> Emit:
@@ -149,8 +45,8 @@ def _failed(volume_id: str, tenant_id: str | None, operation: Any, error: Except
     return Emit(VolumeFailed(operation=operation, reason=str(error)), volume_id, tenant_id)
 
 
-class StorageEffects:
-    """The effect handlers of the storage service, over its driver."""
+class VolumeEffects:
+    """The volume effect handlers of the storage service, over its driver."""
 
     def __init__(self, driver: StorageDriver) -> None:
         self._driver = driver
@@ -165,7 +61,7 @@ class StorageEffects:
         }
 
     async def create(self, effect: CreateVolume) -> Sequence[Emit]:
-        name, size = volume_image(effect.volume_id), effect.size_gb * GiB
+        name, size = rbd_volume_name(effect.volume_id), effect.size_gb * GiB
         source = effect.source
         try:
             if source is None:
@@ -186,7 +82,7 @@ class StorageEffects:
 
     async def flatten(self, effect: FlattenVolume) -> Sequence[Emit]:
         try:
-            await self._driver.flatten(volume_image(effect.volume_id))
+            await self._driver.flatten(rbd_volume_name(effect.volume_id))
         except StorageError as error:
             return [_failed(effect.volume_id, effect.tenant_id, "flatten", error)]
         log.info("volume_flattened", volume_id=effect.volume_id, reason=effect.reason)
@@ -195,7 +91,7 @@ class StorageEffects:
 
     async def extend(self, effect: ExtendVolume) -> Sequence[Emit]:
         try:
-            await self._driver.resize(volume_image(effect.volume_id), effect.size_gb * GiB)
+            await self._driver.resize(rbd_volume_name(effect.volume_id), effect.size_gb * GiB)
         except (StorageError, ValueError) as error:
             return [_failed(effect.volume_id, effect.tenant_id, "extend", error)]
         return [Emit(VolumeExtended(size_gb=effect.size_gb), effect.volume_id, effect.tenant_id)]
@@ -203,7 +99,7 @@ class StorageEffects:
     async def snapshot(self, effect: SnapshotVolume) -> Sequence[Emit]:
         try:
             await self._driver.snapshot(
-                volume_image(effect.volume_id), snapshot_name(effect.snapshot_id)
+                rbd_volume_name(effect.volume_id), snapshot_name(effect.snapshot_id)
             )
         except (StorageError, ValueError) as error:
             return [_failed(effect.volume_id, effect.tenant_id, "snapshot", error)]
@@ -215,7 +111,7 @@ class StorageEffects:
         another tenant's volume; then the volume goes with all its snapshots."""
         emits: list[Emit] = []
         known = {child.volume_id: child.tenant_id for child in effect.children}
-        name = volume_image(effect.volume_id)
+        name = rbd_volume_name(effect.volume_id)
         try:
             for child in effect.children:
                 emits += await self._flatten_child(child.volume_id, child.tenant_id)
@@ -224,7 +120,7 @@ class StorageEffects:
             except HasChildren as error:
                 # Clones the log did not know of yet (made in this same batch).
                 for child_name in error.children:
-                    child_id = child_name.removeprefix(VOLUME_PREFIX)
+                    child_id = child_name.removeprefix(RBD_VOLUME_PREFIX)
                     emits += await self._flatten_child(child_id, known.get(child_id))
                 await self._driver.remove(name)
         except StorageError as error:
@@ -233,6 +129,6 @@ class StorageEffects:
         return [*emits, Emit(VolumeDeleted(), effect.volume_id, effect.tenant_id)]
 
     async def _flatten_child(self, volume_id: str, tenant_id: str | None) -> list[Emit]:
-        await self._driver.flatten(volume_image(volume_id))
+        await self._driver.flatten(rbd_volume_name(volume_id))
         reason = "its parent volume was deleted"
         return [Emit(VolumeFlattened(reason=reason), volume_id, tenant_id)]

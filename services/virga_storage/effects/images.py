@@ -1,4 +1,4 @@
-"""Image side effects: deleting an image, and abandoning an import whose upload was lost.
+"""The image effects' handlers: deleting an image, and abandoning an import whose upload was lost.
 
 An upload (`upload.py`) and an abandonment may race for the same image; `UploadClaims`
 lets exactly one of them act on it, so an image is never both imported and failed.
@@ -12,10 +12,16 @@ from typing import Any, Literal
 
 import structlog
 
-from virga_events.catalog.storage import ImageDeleted, ImageDeletionFailed, ImageImportFailed
+from virga_events.catalog.storage import (
+    RBD_VOLUME_PREFIX,
+    ImageDeleted,
+    ImageDeletionFailed,
+    ImageImportFailed,
+    rbd_image_name,
+)
 from virga_runtime.service import EffectHandler, Emit
-from virga_storage.driver import HasChildren, StorageDriver, StorageError
-from virga_storage.effects import VOLUME_PREFIX, image_image
+from virga_storage.drivers.base import HasChildren, StorageDriver, StorageError
+from virga_storage.effects.intents import AbandonImport, DeleteImage
 
 log = structlog.get_logger(__name__)
 
@@ -37,31 +43,6 @@ class UploadClaims:
         self.held.pop(image_id, None)
 
 
-@dataclass(frozen=True, slots=True)
-class DeleteImage:
-    """Remove an image and its base snapshot (ImageDeleted, or ImageDeletionFailed)."""
-
-    image_id: str
-    tenant_id: str | None
-
-    @property
-    def key(self) -> str:
-        return self.image_id
-
-
-@dataclass(frozen=True, slots=True)
-class AbandonImport:
-    """Remove what an interrupted upload left in the pool and record the failure."""
-
-    image_id: str
-    tenant_id: str | None
-    reason: str
-
-    @property
-    def key(self) -> str:
-        return self.image_id
-
-
 class ImageEffects:
     """Handlers of the image effects, over the service's driver and its upload claims."""
 
@@ -74,9 +55,9 @@ class ImageEffects:
 
     async def delete(self, effect: DeleteImage) -> Sequence[Emit]:
         try:
-            await self._driver.remove(image_image(effect.image_id))
+            await self._driver.remove(rbd_image_name(effect.image_id))
         except HasChildren as error:
-            dependents = tuple(c.removeprefix(VOLUME_PREFIX) for c in error.children)
+            dependents = tuple(c.removeprefix(RBD_VOLUME_PREFIX) for c in error.children)
             reason = f"volumes are still clones of it: {', '.join(dependents)}"
             failed = ImageDeletionFailed(reason=reason, dependents=dependents)
             return [Emit(failed, effect.image_id, effect.tenant_id)]
@@ -92,7 +73,7 @@ class ImageEffects:
         if not self._claims.claim(effect.image_id, "abandon"):
             return ()
         try:
-            await self._driver.remove(image_image(effect.image_id), fence=True)
+            await self._driver.remove(rbd_image_name(effect.image_id), fence=True)
         except StorageError as error:
             self._claims.release(effect.image_id)  # tried again at the next restart or tick
             log.warning("import_cleanup_failed", image_id=effect.image_id, reason=str(error))

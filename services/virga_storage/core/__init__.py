@@ -1,0 +1,1 @@
+"""The storage service's pure core: its model, fold, snapshot and decisions (no Ceph, no I/O)."""
