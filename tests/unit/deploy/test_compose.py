@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from virga_devstack.kafka import KAFKA_VERSION
+from virga_devstack.kafka_jars import KAFKA_VERSION
 
 ROOT = Path(__file__).resolve().parents[3]
 COMPOSE = ROOT / "docker-compose.yml"
