@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from virga_devstack.ceph import CephCluster, CephError
-from virga_devstack.kafka import KafkaBroker, KafkaBrokerError
+from virga_devstack.kafka import KafkaBroker
+from virga_devstack.kafka_jars import KafkaBrokerError
 from virga_storage.drivers.rbd import RbdDriver
 
 

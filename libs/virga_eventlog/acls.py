@@ -1,7 +1,8 @@
 """Kafka ACLs derived from topic ownership: each service writes only its own topics.
 
-One SCRAM user per service (its name: ``gateway``, ``scheduler``...). `service_acls` turns the
-ownership rules of DESIGN.md into ACL bindings for the KRaft StandardAuthorizer:
+One SCRAM user per service (its name: ``gateway``, ``scheduler``...). Each topic has one owning
+service, the only one that writes it (docs/security.md); `service_acls` turns that rule into ACL
+bindings for the KRaft StandardAuthorizer:
 
 - its event topic, snapshot topic and dead-letter topic: WRITE, READ, DESCRIBE, CREATE;
 - every event topic it consumes (`CONSUMES`): READ, DESCRIBE;

@@ -15,7 +15,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from tests.support.ports import free_port
 
-from virga_devstack.kafka import KafkaBroker, KafkaBrokerError
+from virga_devstack.kafka import KafkaBroker
+from virga_devstack.kafka_jars import KafkaBrokerError
 
 
 def _broker(state_root: Path) -> KafkaBroker:

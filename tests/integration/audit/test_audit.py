@@ -284,3 +284,24 @@ async def test_an_aborted_transaction_is_no_part_of_the_chain(kafka_bootstrap: s
     report = await verify(settings)
     assert report.ok, report
     assert [(p.producer, p.events, p.last_seq) for p in report.producers] == [("gateway", 2, 2)]
+
+
+def test_check_allows_the_overcommit_the_scheduler_is_configured_for(kafka_bootstrap: str) -> None:
+    settings = asyncio.run(fresh_namespace(kafka_bootstrap))
+    one_cpu = HostRegistered(rack="r1", zone="az1", vcpus=1, ram_mb=4096, disk_gb=40)
+    requests = [requested(f"i-{n}", n) for n in range(1, 6)]
+    asyncio.run(write(settings, "compute", [event(one_cpu, "h1", "compute@h1", 0)]))
+    asyncio.run(write(settings, "gateway", requests))
+    # Five 1-vCPU instances on one physical vCPU: what a scheduler run with a cpu ratio of 8
+    # places, and never one with the default 4.
+    asyncio.run(write(settings, "scheduler", [scheduled(r, "h1", 10) for r in requests]))
+    where = ["--bootstrap", kafka_bootstrap, "--namespace", settings.namespace]
+    arguments = ["audit", "check", "--at", "2026-11-23T12:01:00Z", *where]
+    runner = CliRunner()
+
+    configured = runner.invoke(cli, arguments, env={"VIRGA_CPU_ALLOCATION_RATIO": "8"})
+    assert configured.exit_code == 0, configured.output
+    assert "all invariants hold" in configured.output
+    by_default = runner.invoke(cli, arguments, env={"VIRGA_CPU_ALLOCATION_RATIO": None})
+    assert by_default.exit_code == 1, by_default.output
+    assert "VIOLATION overcommitted h1: vcpus 5 claimed > 1 x 4" in by_default.output

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from virga_devstack.kafka import KafkaBrokerError
+from virga_devstack.kafka_jars import KafkaBrokerError
 from virga_devstack.kafka_security import SecureKafkaBroker
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from tests.support.ports import free_port
 
-from virga_devstack import ceph
+from virga_devstack import ceph_bindings
 from virga_devstack.ceph import CephCluster, CephError
 from virga_devstack.localproc import process_exists
 
@@ -82,10 +82,10 @@ def test_missing_packages_are_named(monkeypatch: pytest.MonkeyPatch, tmp_path: P
 
 
 def test_link_bindings_exposes_only_rados_and_rbd(tmp_path: Path) -> None:
-    pth = ceph.link_bindings(tmp_path)
+    pth = ceph_bindings.link_bindings(tmp_path)
     links = Path(pth.read_text().strip())
     assert links.parent == tmp_path
     assert sorted(path.name.split(".")[0] for path in links.iterdir()) == ["rados", "rbd"]
-    assert all(path.resolve().parent == ceph.DIST_PACKAGES for path in links.iterdir())
-    ceph.link_bindings(tmp_path)  # again: replaces its links, adds nothing
+    assert all(path.resolve().parent == ceph_bindings.DIST_PACKAGES for path in links.iterdir())
+    ceph_bindings.link_bindings(tmp_path)  # again: replaces its links, adds nothing
     assert len(list(links.iterdir())) == 2

@@ -9,6 +9,7 @@ import pytest
 from virga_audit.invariants import check, fold_all
 from virga_events import Envelope, Event, new_event
 from virga_events.catalog import Flavor, api, compute, network, scheduler, storage
+from virga_scheduler.config import SchedulerConfig
 
 T0 = datetime(2026, 5, 1, tzinfo=UTC)
 NOW = T0 + timedelta(hours=2)
@@ -81,6 +82,37 @@ def test_a_host_beyond_its_allocation_ratio() -> None:
     # 2 vCPUs x 2 = 4: the second instance placed makes 8 claimed.
     assert found
     assert all(v.startswith("overcommitted h1: vcpus 8 claimed > 2 x 2") for v in found)
+
+
+# 3 x 4 vCPUs on 2 physical ones at once (RAM and disk to spare): beyond the ratio 4, within 8.
+BUSY = [
+    *CLEAN,
+    fact(
+        compute.HostRegistered(rack="r", zone="z", vcpus=2, ram_mb=65536, disk_gb=1000), "h2", -10
+    ),
+    *booted("dddd", "h2", 40),
+    *booted("eeeee", "h2", 41),
+    *booted("ffffff", "h2", 42),
+]
+
+
+def test_hosts_without_ratios_of_their_own_have_the_scheduler_s_configured_ones() -> None:
+    # The scheduler of this cloud runs with VIRGA_CPU_ALLOCATION_RATIO=8 and placed them.
+    configured = SchedulerConfig.from_env({"VIRGA_CPU_ALLOCATION_RATIO": "8"})
+    assert check(fold_all(BUSY, configured), NOW, STUCK_AFTER) == []
+    # With the scheduler's defaults (4) the same log is overcommitted.
+    assert violations(BUSY)
+    assert all(v.startswith("overcommitted h2: vcpus 12 claimed > 2 x 4") for v in violations(BUSY))
+
+
+def test_the_default_an_admin_set_wins_over_the_configured_one() -> None:
+    configured = SchedulerConfig.from_env({"VIRGA_CPU_ALLOCATION_RATIO": "8"})
+    tighter = fact(api.AllocationRatiosSet(cpu=4.0, ram=1.0, disk=1.0), "*", -5)
+    found = [str(v) for v in check(fold_all([*BUSY, tighter], configured), NOW, STUCK_AFTER)]
+    assert found
+    assert all(v.startswith("overcommitted h2: vcpus 12 claimed > 2 x 4") for v in found)
+    looser = fact(api.AllocationRatiosSet(cpu=8.0, ram=1.0, disk=1.0), "*", -5)
+    assert violations([*BUSY, looser]) == []
 
 
 @pytest.mark.parametrize(

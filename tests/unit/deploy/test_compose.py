@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from virga_devstack.kafka import KAFKA_VERSION
+from virga_devstack.kafka_jars import KAFKA_VERSION
 
 ROOT = Path(__file__).resolve().parents[3]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -108,7 +108,7 @@ def test_the_dockerfile_copies_only_what_exists_and_checks_the_ceph_bindings() -
 def test_every_virga_variable_in_the_file_is_one_the_code_reads(resolved: dict[str, Any]) -> None:
     code = "\n".join(
         path.read_text()
-        for root in ("services", "libs", "events")
+        for root in ("services", "libs", "events", "apps")
         for path in (ROOT / root).rglob("*.py")
     )
     for name, service in resolved["services"].items():

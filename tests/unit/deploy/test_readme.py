@@ -12,7 +12,7 @@ VARIABLE = re.compile(r"""["'`(](VIRGA_[A-Z0-9_]*[A-Z0-9])\b""")
 
 def variables_in_code() -> set[str]:
     found: set[str] = set()
-    for root in ("events", "libs", "services"):
+    for root in ("events", "libs", "services", "apps"):
         for path in (ROOT / root).rglob("*.py"):
             found.update(VARIABLE.findall(path.read_text()))
     return found

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from virga_devstack import ceph, stack
+from virga_devstack import ceph, stack_services
 
 
 @pytest.fixture(autouse=True)
@@ -16,7 +16,7 @@ def _secrets_elsewhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def by_name(cluster: ceph.CephCluster | None) -> dict[str, dict[str, str]]:
-    return {p.name: p.env for p in stack.services(9092, 8080, "test:///default", cluster)}
+    return {p.name: p.env for p in stack_services.services(9092, 8080, "test:///default", cluster)}
 
 
 def test_the_gateway_streams_uploads_to_the_storage_service_make_up_starts() -> None:

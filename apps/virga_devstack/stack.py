@@ -18,113 +18,27 @@ import argparse
 import importlib.util
 import json
 import os
-import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import FrameType
 
 from virga_devstack import ceph, guest_image, kafka, libvirt, seed
+from virga_devstack.kafka_jars import KafkaBrokerError
 from virga_devstack.processes import ServiceProcess, ServiceProcessError
+from virga_devstack.stack_services import SECRETS, STATE, services
 
-STATE = Path(os.environ.get("VIRGA_STACK_DIR") or kafka.default_state_root() / "stack")
 STARTED = STATE / "started.json"
 """Which Kafka and Ceph (by port), and whether libvirtd, `up` started: `down` stops those only."""
-SECRETS = Path(".virga")
-# /healthz ports of the services but the gateway: consecutive from $VIRGA_STACK_PORTS_FROM.
-_FIRST_PORT = int(os.environ.get("VIRGA_STACK_PORTS_FROM", "8091"))
-SCHEDULER_PORT, COMPUTE_PORT, NETWORK_PORT, STORAGE_PORT, NETWORK_AGENT_PORT, BILLING_PORT = range(
-    _FIRST_PORT, _FIRST_PORT + 6
-)
 HEALTH_TIMEOUT = 120.0
 NEEDS_ROOT = """\
 make up needs root: it installs Debian packages (apt-get), starts virtlogd and libvirtd for
 qemu:///system guests, and its network agent makes bridges, VXLAN and taps over netlink.
 Run it as root (e.g. `sudo make up`)."""
-
-
-def _secret(name: str) -> Path:
-    path = SECRETS / name
-    if not path.exists():
-        SECRETS.mkdir(mode=0o700, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(32) + "\n")
-        path.chmod(0o600)
-    return path
-
-
-def host_name() -> str:
-    return os.environ.get("VIRGA_HOST") or socket.gethostname().split(".")[0] or "host-1"
-
-
-def services(
-    kafka_port: int, gateway_port: int, libvirt_uri: str, cluster: ceph.CephCluster | None = None
-) -> list[ServiceProcess]:
-    """The service processes; without `cluster` the storage service keeps volumes in memory."""
-    host = host_name()
-    common = {
-        "VIRGA_KAFKA_BOOTSTRAP": f"127.0.0.1:{kafka_port}",
-        "VIRGA_NAMESPACE": os.environ.get("VIRGA_NAMESPACE", "virga"),
-    }
-    ceph_env = {
-        "VIRGA_CEPH_CONF": str(cluster.conf_file) if cluster else "memory://",
-        "VIRGA_CEPH_KEYRING": str(cluster.keyring) if cluster else "",
-        "VIRGA_CEPH_POOL": cluster.pool if cluster else "rbd",
-    }
-
-    def service(name: str, module: str, port: int, env: dict[str, str]) -> ServiceProcess:
-        return ServiceProcess(
-            name,
-            module,
-            {**common, "VIRGA_HTTP_PORT": str(port), **env},
-            STATE,
-            health_url=f"http://127.0.0.1:{port}/healthz",
-        )
-
-    gateway = ServiceProcess(
-        "gateway",
-        "virga_gateway",
-        {
-            **common,
-            "VIRGA_GATEWAY_HOST": "127.0.0.1",
-            "VIRGA_GATEWAY_PORT": str(gateway_port),
-            "VIRGA_ADMIN_TOKEN_FILE": str(_secret("admin-token").resolve()),
-            "VIRGA_TOKEN_SECRET_FILE": str(_secret("token-secret").resolve()),
-            "VIRGA_STORAGE_URL": f"http://127.0.0.1:{STORAGE_PORT}",
-        },
-        STATE,
-        health_url=f"http://127.0.0.1:{gateway_port}/healthz",
-    )
-    compute_ceph = (
-        ceph_env
-        if cluster
-        # Volumes live in the storage process: the agent only needs to name a monitor.
-        else {"VIRGA_CEPH_MONITORS": "127.0.0.1:6789", "VIRGA_CEPH_USER": "none"}
-    )
-    return [
-        service("storage", "virga_storage", STORAGE_PORT,
-                {**ceph_env, "VIRGA_IMAGE_SPOOL_DIR": str(STATE / "spool")}),
-        service("scheduler", "virga_scheduler", SCHEDULER_PORT, {}),
-        service("network", "virga_network", NETWORK_PORT, {}),
-        service("billing", "virga_billing", BILLING_PORT, {}),
-        service(f"compute-{host}", "virga_compute", COMPUTE_PORT, {
-            "VIRGA_HOST": host,
-            "VIRGA_LIBVIRT_URI": libvirt_uri,
-            "VIRGA_DOMAIN_TYPE": "qemu" if libvirt_uri.startswith("qemu") else "test",
-            "VIRGA_INSTANCES_PATH": str(STATE / "instances"),
-            **compute_ceph,
-        }),
-        service(f"network-agent-{host}", "virga_network.agent", NETWORK_AGENT_PORT, {
-            "VIRGA_HOST": host,
-            "VIRGA_VTEP_IP": os.environ.get("VIRGA_VTEP_IP", "127.0.0.1"),
-        }),
-        gateway,
-    ]  # fmt: skip
 
 
 def _started() -> dict[str, list[int]]:
@@ -228,7 +142,7 @@ def up(kafka_port: int, gateway_port: int, *, foreground: bool = False) -> int:
         print("\ninterrupted: stopping what this `make up` started", flush=True)
         run.stop_started()
         return 130
-    except kafka.KafkaBrokerError as error:
+    except KafkaBrokerError as error:
         # Nothing runs without the log: stop here, and leave nothing half-started behind.
         print(f"\nKafka did not start: {error}", file=sys.stderr)
         run.stop_started()

@@ -28,8 +28,7 @@ from pathlib import Path
 from typing import Final
 
 from virga_devstack import bootdisk, initramfs
-from virga_devstack.kafka import default_cache_root
-from virga_devstack.localproc import exclusive
+from virga_devstack.localproc import default_cache_root, exclusive
 
 KERNEL_METAPACKAGE: Final = "linux-image-cloud-amd64"
 BUSYBOX_PACKAGE: Final = "busybox-static"

@@ -16,7 +16,8 @@ import secrets
 from pathlib import Path
 from typing import Any, Final
 
-from virga_devstack.kafka import KafkaBroker, KafkaBrokerError, answers_metadata
+from virga_devstack.kafka import KafkaBroker, answers_metadata
+from virga_devstack.kafka_jars import KafkaBrokerError
 from virga_devstack.kafka_tls import BrokerTls, TlsError
 from virga_eventlog import SERVICES, KafkaSettings
 from virga_eventlog.acls import AUDITOR

@@ -1,55 +1,43 @@
 """A single-node Apache Kafka broker (KRaft) for development and tests, run from Maven jars.
 
-No Debian or PyPI package ships the broker, so its jars are fetched once from Maven Central
-into a cache outside the repository. Each broker is identified by its client port and keeps
-its data, logs, configuration and pid file in ``<state root>/kafka-<port>``.
+Its jars come from Maven Central (`kafka_jars`). Each broker is identified by its client port
+and keeps its data, logs, configuration and pid file in ``<state root>/kafka-<port>``.
 
 The functions and methods here block; from async code, call them with ``asyncio.to_thread``.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import base64
 import contextlib
 import gc
-import hashlib
-import logging
 import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 import uuid
 import warnings
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
 from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import KafkaError
 
-from virga_devstack.localproc import exclusive, port_open, process_exists, tail
-
-KAFKA_VERSION: Final = "4.1.2"
-SCALA_VERSION: Final = "2.13"
-LOG4J_VERSION: Final = "2.25.3"
-MAVEN_ARTIFACTS: Final = (
-    f"org.apache.kafka:kafka_{SCALA_VERSION}:{KAFKA_VERSION}",
-    # kafka.tools.StorageTool's dependencies (argparse4j, the tools API) live here.
-    f"org.apache.kafka:kafka-tools:{KAFKA_VERSION}",
-    # The broker logs through the SLF4J API only; without a binding it logs nothing at all.
-    f"org.apache.logging.log4j:log4j-slf4j-impl:{LOG4J_VERSION}",
+from virga_devstack.kafka_jars import KafkaBrokerError, ensure_jars
+from virga_devstack.localproc import (
+    default_state_root,
+    exclusive,
+    port_open,
+    process_exists,
+    tail,
 )
 
 DEFAULT_PORT: Final = 9092
 START_TIMEOUT: Final = 60.0
 STOP_TIMEOUT: Final = 30.0
 JAVA_OPTIONS: Final = ("-Xmx512m", "-Xms128m")
-
-_log = logging.getLogger(__name__)
 
 _LOG4J2_PROPERTIES: Final = """\
 status = warn
@@ -67,83 +55,6 @@ appender.file.strategy.max = 3
 rootLogger.level = INFO
 rootLogger.appenderRef.file.ref = server
 """
-
-
-class KafkaBrokerError(RuntimeError):
-    """The broker could not be fetched, started or stopped; the message says why."""
-
-
-def default_cache_root() -> Path:
-    """``$VIRGA_CACHE_DIR``, else ``$XDG_CACHE_HOME/virga``, else ``~/.cache/virga``."""
-    if explicit := os.environ.get("VIRGA_CACHE_DIR"):
-        return Path(explicit)
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "virga"
-
-
-def default_state_root() -> Path:
-    """``$VIRGA_STATE_DIR``, else ``$XDG_STATE_HOME/virga``, else ``~/.local/state/virga``."""
-    if explicit := os.environ.get("VIRGA_STATE_DIR"):
-        return Path(explicit)
-    return Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "virga"
-
-
-def _pom() -> str:
-    dependencies = "".join(
-        f"    <dependency><groupId>{group}</groupId><artifactId>{artifact}</artifactId>"
-        f"<version>{version}</version></dependency>\n"
-        for group, artifact, version in (coordinate.split(":") for coordinate in MAVEN_ARTIFACTS)
-    )
-    return (
-        '<project xmlns="http://maven.apache.org/POM/4.0.0">\n'
-        "  <modelVersion>4.0.0</modelVersion>\n"
-        "  <groupId>org.virga.devstack</groupId>\n"
-        f"  <artifactId>kafka-broker</artifactId><version>{KAFKA_VERSION}</version>\n"
-        f"  <dependencies>\n{dependencies}  </dependencies>\n"
-        "</project>\n"
-    )
-
-
-def ensure_jars(cache_root: Path | None = None) -> Path:
-    """Return the directory holding the broker's jars, fetching them with Maven if needed.
-
-    The jars land in a scratch directory that is renamed into place, and a marker naming the
-    exact artifacts is written last, so an interrupted download is redone on the next call.
-    """
-    home = (cache_root or default_cache_root()) / f"kafka-{KAFKA_VERSION}"
-    libs = home / "libs"
-    marker = libs / ".complete"
-    pom = _pom()
-    digest = hashlib.sha256(pom.encode()).hexdigest()
-    if marker.is_file() and marker.read_text() == digest:
-        return libs
-    with exclusive(home / ".lock"):
-        if marker.is_file() and marker.read_text() == digest:
-            return libs
-        mvn = shutil.which("mvn")
-        if mvn is None:
-            raise KafkaBrokerError("mvn not found on PATH: install Maven (apt-get install maven)")
-        partial = home / "libs.partial"
-        shutil.rmtree(partial, ignore_errors=True)
-        (home / "pom.xml").write_text(pom)
-        command = [
-            mvn,
-            "--batch-mode",
-            "--quiet",
-            "--file",
-            str(home / "pom.xml"),
-            "dependency:copy-dependencies",
-            f"-DoutputDirectory={partial}",
-            "-DincludeScope=runtime",
-        ]
-        _log.info("fetching Kafka %s jars into %s", KAFKA_VERSION, libs)
-        result = subprocess.run(command, capture_output=True, text=True, check=False)
-        if result.returncode != 0:
-            output = (result.stdout + result.stderr).strip()
-            raise KafkaBrokerError(f"mvn failed (exit {result.returncode}):\n{tail(output)}")
-        shutil.rmtree(libs, ignore_errors=True)
-        partial.rename(libs)
-        marker.write_text(digest)
-    return libs
 
 
 def answers_metadata(
@@ -453,79 +364,3 @@ class KafkaBroker:
                 if text := log.read().decode(errors="replace").strip():
                     parts.append(f"--- {name}\n{tail(text)}")
         return "\n".join(parts) or "(no log output)"
-
-
-def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
-    """``start``, ``stop``, ``status`` and ``ensure-jars``; returns the process exit code."""
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--port",
-        type=int,
-        default=int(os.environ.get("VIRGA_KAFKA_PORT", DEFAULT_PORT)),
-        help="client port (default: $VIRGA_KAFKA_PORT or %(default)s)",
-    )
-    common.add_argument(
-        "--controller-port", type=int, default=None, help="KRaft controller port (default: port+1)"
-    )
-    parser = argparse.ArgumentParser(prog=prog, description="A local single-node Kafka broker.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    start = commands.add_parser("start", parents=[common], help="start and wait until ready")
-    start.add_argument("--fresh", action="store_true", help="wipe the broker's data first")
-    start.add_argument("--timeout", type=float, default=START_TIMEOUT, help="seconds to wait")
-    start.add_argument(
-        "--secure",
-        action="store_true",
-        help="SASL/SCRAM users per service and ACLs (docs/security.md); off by default",
-    )
-    start.add_argument(
-        "--namespace",
-        default=os.environ.get("VIRGA_NAMESPACE", "virga"),
-        help="with --secure: the namespace whose topics and ACLs are created",
-    )
-    commands.add_parser("stop", parents=[common], help="stop the broker started by `start`")
-    commands.add_parser("status", parents=[common], help="exit 0 if running and answering")
-    commands.add_parser("ensure-jars", help="fetch the broker's jars into the cache")
-    args = parser.parse_args(argv)
-
-    # The CLI reports failures itself; aiokafka's connection warnings while polling are noise.
-    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
-    try:
-        if args.command == "ensure-jars":
-            print(f"kafka {KAFKA_VERSION} jars: {ensure_jars()}")
-            return 0
-        from virga_devstack import kafka_security  # it builds on this module
-
-        broker = KafkaBroker(args.port, controller_port=args.controller_port)
-        if getattr(args, "secure", False) or kafka_security.SecureKafkaBroker.is_secure(broker):
-            broker = kafka_security.SecureKafkaBroker(
-                args.port, controller_port=args.controller_port
-            )
-        if args.command == "start":
-            began = time.monotonic()
-            if broker.start(fresh=args.fresh, timeout=args.timeout):
-                elapsed = time.monotonic() - began
-                print(f"kafka: started {broker.bootstrap_servers} in {elapsed:.1f} s", end="")
-            else:
-                print(f"kafka: already running on {broker.bootstrap_servers}", end="")
-            print(f" (pid {broker.pid()}; state in {broker.directory})")
-            if isinstance(broker, kafka_security.SecureKafkaBroker):
-                kafka_security.provision_blocking(broker, args.namespace)
-                print(f"kafka: TLS and SASL/SCRAM on, ACLs for namespace {args.namespace!r};")
-                print(f"  passwords in {broker.credentials_dir}, CA {broker.tls.ca_file}")
-            return 0
-        if args.command == "stop":
-            stopped = broker.stop()
-            print(f"kafka: {'stopped' if stopped else 'not running on'} {broker.bootstrap_servers}")
-            return 0
-        pid = broker.pid()
-        if pid is None:
-            print(f"kafka: not running on {broker.bootstrap_servers}")
-            return 1
-        if not broker._answers():
-            print(f"kafka: pid {pid} does not answer on {broker.bootstrap_servers}")
-            return 1
-        print(f"kafka: running on {broker.bootstrap_servers} (pid {pid})")
-        return 0
-    except KafkaBrokerError as error:
-        print(f"kafka: error: {error}", file=sys.stderr)
-        return 1

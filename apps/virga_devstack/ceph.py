@@ -11,22 +11,18 @@ The functions and methods here block; from async code, call them with ``asyncio.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import shutil
 import signal
 import subprocess
-import sys
-import sysconfig
 import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
-from virga_devstack.kafka import default_state_root
-from virga_devstack.localproc import exclusive, port_open, process_exists, tail
+from virga_devstack.localproc import default_state_root, exclusive, port_open, process_exists, tail
 
 DEFAULT_PORT: Final = 6789
 START_TIMEOUT: Final = 90.0
@@ -34,11 +30,6 @@ STOP_TIMEOUT: Final = 20.0
 POOL: Final = "rbd"
 PACKAGES: Final = ("ceph-mon", "ceph-osd", "ceph-common", "python3-rados", "python3-rbd")
 TOOLS: Final = ("ceph-mon", "ceph-osd", "ceph", "ceph-authtool", "monmaptool", "rados")
-DIST_PACKAGES: Final = Path("/usr/lib/python3/dist-packages")
-BINDINGS: Final = ("rados", "rbd")
-# The venv's directory of links to Debian's rados/rbd modules, and the .pth naming it: only
-# those two modules become importable, not the rest of Debian's dist-packages.
-BINDINGS_DIR_NAME: Final = "_virga_ceph_bindings"
 # A memstore OSD holds every object in RAM; this caps it (thin images take no space).
 MEMSTORE_BYTES: Final = 2 << 30
 
@@ -54,38 +45,10 @@ def missing_packages_message(what: Sequence[str]) -> str:
     )
 
 
-def _require_tools() -> None:
+def require_tools() -> None:
     missing = [tool for tool in TOOLS if shutil.which(tool) is None]
     if missing:
         raise CephError(missing_packages_message(missing))
-
-
-def link_bindings(site_packages: Path | None = None) -> Path:
-    """Make Debian's ``rados``/``rbd`` C modules importable from this venv; return the .pth.
-
-    They are built for Debian's CPython 3.11, the interpreter the venv is made from. A
-    directory of symbolic links to just those two modules is put on the path by a .pth file,
-    so the rest of Debian's dist-packages cannot shadow what pip installed.
-    """
-    if site_packages is None:
-        if sys.prefix == sys.base_prefix:
-            raise CephError("not running inside a virtual environment: run from .venv/bin/python")
-        site_packages = Path(sysconfig.get_paths()["purelib"])
-    suffix = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
-    sources = {name: DIST_PACKAGES / f"{name}{suffix}" for name in BINDINGS}
-    missing = [name for name, source in sources.items() if not source.is_file()]
-    if missing:
-        raise CephError(missing_packages_message([f"python3-{name}" for name in missing]))
-    links = site_packages / BINDINGS_DIR_NAME
-    links.mkdir(parents=True, exist_ok=True)
-    for source in sources.values():
-        link = links / source.name
-        if link.is_symlink() or link.exists():
-            link.unlink()
-        link.symlink_to(source)
-    pth = site_packages / f"{BINDINGS_DIR_NAME}.pth"
-    pth.write_text(f"{links}\n")
-    return pth
 
 
 class CephCluster:
@@ -162,7 +125,7 @@ class CephCluster:
         If a daemon exits or the pool does not answer within `timeout` seconds, what was
         started is stopped again and CephError carries the end of the logs.
         """
-        _require_tools()
+        require_tools()
         with exclusive(self.directory / ".lock"):
             if self.pid("mon") is not None and self.pid("osd") is not None:
                 if self._wait_for_pool(timeout):
@@ -407,51 +370,3 @@ keyring = {d / "osd"}/$cluster-$id/keyring
                 if text:
                     parts.append(f"--- {name}\n{tail(text, 15)}")
         return "\n".join(parts) or "(no log output)"
-
-
-def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
-    """``start``, ``stop``, ``status`` and ``link-bindings``; returns the process exit code."""
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--port",
-        type=int,
-        default=int(os.environ.get("VIRGA_CEPH_PORT", DEFAULT_PORT)),
-        help="monitor port (default: $VIRGA_CEPH_PORT or %(default)s)",
-    )
-    parser = argparse.ArgumentParser(prog=prog, description="A local one-OSD Ceph cluster.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    start = commands.add_parser("start", parents=[common], help="start and wait for the pool")
-    start.add_argument("--timeout", type=float, default=START_TIMEOUT, help="seconds to wait")
-    commands.add_parser("stop", parents=[common], help="stop the daemons `start` started")
-    commands.add_parser("status", parents=[common], help="exit 0 if the pool takes I/O")
-    commands.add_parser(
-        "link-bindings", help="make Debian's rados/rbd modules importable from this venv"
-    )
-    args = parser.parse_args(argv)
-    try:
-        if args.command == "link-bindings":
-            print(f"ceph: rados and rbd linked by {link_bindings()}")
-            return 0
-        cluster = CephCluster(args.port)
-        if args.command == "start":
-            began = time.monotonic()
-            if cluster.start(timeout=args.timeout):
-                elapsed = time.monotonic() - began
-                print(f"ceph: started {cluster.monitor} in {elapsed:.1f} s", end="")
-            else:
-                print(f"ceph: already running on {cluster.monitor}", end="")
-            print(f" (pool {cluster.pool}; conf {cluster.conf_file})")
-            return 0
-        if args.command == "stop":
-            stopped = cluster.stop()
-            print(f"ceph: {'stopped' if stopped else 'not running on'} {cluster.monitor}")
-            return 0
-        _require_tools()
-        if not cluster.is_running():
-            print(f"ceph: not running (or its pool is silent) on {cluster.monitor}")
-            return 1
-        print(f"ceph: running on {cluster.monitor} (pool {cluster.pool}; conf {cluster.conf_file})")
-        return 0
-    except CephError as error:
-        print(f"ceph: error: {error}", file=sys.stderr)
-        return 1

@@ -3,7 +3,9 @@ into one small model of the cloud, and the checks run on it.
 
 The model is the auditor's own, written from the event contracts rather than borrowed from
 the services' states: a service that folds its own facts wrongly would otherwise vouch for
-itself. Facts are folded in event time (``occurred_at``), whatever topic they came from.
+itself. Facts are folded in event time (``occurred_at``), whatever topic they came from. Only
+the allocation ratios a host has before any admin sets some are the scheduler's own: they are
+its configuration (`virga_scheduler.config`), not a fact in the log.
 """
 
 from __future__ import annotations
@@ -16,14 +18,15 @@ from typing import Literal
 from virga_events import Envelope
 from virga_events.catalog import api, compute, network, scheduler, storage
 from virga_events.catalog.common import Flavor
+from virga_scheduler.config import SchedulerConfig
 
 Kind = Literal[
     "overcommitted", "address-reused", "missing-volume", "missing-port", "orphaned", "stuck"
 ]
 Status = Literal["BUILDING", "RUNNING", "STOPPED", "ERROR", "DELETING", "DELETED"]
 
-DEFAULT_RATIOS = (4.0, 1.0, 1.0)
-"""(cpu, ram, disk) until an admin sets others: the scheduler's defaults (AllocationRatios)."""
+Ratios = tuple[float, float, float]
+"""(cpu, ram, disk) allocation ratios."""
 
 _REASONED = (
     compute.InstanceFailed,
@@ -90,13 +93,22 @@ class _Volume:
     instance: str | None
 
 
+def configured_ratios(scheduler: SchedulerConfig | None = None) -> Ratios:
+    """The ratios of every host until an admin sets others: those the `scheduler` runs with
+    (`SchedulerConfig.ratios`), its defaults without one."""
+    ratios = (scheduler or SchedulerConfig()).ratios
+    return (ratios.cpu, ratios.ram, ratios.disk)
+
+
 @dataclass(slots=True)
 class CloudModel:
     """What `check` needs to know of every service, folded from all topics."""
 
+    default_ratios: Ratios = field(default_factory=configured_ratios)
+    """Ratios of a host while no AllocationRatiosSet names it or ``*``: the scheduler's."""
     capacity: dict[str, tuple[int, int, int]] = field(default_factory=dict)
     """Host -> (vcpus, ram_mb, disk_gb) it registered."""
-    ratios: dict[str, tuple[float, float, float]] = field(default_factory=dict)
+    ratios: dict[str, Ratios] = field(default_factory=dict)
     """Host, or ``*`` for every host without its own -> (cpu, ram, disk)."""
     claims: dict[str, tuple[str, Flavor]] = field(default_factory=dict)
     """Instance -> (host, flavor) the scheduler holds for it."""
@@ -182,7 +194,8 @@ def _check_host(model: CloudModel, host: str, instance_id: str) -> None:
     capacity = model.capacity.get(host)
     if capacity is None:
         return  # placed before its registration was folded: nothing to compare yet
-    ratios = model.ratios.get(host, model.ratios.get("*", DEFAULT_RATIOS))
+    # As the scheduler: the host's own ratios, else the default an admin set, else its config.
+    ratios = model.ratios.get(host, model.ratios.get("*", model.default_ratios))
     flavors = [f for h, f in model.claims.values() if h == host]
     used = (
         sum(f.vcpus for f in flavors),
@@ -283,9 +296,10 @@ def _time(moment: datetime | None) -> str:
     return "?" if moment is None else moment.isoformat()
 
 
-def fold_all(envelopes: Iterable[Envelope]) -> CloudModel:
-    """A model of every fact, folded in event time (then by producer and its chain seq)."""
-    model = CloudModel()
+def fold_all(envelopes: Iterable[Envelope], scheduler: SchedulerConfig | None = None) -> CloudModel:
+    """A model of every fact, folded in event time (then by producer and its chain seq), of a
+    cloud whose scheduler runs with `scheduler` (its defaults if None)."""
+    model = CloudModel(default_ratios=configured_ratios(scheduler))
     for envelope in sorted(envelopes, key=lambda e: (e.occurred_at, e.producer, e.seq)):
         fold(model, envelope)
     return model

@@ -1,4 +1,4 @@
-"""Facts about local processes and ports that the devstack commands share."""
+"""Facts about local processes, ports and directories that the devstack commands share."""
 
 from __future__ import annotations
 
@@ -41,3 +41,17 @@ def port_open(host: str, port: int) -> bool:
 
 def tail(text: str, lines: int = 40) -> str:
     return "\n".join(text.splitlines()[-lines:])
+
+
+def default_cache_root() -> Path:
+    """``$VIRGA_CACHE_DIR``, else ``$XDG_CACHE_HOME/virga``, else ``~/.cache/virga``."""
+    if explicit := os.environ.get("VIRGA_CACHE_DIR"):
+        return Path(explicit)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "virga"
+
+
+def default_state_root() -> Path:
+    """``$VIRGA_STATE_DIR``, else ``$XDG_STATE_HOME/virga``, else ``~/.local/state/virga``."""
+    if explicit := os.environ.get("VIRGA_STATE_DIR"):
+        return Path(explicit)
+    return Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "virga"

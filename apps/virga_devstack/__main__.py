@@ -5,12 +5,12 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 
-from virga_devstack import ceph, guest_image, kafka, libvirt, stack
+from virga_devstack import ceph_cli, guest_image, kafka_cli, libvirt, stack
 
 COMPONENTS: dict[str, Callable[[Sequence[str], str], int]] = {
-    "ceph": ceph.main,
+    "ceph": ceph_cli.main,
     "guest-image": guest_image.main,
-    "kafka": kafka.main,
+    "kafka": kafka_cli.main,
     "libvirt": libvirt.main,
     "stack": stack.main,
 }
