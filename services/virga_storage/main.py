@@ -10,6 +10,7 @@ import structlog
 from virga_runtime.process import configure_logging_from_env, kafka_settings, run_until_signalled
 from virga_storage.config import StorageConfig
 from virga_storage.drivers.base import StorageDriver
+from virga_storage.qemu_img import sandbox_available
 from virga_storage.service import SERVICE_NAME, storage_runner
 
 log = structlog.get_logger(__name__)
@@ -42,7 +43,13 @@ async def run(config: StorageConfig) -> None:
 
 def main() -> None:
     """Run the storage service until SIGTERM/SIGINT (see `StorageConfig.from_env`)."""
-    asyncio.run(run(StorageConfig.from_env()))
+    config = StorageConfig.from_env()
+    if config.image_sandbox and not sandbox_available():
+        raise SystemExit(
+            "qemu-img runs sandboxed (VIRGA_IMAGE_SANDBOX=bwrap) but bwrap is not installed: "
+            "install Debian's bubblewrap, or set VIRGA_IMAGE_SANDBOX=none"
+        )
+    asyncio.run(run(config))
 
 
 if __name__ == "__main__":

@@ -16,11 +16,9 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
-import json
 import os
 import tempfile
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
@@ -31,15 +29,18 @@ from virga_events.catalog.storage import (
     ImageImported,
     ImageImportFailed,
     ImportFailureKind,
+    rbd_image_name,
     upload_key_digest,
 )
-from virga_events.catalog.storage import rbd_image_name as image_image
 from virga_runtime import ServiceRunner
 from virga_runtime.service import Emit
 from virga_storage.config import StorageConfig
 from virga_storage.core.model import ImageRecord, StorageState
+from virga_storage.core.qcow2 import HEAD_BYTES, UnsafeImage, inspect_qcow2
 from virga_storage.drivers.base import PoolFull, StorageDriver, StorageError, StorageUnavailable
 from virga_storage.effects.images import UploadClaims
+from virga_storage.qemu_img import QemuImg, QemuImgFailed, names_another_file
+from virga_storage.spool import ImportSlots, SpoolBudget, SpoolFull, SpoolLease
 
 log = structlog.get_logger(__name__)
 
@@ -58,29 +59,11 @@ class ImportFailure(Exception):
         self.reason = reason
 
 
-@dataclass(frozen=True, slots=True)
-class Staged:
-    """An upload on disk, ready for the pool."""
-
-    raw: Path
-    """The raw bytes to write (the upload itself, or its qcow2 converted)."""
-    size_bytes: int
-    sha256: str
-    """Of the bytes as uploaded."""
-
-
-async def _run(*argv: str) -> str:
-    process = await asyncio.create_subprocess_exec(
-        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
-    out, err = await process.communicate()
-    if process.returncode != 0:
-        raise ImportFailure("bad_data", f"{argv[0]} {argv[1]}: {err.decode().strip()[-300:]}")
-    return out.decode()
-
-
-async def _spool(request: web.Request, path: Path, limit: int) -> tuple[int, str]:
-    """Write the body to `path`; (bytes, sha256). Refuses more than `limit` bytes."""
+async def _spool(
+    request: web.Request, path: Path, limit: int, lease: SpoolLease
+) -> tuple[int, str]:
+    """Write the body to `path`; (bytes, sha256). Refuses more than `limit` bytes, and more
+    than the spool's cap leaves."""
     digest, size = hashlib.sha256(), 0
     with path.open("wb") as out:
         try:
@@ -88,10 +71,13 @@ async def _spool(request: web.Request, path: Path, limit: int) -> tuple[int, str
                 size += len(chunk)
                 if size > limit:
                     raise ImportFailure("too_large", f"the image is larger than {limit} bytes")
+                lease.take(len(chunk))
                 digest.update(chunk)
                 await asyncio.to_thread(out.write, chunk)
         except ImportFailure:
             raise
+        except SpoolFull as error:
+            raise ImportFailure("unavailable", f"{error}; try again later") from None
         except Exception as error:  # the client went away: nothing reached the pool
             raise ImportFailure("interrupted", f"the upload was cut off: {error!r}") from error
     if size == 0:
@@ -99,20 +85,42 @@ async def _spool(request: web.Request, path: Path, limit: int) -> tuple[int, str
     return size, digest.hexdigest()
 
 
-async def _to_raw(image: ImageRecord, path: Path, size: int, limit: int) -> tuple[Path, int]:
-    """The raw file to import and its size: qcow2 is checked and converted with qemu-img."""
+def _head(path: Path) -> bytes:
+    with path.open("rb") as source:
+        return source.read(HEAD_BYTES)
+
+
+async def _to_raw(
+    image: ImageRecord, spool: Path, size: int, config: StorageConfig, lease: SpoolLease
+) -> tuple[Path, int]:
+    """The raw file to import and its size. A qcow2 upload is judged by its own header first
+    (no backing or data file, no encryption, a virtual size within the limit), and only then
+    given to a bounded, sandboxed qemu-img, which checks it again and converts it."""
     if image.disk_format == "raw":
-        return path, size
-    info = json.loads(await _run("qemu-img", "info", "--output=json", "-f", "qcow2", str(path)))
-    # A backing file would make qemu-img read a file of this host into the image.
-    if info.get("backing-filename") or info.get("data-file"):
-        raise ImportFailure("bad_data", "a qcow2 image with a backing or data file is refused")
-    virtual = int(info["virtual-size"])
-    if virtual > limit:
-        raise ImportFailure("too_large", f"its virtual size {virtual} is above {limit} bytes")
-    raw = path.with_suffix(".raw")
-    await _run("qemu-img", "convert", "-f", "qcow2", "-O", "raw", str(path), str(raw))
-    return raw, virtual
+        return spool, size
+    try:
+        facts = inspect_qcow2(await asyncio.to_thread(_head, spool))
+    except UnsafeImage as unsafe:
+        raise ImportFailure("bad_data", unsafe.reason) from None
+    limit = config.max_virtual_bytes
+    if facts.virtual_size > limit:
+        raise ImportFailure(
+            "too_large", f"its virtual size {facts.virtual_size} is above {limit} bytes"
+        )
+    try:
+        lease.take(facts.virtual_size)
+    except SpoolFull as error:
+        raise ImportFailure("unavailable", f"{error}; try again later") from None
+    qemu = QemuImg(spool.parent, config.qemu_img_limits)
+    raw = spool.with_suffix(".raw")
+    try:
+        info = await qemu.info(spool.name)
+        if names_another_file(info) or info.get("virtual-size") != facts.virtual_size:
+            raise ImportFailure("bad_data", "qemu reads this qcow2 image otherwise than its header")
+        await qemu.convert_to_raw(spool.name, raw.name, facts.virtual_size)
+    except QemuImgFailed as error:
+        raise ImportFailure("bad_data", str(error)) from None
+    return raw, facts.virtual_size
 
 
 def _key_matches(key: str | None, digest: str | None) -> bool:
@@ -137,6 +145,8 @@ class ImageUploads:
         self.driver = driver
         self.claims = claims
         self.runner: ServiceRunner[StorageState] | None = None
+        self.slots = ImportSlots(config.max_imports, config.import_wait_seconds)
+        self.spool = SpoolBudget(config.spool_max_bytes)
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_put(UPLOAD_PATH, self.upload)
@@ -179,16 +189,31 @@ class ImageUploads:
         return web.json_response({"outcome": outcome})
 
     async def _import(self, request: web.Request, image: ImageRecord) -> ImageImported:
-        limit = self.config.image_max_bytes
-        with tempfile.TemporaryDirectory(dir=self.config.spool_dir, prefix="virga-upload-") as d:
+        async with self.slots.hold() as slot:
+            if not slot:
+                raise ImportFailure(
+                    "unavailable",
+                    "too many images are being imported at once on this storage host; "
+                    "try again later",
+                )
+            with self.spool.lease() as lease:
+                return await self._import_held(request, image, lease)
+
+    async def _import_held(
+        self, request: web.Request, image: ImageRecord, lease: SpoolLease
+    ) -> ImageImported:
+        config = self.config
+        with tempfile.TemporaryDirectory(dir=config.spool_dir, prefix="virga-upload-") as d:
             spool = Path(d) / "upload"
-            size, sha256 = await _spool(request, spool, limit)
-            raw, raw_size = await _to_raw(image, spool, size, limit)
+            size, sha256 = await _spool(request, spool, config.image_max_bytes, lease)
+            raw, raw_size = await _to_raw(image, spool, size, config, lease)
             if raw != spool:
                 with contextlib.suppress(OSError):
                     os.unlink(spool)  # halves the disk an upload holds
             try:
-                await self.driver.import_image(image_image(image.image_id), _chunks(raw), raw_size)
+                await self.driver.import_image(
+                    rbd_image_name(image.image_id), _chunks(raw), raw_size
+                )
             except PoolFull as error:
                 raise ImportFailure("failed", str(error)) from error
             except StorageUnavailable as error:

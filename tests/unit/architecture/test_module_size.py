@@ -8,14 +8,6 @@ ROOT = Path(__file__).resolve().parents[3]
 LAYERS = ("events", "libs", "services", "apps")
 LIMIT = 400
 
-# Modules being split on other branches of the same refactor (issue #12). When they are merged
-# these files are gone or short, the last test below fails, and this set is to be emptied.
-PENDING_SPLIT = {
-    "libs/virga_runtime/runner.py",
-    "services/virga_compute/libvirt_driver.py",
-    "services/virga_storage/rbd_driver.py",
-}
-
 
 def line_counts() -> dict[str, int]:
     return {
@@ -28,15 +20,5 @@ def line_counts() -> dict[str, int]:
 def test_every_module_is_under_the_limit() -> None:
     counts = line_counts()
     assert len(counts) > 100, "the scan found too few modules: are the layers still there?"
-    too_long = {
-        path: lines
-        for path, lines in sorted(counts.items())
-        if lines >= LIMIT and path not in PENDING_SPLIT
-    }
+    too_long = {path: lines for path, lines in sorted(counts.items()) if lines >= LIMIT}
     assert not too_long, f"modules of {LIMIT} lines or more: {too_long}"
-
-
-def test_the_pending_splits_are_still_pending() -> None:
-    counts = line_counts()
-    done = sorted(path for path in PENDING_SPLIT if counts.get(path, 0) < LIMIT)
-    assert not done, f"split already: remove {done} from PENDING_SPLIT"
