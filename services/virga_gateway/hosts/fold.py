@@ -55,17 +55,14 @@ def _heartbeat(state: GatewayState, env: Envelope, event: compute.HostHeartbeat)
     _heard_from(host_record(state, env.aggregate_id), env.occurred_at)
 
 
-def _marked(
-    state: GatewayState,
-    env: Envelope,
-    event: scheduler.HostMarkedUp | scheduler.HostMarkedDown,
-) -> None:
-    up = isinstance(event, scheduler.HostMarkedUp)
-    _set_up_or_down(host_record(state, env.aggregate_id), up, env.occurred_at)
+@folds.on(scheduler.HostMarkedDown)
+def _marked_down(state: GatewayState, env: Envelope, event: scheduler.HostMarkedDown) -> None:
+    _set_up_or_down(host_record(state, env.aggregate_id), False, env.occurred_at)
 
 
-folds.add(scheduler.HostMarkedDown, _marked)
-folds.add(scheduler.HostMarkedUp, _marked)
+@folds.on(scheduler.HostMarkedUp)
+def _marked_up(state: GatewayState, env: Envelope, event: scheduler.HostMarkedUp) -> None:
+    _set_up_or_down(host_record(state, env.aggregate_id), True, env.occurred_at)
 
 
 @folds.on(api.HostDisabled)

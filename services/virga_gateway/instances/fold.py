@@ -9,7 +9,7 @@ the other: handlers record facts per topic and `Instance.status` derives the sta
 from __future__ import annotations
 
 import bisect
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
@@ -104,17 +104,27 @@ def _compute_succeeded(
     state: GatewayState,
     env: Envelope,
     event: compute.InstanceStarted | compute.InstanceStopped | compute.InstanceRebooted,
+    status: Literal["RUNNING", "STOPPED"],
 ) -> None:
     instance = instance_record(state, env)
-    stopped = isinstance(event, compute.InstanceStopped)
-    instance.compute_status = "STOPPED" if stopped else "RUNNING"
+    instance.compute_status = status
     instance.compute_host = event.host
     instance.compute_fault = None  # a fault describes the last failure since the last success
 
 
-folds.add(compute.InstanceStarted, _compute_succeeded)
-folds.add(compute.InstanceStopped, _compute_succeeded)
-folds.add(compute.InstanceRebooted, _compute_succeeded)
+@folds.on(compute.InstanceStarted)
+def _started(state: GatewayState, env: Envelope, event: compute.InstanceStarted) -> None:
+    _compute_succeeded(state, env, event, "RUNNING")
+
+
+@folds.on(compute.InstanceRebooted)
+def _rebooted(state: GatewayState, env: Envelope, event: compute.InstanceRebooted) -> None:
+    _compute_succeeded(state, env, event, "RUNNING")
+
+
+@folds.on(compute.InstanceStopped)
+def _stopped(state: GatewayState, env: Envelope, event: compute.InstanceStopped) -> None:
+    _compute_succeeded(state, env, event, "STOPPED")
 
 
 @folds.on(compute.InstanceFailed)

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 
 folds: Folds[GatewayState] = Folds()
 
+Operation = Literal["attach", "detach"]
+
 
 def volume_record(state: GatewayState, env: Envelope) -> Volume:
     volume = state.volumes.get(env.aggregate_id)
@@ -104,20 +106,21 @@ def _snapshot_requested(
 
 
 def _attach_requested(
-    state: GatewayState,
-    env: Envelope,
-    event: attachments.VolumeAttachRequested | attachments.VolumeDetachRequested,
+    state: GatewayState, env: Envelope, operation: Operation, instance_id: str
 ) -> None:
-    operation: Literal["attach", "detach"] = (
-        "attach" if isinstance(event, attachments.VolumeAttachRequested) else "detach"
-    )
     volume = volume_record(state, env)
-    request = AttachRequest(env.event_id, operation, event.instance_id, env.occurred_at)
+    request = AttachRequest(env.event_id, operation, instance_id, env.occurred_at)
     volume.attach_requests = [*volume.attach_requests[-(OUTCOMES_KEPT - 1) :], request]
 
 
-folds.add(attachments.VolumeAttachRequested, _attach_requested)
-folds.add(attachments.VolumeDetachRequested, _attach_requested)
+@folds.on(attachments.VolumeAttachRequested)
+def _attach(state: GatewayState, env: Envelope, event: attachments.VolumeAttachRequested) -> None:
+    _attach_requested(state, env, "attach", event.instance_id)
+
+
+@folds.on(attachments.VolumeDetachRequested)
+def _detach(state: GatewayState, env: Envelope, event: attachments.VolumeDetachRequested) -> None:
+    _attach_requested(state, env, "detach", event.instance_id)
 
 
 # -- the storage service's outcomes ----------------------------------------------------------
@@ -216,33 +219,35 @@ def _volume_deleted(state: GatewayState, env: Envelope, event: storage.VolumeDel
 # -- the compute agents' outcomes ---------------------------------------------------------------
 
 
-def _attachment_outcome(
-    state: GatewayState,
-    env: Envelope,
-    event: (
-        attachments.VolumeAttached | attachments.VolumeDetached | attachments.VolumeAttachmentFailed
-    ),
-) -> None:
-    volume = volume_record(state, env)
-    if isinstance(event, attachments.VolumeAttachmentFailed):
-        operation = event.operation
-        volume.fault = f"{event.operation}: {event.reason}"
-    elif isinstance(event, attachments.VolumeAttached):
-        operation = "attach"
-        volume.attachment = Attachment(event.instance_id, event.host, event.target_dev)
-        _instance(state, event.instance_id).attached_volumes[volume.id] = event.target_dev
-    else:
-        operation = "detach"
-        if volume.attachment is not None and volume.attachment.instance_id == event.instance_id:
-            volume.attachment = None
-        _instance(state, event.instance_id).attached_volumes.pop(volume.id, None)
-    outcome = AttachOutcome(env.causation_id, operation, event.instance_id, env.occurred_at)
+def _record_outcome(volume: Volume, env: Envelope, operation: Operation, instance_id: str) -> None:
+    outcome = AttachOutcome(env.causation_id, operation, instance_id, env.occurred_at)
     volume.outcomes = [*volume.outcomes[-(OUTCOMES_KEPT - 1) :], outcome]
 
 
-folds.add(attachments.VolumeAttached, _attachment_outcome)
-folds.add(attachments.VolumeDetached, _attachment_outcome)
-folds.add(attachments.VolumeAttachmentFailed, _attachment_outcome)
+@folds.on(attachments.VolumeAttachmentFailed)
+def _attachment_failed(
+    state: GatewayState, env: Envelope, event: attachments.VolumeAttachmentFailed
+) -> None:
+    volume = volume_record(state, env)
+    volume.fault = f"{event.operation}: {event.reason}"
+    _record_outcome(volume, env, event.operation, event.instance_id)
+
+
+@folds.on(attachments.VolumeAttached)
+def _attached(state: GatewayState, env: Envelope, event: attachments.VolumeAttached) -> None:
+    volume = volume_record(state, env)
+    volume.attachment = Attachment(event.instance_id, event.host, event.target_dev)
+    _instance(state, event.instance_id).attached_volumes[volume.id] = event.target_dev
+    _record_outcome(volume, env, "attach", event.instance_id)
+
+
+@folds.on(attachments.VolumeDetached)
+def _detached(state: GatewayState, env: Envelope, event: attachments.VolumeDetached) -> None:
+    volume = volume_record(state, env)
+    if volume.attachment is not None and volume.attachment.instance_id == event.instance_id:
+        volume.attachment = None
+    _instance(state, event.instance_id).attached_volumes.pop(volume.id, None)
+    _record_outcome(volume, env, "detach", event.instance_id)
 
 
 def _instance(state: GatewayState, instance_id: str) -> Instance:
