@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from virga_gateway.model import GatewayState, Role
+from virga_gateway import validation as v
 from virga_gateway.problems import forbidden, unauthorized
+from virga_gateway.state import GatewayState
+from virga_gateway.tenants.model import Role
 from virga_gateway.tokens import token_sha256
 
 
@@ -53,3 +55,15 @@ def authenticate(state: GatewayState, authorization: str | None, now: datetime) 
     if record.expires_at is not None and record.expires_at <= now:
         raise refused
     return Principal(record.id, record.role, record.tenant_id)
+
+
+def owning_tenant(state: GatewayState, principal: Principal, requested: str | None) -> str:
+    """The tenant a new resource belongs to: the caller's, or the one an admin names."""
+    if principal.is_admin:
+        v.check(requested is not None, "tenant_id", "is required when an admin creates it")
+        assert requested is not None
+        v.check(requested in state.tenants, "tenant_id", f"no tenant {requested}")
+        return requested
+    assert principal.tenant_id is not None
+    v.check(requested in (None, principal.tenant_id), "tenant_id", "tenants create for themselves")
+    return principal.tenant_id

@@ -10,7 +10,7 @@ from aiohttp import web
 from virga_gateway.auth import Principal
 from virga_gateway.config import GatewayConfig
 from virga_gateway.idempotency import KeyedLocks
-from virga_gateway.model import GatewayState
+from virga_gateway.state import GatewayState
 from virga_runtime import ServiceRunner
 
 

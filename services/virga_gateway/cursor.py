@@ -6,7 +6,8 @@ import base64
 import binascii
 from datetime import datetime
 
-from virga_gateway.model import OrderKey
+OrderKey = tuple[datetime, str]
+"""(created_at, id): the order instances are listed and paginated in."""
 
 
 class BadCursor(ValueError):

@@ -1,4 +1,5 @@
-"""Idempotency-Key handling: key syntax, request fingerprints, and per-key serialization."""
+"""Idempotency-Key handling: key syntax, request fingerprints, and per-key serialization;
+the records of first responses and their fold."""
 
 from __future__ import annotations
 
@@ -6,13 +7,54 @@ import asyncio
 import hashlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import msgspec
 
+from virga_events import Envelope
+from virga_events.catalog import api
 from virga_gateway.problems import invalid
+from virga_runtime.folding import Folds
+
+if TYPE_CHECKING:
+    from virga_gateway.state import GatewayState
 
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
+
+
+class IdempotencyRecord(msgspec.Struct, frozen=True):
+    """The first response to a POST with an Idempotency-Key, replayed to its retries."""
+
+    method_path: str
+    request_sha256: str
+    status: int
+    body: str
+    recorded_at: datetime
+
+
+IDEMPOTENCY_TTL_SECONDS = 24 * 3600
+"""How long an Idempotency-Key is remembered (as Stripe and the IETF draft suggest)."""
+
+folds: Folds[GatewayState] = Folds()
+
+
+@folds.on(api.IdempotentRequestRecorded)
+def _idempotent_request_recorded(
+    state: GatewayState, env: Envelope, event: api.IdempotentRequestRecorded
+) -> None:
+    records = state.idempotency
+    # Keys are kept a day; insertion order is (nearly) time order, so expired keys are in front.
+    horizon = env.occurred_at - timedelta(seconds=IDEMPOTENCY_TTL_SECONDS)
+    while records:
+        oldest = next(iter(records))
+        if records[oldest].recorded_at >= horizon:
+            break
+        del records[oldest]
+    records[env.aggregate_id] = IdempotencyRecord(
+        event.method_path, event.request_sha256, event.status, event.body, env.occurred_at
+    )
 
 
 def parse_key(value: str | None) -> str | None:

@@ -1,4 +1,7 @@
-"""The route table's shape: one `Route` per operation drives both the router and OpenAPI."""
+"""The route table's shape: one `Route` per operation drives both the router and OpenAPI.
+
+And the small helpers the route modules share: JSON answers and query-string parameters.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +9,15 @@ from dataclasses import KW_ONLY, dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+import msgspec
 import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler as AiohttpHandler
 
 from virga_gateway.auth import authenticate
 from virga_gateway.context import CORRELATION_ID, GATEWAY, Call, Handler
-from virga_gateway.problems import not_ready
+from virga_gateway.cursor import BadCursor, OrderKey, decode_cursor
+from virga_gateway.problems import invalid, not_ready
 
 Access = Literal["public", "tenant", "admin"]
 """public: no token; tenant: any valid token (admins included); admin: admin tokens only."""
@@ -100,3 +105,50 @@ def add_routes(app: web.Application, routes: list[Route]) -> None:
     for route in routes:
         if route.handler is not None:
             app.router.add_route(route.method, route.path, endpoint(route, route.handler))
+
+
+MAX_PAGE = 200
+DEFAULT_PAGE = 50
+
+
+def json_response(body: object, status: int = 200) -> web.Response:
+    return web.Response(
+        status=status, body=msgspec.json.encode(body), content_type="application/json"
+    )
+
+
+def int_query(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise invalid(400, name, f"must be an integer from {low} to {high}") from None
+    if not low <= value <= high:
+        raise invalid(400, name, f"must be an integer from {low} to {high}")
+    return value
+
+
+def page_query(request: web.Request) -> tuple[int, OrderKey | None]:
+    """`limit` and the decoded `cursor` of a paged list (400 naming either when bad)."""
+    limit = int_query(request, "limit", DEFAULT_PAGE, 1, MAX_PAGE)
+    cursor = request.query.get("cursor")
+    if cursor is None:
+        return limit, None
+    try:
+        return limit, decode_cursor(cursor)
+    except BadCursor as exc:
+        raise invalid(400, "cursor", str(exc)) from None
+
+
+def page_params(items: str) -> tuple[QueryParam, QueryParam]:
+    """The OpenAPI parameters `page_query` reads, for a list of `items`."""
+    return (
+        QueryParam(
+            "limit",
+            {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": DEFAULT_PAGE},
+            f"{items} per page.",
+        ),
+        QueryParam("cursor", {"type": "string"}, "The `next` of the previous page."),
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TypeAlias
 
-from virga_gateway.model import GatewayState
+from virga_gateway.state import GatewayState
 from virga_runtime.runner import ServiceRunner
 
 GatewayRunner: TypeAlias = ServiceRunner[GatewayState]

@@ -8,8 +8,8 @@ from virga_eventlog import KafkaSettings, event_topic
 from virga_events.catalog import api
 from virga_gateway import state
 from virga_gateway.config import GatewayConfig
-from virga_gateway.model import GatewayState
 from virga_gateway.runner import GatewayRunner
+from virga_gateway.state import GatewayState
 from virga_gateway.tokens import admin_token_id, token_sha256
 from virga_runtime import Emit, Intent, RunnerConfig, ServiceDefinition, ServiceRunner
 

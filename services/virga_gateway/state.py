@@ -1,4 +1,5 @@
-"""The gateway's fold: `evolve(state, event)` over `<ns>.api`, `<ns>.scheduler`, `<ns>.compute`.
+"""The gateway's projection: `GatewayState`, the resources' tables side by side, and its fold
+`evolve(state, event)` over `<ns>.api`, `<ns>.scheduler`, `<ns>.compute` (and the others).
 
 Pure: no I/O, no clock. A rebuild reads the inputs before the gateway's own topic, and each
 topic's partitions in no set order, so every handler accepts an aggregate's facts in any order
@@ -8,41 +9,161 @@ projects, and its own requests were validated before they were written.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import timedelta
-from typing import Any
+import copy
+from collections.abc import Callable, Iterable
+from typing import Any, Literal
 
 import msgspec
 
-from virga_events import Envelope, Event
-from virga_events.catalog import api
-from virga_gateway import fold_billing, fold_hosts, fold_instances, fold_networks, fold_storage
-from virga_gateway.model import (
-    IDEMPOTENCY_TTL_SECONDS,
-    GatewayState,
-    IdempotencyRecord,
-    ServerGroup,
-    Tenant,
-    Token,
-)
+from virga_events import Envelope
+from virga_events.catalog import Flavor
+from virga_gateway import idempotency
+from virga_gateway.billing import fold as billing_fold
+from virga_gateway.cursor import OrderKey
+from virga_gateway.flavors import fold as flavors_fold
+from virga_gateway.flavors.model import DEFAULT_FLAVORS
+from virga_gateway.hosts import fold as hosts_fold
+from virga_gateway.hosts.model import Host, Ratios
+from virga_gateway.idempotency import IdempotencyRecord
+from virga_gateway.images import fold as images_fold
+from virga_gateway.images.model import Image
+from virga_gateway.instances import fold as instances_fold
+from virga_gateway.instances.model import Instance
+from virga_gateway.networks import fold as networks_fold
+from virga_gateway.networks.model import Network
+from virga_gateway.ports import fold as ports_fold
+from virga_gateway.ports.model import Port
+from virga_gateway.security_groups import fold as security_groups_fold
+from virga_gateway.security_groups.model import SecurityGroup
+from virga_gateway.server_groups import fold as server_groups_fold
+from virga_gateway.server_groups.model import ServerGroup
+from virga_gateway.tenants import fold as tenants_fold
+from virga_gateway.tenants.model import Tenant, Token
+from virga_gateway.volumes import fold as volumes_fold
+from virga_gateway.volumes.model import Volume
+from virga_rating.state import BillingState
+from virga_runtime.folding import Folds
 
 __all__ = ["GatewayState", "evolve", "restore", "snapshot"]
+
+Preview = Literal["shared", "touched", "touched-deep", "touched-instances", "empty"]
+"""How `GatewayState.preview_copy` copies a table (see there)."""
+
+
+class GatewayState(msgspec.Struct, kw_only=True):
+    """The whole projection; `evolve` folds events into it."""
+
+    tenants: dict[str, Tenant] = msgspec.field(default_factory=dict)
+    tokens: dict[str, Token] = msgspec.field(default_factory=dict)
+    token_ids_by_sha256: dict[str, str] = msgspec.field(default_factory=dict)
+    flavors: dict[str, Flavor] = msgspec.field(
+        default_factory=lambda: {f.name: f for f in DEFAULT_FLAVORS}
+    )
+    instances: dict[str, Instance] = msgspec.field(default_factory=dict)
+    instance_order: list[OrderKey] = msgspec.field(default_factory=list)
+    """Every requested instance, sorted."""
+    tenant_instance_order: dict[str, list[OrderKey]] = msgspec.field(default_factory=dict)
+    """The same, per tenant: a tenant's listing never walks other tenants' instances."""
+    server_groups: dict[str, ServerGroup] = msgspec.field(default_factory=dict)
+    group_members: dict[str, list[str]] = msgspec.field(default_factory=dict)
+    hosts: dict[str, Host] = msgspec.field(default_factory=dict)
+    claims: dict[str, dict[str, Flavor]] = msgspec.field(default_factory=dict)
+    """instance id -> host -> the flavor claimed there."""
+    allocation_ratios: dict[str, Ratios] = msgspec.field(default_factory=dict)
+    """Host name (or ``*`` for every host) -> the ratios an admin set."""
+    idempotency: dict[str, IdempotencyRecord] = msgspec.field(default_factory=dict)
+    """Idempotency aggregate id (principal + key) -> first response, oldest first."""
+    volumes: dict[str, Volume] = msgspec.field(default_factory=dict)
+    volume_order: list[OrderKey] = msgspec.field(default_factory=list)
+    """Every listed volume, sorted by (created_at, id)."""
+    tenant_volume_order: dict[str, list[OrderKey]] = msgspec.field(default_factory=dict)
+    snapshot_volumes: dict[str, str] = msgspec.field(default_factory=dict)
+    """Volume snapshot id -> the volume it was taken of."""
+    images: dict[str, Image] = msgspec.field(default_factory=dict)
+    billing: BillingState = msgspec.field(default_factory=BillingState)
+    """Usage, prices and invoices, folded by billing's own core (`billing.fold`)."""
+    networks: dict[str, Network] = msgspec.field(default_factory=dict)
+    ports: dict[str, Port] = msgspec.field(default_factory=dict)
+    security_groups: dict[str, SecurityGroup] = msgspec.field(default_factory=dict)
+    """Security groups tenants created; each tenant's default group is implicit."""
+
+    def preview_copy(self, touched: Iterable[str]) -> GatewayState:
+        """A scratch state to fold a request's events into, holding copies of just what they
+        touch (aggregate ids `touched`); this state is left untouched (see `preview`)."""
+        keys = set(touched)
+        tables: dict[str, Any] = {}
+        for name in msgspec.structs.fields(self):
+            how = PREVIEW_COPIES[name.name]
+            if how == "empty":
+                continue
+            table = getattr(self, name.name)
+            if how == "shared":
+                tables[name.name] = dict(table)
+            else:
+                tables[name.name] = {k: _COPIERS[how](table[k]) for k in keys if k in table}
+        return GatewayState(**tables)
+
+
+PREVIEW_COPIES: dict[str, Preview] = {
+    # Records in these tables are replaced, never mutated, by evolve: sharing them is safe.
+    "tenants": "shared",
+    "flavors": "shared",
+    "server_groups": "shared",
+    "allocation_ratios": "shared",
+    "security_groups": "shared",
+    # These are mutated in place: copy the touched ones (history is read, not needed).
+    "tokens": "touched",
+    "hosts": "touched-deep",
+    "instances": "touched-instances",
+    "networks": "touched-deep",
+    "ports": "touched-deep",
+    "volumes": "touched-deep",
+    "images": "touched-deep",
+    # Not read by any response a write answers with: left empty.
+    "token_ids_by_sha256": "empty",
+    "instance_order": "empty",
+    "tenant_instance_order": "empty",
+    "group_members": "empty",
+    "claims": "empty",
+    "idempotency": "empty",
+    "volume_order": "empty",
+    "tenant_volume_order": "empty",
+    "snapshot_volumes": "empty",
+    "billing": "empty",
+}
+"""How `GatewayState.preview_copy` copies each table: shared (a new dict of the same records),
+touched (copies of the records the events touch; deep, or an instance without its history), or
+empty (the table's default). Every table of `GatewayState` must be named here."""
+
+_COPIERS: dict[str, Callable[[Any], Any]] = {
+    "touched": copy.copy,
+    "touched-deep": copy.deepcopy,
+    "touched-instances": lambda instance: msgspec.structs.replace(instance, history=[]),
+}
+
+FOLDS: tuple[Folds[GatewayState], ...] = (
+    tenants_fold.folds,
+    flavors_fold.folds,
+    server_groups_fold.folds,
+    idempotency.folds,
+    instances_fold.folds,
+    hosts_fold.folds,
+    networks_fold.folds,
+    ports_fold.folds,
+    security_groups_fold.folds,
+    volumes_fold.folds,
+    images_fold.folds,
+    billing_fold.folds,
+    instances_fold.history,
+)
+"""The resources' folds, in the order each event goes through them: each resource's own
+(one per event type), then billing's, then the instances' histories."""
 
 
 def evolve(state: GatewayState, envelope: Envelope) -> GatewayState:
     """Fold one event; types the gateway does not project are ignored."""
-    kind = type(envelope.payload)
-    handler = _HANDLERS.get(kind)
-    if handler is not None:
-        handler(state, envelope)
-    if kind in fold_billing.BILLED_EVENTS:
-        fold_billing.fold_billing(state, envelope)
-    if kind in fold_instances.HISTORY_EVENTS:
-        fold_instances.record_history(state, envelope)
-    elif kind in fold_instances.BUILD_FACTS:
-        instance_id = fold_instances.build_fact_instance(envelope)
-        if instance_id is not None:
-            fold_instances.record_history(state, envelope, instance_id)
+    for folds in FOLDS:
+        folds.evolve(state, envelope)
     return state
 
 
@@ -57,67 +178,3 @@ def snapshot(state: GatewayState) -> str:
 
 def restore(value: Any) -> GatewayState:
     return _DECODER.decode(value)
-
-
-def _tenant_created(state: GatewayState, env: Envelope) -> None:
-    event: api.TenantCreated = env.payload
-    state.tenants[env.aggregate_id] = Tenant(env.aggregate_id, event.name, env.occurred_at)
-
-
-def _token_issued(state: GatewayState, env: Envelope) -> None:
-    event: api.TokenIssued = env.payload
-    token = Token(env.aggregate_id, event.token_sha256, event.role, env.tenant_id, event.expires_at)
-    state.tokens[token.id] = token
-    state.token_ids_by_sha256[token.sha256] = token.id
-
-
-def _token_revoked(state: GatewayState, env: Envelope) -> None:
-    token = state.tokens.get(env.aggregate_id)
-    if token is not None:
-        token.revoked = True
-
-
-def _flavor_created(state: GatewayState, env: Envelope) -> None:
-    event: api.FlavorCreated = env.payload
-    state.flavors[event.flavor.name] = event.flavor
-
-
-def _server_group_created(state: GatewayState, env: Envelope) -> None:
-    event: api.ServerGroupCreated = env.payload
-    state.server_groups[env.aggregate_id] = ServerGroup(
-        env.aggregate_id,
-        event.name,
-        event.policy,
-        event.scope,
-        env.tenant_id or "",
-        env.occurred_at,
-    )
-
-
-def _idempotent_request_recorded(state: GatewayState, env: Envelope) -> None:
-    event: api.IdempotentRequestRecorded = env.payload
-    records = state.idempotency
-    # Keys are kept a day; insertion order is (nearly) time order, so expired keys are in front.
-    horizon = env.occurred_at - timedelta(seconds=IDEMPOTENCY_TTL_SECONDS)
-    while records:
-        oldest = next(iter(records))
-        if records[oldest].recorded_at >= horizon:
-            break
-        del records[oldest]
-    records[env.aggregate_id] = IdempotencyRecord(
-        event.method_path, event.request_sha256, event.status, event.body, env.occurred_at
-    )
-
-
-_HANDLERS: dict[type[Event], Callable[[GatewayState, Envelope], None]] = {
-    api.TenantCreated: _tenant_created,
-    api.TokenIssued: _token_issued,
-    api.TokenRevoked: _token_revoked,
-    api.FlavorCreated: _flavor_created,
-    api.ServerGroupCreated: _server_group_created,
-    api.IdempotentRequestRecorded: _idempotent_request_recorded,
-    **fold_instances.HANDLERS,
-    **fold_hosts.HANDLERS,
-    **fold_networks.HANDLERS,
-    **fold_storage.HANDLERS,
-}

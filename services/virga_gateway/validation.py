@@ -1,12 +1,15 @@
-"""Request bodies as msgspec Structs with their constraints, and errors that name the field.
+"""What request bodies share: their base Struct, the constrained field types, and errors that
+name the field.
 
-The same Structs feed the OpenAPI document, so what is documented is what is enforced.
+The bodies (each resource's `bodies.py`) feed the OpenAPI document too, so what is documented
+is what is enforced.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal, TypeVar
+from collections.abc import Callable
+from typing import Annotated, TypeVar
 
 import msgspec
 
@@ -27,66 +30,25 @@ Trait = Annotated[str, msgspec.Meta(pattern=r"^[A-Z0-9_]{1,255}$", description="
 Ratio = Annotated[float, msgspec.Meta(gt=0, le=1000)]
 
 
-class _Body(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+class Body(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Bodies refuse fields they do not know: a typo must not be silently ignored."""
 
 
-class CreateTenant(_Body):
-    name: Name
-
-
-class IssueToken(_Body):
-    expires_in_seconds: Annotated[int, msgspec.Meta(ge=1, le=10 * 365 * 86400)] | None = None
-    """Lifetime of the token; none: it lives until revoked."""
-
-
-class CreateFlavor(_Body):
-    name: Name
-    vcpus: Annotated[int, msgspec.Meta(ge=1, le=1024)]
-    ram_mb: Annotated[int, msgspec.Meta(ge=64, le=16 * 1024 * 1024)]
-    disk_gb: Annotated[int, msgspec.Meta(ge=0, le=64 * 1024)]
-
-
-class CreateInstance(_Body):
-    name: Name
-    flavor: Name
-    image: Reference | None = None
-    network: Reference | None = None
-    server_group: Reference | None = None
-    """Id of a server group of the same tenant."""
-    availability_zone: Reference | None = None
-    required_traits: Annotated[list[Trait], msgspec.Meta(max_length=32)] = []
-    delete_on_termination: bool = True
-    tenant_id: Reference | None = None
-    """Required when an admin creates an instance: the tenant that will own it."""
-
-
-class InstanceAction(_Body):
-    action: Literal["start", "stop", "reboot"]
-
-
-class CreateServerGroup(_Body):
-    name: Name
-    policy: Literal["affinity", "anti-affinity"]
-    scope: Literal["host", "rack"] = "host"
-    tenant_id: Reference | None = None
-    """Required when an admin creates a server group: the tenant that will own it."""
-
-
-class HostAction(_Body):
-    action: Literal["disable", "enable"]
-    reason: Text = ""
-
-
-class SetAllocationRatios(_Body):
-    cpu: Ratio
-    ram: Ratio
-    disk: Ratio
-    host: Reference | None = None
-    """A host's own ratios; none: the default of every host without its own."""
-
-
 B = TypeVar("B", bound=msgspec.Struct)
+
+
+def published_as(name: str) -> Callable[[type[B]], type[B]]:
+    """Publish a body's OpenAPI schema as `name`.
+
+    msgspec names a schema after its class; a body class whose name would collide with an
+    event or effect elsewhere carries a `Body` suffix, and keeps its published name this way.
+    """
+
+    def rename(body_type: type[B]) -> type[B]:
+        body_type.__name__ = name
+        return body_type
+
+    return rename
 
 
 def parse_json(raw: bytes) -> object:

@@ -12,12 +12,19 @@ import msgspec
 from aiohttp import web
 
 from virga_events.catalog import api
-from virga_gateway.commands import Outcome
 from virga_gateway.context import Call
-from virga_gateway.idempotency import HEADER, fingerprint, parse_key, record_id
-from virga_gateway.model import IDEMPOTENCY_TTL_SECONDS, GatewayState, IdempotencyRecord
+from virga_gateway.idempotency import (
+    HEADER,
+    IDEMPOTENCY_TTL_SECONDS,
+    IdempotencyRecord,
+    fingerprint,
+    parse_key,
+    record_id,
+)
+from virga_gateway.outcome import Outcome
 from virga_gateway.preview import preview
 from virga_gateway.problems import Problem, invalid
+from virga_gateway.state import GatewayState
 from virga_gateway.validation import parse_json, validate
 from virga_runtime import Emit
 

@@ -34,7 +34,7 @@ from virga_eventlog import event_topic
 from virga_events import REGISTRY, Envelope
 from virga_events.catalog import api
 from virga_events.catalog.compute import HostRegistered, InstanceStarted, InstanceStopped
-from virga_gateway import billing
+from virga_gateway.billing import queries
 from virga_gateway.state import restore
 from virga_rating.rating import rate_window
 
@@ -88,7 +88,7 @@ async def test_replays_at_several_instants_equal_what_the_api_answered(
             moment = answer["at"]
             # The gateway's projection, rebuilt as of that instant by its own fold...
             past = restore(await replay(month.settings, "gateway", moment))
-            view = billing.usage(past, month.tenant_id, start, moment)
+            view = queries.usage(past, month.tenant_id, start, moment)
             assert past.instances[instance_id].status == answer["status"]
             assert msgspec_json(view) == answer["usage"]
             # ...and billing's state as of then, rated by the same core, agree with it.

@@ -116,7 +116,7 @@ async def wait_gone(cloud: Cloud, token: str, path: str) -> None:
 
 
 def _status(cloud: Cloud, volume: Any) -> str:
-    from virga_gateway.fold_storage import volume_status
+    from virga_gateway.volumes.model import volume_status
 
     assert cloud.gateway.runner is not None
     return volume_status(volume, cloud.gateway.runner.state.instances)

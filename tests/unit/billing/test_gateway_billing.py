@@ -18,11 +18,11 @@ from virga_events.catalog import Flavor, api
 from virga_events.catalog.billing import InvoiceIssued, InvoiceLine, PricesSet
 from virga_events.catalog.compute import InstanceStarted, InstanceStopped
 from virga_events.catalog.storage import VolumeCreated
-from virga_gateway import billing
-from virga_gateway.model import GatewayState
+from virga_gateway.billing import commands
 from virga_gateway.openapi import openapi_document
 from virga_gateway.problems import Problem
 from virga_gateway.routes import ROUTES
+from virga_gateway.state import GatewayState
 from virga_gateway.tokens import derive_token, token_sha256
 
 Client = TestClient[web.Request, web.Application]
@@ -125,10 +125,10 @@ async def test_a_bad_catalogue_is_a_422_naming_the_field(
 
 
 def test_a_catalogue_is_written_with_canonical_decimals() -> None:
-    body = billing.validate_prices(GOOD)
-    outcome = billing.set_prices(projection(), body)
+    body = commands.validate_prices(GOOD)
+    outcome = commands.set_prices(projection(), body)
     [emit] = outcome.emits
-    assert emit.aggregate_id == billing.PRICES_AGGREGATE
+    assert emit.aggregate_id == commands.PRICES_AGGREGATE
     assert emit.payload == PricesSet(
         currency="EUR",
         effective_from=datetime(2026, 3, 1, tzinfo=UTC),
@@ -218,8 +218,8 @@ def test_the_openapi_document_lists_the_billing_operations() -> None:
 
 def test_a_problem_names_the_field_for_every_bad_price() -> None:
     with pytest.raises(Problem) as raised:
-        billing.set_prices(
+        commands.set_prices(
             projection(),
-            billing.validate_prices({**GOOD, "egress_gb": "x", "public_ip_hour": "-1"}),
+            commands.validate_prices({**GOOD, "egress_gb": "x", "public_ip_hour": "-1"}),
         )
     assert [e.field for e in raised.value.errors] == ["egress_gb", "public_ip_hour"]

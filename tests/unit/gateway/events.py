@@ -6,8 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from virga_events import Envelope, Event, new_event
 from virga_events.catalog import Flavor, api, scheduler
-from virga_gateway.model import GatewayState
-from virga_gateway.state import evolve
+from virga_gateway.state import GatewayState, evolve
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 SMALL = Flavor(name="m1.small", vcpus=1, ram_mb=2048, disk_gb=20)

@@ -7,8 +7,8 @@ from tests.unit.gateway.events import at, envelope, fold
 
 from virga_events.catalog import api
 from virga_gateway.auth import Principal, authenticate
-from virga_gateway.model import GatewayState
 from virga_gateway.problems import Problem
+from virga_gateway.state import GatewayState
 from virga_gateway.tokens import derive_token, token_sha256
 
 SECRET = b"k" * 32

@@ -8,11 +8,17 @@ import pytest
 from tests.unit.gateway.events import at, envelope, fold, requested, scheduled
 
 from virga_events.catalog import api, compute
-from virga_gateway import commands
-from virga_gateway import validation as v
 from virga_gateway.auth import Principal
-from virga_gateway.model import GatewayState
+from virga_gateway.flavors.bodies import CreateFlavor
+from virga_gateway.flavors.commands import create_flavor
+from virga_gateway.hosts.bodies import SetAllocationRatios
+from virga_gateway.hosts.commands import set_allocation_ratios
+from virga_gateway.instances.bodies import CreateInstance, InstanceAction
+from virga_gateway.instances.commands import create_instance, delete_instance, instance_action
 from virga_gateway.problems import Problem
+from virga_gateway.state import GatewayState
+from virga_gateway.tenants.bodies import CreateTenant, IssueToken
+from virga_gateway.tenants.commands import create_tenant, issue_token
 from virga_gateway.tokens import derive_token, token_sha256
 
 ALICE = Principal("tok-a", "tenant", "t1")
@@ -36,8 +42,8 @@ def running() -> GatewayState:
 
 
 def test_an_instance_request_resolves_the_flavor_and_belongs_to_the_caller() -> None:
-    body = v.CreateInstance(name="web", flavor="m1.medium", required_traits=["SSD"])
-    outcome = commands.create_instance(running(), ALICE, body, "i9")
+    body = CreateInstance(name="web", flavor="m1.medium", required_traits=["SSD"])
+    outcome = create_instance(running(), ALICE, body, "i9")
     (emit,) = outcome.emits
     assert (outcome.status, emit.aggregate_id, emit.tenant_id) == (202, "i9", "t1")
     assert isinstance(emit.payload, api.InstanceRequested)
@@ -51,67 +57,66 @@ def test_unknown_flavor_and_foreign_server_group_are_named_together() -> None:
             api.ServerGroupCreated(name="g", policy="affinity", scope="host"), "g1", tenant="t2"
         )
     )
-    body = v.CreateInstance(name="web", flavor="m9.huge", server_group="g1")
-    problem = problem_of(lambda: commands.create_instance(state, ALICE, body, "i9"))
+    body = CreateInstance(name="web", flavor="m9.huge", server_group="g1")
+    problem = problem_of(lambda: create_instance(state, ALICE, body, "i9"))
     assert problem.status == 422
     assert [e.field for e in problem.errors] == ["flavor", "server_group"]
 
 
 def test_admins_name_an_existing_tenant_and_tenants_only_themselves() -> None:
     state = running()
-    body = v.CreateInstance(name="web", flavor="m1.tiny")
+    body = CreateInstance(name="web", flavor="m1.tiny")
     assert [
-        e.field
-        for e in problem_of(lambda: commands.create_instance(state, ADMIN, body, "x")).errors
+        e.field for e in problem_of(lambda: create_instance(state, ADMIN, body, "x")).errors
     ] == ["tenant_id"]
-    ghost = v.CreateInstance(name="web", flavor="m1.tiny", tenant_id="t404")
-    assert problem_of(lambda: commands.create_instance(state, ADMIN, ghost, "x")).status == 422
-    hijack = v.CreateInstance(name="web", flavor="m1.tiny", tenant_id="t2")
-    assert problem_of(lambda: commands.create_instance(state, ALICE, hijack, "x")).status == 422
-    mine = v.CreateInstance(name="web", flavor="m1.tiny", tenant_id="t1")
-    assert commands.create_instance(state, ADMIN, mine, "x").emits[0].tenant_id == "t1"
-    assert commands.create_instance(state, ALICE, mine, "y").emits[0].tenant_id == "t1"
+    ghost = CreateInstance(name="web", flavor="m1.tiny", tenant_id="t404")
+    assert problem_of(lambda: create_instance(state, ADMIN, ghost, "x")).status == 422
+    hijack = CreateInstance(name="web", flavor="m1.tiny", tenant_id="t2")
+    assert problem_of(lambda: create_instance(state, ALICE, hijack, "x")).status == 422
+    mine = CreateInstance(name="web", flavor="m1.tiny", tenant_id="t1")
+    assert create_instance(state, ADMIN, mine, "x").emits[0].tenant_id == "t1"
+    assert create_instance(state, ALICE, mine, "y").emits[0].tenant_id == "t1"
 
 
 @pytest.mark.parametrize(
     ("action", "accepted"), [("stop", True), ("reboot", True), ("start", False)]
 )
 def test_actions_need_the_right_status(action: str, accepted: bool) -> None:
-    body = v.InstanceAction(action=action)  # type: ignore[arg-type]
+    body = InstanceAction(action=action)  # type: ignore[arg-type]
     if accepted:
-        outcome = commands.instance_action(running(), ALICE, "i1", body)
+        outcome = instance_action(running(), ALICE, "i1", body)
         assert outcome.emits[0].payload == api.InstanceActionRequested(action=action)  # type: ignore[arg-type]
     else:
-        problem = problem_of(lambda: commands.instance_action(running(), ALICE, "i1", body))
+        problem = problem_of(lambda: instance_action(running(), ALICE, "i1", body))
         assert problem.status == 409
         assert "RUNNING" in problem.detail
 
 
 def test_another_tenants_instance_does_not_exist() -> None:
     for thunk in [
-        lambda: commands.instance_action(running(), BOB, "i1", v.InstanceAction(action="stop")),
-        lambda: commands.delete_instance(running(), BOB, "i1"),
+        lambda: instance_action(running(), BOB, "i1", InstanceAction(action="stop")),
+        lambda: delete_instance(running(), BOB, "i1"),
     ]:
         assert problem_of(thunk).status == 404
-    assert commands.delete_instance(running(), ADMIN, "i1").emits
+    assert delete_instance(running(), ADMIN, "i1").emits
 
 
 def test_deleting_twice_appends_once_and_a_deleted_instance_is_gone() -> None:
     state = running()
-    first = commands.delete_instance(state, ALICE, "i1")
+    first = delete_instance(state, ALICE, "i1")
     state = fold(envelope(first.emits[0].payload, "i1", tenant="t1", seconds=3), state=state)
-    again = commands.delete_instance(state, ALICE, "i1")
+    again = delete_instance(state, ALICE, "i1")
     assert (again.status, again.emits) == (202, ())
     state = fold(envelope(compute.InstanceDeleted(host="h1"), "i1", seconds=4), state=state)
-    assert problem_of(lambda: commands.delete_instance(state, ALICE, "i1")).status == 404
+    assert problem_of(lambda: delete_instance(state, ALICE, "i1")).status == 404
 
 
 def test_a_token_is_derived_from_its_id_and_only_its_hash_is_appended() -> None:
     secret = b"s" * 32
-    outcome = commands.issue_token(
+    outcome = issue_token(
         running(),
         "t1",
-        v.IssueToken(expires_in_seconds=60),
+        IssueToken(expires_in_seconds=60),
         token_id="tok9",
         now=at(0),
         secret=secret,
@@ -127,8 +132,8 @@ def test_a_token_is_derived_from_its_id_and_only_its_hash_is_appended() -> None:
     assert derive_token(b"t" * 32, "tok9") != token
     assert (
         problem_of(
-            lambda: commands.issue_token(
-                running(), "t404", v.IssueToken(), token_id="x", now=at(0), secret=secret
+            lambda: issue_token(
+                running(), "t404", IssueToken(), token_id="x", now=at(0), secret=secret
             )
         ).status
         == 404
@@ -137,19 +142,17 @@ def test_a_token_is_derived_from_its_id_and_only_its_hash_is_appended() -> None:
 
 def test_duplicate_names_conflict() -> None:
     state = running()
-    tenant = problem_of(lambda: commands.create_tenant(state, v.CreateTenant(name="alice"), "t9"))
+    tenant = problem_of(lambda: create_tenant(state, CreateTenant(name="alice"), "t9"))
     flavor = problem_of(
-        lambda: commands.create_flavor(
-            state, v.CreateFlavor(name="m1.small", vcpus=1, ram_mb=64, disk_gb=1)
-        )
+        lambda: create_flavor(state, CreateFlavor(name="m1.small", vcpus=1, ram_mb=64, disk_gb=1))
     )
     assert (tenant.status, flavor.status) == (409, 409)
     assert [e.field for e in tenant.errors] == ["name"]
 
 
 def test_ratios_for_an_unknown_host_are_refused() -> None:
-    body = v.SetAllocationRatios(cpu=2, ram=1, disk=1, host="h404")
-    problem = problem_of(lambda: commands.set_allocation_ratios(running(), body))
+    body = SetAllocationRatios(cpu=2, ram=1, disk=1, host="h404")
+    problem = problem_of(lambda: set_allocation_ratios(running(), body))
     assert [e.field for e in problem.errors] == ["host"]
-    default = commands.set_allocation_ratios(running(), v.SetAllocationRatios(cpu=2, ram=1, disk=1))
+    default = set_allocation_ratios(running(), SetAllocationRatios(cpu=2, ram=1, disk=1))
     assert default.emits[0].aggregate_id == "*"

@@ -30,10 +30,10 @@ from virga_events.catalog.storage import (
     VolumeSnapshotDeletionRequested,
     VolumeSnapshotRequested,
 )
-from virga_gateway.fold_storage import volume_status
-from virga_gateway.model import GatewayState
-from virga_gateway.state import evolve, restore, snapshot
-from virga_gateway.storage_views import image_view, volume_view
+from virga_gateway.images.views import image_view
+from virga_gateway.state import GatewayState, evolve, restore, snapshot
+from virga_gateway.volumes.model import volume_status
+from virga_gateway.volumes.views import volume_view
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 TINY = Flavor(name="m1.tiny", vcpus=1, ram_mb=256, disk_gb=1)

@@ -9,7 +9,7 @@ import pytest
 from openapi_spec_validator import validate
 from tests.unit.gateway.app import unstarted
 
-from virga_gateway import validation as v
+from virga_gateway.instances.bodies import CreateInstance
 from virga_gateway.openapi import openapi_document
 from virga_gateway.routes import ROUTES
 
@@ -77,7 +77,7 @@ def test_routes_with_their_own_errors_document_them(document: dict[str, Any]) ->
 
 def test_schemas_are_the_handlers_own_types(document: dict[str, Any]) -> None:
     _, components = msgspec.json.schema_components(
-        [v.CreateInstance], ref_template="#/components/schemas/{name}"
+        [CreateInstance], ref_template="#/components/schemas/{name}"
     )
     assert document["components"]["schemas"]["CreateInstance"] == components["CreateInstance"]
     name = document["components"]["schemas"]["CreateInstance"]["properties"]["name"]

@@ -6,8 +6,8 @@ from tests.unit.gateway.events import envelope, fold
 
 from virga_events.catalog import api
 from virga_gateway.config import GatewayConfig
-from virga_gateway.model import GatewayState
 from virga_gateway.service import definition
+from virga_gateway.state import GatewayState
 from virga_gateway.tokens import admin_token_id, token_sha256
 
 CONFIG = GatewayConfig(admin_token="root", token_secret=b"s" * 32)

@@ -8,9 +8,9 @@ from tests.unit.gateway.events import SMALL, at, envelope, fold, requested, sche
 from virga_events import Envelope, Event
 from virga_events.catalog import Flavor, api, compute, network, scheduler, storage
 from virga_events.catalog.network import instance_port_id
-from virga_gateway.model import HISTORY_LIMIT, GatewayState
-from virga_gateway.state import restore, snapshot
-from virga_gateway.views import instance_view
+from virga_gateway.instances.model import HISTORY_LIMIT
+from virga_gateway.instances.views import instance_view
+from virga_gateway.state import GatewayState, restore, snapshot
 
 MAC = "fa:16:3e:00:00:01"
 

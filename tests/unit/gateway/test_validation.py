@@ -7,12 +7,17 @@ from typing import Any
 import pytest
 
 from virga_gateway import validation as v
+from virga_gateway.flavors.bodies import CreateFlavor
+from virga_gateway.hosts.bodies import HostAction, SetAllocationRatios
+from virga_gateway.instances.bodies import CreateInstance, InstanceAction
 from virga_gateway.problems import Problem
+from virga_gateway.server_groups.bodies import CreateServerGroup
+from virga_gateway.tenants.bodies import IssueToken
 
 OK = {"name": "ok", "flavor": "m1.small"}
 
 
-def refusal(body: Any, body_type: type[Any] = v.CreateInstance) -> tuple[int, list[str], str]:
+def refusal(body: Any, body_type: type[Any] = CreateInstance) -> tuple[int, list[str], str]:
     with pytest.raises(Problem) as caught:
         v.validate(body, body_type)
     problem = caught.value
@@ -47,22 +52,22 @@ def test_a_missing_field_says_it_is_required() -> None:
 
 
 def test_valid_bodies_get_their_defaults() -> None:
-    body = v.validate({"name": "web-1.a_b", "flavor": "m1.small"}, v.CreateInstance)
+    body = v.validate({"name": "web-1.a_b", "flavor": "m1.small"}, CreateInstance)
     assert body.required_traits == []
     assert body.delete_on_termination is True
-    group = v.validate({"name": "g", "policy": "affinity"}, v.CreateServerGroup)
+    group = v.validate({"name": "g", "policy": "affinity"}, CreateServerGroup)
     assert group.scope == "host"
 
 
 @pytest.mark.parametrize(
     ("body_type", "body", "field"),
     [
-        (v.CreateFlavor, {"name": "f", "vcpus": 0, "ram_mb": 512, "disk_gb": 1}, "vcpus"),
-        (v.InstanceAction, {"action": "hibernate"}, "action"),
-        (v.CreateServerGroup, {"name": "g", "policy": "spread"}, "policy"),
-        (v.SetAllocationRatios, {"cpu": 0, "ram": 1, "disk": 1}, "cpu"),
-        (v.IssueToken, {"expires_in_seconds": 0}, "expires_in_seconds"),
-        (v.HostAction, {"action": "disable", "reason": "x" * 256}, "reason"),
+        (CreateFlavor, {"name": "f", "vcpus": 0, "ram_mb": 512, "disk_gb": 1}, "vcpus"),
+        (InstanceAction, {"action": "hibernate"}, "action"),
+        (CreateServerGroup, {"name": "g", "policy": "spread"}, "policy"),
+        (SetAllocationRatios, {"cpu": 0, "ram": 1, "disk": 1}, "cpu"),
+        (IssueToken, {"expires_in_seconds": 0}, "expires_in_seconds"),
+        (HostAction, {"action": "disable", "reason": "x" * 256}, "reason"),
     ],
 )
 def test_other_bodies_name_the_bad_field(body_type: type[Any], body: Any, field: str) -> None:

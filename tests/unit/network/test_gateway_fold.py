@@ -20,9 +20,10 @@ from virga_events.catalog.network import (
     PortRequested,
     instance_port_id,
 )
-from virga_gateway.model import GatewayState
-from virga_gateway.network_views import network_view, port_view
-from virga_gateway.views import instance_view
+from virga_gateway.instances.views import instance_view
+from virga_gateway.networks.views import network_view
+from virga_gateway.ports.views import port_view
+from virga_gateway.state import GatewayState
 
 POOLS = (AllocationPool(start="10.0.0.2", end="10.0.0.254"),)
 

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-ENTRY_POINTS = ["virga_network.main", "virga_gateway.routes.networks"]
+ENTRY_POINTS = ["virga_network.main", "virga_gateway.networks.routes"]
 """Between them they import every module of the controller and of its API."""
 PURE = [
     "virga_network.core.model",

@@ -1,0 +1,1 @@
+"""Compute hosts and their allocation ratios."""

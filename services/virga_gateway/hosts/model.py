@@ -1,0 +1,46 @@
+"""The projection's records of compute hosts: capacity, claims held on them, state, ratios."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+import msgspec
+
+from virga_events.catalog import Flavor
+
+
+class Resources(msgspec.Struct):
+    vcpus: int = 0
+    ram_mb: int = 0
+    disk_gb: int = 0
+
+    def add(self, flavor: Flavor, sign: int = 1) -> None:
+        self.vcpus += sign * flavor.vcpus
+        self.ram_mb += sign * flavor.ram_mb
+        self.disk_gb += sign * flavor.disk_gb
+
+
+class Ratios(msgspec.Struct, frozen=True):
+    cpu: float
+    ram: float
+    disk: float
+
+
+class Host(msgspec.Struct, kw_only=True):
+    """A compute host; a stub (not listed) until its agent's HostRegistered is folded."""
+
+    name: str
+    registered: bool = False
+    rack: str = ""
+    zone: str = ""
+    capacity: Resources = msgspec.field(default_factory=Resources)
+    traits: tuple[str, ...] = ()
+    allocated: Resources = msgspec.field(default_factory=Resources)
+    """Sum of the flavors of the claims the scheduler holds on this host."""
+    state: Literal["up", "down"] = "up"
+    state_at: datetime | None = None
+    """Event time of the fact `state` comes from: the newest of them wins, in any order."""
+    enabled: bool = True
+    disabled_reason: str = ""
+    last_heartbeat_at: datetime | None = None

@@ -1,0 +1,53 @@
+"""Hosts and allocation ratios (admin only)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from virga_gateway.context import Call
+from virga_gateway.hosts import commands
+from virga_gateway.hosts.bodies import HostAction, SetAllocationRatios
+from virga_gateway.hosts.queries import list_hosts
+from virga_gateway.hosts.views import AllocationRatiosView, HostList, HostView
+from virga_gateway.routing import Route, json_response
+from virga_gateway.writes import commit, read_body
+
+
+async def get_hosts(request: web.Request, call: Call) -> web.Response:
+    return json_response(list_hosts(call.gateway.state))
+
+
+async def act_on_host(request: web.Request, call: Call) -> web.Response:
+    body, raw = await read_body(request, HostAction)
+    name = request.match_info["name"]
+    return await commit(
+        request, call, lambda state, now: commands.host_action(state, name, body), body=raw
+    )
+
+
+async def set_allocation_ratios(request: web.Request, call: Call) -> web.Response:
+    body, raw = await read_body(request, SetAllocationRatios)
+    return await commit(
+        request, call, lambda state, now: commands.set_allocation_ratios(state, body), body=raw
+    )
+
+
+ROUTES = [
+    Route(
+        "GET", "/v1/hosts", get_hosts,
+        operation_id="listHosts", summary="List hosts with capacity and allocation",
+        tag="hosts", access="admin", status=200, response=HostList,
+    ),
+    Route(
+        "POST", "/v1/hosts/{name}/actions", act_on_host,
+        operation_id="actOnHost", summary="Disable or enable a host for scheduling",
+        tag="hosts", access="admin", status=202, response=HostView, request=HostAction,
+    ),
+    Route(
+        "PUT", "/v1/allocation-ratios", set_allocation_ratios,
+        operation_id="setAllocationRatios",
+        summary="Set overcommit ratios, for one host or as every host's default",
+        tag="hosts", access="admin", status=200, response=AllocationRatiosView,
+        request=SetAllocationRatios,
+    ),
+]  # fmt: skip

@@ -1,0 +1,27 @@
+"""Request bodies of instances, with their constraints."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+
+from virga_gateway.validation import Body, Name, Reference, Trait
+
+
+class CreateInstance(Body):
+    name: Name
+    flavor: Name
+    image: Reference | None = None
+    network: Reference | None = None
+    server_group: Reference | None = None
+    """Id of a server group of the same tenant."""
+    availability_zone: Reference | None = None
+    required_traits: Annotated[list[Trait], msgspec.Meta(max_length=32)] = []
+    delete_on_termination: bool = True
+    tenant_id: Reference | None = None
+    """Required when an admin creates an instance: the tenant that will own it."""
+
+
+class InstanceAction(Body):
+    action: Literal["start", "stop", "reboot"]

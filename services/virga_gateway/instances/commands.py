@@ -1,0 +1,93 @@
+"""What instance requests decide, given the projection: events to append and the answer.
+
+Pure: ids come in as arguments, so every rule here is tested without HTTP or Kafka. Problems
+raised here become 4xx answers.
+"""
+
+from __future__ import annotations
+
+from virga_events.catalog import api
+from virga_gateway.auth import Principal, owning_tenant
+from virga_gateway.instances.bodies import CreateInstance, InstanceAction
+from virga_gateway.instances.model import InstanceStatus
+from virga_gateway.instances.queries import find_instance
+from virga_gateway.instances.views import instance_view
+from virga_gateway.networks.queries import check_instance_network
+from virga_gateway.outcome import Outcome, View
+from virga_gateway.problems import FieldError, conflict, invalid_fields, not_found
+from virga_gateway.state import GatewayState
+from virga_runtime.service import Emit
+
+
+def create_instance(
+    state: GatewayState, principal: Principal, body: CreateInstance, instance_id: str
+) -> Outcome:
+    tenant_id = owning_tenant(state, principal, body.tenant_id)
+    errors: list[FieldError] = []
+    flavor = state.flavors.get(body.flavor)
+    if flavor is None:
+        errors.append(FieldError("flavor", f"no flavor named {body.flavor}"))
+    if body.server_group is not None:
+        group = state.server_groups.get(body.server_group)
+        if group is None or group.tenant_id != tenant_id:
+            errors.append(FieldError("server_group", f"no server group {body.server_group}"))
+    if body.network is not None:
+        errors.extend(check_instance_network(state, tenant_id, body.network))
+    if body.image is not None:
+        # Booting clones the image: another tenant's private image must not exist for this one.
+        image = state.images.get(body.image)
+        if (
+            image is None
+            or not image.requested
+            or image.deleted
+            or (image.visibility != "public" and image.tenant_id != tenant_id)
+        ):
+            errors.append(FieldError("image", f"no image {body.image}"))
+    if errors:
+        raise invalid_fields(errors)
+    assert flavor is not None
+    event = api.InstanceRequested(
+        name=body.name,
+        flavor=flavor,
+        image=body.image,
+        network=body.network,
+        server_group=body.server_group,
+        availability_zone=body.availability_zone,
+        required_traits=tuple(body.required_traits),
+        delete_on_termination=body.delete_on_termination,
+    )
+    emit = Emit(event, instance_id, tenant_id)
+    return Outcome(202, (emit,), lambda s: instance_view(s.instances[instance_id]))
+
+
+_ACTION_NEEDS: dict[str, InstanceStatus] = {
+    "start": "STOPPED",
+    "stop": "RUNNING",
+    "reboot": "RUNNING",
+}
+
+
+def instance_action(
+    state: GatewayState, principal: Principal, instance_id: str, body: InstanceAction
+) -> Outcome:
+    instance = find_instance(state, principal, instance_id)
+    needed = _ACTION_NEEDS[body.action]
+    if instance.status != needed:
+        raise conflict(
+            f"cannot {body.action} instance {instance_id}: it is {instance.status},"
+            f" and {body.action} needs {needed}",
+            "status",
+        )
+    emit = Emit(api.InstanceActionRequested(action=body.action), instance_id, instance.tenant_id)
+    return Outcome(202, (emit,), lambda s: instance_view(s.instances[instance_id]))
+
+
+def delete_instance(state: GatewayState, principal: Principal, instance_id: str) -> Outcome:
+    instance = find_instance(state, principal, instance_id)
+    if instance.status == "DELETED":
+        raise not_found("instance", instance_id)
+    view: View = lambda s: instance_view(s.instances[instance_id])  # noqa: E731
+    if instance.status == "DELETING":
+        return Outcome(202, (), view)  # already on its way: asking again changes nothing
+    emit = Emit(api.InstanceDeletionRequested(), instance_id, instance.tenant_id)
+    return Outcome(202, (emit,), view)

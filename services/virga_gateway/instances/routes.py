@@ -1,0 +1,131 @@
+"""Instances: create, read, list, act on, delete, and their event history."""
+
+from __future__ import annotations
+
+import uuid
+
+from aiohttp import web
+
+from virga_gateway.context import Call
+from virga_gateway.instances import commands
+from virga_gateway.instances.bodies import CreateInstance, InstanceAction
+from virga_gateway.instances.model import INSTANCE_STATUSES, InstanceStatus
+from virga_gateway.instances.queries import find_instance, list_instances
+from virga_gateway.instances.views import (
+    InstanceEvent,
+    InstanceList,
+    InstanceView,
+    instance_event,
+    instance_view,
+)
+from virga_gateway.problems import invalid
+from virga_gateway.routing import QueryParam, Route, json_response, page_params, page_query
+from virga_gateway.writes import commit, read_body
+
+
+async def create_instance(request: web.Request, call: Call) -> web.Response:
+    body, raw = await read_body(request, CreateInstance)
+    instance_id = str(uuid.uuid4())
+    return await commit(
+        request,
+        call,
+        lambda state, now: commands.create_instance(state, call.caller, body, instance_id),
+        body=raw,
+    )
+
+
+async def get_instances(request: web.Request, call: Call) -> web.Response:
+    limit, after = page_query(request)
+    status: InstanceStatus | None = None
+    if (wanted := request.query.get("status")) is not None:
+        if wanted not in INSTANCE_STATUSES:
+            raise invalid(400, "status", f"must be one of {', '.join(INSTANCE_STATUSES)}")
+        status = next(s for s in INSTANCE_STATUSES if s == wanted)
+    page = list_instances(
+        call.gateway.state,
+        call.caller,
+        limit=limit,
+        after=after,
+        status=status,
+        tenant_id=request.query.get("tenant_id"),
+    )
+    return json_response(page)
+
+
+async def get_instance(request: web.Request, call: Call) -> web.Response:
+    instance = find_instance(call.gateway.state, call.caller, request.match_info["id"])
+    return json_response(instance_view(instance))
+
+
+async def get_instance_events(request: web.Request, call: Call) -> web.Response:
+    instance = find_instance(call.gateway.state, call.caller, request.match_info["id"])
+    return json_response([instance_event(entry) for entry in instance.history])
+
+
+async def act_on_instance(request: web.Request, call: Call) -> web.Response:
+    body, raw = await read_body(request, InstanceAction)
+    instance_id = request.match_info["id"]
+    return await commit(
+        request,
+        call,
+        lambda state, now: commands.instance_action(state, call.caller, instance_id, body),
+        body=raw,
+        guard=f"instance:{instance_id}",
+    )
+
+
+async def delete_instance(request: web.Request, call: Call) -> web.Response:
+    instance_id = request.match_info["id"]
+    return await commit(
+        request,
+        call,
+        lambda state, now: commands.delete_instance(state, call.caller, instance_id),
+        guard=f"instance:{instance_id}",
+    )
+
+
+_LIST_QUERY = (
+    *page_params("Instances"),
+    QueryParam(
+        "status",
+        {"type": "string", "enum": list(INSTANCE_STATUSES)},
+        "Only instances in this status; DELETED ones are listed only when asked for.",
+    ),
+    QueryParam("tenant_id", {"type": "string"}, "Admins: only this tenant's instances."),
+)
+
+ROUTES = [
+    Route(
+        "POST", "/v1/instances", create_instance,
+        operation_id="createInstance", summary="Request an instance", tag="instances",
+        access="tenant", status=202, response=InstanceView, request=CreateInstance,
+    ),
+    Route(
+        "GET", "/v1/instances", get_instances,
+        operation_id="listInstances", summary="List instances, oldest first, by pages",
+        tag="instances", access="tenant", status=200, response=InstanceList,
+        query=_LIST_QUERY, errors=(400,),
+    ),
+    Route(
+        "GET", "/v1/instances/{id}", get_instance,
+        operation_id="getInstance", summary="Show an instance", tag="instances",
+        access="tenant", status=200, response=InstanceView,
+    ),
+    Route(
+        "DELETE", "/v1/instances/{id}", delete_instance,
+        operation_id="deleteInstance", summary="Delete an instance (again: no-op)",
+        tag="instances", access="tenant", status=202, response=InstanceView,
+    ),
+    Route(
+        "POST", "/v1/instances/{id}/actions", act_on_instance,
+        operation_id="actOnInstance", summary="Start, stop or reboot an instance",
+        tag="instances", access="tenant", status=202, response=InstanceView,
+        request=InstanceAction, errors=(409,),
+    ),
+    Route(
+        "GET", "/v1/instances/{id}/events", get_instance_events,
+        operation_id="listInstanceEvents",
+        summary="An instance's history across services, in event-time order",
+        tag="instances", access="tenant", status=200, response=list[InstanceEvent],
+    ),
+]  # fmt: skip

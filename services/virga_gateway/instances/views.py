@@ -1,0 +1,104 @@
+"""Response bodies of instances and their history, built from the projection; the OpenAPI
+schemas too."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from virga_gateway.flavors.views import FlavorView, flavor_view
+from virga_gateway.instances.model import HistoryEntry, Instance, InstanceStatus
+
+
+class _View(msgspec.Struct, kw_only=True):
+    """A response body."""
+
+
+class Address(_View):
+    network: str
+    ip: str
+    mac: str
+
+
+class VolumeAttachment(_View):
+    volume_id: str
+    device: str
+
+
+class InstanceView(_View):
+    id: str
+    name: str
+    tenant_id: str
+    flavor: FlavorView
+    status: InstanceStatus
+    host: str | None
+    fault: str | None
+    """Why the last operation failed (the scheduler's reason when status is ERROR)."""
+    addresses: list[Address]
+    volumes: list[VolumeAttachment]
+    image: str | None
+    network: str | None
+    server_group: str | None
+    availability_zone: str | None
+    required_traits: list[str]
+    delete_on_termination: bool
+    created_at: datetime
+    updated_at: datetime
+    """Event time of the newest event about the instance."""
+
+
+class InstanceList(_View):
+    items: list[InstanceView]
+    next: str | None
+    """Cursor of the next page (pass it as ?cursor=), or null on the last page."""
+
+
+class InstanceEvent(_View):
+    event_id: str
+    type: str
+    producer: str
+    occurred_at: datetime
+    correlation_id: str
+    causation_id: str | None
+    payload: dict[str, Any]
+
+
+def instance_view(instance: Instance) -> InstanceView:
+    assert instance.flavor is not None, "only requested instances are shown"
+    assert instance.created_at is not None
+    return InstanceView(
+        id=instance.id,
+        name=instance.name,
+        tenant_id=instance.tenant_id,
+        flavor=flavor_view(instance.flavor),
+        status=instance.status,
+        host=instance.host,
+        fault=instance.fault,
+        addresses=[Address(network=a.network, ip=a.ip, mac=a.mac) for a in instance.addresses],
+        volumes=[
+            VolumeAttachment(volume_id=volume_id, device=device)
+            for volume_id, device in sorted(instance.attached_volumes.items())
+        ],
+        image=instance.image,
+        network=instance.network,
+        server_group=instance.server_group,
+        availability_zone=instance.availability_zone,
+        required_traits=list(instance.required_traits),
+        delete_on_termination=instance.delete_on_termination,
+        created_at=instance.created_at,
+        updated_at=instance.updated_at or instance.created_at,
+    )
+
+
+def instance_event(entry: HistoryEntry) -> InstanceEvent:
+    return InstanceEvent(
+        event_id=entry.event_id,
+        type=entry.type,
+        producer=entry.producer,
+        occurred_at=entry.occurred_at,
+        correlation_id=entry.correlation_id,
+        causation_id=entry.causation_id,
+        payload=entry.payload,
+    )

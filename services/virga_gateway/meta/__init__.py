@@ -1,0 +1,1 @@
+"""The API's own description and the service's health."""

@@ -1,0 +1,32 @@
+"""The route table: every operation of the API, in the order the OpenAPI document lists them."""
+
+from __future__ import annotations
+
+from virga_gateway.billing import routes as billing
+from virga_gateway.flavors import routes as flavors
+from virga_gateway.hosts import routes as hosts
+from virga_gateway.images import routes as images
+from virga_gateway.instances import routes as instances
+from virga_gateway.meta import routes as meta
+from virga_gateway.networks import routes as networks
+from virga_gateway.ports import routes as ports
+from virga_gateway.routing import Route
+from virga_gateway.security_groups import routes as security_groups
+from virga_gateway.server_groups import routes as server_groups
+from virga_gateway.tenants import routes as tenants
+from virga_gateway.volumes import routes as volumes
+
+ROUTES: list[Route] = [
+    *tenants.ROUTES,
+    *flavors.ROUTES,
+    *instances.ROUTES,
+    *volumes.ROUTES,
+    *images.ROUTES,
+    *networks.ROUTES,
+    *ports.ROUTES,
+    *security_groups.ROUTES,
+    *server_groups.ROUTES,
+    *hosts.ROUTES,
+    *billing.ROUTES,
+    *meta.ROUTES,
+]

@@ -1,0 +1,1 @@
+"""Server groups: affinity and anti-affinity between a tenant's instances."""

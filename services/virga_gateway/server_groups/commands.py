@@ -1,0 +1,23 @@
+"""What a new server group's request decides, given the projection."""
+
+from __future__ import annotations
+
+from virga_events.catalog import api
+from virga_gateway.auth import Principal, owning_tenant
+from virga_gateway.outcome import Outcome
+from virga_gateway.server_groups.bodies import CreateServerGroup
+from virga_gateway.server_groups.views import server_group_view
+from virga_gateway.state import GatewayState
+from virga_runtime.service import Emit
+
+
+def create_server_group(
+    state: GatewayState, principal: Principal, body: CreateServerGroup, group_id: str
+) -> Outcome:
+    tenant_id = owning_tenant(state, principal, body.tenant_id)
+    event = api.ServerGroupCreated(name=body.name, policy=body.policy, scope=body.scope)
+    return Outcome(
+        201,
+        (Emit(event, group_id, tenant_id),),
+        lambda s: server_group_view(s, s.server_groups[group_id]),
+    )

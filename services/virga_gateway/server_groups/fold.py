@@ -1,0 +1,29 @@
+"""How server group facts fold into the projection."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from virga_events import Envelope
+from virga_events.catalog import api
+from virga_gateway.server_groups.model import ServerGroup
+from virga_runtime.folding import Folds
+
+if TYPE_CHECKING:
+    from virga_gateway.state import GatewayState
+
+folds: Folds[GatewayState] = Folds()
+
+
+@folds.on(api.ServerGroupCreated)
+def _server_group_created(
+    state: GatewayState, env: Envelope, event: api.ServerGroupCreated
+) -> None:
+    state.server_groups[env.aggregate_id] = ServerGroup(
+        env.aggregate_id,
+        event.name,
+        event.policy,
+        event.scope,
+        env.tenant_id or "",
+        env.occurred_at,
+    )

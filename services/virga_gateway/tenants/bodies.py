@@ -1,0 +1,18 @@
+"""Request bodies of tenants and tokens, with their constraints."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+
+from virga_gateway.validation import Body, Name
+
+
+class CreateTenant(Body):
+    name: Name
+
+
+class IssueToken(Body):
+    expires_in_seconds: Annotated[int, msgspec.Meta(ge=1, le=10 * 365 * 86400)] | None = None
+    """Lifetime of the token; none: it lives until revoked."""

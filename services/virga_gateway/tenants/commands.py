@@ -1,0 +1,57 @@
+"""What tenant and token requests decide, given the projection.
+
+Pure: ids, the clock and the token secret come in as arguments.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from virga_events.catalog import api
+from virga_gateway.outcome import Outcome
+from virga_gateway.problems import conflict, not_found
+from virga_gateway.state import GatewayState
+from virga_gateway.tenants.bodies import CreateTenant, IssueToken
+from virga_gateway.tenants.views import IssuedToken, tenant_view
+from virga_gateway.tokens import derive_token, token_sha256
+from virga_runtime.service import Emit
+
+
+def create_tenant(state: GatewayState, body: CreateTenant, tenant_id: str) -> Outcome:
+    if any(t.name == body.name for t in state.tenants.values()):
+        raise conflict(f"a tenant named {body.name} exists", "name")
+    emit = Emit(api.TenantCreated(name=body.name), tenant_id, tenant_id)
+    return Outcome(201, (emit,), lambda s: tenant_view(s.tenants[tenant_id]))
+
+
+def issue_token(
+    state: GatewayState,
+    tenant_id: str,
+    body: IssueToken,
+    *,
+    token_id: str,
+    now: datetime,
+    secret: bytes,
+) -> Outcome:
+    if tenant_id not in state.tenants:
+        raise not_found("tenant", tenant_id)
+    expires_at = None
+    if body.expires_in_seconds is not None:
+        expires_at = now + timedelta(seconds=body.expires_in_seconds)
+    token = derive_token(secret, token_id)
+    event = api.TokenIssued(token_sha256=token_sha256(token), role="tenant", expires_at=expires_at)
+    return Outcome(
+        201,
+        (Emit(event, token_id, tenant_id),),
+        lambda s: IssuedToken(id=token_id, token=token, expires_at=expires_at),
+        frozenset({"token"}),
+    )
+
+
+def revoke_token(state: GatewayState, token_id: str) -> Outcome:
+    token = state.tokens.get(token_id)
+    if token is None:
+        raise not_found("token", token_id)
+    if token.revoked:
+        return Outcome(204)
+    return Outcome(204, (Emit(api.TokenRevoked(), token_id, token.tenant_id),))

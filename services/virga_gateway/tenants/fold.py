@@ -1,0 +1,34 @@
+"""How tenant and token facts fold into the projection."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from virga_events import Envelope
+from virga_events.catalog import api
+from virga_gateway.tenants.model import Tenant, Token
+from virga_runtime.folding import Folds
+
+if TYPE_CHECKING:
+    from virga_gateway.state import GatewayState
+
+folds: Folds[GatewayState] = Folds()
+
+
+@folds.on(api.TenantCreated)
+def _tenant_created(state: GatewayState, env: Envelope, event: api.TenantCreated) -> None:
+    state.tenants[env.aggregate_id] = Tenant(env.aggregate_id, event.name, env.occurred_at)
+
+
+@folds.on(api.TokenIssued)
+def _token_issued(state: GatewayState, env: Envelope, event: api.TokenIssued) -> None:
+    token = Token(env.aggregate_id, event.token_sha256, event.role, env.tenant_id, event.expires_at)
+    state.tokens[token.id] = token
+    state.token_ids_by_sha256[token.sha256] = token.id
+
+
+@folds.on(api.TokenRevoked)
+def _token_revoked(state: GatewayState, env: Envelope, event: api.TokenRevoked) -> None:
+    token = state.tokens.get(env.aggregate_id)
+    if token is not None:
+        token.revoked = True

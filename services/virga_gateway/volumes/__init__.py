@@ -1,0 +1,1 @@
+"""Volumes: block devices of the storage service, their snapshots, and their attachments."""
