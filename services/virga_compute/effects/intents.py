@@ -2,7 +2,7 @@
 
 Each effect's `key` orders it: the effects of one key run in order, so an instance's spawn,
 attachments and destroy never overtake each other. The handlers that carry them out over a
-`ComputeDriver` are `effects.lifecycle` and `effects.volumes`.
+`ComputeDriver` are `effects.lifecycle` and `effects.attachments`.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ from virga_compute.core.reconcile import Expected, Step, plan
 from virga_compute.core.spec import InstanceSpec
 from virga_compute.drivers.base import DriverError, InstanceNotFound
 from virga_compute.drivers.domain_xml import domain_name
+from virga_compute.effects.attachments import AttachmentEffects
 from virga_compute.effects.intents import (
     AttachVolume,
     Destroy,
@@ -32,7 +33,6 @@ from virga_compute.effects.intents import (
     Spawn,
     SpawnPhase,
 )
-from virga_compute.effects.volumes import VolumeEffects
 from virga_events import Event
 from virga_events.catalog.attachments import (
     VolumeDetached,
@@ -53,7 +53,7 @@ from virga_runtime.service import EffectHandler, Emit
 log = structlog.get_logger(__name__)
 
 
-class ComputeEffects(VolumeEffects):
+class ComputeEffects(AttachmentEffects):
     """The effect handlers of one agent, over its driver."""
 
     def handlers(self) -> dict[type[Any], EffectHandler]:

@@ -31,7 +31,7 @@ def _attachment_reason(exc: DriverError) -> str:
     return str(exc)
 
 
-class VolumeEffects:
+class AttachmentEffects:
     """Attach and detach handlers over a driver; `ComputeEffects` adds the rest."""
 
     def __init__(
