@@ -13,6 +13,9 @@ each port's own chains, so a port's filters can change without touching the othe
   not the port, hence the marks. Each network's traffic is tracked in its own conntrack zone
   so that two tenants' identical addresses never share a flow.
 
+Both tables also filter the underlay, what comes in through a network's VXLAN tunnel (the
+`inet` input hook and a chain per VXLAN interface in `bridge`): `nft_tunnels` renders those.
+
 Neighbour discovery (solicitations, advertisements) always passes the security groups: its
 forgeries are stopped by anti-spoofing, and without it IPv6 cannot work at all.
 """
