@@ -13,6 +13,9 @@ each port's own chains, so a port's filters can change without touching the othe
   not the port, hence the marks. Each network's traffic is tracked in its own conntrack zone
   so that two tenants' identical addresses never share a flow.
 
+Both tables also filter the underlay, what comes in through a network's VXLAN tunnel (the
+`inet` input hook and a chain per VXLAN interface in `bridge`): `nft_tunnels` renders those.
+
 Neighbour discovery (solicitations, advertisements) always passes the security groups: its
 forgeries are stopped by anti-spoofing, and without it IPv6 cannot work at all.
 """
@@ -20,8 +23,11 @@ forgeries are stopped by anti-spoofing, and without it IPv6 cannot work at all.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
 
+from virga_network.agent.core import nft_tunnels
+from virga_network.agent.core.nft_text import link_local as link_local
+from virga_network.agent.core.nft_text import nft_set as _set
+from virga_network.agent.core.nft_text import split_ips as _split
 from virga_network.agent.core.plumbing import FilterRule, FilterSet, PortFilter
 
 MAX_PORTS = 0xFFFF
@@ -30,26 +36,6 @@ MAX_PORTS = 0xFFFF
 
 def table_name(prefix: str) -> str:
     return f"virga_{prefix}"
-
-
-def link_local(mac: str) -> str:
-    """The IPv6 link-local address a guest derives from its MAC (modified EUI-64)."""
-    octets = [int(part, 16) for part in mac.split(":")]
-    octets[0] ^= 0x02
-    eui = [*octets[:3], 0xFF, 0xFE, *octets[3:]]
-    return str(ipaddress.IPv6Address(bytes([0xFE, 0x80, *([0] * 6), *eui])))
-
-
-def _set(items: Iterable[str]) -> str:
-    return "{ " + ", ".join(items) + " }"
-
-
-def _split(ips: Iterable[str]) -> tuple[list[str], list[str]]:
-    v4: list[str] = []
-    v6: list[str] = []
-    for ip in ips:
-        (v6 if ipaddress.ip_address(ip).version == 6 else v4).append(ip)
-    return v4, v6
 
 
 def _spoof_chain(port: PortFilter, index: int) -> list[str]:
@@ -145,11 +131,11 @@ def _tables(table: str, prefix: str) -> list[str]:
         f"table bridge {table} {{",
         "  map in_ports { type ifname : verdict; }",
         "  map out_ports { type ifname : verdict; }",
-        "  set uplinks { type ifname; }",
         "  chain prerouting {",
         "    type filter hook prerouting priority -300; policy accept;",
         "    iifname vmap @in_ports",
-        "    iifname @uplinks meta mark set 0",
+        # A VXLAN interface's own chain (in in_ports) accepts what it lets in.
+        f'    iifname "{prefix}x*" drop',
         "  }",
         "  chain forward {",
         "    type filter hook forward priority -300; policy accept;",
@@ -178,6 +164,7 @@ def _tables(table: str, prefix: str) -> list[str]:
         "    meta mark & 0xffff vmap @egress",
         "    meta mark & 0xffff0000 vmap @ingress",
         "  }",
+        *nft_tunnels.inet_lines(),
         "}",
     ]
 
@@ -221,17 +208,11 @@ def _remove_port(table: str, tap: str, index: int) -> list[str]:
 
 
 def _add_uplink(table: str, name: str, zone: int) -> list[str]:
-    return [
-        f"add element bridge {table} uplinks {{ {_quoted(name)} }}",
-        f"add element inet {table} zones {{ {_quoted(name)} : {zone} }}",
-    ]
+    return [f"add element inet {table} zones {{ {_quoted(name)} : {zone} }}"]
 
 
 def _remove_uplink(table: str, name: str) -> list[str]:
-    return [
-        f"delete element bridge {table} uplinks {{ {_quoted(name)} }}",
-        f"delete element inet {table} zones {{ {_quoted(name)} }}",
-    ]
+    return [f"delete element inet {table} zones {{ {_quoted(name)} }}"]
 
 
 def render(filters: FilterSet, prefix: str, marks: Marks) -> str:
@@ -243,6 +224,7 @@ def render(filters: FilterSet, prefix: str, marks: Marks) -> str:
         lines += _add_port(table, port, marks.assign(port.tap))
     for name, zone in sorted(filters.uplinks):
         lines += _add_uplink(table, name, zone)
+    lines += nft_tunnels.tunnel_changes(table, (), filters.tunnels)
     return "\n".join(lines) + "\n"
 
 
@@ -273,4 +255,5 @@ def render_changes(old: FilterSet, new: FilterSet, prefix: str, marks: Marks) ->
     for name, zone in sorted(uplinks_after.items()):
         if uplinks_before.get(name) != zone:
             lines += _add_uplink(table, name, zone)
+    lines += nft_tunnels.tunnel_changes(table, old.tunnels, new.tunnels)
     return "\n".join(lines) + "\n" if lines else ""

@@ -16,7 +16,14 @@ from virga_events.catalog.network import (
 )
 from virga_network.agent.core import names
 from virga_network.agent.core.model import NetworkAgentState, PortRecord
-from virga_network.agent.core.plumbing import FilterRule, FilterSet, NetworkPlumbing, PortFilter
+from virga_network.agent.core.plumbing import (
+    FilterRule,
+    FilterSet,
+    NetworkPlumbing,
+    PortFilter,
+    RemotePort,
+    TunnelFilter,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +61,11 @@ class HostPlan:
             ports=tuple(p.filter for p in self.ports if p.network_id not in failed_networks),
             uplinks=tuple(
                 (n.vxlan, zone(n.vni)) for n in self.networks if n.network_id not in failed_networks
+            ),
+            tunnels=tuple(
+                TunnelFilter(vxlan=n.vxlan, vni=n.vni, remotes=n.remotes)
+                for n in self.networks
+                if n.network_id not in failed_networks
             ),
         )
 
@@ -118,6 +130,7 @@ def _wanted(state: NetworkAgentState, port: PortRecord) -> bool:
 def _network(state: NetworkAgentState, network_id: str, prefix: str) -> NetworkPlumbing:
     flood: set[str] = set()
     fdb: set[tuple[str, str]] = set()
+    remotes: set[RemotePort] = set()
     for port in state.ports.values():
         host = port.bound_host
         if port.network_id != network_id or host is None or host == state.host:
@@ -128,6 +141,7 @@ def _network(state: NetworkAgentState, network_id: str, prefix: str) -> NetworkP
         flood.add(vtep)
         if port.mac is not None:
             fdb.add((port.mac, vtep))
+            remotes.add(RemotePort(mac=port.mac, vtep=vtep, ips=port.ips))
     return NetworkPlumbing(
         network_id=network_id,
         vni=state.networks[network_id].vni,
@@ -135,6 +149,7 @@ def _network(state: NetworkAgentState, network_id: str, prefix: str) -> NetworkP
         vxlan=names.vxlan_name(network_id, prefix),
         flood=tuple(sorted(flood)),
         fdb=tuple(sorted(fdb)),
+        remotes=tuple(sorted(remotes, key=lambda r: (r.mac, r.vtep, r.ips))),
     )
 
 

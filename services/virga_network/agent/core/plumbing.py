@@ -11,10 +11,23 @@ from typing import Literal
 
 from virga_events.catalog.network import Direction, IpProtocol
 
+VXLAN_PORT = 4789
+"""The UDP port of every VXLAN interface the agent makes (IANA's)."""
+
 TapKind = Literal["tap", "veth"]
 """`tap`: a persistent tap device QEMU opens (managed='no'); `veth`: a veth pair whose host
 end carries the tap's name and whose guest end (`names.veth_peer`) is left in the host's
 namespace for whoever plugs the guest in (tests move it into a guest namespace)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RemotePort:
+    """A port the log places on another host of the network: what may come out of the tunnel."""
+
+    mac: str
+    vtep: str
+    """The VTEP of the host it is bound on: the only one its frames may come from."""
+    ips: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +42,8 @@ class NetworkPlumbing:
     """Remote VTEPs that receive broadcast and unknown unicast (head-end replication)."""
     fdb: tuple[tuple[str, str], ...] = ()
     """(MAC, VTEP) of the remote ports: unicast goes straight to their host."""
+    remotes: tuple[RemotePort, ...] = ()
+    """The remote ports with their addresses: the tunnel's anti-spoofing (filters only)."""
 
     def forwarding(self) -> frozenset[tuple[str, str]]:
         """The VXLAN forwarding entries this network needs, flood entries included."""
@@ -61,9 +76,23 @@ class PortFilter:
 
 
 @dataclass(frozen=True, slots=True)
+class TunnelFilter:
+    """What a network's VXLAN interface may let in: frames of its remote ports only, each
+    from the VTEP of the host it is bound on (UDP from elsewhere is dropped before the
+    kernel decapsulates it; frames not of a remote port before the bridge sees them)."""
+
+    vxlan: str
+    vni: int
+    remotes: tuple[RemotePort, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class FilterSet:
     """Every filter of the host, replaced as a whole and atomically."""
 
     ports: tuple[PortFilter, ...] = ()
     uplinks: tuple[tuple[str, int], ...] = ()
     """(VXLAN interface, zone): traffic from other hosts, tracked in its network's zone."""
+    tunnels: tuple[TunnelFilter, ...] = ()
+    """Per VXLAN interface, the remote ports it may carry; a Virga VXLAN interface without
+    one lets nothing in."""

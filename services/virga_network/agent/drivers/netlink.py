@@ -22,12 +22,11 @@ from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netns import setns
 
 from virga_network.agent.core import names, nft_rules
-from virga_network.agent.core.plumbing import FilterSet, NetworkPlumbing, TapKind
+from virga_network.agent.core.plumbing import VXLAN_PORT, FilterSet, NetworkPlumbing, TapKind
 from virga_network.agent.drivers.base import DriverError, HostInventory
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
-VXLAN_PORT = 4789
 NTF_SELF = 0x02
 NUD_PERMANENT_NOARP = 0x80 | 0x40
 _SYSCTLS = ("bridge-nf-call-iptables", "bridge-nf-call-ip6tables")
