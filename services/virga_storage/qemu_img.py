@@ -10,8 +10,11 @@ wall, not the first.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import shutil
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -113,22 +116,26 @@ class QemuImg:
                 "--dev", "/dev",
                 "--unshare-all",
                 "--die-with-parent",
-                "--new-session",
                 "--",
             ]  # fmt: skip
         return [*argv, "qemu-img", *args]
 
     async def _run(self, args: list[str], *, file_size: int) -> str:
+        # Its own session (no controlling terminal, so no TIOCSTI into ours) and process group,
+        # so that a timeout ends prlimit, bwrap and qemu-img together, even one that bwrap had
+        # not yet tied to its own life.
         process = await asyncio.create_subprocess_exec(
             *self._argv(args, file_size),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
         )
         try:
             out, err = await asyncio.wait_for(process.communicate(), self._limits.timeout_seconds)
         except TimeoutError:
-            process.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
             await process.communicate()  # reaps it and closes its pipes
             raise QemuImgFailed(
                 f"qemu-img {args[0]} took longer than {self._limits.timeout_seconds:g} s"
