@@ -53,6 +53,26 @@ def arp_reply(src_mac: str, sender_mac: str, sender_ip: str, target_ip: str) -> 
     return ether(BROADCAST, src_mac, 0x0806, body)
 
 
+def arp_probe(src_mac: str, target_ip: str) -> bytes:
+    """An ARP probe (RFC 5227): who has `target_ip`, asked from 0.0.0.0, broadcast."""
+    body = struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1) + _mac(src_mac)
+    body += ipaddress.IPv4Address("0.0.0.0").packed + bytes(6)
+    body += ipaddress.IPv4Address(target_ip).packed
+    return ether(BROADCAST, src_mac, 0x0806, body)
+
+
+def vlan_tagged(frame: bytes, vid: int, tpid: int = 0x8100) -> bytes:
+    """`frame` with a VLAN tag (`vid`; 802.1Q, or 802.1ad with tpid 0x88A8) inserted after
+    its MAC addresses."""
+    return frame[:12] + struct.pack("!HH", tpid, vid & 0x0FFF) + frame[12:]
+
+
+def other_ethertype(src_mac: str, dst_mac: str, ethertype: int, marker: bytes) -> bytes:
+    """A frame of an ethertype that is none of ARP, IPv4, IPv6 (e.g. 0x88B5, local
+    experimental), padded to the 60-byte minimum."""
+    return ether(dst_mac, src_mac, ethertype, marker.ljust(46, b"\0"))
+
+
 def _ipv6(src_mac: str, dst_mac: str, src: str, dst: str, icmp: bytes) -> bytes:
     addresses = ipaddress.IPv6Address(src).packed + ipaddress.IPv6Address(dst).packed
     pseudo = addresses + struct.pack("!IxxxB", len(icmp), 58)
@@ -71,6 +91,23 @@ def neighbour_advert(src_mac: str, src: str, target: str) -> bytes:
     icmp = struct.pack("!BBHI", 136, 0, 0, 0x20000000) + ipaddress.IPv6Address(target).packed
     icmp += struct.pack("!BB", 2, 1) + _mac(src_mac)
     return _ipv6(src_mac, "33:33:00:00:00:01", src, "ff02::1", icmp)
+
+
+def neighbour_solicit_dad(src_mac: str, target: str) -> bytes:
+    """Duplicate address detection: a neighbour solicitation for `target` from `::` to
+    its solicited-node multicast group (no source link-layer option, as RFC 4861 wants)."""
+    packed = ipaddress.IPv6Address(target).packed
+    group = ipaddress.IPv6Address(bytes.fromhex("ff0200000000000000000001ff") + packed[13:])
+    icmp = struct.pack("!BBHI", 135, 0, 0, 0) + packed
+    dst_mac = "33:33:" + ":".join(f"{b:02x}" for b in group.packed[12:])
+    return _ipv6(src_mac, dst_mac, "::", str(group), icmp)
+
+
+def redirect(src_mac: str, dst_mac: str, src: str, dst: str, target: str, to: str) -> bytes:
+    """An ICMPv6 redirect: traffic for `to` should go to `target` (RFC 4861 4.5)."""
+    icmp = struct.pack("!BBHI", 137, 0, 0, 0)
+    icmp += ipaddress.IPv6Address(target).packed + ipaddress.IPv6Address(to).packed
+    return _ipv6(src_mac, dst_mac, src, dst, icmp)
 
 
 def router_advert(src_mac: str, src: str) -> bytes:

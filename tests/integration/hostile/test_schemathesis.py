@@ -3,7 +3,7 @@
 Every operation, as an admin and as a tenant, with data that fits the document (positive)
 and data that does not (negative): no 5xx, no status, content type, header or body the
 document does not declare, and every body the document forbids is refused with a 4xx.
-A bounded, derandomized number of examples per operation keeps it under a minute in CI.
+A bounded, derandomized number of examples per operation keeps it within its CI budget.
 """
 
 from __future__ import annotations
@@ -29,8 +29,21 @@ from virga_devstack.processes import ServiceProcess
 
 pytestmark = pytest.mark.kafka
 
-EXAMPLES = int(os.environ.get("VIRGA_SCHEMATHESIS_EXAMPLES", "4"))
-"""Examples per operation, caller and mode (more on demand: VIRGA_SCHEMATHESIS_EXAMPLES=50)."""
+EXAMPLES = int(os.environ.get("VIRGA_SCHEMATHESIS_EXAMPLES", "25"))
+"""Examples per operation, caller and mode (more on demand: VIRGA_SCHEMATHESIS_EXAMPLES=200).
+25 by default: about a minute more than the 4 it used to be, the CI budget for this test."""
+
+SUPPRESSED = [
+    # About how fast or how big the generator's data is, not about the gateway: schemathesis
+    # builds requests from the whole document (deep bodies, long strings), and on a shared CI
+    # machine generating them can take longer than hypothesis's speed limits.
+    HealthCheck.too_slow,
+    HealthCheck.data_too_large,
+    HealthCheck.large_base_example,
+]
+"""Health checks off. The others stay on: `filter_too_much` would say the generator cannot
+find requests that fit the document (the fuzzing would then test little), `return_value`,
+`nested_given` and `function_scoped_fixture` that the test itself is wrong."""
 
 
 @schemathesis.check
@@ -149,7 +162,7 @@ def test_every_operation_answers_within_its_document(
                 derandomize=True,
                 database=None,
                 deadline=None,
-                suppress_health_check=list(HealthCheck),
+                suppress_health_check=SUPPRESSED,
             )
             # The caller's token stays valid in negative mode too: what is fuzzed is the
             # request, not the credentials (test_bodies_and_tokens covers bad tokens).
