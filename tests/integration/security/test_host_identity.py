@@ -9,6 +9,7 @@ before it does anything, and a crashed agent's successor starts.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
 import subprocess
@@ -28,6 +29,7 @@ from virga_devstack.kafka_security import ADMIN, SecureKafkaBroker
 from virga_eventlog import EventWriter, KafkaSettings, LogReader, event_topic, snapshot_topic
 from virga_eventlog.acls import AUDITOR, host_acls
 from virga_eventlog.hosts import host_users
+from virga_runtime.lease import HostLease, HostLeaseHeld, Lease
 
 pytestmark = pytest.mark.kafka
 
@@ -242,3 +244,38 @@ def test_a_second_agent_of_a_live_host_refuses_to_start_and_a_crashed_ones_succe
     agents.append(fourth)
     fourth.wait_ready(60)
     assert "host_lease_taken_over" not in fourth.log.read_text()
+
+
+async def test_a_lease_held_from_another_machine_lapses_unless_renewed(
+    secure_broker: SecureKafkaBroker, namespace: str
+) -> None:
+    """No pid to look at: the lease is watched; a renewal refuses, silence lets it lapse."""
+    settings = secure_broker.settings("compute-h1", namespace)
+    topic = snapshot_topic("compute", namespace, "h1")
+    writer = EventWriter(settings, transactional_id=f"{namespace}-compute-h1")
+    elsewhere = dataclasses.replace(Lease.mine("peer", 2.0), machine="another-machine")
+
+    async def renew() -> None:
+        async with writer.transaction() as txn:
+            lease = dataclasses.replace(elsewhere, renewed_at=time.time())
+            await txn.append_raw(topic, b"compute@h1/lease", lease.to_bytes())
+
+    async with writer:
+        await renew()
+
+        async def renewing() -> None:
+            while True:
+                await asyncio.sleep(0.4)
+                await renew()
+
+        renewer = asyncio.create_task(renewing())
+        began = time.monotonic()
+        with pytest.raises(HostLeaseHeld, match=r"pid \d+ on another-machine"):
+            await HostLease(settings, topic, "compute@h1", 2.0).check()
+        assert time.monotonic() - began < 2.0
+        renewer.cancel()
+        await asyncio.gather(renewer, return_exceptions=True)
+        await renew()  # its last renewal: then the peer dies
+        began = time.monotonic()
+        await HostLease(settings, topic, "compute@h1", 2.0).check()
+        assert 0.9 < time.monotonic() - began < 4.0  # watched, then lapsed
