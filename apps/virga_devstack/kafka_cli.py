@@ -44,6 +44,12 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
         default=os.environ.get("VIRGA_NAMESPACE", "virga"),
         help="with --secure: the namespace whose topics and ACLs are created",
     )
+    start.add_argument(
+        "--host",
+        action="append",
+        default=[],
+        help="with --secure: add this agent host's users and ACLs (repeatable)",
+    )
     commands.add_parser("stop", parents=[common], help="stop the broker started by `start`")
     commands.add_parser("status", parents=[common], help="exit 0 if running and answering")
     commands.add_parser("ensure-jars", help="fetch the broker's jars into the cache")
@@ -69,7 +75,7 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
                 print(f"kafka: already running on {broker.bootstrap_servers}", end="")
             print(f" (pid {broker.pid()}; state in {broker.directory})")
             if isinstance(broker, kafka_security.SecureKafkaBroker):
-                kafka_security.provision_blocking(broker, args.namespace)
+                kafka_security.provision_blocking(broker, args.namespace, tuple(args.host))
                 print(f"kafka: TLS and SASL/SCRAM on, ACLs for namespace {args.namespace!r};")
                 print(f"  passwords in {broker.credentials_dir}, CA {broker.tls.ca_file}")
             return 0

@@ -1,4 +1,5 @@
-"""The local broker with security on: TLS, SASL/SCRAM-SHA-512 users, one per service, and ACLs.
+"""The local broker with security on: TLS, SASL/SCRAM-SHA-512 users (one per service and per
+agent host), and ACLs.
 
 Clients connect over SASL_SSL, as a real deployment does: TLS with a private CA made for the
 broker directory (`kafka_tls`), then SCRAM. The users exist before the broker first starts:
@@ -19,13 +20,15 @@ from typing import Any, Final
 from virga_devstack.kafka import KafkaBroker, answers_metadata
 from virga_devstack.kafka_jars import KafkaBrokerError
 from virga_devstack.kafka_tls import BrokerTls, TlsError
-from virga_eventlog import SERVICES, KafkaSettings
-from virga_eventlog.acls import AUDITOR
+from virga_eventlog import KafkaSettings
+from virga_eventlog.acls import AUDITOR, CONTROLLERS
+from virga_eventlog.hosts import AddedHost, add_host, host_users
 from virga_eventlog.provision import provision
 
 ADMIN: Final = "admin"
 MECHANISM: Final = "SCRAM-SHA-512"
-USERS: Final = (ADMIN, *SERVICES, AUDITOR)
+USERS: Final = (ADMIN, *CONTROLLERS, AUDITOR)
+"""Made when the broker's storage is formatted; each agent host's users come with `add_host`."""
 
 
 def _jaas(module: str, username: str, password: str, *extra: str) -> str:
@@ -86,6 +89,13 @@ class SecureKafkaBroker(KafkaBroker):
     async def provision(self, namespace: str = "virga") -> None:
         """Create `namespace`'s topics and every service's ACLs, as the super user."""
         await provision(self.settings(ADMIN, namespace), partitions=6)
+
+    async def add_host(self, host: str, namespace: str = "virga") -> AddedHost:
+        """Add agent host `host` as an operator would (`virga_eventlog.hosts.add_host`): its
+        users ``compute-<host>`` and ``network-<host>``, with passwords kept beside the
+        others, their snapshot topics and ACLs."""
+        passwords = {user: self.password(user) for user in host_users(host)}
+        return await add_host(self.settings(ADMIN, namespace), host, passwords, MECHANISM)
 
     def _answers(self, timeout: float = 5.0) -> bool:
         return answers_metadata(self.bootstrap_servers, timeout, self._admin_security())
@@ -152,6 +162,15 @@ class SecureKafkaBroker(KafkaBroker):
         )
 
 
-def provision_blocking(broker: SecureKafkaBroker, namespace: str) -> None:
-    """`SecureKafkaBroker.provision` for the command line."""
-    asyncio.run(broker.provision(namespace))
+def provision_blocking(
+    broker: SecureKafkaBroker, namespace: str, hosts: tuple[str, ...] = ()
+) -> None:
+    """`SecureKafkaBroker.provision`, then `add_host` for each of `hosts`, for the command
+    line."""
+
+    async def provision_all() -> None:
+        await broker.provision(namespace)
+        for host in hosts:
+            await broker.add_host(host, namespace)
+
+    asyncio.run(provision_all())

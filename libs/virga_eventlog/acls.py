@@ -1,13 +1,16 @@
 """Kafka ACLs derived from topic ownership: each service writes only its own topics.
 
-One SCRAM user per service (its name: ``gateway``, ``scheduler``...). Each topic has one owning
-service, the only one that writes it (docs/security.md); `service_acls` turns that rule into ACL
-bindings for the KRaft StandardAuthorizer:
+One SCRAM user per service (its name: ``gateway``, ``scheduler``...) and one per agent host
+(``compute-h1``, ``network-h1``). Each topic has one owning service, the only one that writes it
+(docs/security.md); `service_acls` and `host_acls` turn that rule into ACL bindings for the
+KRaft StandardAuthorizer:
 
-- its event topic, snapshot topic and dead-letter topic: WRITE, READ, DESCRIBE, CREATE;
+- its event topic, snapshot topic (an agent: its host's own) and dead-letter topic: WRITE,
+  READ, DESCRIBE, CREATE;
 - every event topic it consumes (`CONSUMES`): READ, DESCRIBE;
-- transactional ids and consumer groups prefixed ``<ns>-<service>`` (the runner's
-  ``<ns>-<service>[-<instance>]``): WRITE/DESCRIBE and READ/DESCRIBE.
+- its transactional id and consumer group (the runner's ``<ns>-<service>[-<host>]``):
+  WRITE/DESCRIBE and READ/DESCRIBE, prefixed for a service without agents, literal for the
+  network controller and for each agent.
 
 `AUDITOR` may READ every topic of the namespace and write nothing. Anything not granted is
 denied (``allow.everyone.if.no.acl.found=false``).
@@ -106,34 +109,80 @@ def _grant(
     return [AclBinding(f"User:{user}", kind, name, pattern, op) for op in operations]
 
 
-def service_acls(
-    service: str, namespace: str = "virga", consumes: dict[str, tuple[str, ...]] = CONSUMES
+AGENT_SERVICES = ("compute", "network")
+"""Services with one process per host. Each host's agent has its own user (`host_user`),
+made when the operator adds the host (`virga_eventlog.hosts`); `compute` has no other process,
+so no user of its own, and the `network` user is the controller's alone."""
+
+CONTROLLERS = tuple(service for service in SERVICES if service != "compute")
+"""Services with a single (non-agent) process, each its own user named after the service."""
+
+
+def host_user(service: str, host: str) -> str:
+    """The user of `service`'s agent on `host`: ``compute-h1``, ``network-h1``."""
+    return f"{service}-{host}"
+
+
+def _principal_acls(
+    user: str,
+    service: str,
+    namespace: str,
+    snapshots: str,
+    runner_id: tuple[str, PatternType],
+    consumes: dict[str, tuple[str, ...]],
 ) -> list[AclBinding]:
-    """What user `service` may do in `namespace`, and nothing else."""
-    if service not in SERVICES:
-        raise ValueError(f"unknown service {service!r}; services are {SERVICES}")
-    owned = (
-        event_topic(service, namespace),
-        snapshot_topic(service, namespace),
-        dead_letter_topic(service, namespace),
-    )
+    owned = (event_topic(service, namespace), snapshots, dead_letter_topic(service, namespace))
     writer = (Operation.WRITE, Operation.READ, Operation.DESCRIBE, Operation.CREATE)
     reader = (Operation.READ, Operation.DESCRIBE)
     acls: list[AclBinding] = []
     for topic in owned:
-        acls += _grant(service, ResourceType.TOPIC, topic, writer)
+        acls += _grant(user, ResourceType.TOPIC, topic, writer)
     for owner in consumes[service]:
-        acls += _grant(service, ResourceType.TOPIC, event_topic(owner, namespace), reader)
+        acls += _grant(user, ResourceType.TOPIC, event_topic(owner, namespace), reader)
     # The runner's transactional id and consumer group are both `<ns>-<service>[-<instance>]`.
-    prefix = f"{namespace}-{service}"
+    name, pattern = runner_id
     acls += _grant(
-        service,
-        ResourceType.TRANSACTIONAL_ID,
-        prefix,
-        (Operation.WRITE, Operation.DESCRIBE),
-        PatternType.PREFIXED,
+        user, ResourceType.TRANSACTIONAL_ID, name, (Operation.WRITE, Operation.DESCRIBE), pattern
     )
-    acls += _grant(service, ResourceType.GROUP, prefix, reader, PatternType.PREFIXED)
+    acls += _grant(user, ResourceType.GROUP, name, reader, pattern)
+    return sorted(acls)
+
+
+def service_acls(
+    service: str, namespace: str = "virga", consumes: dict[str, tuple[str, ...]] = CONSUMES
+) -> list[AclBinding]:
+    """What user `service` may do in `namespace`, and nothing else.
+
+    A service without agents owns every transactional id and group prefixed ``<ns>-<service>``;
+    the network controller only the literal ``<ns>-network``, as ``<ns>-network-<host>`` are
+    its agents' (`host_acls`).
+    """
+    if service not in CONTROLLERS:
+        raise ValueError(f"unknown service {service!r}; services with a user are {CONTROLLERS}")
+    prefix = f"{namespace}-{service}"
+    pattern = PatternType.LITERAL if service in AGENT_SERVICES else PatternType.PREFIXED
+    return _principal_acls(
+        service,
+        service,
+        namespace,
+        snapshot_topic(service, namespace),
+        (prefix, pattern),
+        consumes,
+    )
+
+
+def host_acls(
+    host: str, namespace: str = "virga", consumes: dict[str, tuple[str, ...]] = CONSUMES
+) -> list[AclBinding]:
+    """What the agents of `host` may do: each its service's topics, its own snapshot topic,
+    and exactly its transactional id and group ``<ns>-<service>-<host>`` (literal, so h1's
+    user can neither open h2's id nor the network controller's)."""
+    acls: list[AclBinding] = []
+    for service in AGENT_SERVICES:
+        runner_id = (f"{namespace}-{service}-{host}", PatternType.LITERAL)
+        snapshots = snapshot_topic(service, namespace, host)
+        user = host_user(service, host)
+        acls += _principal_acls(user, service, namespace, snapshots, runner_id, consumes)
     return sorted(acls)
 
 
@@ -148,8 +197,9 @@ def auditor_acls(namespace: str = "virga") -> list[AclBinding]:
 
 
 def virga_acls(namespace: str = "virga") -> list[AclBinding]:
-    """Every binding a secure Virga deployment needs in `namespace`."""
-    acls = [acl for service in SERVICES for acl in service_acls(service, namespace)]
+    """Every binding a secure Virga deployment needs in `namespace` before its hosts are added
+    (each host's are `host_acls`)."""
+    acls = [acl for service in CONTROLLERS for acl in service_acls(service, namespace)]
     return acls + auditor_acls(namespace)
 
 

@@ -39,8 +39,17 @@ def event_topic(service: str, namespace: str = "virga") -> str:
     return f"{namespace}.api" if service == "gateway" else f"{namespace}.{service}"
 
 
-def snapshot_topic(service: str, namespace: str = "virga") -> str:
-    return f"{namespace}.snapshots.{service}"
+def snapshot_topic(service: str, namespace: str = "virga", instance: str = "") -> str:
+    """`<ns>.snapshots.<service>`; a per-host instance's own `<ns>.snapshots.<service>.<host>`,
+    which only that host's user may write (`virga_eventlog.hosts`), so no host can plant the
+    snapshot another restores."""
+    base = f"{namespace}.snapshots.{service}"
+    return f"{base}.{instance}" if instance else base
+
+
+def instance_snapshot_spec(service: str, namespace: str, instance: str) -> TopicSpec:
+    """The snapshot topic of one instance of `service` (compacted, one partition)."""
+    return TopicSpec(snapshot_topic(service, namespace, instance), 1, compacted=True)
 
 
 def dead_letter_topic(service: str, namespace: str = "virga") -> str:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Generic
 
 import structlog
 
-from virga_eventlog import EventWriter, KafkaSettings, Positions, RecentIds
+from virga_eventlog import EventWriter, KafkaSettings, Positions, RecentIds, snapshot_topic
 from virga_runtime.observability import ServiceMetrics
 from virga_runtime.service import S, ServiceDefinition
 
@@ -35,6 +35,8 @@ class ServiceInstance(Generic[S]):
             f"-{config.instance}" if config.instance else ""
         )
         self.group_id = self.transactional_id
+        # A per-host instance has its own snapshot topic, which only its host's user writes.
+        self.snapshot_topic = snapshot_topic(name, settings.namespace, config.instance)
         # Per-host services share their topic with their peers and must tail it to see them.
         self.shared_output = bool(config.instance)
         self.state: S = definition.initial_state()

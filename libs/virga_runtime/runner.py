@@ -21,12 +21,12 @@ from virga_eventlog import (
     RecentIds,
     decode_positions,
     encode_positions,
-    snapshot_topic,
 )
 from virga_events import (
     Envelope,
 )
 from virga_runtime.deciding import Decider
+from virga_runtime.lease import HostLease
 from virga_runtime.observability import serve_health
 from virga_runtime.rebuild import committed_offsets, fold_inputs, fold_own
 from virga_runtime.service import Emit, S, ServiceDefinition
@@ -51,6 +51,10 @@ class RunnerConfig:
     dedupe_capacity: int = 100_000
     max_batch_records: int = 500
     """Input records decided in one transaction."""
+    host_lease_seconds: float = 15.0
+    """A per-host instance (`instance` set) holds its host's lease (`virga_runtime.lease`):
+    a second one started while it lives refuses to start; after a crash, the lease lapses
+    this long after its last renewal (at once for a restart on the same machine)."""
 
 
 @dataclass
@@ -79,6 +83,7 @@ class ServiceRunner(Decider[S]):
         self._reader: LogReader | None = None
         self._http: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._lease: HostLease | None = None
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -99,15 +104,17 @@ class ServiceRunner(Decider[S]):
     async def _start(self) -> None:
         started = self._rebuild_started = time.monotonic()
         definition = self.definition
+        if self.config.instance:
+            # Before the producer below fences a live agent of this host, and before anything
+            # is decided or done: a live one makes this start fail instead.
+            self._lease = await HostLease.checked(self, self.config.host_lease_seconds)
         # Fence any older instance with our transactional id first, so that nothing it might
         # still commit can slip in after the offsets and ends read below.
         self._writer = EventWriter(self.settings, transactional_id=self.transactional_id)
         await self._writer.start()
-        snap = await load_snapshot(
-            self.settings,
-            snapshot_topic(definition.name, self.settings.namespace),
-            self.producer_name,
-        )
+        if self._lease is not None:
+            self._tasks.append(await self._lease.take(self._writer, self._lock))
+        snap = await load_snapshot(self.settings, self.snapshot_topic, self.producer_name)
         snap_seq = 0
         restored = None
         if snap is not None:
@@ -228,7 +235,12 @@ class ServiceRunner(Decider[S]):
                         await self._commit_undecided()
                     if snapshot and self.events_applied != self._applied_at_snapshot:
                         await self._snapshot()
+                    if snapshot and self._lease is not None and self._lease.claimed:
+                        async with self._writer.transaction() as txn:
+                            await self._lease.release(txn)
             finally:
+                if self._lease is not None:
+                    self._lease.closed()
                 await self._writer.stop()
                 self._writer = None
         if self._reader is not None:
@@ -366,12 +378,7 @@ class ServiceRunner(Decider[S]):
             state_version=self.definition.state_version,
         )
         async with self._writer.transaction() as txn:
-            size = await write_snapshot(
-                txn,
-                snapshot_topic(self.definition.name, self.settings.namespace),
-                self.producer_name,
-                snapshot,
-            )
+            size = await write_snapshot(txn, self.snapshot_topic, self.producer_name, snapshot)
         self._applied_at_snapshot = self.events_applied
         self._snapshot_at = time.monotonic()
         self.metrics.snapshots.inc()

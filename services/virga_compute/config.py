@@ -75,6 +75,9 @@ class ComputeConfig:
     """Topic namespace, as `KafkaSettings.namespace`."""
     ceph: CephSettings | None = None
     """Where guests find their volumes; None: only instances without volumes run here."""
+    host_lease_seconds: float = 15.0
+    """How long this host's lease outlives a crashed agent (`virga_runtime.lease`): an agent
+    started with the same host name before then refuses to start if the lease is renewed."""
     direct_boot: DirectKernelBoot | None = None
     """Boot every instance from this kernel instead of its boot disk's loader: for test and
     demo clouds whose images carry no boot loader (their volumes are still attached)."""
@@ -82,8 +85,10 @@ class ComputeConfig:
     def __post_init__(self) -> None:
         if not self.host or any(c.isspace() or c == "/" for c in self.host):
             raise ValueError(f"bad host name {self.host!r}")
-        if self.heartbeat_seconds <= 0 or self.usage_seconds <= 0:
-            raise ValueError("heartbeat_seconds and usage_seconds must be positive")
+        if min(self.heartbeat_seconds, self.usage_seconds, self.host_lease_seconds) <= 0:
+            raise ValueError(
+                "heartbeat_seconds, usage_seconds and host_lease_seconds must be positive"
+            )
         if self.restart_policy not in get_args(RestartPolicy):
             raise ValueError(f"restart_policy must be one of {get_args(RestartPolicy)}")
         if self.domain_type not in get_args(DomainType):
@@ -99,6 +104,7 @@ class ComputeConfig:
         """Read VIRGA_HOST (required), VIRGA_RACK, VIRGA_ZONE, VIRGA_TRAITS (comma list),
         VIRGA_LIBVIRT_URI, VIRGA_DOMAIN_TYPE, VIRGA_INSTANCES_PATH, VIRGA_HEARTBEAT_SECONDS,
         VIRGA_USAGE_SECONDS, VIRGA_RESTART_POLICY, VIRGA_STOP_GRACE_SECONDS, VIRGA_HTTP_PORT,
+        VIRGA_HOST_LEASE_SECONDS,
         VIRGA_NAMESPACE, the VIRGA_CEPH_* settings (`ceph_access.settings_from_env`) and
         VIRGA_GUEST_KERNEL, VIRGA_GUEST_INITRD, VIRGA_GUEST_CMDLINE (`direct_boot`); raise
         SystemExit naming a bad one."""
@@ -124,6 +130,7 @@ class ComputeConfig:
                 restart_policy=get("VIRGA_RESTART_POLICY") or "restart",  # type: ignore[arg-type]
                 stop_grace_seconds=number("VIRGA_STOP_GRACE_SECONDS", 60.0),
                 http_port=env.port("VIRGA_HTTP_PORT"),
+                host_lease_seconds=number("VIRGA_HOST_LEASE_SECONDS", 15.0),
                 namespace=env.namespace(),
                 ceph=settings_from_env({k: v for k in _CEPH_VARIABLES if (v := get(k) or "")}),
                 direct_boot=_direct_boot(env),

@@ -12,6 +12,7 @@ from virga_compute.drivers.base import ComputeDriver
 from virga_compute.drivers.domain_xml import DomainSettings
 from virga_compute.service import SERVICE_NAME, definition, runner_config
 from virga_runtime import ServiceRunner
+from virga_runtime.lease import HostLeaseHeld
 from virga_runtime.process import configure_logging_from_env, kafka_settings, run_until_signalled
 
 log = structlog.get_logger(__name__)
@@ -50,6 +51,8 @@ async def run(config: ComputeConfig) -> None:
     try:
         runner = ServiceRunner(definition(config, driver), settings, runner_config(config))
         await run_until_signalled(runner)
+    except HostLeaseHeld as error:
+        raise SystemExit(f"compute agent of host {config.host}: {error}") from None
     finally:
         await driver.close()
 

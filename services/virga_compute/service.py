@@ -56,4 +56,8 @@ def definition(config: ComputeConfig, driver: ComputeDriver) -> ServiceDefinitio
 
 def runner_config(config: ComputeConfig) -> RunnerConfig:
     """One runner per host: the producer is `compute@<host>`."""
-    return RunnerConfig(instance=config.host, http_port=config.http_port)
+    return RunnerConfig(
+        instance=config.host,
+        http_port=config.http_port,
+        host_lease_seconds=config.host_lease_seconds,
+    )

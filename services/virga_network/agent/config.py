@@ -31,6 +31,8 @@ class NetworkAgentConfig:
     """How often the agent compares what the log wants with what it last made."""
     http_port: int | None = None
     namespace: str = DEFAULT_NAMESPACE
+    host_lease_seconds: float = 15.0
+    """How long this host's lease outlives a crashed agent (`virga_runtime.lease`)."""
 
     def __post_init__(self) -> None:
         if not self.host or any(c.isspace() or c == "/" for c in self.host):
@@ -41,14 +43,15 @@ class NetworkAgentConfig:
             raise ValueError(f"tap kind must be one of {get_args(TapKind)}")
         if self.driver not in get_args(DriverName):
             raise ValueError(f"driver must be one of {get_args(DriverName)}")
-        if self.sync_seconds <= 0:
-            raise ValueError("sync_seconds must be positive")
+        if self.sync_seconds <= 0 or self.host_lease_seconds <= 0:
+            raise ValueError("sync_seconds and host_lease_seconds must be positive")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> NetworkAgentConfig:
         """Read VIRGA_HOST and VIRGA_VTEP_IP (required), VIRGA_NETWORK_IFACE_PREFIX,
         VIRGA_NETWORK_TAP_KIND (tap|veth), VIRGA_NETWORK_DRIVER (netlink|memory),
-        VIRGA_NETWORK_SYNC_SECONDS, VIRGA_HTTP_PORT and VIRGA_NAMESPACE; raise SystemExit
+        VIRGA_NETWORK_SYNC_SECONDS, VIRGA_HTTP_PORT, VIRGA_NAMESPACE and
+        VIRGA_HOST_LEASE_SECONDS; raise SystemExit
         naming a bad one."""
         env = Env(environ)
         host, vtep_ip = env.text("VIRGA_HOST"), env.text("VIRGA_VTEP_IP")
@@ -66,6 +69,7 @@ class NetworkAgentConfig:
                 sync_seconds=env.number("VIRGA_NETWORK_SYNC_SECONDS", 0.2),
                 http_port=env.port("VIRGA_HTTP_PORT"),
                 namespace=env.namespace(),
+                host_lease_seconds=env.number("VIRGA_HOST_LEASE_SECONDS", 15.0),
             )
         except ValueError as exc:
             raise SystemExit(f"bad network agent setting: {exc}") from None

@@ -10,6 +10,7 @@ from virga_network.agent.config import NetworkAgentConfig
 from virga_network.agent.drivers.base import NetworkDriver
 from virga_network.agent.service import SERVICE_NAME, definition, runner_config
 from virga_runtime import ServiceRunner
+from virga_runtime.lease import HostLeaseHeld
 from virga_runtime.process import configure_logging_from_env, kafka_settings, run_until_signalled
 
 log = structlog.get_logger(__name__)
@@ -34,6 +35,8 @@ async def run(config: NetworkAgentConfig) -> None:
     try:
         runner = ServiceRunner(definition(config, driver), settings, runner_config(config))
         await run_until_signalled(runner)
+    except HostLeaseHeld as error:
+        raise SystemExit(f"network agent of host {config.host}: {error}") from None
     finally:
         await driver.close()
 

@@ -52,4 +52,8 @@ def definition(
 
 def runner_config(config: NetworkAgentConfig) -> RunnerConfig:
     """One runner per host: the producer is `network@<host>`, and it tails its shared topic."""
-    return RunnerConfig(instance=config.host, http_port=config.http_port)
+    return RunnerConfig(
+        instance=config.host,
+        http_port=config.http_port,
+        host_lease_seconds=config.host_lease_seconds,
+    )

@@ -37,7 +37,7 @@ from virga_eventlog import (
     event_topic,
     snapshot_topic,
 )
-from virga_eventlog.acls import AUDITOR, CONSUMES, virga_acls
+from virga_eventlog.acls import AUDITOR, CONSUMES, host_user, virga_acls
 from virga_eventlog.writer import GENESIS
 from virga_events import Event, decode, new_event
 from virga_events.catalog import Flavor
@@ -78,19 +78,26 @@ async def read_values(settings: KafkaSettings, topic: str, at_least: int = 0) ->
 async def test_each_service_writes_its_own_event_snapshot_and_dead_letter_topics(
     secure_broker: SecureKafkaBroker, namespace: str
 ) -> None:
+    await secure_broker.add_host("h1", namespace)
     for service in SERVICES:
-        settings = secure_broker.settings(service, namespace)
-        # The runner's transactional id (and consumer group) for a per-host instance.
-        writer = EventWriter(settings, transactional_id=f"{namespace}-{service}-h1")
+        # The runner's transactional id (and consumer group): an agent's is its host's, under
+        # its host's user, with its host's snapshot topic.
+        agent = service == "compute"
+        user = host_user(service, "h1") if agent else service
+        settings = secure_broker.settings(user, namespace)
+        txn_id = f"{namespace}-{service}" + ("-h1" if agent else "")
+        snapshots = snapshot_topic(service, namespace, "h1" if agent else "")
+        writer = EventWriter(settings, transactional_id=txn_id)
         async with writer, writer.transaction() as txn:
             await txn.append_raw(event_topic(service, namespace), b"k", service.encode())
-            await txn.append_raw(snapshot_topic(service, namespace), b"k", b"snap")
+            await txn.append_raw(snapshots, b"k", b"snap")
             await txn.append_raw(dead_letter_topic(service, namespace), b"k", b"undecodable")
     auditor = secure_broker.settings(AUDITOR, namespace)
     for service in SERVICES:
         own = await read_values(auditor, event_topic(service, namespace), at_least=1)
         assert own == [service.encode()]
-        assert await read_values(auditor, snapshot_topic(service, namespace), 1) == [b"snap"]
+        snapshots = snapshot_topic(service, namespace, "h1" if service == "compute" else "")
+        assert await read_values(auditor, snapshots, 1) == [b"snap"]
         dead = await read_values(auditor, dead_letter_topic(service, namespace), 1)
         assert dead == [b"undecodable"]
 
@@ -98,8 +105,10 @@ async def test_each_service_writes_its_own_event_snapshot_and_dead_letter_topics
 async def test_no_service_can_write_another_services_topic(
     secure_broker: SecureKafkaBroker, namespace: str
 ) -> None:
+    await secure_broker.add_host("h1", namespace)
     for service in SERVICES:
-        settings = secure_broker.settings(service, namespace)
+        user = host_user(service, "h1") if service == "compute" else service
+        settings = secure_broker.settings(user, namespace)
         producer = AIOKafkaProducer(**settings.client_kwargs(), acks="all")
         await producer.start()
         try:
@@ -148,7 +157,7 @@ async def test_another_services_transactional_id_is_refused(
     secure_broker: SecureKafkaBroker, namespace: str
 ) -> None:
     # Taking the scheduler's transactional id would fence the real scheduler: denied.
-    settings = secure_broker.settings("compute", namespace)
+    settings = secure_broker.settings("storage", namespace)
     writer = EventWriter(settings, transactional_id=f"{namespace}-scheduler")
     with pytest.raises(TransactionalIdAuthorizationFailed):
         await writer.start()
@@ -221,9 +230,11 @@ async def test_the_scheduler_runs_end_to_end_as_its_own_user(
     flavor = Flavor(name="m1.small", vcpus=1, ram_mb=2048, disk_gb=10)
 
     heads: dict[str, ChainHead] = {}
+    await secure_broker.add_host("h1", namespace)
 
     async def write(service: str, txn_id: str, payload: Event, aggregate: str) -> None:
-        settings = secure_broker.settings(service, namespace)
+        user = host_user(service, "h1") if service == "compute" else service
+        settings = secure_broker.settings(user, namespace)
         # Each write is a new producer session that carries on its producer's hash chain.
         writer = EventWriter(settings, transactional_id=txn_id, head=heads.get(service, GENESIS))
         async with writer:

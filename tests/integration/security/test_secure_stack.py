@@ -30,9 +30,11 @@ def stack(
         (HostSpec("h1", "r1"),),
     )
     asyncio.run(secure_broker.provision(stack.namespace))
+    asyncio.run(secure_broker.add_host("h1", stack.namespace))
     stack.build()
     for name, process in stack.processes.items():
-        user = name.split("-", 1)[0]  # compute-h1 runs as compute
+        # compute-h1 runs as its host's user compute-h1; the others as their service
+        user = name if name.startswith("compute-") else name.split("-", 1)[0]
         process.env.update(secure_broker.environment(user))
     with stack.running():
         yield stack

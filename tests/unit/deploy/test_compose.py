@@ -26,7 +26,10 @@ SERVICES = {
     "billing": "virga_billing",
     "compute-agent": "virga_compute",
     "network-agent": "virga_network.agent",
+    "provision": None,
 }
+ADMIN_PASSWORD = {"VIRGA_KAFKA_ADMIN_PASSWORD": "compose-test-admin"}
+"""The one variable the file requires (the Kafka super user's password)."""
 
 
 def compose(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -35,7 +38,7 @@ def compose(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
     clean = {k: v for k, v in os.environ.items() if not k.startswith("VIRGA_")}
     return subprocess.run(
         ["docker-compose", "--project-directory", str(ROOT), "-f", str(COMPOSE), "config", *args],
-        env={**clean, **(env or {})},
+        env={**clean, **ADMIN_PASSWORD, **(env or {})},
         capture_output=True,
         text=True,
         timeout=60,
@@ -67,6 +70,7 @@ def test_a_broken_file_is_refused(tmp_path: Path) -> None:
     broken.write_text(COMPOSE.read_text().replace("    command:", "    comand:", 1))
     answer = subprocess.run(
         ["docker-compose", "-f", str(broken), "config", "-q"],
+        env={**os.environ, **ADMIN_PASSWORD},
         capture_output=True,
         text=True,
         timeout=60,
@@ -135,8 +139,68 @@ def test_agents_run_in_the_hosts_namespaces_and_reach_libvirtd_and_kafka(
 
 def test_each_healthcheck_asks_the_port_its_service_serves(resolved: dict[str, Any]) -> None:
     for name, service in resolved["services"].items():
-        if name == "kafka":
+        if name in ("kafka", "provision"):
             continue
         environment = service["environment"]
         port = environment.get("VIRGA_HTTP_PORT") or environment["VIRGA_GATEWAY_PORT"]
         assert f"127.0.0.1:{port}/healthz" in " ".join(service["healthcheck"]["test"]), name
+
+
+def test_kafka_runs_with_sasl_and_acls_and_every_service_logs_in_as_its_own_user(
+    resolved: dict[str, Any],
+) -> None:
+    services = resolved["services"]
+    kafka = services["kafka"]["environment"]
+    protocols = dict(p.split(":") for p in kafka["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(","))
+    assert set(protocols.values()) == {"SASL_PLAINTEXT"}, protocols  # no listener in clear
+    assert kafka["KAFKA_AUTHORIZER_CLASS_NAME"].endswith("StandardAuthorizer")
+    assert kafka["KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND"] == "false"
+    assert kafka["KAFKA_SUPER_USERS"] == "User:admin"
+    assert "SCRAM-SHA-512" in kafka["KAFKA_SASL_ENABLED_MECHANISMS"].split(",")
+    assert (
+        'user_admin="compose-test-admin"'
+        in kafka["KAFKA_LISTENER_NAME_HOST_PLAIN_SASL_JAAS_CONFIG"]
+    )
+    assert "--command-config" in " ".join(services["kafka"]["healthcheck"]["test"])
+    users = {
+        name: service["environment"]["VIRGA_KAFKA_USERNAME"]
+        for name, service in services.items()
+        if name not in ("kafka", "provision")
+    }
+    assert users == {
+        "gateway": "gateway",
+        "scheduler": "scheduler",
+        "storage": "storage",
+        "network": "network",
+        "billing": "billing",
+        "compute-agent": "compute-host-1",
+        "network-agent": "network-host-1",
+    }
+    for name, user in users.items():
+        environment = services[name]["environment"]
+        assert environment["VIRGA_KAFKA_SECURITY_PROTOCOL"] == "SASL_PLAINTEXT", name
+        assert environment["VIRGA_KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512", name
+        assert environment["VIRGA_KAFKA_PASSWORD_FILE"] == f"/run/virga/kafka/{user}.password"
+        assert "kafka-credentials:/run/virga/kafka:ro" in services[name]["volumes"], name
+        assert services[name]["depends_on"]["provision"]["condition"] == (
+            "service_completed_successfully"
+        ), name
+    provision = services["provision"]
+    assert provision["environment"]["VIRGA_KAFKA_USERNAME"] == "admin"
+    script = " ".join(provision["command"])
+    assert "python -m virga_eventlog.provision --credentials-dir /run/virga/kafka" in script
+    assert '--host "$$VIRGA_HOST"' in script or '--host "$VIRGA_HOST"' in script
+
+
+def test_another_hosts_agents_log_in_as_that_hosts_users() -> None:
+    answer = compose(env={"VIRGA_HOST": "hv-7"})
+    assert answer.returncode == 0, answer.stderr
+    services = yaml.safe_load(answer.stdout)["services"]
+    assert services["compute-agent"]["environment"]["VIRGA_KAFKA_USERNAME"] == "compute-hv-7"
+    assert services["network-agent"]["environment"]["VIRGA_KAFKA_USERNAME"] == "network-hv-7"
+
+
+def test_the_file_refuses_to_run_without_an_admin_password() -> None:
+    answer = compose("-q", env={"VIRGA_KAFKA_ADMIN_PASSWORD": ""})
+    assert answer.returncode != 0
+    assert "set VIRGA_KAFKA_ADMIN_PASSWORD" in answer.stderr

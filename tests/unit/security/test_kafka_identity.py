@@ -15,10 +15,12 @@ from virga_compute.service import definition as compute
 from virga_eventlog import SERVICES, KafkaSettings, event_topic
 from virga_eventlog.acls import (
     CONSUMES,
+    CONTROLLERS,
     Operation,
     PatternType,
     ResourceType,
     auditor_acls,
+    host_acls,
     service_acls,
     virga_acls,
 )
@@ -122,7 +124,7 @@ def test_the_network_agents_read_nothing_their_service_is_not_granted() -> None:
 
 
 def test_each_service_may_write_only_its_own_three_topics() -> None:
-    for service in SERVICES:
+    for service in CONTROLLERS:
         writes = {
             acl.resource_name
             for acl in service_acls(service, "ns")
@@ -134,7 +136,7 @@ def test_each_service_may_write_only_its_own_three_topics() -> None:
 
 
 def test_transactional_ids_and_groups_are_the_services_own_prefix() -> None:
-    acls = service_acls("compute", "ns")
+    acls = service_acls("scheduler", "ns")
     prefixed = {(a.resource_type, a.operation) for a in acls if a.pattern is PatternType.PREFIXED}
     assert prefixed == {
         (ResourceType.TRANSACTIONAL_ID, Operation.WRITE),
@@ -142,7 +144,7 @@ def test_transactional_ids_and_groups_are_the_services_own_prefix() -> None:
         (ResourceType.GROUP, Operation.READ),
         (ResourceType.GROUP, Operation.DESCRIBE),
     }
-    assert {a.resource_name for a in acls if a.pattern is PatternType.PREFIXED} == {"ns-compute"}
+    assert {a.resource_name for a in acls if a.pattern is PatternType.PREFIXED} == {"ns-scheduler"}
     # Nothing on the cluster resource: no service may create ACLs, users or alter configs.
     assert not [a for a in virga_acls("ns") if a.resource_type is ResourceType.CLUSTER]
 
@@ -158,3 +160,40 @@ def test_the_auditor_only_reads() -> None:
 def test_an_unknown_service_gets_no_acls() -> None:
     with pytest.raises(ValueError, match="unknown service"):
         service_acls("mallory")
+
+
+def test_each_agent_host_has_its_own_users_with_exactly_its_own_transactional_ids() -> None:
+    """h1's users may open `ns-compute-h1` and `ns-network-h1` only (literal): not h2's, not
+    the network controller's `ns-network`, which the controller alone may open."""
+    acls = host_acls("h1", "ns")
+    assert {a.principal for a in acls} == {"User:compute-h1", "User:network-h1"}
+    ids = {
+        (a.principal, a.resource_name, a.pattern)
+        for a in acls
+        if a.resource_type in (ResourceType.TRANSACTIONAL_ID, ResourceType.GROUP)
+    }
+    assert ids == {
+        ("User:compute-h1", "ns-compute-h1", PatternType.LITERAL),
+        ("User:network-h1", "ns-network-h1", PatternType.LITERAL),
+    }
+    controller = service_acls("network", "ns")
+    assert {
+        (a.resource_name, a.pattern)
+        for a in controller
+        if a.resource_type is ResourceType.TRANSACTIONAL_ID
+    } == {("ns-network", PatternType.LITERAL)}
+    assert "compute" not in CONTROLLERS  # no user may open every compute host's id
+    assert not [a for a in virga_acls("ns") if "compute" in a.principal]
+
+
+def test_a_hosts_snapshots_are_a_topic_only_its_agent_writes() -> None:
+    writes = {
+        (a.principal, a.resource_name)
+        for a in host_acls("h1", "ns") + host_acls("h2", "ns") + virga_acls("ns")
+        if a.operation is Operation.WRITE and "snapshots" in a.resource_name
+    }
+    assert ("User:compute-h1", "ns.snapshots.compute.h1") in writes
+    assert [w for w in writes if w[1] == "ns.snapshots.compute.h1"] == [
+        ("User:compute-h1", "ns.snapshots.compute.h1")
+    ]
+    assert not [w for w in writes if w[1] == "ns.snapshots.compute"]
