@@ -25,7 +25,7 @@ from virga_gateway.idempotency import (
 from virga_gateway.outcome import Outcome
 from virga_gateway.preview import preview
 from virga_gateway.problems import Problem, invalid
-from virga_gateway.quotas.enforce import over_quota, quota_increase
+from virga_gateway.quotas.enforce import limited, over_quota, quota_increase
 from virga_gateway.state import GatewayState
 from virga_gateway.validation import parse_json, validate
 from virga_runtime import Emit
@@ -112,8 +112,8 @@ async def _decide_and_append(call: Call, plan: Plan, recording: _Recording | Non
     gateway = call.gateway
     now = datetime.now(UTC)
     outcome, after = _decide(gateway.state, plan, now, call.correlation_id)
-    grown = quota_increase(gateway.state, after, outcome.emits)
-    if not grown:
+    grown = limited(gateway.state, quota_increase(gateway.state, after, outcome.emits))
+    if not grown:  # takes nothing a limit bounds: no need to queue
         return await _append(call, outcome, after, now, recording)
     # Requests that take from a tenant's quotas queue per tenant, and decide again once it
     # is their turn: the state then holds every earlier request's events, so two concurrent

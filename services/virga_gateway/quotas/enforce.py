@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from virga_events.catalog.quotas import UNLIMITED
 from virga_gateway.problems import FieldError, Problem
-from virga_gateway.quotas.model import Usage, exceeded, increase
+from virga_gateway.quotas.model import Usage, exceeded, increase, limits
 from virga_gateway.state import GatewayState
 from virga_runtime.service import Emit
 
@@ -17,6 +18,17 @@ def quota_increase(
     if not emits:
         return {}
     return increase(state, after, (emit.aggregate_id for emit in emits))
+
+
+def limited(state: GatewayState, grown: dict[str, Usage]) -> dict[str, Usage]:
+    """The part of `grown` that some limit bounds (an unlimited resource needs no check)."""
+    bound: dict[str, Usage] = {}
+    for tenant_id, usage in grown.items():
+        limit = limits(state, tenant_id)
+        kept = {name: amount for name, amount in usage.items() if limit[name] != UNLIMITED}
+        if kept:
+            bound[tenant_id] = kept
+    return bound
 
 
 def over_quota(state: GatewayState, grown: dict[str, Usage]) -> Problem | None:

@@ -17,7 +17,7 @@ from virga_events.catalog.quotas import (
     TenantQuotaSet,
 )
 from virga_gateway.preview import preview
-from virga_gateway.quotas.enforce import over_quota, quota_increase
+from virga_gateway.quotas.enforce import limited, over_quota, quota_increase
 from virga_gateway.quotas.model import limits, usage
 from virga_gateway.state import GatewayState, restore, snapshot
 from virga_runtime.service import Emit
@@ -176,3 +176,11 @@ def test_the_audit_finds_a_request_accepted_over_its_limit() -> None:
     assert [(v.tenant_id, v.resource, v.limit, v.usage) for v in over] == [
         ("t1", "instances", 1, 2)
     ]
+
+
+def test_only_resources_a_limit_bounds_are_checked_and_queued() -> None:
+    state = fold(envelope(TenantQuotaSet(limits={"instances": -1, "vcpus": 4}), "t1"))
+    grown = {"t1": {"instances": 1, "vcpus": 1, "ram_mb": 256}, "t2": {"instances": 1}}
+    assert limited(state, grown) == {"t1": {"vcpus": 1, "ram_mb": 256}, "t2": {"instances": 1}}
+    lifted = fold(envelope(TenantQuotaSet(limits=dict.fromkeys(DEFAULT_LIMITS, -1)), "t1"))
+    assert limited(lifted, {"t1": {"instances": 1, "vcpus": 1}}) == {}
