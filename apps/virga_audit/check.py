@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from virga_audit import quotas
 from virga_audit.invariants import Violation, fold_all
 from virga_audit.invariants import check as check_model
 from virga_audit.log import event_topics, read_topics
@@ -44,4 +45,15 @@ async def check(
                 continue
             if envelope.occurred_at <= now and not recent.seen(envelope.event_id):
                 envelopes.append(envelope)
-    return check_model(fold_all(envelopes, scheduler), now, stuck_after)
+    found = check_model(fold_all(envelopes, scheduler), now, stuck_after)
+    return found + quota_violations(quotas.fold_all(envelopes))
+
+
+def quota_violations(model: quotas.QuotaModel) -> list[Violation]:
+    """Each accepted request that took its tenant over a limit, as a violation."""
+    return [
+        Violation(
+            "over-quota", v.tenant_id, f"{v.resource} at {v.usage} of {v.limit}, {v.event_id}"
+        )
+        for v in model.violations
+    ]

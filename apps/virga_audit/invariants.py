@@ -21,7 +21,13 @@ from virga_events.catalog.common import Flavor
 from virga_scheduler.config import SchedulerConfig
 
 Kind = Literal[
-    "overcommitted", "address-reused", "missing-volume", "missing-port", "orphaned", "stuck"
+    "overcommitted",
+    "address-reused",
+    "missing-volume",
+    "missing-port",
+    "orphaned",
+    "stuck",
+    "over-quota",
 ]
 Status = Literal["BUILDING", "RUNNING", "STOPPED", "ERROR", "DELETING", "DELETED"]
 

@@ -11,6 +11,7 @@ from virga_cli.events import events
 from virga_cli.instances import flavor, instance
 from virga_cli.network import network, port, security_group
 from virga_cli.output import Cli
+from virga_cli.quotas import quota
 from virga_cli.session import login, logout, tenant, token
 from virga_cli.storage import image, volume
 
@@ -46,6 +47,7 @@ for command in (
     network,
     port,
     security_group,
+    quota,
     price,
     usage,
     invoice,

@@ -10,6 +10,7 @@ from virga_gateway.instances import routes as instances
 from virga_gateway.meta import routes as meta
 from virga_gateway.networks import routes as networks
 from virga_gateway.ports import routes as ports
+from virga_gateway.quotas import routes as quotas
 from virga_gateway.routing import Route
 from virga_gateway.security_groups import routes as security_groups
 from virga_gateway.server_groups import routes as server_groups
@@ -18,6 +19,7 @@ from virga_gateway.volumes import routes as volumes
 
 ROUTES: list[Route] = [
     *tenants.ROUTES,
+    *quotas.ROUTES,
     *flavors.ROUTES,
     *instances.ROUTES,
     *volumes.ROUTES,

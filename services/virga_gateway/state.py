@@ -33,6 +33,8 @@ from virga_gateway.networks import fold as networks_fold
 from virga_gateway.networks.model import Network
 from virga_gateway.ports import fold as ports_fold
 from virga_gateway.ports.model import Port
+from virga_gateway.quotas import fold as quotas_fold
+from virga_gateway.quotas.model import Counted
 from virga_gateway.security_groups import fold as security_groups_fold
 from virga_gateway.security_groups.model import SecurityGroup
 from virga_gateway.server_groups import fold as server_groups_fold
@@ -86,6 +88,15 @@ class GatewayState(msgspec.Struct, kw_only=True):
     ports: dict[str, Port] = msgspec.field(default_factory=dict)
     security_groups: dict[str, SecurityGroup] = msgspec.field(default_factory=dict)
     """Security groups tenants created; each tenant's default group is implicit."""
+    quota_defaults: dict[str, int] = msgspec.field(default_factory=dict)
+    """Default limits an admin set (resource -> limit, -1 unlimited); the others: the
+    contract's `DEFAULT_LIMITS`."""
+    quota_overrides: dict[str, dict[str, int]] = msgspec.field(default_factory=dict)
+    """Tenant -> its own limits, where an admin set them."""
+    quota_usage: dict[str, dict[str, int]] = msgspec.field(default_factory=dict)
+    """Tenant -> what its records count against its quotas (`quotas.model`)."""
+    quota_counted: dict[str, Counted] = msgspec.field(default_factory=dict)
+    """``table/id`` -> what that record was last counted as (kept by `quotas.fold.recount`)."""
 
     def preview_copy(self, touched: Iterable[str]) -> GatewayState:
         """A scratch state to fold a request's events into, holding copies of just what they
@@ -111,6 +122,9 @@ PREVIEW_COPIES: dict[str, Preview] = {
     "server_groups": "shared",
     "allocation_ratios": "shared",
     "security_groups": "shared",
+    "quota_defaults": "shared",
+    "quota_overrides": "shared",
+    "quota_usage": "shared",
     # These are mutated in place: copy the touched ones (history is read, not needed).
     "tokens": "touched",
     "hosts": "touched-deep",
@@ -130,6 +144,8 @@ PREVIEW_COPIES: dict[str, Preview] = {
     "tenant_volume_order": "empty",
     "snapshot_volumes": "empty",
     "billing": "empty",
+    # A preview recounts only what its events touch, which no quota view reads.
+    "quota_counted": "empty",
 }
 """How `GatewayState.preview_copy` copies each table: shared (a new dict of the same records),
 touched (copies of the records the events touch; deep, or an instance without its history), or
@@ -154,6 +170,7 @@ FOLDS: tuple[Folds[GatewayState], ...] = (
     volumes_fold.folds,
     images_fold.folds,
     billing_fold.folds,
+    quotas_fold.folds,
     instances_fold.history,
 )
 """The resources' folds, in the order each event goes through them: each resource's own
@@ -164,6 +181,7 @@ def evolve(state: GatewayState, envelope: Envelope) -> GatewayState:
     """Fold one event; types the gateway does not project are ignored."""
     for folds in FOLDS:
         folds.evolve(state, envelope)
+    quotas_fold.recount(state, envelope.aggregate_id)
     return state
 
 
@@ -177,4 +195,5 @@ def snapshot(state: GatewayState) -> str:
 
 
 def restore(value: Any) -> GatewayState:
-    return _DECODER.decode(value)
+    # Usage is recounted rather than trusted: a snapshot may predate quotas.
+    return quotas_fold.recount_all(_DECODER.decode(value))

@@ -4,6 +4,7 @@ Idempotency-Key, decide, append its events in one transaction, answer."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -24,6 +25,7 @@ from virga_gateway.idempotency import (
 from virga_gateway.outcome import Outcome
 from virga_gateway.preview import preview
 from virga_gateway.problems import Problem, invalid
+from virga_gateway.quotas.enforce import limited, over_quota, quota_increase
 from virga_gateway.state import GatewayState
 from virga_gateway.validation import parse_json, validate
 from virga_runtime import Emit
@@ -109,11 +111,39 @@ class _Recording:
 async def _decide_and_append(call: Call, plan: Plan, recording: _Recording | None) -> web.Response:
     gateway = call.gateway
     now = datetime.now(UTC)
-    outcome = plan(gateway.state, now)
-    body: bytes | None = None
-    if outcome.view is not None:
-        after = preview(gateway.state, outcome.emits, now, call.correlation_id)
-        body = msgspec.json.encode(outcome.view(after))
+    outcome, after = _decide(gateway.state, plan, now, call.correlation_id)
+    grown = limited(gateway.state, quota_increase(gateway.state, after, outcome.emits))
+    if not grown:  # takes nothing a limit bounds: no need to queue
+        return await _append(call, outcome, after, now, recording)
+    # Requests that take from a tenant's quotas queue per tenant, and decide again once it
+    # is their turn: the state then holds every earlier request's events, so two concurrent
+    # requests can never both take the last unit.
+    async with AsyncExitStack() as held:
+        for tenant_id in sorted(grown):
+            await held.enter_async_context(gateway.locks.hold("quota " + tenant_id))
+        outcome, after = _decide(gateway.state, plan, now, call.correlation_id)
+        problem = over_quota(gateway.state, quota_increase(gateway.state, after, outcome.emits))
+        if problem is not None:
+            raise problem
+        return await _append(call, outcome, after, now, recording)
+
+
+def _decide(
+    state: GatewayState, plan: Plan, now: datetime, correlation_id: str
+) -> tuple[Outcome, GatewayState]:
+    """The plan's outcome and the state as it will be once its events are folded."""
+    outcome = plan(state, now)
+    return outcome, preview(state, outcome.emits, now, correlation_id)
+
+
+async def _append(
+    call: Call,
+    outcome: Outcome,
+    after: GatewayState,
+    now: datetime,
+    recording: _Recording | None,
+) -> web.Response:
+    body = None if outcome.view is None else msgspec.json.encode(outcome.view(after))
     emits = [Emit(e.payload, e.aggregate_id, e.tenant_id, occurred_at=now) for e in outcome.emits]
     if recording is not None:
         record = api.IdempotentRequestRecorded(
@@ -126,7 +156,7 @@ async def _decide_and_append(call: Call, plan: Plan, recording: _Recording | Non
         )
         emits.append(Emit(record, recording.aggregate_id, call.caller.tenant_id, now))
     if emits:
-        await gateway.runner.append(emits, correlation_id=call.correlation_id)
+        await call.gateway.runner.append(emits, correlation_id=call.correlation_id)
     return _respond(outcome.status, body)
 
 

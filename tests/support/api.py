@@ -11,6 +11,8 @@ from typing import Any
 
 import aiohttp
 
+from virga_events.catalog.quotas import QUOTA_RESOURCES, UNLIMITED
+
 
 class ApiError(AssertionError):
     """A response the test did not expect; carries the status and the problem body."""
@@ -51,8 +53,13 @@ class Api:
             return payload
 
     async def create_tenant(self, name: str) -> tuple[str, str]:
-        """Create a tenant and a token for it (needs an admin token); returns (id, token)."""
+        """Create a tenant and a token for it (needs an admin token); returns (id, token).
+
+        Its quotas are lifted (every limit -1): the stacks' tests make more than the defaults.
+        """
         tenant = await self.call("POST", "/v1/tenants", {"name": name})
+        unlimited = dict.fromkeys(QUOTA_RESOURCES, UNLIMITED)
+        await self.call("PUT", f"/v1/tenants/{tenant['id']}/quotas", unlimited)
         token = await self.call("POST", f"/v1/tenants/{tenant['id']}/tokens", {})
         return tenant["id"], token["token"]
 

@@ -9,6 +9,7 @@ from virga_events.catalog import (
     billing,
     compute,
     network,
+    quotas,
     scheduler,
     storage,
 )
@@ -21,6 +22,7 @@ __all__ = [
     "billing",
     "compute",
     "network",
+    "quotas",
     "scheduler",
     "storage",
 ]

@@ -98,6 +98,7 @@ ROUTES = [
     Route(
         "POST", "/v1/instances", create_instance,
         operation_id="createInstance", summary="Request an instance", tag="instances",
+        errors=(403,),  # over quota
         access="tenant", status=202, response=InstanceView, request=CreateInstance,
     ),
     Route(

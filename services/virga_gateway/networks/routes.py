@@ -50,6 +50,7 @@ ROUTES = [
         "POST", "/v1/networks", create_network,
         operation_id="createNetwork",
         summary="Request a network (202: BUILDING until the controller gives it a VXLAN id)",
+        errors=(403,),  # over quota
         tag="networks", access="tenant", status=202, response=NetworkView,
         request=CreateNetwork,
     ),

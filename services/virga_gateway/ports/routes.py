@@ -54,7 +54,7 @@ ROUTES = [
         operation_id="createPort",
         summary="Request a port (202: BUILDING until the controller gives its MAC and address)",
         tag="ports", access="tenant", status=202, response=PortView, request=CreatePort,
-        errors=(409,),
+        errors=(403, 409),
     ),
     Route(
         "GET", "/v1/ports", get_ports,

@@ -49,6 +49,7 @@ ROUTES = [
     Route(
         "POST", "/v1/security-groups", create_security_group,
         operation_id="createSecurityGroup", summary="Create a security group with its rules",
+        errors=(403,),  # over quota
         tag="security-groups", access="tenant", status=201, response=SecurityGroupView,
         request=CreateSecurityGroup,
     ),

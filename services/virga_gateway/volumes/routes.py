@@ -132,6 +132,7 @@ ROUTES = [
         "POST", "/v1/volumes", create_volume,
         operation_id="createVolume",
         summary="Request a volume: blank, or a copy-on-write clone of an image or a snapshot",
+        errors=(403,),  # over quota
         tag="volumes", access="tenant", status=202, response=VolumeView, request=CreateVolumeBody,
     ),
     Route(
@@ -155,7 +156,7 @@ ROUTES = [
         "POST", "/v1/volumes/{id}/snapshots", snapshot_volume,
         operation_id="createVolumeSnapshot", summary="Take a snapshot of a volume",
         tag="volumes", access="tenant", status=202, response=VolumeSnapshotView,
-        request=CreateVolumeSnapshot, errors=(409,),
+        request=CreateVolumeSnapshot, errors=(403, 409),
     ),
     Route(
         "DELETE", "/v1/volumes/{id}/snapshots/{snapshot_id}", delete_snapshot,
@@ -167,7 +168,7 @@ ROUTES = [
         "POST", "/v1/volumes/{id}/actions", act_on_volume,
         operation_id="actOnVolume", summary="Extend a volume (grow only)",
         tag="volumes", access="tenant", status=202, response=VolumeView,
-        request=VolumeAction, errors=(409,),
+        request=VolumeAction, errors=(403, 409),
     ),
     Route(
         "POST", "/v1/instances/{id}/volumes", attach_volume,

@@ -16,6 +16,7 @@ from multidict import CIMultiDict
 
 from virga_eventlog import EventWriter, KafkaSettings, ensure_topics, event_topic, virga_topics
 from virga_events import Envelope, Event, new_event
+from virga_events.catalog.quotas import QUOTA_RESOURCES, UNLIMITED
 from virga_gateway.app import build_app
 from virga_gateway.config import GatewayConfig
 from virga_gateway.runner import GatewayRunner
@@ -138,10 +139,16 @@ class Gateway:
             body = orjson.loads(raw) if raw and "json" in response.content_type else raw
             return Reply(response.status, body, CIMultiDict(response.headers))
 
-    async def tenant(self, name: str | None = None) -> tuple[str, str]:
-        """A new tenant and a token for it: (tenant id, token)."""
+    async def tenant(
+        self, name: str | None = None, quotas: dict[str, int | None] | None = None
+    ) -> tuple[str, str]:
+        """A new tenant and a token for it: (tenant id, token). Its limits are `quotas` (the
+        others unlimited), so tests that make many resources are not refused for it."""
         created = await self.call("POST", "/v1/tenants", json={"name": name or uuid.uuid4().hex})
         assert created.status == 201, created.body
+        limits = {**dict.fromkeys(QUOTA_RESOURCES, UNLIMITED), **(quotas or {})}
+        quota = await self.call("PUT", f"/v1/tenants/{created.body['id']}/quotas", json=limits)
+        assert quota.status == 200, quota.body
         issued = await self.call("POST", f"/v1/tenants/{created.body['id']}/tokens")
         assert issued.status == 201, issued.body
         return created.body["id"], issued.body["token"]
