@@ -46,6 +46,7 @@ def definition(config: GatewayConfig, namespace: str = "virga") -> ServiceDefini
         snapshot=state.snapshot,
         restore=state.restore,
         on_ready=on_ready,
+        state_version=state.STATE_VERSION,
     )
 
 

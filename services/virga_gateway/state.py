@@ -46,7 +46,11 @@ from virga_gateway.volumes.model import Volume
 from virga_rating.state import BillingState
 from virga_runtime.folding import Folds
 
-__all__ = ["GatewayState", "evolve", "restore", "snapshot"]
+__all__ = ["STATE_VERSION", "GatewayState", "evolve", "restore", "snapshot"]
+
+STATE_VERSION = 2
+"""The projection's shape, as snapshots record it: 2 added the listings' per-tenant indexes
+and retention's tables, which an older snapshot lacks (the gateway rebuilds from the log)."""
 
 Preview = Literal["shared", "touched", "touched-deep", "touched-instances", "empty"]
 """How `GatewayState.preview_copy` copies a table (see there)."""
