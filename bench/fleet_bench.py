@@ -13,6 +13,13 @@ VmRSS; the baseline is the same service on an empty namespace, in the same run.
 Then the gateway alone is pinned to one core (`sched_setaffinity`) and `wrk` (Debian's
 package) loads it from the other core for `--seconds`: GET one instance, GET a page of 50
 instances, and the baseline, `/healthz` on the same server (no token, no projection).
+
+Last, churn: `--instances` instances created and deleted (one a second, each living ten
+minutes: request, placement, start, deletion request, deletion, claim released), folded
+straight into a gateway projection in a fresh process, which then reads its VmRSS: with the
+default retention (deleted instances forgotten an hour after their deletion, event time), and
+with nothing ever forgotten (as before retention), against an empty projection; the median of
+`--churn-runs` processes each. `--churn-only` runs just this part (no Kafka, no wrk).
 """
 
 from __future__ import annotations
@@ -220,13 +227,83 @@ def measure_gets(
         print(f"  {label:<28} {rps:>9.0f} requests/s   ({rps / rows[-1][1]:.2f} of baseline)")
 
 
+CHURN_RETENTIONS = {"retention 1 h": 3600.0, "never forgotten": float(10**9)}
+
+
+def churn_child(instances: int, retention_seconds: float) -> None:
+    """Fold `instances` created-and-deleted instances into a projection; print VmRSS (KiB)."""
+    import gc
+
+    from virga_events.catalog.api import InstanceDeletionRequested
+    from virga_events.catalog.compute import HostHeartbeat, InstanceDeleted
+    from virga_events.catalog.scheduler import ClaimReleased
+    from virga_gateway.state import GatewayState, evolve
+
+    retention = timedelta(seconds=retention_seconds)
+    state = GatewayState()
+    start, tenant = datetime(2026, 11, 1, tzinfo=UTC), "churn-tenant"
+
+    def fold(payload: Event, aggregate: str, producer: str, at: datetime) -> None:
+        envelope = new_event(payload, aggregate_id=aggregate, tenant_id=tenant,
+                             producer=producer, occurred_at=at)  # fmt: skip
+        evolve(state, envelope, retention)
+
+    placed = InstanceScheduled(host=AGENT_HOST, rack="r1", zone="az1", attempt=1, name="vm",
+                               flavor=FLAVOR)  # fmt: skip
+    for i in range(instances):
+        iid, born = str(uuid.uuid4()), start + timedelta(seconds=i)
+        fold(InstanceRequested(name=f"vm-{i}", flavor=FLAVOR), iid, "gateway", born)
+        fold(placed, iid, "scheduler", born + timedelta(seconds=1))
+        fold(InstanceStarted(host=AGENT_HOST), iid, "compute", born + timedelta(seconds=20))
+        end = born + timedelta(minutes=10)
+        fold(InstanceDeletionRequested(), iid, "gateway", end)
+        fold(InstanceDeleted(host=AGENT_HOST), iid, "compute", end + timedelta(seconds=5))
+        fold(ClaimReleased(host=AGENT_HOST, reason="deleted"), iid, "scheduler",
+             end + timedelta(seconds=6))  # fmt: skip
+    # The log goes on (a heartbeat) past every deletion's retention.
+    last = start + timedelta(seconds=instances, hours=2)
+    fold(HostHeartbeat(running=0), AGENT_HOST, "compute", last)
+    gc.collect()
+    print(rss_kib(os.getpid()), len(state.instances))
+
+
+def _churn_run(instances: int, retention_seconds: float) -> tuple[int, int]:
+    out = subprocess.run(
+        [sys.executable, __file__, "--churn-child", str(instances), str(retention_seconds)],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    return int(out[0]), int(out[1])
+
+
+def measure_churn(instances: int, runs: int) -> None:
+    def median(count: int, retention_seconds: float) -> tuple[float, int]:
+        readings = sorted(_churn_run(count, retention_seconds) for _ in range(runs))
+        return readings[len(readings) // 2][0] / 1024, readings[0][1]
+
+    empty, _ = median(0, 3600.0)
+    print(f"\ngateway projection, {instances} instances created and deleted "
+          f"(fold in-process; median of {runs} processes)")  # fmt: skip
+    for label, seconds in CHURN_RETENTIONS.items():
+        rss, kept = median(instances, seconds)
+        print(f"  churn RSS, {label:<16} {rss:>7.0f} MiB   empty projection {empty:.0f} MiB   "
+              f"({kept} instances remembered)")  # fmt: skip
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["--churn-child"]:
+        churn_child(int(sys.argv[2]), float(sys.argv[3]))
+        return
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--bootstrap", default="127.0.0.1:9092")
     parser.add_argument("--instances", type=int, default=100_000)
     parser.add_argument("--hosts", type=int, default=500)
     parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--churn-runs", type=int, default=3)
+    parser.add_argument("--churn-only", action="store_true")
     args = parser.parse_args()
+    if args.churn_only:
+        measure_churn(args.instances, args.churn_runs)
+        return
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is missing: apt-get install wrk")
     namespace, empty = f"fleet{uuid.uuid4().hex[:8]}", f"empty{uuid.uuid4().hex[:8]}"
@@ -245,6 +322,7 @@ def main() -> None:
         measure_memory(run_dir, fleet_services, services(run_dir, args.bootstrap, empty, token))
         some_instance = next(e.aggregate_id for e in topics[event_topic("scheduler", namespace)])
         measure_gets(run_dir, fleet_services[0], token, some_instance, args.seconds)
+    measure_churn(args.instances, args.churn_runs)
 
 
 if __name__ == "__main__":

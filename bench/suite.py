@@ -8,7 +8,8 @@ measure the control plane as a whole, each as its own process, and reads their s
 - placement at 10,000 hosts (`scheduler_bench.py`), against filtering every host;
 - rebuild from the log (`rebuild_bench.py`), against a raw aiokafka read of the same topic;
 - a 100,000-instance cloud (`fleet_bench.py`): resident memory per service against the same
-  service on an empty log, and gateway GETs/s on one core (wrk) against `/healthz`.
+  service on an empty log, and gateway GETs/s on one core (wrk) against `/healthz`; and the
+  gateway's memory after 100,000 instances were created and deleted, against an empty one.
 
 `--quick` runs every bench at a tenth of its size (a smoke test of the suite itself). Each
 bench's whole output goes to `<--out>/<bench>.txt`; a bench whose summary lines are not found
@@ -119,6 +120,11 @@ def fleet_rows(out: str) -> list[Row]:
                 _ratio(_num(got[1]), _num(health[1])),
             )
         )
+    for match in re.finditer(
+        rf"churn RSS, ([\w ]+?)\s+{NUMBER} MiB\s+empty projection {NUMBER} MiB", out
+    ):
+        figure = f"RSS gateway after 100k instances created+deleted, {match[1]}"
+        rows.append(Row(figure, f"{match[2]} MiB", f"{match[3]} MiB empty projection"))
     return rows
 
 

@@ -129,7 +129,7 @@ def invoice() -> None:
 @pass_cli
 def invoice_list(cli: Cli, tenant_id: str | None) -> None:
     """Issued invoices, oldest first."""
-    answer = cli.client().get("/v1/invoices", tenant_id=tenant_id)
+    answer = {"items": cli.client().paged("/v1/invoices", tenant_id=tenant_id)}
     columns: list[Column] = [
         ("period", "period"),
         ("lines", lambda i: len(i.get("lines") or [])),

@@ -204,7 +204,7 @@ def flavor() -> None:
 @pass_cli
 def flavor_list(cli: Cli) -> None:
     """List the flavors."""
-    answer = cli.client().get("/v1/flavors")
+    answer = {"items": cli.client().paged("/v1/flavors")}
     columns: list[Column] = [
         ("name", "name"),
         ("vcpus", "vcpus"),

@@ -91,7 +91,7 @@ def network_create(
 @pass_cli
 def network_list(cli: Cli) -> None:
     """List networks."""
-    answer = cli.client().get("/v1/networks")
+    answer = {"items": cli.client().paged("/v1/networks")}
     cli.emit(answer, lambda d: cli.table(d["items"], NETWORK_COLUMNS))
 
 
@@ -127,7 +127,7 @@ def port() -> None:
 @pass_cli
 def port_list(cli: Cli, network_id: str | None) -> None:
     """List ports."""
-    answer = cli.client().get("/v1/ports", network_id=network_id)
+    answer = {"items": cli.client().paged("/v1/ports", network_id=network_id)}
     cli.emit(answer, lambda d: cli.table(d["items"], PORT_COLUMNS))
 
 
@@ -244,7 +244,7 @@ def _show_group(cli: Cli, group: dict[str, Any]) -> None:
 @pass_cli
 def security_group_list(cli: Cli) -> None:
     """List security groups."""
-    answer = cli.client().get("/v1/security-groups")
+    answer = {"items": cli.client().paged("/v1/security-groups")}
     columns: list[Column] = [
         ("id", "id"),
         ("name", "name"),

@@ -57,7 +57,7 @@ def tenant_create(cli: Cli, name: str) -> None:
 def tenant_list(cli: Cli) -> None:
     """List the tenants."""
     columns: list[Column] = [("id", "id"), ("name", "name")]
-    answer = cli.client().get("/v1/tenants")
+    answer = {"items": cli.client().paged("/v1/tenants")}
     cli.emit(answer, lambda d: cli.table(d["items"], columns))
 
 

@@ -273,7 +273,7 @@ def image_upload(
 @pass_cli
 def image_list(cli: Cli) -> None:
     """List the public images and your own."""
-    answer = cli.client().get("/v1/images")
+    answer = {"items": cli.client().paged("/v1/images")}
     cli.emit(answer, lambda d: cli.table(d["items"], IMAGE_COLUMNS))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from typing import Any
@@ -56,14 +57,25 @@ def _sha256(image: GuestImage) -> str:
     return digest
 
 
+def _images(api: str, token: str) -> list[dict[str, Any]]:
+    """Every image the token sees, following the listing's `next` cursors."""
+    items: list[dict[str, Any]] = []
+    path = "/v1/images?limit=200"
+    while True:
+        _, page = _call(api, token, "GET", path)
+        items.extend(page.get("items", []))
+        if not page.get("next"):
+            return items
+        path = f"/v1/images?limit=200&cursor={urllib.parse.quote(page['next'])}"
+
+
 def find_seeded(
     api: str, token: str, image: GuestImage, in_pool: Callable[[str], bool] | None = None
 ) -> dict[str, Any] | None:
     """The public image already holding exactly these bytes, if any (and if `in_pool` says
     its RBD image still exists: a memstore cluster restarted empty has lost it)."""
-    _, listing = _call(api, token, "GET", "/v1/images")
     digest = _sha256(image)
-    for item in listing.get("items", []):
+    for item in _images(api, token):
         usable = item.get("status") == "available"
         if usable and item.get("sha256") == digest and item.get("visibility") == "public":
             if in_pool is not None and not in_pool(item["id"]):
@@ -123,10 +135,9 @@ def retire_older(api: str, token: str, current_id: str) -> tuple[list[str], list
     one image and the README's `--image virga-guest` works. (retired ids, kept ids): one that
     volumes are still clones of stays (409) until they are gone, and a later run retires it.
     """
-    _, listing = _call(api, token, "GET", "/v1/images")
     retired: list[str] = []
     kept: list[str] = []
-    for item in listing.get("items", []):
+    for item in _images(api, token):
         older = item.get("name") == IMAGE_NAME and item.get("visibility") == "public"
         if not older or item["id"] == current_id or item.get("status") == "deleting":
             continue

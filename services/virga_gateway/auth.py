@@ -30,6 +30,11 @@ class Principal:
         """Whose Idempotency-Keys these are: a tenant's tokens share them, as do admins'."""
         return "admin" if self.is_admin else f"tenant:{self.tenant_id}"
 
+    @property
+    def listed_tenant(self) -> str | None:
+        """Whose resources a listing walks: the tenant's own; None (every tenant's) for admins."""
+        return None if self.is_admin else self.tenant_id or ""
+
     def sees(self, tenant_id: str) -> bool:
         """Whether a resource of `tenant_id` exists for this caller (else it gets 404)."""
         return self.is_admin or tenant_id == self.tenant_id

@@ -35,6 +35,9 @@ class GatewayConfig:
     VIRGA_STORAGE_URL); None: uploads answer 503."""
     image_max_bytes: int = 20 << 30
     """Largest image upload accepted (env VIRGA_IMAGE_MAX_BYTES, as the storage service's)."""
+    retention_seconds: int = 3600
+    """How long, in event time, a deleted resource stays in the projection before the API
+    forgets it (env VIRGA_GATEWAY_RETENTION_SECONDS; see `retention.py`)."""
 
     def __repr__(self) -> str:  # never print secrets into logs
         return f"GatewayConfig(host={self.host!r}, port={self.port}, admin_token=***, ...)"
@@ -62,6 +65,7 @@ class GatewayConfig:
             max_body_bytes=Env().whole("VIRGA_GATEWAY_MAX_BODY_BYTES", 1024 * 1024),
             storage_url=Env().text("VIRGA_STORAGE_URL"),
             image_max_bytes=Env().whole("VIRGA_IMAGE_MAX_BYTES", 20 << 30),
+            retention_seconds=Env().whole("VIRGA_GATEWAY_RETENTION_SECONDS", 3600),
         )
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 
 from virga_eventlog import KafkaSettings, event_topic
+from virga_events import Envelope
 from virga_events.catalog import api
 from virga_gateway import state
 from virga_gateway.config import GatewayConfig
@@ -17,6 +19,10 @@ from virga_runtime import Emit, Intent, RunnerConfig, ServiceDefinition, Service
 def definition(config: GatewayConfig, namespace: str = "virga") -> ServiceDefinition[GatewayState]:
     """Reads the scheduler's and compute agents' facts; writes only through `runner.append`."""
     admin_sha256 = token_sha256(config.admin_token)
+    retention = timedelta(seconds=config.retention_seconds)
+
+    def evolve(current: GatewayState, envelope: Envelope) -> GatewayState:
+        return state.evolve(current, envelope, retention)
 
     def on_ready(current: GatewayState) -> Sequence[Intent]:
         # Pure: issue the configured admin token once; a restart finds it in the projection.
@@ -36,10 +42,11 @@ def definition(config: GatewayConfig, namespace: str = "virga") -> ServiceDefini
         ),
         output_topic=event_topic("gateway", namespace),
         initial_state=GatewayState,
-        evolve=state.evolve,
+        evolve=evolve,
         snapshot=state.snapshot,
         restore=state.restore,
         on_ready=on_ready,
+        state_version=state.STATE_VERSION,
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import msgspec
@@ -35,6 +36,7 @@ from virga_gateway.ports import fold as ports_fold
 from virga_gateway.ports.model import Port
 from virga_gateway.quotas import fold as quotas_fold
 from virga_gateway.quotas.model import Counted
+from virga_gateway.retention import RETENTION, eligible, expire, is_forgotten
 from virga_gateway.security_groups import fold as security_groups_fold
 from virga_gateway.security_groups.model import SecurityGroup
 from virga_gateway.server_groups import fold as server_groups_fold
@@ -46,7 +48,11 @@ from virga_gateway.volumes.model import Volume
 from virga_rating.state import BillingState
 from virga_runtime.folding import Folds
 
-__all__ = ["GatewayState", "evolve", "restore", "snapshot"]
+__all__ = ["STATE_VERSION", "GatewayState", "evolve", "restore", "snapshot"]
+
+STATE_VERSION = 2
+"""The projection's shape, as snapshots record it: 2 added the listings' per-tenant indexes
+and retention's tables, which an older snapshot lacks (the gateway rebuilds from the log)."""
 
 Preview = Literal["shared", "touched", "touched-deep", "touched-instances", "empty"]
 """How `GatewayState.preview_copy` copies a table (see there)."""
@@ -97,6 +103,25 @@ class GatewayState(msgspec.Struct, kw_only=True):
     """Tenant -> what its records count against its quotas (`quotas.model`)."""
     quota_counted: dict[str, Counted] = msgspec.field(default_factory=dict)
     """``table/id`` -> what that record was last counted as (kept by `quotas.fold.recount`)."""
+    # The listings' indexes, sorted by (created_at, id): a page walks one tenant's keys (an
+    # admin's, every tenant's merged), never the whole table.
+    tenant_order: list[OrderKey] = msgspec.field(default_factory=list)
+    tenant_network_order: dict[str, list[OrderKey]] = msgspec.field(default_factory=dict)
+    tenant_port_order: dict[str, list[OrderKey]] = msgspec.field(default_factory=dict)
+    network_port_order: dict[str, list[OrderKey]] = msgspec.field(default_factory=dict)
+    """Network id -> its ports' keys (`GET /v1/ports?network_id=`)."""
+    image_order: dict[str, list[OrderKey]] = msgspec.field(default_factory=dict)
+    """Owner (`PUBLIC_IMAGES` for the public ones) -> its images' keys."""
+    tenant_security_group_order: dict[str, list[OrderKey]] = msgspec.field(default_factory=dict)
+    tenant_server_group_order: dict[str, list[OrderKey]] = msgspec.field(default_factory=dict)
+    # Retention (`retention.py`): deleted resources are forgotten a while after their deletion.
+    clock: datetime | None = None
+    """The latest event time folded: the projection's own clock, the same in a rebuild."""
+    expiring: list[tuple[datetime, str, str]] = msgspec.field(default_factory=list)
+    """A heap of (deleted at, kind, id) of the deleted resources still remembered."""
+    forgotten: dict[str, None] = msgspec.field(default_factory=dict)
+    """``kind:id`` of forgotten resources, oldest first (bounded by TOMBSTONE_LIMIT): a late
+    event about one must not bring it back."""
 
     def preview_copy(self, touched: Iterable[str]) -> GatewayState:
         """A scratch state to fold a request's events into, holding copies of just what they
@@ -146,6 +171,16 @@ PREVIEW_COPIES: dict[str, Preview] = {
     "billing": "empty",
     # A preview recounts only what its events touch, which no quota view reads.
     "quota_counted": "empty",
+    "tenant_order": "empty",
+    "tenant_network_order": "empty",
+    "tenant_port_order": "empty",
+    "network_port_order": "empty",
+    "image_order": "empty",
+    "tenant_security_group_order": "empty",
+    "tenant_server_group_order": "empty",
+    "clock": "empty",
+    "expiring": "empty",
+    "forgotten": "empty",
 }
 """How `GatewayState.preview_copy` copies each table: shared (a new dict of the same records),
 touched (copies of the records the events touch; deep, or an instance without its history), or
@@ -177,11 +212,31 @@ FOLDS: tuple[Folds[GatewayState], ...] = (
 (one per event type), then billing's, then the instances' histories."""
 
 
-def evolve(state: GatewayState, envelope: Envelope) -> GatewayState:
-    """Fold one event; types the gateway does not project are ignored."""
+GUARDED: dict[int, str] = {
+    id(instances_fold.folds): "instance",
+    id(instances_fold.history): "instance",
+    id(networks_fold.folds): "network",
+    id(ports_fold.folds): "port",
+    id(volumes_fold.folds): "volume",
+    id(images_fold.folds): "image",
+}
+"""The folds whose events are about one kind of resource (their aggregate): skipped for a
+forgotten one, so that a late event does not bring it back."""
+
+
+def evolve(
+    state: GatewayState, envelope: Envelope, retention: timedelta = RETENTION
+) -> GatewayState:
+    """Fold one event; types the gateway does not project are ignored. Deleted resources
+    are forgotten `retention` after their deletion, in event time (`retention.py`)."""
+    before = eligible(state, envelope.aggregate_id)
     for folds in FOLDS:
+        kind = GUARDED.get(id(folds))
+        if kind is not None and is_forgotten(state, kind, envelope.aggregate_id):
+            continue
         folds.evolve(state, envelope)
     quotas_fold.recount(state, envelope.aggregate_id)
+    expire(state, envelope, before, retention)
     return state
 
 

@@ -16,6 +16,7 @@ from virga_gateway.billing.views import (
     invoice_view,
     prices_view,
 )
+from virga_gateway.cursor import EPOCH, OrderKey, take_page
 from virga_gateway.problems import invalid, not_found
 from virga_gateway.state import GatewayState
 from virga_rating.rating import bounds, rate_window, total
@@ -60,9 +61,19 @@ def usage(state: GatewayState, tenant: str, start: datetime, end: datetime) -> U
     )
 
 
-def invoices(state: GatewayState, tenant: str) -> InvoiceList:
+def invoices(
+    state: GatewayState, tenant: str, *, limit: int, after: OrderKey | None = None
+) -> InvoiceList:
+    """One page of the tenant's invoices, oldest period first (a key's text is the period)."""
     issued = state.billing.issued(tenant)
-    return InvoiceList(items=[invoice_view(issued[p]) for p in sorted(issued)])
+
+    def shown(key: OrderKey) -> InvoiceView | None:
+        found = issued.get(key[1])
+        return None if found is None else invoice_view(found)
+
+    order = sorted((EPOCH, period) for period in issued)
+    items, next_cursor = take_page([order], after, limit, shown)
+    return InvoiceList(items=items, next=next_cursor)
 
 
 def invoice(state: GatewayState, tenant: str, period: str) -> InvoiceView:

@@ -18,7 +18,7 @@ from virga_gateway.billing.views import (
 )
 from virga_gateway.context import Call
 from virga_gateway.problems import invalid
-from virga_gateway.routing import QueryParam, Route, json_response
+from virga_gateway.routing import QueryParam, Route, json_response, page_params, page_query
 from virga_gateway.writes import commit, read_body
 
 # RFC 3339: a date, a time and an explicit offset (Z or +hh:mm), nothing looser.
@@ -70,8 +70,9 @@ async def get_usage(request: web.Request, call: Call) -> web.Response:
 
 async def get_invoices(request: web.Request, call: Call) -> web.Response:
     state = call.gateway.state
+    limit, after = page_query(request)
     tenant = queries.billed_tenant(state, call.caller, request.query.get("tenant_id"))
-    return json_response(queries.invoices(state, tenant))
+    return json_response(queries.invoices(state, tenant, limit=limit, after=after))
 
 
 async def get_invoice(request: web.Request, call: Call) -> web.Response:
@@ -115,7 +116,7 @@ ROUTES = [
         "GET", "/v1/invoices", get_invoices,
         operation_id="listInvoices", summary="A tenant's issued invoices, oldest first",
         tag="billing", access="tenant", status=200, response=InvoiceList,
-        query=(TENANT_ID,), errors=(400, 404),
+        query=(*page_params("Invoices"), TENANT_ID), errors=(400, 404),
     ),
     Route(
         "GET", "/v1/invoices/{period}", get_invoice,

@@ -46,6 +46,8 @@ class InvoiceView(msgspec.Struct, kw_only=True):
 
 class InvoiceList(msgspec.Struct, kw_only=True):
     items: list[InvoiceView]
+    next: str | None
+    """Cursor of the next page (pass it as ?cursor=), or null on the last page."""
 
 
 def prices_view(prices: PricesSet) -> PricesView:

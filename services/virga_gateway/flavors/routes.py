@@ -9,12 +9,14 @@ from virga_gateway.flavors import commands
 from virga_gateway.flavors.bodies import CreateFlavor
 from virga_gateway.flavors.queries import list_flavors
 from virga_gateway.flavors.views import FlavorList, FlavorView
-from virga_gateway.routing import Route, json_response
+from virga_gateway.routing import Route, json_response, page_params, page_query
 from virga_gateway.writes import commit, read_body
 
 
 async def get_flavors(request: web.Request, call: Call) -> web.Response:
-    return json_response(list_flavors(call.gateway.state))
+    limit, after = page_query(request)
+    page = list_flavors(call.gateway.state, limit=limit, after=after)
+    return json_response(page)
 
 
 async def create_flavor(request: web.Request, call: Call) -> web.Response:
@@ -33,6 +35,7 @@ ROUTES = [
         "GET", "/v1/flavors", get_flavors,
         operation_id="listFlavors", summary="List flavors", tag="flavors",
         access="tenant", status=200, response=FlavorList,
+        query=page_params("Flavors"), errors=(400,),
     ),
     Route(
         "POST", "/v1/flavors", create_flavor,

@@ -20,6 +20,8 @@ class FlavorView(_View):
 
 class FlavorList(_View):
     items: list[FlavorView]
+    next: str | None
+    """Cursor of the next page (pass it as ?cursor=), or null on the last page."""
 
 
 def flavor_view(flavor: Flavor) -> FlavorView:

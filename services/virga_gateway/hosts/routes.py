@@ -9,12 +9,14 @@ from virga_gateway.hosts import commands
 from virga_gateway.hosts.bodies import HostAction, SetAllocationRatios
 from virga_gateway.hosts.queries import list_hosts
 from virga_gateway.hosts.views import AllocationRatiosView, HostList, HostView
-from virga_gateway.routing import Route, json_response
+from virga_gateway.routing import Route, json_response, page_params, page_query
 from virga_gateway.writes import commit, read_body
 
 
 async def get_hosts(request: web.Request, call: Call) -> web.Response:
-    return json_response(list_hosts(call.gateway.state))
+    limit, after = page_query(request)
+    page = list_hosts(call.gateway.state, limit=limit, after=after)
+    return json_response(page)
 
 
 async def act_on_host(request: web.Request, call: Call) -> web.Response:
@@ -37,6 +39,7 @@ ROUTES = [
         "GET", "/v1/hosts", get_hosts,
         operation_id="listHosts", summary="List hosts with capacity and allocation",
         tag="hosts", access="admin", status=200, response=HostList,
+        query=page_params("Hosts"), errors=(400,),
     ),
     Route(
         "POST", "/v1/hosts/{name}/actions", act_on_host,

@@ -47,6 +47,8 @@ class HostView(_View):
 
 class HostList(_View):
     items: list[HostView]
+    next: str | None
+    """Cursor of the next page (pass it as ?cursor=), or null on the last page."""
 
 
 def _resources(resources: Resources) -> ResourcesView:

@@ -3,11 +3,13 @@ from `<ns>.storage`, in any order across the two."""
 
 from __future__ import annotations
 
+import bisect
 from typing import TYPE_CHECKING
 
 from virga_events import Envelope
 from virga_events.catalog import storage
 from virga_gateway.images.model import Image
+from virga_gateway.retention import earliest, image_owner
 from virga_runtime.folding import Folds
 
 if TYPE_CHECKING:
@@ -30,9 +32,13 @@ def _image_requested(
     state: GatewayState, env: Envelope, event: storage.ImageImportRequested
 ) -> None:
     image = image_record(state, env)
+    if image.requested:
+        return
     image.requested, image.name, image.tenant_id = True, event.name, env.tenant_id or ""
     image.visibility, image.disk_format = event.visibility, event.disk_format
     image.created_at = env.occurred_at
+    owner = image_owner(image.visibility, image.tenant_id)
+    bisect.insort(state.image_order.setdefault(owner, []), (env.occurred_at, image.id))
 
 
 @folds.on(storage.ImageImported)
@@ -67,4 +73,6 @@ def _image_deletion_failed(
 
 @folds.on(storage.ImageDeleted)
 def _image_deleted(state: GatewayState, env: Envelope, event: storage.ImageDeleted) -> None:
-    image_record(state, env).deleted = True
+    image = image_record(state, env)
+    image.deleted = True
+    image.deleted_at = earliest(image.deleted_at, env.occurred_at)

@@ -35,6 +35,8 @@ class Image(msgspec.Struct, kw_only=True):
     deletion_failed_at: datetime | None = None
     fault: str | None = None
     deleted: bool = False
+    deleted_at: datetime | None = None
+    """Event time of its deletion (retention counts from it)."""
 
     @property
     def status(self) -> ImageStatus:

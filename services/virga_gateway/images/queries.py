@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from virga_gateway.auth import Principal
+from virga_gateway.cursor import OrderKey, owned, take_page
 from virga_gateway.images.model import Image
-from virga_gateway.images.views import ImageList, image_view
+from virga_gateway.images.views import ImageList, ImageView, image_view
 from virga_gateway.problems import not_found
+from virga_gateway.retention import PUBLIC_IMAGES
 from virga_gateway.state import GatewayState
 from virga_gateway.volumes.queries import live_clones
 
@@ -21,16 +23,24 @@ def find_image(state: GatewayState, principal: Principal, image_id: str) -> Imag
     return image
 
 
-def list_images(state: GatewayState, principal: Principal) -> ImageList:
-    images = sorted(
-        (
-            i
-            for i in state.images.values()
-            if i.requested and not i.deleted and visible(i, principal)
-        ),
-        key=lambda i: (i.created_at, i.id),
-    )
-    return ImageList(items=[image_view(i) for i in images])
+def list_images(
+    state: GatewayState, principal: Principal, *, limit: int, after: OrderKey | None = None
+) -> ImageList:
+    """One page, oldest first, of the public images and the caller's own (every one for
+    admins)."""
+
+    def shown(key: OrderKey) -> ImageView | None:
+        image = state.images.get(key[1])
+        if image is None or image.deleted or not visible(image, principal):
+            return None
+        return image_view(image)
+
+    tenant_id = principal.listed_tenant
+    orders = owned(state.image_order, tenant_id)
+    if tenant_id is not None:
+        orders.append(state.image_order.get(PUBLIC_IMAGES, ()))
+    items, next_cursor = take_page(orders, after, limit, shown)
+    return ImageList(items=items, next=next_cursor)
 
 
 def image_dependents(state: GatewayState, image_id: str) -> list[str]:

@@ -23,7 +23,7 @@ from virga_gateway.images import commands
 from virga_gateway.images.queries import find_image, list_images
 from virga_gateway.images.views import ImageList, ImageView, image_view
 from virga_gateway.problems import Problem, invalid
-from virga_gateway.routing import QueryParam, Route, json_response
+from virga_gateway.routing import QueryParam, Route, json_response, page_params, page_query
 from virga_gateway.validation import Name, Reference, validate
 from virga_gateway.writes import commit
 
@@ -145,7 +145,9 @@ async def upload_image(request: web.Request, call: Call) -> web.Response:
 
 
 async def get_images(request: web.Request, call: Call) -> web.Response:
-    return json_response(list_images(call.gateway.state, call.caller))
+    limit, after = page_query(request)
+    page = list_images(call.gateway.state, call.caller, limit=limit, after=after)
+    return json_response(page)
 
 
 async def get_image(request: web.Request, call: Call) -> web.Response:
@@ -189,6 +191,7 @@ ROUTES = [
         "GET", "/v1/images", get_images,
         operation_id="listImages", summary="List the public images and the tenant's own",
         tag="images", access="tenant", status=200, response=ImageList,
+        query=page_params("Images"), errors=(400,),
     ),
     Route(
         "GET", "/v1/images/{id}", get_image,

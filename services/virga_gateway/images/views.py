@@ -34,6 +34,8 @@ class ImageView(_View):
 
 class ImageList(_View):
     items: list[ImageView]
+    next: str | None
+    """Cursor of the next page (pass it as ?cursor=), or null on the last page."""
 
 
 def image_view(image: Image) -> ImageView:

@@ -17,6 +17,7 @@ from virga_events import Envelope
 from virga_events.catalog import api, compute, network, scheduler, storage
 from virga_gateway.hosts.fold import host_record
 from virga_gateway.instances.model import HISTORY_LIMIT, HistoryEntry, Instance
+from virga_gateway.retention import earliest, is_forgotten
 from virga_runtime.folding import Folds
 
 if TYPE_CHECKING:
@@ -147,6 +148,7 @@ def _domain_lost(state: GatewayState, env: Envelope, event: compute.InstanceDoma
 def _deleted(state: GatewayState, env: Envelope, event: compute.InstanceDeleted) -> None:
     instance = instance_record(state, env)
     instance.deleted = True
+    instance.deleted_at = earliest(instance.deleted_at, env.occurred_at)
     if event.host is not None:
         instance.compute_host = event.host
     if instance.server_group is not None:
@@ -199,7 +201,7 @@ boot volume's or a port's fact is part of, if any, so that following it shows ev
 
 
 def _build_fact(state: GatewayState, env: Envelope, event: BuildFact) -> None:
-    if event.instance_id is not None:
+    if event.instance_id is not None and not is_forgotten(state, "instance", event.instance_id):
         record_history(state, env, event.instance_id)
 
 

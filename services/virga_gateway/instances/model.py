@@ -73,6 +73,8 @@ class Instance(msgspec.Struct, kw_only=True):
     compute_fault: str | None = None
     """The last failure the compute agents reported since their last success."""
     deleted: bool = False
+    deleted_at: datetime | None = None
+    """Event time of its deletion (retention counts from it)."""
     history: list[HistoryEntry] = msgspec.field(default_factory=list)
     addresses: list[InstanceAddress] = msgspec.field(default_factory=list)
     """Its port's addresses (network controller), until the port is deleted."""

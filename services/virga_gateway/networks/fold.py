@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import bisect
 from typing import TYPE_CHECKING
 
 from virga_events import Envelope
 from virga_events.catalog import network as net
 from virga_gateway.networks.model import Network, PoolRecord
+from virga_gateway.retention import earliest
 from virga_ipam import SubnetError, parse_subnet, pool_size
 from virga_runtime.folding import Folds
 
@@ -35,6 +37,8 @@ def _network_requested(state: GatewayState, env: Envelope, event: net.NetworkReq
     network.tenant_id = env.tenant_id or ""
     network.name, network.cidr = event.name, event.cidr
     network.created_at = env.occurred_at
+    key = (env.occurred_at, network.id)
+    bisect.insort(state.tenant_network_order.setdefault(network.tenant_id, []), key)
     if not network.created:  # the controller's pools (defaults filled in) win
         network.allocation_pools = [PoolRecord(p.start, p.end) for p in event.allocation_pools]
     try:
@@ -77,4 +81,6 @@ def _network_deletion_failed(
 
 @folds.on(net.NetworkDeleted)
 def _network_deleted(state: GatewayState, env: Envelope, event: net.NetworkDeleted) -> None:
-    network_record(state, env.aggregate_id, env).deleted = True
+    network = network_record(state, env.aggregate_id, env)
+    network.deleted = True
+    network.deleted_at = earliest(network.deleted_at, env.occurred_at)

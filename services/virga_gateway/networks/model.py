@@ -43,6 +43,8 @@ class Network(msgspec.Struct, kw_only=True):
     """A deletion is pending while the requests outnumber the controller's refusals."""
     deletion_fault: str | None = None
     deleted: bool = False
+    deleted_at: datetime | None = None
+    """Event time of its deletion (retention counts from it)."""
     ports: list[str] = msgspec.field(default_factory=list)
     """Ids of its ports that are neither deleted nor refused, requested ones included."""
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from virga_gateway.auth import Principal
+from virga_gateway.cursor import OrderKey, owned, take_page
 from virga_gateway.networks.model import Network
-from virga_gateway.networks.views import NetworkList, network_view
+from virga_gateway.networks.views import NetworkList, NetworkView, network_view
 from virga_gateway.problems import FieldError, conflict, not_found
 from virga_gateway.state import GatewayState
 
@@ -22,16 +23,18 @@ def find_network(state: GatewayState, principal: Principal, network_id: str) -> 
     return network
 
 
-def list_networks(state: GatewayState, principal: Principal) -> NetworkList:
-    networks = sorted(
-        (
-            n
-            for n in state.networks.values()
-            if n.requested and not n.deleted and principal.sees(n.tenant_id)
-        ),
-        key=lambda n: (n.created_at, n.id),
-    )
-    return NetworkList(items=[network_view(n) for n in networks])
+def list_networks(
+    state: GatewayState, principal: Principal, *, limit: int, after: OrderKey | None = None
+) -> NetworkList:
+    """One page, oldest first, of the caller's networks (every tenant's for admins)."""
+
+    def shown(key: OrderKey) -> NetworkView | None:
+        network = state.networks.get(key[1])
+        return None if network is None or network.deleted else network_view(network)
+
+    orders = owned(state.tenant_network_order, principal.listed_tenant)
+    items, next_cursor = take_page(orders, after, limit, shown)
+    return NetworkList(items=items, next=next_cursor)
 
 
 def usable_network(

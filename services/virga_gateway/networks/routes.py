@@ -11,7 +11,7 @@ from virga_gateway.networks import commands
 from virga_gateway.networks.bodies import CreateNetwork
 from virga_gateway.networks.queries import find_network, list_networks
 from virga_gateway.networks.views import NetworkList, NetworkView, network_view
-from virga_gateway.routing import Route, json_response
+from virga_gateway.routing import Route, json_response, page_params, page_query
 from virga_gateway.writes import commit, read_body
 
 
@@ -27,7 +27,9 @@ async def create_network(request: web.Request, call: Call) -> web.Response:
 
 
 async def get_networks(request: web.Request, call: Call) -> web.Response:
-    return json_response(list_networks(call.gateway.state, call.caller))
+    limit, after = page_query(request)
+    page = list_networks(call.gateway.state, call.caller, limit=limit, after=after)
+    return json_response(page)
 
 
 async def get_network(request: web.Request, call: Call) -> web.Response:
@@ -58,6 +60,7 @@ ROUTES = [
         "GET", "/v1/networks", get_networks,
         operation_id="listNetworks", summary="List networks, oldest first", tag="networks",
         access="tenant", status=200, response=NetworkList,
+        query=page_params("Networks"), errors=(400,),
     ),
     Route(
         "GET", "/v1/networks/{id}", get_network,

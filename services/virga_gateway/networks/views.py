@@ -41,6 +41,8 @@ class NetworkView(_View):
 
 class NetworkList(_View):
     items: list[NetworkView]
+    next: str | None
+    """Cursor of the next page (pass it as ?cursor=), or null on the last page."""
 
 
 def network_view(network: Network) -> NetworkView:

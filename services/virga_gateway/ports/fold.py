@@ -3,13 +3,16 @@ projection, in any topic order; a port's network lists it while it is live."""
 
 from __future__ import annotations
 
+import bisect
 from typing import TYPE_CHECKING
 
 from virga_events import Envelope
 from virga_events.catalog import network as net
+from virga_gateway.cursor import remove_key
 from virga_gateway.instances.model import Instance, InstanceAddress
 from virga_gateway.networks.fold import network_record
 from virga_gateway.ports.model import Port
+from virga_gateway.retention import earliest, is_forgotten
 from virga_runtime.folding import Folds
 
 if TYPE_CHECKING:
@@ -26,18 +29,37 @@ def port_record(state: GatewayState, env: Envelope) -> Port:
         port.updated_at = env.occurred_at
     if not port.tenant_id and env.tenant_id:
         port.tenant_id = env.tenant_id
+        _sync_listing(state, port)
     return port
 
 
 def _sync_membership(state: GatewayState, port: Port) -> None:
-    """Keep the port in its network's list exactly while it is live."""
-    if not port.network_id:
+    """Keep the port in its network's list exactly while it is live, and in the listings'
+    indexes (its tenant's, its network's) once requested."""
+    _sync_listing(state, port)
+    if not port.network_id or is_forgotten(state, "network", port.network_id):
         return
     members = network_record(state, port.network_id).ports
     if port.live and port.id not in members:
         members.append(port.id)
     elif not port.live and port.id in members:
         members.remove(port.id)
+
+
+def _sync_listing(state: GatewayState, port: Port) -> None:
+    if not port.requested or port.created_at is None:
+        return
+    listed_as = (port.tenant_id, port.network_id, port.created_at)
+    if port.listed_as == listed_as:
+        return
+    if port.listed_as is not None:
+        tenant_id, network_id, created_at = port.listed_as
+        remove_key(state.tenant_port_order.get(tenant_id, []), (created_at, port.id))
+        remove_key(state.network_port_order.get(network_id, []), (created_at, port.id))
+    key = (port.created_at, port.id)
+    bisect.insort(state.tenant_port_order.setdefault(port.tenant_id, []), key)
+    bisect.insort(state.network_port_order.setdefault(port.network_id, []), key)
+    port.listed_as = listed_as
 
 
 @folds.on(net.PortRequested)
@@ -65,9 +87,9 @@ def _port_allocated(state: GatewayState, env: Envelope, event: net.PortAllocated
         port.name = port.name or event.name
         port.created_at = port.created_at or env.occurred_at
         instance = state.instances.get(event.instance_id)
-        if instance is None:
+        if instance is None and not is_forgotten(state, "instance", event.instance_id):
             instance = state.instances[event.instance_id] = Instance(id=event.instance_id)
-        if not port.deleted:
+        if instance is not None and not port.deleted:
             instance.addresses = [
                 InstanceAddress(network=event.network_id, ip=ip, mac=event.mac) for ip in event.ips
             ]
@@ -124,6 +146,7 @@ def _port_deletion_requested(
 def _port_deleted(state: GatewayState, env: Envelope, event: net.PortDeleted) -> None:
     port = port_record(state, env)
     port.deleted = True
+    port.deleted_at = earliest(port.deleted_at, env.occurred_at)
     _sync_membership(state, port)
     if port.instance_id is not None:
         instance = state.instances.get(port.instance_id)

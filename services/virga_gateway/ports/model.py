@@ -34,6 +34,10 @@ class Port(msgspec.Struct, kw_only=True):
     binding_fault: str | None = None
     deletion_requested: bool = False
     deleted: bool = False
+    deleted_at: datetime | None = None
+    """Event time of its deletion (retention counts from it)."""
+    listed_as: tuple[str, str, datetime] | None = None
+    """(tenant, network, created_at) it is listed under in the indexes, once requested."""
 
     @property
     def live(self) -> bool:

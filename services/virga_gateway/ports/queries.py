@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from virga_gateway.auth import Principal
+from virga_gateway.cursor import OrderKey, owned, take_page
 from virga_gateway.ports.model import Port
-from virga_gateway.ports.views import PortList, port_view
+from virga_gateway.ports.views import PortList, PortView, port_view
 from virga_gateway.problems import not_found
 from virga_gateway.state import GatewayState
 
@@ -17,17 +20,27 @@ def find_port(state: GatewayState, principal: Principal, port_id: str) -> Port:
 
 
 def list_ports(
-    state: GatewayState, principal: Principal, network_id: str | None = None
+    state: GatewayState,
+    principal: Principal,
+    *,
+    limit: int,
+    after: OrderKey | None = None,
+    network_id: str | None = None,
 ) -> PortList:
-    ports = sorted(
-        (
-            p
-            for p in state.ports.values()
-            if p.requested
-            and not p.deleted
-            and principal.sees(p.tenant_id)
-            and (network_id is None or p.network_id == network_id)
-        ),
-        key=lambda p: (p.created_at, p.id),
-    )
-    return PortList(items=[port_view(p) for p in ports])
+    """One page, oldest first, of the caller's ports, or of one network's: a network's index
+    is walked then, its ports checked to be the caller's."""
+
+    def shown(key: OrderKey) -> PortView | None:
+        port = state.ports.get(key[1])
+        if port is None or port.deleted or not principal.sees(port.tenant_id):
+            return None
+        if network_id is not None and port.network_id != network_id:
+            return None
+        return port_view(port)
+
+    if network_id is not None:
+        orders: list[Sequence[OrderKey]] = [state.network_port_order.get(network_id, ())]
+    else:
+        orders = owned(state.tenant_port_order, principal.listed_tenant)
+    items, next_cursor = take_page(orders, after, limit, shown)
+    return PortList(items=items, next=next_cursor)

@@ -11,7 +11,7 @@ from virga_gateway.ports import commands
 from virga_gateway.ports.bodies import CreatePort
 from virga_gateway.ports.queries import find_port, list_ports
 from virga_gateway.ports.views import PortList, PortView, port_view
-from virga_gateway.routing import QueryParam, Route, json_response
+from virga_gateway.routing import QueryParam, Route, json_response, page_params, page_query
 from virga_gateway.writes import commit, read_body
 
 
@@ -29,8 +29,12 @@ async def create_port(request: web.Request, call: Call) -> web.Response:
 
 
 async def get_ports(request: web.Request, call: Call) -> web.Response:
+    limit, after = page_query(request)
     network_id = request.query.get("network_id")
-    return json_response(list_ports(call.gateway.state, call.caller, network_id))
+    page = list_ports(
+        call.gateway.state, call.caller, limit=limit, after=after, network_id=network_id
+    )
+    return json_response(page)
 
 
 async def get_port(request: web.Request, call: Call) -> web.Response:
@@ -60,7 +64,11 @@ ROUTES = [
         "GET", "/v1/ports", get_ports,
         operation_id="listPorts", summary="List ports, oldest first", tag="ports",
         access="tenant", status=200, response=PortList,
-        query=(QueryParam("network_id", {"type": "string"}, "Only this network's ports."),),
+        query=(
+            *page_params("Ports"),
+            QueryParam("network_id", {"type": "string"}, "Only this network's ports."),
+        ),
+        errors=(400,),
     ),
     Route(
         "GET", "/v1/ports/{id}", get_port,

@@ -33,6 +33,8 @@ class PortView(_View):
 
 class PortList(_View):
     items: list[PortView]
+    next: str | None
+    """Cursor of the next page (pass it as ?cursor=), or null on the last page."""
 
 
 def port_view(port: Port) -> PortView:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import bisect
 from typing import TYPE_CHECKING
 
 from virga_events import Envelope
 from virga_events.catalog import network as net
+from virga_gateway.cursor import remove_key
 from virga_gateway.security_groups.model import RuleRecord, SecurityGroup
 from virga_runtime.folding import Folds
 
@@ -31,9 +33,14 @@ def _security_group_created(
         )
         for r in event.rules
     ]
+    if env.aggregate_id in state.security_groups:
+        return  # a duplicate
+    tenant_id = env.tenant_id or ""
+    key = (env.occurred_at, env.aggregate_id)
+    bisect.insort(state.tenant_security_group_order.setdefault(tenant_id, []), key)
     state.security_groups[env.aggregate_id] = SecurityGroup(
         id=env.aggregate_id,
-        tenant_id=env.tenant_id or "",
+        tenant_id=tenant_id,
         name=event.name,
         rules=rules,
         created_at=env.occurred_at,
@@ -44,4 +51,9 @@ def _security_group_created(
 def _security_group_deleted(
     state: GatewayState, env: Envelope, event: net.SecurityGroupDeleted
 ) -> None:
-    state.security_groups.pop(env.aggregate_id, None)
+    group = state.security_groups.pop(env.aggregate_id, None)
+    if group is not None:
+        order = state.tenant_security_group_order.get(group.tenant_id, [])
+        remove_key(order, (group.created_at, group.id))
+        if not order:
+            state.tenant_security_group_order.pop(group.tenant_id, None)

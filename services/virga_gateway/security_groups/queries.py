@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from virga_events.catalog.network import default_security_group_id
 from virga_gateway.auth import Principal
+from virga_gateway.cursor import EPOCH, OrderKey, owned, take_page
 from virga_gateway.problems import FieldError, not_found
 from virga_gateway.security_groups.views import (
     SecurityGroupList,
@@ -38,15 +39,24 @@ def find_security_group(
     return default_group_view(owner)
 
 
-def list_security_groups(state: GatewayState, principal: Principal) -> SecurityGroupList:
-    """The caller's default group first (every tenant's, for admins), then the others."""
-    tenants = sorted(state.tenants) if principal.is_admin else [principal.tenant_id or ""]
-    defaults = [default_group_view(t) for t in tenants]
-    groups = sorted(
-        (g for g in state.security_groups.values() if principal.sees(g.tenant_id)),
-        key=lambda g: (g.created_at, g.id),
-    )
-    return SecurityGroupList(items=defaults + [security_group_view(g) for g in groups])
+def list_security_groups(
+    state: GatewayState, principal: Principal, *, limit: int, after: OrderKey | None = None
+) -> SecurityGroupList:
+    """One page: the caller's default group first (every tenant's by tenant id, for admins),
+    then the others oldest first. A default group's key is (EPOCH, its tenant's id)."""
+
+    def shown(key: OrderKey) -> SecurityGroupView | None:
+        if key[0] == EPOCH:
+            return default_group_view(key[1])
+        group = state.security_groups.get(key[1])
+        return None if group is None else security_group_view(group)
+
+    tenant_id = principal.listed_tenant
+    tenants = sorted(state.tenants) if tenant_id is None else [tenant_id]
+    defaults = [(EPOCH, t) for t in tenants]
+    orders = [defaults, *owned(state.tenant_security_group_order, tenant_id)]
+    items, next_cursor = take_page(orders, after, limit, shown)
+    return SecurityGroupList(items=items, next=next_cursor)
 
 
 def unknown_groups(

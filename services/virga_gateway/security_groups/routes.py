@@ -7,7 +7,7 @@ import uuid
 from aiohttp import web
 
 from virga_gateway.context import Call
-from virga_gateway.routing import Route, json_response
+from virga_gateway.routing import Route, json_response, page_params, page_query
 from virga_gateway.security_groups import commands
 from virga_gateway.security_groups.bodies import CreateSecurityGroup
 from virga_gateway.security_groups.queries import find_security_group, list_security_groups
@@ -27,7 +27,9 @@ async def create_security_group(request: web.Request, call: Call) -> web.Respons
 
 
 async def get_security_groups(request: web.Request, call: Call) -> web.Response:
-    return json_response(list_security_groups(call.gateway.state, call.caller))
+    limit, after = page_query(request)
+    page = list_security_groups(call.gateway.state, call.caller, limit=limit, after=after)
+    return json_response(page)
 
 
 async def get_security_group(request: web.Request, call: Call) -> web.Response:
@@ -58,6 +60,7 @@ ROUTES = [
         operation_id="listSecurityGroups",
         summary="List security groups, the tenant's default group first",
         tag="security-groups", access="tenant", status=200, response=SecurityGroupList,
+        query=page_params("Security groups"), errors=(400,),
     ),
     Route(
         "GET", "/v1/security-groups/{id}", get_security_group,

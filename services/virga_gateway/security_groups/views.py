@@ -39,6 +39,8 @@ class SecurityGroupView(_View):
 
 class SecurityGroupList(_View):
     items: list[SecurityGroupView]
+    next: str | None
+    """Cursor of the next page (pass it as ?cursor=), or null on the last page."""
 
 
 def _rule_view(rule: RuleRecord) -> RuleView:

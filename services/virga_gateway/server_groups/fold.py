@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 from typing import TYPE_CHECKING
 
 from virga_events import Envelope
@@ -19,6 +20,10 @@ folds: Folds[GatewayState] = Folds()
 def _server_group_created(
     state: GatewayState, env: Envelope, event: api.ServerGroupCreated
 ) -> None:
+    if env.aggregate_id in state.server_groups:
+        return  # a duplicate
+    key = (env.occurred_at, env.aggregate_id)
+    bisect.insort(state.tenant_server_group_order.setdefault(env.tenant_id or "", []), key)
     state.server_groups[env.aggregate_id] = ServerGroup(
         env.aggregate_id,
         event.name,

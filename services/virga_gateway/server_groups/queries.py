@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from virga_gateway.auth import Principal
+from virga_gateway.cursor import OrderKey, owned, take_page
 from virga_gateway.problems import not_found
 from virga_gateway.server_groups.model import ServerGroup
-from virga_gateway.server_groups.views import ServerGroupList, server_group_view
+from virga_gateway.server_groups.views import (
+    ServerGroupList,
+    ServerGroupView,
+    server_group_view,
+)
 from virga_gateway.state import GatewayState
 
 
@@ -16,9 +21,15 @@ def find_server_group(state: GatewayState, principal: Principal, group_id: str) 
     return group
 
 
-def list_server_groups(state: GatewayState, principal: Principal) -> ServerGroupList:
-    groups = sorted(
-        (g for g in state.server_groups.values() if principal.sees(g.tenant_id)),
-        key=lambda g: (g.created_at, g.id),
-    )
-    return ServerGroupList(items=[server_group_view(state, g) for g in groups])
+def list_server_groups(
+    state: GatewayState, principal: Principal, *, limit: int, after: OrderKey | None = None
+) -> ServerGroupList:
+    """One page, oldest first, of the caller's server groups (every tenant's for admins)."""
+
+    def shown(key: OrderKey) -> ServerGroupView | None:
+        group = state.server_groups.get(key[1])
+        return None if group is None else server_group_view(state, group)
+
+    orders = owned(state.tenant_server_group_order, principal.listed_tenant)
+    items, next_cursor = take_page(orders, after, limit, shown)
+    return ServerGroupList(items=items, next=next_cursor)

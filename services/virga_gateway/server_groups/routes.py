@@ -7,7 +7,7 @@ import uuid
 from aiohttp import web
 
 from virga_gateway.context import Call
-from virga_gateway.routing import Route, json_response
+from virga_gateway.routing import Route, json_response, page_params, page_query
 from virga_gateway.server_groups import commands
 from virga_gateway.server_groups.bodies import CreateServerGroup
 from virga_gateway.server_groups.queries import find_server_group, list_server_groups
@@ -27,7 +27,9 @@ async def create_server_group(request: web.Request, call: Call) -> web.Response:
 
 
 async def get_server_groups(request: web.Request, call: Call) -> web.Response:
-    return json_response(list_server_groups(call.gateway.state, call.caller))
+    limit, after = page_query(request)
+    page = list_server_groups(call.gateway.state, call.caller, limit=limit, after=after)
+    return json_response(page)
 
 
 async def get_server_group(request: web.Request, call: Call) -> web.Response:
@@ -46,6 +48,7 @@ ROUTES = [
         "GET", "/v1/server-groups", get_server_groups,
         operation_id="listServerGroups", summary="List server groups", tag="server-groups",
         access="tenant", status=200, response=ServerGroupList,
+        query=page_params("Server groups"), errors=(400,),
     ),
     Route(
         "GET", "/v1/server-groups/{id}", get_server_group,

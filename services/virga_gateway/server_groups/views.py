@@ -26,6 +26,8 @@ class ServerGroupView(_View):
 
 class ServerGroupList(_View):
     items: list[ServerGroupView]
+    next: str | None
+    """Cursor of the next page (pass it as ?cursor=), or null on the last page."""
 
 
 def server_group_view(state: GatewayState, group: ServerGroup) -> ServerGroupView:

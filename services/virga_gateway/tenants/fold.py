@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 from typing import TYPE_CHECKING
 
 from virga_events import Envelope
@@ -17,7 +18,10 @@ folds: Folds[GatewayState] = Folds()
 
 @folds.on(api.TenantCreated)
 def _tenant_created(state: GatewayState, env: Envelope, event: api.TenantCreated) -> None:
+    if env.aggregate_id in state.tenants:
+        return  # a duplicate
     state.tenants[env.aggregate_id] = Tenant(env.aggregate_id, event.name, env.occurred_at)
+    bisect.insort(state.tenant_order, (env.occurred_at, env.aggregate_id))
 
 
 @folds.on(api.TokenIssued)

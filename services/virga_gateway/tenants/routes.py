@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from virga_gateway.context import Call
-from virga_gateway.routing import Route, json_response
+from virga_gateway.routing import Route, json_response, page_params, page_query
 from virga_gateway.tenants import commands
 from virga_gateway.tenants.bodies import CreateTenant, IssueToken
 from virga_gateway.tenants.queries import list_tenants
@@ -30,7 +30,9 @@ async def create_tenant(request: web.Request, call: Call) -> web.Response:
 
 
 async def get_tenants(request: web.Request, call: Call) -> web.Response:
-    return json_response(list_tenants(call.gateway.state))
+    limit, after = page_query(request)
+    page = list_tenants(call.gateway.state, limit=limit, after=after)
+    return json_response(page)
 
 
 async def issue_token(request: web.Request, call: Call) -> web.Response:
@@ -74,6 +76,7 @@ ROUTES = [
         "GET", "/v1/tenants", get_tenants,
         operation_id="listTenants", summary="List tenants", tag="tenants",
         access="admin", status=200, response=TenantList,
+        query=page_params("Tenants"), errors=(400,),
     ),
     Route(
         "POST", "/v1/tenants/{id}/tokens", issue_token,

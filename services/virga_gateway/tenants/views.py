@@ -20,6 +20,8 @@ class TenantView(_View):
 
 class TenantList(_View):
     items: list[TenantView]
+    next: str | None
+    """Cursor of the next page (pass it as ?cursor=), or null on the last page."""
 
 
 class IssuedToken(_View):

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Literal
 from virga_events import Envelope
 from virga_events.catalog import attachments, storage
 from virga_gateway.instances.model import Instance
+from virga_gateway.retention import earliest, is_forgotten
 from virga_gateway.volumes.model import (
     OUTCOMES_KEPT,
     Attachment,
@@ -212,6 +213,7 @@ def _snapshot_deletion_failed(
 def _volume_deleted(state: GatewayState, env: Envelope, event: storage.VolumeDeleted) -> None:
     volume = volume_record(state, env)
     volume.deleted = True
+    volume.deleted_at = earliest(volume.deleted_at, env.occurred_at)
     for snapshot_id in volume.snapshots:
         state.snapshot_volumes.pop(snapshot_id, None)
 
@@ -251,8 +253,11 @@ def _detached(state: GatewayState, env: Envelope, event: attachments.VolumeDetac
 
 
 def _instance(state: GatewayState, instance_id: str) -> Instance:
-    """The instance (a stub until its request is folded) whose disks the volume joins."""
+    """The instance (a stub until its request is folded) whose disks the volume joins; a
+    forgotten one's is a scratch record, kept nowhere."""
     instance = state.instances.get(instance_id)
     if instance is None:
-        instance = state.instances[instance_id] = Instance(id=instance_id)
+        instance = Instance(id=instance_id)
+        if not is_forgotten(state, "instance", instance_id):
+            state.instances[instance_id] = instance
     return instance

@@ -122,6 +122,8 @@ class Volume(msgspec.Struct, kw_only=True):
     fault: str | None = None
     """The reason of the last failed operation."""
     deleted: bool = False
+    deleted_at: datetime | None = None
+    """Event time of its deletion (retention counts from it)."""
     snapshots: dict[str, VolumeSnapshot] = msgspec.field(default_factory=dict)
     failed_snapshot_requests: dict[str, str] = msgspec.field(default_factory=dict)
     """Request event id -> reason, for snapshot failures folded before their request."""

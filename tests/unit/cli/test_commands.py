@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from aiohttp import web
 from tests.unit.cli.fake_api import fake_api, problem, run
 
@@ -71,6 +72,34 @@ async def test_listings_follow_every_page(tmp_path: Path) -> None:
     async with fake_api({("GET", "/v1/instances"): page}) as api:
         result = await run(["--api", api.url, "--json", "instance", "list"], tmp_path)
     assert [i["id"] for i in orjson.loads(result.stdout)["items"]] == ["i-1", "i-2", "i-3"]
+
+
+@pytest.mark.parametrize(
+    ("command", "path"),
+    [
+        (["network", "list"], "/v1/networks"),
+        (["port", "list"], "/v1/ports"),
+        (["security-group", "list"], "/v1/security-groups"),
+        (["image", "list"], "/v1/images"),
+        (["volume", "list"], "/v1/volumes"),
+        (["flavor", "list"], "/v1/flavors"),
+        (["tenant", "list"], "/v1/tenants"),
+        (["invoice", "list"], "/v1/invoices"),
+    ],
+)
+async def test_every_list_command_follows_every_page(
+    tmp_path: Path, command: list[str], path: str
+) -> None:
+    async def page(request: web.Request) -> web.Response:
+        if request.query.get("cursor") == "c2":
+            return web.json_response({"items": [{"id": "x-3", "name": "c"}], "next": None})
+        items = [{"id": "x-1", "name": "a"}, {"id": "x-2", "name": "b"}]
+        return web.json_response({"items": items, "next": "c2"})
+
+    async with fake_api({("GET", path): page}) as api:
+        result = await run(["--api", api.url, "--json", *command], tmp_path)
+    assert result.exit_code == 0, result.output
+    assert [i["id"] for i in orjson.loads(result.stdout)["items"]] == ["x-1", "x-2", "x-3"]
 
 
 async def test_wait_prints_each_step_once_as_it_happens_until_running(tmp_path: Path) -> None:

@@ -62,7 +62,7 @@ async def test_once_ready_health_is_200_and_tokens_are_checked(warm: Client) -> 
         assert health.status == 200
     async with warm.get("/v1/tenants", headers=ADMIN) as reply:
         assert reply.status == 200
-        assert await reply.json() == {"items": []}
+        assert await reply.json() == {"items": [], "next": None}
     async with warm.get("/v1/tenants", headers={"Authorization": "Bearer guess"}) as reply:
         assert reply.status == 401
 
