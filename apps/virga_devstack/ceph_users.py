@@ -24,11 +24,21 @@ def compute_user(host: str) -> str:
     return f"virga-compute-{host}"
 
 
+def keyring_path(cluster: CephCluster, user: str) -> Path:
+    """Where `client_keyring` writes `client.<user>`'s keyring, next to the cluster's conf."""
+    return cluster.directory / f"ceph.client.{user}.keyring"
+
+
+def make_service_users(cluster: CephCluster, host: str) -> list[Path]:
+    """The storage service's user and `host`'s compute agent's, with their keyrings."""
+    return [client_keyring(cluster, user) for user in (STORAGE_USER, compute_user(host))]
+
+
 def client_keyring(cluster: CephCluster, user: str, *, read_only: bool = False) -> Path:
     """Make `client.<user>` on `cluster` (if it is not there yet) with RBD caps on the
     cluster's pool only, and write its keyring (mode 0600); its path."""
     profile = "profile rbd-read-only" if read_only else "profile rbd"
-    keyring = cluster.directory / f"ceph.client.{user}.keyring"
+    keyring = keyring_path(cluster, user)
     command = [
         "ceph", "-c", str(cluster.conf_file), "--connect-timeout", "30",
         "auth", "get-or-create", f"client.{user}",

@@ -13,7 +13,7 @@ import socket
 from pathlib import Path
 
 from virga_devstack import ceph
-from virga_devstack.ceph_users import STORAGE_USER, client_keyring, compute_user
+from virga_devstack.ceph_users import STORAGE_USER, compute_user, keyring_path
 from virga_devstack.localproc import default_state_root
 from virga_devstack.processes import ServiceProcess
 
@@ -45,7 +45,8 @@ def services(
     """The service processes; without `cluster` the storage service keeps volumes in memory.
 
     With `cluster`, the storage service and the compute agent each get their own cephx user
-    and keyring (`ceph_users`), never `client.admin`'s.
+    and keyring (made by `ceph_users.make_service_users` when the stack starts), never
+    `client.admin`'s.
     """
     host = host_name()
     common = {
@@ -108,6 +109,6 @@ def ceph_user_env(cluster: ceph.CephCluster, user: str) -> dict[str, str]:
     return {
         "VIRGA_CEPH_CONF": str(cluster.conf_file),
         "VIRGA_CEPH_USER": user,
-        "VIRGA_CEPH_KEYRING": str(client_keyring(cluster, user)),
+        "VIRGA_CEPH_KEYRING": str(keyring_path(cluster, user)),
         "VIRGA_CEPH_POOL": cluster.pool,
     }

@@ -17,7 +17,12 @@ import rbd
 
 from virga_devstack import stack_services
 from virga_devstack.ceph import CephCluster
-from virga_devstack.ceph_users import STORAGE_USER, client_keyring, compute_user
+from virga_devstack.ceph_users import (
+    STORAGE_USER,
+    client_keyring,
+    compute_user,
+    make_service_users,
+)
 from virga_storage.drivers.rbd import RbdDriver
 
 MiB = 1 << 20
@@ -111,7 +116,12 @@ async def test_the_storage_users_fencing_breaks_a_dead_writers_lock(
         await driver.close()
 
 
-def test_the_local_stack_hands_no_service_the_admin_keyring(ceph_cluster: CephCluster) -> None:
+def test_the_local_stack_hands_no_service_the_admin_keyring(
+    ceph_cluster: CephCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # services() makes the admin token in ./.virga
+    host = stack_services.host_name()
+    make_service_users(ceph_cluster, host)  # as `make up` does once the cluster runs
     processes = stack_services.services(9092, 8774, "test:///default", ceph_cluster)
     admin_keyring = str(ceph_cluster.keyring)
     for process in processes:
@@ -121,7 +131,7 @@ def test_the_local_stack_hands_no_service_the_admin_keyring(ceph_cluster: CephCl
     storage = by_name["storage"]
     assert storage["VIRGA_CEPH_USER"] == STORAGE_USER
     [compute] = [env for name, env in by_name.items() if name.startswith("compute-")]
-    host = compute["VIRGA_HOST"]
+    assert compute["VIRGA_HOST"] == host
     assert compute["VIRGA_CEPH_USER"] == compute_user(host)
     for env in (storage, compute):
         text = Path(env["VIRGA_CEPH_KEYRING"]).read_text()
