@@ -105,6 +105,7 @@ ROUTES = [
         operation_id="listTenantTokens", tag="tokens",
         summary="List a tenant's tokens: ids and dates, never the token or its digest",
         access="admin", status=200, response=TokenList, query=page_params("Tokens"),
+        errors=(400,),
     ),
     Route(
         "POST", "/v1/tenants/{id}/actions", act_on_tenant,
