@@ -56,9 +56,30 @@ def tenant_create(cli: Cli, name: str) -> None:
 @pass_cli
 def tenant_list(cli: Cli) -> None:
     """List the tenants."""
-    columns: list[Column] = [("id", "id"), ("name", "name")]
+    columns: list[Column] = [("id", "id"), ("name", "name"), ("enabled", "enabled")]
     answer = {"items": cli.client().paged("/v1/tenants")}
     cli.emit(answer, lambda d: cli.table(d["items"], columns))
+
+
+@tenant.command("disable")
+@click.argument("tenant_id")
+@click.option("--reason", default="", help="Why, kept in the log.")
+@pass_cli
+def tenant_disable(cli: Cli, tenant_id: str, reason: str) -> None:
+    """Disable TENANT_ID: its tokens stop working (401); its resources stay."""
+    answer = cli.client().post(
+        f"/v1/tenants/{tenant_id}/actions", {"action": "disable", "reason": reason}
+    )
+    cli.emit(answer, lambda t: cli.err.print(f"tenant {t['name']} disabled"))
+
+
+@tenant.command("enable")
+@click.argument("tenant_id")
+@pass_cli
+def tenant_enable(cli: Cli, tenant_id: str) -> None:
+    """Enable TENANT_ID again: its tokens that are not revoked or expired work again."""
+    answer = cli.client().post(f"/v1/tenants/{tenant_id}/actions", {"action": "enable"})
+    cli.emit(answer, lambda t: cli.err.print(f"tenant {t['name']} enabled"))
 
 
 @click.group()
@@ -78,6 +99,21 @@ def token_create(cli: Cli, tenant_id: str, expires_in: int | None) -> None:
     cli.emit(issued, lambda t: click.echo(t["token"]))
     if not cli.as_json:
         cli.err.print(f"token id {issued['id']} (revoke with `virga token revoke {issued['id']}`)")
+
+
+@token.command("list")
+@click.argument("tenant_id")
+@pass_cli
+def token_list(cli: Cli, tenant_id: str) -> None:
+    """List TENANT_ID's tokens (every page): ids and dates, never the tokens themselves."""
+    columns: list[Column] = [
+        ("id", "id"),
+        ("created", "created_at"),
+        ("expires", "expires_at"),
+        ("revoked", "revoked"),
+    ]
+    items = cli.client().paged(f"/v1/tenants/{tenant_id}/tokens")
+    cli.emit({"items": items}, lambda d: cli.table(d["items"], columns))
 
 
 @token.command("revoke")

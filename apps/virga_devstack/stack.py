@@ -27,10 +27,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import FrameType
 
-from virga_devstack import ceph, guest_image, kafka, libvirt, seed
+from virga_devstack import ceph, ceph_users, guest_image, kafka, libvirt, seed
 from virga_devstack.kafka_jars import KafkaBrokerError
 from virga_devstack.processes import ServiceProcess, ServiceProcessError
-from virga_devstack.stack_services import SECRETS, STATE, services
+from virga_devstack.stack_services import SECRETS, STATE, host_name, services
 
 STARTED = STATE / "started.json"
 """Which Kafka and Ceph (by port), and whether libvirtd, `up` started: `down` stops those only."""
@@ -181,6 +181,8 @@ def _start(run: Run, kafka_port: int, gateway_port: int) -> list[ServiceProcess]
                 outcome[0] = f"started, empty (data in {cluster.directory})"
             else:
                 outcome[0] = "already running"
+            # Each service its own cephx user and keyring; none gets client.admin's.
+            ceph_users.make_service_users(cluster, host_name())
         except ceph.CephError as error:
             outcome[0] = "FAILED (volumes stay in the storage service's memory)"
             run.failures.append(f"Ceph: {error}")

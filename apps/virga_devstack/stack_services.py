@@ -13,6 +13,7 @@ import socket
 from pathlib import Path
 
 from virga_devstack import ceph
+from virga_devstack.ceph_users import STORAGE_USER, compute_user, keyring_path
 from virga_devstack.localproc import default_state_root
 from virga_devstack.processes import ServiceProcess
 
@@ -41,17 +42,23 @@ def host_name() -> str:
 def services(
     kafka_port: int, gateway_port: int, libvirt_uri: str, cluster: ceph.CephCluster | None = None
 ) -> list[ServiceProcess]:
-    """The service processes; without `cluster` the storage service keeps volumes in memory."""
+    """The service processes; without `cluster` the storage service keeps volumes in memory.
+
+    With `cluster`, the storage service and the compute agent each get their own cephx user
+    and keyring (made by `ceph_users.make_service_users` when the stack starts), never
+    `client.admin`'s.
+    """
     host = host_name()
     common = {
         "VIRGA_KAFKA_BOOTSTRAP": f"127.0.0.1:{kafka_port}",
         "VIRGA_NAMESPACE": os.environ.get("VIRGA_NAMESPACE", "virga"),
     }
-    ceph_env = {
-        "VIRGA_CEPH_CONF": str(cluster.conf_file) if cluster else "memory://",
-        "VIRGA_CEPH_KEYRING": str(cluster.keyring) if cluster else "",
-        "VIRGA_CEPH_POOL": cluster.pool if cluster else "rbd",
-    }
+    storage_ceph = {"VIRGA_CEPH_CONF": "memory://", "VIRGA_CEPH_POOL": "rbd"}
+    # Volumes live in the storage process: the agent only needs to name a monitor.
+    compute_ceph = {"VIRGA_CEPH_MONITORS": "127.0.0.1:6789", "VIRGA_CEPH_USER": "none"}
+    if cluster:
+        storage_ceph = ceph_user_env(cluster, STORAGE_USER)
+        compute_ceph = ceph_user_env(cluster, compute_user(host))
 
     def service(name: str, module: str, port: int, env: dict[str, str]) -> ServiceProcess:
         return ServiceProcess(
@@ -76,15 +83,9 @@ def services(
         STATE,
         health_url=f"http://127.0.0.1:{gateway_port}/healthz",
     )
-    compute_ceph = (
-        ceph_env
-        if cluster
-        # Volumes live in the storage process: the agent only needs to name a monitor.
-        else {"VIRGA_CEPH_MONITORS": "127.0.0.1:6789", "VIRGA_CEPH_USER": "none"}
-    )
     return [
         service("storage", "virga_storage", STORAGE_PORT,
-                {**ceph_env, "VIRGA_IMAGE_SPOOL_DIR": str(STATE / "spool")}),
+                {**storage_ceph, "VIRGA_IMAGE_SPOOL_DIR": str(STATE / "spool")}),
         service("scheduler", "virga_scheduler", SCHEDULER_PORT, {}),
         service("network", "virga_network", NETWORK_PORT, {}),
         service("billing", "virga_billing", BILLING_PORT, {}),
@@ -101,3 +102,13 @@ def services(
         }),
         gateway,
     ]  # fmt: skip
+
+
+def ceph_user_env(cluster: ceph.CephCluster, user: str) -> dict[str, str]:
+    """The VIRGA_CEPH_* settings of a service running as its own cephx `user` on `cluster`."""
+    return {
+        "VIRGA_CEPH_CONF": str(cluster.conf_file),
+        "VIRGA_CEPH_USER": user,
+        "VIRGA_CEPH_KEYRING": str(keyring_path(cluster, user)),
+        "VIRGA_CEPH_POOL": cluster.pool,
+    }

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from virga_gateway import validation as v
-from virga_gateway.problems import forbidden, unauthorized
+from virga_gateway.problems import forbidden, tenant_disabled, unauthorized
 from virga_gateway.state import GatewayState
 from virga_gateway.tenants.model import Role
 from virga_gateway.tokens import token_sha256
@@ -59,7 +59,24 @@ def authenticate(state: GatewayState, authorization: str | None, now: datetime) 
         raise refused
     if record.expires_at is not None and record.expires_at <= now:
         raise refused
+    tenant = state.tenants.get(record.tenant_id) if record.tenant_id is not None else None
+    if tenant is not None and not tenant.enabled:
+        # 401 as for any token that no longer authenticates; every route documents it.
+        raise tenant_disabled()
     return Principal(record.id, record.role, record.tenant_id)
+
+
+def correlation_id_for(principal: Principal, client_request_id: str, made: str) -> str:
+    """The correlation id of a request's events: never one another tenant can also produce.
+
+    A client's X-Request-Id is namespaced under its caller (`tenant:<id>:<request id>`,
+    `admin:<request id>`), so two tenants sending the same id never share a correlation, and
+    `virga audit trace` of one never shows the other's events. An id the gateway made (`made`,
+    a fresh uuid, when `client_request_id` is empty) is used as it is.
+    """
+    if not client_request_id:
+        return made
+    return f"{principal.scope}:{client_request_id}"
 
 
 def owning_tenant(state: GatewayState, principal: Principal, requested: str | None) -> str:

@@ -52,5 +52,8 @@ Handler = Callable[[web.Request, Call], Awaitable[web.StreamResponse]]
 
 GATEWAY = web.AppKey("gateway", Gateway)
 CORRELATION_ID = web.RequestKey("correlation_id", str)
+"""The correlation id of every event the request causes (namespaced once the caller is known)."""
+CLIENT_REQUEST_ID = web.RequestKey("client_request_id", str)
+"""The client's own X-Request-Id when it sent a sane one, else empty."""
 OPENAPI_DOCUMENT = web.AppKey("openapi_document", bytes)
 """The encoded OpenAPI document, built once per app from the route table."""

@@ -11,41 +11,55 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from virga_gateway.context import CORRELATION_ID, GATEWAY
+from virga_gateway.context import CLIENT_REQUEST_ID, CORRELATION_ID, GATEWAY
 from virga_gateway.problems import PROBLEM_CONTENT_TYPE, Problem, internal_error
 
 log = structlog.get_logger(__name__)
 
 REQUEST_ID_HEADER = "X-Request-Id"
+CORRELATION_ID_HEADER = "X-Correlation-Id"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
-def correlation_id_of(request: web.Request) -> str:
-    """The client's X-Request-Id when it is a sane token, else a new uuid."""
+def client_request_id(request: web.Request) -> str | None:
+    """The client's X-Request-Id when it is a sane token, else None."""
     given = request.headers.get(REQUEST_ID_HEADER, "")
-    return given if _REQUEST_ID.match(given) else str(uuid.uuid4())
+    return given if _REQUEST_ID.match(given) else None
+
+
+def correlation_id_of(request: web.Request) -> str:
+    """The client's X-Request-Id when it is a sane token, else a new uuid.
+
+    This is the correlation id until the caller is known; `endpoint` then namespaces a
+    client's id under the caller (`virga_gateway.auth.correlation_id_for`).
+    """
+    return client_request_id(request) or str(uuid.uuid4())
 
 
 @web.middleware
 async def request_frame(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Bind the correlation id, turn any failure into a problem, log one line per request."""
-    correlation_id = correlation_id_of(request)
-    request[CORRELATION_ID] = correlation_id
+    request_id = correlation_id_of(request)
+    request[CLIENT_REQUEST_ID] = client_request_id(request) or ""
+    request[CORRELATION_ID] = request_id
     started = time.perf_counter()
-    with structlog.contextvars.bound_contextvars(correlation_id=correlation_id):
+    with structlog.contextvars.bound_contextvars(correlation_id=request_id):
         try:
             response = await handler(request)
         except Problem as problem:
-            response = problem_response(request, problem, correlation_id)
+            response = problem_response(request, problem, request[CORRELATION_ID])
         except web.HTTPException as exc:
             # aiohttp's own refusals: no route (404), wrong method (405), body too large (413).
-            response = problem_response(request, _from_http(request, exc), correlation_id)
+            response = problem_response(request, _from_http(request, exc), request[CORRELATION_ID])
         except Exception:
             log.exception("request_failed", method=request.method, path=request.path)
-            response = problem_response(request, internal_error(), correlation_id)
-        response.headers[REQUEST_ID_HEADER] = correlation_id
+            response = problem_response(request, internal_error(), request[CORRELATION_ID])
+        response.headers[REQUEST_ID_HEADER] = request_id
+        response.headers[CORRELATION_ID_HEADER] = request[CORRELATION_ID]
         log.info(
             "request",
+            correlation_id=request[CORRELATION_ID],
+            request_id=request_id,
             method=request.method,
             path=request.path,
             status=response.status,

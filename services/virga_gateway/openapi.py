@@ -26,10 +26,11 @@ _COMMON_PARAMETERS = {
         "name": REQUEST_ID_HEADER,
         "in": "header",
         "required": False,
-        "description": "Your id for the request (else one is made): echoed back, and the"
-        " correlation_id of every event the request causes. Kept when it is 1-128 letters,"
-        " digits, '.', '_', ':' or '-'; any other value is replaced, not refused (proxies"
-        " set their own).",
+        "description": "Your id for the request (else one is made): echoed back. The"
+        " correlation_id of every event the request causes is it namespaced under the caller"
+        " (`tenant:<tenant id>:<your id>`, `admin:<your id>`), returned in X-Correlation-Id, so"
+        " no two tenants ever share one. Kept when it is 1-128 letters, digits, '.', '_', ':'"
+        " or '-'; any other value is replaced, not refused (proxies set their own).",
         "schema": {"type": "string"},
     },
     "IdempotencyKey": {

@@ -109,6 +109,12 @@ def forbidden(detail: str) -> Problem:
     return Problem(403, "forbidden", "Forbidden", detail)
 
 
+def tenant_disabled() -> Problem:
+    """A genuine token of a tenant an admin disabled: a 401 like every refused token, but
+    saying why, which tells nothing to anyone but the holder of that genuine token."""
+    return unauthorized("the tenant is disabled; an administrator can enable it again")
+
+
 def not_ready(retry_after_seconds: int) -> Problem:
     return Problem(
         503,

@@ -14,8 +14,8 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler as AiohttpHandler
 
-from virga_gateway.auth import authenticate
-from virga_gateway.context import CORRELATION_ID, GATEWAY, Call, Handler
+from virga_gateway.auth import authenticate, correlation_id_for
+from virga_gateway.context import CLIENT_REQUEST_ID, CORRELATION_ID, GATEWAY, Call, Handler
 from virga_gateway.cursor import BadCursor, OrderKey, decode_cursor
 from virga_gateway.problems import invalid, not_ready
 
@@ -92,11 +92,15 @@ def endpoint(route: Route, handler: Handler) -> AiohttpHandler:
             principal = authenticate(
                 gateway.state, request.headers.get("Authorization"), datetime.now(UTC)
             )
+            request[CORRELATION_ID] = correlation_id_for(
+                principal, request[CLIENT_REQUEST_ID], request[CORRELATION_ID]
+            )
             if route.access == "admin":
                 principal.require_admin()
         who = principal.scope if principal is not None else "anonymous"
-        with structlog.contextvars.bound_contextvars(principal=who):
-            return await handler(request, Call(gateway, principal, request[CORRELATION_ID]))
+        correlation_id = request[CORRELATION_ID]
+        with structlog.contextvars.bound_contextvars(principal=who, correlation_id=correlation_id):
+            return await handler(request, Call(gateway, principal, correlation_id))
 
     return serve
 

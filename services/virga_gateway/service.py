@@ -25,11 +25,7 @@ def definition(config: GatewayConfig, namespace: str = "virga") -> ServiceDefini
         return state.evolve(current, envelope, retention)
 
     def on_ready(current: GatewayState) -> Sequence[Intent]:
-        # Pure: issue the configured admin token once; a restart finds it in the projection.
-        if admin_sha256 in current.token_ids_by_sha256:
-            return ()
-        event = api.TokenIssued(token_sha256=admin_sha256, role="admin")
-        return (Emit(event, admin_token_id(admin_sha256), None),)
+        return admin_token_rotation(current, admin_sha256)
 
     return ServiceDefinition(
         name="gateway",
@@ -48,6 +44,25 @@ def definition(config: GatewayConfig, namespace: str = "virga") -> ServiceDefini
         on_ready=on_ready,
         state_version=state.STATE_VERSION,
     )
+
+
+def admin_token_rotation(current: GatewayState, admin_sha256: str) -> tuple[Emit, ...]:
+    """Pure: issue the configured admin token once, and revoke every other admin token.
+
+    The configured token is the only admin token: starting the gateway with a new one is a
+    rotation, and the old one stops working in the same transaction the new one is issued in.
+    A restart with the same token finds it in the projection and changes nothing. A token
+    once revoked stays revoked, even if it is configured again.
+    """
+    emits: list[Emit] = []
+    if admin_sha256 not in current.token_ids_by_sha256:
+        issued = api.TokenIssued(token_sha256=admin_sha256, role="admin")
+        emits.append(Emit(issued, admin_token_id(admin_sha256), None))
+    current_id = current.token_ids_by_sha256.get(admin_sha256, admin_token_id(admin_sha256))
+    for token in current.tokens.values():
+        if token.role == "admin" and not token.revoked and token.id != current_id:
+            emits.append(Emit(api.TokenRevoked(), token.id, None))
+    return tuple(emits)
 
 
 def gateway_runner(

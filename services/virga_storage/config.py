@@ -18,7 +18,10 @@ class StorageConfig:
 
     ceph_conf: str = "/etc/ceph/ceph.conf"
     """Cluster conf file; `memory://` keeps volumes in process."""
-    ceph_keyring: str = "/etc/ceph/ceph.client.admin.keyring"
+    ceph_keyring: str = "/etc/ceph/ceph.client.virga-storage.keyring"
+    ceph_user: str = "virga-storage"
+    """Its cephx user (`client.<user>`): `mon 'profile rbd'`, `osd 'profile rbd pool=<pool>'`;
+    never `admin`."""
     ceph_pool: str = "rbd"
     """The one pool holding images and volumes."""
     max_clone_depth: int = 5
@@ -82,7 +85,8 @@ class StorageConfig:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> StorageConfig:
-        """Read VIRGA_CEPH_CONF, VIRGA_CEPH_KEYRING, VIRGA_CEPH_POOL, VIRGA_MAX_CLONE_DEPTH,
+        """Read VIRGA_CEPH_CONF, VIRGA_CEPH_KEYRING, VIRGA_CEPH_USER, VIRGA_CEPH_POOL,
+        VIRGA_MAX_CLONE_DEPTH,
         VIRGA_IMAGE_MAX_BYTES, VIRGA_IMAGE_MAX_VIRTUAL_SIZE, VIRGA_IMAGE_MAX_IMPORTS,
         VIRGA_IMAGE_IMPORT_WAIT, VIRGA_IMAGE_SPOOL_MAX_BYTES, VIRGA_QEMU_IMG_TIMEOUT,
         VIRGA_QEMU_IMG_MEMORY, VIRGA_IMAGE_SANDBOX (`bwrap` or `none`),
@@ -94,6 +98,7 @@ class StorageConfig:
             return cls(
                 ceph_conf=env.text("VIRGA_CEPH_CONF") or defaults.ceph_conf,
                 ceph_keyring=env.text("VIRGA_CEPH_KEYRING") or defaults.ceph_keyring,
+                ceph_user=env.text("VIRGA_CEPH_USER") or defaults.ceph_user,
                 ceph_pool=env.text("VIRGA_CEPH_POOL") or defaults.ceph_pool,
                 max_clone_depth=env.whole("VIRGA_MAX_CLONE_DEPTH", defaults.max_clone_depth),
                 image_max_bytes=env.whole("VIRGA_IMAGE_MAX_BYTES", defaults.image_max_bytes),

@@ -24,7 +24,9 @@ async def connect_driver(config: StorageConfig) -> StorageDriver:
         return MemoryStorageDriver(config.ceph_pool)
     from virga_storage.drivers.rbd import RbdDriver  # rados/rbd load only when used
 
-    driver = RbdDriver(Path(config.ceph_conf), Path(config.ceph_keyring), config.ceph_pool)
+    driver = RbdDriver(
+        Path(config.ceph_conf), Path(config.ceph_keyring), config.ceph_pool, user=config.ceph_user
+    )
     await driver.connect()  # no cluster: fail now, before anything is read or written
     return driver
 

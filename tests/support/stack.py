@@ -16,6 +16,7 @@ from typing import TypedDict
 
 from tests.support.ports import free_port
 from virga_devstack.ceph import CephCluster
+from virga_devstack.ceph_users import STORAGE_USER, client_keyring, compute_user
 from virga_devstack.processes import ServiceProcess
 
 
@@ -44,12 +45,17 @@ class CephSettings(TypedDict):
     ceph_conf: str
     ceph_keyring: str
     ceph_pool: str
+    ceph_cluster: CephCluster | None
 
 
 def on_ceph(cluster: CephCluster) -> CephSettings:
-    """`Stack` settings that keep its volumes, and its agents' disks, on `cluster`."""
+    """`Stack` settings that keep its volumes, and its agents' disks, on `cluster`, each
+    service as its own cephx user (as the local stack runs them), never client.admin."""
     return CephSettings(
-        ceph_conf=str(cluster.conf_file), ceph_keyring=str(cluster.keyring), ceph_pool=cluster.pool
+        ceph_conf=str(cluster.conf_file),
+        ceph_keyring=str(cluster.keyring),
+        ceph_pool=cluster.pool,
+        ceph_cluster=cluster,
     )
 
 
@@ -67,6 +73,9 @@ class Stack:
     (with `ceph_keyring` and `ceph_pool`) puts them on that cluster."""
     ceph_keyring: str = ""
     ceph_pool: str = "rbd"
+    ceph_cluster: CephCluster | None = None
+    """Set (by `on_ceph`): the storage service and each agent run as their own cephx users,
+    made on this cluster; unset: both use `ceph_keyring` as client.admin."""
     storage_port: int = field(default_factory=free_port)
     guest_kernel: tuple[str, str, str] | None = None
     """(kernel, initrd, cmdline) every QEMU agent boots instances from (`virga_devstack.guest`):
@@ -117,8 +126,8 @@ class Stack:
             {
                 **self._common(),
                 "VIRGA_CEPH_CONF": self.ceph_conf,
-                "VIRGA_CEPH_KEYRING": self.ceph_keyring,
                 "VIRGA_CEPH_POOL": self.ceph_pool,
+                **self._ceph_identity(STORAGE_USER),
                 "VIRGA_HTTP_PORT": str(self.storage_port),
                 "VIRGA_IMAGE_SPOOL_DIR": str(self.run_dir),
             },
@@ -164,7 +173,7 @@ class Stack:
                     "VIRGA_HEARTBEAT_SECONDS": str(self.heartbeat_seconds),
                     "VIRGA_USAGE_SECONDS": "5",
                     "VIRGA_HTTP_PORT": str(port),
-                    **self._compute_volumes(uri),
+                    **self._compute_volumes(uri, host.name),
                 },
                 self.run_dir,
                 health_url=f"http://127.0.0.1:{port}/healthz",
@@ -197,7 +206,14 @@ class Stack:
                 health_url=f"http://127.0.0.1:{billing_port}/healthz",
             )
 
-    def _compute_volumes(self, uri: str) -> dict[str, str]:
+    def _ceph_identity(self, user: str) -> dict[str, str]:
+        """VIRGA_CEPH_USER and VIRGA_CEPH_KEYRING of a service that would be `user`."""
+        if self.ceph_cluster is None:
+            return {"VIRGA_CEPH_USER": "admin", "VIRGA_CEPH_KEYRING": self.ceph_keyring}
+        keyring = client_keyring(self.ceph_cluster, user)
+        return {"VIRGA_CEPH_USER": user, "VIRGA_CEPH_KEYRING": str(keyring)}
+
+    def _compute_volumes(self, uri: str, host: str) -> dict[str, str]:
         """Where an agent's guests find their volumes (and, under QEMU, their kernel)."""
         if self.ceph_conf == "memory://":
             # Volumes live in the storage process: a test hypervisor only records the disks.
@@ -205,8 +221,8 @@ class Stack:
         else:
             env = {
                 "VIRGA_CEPH_CONF": self.ceph_conf,
-                "VIRGA_CEPH_KEYRING": self.ceph_keyring,
                 "VIRGA_CEPH_POOL": self.ceph_pool,
+                **self._ceph_identity(compute_user(host)),
             }
         if self.guest_kernel is not None and not uri.startswith("test:"):
             kernel, initrd, cmdline = self.guest_kernel

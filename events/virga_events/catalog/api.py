@@ -34,6 +34,21 @@ class TokenRevoked(Event):
     """A token no longer authenticates (aggregate: token id)."""
 
 
+@event("TenantDisabled")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TenantDisabled(Event):
+    """An admin disabled a tenant (aggregate: tenant id): none of its tokens authenticates
+    until it is enabled again; its resources stay."""
+
+    reason: str = ""
+
+
+@event("TenantEnabled")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TenantEnabled(Event):
+    """An admin enabled a disabled tenant again (aggregate: tenant id)."""
+
+
 @event("FlavorCreated")
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FlavorCreated(Event):

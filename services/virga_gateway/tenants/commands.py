@@ -11,8 +11,8 @@ from virga_events.catalog import api
 from virga_gateway.outcome import Outcome
 from virga_gateway.problems import conflict, not_found
 from virga_gateway.state import GatewayState
-from virga_gateway.tenants.bodies import CreateTenant, IssueToken
-from virga_gateway.tenants.views import IssuedToken, tenant_view
+from virga_gateway.tenants.bodies import CreateTenant, IssueToken, TenantAction
+from virga_gateway.tenants.views import IssuedToken, TenantView, tenant_view
 from virga_gateway.tokens import derive_token, token_sha256
 from virga_runtime.service import Emit
 
@@ -55,3 +55,21 @@ def revoke_token(state: GatewayState, token_id: str) -> Outcome:
     if token.revoked:
         return Outcome(204)
     return Outcome(204, (Emit(api.TokenRevoked(), token_id, token.tenant_id),))
+
+
+def tenant_action(state: GatewayState, tenant_id: str, body: TenantAction) -> Outcome:
+    """Disable or enable a tenant; asking for the state it is in changes nothing."""
+    tenant = state.tenants.get(tenant_id)
+    if tenant is None:
+        raise not_found("tenant", tenant_id)
+    enable = body.action == "enable"
+
+    def answer(state: GatewayState) -> TenantView:
+        return tenant_view(state.tenants[tenant_id])
+
+    if tenant.enabled == enable:
+        return Outcome(200, (), answer)
+    event: api.TenantDisabled | api.TenantEnabled = (
+        api.TenantEnabled() if enable else api.TenantDisabled(reason=body.reason)
+    )
+    return Outcome(200, (Emit(event, tenant_id, tenant_id),), answer)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import bisect
 from typing import TYPE_CHECKING
 
+import msgspec
+
 from virga_events import Envelope
 from virga_events.catalog import api
 from virga_gateway.tenants.model import Tenant, Token
@@ -26,7 +28,14 @@ def _tenant_created(state: GatewayState, env: Envelope, event: api.TenantCreated
 
 @folds.on(api.TokenIssued)
 def _token_issued(state: GatewayState, env: Envelope, event: api.TokenIssued) -> None:
-    token = Token(env.aggregate_id, event.token_sha256, event.role, env.tenant_id, event.expires_at)
+    token = Token(
+        env.aggregate_id,
+        event.token_sha256,
+        event.role,
+        env.tenant_id,
+        event.expires_at,
+        created_at=env.occurred_at,
+    )
     state.tokens[token.id] = token
     state.token_ids_by_sha256[token.sha256] = token.id
 
@@ -34,5 +43,23 @@ def _token_issued(state: GatewayState, env: Envelope, event: api.TokenIssued) ->
 @folds.on(api.TokenRevoked)
 def _token_revoked(state: GatewayState, env: Envelope, event: api.TokenRevoked) -> None:
     token = state.tokens.get(env.aggregate_id)
-    if token is not None:
+    if token is not None and not token.revoked:
         token.revoked = True
+        token.revoked_at = env.occurred_at
+
+
+@folds.on(api.TenantDisabled)
+def _tenant_disabled(state: GatewayState, env: Envelope, event: api.TenantDisabled) -> None:
+    _set_enabled(state, env.aggregate_id, False)
+
+
+@folds.on(api.TenantEnabled)
+def _tenant_enabled(state: GatewayState, env: Envelope, event: api.TenantEnabled) -> None:
+    _set_enabled(state, env.aggregate_id, True)
+
+
+def _set_enabled(state: GatewayState, tenant_id: str, enabled: bool) -> None:
+    tenant = state.tenants.get(tenant_id)
+    if tenant is not None:
+        # Replaced, never mutated: previews share the tenants table (state.PREVIEW_COPIES).
+        state.tenants[tenant_id] = msgspec.structs.replace(tenant, enabled=enabled)

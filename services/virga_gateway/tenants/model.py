@@ -14,6 +14,8 @@ class Tenant(msgspec.Struct):
     id: str
     name: str
     created_at: datetime
+    enabled: bool = True
+    """False once an admin disabled it: none of its tokens authenticates; resources stay."""
 
 
 class Token(msgspec.Struct):
@@ -24,3 +26,6 @@ class Token(msgspec.Struct):
     """The tenant a tenant token acts for; None for admin tokens."""
     expires_at: datetime | None = None
     revoked: bool = False
+    created_at: datetime | None = None
+    """When it was issued (None only in snapshots taken before this was kept)."""
+    revoked_at: datetime | None = None

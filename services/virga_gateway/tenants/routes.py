@@ -10,9 +10,9 @@ from aiohttp import web
 from virga_gateway.context import Call
 from virga_gateway.routing import Route, json_response, page_params, page_query
 from virga_gateway.tenants import commands
-from virga_gateway.tenants.bodies import CreateTenant, IssueToken
-from virga_gateway.tenants.queries import list_tenants
-from virga_gateway.tenants.views import IssuedToken, TenantList, TenantView
+from virga_gateway.tenants.bodies import CreateTenant, IssueToken, TenantAction
+from virga_gateway.tenants.queries import list_tenants, list_tokens
+from virga_gateway.tenants.views import IssuedToken, TenantList, TenantView, TokenList
 from virga_gateway.tokens import derive_token
 from virga_gateway.writes import commit, read_body
 
@@ -56,6 +56,24 @@ async def issue_token(request: web.Request, call: Call) -> web.Response:
     )
 
 
+async def get_tokens(request: web.Request, call: Call) -> web.Response:
+    limit, after = page_query(request)
+    tenant_id = request.match_info["id"]
+    return json_response(list_tokens(call.gateway.state, tenant_id, limit=limit, after=after))
+
+
+async def act_on_tenant(request: web.Request, call: Call) -> web.Response:
+    body, raw = await read_body(request, TenantAction)
+    tenant_id = request.match_info["id"]
+    return await commit(
+        request,
+        call,
+        lambda state, now: commands.tenant_action(state, tenant_id, body),
+        body=raw,
+        guard=f"tenant:{tenant_id}",
+    )
+
+
 async def revoke_token(request: web.Request, call: Call) -> web.Response:
     token_id = request.match_info["id"]
     return await commit(
@@ -84,6 +102,19 @@ ROUTES = [
         summary="Issue a bearer token for a tenant; the token is shown in this response only",
         access="admin", status=201, response=IssuedToken, request=IssueToken,
         request_optional=True,
+    ),
+    Route(
+        "GET", "/v1/tenants/{id}/tokens", get_tokens,
+        operation_id="listTenantTokens", tag="tokens",
+        summary="List a tenant's tokens: ids and dates, never the token or its digest",
+        access="admin", status=200, response=TokenList, query=page_params("Tokens"),
+        errors=(400,),
+    ),
+    Route(
+        "POST", "/v1/tenants/{id}/actions", act_on_tenant,
+        operation_id="actOnTenant", tag="tenants",
+        summary="Disable a tenant (its tokens are refused, its resources stay) or enable it",
+        access="admin", status=200, response=TenantView, request=TenantAction,
     ),
     Route(
         "DELETE", "/v1/tokens/{id}", revoke_token,

@@ -34,6 +34,7 @@ from virga_compute.drivers.domain_xml import DomainSettings, domain_name
 from virga_compute.drivers.libvirt import LibvirtDriver
 from virga_devstack import libvirt as libvirt_daemon
 from virga_devstack.ceph import CephCluster
+from virga_devstack.ceph_users import client_keyring, compute_user
 from virga_devstack.guest import DISKS_PREFIX, READY_LINE, GuestBoot, ensure_guest
 from virga_events.catalog.attachments import VolumeAttachRequested, VolumeDetachRequested
 from virga_events.catalog.storage import VolumeCreated, VolumeExtended
@@ -163,9 +164,18 @@ def _images(cluster: CephCluster, create: dict[str, int], remove: list[str]) -> 
 async def qemu_host(
     libvirtd: None, ceph_cluster: CephCluster, tmp_path: Path
 ) -> AsyncIterator[QemuHypervisor]:
-    ceph = settings_from_env({"VIRGA_CEPH_CONF": str(ceph_cluster.conf_file)})
+    # The agent's own cephx user (as the local stack makes it), never client.admin.
+    user = compute_user("qrbd-host")
+    keyring = client_keyring(ceph_cluster, user)
+    ceph = settings_from_env(
+        {
+            "VIRGA_CEPH_CONF": str(ceph_cluster.conf_file),
+            "VIRGA_CEPH_USER": user,
+            "VIRGA_CEPH_KEYRING": str(keyring),
+        }
+    )
     assert ceph is not None
-    assert ceph.user == "admin"  # the local cluster runs cephx: the secret path is exercised
+    assert ceph.user == user  # the local cluster runs cephx: the secret path is exercised
     host = QemuHypervisor(ceph, tmp_path)
     try:
         yield host

@@ -63,7 +63,8 @@ async def test_a_new_instance_is_building_and_readable_at_once(gateway: Gateway)
 
     events = await gateway.call("GET", f"/v1/instances/{instance['id']}/events", token=token)
     assert [e["type"] for e in events.body] == ["InstanceRequested"]
-    assert events.body[0]["correlation_id"] == "req-42"
+    # The client's X-Request-Id, namespaced under its tenant (issue #13.3).
+    assert events.body[0]["correlation_id"] == f"tenant:{tenant_id}:req-42"
     assert events.body[0]["payload"]["flavor"]["name"] == "m1.small"
     logged = await read_events(
         gateway.settings.bootstrap_servers, event_topic("gateway", gateway.namespace), REGISTRY

@@ -27,6 +27,7 @@ from tests.support.pool import audit_namespace
 from tests.support.ports import free_port
 
 from virga_devstack.ceph import CephCluster
+from virga_devstack.ceph_users import STORAGE_USER, client_keyring
 from virga_devstack.processes import ServiceProcess
 from virga_eventlog import KafkaSettings, ensure_topics, event_topic, virga_topics
 from virga_events import REGISTRY
@@ -126,7 +127,9 @@ async def test_a_storage_service_killed_while_writing_an_image_leaves_no_orphan(
             "VIRGA_KAFKA_BOOTSTRAP": kafka_bootstrap,
             "VIRGA_NAMESPACE": namespace,
             "VIRGA_CEPH_CONF": str(ceph_cluster.conf_file),
-            "VIRGA_CEPH_KEYRING": str(ceph_cluster.keyring),
+            # As the storage service's own cephx user, as deployed (never client.admin).
+            "VIRGA_CEPH_USER": STORAGE_USER,
+            "VIRGA_CEPH_KEYRING": str(client_keyring(ceph_cluster, STORAGE_USER)),
             "VIRGA_CEPH_POOL": ceph_cluster.pool,
             "VIRGA_HTTP_PORT": str(port),
             "VIRGA_IMAGE_SPOOL_DIR": str(tmp_path),

@@ -316,3 +316,42 @@ async def test_a_network_is_shown_and_deleted_by_its_name(tmp_path: Path) -> Non
         assert [(r.method, r.path) for r in api.requests][-1] == ("DELETE", "/v1/networks/net-1")
     assert result.exit_code == 0, result.stderr
     assert "network lan is DELETING" in result.stdout
+
+
+async def test_token_list_and_tenant_disable_enable_call_the_admin_routes(tmp_path: Path) -> None:
+    tokens = [
+        {"id": "tok-1", "created_at": "2026-11-23T21:00:00Z", "expires_at": None},
+        {"id": "tok-2", "created_at": "2026-11-23T22:00:00Z", "expires_at": None},
+    ]
+
+    async def token_page(request: web.Request) -> web.Response:
+        if request.query.get("cursor") == "c2":
+            item = {**tokens[1], "revoked": True, "revoked_at": "2026-11-24T00:00:00Z"}
+            return web.json_response({"items": [item], "next": None})
+        item = {**tokens[0], "revoked": False, "revoked_at": None}
+        return web.json_response({"items": [item], "next": "c2"})
+
+    async def act(request: web.Request) -> web.Response:
+        body = await request.json()
+        enabled = body["action"] == "enable"
+        return web.json_response({"id": "t-1", "name": "acme", "enabled": enabled})
+
+    routes = {
+        ("GET", "/v1/tenants/t-1/tokens"): token_page,
+        ("POST", "/v1/tenants/t-1/actions"): act,
+    }
+    async with fake_api(routes) as api:
+        listed = await run(["--api", api.url, "token", "list", "t-1"], tmp_path)
+        disabled = await run(
+            ["--api", api.url, "tenant", "disable", "t-1", "--reason", "unpaid"], tmp_path
+        )
+        enabled = await run(["--api", api.url, "--json", "tenant", "enable", "t-1"], tmp_path)
+        posts = [orjson.loads(r.body) for r in api.requests if r.method == "POST"]
+    assert listed.exit_code == 0, listed.output
+    header, *rows = listed.stdout.splitlines()
+    assert header.split() == ["ID", "CREATED", "EXPIRES", "REVOKED"]
+    assert [row.split()[0] for row in rows] == ["tok-1", "tok-2"]
+    assert disabled.exit_code == 0, disabled.output
+    assert "tenant acme disabled" in disabled.stderr
+    assert orjson.loads(enabled.stdout) == {"id": "t-1", "name": "acme", "enabled": True}
+    assert posts == [{"action": "disable", "reason": "unpaid"}, {"action": "enable"}]

@@ -32,4 +32,7 @@ def test_the_admin_token_is_issued_once_by_its_hash() -> None:
     assert on_ready(issued) == ()
     other = definition(GatewayConfig(admin_token="new-root", token_secret=b"s" * 32)).on_ready
     assert other is not None
-    assert len(other(issued)) == 1
+    # Rotation: the new token is issued and the old one revoked, in one transaction.
+    rotated = other(issued)
+    assert [type(e.payload) for e in rotated] == [api.TokenIssued, api.TokenRevoked]  # type: ignore[union-attr]
+    assert rotated[1].aggregate_id == admin_token_id(token_sha256("root"))  # type: ignore[union-attr]

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from virga_devstack import ceph, stack_services
+from virga_devstack.ceph_users import STORAGE_USER, keyring_path
 
 
 @pytest.fixture(autouse=True)
@@ -29,8 +30,10 @@ def test_the_gateway_streams_uploads_to_the_storage_service_make_up_starts() -> 
 def test_with_the_devstack_cluster_volumes_live_in_its_pool(tmp_path: Path) -> None:
     cluster = ceph.CephCluster(16999, state_root=tmp_path)
     storage = by_name(cluster)["storage"]
+    # Its own cephx user's keyring, never client.admin's (issue #13.3).
     assert (storage["VIRGA_CEPH_CONF"], storage["VIRGA_CEPH_KEYRING"]) == (
         str(cluster.conf_file),
-        str(cluster.keyring),
+        str(keyring_path(cluster, STORAGE_USER)),
     )
+    assert storage["VIRGA_CEPH_USER"] == STORAGE_USER
     assert storage["VIRGA_CEPH_POOL"] == cluster.pool
