@@ -7,26 +7,23 @@ The test writes the controller's and the gateway's events itself.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import os
 import signal
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from tests.support import frames
-from tests.support.kafka import produce_events, read_events
+from tests.support.agents import AgentWorld, registered
 from tests.support.netns import KafkaRelay, links, namespaces, pings, plug_guest, sh
 
-from virga_events import REGISTRY, Envelope, Event, new_event
+from virga_events import Envelope, Event
 from virga_events.catalog.network import (
-    NetworkAgentRegistered,
     NetworkCreated,
     PortAllocated,
     PortBound,
@@ -92,87 +89,12 @@ LOCKED_RULES = (  # egress: ICMP to a3 only; no ingress at all
 )
 
 
-class World:
+class World(AgentWorld):
     """The hosts, guests and agents of this module, and the log they share."""
 
     def __init__(self, bootstrap: str, run: str, ns: dict[str, str], tmp: Path) -> None:
-        self.bootstrap = bootstrap
+        super().__init__(bootstrap, ns, VTEPS, PREFIX, tmp)
         self.run = run
-        self.topic_ns = f"vh4{uuid.uuid4().hex[:8]}"
-        self.ns = ns
-        self.tmp = tmp
-        self.agents: dict[str, subprocess.Popen[bytes]] = {}
-
-    def start_agent(self, host: str) -> None:
-        env = {
-            **os.environ,
-            "VIRGA_HOST": host,
-            "VIRGA_VTEP_IP": VTEPS[host],
-            "VIRGA_NETWORK_IFACE_PREFIX": PREFIX,
-            "VIRGA_NETWORK_TAP_KIND": "veth",
-            "VIRGA_NETWORK_SYNC_SECONDS": "0.1",
-            "VIRGA_KAFKA_BOOTSTRAP": self.bootstrap,
-            "VIRGA_NAMESPACE": self.topic_ns,
-        }
-        log = (self.tmp / f"agent-{host}.log").open("ab")
-        with log:
-            self.agents[host] = subprocess.Popen(
-                ["ip", "netns", "exec", self.ns[host], sys.executable, "-m", "virga_network.agent"],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-
-    def stop_agent(self, host: str) -> None:
-        process = self.agents.pop(host)
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-    def topic(self, service: str) -> str:
-        return f"{self.topic_ns}.{service}"
-
-    def write(self, service: str, *events: tuple[Event, str, str | None]) -> None:
-        producer = "gateway" if service == "api" else "network"
-        envelopes = [
-            new_event(payload, aggregate_id=key, tenant_id=tenant, producer=producer)
-            for payload, key, tenant in events
-        ]
-        asyncio.run(produce_events(self.bootstrap, self.topic(service), envelopes))
-
-    def events(self) -> list[Envelope]:
-        return asyncio.run(read_events(self.bootstrap, self.topic("network"), REGISTRY))
-
-    def wait_for(
-        self, what: str, found: Callable[[list[Envelope]], bool], timeout: float = 40
-    ) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for host, process in self.agents.items():
-                if process.poll() is not None:
-                    pytest.fail(f"agent {host} exited: {self.log(host)}")
-            with contextlib.suppress(Exception):
-                if found(self.events()):
-                    return
-            time.sleep(0.2)
-        pytest.fail(f"timed out waiting for {what}; logs: {self.log('h1')} {self.log('h2')}")
-
-    def log(self, host: str) -> str:
-        path = self.tmp / f"agent-{host}.log"
-        return path.read_text()[-3000:] if path.exists() else ""
-
-
-def registered(hosts: set[str]) -> Callable[[list[Envelope]], bool]:
-    def found(envelopes: list[Envelope]) -> bool:
-        agents = {
-            e.aggregate_id for e in envelopes if isinstance(e.payload, NetworkAgentRegistered)
-        }
-        return agents >= hosts
-
-    return found
 
 
 def bound(envelopes: list[Envelope], guest: Guest) -> bool:
