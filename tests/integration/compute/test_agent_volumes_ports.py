@@ -4,12 +4,12 @@ the test as those services would write them."""
 
 from __future__ import annotations
 
-import asyncio
 import xml.etree.ElementTree as ET
 
 import pytest
 from tests.integration.compute.agent_harness import (
     HOST,
+    Agent,
     Cloud,
     Hypervisor,
     LibvirtHypervisor,
@@ -52,10 +52,11 @@ async def api(cloud: Cloud, event: Event, volume_id: str) -> Envelope:
     return await cloud.write("gateway", request_event(event, volume_id, "gateway"))
 
 
-async def still_waiting(hypervisor: Hypervisor) -> None:
-    """Nothing is built while a prerequisite is missing (the agent has folded the placement,
-    and a spawn decided with it would have run by now)."""
-    await asyncio.sleep(0.3)
+async def still_waiting(agent: Agent, hypervisor: Hypervisor, inputs: int) -> None:
+    """Nothing is built while a prerequisite is missing: the agent has decided on all `inputs`
+    events the test wrote (its `events_handled` counter moves only once a batch's effects ran
+    and its transaction committed), so a spawn decided with the placement would have run."""
+    await wait_until(lambda: agent.runner.metrics.value("events_handled") >= inputs)
     assert await hypervisor.state("i-1") is DomainState.MISSING
 
 
@@ -65,7 +66,7 @@ async def test_an_instance_from_an_image_boots_from_its_volume_only_once_it_exis
     async with running_agent(cloud, any_host, ceph=CEPH) as agent:
         placed = await cloud.schedule("i-1", image="img-1")
         await wait_until(lambda: "i-1" in agent.state.instances)
-        await still_waiting(any_host)
+        await still_waiting(agent, any_host, inputs=1)
         made = await boot_volume_made(cloud, "i-1")
         await cloud.wait_for("InstanceStarted", "i-1")
         [started] = cloud.events("InstanceStarted", "i-1")
@@ -104,7 +105,7 @@ async def test_an_instance_with_a_network_gets_its_bound_ports_mac_and_tap(
         other_host = PortBound(host="hv-2", network_id="n-1", tap=TAP, mac=MAC, ips=())
         await network(cloud, other_host, "i-1")
         await wait_until(lambda: "i-1" in agent.state.instances)
-        await still_waiting(libvirt_host)
+        await still_waiting(agent, libvirt_host, inputs=2)
         bound = PortBound(host=HOST, network_id="n-1", tap=TAP, mac=MAC, ips=("10.0.0.5",))
         await network(cloud, bound, "i-1")
         await cloud.wait_for("InstanceStarted", "i-1")
