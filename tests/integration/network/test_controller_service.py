@@ -44,6 +44,14 @@ async def network_events(
     raise AssertionError(f"{topic} never got there: {[e.type for e in events]}")
 
 
+async def wait_until(predicate: Callable[[], bool], seconds: float = 20.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while not predicate():
+        assert loop.time() < deadline, "condition not reached"
+        await asyncio.sleep(0.05)
+
+
 def count(kind: type[Event]) -> Callable[[list[Envelope]], int]:
     return lambda events: sum(isinstance(e.payload, kind) for e in events)
 
@@ -78,20 +86,20 @@ async def test_restarts_and_crashes_never_hand_out_an_address_twice(kafka_bootst
     async with serving(controller()):  # rebuilt from the log alone; stops with a snapshot
         await network_events(kafka_bootstrap, settings, lambda es: allocated(es) >= 60)
     freed = ports[:10]
-    await produce_events(
-        kafka_bootstrap,
-        api,
-        [
-            *(request(PortDeletionRequested(), p) for p in freed),
-            *(request(PortRequested(network_id="net-b"), p) for p in ports[60:70]),
-            *(request(PortRequested(network_id="net-a"), p) for p in ports[70:90]),
-            # Repeats of requests already decided: they decide nothing.
-            *(request(PortRequested(network_id="net-a"), p) for p in ports[20:25]),
-        ],
-    )
-    async with serving(controller()):  # restored from the snapshot, then the log after it
+    last_inputs = [
+        *(request(PortDeletionRequested(), p) for p in freed),
+        *(request(PortRequested(network_id="net-b"), p) for p in ports[60:70]),
+        *(request(PortRequested(network_id="net-a"), p) for p in ports[70:90]),
+        # Repeats of requests already decided: they decide nothing.
+        *(request(PortRequested(network_id="net-a"), p) for p in ports[20:25]),
+    ]
+    await produce_events(kafka_bootstrap, api, last_inputs)
+    restored = controller()
+    async with serving(restored):  # restored from the snapshot, then the log after it
         events = await network_events(kafka_bootstrap, settings, lambda es: allocated(es) >= 90)
-        await asyncio.sleep(0.5)  # anything decided twice would show now
+        # Anything decided twice shows once every input since the snapshot, the repeats
+        # included, has been decided and committed (the counter moves only after the commit).
+        await wait_until(lambda: restored.metrics.value("events_handled") >= len(last_inputs))
         events = await network_events(kafka_bootstrap, settings, lambda es: True)
 
     created = [e.payload for e in events if isinstance(e.payload, NetworkCreated)]
