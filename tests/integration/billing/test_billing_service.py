@@ -7,8 +7,9 @@ The test writes a month two months back, so that month is closed and past its gr
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
@@ -27,6 +28,7 @@ from virga_events.catalog.compute import InstanceStarted, InstanceStopped, Usage
 from virga_rating.rating import bounds, period_of
 from virga_rating.state import BillingState
 from virga_runtime import RunnerConfig, ServiceRunner
+from virga_runtime.service import Intent
 
 pytestmark = pytest.mark.kafka
 
@@ -48,6 +50,8 @@ class Cloud:
         self.settings = KafkaSettings(bootstrap_servers=bootstrap, namespace=self.namespace)
         self.writer = EventWriter(self.settings, transactional_id=f"{self.namespace}-test-writer")
         self.config = BillingConfig(namespace=self.namespace, grace_seconds=60, tick_seconds=0.2)
+        self.ticks = 0
+        """How many ticks billing runners have begun (each after the one before it committed)."""
 
     async def write(self, service: str, *facts: tuple[Event, str, datetime]) -> None:
         async with self.writer.transaction() as txn:
@@ -67,7 +71,16 @@ class Cloud:
 
     @asynccontextmanager
     async def billing(self, *, snapshot: bool) -> AsyncIterator[ServiceRunner[BillingState]]:
-        runner = ServiceRunner(definition(self.config), self.settings, RunnerConfig())
+        service = definition(self.config)
+        tick = service.tick
+        assert tick is not None
+
+        def counted(state: BillingState, now: datetime) -> Sequence[Intent]:
+            self.ticks += 1
+            return tick(state, now)
+
+        service = dataclasses.replace(service, tick=counted)
+        runner = ServiceRunner(service, self.settings, RunnerConfig())
         async with serving(runner, snapshot=snapshot):
             yield runner
 
@@ -81,6 +94,18 @@ async def cloud(kafka_bootstrap: str) -> AsyncIterator[Cloud]:
         yield cloud
     finally:
         await cloud.writer.stop()
+
+
+async def ticks_pass(cloud: Cloud, ticks: int = 3, seconds: float = 20) -> None:
+    """Wait until `ticks` whole ticks have run (and committed whatever they decided) after this
+    call began: the tick loop is serial, so tick n+1 begins only once tick n's work is done."""
+    target = cloud.ticks + ticks + 1
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while cloud.ticks < target:
+        if loop.time() > deadline:
+            raise TimeoutError(f"billing ticked {cloud.ticks} times, not {target}")
+        await asyncio.sleep(0.05)
 
 
 async def wait_for_invoices(cloud: Cloud, count: int, seconds: float = 20) -> list[Envelope]:
@@ -126,7 +151,7 @@ async def test_a_closed_month_is_invoiced_once_across_restarts(cloud: Cloud) -> 
 
     async with cloud.billing(snapshot=False) as runner:  # stops as a crash would
         [issued] = await wait_for_invoices(cloud, 1)
-        await asyncio.sleep(1)  # several more ticks
+        await ticks_pass(cloud)  # several more ticks
         first_state = snapshot.snapshot(runner.state)
     invoice = issued.payload
     assert isinstance(invoice, InvoiceIssued)
@@ -141,6 +166,6 @@ async def test_a_closed_month_is_invoiced_once_across_restarts(cloud: Cloud) -> 
     for keep_snapshot in (True, False):  # rebuilt from the log, then from its snapshot
         async with cloud.billing(snapshot=keep_snapshot) as runner:
             assert snapshot.snapshot(runner.state) == first_state
-            await asyncio.sleep(1)
+            await ticks_pass(cloud)  # several ticks of the rebuilt service
             assert snapshot.snapshot(runner.state) == first_state
     assert [e.event_id for e in await cloud.invoices()] == [issued.event_id]
