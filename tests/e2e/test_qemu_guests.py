@@ -8,14 +8,18 @@ instead of duplicating them. Guests on RBD volumes: test_boot_from_volume.py.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import libvirt
 import pytest
 from tests.support.api import Api, new_tenant
+from tests.support.kafka import following, read_events
 from tests.support.stack import HostSpec, Stack
 
 from virga_devstack import libvirt as libvirt_daemon
+from virga_eventlog import KafkaSettings, event_topic
+from virga_events import REGISTRY
 
 pytestmark = [pytest.mark.kafka, pytest.mark.e2e, pytest.mark.libvirt]
 
@@ -115,10 +119,25 @@ async def test_a_tcg_guest_runs_in_qemu_and_is_gone_after_delete(tenant: Api) ->
 async def test_a_crashed_agent_finds_its_guests_again_without_duplicates(
     stack: Stack, tenant: Api
 ) -> None:
-    created = await asyncio.gather(*(tenant.create_instance(f"tcg-crash-{i}") for i in range(4)))
-    ids = [c["id"] for c in created]
-    await asyncio.sleep(0.5)
+    settings = KafkaSettings(bootstrap_servers=stack.bootstrap)
+    scheduler = event_topic("scheduler", stack.namespace)
+    async with following(settings, scheduler, f"placements-{uuid.uuid4().hex[:6]}") as placed:
+        created = await asyncio.gather(
+            *(tenant.create_instance(f"tcg-crash-{i}") for i in range(4))
+        )
+        ids = [c["id"] for c in created]
+        # The build has begun: every placement on the agent's host is in the log.
+        for _ in range(600):
+            if {e.aggregate_id for e in placed if e.type == "InstanceScheduled"} >= set(ids):
+                break
+            await asyncio.sleep(0.02)
+        else:
+            raise AssertionError("the instances were never placed")
     stack.processes["compute-tcg-host"].kill()  # mid-build: some domains may exist already
+    # ...and had not finished: not every guest was reported started when the agent died.
+    compute = await read_events(stack.bootstrap, event_topic("compute", stack.namespace), REGISTRY)
+    started = {e.aggregate_id for e in compute if e.type == "InstanceStarted"} & set(ids)
+    assert len(started) < len(ids), "the agent was killed after the build had finished"
     stack.restart("compute-tcg-host")
     await tenant.wait_status(ids, {"RUNNING"}, seconds=90)
     found = domains(ids)
