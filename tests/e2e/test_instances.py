@@ -13,7 +13,11 @@ from collections.abc import AsyncIterator, Iterator
 import aiohttp
 import pytest
 from tests.support.api import Api, ApiError
+from tests.support.kafka import read_events
 from tests.support.stack import HostSpec, Stack
+
+from virga_eventlog import event_topic
+from virga_events import REGISTRY
 
 pytestmark = [pytest.mark.kafka, pytest.mark.e2e]
 
@@ -138,6 +142,16 @@ async def test_scheduler_and_agent_killed_mid_build_converge_without_duplicates(
     created = await asyncio.gather(*(tenant.create_instance(f"crash-{i}") for i in range(12)))
     stack.processes["scheduler"].kill()
     stack.processes["compute-host-b"].kill()
+    # The kills landed mid-build: every request was in the log (the build had begun), and not
+    # every instance had been reported started (read after the kills, so only more can show).
+    early = {c["id"] for c in created}
+    requested = await read_events(
+        stack.bootstrap, event_topic("gateway", stack.namespace), REGISTRY
+    )
+    assert {e.aggregate_id for e in requested if e.type == "InstanceRequested"} >= early
+    compute = await read_events(stack.bootstrap, event_topic("compute", stack.namespace), REGISTRY)
+    started = {e.aggregate_id for e in compute if e.type == "InstanceStarted"} & early
+    assert len(started) < len(early), "the kills landed after every instance had started"
     more = await asyncio.gather(*(tenant.create_instance(f"crash-late-{i}") for i in range(6)))
     await asyncio.sleep(1.0)
     stack.restart("scheduler")
