@@ -7,7 +7,10 @@ Each stack has its own topic namespace, so stacks on one broker never see each o
 from __future__ import annotations
 
 import contextlib
+import json
 import secrets
+import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -240,6 +243,28 @@ class Stack:
             process.start()
         for process in self.processes.values():
             process.wait_healthy(timeout=90)
+        self.wait_hosts_registered()
+
+    def wait_hosts_registered(self, timeout: float = 60) -> None:
+        """Until the gateway lists every compute host as up. An agent reports healthy once
+        it caught up with the log and registers its host just after: a request sent in
+        between would find no host."""
+        wanted = {host.name for host in self.hosts}
+        request = urllib.request.Request(
+            f"{self.gateway_url}/v1/hosts?limit=1000",
+            headers={"Authorization": f"Bearer {self.admin_token}"},
+        )
+        deadline = time.monotonic() + timeout
+        listed: set[str] = set()
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError, ValueError):
+                with urllib.request.urlopen(request, timeout=5) as answer:
+                    items = json.load(answer)["items"]
+                listed = {item["name"] for item in items if item["state"] == "up"}
+                if wanted <= listed:
+                    return
+            time.sleep(0.05)
+        raise TimeoutError(f"hosts {sorted(wanted - listed)} never registered:\n{self.logs()}")
 
     def stop(self) -> None:
         for process in reversed(list(self.processes.values())):
