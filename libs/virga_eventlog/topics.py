@@ -5,9 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 from aiokafka.errors import TopicAlreadyExistsError, TopicAuthorizationFailedError, for_code
 
+from virga_eventlog.replication import (
+    Replication,
+    UnderReplicated,
+    admin_client,
+    cluster_brokers,
+    resolve,
+)
 from virga_eventlog.settings import KafkaSettings
 
 SERVICES = ("gateway", "scheduler", "compute", "storage", "network", "billing")
@@ -67,26 +74,37 @@ def virga_topics(partitions: int = 6, namespace: str = "virga") -> list[TopicSpe
 
 
 async def ensure_topics(
-    settings: KafkaSettings, specs: Iterable[TopicSpec], replication_factor: int = 1
+    settings: KafkaSettings, specs: Iterable[TopicSpec], replication: Replication | None = None
 ) -> list[str]:
     """Create the topics that do not exist yet; return the names created.
 
+    They get `replication`, by default the settings' (`virga_eventlog.replication.resolve`):
+    that many copies, `min.insync.replicas`, and unclean leader election off.
     A topic that exists is left as it is (its partition count is part of the key->partition
-    mapping and must never change under running services).
+    mapping and must never change under running services); `check_replication` tells a
+    service whether it is replicated enough.
     """
-    admin = AIOKafkaAdminClient(**settings.client_kwargs(), client_id=f"{settings.client_id}-admin")
+    admin = admin_client(settings)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
         wanted = [s for s in specs if s.name not in existing]
         if not wanted:
             return []
+        brokers = await cluster_brokers(admin)
+        replication = replication or resolve(settings, brokers)
+        if replication.factor > brokers:
+            names = ", ".join(s.name for s in wanted)
+            raise UnderReplicated(
+                f"cannot create {names} with {replication.describe()}: "
+                f"the cluster has {brokers} broker(s) alive"
+            )
         new = [
             NewTopic(
                 s.name,
                 num_partitions=s.partitions,
-                replication_factor=replication_factor,
-                topic_configs=s.configs(),
+                replication_factor=replication.factor,
+                topic_configs={**s.configs(), **replication.configs()},
             )
             for s in wanted
         ]
