@@ -10,6 +10,7 @@ dev broker. Every topic is created with them and with unclean leader election of
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,8 @@ from virga_eventlog.settings import (
 
 MIN_INSYNC = "min.insync.replicas"
 UNCLEAN_ELECTION = "unclean.leader.election.enable"
+UNKNOWN_TOPIC = 3
+"""UNKNOWN_TOPIC_OR_PARTITION: the topic does not exist (yet)."""
 REPLICATED_CLUSTER = 3
 """Brokers from which the defaults are 3 copies, 2 in sync."""
 
@@ -119,16 +122,32 @@ async def cluster_brokers(admin: AIOKafkaAdminClient) -> int:
     return len(cluster["brokers"])
 
 
+async def replica_counts(
+    admin: AIOKafkaAdminClient, names: Sequence[str], wait_seconds: float = 10.0
+) -> dict[str, int]:
+    """Replicas of the least replicated partition of each of `names` that exists. A topic
+    just created may not be in every broker's metadata yet: asked again until it is (or
+    `wait_seconds`), as are topics without a leader yet."""
+    deadline = asyncio.get_running_loop().time() + wait_seconds
+    while True:
+        counts: dict[str, int] = {}
+        pending: list[str] = []
+        for topic in await admin.describe_topics(list(names)) if names else []:
+            code, partitions = topic["error_code"], topic["partitions"]
+            if code == 0 and partitions and all(p["error_code"] == 0 for p in partitions):
+                counts[topic["topic"]] = min(len(p["replicas"]) for p in partitions)
+            elif code != UNKNOWN_TOPIC:
+                pending.append(topic["topic"])
+        if not pending or asyncio.get_running_loop().time() > deadline:
+            return counts
+        await asyncio.sleep(0.2)
+
+
 async def describe_replication(
     admin: AIOKafkaAdminClient, names: Sequence[str]
 ) -> list[TopicReplication]:
     """How each of `names` that exists is replicated (a missing topic is left out)."""
-    if not names:
-        return []
-    factors: dict[str, int] = {}
-    for topic in await admin.describe_topics(list(names)):
-        if topic["error_code"] == 0 and topic["partitions"]:
-            factors[topic["topic"]] = min(len(p["replicas"]) for p in topic["partitions"])
+    factors = await replica_counts(admin, names)
     if not factors:
         return []
     configs: dict[str, dict[str, str]] = {}

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from aiokafka.admin import NewTopic
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError, TopicAuthorizationFailedError, for_code
 
 from virga_eventlog.replication import (
@@ -13,6 +14,7 @@ from virga_eventlog.replication import (
     UnderReplicated,
     admin_client,
     cluster_brokers,
+    replica_counts,
     resolve,
 )
 from virga_eventlog.settings import KafkaSettings
@@ -119,6 +121,19 @@ async def ensure_topics(
             # describe: the others are its owner's or the administrator's to create.
             elif error not in (TopicAlreadyExistsError, TopicAuthorizationFailedError):
                 raise error(f"cannot create topic {topic_error['topic']}")
+        await appeared(admin, created)
         return created
     finally:
         await admin.close()
+
+
+async def appeared(
+    admin: AIOKafkaAdminClient, names: list[str], wait_seconds: float = 10.0
+) -> None:
+    """Wait (up to `wait_seconds`) until the broker's metadata shows `names` with their leaders, so
+    whoever describes them next sees what was created."""
+    deadline = asyncio.get_running_loop().time() + wait_seconds
+    while names and asyncio.get_running_loop().time() < deadline:
+        if set(await replica_counts(admin, names, wait_seconds=0)) >= set(names):
+            return
+        await asyncio.sleep(0.1)
