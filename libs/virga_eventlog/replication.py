@@ -27,8 +27,8 @@ from virga_eventlog.settings import (
 
 MIN_INSYNC = "min.insync.replicas"
 UNCLEAN_ELECTION = "unclean.leader.election.enable"
-UNKNOWN_TOPIC = 3
-"""UNKNOWN_TOPIC_OR_PARTITION: the topic does not exist (yet)."""
+LEADER_NOT_AVAILABLE = 5
+"""A topic just created, whose partitions have no leader yet."""
 REPLICATED_CLUSTER = 3
 """Brokers from which the defaults are 3 copies, 2 in sync."""
 
@@ -125,9 +125,9 @@ async def cluster_brokers(admin: AIOKafkaAdminClient) -> int:
 async def replica_counts(
     admin: AIOKafkaAdminClient, names: Sequence[str], wait_seconds: float = 10.0
 ) -> dict[str, int]:
-    """Replicas of the least replicated partition of each of `names` that exists. A topic
-    just created may not be in every broker's metadata yet: asked again until it is (or
-    `wait_seconds`), as are topics without a leader yet."""
+    """Replicas of the least replicated partition of each of `names` that exists (and may be
+    described). A topic just created may not have its leaders yet: asked again until it has
+    (or `wait_seconds`)."""
     deadline = asyncio.get_running_loop().time() + wait_seconds
     while True:
         counts: dict[str, int] = {}
@@ -136,7 +136,7 @@ async def replica_counts(
             code, partitions = topic["error_code"], topic["partitions"]
             if code == 0 and partitions and all(p["error_code"] == 0 for p in partitions):
                 counts[topic["topic"]] = min(len(p["replicas"]) for p in partitions)
-            elif code != UNKNOWN_TOPIC:
+            elif code in (0, LEADER_NOT_AVAILABLE):
                 pending.append(topic["topic"])
         if not pending or asyncio.get_running_loop().time() > deadline:
             return counts
