@@ -6,8 +6,8 @@ One SCRAM user per service (its name: ``gateway``, ``scheduler``...) and one per
 KRaft StandardAuthorizer:
 
 - its event topic, snapshot topic (an agent: its host's own) and dead-letter topic: WRITE,
-  READ, DESCRIBE, CREATE;
-- every event topic it consumes (`CONSUMES`): READ, DESCRIBE;
+  READ, DESCRIBE, CREATE, DESCRIBE_CONFIGS (to check their replication at start);
+- every event topic it consumes (`CONSUMES`): READ, DESCRIBE, DESCRIBE_CONFIGS;
 - its transactional id and consumer group (the runner's ``<ns>-<service>[-<host>]``):
   WRITE/DESCRIBE and READ/DESCRIBE, prefixed for a service without agents, literal for the
   network controller and for each agent.
@@ -73,6 +73,7 @@ class Operation(IntEnum):
     WRITE = 4
     CREATE = 5
     DESCRIBE = 8
+    DESCRIBE_CONFIGS = 10
     IDEMPOTENT_WRITE = 12
 
 
@@ -132,13 +133,15 @@ def _principal_acls(
     consumes: dict[str, tuple[str, ...]],
 ) -> list[AclBinding]:
     owned = (event_topic(service, namespace), snapshots, dead_letter_topic(service, namespace))
-    writer = (Operation.WRITE, Operation.READ, Operation.DESCRIBE, Operation.CREATE)
     reader = (Operation.READ, Operation.DESCRIBE)
+    # DESCRIBE_CONFIGS: a service checks at start that its topics are replicated enough.
+    topic_writer = (Operation.WRITE, *reader, Operation.CREATE, Operation.DESCRIBE_CONFIGS)
+    topic_reader = (*reader, Operation.DESCRIBE_CONFIGS)
     acls: list[AclBinding] = []
     for topic in owned:
-        acls += _grant(user, ResourceType.TOPIC, topic, writer)
+        acls += _grant(user, ResourceType.TOPIC, topic, topic_writer)
     for owner in consumes[service]:
-        acls += _grant(user, ResourceType.TOPIC, event_topic(owner, namespace), reader)
+        acls += _grant(user, ResourceType.TOPIC, event_topic(owner, namespace), topic_reader)
     # The runner's transactional id and consumer group are both `<ns>-<service>[-<instance>]`.
     name, pattern = runner_id
     acls += _grant(

@@ -3,6 +3,9 @@
 ``python -m virga_eventlog.provision`` connects with the ``VIRGA_KAFKA_*`` variables (a super
 user's) and applies `virga_topics` and `virga_acls` for ``VIRGA_NAMESPACE``; ``--print``
 only lists the bindings, one per line, for review or for Kafka's own ``kafka-acls`` tool.
+Topics are created with ``VIRGA_KAFKA_REPLICATION_FACTOR`` copies, ``min.insync.replicas``
+``VIRGA_KAFKA_MIN_INSYNC_REPLICAS`` and unclean leader election off (unset: 3 and 2 on a
+cluster of three or more brokers, else 1 and 1; `virga_eventlog.replication`).
 
 ``--credentials-dir DIR`` also creates (or sets the passwords of) the SCRAM users of every
 service and of the auditor, from ``DIR/<user>.password`` (generated, mode 0600, when missing):

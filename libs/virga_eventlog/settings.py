@@ -13,6 +13,8 @@ from virga_runtime.env import DEFAULT_NAMESPACE, Env
 
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN")
+REPLICATION_VARIABLE = "VIRGA_KAFKA_REPLICATION_FACTOR"
+MIN_INSYNC_VARIABLE = "VIRGA_KAFKA_MIN_INSYNC_REPLICAS"
 
 
 class KafkaSettingsError(ValueError):
@@ -33,17 +35,27 @@ class KafkaSettings:
     namespace: str = DEFAULT_NAMESPACE
     """Prefix of every topic and transactional id (env VIRGA_NAMESPACE): several Virga
     deployments, or test stacks, can share one Kafka cluster."""
+    replication_factor: int | None = None
+    """Copies of each partition of a topic Virga creates, and the least a service accepts
+    (env VIRGA_KAFKA_REPLICATION_FACTOR); None: 3 on a cluster of three or more brokers, else
+    1 (`virga_eventlog.replication`)."""
+    min_insync_replicas: int | None = None
+    """`min.insync.replicas` of those topics (env VIRGA_KAFKA_MIN_INSYNC_REPLICAS); None: 2
+    with 3 or more copies, else 1."""
 
     @classmethod
     def from_env(
         cls, client_id: str = "virga", environ: Mapping[str, str] | None = None
     ) -> KafkaSettings:
         env = os.environ if environ is None else environ
+        factor, min_insync = replication_from_env(env)
         return cls(
             bootstrap_servers=env.get("VIRGA_KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
             client_id=client_id,
             security=security_from_env(env),
             namespace=Env(env).namespace(),
+            replication_factor=factor,
+            min_insync_replicas=min_insync,
         )
 
     def client_kwargs(self) -> dict[str, Any]:
@@ -62,6 +74,30 @@ class KafkaSettings:
             "sasl_plain_password": password,
         }
         return replace(self, security=security)
+
+
+def replication_from_env(env: Mapping[str, str]) -> tuple[int | None, int | None]:
+    """`replication_factor` and `min_insync_replicas` from the environment (unset: None)."""
+    factor = _count(env, REPLICATION_VARIABLE)
+    min_insync = _count(env, MIN_INSYNC_VARIABLE)
+    if factor is not None and min_insync is not None and min_insync > factor:
+        raise KafkaSettingsError(
+            f"{MIN_INSYNC_VARIABLE}={min_insync} is more than {REPLICATION_VARIABLE}={factor}"
+        )
+    return factor, min_insync
+
+
+def _count(env: Mapping[str, str], name: str) -> int | None:
+    raw = Env(env).text(name)
+    if raw is None:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise KafkaSettingsError(f"{name} must be a whole number of at least 1, got {raw!r}")
+    return value
 
 
 def security_from_env(env: Mapping[str, str]) -> dict[str, Any]:

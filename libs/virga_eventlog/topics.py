@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError, TopicAuthorizationFailedError, for_code
 
+from virga_eventlog.replication import (
+    Replication,
+    UnderReplicated,
+    admin_client,
+    cluster_brokers,
+    replica_counts,
+    resolve,
+)
 from virga_eventlog.settings import KafkaSettings
 
 SERVICES = ("gateway", "scheduler", "compute", "storage", "network", "billing")
@@ -67,26 +76,37 @@ def virga_topics(partitions: int = 6, namespace: str = "virga") -> list[TopicSpe
 
 
 async def ensure_topics(
-    settings: KafkaSettings, specs: Iterable[TopicSpec], replication_factor: int = 1
+    settings: KafkaSettings, specs: Iterable[TopicSpec], replication: Replication | None = None
 ) -> list[str]:
     """Create the topics that do not exist yet; return the names created.
 
+    They get `replication`, by default the settings' (`virga_eventlog.replication.resolve`):
+    that many copies, `min.insync.replicas`, and unclean leader election off.
     A topic that exists is left as it is (its partition count is part of the key->partition
-    mapping and must never change under running services).
+    mapping and must never change under running services); `check_replication` tells a
+    service whether it is replicated enough.
     """
-    admin = AIOKafkaAdminClient(**settings.client_kwargs(), client_id=f"{settings.client_id}-admin")
+    admin = admin_client(settings)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
         wanted = [s for s in specs if s.name not in existing]
         if not wanted:
             return []
+        brokers = await cluster_brokers(admin)
+        replication = replication or resolve(settings, brokers)
+        if replication.factor > brokers:
+            names = ", ".join(s.name for s in wanted)
+            raise UnderReplicated(
+                f"cannot create {names} with {replication.describe()}: "
+                f"the cluster has {brokers} broker(s) alive"
+            )
         new = [
             NewTopic(
                 s.name,
                 num_partitions=s.partitions,
-                replication_factor=replication_factor,
-                topic_configs=s.configs(),
+                replication_factor=replication.factor,
+                topic_configs={**s.configs(), **replication.configs()},
             )
             for s in wanted
         ]
@@ -101,6 +121,19 @@ async def ensure_topics(
             # describe: the others are its owner's or the administrator's to create.
             elif error not in (TopicAlreadyExistsError, TopicAuthorizationFailedError):
                 raise error(f"cannot create topic {topic_error['topic']}")
+        await appeared(admin, created)
         return created
     finally:
         await admin.close()
+
+
+async def appeared(
+    admin: AIOKafkaAdminClient, names: list[str], wait_seconds: float = 10.0
+) -> None:
+    """Wait (up to `wait_seconds`) until the broker's metadata shows `names` with their leaders, so
+    whoever describes them next sees what was created."""
+    deadline = asyncio.get_running_loop().time() + wait_seconds
+    while names and asyncio.get_running_loop().time() < deadline:
+        if set(await replica_counts(admin, names, wait_seconds=0)) >= set(names):
+            return
+        await asyncio.sleep(0.1)

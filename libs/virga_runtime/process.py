@@ -10,7 +10,8 @@ from typing import Any
 
 import structlog
 
-from virga_eventlog import KafkaSettings, ensure_topics, virga_topics
+from virga_eventlog import KafkaSettings, dead_letter_topic, ensure_topics, virga_topics
+from virga_eventlog.replication import check_replication
 from virga_runtime.observability import configure_logging
 from virga_runtime.runner import ServiceRunner
 
@@ -24,9 +25,13 @@ async def run_until_signalled(
 ) -> None:
     """Create Virga's topics, run `runner` until SIGTERM/SIGINT, then stop it gracefully.
 
+    Refuses to start (`UnderReplicated`, a SystemExit naming them) when a topic the service
+    uses is replicated less than its settings ask (`virga_eventlog.replication`).
     `alongside` runs next to the service (the gateway's HTTP server) and is cancelled at stop.
     """
     await ensure_topics(runner.settings, virga_topics(namespace=runner.settings.namespace))
+    replication = await check_replication(runner.settings, service_topics(runner))
+    log.info("replication", factor=replication.factor, min_insync=replication.min_insync)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, runner.request_stop)
@@ -40,6 +45,20 @@ async def run_until_signalled(
             await asyncio.gather(extra, return_exceptions=True)
         await runner.close()
         log.info("stopped")
+
+
+def service_topics(runner: ServiceRunner[Any]) -> list[str]:
+    """The topics `runner` reads or writes: its inputs, its own, its snapshots, dead letters.
+    (A per-host instance's own snapshot topic is made by its lease in `runner.start`, with the
+    same settings; it is checked from the next start on.)"""
+    definition = runner.definition
+    namespace = runner.settings.namespace
+    return [
+        *definition.input_topics,
+        definition.output_topic,
+        runner.snapshot_topic,
+        dead_letter_topic(definition.name, namespace),
+    ]
 
 
 def configure_logging_from_env(service: str) -> None:
