@@ -251,7 +251,7 @@ class Stack:
         between would find no host."""
         wanted = {host.name for host in self.hosts}
         request = urllib.request.Request(
-            f"{self.gateway_url}/v1/hosts?limit=1000",
+            f"{self.gateway_url}/v1/hosts?limit=100",
             headers={"Authorization": f"Bearer {self.admin_token}"},
         )
         deadline = time.monotonic() + timeout
