@@ -1,13 +1,12 @@
 """Each service's own cephx user against the real cluster (issue #13.3): the storage service's
-user reaches its pool and no other, and its fencing works with `mon 'profile rbd'`; the local
-stack starts no service with `client.admin`'s keyring."""
+user reaches its pool and no other; the local stack starts no service with `client.admin`'s
+keyring. (That its fencing works with `mon 'profile rbd'` is tested with the admin's, in
+test_rbd_driver.py.)"""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import subprocess
-import time
 import uuid
 from pathlib import Path
 
@@ -23,7 +22,6 @@ from virga_devstack.ceph_users import (
     compute_user,
     make_service_users,
 )
-from virga_storage.drivers.rbd import RbdDriver
 
 MiB = 1 << 20
 OTHER_POOL = "virga-other"
@@ -81,39 +79,6 @@ def test_the_storage_user_reaches_its_pool_and_no_other(
         # No admin powers: it cannot list the cluster's users and their keys.
         ret, _, _ = storage.mon_command('{"prefix": "auth ls", "format": "json"}', b"")
         assert ret == -13  # EACCES
-
-
-async def test_the_storage_users_fencing_breaks_a_dead_writers_lock(
-    ceph_cluster: CephCluster,
-) -> None:
-    """What `remove(fence=True)` needs (lock_break, blocklist_add) works with the storage
-    service's own user: `mon 'profile rbd'` allows blocklisting."""
-    keyring = client_keyring(ceph_cluster, STORAGE_USER)
-    driver = RbdDriver(ceph_cluster.conf_file, keyring, ceph_cluster.pool, user=STORAGE_USER)
-    await driver.connect()
-    name = f"fence-{uuid.uuid4().hex[:8]}"
-    writer = rados.Rados(
-        conffile=str(ceph_cluster.conf_file), rados_id=STORAGE_USER, conf={"keyring": str(keyring)}
-    )
-    writer.connect()
-    ioctx = writer.open_ioctx(ceph_cluster.pool)
-    try:
-        rbd.RBD().create(ioctx, name, 4 * MiB)
-        image = rbd.Image(ioctx, name)
-        image.write(b"x" * 4096, 0)  # takes the exclusive lock
-        assert image.is_exclusive_lock_owner()
-        started = time.monotonic()
-        await asyncio.wait_for(driver.remove(name, fence=True), 20)
-        assert time.monotonic() - started < 10
-        assert name not in await driver.list()
-        with pytest.raises(rbd.Error):  # fenced: the old writer cannot write any more
-            image.write(b"y" * 4096, 0)
-    finally:
-        with contextlib.suppress(Exception):
-            image.close()
-        ioctx.close()
-        writer.shutdown()
-        await driver.close()
 
 
 def test_the_local_stack_hands_no_service_the_admin_keyring(

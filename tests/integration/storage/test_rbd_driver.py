@@ -16,6 +16,7 @@ import rados
 import rbd
 
 from virga_devstack.ceph import CephCluster
+from virga_devstack.ceph_users import STORAGE_USER, client_keyring
 from virga_storage.drivers.base import StorageError, StorageUnavailable
 from virga_storage.drivers.rbd import RbdDriver
 
@@ -43,16 +44,20 @@ async def test_a_missing_pool_is_named(ceph_cluster: CephCluster) -> None:
     await driver.close()
 
 
+@pytest.mark.parametrize("user", ["admin", STORAGE_USER])
 async def test_a_fenced_removal_breaks_a_dead_writers_lock_at_once(
-    ceph_cluster: CephCluster,
+    ceph_cluster: CephCluster, user: str
 ) -> None:
     """A writer that holds the image's exclusive lock (as a storage process killed while
-    importing does until its watch expires) does not hold up a fenced removal."""
-    driver = RbdDriver(ceph_cluster.conf_file, ceph_cluster.keyring, ceph_cluster.pool)
+    importing does until its watch expires) does not hold up a fenced removal. It works with
+    the storage service's own user as with the admin: what fencing needs (lock_break,
+    blocklist_add) is within `mon 'profile rbd'`."""
+    keyring = ceph_cluster.keyring if user == "admin" else client_keyring(ceph_cluster, user)
+    driver = RbdDriver(ceph_cluster.conf_file, keyring, ceph_cluster.pool, user=user)
     await driver.connect()
     name = f"fence-{uuid.uuid4().hex[:8]}"
     writer = rados.Rados(
-        conffile=str(ceph_cluster.conf_file), conf={"keyring": str(ceph_cluster.keyring)}
+        conffile=str(ceph_cluster.conf_file), rados_id=user, conf={"keyring": str(keyring)}
     )
     writer.connect()
     ioctx = writer.open_ioctx(ceph_cluster.pool)

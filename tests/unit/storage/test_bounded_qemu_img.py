@@ -5,10 +5,10 @@ image's size; imports are counted and the spool is capped."""
 from __future__ import annotations
 
 import asyncio
-import subprocess
 from pathlib import Path
 
 import pytest
+from tests.support.qcow2 import qemu_img_create
 
 from virga_storage.qemu_img import QemuImg, QemuImgFailed, QemuImgLimits, names_another_file
 from virga_storage.spool import ImportSlots, SpoolBudget, SpoolFull
@@ -16,16 +16,10 @@ from virga_storage.spool import ImportSlots, SpoolBudget, SpoolFull
 SECRET = b"TOP SECRET: the cluster's keyring\n"
 
 
-def create(path: Path, size: str, *options: str) -> None:
-    subprocess.run(
-        ["qemu-img", "create", "-q", "-f", "qcow2", *options, str(path), size], check=True
-    )
-
-
 def exploit(directory: Path, secret: Path) -> Path:
     """A qcow2 whose data file is `secret` (data_file_raw: the disk IS that file)."""
     image = directory / "upload"
-    create(image, "64K", "-o", f"data_file={secret},data_file_raw=on")
+    qemu_img_create(image, "64K", "-o", f"data_file={secret},data_file_raw=on")
     secret.write_bytes(SECRET)  # after: `create` truncates the file it names
     return image
 
@@ -50,7 +44,7 @@ async def test_qemu_img_info_names_other_files_and_paths_stay_in_the_sandbox(
 ) -> None:
     base = tmp_path / "base.raw"
     base.write_bytes(bytes(65536))
-    create(tmp_path / "upload", "64K", "-b", str(base), "-F", "raw")
+    qemu_img_create(tmp_path / "upload", "64K", "-b", str(base), "-F", "raw")
     info = await QemuImg(tmp_path, QemuImgLimits(sandbox=False)).info("upload")
     assert names_another_file(info)
     assert not names_another_file({"format-specific": {"data": {"compat": "1.1"}}})
@@ -61,13 +55,13 @@ async def test_qemu_img_info_names_other_files_and_paths_stay_in_the_sandbox(
 
 
 async def test_a_conversion_cannot_write_more_than_the_declared_size(tmp_path: Path) -> None:
-    create(tmp_path / "upload", "8M")
+    qemu_img_create(tmp_path / "upload", "8M")
     with pytest.raises(QemuImgFailed):
         await QemuImg(tmp_path, QemuImgLimits()).convert_to_raw("upload", "upload.raw", 1 << 20)
 
 
 async def test_qemu_img_past_its_time_is_killed(tmp_path: Path) -> None:
-    create(tmp_path / "upload", "1M")
+    qemu_img_create(tmp_path / "upload", "1M")
     qemu = QemuImg(tmp_path, QemuImgLimits(timeout_seconds=0.001))
     with pytest.raises(QemuImgFailed, match="took longer"):
         await qemu.info("upload")

@@ -6,26 +6,18 @@ from __future__ import annotations
 
 import contextlib
 import struct
-import subprocess
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.support.qcow2 import qemu_img_create
 
 from virga_storage.core.qcow2 import (
-    HEAD_BYTES,
     INCOMPATIBLE_DATA_FILE,
     UnsafeImage,
     inspect_qcow2,
 )
-
-
-def qemu_img_create(path: Path, size: str, *options: str) -> bytes:
-    subprocess.run(
-        ["qemu-img", "create", "-q", "-f", "qcow2", *options, str(path), size], check=True
-    )
-    return path.read_bytes()[:HEAD_BYTES]
 
 
 @pytest.fixture(scope="module")
