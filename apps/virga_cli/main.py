@@ -8,6 +8,7 @@ from virga_cli import config, errors
 from virga_cli.audit import audit
 from virga_cli.billing import invoice, price, usage
 from virga_cli.events import events
+from virga_cli.hosts import host
 from virga_cli.instances import flavor, instance
 from virga_cli.network import network, port, security_group
 from virga_cli.output import Cli
@@ -52,6 +53,7 @@ for command in (
     usage,
     invoice,
     events,
+    host,
     tenant,
     token,
     audit,

@@ -9,10 +9,9 @@ nothing else; `profile rbd-read-only` reads only.
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
 
+from virga_cli.host_setup import CephxError, compute_cephx_user, create_cephx_user
 from virga_devstack.ceph import CephCluster, CephError
 
 STORAGE_USER = "virga-storage"
@@ -21,7 +20,7 @@ STORAGE_USER = "virga-storage"
 
 def compute_user(host: str) -> str:
     """The compute agent of `host`'s cephx user: one per host, so one can be cut off alone."""
-    return f"virga-compute-{host}"
+    return compute_cephx_user(host)
 
 
 def keyring_path(cluster: CephCluster, user: str) -> Path:
@@ -36,23 +35,11 @@ def make_service_users(cluster: CephCluster, host: str) -> list[Path]:
 
 def client_keyring(cluster: CephCluster, user: str, *, read_only: bool = False) -> Path:
     """Make `client.<user>` on `cluster` (if it is not there yet) with RBD caps on the
-    cluster's pool only, and write its keyring (mode 0600); its path."""
-    profile = "profile rbd-read-only" if read_only else "profile rbd"
-    keyring = keyring_path(cluster, user)
-    command = [
-        "ceph", "-c", str(cluster.conf_file), "--connect-timeout", "30",
-        "auth", "get-or-create", f"client.{user}",
-        "mon", "profile rbd", "osd", f"{profile} pool={cluster.pool}",
-    ]  # fmt: skip
+    cluster's pool only, and write its keyring (mode 0600); its path. As an operator's
+    `virga host add` does (`virga_cli.host_setup.create_cephx_user`)."""
     try:
-        result = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
-    except subprocess.TimeoutExpired as error:
-        raise CephError(f"`ceph auth get-or-create client.{user}` timed out") from error
-    if result.returncode != 0:
-        raise CephError(
-            f"`ceph auth get-or-create client.{user}` failed: {result.stderr.strip()[-500:]}"
+        return create_cephx_user(
+            cluster.conf_file, user, cluster.pool, keyring_path(cluster, user), read_only=read_only
         )
-    descriptor = os.open(keyring, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as out:
-        out.write(result.stdout)
-    return keyring
+    except CephxError as error:
+        raise CephError(str(error)) from error

@@ -298,6 +298,17 @@ async def create_acls(
         await admin.close()
 
 
+async def existing_acls(settings: KafkaSettings) -> set[AclBinding]:
+    """Every ALLOW binding the cluster holds, as one broker enforces them (as a super user)."""
+    admin = AIOKafkaAdminClient(**settings.client_kwargs(), client_id=f"{settings.client_id}-acl")
+    await admin.start()
+    try:
+        broker = min(admin._client.cluster.brokers(), key=lambda node: node.nodeId)
+        return await _bindings(admin, broker.nodeId)
+    finally:
+        await admin.close()
+
+
 async def _bindings(admin: AIOKafkaAdminClient, node_id: int) -> set[AclBinding]:
     response = await admin._send_request_to_node(node_id, _DescribeAcls())
     if response.error_code:

@@ -31,7 +31,15 @@ from aiokafka.protocol.types import (
     TaggedFields,
 )
 
-from virga_eventlog.acls import AGENT_SERVICES, create_acls, host_acls, host_user
+from virga_eventlog.acls import (
+    AGENT_SERVICES,
+    PatternType,
+    ResourceType,
+    create_acls,
+    existing_acls,
+    host_acls,
+    host_user,
+)
 from virga_eventlog.settings import KafkaSettings
 from virga_eventlog.topics import ensure_topics, instance_snapshot_spec
 
@@ -91,6 +99,23 @@ async def add_host(
     # ACLs, it knows the users too.
     await create_acls(settings, acls)
     return AddedHost(host, users, created, len(acls))
+
+
+async def provisioned_hosts(settings: KafkaSettings) -> list[str]:
+    """The hosts added to `settings`' namespace: those whose compute user may open its own
+    transactional id (as a super user, who may list the ACLs)."""
+    prefix = f"{settings.namespace}-compute-"
+    hosts = set()
+    for acl in await existing_acls(settings):
+        host = acl.resource_name.removeprefix(prefix)
+        if (
+            acl.resource_type is ResourceType.TRANSACTIONAL_ID
+            and acl.pattern is PatternType.LITERAL
+            and acl.resource_name.startswith(prefix)
+            and acl.principal == f"User:{host_user('compute', host)}"
+        ):
+            hosts.add(host)
+    return sorted(hosts)
 
 
 def new_password() -> str:
