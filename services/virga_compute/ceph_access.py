@@ -160,6 +160,14 @@ def keyring_key(text: str, entity: str) -> bytes | None:
     return None
 
 
+def default_user(host: str) -> str:
+    """The cephx user of `host`'s compute agent, as the operator's `virga host add` makes it:
+    one per host with `profile rbd` on the pool, so no agent holds `client.admin`'s key."""
+    if not host:
+        raise ValueError("VIRGA_CEPH_USER: name the cephx user, or VIRGA_HOST for its default")
+    return f"virga-compute-{host}"
+
+
 def default_secret_uuid(cluster: str, user: str) -> str:
     """A stable secret UUID for one cluster (fsid or monitors) and user."""
     return str(uuid.uuid5(_SECRET_NAMESPACE, f"{cluster}/{user}"))
@@ -167,8 +175,9 @@ def default_secret_uuid(cluster: str, user: str) -> str:
 
 def settings_from_env(env: Mapping[str, str]) -> CephSettings | None:
     """Read VIRGA_CEPH_CONF (default /etc/ceph/ceph.conf), VIRGA_CEPH_MONITORS (host:port
-    list; default the conf's `mon host`), VIRGA_CEPH_POOL (rbd), VIRGA_CEPH_USER (admin;
-    `none` without cephx, also when the conf says `auth client required = none`),
+    list; default the conf's `mon host`), VIRGA_CEPH_POOL (rbd), VIRGA_CEPH_USER (default
+    `virga-compute-<VIRGA_HOST>`, never `admin` unless named; `none` without cephx, also
+    when the conf says `auth client required = none`),
     VIRGA_CEPH_KEYRING (default the conf's keyring) and VIRGA_CEPH_SECRET_UUID.
 
     None when no monitor is known: the host then runs only instances without volumes.
@@ -186,9 +195,11 @@ def settings_from_env(env: Mapping[str, str]) -> CephSettings | None:
     monitors = parse_mon_host(env.get("VIRGA_CEPH_MONITORS") or conf.get("mon_host", ""))
     if not monitors:
         return None
-    user: str | None = env.get("VIRGA_CEPH_USER") or "admin"
+    user: str | None = env.get("VIRGA_CEPH_USER") or None
     if user == "none" or conf.get("auth_client_required") == "none":
         user = None
+    elif user is None:
+        user = default_user(env.get("VIRGA_HOST", ""))
     secret_uuid = None
     if user is not None:
         cluster = conf.get("fsid") or ",".join(f"{m.host}:{m.port}" for m in monitors)

@@ -132,7 +132,9 @@ class ComputeConfig:
                 http_port=env.port("VIRGA_HTTP_PORT"),
                 host_lease_seconds=number("VIRGA_HOST_LEASE_SECONDS", 15.0),
                 namespace=env.namespace(),
-                ceph=settings_from_env({k: v for k in _CEPH_VARIABLES if (v := get(k) or "")}),
+                ceph=settings_from_env(
+                    {"VIRGA_HOST": host} | {k: v for k in _CEPH_VARIABLES if (v := get(k) or "")}
+                ),
                 direct_boot=_direct_boot(env),
             )
         except ValueError as exc:

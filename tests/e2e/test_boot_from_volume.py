@@ -69,8 +69,8 @@ def _remove_domains() -> None:
 
 
 def _remove_secret(conf: str) -> None:
-    """The cephx secret the stack's agent gave libvirtd."""
-    ceph = settings_from_env({"VIRGA_CEPH_CONF": conf})
+    """The cephx secret the stack's agent gave libvirtd (as its host's own user)."""
+    ceph = settings_from_env({"VIRGA_CEPH_CONF": conf, "VIRGA_HOST": "rbd-host"})
     assert ceph is not None
     assert ceph.secret_uuid is not None
     connection = libvirt.open(URI)

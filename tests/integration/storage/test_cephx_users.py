@@ -5,6 +5,7 @@ test_rbd_driver.py.)"""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import subprocess
 import uuid
@@ -14,6 +15,7 @@ import pytest
 import rados
 import rbd
 
+from virga_compute.config import ComputeConfig
 from virga_devstack import stack_services
 from virga_devstack.ceph import CephCluster
 from virga_devstack.ceph_users import (
@@ -104,3 +106,26 @@ def test_the_local_stack_hands_no_service_the_admin_keyring(
         assert "client.admin" not in text
     caps = _ceph(ceph_cluster, "auth", "get", f"client.{compute_user(host)}")
     assert 'caps osd = "profile rbd pool=rbd"' in caps
+
+
+def test_a_compute_agent_told_no_user_runs_as_its_hosts_own(ceph_cluster: CephCluster) -> None:
+    """Without VIRGA_CEPH_USER the agent hands QEMU `client.virga-compute-<host>`'s key (the
+    one the cluster holds for that user), not the admin's."""
+    host = stack_services.host_name()
+    keyring = make_service_users(ceph_cluster, host)[1]
+    config = ComputeConfig.from_env(
+        {
+            "VIRGA_HOST": host,
+            "VIRGA_CEPH_CONF": str(ceph_cluster.conf_file),
+            "VIRGA_CEPH_KEYRING": str(keyring),
+        }
+    )
+    assert config.ceph is not None
+    assert config.ceph.user == compute_user(host)
+    secret = config.ceph.secret()
+    assert secret is not None
+    key = _ceph(ceph_cluster, "auth", "get-key", f"client.{compute_user(host)}").strip()
+    assert secret.key == base64.b64decode(key)
+    assert secret.key != base64.b64decode(
+        _ceph(ceph_cluster, "auth", "get-key", "client.admin").strip()
+    )

@@ -51,7 +51,8 @@ def test_settings_come_from_the_clusters_conf_and_keyring(tmp_path: Path) -> Non
         "[global]\nfsid = 1234\nmon host = [v1:127.0.0.1:16902]\n"
         f"auth client required = cephx\nkeyring = {keyring}\n[osd]\nkeyring = /elsewhere\n"
     )
-    settings = settings_from_env({"VIRGA_CEPH_CONF": str(conf), "VIRGA_CEPH_POOL": "vms"})
+    named = {"VIRGA_CEPH_CONF": str(conf), "VIRGA_CEPH_USER": "admin"}
+    settings = settings_from_env({**named, "VIRGA_CEPH_POOL": "vms"})
     assert settings is not None
     assert settings.monitors == (CephMonitor("127.0.0.1", 16902),)
     assert (settings.pool, settings.user, settings.keyring) == ("vms", "admin", str(keyring))
@@ -66,7 +67,7 @@ def test_settings_come_from_the_clusters_conf_and_keyring(tmp_path: Path) -> Non
     assert secret.key == b"sixteen byte key"
     assert KEY not in repr(secret)
     # The same cluster and user always give the same libvirt secret.
-    again = settings_from_env({"VIRGA_CEPH_CONF": str(conf)})
+    again = settings_from_env(named)
     assert again is not None
     assert again.secret_uuid == settings.secret_uuid
 
@@ -97,7 +98,11 @@ def test_a_named_missing_conf_is_an_error_and_monitors_may_be_given_alone(
 
 def test_an_unreadable_key_stops_the_agent_naming_the_keyring(tmp_path: Path) -> None:
     settings = settings_from_env(
-        {"VIRGA_CEPH_MONITORS": "10.0.0.9", "VIRGA_CEPH_KEYRING": str(tmp_path / "none")}
+        {
+            "VIRGA_HOST": "hv-1",
+            "VIRGA_CEPH_MONITORS": "10.0.0.9",
+            "VIRGA_CEPH_KEYRING": str(tmp_path / "none"),
+        }
     )
     assert settings is not None
     with pytest.raises(ValueError, match="cannot read keyring"):
@@ -139,3 +144,26 @@ def test_a_host_wide_guest_kernel_boots_every_instance(tmp_path: Path) -> None:
     assert ComputeConfig.from_env({"VIRGA_HOST": "hv-1"}).direct_boot is None
     with pytest.raises(SystemExit):
         ComputeConfig.from_env({"VIRGA_HOST": "hv-1", "VIRGA_GUEST_KERNEL": "relative"})
+
+
+def test_the_default_cephx_user_is_the_hosts_own_never_admin(tmp_path: Path) -> None:
+    """An agent told nothing about its user runs as `client.virga-compute-<host>`, whose
+    keyring is Ceph's default for that name, not as `client.admin`."""
+    conf = tmp_path / "ceph.conf"
+    conf.write_text("[global]\nfsid = 77\nmon host = 10.0.0.1\n")
+    settings = settings_from_env({"VIRGA_CEPH_CONF": str(conf), "VIRGA_HOST": "hv-7"})
+    assert settings is not None
+    assert settings.user == "virga-compute-hv-7"
+    assert settings.keyring == "/etc/ceph/ceph.client.virga-compute-hv-7.keyring"
+    assert settings.source("v").auth_user == "virga-compute-hv-7"
+    config = ComputeConfig.from_env(
+        {"VIRGA_HOST": "hv-7", "VIRGA_CEPH_CONF": str(conf), "VIRGA_CEPH_KEYRING": "/k"}
+    )
+    assert config.ceph is not None
+    assert (config.ceph.user, config.ceph.keyring) == ("virga-compute-hv-7", "/k")
+    # `admin` only when asked for by name.
+    named = settings_from_env({"VIRGA_CEPH_CONF": str(conf), "VIRGA_CEPH_USER": "admin"})
+    assert named is not None
+    assert named.user == "admin"
+    with pytest.raises(ValueError, match="VIRGA_CEPH_USER"):
+        settings_from_env({"VIRGA_CEPH_CONF": str(conf)})  # whose user? no host, no name
