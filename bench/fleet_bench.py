@@ -19,7 +19,9 @@ minutes: request, placement, start, deletion request, deletion, claim released),
 straight into a gateway projection in a fresh process, which then reads its VmRSS: with the
 default retention (deleted instances forgotten an hour after their deletion, event time), and
 with nothing ever forgotten (as before retention), against an empty projection; the median of
-`--churn-runs` processes each. `--churn-only` runs just this part (no Kafka, no wrk).
+`--churn-runs` processes each. Once more spread over four months (one instance every ~100 s for
+100,000), where each month's usage history leaves an hour into the next month. `--churn-only`
+runs just this part (no Kafka, no wrk).
 """
 
 from __future__ import annotations
@@ -227,11 +229,19 @@ def measure_gets(
         print(f"  {label:<28} {rps:>9.0f} requests/s   ({rps / rows[-1][1]:.2f} of baseline)")
 
 
-CHURN_RETENTIONS = {"retention 1 h": 3600.0, "never forgotten": float(10**9)}
+CHURN_RETENTIONS = {
+    "retention 1 h": (3600.0, 0),
+    "1 h, 4 months": (3600.0, 4),
+    "never forgotten": (float(10**9), 0),
+}
+"""Label -> (retention seconds, months the churn is spread over: 0 for one instance a second,
+all in one month). Spread over months, the usage history of each month leaves the projection
+an hour into the next one (`virga_gateway.billing.retention`)."""
 
 
-def churn_child(instances: int, retention_seconds: float) -> None:
-    """Fold `instances` created-and-deleted instances into a projection; print VmRSS (KiB)."""
+def churn_child(instances: int, retention_seconds: float, months: int = 0) -> None:
+    """Fold `instances` created-and-deleted instances into a projection; print VmRSS (KiB),
+    the instances and the instances' usage records it remembers."""
     import gc
 
     from virga_events.catalog.api import InstanceDeletionRequested
@@ -250,8 +260,9 @@ def churn_child(instances: int, retention_seconds: float) -> None:
 
     placed = InstanceScheduled(host=AGENT_HOST, rack="r1", zone="az1", attempt=1, name="vm",
                                flavor=FLAVOR)  # fmt: skip
+    spacing = months * 30 * 86400 / instances if months and instances else 1.0
     for i in range(instances):
-        iid, born = str(uuid.uuid4()), start + timedelta(seconds=i)
+        iid, born = str(uuid.uuid4()), start + timedelta(seconds=i * spacing)
         fold(InstanceRequested(name=f"vm-{i}", flavor=FLAVOR), iid, "gateway", born)
         fold(placed, iid, "scheduler", born + timedelta(seconds=1))
         fold(InstanceStarted(host=AGENT_HOST), iid, "compute", born + timedelta(seconds=20))
@@ -261,37 +272,38 @@ def churn_child(instances: int, retention_seconds: float) -> None:
         fold(ClaimReleased(host=AGENT_HOST, reason="deleted"), iid, "scheduler",
              end + timedelta(seconds=6))  # fmt: skip
     # The log goes on (a heartbeat) past every deletion's retention.
-    last = start + timedelta(seconds=instances, hours=2)
+    last = start + timedelta(seconds=instances * spacing, hours=2)
     fold(HostHeartbeat(running=0), AGENT_HOST, "compute", last)
     gc.collect()
-    print(rss_kib(os.getpid()), len(state.instances))
+    print(rss_kib(os.getpid()), len(state.instances), len(state.billing.instances))
 
 
-def _churn_run(instances: int, retention_seconds: float) -> tuple[int, int]:
+def _churn_run(instances: int, retention_seconds: float, months: int) -> tuple[int, ...]:
     out = subprocess.run(
-        [sys.executable, __file__, "--churn-child", str(instances), str(retention_seconds)],
+        [sys.executable, __file__, "--churn-child", str(instances), str(retention_seconds),
+         str(months)],
         capture_output=True, text=True, check=True,
     ).stdout.split()  # fmt: skip
-    return int(out[0]), int(out[1])
+    return tuple(int(figure) for figure in out)
 
 
 def measure_churn(instances: int, runs: int) -> None:
-    def median(count: int, retention_seconds: float) -> tuple[float, int]:
-        readings = sorted(_churn_run(count, retention_seconds) for _ in range(runs))
-        return readings[len(readings) // 2][0] / 1024, readings[0][1]
+    def median(count: int, retention_seconds: float, months: int) -> tuple[float, int, int]:
+        readings = sorted(_churn_run(count, retention_seconds, months) for _ in range(runs))
+        return readings[len(readings) // 2][0] / 1024, readings[0][1], readings[0][2]
 
-    empty, _ = median(0, 3600.0)
+    empty, _, _ = median(0, 3600.0, 0)
     print(f"\ngateway projection, {instances} instances created and deleted "
           f"(fold in-process; median of {runs} processes)")  # fmt: skip
-    for label, seconds in CHURN_RETENTIONS.items():
-        rss, kept = median(instances, seconds)
+    for label, (seconds, months) in CHURN_RETENTIONS.items():
+        rss, kept, usage = median(instances, seconds, months)
         print(f"  churn RSS, {label:<16} {rss:>7.0f} MiB   empty projection {empty:.0f} MiB   "
-              f"({kept} instances remembered)")  # fmt: skip
+              f"({kept} instances, {usage} usage records remembered)")  # fmt: skip
 
 
 def main() -> None:
     if sys.argv[1:2] == ["--churn-child"]:
-        churn_child(int(sys.argv[2]), float(sys.argv[3]))
+        churn_child(int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]))
         return
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--bootstrap", default="127.0.0.1:9092")

@@ -20,6 +20,7 @@ from virga_events import Envelope
 from virga_events.catalog import Flavor
 from virga_gateway import idempotency
 from virga_gateway.billing import fold as billing_fold
+from virga_gateway.billing import retention as usage_retention
 from virga_gateway.cursor import OrderKey
 from virga_gateway.flavors import fold as flavors_fold
 from virga_gateway.flavors.model import DEFAULT_FLAVORS
@@ -90,6 +91,10 @@ class GatewayState(msgspec.Struct, kw_only=True):
     images: dict[str, Image] = msgspec.field(default_factory=dict)
     billing: BillingState = msgspec.field(default_factory=BillingState)
     """Usage, prices and invoices, folded by billing's own core (`billing.fold`)."""
+    usage_retention: usage_retention.UsageRetention = msgspec.field(
+        default_factory=usage_retention.UsageRetention
+    )
+    """What of `billing`'s deleted resources was pruned, and from when usage is whole."""
     networks: dict[str, Network] = msgspec.field(default_factory=dict)
     ports: dict[str, Port] = msgspec.field(default_factory=dict)
     security_groups: dict[str, SecurityGroup] = msgspec.field(default_factory=dict)
@@ -169,6 +174,7 @@ PREVIEW_COPIES: dict[str, Preview] = {
     "tenant_volume_order": "empty",
     "snapshot_volumes": "empty",
     "billing": "empty",
+    "usage_retention": "empty",
     # A preview recounts only what its events touch, which no quota view reads.
     "quota_counted": "empty",
     "tenant_order": "empty",
@@ -237,6 +243,7 @@ def evolve(
         folds.evolve(state, envelope)
     quotas_fold.recount(state, envelope.aggregate_id)
     expire(state, envelope, before, retention)
+    usage_retention.prune(state.usage_retention, state.billing, state.clock, retention)
     return state
 
 

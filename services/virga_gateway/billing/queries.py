@@ -8,6 +8,7 @@ from datetime import datetime
 
 from virga_gateway import validation as v
 from virga_gateway.auth import Principal
+from virga_gateway.billing.retention import usage_from
 from virga_gateway.billing.views import (
     InvoiceList,
     InvoiceView,
@@ -50,6 +51,14 @@ def billed_tenant(state: GatewayState, principal: Principal, requested: str | No
 def usage(state: GatewayState, tenant: str, start: datetime, end: datetime) -> UsageView:
     """The tenant's charges in [start, end), rated as an invoice would rate them."""
     v.check(start < end, "to", "must be later than from")
+    whole_from = usage_from(state.usage_retention, tenant)
+    if whole_from is not None and start <= whole_from:
+        raise invalid(
+            422,
+            "from",
+            f"must be later than {whole_from.isoformat()}: the usage of deleted resources "
+            "before it is no longer kept here; the invoices of those months hold it",
+        )
     lines, currency = rate_window(state.billing, tenant, start, end)
     return UsageView(
         tenant_id=tenant,

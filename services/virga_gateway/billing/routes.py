@@ -102,7 +102,8 @@ ROUTES = [
         query=(
             QueryParam(
                 "from", {"type": "string", "format": "date-time"},
-                "RFC 3339 instant; default: the start of the current month (UTC).",
+                "RFC 3339 instant; default: the start of the current month (UTC). A 422 when "
+                "it reaches usage of deleted resources the gateway no longer keeps.",
             ),
             QueryParam(
                 "to", {"type": "string", "format": "date-time"},
