@@ -2,7 +2,7 @@
 
 Run as `python vxlan.py send SRC DST VNI HEX...` (SRC `-` for any source address): each hex
 Ethernet frame goes in one VXLAN packet (8-byte header with the I flag and `VNI`) over a plain
-UDP socket to `DST`:4789. Tests start it with `ip netns exec`.
+UDP socket to `DST`:4789 (IPv4 or IPv6, as `DST` is written). Tests start it with `ip netns exec`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ def packet(vni: int, frame: bytes) -> bytes:
 
 
 def send(source: str | None, destination: str, vni: int, frames: list[bytes]) -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+    family = socket.AF_INET6 if ":" in destination else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as sock:
         if source is not None:
             sock.bind((source, 0))
         for frame in frames:

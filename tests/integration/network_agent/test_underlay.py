@@ -9,6 +9,7 @@ VTEP; what reaches a guest is captured on its eth0 (tests/support/frames.py).
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import time
@@ -37,6 +38,8 @@ pytestmark = pytest.mark.kafka
 PREFIX = "vu5"
 VTEPS = {"h1": "192.0.2.1", "h2": "192.0.2.2"}
 ATTACKER = "192.0.2.9"
+VTEPS6 = {"h1": "2001:db8:4789::1", "h2": "2001:db8:4789::2"}
+ATTACKER6 = "2001:db8:4789::9"
 VNI_A, VNI_B = 1001, 1002
 FRAMES, VXLAN = str(Path(frames.__file__)), str(Path(vxlan.__file__))
 
@@ -70,8 +73,12 @@ GUESTS = {
 }
 
 
-@pytest.fixture(scope="module")
-def world(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentWorld]:
+@contextlib.contextmanager
+def underlay_world(
+    kafka_bootstrap: str, tmp: Path, vteps: dict[str, str], attacker: str
+) -> Iterator[AgentWorld]:
+    """Two hosts with agents and guests, and the attacker, on one switched underlay whose
+    addresses are `vteps` and `attacker` (IPv4 or IPv6)."""
     run = uuid.uuid4().hex[:5]
     ns = {h: f"vu5{run}{h}" for h in ("h1", "h2", "x", "ul")}
     ns |= {g: f"vu5{run}g{g}" for g in GUESTS}
@@ -80,17 +87,19 @@ def world(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
         # The underlay: a switch (bridge) in its own namespace; both hosts and the attacker.
         sh("ip", "link", "add", "sw", "type", "bridge", netns=ns["ul"])
         sh("ip", "link", "set", "sw", "up", netns=ns["ul"])
-        for host, address in (*VTEPS.items(), ("x", ATTACKER)):
+        for host, address in (*vteps.items(), ("x", attacker)):
             sh("ip", "link", "add", "u0", "type", "veth", "peer", f"p{host}", "netns", ns["ul"],
                netns=ns[host])  # fmt: skip
             sh("ip", "link", "set", f"p{host}", "master", "sw", "up", netns=ns["ul"])
-            sh("ip", "addr", "add", f"{address}/24", "dev", "u0", netns=ns[host])
+            # IPv6 without duplicate address detection: usable at once.
+            cidr, extra = (f"{address}/64", ["nodad"]) if ":" in address else (f"{address}/24", [])
+            sh("ip", "addr", "add", cidr, "dev", "u0", *extra, netns=ns[host])
             sh("ip", "link", "set", "u0", "up", netns=ns[host])
-        world = AgentWorld(kafka_bootstrap, ns, VTEPS, PREFIX, tmp_path_factory.mktemp("agents"))
+        world = AgentWorld(kafka_bootstrap, ns, vteps, PREFIX, tmp)
         try:
-            for host in VTEPS:
+            for host in vteps:
                 world.start_agent(host)
-            world.wait_for("both agents to register", registered(set(VTEPS)))
+            world.wait_for("both agents to register", registered(set(vteps)))
             world.write(
                 "network",
                 (NetworkCreated(name="a", cidr="10.0.0.0/24", vni=VNI_A, gateway_ip="10.0.0.1",
@@ -119,8 +128,26 @@ def world(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
             world.stop_all()
 
 
+@pytest.fixture(scope="module")
+def world(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentWorld]:
+    with underlay_world(
+        kafka_bootstrap, tmp_path_factory.mktemp("agents"), VTEPS, ATTACKER
+    ) as world:
+        yield world
+
+
+@pytest.fixture(scope="module")
+def world6(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentWorld]:
+    """The same over an IPv6 underlay: VTEPs and the attacker with IPv6 addresses only."""
+    with underlay_world(
+        kafka_bootstrap, tmp_path_factory.mktemp("agents6"), VTEPS6, ATTACKER6
+    ) as world:
+        yield world
+
+
 def underlay_set(world: AgentWorld, host: str) -> str:
-    return sh("nft", "list", "set", "inet", table_name(PREFIX), "underlay4",
+    family = "underlay6" if ":" in world.vteps[host] else "underlay4"
+    return sh("nft", "list", "set", "inet", table_name(PREFIX), family,
               netns=world.ns[host]).stdout  # fmt: skip
 
 
@@ -151,8 +178,8 @@ def sniff(world: AgentWorld, guest: str) -> subprocess.Popen[str]:
 
 def inject(world: AgentWorld, sender: str, source: str, vni: int, *sent: bytes) -> None:
     """Send `sent` as VXLAN packets with `vni` from namespace `sender` to host 1's VTEP."""
-    sh(sys.executable, VXLAN, "send", source, VTEPS["h1"], str(vni), *(f.hex() for f in sent),
-       netns=world.ns[sender])  # fmt: skip
+    sh(sys.executable, VXLAN, "send", source, world.vteps["h1"], str(vni),
+       *(f.hex() for f in sent), netns=world.ns[sender])  # fmt: skip
 
 
 def arrived(sniffer: subprocess.Popen[str], sent: dict[str, bytes]) -> set[str]:
@@ -231,3 +258,25 @@ def test_the_underlay_filters_follow_the_log(world: AgentWorld) -> None:
     inject(world, "h2", VTEPS["h2"], VNI_A, *sent.values())
     assert arrived(sniffer, sent) == {"end"}
     assert pings(world.ns["a1"], a2.ip)
+
+
+def test_over_an_ipv6_underlay_only_known_vteps_are_heard(world6: AgentWorld) -> None:
+    """VTEPs with IPv6 addresses: guests reach each other over the tunnel, a sender that is no
+    VTEP reaches no guest, and host 2's VTEP carries its own port's frames."""
+    a1, a2 = GUESTS["a1"], GUESTS["a2"]
+    wait_until_filtered(world6, "h1", {a2.mac, GUESTS["a3"].mac, GUESTS["b1"].mac}, {a1.mac})
+    assert VTEPS6["h2"] in underlay_set(world6, "h1")
+    assert pings(world6.ns["a1"], a2.ip)  # h1 -> h2 over VXLAN over IPv6
+    sniffer = sniff(world6, "a1")
+    forged = {
+        "arp": frames.arp_reply(a2.mac, a2.mac, a2.ip, a1.ip),
+        "spoof": frames.ipv4_icmp(a2.mac, a1.mac, a2.ip, a1.ip, b"virga-x6-spoof"),
+    }
+    inject(world6, "x", ATTACKER6, VNI_A, *forged.values())
+    time.sleep(0.5)  # what the attacker sent is through the switch before host 2's frames
+    legit = {
+        "legit": frames.ipv4_icmp(a2.mac, a1.mac, a2.ip, a1.ip, b"virga-legit6"),
+        "end": frames.ipv4_icmp(a2.mac, a1.mac, a2.ip, a1.ip, b"virga-end"),
+    }
+    inject(world6, "h2", VTEPS6["h2"], VNI_A, *legit.values())
+    assert arrived(sniffer, forged | legit) == {"legit", "end"}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import ipaddress
 import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -152,13 +153,15 @@ class NetlinkDriver:
             ip.link("del", index=vxlan)
             vxlan = None
         if vxlan is None:
+            # An IPv6 VTEP is IFLA_VXLAN_LOCAL6: IFLA_VXLAN_LOCAL takes IPv4 only.
+            local = "vxlan_local6" if _is_ipv6(vtep_ip) else "vxlan_local"
             self._add(
                 ifname=network.vxlan,
                 kind="vxlan",
                 vxlan_id=network.vni,
-                vxlan_local=vtep_ip,
                 vxlan_port=VXLAN_PORT,
                 vxlan_learning=0,
+                **{local: vtep_ip},
             )
             vxlan = self._index(network.vxlan)
             assert vxlan is not None
@@ -181,7 +184,10 @@ class NetlinkDriver:
             _kind(link) == "vxlan"
             and data is not None
             and data.get("IFLA_VXLAN_ID") == vni
-            and data.get("IFLA_VXLAN_LOCAL") == vtep_ip
+            and _same_address(
+                data.get("IFLA_VXLAN_LOCAL6" if _is_ipv6(vtep_ip) else "IFLA_VXLAN_LOCAL"),
+                vtep_ip,
+            )
         )
 
     def _entries(self, index: int) -> set[tuple[str, str]]:
@@ -308,3 +314,17 @@ class NetlinkDriver:
             await self._run(self._ipr.close)
             self._ipr = None
         self._executor.shutdown(wait=True)
+
+
+def _is_ipv6(address: str) -> bool:
+    return ipaddress.ip_address(address).version == 6
+
+
+def _same_address(found: object, wanted: str) -> bool:
+    """`found` (the kernel's text, compressed) is the address `wanted` however it is written."""
+    if not isinstance(found, str):
+        return False
+    try:
+        return ipaddress.ip_address(found) == ipaddress.ip_address(wanted)
+    except ValueError:
+        return False
