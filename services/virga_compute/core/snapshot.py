@@ -38,6 +38,9 @@ def snapshot(state: ComputeState) -> dict[str, Any]:
                 "attachments": r.attachments,
                 "attaching": r.attaching,
                 "grown": r.grown,
+                "restart_policy": r.restart_policy,
+                "actions": r.actions,
+                "restarting": r.restarting,
             }
             for r in state.instances.values()
         ],

@@ -6,21 +6,28 @@ cannot offer on demand: foreign domains, guest crashes, failures and an outage.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
+from virga_compute.core.power import PowerChanged
 from virga_compute.core.spec import DiskSpec, DomainInfo, DomainState, InstanceSpec
 from virga_compute.drivers.base import (
     DiskConflict,
     DriverCapabilities,
     DriverError,
+    GuestEvent,
     HostCapacity,
     HypervisorUnavailable,
     InstanceNotFound,
     OperationNotSupported,
+    Reconnected,
     UsageSample,
 )
 from virga_compute.drivers.domain_xml import domain_name, source_key
+from virga_events.catalog.compute import StopCause
 
 _ZERO_USAGE = UsageSample("", 0, 0, 0, 0, 0, 0)
 # States with a guest process behind them, where a disk change would have to be hot-plugged.
@@ -37,6 +44,8 @@ class _Domain:
     usage: UsageSample = _ZERO_USAGE
     disk_sizes: dict[str, int] = field(default_factory=dict)
     """Target -> the size a running guest was last told of (`resize_disk`)."""
+    cause: StopCause | None = None
+    """Why it went off on its own (`power_off_outside`); None once started again."""
 
 
 class MemoryComputeDriver:
@@ -53,6 +62,7 @@ class MemoryComputeDriver:
         self._domains: dict[str, _Domain] = {}
         self._failures: dict[str, DriverError] = {}
         self._available = True
+        self._listeners: list[asyncio.Queue[GuestEvent]] = []
 
     # -- test hooks -----------------------------------------------------------------------
 
@@ -68,6 +78,22 @@ class MemoryComputeDriver:
     def crash(self, instance_id: str) -> None:
         """The guest crashes (the definition's on_crash is 'destroy')."""
         self._require(instance_id).state = DomainState.CRASHED
+
+    def power_off_outside(self, instance_id: str, cause: StopCause = "destroyed") -> None:
+        """The guest goes off without Virga asking: it powers itself off (`shutdown`), is
+        destroyed by hand (`destroyed`) or its process dies (`crashed`); `guest_events`
+        reports it."""
+        domain = self._require(instance_id)
+        domain.state, domain.cause = DomainState.SHUTOFF, cause
+        self._report(PowerChanged(instance_id, DomainState.SHUTOFF, cause, datetime.now(UTC)))
+
+    def hypervisor_restarted(self) -> None:
+        """The hypervisor came back after an outage: `guest_events` says it reconnected."""
+        self._report(Reconnected())
+
+    def _report(self, event: GuestEvent) -> None:
+        for listener in self._listeners:
+            listener.put_nowait(event)
 
     def fail_next(self, operation: str, error: DriverError) -> None:
         """The next call of `operation` (a method name) raises `error` and changes nothing."""
@@ -111,7 +137,7 @@ class MemoryComputeDriver:
             return
         # A fresh QEMU process: its counters start from zero, as libvirt's do.
         domain.usage = _ZERO_USAGE
-        domain.state = DomainState.RUNNING
+        domain.state, domain.cause = DomainState.RUNNING, None
 
     def _check_live_change(self, domain: _Domain) -> None:
         if domain.state in _ACTIVE and not self._capabilities.live_disk_attach:
@@ -125,6 +151,16 @@ class MemoryComputeDriver:
     async def close(self) -> None:
         """Nothing to release; instances keep running, as with libvirt."""
 
+    async def guest_events(self) -> AsyncIterator[GuestEvent]:
+        """What `power_off_outside` and `hypervisor_restarted` report, from this call on."""
+        queue: asyncio.Queue[GuestEvent] = asyncio.Queue()
+        self._listeners.append(queue)
+        try:
+            while True:
+                yield await queue.get()
+        finally:
+            self._listeners.remove(queue)
+
     async def capabilities(self) -> DriverCapabilities:
         self._enter("capabilities")
         return self._capabilities
@@ -136,7 +172,11 @@ class MemoryComputeDriver:
     async def list_instances(self) -> list[DomainInfo]:
         self._enter("list_instances")
         return sorted(
-            (DomainInfo(d.instance_id, d.state) for d in self._domains.values() if d.instance_id),
+            (
+                DomainInfo(d.instance_id, d.state, d.cause)
+                for d in self._domains.values()
+                if d.instance_id
+            ),
             key=lambda info: info.instance_id,
         )
 
