@@ -2,8 +2,9 @@
 
 A sync reads every domain's state through the driver (`list_instances`): every
 `power_sync_seconds`, and at once after the driver's event stream reconnected to the
-hypervisor, as changes made while nobody listened were never reported. A sync that fails (the
-hypervisor is away) is logged and tried again at the next interval or reconnection.
+hypervisor, as changes made while nobody listened were never reported (tried up to 10 times a
+second apart). A periodic sync that fails (the hypervisor is away) is logged and tried again
+at the next interval or reconnection.
 """
 
 from __future__ import annotations
@@ -20,23 +21,31 @@ from virga_compute.drivers.base import ComputeDriver, DriverError, Reconnected
 
 log = structlog.get_logger(__name__)
 
+RECONNECT_ATTEMPTS = 10
+RETRY_SECONDS = 1.0
+
 
 async def guest_signals(driver: ComputeDriver, sync_seconds: float) -> AsyncIterator[GuestSignal]:
     """Power changes as the driver reports them, and a `PowerSynced` per sync, in order."""
     queue: asyncio.Queue[GuestSignal] = asyncio.Queue()
 
-    async def sync(why: str) -> None:
-        try:
-            found = await driver.list_instances()
-        except DriverError as exc:
-            log.warning("power_sync_failed", why=why, error=str(exc))
+    async def sync(why: str, attempts: int = 1) -> None:
+        for attempt in range(1, attempts + 1):
+            try:
+                found = await driver.list_instances()
+            except DriverError as exc:
+                log.warning("power_sync_failed", why=why, attempt=attempt, error=str(exc))
+                await asyncio.sleep(RETRY_SECONDS)
+                continue
+            queue.put_nowait(PowerSynced(tuple(found), datetime.now(UTC)))
             return
-        queue.put_nowait(PowerSynced(tuple(found), datetime.now(UTC)))
 
     async def listen() -> None:
         async for event in driver.guest_events():
             if isinstance(event, Reconnected):
-                await sync("reconnected")
+                # The driver's own connection may still be the broken one: its first call
+                # drops it, the next one reconnects.
+                await sync("reconnected", RECONNECT_ATTEMPTS)
             else:
                 log.info(
                     "guest_power_changed",
