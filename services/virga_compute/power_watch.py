@@ -31,13 +31,14 @@ async def guest_signals(driver: ComputeDriver, sync_seconds: float) -> AsyncIter
 
     async def sync(why: str, attempts: int = 1) -> None:
         for attempt in range(1, attempts + 1):
+            at = datetime.now(UTC)  # before reading: an outcome recorded meanwhile is newer
             try:
                 found = await driver.list_instances()
             except DriverError as exc:
                 log.warning("power_sync_failed", why=why, attempt=attempt, error=str(exc))
                 await asyncio.sleep(RETRY_SECONDS)
                 continue
-            queue.put_nowait(PowerSynced(tuple(found), datetime.now(UTC)))
+            queue.put_nowait(PowerSynced(tuple(found), at))
             return
 
     async def listen() -> None:

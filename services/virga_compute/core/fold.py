@@ -188,8 +188,13 @@ def _reported(state: ComputeState, envelope: Envelope, event: Outcome) -> Instan
     if event.host != state.host:
         return None
     record = state.instances.get(envelope.aggregate_id)
-    if record is not None and envelope.causation_id is not None:
+    if record is None:
+        return None
+    if envelope.causation_id is not None:
         record.actions.pop(envelope.causation_id, None)
+    if not isinstance(event, InstanceFailed):
+        at = envelope.occurred_at
+        record.changed_at = at if record.changed_at is None else max(record.changed_at, at)
     return record
 
 

@@ -68,6 +68,9 @@ class InstanceRecord:
     actions: dict[str, str] = field(default_factory=dict)
     """Request event id -> action (start, stop, reboot) of the power requests whose outcome
     this agent has not reported yet: a power change meanwhile is Virga's own doing."""
+    changed_at: datetime | None = None
+    """Time of this agent's latest report of its power state (started, stopped, rebooted,
+    restarted, lost): what the hypervisor said before then is already accounted for."""
     restarting: bool = False
     """A stop Virga did not ask for was recorded and its restart policy restarts it: the
     restart's outcome (InstanceRestarted, or InstanceFailed) is still to come."""

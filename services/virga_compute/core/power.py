@@ -16,7 +16,9 @@ compared with what the agent's own events say:
 
 An instance Virga is acting on is left alone, so a stop Virga did is never recorded twice:
 while it builds, while its deletion or a power request awaits its outcome (`actions`), and
-while a restart is under way. The outcome of that action records the state.
+while a restart is under way. The outcome of that action records the state, and what the
+hypervisor reported before that outcome (`changed_at`), such as the off and on of a hard
+reboot whose events are decided after it, is stale.
 """
 
 from __future__ import annotations
@@ -104,6 +106,8 @@ def _observed(
 ) -> Sequence[Intent]:
     if _busy(record) or record.domain_lost:
         return ()
+    if record.changed_at is not None and at <= record.changed_at:
+        return ()  # seen before the agent's latest report (a reboot's off and on): stale
     instance_id, tenant_id, host = record.instance_id, record.tenant_id, state.host
     if seen is DomainState.MISSING:
         return [Emit(InstanceDomainLost(host=host), instance_id, tenant_id, occurred_at=at)]

@@ -41,6 +41,7 @@ def snapshot(state: ComputeState) -> dict[str, Any]:
                 "restart_policy": r.restart_policy,
                 "actions": r.actions,
                 "restarting": r.restarting,
+                "changed_at": _time(r.changed_at),
             }
             for r in state.instances.values()
         ],
@@ -64,6 +65,7 @@ def restore(data: dict[str, Any]) -> ComputeState:
     for raw in data["instances"]:
         fields = dict(raw)
         fields["usage_since"] = _parse_time(fields["usage_since"])
+        fields["changed_at"] = _parse_time(fields.get("changed_at"))
         fields.setdefault("attachments", {})
         fields.setdefault("attaching", {})
         fields.setdefault("grown", {})

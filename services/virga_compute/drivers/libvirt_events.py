@@ -89,8 +89,11 @@ class _Closed:
 _Item = GuestEvent | _Closed
 
 
-def _open(uri: str, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[_Item]) -> Any:
-    """Open the listening connection and register its callbacks (on a worker thread)."""
+def _open(
+    uri: str, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[_Item]
+) -> tuple[Any, int]:
+    """Open the listening connection and register its callbacks (on a worker thread); the
+    connection and the lifecycle callback's id."""
 
     def hand_over(item: _Item) -> None:
         with contextlib.suppress(RuntimeError):  # the agent's loop has closed
@@ -108,17 +111,22 @@ def _open(uri: str, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[_Item]
 
     conn = libvirt.open(uri)
     try:
-        conn.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, lifecycle, None)
+        lifecycle_id = conn.domainEventRegisterAny(
+            None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, lifecycle, None
+        )
         conn.registerCloseCallback(closed, None)
         with contextlib.suppress(libvirt.libvirtError):  # local drivers have no keepalive
             conn.setKeepAlive(KEEPALIVE_INTERVAL, KEEPALIVE_COUNT)
     except BaseException:
         conn.close()
         raise
-    return conn
+    return conn, int(lifecycle_id)
 
 
-def _close(conn: Any) -> None:
+def _close(conn: Any, lifecycle_id: int) -> None:
+    # A registered callback holds the connection open (and test:///default's state with it).
+    with contextlib.suppress(libvirt.libvirtError):
+        conn.domainEventDeregisterAny(lifecycle_id)
     with contextlib.suppress(libvirt.libvirtError):
         conn.unregisterCloseCallback()
     with contextlib.suppress(libvirt.libvirtError):
@@ -138,7 +146,7 @@ async def lifecycle_events(uri: str) -> AsyncIterator[GuestEvent]:
     delay, lost = BACKOFF_FIRST, False
     while True:
         try:
-            conn = await asyncio.to_thread(_open, uri, loop, queue)
+            conn, lifecycle_id = await asyncio.to_thread(_open, uri, loop, queue)
         except libvirt.libvirtError as exc:
             log.warning("libvirt_events_unavailable", uri=uri, error=str(exc), retry_in=delay)
             lost = True
@@ -154,4 +162,4 @@ async def lifecycle_events(uri: str) -> AsyncIterator[GuestEvent]:
                 yield item
             lost = True
         finally:
-            await asyncio.to_thread(_close, conn)
+            await asyncio.to_thread(_close, conn, lifecycle_id)

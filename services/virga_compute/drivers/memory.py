@@ -83,9 +83,7 @@ class MemoryComputeDriver:
         """The guest goes off without Virga asking: it powers itself off (`shutdown`), is
         destroyed by hand (`destroyed`) or its process dies (`crashed`); `guest_events`
         reports it."""
-        domain = self._require(instance_id)
-        domain.state, domain.cause = DomainState.SHUTOFF, cause
-        self._report(PowerChanged(instance_id, DomainState.SHUTOFF, cause, datetime.now(UTC)))
+        self._power_off(self._require(instance_id), cause)
 
     def hypervisor_restarted(self) -> None:
         """The hypervisor came back after an outage: `guest_events` says it reconnected."""
@@ -130,14 +128,25 @@ class MemoryComputeDriver:
             raise InstanceNotFound(instance_id)
         return domain
 
-    @staticmethod
-    def _power_on(domain: _Domain) -> None:
+    def _power_on(self, domain: _Domain) -> None:
         if domain.state in (DomainState.RUNNING, DomainState.PAUSED):
             domain.state = DomainState.RUNNING  # a paused guest is resumed
             return
         # A fresh QEMU process: its counters start from zero, as libvirt's do.
         domain.usage = _ZERO_USAGE
         domain.state, domain.cause = DomainState.RUNNING, None
+        self._changed(domain)
+
+    def _power_off(self, domain: _Domain, cause: StopCause) -> None:
+        domain.state, domain.cause = DomainState.SHUTOFF, cause
+        self._changed(domain)
+
+    def _changed(self, domain: _Domain, state: DomainState | None = None) -> None:
+        """Report a power change to `guest_events`, as libvirt's lifecycle events do."""
+        if domain.instance_id is not None:
+            now = datetime.now(UTC)
+            seen = state or domain.state
+            self._report(PowerChanged(domain.instance_id, seen, domain.cause, now))
 
     def _check_live_change(self, domain: _Domain) -> None:
         if domain.state in _ACTIVE and not self._capabilities.live_disk_attach:
@@ -226,20 +235,22 @@ class MemoryComputeDriver:
     async def stop(self, instance_id: str, *, grace_period: float | None = None) -> None:
         self._enter("stop")
         domain = self._require(instance_id)
-        if domain.state is not DomainState.CRASHED:
-            domain.state = DomainState.SHUTOFF
+        if domain.state in _ACTIVE:  # the guest obeys ACPI, or is forced off at once
+            self._power_off(domain, "destroyed" if grace_period == 0 else "shutdown")
 
     async def reboot(self, instance_id: str, *, hard: bool = False) -> None:
         self._enter("reboot")
         domain = self._require(instance_id)
-        if hard:
-            domain.state = DomainState.SHUTOFF
+        if hard and domain.state in _ACTIVE:
+            self._power_off(domain, "destroyed")
         self._power_on(domain)
 
     async def destroy(self, instance_id: str) -> None:
         self._enter("destroy")
-        if self._lookup(instance_id) is not None:
+        if (domain := self._lookup(instance_id)) is not None:
             del self._domains[domain_name(instance_id)]
+            domain.cause = None
+            self._changed(domain, DomainState.MISSING)
 
     async def attach_disk(self, instance_id: str, disk: DiskSpec) -> None:
         self._enter("attach_disk")
