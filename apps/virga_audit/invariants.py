@@ -54,6 +54,7 @@ _INSTANCE_FACTS = (
     compute.InstanceStarted,
     compute.InstanceStopped,
     compute.InstanceRebooted,
+    compute.InstanceRestarted,
     compute.InstanceFailed,
     compute.InstanceDeleted,
     compute.InstanceDomainLost,
@@ -154,7 +155,7 @@ def fold(model: CloudModel, envelope: Envelope) -> CloudModel:
             record.image, record.network = event.image, event.network
             record.delete_on_termination = event.delete_on_termination
             _enter(record, "BUILDING", at)
-        case compute.InstanceStarted() | compute.InstanceRebooted():
+        case compute.InstanceStarted() | compute.InstanceRebooted() | compute.InstanceRestarted():
             _enter(model.instance(key), "RUNNING", at)
         case compute.InstanceStopped():
             _enter(model.instance(key), "STOPPED", at)

@@ -38,6 +38,8 @@ INSTANCE_FIELDS: list[Column] = [
     ("server group", "server_group"),
     ("traits", "required_traits"),
     ("delete on termination", "delete_on_termination"),
+    ("restart policy", "restart_policy"),
+    ("stop cause", "stop_cause"),
     ("created", "created_at"),
     ("updated", "updated_at"),
 ]
@@ -73,6 +75,12 @@ def instance() -> None:
 @click.option(
     "--keep-volume", is_flag=True, help="Keep the boot volume when the instance is deleted."
 )
+@click.option(
+    "--restart-policy",
+    type=click.Choice(["never", "on-crash", "always"]),
+    help="After a stop Virga did not ask for: leave it STOPPED (never, the default), start it"
+    " again after a crash (on-crash), or after any such stop (always).",
+)
 @click.option("--tenant", "tenant_id", help="Admins: the tenant that will own it.")
 @click.option("--wait", is_flag=True, help="Follow the build event by event until it runs.")
 @click.option("--timeout", default=600.0, show_default=True, help="Seconds --wait waits.")
@@ -87,6 +95,7 @@ def instance_create(
     availability_zone: str | None,
     traits: tuple[str, ...],
     keep_volume: bool,
+    restart_policy: str | None,
     tenant_id: str | None,
     wait: bool,
     timeout: float,
@@ -98,6 +107,7 @@ def instance_create(
         "network": network,
         "server_group": server_group,
         "availability_zone": availability_zone,
+        "restart_policy": restart_policy,
         "tenant_id": tenant_id,
     }
     body.update({k: v for k, v in optional.items() if v is not None})

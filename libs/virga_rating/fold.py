@@ -16,6 +16,7 @@ from virga_events.catalog.compute import (
     InstanceDeleted,
     InstanceDomainLost,
     InstanceRebooted,
+    InstanceRestarted,
     InstanceStarted,
     InstanceStopped,
     UsageSampled,
@@ -56,7 +57,9 @@ folds.add(InstanceScheduled, _flavor)
 
 
 def _running(
-    state: BillingState, envelope: Envelope, event: InstanceStarted | InstanceRebooted
+    state: BillingState,
+    envelope: Envelope,
+    event: InstanceStarted | InstanceRebooted | InstanceRestarted,
 ) -> None:
     usage = _instance(state, envelope)
     if usage.deleted or usage.running_since is not None:
@@ -68,6 +71,7 @@ def _running(
 
 folds.add(InstanceStarted, _running)
 folds.add(InstanceRebooted, _running)
+folds.add(InstanceRestarted, _running)  # after a stop it did not ask for: a new interval
 
 
 def _stopped(

@@ -25,11 +25,11 @@ from virga_eventlog import (
 from virga_events import (
     Envelope,
 )
-from virga_runtime.deciding import Decider
 from virga_runtime.lease import HostLease
 from virga_runtime.observability import serve_health
 from virga_runtime.rebuild import committed_offsets, fold_inputs, fold_own
 from virga_runtime.service import Emit, S, ServiceDefinition
+from virga_runtime.signals import SignalDecider
 from virga_runtime.snapshots import Snapshot, load_snapshot, restore_state, write_snapshot
 
 
@@ -64,7 +64,7 @@ class _Append:
     done: asyncio.Future[list[Envelope]]
 
 
-class ServiceRunner(Decider[S]):
+class ServiceRunner(SignalDecider[S]):
     """The runtime of README.md "How a service lives": rebuild, ready, decide, snapshot."""
 
     def __init__(
@@ -165,6 +165,8 @@ class ServiceRunner(Decider[S]):
         self._tasks.append(asyncio.create_task(self._append_loop(), name="appends"))
         if definition.tick is not None or definition.on_ready is not None:
             self._tasks.append(asyncio.create_task(self._tick_loop(), name="ticks"))
+        if definition.signals is not None:
+            self._tasks.append(asyncio.create_task(self._signal_loop(), name="signals"))
 
     async def _fold_log(
         self, decided: Positions, own_tps: list[TopicPartition], snap_seq: int, head: ChainHead

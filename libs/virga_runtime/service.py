@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
@@ -78,5 +78,11 @@ class ServiceDefinition(Generic[S]):
     tick_seconds: float = 5.0
     on_ready: Callable[[S], Sequence[Intent]] | None = None
     """Pure: what to do once, each time the service has caught up (register, reconcile)."""
+    signals: Callable[[], AsyncIterator[Any]] | None = None
+    """What the world outside the log reports (a hypervisor's lifecycle events): iterated
+    once the service is ready, each one decided by `on_signal` in its own transaction, as
+    ticks are. The iterator lives as long as the service; its failure stops the service."""
+    on_signal: Callable[[S, Any], Sequence[Intent]] | None = None
+    """Pure: what to do about one signal, given the state."""
     registry: EventRegistry = REGISTRY
     """Event types this service can decode."""

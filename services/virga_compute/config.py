@@ -69,6 +69,9 @@ class ComputeConfig:
     restart_policy: RestartPolicy = "restart"
     stop_grace_seconds: float = 60.0
     """How long a stop waits for the guest's ACPI shutdown before forcing it off."""
+    power_sync_seconds: float = 30.0
+    """Interval of the power-state sync: every domain's state is compared with the log's, as a
+    backstop for libvirt lifecycle events (which report a guest's own stop within a second)."""
     http_port: int | None = None
     """Port for /healthz and /metrics; None serves nothing."""
     namespace: str = DEFAULT_NAMESPACE
@@ -85,9 +88,11 @@ class ComputeConfig:
     def __post_init__(self) -> None:
         if not self.host or any(c.isspace() or c == "/" for c in self.host):
             raise ValueError(f"bad host name {self.host!r}")
-        if min(self.heartbeat_seconds, self.usage_seconds, self.host_lease_seconds) <= 0:
+        intervals = (self.heartbeat_seconds, self.usage_seconds, self.host_lease_seconds)
+        if min(*intervals, self.power_sync_seconds) <= 0:
             raise ValueError(
-                "heartbeat_seconds, usage_seconds and host_lease_seconds must be positive"
+                "heartbeat_seconds, usage_seconds, host_lease_seconds and power_sync_seconds"
+                " must be positive"
             )
         if self.restart_policy not in get_args(RestartPolicy):
             raise ValueError(f"restart_policy must be one of {get_args(RestartPolicy)}")
@@ -104,7 +109,7 @@ class ComputeConfig:
         """Read VIRGA_HOST (required), VIRGA_RACK, VIRGA_ZONE, VIRGA_TRAITS (comma list),
         VIRGA_LIBVIRT_URI, VIRGA_DOMAIN_TYPE, VIRGA_INSTANCES_PATH, VIRGA_HEARTBEAT_SECONDS,
         VIRGA_USAGE_SECONDS, VIRGA_RESTART_POLICY, VIRGA_STOP_GRACE_SECONDS, VIRGA_HTTP_PORT,
-        VIRGA_HOST_LEASE_SECONDS,
+        VIRGA_HOST_LEASE_SECONDS, VIRGA_COMPUTE_POWER_SYNC_SECONDS,
         VIRGA_NAMESPACE, the VIRGA_CEPH_* settings (`ceph_access.settings_from_env`) and
         VIRGA_GUEST_KERNEL, VIRGA_GUEST_INITRD, VIRGA_GUEST_CMDLINE (`direct_boot`); raise
         SystemExit naming a bad one."""
@@ -129,6 +134,7 @@ class ComputeConfig:
                 usage_seconds=number("VIRGA_USAGE_SECONDS", 60.0),
                 restart_policy=get("VIRGA_RESTART_POLICY") or "restart",  # type: ignore[arg-type]
                 stop_grace_seconds=number("VIRGA_STOP_GRACE_SECONDS", 60.0),
+                power_sync_seconds=number("VIRGA_COMPUTE_POWER_SYNC_SECONDS", 30.0),
                 http_port=env.port("VIRGA_HTTP_PORT"),
                 host_lease_seconds=number("VIRGA_HOST_LEASE_SECONDS", 15.0),
                 namespace=env.namespace(),

@@ -10,8 +10,11 @@ from virga_compute.core import snapshot
 from virga_compute.core.decide import decide, on_ready, tick
 from virga_compute.core.fold import evolve
 from virga_compute.core.model import ComputeState
+from virga_compute.core.power import on_guest
 from virga_compute.drivers.base import ComputeDriver
 from virga_compute.effects.lifecycle import ComputeEffects
+from virga_compute.effects.restart import restart_handlers
+from virga_compute.power_watch import guest_signals
 from virga_eventlog import event_topic
 from virga_runtime import RunnerConfig, ServiceDefinition
 
@@ -47,10 +50,13 @@ def definition(config: ComputeConfig, driver: ComputeDriver) -> ServiceDefinitio
         snapshot=snapshot.snapshot,
         restore=restore,
         decide=partial(decide, config),
-        effects=ComputeEffects(driver).handlers(),
+        effects={**ComputeEffects(driver).handlers(), **restart_handlers(driver)},
         tick=partial(tick, config),
         tick_seconds=config.tick_seconds,
         on_ready=partial(on_ready, config),
+        # Guests that power off, crash or are destroyed without Virga asking (`core.power`).
+        signals=partial(guest_signals, driver, config.power_sync_seconds),
+        on_signal=partial(on_guest, config),
     )
 
 

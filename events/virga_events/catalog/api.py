@@ -67,6 +67,14 @@ class ServerGroupCreated(Event):
     scope: Literal["host", "rack"]
 
 
+InstanceRestartPolicy = Literal["never", "on-crash", "always"]
+"""What the compute agent does when an instance's guest stops without Virga asking:
+`never` leaves it stopped; `on-crash` starts it again after a crash (not after the guest
+powered itself off or was destroyed by hand); `always` starts it again after any such stop."""
+
+RESTART_POLICIES: tuple[InstanceRestartPolicy, ...] = ("never", "on-crash", "always")
+
+
 @event("InstanceRequested")
 @dataclass(frozen=True, slots=True, kw_only=True)
 class InstanceRequested(Event):
@@ -80,6 +88,7 @@ class InstanceRequested(Event):
     availability_zone: str | None = None
     required_traits: tuple[str, ...] = ()
     delete_on_termination: bool = True
+    restart_policy: InstanceRestartPolicy = "never"
 
 
 @event("InstanceActionRequested")

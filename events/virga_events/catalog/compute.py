@@ -5,10 +5,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from virga_events.catalog.api import InstanceRestartPolicy
 from virga_events.registry import Event, event
 
 Phase = Literal["spawn", "start", "stop", "reboot", "delete", "restart", "volume", "port"]
 """What an InstanceFailed was about. `volume` and `port` are the final ones (`FINAL_PHASES`)."""
+
+StopCause = Literal["requested", "found", "shutdown", "destroyed", "crashed"]
+"""Why an instance's domain is off: `requested` by a stop request Virga carried out; `found` off
+by the agent at start; or, without Virga asking, the guest powered itself off (`shutdown`),
+someone destroyed it outside Virga (`destroyed`), or it crashed (`crashed`: its QEMU died or
+the guest panicked)."""
+
+OUTSIDE_CAUSES: frozenset[str] = frozenset({"shutdown", "destroyed", "crashed"})
+"""Stops Virga did not ask for: the instance's restart policy decides what happens next."""
 
 FINAL_PHASES: frozenset[str] = frozenset({"volume", "port"})
 """Failures of what the instance is built from (its boot volume or its port could not be made):
@@ -48,9 +58,25 @@ class InstanceStarted(Event):
 @event("InstanceStopped")
 @dataclass(frozen=True, slots=True, kw_only=True)
 class InstanceStopped(Event):
-    """The instance's domain is shut off, on request or as found at start (aggregate: id)."""
+    """The instance's domain is shut off, on request, as found at start, or on its own
+    (aggregate: id). Its usage stops at the event's time: for a stop Virga did not ask for,
+    the moment the agent learnt of it (a libvirt lifecycle event, or a power-state sync)."""
 
     host: str
+    cause: StopCause = "requested"
+
+
+@event("InstanceRestarted")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InstanceRestarted(Event):
+    """The agent started the domain again after a stop it did not ask for, as the instance's
+    restart policy says (aggregate: instance id). It runs again: a fresh QEMU process whose
+    usage starts at this event's time, as after InstanceStarted."""
+
+    host: str
+    cause: StopCause
+    """Why it had stopped (one of `OUTSIDE_CAUSES`)."""
+    policy: InstanceRestartPolicy
 
 
 @event("InstanceRebooted")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from virga_events.catalog.api import InstanceRestartPolicy
 from virga_events.catalog.common import Flavor
 from virga_events.registry import Event, event
 
@@ -28,6 +29,8 @@ class InstanceScheduled(Event):
     image: str | None = None
     network: str | None = None
     delete_on_termination: bool = True
+    restart_policy: InstanceRestartPolicy = "never"
+    """Copied from the request: the agent restarts the guest after a stop it did not ask for."""
 
 
 @event("InstanceSchedulingFailed")

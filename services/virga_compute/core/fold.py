@@ -20,7 +20,7 @@ from virga_compute.core.model import (
     PortBinding,
 )
 from virga_events import Envelope
-from virga_events.catalog.api import InstanceDeletionRequested
+from virga_events.catalog.api import InstanceActionRequested, InstanceDeletionRequested
 from virga_events.catalog.attachments import (
     VolumeAttached,
     VolumeAttachmentFailed,
@@ -34,6 +34,7 @@ from virga_events.catalog.compute import (
     InstanceDomainLost,
     InstanceFailed,
     InstanceRebooted,
+    InstanceRestarted,
     InstanceStarted,
     InstanceStopped,
     UsageSampled,
@@ -101,7 +102,28 @@ def _placed(state: ComputeState, envelope: Envelope, event: InstanceScheduled) -
         image=event.image,
         network=event.network,
         deletion_event_id=record.deletion_event_id if record is not None else pending,
+        restart_policy=event.restart_policy,
     )
+
+
+ACTIONS_LIMIT = 16
+"""Bound of an instance's unanswered power requests (a burst of them is answered in order)."""
+
+
+@folds.on(InstanceActionRequested)
+def _action_requested(
+    state: ComputeState, envelope: Envelope, event: InstanceActionRequested
+) -> None:
+    # As `decide` does: only requests it carries out await an outcome.
+    record = state.instances.get(envelope.aggregate_id)
+    if record is not None and record.deletion_event_id is None:
+        _bounded_actions(record, envelope.event_id, event.action)
+
+
+def _bounded_actions(record: InstanceRecord, event_id: str, action: str) -> None:
+    record.actions[event_id] = action
+    while len(record.actions) > ACTIONS_LIMIT:
+        del record.actions[next(iter(record.actions))]
 
 
 @folds.on(InstanceDeletionRequested)
@@ -149,15 +171,31 @@ def _heartbeat(state: ComputeState, envelope: Envelope, event: HostHeartbeat) ->
         state.heartbeat_at = envelope.occurred_at
 
 
-Outcome = InstanceStarted | InstanceStopped | InstanceRebooted | InstanceDomainLost | InstanceFailed
+Outcome = (
+    InstanceStarted
+    | InstanceStopped
+    | InstanceRebooted
+    | InstanceRestarted
+    | InstanceDomainLost
+    | InstanceFailed
+)
 """What this agent reports about its instances' domains."""
 
 
 def _reported(state: ComputeState, envelope: Envelope, event: Outcome) -> InstanceRecord | None:
-    """The record an outcome is about, when this agent reported it about one of its own."""
+    """The record an outcome is about, when this agent reported it about one of its own; the
+    power request it answers (its cause) no longer awaits an outcome."""
     if event.host != state.host:
         return None
-    return state.instances.get(envelope.aggregate_id)
+    record = state.instances.get(envelope.aggregate_id)
+    if record is None:
+        return None
+    if envelope.causation_id is not None:
+        record.actions.pop(envelope.causation_id, None)
+    if not isinstance(event, InstanceFailed):
+        at = envelope.occurred_at
+        record.changed_at = at if record.changed_at is None else max(record.changed_at, at)
+    return record
 
 
 @folds.on(InstanceStarted)
@@ -165,6 +203,14 @@ def _started(state: ComputeState, envelope: Envelope, event: InstanceStarted) ->
     if (record := _reported(state, envelope, event)) is not None:
         record.status, record.domain_lost = "running", False
         record.usage_since = envelope.occurred_at  # a fresh QEMU process: counters restart
+        record.restarting = False
+
+
+@folds.on(InstanceRestarted)
+def _restarted(state: ComputeState, envelope: Envelope, event: InstanceRestarted) -> None:
+    if (record := _reported(state, envelope, event)) is not None:
+        record.status, record.domain_lost, record.restarting = "running", False, False
+        record.usage_since = envelope.occurred_at
 
 
 @folds.on(InstanceRebooted)
@@ -179,6 +225,8 @@ def _rebooted(state: ComputeState, envelope: Envelope, event: InstanceRebooted) 
 def _stopped(state: ComputeState, envelope: Envelope, event: InstanceStopped) -> None:
     if (record := _reported(state, envelope, event)) is not None:
         record.status, record.domain_lost = "stopped", False
+        # A stop nobody here asked for: the restart policy may start it again (`core.power`).
+        record.restarting = record.restarts_after(event.cause)
 
 
 @folds.on(InstanceDomainLost)
@@ -191,6 +239,8 @@ def _domain_lost(state: ComputeState, envelope: Envelope, event: InstanceDomainL
 def _failed(state: ComputeState, envelope: Envelope, event: InstanceFailed) -> None:
     if (record := _reported(state, envelope, event)) is None:
         return
+    if event.phase == "restart":
+        record.restarting = False  # it stays stopped; a start request may try again
     if event.phase == "spawn" and state.provided_by(record, envelope.causation_id):
         # The spawn of this placement failed (decided on whichever event completed its
         # prerequisites): the scheduler places it elsewhere.

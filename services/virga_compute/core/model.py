@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
+from virga_events.catalog.api import InstanceRestartPolicy
+from virga_events.catalog.compute import OUTSIDE_CAUSES
 from virga_events.catalog.network import instance_port_id
 from virga_events.catalog.storage import boot_volume_id
 
@@ -61,6 +63,26 @@ class InstanceRecord:
     grown: dict[str, int] = field(default_factory=dict)
     """Volume id -> the size (GiB) its latest growth (VolumeExtended) set, for the volumes
     that are its disks: what a running guest must see, told again at each agent start."""
+    restart_policy: InstanceRestartPolicy = "never"
+    """What follows a stop Virga did not ask for (`core.power`)."""
+    actions: dict[str, str] = field(default_factory=dict)
+    """Request event id -> action (start, stop, reboot) of the power requests whose outcome
+    this agent has not reported yet: a power change meanwhile is Virga's own doing."""
+    changed_at: datetime | None = None
+    """Time of this agent's latest report of its power state (started, stopped, rebooted,
+    restarted, lost): what the hypervisor said before then is already accounted for."""
+    restarting: bool = False
+    """A stop Virga did not ask for was recorded and its restart policy restarts it: the
+    restart's outcome (InstanceRestarted, or InstanceFailed) is still to come."""
+
+    def restarts_after(self, cause: str) -> bool:
+        """Whether its restart policy starts it again after a stop of this cause: never after
+        one Virga asked for; `on-crash` only after a crash; `always` after any other."""
+        if cause not in OUTSIDE_CAUSES:
+            return False
+        return self.restart_policy == "always" or (
+            self.restart_policy == "on-crash" and cause == "crashed"
+        )
 
     def disk_target(self, volume_id: str) -> str | None:
         """The target the volume is a disk of the instance at: its boot volume at vda, an

@@ -38,6 +38,10 @@ def snapshot(state: ComputeState) -> dict[str, Any]:
                 "attachments": r.attachments,
                 "attaching": r.attaching,
                 "grown": r.grown,
+                "restart_policy": r.restart_policy,
+                "actions": r.actions,
+                "restarting": r.restarting,
+                "changed_at": _time(r.changed_at),
             }
             for r in state.instances.values()
         ],
@@ -61,6 +65,7 @@ def restore(data: dict[str, Any]) -> ComputeState:
     for raw in data["instances"]:
         fields = dict(raw)
         fields["usage_since"] = _parse_time(fields["usage_since"])
+        fields["changed_at"] = _parse_time(fields.get("changed_at"))
         fields.setdefault("attachments", {})
         fields.setdefault("attaching", {})
         fields.setdefault("grown", {})

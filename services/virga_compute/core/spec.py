@@ -14,6 +14,8 @@ import re
 import uuid
 from dataclasses import dataclass
 
+from virga_events.catalog.compute import StopCause
+
 # Instance ids become part of the domain name, which QEMU also uses in file paths and
 # libvirt rejects with '/': keep them to characters that are safe everywhere.
 _INSTANCE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -200,3 +202,5 @@ class DomainInfo:
     """Virga's instance id."""
     state: DomainState
     """Current power state."""
+    cause: StopCause | None = None
+    """Why it is off, when the hypervisor says (libvirt's shutoff reason); else None."""

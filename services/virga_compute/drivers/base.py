@@ -7,9 +7,11 @@ The specs a driver is given and the domain states it reports are core values
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol
 
+from virga_compute.core.power import PowerChanged
 from virga_compute.core.spec import DiskSpec, DomainInfo, InstanceSpec
 
 
@@ -75,6 +77,15 @@ class DriverCapabilities:
 
     live_disk_attach: bool
     """Disks can be attached to, detached from and grown under a running instance."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reconnected:
+    """`guest_events` listens again after losing the hypervisor (libvirtd restarted): changes
+    in between went unreported, so every domain's state must be read again."""
+
+
+GuestEvent = PowerChanged | Reconnected
 
 
 class ComputeDriver(Protocol):
@@ -193,5 +204,15 @@ class ComputeDriver(Protocol):
 
         An instance that stops or disappears while being sampled is left out. Counters the
         hypervisor cannot report read as zero; any other failure raises.
+        """
+        ...
+
+    def guest_events(self) -> AsyncIterator[GuestEvent]:
+        """The hypervisor's reports of Virga domains changing power state, as they happen,
+        for as long as the caller iterates (each call listens anew).
+
+        `PowerChanged.cause` says why a domain is off (`shutdown`: the guest powered itself
+        off; `destroyed`; `crashed`). When the hypervisor goes away the stream waits and
+        reconnects with backoff, then yields `Reconnected`; it never raises for an outage.
         """
         ...

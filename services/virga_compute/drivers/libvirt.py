@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -37,6 +37,7 @@ from virga_compute.drivers.base import (
     DiskConflict,
     DriverCapabilities,
     DriverError,
+    GuestEvent,
     HostCapacity,
     HypervisorUnavailable,
     InstanceNotFound,
@@ -46,6 +47,7 @@ from virga_compute.drivers.base import (
 from virga_compute.drivers.domain_xml import DomainSettings
 from virga_compute.drivers.libvirt_domains import (
     current_xml,
+    domain_info,
     domain_state,
     error_code,
     find_domain,
@@ -56,6 +58,7 @@ from virga_compute.drivers.libvirt_domains import (
     require,
     usage_sample,
 )
+from virga_compute.drivers.libvirt_events import lifecycle_events
 
 T = TypeVar("T")
 _log = structlog.get_logger(__name__)
@@ -182,6 +185,9 @@ class LibvirtDriver:
         await loop.run_in_executor(self._executor, self._drop_connection)
         self._executor.shutdown(wait=False)
 
+    def guest_events(self) -> AsyncIterator[GuestEvent]:  # on a connection of their own
+        return lifecycle_events(self._uri)
+
     # -- queries --------------------------------------------------------------------------
 
     async def capabilities(self) -> DriverCapabilities:
@@ -208,7 +214,7 @@ class LibvirtDriver:
                 try:
                     instance_id = managed_id(dom)
                     if instance_id is not None:
-                        found.append(DomainInfo(instance_id, domain_state(dom)))
+                        found.append(domain_info(instance_id, dom))
                 except libvirt.libvirtError as exc:
                     if error_code(exc) != libvirt.VIR_ERR_NO_DOMAIN:  # undefined while listing
                         raise

@@ -13,9 +13,10 @@ from typing import Any, TypeVar
 
 import libvirt
 
-from virga_compute.core.spec import DomainState
+from virga_compute.core.spec import DomainInfo, DomainState
 from virga_compute.drivers import domain_xml
 from virga_compute.drivers.base import InstanceNotFound, UsageSample
+from virga_events.catalog.compute import StopCause
 
 T = TypeVar("T")
 
@@ -41,6 +42,22 @@ def domain_state(dom: Any) -> DomainState:
     if state == libvirt.VIR_DOMAIN_SHUTOFF and reason == libvirt.VIR_DOMAIN_SHUTOFF_CRASHED:
         return DomainState.CRASHED
     return _STATES.get(state, DomainState.UNKNOWN)
+
+
+_SHUTOFF_CAUSES: dict[int, StopCause] = {
+    libvirt.VIR_DOMAIN_SHUTOFF_SHUTDOWN: "shutdown",
+    libvirt.VIR_DOMAIN_SHUTOFF_DESTROYED: "destroyed",
+    libvirt.VIR_DOMAIN_SHUTOFF_CRASHED: "crashed",
+    libvirt.VIR_DOMAIN_SHUTOFF_FAILED: "crashed",
+    libvirt.VIR_DOMAIN_SHUTOFF_DAEMON: "crashed",  # gone while libvirtd was away
+}
+
+
+def domain_info(instance_id: str, dom: Any) -> DomainInfo:
+    """State of a domain, with why it is off when libvirt says (its shutoff reason)."""
+    state, reason = dom.state(0)
+    cause = _SHUTOFF_CAUSES.get(reason) if state == libvirt.VIR_DOMAIN_SHUTOFF else None
+    return DomainInfo(instance_id, domain_state(dom), cause)
 
 
 def managed_id(dom: Any) -> str | None:

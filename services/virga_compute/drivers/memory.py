@@ -6,21 +6,28 @@ cannot offer on demand: foreign domains, guest crashes, failures and an outage.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
+from virga_compute.core.power import PowerChanged
 from virga_compute.core.spec import DiskSpec, DomainInfo, DomainState, InstanceSpec
 from virga_compute.drivers.base import (
     DiskConflict,
     DriverCapabilities,
     DriverError,
+    GuestEvent,
     HostCapacity,
     HypervisorUnavailable,
     InstanceNotFound,
     OperationNotSupported,
+    Reconnected,
     UsageSample,
 )
 from virga_compute.drivers.domain_xml import domain_name, source_key
+from virga_events.catalog.compute import StopCause
 
 _ZERO_USAGE = UsageSample("", 0, 0, 0, 0, 0, 0)
 # States with a guest process behind them, where a disk change would have to be hot-plugged.
@@ -37,6 +44,8 @@ class _Domain:
     usage: UsageSample = _ZERO_USAGE
     disk_sizes: dict[str, int] = field(default_factory=dict)
     """Target -> the size a running guest was last told of (`resize_disk`)."""
+    cause: StopCause | None = None
+    """Why it went off on its own (`power_off_outside`); None once started again."""
 
 
 class MemoryComputeDriver:
@@ -53,6 +62,7 @@ class MemoryComputeDriver:
         self._domains: dict[str, _Domain] = {}
         self._failures: dict[str, DriverError] = {}
         self._available = True
+        self._listeners: list[asyncio.Queue[GuestEvent]] = []
 
     # -- test hooks -----------------------------------------------------------------------
 
@@ -68,6 +78,20 @@ class MemoryComputeDriver:
     def crash(self, instance_id: str) -> None:
         """The guest crashes (the definition's on_crash is 'destroy')."""
         self._require(instance_id).state = DomainState.CRASHED
+
+    def power_off_outside(self, instance_id: str, cause: StopCause = "destroyed") -> None:
+        """The guest goes off without Virga asking: it powers itself off (`shutdown`), is
+        destroyed by hand (`destroyed`) or its process dies (`crashed`); `guest_events`
+        reports it."""
+        self._power_off(self._require(instance_id), cause)
+
+    def hypervisor_restarted(self) -> None:
+        """The hypervisor came back after an outage: `guest_events` says it reconnected."""
+        self._report(Reconnected())
+
+    def _report(self, event: GuestEvent) -> None:
+        for listener in self._listeners:
+            listener.put_nowait(event)
 
     def fail_next(self, operation: str, error: DriverError) -> None:
         """The next call of `operation` (a method name) raises `error` and changes nothing."""
@@ -104,14 +128,25 @@ class MemoryComputeDriver:
             raise InstanceNotFound(instance_id)
         return domain
 
-    @staticmethod
-    def _power_on(domain: _Domain) -> None:
+    def _power_on(self, domain: _Domain) -> None:
         if domain.state in (DomainState.RUNNING, DomainState.PAUSED):
             domain.state = DomainState.RUNNING  # a paused guest is resumed
             return
         # A fresh QEMU process: its counters start from zero, as libvirt's do.
         domain.usage = _ZERO_USAGE
-        domain.state = DomainState.RUNNING
+        domain.state, domain.cause = DomainState.RUNNING, None
+        self._changed(domain)
+
+    def _power_off(self, domain: _Domain, cause: StopCause) -> None:
+        domain.state, domain.cause = DomainState.SHUTOFF, cause
+        self._changed(domain)
+
+    def _changed(self, domain: _Domain, state: DomainState | None = None) -> None:
+        """Report a power change to `guest_events`, as libvirt's lifecycle events do."""
+        if domain.instance_id is not None:
+            now = datetime.now(UTC)
+            seen = state or domain.state
+            self._report(PowerChanged(domain.instance_id, seen, domain.cause, now))
 
     def _check_live_change(self, domain: _Domain) -> None:
         if domain.state in _ACTIVE and not self._capabilities.live_disk_attach:
@@ -125,6 +160,16 @@ class MemoryComputeDriver:
     async def close(self) -> None:
         """Nothing to release; instances keep running, as with libvirt."""
 
+    async def guest_events(self) -> AsyncIterator[GuestEvent]:
+        """What `power_off_outside` and `hypervisor_restarted` report, from this call on."""
+        queue: asyncio.Queue[GuestEvent] = asyncio.Queue()
+        self._listeners.append(queue)
+        try:
+            while True:
+                yield await queue.get()
+        finally:
+            self._listeners.remove(queue)
+
     async def capabilities(self) -> DriverCapabilities:
         self._enter("capabilities")
         return self._capabilities
@@ -136,7 +181,11 @@ class MemoryComputeDriver:
     async def list_instances(self) -> list[DomainInfo]:
         self._enter("list_instances")
         return sorted(
-            (DomainInfo(d.instance_id, d.state) for d in self._domains.values() if d.instance_id),
+            (
+                DomainInfo(d.instance_id, d.state, d.cause)
+                for d in self._domains.values()
+                if d.instance_id
+            ),
             key=lambda info: info.instance_id,
         )
 
@@ -186,20 +235,22 @@ class MemoryComputeDriver:
     async def stop(self, instance_id: str, *, grace_period: float | None = None) -> None:
         self._enter("stop")
         domain = self._require(instance_id)
-        if domain.state is not DomainState.CRASHED:
-            domain.state = DomainState.SHUTOFF
+        if domain.state in _ACTIVE:  # the guest obeys ACPI, or is forced off at once
+            self._power_off(domain, "destroyed" if grace_period == 0 else "shutdown")
 
     async def reboot(self, instance_id: str, *, hard: bool = False) -> None:
         self._enter("reboot")
         domain = self._require(instance_id)
-        if hard:
-            domain.state = DomainState.SHUTOFF
+        if hard and domain.state in _ACTIVE:
+            self._power_off(domain, "destroyed")
         self._power_on(domain)
 
     async def destroy(self, instance_id: str) -> None:
         self._enter("destroy")
-        if self._lookup(instance_id) is not None:
+        if (domain := self._lookup(instance_id)) is not None:
             del self._domains[domain_name(instance_id)]
+            domain.cause = None
+            self._changed(domain, DomainState.MISSING)
 
     async def attach_disk(self, instance_id: str, disk: DiskSpec) -> None:
         self._enter("attach_disk")

@@ -14,6 +14,8 @@ from typing import Literal
 from virga_compute.config import RestartPolicy
 from virga_compute.core.reconcile import Expected
 from virga_compute.core.spec import DiskSpec, InstanceSpec
+from virga_events.catalog.api import InstanceRestartPolicy
+from virga_events.catalog.compute import StopCause
 
 PowerActionName = Literal["start", "stop", "reboot"]
 SpawnPhase = Literal["spawn", "start", "restart"]
@@ -161,3 +163,20 @@ class GrowDisk:
     @property
     def key(self) -> str:
         return self.instance_id
+
+
+@dataclass(frozen=True, slots=True)
+class Restart:
+    """Start again a domain that stopped without Virga asking, as its restart policy says
+    (InstanceRestarted, or InstanceFailed with phase `restart`); see `core.power`."""
+
+    spec: InstanceSpec
+    """How to spawn it again, should its domain be gone too."""
+    tenant_id: str | None
+    host: str
+    cause: StopCause
+    policy: InstanceRestartPolicy
+
+    @property
+    def key(self) -> str:
+        return self.spec.instance_id

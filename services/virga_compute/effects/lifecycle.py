@@ -205,7 +205,7 @@ class ComputeEffects(AttachmentEffects):
         if step.action == "respawn":
             return await self._spawn(item.spec, tenant_id, host, "restart")
         if step.action == "record_stopped":
-            return Emit(InstanceStopped(host=host), instance_id, tenant_id)
+            return Emit(InstanceStopped(host=host, cause="found"), instance_id, tenant_id)
         if step.action == "record_running":
             return Emit(InstanceStarted(host=host), instance_id, tenant_id)
         try:

@@ -19,6 +19,10 @@ class CreateInstance(Body):
     availability_zone: Reference | None = None
     required_traits: Annotated[list[Trait], msgspec.Meta(max_length=32)] = []
     delete_on_termination: bool = True
+    restart_policy: Literal["never", "on-crash", "always"] = "never"
+    """What the compute agent does when the guest stops without Virga asking (it powered
+    itself off, crashed, or was destroyed outside Virga): `never` leaves it STOPPED,
+    `on-crash` starts it again after a crash, `always` after any such stop."""
     tenant_id: Reference | None = None
     """Required when an admin creates an instance: the tenant that will own it."""
 

@@ -55,6 +55,7 @@ def create_instance(
         availability_zone=body.availability_zone,
         required_traits=tuple(body.required_traits),
         delete_on_termination=body.delete_on_termination,
+        restart_policy=body.restart_policy,
     )
     emit = Emit(event, instance_id, tenant_id)
     return Outcome(202, (emit,), lambda s: instance_view(s.instances[instance_id]))

@@ -53,6 +53,7 @@ def _requested(state: GatewayState, env: Envelope, event: api.InstanceRequested)
     instance.availability_zone = event.availability_zone
     instance.required_traits = event.required_traits
     instance.delete_on_termination = event.delete_on_termination
+    instance.restart_policy = event.restart_policy
     instance.created_at = env.occurred_at
     key = (env.occurred_at, instance.id)
     bisect.insort(state.instance_order, key)
@@ -104,11 +105,15 @@ def _scheduling_failed(
 def _compute_succeeded(
     state: GatewayState,
     env: Envelope,
-    event: compute.InstanceStarted | compute.InstanceStopped | compute.InstanceRebooted,
+    event: compute.InstanceStarted
+    | compute.InstanceStopped
+    | compute.InstanceRebooted
+    | compute.InstanceRestarted,
     status: Literal["RUNNING", "STOPPED"],
 ) -> None:
     instance = instance_record(state, env)
     instance.compute_status = status
+    instance.stop_cause = event.cause if isinstance(event, compute.InstanceStopped) else None
     instance.compute_host = event.host
     instance.compute_fault = None  # a fault describes the last failure since the last success
 
@@ -120,6 +125,11 @@ def _started(state: GatewayState, env: Envelope, event: compute.InstanceStarted)
 
 @folds.on(compute.InstanceRebooted)
 def _rebooted(state: GatewayState, env: Envelope, event: compute.InstanceRebooted) -> None:
+    _compute_succeeded(state, env, event, "RUNNING")
+
+
+@folds.on(compute.InstanceRestarted)
+def _restarted(state: GatewayState, env: Envelope, event: compute.InstanceRestarted) -> None:
     _compute_succeeded(state, env, event, "RUNNING")
 
 

@@ -13,6 +13,8 @@ from typing import Any, Literal
 import msgspec
 
 from virga_events.catalog import Flavor
+from virga_events.catalog.api import InstanceRestartPolicy
+from virga_events.catalog.compute import StopCause
 
 InstanceStatus = Literal["BUILDING", "RUNNING", "STOPPED", "ERROR", "DELETING", "DELETED"]
 INSTANCE_STATUSES: tuple[InstanceStatus, ...] = (
@@ -61,6 +63,9 @@ class Instance(msgspec.Struct, kw_only=True):
     availability_zone: str | None = None
     required_traits: tuple[str, ...] = ()
     delete_on_termination: bool = True
+    restart_policy: InstanceRestartPolicy = "never"
+    stop_cause: StopCause | None = None
+    """Why it is off, from the latest InstanceStopped; None once it runs again."""
     created_at: datetime | None = None
     updated_at: datetime | None = None
     # Facts per topic; within one topic an instance's events arrive in order.

@@ -44,6 +44,12 @@ class InstanceView(_View):
     availability_zone: str | None
     required_traits: list[str]
     delete_on_termination: bool
+    restart_policy: str
+    """`never`, `on-crash` or `always`: what follows a stop Virga did not ask for."""
+    stop_cause: str | None
+    """Why a STOPPED instance is off: `requested` (a stop request), `found` (found off by its
+    agent), `shutdown` (the guest powered itself off), `destroyed` (outside Virga) or
+    `crashed`; null otherwise."""
     created_at: datetime
     updated_at: datetime
     """Event time of the newest event about the instance."""
@@ -87,6 +93,8 @@ def instance_view(instance: Instance) -> InstanceView:
         availability_zone=instance.availability_zone,
         required_traits=list(instance.required_traits),
         delete_on_termination=instance.delete_on_termination,
+        restart_policy=instance.restart_policy,
+        stop_cause=instance.stop_cause if instance.status == "STOPPED" else None,
         created_at=instance.created_at,
         updated_at=instance.updated_at or instance.created_at,
     )

@@ -223,6 +223,7 @@ def _place(
         image=asked.image,
         network=asked.network,
         delete_on_termination=asked.delete_on_termination,
+        restart_policy=asked.restart_policy,
     )
     log.debug("instance_scheduled", instance_id=record.instance_id, host=host.name, attempt=attempt)
     if claim:

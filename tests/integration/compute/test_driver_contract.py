@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import abc
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -10,6 +12,7 @@ from typing import Any
 import libvirt
 import pytest
 
+from virga_compute.core.power import PowerChanged
 from virga_compute.core.spec import (
     DiskSpec,
     DomainInfo,
@@ -25,6 +28,7 @@ from virga_compute.drivers.base import (
     InstanceNotFound,
     OperationNotSupported,
 )
+from virga_compute.drivers.domain_xml import domain_name
 from virga_compute.drivers.libvirt import LibvirtDriver
 from virga_compute.drivers.memory import MemoryComputeDriver
 
@@ -40,6 +44,13 @@ def spec(instance_id: str = "i-1", *, ram_mb: int = 256) -> InstanceSpec:
         disks=(DiskSpec("vda", FileSource(f"/images/{instance_id}.img")),),
         nics=(NicSpec("52:54:00:00:00:01", f"tap-{instance_id}"),),
     )
+
+
+async def wait_for(predicate: Callable[[], bool], seconds: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not predicate():
+        assert asyncio.get_running_loop().time() < deadline, "not reported in time"
+        await asyncio.sleep(0.05)
 
 
 EXTRA_DISK = DiskSpec("vdb", FileSource("/images/extra.img"), serial="vol-2")
@@ -60,6 +71,10 @@ class DriverContract(abc.ABC):
     @abc.abstractmethod
     def foreign_domain_exists(self, driver: ComputeDriver, name: str) -> bool:
         """Whether that domain is still defined."""
+
+    @abc.abstractmethod
+    def destroy_outside(self, driver: ComputeDriver, instance_id: str) -> None:
+        """Force the instance's domain off behind the driver's back (`virsh destroy`)."""
 
     async def state(self, driver: ComputeDriver, instance_id: str = "i-1") -> DomainState:
         return (await driver.get_info(instance_id)).state
@@ -83,12 +98,46 @@ class DriverContract(abc.ABC):
         assert await self.state(driver) is DomainState.RUNNING
         assert await driver.attached_disks("i-1") == ["vda", "vdb"]
 
+    async def test_guest_events_report_power_changes_with_their_cause(
+        self, driver: ComputeDriver
+    ) -> None:
+        seen: list[tuple[str, DomainState, str | None]] = []
+
+        async def listen() -> None:
+            async for event in driver.guest_events():
+                assert isinstance(event, PowerChanged)
+                seen.append((event.instance_id, event.state, event.cause))
+
+        listening = asyncio.create_task(listen())
+        try:
+            # Started (again) until the listener hears it: then it listens.
+            for _ in range(100):
+                await driver.spawn(spec())
+                await asyncio.sleep(0.1)
+                if ("i-1", DomainState.RUNNING, None) in seen:
+                    break
+                await driver.stop("i-1", grace_period=0)
+            else:
+                raise AssertionError("no start was reported")
+            self.destroy_outside(driver, "i-1")
+            await wait_for(lambda: ("i-1", DomainState.SHUTOFF, "destroyed") in seen)
+            off = DomainInfo("i-1", DomainState.SHUTOFF, "destroyed")
+            assert await driver.list_instances() == [off]
+            await driver.destroy("i-1")
+            await wait_for(lambda: ("i-1", DomainState.MISSING, None) in seen)
+        finally:
+            listening.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listening
+
     async def test_stop_shuts_off_and_is_idempotent(self, driver: ComputeDriver) -> None:
         await driver.spawn(spec())
         await driver.stop("i-1")
         assert await self.state(driver) is DomainState.SHUTOFF
         await driver.stop("i-1", grace_period=0)
-        assert await driver.list_instances() == [DomainInfo("i-1", DomainState.SHUTOFF)]
+        # Off because the guest shut down (ACPI): the second, forced, stop changed nothing.
+        stopped = DomainInfo("i-1", DomainState.SHUTOFF, "shutdown")
+        assert await driver.list_instances() == [stopped]
 
     async def test_start_after_stop_and_when_running(self, driver: ComputeDriver) -> None:
         await driver.spawn(spec())
@@ -259,6 +308,10 @@ class TestMemoryComputeDriver(DriverContract):
         assert isinstance(driver, MemoryComputeDriver)
         return driver.has_domain(name)
 
+    def destroy_outside(self, driver: ComputeDriver, instance_id: str) -> None:
+        assert isinstance(driver, MemoryComputeDriver)
+        driver.power_off_outside(instance_id, "destroyed")
+
 
 class TestMemoryComputeDriverWithoutHotplug(TestMemoryComputeDriver):
     @pytest.fixture
@@ -294,6 +347,9 @@ class TestLibvirtDriver(DriverContract):
 
     def foreign_domain_exists(self, driver: ComputeDriver, name: str) -> bool:
         return name in [dom.name() for dom in self.side.listAllDomains(0)]
+
+    def destroy_outside(self, driver: ComputeDriver, instance_id: str) -> None:
+        self.side.lookupByName(domain_name(instance_id)).destroy()
 
     async def test_the_builtin_test_domain_is_ignored(self, driver: ComputeDriver) -> None:
         assert self.foreign_domain_exists(driver, "test")

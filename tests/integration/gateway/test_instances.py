@@ -87,6 +87,7 @@ async def test_bad_instance_requests_name_the_field(gateway: Gateway) -> None:
         ({"name": "ok", "flavor": "m1.small", "server_group": "nope"}, "server_group"),
         ({"name": "ok", "flavor": "m1.small", "colour": "red"}, "colour"),
         ({"name": "ok", "flavor": "m1.small", "required_traits": ["lower"]}, "required_traits[0]"),
+        ({"name": "ok", "flavor": "m1.small", "restart_policy": "sometimes"}, "restart_policy"),
     ]
     for body, field in cases:
         reply = await gateway.call("POST", "/v1/instances", token=token, json=body)
@@ -174,6 +175,35 @@ async def test_scheduler_and_compute_facts_drive_the_status(gateway: Gateway) ->
         gateway.settings.bootstrap_servers, event_topic("gateway", gateway.namespace), REGISTRY
     )
     assert sum(isinstance(e.payload, api.InstanceDeletionRequested) for e in logged) == 1
+
+
+async def test_a_guest_that_crashes_is_restarted_as_its_policy_says(gateway: Gateway) -> None:
+    _, token = await gateway.tenant()
+    body = {"name": "web", "flavor": "m1.small", "restart_policy": "on-crash"}
+    created = await gateway.call("POST", "/v1/instances", token=token, json=body)
+    assert created.status == 202
+    instance = created.body
+    assert (instance["restart_policy"], instance["stop_cause"]) == ("on-crash", None)
+    iid, path = instance["id"], f"/v1/instances/{instance['id']}"
+    logged = await read_events(
+        gateway.settings.bootstrap_servers, event_topic("gateway", gateway.namespace), REGISTRY
+    )
+    [requested] = [e.payload for e in logged if e.aggregate_id == iid]
+    assert isinstance(requested, api.InstanceRequested)
+    assert requested.restart_policy == "on-crash"
+    await gateway.feed("scheduler", [(iid, scheduled(instance))])
+    await gateway.feed("compute", [(iid, compute.InstanceStarted(host="host-1"))])
+    await status_becomes(gateway, path, token, "RUNNING")
+    crashed = compute.InstanceStopped(host="host-1", cause="crashed")
+    await gateway.feed("compute", [(iid, crashed)])
+    stopped = await status_becomes(gateway, path, token, "STOPPED")
+    assert stopped.body["stop_cause"] == "crashed"
+    again = compute.InstanceRestarted(host="host-1", cause="crashed", policy="on-crash")
+    await gateway.feed("compute", [(iid, again)])
+    running = await status_becomes(gateway, path, token, "RUNNING")
+    assert running.body["stop_cause"] is None
+    history = await gateway.call("GET", f"{path}/events", token=token)
+    assert [e["type"] for e in history.body][-2:] == ["InstanceStopped", "InstanceRestarted"]
 
 
 def _allocated(gateway: Gateway, host: str) -> int:

@@ -18,7 +18,7 @@ from tests.unit.billing.billing_support import (
 from virga_audit.rerate import compare
 from virga_billing.config import BillingConfig
 from virga_events.catalog.api import InstanceRequested
-from virga_events.catalog.compute import InstanceStarted, InstanceStopped
+from virga_events.catalog.compute import InstanceRestarted, InstanceStarted, InstanceStopped
 from virga_rating.state import BillingState
 
 CONFIG = BillingConfig(grace_seconds=3600)
@@ -76,3 +76,23 @@ def test_usage_never_invoiced_is_a_difference() -> None:
     assert [str(d) for d in compare(state, "2026-03")] == [
         "t-1 2026-03 - invoice: none issued; re-rated 4.90"
     ]
+
+
+def test_a_guest_that_crashed_and_was_restarted_is_billed_only_while_it_ran() -> None:
+    # Up 2nd 00:00, crashed (seen by its agent) 3rd 00:00, restarted by its policy 3rd 12:00,
+    # destroyed outside Virga 4th 00:00: 24 h + 12 h, the gap unbilled.
+    state = folded(
+        [
+            prices(at(1, month=2), "0.10"),
+            event(InstanceRequested(name="vm", flavor=SMALL), "i-1", at(2)),
+            event(InstanceStarted(host="h1"), "i-1", at(2)),
+            event(InstanceStopped(host="h1", cause="crashed"), "i-1", at(3)),
+            event(
+                InstanceRestarted(host="h1", cause="crashed", policy="on-crash"), "i-1", at(3, 12)
+            ),
+            event(InstanceStopped(host="h1", cause="destroyed"), "i-1", at(4)),
+        ]
+    )
+    [issued] = run_tick(CONFIG, state, at(1, 2, month=4))
+    assert issued.total == "3.60"  # 36 h x 0.10
+    assert compare(state, "2026-03") == []

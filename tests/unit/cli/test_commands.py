@@ -167,6 +167,23 @@ async def test_wait_prints_each_step_once_as_it_happens_until_running(tmp_path: 
     assert lines[-1] == "instance web is RUNNING on host-a"
 
 
+async def test_instance_create_sends_the_restart_policy(tmp_path: Path) -> None:
+    async def create(request: web.Request) -> web.Response:
+        body = await request.json()
+        shown = {**body, "id": "i-1", "status": "BUILDING", "flavor": {"name": body["flavor"]}}
+        return web.json_response(shown, status=202)
+
+    async with fake_api({("POST", "/v1/instances"): create}) as api:
+        args = ["--api", api.url, "instance", "create", "web", "--flavor", "m1.tiny"]
+        result = await run([*args, "--restart-policy", "on-crash"], tmp_path)
+        refused = await run([*args, "--restart-policy", "sometimes"], tmp_path)
+        [post] = [r for r in api.requests if r.method == "POST"]
+    assert result.exit_code == 0, result.output
+    assert orjson.loads(post.body)["restart_policy"] == "on-crash"
+    assert "restart policy" in result.stdout
+    assert refused.exit_code != 0  # refused by the CLI: nothing was sent
+
+
 async def test_image_upload_streams_the_file_with_its_format_and_visibility(
     tmp_path: Path,
 ) -> None:

@@ -89,6 +89,22 @@ def test_other_failures_keep_the_status_and_set_the_fault(phase: str) -> None:
     )
 
 
+def test_a_guest_that_stops_on_its_own_shows_why_and_its_restart() -> None:
+    state = fold(requested("i1"), scheduled("i1"), by_compute(compute.InstanceStarted(host="h1")))
+    instance = state.instances["i1"]
+    assert instance_view(instance).restart_policy == "never"
+    crashed = compute.InstanceStopped(host="h1", cause="crashed")
+    state = fold(by_compute(crashed, seconds=3), state=state)
+    view = instance_view(instance)
+    assert (view.status, view.stop_cause) == ("STOPPED", "crashed")
+    again = compute.InstanceRestarted(host="h1", cause="crashed", policy="on-crash")
+    state = fold(by_compute(again, seconds=4), state=state)
+    view = instance_view(instance)
+    assert (view.status, view.stop_cause) == ("RUNNING", None)
+    assert [e.type for e in instance.history][-2:] == ["InstanceStopped", "InstanceRestarted"]
+    assert restore(snapshot(state)).instances["i1"] == instance
+
+
 def test_a_lost_domain_is_a_fault_naming_the_host() -> None:
     state = fold(requested("i1"), scheduled("i1"), by_compute(compute.InstanceStarted(host="h1")))
     state = fold(by_compute(compute.InstanceDomainLost(host="h1"), seconds=3), state=state)
