@@ -148,6 +148,10 @@ def _volume_failed(state: GatewayState, env: Envelope, event: storage.VolumeFail
         volume.create_fault = event.reason
     elif event.operation == "delete":
         volume.delete_failed_at = env.occurred_at
+    elif event.operation == "extend":
+        # The size asked for was not reached: the tenant may ask for it again (and the
+        # quota counts the size the volume has).
+        volume.requested_size_gb = volume.size_gb
     elif event.operation == "snapshot":
         # The failure is caused by the request: find the snapshot that request asked for
         # (or keep the reason until the request is folded, in a rebuild).
@@ -162,6 +166,7 @@ def _volume_failed(state: GatewayState, env: Envelope, event: storage.VolumeFail
 def _volume_extended(state: GatewayState, env: Envelope, event: storage.VolumeExtended) -> None:
     volume = volume_record(state, env)
     volume.size_gb = max(volume.size_gb, event.size_gb)
+    volume.requested_size_gb = max(volume.requested_size_gb, event.size_gb)
 
 
 @folds.on(storage.VolumeFlattened)
