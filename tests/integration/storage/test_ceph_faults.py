@@ -43,8 +43,8 @@ BIG_IMAGE = bytes(range(256)) * (256 << 10)
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[CephCluster]:
-    cluster = CephCluster(free_port())
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CephCluster]:
+    cluster = CephCluster(free_port(), state_root=tmp_path_factory.mktemp("faults"))
     cluster.start()
     try:
         yield cluster
