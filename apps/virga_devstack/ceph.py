@@ -149,6 +149,15 @@ class CephCluster:
         with exclusive(self.directory / ".lock"):
             return self._stop_daemons()
 
+    def pause_osd(self, paused: bool = True) -> None:
+        """Stop the OSD in its tracks (SIGSTOP), or let it go on (SIGCONT): for fault tests.
+        A stopped OSD answers nothing, as one that hangs or is cut off; it keeps its objects
+        (a memstore OSD that exits loses them, so it cannot be stopped and started again)."""
+        pid = self.pid("osd")
+        if pid is None:
+            raise CephError(f"the OSD of {self.directory} is not running")
+        os.kill(pid, signal.SIGSTOP if paused else signal.SIGCONT)
+
     # -- creation, following the recipe verified on Debian 12 --------------------------------
 
     def _create(self, timeout: float) -> None:

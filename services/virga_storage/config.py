@@ -24,6 +24,9 @@ class StorageConfig:
     never `admin`."""
     ceph_pool: str = "rbd"
     """The one pool holding images and volumes."""
+    ceph_op_timeout_seconds: int = 30
+    """How long one Ceph operation may wait for a monitor or OSD before it fails as
+    `StorageUnavailable` (librados would wait for ever on a stopped OSD)."""
     max_clone_depth: int = 5
     """A clone deeper than this is flattened in the background (reads stay fast)."""
     http_port: int | None = None
@@ -63,6 +66,8 @@ class StorageConfig:
             )
         if self.qemu_img_timeout_seconds <= 0 or self.qemu_img_memory_bytes < 1 << 26:
             raise ValueError("qemu_img_timeout_seconds must be positive, its memory >= 64 MiB")
+        if self.ceph_op_timeout_seconds <= 0:
+            raise ValueError("ceph_op_timeout_seconds must be positive")
         if not self.ceph_pool:
             raise ValueError("ceph_pool must not be empty")
 
@@ -86,7 +91,7 @@ class StorageConfig:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> StorageConfig:
         """Read VIRGA_CEPH_CONF, VIRGA_CEPH_KEYRING, VIRGA_CEPH_USER, VIRGA_CEPH_POOL,
-        VIRGA_MAX_CLONE_DEPTH,
+        VIRGA_CEPH_OP_TIMEOUT, VIRGA_MAX_CLONE_DEPTH,
         VIRGA_IMAGE_MAX_BYTES, VIRGA_IMAGE_MAX_VIRTUAL_SIZE, VIRGA_IMAGE_MAX_IMPORTS,
         VIRGA_IMAGE_IMPORT_WAIT, VIRGA_IMAGE_SPOOL_MAX_BYTES, VIRGA_QEMU_IMG_TIMEOUT,
         VIRGA_QEMU_IMG_MEMORY, VIRGA_IMAGE_SANDBOX (`bwrap` or `none`),
@@ -100,6 +105,9 @@ class StorageConfig:
                 ceph_keyring=env.text("VIRGA_CEPH_KEYRING") or defaults.ceph_keyring,
                 ceph_user=env.text("VIRGA_CEPH_USER") or defaults.ceph_user,
                 ceph_pool=env.text("VIRGA_CEPH_POOL") or defaults.ceph_pool,
+                ceph_op_timeout_seconds=env.whole(
+                    "VIRGA_CEPH_OP_TIMEOUT", defaults.ceph_op_timeout_seconds
+                ),
                 max_clone_depth=env.whole("VIRGA_MAX_CLONE_DEPTH", defaults.max_clone_depth),
                 image_max_bytes=env.whole("VIRGA_IMAGE_MAX_BYTES", defaults.image_max_bytes),
                 upload_timeout_seconds=env.whole(

@@ -25,7 +25,11 @@ async def connect_driver(config: StorageConfig) -> StorageDriver:
     from virga_storage.drivers.rbd import RbdDriver  # rados/rbd load only when used
 
     driver = RbdDriver(
-        Path(config.ceph_conf), Path(config.ceph_keyring), config.ceph_pool, user=config.ceph_user
+        Path(config.ceph_conf),
+        Path(config.ceph_keyring),
+        config.ceph_pool,
+        user=config.ceph_user,
+        op_timeout=config.ceph_op_timeout_seconds,
     )
     await driver.connect()  # no cluster: fail now, before anything is read or written
     return driver

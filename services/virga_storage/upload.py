@@ -7,7 +7,9 @@ The stream presents the request's one-time upload key, whose digest the request 
 no one else can fill the image.
 The image is created in the pool only once the whole body has arrived (the stage file
 holds it), so a cut-off upload never touches Ceph; a crash while the pool is written is
-cleaned up when the service is ready again (`decide.on_ready`).
+cleaned up when the service is ready again (`decide.on_ready`). An import cut off by an
+unavailable cluster cannot remove its partial image at once either: that is retried in the
+background until Ceph answers again.
 """
 
 from __future__ import annotations
@@ -48,6 +50,23 @@ UPLOAD_PATH = "/internal/images/{id}"
 CHUNK = 1 << 20
 REQUEST_WAIT_SECONDS = 15.0
 """How long an upload waits for the service to read the request the gateway just wrote."""
+LEFTOVER_RETRY_SECONDS = 30.0
+"""Longest pause between two attempts to remove a partial image while Ceph is away."""
+
+
+async def remove_leftover(driver: StorageDriver, name: str) -> None:
+    """Remove the partial image of an import the cluster cut off, retrying until it answers."""
+    delay = 1.0
+    while True:
+        try:
+            await driver.remove(name)
+        except StorageError as error:
+            log.warning("import_leftover_kept", image=name, reason=str(error))
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, LEFTOVER_RETRY_SECONDS)
+        else:
+            log.info("import_leftover_removed", image=name)
+            return
 
 
 class ImportFailure(Exception):
@@ -147,6 +166,7 @@ class ImageUploads:
         self.runner: ServiceRunner[StorageState] | None = None
         self.slots = ImportSlots(config.max_imports, config.import_wait_seconds)
         self.spool = SpoolBudget(config.spool_max_bytes)
+        self.cleanups: set[asyncio.Task[None]] = set()
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_put(UPLOAD_PATH, self.upload)
@@ -217,6 +237,12 @@ class ImageUploads:
             except PoolFull as error:
                 raise ImportFailure("failed", str(error)) from error
             except StorageUnavailable as error:
+                # The driver's own removal of the partial image failed as well, most likely.
+                cleanup = asyncio.create_task(
+                    remove_leftover(self.driver, rbd_image_name(image.image_id))
+                )
+                self.cleanups.add(cleanup)
+                cleanup.add_done_callback(self.cleanups.discard)
                 raise ImportFailure("unavailable", str(error)) from error
             except (StorageError, ValueError) as error:
                 raise ImportFailure("failed", str(error)) from error

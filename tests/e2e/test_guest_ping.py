@@ -1,12 +1,16 @@
 """A real VM you can ping, through the API: Virga's own guest image, uploaded as a public image,
 boots on qemu:///system (TCG) from a Ceph boot volume with a port on a tenant network, and
 answers ping from a network namespace plugged into the same network as a port of its own.
-Deleting everything leaves no domain, no RBD image, no tap and no allocated address behind.
+The usage samples of its traffic count what the guest sent as sent (the egress billed) and
+what it received as received. Deleting everything leaves no domain, no RBD image, no tap and
+no allocated address behind.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -16,6 +20,7 @@ import aiohttp
 import libvirt
 import pytest
 from tests.support.api import Api
+from tests.support.kafka import read_events
 from tests.support.netns import links, namespaces, pings, plug_guest, sh, unique
 from tests.support.pool import audit_namespace
 from tests.support.stack import HostSpec, Stack, on_ceph
@@ -24,7 +29,11 @@ from virga_compute.drivers.domain_xml import domain_name
 from virga_devstack import guest_image
 from virga_devstack import libvirt as libvirt_daemon
 from virga_devstack.ceph import CephCluster
+from virga_eventlog import event_topic
+from virga_events import REGISTRY, Envelope
 from virga_network.agent.core import names
+from virga_rating.fold import evolve as bill
+from virga_rating.state import BillingState
 from virga_storage.drivers.rbd import RbdDriver
 
 pytestmark = [pytest.mark.kafka, pytest.mark.e2e, pytest.mark.libvirt, pytest.mark.timeout(600)]
@@ -104,6 +113,76 @@ async def upload(admin: Api, image: guest_image.GuestImage) -> Any:
             return body
 
 
+DROPPED = (400, 1400)
+"""UDP datagrams to a port the guest does not listen on, and their payload: received, and
+dropped (but for a few rate-limited ICMP errors)."""
+ECHOED = (40, 1000)
+"""Echo requests, and their payload: each makes the guest send a reply as large."""
+FRAME = 14 + 20 + 8
+"""Ethernet, IPv4 and UDP or ICMP headers: what a tap counts beyond the payload."""
+SLACK = 32 << 10
+"""What else the guest may send meanwhile: ICMP port-unreachables, ARP."""
+
+
+async def usage_after(stack: Stack, instance_id: str, moment: float, skip: int = 0) -> Envelope:
+    """The (`skip`+1)-th usage sample of the instance recorded after `moment` (epoch)."""
+    deadline = time.monotonic() + 60
+    while True:
+        events = await read_events(
+            stack.bootstrap, event_topic("compute", stack.namespace), REGISTRY
+        )
+        later = [
+            e
+            for e in events
+            if e.type == "UsageSampled"
+            and e.aggregate_id == instance_id
+            and e.occurred_at.timestamp() > moment
+        ]
+        if len(later) > skip:
+            return later[skip]
+        assert time.monotonic() < deadline, f"no usage sample of {instance_id} after {moment}"
+        await asyncio.sleep(1)
+
+
+def egress_billed(samples: list[Envelope]) -> int:
+    state = BillingState()
+    for sample in samples:
+        state = bill(state, sample)
+    return sum(sample.bytes for usage in state.instances.values() for sample in usage.egress)
+
+
+async def traffic_is_counted_from_the_guest(
+    stack: Stack, instance_id: str, prober: str, ip: str
+) -> None:
+    """Much more goes to the guest than comes back: swapped counters would bill the tenant
+    for what it received."""
+    before = await usage_after(stack, instance_id, time.time())
+    count, size = DROPPED
+    blast = (
+        "import socket, time\n"
+        "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+        f"for _ in range({count}):\n"
+        f"    s.sendto(bytes({size}), ({ip!r}, 9))\n"
+        "    time.sleep(0.002)\n"
+    )
+    await asyncio.to_thread(sh, sys.executable, "-c", blast, netns=prober)
+    requests, payload = ECHOED
+    pinged = await asyncio.to_thread(
+        sh, "ping", "-q", "-c", str(requests), "-s", str(payload), "-i", "0.05", ip,
+        netns=prober, check=False,
+    )  # fmt: skip
+    replies = int(re.search(r"(\d+) (?:packets )?received", pinged.stdout)[1])  # type: ignore[index]
+    assert replies > 0, pinged.stdout
+    after = await usage_after(stack, instance_id, time.time(), skip=1)  # a whole period later
+    received = after.payload.net_rx_bytes - before.payload.net_rx_bytes
+    sent = after.payload.net_tx_bytes - before.payload.net_tx_bytes
+    back = replies * (payload + FRAME)
+    assert received >= count * (size + FRAME) + requests * (payload + FRAME), (received, sent)
+    assert back <= sent <= back + SLACK, (received, sent, back)
+    billed = egress_billed([before, after]) - egress_billed([before])
+    assert billed == sent
+
+
 def domains() -> set[str]:
     connection = libvirt.open(URI)
     try:
@@ -151,6 +230,7 @@ async def test_a_guest_boots_from_a_ceph_volume_and_answers_ping_then_leaves_not
             assert time.monotonic() < deadline, f"{address['ip']} never answered"
         # Another tenant's address space is not this one: the probe's own address is taken.
         assert probe["ips"][0] != address["ip"]
+        await traffic_is_counted_from_the_guest(stack, instance["id"], prober, address["ip"])
 
     await tenant.call("DELETE", instance_path)
     await until(tenant, instance_path, lambda v: v is None or v["status"] == "DELETED")

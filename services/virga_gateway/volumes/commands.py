@@ -121,7 +121,7 @@ def volume_action(
 ) -> Outcome:
     volume = find_volume(state, principal, volume_id)
     _require(state, volume, ("available", "in-use"), body.action)
-    current = max(volume.size_gb, volume.requested_size_gb)
+    current = max([volume.size_gb, *volume.extensions.values()])
     v.check(
         body.size_gb > current,
         "size_gb",

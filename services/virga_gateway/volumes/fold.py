@@ -85,6 +85,8 @@ def _extend_requested(
 ) -> None:
     volume = volume_record(state, env)
     volume.requested_size_gb = max(volume.requested_size_gb, event.size_gb)
+    if env.event_id not in volume.failed_extensions and event.size_gb > volume.size_gb:
+        volume.extensions[env.event_id] = event.size_gb
 
 
 @folds.on(storage.VolumeDeletionRequested)
@@ -148,6 +150,11 @@ def _volume_failed(state: GatewayState, env: Envelope, event: storage.VolumeFail
         volume.create_fault = event.reason
     elif event.operation == "delete":
         volume.delete_failed_at = env.occurred_at
+    elif event.operation == "extend" and env.causation_id is not None:
+        # The size was not reached: the tenant may ask for it again.
+        volume.extensions.pop(env.causation_id, None)
+        kept = volume.failed_extensions[-(OUTCOMES_KEPT - 1) :]
+        volume.failed_extensions = [*kept, env.causation_id]
     elif event.operation == "snapshot":
         # The failure is caused by the request: find the snapshot that request asked for
         # (or keep the reason until the request is folded, in a rebuild).
@@ -162,6 +169,7 @@ def _volume_failed(state: GatewayState, env: Envelope, event: storage.VolumeFail
 def _volume_extended(state: GatewayState, env: Envelope, event: storage.VolumeExtended) -> None:
     volume = volume_record(state, env)
     volume.size_gb = max(volume.size_gb, event.size_gb)
+    volume.extensions = {k: v for k, v in volume.extensions.items() if v > volume.size_gb}
 
 
 @folds.on(storage.VolumeFlattened)

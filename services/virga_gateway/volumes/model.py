@@ -104,7 +104,12 @@ class Volume(msgspec.Struct, kw_only=True):
     # The gateway's own facts (api topic).
     requested: bool = False
     requested_size_gb: int = 0
-    """The size asked for, grown by extend requests: the next extend must exceed it."""
+    """The size asked for, grown by extend requests (what the quota counts)."""
+    extensions: dict[str, int] = msgspec.field(default_factory=dict)
+    """Extend request event id -> size, until the volume has it or the request failed: the
+    next extend must exceed the largest (and the size), so a failed one may be asked again."""
+    failed_extensions: list[str] = msgspec.field(default_factory=list)
+    """Ids of the last failed extend requests, for failures folded before their request."""
     image: str | None = None
     snapshot: str | None = None
     deletion_requested_at: datetime | None = None

@@ -29,6 +29,7 @@ from virga_storage.drivers.base import (
     ImageInfo,
     ImageNotFound,
     ParentRef,
+    PoolFull,
     ShrinkRefused,
     SnapshotInfo,
     SnapshotNotFound,
@@ -170,6 +171,8 @@ class RbdDriver(RbdConnection):
             if size_bytes < current:
                 raise ShrinkRefused(name, current, size_bytes)
             if size_bytes > current:
+                if self._pool_full():
+                    raise PoolFull(f"pool {self.pool!r} is full: cannot grow {name!r}")
                 image.resize(size_bytes)
 
     def _snapshot(self, name: str, snapshot: str) -> None:

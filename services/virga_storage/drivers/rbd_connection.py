@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -34,7 +35,10 @@ CONNECT_TIMEOUT = 15
 FENCE_SECONDS = 3600
 """How long a fenced client stays blocklisted (Ceph's own default)."""
 OP_TIMEOUT = 30
-"""Seconds any monitor or OSD operation may take before it fails as unavailable."""
+"""Default of the seconds any monitor or OSD operation may take before it fails as
+unavailable (librados' own default is to wait for ever: a stopped OSD would hang the driver)."""
+_QUOTA_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+"""An OSD's answer to a write into a full pool: no space, or the pool's quota reached."""
 
 
 class RbdConnection:
@@ -48,12 +52,16 @@ class RbdConnection:
         *,
         user: str = "admin",
         connect_timeout: int = CONNECT_TIMEOUT,
+        op_timeout: int = OP_TIMEOUT,
     ) -> None:
+        if op_timeout <= 0:
+            raise ValueError("op_timeout must be positive")
         self.pool = pool
         self._conf_file = conf_file
         self._keyring = keyring
         self._user = user
         self._connect_timeout = connect_timeout
+        self._op_timeout = op_timeout
         self._closed = False
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"rbd-{pool}")
         self._cluster: Any = None
@@ -75,11 +83,12 @@ class RbdConnection:
             return await loop.run_in_executor(self._executor, partial(function, *args))
         except (rados.TimedOut, rados.ConnectionShutdown, rbd.ConnectionShutdown) as error:
             raise StorageUnavailable(f"Ceph did not answer: {error}") from error
-        except (rados.NoSpace, rbd.NoSpace) as error:
-            raise PoolFull(f"pool {self.pool!r} is full: {error}") from error
         except (rados.Error, rbd.Error) as error:
-            if getattr(error, "errno", None) == errno.ETIMEDOUT:  # librbd's op timeouts
+            code = getattr(error, "errno", None)
+            if code == errno.ETIMEDOUT:  # librbd's op timeouts
                 raise StorageUnavailable(f"Ceph did not answer: {error}") from error
+            if code in _QUOTA_ERRNOS:  # rados.NoSpace, rbd.NoSpace, rbd.DiskQuotaExceeded
+                raise PoolFull(f"pool {self.pool!r} is full: {error}") from error
             raise StorageError(f"Ceph failed: {error}") from error
 
     def _io(self) -> Any:
@@ -96,19 +105,36 @@ class RbdConnection:
             conf={
                 "keyring": str(self._keyring),
                 "client_mount_timeout": str(self._connect_timeout),
-                "rados_osd_op_timeout": str(OP_TIMEOUT),
-                "rados_mon_op_timeout": str(OP_TIMEOUT),
+                "rados_osd_op_timeout": str(self._op_timeout),
+                "rados_mon_op_timeout": str(self._op_timeout),
             },
         )
         try:
             cluster.connect(timeout=self._connect_timeout)
             ioctx = cluster.open_ioctx(self.pool)
+            # Writes into a full pool fail at once (ENOSPC/EDQUOT, mapped to `PoolFull`)
+            # instead of waiting for room until the op timeout; removals still free space.
+            ioctx.set_osdmap_full_try()
         except rados.Error as error:
             cluster.shutdown()
             if isinstance(error, rados.ObjectNotFound):
                 raise StorageError(f"pool {self.pool!r} does not exist") from error
             raise StorageUnavailable(f"cannot connect to Ceph: {error}") from error
         self._cluster, self._ioctx = cluster, ioctx
+
+    def _pool_full(self) -> bool:
+        """Whether the monitor flags the pool full (its OSDs full, or its quota reached). Ceph
+        takes a thin grow of an image even then; Virga refuses it, as the guest could not
+        write to the new room."""
+        result, output, _ = self._cluster.mon_command(
+            json.dumps({"prefix": "osd dump", "format": "json"}), b""
+        )
+        if result != 0:
+            return False  # not allowed to look: the OSDs will refuse writes themselves
+        for pool in json.loads(output)["pools"]:
+            if pool["pool_name"] == self.pool:
+                return bool({"full", "full_quota"} & set(pool["flags_names"].split(",")))
+        return False
 
     def _close(self) -> None:
         if self._ioctx is not None:

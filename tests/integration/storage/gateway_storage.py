@@ -137,7 +137,9 @@ async def running_cloud(
         http_port=0,
         **storage,
     )
-    driver = RbdDriver(cluster.conf_file, cluster.keyring, cluster.pool)
+    driver = RbdDriver(
+        cluster.conf_file, cluster.keyring, cluster.pool, op_timeout=config.ceph_op_timeout_seconds
+    )
     await driver.connect()
     ceph = RbdDriver(cluster.conf_file, cluster.keyring, cluster.pool)
     await ceph.connect()

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import msgspec
+import pytest
 
 from virga_events import Envelope, Event, new_event
 from virga_events.catalog import Flavor, api
@@ -21,6 +22,8 @@ from virga_events.catalog.storage import (
     ImageImportRequested,
     VolumeCreated,
     VolumeDeletionRequested,
+    VolumeExtended,
+    VolumeExtendRequested,
     VolumeFailed,
     VolumeFlattened,
     VolumeRequested,
@@ -30,8 +33,12 @@ from virga_events.catalog.storage import (
     VolumeSnapshotDeletionRequested,
     VolumeSnapshotRequested,
 )
+from virga_gateway.auth import Principal
 from virga_gateway.images.views import image_view
+from virga_gateway.problems import Problem
 from virga_gateway.state import GatewayState, evolve, restore, snapshot
+from virga_gateway.volumes.bodies import VolumeAction
+from virga_gateway.volumes.commands import volume_action
 from virga_gateway.volumes.model import volume_status
 from virga_gateway.volumes.views import volume_view
 
@@ -188,3 +195,24 @@ def test_a_deleted_snapshot_leaves_the_volume_and_a_refused_one_shows_why() -> N
         [kept] = volume_view(state.volumes["v-1"], state.instances).snapshots
         assert (kept.id, kept.status, kept.fault) == ("s-2", "available", "delete: busy")
         assert "s-1" not in state.snapshot_volumes  # no clone can name it any more
+
+
+def test_a_failed_extension_may_be_asked_again_and_a_pending_one_not() -> None:
+    log = Log()
+    log.add("gateway", VolumeRequested(name="data", size_gb=1), "v-1")
+    log.add("storage", VolumeCreated(name="data", size_gb=1), "v-1")
+    asked = log.add("gateway", VolumeExtendRequested(size_gb=3), "v-1")
+    tenant = Principal(token_id="k", role="tenant", tenant_id="t-1")
+    with pytest.raises(Problem, match="3 GiB"):  # pending: the same size again is refused
+        volume_action(log.live(), tenant, "v-1", VolumeAction(action="extend", size_gb=3))
+    log.add("storage", VolumeFailed(operation="extend", reason="pool full"), "v-1", asked)
+    for state in (log.live(), log.rebuilt(), restore(snapshot(log.live()))):
+        again = volume_action(state, tenant, "v-1", VolumeAction(action="extend", size_gb=3))
+        assert again.status == 202
+        assert state.volumes["v-1"].requested_size_gb == 3  # the quota counts what was asked
+    log.add("gateway", VolumeExtendRequested(size_gb=3), "v-1")
+    log.add("storage", VolumeExtended(size_gb=3), "v-1")
+    for state in (log.live(), log.rebuilt()):
+        assert state.volumes["v-1"].extensions == {}
+        with pytest.raises(Problem, match="3 GiB"):
+            volume_action(state, tenant, "v-1", VolumeAction(action="extend", size_gb=3))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import orjson
+import pytest
 
 from virga_events import Envelope, Event, new_event
 from virga_events.catalog import Flavor
@@ -194,6 +195,10 @@ def test_config_from_env() -> None:
     assert config.max_clone_depth == 3
     assert config.namespace == "x"
     assert StorageConfig.from_env({}).ceph_pool == "rbd"
+    assert StorageConfig.from_env({}).ceph_op_timeout_seconds == 30
+    assert StorageConfig.from_env({"VIRGA_CEPH_OP_TIMEOUT": "5"}).ceph_op_timeout_seconds == 5
+    with pytest.raises(SystemExit, match="ceph_op_timeout_seconds"):
+        StorageConfig.from_env({"VIRGA_CEPH_OP_TIMEOUT": "0"})
 
 
 def test_requests_that_cannot_be_carried_out_fail_with_a_reason() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 from virga_events.catalog.storage import (
@@ -22,6 +23,7 @@ from virga_storage.effects.intents import (
     SnapshotVolume,
 )
 from virga_storage.effects.volumes import GiB, VolumeEffects
+from virga_storage.upload import remove_leftover
 
 
 async def one_chunk(data: bytes) -> AsyncIterator[bytes]:
@@ -79,3 +81,15 @@ async def test_deleting_a_parent_flattens_its_clones_first() -> None:
     assert driver.read("volume-v-3", 0, 4) == b"boot"
     assert (await driver.info("volume-v-3")).parent is None
     assert await driver.children("image-img-1", BASE_SNAPSHOT) == []
+
+
+async def test_a_partial_import_is_removed_once_the_cluster_is_back() -> None:
+    driver = MemoryStorageDriver("rbd")
+    await driver.create_volume("image-i", GiB)  # as an import cut off halfway leaves it
+    driver.set_available(False)
+    removing = asyncio.create_task(remove_leftover(driver, "image-i"))
+    await asyncio.sleep(0.2)
+    assert not removing.done()  # retried while the cluster is away
+    driver.set_available(True)
+    await asyncio.wait_for(removing, 10)
+    assert await driver.list() == []
