@@ -23,6 +23,7 @@ from typing import Any
 import msgspec
 import structlog
 
+from virga_runtime.effect_codec import decode_effect, encode_effect
 from virga_runtime.effects import Operation
 
 log = structlog.get_logger(__name__)
@@ -45,12 +46,12 @@ def journal_key(producer: str, cause_id: str, index: int) -> bytes:
 
 
 def encode_operation(operation: Operation) -> bytes:
-    """The journal value of an operation with a cause; TypeError for an effect msgspec cannot
-    write back exactly (caught by the services' tests, never silently unjournaled)."""
+    """The journal value of an operation with a cause; TypeError for an effect the codec
+    cannot write back exactly (caught by the services' tests, never silently unjournaled)."""
     assert operation.cause_id is not None
     effect = operation.effect
-    body = msgspec.json.encode(effect)
-    if msgspec.json.decode(body, type=type(effect)) != effect:
+    body = encode_effect(effect)
+    if decode_effect(type(effect), body) != effect:
         raise TypeError(f"effect {type(effect).__name__} does not survive its journal record")
     record = _Record(
         type=type(effect).__name__,
@@ -75,8 +76,8 @@ def pending_operations(
             continue
         try:
             record = msgspec.json.decode(value, type=_Record)
-            effect = msgspec.json.decode(record.effect, type=by_name[record.type])
-        except (msgspec.DecodeError, KeyError) as exc:
+            effect = decode_effect(by_name[record.type], bytes(record.effect))
+        except (msgspec.DecodeError, ValueError, TypeError, KeyError) as exc:
             # Written by another release whose effect this one cannot read: nothing to redo.
             log.error("journal_record_unreadable", key=key.decode(errors="replace"), error=str(exc))
             continue
