@@ -40,6 +40,7 @@ class Decider(ServiceInstance[S]):
 
     ready: asyncio.Event
     """Set once caught up with the log (by the runner)."""
+    _tasks: list[asyncio.Task[None]]
     _operations: EffectScheduler
     _outcomes: asyncio.Queue[tuple[Operation, Sequence[Emit]]]
 
@@ -310,7 +311,11 @@ class Decider(ServiceInstance[S]):
         await self.ready.wait()
         if definition.on_ready is not None:
             on_ready = definition.on_ready
-            await self._act(lambda: on_ready(self.state), "ready", settled=True)
+            readiness = self._act(lambda: on_ready(self.state), "ready", settled=True)
+            if self._operations.in_flight:  # effects resumed from the journal: ticks go on
+                self._tasks.append(asyncio.create_task(readiness, name="ready"))
+            else:
+                await readiness
         if definition.tick is None:
             return
         tick = definition.tick

@@ -13,7 +13,7 @@ import asyncio
 import itertools
 import time
 from collections.abc import AsyncIterator, Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import libvirt
 import pytest
@@ -173,7 +173,11 @@ async def test_an_agent_killed_mid_stop_records_the_stop_once_after_restart(
     await tenant.wait_status([iid], {"STOPPED"}, seconds=GRACE + 90)
     assert shutoff_reason(iid) == FORCED_OFF
     events = await compute_events(stack)
-    one_event(events, "InstanceStopped", iid)  # recorded exactly once
+    stopped = one_event(events, "InstanceStopped", iid)  # recorded exactly once
+    # The restarted agent beat all along while the resumed stop waited out its grace.
+    resumed = stopped.occurred_at - timedelta(seconds=GRACE - 2 * HEARTBEAT)
+    gaps = heartbeat_gaps(events, resumed, stopped.occurred_at)
+    assert max(gaps) < 4 * HEARTBEAT, gaps
     assert await pending_operations(stack) == []
     assert (await tenant.instance(iid))["status"] == "STOPPED"
 
