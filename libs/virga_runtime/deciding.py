@@ -1,10 +1,14 @@
-"""Deciding on input and ticks: evolve, decide, effects, dead letters, offsets, one transaction."""
+"""Deciding on input and ticks: evolve, decide, dead letters, offsets, one transaction; effects
+after it, beside the loop, their outcomes in transactions of their own."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 
+import msgspec
 import structlog
 from aiokafka import TopicPartition
 
@@ -17,8 +21,9 @@ from virga_eventlog import (
     partition_of,
 )
 from virga_events import Envelope, EventDecodeError, decode, derived_event_id, new_event
-from virga_runtime.effects import PlannedEffect, run_effects
+from virga_runtime.effects import EffectScheduler, Operation
 from virga_runtime.instance import ServiceInstance
+from virga_runtime.journal import encode_operation, journal_key, pending_operations
 from virga_runtime.service import Emit, Intent, S
 
 
@@ -27,9 +32,23 @@ class Decider(ServiceInstance[S]):
     what time or readiness alone makes happen (`_act`).
 
     For each input: evolve, then decide; the emitted events are folded at once (so the next
-    decision of the batch sees them) and appended with the batch's input offsets in one Kafka
-    transaction, after the batch's effects ran. A service that never decides only folds.
+    decision of the batch sees them) and appended with the batch's input offsets, and the
+    journal records of its effects, in one Kafka transaction. The effects run once that
+    commits, outside the decide lock (`virga_runtime.effects`); each outcome is appended in a
+    short transaction of its own. A service that never decides only folds.
     """
+
+    ready: asyncio.Event
+    """Set once caught up with the log (by the runner)."""
+    _tasks: list[asyncio.Task[None]]
+    _operations: EffectScheduler
+    _outcomes: asyncio.Queue[tuple[Operation, Sequence[Emit]]]
+
+    def _init_effects(self) -> None:
+        self._outcomes = asyncio.Queue()
+        self._operations = EffectScheduler(
+            self.definition.effects, lambda op, emits: self._outcomes.put_nowait((op, emits))
+        )
 
     # -- live processing ----------------------------------------------------------------------
 
@@ -41,7 +60,7 @@ class Decider(ServiceInstance[S]):
         definition = self.definition
         own_topic = definition.output_topic
         consumed: Positions = {}
-        effects: list[PlannedEffect] = []
+        operations: list[Operation] = []
         async with self._writer.transaction() as txn:
             for record in records:
                 if record.topic == own_topic:
@@ -63,14 +82,74 @@ class Decider(ServiceInstance[S]):
                         if isinstance(intent, Emit):
                             await self._emit(txn, self._envelope(intent, envelope, None, index))
                         else:
-                            effects.append((envelope, index, intent))
+                            operations.append(await self._journal(txn, envelope, index, intent))
                 self._tally["events_handled"] += 1
-            for cause, outcome_index, emit in await run_effects(definition.effects, effects):
-                await self._emit(txn, self._envelope(emit, cause, None, outcome_index))
             committed = await self._commit_inputs(txn, consumed)
         if committed:
             self._undecided = {}
         self._after_commit(txn, consumed)
+        for operation in operations:
+            self._operations.submit(operation)
+
+    async def _journal(
+        self, txn: Transaction, cause: Envelope, index: int, effect: object
+    ) -> Operation:
+        """The operation of an input's effect, with its journal record written in `txn`."""
+        self._operations.check(effect)
+        key = journal_key(self.producer_name, cause.event_id, index)
+        operation = Operation(effect, index, cause.event_id, cause.correlation_id, key)
+        await txn.append_raw(self.snapshot_topic, key, encode_operation(operation))
+        return operation
+
+    # -- outcomes of effects --------------------------------------------------------------------
+
+    def _resume_operations(self, snapshot_records: dict[bytes, bytes]) -> None:
+        """Carry out again the effects decided before a crash whose outcome never committed
+        (the journal's records), before anything decided from now on reaches their keys."""
+        records = pending_operations(snapshot_records, self.producer_name, self.definition.effects)
+        for operation in records:
+            self._log.warning(
+                "operation_resumed", effect=type(operation.effect).__name__, key=operation.key
+            )
+            self._operations.submit(operation)
+
+    async def _outcome_loop(self) -> None:
+        while True:
+            first = await self._outcomes.get()
+            self._outcomes.put_nowait(first)
+            async with self._lock:
+                await self._commit_outcomes()
+
+    async def _commit_outcomes(self) -> None:
+        """Append the outcomes of every finished effect, and drop their journal records, in
+        one transaction (group commit: a host's effects often finish together)."""
+        assert self._writer is not None
+        finished: list[tuple[Operation, Sequence[Emit]]] = []
+        while not self._outcomes.empty():
+            finished.append(self._outcomes.get_nowait())
+        if not finished:
+            return
+        async with self._writer.transaction() as txn:
+            await self._carry_undecided(txn)
+            for operation, emits in finished:
+                for j, emit in enumerate(emits):
+                    await self._emit(txn, self._outcome_envelope(operation, j, emit))
+                if operation.journal_key is not None:
+                    await txn.append_raw(self.snapshot_topic, operation.journal_key, None)
+        self._after_commit(txn, {})
+        self._undecided = {}  # carried by that transaction
+        self._operations.settled(len(finished))
+
+    def _outcome_envelope(self, operation: Operation, j: int, emit: Emit) -> Envelope:
+        envelope = self._envelope(emit, None, operation.correlation_id)
+        if operation.cause_id is None:
+            return envelope
+        index = f"effect-{operation.index}-{j}"
+        return msgspec.structs.replace(
+            envelope,
+            event_id=derived_event_id(operation.cause_id, self.producer_name, index),
+            causation_id=operation.cause_id,
+        )
 
     async def _commit_inputs(self, txn: Transaction, consumed: Positions) -> bool:
         """Commit `consumed` with `txn`'s records, or hold it back if `txn` has none.
@@ -227,26 +306,66 @@ class Decider(ServiceInstance[S]):
 
     # -- time and readiness --------------------------------------------------------------------
 
-    async def _act(self, plan: Callable[[], Sequence[Intent]], why: str) -> None:
-        """Carry out what time or readiness alone makes happen, in its own transaction."""
+    async def _tick_loop(self) -> None:
+        definition = self.definition
+        await self.ready.wait()
+        if definition.on_ready is not None:
+            on_ready = definition.on_ready
+            readiness = self._act(lambda: on_ready(self.state), "ready", settled=True)
+            if self._operations.in_flight:  # effects resumed from the journal: ticks go on
+                self._tasks.append(asyncio.create_task(readiness, name="ready"))
+            else:
+                await readiness
+        if definition.tick is None:
+            return
+        tick = definition.tick
+        while True:
+            await asyncio.sleep(definition.tick_seconds)
+            await self._act(lambda: tick(self.state, datetime.now(UTC)), "tick")
+
+    async def _act(
+        self, plan: Callable[[], Sequence[Intent]], why: str, *, settled: bool = False
+    ) -> None:
+        """Carry out what time or readiness alone makes happen, in its own transaction.
+
+        `settled` (readiness): plan only once every effect decided before has recorded its
+        outcome (those the journal carried over from before a restart among them), and run
+        the planned effects after those and before any decided later: a reconciliation
+        must see the host as the log says it is, not halfway through a stop.
+        """
         assert self._writer is not None
-        async with self._lock:
-            intents = plan()
-            if not intents:
+        while True:
+            if settled:
+                await self._operations.wait_idle()
+            async with self._lock:
+                if settled and self._operations.in_flight:
+                    continue  # something was decided meanwhile: wait for it too
+                await self._act_now(plan, why, exclusive=settled)
                 return
-            correlation = f"{why}-{self.producer_name}-{time.time_ns()}"
-            async with self._writer.transaction() as txn:
-                await self._carry_undecided(txn)
-                effects: list[PlannedEffect] = []
-                for index, intent in enumerate(intents):
-                    if isinstance(intent, Emit):
-                        await self._emit(txn, self._envelope(intent, None, correlation))
-                    else:
-                        effects.append((None, index, intent))
-                for _, _, emit in await run_effects(self.definition.effects, effects):
-                    await self._emit(txn, self._envelope(emit, None, correlation))
-            self._after_commit(txn, {})
-            self._undecided = {}  # carried by that transaction
+
+    async def _act_now(
+        self, plan: Callable[[], Sequence[Intent]], why: str, *, exclusive: bool
+    ) -> None:
+        assert self._writer is not None
+        intents = plan()
+        if not intents:
+            return
+        correlation = f"{why}-{self.producer_name}-{time.time_ns()}"
+        operations: list[Operation] = []
+        async with self._writer.transaction() as txn:
+            await self._carry_undecided(txn)
+            for index, intent in enumerate(intents):
+                if isinstance(intent, Emit):
+                    await self._emit(txn, self._envelope(intent, None, correlation))
+                else:
+                    self._operations.check(intent)
+                    operations.append(
+                        Operation(intent, index, None, correlation, exclusive=exclusive)
+                    )
+        self._after_commit(txn, {})
+        self._undecided = {}  # carried by that transaction
+        for operation in operations:
+            self._operations.submit(operation)
 
     # -- rebuild ------------------------------------------------------------------------------
 

@@ -7,7 +7,6 @@ import gc
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 from aiohttp import web
 from aiokafka import TopicPartition
@@ -30,7 +29,13 @@ from virga_runtime.observability import serve_health
 from virga_runtime.rebuild import committed_offsets, fold_inputs, fold_own
 from virga_runtime.service import Emit, S, ServiceDefinition
 from virga_runtime.signals import SignalDecider
-from virga_runtime.snapshots import Snapshot, load_snapshot, restore_state, write_snapshot
+from virga_runtime.snapshots import (
+    Snapshot,
+    read_latest,
+    restore_state,
+    snapshot_of,
+    write_snapshot,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +89,7 @@ class ServiceRunner(SignalDecider[S]):
         self._http: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._lease: HostLease | None = None
+        self._init_effects()
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -114,7 +120,8 @@ class ServiceRunner(SignalDecider[S]):
         await self._writer.start()
         if self._lease is not None:
             self._tasks.append(await self._lease.take(self._writer, self._lock))
-        snap = await load_snapshot(self.settings, self.snapshot_topic, self.producer_name)
+        latest = await read_latest(self.settings, self.snapshot_topic, self.producer_name)
+        snap = snapshot_of(latest, self.producer_name)
         snap_seq = 0
         restored = None
         if snap is not None:
@@ -163,6 +170,8 @@ class ServiceRunner(SignalDecider[S]):
         self._check_ready()
         await self._serve_http()
         self._tasks.append(asyncio.create_task(self._append_loop(), name="appends"))
+        self._tasks.append(asyncio.create_task(self._outcome_loop(), name="outcomes"))
+        self._resume_operations(latest)
         if definition.tick is not None or definition.on_ready is not None:
             self._tasks.append(asyncio.create_task(self._tick_loop(), name="ticks"))
         if definition.signals is not None:
@@ -213,6 +222,8 @@ class ServiceRunner(SignalDecider[S]):
             for task in self._tasks:
                 if task.done() and (error := task.exception()) is not None:
                     raise error
+            if self._operations.failure is not None:
+                raise self._operations.failure
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -229,10 +240,13 @@ class ServiceRunner(SignalDecider[S]):
             for task in self._tasks:
                 task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        # Effects still running are abandoned: their journal records bring them back.
+        await self._operations.cancel()
         if self._writer is not None:
             try:
                 async with self._lock:
                     await self._drain_appends()
+                    await self._commit_outcomes()
                     if snapshot:
                         await self._commit_undecided()
                     if snapshot and self.events_applied != self._applied_at_snapshot:
@@ -342,19 +356,6 @@ class ServiceRunner(SignalDecider[S]):
         return sum(self._reader.lag(tp, pos) for tp, pos in self._inputs.items())
 
     # -- ticks and snapshots ------------------------------------------------------------------
-
-    async def _tick_loop(self) -> None:
-        definition = self.definition
-        await self.ready.wait()
-        if definition.on_ready is not None:
-            on_ready = definition.on_ready
-            await self._act(lambda: on_ready(self.state), "ready")
-        if definition.tick is None:
-            return
-        tick = definition.tick
-        while True:
-            await asyncio.sleep(definition.tick_seconds)
-            await self._act(lambda: tick(self.state, datetime.now(UTC)), "tick")
 
     def _snapshot_due(self, idle: bool = False) -> bool:
         changed = self.events_applied - self._applied_at_snapshot

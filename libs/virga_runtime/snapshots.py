@@ -108,6 +108,12 @@ async def write_snapshot(txn: Transaction, topic: str, instance: str, snapshot: 
 
 async def load_snapshot(settings: KafkaSettings, topic: str, instance: str) -> Snapshot | None:
     """The newest complete snapshot of `instance`, or None (then the service rebuilds fully)."""
+    return snapshot_of(await read_latest(settings, topic, instance), instance)
+
+
+async def read_latest(settings: KafkaSettings, topic: str, instance: str) -> dict[bytes, bytes]:
+    """The latest value of each of `instance`'s keys on its snapshot topic (tombstones
+    dropped), in the order the keys were first written: snapshot chunks, journal records."""
     latest: dict[bytes, bytes] = {}
     prefix = f"{instance}/".encode()
     async with LogReader(settings, [topic], client_id=f"virga-snapshot-{instance}") as reader:
@@ -119,6 +125,11 @@ async def load_snapshot(settings: KafkaSettings, topic: str, instance: str) -> S
                         latest.pop(record.key, None)
                     else:
                         latest[record.key] = record.value
+    return latest
+
+
+def snapshot_of(latest: dict[bytes, bytes], instance: str) -> Snapshot | None:
+    """The newest complete snapshot among `read_latest`'s records, or None."""
     manifest_raw = latest.get(_manifest_key(instance))
     if manifest_raw is None:
         return None

@@ -89,6 +89,8 @@ class Stack:
     hosts in one namespace would plumb the same names.)"""
     billing: bool = False
     """Run the billing service too."""
+    compute_env: dict[str, str] = field(default_factory=dict)
+    """Extra settings of every compute agent (`VIRGA_STOP_GRACE_SECONDS`...)."""
     processes: dict[str, ServiceProcess] = field(default_factory=dict)
 
     @property
@@ -177,6 +179,7 @@ class Stack:
                     "VIRGA_USAGE_SECONDS": "5",
                     "VIRGA_HTTP_PORT": str(port),
                     **self._compute_volumes(uri, host.name),
+                    **self.compute_env,
                 },
                 self.run_dir,
                 health_url=f"http://127.0.0.1:{port}/healthz",

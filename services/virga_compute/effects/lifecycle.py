@@ -4,8 +4,8 @@ the start-up reconciliation, carried out over the driver (the effects are `effec
 Each handler drives the hypervisor through a `ComputeDriver` and returns the events that
 record the outcome; a failed operation is an `InstanceFailed` event, not an exception. Only
 faults that leave the agent unable to know its own host (no hypervisor at start) raise, so
-the service stops and is restarted. Every operation is safe to repeat: a batch is re-run
-after a crash, and the driver treats "already done" as done.
+the service stops and is restarted. Every operation is safe to repeat: one cut off by a crash
+is carried out again from the runtime's journal, and the driver treats "already done" as done.
 """
 
 from __future__ import annotations
