@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -21,14 +21,11 @@ from virga_eventlog import (
     decode_positions,
     encode_positions,
 )
-from virga_events import (
-    Envelope,
-)
+from virga_runtime.appends import Appender, PendingAppend
 from virga_runtime.lease import HostLease
 from virga_runtime.observability import serve_health
 from virga_runtime.rebuild import committed_offsets, fold_inputs, fold_own
-from virga_runtime.service import Emit, S, ServiceDefinition
-from virga_runtime.signals import SignalDecider
+from virga_runtime.service import S, ServiceDefinition
 from virga_runtime.snapshots import (
     Snapshot,
     read_latest,
@@ -62,14 +59,7 @@ class RunnerConfig:
     this long after its last renewal (at once for a restart on the same machine)."""
 
 
-@dataclass
-class _Append:
-    emits: Sequence[Emit]
-    correlation_id: str | None
-    done: asyncio.Future[list[Envelope]]
-
-
-class ServiceRunner(SignalDecider[S]):
+class ServiceRunner(Appender[S]):
     """The runtime of README.md "How a service lives": rebuild, ready, decide, snapshot."""
 
     def __init__(
@@ -81,7 +71,7 @@ class ServiceRunner(SignalDecider[S]):
         self.http_port: int | None = None
         self._start_ends: Positions = {}
         self._stop = asyncio.Event()
-        self._appends: asyncio.Queue[_Append] = asyncio.Queue()
+        self._appends: asyncio.Queue[PendingAppend] = asyncio.Queue()
         self._applied_at_snapshot = 0
         self._snapshot_at = time.monotonic()
         self._rebuild_started = time.monotonic()
@@ -272,53 +262,6 @@ class ServiceRunner(SignalDecider[S]):
             await self.serve()
         finally:
             await self.close()
-
-    # -- out-of-band appends (HTTP requests, agents' reports) --------------------------------
-
-    async def append(
-        self, emits: Sequence[Emit], *, correlation_id: str | None = None
-    ) -> list[Envelope]:
-        """Append events not caused by an input (a user request); returns them once committed.
-
-        Concurrent callers share transactions (group commit); state includes the events when
-        this returns, so the caller reads its own writes.
-        """
-        done: asyncio.Future[list[Envelope]] = asyncio.get_running_loop().create_future()
-        await self._appends.put(_Append(emits, correlation_id, done))
-        return await done
-
-    async def _append_loop(self) -> None:
-        while True:
-            first = await self._appends.get()
-            self._appends.put_nowait(first)
-            async with self._lock:
-                await self._drain_appends()
-
-    async def _drain_appends(self) -> None:
-        assert self._writer is not None
-        pending: list[_Append] = []
-        while not self._appends.empty():
-            pending.append(self._appends.get_nowait())
-        if not pending:
-            return
-        try:
-            async with self._writer.transaction() as txn:
-                await self._carry_undecided(txn)
-                results = []
-                for request in pending:
-                    envelopes = [
-                        self._envelope(e, None, request.correlation_id) for e in request.emits
-                    ]
-                    results.append([await self._emit(txn, env) for env in envelopes])
-            self._after_commit(txn, {})
-            self._undecided = {}  # carried by that transaction
-        except BaseException as exc:
-            for request in pending:
-                if not request.done.done():
-                    request.done.set_exception(exc)
-            raise
-        for request, envelopes in zip(pending, results, strict=True):
-            request.done.set_result(envelopes)
 
     # -- readiness -----------------------------------------------------------------------------
 
