@@ -3,6 +3,7 @@ Idempotency-Key, decide, append its events in one transaction, answer."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -24,8 +25,9 @@ from virga_gateway.idempotency import (
 )
 from virga_gateway.outcome import Outcome
 from virga_gateway.preview import preview
-from virga_gateway.problems import Problem, invalid
+from virga_gateway.problems import Problem, invalid, log_unavailable
 from virga_gateway.quotas.enforce import limited, over_quota, quota_increase
+from virga_gateway.runner import LogUnavailable
 from virga_gateway.state import GatewayState
 from virga_gateway.validation import parse_json, validate
 from virga_runtime import Emit
@@ -71,12 +73,45 @@ async def commit(
 
     `guard` serializes requests that decide on the same thing (one instance, one name), so
     two concurrent requests cannot both pass a check that only one of them may pass.
+
+    The answer waits for the log at most `write_timeout_seconds`, then is a 503 with
+    Retry-After. The work goes on without its caller and keeps holding its locks until the log
+    has confirmed or refused its events (a request that had not appended by then appends
+    nothing): no later request, a retry with the same key above all, decides on a state that
+    lacks events which may yet commit.
     """
     gateway = call.gateway
     key = parse_key(request.headers.get(HEADER)) if request.method == "POST" else None
+    timeout = gateway.config.write_timeout_seconds
+    deadline = asyncio.get_running_loop().time() + timeout
+    work = asyncio.ensure_future(_commit(request, call, plan, key, body, guard, reveal, deadline))
+    try:
+        return await asyncio.wait_for(asyncio.shield(work), timeout)
+    except TimeoutError:
+        work.add_done_callback(_retrieved)
+        raise log_unavailable(gateway.config.retry_after_seconds) from None
+
+
+def _retrieved(work: asyncio.Future[web.Response]) -> None:
+    """Collect the outcome of work whose caller stopped waiting (answered 503 already)."""
+    if not work.cancelled():
+        work.exception()
+
+
+async def _commit(
+    request: web.Request,
+    call: Call,
+    plan: Plan,
+    key: str | None,
+    body: object,
+    guard: str | None,
+    reveal: Reveal | None,
+    deadline: float,
+) -> web.Response:
+    gateway = call.gateway
     if key is None:
         async with gateway.locks.hold(guard):
-            return await _decide_and_append(call, plan, None)
+            return await _decide_and_append(call, plan, None, deadline)
     scope = call.caller.scope
     recording = _Recording(
         aggregate_id=record_id(scope, key),
@@ -96,7 +131,7 @@ async def commit(
                 raise invalid(422, HEADER, "was already used for a different request")
             return _replay(previous, reveal)
         async with gateway.locks.hold(guard):
-            return await _decide_and_append(call, plan, recording)
+            return await _decide_and_append(call, plan, recording, deadline)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,13 +143,15 @@ class _Recording:
     request_sha256: str
 
 
-async def _decide_and_append(call: Call, plan: Plan, recording: _Recording | None) -> web.Response:
+async def _decide_and_append(
+    call: Call, plan: Plan, recording: _Recording | None, deadline: float
+) -> web.Response:
     gateway = call.gateway
     now = datetime.now(UTC)
     outcome, after = _decide(gateway.state, plan, now, call.correlation_id)
     grown = limited(gateway.state, quota_increase(gateway.state, after, outcome.emits))
     if not grown:  # takes nothing a limit bounds: no need to queue
-        return await _append(call, outcome, after, now, recording)
+        return await _append(call, outcome, after, now, recording, deadline)
     # Requests that take from a tenant's quotas queue per tenant, and decide again once it
     # is their turn: the state then holds every earlier request's events, so two concurrent
     # requests can never both take the last unit.
@@ -125,7 +162,7 @@ async def _decide_and_append(call: Call, plan: Plan, recording: _Recording | Non
         problem = over_quota(gateway.state, quota_increase(gateway.state, after, outcome.emits))
         if problem is not None:
             raise problem
-        return await _append(call, outcome, after, now, recording)
+        return await _append(call, outcome, after, now, recording, deadline)
 
 
 def _decide(
@@ -142,7 +179,13 @@ async def _append(
     after: GatewayState,
     now: datetime,
     recording: _Recording | None,
+    deadline: float,
 ) -> web.Response:
+    gateway = call.gateway
+    # Past its deadline, the caller had its 503: append nothing. While a transaction is in
+    # doubt the projection may lack events that are yet to commit: decide nothing on it.
+    if gateway.runner.recovering or asyncio.get_running_loop().time() >= deadline:
+        raise log_unavailable(gateway.config.retry_after_seconds)
     body = None if outcome.view is None else msgspec.json.encode(outcome.view(after))
     emits = [Emit(e.payload, e.aggregate_id, e.tenant_id, occurred_at=now) for e in outcome.emits]
     if recording is not None:
@@ -156,7 +199,10 @@ async def _append(
         )
         emits.append(Emit(record, recording.aggregate_id, call.caller.tenant_id, now))
     if emits:
-        await call.gateway.runner.append(emits, correlation_id=call.correlation_id)
+        try:
+            await gateway.runner.append(emits, correlation_id=call.correlation_id)
+        except LogUnavailable:
+            raise log_unavailable(gateway.config.retry_after_seconds) from None
     return _respond(outcome.status, body)
 
 
