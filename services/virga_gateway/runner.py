@@ -129,7 +129,7 @@ class GatewayRunner(ServiceRunner[GatewayState]):
         """Fence the old producer with a new one, then fold what of ours committed."""
         writer = await self._new_writer(head)  # waits for the log to come back
         try:
-            await asyncio.wait_for(old.stop(), STOP_SECONDS)
+            await old.discard(STOP_SECONDS)
         except Exception as exc:  # fenced, or still stuck: it is discarded either way
             self._log.info("old_producer_discarded", error=repr(exc))
         while not work.done():
@@ -153,7 +153,7 @@ class GatewayRunner(ServiceRunner[GatewayState]):
             except Exception as exc:
                 self._log.info("producer_start_failed", error=repr(exc))
                 with contextlib.suppress(Exception):
-                    await asyncio.wait_for(writer.stop(), STOP_SECONDS)
+                    await writer.discard(STOP_SECONDS)
                 await asyncio.sleep(RETRY_START_SECONDS)
 
     async def _read_back(self, head: ChainHead) -> tuple[int, ChainHead]:

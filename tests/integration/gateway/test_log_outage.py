@@ -26,7 +26,7 @@ from tests.support.kafka import read_events
 
 from virga_devstack.kafka import KafkaBroker
 from virga_eventlog import event_topic
-from virga_events import REGISTRY
+from virga_events import REGISTRY, Envelope
 from virga_events.catalog import api
 from virga_gateway.logwatch import UNREACHABLE_AFTER_SECONDS
 from virga_gateway.middleware import PROJECTION_AGE_HEADER
@@ -40,6 +40,8 @@ WORKERS = 20
 STOP_AFTER = 60
 """Keys committed before the broker is stopped: the rest of the burst meets the outage."""
 WRITE_TIMEOUT = 3.0
+DOUBTFUL = 8
+"""Writes made to be in doubt, one after the other."""
 SLACK = 3.0
 """Scheduling slack on a loaded machine, on top of every bound asserted."""
 
@@ -201,3 +203,49 @@ async def test_a_burst_of_keyed_writes_through_a_broker_restart(
     )
     ids = {item["id"] for item in listed.body["items"] + more.body["items"]}
     assert ids == committed
+
+
+async def test_writes_confirmed_too_late_are_settled_against_the_log(gateway: Gateway) -> None:
+    """Every transaction is in doubt (confirmed after a zero deadline): each write answers
+    503, the gateway fences its producer and reads its own topic back; then the projection
+    holds exactly what committed, and a retry with the key replays it or does it once."""
+    _, token = await gateway.tenant()
+    runner = gateway.runner
+    assert runner is not None
+    runner.commit_seconds = 0.0
+    keys = [f"doubt-{i}" for i in range(DOUBTFUL)]
+    for key in keys:
+        first = await post(gateway, token, key)
+        assert first.status == 503, first.body
+        await wait_for(lambda: not runner.recovering, 60)
+    runner.commit_seconds = WRITE_TIMEOUT
+
+    committed = {e.payload.name: e.aggregate_id for e in await requested(gateway)}
+    listed = await gateway.call("GET", "/v1/instances?limit=200", token=token)
+    assert {item["name"]: item["id"] for item in listed.body["items"]} == committed
+
+    for key in keys:
+        retry = await post(gateway, token, key)
+        assert retry.status == 202, retry.body
+        replayed = retry.headers.get("Idempotent-Replayed") == "true"
+        assert replayed == (key in committed), key
+        assert retry.body["id"] == committed.get(key, retry.body["id"])
+    names = [e.payload.name for e in await requested(gateway)]
+    assert sorted(names) == keys
+    print(f"in doubt: {len(committed)} of {DOUBTFUL} had committed")
+
+
+async def post(gateway: Gateway, token: str, key: str) -> Reply:
+    return await gateway.call(
+        "POST",
+        "/v1/instances",
+        token=token,
+        json={"name": key, "flavor": "m1.tiny"},
+        headers={"Idempotency-Key": key},
+    )
+
+
+async def requested(gateway: Gateway) -> list[Envelope[api.InstanceRequested]]:
+    topic = event_topic("gateway", gateway.namespace)
+    events = await read_events(gateway.settings.bootstrap_servers, topic, REGISTRY)
+    return [e for e in events if isinstance(e.payload, api.InstanceRequested)]
