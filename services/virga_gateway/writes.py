@@ -74,26 +74,32 @@ async def commit(
     `guard` serializes requests that decide on the same thing (one instance, one name), so
     two concurrent requests cannot both pass a check that only one of them may pass.
 
-    The answer waits for the log at most `write_timeout_seconds`, then is a 503 with
-    Retry-After. The work goes on without its caller and keeps holding its locks until the log
-    has confirmed or refused its events (a request that had not appended by then appends
-    nothing): no later request, a retry with the same key above all, decides on a state that
-    lacks events which may yet commit.
+    Once its events are handed to the log, the answer waits for it at most
+    `write_timeout_seconds`, then is a 503 with Retry-After. The work goes on without its
+    caller and keeps holding its locks until the log has confirmed or refused the events: no
+    later request, a retry with the same key above all, decides on a state that lacks events
+    which may yet commit. (Waiting for those locks is bounded too: a holder's write is
+    confirmed or refused within the timeout, and once one is refused every write is refused
+    at once until the gateway has settled it against the log.)
     """
     gateway = call.gateway
     key = parse_key(request.headers.get(HEADER)) if request.method == "POST" else None
-    timeout = gateway.config.write_timeout_seconds
-    deadline = asyncio.get_running_loop().time() + timeout
-    work = asyncio.ensure_future(_commit(request, call, plan, key, body, guard, reveal, deadline))
+    handed = asyncio.Event()
+    work = asyncio.ensure_future(_commit(request, call, plan, key, body, guard, reveal, handed))
+    work.add_done_callback(_retrieved)
+    handing = asyncio.ensure_future(handed.wait())
     try:
-        return await asyncio.wait_for(asyncio.shield(work), timeout)
+        await asyncio.wait({work, handing}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        handing.cancel()
+    try:
+        return await asyncio.wait_for(asyncio.shield(work), gateway.config.write_timeout_seconds)
     except TimeoutError:
-        work.add_done_callback(_retrieved)
         raise log_unavailable(gateway.config.retry_after_seconds) from None
 
 
 def _retrieved(work: asyncio.Future[web.Response]) -> None:
-    """Collect the outcome of work whose caller stopped waiting (answered 503 already)."""
+    """Collect the outcome of work whose caller may have stopped waiting (answered 503)."""
     if not work.cancelled():
         work.exception()
 
@@ -106,12 +112,12 @@ async def _commit(
     body: object,
     guard: str | None,
     reveal: Reveal | None,
-    deadline: float,
+    handed: asyncio.Event,
 ) -> web.Response:
     gateway = call.gateway
     if key is None:
         async with gateway.locks.hold(guard):
-            return await _decide_and_append(call, plan, None, deadline)
+            return await _decide_and_append(call, plan, None, handed)
     scope = call.caller.scope
     recording = _Recording(
         aggregate_id=record_id(scope, key),
@@ -131,7 +137,7 @@ async def _commit(
                 raise invalid(422, HEADER, "was already used for a different request")
             return _replay(previous, reveal)
         async with gateway.locks.hold(guard):
-            return await _decide_and_append(call, plan, recording, deadline)
+            return await _decide_and_append(call, plan, recording, handed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,14 +150,14 @@ class _Recording:
 
 
 async def _decide_and_append(
-    call: Call, plan: Plan, recording: _Recording | None, deadline: float
+    call: Call, plan: Plan, recording: _Recording | None, handed: asyncio.Event
 ) -> web.Response:
     gateway = call.gateway
     now = datetime.now(UTC)
     outcome, after = _decide(gateway.state, plan, now, call.correlation_id)
     grown = limited(gateway.state, quota_increase(gateway.state, after, outcome.emits))
     if not grown:  # takes nothing a limit bounds: no need to queue
-        return await _append(call, outcome, after, now, recording, deadline)
+        return await _append(call, outcome, after, now, recording, handed)
     # Requests that take from a tenant's quotas queue per tenant, and decide again once it
     # is their turn: the state then holds every earlier request's events, so two concurrent
     # requests can never both take the last unit.
@@ -162,7 +168,7 @@ async def _decide_and_append(
         problem = over_quota(gateway.state, quota_increase(gateway.state, after, outcome.emits))
         if problem is not None:
             raise problem
-        return await _append(call, outcome, after, now, recording, deadline)
+        return await _append(call, outcome, after, now, recording, handed)
 
 
 def _decide(
@@ -179,12 +185,12 @@ async def _append(
     after: GatewayState,
     now: datetime,
     recording: _Recording | None,
-    deadline: float,
+    handed: asyncio.Event,
 ) -> web.Response:
     gateway = call.gateway
-    # Past its deadline, the caller had its 503: append nothing. While a transaction is in
-    # doubt the projection may lack events that are yet to commit: decide nothing on it.
-    if gateway.runner.recovering or asyncio.get_running_loop().time() >= deadline:
+    # While a transaction is in doubt the projection may lack events that are yet to commit:
+    # decide nothing on it.
+    if gateway.runner.recovering:
         raise log_unavailable(gateway.config.retry_after_seconds)
     body = None if outcome.view is None else msgspec.json.encode(outcome.view(after))
     emits = [Emit(e.payload, e.aggregate_id, e.tenant_id, occurred_at=now) for e in outcome.emits]
@@ -199,6 +205,7 @@ async def _append(
         )
         emits.append(Emit(record, recording.aggregate_id, call.caller.tenant_id, now))
     if emits:
+        handed.set()  # the caller now waits for the log, within its write timeout
         try:
             await gateway.runner.append(emits, correlation_id=call.correlation_id)
         except LogUnavailable:
