@@ -122,6 +122,22 @@ class EventWriter:
     async def stop(self) -> None:
         await self._producer.stop()
 
+    async def discard(self, seconds: float) -> None:
+        """Stop a producer that may be fenced or cut off from the log, waiting on it at most
+        `seconds`: its open transaction is the broker's to finish or abort (a newer
+        producer with the same transactional id makes it do so). Whatever happens, its sender
+        ends and its connections close."""
+        producer = self._producer
+        try:
+            await asyncio.wait_for(producer.stop(), seconds)
+        except Exception:
+            sender = producer._sender.sender_task
+            if sender is not None:
+                sender.cancel()
+                await asyncio.gather(sender, return_exceptions=True)
+            await producer.client.close()
+            raise
+
     async def __aenter__(self) -> EventWriter:
         await self.start()
         return self

@@ -87,14 +87,19 @@ class ServiceMetrics:
 
 
 def health_routes(
-    app: web.Application, is_ready: Callable[[], bool], metrics: ServiceMetrics
+    app: web.Application,
+    is_ready: Callable[[], bool],
+    metrics: ServiceMetrics,
+    why_not: Callable[[], str] | None = None,
 ) -> None:
-    """Add /healthz (200 only when caught up) and /metrics to `app`."""
+    """Add /healthz (200 only when ready: caught up, by default) and /metrics to `app`;
+    `why_not` names what a 503 is waiting for ("rebuilding" when not given)."""
 
     async def healthz(_: web.Request) -> web.Response:
         if is_ready():
             return web.json_response({"status": "ready"})
-        return web.json_response({"status": "rebuilding"}, status=503)
+        status = why_not() if why_not is not None else "rebuilding"
+        return web.json_response({"status": status}, status=503)
 
     async def metrics_view(_: web.Request) -> web.Response:
         return web.Response(

@@ -23,5 +23,5 @@ def build_app(runner: GatewayRunner, config: GatewayConfig) -> web.Application:
     app[GATEWAY] = gateway
     app[OPENAPI_DOCUMENT] = msgspec.json.encode(openapi_document(ROUTES))
     add_routes(app, ROUTES)
-    health_routes(app, gateway.ready, runner.metrics)
+    health_routes(app, gateway.ready, runner.metrics, gateway.health)
     return app

@@ -35,6 +35,9 @@ class GatewayConfig:
     VIRGA_STORAGE_URL); None: uploads answer 503."""
     image_max_bytes: int = 20 << 30
     """Largest image upload accepted (env VIRGA_IMAGE_MAX_BYTES, as the storage service's)."""
+    write_timeout_seconds: float = 5.0
+    """How long a write waits for the event log to confirm it before answering 503 with
+    Retry-After (env VIRGA_GATEWAY_WRITE_TIMEOUT); such a write may still commit later."""
     retention_seconds: int = 3600
     """How long, in event time, a deleted resource stays in the projection before the API
     forgets it (env VIRGA_GATEWAY_RETENTION_SECONDS; see `retention.py`)."""
@@ -66,6 +69,7 @@ class GatewayConfig:
             storage_url=Env().text("VIRGA_STORAGE_URL"),
             image_max_bytes=Env().whole("VIRGA_IMAGE_MAX_BYTES", 20 << 30),
             retention_seconds=Env().whole("VIRGA_GATEWAY_RETENTION_SECONDS", 3600),
+            write_timeout_seconds=Env().number("VIRGA_GATEWAY_WRITE_TIMEOUT", 5.0),
         )
 
 

@@ -10,15 +10,15 @@ from aiohttp import web
 from virga_gateway.auth import Principal
 from virga_gateway.config import GatewayConfig
 from virga_gateway.idempotency import KeyedLocks
+from virga_gateway.runner import GatewayRunner
 from virga_gateway.state import GatewayState
-from virga_runtime import ServiceRunner
 
 
 @dataclass
 class Gateway:
     """One running gateway: its runner (projection + appends), settings and request locks."""
 
-    runner: ServiceRunner[GatewayState]
+    runner: GatewayRunner
     config: GatewayConfig
     admin_sha256: str
     """Hash of the bootstrap admin token: the gateway is ready once it is in the projection."""
@@ -28,9 +28,20 @@ class Gateway:
     def state(self) -> GatewayState:
         return self.runner.state
 
-    def ready(self) -> bool:
-        """Caught up with the log, and the bootstrap admin token can be used."""
+    def caught_up(self) -> bool:
+        """Caught up with the log, and the bootstrap admin token can be used: requests are
+        served (reads from the projection even while the log is away)."""
         return self.runner.ready.is_set() and self.admin_sha256 in self.state.token_ids_by_sha256
+
+    def ready(self) -> bool:
+        """Readiness (/healthz): caught up, and the log reachable, so writes can commit."""
+        return self.caught_up() and self.runner.log_reachable()
+
+    def health(self) -> str:
+        """What /healthz says: ready, rebuilding, or log-unreachable."""
+        if not self.caught_up():
+            return "rebuilding"
+        return "ready" if self.runner.log_reachable() else "log-unreachable"
 
 
 @dataclass(frozen=True, slots=True)

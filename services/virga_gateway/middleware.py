@@ -18,6 +18,11 @@ log = structlog.get_logger(__name__)
 
 REQUEST_ID_HEADER = "X-Request-Id"
 CORRELATION_ID_HEADER = "X-Correlation-Id"
+PROJECTION_AGE_HEADER = "Virga-Projection-Age"
+"""On every read: whole seconds since the gateway last heard from the event log. The answer
+was read from a projection holding what the log had committed by then; 0 or 1 while it is
+reachable, growing while it is away (docs/api.md, "When the event log is away")."""
+READS = frozenset({"GET", "HEAD"})
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
@@ -54,6 +59,9 @@ async def request_frame(request: web.Request, handler: Handler) -> web.StreamRes
         except Exception:
             log.exception("request_failed", method=request.method, path=request.path)
             response = problem_response(request, internal_error(), request[CORRELATION_ID])
+        if request.method in READS:
+            age = request.app[GATEWAY].runner.watch.age()
+            response.headers[PROJECTION_AGE_HEADER] = str(int(age))
         response.headers[REQUEST_ID_HEADER] = request_id
         response.headers[CORRELATION_ID_HEADER] = request[CORRELATION_ID]
         log.info(

@@ -9,7 +9,7 @@ import msgspec
 
 from virga_gateway.idempotency import HEADER as IDEMPOTENCY_HEADER
 from virga_gateway.idempotency import MAX_KEY_LENGTH
-from virga_gateway.middleware import REQUEST_ID_HEADER
+from virga_gateway.middleware import PROJECTION_AGE_HEADER, READS, REQUEST_ID_HEADER
 from virga_gateway.problems import PROBLEM_CONTENT_TYPE, ProblemDetails
 from virga_gateway.routing import Route
 
@@ -19,6 +19,15 @@ _ERROR_HEADERS: dict[int, dict[str, Any]] = {
     401: {"WWW-Authenticate": {"schema": {"type": "string"}}},
     405: {"Allow": {"schema": {"type": "string"}}},
     503: {"Retry-After": {"schema": {"type": "integer"}}},
+}
+
+_READ_HEADERS: dict[str, Any] = {
+    PROJECTION_AGE_HEADER: {
+        "description": "Whole seconds since the gateway last heard from the event log: the"
+        " answer holds what the log had committed by then. 0 or 1 while the log is reachable;"
+        " it grows while the log is away, and reads go on being answered.",
+        "schema": {"type": "integer", "minimum": 0},
+    }
 }
 
 _COMMON_PARAMETERS = {
@@ -38,7 +47,9 @@ _COMMON_PARAMETERS = {
         "in": "header",
         "required": False,
         "description": "Retrying with the same key and body replays the first response and"
-        " creates nothing; the same key with another body is refused (422). Keys last 24 h.",
+        " creates nothing; the same key with another body is refused (422). Keys last 24 h."
+        " A write answered 503 may still take effect: a retry with the same key is always"
+        " safe.",
         "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH},
     },
 }
@@ -144,6 +155,8 @@ def _responses(route: Route, schema_of: dict[str, Any]) -> dict[str, Any]:
         if route.response is not None:
             schema = schema_of[_type_key(route.response)]
             answer["content"] = {route.response_content_type: {"schema": schema}}
+        if route.method in READS:
+            answer["headers"] = _READ_HEADERS
         responses[str(status)] = answer
     problem = {"schema": schema_of[_type_key(ProblemDetails)]}
     for status in route.error_statuses():

@@ -125,6 +125,18 @@ def not_ready(retry_after_seconds: int) -> Problem:
     )
 
 
+def log_unavailable(retry_after_seconds: int) -> Problem:
+    """A write the event log did not confirm in time: it may still commit, or never."""
+    return Problem(
+        503,
+        "log-unavailable",
+        "Service unavailable",
+        "the event log did not confirm this write in time; it may still take effect: retry "
+        "with the same Idempotency-Key, which is always safe",
+        headers={"Retry-After": str(retry_after_seconds)},
+    )
+
+
 def internal_error() -> Problem:
     return Problem(
         500,

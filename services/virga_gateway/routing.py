@@ -87,7 +87,7 @@ def endpoint(route: Route, handler: Handler) -> AiohttpHandler:
         principal = None
         if route.access != "public":
             # Before the projection has caught up even valid tokens may be unknown: 503, not 401.
-            if not gateway.ready():
+            if not gateway.caught_up():
                 raise not_ready(gateway.config.retry_after_seconds)
             principal = authenticate(
                 gateway.state, request.headers.get("Authorization"), datetime.now(UTC)

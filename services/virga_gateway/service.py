@@ -13,7 +13,7 @@ from virga_gateway.config import GatewayConfig
 from virga_gateway.runner import GatewayRunner
 from virga_gateway.state import GatewayState
 from virga_gateway.tokens import admin_token_id, token_sha256
-from virga_runtime import Emit, Intent, RunnerConfig, ServiceDefinition, ServiceRunner
+from virga_runtime import Emit, Intent, RunnerConfig, ServiceDefinition
 
 
 def definition(config: GatewayConfig, namespace: str = "virga") -> ServiceDefinition[GatewayState]:
@@ -69,6 +69,9 @@ def gateway_runner(
     config: GatewayConfig, settings: KafkaSettings, runner_config: RunnerConfig | None = None
 ) -> GatewayRunner:
     """The runner `build_app` needs, for `settings.namespace`."""
-    return ServiceRunner(
-        definition(config, settings.namespace), settings, runner_config or RunnerConfig()
+    return GatewayRunner(
+        definition(config, settings.namespace),
+        settings,
+        runner_config or RunnerConfig(),
+        commit_seconds=config.write_timeout_seconds,
     )

@@ -3,6 +3,7 @@ Idempotency-Key, decide, append its events in one transaction, answer."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -24,8 +25,9 @@ from virga_gateway.idempotency import (
 )
 from virga_gateway.outcome import Outcome
 from virga_gateway.preview import preview
-from virga_gateway.problems import Problem, invalid
+from virga_gateway.problems import Problem, invalid, log_unavailable
 from virga_gateway.quotas.enforce import limited, over_quota, quota_increase
+from virga_gateway.runner import LogUnavailable
 from virga_gateway.state import GatewayState
 from virga_gateway.validation import parse_json, validate
 from virga_runtime import Emit
@@ -71,12 +73,51 @@ async def commit(
 
     `guard` serializes requests that decide on the same thing (one instance, one name), so
     two concurrent requests cannot both pass a check that only one of them may pass.
+
+    Once its events are handed to the log, the answer waits for it at most
+    `write_timeout_seconds`, then is a 503 with Retry-After. The work goes on without its
+    caller and keeps holding its locks until the log has confirmed or refused the events: no
+    later request, a retry with the same key above all, decides on a state that lacks events
+    which may yet commit. (Waiting for those locks is bounded too: a holder's write is
+    confirmed or refused within the timeout, and once one is refused every write is refused
+    at once until the gateway has settled it against the log.)
     """
     gateway = call.gateway
     key = parse_key(request.headers.get(HEADER)) if request.method == "POST" else None
+    handed = asyncio.Event()
+    work = asyncio.ensure_future(_commit(request, call, plan, key, body, guard, reveal, handed))
+    work.add_done_callback(_retrieved)
+    handing = asyncio.ensure_future(handed.wait())
+    try:
+        await asyncio.wait({work, handing}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        handing.cancel()
+    try:
+        return await asyncio.wait_for(asyncio.shield(work), gateway.config.write_timeout_seconds)
+    except TimeoutError:
+        raise log_unavailable(gateway.config.retry_after_seconds) from None
+
+
+def _retrieved(work: asyncio.Future[web.Response]) -> None:
+    """Collect the outcome of work whose caller may have stopped waiting (answered 503)."""
+    if not work.cancelled():
+        work.exception()
+
+
+async def _commit(
+    request: web.Request,
+    call: Call,
+    plan: Plan,
+    key: str | None,
+    body: object,
+    guard: str | None,
+    reveal: Reveal | None,
+    handed: asyncio.Event,
+) -> web.Response:
+    gateway = call.gateway
     if key is None:
         async with gateway.locks.hold(guard):
-            return await _decide_and_append(call, plan, None)
+            return await _decide_and_append(call, plan, None, handed)
     scope = call.caller.scope
     recording = _Recording(
         aggregate_id=record_id(scope, key),
@@ -96,7 +137,7 @@ async def commit(
                 raise invalid(422, HEADER, "was already used for a different request")
             return _replay(previous, reveal)
         async with gateway.locks.hold(guard):
-            return await _decide_and_append(call, plan, recording)
+            return await _decide_and_append(call, plan, recording, handed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,13 +149,15 @@ class _Recording:
     request_sha256: str
 
 
-async def _decide_and_append(call: Call, plan: Plan, recording: _Recording | None) -> web.Response:
+async def _decide_and_append(
+    call: Call, plan: Plan, recording: _Recording | None, handed: asyncio.Event
+) -> web.Response:
     gateway = call.gateway
     now = datetime.now(UTC)
     outcome, after = _decide(gateway.state, plan, now, call.correlation_id)
     grown = limited(gateway.state, quota_increase(gateway.state, after, outcome.emits))
     if not grown:  # takes nothing a limit bounds: no need to queue
-        return await _append(call, outcome, after, now, recording)
+        return await _append(call, outcome, after, now, recording, handed)
     # Requests that take from a tenant's quotas queue per tenant, and decide again once it
     # is their turn: the state then holds every earlier request's events, so two concurrent
     # requests can never both take the last unit.
@@ -125,7 +168,7 @@ async def _decide_and_append(call: Call, plan: Plan, recording: _Recording | Non
         problem = over_quota(gateway.state, quota_increase(gateway.state, after, outcome.emits))
         if problem is not None:
             raise problem
-        return await _append(call, outcome, after, now, recording)
+        return await _append(call, outcome, after, now, recording, handed)
 
 
 def _decide(
@@ -142,7 +185,13 @@ async def _append(
     after: GatewayState,
     now: datetime,
     recording: _Recording | None,
+    handed: asyncio.Event,
 ) -> web.Response:
+    gateway = call.gateway
+    # While a transaction is in doubt the projection may lack events that are yet to commit:
+    # decide nothing on it.
+    if gateway.runner.recovering:
+        raise log_unavailable(gateway.config.retry_after_seconds)
     body = None if outcome.view is None else msgspec.json.encode(outcome.view(after))
     emits = [Emit(e.payload, e.aggregate_id, e.tenant_id, occurred_at=now) for e in outcome.emits]
     if recording is not None:
@@ -156,7 +205,11 @@ async def _append(
         )
         emits.append(Emit(record, recording.aggregate_id, call.caller.tenant_id, now))
     if emits:
-        await call.gateway.runner.append(emits, correlation_id=call.correlation_id)
+        handed.set()  # the caller now waits for the log, within its write timeout
+        try:
+            await gateway.runner.append(emits, correlation_id=call.correlation_id)
+        except LogUnavailable:
+            raise log_unavailable(gateway.config.retry_after_seconds) from None
     return _respond(outcome.status, body)
 
 

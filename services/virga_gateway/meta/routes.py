@@ -14,7 +14,7 @@ from virga_gateway.routing import Route
 class HealthStatus(msgspec.Struct):
     """What `virga_runtime.health_routes` answers on /healthz."""
 
-    status: Literal["ready", "rebuilding"]
+    status: Literal["ready", "rebuilding", "log-unreachable"]
 
 
 async def get_openapi(request: web.Request, call: Call) -> web.Response:
@@ -30,7 +30,7 @@ ROUTES = [
     Route(
         "GET", "/healthz", None,
         operation_id="getHealth",
-        summary="200 once the projection has caught up with the log, 503 before",
+        summary="200 once caught up with the log and while it is reachable, 503 otherwise",
         tag="meta", access="public", status=200, response=HealthStatus, also=(503,),
     ),
     Route(

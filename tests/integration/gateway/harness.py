@@ -73,6 +73,9 @@ class Gateway:
         }
         specs = [s for s in virga_topics(partitions=3, namespace=namespace) if s.name in wanted]
         await ensure_topics(settings, specs)
+        # On a loaded test machine a commit can take seconds: only tests of the log's absence
+        # (test_log_outage.py) want the production write timeout, or a shorter one.
+        config.setdefault("write_timeout_seconds", 30.0)
         gateway = cls(settings, GatewayConfig(ADMIN_TOKEN, TOKEN_SECRET, **config))
         await gateway.start()
         return gateway
