@@ -19,7 +19,15 @@ from virga_gateway.instances.views import (
     instance_view,
 )
 from virga_gateway.problems import invalid
-from virga_gateway.routing import QueryParam, Route, json_response, page_params, page_query
+from virga_gateway.routing import (
+    ID_SCHEMA,
+    QueryParam,
+    Route,
+    id_query,
+    json_response,
+    page_params,
+    page_query,
+)
 from virga_gateway.writes import commit, read_body
 
 
@@ -47,7 +55,7 @@ async def get_instances(request: web.Request, call: Call) -> web.Response:
         limit=limit,
         after=after,
         status=status,
-        tenant_id=request.query.get("tenant_id"),
+        tenant_id=id_query(request, "tenant_id"),
     )
     return json_response(page)
 
@@ -91,7 +99,7 @@ _LIST_QUERY = (
         {"type": "string", "enum": list(INSTANCE_STATUSES)},
         "Only instances in this status; DELETED ones are listed only when asked for.",
     ),
-    QueryParam("tenant_id", {"type": "string"}, "Admins: only this tenant's instances."),
+    QueryParam("tenant_id", ID_SCHEMA, "Admins: only this tenant's instances (its id)."),
 )
 
 ROUTES = [

@@ -145,6 +145,21 @@ def test_networks_ports_security_groups_and_prices(
     assert port["ips"][0].startswith("10.9.0.")
     assert port["id"] in run("port", "list", "--network", network["id"]).stdout
 
+    # Every resource argument takes a name too, and --json goes after the command as well.
+    named = run("port", "create", "--network", "lan", "--security-group", "ssh", "--name", "p2")
+    assert named.exit_code == 0, named.output
+    by_name = run("port", "list", "--network", "lan", "--json")
+    assert by_name.exit_code == 0, by_name.output
+    listed_ports = orjson.loads(by_name.stdout)["items"]
+    assert {p["id"] for p in listed_ports} >= {port["id"]}
+    assert {p["name"] for p in listed_ports} == {"", "p2"}
+    assert as_json("security-group", "show", "ssh")["id"] == group["id"]
+    assert as_json("port", "show", "p2")["security_groups"] == [group["id"]]
+    assert run("port", "delete", "p2").exit_code == 0
+    nowhere = run("port", "list", "--network", "nowhere")
+    assert nowhere.exit_code == errors.API_ERROR
+    assert "no network has the id or name 'nowhere'" in nowhere.stderr
+
     busy = run("network", "delete", network["id"])
     assert busy.exit_code == errors.API_ERROR
     assert "HTTP 409" in busy.stderr
