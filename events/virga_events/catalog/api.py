@@ -67,6 +67,12 @@ class ServerGroupCreated(Event):
     scope: Literal["host", "rack"]
 
 
+@event("ServerGroupDeleted")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerGroupDeleted(Event):
+    """A tenant deleted a server group no instance is in (aggregate: server group id)."""
+
+
 @event("InstanceRequested")
 @dataclass(frozen=True, slots=True, kw_only=True)
 class InstanceRequested(Event):

@@ -39,6 +39,8 @@ async def create_instance(request: web.Request, call: Call) -> web.Response:
         call,
         lambda state, now: commands.create_instance(state, call.caller, body, instance_id),
         body=raw,
+        # One at a time with the deletion of its server group, which must not lose a member.
+        guard=None if body.server_group is None else f"server-group:{body.server_group}",
     )
 
 

@@ -160,6 +160,16 @@ def test_networks_ports_security_groups_and_prices(
     assert nowhere.exit_code == errors.API_ERROR
     assert "no network has the id or name 'nowhere'" in nowhere.stderr
 
+    # Server groups: created, listed, shown and deleted by name.
+    spread = as_json("server-group", "create", "spread", "--policy", "anti-affinity")
+    assert (spread["policy"], spread["scope"], spread["members"]) == ("anti-affinity", "host", [])
+    assert "spread" in run("server-group", "list").stdout
+    assert as_json("server-group", "show", "spread")["id"] == spread["id"]
+    assert run("server-group", "delete", "spread").exit_code == 0
+    gone = run("server-group", "show", spread["id"])
+    assert gone.exit_code == errors.API_ERROR
+    assert "HTTP 404" in gone.stderr
+
     busy = run("network", "delete", network["id"])
     assert busy.exit_code == errors.API_ERROR
     assert "HTTP 409" in busy.stderr

@@ -81,6 +81,8 @@ CASES = [
     (["volume", "snapshot-delete", "data", "nightly"], ("DELETE", "/v1/volumes/v-1/snapshots/s-1")),
     (["image", "show", "debian"], ("GET", "/v1/images/img-1")),
     (["network", "show", "lan"], ("GET", "/v1/networks/net-1")),
+    (["server-group", "show", "spread"], ("GET", "/v1/server-groups/g-1")),
+    (["server-group", "delete", "spread"], ("DELETE", "/v1/server-groups/g-1")),
 ]
 
 
@@ -105,6 +107,7 @@ async def test_names_in_bodies_and_filters_become_ids(tmp_path: Path) -> None:
              "--network", "lan", "--server-group", "spread"],
             ["volume", "attach", "data", "web-1"],
             ["port", "list", "--network", "lan"],
+            ["server-group", "create", "db", "--policy", "anti-affinity", "--scope", "rack"],
         ]  # fmt: skip
         for args in commands:
             result = await run(["--api", api.url, "--json", *args], tmp_path)
@@ -120,6 +123,7 @@ async def test_names_in_bodies_and_filters_become_ids(tmp_path: Path) -> None:
     }
     assert posts[3] == {"volume_id": "v-1"}
     assert filtered == [{"network_id": "net-1"}]
+    assert posts[4] == {"name": "db", "policy": "anti-affinity", "scope": "rack"}
 
 
 async def test_an_id_is_used_as_it_is_without_a_listing(tmp_path: Path) -> None:
