@@ -16,6 +16,8 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from virga_cli import errors
+from virga_cli.client import Client
 from virga_cli.names import resolve, resolve_snapshot
 from virga_cli.output import Cli, Column, pass_cli
 
@@ -255,6 +257,8 @@ def image_upload(
         with file.open("rb") as head:
             disk_format = "qcow2" if head.read(4) == b"QFI\xfb" else "raw"
     client = cli.client()
+    if public:
+        _require_admin(client, "only administrators publish public images")
     size = file.stat().st_size
     query = {
         "name": name,
@@ -282,6 +286,17 @@ def image_upload(
             timeout=UPLOAD_TIMEOUT_SECONDS,
         )
     cli.emit(answer, lambda i: cli.record(i, IMAGE_FIELDS))
+
+
+def _require_admin(client: Client, why: str) -> None:
+    """Refuse before a long upload that the API would refuse once it is all sent (urllib
+    reads the answer only after the whole body): an admin-only read tells whose token it is."""
+    try:
+        client.get("/v1/tenants", limit="1")
+    except errors.ApiProblem as problem:
+        if problem.status == 403:
+            raise errors.CliFailure(f"{why}: this token is not an admin's", errors.AUTH) from None
+        raise
 
 
 @image.command("list")

@@ -192,3 +192,27 @@ def test_networks_ports_security_groups_and_prices(
     assert "EUR" in run("price", "show").stdout
     assert as_json("usage")["currency"] == "EUR"
     assert as_json("invoice", "list") == {"items": []}
+
+
+def test_a_refused_upload_is_a_problem_naming_the_field_and_leaves_nothing(
+    stack: Stack, tenant_token: str, tmp_path: Path
+) -> None:
+    def run(*args: str, token: str = tenant_token) -> Result:
+        return virga(stack, tmp_path, *args, token)
+
+    disk = tmp_path / "plain.raw"
+    disk.write_bytes(b"\x00not a qcow2 image" * 4096)
+    refused = run("image", "upload", str(disk), "--name", "mislabelled", "--format", "qcow2")
+    assert refused.exit_code == errors.API_ERROR, refused.output
+    assert "HTTP 422" in refused.stderr
+    assert "field body: " in refused.stderr
+    assert "/" not in refused.stderr.split("HTTP 422", 1)[1].split("(request")[0], refused.stderr
+    assert str(stack.run_dir) not in refused.stderr
+    listed = run("--json", "image", "list")
+    assert "mislabelled" not in listed.stdout, listed.stdout
+
+    # A tenant's public upload is refused before a byte of the file is sent.
+    public = run("image", "upload", str(disk), "--name", "mine", "--public")
+    assert public.exit_code == errors.AUTH, public.output
+    assert "only administrators" in public.stderr
+    assert "plain.raw" not in public.stderr  # no progress bar: nothing was streamed

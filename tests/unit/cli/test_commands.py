@@ -181,10 +181,22 @@ async def test_image_upload_streams_the_file_with_its_format_and_visibility(
             status=201,
         )
 
-    async with fake_api({("POST", "/v1/images"): upload}) as api:
+    async def tenants(request: web.Request) -> web.Response:
+        if request.headers.get("Authorization") != "Bearer t0ken":
+            return problem(403, "Forbidden", "admin only")
+        return web.json_response({"items": [], "next": None})
+
+    routes = {("POST", "/v1/images"): upload, ("GET", "/v1/tenants"): tenants}
+    async with fake_api(routes) as api:
         args = ["--api", api.url, "--json", "image", "upload", str(image), "--name", "tiny"]
         result = await run([*args, "--public"], tmp_path)
-        seen = api.requests[0]
+        seen = api.requests[-1]
+        # A tenant's public upload: refused before any of the file is sent.
+        refused = await run([*args, "--public"], tmp_path, token="tenant-token")
+        last = api.requests[-1]
+    assert refused.exit_code == errors.AUTH
+    assert "only administrators publish public images" in refused.stderr
+    assert (last.method, last.path) == ("GET", "/v1/tenants")
     assert result.exit_code == 0, result.output
     assert seen.query == {"name": "tiny", "disk_format": "qcow2", "visibility": "public"}
     assert seen.headers["Content-Type"] == "application/octet-stream"
