@@ -184,6 +184,11 @@ def test_networks_ports_security_groups_and_prices(
         "--effective-from", this_hour,
         "--volume-gb-month", "0.05", "--egress-gb", "0.02", "--public-ip-hour", "0.004",
     )  # fmt: skip
+    # Before any price: no currency, and no "total: 0.00 " with an empty one.
+    unpriced = run("usage")
+    assert unpriced.exit_code == 0, unpriced.output
+    assert as_json("usage")["currency"] is None
+    assert "total: nothing to pay: no prices were in effect" in unpriced.stdout
     refused = run(*prices)
     assert refused.exit_code == errors.AUTH
     assert run(*prices, token=admin).exit_code == 0
@@ -192,6 +197,28 @@ def test_networks_ports_security_groups_and_prices(
     assert "EUR" in run("price", "show").stdout
     assert as_json("usage")["currency"] == "EUR"
     assert as_json("invoice", "list") == {"items": []}
+
+    # The same catalogue again is kept once; one for the next hour shows as pending at once.
+    assert run(*prices, token=admin).exit_code == 0
+    assert len(as_json("price", "show")["history"]) == 1
+    # Without --effective-from: from the next whole hour.
+    later = [arg for arg in prices if arg not in ("--effective-from", this_hour)]
+    later[later.index("m1.tiny=0.01")] = "m1.tiny=0.02"
+    assert run(*later, token=admin).exit_code == 0, later
+    pending = run("price", "show")
+    assert "pending, from" in pending.stdout
+    assert as_json("price", "show")["pending"][0]["flavor_hour"] == {"m1.tiny": "0.02"}
+
+    # Usage already accrued under this hour's prices (a volume's) is never re-priced: a
+    # catalogue from this hour again, with other prices, is refused.
+    billed = as_json("volume", "create", "billed", "--size", "1")
+    settle(lambda: as_json("volume", "show", billed["id"]), lambda v: v["status"] == "available")
+    repricing = [*prices]
+    repricing[repricing.index("m1.tiny=0.01")] = "m1.tiny=0.03"
+    again = run(*repricing, token=admin)
+    assert again.exit_code == errors.API_ERROR
+    assert "field effective_from: would re-price usage already accrued" in again.stderr
+    assert run("volume", "delete", "billed").exit_code == 0
 
 
 def test_a_refused_upload_is_a_problem_naming_the_field_and_leaves_nothing(
