@@ -29,6 +29,7 @@ class QueryParam:
     name: str
     schema: dict[str, Any]
     description: str
+    required: bool = False
 
 
 @dataclass(frozen=True, slots=True)

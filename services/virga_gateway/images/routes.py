@@ -24,8 +24,14 @@ from virga_gateway.images import commands
 from virga_gateway.images.queries import find_image, list_images
 from virga_gateway.images.views import ImageList, ImageView, image_view
 from virga_gateway.problems import FieldError, Problem, forbidden, invalid, without_paths
-from virga_gateway.routing import QueryParam, Route, json_response, page_params, page_query
-from virga_gateway.validation import Name, Reference, validate
+from virga_gateway.routing import (
+    QueryParam,
+    Route,
+    json_response,
+    page_params,
+    page_query,
+)
+from virga_gateway.validation import Name, Reference, validate_query
 from virga_gateway.writes import commit
 
 log = structlog.get_logger(__name__)
@@ -108,7 +114,7 @@ async def _outcome(gateway: Gateway, image_id: str, seconds: float) -> bool:
 
 async def upload_image(request: web.Request, call: Call) -> web.Response:
     gateway = call.gateway
-    params = validate(dict(request.query), ImageUpload)
+    params = validate_query(dict(request.query), ImageUpload)
     if params.visibility == "public" and not call.caller.is_admin:
         # Before a byte of the body is read: the client need not send it all to learn this.
         raise forbidden("visibility: only administrators publish public images")
@@ -180,7 +186,10 @@ async def delete_image(request: web.Request, call: Call) -> web.Response:
 
 
 _UPLOAD_QUERY = (
-    QueryParam("name", {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,63}$"}, "Required."),
+    QueryParam(
+        "name", {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,63}$"}, "The image's name.",
+        required=True,
+    ),
     QueryParam(
         "disk_format", {"type": "string", "enum": ["raw", "qcow2"], "default": "raw"},
         "The body's format; qcow2 is converted to raw.",
@@ -199,7 +208,8 @@ ROUTES = [
         summary="Upload an image (the body, application/octet-stream, raw or qcow2)",
         tag="images", access="tenant", status=201, response=ImageView,
         raw_body="application/octet-stream",
-        query=_UPLOAD_QUERY, errors=(403, 413, 422, 502, 503, 504),
+        query=_UPLOAD_QUERY, errors=(400, 403, 413, 422, 502, 503, 504),
+        also=(202,),  # a retry with its Idempotency-Key: the first answer, `importing`
     ),
     Route(
         "GET", "/v1/images", get_images,

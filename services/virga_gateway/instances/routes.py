@@ -108,7 +108,7 @@ ROUTES = [
     Route(
         "POST", "/v1/instances", create_instance,
         operation_id="createInstance", summary="Request an instance", tag="instances",
-        errors=(403,),  # over quota
+        errors=(403, 409),  # over quota; its network's addresses are all taken
         access="tenant", status=202, response=InstanceView, request=CreateInstance,
     ),
     Route(

@@ -104,8 +104,11 @@ async def test_uploads_that_cannot_be_images_fail_and_leave_nothing(cloud: Cloud
     ) as reply:
         assert reply.status == 413, await reply.text()
     bad_query = await api.call("POST", "/v1/images?disk_format=vmdk", token=token, data=IMAGE)
-    assert bad_query.status == 422
+    # A bad query parameter is a 400 naming it, as on every route; so is a missing name.
+    assert bad_query.status == 400
     assert {e["field"] for e in bad_query.body["errors"]} <= {"name", "disk_format"}
+    nameless = await api.call("POST", "/v1/images", token=token, data=IMAGE, headers=OCTETS)
+    assert (nameless.status, nameless.problem_fields) == (400, ["name"])
 
     # A refused upload was answered with its reason and leaves no image to delete (an import
     # cut off by the storage service going away shows `error` instead: its client got a 503).
