@@ -52,7 +52,10 @@ def events_tail(
     """Follow INSTANCE_ID's events (an instance's id or name) across services, or those of
     every instance you can see.
 
-    Ctrl-C stops. With --json, one event envelope (as JSON) per line.
+    Ctrl-C stops. With --json, one event per line as the API shows it (GET
+    /v1/instances/{id}/events: event_id, type, producer, occurred_at, correlation_id,
+    causation_id, payload; not the log's envelope, which `virga audit trace --json` prints),
+    with instance_id and instance_name when following every instance.
     """
     client = cli.client()
     if instance_id is not None:

@@ -53,7 +53,7 @@ def _flavor(flavor: dict[str, Any]) -> str:
         return "-"
     return (
         f"{flavor.get('name')} ({flavor.get('vcpus')} vCPU, {flavor.get('ram_mb')} MB RAM, "
-        f"{flavor.get('disk_gb')} GB disk)"
+        f"{flavor.get('disk_gb')} GiB disk)"
     )
 
 

@@ -40,7 +40,7 @@ VOLUME_FIELDS: list[Column] = [
     ("status", "status"),
     ("fault", "fault"),
     ("tenant", "tenant_id"),
-    ("size", lambda v: f"{v.get('size_gb')} GB"),
+    ("size", lambda v: f"{v.get('size_gb')} GiB"),
     ("image", "image"),
     ("snapshot", "snapshot"),
     ("parent", "parent"),
@@ -102,7 +102,7 @@ def volume() -> None:
 
 @volume.command("create")
 @click.argument("name")
-@click.option("--size", "size_gb", type=int, required=True, help="GB.")
+@click.option("--size", "size_gb", type=int, required=True, help="GiB (2^30 bytes).")
 @click.option("--image", help="Clone this image (id or name; copy-on-write).")
 @click.option("--snapshot", help="Clone this volume snapshot (id or name).")
 @click.option("--tenant", "tenant_id", help="Admins: the tenant that will own it.")
@@ -150,14 +150,14 @@ def volume_show(cli: Cli, volume_id: str) -> None:
 
 @volume.command("extend")
 @click.argument("volume_id")
-@click.option("--size", "size_gb", type=int, required=True, help="The new size in GB (larger).")
+@click.option("--size", "size_gb", type=int, required=True, help="The new size in GiB (larger).")
 @pass_cli
 def volume_extend(cli: Cli, volume_id: str, size_gb: int) -> None:
     """Grow a volume (volumes never shrink)."""
     body = {"action": "extend", "size_gb": size_gb}
     client = cli.client()
     answer = client.post(f"/v1/volumes/{resolve(client, 'volume', volume_id)}/actions", body)
-    cli.emit(answer, lambda v: cli.out.print(f"volume {v['name']}: extending to {size_gb} GB"))
+    cli.emit(answer, lambda v: cli.out.print(f"volume {v['name']}: extending to {size_gb} GiB"))
 
 
 @volume.command("delete")

@@ -126,6 +126,10 @@ def test_networks_ports_security_groups_and_prices(
     bad = run("network", "create", "lan", "--cidr", "10.0.0.300/24")
     assert bad.exit_code == errors.API_ERROR
     assert "field cidr" in bad.stderr
+    # What is not a subnet is said in words, not as a string length.
+    nonsense = run("network", "create", "lan", "--cidr", "nonsense")
+    assert nonsense.exit_code == errors.API_ERROR
+    assert "field cidr: 'nonsense' is not a CIDR (address/prefix length)" in nonsense.stderr
 
     network = as_json(
         "network", "create", "lan", "--cidr", "10.9.0.0/24", "--pool", "10.9.0.10-10.9.0.20"
