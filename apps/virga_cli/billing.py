@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from virga_cli.output import Cli, Column, pass_cli
+from virga_cli.output import Cli, Column, pass_cli, when
 
 LINE_COLUMNS: list[Column] = [
     ("resource", "resource_id"),
@@ -94,10 +94,16 @@ def price_show(cli: Cli) -> None:
     answer = cli.client().get("/v1/prices")
 
     def human(catalogue: dict[str, Any]) -> None:
-        if catalogue.get("in_effect") is None:
+        pending = catalogue.get("pending") or []
+        if catalogue.get("in_effect") is not None:
+            _show_prices(cli, catalogue["in_effect"])
+        elif pending:
+            cli.err.print("no prices in effect yet")
+        else:
             cli.err.print("no prices set yet")
-            return
-        _show_prices(cli, catalogue["in_effect"])
+        for upcoming in pending:
+            cli.out.print(f"\npending, from {when(upcoming['effective_from'])} (UTC):")
+            _show_prices(cli, upcoming)
 
     cli.emit(answer, human)
 
@@ -114,7 +120,10 @@ def usage(cli: Cli, start: str | None, end: str | None, tenant_id: str | None) -
     def human(view: dict[str, Any]) -> None:
         cli.out.print(f"usage of {view['tenant_id']} from {view['from']} to {view['to']}")
         cli.table(view.get("lines") or [], LINE_COLUMNS)
-        cli.out.print(f"total: {view['total']} {view['currency']}")
+        if view.get("currency"):
+            cli.out.print(f"total: {view['total']} {view['currency']}")
+        else:
+            cli.out.print("total: nothing to pay: no prices were in effect")
 
     cli.emit(answer, human)
 

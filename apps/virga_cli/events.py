@@ -13,6 +13,7 @@ import orjson
 from virga_cli import errors
 from virga_cli.client import Client
 from virga_cli.follow import Printer, history
+from virga_cli.names import resolve
 from virga_cli.output import Cli, pass_cli
 from virga_events import REGISTRY, json_schema
 
@@ -48,11 +49,17 @@ def events_schema(output: Path | None) -> None:
 def events_tail(
     cli: Cli, instance_id: str | None, lines: int, follow: bool, interval: float
 ) -> None:
-    """Follow INSTANCE_ID's events across services, or those of every instance you can see.
+    """Follow INSTANCE_ID's events (an instance's id or name) across services, or those of
+    every instance you can see.
 
-    Ctrl-C stops. With --json, one event envelope (as JSON) per line.
+    Ctrl-C stops. With --json, one event per line as the API shows it (GET
+    /v1/instances/{id}/events: event_id, type, producer, occurred_at, correlation_id,
+    causation_id, payload; not the log's envelope, which `virga audit trace --json` prints),
+    with instance_id and instance_name when following every instance.
     """
     client = cli.client()
+    if instance_id is not None:
+        instance_id = resolve(client, "instance", instance_id)
     printer = _printer(cli, many=instance_id is None)
     names: dict[str, str] = {}
     past = _poll(client, instance_id, names)

@@ -30,7 +30,7 @@ INSTANCE_FIELDS: list[Column] = [
     ("tenant", "tenant_id"),
     ("flavor", lambda i: _flavor(i.get("flavor") or {})),
     ("image", "image"),
-    ("network", "network"),
+    ("network", "network_id"),
     ("addresses", "addresses"),
     ("volumes", "volumes"),
     ("host", "host"),
@@ -55,7 +55,7 @@ def _flavor(flavor: dict[str, Any]) -> str:
         return "-"
     return (
         f"{flavor.get('name')} ({flavor.get('vcpus')} vCPU, {flavor.get('ram_mb')} MB RAM, "
-        f"{flavor.get('disk_gb')} GB disk)"
+        f"{flavor.get('disk_gb')} GiB disk)"
     )
 
 
@@ -69,7 +69,7 @@ def instance() -> None:
 @click.option("--flavor", required=True, help="A flavor name (`virga flavor list`).")
 @click.option("--image", help="Boot from a volume cloned from this image (id or name).")
 @click.option("--network", help="Plug a port on this network (id or name).")
-@click.option("--server-group", help="Id of one of your server groups.")
+@click.option("--server-group", help="One of your server groups (id or name).")
 @click.option("--zone", "availability_zone", help="Availability zone.")
 @click.option("--trait", "traits", multiple=True, help="A trait the host must have (repeat).")
 @click.option(
@@ -104,7 +104,7 @@ def instance_create(
     body: dict[str, Any] = {"name": name, "flavor": flavor}
     optional = {
         "image": image,
-        "network": network,
+        "network_id": network,
         "server_group": server_group,
         "availability_zone": availability_zone,
         "restart_policy": restart_policy,
@@ -117,9 +117,11 @@ def instance_create(
         body["delete_on_termination"] = False
     client = cli.client()
     if image is not None:
-        body["image"] = resolve(client, "/v1/images", image, kind="image")
+        body["image"] = resolve(client, "image", image)
     if network is not None:
-        body["network"] = resolve(client, "/v1/networks", network, kind="network")
+        body["network_id"] = resolve(client, "network", network)
+    if server_group is not None:
+        body["server_group"] = resolve(client, "server group", server_group)
     created = client.post("/v1/instances", body)
     if not wait:
         cli.emit(created, lambda i: cli.record(i, INSTANCE_FIELDS))
@@ -145,13 +147,15 @@ def instance_list(cli: Cli, status: str | None, tenant_id: str | None) -> None:
 @click.argument("instance_id")
 @pass_cli
 def instance_show(cli: Cli, instance_id: str) -> None:
-    """Show one instance."""
-    found = cli.client().get(f"/v1/instances/{instance_id}")
+    """Show one instance (by id or name)."""
+    client = cli.client()
+    found = client.get(f"/v1/instances/{resolve(client, 'instance', instance_id)}")
     cli.emit(found, lambda i: cli.record(i, INSTANCE_FIELDS))
 
 
 def _action(cli: Cli, instance_id: str, action: str, wait: bool, timeout: float) -> None:
     client = cli.client()
+    instance_id = resolve(client, "instance", instance_id)
     answer = client.post(f"/v1/instances/{instance_id}/actions", {"action": action})
     if wait:
         target = "STOPPED" if action == "stop" else "RUNNING"
@@ -187,6 +191,7 @@ instance.add_command(_action_command("reboot", "Reboot a RUNNING instance."))
 def instance_delete(cli: Cli, instance_id: str, wait: bool, timeout: float) -> None:
     """Delete an instance (and its boot volume, unless it was created with --keep-volume)."""
     client = cli.client()
+    instance_id = resolve(client, "instance", instance_id)
     answer = client.delete(f"/v1/instances/{instance_id}")
     if wait:
         printer = Printer(cli.err if cli.as_json else cli.out)

@@ -8,6 +8,7 @@ from virga_cli import config, errors
 from virga_cli.audit import audit
 from virga_cli.billing import invoice, price, usage
 from virga_cli.events import events
+from virga_cli.groups import server_group
 from virga_cli.hosts import host
 from virga_cli.instances import flavor, instance
 from virga_cli.network import network, port, security_group
@@ -48,6 +49,7 @@ for command in (
     network,
     port,
     security_group,
+    server_group,
     quota,
     price,
     usage,

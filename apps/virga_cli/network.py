@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from virga_cli.names import resolve
+from virga_cli.names import resolve, resolve_all
 from virga_cli.output import Cli, Column, pass_cli
 
 NETWORK_COLUMNS: list[Column] = [
@@ -101,7 +101,7 @@ def network_list(cli: Cli) -> None:
 def network_show(cli: Cli, network_id: str) -> None:
     """Show a network (by id or name)."""
     client = cli.client()
-    network_id = resolve(client, "/v1/networks", network_id, kind="network")
+    network_id = resolve(client, "network", network_id)
     found = client.get(f"/v1/networks/{network_id}")
     cli.emit(found, lambda n: cli.record(n, NETWORK_FIELDS))
 
@@ -112,7 +112,7 @@ def network_show(cli: Cli, network_id: str) -> None:
 def network_delete(cli: Cli, network_id: str) -> None:
     """Delete a network (by id or name) that has no ports left."""
     client = cli.client()
-    network_id = resolve(client, "/v1/networks", network_id, kind="network")
+    network_id = resolve(client, "network", network_id)
     answer = client.delete(f"/v1/networks/{network_id}")
     cli.emit(answer, lambda n: cli.out.print(f"network {n['name']} is {n['status']}"))
 
@@ -126,15 +126,20 @@ def port() -> None:
 @click.option("--network", "network_id", help="Only this network's ports.")
 @pass_cli
 def port_list(cli: Cli, network_id: str | None) -> None:
-    """List ports."""
-    answer = {"items": cli.client().paged("/v1/ports", network_id=network_id)}
+    """List ports (of one network, by id or name)."""
+    client = cli.client()
+    if network_id is not None:
+        network_id = resolve(client, "network", network_id)
+    answer = {"items": client.paged("/v1/ports", network_id=network_id)}
     cli.emit(answer, lambda d: cli.table(d["items"], PORT_COLUMNS))
 
 
 @port.command("create")
 @click.option("--network", "network_id", required=True, help="The network (id or name).")
 @click.option("--name", default="", help="A name for it.")
-@click.option("--security-group", "groups", multiple=True, help="Group id (repeat).")
+@click.option(
+    "--security-group", "groups", multiple=True, help="A security group (id or name; repeat)."
+)
 @click.option("--tenant", "tenant_id", help="Admins: the tenant that will own it.")
 @pass_cli
 def port_create(
@@ -142,12 +147,12 @@ def port_create(
 ) -> None:
     """Create a port on a network (default security group unless --security-group)."""
     client = cli.client()
-    network_id = resolve(client, "/v1/networks", network_id, kind="network")
+    network_id = resolve(client, "network", network_id)
     body: dict[str, Any] = {"network_id": network_id}
     if name:
         body["name"] = name
     if groups:
-        body["security_groups"] = list(groups)
+        body["security_groups"] = resolve_all(client, "security group", groups)
     if tenant_id:
         body["tenant_id"] = tenant_id
     created = client.post("/v1/ports", body)
@@ -158,8 +163,9 @@ def port_create(
 @click.argument("port_id")
 @pass_cli
 def port_show(cli: Cli, port_id: str) -> None:
-    """Show a port."""
-    found = cli.client().get(f"/v1/ports/{port_id}")
+    """Show a port (by id or name)."""
+    client = cli.client()
+    found = client.get(f"/v1/ports/{resolve(client, 'port', port_id)}")
     cli.emit(found, lambda p: cli.record(p, [*PORT_COLUMNS, ("fault", "fault")]))
 
 
@@ -167,8 +173,9 @@ def port_show(cli: Cli, port_id: str) -> None:
 @click.argument("port_id")
 @pass_cli
 def port_delete(cli: Cli, port_id: str) -> None:
-    """Delete a port (an instance's port goes with its instance)."""
-    answer = cli.client().delete(f"/v1/ports/{port_id}")
+    """Delete a port (by id or name; an instance's port goes with its instance)."""
+    client = cli.client()
+    answer = client.delete(f"/v1/ports/{resolve(client, 'port', port_id)}")
     cli.emit(answer, lambda p: cli.out.print(f"port {p['id']} is {p['status']}"))
 
 
@@ -258,8 +265,9 @@ def security_group_list(cli: Cli) -> None:
 @click.argument("group_id")
 @pass_cli
 def security_group_show(cli: Cli, group_id: str) -> None:
-    """Show a security group and its rules."""
-    found = cli.client().get(f"/v1/security-groups/{group_id}")
+    """Show a security group (by id or name) and its rules."""
+    client = cli.client()
+    found = client.get(f"/v1/security-groups/{resolve(client, 'security group', group_id)}")
     cli.emit(found, lambda g: _show_group(cli, g))
 
 
@@ -267,6 +275,8 @@ def security_group_show(cli: Cli, group_id: str) -> None:
 @click.argument("group_id")
 @pass_cli
 def security_group_delete(cli: Cli, group_id: str) -> None:
-    """Delete a security group no port uses."""
-    cli.client().delete(f"/v1/security-groups/{group_id}")
+    """Delete a security group (by id or name) no port uses."""
+    client = cli.client()
+    group_id = resolve(client, "security group", group_id)
+    client.delete(f"/v1/security-groups/{group_id}")
     cli.emit({"id": group_id, "deleted": True}, lambda _: cli.out.print(f"deleted {group_id}"))

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import click
 import orjson
@@ -68,7 +69,25 @@ class Cli:
         self.out.print(grid)
 
 
-pass_cli = click.make_pass_decorator(Cli)
+_pass_cli = click.make_pass_decorator(Cli)
+
+Command = TypeVar("Command", bound=Callable[..., Any])
+
+
+def pass_cli(command: Command) -> Command:
+    """Pass the `Cli` to `command`, which also takes `--json` after its own name
+    (`virga instance list --json` as well as `virga --json instance list`)."""
+
+    def with_cli(cli: Cli, /, *args: Any, json_output: bool, **kwargs: Any) -> Any:
+        if json_output:
+            cli.as_json = True
+        return command(cli, *args, **kwargs)
+
+    functools.update_wrapper(with_cli, command)
+    json_flag = click.option(
+        "--json", "json_output", is_flag=True, help="Print the API's JSON, for scripts."
+    )
+    return cast(Command, json_flag(_pass_cli(with_cli)))
 
 
 def print_json(data: Any) -> None:

@@ -16,7 +16,9 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from virga_cli.names import resolve
+from virga_cli import errors
+from virga_cli.client import Client
+from virga_cli.names import resolve, resolve_snapshot
 from virga_cli.output import Cli, Column, pass_cli
 
 CHUNK = 1 << 20
@@ -38,7 +40,7 @@ VOLUME_FIELDS: list[Column] = [
     ("status", "status"),
     ("fault", "fault"),
     ("tenant", "tenant_id"),
-    ("size", lambda v: f"{v.get('size_gb')} GB"),
+    ("size", lambda v: f"{v.get('size_gb')} GiB"),
     ("image", "image"),
     ("snapshot", "snapshot"),
     ("parent", "parent"),
@@ -100,9 +102,9 @@ def volume() -> None:
 
 @volume.command("create")
 @click.argument("name")
-@click.option("--size", "size_gb", type=int, required=True, help="GB.")
+@click.option("--size", "size_gb", type=int, required=True, help="GiB (2^30 bytes).")
 @click.option("--image", help="Clone this image (id or name; copy-on-write).")
-@click.option("--snapshot", help="Clone this volume snapshot.")
+@click.option("--snapshot", help="Clone this volume snapshot (id or name).")
 @click.option("--tenant", "tenant_id", help="Admins: the tenant that will own it.")
 @pass_cli
 def volume_create(
@@ -121,7 +123,9 @@ def volume_create(
     body.update({k: v for k, v in extra.items() if v is not None})
     client = cli.client()
     if image is not None:
-        body["image"] = resolve(client, "/v1/images", image, kind="image")
+        body["image"] = resolve(client, "image", image)
+    if snapshot is not None:
+        body["snapshot"] = resolve_snapshot(client, snapshot)
     created = client.post("/v1/volumes", body)
     cli.emit(created, lambda v: cli.record(v, VOLUME_FIELDS))
 
@@ -138,28 +142,31 @@ def volume_list(cli: Cli) -> None:
 @click.argument("volume_id")
 @pass_cli
 def volume_show(cli: Cli, volume_id: str) -> None:
-    """Show a volume: status, size, parent, attachments, snapshots."""
-    found = cli.client().get(f"/v1/volumes/{volume_id}")
+    """Show a volume (by id or name): status, size, parent, attachments, snapshots."""
+    client = cli.client()
+    found = client.get(f"/v1/volumes/{resolve(client, 'volume', volume_id)}")
     cli.emit(found, lambda v: cli.record(v, VOLUME_FIELDS))
 
 
 @volume.command("extend")
 @click.argument("volume_id")
-@click.option("--size", "size_gb", type=int, required=True, help="The new size in GB (larger).")
+@click.option("--size", "size_gb", type=int, required=True, help="The new size in GiB (larger).")
 @pass_cli
 def volume_extend(cli: Cli, volume_id: str, size_gb: int) -> None:
     """Grow a volume (volumes never shrink)."""
     body = {"action": "extend", "size_gb": size_gb}
-    answer = cli.client().post(f"/v1/volumes/{volume_id}/actions", body)
-    cli.emit(answer, lambda v: cli.out.print(f"volume {v['name']}: extending to {size_gb} GB"))
+    client = cli.client()
+    answer = client.post(f"/v1/volumes/{resolve(client, 'volume', volume_id)}/actions", body)
+    cli.emit(answer, lambda v: cli.out.print(f"volume {v['name']}: extending to {size_gb} GiB"))
 
 
 @volume.command("delete")
 @click.argument("volume_id")
 @pass_cli
 def volume_delete(cli: Cli, volume_id: str) -> None:
-    """Delete a volume (refused while attached)."""
-    answer = cli.client().delete(f"/v1/volumes/{volume_id}")
+    """Delete a volume (by id or name; refused while attached)."""
+    client = cli.client()
+    answer = client.delete(f"/v1/volumes/{resolve(client, 'volume', volume_id)}")
     cli.emit(answer, lambda v: cli.out.print(f"volume {v['name']} is {v['status']}"))
 
 
@@ -169,7 +176,9 @@ def volume_delete(cli: Cli, volume_id: str) -> None:
 @pass_cli
 def volume_snapshot(cli: Cli, volume_id: str, name: str) -> None:
     """Take a snapshot of a volume (clone it with `volume create --snapshot`)."""
-    answer = cli.client().post(f"/v1/volumes/{volume_id}/snapshots", {"name": name})
+    client = cli.client()
+    volume_id = resolve(client, "volume", volume_id)
+    answer = client.post(f"/v1/volumes/{volume_id}/snapshots", {"name": name})
     cli.emit(answer, lambda s: cli.out.print(f"snapshot {s['name']} ({s['id']}): {s['status']}"))
 
 
@@ -179,7 +188,10 @@ def volume_snapshot(cli: Cli, volume_id: str, name: str) -> None:
 @pass_cli
 def volume_snapshot_delete(cli: Cli, volume_id: str, snapshot_id: str) -> None:
     """Delete a snapshot of a volume (refused while volumes are clones of it)."""
-    answer = cli.client().delete(f"/v1/volumes/{volume_id}/snapshots/{snapshot_id}")
+    client = cli.client()
+    volume_id = resolve(client, "volume", volume_id)
+    snapshot_id = resolve_snapshot(client, snapshot_id, volume_id=volume_id)
+    answer = client.delete(f"/v1/volumes/{volume_id}/snapshots/{snapshot_id}")
     cli.emit(answer, lambda s: cli.out.print(f"snapshot {s['name']} ({s['id']}): {s['status']}"))
 
 
@@ -189,8 +201,10 @@ def volume_snapshot_delete(cli: Cli, volume_id: str, snapshot_id: str) -> None:
 @pass_cli
 def volume_attach(cli: Cli, volume_id: str, instance_id: str) -> None:
     """Attach VOLUME_ID to INSTANCE_ID."""
-    body = {"volume_id": volume_id}
-    answer = cli.client().post(f"/v1/instances/{instance_id}/volumes", body)
+    client = cli.client()
+    body = {"volume_id": resolve(client, "volume", volume_id)}
+    instance_id = resolve(client, "instance", instance_id)
+    answer = client.post(f"/v1/instances/{instance_id}/volumes", body)
     cli.emit(answer, lambda _: cli.out.print(f"attaching {volume_id} to {instance_id}"))
 
 
@@ -200,7 +214,10 @@ def volume_attach(cli: Cli, volume_id: str, instance_id: str) -> None:
 @pass_cli
 def volume_detach(cli: Cli, volume_id: str, instance_id: str) -> None:
     """Detach VOLUME_ID from INSTANCE_ID."""
-    answer = cli.client().delete(f"/v1/instances/{instance_id}/volumes/{volume_id}")
+    client = cli.client()
+    volume_id = resolve(client, "volume", volume_id)
+    instance_id = resolve(client, "instance", instance_id)
+    answer = client.delete(f"/v1/instances/{instance_id}/volumes/{volume_id}")
     cli.emit(answer, lambda _: cli.out.print(f"detaching {volume_id} from {instance_id}"))
 
 
@@ -240,6 +257,8 @@ def image_upload(
         with file.open("rb") as head:
             disk_format = "qcow2" if head.read(4) == b"QFI\xfb" else "raw"
     client = cli.client()
+    if public:
+        _require_admin(client, "only administrators publish public images")
     size = file.stat().st_size
     query = {
         "name": name,
@@ -269,6 +288,17 @@ def image_upload(
     cli.emit(answer, lambda i: cli.record(i, IMAGE_FIELDS))
 
 
+def _require_admin(client: Client, why: str) -> None:
+    """Refuse before a long upload that the API would refuse once it is all sent (urllib
+    reads the answer only after the whole body): an admin-only read tells whose token it is."""
+    try:
+        client.get("/v1/tenants", limit="1")
+    except errors.ApiProblem as problem:
+        if problem.status == 403:
+            raise errors.CliFailure(f"{why}: this token is not an admin's", errors.AUTH) from None
+        raise
+
+
 @image.command("list")
 @pass_cli
 def image_list(cli: Cli) -> None:
@@ -283,7 +313,7 @@ def image_list(cli: Cli) -> None:
 def image_show(cli: Cli, image_id: str) -> None:
     """Show an image (by id or name)."""
     client = cli.client()
-    found = client.get(f"/v1/images/{resolve(client, '/v1/images', image_id, kind='image')}")
+    found = client.get(f"/v1/images/{resolve(client, 'image', image_id)}")
     cli.emit(found, lambda i: cli.record(i, IMAGE_FIELDS))
 
 
@@ -293,5 +323,5 @@ def image_show(cli: Cli, image_id: str) -> None:
 def image_delete(cli: Cli, image_id: str) -> None:
     """Delete an image (by id or name; refused while volumes are clones of it)."""
     client = cli.client()
-    answer = client.delete(f"/v1/images/{resolve(client, '/v1/images', image_id, kind='image')}")
+    answer = client.delete(f"/v1/images/{resolve(client, 'image', image_id)}")
     cli.emit(answer, lambda i: cli.out.print(f"image {i['name']} is {i['status']}"))

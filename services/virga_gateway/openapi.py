@@ -67,8 +67,7 @@ def openapi_document(routes: list[Route], *, version: str = "0.1.0") -> dict[str
         "info": {
             "title": "Virga API",
             "version": version,
-            "description": "Tenants, tokens, flavors, instances, server groups and hosts of a"
-            " Virga cloud. Errors are RFC 9457 problem details.",
+            "description": _description(routes),
         },
         "tags": [{"name": tag} for tag in dict.fromkeys(route.tag for route in routes)],
         "security": [{"bearer": []}],
@@ -86,6 +85,17 @@ def openapi_document(routes: list[Route], *, version: str = "0.1.0") -> dict[str
             },
         },
     }
+
+
+def _description(routes: list[Route]) -> str:
+    """Every resource family (tag) of the API, from the route table itself."""
+    families = [tag.replace("-", " ") for tag in dict.fromkeys(r.tag for r in routes)]
+    listed = ", ".join(families[:-1]) + f" and {families[-1]}" if len(families) > 1 else ""
+    return (
+        f"The control plane of a Virga cloud: {listed or ''.join(families)}. Resources are"
+        " named by id (flavors by name). Errors are RFC 9457 problem details; a bad query"
+        " parameter is a 400 naming it, a bad body field a 422 naming it."
+    )
 
 
 def _types(routes: list[Route]) -> list[Any]:
@@ -136,7 +146,7 @@ def _parameters(route: Route) -> list[dict[str, Any]]:
         {
             "name": q.name,
             "in": "query",
-            "required": False,
+            "required": q.required,
             "schema": q.schema,
             "description": q.description,
         }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 
 import msgspec
@@ -35,6 +36,15 @@ class ProblemDetails(msgspec.Struct, frozen=True, omit_defaults=True):
     """The request's id (also in the X-Request-Id header): quote it when reporting a fault."""
     errors: list[FieldError] | None = None
     """One entry per offending field, for validation problems."""
+
+
+_PATH = re.compile(r"(?<![\w.:/])/(?:[\w.@+-]+/)+[\w.@+-]*")
+
+
+def without_paths(text: str) -> str:
+    """`text` with every absolute file path cut to its last part: another service's reason
+    may name its own files, which are none of the caller's business."""
+    return _PATH.sub(lambda found: found.group(0).rstrip("/").rsplit("/", 1)[-1] or "…", text)
 
 
 class Problem(Exception):

@@ -79,7 +79,9 @@ def _port_due(state: GatewayState, resource_id: str) -> datetime | None:
 
 def _image_due(state: GatewayState, resource_id: str) -> datetime | None:
     image = state.images.get(resource_id)
-    if image is None or not image.requested or image.deletion_requested_at is None:
+    if image is None or not image.requested:
+        return None
+    if image.deletion_requested_at is None and not image.refused:
         return None
     return image.deleted_at
 

@@ -5,6 +5,7 @@ And the small helpers the route modules share: JSON answers and query-string par
 
 from __future__ import annotations
 
+import re
 from dataclasses import KW_ONLY, dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -28,6 +29,7 @@ class QueryParam:
     name: str
     schema: dict[str, Any]
     description: str
+    required: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +134,22 @@ def int_query(request: web.Request, name: str, default: int, low: int, high: int
     if not low <= value <= high:
         raise invalid(400, name, f"must be an integer from {low} to {high}")
     return value
+
+
+_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+ID_SCHEMA: dict[str, Any] = {"type": "string", "format": "uuid"}
+
+
+def id_query(request: web.Request, name: str) -> str | None:
+    """A filter that takes an id: None when absent, a 400 naming it when it cannot be one.
+
+    Filters take ids, never names (a name would silently match nothing): `virga` resolves
+    names to ids before it asks.
+    """
+    raw = request.query.get(name)
+    if raw is not None and not _ID.match(raw):
+        raise invalid(400, name, "must be an id (a UUID such as the API hands out), not a name")
+    return raw
 
 
 def page_query(request: web.Request) -> tuple[int, OrderKey | None]:

@@ -71,6 +71,16 @@ def validate(value: object, body_type: type[B]) -> B:
         raise invalid_fields([field_error(str(exc))]) from None
 
 
+def validate_query(query: dict[str, str], params_type: type[B]) -> B:
+    """A query string as `params_type`, or a 400 problem naming each offending parameter
+    (as every bad query parameter of the API is)."""
+    try:
+        return msgspec.convert(query, params_type, strict=False)
+    except msgspec.ValidationError as exc:
+        error = field_error(str(exc))
+        raise invalid(400, error.field, error.message) from None
+
+
 _AT = re.compile(r"^(?P<message>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
 _MISSING = re.compile(r"^Object missing required field `(?P<name>[^`]*)`$")
 _UNKNOWN = re.compile(r"^Object contains unknown field `(?P<name>[^`]*)`$")

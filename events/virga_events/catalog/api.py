@@ -75,6 +75,12 @@ powered itself off or was destroyed by hand); `always` starts it again after any
 RESTART_POLICIES: tuple[InstanceRestartPolicy, ...] = ("never", "on-crash", "always")
 
 
+@event("ServerGroupDeleted")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerGroupDeleted(Event):
+    """A tenant deleted a server group no instance is in (aggregate: server group id)."""
+
+
 @event("InstanceRequested")
 @dataclass(frozen=True, slots=True, kw_only=True)
 class InstanceRequested(Event):

@@ -8,7 +8,7 @@ billing service issues are computed by the same code from the same facts.
 from __future__ import annotations
 
 import re
-from datetime import UTC
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from virga_events.catalog.billing import PricesSet
@@ -19,6 +19,7 @@ from virga_gateway.outcome import Outcome
 from virga_gateway.problems import FieldError, invalid_fields
 from virga_gateway.state import GatewayState
 from virga_rating.currencies import ISO_4217
+from virga_rating.state import BillingState
 from virga_runtime.service import Emit
 
 PRICES_AGGREGATE = "prices"
@@ -58,7 +59,23 @@ def set_prices(state: GatewayState, body: SetPrices) -> Outcome:
             errors.append(FieldError(f"flavor_hour.{name}", f"no flavor named {name}"))
     if errors:
         raise invalid_fields(errors)
-    event = PricesSet(
+    event = _catalogue(body, effective_from)
+    history = state.billing.prices
+    if event in history:  # the same catalogue again: it is already there, once
+        return Outcome(200, (), lambda s: prices_view(event))
+    repriced = _repriced_until(history, effective_from, accrued_until(state.billing))
+    if repriced is not None:
+        earliest = _whole_hour_from(repriced).strftime("%Y-%m-%dT%H:%M:%SZ")
+        message = (
+            f"would re-price usage already accrued (up to {repriced.isoformat()}) under the "
+            f"catalogue in effect then; usage keeps its prices: {earliest} at the earliest"
+        )
+        raise invalid_fields([FieldError("effective_from", message)])
+    return Outcome(200, (Emit(event, PRICES_AGGREGATE, None),), lambda s: prices_view(event))
+
+
+def _catalogue(body: SetPrices, effective_from: datetime) -> PricesSet:
+    return PricesSet(
         currency=body.currency,
         effective_from=effective_from,
         # Canonical decimals: "0.10" and "0.1" are one price, and lines split by price.
@@ -67,7 +84,39 @@ def set_prices(state: GatewayState, body: SetPrices) -> Outcome:
         egress_gb=_canonical(body.egress_gb),
         public_ip_hour=_canonical(body.public_ip_hour),
     )
-    return Outcome(200, (Emit(event, PRICES_AGGREGATE, None),), lambda s: prices_view(event))
+
+
+def _whole_hour_from(moment: datetime) -> datetime:
+    """`moment` if it is a whole hour, else the next one."""
+    hour = moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    return hour if hour == moment else hour + timedelta(hours=1)
+
+
+def _repriced_until(
+    history: list[PricesSet], effective_from: datetime, accrued: datetime | None
+) -> datetime | None:
+    """The end of the usage a catalogue from `effective_from` would re-price, if any: usage
+    already recorded after `effective_from` while an earlier catalogue was in effect (usage
+    that had no price yet may be priced by a first catalogue set back to its start)."""
+    if accrued is None or effective_from >= accrued:
+        return None
+    before = [p for p in history if p.effective_from <= effective_from]
+    after = [p.effective_from for p in history if p.effective_from > effective_from]
+    governed_until = min([accrued, *after])
+    return governed_until if before and effective_from < governed_until else None
+
+
+def accrued_until(billing: BillingState) -> datetime | None:
+    """The latest event time of the usage the log records (runs, samples, volume sizes);
+    running instances send a sample every few minutes, so in practice it is about now."""
+    moments: list[datetime] = []
+    for instance in billing.instances.values():
+        moments += [i.end for i in instance.intervals] + [e.at for e in instance.egress]
+        moments += [instance.running_since] if instance.running_since is not None else []
+    for volume in billing.volumes.values():
+        moments += [span.end for span in volume.spans]
+        moments += [volume.since] if volume.since is not None else []
+    return max(moments, default=None)
 
 
 def _canonical(price: str) -> str:

@@ -30,6 +30,7 @@ def price_catalogue(state: GatewayState, now: datetime) -> PriceCatalogue:
     in_effect = [p for p in history if p.effective_from <= now]
     return PriceCatalogue(
         in_effect=prices_view(in_effect[-1]) if in_effect else None,
+        pending=[prices_view(p) for p in history if p.effective_from > now],
         history=[prices_view(p) for p in history],
     )
 
@@ -64,7 +65,7 @@ def usage(state: GatewayState, tenant: str, start: datetime, end: datetime) -> U
         tenant_id=tenant,
         start=start,
         end=end,
-        currency=currency,
+        currency=currency or None,
         lines=lines,
         total=total(lines, currency),
     )

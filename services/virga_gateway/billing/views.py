@@ -21,6 +21,9 @@ class PricesView(msgspec.Struct, kw_only=True):
 class PriceCatalogue(msgspec.Struct, kw_only=True):
     in_effect: PricesView | None
     """The catalogue applying now; none before the first one takes effect."""
+    pending: list[PricesView]
+    """Catalogues set to take effect later, soonest first (one set with the default
+    `effective_from`, the next whole hour, shows here until then)."""
     history: list[PricesView]
     """Every catalogue ever set, by effective_from (future ones included)."""
 
@@ -30,7 +33,9 @@ class UsageView(msgspec.Struct, kw_only=True):
     start: datetime = msgspec.field(name="from")
     end: datetime = msgspec.field(name="to")
     """`to` as asked, or now if that was later: usage so far."""
-    currency: str
+    currency: str | None
+    """The currency of the catalogue in effect at `to`; null while no prices apply (no
+    catalogue in effect yet): the lines then charge nothing."""
     lines: list[InvoiceLine]
     """One line per resource, kind of charge and unit price, rounded as on an invoice."""
     total: str

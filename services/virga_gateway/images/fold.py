@@ -54,6 +54,9 @@ def _image_import_failed(
     image = image_record(state, env)
     image.import_fault, image.import_fault_kind = event.reason, event.kind
     image.fault = event.reason
+    if image.refused:  # nothing to delete: it is gone, and forgotten after the retention
+        image.deleted = True
+        image.deleted_at = earliest(image.deleted_at, env.occurred_at)
 
 
 @folds.on(storage.ImageDeletionRequested)

@@ -11,6 +11,9 @@ from typing import Literal
 
 import msgspec
 
+REFUSED_IMPORTS = frozenset({"bad_data", "too_large"})
+"""Kinds of failed import the upload's answer reports as 422 or 413 (see images/routes)."""
+
 ImageStatus = Literal["importing", "available", "error", "deleting", "deleted"]
 
 
@@ -37,6 +40,12 @@ class Image(msgspec.Struct, kw_only=True):
     deleted: bool = False
     deleted_at: datetime | None = None
     """Event time of its deletion (retention counts from it)."""
+
+    @property
+    def refused(self) -> bool:
+        """Its bytes were refused (not an image of its format, or too large): the uploader
+        was told so in the upload's answer, and nothing is kept, so it is gone at once."""
+        return self.import_fault_kind in REFUSED_IMPORTS and not self.imported
 
     @property
     def status(self) -> ImageStatus:

@@ -15,6 +15,7 @@ from typing import Literal
 
 import aiohttp
 import msgspec
+import structlog
 from aiohttp import web
 
 from virga_events.catalog.storage import UPLOAD_KEY_HEADER, upload_key_digest
@@ -22,10 +23,18 @@ from virga_gateway.context import Call, Gateway
 from virga_gateway.images import commands
 from virga_gateway.images.queries import find_image, list_images
 from virga_gateway.images.views import ImageList, ImageView, image_view
-from virga_gateway.problems import Problem, invalid
-from virga_gateway.routing import QueryParam, Route, json_response, page_params, page_query
-from virga_gateway.validation import Name, Reference, validate
+from virga_gateway.problems import FieldError, Problem, forbidden, invalid, without_paths
+from virga_gateway.routing import (
+    QueryParam,
+    Route,
+    json_response,
+    page_params,
+    page_query,
+)
+from virga_gateway.validation import Name, Reference, validate_query
 from virga_gateway.writes import commit
+
+log = structlog.get_logger(__name__)
 
 CHUNK = 1 << 20
 OUTCOME_WAIT_SECONDS = 30.0
@@ -52,8 +61,15 @@ _FAILURES: dict[str, tuple[int, str, str]] = {
 
 
 def _failure(image_id: str, kind: str | None, reason: str) -> Problem:
+    """The problem of a failed import; a refused body (413, 422) names the field `body`, and
+    the storage service's reason is shown without its file paths."""
     status, slug, title = _FAILURES.get(kind or "", (502, "storage-failed", "Bad gateway"))
-    return Problem(status, slug, title, f"image {image_id} was not imported: {reason}")
+    reason = without_paths(reason)
+    errors = [FieldError("body", reason)] if status in (413, 422) else []
+    detail = f"image {image_id} was not imported: {reason}"
+    if status in (413, 422):
+        detail += " (nothing was kept: correct the file or its disk_format and upload again)"
+    return Problem(status, slug, title, detail, errors=errors)
 
 
 async def _stream(request: web.Request, gateway: Gateway, image_id: str, key: str) -> str | None:
@@ -81,7 +97,8 @@ async def _stream(request: web.Request, gateway: Gateway, image_id: str, key: st
                 return None
             return f"the storage service refused the upload (HTTP {answer.status})"
     except Exception as error:  # the storage service, or the client, went away
-        return f"the upload to the storage service broke off: {error!r}"
+        log.warning("image_upload_broke_off", image_id=image_id, error=repr(error))
+        return "the upload to the storage service broke off"
 
 
 async def _outcome(gateway: Gateway, image_id: str, seconds: float) -> bool:
@@ -97,7 +114,10 @@ async def _outcome(gateway: Gateway, image_id: str, seconds: float) -> bool:
 
 async def upload_image(request: web.Request, call: Call) -> web.Response:
     gateway = call.gateway
-    params = validate(dict(request.query), ImageUpload)
+    params = validate_query(dict(request.query), ImageUpload)
+    if params.visibility == "public" and not call.caller.is_admin:
+        # Before a byte of the body is read: the client need not send it all to learn this.
+        raise forbidden("visibility: only administrators publish public images")
     length = request.content_length
     limit = gateway.config.image_max_bytes
     if length is not None and length > limit:
@@ -166,7 +186,10 @@ async def delete_image(request: web.Request, call: Call) -> web.Response:
 
 
 _UPLOAD_QUERY = (
-    QueryParam("name", {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,63}$"}, "Required."),
+    QueryParam(
+        "name", {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,63}$"}, "The image's name.",
+        required=True,
+    ),
     QueryParam(
         "disk_format", {"type": "string", "enum": ["raw", "qcow2"], "default": "raw"},
         "The body's format; qcow2 is converted to raw.",
@@ -185,7 +208,8 @@ ROUTES = [
         summary="Upload an image (the body, application/octet-stream, raw or qcow2)",
         tag="images", access="tenant", status=201, response=ImageView,
         raw_body="application/octet-stream",
-        query=_UPLOAD_QUERY, errors=(403, 413, 422, 502, 503, 504),
+        query=_UPLOAD_QUERY, errors=(400, 403, 413, 422, 502, 503, 504),
+        also=(202,),  # a retry with its Idempotency-Key: the first answer, `importing`
     ),
     Route(
         "GET", "/v1/images", get_images,

@@ -13,7 +13,10 @@ class CreateInstance(Body):
     name: Name
     flavor: Name
     image: Reference | None = None
+    network_id: Reference | None = None
+    """Id of one of the tenant's networks: the instance gets a port on it."""
     network: Reference | None = None
+    """The older name of `network_id`, still accepted (not both, unless they agree)."""
     server_group: Reference | None = None
     """Id of a server group of the same tenant."""
     availability_zone: Reference | None = None

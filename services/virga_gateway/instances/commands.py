@@ -31,8 +31,12 @@ def create_instance(
         group = state.server_groups.get(body.server_group)
         if group is None or group.tenant_id != tenant_id:
             errors.append(FieldError("server_group", f"no server group {body.server_group}"))
-    if body.network is not None:
-        errors.extend(check_instance_network(state, tenant_id, body.network))
+    network = body.network_id or body.network
+    if body.network_id and body.network and body.network_id != body.network:
+        errors.append(FieldError("network", "names another network than network_id: give one"))
+    elif network is not None:
+        field = "network_id" if body.network_id else "network"
+        errors.extend(check_instance_network(state, tenant_id, network, field))
     if body.image is not None:
         # Booting clones the image: another tenant's private image must not exist for this one.
         image = state.images.get(body.image)
@@ -50,7 +54,7 @@ def create_instance(
         name=body.name,
         flavor=flavor,
         image=body.image,
-        network=body.network,
+        network=network,
         server_group=body.server_group,
         availability_zone=body.availability_zone,
         required_traits=tuple(body.required_traits),

@@ -19,7 +19,15 @@ from virga_gateway.instances.views import (
     instance_view,
 )
 from virga_gateway.problems import invalid
-from virga_gateway.routing import QueryParam, Route, json_response, page_params, page_query
+from virga_gateway.routing import (
+    ID_SCHEMA,
+    QueryParam,
+    Route,
+    id_query,
+    json_response,
+    page_params,
+    page_query,
+)
 from virga_gateway.writes import commit, read_body
 
 
@@ -31,6 +39,8 @@ async def create_instance(request: web.Request, call: Call) -> web.Response:
         call,
         lambda state, now: commands.create_instance(state, call.caller, body, instance_id),
         body=raw,
+        # One at a time with the deletion of its server group, which must not lose a member.
+        guard=None if body.server_group is None else f"server-group:{body.server_group}",
     )
 
 
@@ -47,7 +57,7 @@ async def get_instances(request: web.Request, call: Call) -> web.Response:
         limit=limit,
         after=after,
         status=status,
-        tenant_id=request.query.get("tenant_id"),
+        tenant_id=id_query(request, "tenant_id"),
     )
     return json_response(page)
 
@@ -91,14 +101,14 @@ _LIST_QUERY = (
         {"type": "string", "enum": list(INSTANCE_STATUSES)},
         "Only instances in this status; DELETED ones are listed only when asked for.",
     ),
-    QueryParam("tenant_id", {"type": "string"}, "Admins: only this tenant's instances."),
+    QueryParam("tenant_id", ID_SCHEMA, "Admins: only this tenant's instances (its id)."),
 )
 
 ROUTES = [
     Route(
         "POST", "/v1/instances", create_instance,
         operation_id="createInstance", summary="Request an instance", tag="instances",
-        errors=(403,),  # over quota
+        errors=(403, 409),  # over quota; its network's addresses are all taken
         access="tenant", status=202, response=InstanceView, request=CreateInstance,
     ),
     Route(

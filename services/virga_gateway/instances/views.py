@@ -39,7 +39,10 @@ class InstanceView(_View):
     addresses: list[Address]
     volumes: list[VolumeAttachment]
     image: str | None
+    network_id: str | None
+    """The network its port is on."""
     network: str | None
+    """The same as `network_id` (its older name, kept for existing clients)."""
     server_group: str | None
     availability_zone: str | None
     required_traits: list[str]
@@ -88,6 +91,7 @@ def instance_view(instance: Instance) -> InstanceView:
             for volume_id, device in sorted(instance.attached_volumes.items())
         ],
         image=instance.image,
+        network_id=instance.network,
         network=instance.network,
         server_group=instance.server_group,
         availability_zone=instance.availability_zone,

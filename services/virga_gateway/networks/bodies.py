@@ -13,7 +13,7 @@ Address = Annotated[str, msgspec.Meta(min_length=2, max_length=45, description="
 Cidr = Annotated[
     str,
     msgspec.Meta(
-        min_length=9,
+        min_length=1,  # what is not a subnet is said by `networks.commands`, in words
         max_length=49,
         description="address/prefix, host bits clear: IPv4 /8 to /29, IPv6 /64 to /124.",
     ),

@@ -58,7 +58,7 @@ def usable_network(
 
 
 def check_instance_network(
-    state: GatewayState, tenant_id: str, network_id: str
+    state: GatewayState, tenant_id: str, network_id: str, field: str = "network_id"
 ) -> list[FieldError]:
     """Why an instance of `tenant_id` cannot get a port on `network_id` (409 if it is full)."""
-    return usable_network(state, tenant_id, network_id, "network")[1]
+    return usable_network(state, tenant_id, network_id, field)[1]

@@ -11,7 +11,15 @@ from virga_gateway.ports import commands
 from virga_gateway.ports.bodies import CreatePort
 from virga_gateway.ports.queries import find_port, list_ports
 from virga_gateway.ports.views import PortList, PortView, port_view
-from virga_gateway.routing import QueryParam, Route, json_response, page_params, page_query
+from virga_gateway.routing import (
+    ID_SCHEMA,
+    QueryParam,
+    Route,
+    id_query,
+    json_response,
+    page_params,
+    page_query,
+)
 from virga_gateway.writes import commit, read_body
 
 
@@ -30,7 +38,7 @@ async def create_port(request: web.Request, call: Call) -> web.Response:
 
 async def get_ports(request: web.Request, call: Call) -> web.Response:
     limit, after = page_query(request)
-    network_id = request.query.get("network_id")
+    network_id = id_query(request, "network_id")
     page = list_ports(
         call.gateway.state, call.caller, limit=limit, after=after, network_id=network_id
     )
@@ -66,7 +74,7 @@ ROUTES = [
         access="tenant", status=200, response=PortList,
         query=(
             *page_params("Ports"),
-            QueryParam("network_id", {"type": "string"}, "Only this network's ports."),
+            QueryParam("network_id", ID_SCHEMA, "Only this network's ports (its id)."),
         ),
         errors=(400,),
     ),

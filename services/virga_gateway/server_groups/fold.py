@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from virga_events import Envelope
 from virga_events.catalog import api
+from virga_gateway.cursor import remove_key
 from virga_gateway.server_groups.model import ServerGroup
 from virga_runtime.folding import Folds
 
@@ -32,3 +33,15 @@ def _server_group_created(
         env.tenant_id or "",
         env.occurred_at,
     )
+
+
+@folds.on(api.ServerGroupDeleted)
+def _server_group_deleted(
+    state: GatewayState, env: Envelope, event: api.ServerGroupDeleted
+) -> None:
+    group = state.server_groups.pop(env.aggregate_id, None)
+    if group is not None:
+        order = state.tenant_server_group_order.get(group.tenant_id, [])
+        remove_key(order, (group.created_at, group.id))
+        if not order:
+            state.tenant_server_group_order.pop(group.tenant_id, None)

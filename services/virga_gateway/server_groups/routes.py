@@ -38,6 +38,17 @@ async def get_server_group(request: web.Request, call: Call) -> web.Response:
     return json_response(server_group_view(state, group))
 
 
+async def delete_server_group(request: web.Request, call: Call) -> web.Response:
+    group_id = request.match_info["id"]
+    return await commit(
+        request,
+        call,
+        lambda state, now: commands.delete_server_group(state, call.caller, group_id),
+        # An instance requested into the group at the same time holds it too.
+        guard=f"server-group:{group_id}",
+    )
+
+
 ROUTES = [
     Route(
         "POST", "/v1/server-groups", create_server_group,
@@ -54,5 +65,11 @@ ROUTES = [
         "GET", "/v1/server-groups/{id}", get_server_group,
         operation_id="getServerGroup", summary="Show a server group and its members",
         tag="server-groups", access="tenant", status=200, response=ServerGroupView,
+    ),
+    Route(
+        "DELETE", "/v1/server-groups/{id}", delete_server_group,
+        operation_id="deleteServerGroup",
+        summary="Delete a server group no instance is in (409 while it has members)",
+        tag="server-groups", access="tenant", status=204, errors=(409,),
     ),
 ]  # fmt: skip

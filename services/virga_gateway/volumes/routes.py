@@ -8,7 +8,15 @@ import uuid
 from aiohttp import web
 
 from virga_gateway.context import Call
-from virga_gateway.routing import QueryParam, Route, json_response, page_params, page_query
+from virga_gateway.routing import (
+    ID_SCHEMA,
+    QueryParam,
+    Route,
+    id_query,
+    json_response,
+    page_params,
+    page_query,
+)
 from virga_gateway.volumes import commands
 from virga_gateway.volumes.bodies import (
     AttachVolumeBody,
@@ -39,7 +47,7 @@ async def get_volumes(request: web.Request, call: Call) -> web.Response:
         call.caller,
         limit=limit,
         after=after,
-        tenant_id=request.query.get("tenant_id"),
+        tenant_id=id_query(request, "tenant_id"),
     )
     return json_response(page)
 
@@ -124,7 +132,7 @@ async def detach_volume(request: web.Request, call: Call) -> web.Response:
 
 _LIST_QUERY = (
     *page_params("Volumes"),
-    QueryParam("tenant_id", {"type": "string"}, "Admins: only this tenant's volumes."),
+    QueryParam("tenant_id", ID_SCHEMA, "Admins: only this tenant's volumes (its id)."),
 )
 
 ROUTES = [

@@ -82,6 +82,11 @@ def snapshot_view(volume_id: str, snapshot: VolumeSnapshot) -> VolumeSnapshotVie
     )
 
 
+def _image_of(parent: str | None) -> str | None:
+    kind, _, ident = (parent or "").partition(":")
+    return ident if kind == "image" and ident else None
+
+
 def volume_view(volume: Volume, instances: dict[str, Instance]) -> VolumeView:
     """`instances` may be the projection before a write: volume events never change them."""
     assert volume.created_at is not None, "only listed volumes are shown"
@@ -96,7 +101,8 @@ def volume_view(volume: Volume, instances: dict[str, Instance]) -> VolumeView:
         tenant_id=volume.tenant_id,
         status=volume_status(volume, instances),
         size_gb=volume.size_gb or volume.requested_size_gb,
-        image=volume.image,
+        # A boot volume was never asked for with an image: it is a clone of its instance's.
+        image=volume.image or _image_of(volume.parent),
         snapshot=volume.snapshot,
         parent=None if volume.flattened else volume.parent,
         clone_depth=0 if volume.flattened else volume.clone_depth,

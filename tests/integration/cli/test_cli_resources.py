@@ -126,6 +126,10 @@ def test_networks_ports_security_groups_and_prices(
     bad = run("network", "create", "lan", "--cidr", "10.0.0.300/24")
     assert bad.exit_code == errors.API_ERROR
     assert "field cidr" in bad.stderr
+    # What is not a subnet is said in words, not as a string length.
+    nonsense = run("network", "create", "lan", "--cidr", "nonsense")
+    assert nonsense.exit_code == errors.API_ERROR
+    assert "field cidr: 'nonsense' is not a CIDR (address/prefix length)" in nonsense.stderr
 
     network = as_json(
         "network", "create", "lan", "--cidr", "10.9.0.0/24", "--pool", "10.9.0.10-10.9.0.20"
@@ -145,6 +149,31 @@ def test_networks_ports_security_groups_and_prices(
     assert port["ips"][0].startswith("10.9.0.")
     assert port["id"] in run("port", "list", "--network", network["id"]).stdout
 
+    # Every resource argument takes a name too, and --json goes after the command as well.
+    named = run("port", "create", "--network", "lan", "--security-group", "ssh", "--name", "p2")
+    assert named.exit_code == 0, named.output
+    by_name = run("port", "list", "--network", "lan", "--json")
+    assert by_name.exit_code == 0, by_name.output
+    listed_ports = orjson.loads(by_name.stdout)["items"]
+    assert {p["id"] for p in listed_ports} >= {port["id"]}
+    assert {p["name"] for p in listed_ports} == {"", "p2"}
+    assert as_json("security-group", "show", "ssh")["id"] == group["id"]
+    assert as_json("port", "show", "p2")["security_groups"] == [group["id"]]
+    assert run("port", "delete", "p2").exit_code == 0
+    nowhere = run("port", "list", "--network", "nowhere")
+    assert nowhere.exit_code == errors.API_ERROR
+    assert "no network has the id or name 'nowhere'" in nowhere.stderr
+
+    # Server groups: created, listed, shown and deleted by name.
+    spread = as_json("server-group", "create", "spread", "--policy", "anti-affinity")
+    assert (spread["policy"], spread["scope"], spread["members"]) == ("anti-affinity", "host", [])
+    assert "spread" in run("server-group", "list").stdout
+    assert as_json("server-group", "show", "spread")["id"] == spread["id"]
+    assert run("server-group", "delete", "spread").exit_code == 0
+    gone = run("server-group", "show", spread["id"])
+    assert gone.exit_code == errors.API_ERROR
+    assert "HTTP 404" in gone.stderr
+
     busy = run("network", "delete", network["id"])
     assert busy.exit_code == errors.API_ERROR
     assert "HTTP 409" in busy.stderr
@@ -159,6 +188,11 @@ def test_networks_ports_security_groups_and_prices(
         "--effective-from", this_hour,
         "--volume-gb-month", "0.05", "--egress-gb", "0.02", "--public-ip-hour", "0.004",
     )  # fmt: skip
+    # Before any price: no currency, and no "total: 0.00 " with an empty one.
+    unpriced = run("usage")
+    assert unpriced.exit_code == 0, unpriced.output
+    assert as_json("usage")["currency"] is None
+    assert "total: nothing to pay: no prices were in effect" in unpriced.stdout
     refused = run(*prices)
     assert refused.exit_code == errors.AUTH
     assert run(*prices, token=admin).exit_code == 0
@@ -167,3 +201,49 @@ def test_networks_ports_security_groups_and_prices(
     assert "EUR" in run("price", "show").stdout
     assert as_json("usage")["currency"] == "EUR"
     assert as_json("invoice", "list") == {"items": []}
+
+    # The same catalogue again is kept once; one for the next hour shows as pending at once.
+    assert run(*prices, token=admin).exit_code == 0
+    assert len(as_json("price", "show")["history"]) == 1
+    # Without --effective-from: from the next whole hour.
+    later = [arg for arg in prices if arg not in ("--effective-from", this_hour)]
+    later[later.index("m1.tiny=0.01")] = "m1.tiny=0.02"
+    assert run(*later, token=admin).exit_code == 0, later
+    pending = run("price", "show")
+    assert "pending, from" in pending.stdout
+    assert as_json("price", "show")["pending"][0]["flavor_hour"] == {"m1.tiny": "0.02"}
+
+    # Usage already accrued under this hour's prices (a volume's) is never re-priced: a
+    # catalogue from this hour again, with other prices, is refused.
+    billed = as_json("volume", "create", "billed", "--size", "1")
+    settle(lambda: as_json("volume", "show", billed["id"]), lambda v: v["status"] == "available")
+    repricing = [*prices]
+    repricing[repricing.index("m1.tiny=0.01")] = "m1.tiny=0.03"
+    again = run(*repricing, token=admin)
+    assert again.exit_code == errors.API_ERROR
+    assert "field effective_from: would re-price usage already accrued" in again.stderr
+    assert run("volume", "delete", "billed").exit_code == 0
+
+
+def test_a_refused_upload_is_a_problem_naming_the_field_and_leaves_nothing(
+    stack: Stack, tenant_token: str, tmp_path: Path
+) -> None:
+    def run(*args: str, token: str = tenant_token) -> Result:
+        return virga(stack, tmp_path, *args, token)
+
+    disk = tmp_path / "plain.raw"
+    disk.write_bytes(b"\x00not a qcow2 image" * 4096)
+    refused = run("image", "upload", str(disk), "--name", "mislabelled", "--format", "qcow2")
+    assert refused.exit_code == errors.API_ERROR, refused.output
+    assert "HTTP 422" in refused.stderr
+    assert "field body: " in refused.stderr
+    assert "/" not in refused.stderr.split("HTTP 422", 1)[1].split("(request")[0], refused.stderr
+    assert str(stack.run_dir) not in refused.stderr
+    listed = run("--json", "image", "list")
+    assert "mislabelled" not in listed.stdout, listed.stdout
+
+    # A tenant's public upload is refused before a byte of the file is sent.
+    public = run("image", "upload", str(disk), "--name", "mine", "--public")
+    assert public.exit_code == errors.AUTH, public.output
+    assert "only administrators" in public.stderr
+    assert "plain.raw" not in public.stderr  # no progress bar: nothing was streamed

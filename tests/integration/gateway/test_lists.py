@@ -4,6 +4,7 @@ retention window, and a rebuilt gateway forgets the same ones."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import Any
 
 import pytest
@@ -84,6 +85,35 @@ async def test_the_ports_of_one_network_page(gateway: Gateway) -> None:
     assert pages == 3
     _, bob = await gateway.tenant()
     assert (await walk(gateway, f"/v1/ports?network_id={network_id}", bob, 2))[0] == []
+
+    # A filter takes an id: a name (which would match nothing) is a 400 naming the parameter.
+    for path in ("/v1/ports?network_id=web", "/v1/instances?tenant_id=acme"):
+        named = await gateway.call("GET", path, token=ADMIN_TOKEN if "tenant" in path else alice)
+        assert named.status == 400, named.body
+        assert named.problem_fields == [path.split("?")[1].split("=")[0]]
+    assert (await gateway.call("GET", "/v1/volumes?tenant_id=x", token=ADMIN_TOKEN)).status == 400
+
+    # An instance names its network `network_id` as a port does; `network` is its older alias.
+    for field in ("network_id", "network"):
+        instance = await gateway.instance(alice, f"on-{field}", **{field: network_id})
+        assert instance["network_id"] == instance["network"] == network_id
+    other = str(uuid.uuid4())
+    both = await gateway.call(
+        "POST",
+        "/v1/instances",
+        token=alice,
+        json={"name": "both", "flavor": "m1.small", "network_id": network_id, "network": other},
+    )
+    assert both.status == 422
+    assert both.problem_fields == ["network"]
+    unknown = await gateway.call(
+        "POST",
+        "/v1/instances",
+        token=alice,
+        json={"name": "nowhere", "flavor": "m1.small", "network_id": other},
+    )
+    assert unknown.status == 422
+    assert unknown.problem_fields == ["network_id"]
 
 
 async def test_a_deleted_instance_is_forgotten_after_the_window_and_after_a_rebuild(

@@ -87,6 +87,11 @@ async def test_another_tenants_resources_cannot_be_named_in_a_body(cloud: Cloud)
             {"name": "x", "flavor": "m1.small", "server_group": a["server-groups"]},
         ),
         ("POST", "/v1/instances", {"name": "x", "flavor": "m1.small", "network": a["networks"]}),
+        (
+            "POST",
+            "/v1/instances",
+            {"name": "x", "flavor": "m1.small", "network_id": a["networks"]},
+        ),
         ("POST", "/v1/instances", {"name": "x", "flavor": "m1.small", "image": a["images"]}),
         ("POST", "/v1/ports", {"network_id": a["networks"]}),
         (

@@ -18,7 +18,7 @@ from virga_events.catalog import Flavor, api
 from virga_events.catalog.billing import InvoiceIssued, InvoiceLine, PricesSet
 from virga_events.catalog.compute import InstanceStarted, InstanceStopped
 from virga_events.catalog.storage import VolumeCreated
-from virga_gateway.billing import commands
+from virga_gateway.billing import commands, queries
 from virga_gateway.openapi import openapi_document
 from virga_gateway.problems import Problem
 from virga_gateway.routes import ROUTES
@@ -34,7 +34,7 @@ T2 = {"Authorization": f"Bearer {T2_TOKEN}"}
 
 GOOD = {
     "currency": "EUR",
-    "effective_from": "2026-03-01T00:00:00Z",
+    "effective_from": "2026-04-01T00:00:00Z",  # after the usage `projection` has accrued
     "flavor_hour": {"m1.small": "0.10"},
     "volume_gb_month": "0.040",
     "egress_gb": "0.05",
@@ -131,7 +131,7 @@ def test_a_catalogue_is_written_with_canonical_decimals() -> None:
     assert emit.aggregate_id == commands.PRICES_AGGREGATE
     assert emit.payload == PricesSet(
         currency="EUR",
-        effective_from=datetime(2026, 3, 1, tzinfo=UTC),
+        effective_from=datetime(2026, 4, 1, tzinfo=UTC),
         flavor_hour={"m1.small": "0.10"},
         volume_gb_month="0.040",
         egress_gb="0.05",
@@ -223,3 +223,48 @@ def test_a_problem_names_the_field_for_every_bad_price() -> None:
             commands.validate_prices({**GOOD, "egress_gb": "x", "public_ip_hour": "-1"}),
         )
     assert [e.field for e in raised.value.errors] == ["egress_gb", "public_ip_hour"]
+
+
+def test_a_catalogue_never_re_prices_usage_already_accrued() -> None:
+    # Usage runs to March 3rd 12:00 under January's catalogue: from March 1st, it would be
+    # re-priced.
+    for moment in ("2026-03-01T00:00:00Z", "2026-03-03T11:00:00Z", "2026-01-01T00:00:00Z"):
+        with pytest.raises(Problem) as raised:
+            commands.set_prices(
+                projection(), commands.validate_prices({**GOOD, "effective_from": moment})
+            )
+        assert (raised.value.status, [e.field for e in raised.value.errors]) == (
+            422,
+            ["effective_from"],
+        )
+        assert "2026-03-03T12:00:00Z at the earliest" in raised.value.errors[0].message
+    later = {**GOOD, "effective_from": "2026-03-03T12:00:00Z"}
+    assert commands.set_prices(projection(), commands.validate_prices(later)).emits
+
+
+def test_a_first_catalogue_may_price_usage_that_had_no_price() -> None:
+    state = projection()
+    state.billing.prices.clear()
+    early = {**GOOD, "effective_from": "2026-03-01T00:00:00Z"}
+    assert commands.set_prices(state, commands.validate_prices(early)).emits
+
+
+def test_the_same_catalogue_twice_is_kept_once() -> None:
+    state = projection()
+    [emit] = commands.set_prices(state, commands.validate_prices(GOOD)).emits
+    assert isinstance(emit.payload, PricesSet)
+    state.billing.prices.append(emit.payload)  # as the fold would
+    again = commands.set_prices(state, commands.validate_prices(GOOD))
+    assert (again.status, again.emits) == (200, ())
+
+
+def test_a_catalogue_set_for_later_shows_as_pending() -> None:
+    state = projection()
+    [emit] = commands.set_prices(state, commands.validate_prices(GOOD)).emits
+    assert isinstance(emit.payload, PricesSet)
+    state.billing.prices.append(emit.payload)
+    shown = queries.price_catalogue(state, datetime(2026, 3, 20, tzinfo=UTC))
+    assert shown.in_effect is not None
+    assert shown.in_effect.effective_from == datetime(2026, 1, 1, tzinfo=UTC)
+    assert [p.effective_from for p in shown.pending] == [datetime(2026, 4, 1, tzinfo=UTC)]
+    assert queries.price_catalogue(state, datetime(2026, 4, 1, tzinfo=UTC)).pending == []

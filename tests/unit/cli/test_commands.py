@@ -155,7 +155,7 @@ async def test_wait_prints_each_step_once_as_it_happens_until_running(tmp_path: 
         [post] = [r for r in api.requests if r.method == "POST"]
         body = orjson.loads(post.body)
     assert result.exit_code == 0, result.output
-    assert body == {"name": "web", "flavor": "m1.tiny", "image": "img-1", "network": "net-1"}
+    assert body == {"name": "web", "flavor": "m1.tiny", "image": "img-1", "network_id": "net-1"}
     lines = result.stdout.splitlines()
     printed = [
         next(k for k, _, _ in steps if k in line)
@@ -198,10 +198,22 @@ async def test_image_upload_streams_the_file_with_its_format_and_visibility(
             status=201,
         )
 
-    async with fake_api({("POST", "/v1/images"): upload}) as api:
+    async def tenants(request: web.Request) -> web.Response:
+        if request.headers.get("Authorization") != "Bearer t0ken":
+            return problem(403, "Forbidden", "admin only")
+        return web.json_response({"items": [], "next": None})
+
+    routes = {("POST", "/v1/images"): upload, ("GET", "/v1/tenants"): tenants}
+    async with fake_api(routes) as api:
         args = ["--api", api.url, "--json", "image", "upload", str(image), "--name", "tiny"]
         result = await run([*args, "--public"], tmp_path)
-        seen = api.requests[0]
+        seen = api.requests[-1]
+        # A tenant's public upload: refused before any of the file is sent.
+        refused = await run([*args, "--public"], tmp_path, token="tenant-token")
+        last = api.requests[-1]
+    assert refused.exit_code == errors.AUTH
+    assert "only administrators publish public images" in refused.stderr
+    assert (last.method, last.path) == ("GET", "/v1/tenants")
     assert result.exit_code == 0, result.output
     assert seen.query == {"name": "tiny", "disk_format": "qcow2", "visibility": "public"}
     assert seen.headers["Content-Type"] == "application/octet-stream"
@@ -266,8 +278,10 @@ async def test_events_tail_without_follow_prints_the_last_events_in_time_order(
         ]  # fmt: skip
         return web.json_response(events)
 
-    async with fake_api({("GET", "/v1/instances/i-1/events"): history}) as api:
-        args = ["--api", api.url, "events", "tail", "i-1", "-n", "3", "--no-follow"]
+    # An id as the API hands them out: used as it is, with no listing to find it.
+    instance_id = "0b6f2c1e-5d3a-4f7e-9c2b-1a2b3c4d5e6f"
+    async with fake_api({("GET", f"/v1/instances/{instance_id}/events"): history}) as api:
+        args = ["--api", api.url, "events", "tail", instance_id, "-n", "3", "--no-follow"]
         result = await run(args, tmp_path)
     assert result.exit_code == 0, result.output
     assert [line.split()[3] for line in result.stdout.splitlines()] == ["Step1", "Step2", "Step3"]

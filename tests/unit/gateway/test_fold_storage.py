@@ -175,6 +175,8 @@ def test_a_boot_volume_is_listed_in_use_and_a_flattened_clone_has_no_parent() ->
     boot = volume_view(state.volumes["i-1"], state.instances)
     assert (boot.status, boot.boot_of, boot.parent, boot.clone_depth) == ("in-use", "i-1", None, 0)
     assert [k[1] for k in state.tenant_volume_order["t-1"]] == ["i-1"]
+    # The image it was cloned from, even once flattened (it was never asked for by a body).
+    assert boot.image == "img"
 
 
 def test_a_deleted_snapshot_leaves_the_volume_and_a_refused_one_shows_why() -> None:

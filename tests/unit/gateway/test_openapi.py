@@ -96,3 +96,20 @@ def test_an_image_upload_documents_its_body_as_bytes(document: dict[str, Any]) -
         "required": True,
         "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
     }
+
+
+def test_the_description_names_every_resource_family(document: dict[str, Any]) -> None:
+    description = document["info"]["description"]
+    for tag in document["tags"]:
+        assert tag["name"].replace("-", " ") in description, tag
+
+
+def test_required_query_parameters_are_marked_so_and_documented_statuses_hold(
+    document: dict[str, Any],
+) -> None:
+    upload = document["paths"]["/v1/images"]["post"]
+    [name] = [p for p in upload["parameters"] if p.get("name") == "name"]
+    assert name["required"] is True
+    assert {"202", "400"} <= set(upload["responses"])  # a retried upload; a bad query
+    assert "409" in document["paths"]["/v1/instances"]["post"]["responses"]
+    assert "409" in document["paths"]["/v1/server-groups/{id}"]["delete"]["responses"]

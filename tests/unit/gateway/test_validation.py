@@ -79,3 +79,13 @@ def test_malformed_json_is_a_400_naming_the_body() -> None:
         v.parse_json(b'{"name": ')
     assert caught.value.status == 400
     assert [e.field for e in caught.value.errors] == ["body"]
+
+
+def test_problem_details_never_show_a_servers_file_paths() -> None:
+    from virga_gateway.problems import without_paths
+
+    reason = "qemu-img info: Could not open '/srv/virga/stack/spool/3b7e.qcow2': Invalid"
+    assert without_paths(reason) == "qemu-img info: Could not open '3b7e.qcow2': Invalid"
+    assert without_paths("a /tmp/x/spool/ dir") == "a spool dir"
+    for kept in ("see https://virga.dev/problems/x", "10.0.0.0/24", "1/2 done"):
+        assert without_paths(kept) == kept
