@@ -34,6 +34,7 @@ OPERATIONS = int(os.environ.get("VIRGA_CHAOS_CLUSTER_OPERATIONS", "60" if IN_CI 
 SECONDS = float(os.environ.get("VIRGA_CHAOS_CLUSTER_SECONDS", "30" if IN_CI else "60"))
 DOWN_SECONDS = float(os.environ.get("VIRGA_CHAOS_CLUSTER_DOWN_SECONDS", "10"))
 KAFKA_PORT = int(os.environ.get("VIRGA_CHAOS_CLUSTER_KAFKA_PORT", "19270"))
+RESTART_SECONDS = 180.0
 HOSTS = (HostSpec("chaos3-a", "rack-1"), HostSpec("chaos3-b", "rack-2"))
 PREFIX = "vk3"
 """The network agent of chaos3-a names its bridge, VXLAN and taps with it (root namespace)."""
@@ -79,8 +80,9 @@ async def test_every_accepted_request_survives_kills_and_the_loss_of_the_api_lea
         leader = await cluster.leader(api)
         pid = await asyncio.to_thread(leader.kill)
         await asyncio.sleep(DOWN_SECONDS)
-        await asyncio.to_thread(leader.start)
-        await asyncio.to_thread(cluster.wait_brokers, 3)
+        # A node that must replay its log and catch up beside a busy stack may take a while.
+        await asyncio.to_thread(leader.start, timeout=RESTART_SECONDS)
+        await asyncio.to_thread(cluster.wait_brokers, 3, RESTART_SECONDS)
         havoc.broker_restarted = True
         havoc.broker = f"node {leader.node_id} (pid {pid}), leader of {api}, killed and restarted"
 
