@@ -9,7 +9,10 @@ measure the control plane as a whole, each as its own process, and reads their s
 - rebuild from the log (`rebuild_bench.py`), against a raw aiokafka read of the same topic;
 - a 100,000-instance cloud (`fleet_bench.py`): resident memory per service against the same
   service on an empty log, and gateway GETs/s on one core (wrk) against `/healthz`; and the
-  gateway's memory after 100,000 instances were created and deleted, against an empty one.
+  gateway's memory after 100,000 instances were created and deleted, against an empty one;
+- replication (`replication_bench.py`, its own single broker and 3-broker cluster): keyed
+  POST throughput and p99 on 3 copies against one, and the first write after the leader of
+  ``<ns>.api`` is killed.
 
 `--quick` runs every bench at a tenth of its size (a smoke test of the suite itself). Each
 bench's whole output goes to `<--out>/<bench>.txt`; a bench whose summary lines are not found
@@ -128,6 +131,28 @@ def fleet_rows(out: str) -> list[Row]:
     return rows
 
 
+def replication_rows(out: str) -> list[Row]:
+    rate, p50, p99 = (rf"\s+{NUMBER}" for _ in range(3))
+    single = _find(out, rf"^single broker, 1 copy \(baseline\){rate}{p50}{p99}$", "replication")
+    three = _find(out, rf"^3 brokers, 3 copies, min.insync 2{rate}{p50}{p99}$", "replication")
+    kill = _find(out, rf"first write after median {NUMBER} s", "replication_bench")
+    return [
+        Row(
+            "keyed POST/s, 3 brokers (3 copies, 2 in sync)",
+            three[1],
+            f"{single[1]} single broker",
+            _ratio(_num(three[1]), _num(single[1])),
+        ),
+        Row(
+            "keyed POST p99, 3 brokers",
+            f"{three[3]} ms",
+            f"{single[3]} ms single broker",
+            _ratio(_num(three[3]), _num(single[3])),
+        ),
+        Row("first write after the <ns>.api leader's kill", f"{kill[1]} s"),
+    ]
+
+
 def run(name: str, args: list[str], out_dir: Path, parse: Callable[[str], list[Row]]) -> list[Row]:
     began = time.perf_counter()
     print(f"running {name} ...", flush=True)
@@ -167,6 +192,12 @@ def main() -> None:
                 [*bootstrap, "--instances", str(100_000 // scale), "--seconds", "10"],
                 args.out,
                 fleet_rows,
+            ),
+            *run(
+                "replication_bench.py",
+                ["--posts", str(1000 // scale), "--kills", "1" if args.quick else "3"],
+                args.out,
+                replication_rows,
             ),
         ]
     finally:

@@ -111,6 +111,8 @@ def _java() -> str:
 class KafkaBroker:
     """A local broker+controller on 127.0.0.1, found again by its port across processes."""
 
+    java_options: tuple[str, ...] = JAVA_OPTIONS
+
     def __init__(
         self,
         port: int = DEFAULT_PORT,
@@ -240,9 +242,7 @@ class KafkaBroker:
             *self._java_command(libs),
             "kafka.tools.StorageTool",
             "format",
-            "--standalone",
-            "--cluster-id",
-            _kafka_uuid(),
+            *self._quorum_format_arguments(),
             "--config",
             str(self.properties_file),
             *self._format_arguments(),
@@ -251,6 +251,10 @@ class KafkaBroker:
         if result.returncode != 0:
             output = (result.stdout + result.stderr).strip()
             raise KafkaBrokerError(f"formatting {self.data_dir} failed:\n{tail(output)}")
+
+    def _quorum_format_arguments(self) -> list[str]:
+        """How ``kafka-storage format`` learns the cluster: here a new one of this node alone."""
+        return ["--standalone", "--cluster-id", _kafka_uuid()]
 
     def _server_properties(self) -> str:
         controller = f"{self.host}:{self.controller_port}"
@@ -279,7 +283,7 @@ class KafkaBroker:
     def _java_command(self, libs: Path) -> list[str]:
         return [
             _java(),
-            *JAVA_OPTIONS,
+            *self.java_options,
             f"-Dkafka.logs.dir={self.logs_dir}",
             f"-Dlog4j2.configurationFile={self.directory / 'log4j2.properties'}",
             "-cp",

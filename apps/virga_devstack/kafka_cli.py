@@ -1,6 +1,8 @@
 """The command line of the local broker: ``python -m virga_devstack kafka start|stop|status``.
 
-It chooses the plain or the secure broker (`kafka_security`), so it sits above both.
+It chooses the plain or the secure broker (`kafka_security`), or a cluster of several
+(`kafka_cluster`, ``start --brokers N``; ``stop`` and ``status`` find it by its port), so it
+sits above all three.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Sequence
 
 from virga_devstack import kafka_security
 from virga_devstack.kafka import DEFAULT_PORT, START_TIMEOUT, KafkaBroker
+from virga_devstack.kafka_cluster import KafkaCluster
 from virga_devstack.kafka_jars import KAFKA_VERSION, KafkaBrokerError, ensure_jars
 
 
@@ -50,6 +53,18 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
         default=[],
         help="with --secure: add this agent host's users and ACLs (repeatable)",
     )
+    start.add_argument(
+        "--brokers",
+        type=int,
+        default=None,
+        help="a KRaft cluster of this many nodes on ports PORT.. (controllers PORT+100..); "
+        "default: the cluster last started on PORT, else one broker",
+    )
+    start.add_argument(
+        "--dedicated-controller",
+        action="store_true",
+        help="with --brokers: one more node as the only controller, brokers only brokers",
+    )
     commands.add_parser("stop", parents=[common], help="stop the broker started by `start`")
     commands.add_parser("status", parents=[common], help="exit 0 if running and answering")
     commands.add_parser("ensure-jars", help="fetch the broker's jars into the cache")
@@ -61,6 +76,24 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
         if args.command == "ensure-jars":
             print(f"kafka {KAFKA_VERSION} jars: {ensure_jars()}")
             return 0
+        cluster = KafkaCluster.found(args.port, controller_port=args.controller_port)
+        if args.command == "start" and args.brokers is not None:
+            if cluster is not None and args.brokers == 1:
+                cluster.forget()
+            cluster = None
+            if args.brokers > 1:
+                cluster = KafkaCluster(
+                    args.brokers,
+                    args.port,
+                    controller_port=args.controller_port,
+                    dedicated_controller=args.dedicated_controller,
+                )
+        if cluster is not None:
+            if getattr(args, "secure", False):
+                raise KafkaBrokerError("--secure is for the single broker; not with --brokers")
+            if args.command == "start":
+                return _start_cluster(cluster, args.fresh, args.timeout)
+            return _stop_cluster(cluster) if args.command == "stop" else _cluster_status(cluster)
         broker = KafkaBroker(args.port, controller_port=args.controller_port)
         if getattr(args, "secure", False) or kafka_security.SecureKafkaBroker.is_secure(broker):
             broker = kafka_security.SecureKafkaBroker(
@@ -95,3 +128,40 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     except KafkaBrokerError as error:
         print(f"kafka: error: {error}", file=sys.stderr)
         return 1
+
+
+def _start_cluster(cluster: KafkaCluster, fresh: bool, timeout: float) -> int:
+    began = time.monotonic()
+    if cluster.start(fresh=fresh, timeout=timeout):
+        elapsed = time.monotonic() - began
+        print(f"kafka: started {len(cluster.brokers)} brokers in {elapsed:.1f} s")
+    else:
+        print(f"kafka: {len(cluster.brokers)} brokers already running")
+    _cluster_status(cluster)
+    print(f"  bootstrap {cluster.bootstrap_servers}; state in {cluster.directory}")
+    return 0
+
+
+def _stop_cluster(cluster: KafkaCluster) -> int:
+    stopped = cluster.stop()
+    print(f"kafka: {'stopped' if stopped else 'not running on'} {cluster.bootstrap_servers}")
+    return 0
+
+
+def _cluster_status(cluster: KafkaCluster) -> int:
+    """One line per node; 0 if every node runs and answers."""
+    healthy = True
+    for node in cluster.nodes:
+        pid = node.pid()
+        if pid is None:
+            state = "not running"
+        elif node._answers():
+            state = f"running (pid {pid})"
+        else:
+            state = f"pid {pid} does not answer"
+        healthy = healthy and state.startswith("running")
+        where = (
+            node.bootstrap_servers if node.is_broker else f"controller port {node.controller_port}"
+        )
+        print(f"kafka: node {node.node_id} ({node.roles}) on {where}: {state}")
+    return 0 if healthy else 1

@@ -1,20 +1,30 @@
-"""Test helpers that talk to the real broker: raw producing and reading back whole topics."""
+"""Test helpers that talk to the real broker: raw producing and reading back whole topics, and
+a local cluster of several brokers for a test module."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import TypeVar
 
+import pytest
 from aiokafka import AIOKafkaProducer
+from aiokafka.client import AIOKafkaClient
+from aiokafka.errors import KafkaConnectionError, NodeNotReadyError
+from aiokafka.protocol.produce import ProduceRequest
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
+from virga_devstack.kafka_cluster import KafkaCluster
+from virga_devstack.kafka_jars import KafkaBrokerError
 from virga_eventlog import KafkaSettings, LogReader, RawRecord
 from virga_events import Envelope, EventRegistry, decode, encode
 from virga_runtime.runner import ServiceRunner
 
 S = TypeVar("S")
+LEADER_NOT_AVAILABLE = 5
+NOT_LEADER_OR_FOLLOWER = 6
 
 
 async def produce_raw(
@@ -90,3 +100,64 @@ async def serving(runner: ServiceRunner[S], *, snapshot: bool = True) -> AsyncIt
         runner.request_stop()
         await task
         await runner.close(snapshot=snapshot)
+
+
+@contextmanager
+def running_cluster(
+    port: int, brokers: int = 3, *, dedicated_controller: bool = False
+) -> Iterator[KafkaCluster]:
+    """A fresh local cluster (`KafkaCluster`) on ports from `port` for the block; stopped after
+    it, every node. Fails the test with the nodes' logs if it cannot start."""
+    cluster = KafkaCluster(brokers, port, dedicated_controller=dedicated_controller)
+    failure = ""
+    try:
+        cluster.start(fresh=True)
+    except KafkaBrokerError as error:
+        failure = str(error)  # reported outside the handler, without a chained traceback
+    if failure:
+        pytest.fail(f"the Kafka cluster did not start: {failure}", pytrace=False)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+async def produce_once(
+    cluster: KafkaCluster, topic: str, key: bytes, value: bytes, partition: int = 0
+) -> int:
+    """One produce request with ``acks=all`` to the partition's leader, not retried once a
+    leader took it (a producer retries NotEnoughReplicas for ever): the broker's error code,
+    0 if written. Asked again of the new leader while leadership moves (nothing appended)."""
+    builder = DefaultRecordBatchBuilder(
+        magic=2,
+        compression_type=0,
+        is_transactional=0,
+        producer_id=-1,
+        producer_epoch=-1,
+        base_sequence=-1,
+        batch_size=1 << 20,
+    )
+    builder.append(0, timestamp=None, key=key, value=value, headers=[])
+    request = ProduceRequest(
+        transactional_id=None,
+        required_acks=-1,
+        timeout=10_000,
+        topics=[(topic, [(partition, bytes(builder.build()))])],
+    )
+    deadline = asyncio.get_running_loop().time() + 30
+    while True:
+        leader = await cluster.leader(topic, partition)
+        client = AIOKafkaClient(bootstrap_servers=leader.bootstrap_servers)
+        try:
+            await client.bootstrap()
+            response = await client.send(leader.node_id, request)
+            ((_, partitions),) = response.topics
+            ((_, error_code, *_),) = partitions
+        except (NodeNotReadyError, KafkaConnectionError):
+            error_code = LEADER_NOT_AVAILABLE
+        finally:
+            await client.close()
+        moving = error_code in (LEADER_NOT_AVAILABLE, NOT_LEADER_OR_FOLLOWER)
+        if not moving or asyncio.get_running_loop().time() > deadline:
+            return int(error_code)
+        await asyncio.sleep(0.2)
