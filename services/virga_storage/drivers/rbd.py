@@ -226,15 +226,20 @@ class RbdDriver(RbdConnection):
 
     def _info(self, name: str) -> ImageInfo:
         with self._open(name, read_only=True) as image:
-            snapshots = tuple(
-                sorted(
-                    (
-                        SnapshotInfo(str(snap["name"]), bool(image.is_protected_snap(snap["name"])))
-                        for snap in image.list_snaps()
-                    ),
-                    key=lambda snap: snap.name,
+            try:
+                snapshots = tuple(
+                    sorted(
+                        (
+                            SnapshotInfo(
+                                str(snap["name"]), bool(image.is_protected_snap(snap["name"]))
+                            )
+                            for snap in image.list_snaps()
+                        ),
+                        key=lambda snap: snap.name,
+                    )
                 )
-            )
+            except rbd.ImageNotFound as error:  # removed while we read it
+                raise ImageNotFound(name) from error
             return ImageInfo(name, int(image.size()), self._parent(image), snapshots)
 
     def _list(self) -> builtins.list[str]:
