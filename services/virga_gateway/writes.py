@@ -25,8 +25,8 @@ from virga_gateway.idempotency import (
 )
 from virga_gateway.outcome import Outcome
 from virga_gateway.preview import preview
-from virga_gateway.problems import Problem, invalid, log_unavailable
-from virga_gateway.quotas.enforce import limited, over_quota, quota_increase
+from virga_gateway.problems import Problem, invalid, log_unavailable, tenant_deleted
+from virga_gateway.quotas.enforce import growing_owners, over_quota, quota_increase
 from virga_gateway.runner import LogUnavailable
 from virga_gateway.state import GatewayState
 from virga_gateway.validation import parse_json, validate
@@ -155,16 +155,22 @@ async def _decide_and_append(
     gateway = call.gateway
     now = datetime.now(UTC)
     outcome, after = _decide(gateway.state, plan, now, call.correlation_id)
-    grown = limited(gateway.state, quota_increase(gateway.state, after, outcome.emits))
-    if not grown:  # takes nothing a limit bounds: no need to queue
+    owners = growing_owners(gateway.state, after, outcome.emits)
+    if not owners:  # gives no tenant anything new: no need to queue
         return await _append(call, outcome, after, now, recording, handed)
-    # Requests that take from a tenant's quotas queue per tenant, and decide again once it
-    # is their turn: the state then holds every earlier request's events, so two concurrent
-    # requests can never both take the last unit.
+    # Requests that give a tenant something (and take from its quotas) queue per tenant, and
+    # decide again once it is their turn: the state then holds every earlier request's
+    # events, so two concurrent requests can never both take the last unit, and none gives
+    # anything to a tenant whose deletion (which queues there too) went before it.
     async with AsyncExitStack() as held:
-        for tenant_id in sorted(grown):
+        for tenant_id in sorted(owners):
             await held.enter_async_context(gateway.locks.hold("quota " + tenant_id))
         outcome, after = _decide(gateway.state, plan, now, call.correlation_id)
+        if any(
+            t in gateway.state.deleted_tenants
+            for t in growing_owners(gateway.state, after, outcome.emits)
+        ):
+            raise tenant_deleted()
         problem = over_quota(gateway.state, quota_increase(gateway.state, after, outcome.emits))
         if problem is not None:
             raise problem
