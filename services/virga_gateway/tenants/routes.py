@@ -76,13 +76,14 @@ async def act_on_tenant(request: web.Request, call: Call) -> web.Response:
 
 async def delete_tenant(request: web.Request, call: Call) -> web.Response:
     tenant_id = request.match_info["id"]
-    # The lock a tenant's creates queue on (writes.py): no create can slip in between the
-    # check that the tenant owns nothing and its deletion.
+    # Alone at the tenant's gate: no create can slip in between the check that the tenant owns
+    # nothing and its deletion (gates.py).
     return await commit(
         request,
         call,
         lambda state, now: commands.delete_tenant(state, tenant_id),
-        guard=f"quota {tenant_id}",
+        guard=f"tenant:{tenant_id}",
+        excluding=tenant_id,
     )
 
 

@@ -113,10 +113,10 @@ async def delete(gateway: Gateway, tenant_id: str, delay: float) -> int:
 async def test_a_create_racing_the_delete_never_leaves_a_resource_to_a_deleted_tenant(
     gateway: Gateway,
 ) -> None:
-    """Unlimited quotas (the harness's default): creates do not queue for a limit, yet still
-    queue behind the tenant's deletion; either the delete sees a create, or no create lands.
-    (Before creates queued per owner whatever its limits, this failed: a 204 while all six
-    creates were accepted.) Odd rounds start the creates just after it: they are accepted
+    """Unlimited quotas (the harness's default): creates do not queue for a limit, yet a
+    deletion waits for those in flight, and those that come meanwhile wait for it: either it
+    sees a create, or no create lands. (Before the tenant gates, this failed: a 204 while all
+    six creates were accepted.) Odd rounds start the creates just after it: they are accepted
     while it is being appended, and queue behind it."""
     outcomes: list[tuple[int, list[int]]] = []
     for round_ in range(6):
