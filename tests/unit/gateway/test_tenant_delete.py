@@ -7,6 +7,7 @@ from collections.abc import Callable
 import pytest
 from tests.unit.gateway.events import at, envelope, fold, requested
 
+from virga_audit import quotas as audit
 from virga_events.catalog import api, compute, quotas
 from virga_gateway.auth import authenticate
 from virga_gateway.problems import Problem
@@ -92,3 +93,14 @@ def test_a_late_duplicate_of_its_creation_does_not_bring_it_back_and_a_snapshot_
     assert state.tenants == {}
     assert state.tenant_order == []
     assert "t1" in restore(snapshot(state)).deleted_tenants
+
+
+def test_the_audit_drops_a_deleted_tenants_overrides_as_the_gateway_does() -> None:
+    facts = [
+        envelope(api.TenantCreated(name="alice"), "t1", tenant="t1"),
+        envelope(quotas.TenantQuotaSet(limits={"instances": 1}), "t1", tenant="t1"),
+        envelope(api.TenantDeleted(), "t1", tenant="t1", seconds=1),
+    ]
+    model = audit.fold_all(facts)
+    assert model.overrides == {}
+    assert model.limit("t1", "instances") == limits(fold(*facts), "t1")["instances"] == 10
