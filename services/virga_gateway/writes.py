@@ -163,11 +163,13 @@ async def _decide_and_append(
     if not owners:  # gives no tenant anything: nothing to wait for
         return await _append(call, outcome, after, now, recording, handed)
     # A request that gives a tenant something passes its tenant's gate with the others, never
-    # with the tenant's deletion (`gates.py`), and decides again there: a deletion that went
-    # first is then in the state.
+    # with the tenant's deletion (`gates.py`), and decides again there if anything was folded
+    # meanwhile: a deletion that went first is then in the state.
     while True:
+        folded = gateway.runner.events_applied
         async with gateway.gates.shared(owners):
-            outcome, after = _decide(gateway.state, plan, now, call.correlation_id)
+            if gateway.runner.events_applied != folded:
+                outcome, after = _decide(gateway.state, plan, now, call.correlation_id)
             wanted = growing_owners(gateway.state, after, outcome.emits)
             if wanted <= owners:
                 if any(tenant_id in gateway.state.deleted_tenants for tenant_id in wanted):
