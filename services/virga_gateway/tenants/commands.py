@@ -78,16 +78,38 @@ def tenant_action(state: GatewayState, tenant_id: str, body: TenantAction) -> Ou
 OWNED = ("instances", "volumes", "snapshots", "images", "networks", "ports", "security_groups")
 """The kinds of resources a tenant owns as its quotas count them (`quotas.model`): from their
 request until their service reports them deleted (an instance's boot volume and port are part of
-the instance); server groups are counted besides."""
+the instance). Besides: its server groups, and the volumes, images and networks that failed to
+be made, which count against no quota but stay, in error, until deleted."""
 
 
 def owned(state: GatewayState, tenant_id: str) -> dict[str, int]:
     """Kind -> how many resources of that kind the tenant owns (kinds it owns none of: absent)."""
     usage = state.quota_usage.get(tenant_id, {})
     counts = {kind: usage[kind] for kind in OWNED if usage.get(kind, 0) > 0}
-    groups = sum(1 for group in state.server_groups.values() if group.tenant_id == tenant_id)
-    if groups:
-        counts["server_groups"] = groups
+    failed = {
+        "volumes": sum(
+            1
+            for v in state.volumes.values()
+            if v.tenant_id == tenant_id and v.requested and not v.deleted
+            and v.create_fault is not None and not v.created
+        ),
+        "images": sum(
+            1
+            for i in state.images.values()
+            if i.tenant_id == tenant_id and i.requested and not i.deleted
+            and i.import_fault is not None
+        ),
+        "networks": sum(
+            1
+            for n in state.networks.values()
+            if n.tenant_id == tenant_id and n.requested and not n.deleted
+            and n.creation_fault is not None
+        ),
+        "server_groups": sum(1 for g in state.server_groups.values() if g.tenant_id == tenant_id),
+    }  # fmt: skip
+    for kind, count in failed.items():
+        if count:
+            counts[kind] = counts.get(kind, 0) + count
     return counts
 
 

@@ -8,7 +8,7 @@ import pytest
 from tests.unit.gateway.events import at, envelope, fold, requested
 
 from virga_audit import quotas as audit
-from virga_events.catalog import api, compute, quotas
+from virga_events.catalog import api, compute, network, quotas
 from virga_gateway.auth import authenticate
 from virga_gateway.problems import Problem
 from virga_gateway.quotas.model import limits
@@ -104,3 +104,14 @@ def test_the_audit_drops_a_deleted_tenants_overrides_as_the_gateway_does() -> No
     model = audit.fold_all(facts)
     assert model.overrides == {}
     assert model.limit("t1", "instances") == limits(fold(*facts), "t1")["instances"] == 10
+
+
+def test_a_network_that_failed_to_be_made_is_owned_until_deleted() -> None:
+    state = fold(
+        envelope(network.NetworkRequested(name="n", cidr="10.0.0.0/24"), "n1", tenant="t1"),
+        envelope(network.NetworkCreationFailed(reason="no vni"), "n1", tenant="t1"),
+        state=tenant_with_a_token(),
+    )
+    assert state.quota_usage.get("t1", {}).get("networks", 0) == 0  # counts against no quota
+    problem = refusal(lambda: delete_tenant(state, "t1"))
+    assert [(e.field, e.message) for e in problem.errors] == [("networks", "1 not deleted")]
