@@ -93,6 +93,8 @@ def fold(model: QuotaModel, envelope: Envelope) -> QuotaModel:
             own.update(event.limits)
             for name in event.cleared:
                 own.pop(name, None)
+        case api.TenantDeleted():
+            model.overrides.pop(key, None)  # a deleted tenant's overrides are dropped
         case api.InstanceRequested():
             flavor = event.flavor
             usage = {"instances": 1, "vcpus": flavor.vcpus, "ram_mb": flavor.ram_mb}

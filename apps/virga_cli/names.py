@@ -22,6 +22,7 @@ COLLECTIONS = {
     "volume": "/v1/volumes",
     "security group": "/v1/security-groups",
     "server group": "/v1/server-groups",
+    "tenant": "/v1/tenants",
 }
 """Each kind of resource a command argument may name, and the listing its names come from."""
 

@@ -6,6 +6,7 @@ import click
 
 from virga_cli import config
 from virga_cli.client import Client
+from virga_cli.names import resolve
 from virga_cli.output import Cli, Column, pass_cli
 
 
@@ -80,6 +81,17 @@ def tenant_enable(cli: Cli, tenant_id: str) -> None:
     """Enable TENANT_ID again: its tokens that are not revoked or expired work again."""
     answer = cli.client().post(f"/v1/tenants/{tenant_id}/actions", {"action": "enable"})
     cli.emit(answer, lambda t: cli.err.print(f"tenant {t['name']} enabled"))
+
+
+@tenant.command("delete")
+@click.argument("tenant")
+@pass_cli
+def tenant_delete(cli: Cli, tenant: str) -> None:
+    """Delete TENANT (id or name), which must own nothing: the API names what it still owns."""
+    client = cli.client()
+    tenant_id = resolve(client, "tenant", tenant)
+    client.delete(f"/v1/tenants/{tenant_id}")
+    cli.emit({"id": tenant_id, "deleted": True}, lambda _: cli.out.print(f"deleted {tenant_id}"))
 
 
 @click.group()

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from virga_gateway import validation as v
-from virga_gateway.problems import forbidden, tenant_disabled, unauthorized
+from virga_gateway.problems import forbidden, tenant_deleted, tenant_disabled, unauthorized
 from virga_gateway.state import GatewayState
 from virga_gateway.tenants.model import Role
 from virga_gateway.tokens import token_sha256
@@ -59,6 +59,8 @@ def authenticate(state: GatewayState, authorization: str | None, now: datetime) 
         raise refused
     if record.expires_at is not None and record.expires_at <= now:
         raise refused
+    if record.tenant_id is not None and record.tenant_id in state.deleted_tenants:
+        raise tenant_deleted()
     tenant = state.tenants.get(record.tenant_id) if record.tenant_id is not None else None
     if tenant is not None and not tenant.enabled:
         # 401 as for any token that no longer authenticates; every route documents it.

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from virga_gateway.auth import Principal
 from virga_gateway.config import GatewayConfig
+from virga_gateway.gates import TenantGates
 from virga_gateway.idempotency import KeyedLocks
 from virga_gateway.runner import GatewayRunner
 from virga_gateway.state import GatewayState
@@ -23,6 +24,8 @@ class Gateway:
     admin_sha256: str
     """Hash of the bootstrap admin token: the gateway is ready once it is in the projection."""
     locks: KeyedLocks = field(default_factory=KeyedLocks)
+    gates: TenantGates = field(default_factory=TenantGates)
+    """Per-tenant: creates pass together, the tenant's deletion alone (`gates.py`)."""
 
     @property
     def state(self) -> GatewayState:

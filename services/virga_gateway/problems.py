@@ -125,6 +125,11 @@ def tenant_disabled() -> Problem:
     return unauthorized("the tenant is disabled; an administrator can enable it again")
 
 
+def tenant_deleted() -> Problem:
+    """A genuine token of a tenant an admin deleted: a 401 like every refused token."""
+    return unauthorized("the tenant was deleted")
+
+
 def not_ready(retry_after_seconds: int) -> Problem:
     return Problem(
         503,

@@ -63,6 +63,9 @@ class GatewayState(msgspec.Struct, kw_only=True):
     """The whole projection; `evolve` folds events into it."""
 
     tenants: dict[str, Tenant] = msgspec.field(default_factory=dict)
+    deleted_tenants: dict[str, None] = msgspec.field(default_factory=dict)
+    """Ids of the tenants an admin deleted: their tokens are refused, a late duplicate of
+    their creation does not bring them back."""
     tokens: dict[str, Token] = msgspec.field(default_factory=dict)
     token_ids_by_sha256: dict[str, str] = msgspec.field(default_factory=dict)
     flavors: dict[str, Flavor] = msgspec.field(
@@ -148,6 +151,7 @@ class GatewayState(msgspec.Struct, kw_only=True):
 PREVIEW_COPIES: dict[str, Preview] = {
     # Records in these tables are replaced, never mutated, by evolve: sharing them is safe.
     "tenants": "shared",
+    "deleted_tenants": "shared",
     "flavors": "shared",
     "server_groups": "shared",
     "allocation_ratios": "shared",

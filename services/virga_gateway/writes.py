@@ -25,8 +25,8 @@ from virga_gateway.idempotency import (
 )
 from virga_gateway.outcome import Outcome
 from virga_gateway.preview import preview
-from virga_gateway.problems import Problem, invalid, log_unavailable
-from virga_gateway.quotas.enforce import limited, over_quota, quota_increase
+from virga_gateway.problems import Problem, invalid, log_unavailable, tenant_deleted
+from virga_gateway.quotas.enforce import growing_owners, limited, over_quota, quota_increase
 from virga_gateway.runner import LogUnavailable
 from virga_gateway.state import GatewayState
 from virga_gateway.validation import parse_json, validate
@@ -68,11 +68,13 @@ async def commit(
     body: object = None,
     guard: str | None = None,
     reveal: Reveal | None = None,
+    excluding: str | None = None,
 ) -> web.Response:
     """Decide with `plan` and append its events; replay the first answer to a repeated key.
 
     `guard` serializes requests that decide on the same thing (one instance, one name), so
     two concurrent requests cannot both pass a check that only one of them may pass.
+    `excluding` names a tenant no request may give anything to meanwhile (its deletion).
 
     Once its events are handed to the log, the answer waits for it at most
     `write_timeout_seconds`, then is a 503 with Retry-After. The work goes on without its
@@ -85,7 +87,8 @@ async def commit(
     gateway = call.gateway
     key = parse_key(request.headers.get(HEADER)) if request.method == "POST" else None
     handed = asyncio.Event()
-    work = asyncio.ensure_future(_commit(request, call, plan, key, body, guard, reveal, handed))
+    locks = (guard, excluding)
+    work = asyncio.ensure_future(_commit(request, call, plan, key, body, locks, reveal, handed))
     work.add_done_callback(_retrieved)
     handing = asyncio.ensure_future(handed.wait())
     try:
@@ -110,13 +113,14 @@ async def _commit(
     plan: Plan,
     key: str | None,
     body: object,
-    guard: str | None,
+    locks: tuple[str | None, str | None],
     reveal: Reveal | None,
     handed: asyncio.Event,
 ) -> web.Response:
     gateway = call.gateway
+    guard, excluding = locks
     if key is None:
-        async with gateway.locks.hold(guard):
+        async with gateway.locks.hold(guard), gateway.gates.exclusive(excluding):
             return await _decide_and_append(call, plan, None, handed)
     scope = call.caller.scope
     recording = _Recording(
@@ -136,7 +140,7 @@ async def _commit(
             ):
                 raise invalid(422, HEADER, "was already used for a different request")
             return _replay(previous, reveal)
-        async with gateway.locks.hold(guard):
+        async with gateway.locks.hold(guard), gateway.gates.exclusive(excluding):
             return await _decide_and_append(call, plan, recording, handed)
 
 
@@ -155,6 +159,35 @@ async def _decide_and_append(
     gateway = call.gateway
     now = datetime.now(UTC)
     outcome, after = _decide(gateway.state, plan, now, call.correlation_id)
+    owners = growing_owners(gateway.state, after, outcome.emits)
+    if not owners:  # gives no tenant anything: nothing to wait for
+        return await _append(call, outcome, after, now, recording, handed)
+    # A request that gives a tenant something passes its tenant's gate with the others, never
+    # with the tenant's deletion (`gates.py`), and decides again there if anything was folded
+    # meanwhile: a deletion that went first is then in the state.
+    while True:
+        folded = gateway.runner.events_applied
+        async with gateway.gates.shared(owners):
+            if gateway.runner.events_applied != folded:
+                outcome, after = _decide(gateway.state, plan, now, call.correlation_id)
+            wanted = growing_owners(gateway.state, after, outcome.emits)
+            if wanted <= owners:
+                if any(tenant_id in gateway.state.deleted_tenants for tenant_id in wanted):
+                    raise tenant_deleted()
+                return await _within_limits(call, plan, now, recording, handed, outcome, after)
+        owners |= wanted
+
+
+async def _within_limits(
+    call: Call,
+    plan: Plan,
+    now: datetime,
+    recording: _Recording | None,
+    handed: asyncio.Event,
+    outcome: Outcome,
+    after: GatewayState,
+) -> web.Response:
+    gateway = call.gateway
     grown = limited(gateway.state, quota_increase(gateway.state, after, outcome.emits))
     if not grown:  # takes nothing a limit bounds: no need to queue
         return await _append(call, outcome, after, now, recording, handed)

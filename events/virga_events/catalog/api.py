@@ -49,6 +49,14 @@ class TenantEnabled(Event):
     """An admin enabled a disabled tenant again (aggregate: tenant id)."""
 
 
+@event("TenantDeleted")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TenantDeleted(Event):
+    """An admin deleted a tenant that owned nothing any more (aggregate: tenant id): none of
+    its tokens authenticates again, its quota overrides are dropped, its name is free; its
+    history stays in the log."""
+
+
 @event("FlavorCreated")
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FlavorCreated(Event):

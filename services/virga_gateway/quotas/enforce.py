@@ -20,6 +20,16 @@ def quota_increase(
     return increase(state, after, (emit.aggregate_id for emit in emits))
 
 
+def growing_owners(state: GatewayState, after: GatewayState, emits: Sequence[Emit]) -> set[str]:
+    """The tenants a request's events give something new: quota usage or a server group."""
+    owners = set(quota_increase(state, after, emits))
+    for emit in emits:
+        group = after.server_groups.get(emit.aggregate_id)
+        if group is not None and emit.aggregate_id not in state.server_groups:
+            owners.add(group.tenant_id)
+    return owners
+
+
 def limited(state: GatewayState, grown: dict[str, Usage]) -> dict[str, Usage]:
     """The part of `grown` that some limit bounds (an unlimited resource needs no check)."""
     bound: dict[str, Usage] = {}

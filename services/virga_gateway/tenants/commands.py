@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 from virga_events.catalog import api
 from virga_gateway.outcome import Outcome
-from virga_gateway.problems import conflict, not_found
+from virga_gateway.problems import FieldError, Problem, conflict, not_found
 from virga_gateway.state import GatewayState
 from virga_gateway.tenants.bodies import CreateTenant, IssueToken, TenantAction
 from virga_gateway.tenants.views import IssuedToken, TenantView, tenant_view
@@ -73,3 +73,58 @@ def tenant_action(state: GatewayState, tenant_id: str, body: TenantAction) -> Ou
         api.TenantEnabled() if enable else api.TenantDisabled(reason=body.reason)
     )
     return Outcome(200, (Emit(event, tenant_id, tenant_id),), answer)
+
+
+OWNED = ("instances", "volumes", "snapshots", "images", "networks", "ports", "security_groups")
+"""The kinds of resources a tenant owns as its quotas count them (`quotas.model`): from their
+request until their service reports them deleted (an instance's boot volume and port are part of
+the instance). Besides: its server groups, and the volumes, images and networks that failed to
+be made, which count against no quota but stay, in error, until deleted."""
+
+
+def owned(state: GatewayState, tenant_id: str) -> dict[str, int]:
+    """Kind -> how many resources of that kind the tenant owns (kinds it owns none of: absent)."""
+    usage = state.quota_usage.get(tenant_id, {})
+    counts = {kind: usage[kind] for kind in OWNED if usage.get(kind, 0) > 0}
+    failed = {
+        "volumes": sum(
+            1
+            for v in state.volumes.values()
+            if v.tenant_id == tenant_id and v.requested and not v.deleted
+            and v.create_fault is not None and not v.created
+        ),
+        "images": sum(
+            1
+            for i in state.images.values()
+            if i.tenant_id == tenant_id and i.requested and not i.deleted
+            and i.import_fault is not None
+        ),
+        "networks": sum(
+            1
+            for n in state.networks.values()
+            if n.tenant_id == tenant_id and n.requested and not n.deleted
+            and n.creation_fault is not None
+        ),
+        "server_groups": sum(1 for g in state.server_groups.values() if g.tenant_id == tenant_id),
+    }  # fmt: skip
+    for kind, count in failed.items():
+        if count:
+            counts[kind] = counts.get(kind, 0) + count
+    return counts
+
+
+def delete_tenant(state: GatewayState, tenant_id: str) -> Outcome:
+    """Delete a tenant that owns nothing; while it owns anything: 409 naming what, per kind."""
+    if tenant_id not in state.tenants:
+        raise not_found("tenant", tenant_id)
+    counts = owned(state, tenant_id)
+    if counts:
+        listed = ", ".join(f"{count} {kind}" for kind, count in counts.items())
+        raise Problem(
+            409,
+            "conflict",
+            "Conflict with the current state",
+            f"tenant {tenant_id} still owns {listed}: delete them first",
+            errors=[FieldError(kind, f"{count} not deleted") for kind, count in counts.items()],
+        )
+    return Outcome(204, (Emit(api.TenantDeleted(), tenant_id, tenant_id),))

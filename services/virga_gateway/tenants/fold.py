@@ -20,7 +20,7 @@ folds: Folds[GatewayState] = Folds()
 
 @folds.on(api.TenantCreated)
 def _tenant_created(state: GatewayState, env: Envelope, event: api.TenantCreated) -> None:
-    if env.aggregate_id in state.tenants:
+    if env.aggregate_id in state.tenants or env.aggregate_id in state.deleted_tenants:
         return  # a duplicate
     state.tenants[env.aggregate_id] = Tenant(env.aggregate_id, event.name, env.occurred_at)
     bisect.insort(state.tenant_order, (env.occurred_at, env.aggregate_id))
@@ -63,3 +63,17 @@ def _set_enabled(state: GatewayState, tenant_id: str, enabled: bool) -> None:
     if tenant is not None:
         # Replaced, never mutated: previews share the tenants table (state.PREVIEW_COPIES).
         state.tenants[tenant_id] = msgspec.structs.replace(tenant, enabled=enabled)
+
+
+@folds.on(api.TenantDeleted)
+def _tenant_deleted(state: GatewayState, env: Envelope, event: api.TenantDeleted) -> None:
+    tenant_id = env.aggregate_id
+    state.deleted_tenants[tenant_id] = None
+    state.quota_overrides.pop(tenant_id, None)
+    tenant = state.tenants.pop(tenant_id, None)
+    if tenant is None:
+        return
+    key = (tenant.created_at, tenant_id)
+    at = bisect.bisect_left(state.tenant_order, key)
+    if at < len(state.tenant_order) and state.tenant_order[at] == key:
+        del state.tenant_order[at]  # (a preview has no listing to keep)

@@ -74,6 +74,19 @@ async def act_on_tenant(request: web.Request, call: Call) -> web.Response:
     )
 
 
+async def delete_tenant(request: web.Request, call: Call) -> web.Response:
+    tenant_id = request.match_info["id"]
+    # Alone at the tenant's gate: no create can slip in between the check that the tenant owns
+    # nothing and its deletion (gates.py).
+    return await commit(
+        request,
+        call,
+        lambda state, now: commands.delete_tenant(state, tenant_id),
+        guard=f"tenant:{tenant_id}",
+        excluding=tenant_id,
+    )
+
+
 async def revoke_token(request: web.Request, call: Call) -> web.Response:
     token_id = request.match_info["id"]
     return await commit(
@@ -115,6 +128,13 @@ ROUTES = [
         operation_id="actOnTenant", tag="tenants",
         summary="Disable a tenant (its tokens are refused, its resources stay) or enable it",
         access="admin", status=200, response=TenantView, request=TenantAction,
+    ),
+    Route(
+        "DELETE", "/v1/tenants/{id}", delete_tenant,
+        operation_id="deleteTenant", tag="tenants",
+        summary="Delete a tenant that owns nothing (409 names what it still owns, per kind); "
+        "its tokens stop working, its name is free again, its history stays in the log",
+        access="admin", status=204, errors=(409,),
     ),
     Route(
         "DELETE", "/v1/tokens/{id}", revoke_token,

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from tests.integration.gateway.harness import ADMIN_TOKEN
 from tests.integration.hostile.cloud import NEVER_USED, OWNED, ROUTES, Cloud, collection_of
 
 pytestmark = pytest.mark.kafka
@@ -147,3 +148,19 @@ async def test_another_tenant_cannot_be_named_in_a_query(cloud: Cloud) -> None:
     if a.owns["ports"] in str(ports.body):
         leaks.append(f"GET /v1/ports?network_id=A's: {ports.status} {ports.body}")
     assert not leaks, "\n".join(leaks)
+
+
+async def test_a_tenant_cannot_delete_another_tenant_nor_itself(cloud: Cloud) -> None:
+    """`DELETE /v1/tenants/{id}` is the admins': a tenant's token gets 403 for A, for itself and
+    for a tenant that never existed, and A is untouched (its token works, it is still listed)."""
+    b = cloud.b
+    for target in (cloud.a.id, b.id, NEVER_USED):
+        reply = await cloud.call("DELETE", f"/v1/tenants/{target}", b.token)
+        assert reply.status == 403, (target, reply.status, reply.body)
+        assert reply.headers["Content-Type"].startswith("application/problem+json")
+    assert (await cloud.call("GET", "/v1/flavors", cloud.a.token)).status == 200
+    assert (await cloud.call("GET", "/v1/flavors", b.token)).status == 200
+    # The admin's answer for A, which owns one of everything, names what it owns: 409.
+    refused = await cloud.call("DELETE", f"/v1/tenants/{cloud.a.id}", ADMIN_TOKEN)
+    assert refused.status == 409, refused.body
+    assert {e["field"] for e in refused.body["errors"]} >= {"instances", "volumes", "networks"}

@@ -386,3 +386,28 @@ async def test_token_list_and_tenant_disable_enable_call_the_admin_routes(tmp_pa
     assert "tenant acme disabled" in disabled.stderr
     assert orjson.loads(enabled.stdout) == {"id": "t-1", "name": "acme", "enabled": True}
     assert posts == [{"action": "disable", "reason": "unpaid"}, {"action": "enable"}]
+
+
+async def test_tenant_delete_resolves_a_name_and_a_refusal_names_what_it_owns(
+    tmp_path: Path,
+) -> None:
+    owned = "tenant t-1 still owns 2 instances, 1 networks: delete them first"
+    answers = iter([problem(409, "Conflict with the current state", owned), None])
+
+    async def tenants(request: web.Request) -> web.Response:
+        return web.json_response({"items": [{"id": "t-1", "name": "acme"}], "next": None})
+
+    async def delete(request: web.Request) -> web.Response:
+        refused = next(answers)
+        return refused if refused is not None else web.Response(status=204)
+
+    routes = {("GET", "/v1/tenants"): tenants, ("DELETE", "/v1/tenants/t-1"): delete}
+    async with fake_api(routes) as api:
+        refused = await run(["--api", api.url, "tenant", "delete", "acme"], tmp_path)
+        deleted = await run(["--api", api.url, "tenant", "delete", "acme"], tmp_path)
+        deletes = [r.path for r in api.requests if r.method == "DELETE"]
+    assert refused.exit_code == 1, refused.output
+    assert "2 instances, 1 networks" in refused.stderr
+    assert deleted.exit_code == 0, deleted.output
+    assert deleted.stdout.strip() == "deleted t-1"
+    assert deletes == ["/v1/tenants/t-1", "/v1/tenants/t-1"]
