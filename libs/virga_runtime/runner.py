@@ -258,7 +258,7 @@ class ServiceRunner(Appender[S]):
                     self._log.warning("producer_stop_abandoned", error=repr(exc))
                 self._writer = None
         if self._reader is not None:
-            if (failure := await _stop_within(self._reader.stop(), STOP_SECONDS)) is not None:
+            if (failure := await stop_within(self._reader.stop(), STOP_SECONDS)) is not None:
                 self._log.warning("consumer_stop_abandoned", error=failure)
             self._reader = None
         if self._http is not None:
@@ -352,7 +352,7 @@ class ServiceRunner(Appender[S]):
             )
 
 
-async def _stop_within(stop: Coroutine[Any, Any, None], seconds: float) -> str | None:
+async def stop_within(stop: Coroutine[Any, Any, None], seconds: float) -> str | None:
     """Run `stop` for at most `seconds`; what went wrong, or None. (aiokafka's consumer may
     raise CancelledError from a stop nobody cancelled: its fetcher awaits its own cancelled
     requests.)"""
