@@ -306,3 +306,36 @@ async def post_until_accepted_reply(gateway: Gateway, token: str, key: str) -> R
         assert reply.status == 503, reply.body
         await asyncio.sleep(0.5)
     raise AssertionError(f"{key} never accepted")
+
+
+async def test_a_write_in_doubt_that_committed_is_folded_by_the_next_gateway(
+    gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write answered 503 (in doubt) that did commit, and a gateway stopped before it could
+    settle it: the next gateway folds it from the log, so the retried key replays it."""
+    _, token = await gateway.tenant()
+    runner = gateway.runner
+    assert runner is not None
+
+    async def never(head: object) -> None:  # the log seems away: recovery never starts
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(runner, "_new_writer", never)
+    runner.commit_seconds = 0.0
+    first = await post(gateway, token, "committed")
+    assert first.status == 503, first.body
+    assert runner.recovering
+    for _ in range(100):  # it commits just after its 503
+        if await requested(gateway):
+            break
+        await asyncio.sleep(0.1)
+    [committed] = await requested(gateway)
+    stopping = time.monotonic()
+    await gateway.stop()
+    assert time.monotonic() - stopping <= STOP_BOUND + SLACK
+
+    await gateway.start()
+    retry = await post_until_accepted_reply(gateway, token, "committed")
+    assert retry.headers.get("Idempotent-Replayed") == "true"
+    assert retry.body["id"] == committed.aggregate_id
+    assert [e.aggregate_id for e in await requested(gateway)] == [committed.aggregate_id]
