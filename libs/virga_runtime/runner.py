@@ -224,7 +224,8 @@ class ServiceRunner(Appender[S]):
         self._stop.set()
 
     async def close(self, *, snapshot: bool = True) -> None:
-        """Flush pending appends, write a final snapshot, close clients and HTTP.
+        """Flush pending appends, write a final snapshot, close clients and HTTP. The producer
+        and the consumer get `STOP_SECONDS` each to stop, then are dropped.
 
         `snapshot=False` leaves the log as a crash would (tests of rebuild use it).
         """
