@@ -40,6 +40,9 @@ if not hasattr(aiokafka.producer.sender, "BACKOFF_OVERRIDE"):  # pragma: no cove
     raise ImportError("aiokafka.producer.sender.BACKOFF_OVERRIDE is gone: revisit the writer")
 aiokafka.producer.sender.BACKOFF_OVERRIDE = CONCURRENT_TRANSACTIONS_BACKOFF
 
+SENDER_STOP_SECONDS = 1.0
+"""How long `EventWriter.discard` waits for a cancelled sender before closing its connections."""
+
 
 class Transaction:
     """Records sent inside one Kafka transaction; visible to readers only once it commits."""
@@ -126,7 +129,8 @@ class EventWriter:
         """Stop a producer that may be fenced or cut off from the log, waiting on it at most
         `seconds`: its open transaction is the broker's to finish or abort (a newer
         producer with the same transactional id makes it do so). Whatever happens, its sender
-        ends and its connections close."""
+        ends and its connections close (once cancelled, aiokafka's sender still awaits its
+        requests in flight, which an absent log never answers: it gets `SENDER_STOP_SECONDS`)."""
         producer = self._producer
         try:
             await asyncio.wait_for(producer.stop(), seconds)
@@ -134,7 +138,7 @@ class EventWriter:
             sender = producer._sender.sender_task
             if sender is not None:
                 sender.cancel()
-                await asyncio.gather(sender, return_exceptions=True)
+                await asyncio.wait({sender}, timeout=SENDER_STOP_SECONDS)
             await producer.client.close()
             raise
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 from aiokafka import TopicPartition
@@ -33,6 +34,10 @@ from virga_runtime.snapshots import (
     snapshot_of,
     write_snapshot,
 )
+
+STOP_SECONDS = 5.0
+"""How long closing waits on the producer (which flushes what it still holds) and on the
+consumer before dropping them: a log that is away never answers, and a stop must end."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,7 +224,8 @@ class ServiceRunner(Appender[S]):
         self._stop.set()
 
     async def close(self, *, snapshot: bool = True) -> None:
-        """Flush pending appends, write a final snapshot, close clients and HTTP.
+        """Flush pending appends, write a final snapshot, close clients and HTTP. The producer
+        and the consumer get `STOP_SECONDS` each to stop, then are dropped.
 
         `snapshot=False` leaves the log as a crash would (tests of rebuild use it).
         """
@@ -247,10 +253,14 @@ class ServiceRunner(Appender[S]):
             finally:
                 if self._lease is not None:
                     self._lease.closed()
-                await self._writer.stop()
+                try:
+                    await self._writer.discard(STOP_SECONDS)
+                except Exception as exc:  # stuck on an absent log: dropped all the same
+                    self._log.warning("producer_stop_abandoned", error=repr(exc))
                 self._writer = None
         if self._reader is not None:
-            await self._reader.stop()
+            if (failure := await stop_within(self._reader.stop(), STOP_SECONDS)) is not None:
+                self._log.warning("consumer_stop_abandoned", error=failure)
             self._reader = None
         if self._http is not None:
             await self._http.cleanup()
@@ -341,3 +351,18 @@ class ServiceRunner(Appender[S]):
                 self.metrics,
                 self.config.http_routes,
             )
+
+
+async def stop_within(stop: Coroutine[Any, Any, None], seconds: float) -> str | None:
+    """Run `stop` for at most `seconds`; what went wrong, or None. (aiokafka's consumer may
+    raise CancelledError from a stop nobody cancelled: its fetcher awaits its own cancelled
+    requests.)"""
+    stopping = asyncio.ensure_future(stop)
+    await asyncio.wait({stopping}, timeout=seconds)
+    if not stopping.done():
+        stopping.cancel()
+        return f"still stopping after {seconds} s"
+    if stopping.cancelled():
+        return "cancelled"
+    error = stopping.exception()
+    return None if error is None else repr(error)

@@ -7,14 +7,22 @@ within `commit_seconds` is in doubt: its requests fail with `LogUnavailable` (HT
 the runner replaces its producer (the new one, with the same transactional id, fences the old
 and makes the broker finish or abort its open transaction), then folds whatever of ours did
 commit from the log itself. Until then `recovering` is set and every write is refused, so an
-Idempotency-Key is always resolved against the log, never against a guess.
+Idempotency-Key is always resolved against the log, never against a guess. A snapshot the log
+has not confirmed in time, or refused, leaves the producer in doubt the same way: the service
+goes on, and snapshots again at the next due time.
+
+Closing never waits on an absent log: no final snapshot then, an in-doubt transaction is
+abandoned (the next start folds whatever of it committed, as it folds the whole log), and the
+producer and consumer are dropped once they have had `STOP_SECONDS` to stop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Sequence
+from typing import Any
 
 from virga_eventlog import ChainHead, EventWriter, KafkaSettings, LogReader, Transaction
 from virga_events import Envelope
@@ -74,6 +82,11 @@ class GatewayRunner(ServiceRunner[GatewayState]):
                 await self._recover(*self._in_doubt)
                 self._in_doubt = None
 
+    def _doubt(self, work: asyncio.Task[object], writer: EventWriter, head: ChainHead) -> None:
+        """`writer`'s transaction `work` is in doubt: refuse writes until it is settled."""
+        self.recovering = True
+        self._in_doubt = (work, writer, head)
+
     async def _drain_appends(self) -> None:
         pending: list[PendingAppend] = []
         while not self._appends.empty():
@@ -108,7 +121,7 @@ class GatewayRunner(ServiceRunner[GatewayState]):
         while not self._appends.empty():
             pending.append(self._appends.get_nowait())
         _fail(pending, error)
-        self._in_doubt = (work, writer, head)
+        self._doubt(work, writer, head)
 
     async def _transact(
         self, writer: EventWriter, pending: Sequence[PendingAppend]
@@ -129,10 +142,9 @@ class GatewayRunner(ServiceRunner[GatewayState]):
     async def _recover(self, work: asyncio.Task[object], old: EventWriter, head: ChainHead) -> None:
         """Fence the old producer with a new one, then fold what of ours committed."""
         writer = await self._new_writer(head)  # waits for the log to come back
-        try:
-            await old.discard(STOP_SECONDS)
-        except Exception as exc:  # fenced, or still stuck: it is discarded either way
-            self._log.info("old_producer_discarded", error=repr(exc))
+        # Writes stay refused (`recovering`); closing from here on stops the new producer.
+        self._writer = writer
+        await self._drop(old)
         while not work.done():
             work.cancel()
             await asyncio.wait({work}, timeout=1.0)
@@ -140,7 +152,6 @@ class GatewayRunner(ServiceRunner[GatewayState]):
             work.exception()  # retrieved: the requests were answered already
         async with self._lock:
             folded, writer.head = await self._read_back(head)
-            self._writer = writer
             self.recovering = False
         self.watch.contact()
         self._log.info("log_reconciled", events_folded=folded, head_seq=writer.head.seq)
@@ -180,14 +191,50 @@ class GatewayRunner(ServiceRunner[GatewayState]):
     # -- snapshots and closing ----------------------------------------------------------------
 
     async def _snapshot(self) -> None:
-        if self.log_reachable():  # never wait on an absent log inside the serve loop
-            await super()._snapshot()
+        """Snapshot unless the log is away; one it does not confirm within `commit_seconds`,
+        or refuses, is a warning that leaves the producer in doubt, never a failure."""
+        writer = self._writer
+        if writer is None or not self.log_reachable():  # never wait on an absent log
+            return
+        work: asyncio.Task[object] = asyncio.create_task(super()._snapshot())
+        await asyncio.wait({work}, timeout=self.commit_seconds)
+        if work.done() and not work.cancelled() and work.exception() is None:
+            return
+        error = work.exception() if work.done() and not work.cancelled() else None
+        self._log.warning("snapshot_failed", error=repr(error), seconds=self.commit_seconds)
+        self._snapshot_at = time.monotonic()  # again at the next due time
+        self._doubt(work, writer, writer.head)
+        # Wake the append loop, which settles the doubt (with a request of nothing).
+        done: asyncio.Future[list[Envelope]] = asyncio.get_running_loop().create_future()
+        done.add_done_callback(_retrieved)
+        self._appends.put_nowait(PendingAppend((), None, done))
 
     async def close(self, *, snapshot: bool = True) -> None:
         try:
-            await super().close(snapshot=snapshot)
+            # No final snapshot while the log is away: the next start rebuilds from the log.
+            await super().close(snapshot=snapshot and self.log_reachable())
         finally:
+            if self._in_doubt is not None:  # abandoned: the next start folds what committed
+                work, old, _ = self._in_doubt
+                self._in_doubt = None
+                await self._drop(old)
+                work.cancel()
+                await asyncio.wait({work}, timeout=1.0)
+                if work.done():
+                    _retrieved(work)
             await self.watch.close()
+
+    async def _drop(self, writer: EventWriter) -> None:
+        """Stop a producer that may be fenced or stuck, waiting on it `STOP_SECONDS` at most."""
+        try:
+            await writer.discard(STOP_SECONDS)
+        except Exception as exc:  # fenced, or still stuck: it is discarded either way
+            self._log.info("old_producer_discarded", error=repr(exc))
+
+
+def _retrieved(done: asyncio.Future[Any]) -> None:
+    if not done.cancelled():
+        done.exception()
 
 
 def _fail(pending: Sequence[PendingAppend], error: Exception) -> None:

@@ -30,6 +30,7 @@ from virga_events import REGISTRY, Envelope
 from virga_events.catalog import api
 from virga_gateway.logwatch import UNREACHABLE_AFTER_SECONDS
 from virga_gateway.middleware import PROJECTION_AGE_HEADER
+from virga_runtime.runner import STOP_SECONDS
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(420)]
 
@@ -249,3 +250,92 @@ async def requested(gateway: Gateway) -> list[Envelope[api.InstanceRequested]]:
     topic = event_topic("gateway", gateway.namespace)
     events = await read_events(gateway.settings.bootstrap_servers, topic, REGISTRY)
     return [e for e in events if isinstance(e.payload, api.InstanceRequested)]
+
+
+STOP_BOUND = 2 * STOP_SECONDS
+"""A stop finishes within this, whatever the log does: the producer and the consumer are each
+given `STOP_SECONDS` to stop (the in-doubt write has already waited out its write timeout)."""
+
+
+@pytest.mark.timeout(60)
+async def test_a_gateway_stopped_while_the_log_is_away_stops_in_time(
+    gateway: Gateway, broker: KafkaBroker
+) -> None:
+    """Broker stopped, a write in doubt, then the gateway is stopped: it stops within a bound
+    instead of waiting on its stuck producer. A new gateway started on the same log once the
+    broker is back serves every key exactly once: the keys committed before replay, the one
+    in doubt is done once."""
+    _, token = await gateway.tenant()
+    before = [f"before-{i}" for i in range(3)]
+    for key in before:
+        assert (await post(gateway, token, key)).status == 202
+    await asyncio.to_thread(broker.stop)
+    try:
+        doubtful = await post(gateway, token, "doubtful")
+        assert doubtful.status == 503, doubtful.body
+        stopping = time.monotonic()
+        await gateway.stop()
+        took = time.monotonic() - stopping
+        print(f"stopped in {took:.1f} s with the log away")
+        assert took <= STOP_BOUND + SLACK
+    finally:
+        await asyncio.to_thread(broker.start)
+
+    await gateway.start()
+    for key in [*before, "doubtful"]:
+        reply = await post_until_accepted_reply(gateway, token, key)
+        assert reply.headers.get("Idempotent-Replayed") == ("true" if key in before else None)
+    # A commit's markers reach the partitions just after the commit is confirmed.
+    names: list[str] = []
+    for _ in range(100):
+        names = [e.payload.name for e in await requested(gateway)]
+        if len(names) >= len(before) + 1:
+            break
+        await asyncio.sleep(0.1)
+    assert sorted(names) == sorted([*before, "doubtful"]), "every key exactly once"
+    listed = await gateway.call("GET", "/v1/instances?limit=200", token=token)
+    assert sorted(item["name"] for item in listed.body["items"]) == sorted(names)
+
+
+async def post_until_accepted_reply(gateway: Gateway, token: str, key: str) -> Reply:
+    """POST `key` until a 202 (a 503 while the new gateway still reconciles is retried)."""
+    for _ in range(120):
+        reply = await post(gateway, token, key)
+        if reply.status == 202:
+            return reply
+        assert reply.status == 503, reply.body
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"{key} never accepted")
+
+
+async def test_a_write_in_doubt_that_committed_is_folded_by_the_next_gateway(
+    gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write answered 503 (in doubt) that did commit, and a gateway stopped before it could
+    settle it: the next gateway folds it from the log, so the retried key replays it."""
+    _, token = await gateway.tenant()
+    runner = gateway.runner
+    assert runner is not None
+
+    async def never(head: object) -> None:  # the log seems away: recovery never starts
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(runner, "_new_writer", never)
+    runner.commit_seconds = 0.0
+    first = await post(gateway, token, "committed")
+    assert first.status == 503, first.body
+    assert runner.recovering
+    for _ in range(100):  # it commits just after its 503
+        if await requested(gateway):
+            break
+        await asyncio.sleep(0.1)
+    [committed] = await requested(gateway)
+    stopping = time.monotonic()
+    await gateway.stop()
+    assert time.monotonic() - stopping <= STOP_BOUND + SLACK
+
+    await gateway.start()
+    retry = await post_until_accepted_reply(gateway, token, "committed")
+    assert retry.headers.get("Idempotent-Replayed") == "true"
+    assert retry.body["id"] == committed.aggregate_id
+    assert [e.aggregate_id for e in await requested(gateway)] == [committed.aggregate_id]

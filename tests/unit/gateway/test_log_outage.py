@@ -128,6 +128,9 @@ class Txn:
         self.head = ChainHead(chained.seq, f"h{chained.seq}")
         return chained
 
+    async def append_raw(self, topic: str, key: bytes | None, value: bytes | None) -> None:
+        self.delivered.append(value)
+
 
 @dataclass
 class Writer:
@@ -137,6 +140,7 @@ class Writer:
     outcome: str = "commit"
     head: ChainHead = GENESIS
     folded_before_commit: bool = False
+    discarded: bool = False
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Txn]:
@@ -148,6 +152,9 @@ class Writer:
         if self.outcome == "hang":
             await asyncio.Event().wait()
         self.head = txn.head
+
+    async def discard(self, seconds: float) -> None:
+        self.discarded = True
 
 
 async def append_one(runner: GatewayRunner, outcome: str) -> tuple[Writer, asyncio.Future[object]]:
@@ -192,3 +199,42 @@ async def test_a_write_not_confirmed_in_time_is_in_doubt_and_never_shown(outcome
     assert isinstance(later.exception(), LogUnavailable)
     work.cancel()
     await asyncio.gather(work, return_exceptions=True)
+
+
+@pytest.mark.parametrize("outcome", ["fail", "hang"])
+async def test_a_snapshot_the_log_does_not_confirm_is_a_warning_that_leaves_it_in_doubt(
+    outcome: str,
+) -> None:
+    runner, _ = unstarted()
+    writer = Writer(runner, outcome)
+    runner._writer = writer  # type: ignore[assignment]
+    runner.commit_seconds = 0.2
+    await asyncio.wait_for(runner._snapshot(), 2)  # returns, never raises
+    assert runner.recovering
+    assert runner._in_doubt is not None
+    work, old, head = runner._in_doubt
+    assert id(old) == id(writer)
+    assert head == GENESIS
+    # The append loop is woken to settle it, without anything to append.
+    waking = runner._appends.get_nowait()
+    assert waking.emits == ()
+    runner._appends.put_nowait(waking)
+    await runner._drain_appends()
+    assert isinstance(waking.done.exception(), LogUnavailable)
+    work.cancel()
+    await asyncio.gather(work, return_exceptions=True)
+
+
+async def test_closing_with_a_write_in_doubt_abandons_it_without_a_snapshot() -> None:
+    runner, _ = unstarted()
+    writer, appended = await append_one(runner, "hang")
+    assert isinstance(appended.exception(), LogUnavailable)
+    assert runner._in_doubt is not None
+    work = runner._in_doubt[0]
+    runner.events_applied += 1  # something a final snapshot would hold
+    await asyncio.wait_for(runner.close(), 5)  # not waiting on the stuck transaction
+    assert writer.discarded
+    assert work.done()
+    left: object = runner._in_doubt  # (mypy narrowed it above)
+    assert left is None
+    assert runner._applied_at_snapshot == 0  # none taken: the log is not there to take it
