@@ -87,7 +87,9 @@ async def compute_events(stack: Stack) -> list[Envelope]:
 
 def one_event(events: list[Envelope], kind: str, instance_id: str) -> Envelope:
     found = [e for e in events if e.type == kind and e.aggregate_id == instance_id]
-    assert len(found) == 1, f"{len(found)} {kind} of {instance_id}"
+    assert len(found) == 1, f"{len(found)} {kind} of {instance_id}: " + "; ".join(
+        f"{e.producer} {e.occurred_at} {e.payload}" for e in found
+    )
     return found[0]
 
 
