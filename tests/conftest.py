@@ -7,10 +7,24 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
+from virga_devstack import libvirt as libvirt_daemon
 from virga_devstack.ceph import CephCluster, CephError
 from virga_devstack.kafka import KafkaBroker
 from virga_devstack.kafka_jars import KafkaBrokerError
 from virga_storage.drivers.rbd import RbdDriver
+
+
+@pytest.fixture(scope="session")
+def libvirtd() -> Iterator[None]:
+    """The system libvirtd (qemu:///system) for tests of real guests: started if it is not
+    running, and then stopped at session end (never per module, so one module's end cannot
+    take the daemon from under another's guests)."""
+    started = libvirt_daemon.start()
+    try:
+        yield
+    finally:
+        if started:
+            libvirt_daemon.stop()
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,6 @@ from tests.support.api import Api, new_tenant
 from tests.support.kafka import read_events
 from tests.support.stack import HostSpec, Stack
 
-from virga_devstack import libvirt as libvirt_daemon
 from virga_eventlog import KafkaSettings, event_topic, snapshot_topic
 from virga_events import REGISTRY, Envelope
 from virga_runtime.journal import journal_prefix
@@ -34,16 +33,6 @@ HOST = "tcg-host"
 GRACE = 20.0
 HEARTBEAT = 1.0  # the scheduler marks a host down after 10 silent seconds
 FORCED_OFF = (libvirt.VIR_DOMAIN_SHUTOFF, libvirt.VIR_DOMAIN_SHUTOFF_DESTROYED)
-
-
-@pytest.fixture(scope="module")
-def libvirtd() -> Iterator[None]:
-    started = libvirt_daemon.start()
-    try:
-        yield
-    finally:
-        if started:
-            libvirt_daemon.stop()
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,6 @@ from tests.support.api import Api, new_tenant
 from tests.support.stack import HostSpec, Stack, on_ceph
 
 from virga_compute.ceph_access import settings_from_env
-from virga_devstack import libvirt as libvirt_daemon
 from virga_devstack.ceph import CephCluster
 from virga_devstack.guest import ensure_guest
 
@@ -34,9 +33,11 @@ IMAGE = b"\0" * (512 << 10)  # the guest boots a kernel; the volume only has to 
 
 @pytest.fixture(scope="module")
 def stack(
-    kafka_bootstrap: str, ceph_cluster: CephCluster, tmp_path_factory: pytest.TempPathFactory
+    libvirtd: None,
+    kafka_bootstrap: str,
+    ceph_cluster: CephCluster,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Stack]:
-    started = libvirt_daemon.start()
     guest = ensure_guest()
     stack = Stack(
         kafka_bootstrap,
@@ -51,8 +52,6 @@ def stack(
     finally:
         _remove_domains()
         _remove_secret(str(ceph_cluster.conf_file))
-        if started:
-            libvirt_daemon.stop()
 
 
 def _remove_domains() -> None:

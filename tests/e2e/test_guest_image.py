@@ -32,7 +32,6 @@ from virga_compute.core.spec import (
 from virga_compute.drivers.domain_xml import DomainSettings, build_domain_xml, console_log_path
 from virga_compute.drivers.guest_network import sysinfo_element
 from virga_devstack import guest_image
-from virga_devstack import libvirt as libvirt_daemon
 from virga_devstack.ceph import CephCluster
 
 pytestmark = [pytest.mark.e2e, pytest.mark.libvirt]
@@ -43,16 +42,6 @@ PREFIX = "vh6"
 GUEST_IP = "10.206.6.5"
 PEER_IP = "10.206.6.1"
 BOOT_SECONDS = 60.0
-
-
-@pytest.fixture(scope="module")
-def libvirtd() -> Iterator[None]:
-    started = libvirt_daemon.start()
-    try:
-        yield
-    finally:
-        if started:
-            libvirt_daemon.stop()
 
 
 @pytest.fixture(scope="module")

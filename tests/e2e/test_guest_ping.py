@@ -27,7 +27,6 @@ from tests.support.stack import HostSpec, Stack, on_ceph
 
 from virga_compute.drivers.domain_xml import domain_name
 from virga_devstack import guest_image
-from virga_devstack import libvirt as libvirt_daemon
 from virga_devstack.ceph import CephCluster
 from virga_eventlog import event_topic
 from virga_events import REGISTRY, Envelope
@@ -51,9 +50,11 @@ def image() -> guest_image.GuestImage:
 
 @pytest.fixture(scope="module")
 def stack(
-    kafka_bootstrap: str, ceph_cluster: CephCluster, tmp_path_factory: pytest.TempPathFactory
+    libvirtd: None,
+    kafka_bootstrap: str,
+    ceph_cluster: CephCluster,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Stack]:
-    started = libvirt_daemon.start()
     stack = Stack(
         kafka_bootstrap,
         tmp_path_factory.mktemp("ping"),
@@ -67,8 +68,6 @@ def stack(
     finally:
         for name in virga_links():  # a failed test leaves no interface behind
             sh("ip", "link", "del", name, check=False)
-        if started:
-            libvirt_daemon.stop()
 
 
 def virga_links() -> set[str]:

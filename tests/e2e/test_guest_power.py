@@ -24,7 +24,6 @@ from tests.support.stack import HostSpec, Stack
 
 from virga_audit import replay
 from virga_billing.core import snapshot as billing_snapshot
-from virga_devstack import libvirt as libvirt_daemon
 from virga_eventlog import KafkaSettings, event_topic
 from virga_events import REGISTRY
 
@@ -34,8 +33,9 @@ URI = "qemu:///system"
 
 
 @pytest.fixture(scope="module")
-def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    started = libvirt_daemon.start()
+def stack(
+    libvirtd: None, kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
     stack = Stack(
         kafka_bootstrap,
         tmp_path_factory.mktemp("guest-power"),
@@ -48,8 +48,6 @@ def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
             yield stack
     finally:
         remove_domains(virga_domain_names() - before)  # a failed test leaves no guest behind
-        if started:
-            libvirt_daemon.stop()
 
 
 @pytest.fixture

@@ -17,23 +17,12 @@ from tests.support.api import Api, new_tenant
 from tests.support.kafka import following, read_events
 from tests.support.stack import HostSpec, Stack
 
-from virga_devstack import libvirt as libvirt_daemon
 from virga_eventlog import KafkaSettings, event_topic
 from virga_events import REGISTRY
 
 pytestmark = [pytest.mark.kafka, pytest.mark.e2e, pytest.mark.libvirt]
 
 URI = "qemu:///system"
-
-
-@pytest.fixture(scope="module")
-def libvirtd() -> Iterator[None]:
-    started = libvirt_daemon.start()
-    try:
-        yield
-    finally:
-        if started:
-            libvirt_daemon.stop()
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import signal
 import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import libvirt
@@ -33,7 +33,6 @@ from virga_compute.core.spec import DirectKernelBoot, DomainState
 from virga_compute.drivers.base import ComputeDriver
 from virga_compute.drivers.domain_xml import DomainSettings, domain_name
 from virga_compute.drivers.libvirt import LibvirtDriver
-from virga_devstack import libvirt as libvirt_daemon
 from virga_devstack.guest import READY_LINE, GuestBoot, ensure_guest
 from virga_events.catalog.api import InstanceRestartPolicy
 from virga_rating.fold import evolve as rate
@@ -43,16 +42,6 @@ pytestmark = [pytest.mark.kafka, pytest.mark.libvirt, pytest.mark.timeout(600)]
 
 URI = "qemu:///system"
 PREFIX = "i-qpow-"
-
-
-@pytest.fixture(scope="module")
-def libvirtd() -> Iterator[None]:
-    started = libvirt_daemon.start()
-    try:
-        yield
-    finally:
-        if started:
-            libvirt_daemon.stop()
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import libvirt
@@ -32,7 +32,6 @@ from virga_compute.core.spec import DirectKernelBoot, DomainState
 from virga_compute.drivers.base import ComputeDriver
 from virga_compute.drivers.domain_xml import DomainSettings, domain_name
 from virga_compute.drivers.libvirt import LibvirtDriver
-from virga_devstack import libvirt as libvirt_daemon
 from virga_devstack.ceph import CephCluster
 from virga_devstack.ceph_users import client_keyring, compute_user
 from virga_devstack.guest import DISKS_PREFIX, READY_LINE, GuestBoot, ensure_guest
@@ -44,16 +43,6 @@ pytestmark = [pytest.mark.kafka, pytest.mark.libvirt]
 URI = "qemu:///system"
 MIB = 1 << 20
 GIB = 1 << 30
-
-
-@pytest.fixture(scope="module")
-def libvirtd() -> Iterator[None]:
-    started = libvirt_daemon.start()
-    try:
-        yield
-    finally:
-        if started:
-            libvirt_daemon.stop()
 
 
 @pytest.fixture(scope="module")
