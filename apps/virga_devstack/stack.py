@@ -255,7 +255,7 @@ Admin token (also in .virga/admin-token): {token}
   T="Authorization: Bearer <token>"
   curl -s -H "$T" -H "$J" -d '{{"name": "net1", "cidr": "10.0.0.0/24"}}' {api}/v1/networks
   curl -s -H "$T" -H "$J" -d '{{"name": "vm1", "flavor": "m1.tiny", "image": "{run.image_id}",
-       "network": "<network id>"}}' {api}/v1/instances
+       "network_id": "<network id>"}}' {api}/v1/instances
   curl -s -H "$T" {api}/v1/instances                                 # RUNNING, its address
 
 The image is Virga's own tiny guest: it configures its NIC from its port's address and
