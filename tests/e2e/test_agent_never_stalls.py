@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 
 import libvirt
 import pytest
-from tests.e2e.test_qemu_guests import URI, remove_domains, virga_domain_names
+from tests.e2e.test_qemu_guests import URI, running_leaving_no_guest
 from tests.support.api import Api, new_tenant
 from tests.support.kafka import read_events
 from tests.support.stack import HostSpec, Stack
@@ -46,12 +46,8 @@ def stack(
         heartbeat_seconds=HEARTBEAT,
         compute_env={"VIRGA_STOP_GRACE_SECONDS": str(GRACE)},
     )
-    before = virga_domain_names()
-    try:
-        with stack.running():
-            yield stack
-    finally:
-        remove_domains(virga_domain_names() - before)  # a failed test leaves no guest behind
+    with running_leaving_no_guest(stack):
+        yield stack
 
 
 @pytest.fixture

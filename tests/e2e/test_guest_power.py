@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from tests.e2e.test_qemu_guests import remove_domains, virga_domain_names
+from tests.e2e.test_qemu_guests import running_leaving_no_guest
 from tests.support.api import Api, new_tenant
 from tests.support.kafka import read_events
 from tests.support.stack import HostSpec, Stack
@@ -42,12 +42,8 @@ def stack(
         (HostSpec("power-host", "rack-1", libvirt_uri=URI),),
         billing=True,
     )
-    before = virga_domain_names()
-    try:
-        with stack.running():
-            yield stack
-    finally:
-        remove_domains(virga_domain_names() - before)  # a failed test leaves no guest behind
+    with running_leaving_no_guest(stack):
+        yield stack
 
 
 @pytest.fixture

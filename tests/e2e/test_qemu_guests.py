@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 
 import libvirt
 import pytest
@@ -34,12 +35,8 @@ def stack(
         tmp_path_factory.mktemp("qemu-stack"),
         (HostSpec("tcg-host", "rack-1", libvirt_uri=URI),),
     )
-    before = virga_domain_names()
-    try:
-        with stack.running():
-            yield stack
-    finally:
-        remove_domains(virga_domain_names() - before)  # a failed test leaves no guest behind
+    with running_leaving_no_guest(stack):
+        yield stack
 
 
 def virga_domain_names() -> set[str]:
@@ -48,6 +45,18 @@ def virga_domain_names() -> set[str]:
         return {d.name() for d in connection.listAllDomains() if d.name().startswith("virga-")}
     finally:
         connection.close()
+
+
+@contextmanager
+def running_leaving_no_guest(stack: Stack) -> Iterator[Stack]:
+    """Run `stack`; at its end remove every Virga domain that appeared meanwhile, so a failed
+    test leaves no guest behind."""
+    before = virga_domain_names()
+    try:
+        with stack.running():
+            yield stack
+    finally:
+        remove_domains(virga_domain_names() - before)
 
 
 def remove_domains(names: set[str]) -> None:
