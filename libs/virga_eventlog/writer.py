@@ -13,6 +13,7 @@ from aiokafka.structs import RecordMetadata
 
 from virga_eventlog.records import Positions
 from virga_eventlog.settings import KafkaSettings
+from virga_eventlog.stopping import stop_within
 from virga_events import Envelope, encode, record_hash
 
 
@@ -42,6 +43,10 @@ aiokafka.producer.sender.BACKOFF_OVERRIDE = CONCURRENT_TRANSACTIONS_BACKOFF
 
 SENDER_STOP_SECONDS = 1.0
 """How long `EventWriter.discard` waits for a cancelled sender before closing its connections."""
+
+
+class ProducerAbandoned(Exception):
+    """A producer's stop did not end well within its bound; it was dropped all the same."""
 
 
 class Transaction:
@@ -132,15 +137,15 @@ class EventWriter:
         ends and its connections close (once cancelled, aiokafka's sender still awaits its
         requests in flight, which an absent log never answers: it gets `SENDER_STOP_SECONDS`)."""
         producer = self._producer
-        try:
-            await asyncio.wait_for(producer.stop(), seconds)
-        except Exception:
-            sender = producer._sender.sender_task
-            if sender is not None:
-                sender.cancel()
-                await asyncio.wait({sender}, timeout=SENDER_STOP_SECONDS)
-            await producer.client.close()
-            raise
+        failure = await stop_within(producer.stop(), seconds)
+        if failure is None:
+            return
+        sender = producer._sender.sender_task
+        if sender is not None:
+            sender.cancel()
+            await asyncio.wait({sender}, timeout=SENDER_STOP_SECONDS)
+        await producer.client.close()
+        raise ProducerAbandoned(failure)
 
     async def __aenter__(self) -> EventWriter:
         await self.start()

@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from aiohttp import web
 from aiokafka import TopicPartition
@@ -22,6 +21,7 @@ from virga_eventlog import (
     decode_positions,
     encode_positions,
 )
+from virga_eventlog.stopping import stop_within
 from virga_runtime.appends import Appender, PendingAppend
 from virga_runtime.lease import HostLease
 from virga_runtime.observability import serve_health
@@ -351,18 +351,3 @@ class ServiceRunner(Appender[S]):
                 self.metrics,
                 self.config.http_routes,
             )
-
-
-async def stop_within(stop: Coroutine[Any, Any, None], seconds: float) -> str | None:
-    """Run `stop` for at most `seconds`; what went wrong, or None. (aiokafka's consumer may
-    raise CancelledError from a stop nobody cancelled: its fetcher awaits its own cancelled
-    requests.)"""
-    stopping = asyncio.ensure_future(stop)
-    await asyncio.wait({stopping}, timeout=seconds)
-    if not stopping.done():
-        stopping.cancel()
-        return f"still stopping after {seconds} s"
-    if stopping.cancelled():
-        return "cancelled"
-    error = stopping.exception()
-    return None if error is None else repr(error)

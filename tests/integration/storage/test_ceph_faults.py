@@ -37,9 +37,9 @@ from virga_storage.effects.volumes import GiB
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(600)]
 
 OP_TIMEOUT = 3
+"""The storage service's Ceph op timeout here: a stopped OSD fails a call in 3 s."""
 BIG_IMAGE = bytes(range(256)) * (256 << 10)
 """64 MiB, not zeros (the import skips zeros): long enough to be cut off while written."""
-"""The storage service's Ceph op timeout here: a stopped OSD fails a call in 3 s."""
 
 
 @pytest.fixture(scope="module")
@@ -190,7 +190,30 @@ async def test_a_stopped_osd_fails_requests_as_unavailable_and_they_work_once_it
         )
     finally:
         cluster.pause_osd(False)
+    await until_caught_up(cluster)
     await works_again(cloud, token, image_id, snapshot_id, volume["id"])
+
+
+async def until_caught_up(cluster: CephCluster) -> None:
+    """Wait until the resumed OSD answers an image's creation and removal promptly: it first
+    works off what it was sent while stopped (the cut-off import's writes among it), which on a
+    loaded machine outlasts the service's 3 s op timeout (CI saw the first create after the
+    resume time out so)."""
+    deadline = time.monotonic() + 180
+    while True:
+        started = time.monotonic()
+        for command in ("create", "rm"):
+            size = ["--size", "1M"] if command == "create" else []
+            await asyncio.to_thread(
+                subprocess.run,
+                ["rbd", "-c", str(cluster.conf_file), "-p", cluster.pool, command, *size, "probe"],
+                check=True,
+                capture_output=True,
+                timeout=120,
+            )
+        if time.monotonic() - started < OP_TIMEOUT / 2:
+            return
+        assert time.monotonic() < deadline, "the resumed OSD never caught up"
 
 
 async def import_cut_off(cloud: Cloud, cluster: CephCluster, token: str) -> None:
