@@ -103,6 +103,17 @@ class InstanceRequested(Event):
     required_traits: tuple[str, ...] = ()
     delete_on_termination: bool = True
     restart_policy: InstanceRestartPolicy = "never"
+    hostname: str | None = None
+    """The guest's host name (the instance name, sanitised); None in events before it."""
+    key_name: str | None = None
+    """The tenant's keypair named at request time, if any."""
+    public_keys: tuple[str, ...] = ()
+    """That keypair's OpenSSH public key, copied: deleting the keypair later changes nothing
+    for this instance (as in OpenStack). The metadata service and config drive serve it."""
+    user_data: str | None = None
+    """The tenant's user data, base64 as sent (up to 64 KiB decoded)."""
+    config_drive: bool = False
+    """Attach a config drive (ISO 9660, label `config-2`, the OpenStack layout)."""
 
 
 @event("InstanceActionRequested")
