@@ -91,7 +91,7 @@ def answers_metadata(
     return answered
 
 
-def _kafka_uuid() -> str:
+def kafka_uuid() -> str:
     """A cluster id as ``kafka-storage random-uuid`` makes it, without starting a JVM."""
     while True:
         text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
@@ -254,7 +254,7 @@ class KafkaBroker:
 
     def _quorum_format_arguments(self) -> list[str]:
         """How ``kafka-storage format`` learns the cluster: here a new one of this node alone."""
-        return ["--standalone", "--cluster-id", _kafka_uuid()]
+        return ["--standalone", "--cluster-id", kafka_uuid()]
 
     def _server_properties(self) -> str:
         controller = f"{self.host}:{self.controller_port}"

@@ -27,7 +27,7 @@ from typing import Final
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaConnectionError, NodeNotReadyError
 
-from virga_devstack.kafka import START_TIMEOUT, STOP_TIMEOUT, KafkaBroker, _kafka_uuid
+from virga_devstack.kafka import START_TIMEOUT, STOP_TIMEOUT, KafkaBroker, kafka_uuid
 from virga_devstack.kafka_jars import KafkaBrokerError, ensure_jars
 from virga_devstack.localproc import default_state_root, exclusive, port_open
 from virga_eventlog.replication import Replication, for_cluster
@@ -245,7 +245,7 @@ class KafkaCluster:
         path = self.directory / "cluster.id"
         if not path.exists():
             self.directory.mkdir(parents=True, exist_ok=True)
-            path.write_text(_kafka_uuid())
+            path.write_text(kafka_uuid())
         return path.read_text().strip()
 
     def start(self, *, fresh: bool = False, timeout: float = START_TIMEOUT) -> bool:

@@ -113,13 +113,19 @@ def owned(state: GatewayState, tenant_id: str) -> dict[str, int]:
     return counts
 
 
+def _counted(count: int, kind: str) -> str:
+    """`2 instances`, `1 security group`: a kind's count as a person writes it."""
+    words = kind.replace("_", " ")
+    return f"{count} {words if count != 1 else words.removesuffix('s')}"
+
+
 def delete_tenant(state: GatewayState, tenant_id: str) -> Outcome:
     """Delete a tenant that owns nothing; while it owns anything: 409 naming what, per kind."""
     if tenant_id not in state.tenants:
         raise not_found("tenant", tenant_id)
     counts = owned(state, tenant_id)
     if counts:
-        listed = ", ".join(f"{count} {kind}" for kind, count in counts.items())
+        listed = ", ".join(_counted(count, kind) for kind, count in counts.items())
         raise Problem(
             409,
             "conflict",

@@ -391,7 +391,7 @@ async def test_token_list_and_tenant_disable_enable_call_the_admin_routes(tmp_pa
 async def test_tenant_delete_resolves_a_name_and_a_refusal_names_what_it_owns(
     tmp_path: Path,
 ) -> None:
-    owned = "tenant t-1 still owns 2 instances, 1 networks: delete them first"
+    owned = "tenant t-1 still owns 2 instances, 1 network: delete them first"
     answers = iter([problem(409, "Conflict with the current state", owned), None])
 
     async def tenants(request: web.Request) -> web.Response:

@@ -55,7 +55,7 @@ def test_a_tenant_that_owns_resources_is_refused_with_the_counts_per_kind() -> N
         ("server_groups", "1 not deleted"),
     }
     assert "2 instances" in problem.detail
-    assert "1 server_groups" in problem.detail
+    assert "1 server group" in problem.detail  # as a person writes it, not "1 server_groups"
     # Once the service reports them deleted (a group deleted too), nothing is left to name.
     state = fold(
         envelope(compute.InstanceDeleted(host="h1"), "i1", tenant="t1", producer="compute"),
