@@ -407,7 +407,7 @@ async def test_tenant_delete_resolves_a_name_and_a_refusal_names_what_it_owns(
         deleted = await run(["--api", api.url, "tenant", "delete", "acme"], tmp_path)
         deletes = [r.path for r in api.requests if r.method == "DELETE"]
     assert refused.exit_code == 1, refused.output
-    assert "2 instances, 1 networks" in refused.stderr
+    assert "2 instances, 1 network:" in refused.stderr
     assert deleted.exit_code == 0, deleted.output
     assert deleted.stdout.strip() == "deleted t-1"
     assert deletes == ["/v1/tenants/t-1", "/v1/tenants/t-1"]
