@@ -218,6 +218,8 @@ def build(
     with exclusive(root / ".lock"):
         if (image := cached(inputs, cache_root)) is not None:
             return image
+        if os.geteuid() != 0:
+            raise StockImageError("building it needs root: mmdebstrap chroots into the tree")
         if missing := [tool for tool in TOOLS if shutil.which(tool) is None]:
             raise StockImageError(
                 f"{', '.join(missing)} not found: apt-get install {' '.join(HOST_PACKAGES)}"

@@ -2,7 +2,8 @@
 libvirt (qemu:///system, TCG) with a config drive, and Debian's own cloud-init configures it:
 the key in the drive logs in as `debian` over SSH from a namespace on the guest's bridge, the
 hostname is the drive's, the user-data script ran, the static address and MTU 1450 from
-network_data.json are on the NIC, and `cloud-init status --wait` says done. Nothing is left
+network_data.json are on the NIC, `cloud-init status --wait` says done, and
+qemu-guest-agent answers on its virtio channel. Nothing is left
 behind: no domain, bridge, veth or namespace."""
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ def test_debian_12_boots_with_a_config_drive_and_its_tenant_logs_in(
         # Every instance made its own host keys and machine id: the image carries none.
         ids = guest.ssh("cat /etc/machine-id; ls /etc/ssh/ssh_host_ed25519_key.pub").stdout
         assert len(ids.split()[0]) == 32, ids
+        assert guest.agent_answers(), "qemu-guest-agent does not answer on its channel"
         name = guest.name
     connection = libvirt.open(stock_guest.URI)
     try:

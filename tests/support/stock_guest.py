@@ -95,6 +95,19 @@ class Guest:
             time.sleep(1.0)
         raise AssertionError(f"no SSH login after {seconds:.0f} s; console:\n{self.log()}")
 
+    def agent_answers(self, seconds: float = 60.0) -> bool:
+        """Whether qemu-guest-agent answers a guest-ping on its virtio channel."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            ping = subprocess.run(
+                ["virsh", "-c", URI, "qemu-agent-command", self.name, '{"execute":"guest-ping"}'],
+                capture_output=True, text=True, timeout=60, check=False,
+            )  # fmt: skip
+            if ping.returncode == 0 and '"return"' in ping.stdout:
+                return True
+            time.sleep(1.0)
+        return False
+
     def log(self, lines: int = 60) -> str:
         text = self.console.read_text(errors="replace") if self.console.exists() else ""
         return "\n".join(text.splitlines()[-lines:])
@@ -133,6 +146,8 @@ def domain_xml(name: str, disk: Path, drive: Path, bridge: str, mac: str, consol
     serial = _sub(devices, "serial", type="file")
     _sub(serial, "source", path=str(console))
     _sub(serial, "target", port="0")
+    agent = _sub(devices, "channel", type="unix")
+    _sub(agent, "target", type="virtio", name="org.qemu.guest_agent.0")
     rng = _sub(devices, "rng", model="virtio")
     _sub(rng, "backend", "/dev/urandom", model="random")
     return ET.tostring(root, encoding="unicode")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import threading
 import time
 from pathlib import Path
@@ -64,6 +65,7 @@ def test_concurrent_builds_build_once_and_the_second_call_is_instant(
     calls: list[int] = []
     monkeypatch.setattr(stock_image, "_build_into", _fake_build(calls))
     monkeypatch.setattr(stock_image, "TOOLS", ())
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
     results: list[Path] = []
     threads = [
         threading.Thread(target=lambda: results.append(stock_image.build(tmp_path).disk))
@@ -98,6 +100,7 @@ def test_a_failed_build_leaves_no_cache_entry(
 
     monkeypatch.setattr(stock_image, "_build_into", failing)
     monkeypatch.setattr(stock_image, "TOOLS", ())
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
     with pytest.raises(stock_image.StockImageError):
         stock_image.build(tmp_path)
     assert stock_image.cached(stock_image.resolve_inputs(), tmp_path) is None
@@ -128,3 +131,11 @@ def test_the_partition_table_and_grub_go_where_boot_img_looks(tmp_path: Path) ->
     assert data[512:1536] == b"C" * 1024
     with pytest.raises(stock_disk.StockDiskError):
         stock_disk.install_grub(raw, b"B" * 512, b"C" * (2047 * 512 + 1))
+
+
+def test_a_cold_build_as_another_user_says_it_needs_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    with pytest.raises(stock_image.StockImageError, match="needs root"):
+        stock_image.build(tmp_path)
