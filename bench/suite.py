@@ -12,7 +12,10 @@ measure the control plane as a whole, each as its own process, and reads their s
   gateway's memory after 100,000 instances were created and deleted, against an empty one;
 - replication (`replication_bench.py`, its own single broker and 3-broker cluster): keyed
   POST throughput and p99 on 3 copies against one, and the first write after the leader of
-  ``<ns>.api`` is killed.
+  ``<ns>.api`` is killed;
+- a stock image's own boot (`guest_boot_bench.py`): Debian 12 under plain libvirt with a
+  config drive, domain start to first SSH login: the baseline for the control plane's
+  POST→SSH (target: under 2 s more).
 
 `--quick` runs every bench at a tenth of its size (a smoke test of the suite itself). Each
 bench's whole output goes to `<--out>/<bench>.txt`; a bench whose summary lines are not found
@@ -153,6 +156,16 @@ def replication_rows(out: str) -> list[Row]:
     ]
 
 
+def guest_boot_rows(out: str) -> list[Row]:
+    ssh = _find(out, rf"domain start→first SSH: median {NUMBER} s", "guest_boot_bench")
+    done = _find(out, rf"domain start→cloud-init done: median {NUMBER} s", "guest_boot_bench")
+    return [
+        Row("debian-12 first SSH, plain libvirt + config drive", f"{ssh[1]} s", "(baseline)"),
+        Row("debian-12 cloud-init done, same boot", f"{done[1]} s", "(baseline)"),
+        Row("target: Virga POST→first SSH", f"< {_num(ssh[1]) + 2:.1f} s", "baseline + 2 s"),
+    ]
+
+
 def run(name: str, args: list[str], out_dir: Path, parse: Callable[[str], list[Row]]) -> list[Row]:
     began = time.perf_counter()
     print(f"running {name} ...", flush=True)
@@ -199,6 +212,7 @@ def main() -> None:
                 args.out,
                 replication_rows,
             ),
+            *run("guest_boot_bench.py", [], args.out, guest_boot_rows),
         ]
     finally:
         broker.stop()

@@ -5,11 +5,12 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 
-from virga_devstack import ceph_cli, guest_image, kafka_cli, libvirt, stack
+from virga_devstack import ceph_cli, guest_image, kafka_cli, libvirt, stack, stock_image
 
 COMPONENTS: dict[str, Callable[[Sequence[str], str], int]] = {
     "ceph": ceph_cli.main,
     "guest-image": guest_image.main,
+    "image": stock_image.main,
     "kafka": kafka_cli.main,
     "libvirt": libvirt.main,
     "stack": stack.main,

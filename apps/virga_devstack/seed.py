@@ -130,15 +130,17 @@ def seed_guest_image(
     return found, uploaded
 
 
-def retire_older(api: str, token: str, current_id: str) -> tuple[list[str], list[str]]:
-    """Delete the other public images named `IMAGE_NAME` (earlier seeds), so the name means
+def retire_older(
+    api: str, token: str, current_id: str, name: str = IMAGE_NAME
+) -> tuple[list[str], list[str]]:
+    """Delete the other public images called `name` (earlier seeds), so the name means
     one image and the README's `--image virga-guest` works. (retired ids, kept ids): one that
     volumes are still clones of stays (409) until they are gone, and a later run retires it.
     """
     retired: list[str] = []
     kept: list[str] = []
     for item in _images(api, token):
-        older = item.get("name") == IMAGE_NAME and item.get("visibility") == "public"
+        older = item.get("name") == name and item.get("visibility") == "public"
         if not older or item["id"] == current_id or item.get("status") == "deleting":
             continue
         try:

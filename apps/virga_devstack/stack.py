@@ -1,7 +1,8 @@
 """The whole local stack behind `make up`/`make down`: Kafka, Ceph, libvirt, every service.
 
 `up` starts what is not running yet (a second `up` only checks), waits for each service's
-/healthz, seeds Virga's guest image as a public image through the API, and prints the admin
+/healthz, seeds Virga's guest image and the stock images (`seed_images`: `debian-12`, unless
+`VIRGA_DEVSTACK_IMAGES=none`) as public images through the API, and prints the admin
 token and a quick start. It stays detached unless `--foreground`, where Ctrl-C (or SIGTERM)
 stops what that run started; Ctrl-C while it works stops what it started so far. `down`
 stops, by pid, what `up` started and nothing else; Ceph stays up unless `--all`, since the
@@ -27,7 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import FrameType
 
-from virga_devstack import ceph, ceph_users, guest_image, kafka, libvirt, seed
+from virga_devstack import ceph, ceph_users, guest_image, kafka, libvirt, seed, seed_images
 from virga_devstack.kafka_jars import KafkaBrokerError
 from virga_devstack.processes import ServiceProcess, ServiceProcessError
 from virga_devstack.stack_services import SECRETS, STATE, host_name, services
@@ -130,7 +131,7 @@ def up(kafka_port: int, gateway_port: int, *, foreground: bool = False) -> int:
     # Ctrl-C must stop what was started even where the shell made this process ignore it.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     began = time.monotonic()
-    run = Run(total=7)
+    run = Run(total=8)
     try:
         processes = _start(run, kafka_port, gateway_port)
         if foreground and not run.failures:
@@ -239,6 +240,21 @@ def _start(run: Run, kafka_port: int, gateway_port: int) -> list[ServiceProcess]
             except seed.SeedError as error:
                 outcome[0] = "FAILED"
                 run.failures.append(f"seeding the guest image: {error}")
+    with run.stage(f"stock images ({seed_images.SETTING}): Debian's own cloud image") as outcome:
+        if not {"gateway", "storage"} <= healthy:
+            outcome[0] = "skipped (no gateway or storage)"
+        else:
+            token = (SECRETS / "admin-token").read_text().strip()
+            try:
+                done = seed_images.seed_stock(
+                    f"http://127.0.0.1:{gateway_port}",
+                    token,
+                    in_pool=None if cluster is None else _in_pool(cluster),
+                )
+                outcome[0] = f"skipped ({seed_images.SETTING}=none)" if done is None else done
+            except Exception as error:  # reported at the end; the cloud runs without it
+                outcome[0] = "FAILED"
+                run.failures.append(f"stock image: {error}")
     return processes
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from virga_devstack import guest_image
+from virga_devstack import guest_image, stock_image
 from virga_devstack.ceph import CephCluster
 from virga_devstack.processes import _is_ours
 
@@ -91,6 +91,7 @@ def stack(
         command("down")  # whatever the test did, nothing it started outlives it
 
 
+@pytest.mark.timeout(900)  # a new machine builds debian-12 (~75 s) and uploads it in `up`
 def test_up_starts_every_service_seeds_the_image_and_a_second_up_only_checks(
     stack: StackCommand,
 ) -> None:
@@ -115,6 +116,13 @@ def test_up_starts_every_service_seeds_the_image_and_a_second_up_only_checks(
     assert seeded["visibility"] == "public"
     assert seeded["status"] == "available"
     assert seeded["sha256"] == manifest["sha256"]["virga-guest.raw"]
+    stock = stock_image.cached(stock_image.resolve_inputs())
+    assert stock is not None
+    [debian] = [i for i in images if i["name"] == "debian-12"]
+    assert (debian["visibility"], debian["status"]) == ("public", "available")
+    assert (debian["disk_format"], debian["sha256"]) == ("qcow2", stock.sha256())
+    assert f"uploaded: {debian['id']}" in output
+    assert "10% 20% 30%" in output  # the upload's progress
 
     pids = stack.pids()
     assert len(pids) == SERVICES
@@ -122,6 +130,7 @@ def test_up_starts_every_service_seeds_the_image_and_a_second_up_only_checks(
     assert code == 0, output
     assert f"0 started, {SERVICES} already running" in output
     assert "already there" in output  # not uploaded twice
+    assert f"already there: {debian['id']}" in output  # nor debian-12
     assert stack.pids() == pids
     assert seconds < 20
 
