@@ -10,7 +10,10 @@ import pytest
 from tests.unit.gateway.events import at, envelope, fold
 from tests.unit.gateway.test_commands import ALICE, BOB, problem_of
 
+from virga_audit import quotas as audit
+from virga_events import Envelope
 from virga_events.catalog import Flavor, api, storage
+from virga_events.catalog.quotas import TenantQuotaSet
 from virga_gateway.auth import Principal
 from virga_gateway.instances.bodies import CreateInstance
 from virga_gateway.instances.commands import create_instance
@@ -152,3 +155,24 @@ def test_the_view_lists_the_boot_volume_at_vda_until_it_is_deleted() -> None:
 
 def _tiny() -> Flavor:
     return _tenants().flavors["m1.tiny"]
+
+
+def test_the_audit_counts_keypairs_as_the_gateway_does_and_finds_one_over_quota() -> None:
+    def imported(name: str, seconds: float) -> Envelope:
+        event = api.KeypairImported(
+            name=name, public_key=KEY, fingerprint="SHA256:x", type="ssh-ed25519"
+        )
+        return envelope(event, f"t1/{name}", tenant="t1", seconds=seconds)
+
+    facts = [
+        envelope(TenantQuotaSet(limits={"keypairs": 1}), "t1"),
+        imported("a", 1),
+        envelope(api.KeypairDeleted(), "t1/a", tenant="t1", seconds=2),
+        imported("b", 3),
+    ]
+    model = audit.fold_all(facts)
+    assert model.violations == []
+    assert model.usage("t1") == usage(fold(*facts), "t1")
+    assert model.usage("t1")["keypairs"] == 1
+    over = audit.fold_all([*facts, imported("c", 4)]).violations
+    assert [(v.resource, v.limit, v.usage) for v in over] == [("keypairs", 1, 2)]
