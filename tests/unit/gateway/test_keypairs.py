@@ -24,7 +24,8 @@ from virga_gateway.keypairs.commands import delete_keypair, import_keypair
 from virga_gateway.keypairs.queries import find_keypair, list_keypairs
 from virga_gateway.preview import preview
 from virga_gateway.quotas.model import usage
-from virga_gateway.state import GatewayState
+from virga_gateway.state import GatewayState, restore, snapshot
+from virga_gateway.tenants.commands import delete_tenant, owned
 from virga_runtime.service import Emit
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICce7z0PRcNBmeiMXHfW8a0FAZR5AkREjPZlkZSs6Scd a@b"
@@ -176,3 +177,14 @@ def test_the_audit_counts_keypairs_as_the_gateway_does_and_finds_one_over_quota(
     assert model.usage("t1")["keypairs"] == 1
     over = audit.fold_all([*facts, imported("c", 4)]).violations
     assert [(v.resource, v.limit, v.usage) for v in over] == [("keypairs", 1, 2)]
+
+
+def test_a_tenant_with_a_keypair_is_not_deleted_and_snapshots_keep_keypairs() -> None:
+    state = _with_keypair(_tenants())
+    assert owned(state, "t1") == {"keypairs": 1}
+    refused = problem_of(lambda: delete_tenant(state, "t1"))
+    assert (refused.status, [e.field for e in refused.errors]) == (409, ["keypairs"])
+    restored = restore(snapshot(state))
+    assert restored.keypairs == state.keypairs
+    assert [k.name for k in list_keypairs(restored, ALICE, limit=5).items] == ["laptop"]
+    assert usage(restored, "t1")["keypairs"] == 1
