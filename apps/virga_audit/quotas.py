@@ -120,6 +120,8 @@ def fold(model: QuotaModel, envelope: Envelope) -> QuotaModel:
             _take(model, envelope, f"port/{key}", tenant, {"ports": 1})
         case network.SecurityGroupCreated():
             _take(model, envelope, f"security_group/{key}", tenant, {"security_groups": 1})
+        case api.KeypairImported():
+            _take(model, envelope, f"keypair/{key}", tenant, {"keypairs": 1})
         case _:
             _release(model, envelope)
     return model
@@ -148,6 +150,8 @@ def _release(model: QuotaModel, envelope: Envelope) -> None:
             model.drop(f"port/{key}")
         case network.SecurityGroupDeleted():
             model.drop(f"security_group/{key}")
+        case api.KeypairDeleted():
+            model.drop(f"keypair/{key}")
         case _:
             pass
 

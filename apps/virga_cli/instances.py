@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+from pathlib import Path
 from typing import Any
 
 import click
@@ -36,6 +38,9 @@ INSTANCE_FIELDS: list[Column] = [
     ("host", "host"),
     ("zone", "availability_zone"),
     ("server group", "server_group"),
+    ("hostname", "hostname"),
+    ("key", "key_name"),
+    ("config drive", "config_drive"),
     ("traits", "required_traits"),
     ("delete on termination", "delete_on_termination"),
     ("restart policy", "restart_policy"),
@@ -81,6 +86,13 @@ def instance() -> None:
     help="After a stop Virga did not ask for: leave it STOPPED (never, the default), start it"
     " again after a crash (on-crash), or after any such stop (always).",
 )
+@click.option("--key", "key_name", help="One of your keypairs (`virga keypair list`).")
+@click.option(
+    "--user-data",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A file for cloud-init (#cloud-config or a script), up to 64 KiB: sent base64.",
+)
+@click.option("--config-drive", is_flag=True, help="Attach a config drive with the metadata.")
 @click.option("--tenant", "tenant_id", help="Admins: the tenant that will own it.")
 @click.option("--wait", is_flag=True, help="Follow the build event by event until it runs.")
 @click.option("--timeout", default=600.0, show_default=True, help="Seconds --wait waits.")
@@ -96,6 +108,9 @@ def instance_create(
     traits: tuple[str, ...],
     keep_volume: bool,
     restart_policy: str | None,
+    key_name: str | None,
+    user_data: Path | None,
+    config_drive: bool,
     tenant_id: str | None,
     wait: bool,
     timeout: float,
@@ -108,6 +123,7 @@ def instance_create(
         "server_group": server_group,
         "availability_zone": availability_zone,
         "restart_policy": restart_policy,
+        "key_name": key_name,
         "tenant_id": tenant_id,
     }
     body.update({k: v for k, v in optional.items() if v is not None})
@@ -115,6 +131,10 @@ def instance_create(
         body["required_traits"] = list(traits)
     if keep_volume:
         body["delete_on_termination"] = False
+    if user_data is not None:
+        body["user_data"] = base64.b64encode(user_data.read_bytes()).decode()
+    if config_drive:
+        body["config_drive"] = True
     client = cli.client()
     if image is not None:
         body["image"] = resolve(client, "image", image)

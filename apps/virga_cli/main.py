@@ -11,6 +11,7 @@ from virga_cli.events import events
 from virga_cli.groups import server_group
 from virga_cli.hosts import host
 from virga_cli.instances import flavor, instance
+from virga_cli.keypairs import keypair
 from virga_cli.network import network, port, security_group
 from virga_cli.output import Cli
 from virga_cli.quotas import quota
@@ -50,6 +51,7 @@ for command in (
     port,
     security_group,
     server_group,
+    keypair,
     quota,
     price,
     usage,

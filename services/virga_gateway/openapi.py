@@ -93,8 +93,8 @@ def _description(routes: list[Route]) -> str:
     listed = ", ".join(families[:-1]) + f" and {families[-1]}" if len(families) > 1 else ""
     return (
         f"The control plane of a Virga cloud: {listed or ''.join(families)}. Resources are"
-        " named by id (flavors by name). Errors are RFC 9457 problem details; a bad query"
-        " parameter is a 400 naming it, a bad body field a 422 naming it."
+        " named by id (flavors and keypairs by name). Errors are RFC 9457 problem details; a"
+        " bad query parameter is a 400 naming it, a bad body field a 422 naming it."
     )
 
 

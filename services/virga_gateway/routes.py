@@ -7,6 +7,7 @@ from virga_gateway.flavors import routes as flavors
 from virga_gateway.hosts import routes as hosts
 from virga_gateway.images import routes as images
 from virga_gateway.instances import routes as instances
+from virga_gateway.keypairs import routes as keypairs
 from virga_gateway.meta import routes as meta
 from virga_gateway.networks import routes as networks
 from virga_gateway.ports import routes as ports
@@ -28,6 +29,7 @@ ROUTES: list[Route] = [
     *ports.ROUTES,
     *security_groups.ROUTES,
     *server_groups.ROUTES,
+    *keypairs.ROUTES,
     *hosts.ROUTES,
     *billing.ROUTES,
     *meta.ROUTES,

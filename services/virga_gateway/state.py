@@ -31,6 +31,8 @@ from virga_gateway.images import fold as images_fold
 from virga_gateway.images.model import Image
 from virga_gateway.instances import fold as instances_fold
 from virga_gateway.instances.model import Instance
+from virga_gateway.keypairs import fold as keypairs_fold
+from virga_gateway.keypairs.model import Keypair
 from virga_gateway.networks import fold as networks_fold
 from virga_gateway.networks.model import Network
 from virga_gateway.ports import fold as ports_fold
@@ -102,6 +104,8 @@ class GatewayState(msgspec.Struct, kw_only=True):
     ports: dict[str, Port] = msgspec.field(default_factory=dict)
     security_groups: dict[str, SecurityGroup] = msgspec.field(default_factory=dict)
     """Security groups tenants created; each tenant's default group is implicit."""
+    keypairs: dict[str, Keypair] = msgspec.field(default_factory=dict)
+    """``<tenant id>/<name>`` -> the tenant's keypair of that name."""
     quota_defaults: dict[str, int] = msgspec.field(default_factory=dict)
     """Default limits an admin set (resource -> limit, -1 unlimited); the others: the
     contract's `DEFAULT_LIMITS`."""
@@ -122,6 +126,7 @@ class GatewayState(msgspec.Struct, kw_only=True):
     """Owner (`PUBLIC_IMAGES` for the public ones) -> its images' keys."""
     tenant_security_group_order: dict[str, list[OrderKey]] = msgspec.field(default_factory=dict)
     tenant_server_group_order: dict[str, list[OrderKey]] = msgspec.field(default_factory=dict)
+    tenant_keypair_order: dict[str, list[OrderKey]] = msgspec.field(default_factory=dict)
     # Retention (`retention.py`): deleted resources are forgotten a while after their deletion.
     clock: datetime | None = None
     """The latest event time folded: the projection's own clock, the same in a rebuild."""
@@ -156,6 +161,7 @@ PREVIEW_COPIES: dict[str, Preview] = {
     "server_groups": "shared",
     "allocation_ratios": "shared",
     "security_groups": "shared",
+    "keypairs": "shared",
     "quota_defaults": "shared",
     "quota_overrides": "shared",
     "quota_usage": "shared",
@@ -188,6 +194,7 @@ PREVIEW_COPIES: dict[str, Preview] = {
     "image_order": "empty",
     "tenant_security_group_order": "empty",
     "tenant_server_group_order": "empty",
+    "tenant_keypair_order": "empty",
     "clock": "empty",
     "expiring": "empty",
     "forgotten": "empty",
@@ -206,6 +213,7 @@ FOLDS: tuple[Folds[GatewayState], ...] = (
     tenants_fold.folds,
     flavors_fold.folds,
     server_groups_fold.folds,
+    keypairs_fold.folds,
     idempotency.folds,
     instances_fold.folds,
     hosts_fold.folds,

@@ -89,6 +89,28 @@ class ServerGroupDeleted(Event):
     """A tenant deleted a server group no instance is in (aggregate: server group id)."""
 
 
+@event("KeypairImported")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KeypairImported(Event):
+    """A tenant imported an SSH public key under a name of its own (aggregate: the tenant id
+    and the name, ``<tenant id>/<name>``). The key was parsed and checked by the gateway."""
+
+    name: str
+    public_key: str
+    """One OpenSSH public key line, ``<type> <base64> [comment]``, without control characters."""
+    fingerprint: str
+    """``SHA256:<unpadded base64>`` of the key's wire-format blob, as ``ssh-keygen -l`` shows."""
+    type: str
+    """The OpenSSH key type: ``ssh-ed25519``, ``ssh-rsa`` or ``ecdsa-sha2-nistp256/384/521``."""
+
+
+@event("KeypairDeleted")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KeypairDeleted(Event):
+    """A tenant deleted a keypair (aggregate: ``<tenant id>/<name>``); instances requested with
+    it keep their copy of the key, and the name is free again."""
+
+
 @event("InstanceRequested")
 @dataclass(frozen=True, slots=True, kw_only=True)
 class InstanceRequested(Event):

@@ -22,8 +22,9 @@ QUOTA_RESOURCES: Final[tuple[str, ...]] = (
     "networks",
     "ports",
     "security_groups",
+    "keypairs",
 )
-"""What a quota limits. Public IPs and keypairs join this list when those resources exist."""
+"""What a quota limits. Public IPs join this list when they exist."""
 
 UNLIMITED: Final = -1
 """The limit that never refuses."""
@@ -39,10 +40,11 @@ DEFAULT_LIMITS: Final[dict[str, int]] = {
     "networks": 10,
     "ports": 50,
     "security_groups": 10,
+    "keypairs": 100,
 }
 """Every tenant's limits until an admin sets other defaults: Nova's for instances, vCPUs and
 RAM, Cinder's for volumes, gigabytes and snapshots; networks, ports and security groups as
-Neutron's defaults scaled to one tenant's needs; 10 private images."""
+Neutron's defaults scaled to one tenant's needs; 10 private images; Nova's 100 keypairs."""
 
 QUOTA_DEFAULTS_ID: Final = "quota-defaults"
 """The aggregate id of QuotaDefaultsSet."""

@@ -8,6 +8,17 @@ import msgspec
 
 from virga_gateway.validation import Body, Name, Reference, Trait
 
+USER_DATA_MAX_BYTES = 64 * 1024
+"""Most user data accepted, decoded (Nova's limit)."""
+UserData = Annotated[
+    str,
+    msgspec.Meta(
+        max_length=4 * ((USER_DATA_MAX_BYTES + 2) // 3),
+        description="Base64 (RFC 4648, no line breaks) of up to 64 KiB: the guest's"
+        " cloud-init user data (a #cloud-config or a script).",
+    ),
+]
+
 
 class CreateInstance(Body):
     name: Name
@@ -26,6 +37,13 @@ class CreateInstance(Body):
     """What the compute agent does when the guest stops without Virga asking (it powered
     itself off, crashed, or was destroyed outside Virga): `never` leaves it STOPPED,
     `on-crash` starts it again after a crash, `always` after any such stop."""
+    key_name: Name | None = None
+    """The name of one of the tenant's keypairs: its public key is copied into the request
+    (deleting the keypair later changes nothing for this instance) and served to the guest."""
+    user_data: UserData | None = None
+    config_drive: bool = False
+    """Attach a config drive (ISO 9660, label `config-2`) with the metadata, for images that
+    cannot reach the metadata service."""
     tenant_id: Reference | None = None
     """Required when an admin creates an instance: the tenant that will own it."""
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 from virga_events.catalog import api
 from virga_gateway.auth import Principal, owning_tenant
 from virga_gateway.instances.bodies import CreateInstance, InstanceAction
+from virga_gateway.instances.guest import hostname_for, user_data_problem
 from virga_gateway.instances.model import InstanceStatus
 from virga_gateway.instances.queries import find_instance
 from virga_gateway.instances.views import instance_view
+from virga_gateway.keypairs.model import keypair_id
 from virga_gateway.networks.queries import check_instance_network
 from virga_gateway.outcome import Outcome, View
 from virga_gateway.problems import FieldError, conflict, invalid_fields, not_found
@@ -47,6 +49,15 @@ def create_instance(
             or (image.visibility != "public" and image.tenant_id != tenant_id)
         ):
             errors.append(FieldError("image", f"no image {body.image}"))
+    public_keys: tuple[str, ...] = ()
+    if body.key_name is not None:
+        keypair = state.keypairs.get(keypair_id(tenant_id, body.key_name))
+        if keypair is None:
+            errors.append(FieldError("key_name", f"no keypair named {body.key_name}"))
+        else:
+            public_keys = (keypair.public_key,)
+    if body.user_data is not None and (problem := user_data_problem(body.user_data)):
+        errors.append(FieldError("user_data", problem))
     if errors:
         raise invalid_fields(errors)
     assert flavor is not None
@@ -60,6 +71,11 @@ def create_instance(
         required_traits=tuple(body.required_traits),
         delete_on_termination=body.delete_on_termination,
         restart_policy=body.restart_policy,
+        hostname=hostname_for(body.name, instance_id),
+        key_name=body.key_name,
+        public_keys=public_keys,
+        user_data=body.user_data,
+        config_drive=body.config_drive,
     )
     emit = Emit(event, instance_id, tenant_id)
     return Outcome(202, (emit,), lambda s: instance_view(s.instances[instance_id]))

@@ -54,6 +54,9 @@ def _requested(state: GatewayState, env: Envelope, event: api.InstanceRequested)
     instance.required_traits = event.required_traits
     instance.delete_on_termination = event.delete_on_termination
     instance.restart_policy = event.restart_policy
+    instance.hostname = event.hostname
+    instance.key_name = event.key_name
+    instance.config_drive = event.config_drive
     instance.created_at = env.occurred_at
     key = (env.occurred_at, instance.id)
     bisect.insort(state.instance_order, key)

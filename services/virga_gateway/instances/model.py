@@ -64,6 +64,9 @@ class Instance(msgspec.Struct, kw_only=True):
     required_traits: tuple[str, ...] = ()
     delete_on_termination: bool = True
     restart_policy: InstanceRestartPolicy = "never"
+    hostname: str | None = None
+    key_name: str | None = None
+    config_drive: bool = False
     stop_cause: StopCause | None = None
     """Why it is off, from the latest InstanceStopped; None once it runs again."""
     created_at: datetime | None = None
@@ -85,6 +88,9 @@ class Instance(msgspec.Struct, kw_only=True):
     """Its port's addresses (network controller), until the port is deleted."""
     attached_volumes: dict[str, str] = msgspec.field(default_factory=dict)
     """Volume id -> the device the guest sees, as its compute agent attached them."""
+    boot_volume: str | None = None
+    """Its boot volume's id, once the storage service made it (until it is deleted): the
+    guest sees it as vda."""
 
     @property
     def status(self) -> InstanceStatus:

@@ -38,6 +38,7 @@ class InstanceView(_View):
     """Why the last operation failed (the scheduler's reason when status is ERROR)."""
     addresses: list[Address]
     volumes: list[VolumeAttachment]
+    """Every disk it has: its boot volume (vda) and the volumes attached to it."""
     image: str | None
     network_id: str | None
     """The network its port is on."""
@@ -49,6 +50,13 @@ class InstanceView(_View):
     delete_on_termination: bool
     restart_policy: str
     """`never`, `on-crash` or `always`: what follows a stop Virga did not ask for."""
+    hostname: str | None
+    """The guest's host name: the instance name as an RFC 1123 label."""
+    key_name: str | None
+    """The keypair whose public key the guest was given (a copy: it stays if the keypair is
+    deleted). The user data is never shown here: it is in the instance's request, in
+    `GET /v1/instances/{id}/events`."""
+    config_drive: bool
     stop_cause: str | None
     """Why a STOPPED instance is off: `requested` (a stop request), `found` (found off by its
     agent), `shutdown` (the guest powered itself off), `destroyed` (outside Virga) or
@@ -86,10 +94,7 @@ def instance_view(instance: Instance) -> InstanceView:
         host=instance.host,
         fault=instance.fault,
         addresses=[Address(network=a.network, ip=a.ip, mac=a.mac) for a in instance.addresses],
-        volumes=[
-            VolumeAttachment(volume_id=volume_id, device=device)
-            for volume_id, device in sorted(instance.attached_volumes.items())
-        ],
+        volumes=_disks(instance),
         image=instance.image,
         network_id=instance.network,
         network=instance.network,
@@ -98,10 +103,25 @@ def instance_view(instance: Instance) -> InstanceView:
         required_traits=list(instance.required_traits),
         delete_on_termination=instance.delete_on_termination,
         restart_policy=instance.restart_policy,
+        hostname=instance.hostname,
+        key_name=instance.key_name,
+        config_drive=instance.config_drive,
         stop_cause=instance.stop_cause if instance.status == "STOPPED" else None,
         created_at=instance.created_at,
         updated_at=instance.updated_at or instance.created_at,
     )
+
+
+def _disks(instance: Instance) -> list[VolumeAttachment]:
+    boot = instance.boot_volume
+    attached = [
+        VolumeAttachment(volume_id=volume_id, device=device)
+        for volume_id, device in sorted(instance.attached_volumes.items())
+        if volume_id != boot
+    ]
+    if boot is None or instance.deleted:  # a kept boot volume is no longer its disk
+        return attached
+    return [VolumeAttachment(volume_id=boot, device="vda"), *attached]
 
 
 def instance_event(entry: HistoryEntry) -> InstanceEvent:

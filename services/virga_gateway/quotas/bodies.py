@@ -27,3 +27,4 @@ class SetQuotas(Body):
     networks: Limit | None = None
     ports: Limit | None = None
     security_groups: Limit | None = None
+    keypairs: Limit | None = None

@@ -3,11 +3,12 @@
 A resource counts from the moment its request is accepted (it is in the projection as soon as
 its event is appended) until the service that owns it reports it gone: `InstanceDeleted`,
 `VolumeDeleted`, `VolumeSnapshotDeleted`, `ImageDeleted`, `NetworkDeleted`, `PortDeleted`,
-`SecurityGroupDeleted`, or a failure to create it (`VolumeFailed` of a create or a snapshot,
-`ImageImportFailed`, `NetworkCreationFailed`, `PortAllocationFailed`). An instance in ERROR
-and anything whose deletion is only requested still count, as in Nova: the tenant deletes
-them to free their share. An instance's boot volume and its port are part of the instance and
-count only as the instance; a public image an admin uploaded counts against no one.
+`SecurityGroupDeleted`, `KeypairDeleted`, or a failure to create it (`VolumeFailed` of a create
+or a snapshot, `ImageImportFailed`, `NetworkCreationFailed`, `PortAllocationFailed`). An
+instance in ERROR and anything whose deletion is only requested still count, as in Nova: the
+tenant deletes them to free their share. An instance's boot volume and its port are part of
+the instance and count only as the instance; a public image an admin uploaded counts against no
+one.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import msgspec
 from virga_events.catalog.quotas import DEFAULT_LIMITS, QUOTA_RESOURCES, UNLIMITED
 from virga_gateway.images.model import Image
 from virga_gateway.instances.model import Instance
+from virga_gateway.keypairs.model import Keypair
 from virga_gateway.networks.model import Network
 from virga_gateway.ports.model import Port
 from virga_gateway.security_groups.model import SecurityGroup
@@ -39,7 +41,15 @@ class Counted(msgspec.Struct, frozen=True, array_like=True):
     usage: Usage
 
 
-TABLES = ("instances", "volumes", "images", "networks", "ports", "security_groups")
+TABLES = (
+    "instances",
+    "volumes",
+    "images",
+    "networks",
+    "ports",
+    "security_groups",
+    "keypairs",
+)
 """The projection's tables whose records count; a record's key is ``table/id``."""
 
 
@@ -89,6 +99,10 @@ def security_group_usage(group: SecurityGroup) -> Usage:
     return {"security_groups": 1}
 
 
+def keypair_usage(keypair: Keypair) -> Usage:
+    return {"keypairs": 1}
+
+
 def contribution(state: GatewayState, table: str, key: str) -> Counted | None:
     """What the record `key` of `table` counts against its tenant now (None: nothing)."""
     match table:
@@ -107,6 +121,9 @@ def contribution(state: GatewayState, table: str, key: str) -> Counted | None:
         case "ports":
             port = state.ports.get(key)
             found = (port.tenant_id, port_usage(port)) if port else None
+        case "keypairs":
+            keypair = state.keypairs.get(key)
+            found = (keypair.tenant_id, keypair_usage(keypair)) if keypair else None
         case _:
             group = state.security_groups.get(key)
             found = (group.tenant_id, security_group_usage(group)) if group else None

@@ -22,6 +22,7 @@ class Amounts(msgspec.Struct, kw_only=True):
     networks: int
     ports: int
     security_groups: int
+    keypairs: int
 
 
 class QuotaView(msgspec.Struct, kw_only=True):

@@ -75,7 +75,16 @@ def tenant_action(state: GatewayState, tenant_id: str, body: TenantAction) -> Ou
     return Outcome(200, (Emit(event, tenant_id, tenant_id),), answer)
 
 
-OWNED = ("instances", "volumes", "snapshots", "images", "networks", "ports", "security_groups")
+OWNED = (
+    "instances",
+    "volumes",
+    "snapshots",
+    "images",
+    "networks",
+    "ports",
+    "security_groups",
+    "keypairs",
+)
 """The kinds of resources a tenant owns as its quotas count them (`quotas.model`): from their
 request until their service reports them deleted (an instance's boot volume and port are part of
 the instance). Besides: its server groups, and the volumes, images and networks that failed to

@@ -140,6 +140,8 @@ def _volume_created(state: GatewayState, env: Envelope, event: storage.VolumeCre
         volume.name = event.name
     if event.instance_id is not None:  # a boot volume: no request of the gateway lists it
         _list(state, volume, env.occurred_at)
+        if not volume.deleted:
+            _instance(state, event.instance_id).boot_volume = volume.id
 
 
 @folds.on(storage.VolumeFailed)
@@ -222,6 +224,10 @@ def _volume_deleted(state: GatewayState, env: Envelope, event: storage.VolumeDel
     volume = volume_record(state, env)
     volume.deleted = True
     volume.deleted_at = earliest(volume.deleted_at, env.occurred_at)
+    if volume.instance_id is not None:
+        instance = state.instances.get(volume.instance_id)
+        if instance is not None and instance.boot_volume == volume.id:
+            instance.boot_volume = None
     for snapshot_id in volume.snapshots:
         state.snapshot_volumes.pop(snapshot_id, None)
 

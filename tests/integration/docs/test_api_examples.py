@@ -136,6 +136,7 @@ def test_the_page_has_examples_of_every_resource() -> None:
     commands = "\n".join(e.command for e in examples(PAGE))
     routes = ["/v1/instances", "/v1/volumes", "/v1/images", "/v1/networks", "/v1/ports"]
     routes += ["/v1/security-groups", "/v1/server-groups", "/v1/prices", "/v1/tenants"]
+    routes += ["/v1/keypairs"]
     for route in routes:
         assert route in commands, route
 

@@ -156,7 +156,7 @@ async def test_a_tenant_cannot_read_or_set_quotas_but_its_own(gateway: Gateway) 
 
 async def test_bad_limits_are_refused_naming_the_field(gateway: Gateway) -> None:
     tenant_id, _ = await gateway.tenant()
-    for body in ({"instances": -2}, {"instances": "ten"}, {"keypairs": 3}):
+    for body in ({"instances": -2}, {"instances": "ten"}, {"public_ips": 3}):
         reply = await gateway.call("PUT", f"/v1/tenants/{tenant_id}/quotas", json=body)
         assert reply.status == 422, reply.body
     missing = await gateway.call("PUT", f"/v1/tenants/{uuid.uuid4()}/quotas", json={})

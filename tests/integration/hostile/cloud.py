@@ -35,17 +35,25 @@ OWNED = (
     "networks",
     "images",
     "ports",
+    "keypairs",
 )
 """The resource types each test tenant owns one of (`Tenant.owns`)."""
 
 NEVER_USED = "0" * 8
 """An id no resource has."""
 
-COLLECTION = re.compile(r"^/v1/(?P<collection>[a-z-]+)/\{id\}")
+COLLECTION = re.compile(r"^/v1/(?P<collection>[a-z-]+)/\{(?:id|name)\}")
+
+PUBLIC_KEY = (
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPM07d560gkPwypXVpoPoOQqGWcLx9E/PnBsPF5uG21p hostile@test"
+)
+"""The public key of both tenants' keypairs (made by ssh-keygen; its private key was thrown
+away): the same key may be imported by two tenants."""
 
 
 def collection_of(route: Route) -> str | None:
-    """`instances` for /v1/instances/{id}/..., None for routes without a resource id."""
+    """`instances` for /v1/instances/{id}/..., `keypairs` for /v1/keypairs/{name}, None for
+    routes without a resource id."""
     found = COLLECTION.match(route.path)
     return found["collection"] if found else None
 
@@ -82,6 +90,8 @@ class Cloud:
             values["id"] = tenant.id
         if route.path.startswith("/v1/tokens/"):
             values["id"] = tenant.owns["tokens"]
+        if route.path.startswith("/v1/keypairs/"):
+            values["name"] = tenant.owns["keypairs"]
         return route.path.format(**values)
 
 
@@ -108,6 +118,11 @@ async def _own_everything(gateway: Gateway, tenant: Tenant, writer: EventWriter)
     )
     owns["security-groups"] = await _created(gateway, token, "/v1/security-groups", {"name": "sg"})
     owns["volumes"] = await _created(gateway, token, "/v1/volumes", {"name": "v", "size_gb": 1})
+    # Names are per tenant: each tenant's own, so that one's never names the other's.
+    keypair = {"name": f"kp-{uuid.uuid4().hex[:12]}", "public_key": PUBLIC_KEY}
+    imported = await gateway.call("POST", "/v1/keypairs", token=token, json=keypair)
+    assert imported.status == 201, imported.body
+    owns["keypairs"] = keypair["name"]
     network = owns["networks"] = await _created(
         gateway, token, "/v1/networks", {"name": "n", "cidr": "10.9.0.0/24"}
     )
@@ -202,6 +217,7 @@ __all__ = [
     "MAX_BODY_BYTES",
     "NEVER_USED",
     "OWNED",
+    "PUBLIC_KEY",
     "ROUTES",
     "Cloud",
     "Tenant",

@@ -54,7 +54,9 @@ async def test_another_tenants_resources_do_not_exist(cloud: Cloud) -> None:
             assert reply.headers["Content-Type"].startswith("application/problem+json")
             never_used = await cloud.call(
                 route.method,
-                route.path.format(id=NEVER_USED, volume_id=NEVER_USED, snapshot_id=NEVER_USED),
+                route.path.format(
+                    id=NEVER_USED, volume_id=NEVER_USED, snapshot_id=NEVER_USED, name=NEVER_USED
+                ),
                 cloud.b.token,
                 json=body,
             )
@@ -94,6 +96,7 @@ async def test_another_tenants_resources_cannot_be_named_in_a_body(cloud: Cloud)
             {"name": "x", "flavor": "m1.small", "network_id": a["networks"]},
         ),
         ("POST", "/v1/instances", {"name": "x", "flavor": "m1.small", "image": a["images"]}),
+        ("POST", "/v1/instances", {"name": "x", "flavor": "m1.small", "key_name": a["keypairs"]}),
         ("POST", "/v1/ports", {"network_id": a["networks"]}),
         (
             "POST",

@@ -23,6 +23,7 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis.core.result import Ok
 from schemathesis.generation import GenerationMode
 from schemathesis.specs.openapi import checks
+from tests.integration.hostile.cloud import PUBLIC_KEY
 from tests.support.ports import free_port
 
 from virga_devstack.processes import ServiceProcess
@@ -84,10 +85,10 @@ class Target:
         on a resource that exists, so their bodies reach the logic behind the lookup."""
 
     def path_parameters(self, path: str) -> dict[str, str]:
-        found = re.match(r"^/v1/(?P<collection>[a-z-]+)/\{id\}", path)
+        found = re.match(r"^/v1/(?P<collection>[a-z-]+)/\{(?P<param>id|name)\}", path)
         known: dict[str, str] = {}
         if found and found["collection"] in self.owned:
-            known["id"] = self.owned[found["collection"]]
+            known[found["param"]] = self.owned[found["collection"]]
         if "{volume_id}" in path:
             known["volume_id"] = self.owned["volumes"]
         return known
@@ -99,6 +100,7 @@ OWNED: dict[str, dict[str, Any]] = {
     "networks": {"name": "fuzz-net", "cidr": "10.77.0.0/24"},
     "security-groups": {"name": "fuzz-sg"},
     "server-groups": {"name": "fuzz-sg", "policy": "affinity"},
+    "keypairs": {"name": "fuzz-kp", "public_key": PUBLIC_KEY},
 }
 
 
@@ -133,7 +135,7 @@ def target(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> It
             for collection, body in OWNED.items():
                 created = http.post(f"{url}/v1/{collection}", json=body, headers=mine)
                 assert created.status_code in (201, 202), created.text
-                owned[collection] = created.json()["id"]
+                owned[collection] = created.json().get("id", body["name"])  # keypairs: names
         yield Target(url, admin, token["token"], owned)
     finally:
         gateway.stop()

@@ -1,0 +1,1 @@
+"""Keypairs: a tenant's SSH public keys, named, for its instances' guests."""
