@@ -142,6 +142,7 @@ def smbios_element(instance_id: str) -> ET.Element:
     ):
         _sub(system, "entry", value, name=name)
     chassis = _sub(sysinfo, "chassis")
+    _sub(chassis, "entry", "Virga", name="manufacturer")  # else QEMU says an empty one
     _sub(chassis, "entry", SMBIOS_PRODUCT, name="asset")
     return sysinfo
 

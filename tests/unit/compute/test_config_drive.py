@@ -189,7 +189,10 @@ def test_every_domain_says_it_is_an_openstack_nova_machine_with_its_own_uuid() -
         "uuid": uuid,
         "family": "Virtual Machine",
     }
-    assert _entries(root, "sysinfo[@type='smbios']/chassis") == {"asset": "OpenStack Nova"}
+    assert _entries(root, "sysinfo[@type='smbios']/chassis") == {
+        "manufacturer": "Virga",
+        "asset": "OpenStack Nova",
+    }
     smbios = root.find("os/smbios")
     assert smbios is not None
     assert smbios.get("mode") == "sysinfo"
