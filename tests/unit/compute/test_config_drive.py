@@ -26,6 +26,7 @@ from virga_events import Envelope, new_event
 from virga_events.catalog import Flavor
 from virga_events.catalog.scheduler import InstanceScheduled
 from virga_events.envelope import decode, encode
+from virga_runtime.effect_codec import decode_effect, encode_effect
 
 HOST = "host-1"
 CONFIG = ComputeConfig(host=HOST, zone="zone-a")
@@ -118,6 +119,11 @@ def test_a_config_drive_instance_spawns_with_one_that_names_the_hosts_zone() -> 
         public_keys=(KEY,),
         user_data=base64.b64encode(SCRIPT).decode(),
     )
+
+
+def test_a_spawn_with_a_config_drive_survives_the_effect_journal() -> None:
+    spawn = Spawn(drive_spec(), "t-1", HOST)
+    assert decode_effect(Spawn, encode_effect(spawn)) == spawn
 
 
 def test_an_instance_without_a_config_drive_spawns_without_one() -> None:
