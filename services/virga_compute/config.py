@@ -62,6 +62,9 @@ class ComputeConfig:
     """<domain type>: `qemu` (TCG), `kvm` or `test`."""
     instances_path: str = "/var/lib/virga/instances"
     """Local directory for instance files; its filesystem size is reported as disk_gb."""
+    config_drive_path: str | None = None
+    """Directory of the config drive images of this host's instances (`virga-<id>.iso`, each
+    removed with its domain); None: `config-drives/` under `instances_path`."""
     heartbeat_seconds: float = 10.0
     """Interval of HostHeartbeat events."""
     usage_seconds: float = 60.0
@@ -107,7 +110,8 @@ class ComputeConfig:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ComputeConfig:
         """Read VIRGA_HOST (required), VIRGA_RACK, VIRGA_ZONE, VIRGA_TRAITS (comma list),
-        VIRGA_LIBVIRT_URI, VIRGA_DOMAIN_TYPE, VIRGA_INSTANCES_PATH, VIRGA_HEARTBEAT_SECONDS,
+        VIRGA_LIBVIRT_URI, VIRGA_DOMAIN_TYPE, VIRGA_INSTANCES_PATH, VIRGA_CONFIG_DRIVE_PATH,
+        VIRGA_HEARTBEAT_SECONDS,
         VIRGA_USAGE_SECONDS, VIRGA_RESTART_POLICY, VIRGA_STOP_GRACE_SECONDS, VIRGA_HTTP_PORT,
         VIRGA_HOST_LEASE_SECONDS, VIRGA_COMPUTE_POWER_SYNC_SECONDS,
         VIRGA_NAMESPACE, the VIRGA_CEPH_* settings (`ceph_access.settings_from_env`) and
@@ -130,6 +134,7 @@ class ComputeConfig:
                 domain_type=get("VIRGA_DOMAIN_TYPE")  # type: ignore[arg-type]
                 or ("test" if uri.startswith("test:") else "qemu"),
                 instances_path=get("VIRGA_INSTANCES_PATH") or "/var/lib/virga/instances",
+                config_drive_path=get("VIRGA_CONFIG_DRIVE_PATH"),
                 heartbeat_seconds=number("VIRGA_HEARTBEAT_SECONDS", 10.0),
                 usage_seconds=number("VIRGA_USAGE_SECONDS", 60.0),
                 restart_policy=get("VIRGA_RESTART_POLICY") or "restart",  # type: ignore[arg-type]

@@ -36,7 +36,9 @@ def build_driver(config: ComputeConfig) -> ComputeDriver:
     return LibvirtDriver(
         config.libvirt_uri,
         instances_path=config.instances_path,
-        settings=DomainSettings(domain_type=config.domain_type),
+        settings=DomainSettings(
+            domain_type=config.domain_type, config_drive_dir=config.config_drive_path
+        ),
         grace_period=config.stop_grace_seconds,
         ceph_secret=ceph_secret,
     )

@@ -31,6 +31,16 @@ class InstanceScheduled(Event):
     delete_on_termination: bool = True
     restart_policy: InstanceRestartPolicy = "never"
     """Copied from the request: the agent restarts the guest after a stop it did not ask for."""
+    hostname: str | None = None
+    """Copied from the request (the guest's host name); None in events before it."""
+    key_name: str | None = None
+    """Copied from the request: the name `public_keys` go by in the guest's metadata."""
+    public_keys: tuple[str, ...] = ()
+    """Copied from the request: the keypair's OpenSSH public key(s) as they were then."""
+    user_data: str | None = None
+    """Copied from the request: the tenant's user data, base64 as sent."""
+    config_drive: bool = False
+    """Copied from the request: the agent attaches a config drive (`config-2`) to the guest."""
 
 
 @event("InstanceSchedulingFailed")

@@ -26,7 +26,7 @@ from virga_compute.core.attach import (
 )
 from virga_compute.core.model import ComputeState, InstanceRecord, PortBinding
 from virga_compute.core.reconcile import Expected
-from virga_compute.core.spec import InstanceSpec, NicSpec
+from virga_compute.core.spec import ConfigDrive, InstanceSpec, NicSpec
 from virga_compute.effects.intents import (
     Destroy,
     PowerAction,
@@ -56,8 +56,9 @@ def build_spec(config: ComputeConfig, state: ComputeState, record: InstanceRecor
 
     The boot volume (`volume-<instance id>`, when it boots from an image) is `vda`, attached
     volumes follow at the targets they were attached at, and the port's binding gives the
-    NIC's MAC and tap. Raises ValueError for a spec the driver would refuse, or a
-    prerequisite the log does not have yet.
+    NIC's MAC and tap; a config drive, when asked for, tells the host's zone. Raises
+    ValueError for a spec the driver would refuse, or a prerequisite the log does not have
+    yet.
     """
     disks = []
     if record.image is not None:
@@ -78,6 +79,19 @@ def build_spec(config: ComputeConfig, state: ComputeState, record: InstanceRecor
         disks=tuple(disks),
         nics=tuple(nics),
         boot=config.direct_boot,
+        config_drive=_config_drive(config, record),
+    )
+
+
+def _config_drive(config: ComputeConfig, record: InstanceRecord) -> ConfigDrive | None:
+    if not record.config_drive:
+        return None
+    return ConfigDrive(
+        availability_zone=config.zone,
+        hostname=record.hostname,
+        key_name=record.key_name,
+        public_keys=record.public_keys,
+        user_data=record.user_data,
     )
 
 

@@ -103,6 +103,11 @@ def _placed(state: ComputeState, envelope: Envelope, event: InstanceScheduled) -
         network=event.network,
         deletion_event_id=record.deletion_event_id if record is not None else pending,
         restart_policy=event.restart_policy,
+        hostname=event.hostname,
+        key_name=event.key_name,
+        public_keys=tuple(event.public_keys),
+        user_data=event.user_data,
+        config_drive=event.config_drive,
     )
 
 

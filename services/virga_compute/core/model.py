@@ -74,6 +74,16 @@ class InstanceRecord:
     restarting: bool = False
     """A stop Virga did not ask for was recorded and its restart policy restarts it: the
     restart's outcome (InstanceRestarted, or InstanceFailed) is still to come."""
+    hostname: str | None = None
+    """The guest's host name from the request (its config drive says it); None: its name."""
+    key_name: str | None = None
+    """The name `public_keys` go by in the guest's metadata."""
+    public_keys: tuple[str, ...] = ()
+    """The tenant's OpenSSH public key(s), as copied at request time."""
+    user_data: str | None = None
+    """The tenant's user data, base64 as sent."""
+    config_drive: bool = False
+    """The guest gets a config drive (`core.spec.ConfigDrive`)."""
 
     def restarts_after(self, cause: str) -> bool:
         """Whether its restart policy starts it again after a stop of this cause: never after

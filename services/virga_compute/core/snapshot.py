@@ -42,6 +42,11 @@ def snapshot(state: ComputeState) -> dict[str, Any]:
                 "actions": r.actions,
                 "restarting": r.restarting,
                 "changed_at": _time(r.changed_at),
+                "hostname": r.hostname,
+                "key_name": r.key_name,
+                "public_keys": list(r.public_keys),
+                "user_data": r.user_data,
+                "config_drive": r.config_drive,
             }
             for r in state.instances.values()
         ],
@@ -69,6 +74,8 @@ def restore(data: dict[str, Any]) -> ComputeState:
         fields.setdefault("attachments", {})
         fields.setdefault("attaching", {})
         fields.setdefault("grown", {})
+        # Snapshots written before config drives have none of these: the defaults hold.
+        fields["public_keys"] = tuple(fields.get("public_keys", ()))
         records[fields["instance_id"]] = InstanceRecord(**fields)
     return ComputeState(
         host=data["host"],

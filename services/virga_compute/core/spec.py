@@ -8,6 +8,8 @@ specs, the reconciliation plan reads the states, and the drivers take and report
 
 from __future__ import annotations
 
+import base64
+import binascii
 import enum
 import ipaddress
 import re
@@ -152,6 +154,46 @@ class DirectKernelBoot:
 
 
 @dataclass(frozen=True, slots=True)
+class ConfigDrive:
+    """What the instance's config drive (ISO 9660, label `config-2`, OpenStack layout) tells
+    the guest besides its id, name and NIC (from the `InstanceSpec`): strings only, so the
+    spec stays journalable; the driver composes the files and writes the image."""
+
+    availability_zone: str
+    """The host's zone (meta_data.json's `availability_zone`)."""
+    hostname: str | None = None
+    """The guest's host name; None: the instance's name. Used for nothing but the drive."""
+    key_name: str | None = None
+    """The name the public keys go by in meta_data.json's `public_keys`."""
+    public_keys: tuple[str, ...] = ()
+    """OpenSSH public keys, as copied at request time."""
+    user_data: str | None = None
+    """The tenant's user data, base64 as sent; the drive holds it decoded."""
+
+    def __post_init__(self) -> None:
+        if self.user_data is not None:
+            self.user_data_bytes()  # raises ValueError on bad base64
+
+    def user_data_bytes(self) -> bytes | None:
+        """The user data as the guest reads it, or None without any."""
+        if self.user_data is None:
+            return None
+        try:
+            return base64.b64decode(self.user_data, validate=True)
+        except binascii.Error as exc:
+            raise ValueError(f"user_data is not base64: {exc}") from None
+
+    def keys_by_name(self) -> dict[str, str]:
+        """meta_data.json's `public_keys`: the first key under `key_name` (`default` when
+        unnamed), any further ones under `<name>-<n>`."""
+        name = self.key_name or "default"
+        return {
+            name if index == 0 else f"{name}-{index}": key
+            for index, key in enumerate(self.public_keys)
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class InstanceSpec:
     """Everything the driver needs to run one instance."""
 
@@ -169,6 +211,8 @@ class InstanceSpec:
     """Network interfaces, in guest PCI order."""
     boot: DirectKernelBoot | None = None
     """Direct kernel boot; None to boot from the first disk."""
+    config_drive: ConfigDrive | None = None
+    """A config drive attached as a read-only CD-ROM; None for none."""
 
     def __post_init__(self) -> None:
         _require(_INSTANCE_ID.fullmatch(self.instance_id) is not None, "bad instance_id")

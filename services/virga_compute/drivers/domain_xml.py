@@ -39,6 +39,9 @@ class DomainSettings:
     """QEMU machine type (e.g. 'q35'); None lets libvirt choose its default."""
     console_log_dir: str | None = None
     """Directory for serial console logs (<dir>/virga-<id>.log); None for no console log."""
+    config_drive_dir: str | None = None
+    """Directory of config drive images (<dir>/virga-<id>.iso); needed by instances with a
+    config drive (the libvirt driver sets it)."""
 
 
 def domain_name(instance_id: str) -> str:
@@ -72,6 +75,20 @@ def console_log_path(settings: DomainSettings, instance_id: str) -> str | None:
     if settings.console_log_dir is None:
         return None
     return f"{settings.console_log_dir.rstrip('/')}/{domain_name(instance_id)}.log"
+
+
+SMBIOS_PRODUCT = "OpenStack Nova"
+"""SMBIOS system product and chassis asset tag of every domain: cloud-init's ds-identify
+enables the OpenStack datasource (metadata service, config drive) only on this product."""
+CONFIG_DRIVE_TARGET = "sda"
+"""The config drive's CD-ROM on the SATA bus, apart from the volumes' virtio targets."""
+
+
+def config_drive_path(settings: DomainSettings, instance_id: str) -> str | None:
+    """Where the config drive image of an instance is written, if anywhere."""
+    if settings.config_drive_dir is None:
+        return None
+    return f"{settings.config_drive_dir.rstrip('/')}/{domain_name(instance_id)}.iso"
 
 
 def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
@@ -108,6 +125,36 @@ def disk_element(disk: DiskSpec) -> ET.Element:
 def disk_xml(disk: DiskSpec) -> str:
     """The <disk> element of one disk as a string."""
     return ET.tostring(disk_element(disk), encoding="unicode")
+
+
+def smbios_element(instance_id: str) -> ET.Element:
+    """`<sysinfo type='smbios'>`: the guest's DMI tables name it an OpenStack Nova virtual
+    machine whose serial and UUID are the domain's UUID, as Nova's guests are."""
+    sysinfo = ET.Element("sysinfo", {"type": "smbios"})
+    system = _sub(sysinfo, "system")
+    uuid_text = domain_uuid(instance_id)
+    for name, value in (
+        ("manufacturer", "Virga"),
+        ("product", SMBIOS_PRODUCT),
+        ("serial", uuid_text),
+        ("uuid", uuid_text),
+        ("family", "Virtual Machine"),
+    ):
+        _sub(system, "entry", value, name=name)
+    chassis = _sub(sysinfo, "chassis")
+    _sub(chassis, "entry", "Virga", name="manufacturer")  # else QEMU says an empty one
+    _sub(chassis, "entry", SMBIOS_PRODUCT, name="asset")
+    return sysinfo
+
+
+def cdrom_element(path: str) -> ET.Element:
+    """A read-only SATA CD-ROM holding the image at `path` (the config drive)."""
+    element = ET.Element("disk", {"type": "file", "device": "cdrom"})
+    _sub(element, "driver", name="qemu", type="raw")
+    _sub(element, "source", file=path)
+    _sub(element, "target", dev=CONFIG_DRIVE_TARGET, bus="sata")
+    _sub(element, "readonly")
+    return element
 
 
 def _interface_element(parent: ET.Element, nic: NicSpec) -> None:
@@ -150,6 +197,7 @@ def build_domain_xml(spec: InstanceSpec, settings: DomainSettings) -> str:
         _sub(os_element, "cmdline", spec.boot.cmdline)
     else:
         _sub(os_element, "boot", dev="hd")
+    _sub(os_element, "smbios", mode="sysinfo")
 
     # ACPI is what a graceful stop and a soft reboot go through.
     features = _sub(root, "features")
@@ -161,6 +209,7 @@ def build_domain_xml(spec: InstanceSpec, settings: DomainSettings) -> str:
     # destroy (not restart) on a crash, so the agent sees the crash and reports it.
     _sub(root, "on_crash", "destroy")
 
+    root.append(smbios_element(spec.instance_id))
     addressed = [nic for nic in spec.nics if nic.address is not None]
     if addressed:
         # No DHCP server runs on Virga's networks: the first NIC's address reaches the guest
@@ -177,6 +226,11 @@ def build_domain_xml(spec: InstanceSpec, settings: DomainSettings) -> str:
     devices = _sub(root, "devices")
     for disk in spec.disks:
         devices.append(disk_element(disk))
+    if spec.config_drive is not None:
+        path = config_drive_path(settings, spec.instance_id)
+        if path is None:
+            raise ValueError(f"{spec.instance_id} has a config drive but no directory for it")
+        devices.append(cdrom_element(path))
     for nic in spec.nics:
         _interface_element(devices, nic)
     log_path = console_log_path(settings, spec.instance_id)
@@ -220,6 +274,8 @@ def _element_source_key(disk: ET.Element) -> str:
 def _disk_elements(devices: ET.Element) -> dict[str, ET.Element]:
     found: dict[str, ET.Element] = {}
     for disk in devices.findall("disk"):
+        if disk.get("device") == "cdrom":
+            continue  # the config drive: part of the definition, not one of the volumes
         target = disk.find("target")
         dev = None if target is None else target.get("dev")
         if dev is not None:
@@ -233,7 +289,8 @@ def _devices(root: ET.Element) -> ET.Element:
 
 
 def parse_disks(domain: str) -> dict[str, str]:
-    """Target device -> backing store identity, for every disk of a domain XML."""
+    """Target device -> backing store identity, for every disk of a domain XML (CD-ROMs,
+    i.e. the config drive, left out)."""
     elements = _disk_elements(_devices(ET.fromstring(domain)))
     return {dev: _element_source_key(element) for dev, element in elements.items()}
 

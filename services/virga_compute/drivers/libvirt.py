@@ -22,6 +22,7 @@ The helpers over domain handles (lookup, power, state, usage) are `libvirt_domai
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -44,13 +45,15 @@ from virga_compute.drivers.base import (
     OperationNotSupported,
     UsageSample,
 )
+from virga_compute.drivers.config_drive import remove_drive
 from virga_compute.drivers.domain_xml import DomainSettings
 from virga_compute.drivers.libvirt_domains import (
+    UNDEFINE_FLAGS,
     current_xml,
+    define_and_start,
     domain_info,
     domain_state,
     error_code,
-    find_domain,
     lookup,
     managed_id,
     power_off,
@@ -69,11 +72,6 @@ _CONNECTION_CODES = frozenset(
 )
 _TRANSPORT_DOMAINS = frozenset({libvirt.VIR_FROM_RPC, libvirt.VIR_FROM_REMOTE})
 _LIVE_AND_CONFIG = libvirt.VIR_DOMAIN_AFFECT_LIVE | libvirt.VIR_DOMAIN_AFFECT_CONFIG
-# Not VIR_DOMAIN_UNDEFINE_NVRAM: Virga guests boot without UEFI, and the test driver
-# rejects the flag.
-_UNDEFINE_FLAGS = (
-    libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
-)
 
 
 def _ignore_error(_context: object, _error: object) -> None:
@@ -97,7 +95,11 @@ class LibvirtDriver:
     ) -> None:
         self._uri = uri
         self._instances_path = instances_path
-        self._settings = settings if settings is not None else DomainSettings()
+        settings = settings if settings is not None else DomainSettings()
+        if settings.config_drive_dir is None:
+            drives = os.path.join(instances_path, "config-drives")
+            settings = dataclasses.replace(settings, config_drive_dir=drives)
+        self._settings = settings
         self._grace_period = grace_period
         self._poll_interval = poll_interval
         self._ceph_secret = ceph_secret
@@ -257,27 +259,10 @@ class LibvirtDriver:
 
     async def spawn(self, spec: InstanceSpec) -> None:
         definition = domain_xml.build_domain_xml(spec, self._settings)
-
-        def operation(conn: Any) -> None:
-            name = domain_xml.domain_name(spec.instance_id)
-            existing = find_domain(conn, name)
-            if existing is not None:
-                if managed_id(existing) != spec.instance_id:
-                    raise DriverError(f"domain {name!r} exists but is not managed by Virga")
-                power_on(existing)  # defined by an earlier attempt: start it as it is
-                return
-            dom = conn.defineXML(definition)
-            try:
-                dom.create()
-            except BaseException as exc:
-                try:
-                    power_off(dom)
-                    dom.undefineFlags(_UNDEFINE_FLAGS)
-                except libvirt.libvirtError as cleanup:
-                    exc.add_note(f"cleanup of the partial domain {name!r} failed: {cleanup}")
-                raise
-
-        await self._call(operation, spec.instance_id)
+        drive = domain_xml.config_drive_path(self._settings, spec.instance_id)
+        await self._call(
+            lambda conn: define_and_start(conn, spec, definition, drive), spec.instance_id
+        )
 
     async def start(self, instance_id: str) -> None:
         await self._call(lambda conn: power_on(require(conn, instance_id)), instance_id)
@@ -328,16 +313,19 @@ class LibvirtDriver:
         await self._call(operation, instance_id)
 
     async def destroy(self, instance_id: str) -> None:
+        drive = domain_xml.config_drive_path(self._settings, instance_id)
+
         def operation(conn: Any) -> None:
             dom = lookup(conn, instance_id)
-            if dom is None:
-                return
-            power_off(dom)
-            try:
-                dom.undefineFlags(_UNDEFINE_FLAGS)
-            except libvirt.libvirtError as exc:
-                if error_code(exc) != libvirt.VIR_ERR_NO_DOMAIN:  # transient: gone with power-off
-                    raise
+            if dom is not None:
+                power_off(dom)
+                try:
+                    dom.undefineFlags(UNDEFINE_FLAGS)
+                except libvirt.libvirtError as exc:
+                    if error_code(exc) != libvirt.VIR_ERR_NO_DOMAIN:  # gone with power-off
+                        raise
+            if drive is not None:  # also one a crash left between writing and defining
+                remove_drive(drive)
 
         await self._call(operation, instance_id)
 

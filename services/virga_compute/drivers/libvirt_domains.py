@@ -13,12 +13,19 @@ from typing import Any, TypeVar
 
 import libvirt
 
-from virga_compute.core.spec import DomainInfo, DomainState
+from virga_compute.core.spec import DomainInfo, DomainState, InstanceSpec
 from virga_compute.drivers import domain_xml
-from virga_compute.drivers.base import InstanceNotFound, UsageSample
+from virga_compute.drivers.base import DriverError, InstanceNotFound, UsageSample
+from virga_compute.drivers.config_drive import remove_drive, write_drive
 from virga_events.catalog.compute import StopCause
 
 T = TypeVar("T")
+
+# Not VIR_DOMAIN_UNDEFINE_NVRAM: Virga guests boot without UEFI, and the test driver
+# rejects the flag.
+UNDEFINE_FLAGS = (
+    libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
+)
 
 _STATES = {
     libvirt.VIR_DOMAIN_NOSTATE: DomainState.UNKNOWN,
@@ -161,3 +168,35 @@ def usage_sample(instance_id: str, dom: Any) -> UsageSample:
         net_rx_bytes=received,
         net_tx_bytes=sent,
     )
+
+
+def define_and_start(conn: Any, spec: InstanceSpec, definition: str, drive: str | None) -> None:
+    """Define the instance's domain (`definition`) and start it, with its config drive image
+    at `drive` written first; a domain an earlier attempt defined is started as it is.
+
+    On failure what this call made is removed again, the image included.
+    """
+    name = domain_xml.domain_name(spec.instance_id)
+    existing = find_domain(conn, name)
+    if existing is not None:
+        if managed_id(existing) != spec.instance_id:
+            raise DriverError(f"domain {name!r} exists but is not managed by Virga")
+        write_drive(spec, drive, rewrite=False)  # its CD-ROM must be there for it to start
+        power_on(existing)
+        return
+    write_drive(spec, drive)  # before the definition that names it
+    try:
+        dom = conn.defineXML(definition)
+        try:
+            dom.create()
+        except BaseException as exc:
+            try:
+                power_off(dom)
+                dom.undefineFlags(UNDEFINE_FLAGS)
+            except libvirt.libvirtError as cleanup:
+                exc.add_note(f"cleanup of the partial domain {name!r} failed: {cleanup}")
+            raise
+    except BaseException:
+        if spec.config_drive is not None and drive is not None:
+            remove_drive(drive)
+        raise

@@ -26,6 +26,7 @@ from virga_compute.drivers.base import (
     Reconnected,
     UsageSample,
 )
+from virga_compute.drivers.config_drive import drive_files
 from virga_compute.drivers.domain_xml import domain_name, source_key
 from virga_events.catalog.compute import StopCause
 
@@ -46,6 +47,8 @@ class _Domain:
     """Target -> the size a running guest was last told of (`resize_disk`)."""
     cause: StopCause | None = None
     """Why it went off on its own (`power_off_outside`); None once started again."""
+    config_drive: dict[str, bytes] | None = None
+    """The files of its config drive, as the libvirt driver would write them; None: none."""
 
 
 class MemoryComputeDriver:
@@ -224,6 +227,7 @@ class MemoryComputeDriver:
             state=DomainState.SHUTOFF,
             ram_mb=spec.ram_mb,
             disks={disk.target_dev: disk for disk in spec.disks},
+            config_drive=None if spec.config_drive is None else drive_files(spec),
         )
         self._power_on(domain)
         self._domains[name] = domain
@@ -272,6 +276,10 @@ class MemoryComputeDriver:
         if target_dev not in domain.disks:
             raise DriverError(f"{instance_id}: no disk at {target_dev}")
         domain.disk_sizes[target_dev] = max(size_bytes, domain.disk_sizes.get(target_dev, 0))
+
+    def config_drive(self, instance_id: str) -> dict[str, bytes] | None:
+        """The files of the instance's config drive (path → content); None without one."""
+        return self._require(instance_id).config_drive
 
     def disk_size(self, instance_id: str, target_dev: str) -> int | None:
         """What the running guest was last told the disk's size is; None if never."""

@@ -224,6 +224,11 @@ def _place(
         network=asked.network,
         delete_on_termination=asked.delete_on_termination,
         restart_policy=asked.restart_policy,
+        hostname=asked.hostname,
+        key_name=asked.key_name,
+        public_keys=asked.public_keys,
+        user_data=asked.user_data,
+        config_drive=asked.config_drive,
     )
     log.debug("instance_scheduled", instance_id=record.instance_id, host=host.name, attempt=attempt)
     if claim:

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+
 import pytest
 
 from virga_compute.config import ComputeConfig
+from virga_compute.drivers.domain_xml import config_drive_path
+from virga_compute.drivers.libvirt import LibvirtDriver
+from virga_compute.main import build_driver
 
 
 def test_everything_has_a_default_but_the_host() -> None:
@@ -24,6 +30,7 @@ def test_every_setting_is_read() -> None:
             "VIRGA_TRAITS": "ssd, gpu,,ssd",
             "VIRGA_LIBVIRT_URI": "qemu:///system",
             "VIRGA_INSTANCES_PATH": "/srv/virga",
+            "VIRGA_CONFIG_DRIVE_PATH": "/srv/drives",
             "VIRGA_HEARTBEAT_SECONDS": "5",
             "VIRGA_USAGE_SECONDS": "2.5",
             "VIRGA_RESTART_POLICY": "report",
@@ -40,6 +47,7 @@ def test_every_setting_is_read() -> None:
         libvirt_uri="qemu:///system",
         domain_type="qemu",
         instances_path="/srv/virga",
+        config_drive_path="/srv/drives",
         heartbeat_seconds=5,
         usage_seconds=2.5,
         restart_policy="report",
@@ -64,3 +72,16 @@ def test_every_setting_is_read() -> None:
 def test_a_bad_setting_stops_the_agent_naming_it(env: dict[str, str], message: str) -> None:
     with pytest.raises(SystemExit, match=message):
         ComputeConfig.from_env(env)
+
+
+def test_config_drives_go_under_the_instances_path_unless_set(tmp_path: Path) -> None:
+    config = ComputeConfig.from_env(
+        {"VIRGA_HOST": "hv-7", "VIRGA_INSTANCES_PATH": str(tmp_path), "VIRGA_DOMAIN_TYPE": "test"}
+    )
+    driver = build_driver(config)
+    assert isinstance(driver, LibvirtDriver)
+    path = config_drive_path(driver._settings, "i-1")
+    assert path == f"{tmp_path}/config-drives/virga-i-1.iso"
+    moved = build_driver(dataclasses.replace(config, config_drive_path="/srv/drives"))
+    assert isinstance(moved, LibvirtDriver)
+    assert config_drive_path(moved._settings, "i-1") == "/srv/drives/virga-i-1.iso"

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 
 import structlog.testing
 from tests.unit.scheduler.service_support import (
     SMALL,
+    TENANT,
     Scheduler,
     event,
     group_created,
@@ -43,6 +45,30 @@ def test_a_request_is_scheduled_with_what_the_agent_needs_and_the_claim_is_held(
     claim = scheduler.state.claims.get("i1")
     assert claim is not None
     assert (claim.host, claim.vcpus, claim.ram_mb, claim.disk_gb) == ("h1", 2, 2048, 20)
+
+
+def test_the_guests_own_data_goes_with_the_placement_to_its_agent() -> None:
+    scheduler = Scheduler()
+    scheduler.feed(registered("h1"))
+    asked = requested("i1")
+    payload = dataclasses.replace(
+        asked.payload,
+        hostname="vm-i1",
+        key_name="laptop",
+        public_keys=("ssh-ed25519 AAAA me@host",),
+        user_data="IyEvYmluL3NoCg==",
+        config_drive=True,
+    )
+    placed = only(
+        scheduler.feed(event(payload, "i1", TENANT, producer="gateway")), InstanceScheduled
+    )
+    assert (placed.hostname, placed.key_name, placed.public_keys) == (
+        "vm-i1",
+        "laptop",
+        ("ssh-ed25519 AAAA me@host",),
+    )
+    assert (placed.user_data, placed.config_drive) == ("IyEvYmluL3NoCg==", True)
+    assert only(scheduler.feed(requested("i2")), InstanceScheduled).config_drive is False
 
 
 def test_requests_never_double_book_a_host() -> None:
