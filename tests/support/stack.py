@@ -197,6 +197,7 @@ class Stack:
                     "VIRGA_VTEP_IP": "127.0.0.1",
                     "VIRGA_NETWORK_IFACE_PREFIX": self.network_agent_prefix,
                     "VIRGA_NETWORK_TAP_KIND": "veth",
+                    "VIRGA_NETWORK_EDGE": "off",
                     "VIRGA_HTTP_PORT": str(agent_port),
                 },
                 self.run_dir,

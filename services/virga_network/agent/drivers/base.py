@@ -42,7 +42,9 @@ class NetworkDriver(Protocol):
     async def ensure_network(self, network: NetworkPlumbing, vtep_ip: str) -> None:
         """Make the bridge and its VXLAN port (id `vni`, source `vtep_ip`, UDP 4789, no
         learning, no multicast) exist and be up, with exactly `network.forwarding()` as the
-        VXLAN's remote entries. A VXLAN interface of that name with another id is replaced."""
+        VXLAN's remote entries. A VXLAN interface of that name with another id is replaced.
+        With `network.edge`, also its edge: the namespace, its veth on the bridge, the
+        edge's address, the route to the network and exactly its neighbour entries."""
 
     async def ensure_port(self, tap: str, bridge: str, *, kind: TapKind | None = None) -> None:
         """Make the port's tap exist, be attached to `bridge` (which must exist) and be up;
@@ -56,7 +58,7 @@ class NetworkDriver(Protocol):
         `apply_filters`."""
 
     async def remove_network(self, bridge: str, vxlan: str) -> None:
-        """Remove the VXLAN interface and the bridge; absent is done."""
+        """Remove the VXLAN interface, the bridge and the network's edge; absent is done."""
 
     async def inventory(self) -> HostInventory:
         """List the Virga-named bridges, VXLAN interfaces, taps and filtered taps."""

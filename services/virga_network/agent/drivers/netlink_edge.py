@@ -1,0 +1,119 @@
+"""A network's edge made real (`core.edge`): its namespace, veth, address, routes, neighbours
+(`ip`), and the sockets the agent serves DHCP and metadata on, opened inside it.
+
+Used by `NetlinkDriver` (plumbing) and the agent's composition root (sockets).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from pathlib import Path
+
+from pyroute2.netns import setns
+
+from virga_network.agent.core import names
+from virga_network.agent.core.dhcp import SERVER_PORT
+from virga_network.agent.core.edge import EDGE_ADDRESS
+from virga_network.agent.core.plumbing import EdgePlumbing
+from virga_network.agent.drivers.base import DriverError
+
+NETNS_DIR = Path("/run/netns")
+METADATA_PORT = 80
+
+
+async def _ip(args: list[str], host_netns: str | None, script: str | None = None) -> None:
+    where = ["-n", host_netns] if host_netns is not None else []
+    try:
+        process = await asyncio.create_subprocess_exec(
+            "ip", *where, *args,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+    except FileNotFoundError:
+        raise DriverError("ip is not installed (Debian package iproute2)") from None
+    _, err = await process.communicate(None if script is None else script.encode())
+    if process.returncode != 0:
+        raise DriverError(f"ip {' '.join(args)} failed: {err.decode().strip()}")
+
+
+async def ensure_edge(edge: EdgePlumbing, bridge: str, host_netns: str | None) -> bool:
+    """Make the edge exist as `edge` says, its veth on `bridge`; True if the host end was
+    made now (the caller then disables IPv6 on it)."""
+    made = False
+    if not (NETNS_DIR / edge.namespace).exists():
+        await _ip(["netns", "add", edge.namespace], None)
+    peer = names.veth_peer(edge.veth)
+    try:
+        await _ip(["link", "show", "dev", edge.veth], host_netns)
+    except DriverError:
+        await _ip(
+            ["link", "add", edge.veth, "type", "veth", "peer", "name", peer,
+             "netns", edge.namespace],
+            host_netns,
+        )  # fmt: skip
+        made = True
+    await _ip(["link", "set", edge.veth, "master", bridge, "up"], host_netns)
+    lines = [
+        "link set lo up",
+        f"link set {peer} up",
+        f"addr replace {EDGE_ADDRESS}/32 dev {peer}",
+        f"route replace {edge.cidr} dev {peer} src {EDGE_ADDRESS}",
+        f"neigh flush dev {peer} nud permanent",
+        *(
+            f"neigh replace {ip} lladdr {mac} dev {peer} nud permanent"
+            for ip, mac in edge.neighbours
+        ),
+    ]
+    await _ip(["-n", edge.namespace, "-batch", "-"], None, "\n".join(lines) + "\n")
+    return made
+
+
+async def remove_edge(namespace: str) -> None:
+    """Remove the edge's namespace (its veth goes with it); absent is done."""
+    if (NETNS_DIR / namespace).exists():
+        await _ip(["netns", "del", namespace], None)
+
+
+async def edge_sockets(namespace: str, veth: str) -> tuple[socket.socket, socket.socket]:
+    """A TCP socket listening on 169.254.169.254:80 and a UDP socket on port 67 of the
+    edge's end of `veth`, both inside `namespace` (a socket keeps the namespace it was made
+    in; only the short-lived thread that makes them enters it)."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[tuple[socket.socket, socket.socket]] = loop.create_future()
+
+    def make() -> None:
+        tcp = udp = None
+        try:
+            setns(namespace, flags=0)
+            tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            tcp.bind((EDGE_ADDRESS, METADATA_PORT))
+            tcp.listen(128)
+            tcp.setblocking(False)
+            udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            udp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            udp.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+            # Bound to the edge's end: its broadcasts leave there, without a route.
+            udp.setsockopt(
+                socket.SOL_SOCKET, socket.SO_BINDTODEVICE, names.veth_peer(veth).encode()
+            )
+            udp.bind(("0.0.0.0", SERVER_PORT))
+            udp.setblocking(False)
+            result = (tcp, udp)
+            loop.call_soon_threadsafe(done.set_result, result)
+        except BaseException as exc:
+            for sock in (tcp, udp):
+                if sock is not None:
+                    sock.close()
+            error = DriverError(f"edge sockets in {namespace}: {exc}")
+            loop.call_soon_threadsafe(done.set_exception, error)
+
+    thread = threading.Thread(target=make, name=f"edge-{namespace}", daemon=True)
+    thread.start()
+    try:
+        return await done
+    finally:
+        await asyncio.to_thread(thread.join)
