@@ -12,9 +12,10 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
+from virga_events.catalog.network import instance_port_id
 from virga_network.agent.core import names
 from virga_network.agent.core.guest_metadata import GuestFacts, decode_user_data
-from virga_network.agent.core.model import NetworkAgentState, PortRecord
+from virga_network.agent.core.model import InstanceRecord, NetworkAgentState, PortRecord
 from virga_network.agent.core.plumbing import EdgePlumbing
 
 EDGE_ADDRESS = "169.254.169.254"
@@ -65,6 +66,17 @@ def _local_port(state: NetworkAgentState, network_id: str, ip: str) -> PortRecor
     return None
 
 
+def _instance_of(state: NetworkAgentState, port: PortRecord) -> InstanceRecord | None:
+    """The port's instance: as allocated, else the one whose port id it has (the contract's
+    `instance_port_id`; a port bound before its allocation was read)."""
+    if port.instance_id is not None:
+        return state.instances.get(port.instance_id)
+    return next(
+        (i for i in state.instances.values() if instance_port_id(i.instance_id) == port.port_id),
+        None,
+    )
+
+
 def guest_facts(
     state: NetworkAgentState, network_id: str, ip: str, settings: EdgeSettings
 ) -> GuestFacts | None:
@@ -72,9 +84,9 @@ def guest_facts(
     instance, else None (the caller gets 404)."""
     port = _local_port(state, network_id, ip)
     network = state.networks.get(network_id)
-    if port is None or network is None or port.instance_id is None:
+    if port is None or network is None:
         return None
-    instance = state.instances.get(port.instance_id)
+    instance = _instance_of(state, port)
     if instance is None or instance.tenant_id != port.tenant_id:
         return None
     assert port.mac is not None
@@ -127,7 +139,7 @@ def dhcp_lease(
         ip = next((a for a in port.ips if ipaddress.ip_address(a) in subnet), None)
         if ip is None or subnet.version != 4:
             return None
-        instance = state.instances.get(port.instance_id or "")
+        instance = _instance_of(state, port)
         return Lease(
             mac=port.mac,
             ip=ip,
