@@ -38,6 +38,9 @@ class _Dhcp(asyncio.DatagramProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.DatagramTransport, transport)
 
+    def error_received(self, exc: Exception) -> None:
+        log.warning("dhcp_send_failed", network_id=self._network_id, reason=str(exc))
+
     def datagram_received(self, data: bytes, addr: tuple[str | int, int]) -> None:
         message = dhcp.parse(data)
         if message is None or self.transport is None:

@@ -250,7 +250,7 @@ def _listen_udp(netns: str, port: int) -> subprocess.Popen[str]:
         "try:\n"
         "    while True:\n"
         "        data, addr = s.recvfrom(2048)\n"
-        "        print(addr[0], addr[1], data.decode(), flush=True)\n"
+        '        print(addr[0], addr[1], data.decode(errors="replace"), flush=True)\n'
         "except TimeoutError:\n"
         "    pass\n"
     )
@@ -281,3 +281,28 @@ def test_a_guest_cannot_answer_dhcp_for_another(world: World) -> None:
     # The same group lets a2's other UDP through: only its DHCP server port is refused.
     assert "offer-from-1067" in received
     assert "offer-from-67" not in received
+
+
+def _discover(mac: str) -> bytes:
+    """A DHCP DISCOVER for `mac` (chaddr) asking for a broadcast answer."""
+    chaddr = bytes.fromhex(mac.replace(":", "")) + bytes(10)
+    header = bytes([1, 1, 6, 0]) + b"\x00\x00\x12\x34" + b"\x00\x00\x80\x00" + bytes(16)
+    return header + chaddr + bytes(192) + b"\x63\x82\x53\x63" + bytes([53, 1, 1, 255])
+
+
+def test_a_guest_cannot_ask_dhcp_for_another_ports_lease(world: World) -> None:
+    for name in ("a1", "a2"):
+        dhcp(world, name)
+    for mac, answered in ((GUESTS["a1"].mac, True), (GUESTS["a2"].mac, False)):
+        listener = _listen_udp(world.ns["a1"], 68)
+        sender = (
+            "import socket\n"
+            "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+            "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+            "s.bind(('10.0.0.11', 68))\n"
+            f"s.sendto(bytes.fromhex({_discover(mac).hex()!r}), ('169.254.169.254', 67))\n"
+        )
+        sh(sys.executable, "-c", sender, netns=world.ns["a1"])
+        received, _ = listener.communicate(timeout=20)
+        # The edge's OFFER (broadcast, from 169.254.169.254:67) only for a1's own MAC.
+        assert ("169.254.169.254 67" in received) is answered, (mac, received)

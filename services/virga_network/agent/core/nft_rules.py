@@ -53,6 +53,9 @@ def _spoof_chain(port: PortFilter, index: int) -> list[str]:
         # A guest never answers DHCP: only its network's edge does (`core.edge`).
         "ether type ip udp sport 67 drop",
         "ether type ip6 udp sport 547 drop",
+        # A DHCP message names its client by the MAC inside it (chaddr, 28 bytes into the
+        # message, after UDP's 8): the port's own, so the edge answers no one else's lease.
+        f"ether type ip udp dport 67 @th,288,48 != 0x{port.mac.replace(':', '')} drop",
         # DHCP before the guest has an address: exactly a broadcast DISCOVER or REQUEST.
         f"ether type ip ether daddr ff:ff:ff:ff:ff:ff ip saddr 0.0.0.0 ip daddr 255.255.255.255"
         f" udp sport 68 udp dport 67 meta mark set {index:#x} accept",

@@ -7,6 +7,7 @@ Used by `NetlinkDriver` (plumbing) and the agent's composition root (sockets).
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import threading
 from pathlib import Path
@@ -39,11 +40,21 @@ async def _ip(args: list[str], host_netns: str | None, script: str | None = None
         raise DriverError(f"ip {' '.join(args)} failed: {err.decode().strip()}")
 
 
+def _drop_stale(path: Path) -> None:
+    """Remove `path` if it is a namespace's file but no namespace is mounted on it: left by
+    an agent that ran in a mount namespace of its own (`ip netns exec`), whose namespace
+    ended with it."""
+    if path.exists() and not os.path.ismount(path):
+        path.unlink()
+
+
 async def ensure_edge(edge: EdgePlumbing, bridge: str, host_netns: str | None) -> bool:
     """Make the edge exist as `edge` says, its veth on `bridge`; True if the host end was
     made now (the caller then disables IPv6 on it)."""
     made = False
-    if not (NETNS_DIR / edge.namespace).exists():
+    path = NETNS_DIR / edge.namespace
+    _drop_stale(path)
+    if not path.exists():
         await _ip(["netns", "add", edge.namespace], None)
     peer = names.veth_peer(edge.veth)
     try:
