@@ -59,6 +59,6 @@ def kind_of(name: str, prefix: str = DEFAULT_PREFIX) -> Kind | None:
     if not name.startswith(prefix) or len(rest) != DIGITS + 1:
         return None
     kind, digits = rest[0], rest[1:]
-    if kind not in ("b", "x", "t") or any(c not in "0123456789abcdef" for c in digits):
+    if kind not in ("b", "x", "t", "e") or any(c not in "0123456789abcdef" for c in digits):
         return None
     return kind  # type: ignore[return-value]

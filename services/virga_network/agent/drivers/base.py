@@ -30,6 +30,8 @@ class HostInventory:
     """Taps that have filters installed."""
     ports_of: dict[str, frozenset[str]] = field(default_factory=dict)
     """Bridge -> the Virga interfaces attached to it."""
+    edges: frozenset[str] = frozenset()
+    """Networks' edges that exist (`core.edge`), by the name of their veth's host end."""
 
 
 class NetworkDriver(Protocol):
@@ -61,7 +63,7 @@ class NetworkDriver(Protocol):
         """Remove the VXLAN interface, the bridge and the network's edge; absent is done."""
 
     async def inventory(self) -> HostInventory:
-        """List the Virga-named bridges, VXLAN interfaces, taps and filtered taps."""
+        """List the Virga-named bridges, VXLAN interfaces, taps, filtered taps and edges."""
 
     async def forwarding(self, vxlan: str) -> frozenset[tuple[str, str]]:
         """The VXLAN interface's remote (MAC, VTEP) entries; empty if it does not exist."""

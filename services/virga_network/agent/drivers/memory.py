@@ -92,6 +92,7 @@ class MemoryNetworkDriver:
             taps=self._virga(self.taps),
             filtered=frozenset(port.tap for port in self.filters.ports),
             ports_of={bridge: frozenset(members) for bridge, members in ports_of.items()},
+            edges=frozenset(edge.veth for edge in self.edges.values()),
         )
 
     async def forwarding(self, vxlan: str) -> frozenset[tuple[str, str]]:

@@ -290,7 +290,7 @@ class NetlinkDriver:
     async def inventory(self) -> HostInventory:
         links = await self._run(lambda: list(self._ip().get_links()))
         by_index = {link["index"]: link.get("IFLA_IFNAME") for link in links}
-        found: dict[str, set[str]] = {"b": set(), "x": set(), "t": set()}
+        found: dict[str, set[str]] = {"b": set(), "x": set(), "t": set(), "e": set()}
         ports_of: dict[str, set[str]] = {}
         for link in links:
             name = link.get("IFLA_IFNAME")
@@ -307,6 +307,7 @@ class NetlinkDriver:
             taps=frozenset(found["t"]),
             filtered=await self._filtered(),
             ports_of={bridge: frozenset(members) for bridge, members in ports_of.items()},
+            edges=await asyncio.to_thread(netlink_edge.edges, self._prefix, self._host),
         )
 
     async def _filtered(self) -> frozenset[str]:

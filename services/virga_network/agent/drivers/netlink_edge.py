@@ -82,6 +82,16 @@ async def ensure_edge(edge: EdgePlumbing, bridge: str, host_netns: str | None) -
     return made
 
 
+def edges(prefix: str, host: str) -> frozenset[str]:
+    """The edges of `host` whose namespace exists, by their veth's name."""
+    found = set()
+    for path in NETNS_DIR.glob(f"{prefix}e*-{host}") if NETNS_DIR.exists() else ():
+        veth = path.name.removesuffix(f"-{host}")
+        if names.kind_of(veth, prefix) == "e" and os.path.ismount(path):
+            found.add(veth)
+    return frozenset(found)
+
+
 async def remove_edge(namespace: str) -> None:
     """Remove the edge's namespace (its veth goes with it); absent is done."""
     if (NETNS_DIR / namespace).exists():

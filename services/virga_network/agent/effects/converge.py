@@ -161,6 +161,8 @@ class AgentEffects:
             taps |= set(inventory.taps)
             networks |= {(b, _partner(b, "x")) for b in inventory.bridges}
             networks |= {(_partner(x, "b"), x) for x in inventory.vxlans}
+            # An edge whose bridge is gone (a crash between the two) goes with its network.
+            networks |= {(_partner(e, "b"), _partner(e, "x")) for e in inventory.edges}
         failed = False
         for tap in sorted(taps - wanted_taps):
             try:
