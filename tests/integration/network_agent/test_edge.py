@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from tests.support import frames
 from tests.support.agents import AgentWorld, bound, registered
 from tests.support.netns import KafkaRelay, namespaces, sh
 
@@ -35,6 +36,7 @@ from virga_network.agent.core import names
 pytestmark = pytest.mark.kafka
 
 PREFIX = "ve5"
+FRAMES = str(Path(frames.__file__))
 HOST = "h1"
 NET_A, NET_B = str(uuid.uuid4()), str(uuid.uuid4())
 KEY_A = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAtenantakeyxxxxxxxxxxxxxxxxxxxxxxxxxxxxx a@a"
@@ -306,3 +308,19 @@ def test_a_guest_cannot_ask_dhcp_for_another_ports_lease(world: World) -> None:
         received, _ = listener.communicate(timeout=20)
         # The edge's OFFER (broadcast, from 169.254.169.254:67) only for a1's own MAC.
         assert ("169.254.169.254 67" in received) is answered, (mac, received)
+
+
+def test_dhcp_from_no_address_passes_only_as_an_ethernet_broadcast(world: World) -> None:
+    a1 = GUESTS["a1"]
+    dhcp(world, "a1")
+    assert fetch(world, "a1", "/")[0] == 200  # a1 now knows the edge's MAC
+    neighbour = sh("ip", "neigh", "show", "169.254.169.254", netns=world.ns["a1"]).stdout
+    edge_mac = neighbour.split("lladdr ")[1].split()[0]
+    for dst_mac, answered in ((frames.BROADCAST, True), (edge_mac, False)):
+        listener = _listen_udp(world.ns["a1"], 68)
+        datagram = _discover(a1.mac)
+        frame = frames.ipv4_udp(a1.mac, dst_mac, "0.0.0.0", "255.255.255.255", 68, 67, datagram)
+        sh(sys.executable, FRAMES, "send", "eth0", frame.hex(), netns=world.ns["a1"])
+        received, _ = listener.communicate(timeout=20)
+        # From 0.0.0.0 only as a broadcast: the edge would answer the unicast frame too.
+        assert ("169.254.169.254 67" in received) is answered, (dst_mac, received)

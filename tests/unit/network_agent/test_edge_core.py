@@ -16,6 +16,8 @@ from virga_network.agent.core.model import (
     NetworkRecord,
     PortRecord,
 )
+from virga_network.agent.core.nft_rules import Marks, render
+from virga_network.agent.core.plumbing import FilterSet, PortFilter
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKey a@b"
 FACTS = GuestFacts(
@@ -141,3 +143,25 @@ def test_dhcp_offers_and_acks_the_ports_address_with_mtu_router_and_hostname() -
     assert other is not None
     assert dhcp.answer(other, lease) is None  # another MAC's message never gets this lease
     assert dhcp.parse(b"garbage") is None
+
+
+def test_a_ports_filters_let_dhcp_through_exactly_and_never_let_it_answer() -> None:
+    port = PortFilter(tap="vgt0000000001", mac="02:00:00:00:00:01", ips=("10.0.0.5",), zone=7)
+    script = render(FilterSet(ports=(port,)), "vg", Marks())
+    spoof = [line for line in script.splitlines() if "from_vgt0000000001 " in line]
+    rules = [line.split("from_vgt0000000001 ", 1)[1] for line in spoof if "add rule" in line]
+    dhcp_client = (
+        "ether type ip ether daddr ff:ff:ff:ff:ff:ff ip saddr 0.0.0.0 ip daddr 255.255.255.255"
+        " udp sport 68 udp dport 67 meta mark set 0x1 accept"
+    )
+    # Before the exception: no DHCP answers, no DHCP for another MAC; after it: own address.
+    order = [
+        "ether type ip udp sport 67 drop",
+        "ether type ip udp dport 67 @th,288,48 != 0x020000000001 drop",
+        dhcp_client,
+        "ether type ip ip saddr != { 10.0.0.5 } drop",
+    ]
+    assert [rules.index(rule) for rule in order] == sorted(rules.index(rule) for rule in order)
+    assert "ether type ip6 udp sport 547 drop" in rules
+    ingress = [line for line in script.splitlines() if "ingress_vgt0000000001 " in line]
+    assert any("ip saddr 169.254.169.254 udp sport 67 udp dport 68 accept" in r for r in ingress)
