@@ -12,6 +12,7 @@ import base64
 import json
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -324,3 +325,15 @@ def test_dhcp_from_no_address_passes_only_as_an_ethernet_broadcast(world: World)
         received, _ = listener.communicate(timeout=20)
         # From 0.0.0.0 only as a broadcast: the edge would answer the unicast frame too.
         assert ("169.254.169.254 67" in received) is answered, (dst_mac, received)
+
+
+def test_a_restarted_agent_serves_its_guests_again(world: World) -> None:
+    dhcp(world, "a1")
+    world.agents.stop_agent(HOST)
+    world.agents.start_agent(HOST)
+    deadline = time.monotonic() + 60
+    while (status := fetch(world, "a1", "/latest/meta-data/instance-id"))[0] != 200:
+        assert time.monotonic() < deadline, world.agents.log(HOST)
+        time.sleep(0.5)
+    assert status == (200, GUESTS["a1"].instance_id.encode())
+    assert dhcp(world, "a1")["ip"] == GUESTS["a1"].ip
