@@ -61,7 +61,8 @@ class _Dhcp(asyncio.DatagramProtocol):
 
 @dataclass
 class _Served:
-    edge: EdgePlumbing
+    namespace: str
+    veth: str
     runner: web.AppRunner
     dhcp: asyncio.DatagramTransport
 
@@ -84,8 +85,11 @@ class EdgeServer:
         """Serve exactly `edges` (network id, edge); False if one could not be (retried at
         the agent's next convergence)."""
         wanted = dict(edges)
-        for network_id in [n for n, s in self._served.items() if wanted.get(n) != s.edge]:
-            await self._stop(network_id)
+        for network_id, served in list(self._served.items()):
+            edge = wanted.get(network_id)
+            if edge is None or (edge.namespace, edge.veth) != (served.namespace, served.veth):
+                await self._stop(network_id)
+            # Other changes (its neighbours) are the driver's: the sockets stay open.
         ok = True
         for network_id, edge in sorted(wanted.items()):
             if network_id in self._served:
@@ -114,7 +118,7 @@ class EdgeServer:
             await runner.cleanup()
             udp.close()
             raise
-        return _Served(edge, runner, transport)
+        return _Served(edge.namespace, edge.veth, runner, transport)
 
     def _metadata_handler(
         self, network_id: str
