@@ -35,7 +35,8 @@ class NetworkAgentConfig:
     host_lease_seconds: float = 15.0
     """How long this host's lease outlives a crashed agent (`virga_runtime.lease`)."""
     edge: bool = True
-    """Serve DHCP and metadata to this host's guests (`core.edge`); netlink driver only."""
+    """Serve DHCP (v4 and v6) and metadata to this host's guests (`core.edge`); netlink
+    driver only."""
     underlay_mtu: int = 1500
     """MTU of the underlay the VXLAN tunnels cross; guests are told 50 bytes less."""
     dns_servers: tuple[str, ...] = ()

@@ -1,4 +1,5 @@
-"""The edge services of one host: DHCP and the metadata service on each network's edge.
+"""The edge services of one host: DHCP and the metadata service on each network's edge
+(router advertisements and DHCPv6 on an IPv6 network's: `edge_ipv6`).
 
 Each edge (`core.edge`) gets an HTTP listener (169.254.169.254:80) and a DHCP socket (UDP
 67), opened inside its namespace, so the network a request arrives on is the socket's, never
@@ -10,7 +11,6 @@ edge keeps answering while the central services are down.
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import cast
@@ -23,11 +23,12 @@ from virga_network.agent.core.edge import EdgeSettings, dhcp_lease, guest_facts
 from virga_network.agent.core.guest_metadata import document
 from virga_network.agent.core.model import NetworkAgentState
 from virga_network.agent.core.plumbing import EdgePlumbing
-from virga_network.agent.drivers.base import DriverError
+from virga_network.agent.drivers.base import DriverError, EdgeSockets
+from virga_network.agent.edge_ipv6 import Dhcp6, RouterAdvertiser
 
 log = structlog.get_logger(__name__)
-SocketOpener = Callable[[str, str], Awaitable[tuple[socket.socket, socket.socket]]]
-"""(namespace, veth) -> the edge's (TCP 80, UDP 67) sockets (`netlink_edge.edge_sockets`)."""
+SocketOpener = Callable[[EdgePlumbing], Awaitable[EdgeSockets]]
+"""The edge's sockets, opened in its namespace (`netlink_edge.edge_sockets`)."""
 
 
 class _Dhcp(asyncio.DatagramProtocol):
@@ -63,8 +64,11 @@ class _Dhcp(asyncio.DatagramProtocol):
 class _Served:
     namespace: str
     veth: str
-    runner: web.AppRunner
     dhcp: asyncio.DatagramTransport
+    runner: web.AppRunner | None = None
+    """Metadata (IPv4 networks)."""
+    advertiser: RouterAdvertiser | None = None
+    """Router advertisements (IPv6 networks)."""
 
 
 class EdgeServer:
@@ -103,22 +107,32 @@ class EdgeServer:
         return ok
 
     async def _start(self, network_id: str, edge: EdgePlumbing) -> _Served:
-        tcp, udp = await self._open(edge.namespace, edge.veth)
+        sockets = await self._open(edge)
+        loop = asyncio.get_running_loop()
+        if sockets.icmp6 is not None:
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda: Dhcp6(network_id, self.state, self.settings), sock=sockets.dhcp
+            )
+            advertiser = RouterAdvertiser(
+                sockets.icmp6, sockets.ifindex, edge.cidr, self.settings.guest_mtu
+            )
+            advertiser.start()
+            return _Served(edge.namespace, edge.veth, transport, advertiser=advertiser)
+        assert sockets.http is not None
         app = web.Application()
         app.router.add_get("/{path:.*}", self._metadata_handler(network_id))
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         try:
-            await web.SockSite(runner, tcp).start()
-            loop = asyncio.get_running_loop()
+            await web.SockSite(runner, sockets.http).start()
             transport, _ = await loop.create_datagram_endpoint(
-                lambda: _Dhcp(self, network_id), sock=udp
+                lambda: _Dhcp(self, network_id), sock=sockets.dhcp
             )
         except BaseException:
             await runner.cleanup()
-            udp.close()
+            sockets.dhcp.close()
             raise
-        return _Served(edge.namespace, edge.veth, runner, transport)
+        return _Served(edge.namespace, edge.veth, transport, runner=runner)
 
     def _metadata_handler(
         self, network_id: str
@@ -145,7 +159,10 @@ class EdgeServer:
     async def _stop(self, network_id: str) -> None:
         served = self._served.pop(network_id)
         served.dhcp.close()
-        await served.runner.cleanup()
+        if served.runner is not None:
+            await served.runner.cleanup()
+        if served.advertiser is not None:
+            await served.advertiser.stop()
         log.info("edge_stopped", network_id=network_id)
 
     async def close(self) -> None:

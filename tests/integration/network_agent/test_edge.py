@@ -39,7 +39,7 @@ pytestmark = pytest.mark.kafka
 PREFIX = "ve5"
 FRAMES = str(Path(frames.__file__))
 HOST = "h1"
-NET_A, NET_B = str(uuid.uuid4()), str(uuid.uuid4())
+NET_A, NET_B, NET_C = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
 KEY_A = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAtenantakeyxxxxxxxxxxxxxxxxxxxxxxxxxxxxx a@a"
 KEY_B = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBtenantbkeyyyyyyyyyyyyyyyyyyyyyyyyyyyyy b@b"
 SCRIPT = """#!/bin/sh
@@ -76,6 +76,7 @@ GUESTS = {
         Guest("a2", "tenant-a", NET_A, "10.0.0.12", "02:00:0a:00:00:0c", KEY_A, b"a2 data"),
         # Tenant B: the same CIDR, and b1 has a1's address.
         Guest("b1", "tenant-b", NET_B, "10.0.0.11", "02:00:0b:00:00:0b", KEY_B, b"b1 secret"),
+        Guest("c1", "tenant-a", NET_C, "fd00:c::11", "02:00:0c:00:00:11", KEY_A, b"c1"),
     )
 }
 
@@ -94,6 +95,8 @@ def _events(world: AgentWorld) -> None:
                         allocation_pools=()), NET_A, "tenant-a"),
         (NetworkCreated(name="b", cidr="10.0.0.0/24", vni=2002, gateway_ip="10.0.0.1",
                         allocation_pools=()), NET_B, "tenant-b"),
+        (NetworkCreated(name="c", cidr="fd00:c::/64", vni=2003, gateway_ip="fd00:c::1",
+                        allocation_pools=()), NET_C, "tenant-a"),
         *(item for g in GUESTS.values() for item in (
             # No instance_id: the port is then a veth (an instance's is a tap QEMU opens); the
             # edge finds the instance by its port id (`instance_port_id`).
@@ -337,3 +340,27 @@ def test_a_restarted_agent_serves_its_guests_again(world: World) -> None:
         time.sleep(0.5)
     assert status == (200, GUESTS["a1"].instance_id.encode())
     assert dhcp(world, "a1")["ip"] == GUESTS["a1"].ip
+
+
+def test_an_ipv6_guest_gets_its_mtu_advertised_and_its_address_by_dhcpv6(world: World) -> None:
+    c1 = world.ns["c1"]
+    deadline = time.monotonic() + 30
+    # The edge's router advertisement (its answer to the guest's solicitation): the MTU.
+    while sh("cat", "/proc/sys/net/ipv6/conf/eth0/mtu", netns=c1).stdout.strip() != "1450":
+        assert time.monotonic() < deadline, world.agents.log(HOST)
+        time.sleep(0.5)
+    lease, pid = world.tmp / "c1.leases", world.tmp / "c1.pid"
+    client = subprocess.Popen(
+        ["ip", "netns", "exec", c1, "dhclient", "-6", "-d", "-1", "-sf", "/bin/true",
+         "-lf", str(lease), "-pf", str(pid), "eth0"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 40
+        while not (lease.exists() and "iaaddr fd00:c::11 " in lease.read_text()):
+            assert client.poll() is None, "dhclient exited without a lease"
+            assert time.monotonic() < deadline, world.agents.log(HOST)
+            time.sleep(0.5)
+    finally:
+        client.terminate()
+        client.wait(10)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import struct
 
 from virga_events.catalog.network import instance_port_id
-from virga_network.agent.core import dhcp
+from virga_network.agent.core import dhcp, dhcpv6
 from virga_network.agent.core.edge import EdgeSettings, dhcp_lease, guest_facts
 from virga_network.agent.core.guest_metadata import GuestFacts, document, openstack_files
 from virga_network.agent.core.model import (
@@ -165,3 +166,28 @@ def test_a_ports_filters_let_dhcp_through_exactly_and_never_let_it_answer() -> N
     assert "ether type ip6 udp sport 547 drop" in rules
     ingress = [line for line in script.splitlines() if "ingress_vgt0000000001 " in line]
     assert any("ip saddr 169.254.169.254 udp sport 67 udp dport 68 accept" in r for r in ingress)
+
+
+def test_dhcpv6_gives_the_port_its_address_and_the_advertisement_its_mtu() -> None:
+    assert dhcpv6.mac_of_link_local("fe80::ff:fe00:5") == "02:00:00:00:00:05"
+    assert dhcpv6.mac_of_link_local("fe80::1") is None  # not made from a MAC
+    assert dhcpv6.mac_of_link_local("fd00::ff:fe00:5") is None  # not link-local
+    duid = dhcpv6.server_duid("n-1")
+    client = struct.pack("!HH", 1, 4) + b"duid"
+    iaid = struct.pack("!HH", 3, 12) + b"\x00\x00\x00\x07" + bytes(8)
+    solicit = dhcpv6.parse6(bytes([dhcpv6.SOLICIT, 1, 2, 3]) + client + iaid)
+    assert solicit is not None
+    advertise = dhcpv6.answer6(solicit, "fd00::11", duid)
+    assert advertise is not None
+    assert advertise[:4] == bytes([dhcpv6.ADVERTISE, 1, 2, 3])
+    assert ipaddress.IPv6Address("fd00::11").packed in advertise
+    assert b"\x00\x00\x00\x07" in advertise  # the client's IAID, echoed
+    other = struct.pack("!HH", 2, 4) + b"else"  # a REQUEST for another server
+    request = dhcpv6.parse6(bytes([dhcpv6.REQUEST, 1, 2, 3]) + client + other + iaid)
+    assert request is not None
+    assert dhcpv6.answer6(request, "fd00::11", duid) is None
+    advert = dhcpv6.router_advert("fd00:c::/64", 1450)
+    assert advert[0] == dhcpv6.ROUTER_ADVERT
+    assert advert[5] == 0x80  # managed: ask DHCPv6
+    assert advert[6:8] == b"\x00\x00"  # router lifetime 0: the edge is no router
+    assert advert[-4:] == struct.pack("!I", 1450)

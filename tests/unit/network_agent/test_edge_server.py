@@ -15,6 +15,7 @@ from virga_network.agent.core.model import (
     PortRecord,
 )
 from virga_network.agent.core.plumbing import EdgePlumbing
+from virga_network.agent.drivers.base import EdgeSockets
 from virga_network.agent.edge import EdgeServer
 
 
@@ -33,7 +34,7 @@ def _state() -> NetworkAgentState:
 async def test_each_edge_answers_for_its_own_network_and_keeps_its_sockets() -> None:
     opened: dict[str, int] = {}
 
-    async def open_sockets(namespace: str, veth: str) -> tuple[socket.socket, socket.socket]:
+    async def open_sockets(edge: EdgePlumbing) -> EdgeSockets:
         tcp = socket.socket()
         tcp.bind(("127.0.0.1", 0))
         tcp.listen()
@@ -41,8 +42,8 @@ async def test_each_edge_answers_for_its_own_network_and_keeps_its_sockets() -> 
         udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         udp.bind(("127.0.0.1", 0))
         udp.setblocking(False)
-        opened[namespace] = tcp.getsockname()[1]
-        return tcp, udp
+        opened[edge.namespace] = tcp.getsockname()[1]
+        return EdgeSockets(dhcp=udp, http=tcp)
 
     state = _state()
     server = EdgeServer(lambda: state, EdgeSettings(), open_sockets)

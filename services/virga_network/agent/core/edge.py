@@ -1,8 +1,9 @@
 """The edge of a tenant network on this host: who a caller is, and what it may be told.
 
-Each IPv4 network with a port here gets an *edge*: a network namespace of its own plugged
-into the network's bridge by a veth, holding 169.254.169.254, where the agent answers DHCP
-and serves metadata. A caller is identified by the edge it reached (its network) and its
+Each network with a port here gets an *edge*: a network namespace of its own plugged into
+the network's bridge by a veth, where the agent answers DHCP and, on IPv4 networks, serves
+metadata at 169.254.169.254 (on IPv6 networks: router advertisements and DHCPv6 from
+fe80::a9fe:a9fe, `core.dhcpv6`). A caller is identified by the edge it reached (its network) and its
 source address, which the anti-spoofing rules tie to its port; nothing the guest says is
 trusted. Only ports bound on this host are answered. Pure: the agent's state in, facts out.
 """
@@ -39,11 +40,9 @@ class EdgeSettings:
 def edge_plumbing(
     state: NetworkAgentState, network_id: str, prefix: str, ports: list[tuple[str, str]]
 ) -> EdgePlumbing | None:
-    """The edge of `network_id` given its local ports' (MAC, IPv4) pairs; None for an IPv6
-    network (DHCPv6 and SLAAC are not served yet)."""
+    """The edge of `network_id` given its local ports' (MAC, IPv4) pairs (none on an IPv6
+    network: the edge finds its clients by neighbour discovery there)."""
     network = state.networks[network_id]
-    if ipaddress.ip_network(network.cidr, strict=False).version != 4:
-        return None
     name = names.edge_name(network_id, prefix)
     return EdgePlumbing(
         namespace=f"{name}-{state.host}",
@@ -137,7 +136,7 @@ def dhcp_lease(
         if port.mac is None or port.mac.lower() != mac.lower():
             continue
         ip = next((a for a in port.ips if ipaddress.ip_address(a) in subnet), None)
-        if ip is None or subnet.version != 4:
+        if ip is None:
             return None
         instance = _instance_of(state, port)
         return Lease(

@@ -25,6 +25,7 @@ from __future__ import annotations
 import ipaddress
 
 from virga_network.agent.core import nft_tunnels
+from virga_network.agent.core.dhcpv6 import EDGE_ADDRESS6
 from virga_network.agent.core.edge import EDGE_ADDRESS
 from virga_network.agent.core.nft_text import link_local as link_local
 from virga_network.agent.core.nft_text import nft_set as _set
@@ -99,8 +100,12 @@ _EDGE = {
     "egress": (
         "meta nfproto ipv4 udp sport 68 udp dport 67",
         f"meta nfproto ipv4 ip daddr {EDGE_ADDRESS} tcp dport 80",
+        "meta nfproto ipv6 udp sport 546 udp dport 547",
     ),
-    "ingress": (f"meta nfproto ipv4 ip saddr {EDGE_ADDRESS} udp sport 67 udp dport 68",),
+    "ingress": (
+        f"meta nfproto ipv4 ip saddr {EDGE_ADDRESS} udp sport 67 udp dport 68",
+        f"meta nfproto ipv6 ip6 saddr {EDGE_ADDRESS6} udp sport 547 udp dport 546",
+    ),
 }
 
 
@@ -179,7 +184,9 @@ def _tables(table: str, prefix: str) -> list[str]:
         # another program's marks on the host's own traffic must not lead to a port's chain.
         f'    iifname != "{prefix}b*" accept',
         "    meta mark 0 accept",
-        "    icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit } accept",
+        # Router advertisements come only from the edge: a port's and the tunnel's are dropped.
+        "    icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit,"
+        " nd-router-advert } accept",
         "    ct state invalid drop",
         "    ct state established,related accept",
         "    meta mark & 0xffff vmap @egress",

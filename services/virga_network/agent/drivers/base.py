@@ -9,6 +9,7 @@ for good.
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -32,6 +33,20 @@ class HostInventory:
     """Bridge -> the Virga interfaces attached to it."""
     edges: frozenset[str] = frozenset()
     """Networks' edges that exist (`core.edge`), by the name of their veth's host end."""
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeSockets:
+    """The sockets of one edge (`core.edge`), opened inside its namespace."""
+
+    dhcp: socket.socket
+    """UDP 67 (IPv4) or 547, in the all-DHCP-servers group (IPv6)."""
+    http: socket.socket | None = None
+    """TCP 169.254.169.254:80, listening (IPv4 networks)."""
+    icmp6: socket.socket | None = None
+    """Raw ICMPv6 for router solicitations and advertisements (IPv6 networks)."""
+    ifindex: int = 0
+    """The edge's interface inside its namespace."""
 
 
 class NetworkDriver(Protocol):

@@ -7,8 +7,10 @@ Used by `NetlinkDriver` (plumbing) and the agent's composition root (sockets).
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import os
 import socket
+import struct
 import threading
 from pathlib import Path
 
@@ -16,9 +18,10 @@ from pyroute2.netns import setns
 
 from virga_network.agent.core import names
 from virga_network.agent.core.dhcp import SERVER_PORT
+from virga_network.agent.core.dhcpv6 import ALL_DHCP, EDGE_ADDRESS6, SERVER_PORT6
 from virga_network.agent.core.edge import EDGE_ADDRESS
 from virga_network.agent.core.plumbing import EdgePlumbing
-from virga_network.agent.drivers.base import DriverError
+from virga_network.agent.drivers.base import DriverError, EdgeSockets
 
 NETNS_DIR = Path("/run/netns")
 METADATA_PORT = 80
@@ -67,11 +70,18 @@ async def ensure_edge(edge: EdgePlumbing, bridge: str, host_netns: str | None) -
         )  # fmt: skip
         made = True
     await _ip(["link", "set", edge.veth, "master", bridge, "up"], host_netns)
+    if ipaddress.ip_network(edge.cidr).version == 6:
+        # A fixed link-local address, usable at once (no duplicate detection: it is ours).
+        own = [f"addr replace {EDGE_ADDRESS6}/64 dev {peer} nodad",
+               f"route replace {edge.cidr} dev {peer}"]  # fmt: skip
+    else:
+        own = [f"addr replace {EDGE_ADDRESS}/32 dev {peer}",
+               f"route replace {edge.cidr} dev {peer} src {EDGE_ADDRESS}"]  # fmt: skip
     lines = [
         "link set lo up",
+        f"link set {peer} addrgenmode none",  # no address of its own making: only ours
         f"link set {peer} up",
-        f"addr replace {EDGE_ADDRESS}/32 dev {peer}",
-        f"route replace {edge.cidr} dev {peer} src {EDGE_ADDRESS}",
+        *own,
         f"neigh flush dev {peer} nud permanent",
         *(
             f"neigh replace {ip} lladdr {mac} dev {peer} nud permanent"
@@ -98,41 +108,63 @@ async def remove_edge(namespace: str) -> None:
         await _ip(["netns", "del", namespace], None)
 
 
-async def edge_sockets(namespace: str, veth: str) -> tuple[socket.socket, socket.socket]:
-    """A TCP socket listening on 169.254.169.254:80 and a UDP socket on port 67 of the
-    edge's end of `veth`, both inside `namespace` (a socket keeps the namespace it was made
-    in; only the short-lived thread that makes them enters it)."""
+def _v4(peer: str) -> EdgeSockets:
+    http = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    http.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    http.bind((EDGE_ADDRESS, METADATA_PORT))
+    http.listen(128)
+    dhcp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    dhcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    dhcp.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+    # Bound to the edge's end: its broadcasts leave there, without a route.
+    dhcp.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, peer.encode())
+    dhcp.bind(("0.0.0.0", SERVER_PORT))
+    return EdgeSockets(dhcp=dhcp, http=http, ifindex=socket.if_nametoindex(peer))
+
+
+def _v6(peer: str) -> EdgeSockets:
+    ifindex = socket.if_nametoindex(peer)
+    dhcp = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    dhcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    dhcp.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, peer.encode())
+    dhcp.bind(("::", SERVER_PORT6))
+    _join(dhcp, ALL_DHCP, ifindex)
+    icmp6 = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+    icmp6.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, peer.encode())
+    icmp6.bind((EDGE_ADDRESS6, 0, 0, ifindex))
+    for option in (socket.IPV6_MULTICAST_HOPS, socket.IPV6_UNICAST_HOPS):
+        icmp6.setsockopt(socket.IPPROTO_IPV6, option, 255)  # neighbour discovery's rule
+    icmp6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, ifindex)
+    _join(icmp6, "ff02::2", ifindex)  # all routers: where solicitations go
+    return EdgeSockets(dhcp=dhcp, icmp6=icmp6, ifindex=ifindex)
+
+
+def _join(sock: socket.socket, group: str, ifindex: int) -> None:
+    request = socket.inet_pton(socket.AF_INET6, group) + struct.pack("@I", ifindex)
+    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, request)
+
+
+async def edge_sockets(edge: EdgePlumbing) -> EdgeSockets:
+    """The edge's sockets (`EdgeSockets`), made inside its namespace (a socket keeps the
+    namespace it was made in; only the short-lived thread that makes them enters it)."""
     loop = asyncio.get_running_loop()
-    done: asyncio.Future[tuple[socket.socket, socket.socket]] = loop.create_future()
+    done: asyncio.Future[EdgeSockets] = loop.create_future()
+    peer = names.veth_peer(edge.veth)
 
     def make() -> None:
-        tcp = udp = None
         try:
-            setns(namespace, flags=0)
-            tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            tcp.bind((EDGE_ADDRESS, METADATA_PORT))
-            tcp.listen(128)
-            tcp.setblocking(False)
-            udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            udp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            udp.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
-            # Bound to the edge's end: its broadcasts leave there, without a route.
-            udp.setsockopt(
-                socket.SOL_SOCKET, socket.SO_BINDTODEVICE, names.veth_peer(veth).encode()
-            )
-            udp.bind(("0.0.0.0", SERVER_PORT))
-            udp.setblocking(False)
-            result = (tcp, udp)
-            loop.call_soon_threadsafe(done.set_result, result)
-        except BaseException as exc:
-            for sock in (tcp, udp):
+            setns(edge.namespace, flags=0)
+            six = ipaddress.ip_network(edge.cidr).version == 6
+            made = _v6(peer) if six else _v4(peer)
+            for sock in (made.dhcp, made.http, made.icmp6):
                 if sock is not None:
-                    sock.close()
-            error = DriverError(f"edge sockets in {namespace}: {exc}")
+                    sock.setblocking(False)
+            loop.call_soon_threadsafe(done.set_result, made)
+        except BaseException as exc:
+            error = DriverError(f"edge sockets in {edge.namespace}: {exc}")
             loop.call_soon_threadsafe(done.set_exception, error)
 
-    thread = threading.Thread(target=make, name=f"edge-{namespace}", daemon=True)
+    thread = threading.Thread(target=make, name=f"edge-{edge.namespace}", daemon=True)
     thread.start()
     try:
         return await done
