@@ -164,6 +164,8 @@ def test_a_ports_filters_let_dhcp_through_exactly_and_never_let_it_answer() -> N
     ]
     assert [rules.index(rule) for rule in order] == sorted(rules.index(rule) for rule in order)
     assert "ether type ip6 udp sport 547 drop" in rules
+    v6_only = PortFilter(tap="vgt0000000002", mac="02:00:00:00:00:02", ips=("fd00::5",), zone=7)
+    assert "0.0.0.0 ip daddr" not in render(FilterSet(ports=(v6_only,)), "vg", Marks())
     ingress = [line for line in script.splitlines() if "ingress_vgt0000000001 " in line]
     assert any("ip saddr 169.254.169.254 udp sport 67 udp dport 68 accept" in r for r in ingress)
 

@@ -45,6 +45,14 @@ def _spoof_chain(port: PortFilter, index: int) -> list[str]:
     v4, v6 = _split(port.ips)
     own6 = [*v6, link_local(port.mac)]
     na_targets = [hex(int(ipaddress.IPv6Address(a))) for a in own6]
+    ipv4 = ["ether type ip drop"]
+    if v4:
+        ipv4 = [
+            # DHCP before the guest has an address: exactly a broadcast DISCOVER or REQUEST.
+            "ether type ip ether daddr ff:ff:ff:ff:ff:ff ip saddr 0.0.0.0 ip daddr 255.255.255.255"
+            f" udp sport 68 udp dport 67 meta mark set {index:#x} accept",
+            f"ether type ip ip saddr != {_set(v4)} drop",
+        ]
     rules = [
         f"ether saddr != {port.mac} drop",
         "ether type vlan drop",
@@ -57,10 +65,7 @@ def _spoof_chain(port: PortFilter, index: int) -> list[str]:
         # A DHCP message names its client by the MAC inside it (chaddr, 28 bytes into the
         # message, after UDP's 8): the port's own, so the edge answers no one else's lease.
         f"ether type ip udp dport 67 @th,288,48 != 0x{port.mac.replace(':', '')} drop",
-        # DHCP before the guest has an address: exactly a broadcast DISCOVER or REQUEST.
-        f"ether type ip ether daddr ff:ff:ff:ff:ff:ff ip saddr 0.0.0.0 ip daddr 255.255.255.255"
-        f" udp sport 68 udp dport 67 meta mark set {index:#x} accept",
-        f"ether type ip ip saddr != {_set(v4)} drop" if v4 else "ether type ip drop",
+        *ipv4,
         # '::' is the source of duplicate address detection's solicitations.
         f"ether type ip6 ip6 saddr != {_set([*own6, '::'])} drop",
         "ether type ip6 icmpv6 type { nd-router-advert, nd-redirect } drop",
