@@ -34,7 +34,11 @@ class AgentWorld:
         vteps: Mapping[str, str],
         prefix: str,
         tmp: Path,
+        edge: bool = False,
     ) -> None:
+        """`edge`: the agents serve DHCP and metadata (their edges' namespaces are then
+        removed by `remove_edges`)."""
+        self.edge = edge
         self.bootstrap = bootstrap
         self.topic_ns = f"{prefix}{uuid.uuid4().hex[:8]}"
         self.ns = dict(ns)
@@ -53,6 +57,7 @@ class AgentWorld:
             "VIRGA_NETWORK_SYNC_SECONDS": "0.1",
             "VIRGA_KAFKA_BOOTSTRAP": self.bootstrap,
             "VIRGA_NAMESPACE": self.topic_ns,
+            "VIRGA_NETWORK_EDGE": "on" if self.edge else "off",
         }
         with (self.tmp / f"agent-{host}.log").open("ab") as log:
             self.agents[host] = subprocess.Popen(
@@ -74,6 +79,15 @@ class AgentWorld:
     def stop_all(self) -> None:
         for host in list(self.agents):
             self.stop_agent(host)
+
+    def remove_edges(self) -> None:
+        """Remove the edges' namespaces the agents made. An agent run with `ip netns exec`
+        has a mount namespace of its own, so its `ip netns add` left only an empty file here."""
+        netns_dir = Path("/run/netns")
+        for path in netns_dir.glob(f"{self.prefix}e*-*") if netns_dir.exists() else ():
+            if path.name.rsplit("-", 1)[1] in self.vteps:
+                subprocess.run(["umount", str(path)], capture_output=True, check=False)
+                path.unlink(missing_ok=True)
 
     def topic(self, service: str) -> str:
         return f"{self.topic_ns}.{service}"

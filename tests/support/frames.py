@@ -45,6 +45,17 @@ def ipv4_icmp(src_mac: str, dst_mac: str, src: str, dst: str, marker: bytes) -> 
     return ether(dst_mac, src_mac, 0x0800, header + icmp)
 
 
+def ipv4_udp(
+    src_mac: str, dst_mac: str, src: str, dst: str, sport: int, dport: int, payload: bytes
+) -> bytes:
+    """A UDP datagram (no UDP checksum, which IPv4 allows)."""
+    udp = struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
+    addresses = ipaddress.IPv4Address(src).packed + ipaddress.IPv4Address(dst).packed
+    header = struct.pack("!BBHHHBBH", 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0) + addresses
+    header = header[:10] + struct.pack("!H", checksum(header)) + header[12:]
+    return ether(dst_mac, src_mac, 0x0800, header + udp)
+
+
 def arp_reply(src_mac: str, sender_mac: str, sender_ip: str, target_ip: str) -> bytes:
     """A gratuitous-style ARP reply: `sender_ip` is at `sender_mac`, broadcast."""
     body = struct.pack("!HHBBH", 1, 0x0800, 6, 4, 2) + _mac(sender_mac)

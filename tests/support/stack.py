@@ -87,6 +87,9 @@ class Stack:
     """Run a network agent for the first host in this namespace, naming its interfaces with
     this prefix (1-3 characters): instance ports are taps, other ports veths. (Agents of two
     hosts in one namespace would plumb the same names.)"""
+    network_agent_edge: bool = False
+    """Let that agent serve DHCP and metadata (its edges' namespaces then outlive the stack
+    unless the test deletes its networks first)."""
     billing: bool = False
     """Run the billing service too."""
     compute_env: dict[str, str] = field(default_factory=dict)
@@ -197,6 +200,7 @@ class Stack:
                     "VIRGA_VTEP_IP": "127.0.0.1",
                     "VIRGA_NETWORK_IFACE_PREFIX": self.network_agent_prefix,
                     "VIRGA_NETWORK_TAP_KIND": "veth",
+                    "VIRGA_NETWORK_EDGE": "on" if self.network_agent_edge else "off",
                     "VIRGA_HTTP_PORT": str(agent_port),
                 },
                 self.run_dir,

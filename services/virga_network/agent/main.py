@@ -7,7 +7,9 @@ import asyncio
 import structlog
 
 from virga_network.agent.config import NetworkAgentConfig
+from virga_network.agent.core.model import NetworkAgentState
 from virga_network.agent.drivers.base import NetworkDriver
+from virga_network.agent.edge import EdgeServer
 from virga_network.agent.service import SERVICE_NAME, definition, runner_config
 from virga_runtime import ServiceRunner
 from virga_runtime.lease import HostLeaseHeld
@@ -24,7 +26,7 @@ def build_driver(config: NetworkAgentConfig) -> NetworkDriver:
         return MemoryNetworkDriver(prefix=config.prefix)
     from virga_network.agent.drivers.netlink import NetlinkDriver  # pyroute2 loads only when used
 
-    return NetlinkDriver(prefix=config.prefix, tap_kind=config.tap_kind)
+    return NetlinkDriver(prefix=config.prefix, tap_kind=config.tap_kind, host=config.host)
 
 
 async def run(config: NetworkAgentConfig) -> None:
@@ -32,12 +34,25 @@ async def run(config: NetworkAgentConfig) -> None:
     settings = kafka_settings(SERVICE_NAME)
     driver = build_driver(config)
     log.info("network_agent_starting", host=config.host, vtep_ip=config.vtep_ip)
+    runner: ServiceRunner[NetworkAgentState] | None = None
+    edges = None
+    if config.edge and config.driver == "netlink":
+        from virga_network.agent.drivers.netlink_edge import edge_sockets
+
+        def state() -> NetworkAgentState:
+            assert runner is not None  # effects run only once the runner exists
+            return runner.state
+
+        edges = EdgeServer(state, config.edge_settings, edge_sockets)
     try:
-        runner = ServiceRunner(definition(config, driver), settings, runner_config(config))
+        serving = None if edges is None else edges.serve
+        runner = ServiceRunner(definition(config, driver, serving), settings, runner_config(config))
         await run_until_signalled(runner)
     except HostLeaseHeld as error:
         raise SystemExit(f"network agent of host {config.host}: {error}") from None
     finally:
+        if edges is not None:
+            await edges.close()
         await driver.close()
 
 

@@ -12,7 +12,7 @@ from virga_network.agent.core.decide import decide, on_ready, tick
 from virga_network.agent.core.fold import evolve
 from virga_network.agent.core.model import NetworkAgentState
 from virga_network.agent.drivers.base import NetworkDriver
-from virga_network.agent.effects.converge import AgentEffects
+from virga_network.agent.effects.converge import AgentEffects, EdgeServing
 from virga_runtime import RunnerConfig, ServiceDefinition
 
 SERVICE_NAME = "network"
@@ -20,9 +20,9 @@ SERVICE_NAME = "network"
 
 
 def definition(
-    config: NetworkAgentConfig, driver: NetworkDriver
+    config: NetworkAgentConfig, driver: NetworkDriver, edges: EdgeServing | None = None
 ) -> ServiceDefinition[NetworkAgentState]:
-    """The agent of `config.host`, acting through `driver`.
+    """The agent of `config.host`, acting through `driver`, serving its edges with `edges`.
 
     Reads `<ns>.api`; writes `<ns>.network`, which it also follows (run it with
     `runner_config(config)`) for the controller's and the other agents' events.
@@ -43,7 +43,7 @@ def definition(
         snapshot=agent_snapshot.snapshot,
         restore=restore,
         decide=partial(decide, config),
-        effects=AgentEffects(driver).handlers(),
+        effects=AgentEffects(driver, edges=edges).handlers(),
         tick=partial(tick, config),
         tick_seconds=config.sync_seconds,
         on_ready=partial(on_ready, config),

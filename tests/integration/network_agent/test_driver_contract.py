@@ -10,7 +10,13 @@ import pytest
 from tests.support.netns import links, namespaces, sh, unique
 
 from virga_network.agent.core import names
-from virga_network.agent.core.plumbing import FilterRule, FilterSet, NetworkPlumbing, PortFilter
+from virga_network.agent.core.plumbing import (
+    EdgePlumbing,
+    FilterRule,
+    FilterSet,
+    NetworkPlumbing,
+    PortFilter,
+)
 from virga_network.agent.drivers.base import DriverError, NetworkDriver
 from virga_network.agent.drivers.memory import MemoryNetworkDriver
 from virga_network.agent.drivers.netlink import NetlinkDriver
@@ -25,6 +31,17 @@ NET = NetworkPlumbing(
     fdb=(("02:00:00:00:00:02", "192.0.2.2"),),
 )
 VTEP = "192.0.2.1"
+HOST = unique("c")
+"""This run's host name: it ends the edges' namespace names, which are global."""
+EDGE = EdgePlumbing(
+    namespace=f"{names.edge_name('net-1', PREFIX)}-{HOST}",
+    veth=names.edge_name("net-1", PREFIX),
+    cidr="10.0.0.0/24",
+    neighbours=(("10.0.0.5", "02:00:00:00:00:01"),),
+)
+EDGED = NetworkPlumbing(
+    network_id=NET.network_id, vni=NET.vni, bridge=NET.bridge, vxlan=NET.vxlan, edge=EDGE
+)
 TAP = names.tap_name("port-1", PREFIX)
 OTHER_TAP = names.tap_name("port-2", PREFIX)
 SPEC = PortFilter(
@@ -108,6 +125,16 @@ class DriverContract(abc.ABC):
         await driver.apply_filters(FilterSet())
         assert (await driver.inventory()).filtered == frozenset()
 
+    async def test_an_edge_lives_with_its_network(self, driver: NetworkDriver) -> None:
+        await driver.ensure_network(EDGED, VTEP)
+        await driver.ensure_network(EDGED, VTEP)  # idempotent
+        assert (await driver.inventory()).edges == {EDGE.veth}
+        for _ in range(2):
+            await driver.remove_network(NET.bridge, NET.vxlan)
+        inventory = await driver.inventory()
+        assert not inventory.edges
+        assert not inventory.bridges
+
     async def test_removing_is_idempotent_and_leaves_nothing(self, driver: NetworkDriver) -> None:
         await driver.ensure_network(NET, VTEP)
         await driver.ensure_port(TAP, NET.bridge)
@@ -141,12 +168,35 @@ def host_ns() -> Iterator[str]:
 class TestNetlinkDriver(DriverContract):
     @pytest.fixture
     async def driver(self, host_ns: str) -> AsyncIterator[NetworkDriver]:
-        driver = NetlinkDriver(prefix=PREFIX, tap_kind="veth", netns=host_ns)
+        driver = NetlinkDriver(prefix=PREFIX, tap_kind="veth", netns=host_ns, host=HOST)
         await driver.prepare()
         try:
             yield driver
         finally:
             await driver.close()
+            sh("ip", "netns", "del", EDGE.namespace, check=False)  # a failed test's edge
+
+    async def test_an_edge_holds_its_address_route_and_exactly_its_neighbours(
+        self, driver: NetworkDriver, host_ns: str
+    ) -> None:
+        await driver.ensure_network(EDGED, VTEP)
+        peer = names.veth_peer(EDGE.veth)
+        assert "169.254.169.254/32" in sh("ip", "addr", "show", peer, netns=EDGE.namespace).stdout
+        route = sh("ip", "route", "show", "10.0.0.0/24", netns=EDGE.namespace).stdout
+        assert f"dev {peer}" in route
+        assert "src 169.254.169.254" in route
+        assert NET.bridge in sh("ip", "link", "show", EDGE.veth, netns=host_ns).stdout
+        moved = EdgePlumbing(
+            EDGE.namespace, EDGE.veth, EDGE.cidr, (("10.0.0.6", "02:00:00:00:00:06"),)
+        )
+        await driver.ensure_network(
+            NetworkPlumbing(NET.network_id, NET.vni, NET.bridge, NET.vxlan, edge=moved), VTEP
+        )
+        neighbours = sh("ip", "neigh", "show", "dev", peer, netns=EDGE.namespace).stdout
+        assert "10.0.0.6 lladdr 02:00:00:00:00:06 PERMANENT" in neighbours
+        assert "10.0.0.5" not in neighbours
+        await driver.remove_network(NET.bridge, NET.vxlan)
+        assert EDGE.namespace not in sh("ip", "netns", "list").stdout
 
     async def test_interfaces_virga_did_not_name_are_left_alone(
         self, driver: NetworkDriver, host_ns: str

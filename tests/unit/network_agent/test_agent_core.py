@@ -66,7 +66,7 @@ def fold(events: Sequence[Envelope], state: NetworkAgentState | None = None) -> 
 
 
 def plan(state: NetworkAgentState) -> HostPlan:
-    return host_plan(state, CONFIG.vtep_ip, CONFIG.prefix)
+    return host_plan(state, CONFIG.vtep_ip, CONFIG.prefix, edges=CONFIG.edge)
 
 
 def test_a_port_assigned_here_is_planned_with_its_network_and_filters() -> None:

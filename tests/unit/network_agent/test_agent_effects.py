@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 from virga_events.catalog.network import (
     NetworkAgentRegistered,
@@ -12,7 +13,7 @@ from virga_events.catalog.network import (
 )
 from virga_network.agent.core import names
 from virga_network.agent.core.plan import HostPlan, PortPlan, Unbind, zone
-from virga_network.agent.core.plumbing import FilterSet, NetworkPlumbing, PortFilter
+from virga_network.agent.core.plumbing import EdgePlumbing, FilterSet, NetworkPlumbing, PortFilter
 from virga_network.agent.drivers.base import DriverError
 from virga_network.agent.drivers.memory import MemoryNetworkDriver
 from virga_network.agent.effects.converge import AgentEffects
@@ -147,3 +148,28 @@ async def test_a_host_that_keeps_refusing_is_retried_after_a_pause_not_every_tic
     await asyncio.sleep(0.25)
     await effects.converge(Converge(gone))
     assert driver.calls > calls
+
+
+async def test_edges_are_served_as_the_plan_says_and_an_orphaned_edge_is_removed() -> None:
+    edge = EdgePlumbing("vgeX-h1", names.edge_name("n-1"), "10.0.0.0/24", (("10.0.0.5", "m"),))
+    edged = HostPlan(HOST, VTEP, (replace(NET, edge=edge),), (port("p-1"),), ())
+    served: list[list[tuple[str, EdgePlumbing]]] = []
+
+    async def serve(edges: list[tuple[str, EdgePlumbing]]) -> bool:
+        served.append(edges)
+        return True
+
+    driver = MemoryNetworkDriver()
+    await AgentEffects(driver, edges=serve).converge(Converge(edged))
+    assert driver.edges == {NET.bridge: edge}
+    assert served == [[("n-1", edge)]]
+    assert (NET.vxlan, zone(1001)) in driver.filters.uplinks
+    assert (edge.veth, zone(1001)) in driver.filters.uplinks  # the edge's zone is its network's
+    # A crash left the edge of a network whose bridge is gone: a restart removes it.
+    stray = names.edge_name("n-2")
+    driver.edges[names.bridge_name("n-2")] = replace(edge, veth=stray)
+    await AgentEffects(driver, edges=serve).converge(Converge(edged))
+    assert driver.edges == {NET.bridge: edge}
+    await AgentEffects(driver, edges=serve).converge(Converge(host()))
+    assert driver.edges == {}
+    assert served[-1] == []

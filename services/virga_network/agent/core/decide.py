@@ -19,7 +19,8 @@ from virga_runtime.service import Intent
 
 
 def converge(config: NetworkAgentConfig, state: NetworkAgentState) -> Converge:
-    return Converge(host_plan(state, config.vtep_ip, config.prefix))
+    edges = config.edge and config.driver == "netlink"
+    return Converge(host_plan(state, config.vtep_ip, config.prefix, edges))
 
 
 def decide(

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from virga_events import Envelope
+from virga_events.catalog.api import InstanceDeletionRequested, InstanceRequested
 from virga_events.catalog.network import (
     NetworkAgentRegistered,
     NetworkCreated,
@@ -27,6 +28,7 @@ from virga_events.catalog.network import (
 )
 from virga_network.agent.core.model import (
     GroupRecord,
+    InstanceRecord,
     NetworkAgentState,
     NetworkRecord,
     PortRecord,
@@ -116,7 +118,9 @@ def _port_deleted(record: PortRecord, envelope: Envelope, event: PortDeleted) ->
 @folds.on(NetworkCreated)
 def _network_created(state: NetworkAgentState, envelope: Envelope, event: NetworkCreated) -> None:
     key = envelope.aggregate_id
-    state.networks[key] = NetworkRecord(key, envelope.tenant_id, event.vni, event.cidr)
+    state.networks[key] = NetworkRecord(
+        key, envelope.tenant_id, event.vni, event.cidr, event.gateway_ip
+    )
 
 
 @folds.on(NetworkDeleted)
@@ -143,6 +147,30 @@ def _agent_registered(
     state: NetworkAgentState, envelope: Envelope, event: NetworkAgentRegistered
 ) -> None:
     state.vteps[envelope.aggregate_id] = event.vtep_ip
+
+
+@folds.on(InstanceRequested)
+def _instance_requested(
+    state: NetworkAgentState, envelope: Envelope, event: InstanceRequested
+) -> None:
+    key = envelope.aggregate_id
+    state.instances[key] = InstanceRecord(
+        instance_id=key,
+        tenant_id=envelope.tenant_id,
+        name=event.name,
+        hostname=event.hostname,
+        key_name=event.key_name,
+        public_keys=event.public_keys,
+        user_data=event.user_data,
+        availability_zone=event.availability_zone,
+    )
+
+
+@folds.on(InstanceDeletionRequested)
+def _instance_deletion_requested(
+    state: NetworkAgentState, envelope: Envelope, event: InstanceDeletionRequested
+) -> None:
+    state.instances.pop(envelope.aggregate_id, None)  # its guest reads nothing more
 
 
 evolve = folds.evolve

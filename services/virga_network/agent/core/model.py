@@ -18,6 +18,8 @@ class NetworkRecord:
     tenant_id: str | None
     vni: int
     cidr: str
+    gateway_ip: str = ""
+    """The router address guests are told (DHCP, network_data.json); "" in old snapshots."""
 
 
 @dataclass(slots=True)
@@ -45,6 +47,21 @@ class PortRecord:
 
 
 @dataclass(slots=True)
+class InstanceRecord:
+    """What a guest may read about itself (the metadata service, DHCP), from its request."""
+
+    instance_id: str
+    tenant_id: str | None
+    name: str
+    hostname: str | None = None
+    key_name: str | None = None
+    public_keys: tuple[str, ...] = ()
+    user_data: str | None = None
+    """Base64, as the tenant sent it."""
+    availability_zone: str | None = None
+
+
+@dataclass(slots=True)
 class GroupRecord:
     tenant_id: str | None
     rules: tuple[SecurityGroupRule, ...]
@@ -60,3 +77,5 @@ class NetworkAgentState:
     groups: dict[str, GroupRecord] = field(default_factory=dict)
     vteps: dict[str, str] = field(default_factory=dict)
     """Host -> its VXLAN tunnel endpoint (NetworkAgentRegistered)."""
+    instances: dict[str, InstanceRecord] = field(default_factory=dict)
+    """Instances requested and not yet deleted: what the edge serves their guests."""

@@ -13,9 +13,10 @@ import re
 from typing import Literal
 
 DEFAULT_PREFIX = "vg"
-Kind = Literal["b", "x", "t"]
-"""b: a network's bridge, x: its VXLAN interface, t: a port's tap."""
-_DIGITS = 10
+Kind = Literal["b", "x", "t", "e"]
+"""b: a network's bridge, x: its VXLAN interface, t: a port's tap, e: the host end of its
+edge's veth (and, with the host's name, the edge's namespace: `core.edge`)."""
+DIGITS = 10
 _PREFIX = re.compile(r"[a-z][a-z0-9]{0,2}")
 
 
@@ -27,7 +28,7 @@ def check_prefix(prefix: str) -> str:
 
 
 def _name(prefix: str, kind: Kind, some_id: str) -> str:
-    digest = hashlib.sha256(some_id.encode()).hexdigest()[:_DIGITS]
+    digest = hashlib.sha256(some_id.encode()).hexdigest()[:DIGITS]
     return f"{prefix}{kind}{digest}"
 
 
@@ -43,6 +44,10 @@ def tap_name(port_id: str, prefix: str = DEFAULT_PREFIX) -> str:
     return _name(prefix, "t", port_id)
 
 
+def edge_name(network_id: str, prefix: str = DEFAULT_PREFIX) -> str:
+    return _name(prefix, "e", network_id)
+
+
 def veth_peer(tap: str) -> str:
     """The guest end of a port made as a veth pair (the host end is named as the tap)."""
     return f"{tap}p"
@@ -51,9 +56,9 @@ def veth_peer(tap: str) -> str:
 def kind_of(name: str, prefix: str = DEFAULT_PREFIX) -> Kind | None:
     """The kind of a Virga-named interface, or None for any other name (never touched)."""
     rest = name[len(prefix) :]
-    if not name.startswith(prefix) or len(rest) != _DIGITS + 1:
+    if not name.startswith(prefix) or len(rest) != DIGITS + 1:
         return None
     kind, digits = rest[0], rest[1:]
-    if kind not in ("b", "x", "t") or any(c not in "0123456789abcdef" for c in digits):
+    if kind not in ("b", "x", "t", "e") or any(c not in "0123456789abcdef" for c in digits):
         return None
     return kind  # type: ignore[return-value]

@@ -25,6 +25,8 @@ from __future__ import annotations
 import ipaddress
 
 from virga_network.agent.core import nft_tunnels
+from virga_network.agent.core.dhcpv6 import EDGE_ADDRESS6
+from virga_network.agent.core.edge import EDGE_ADDRESS
 from virga_network.agent.core.nft_text import link_local as link_local
 from virga_network.agent.core.nft_text import nft_set as _set
 from virga_network.agent.core.nft_text import split_ips as _split
@@ -43,13 +45,27 @@ def _spoof_chain(port: PortFilter, index: int) -> list[str]:
     v4, v6 = _split(port.ips)
     own6 = [*v6, link_local(port.mac)]
     na_targets = [hex(int(ipaddress.IPv6Address(a))) for a in own6]
+    ipv4 = ["ether type ip drop"]
+    if v4:
+        ipv4 = [
+            # DHCP before the guest has an address: exactly a broadcast DISCOVER or REQUEST.
+            "ether type ip ether daddr ff:ff:ff:ff:ff:ff ip saddr 0.0.0.0 ip daddr 255.255.255.255"
+            f" udp sport 68 udp dport 67 meta mark set {index:#x} accept",
+            f"ether type ip ip saddr != {_set(v4)} drop",
+        ]
     rules = [
         f"ether saddr != {port.mac} drop",
         "ether type vlan drop",
         f"ether type arp arp saddr ether != {port.mac} drop",
         # 0.0.0.0: ARP probes of duplicate address detection (RFC 5227).
         f"ether type arp arp saddr ip != {_set([*v4, '0.0.0.0'])} drop",
-        f"ether type ip ip saddr != {_set(v4)} drop" if v4 else "ether type ip drop",
+        # A guest never answers DHCP: only its network's edge does (`core.edge`).
+        "ether type ip udp sport 67 drop",
+        "ether type ip6 udp sport 547 drop",
+        # A DHCP message names its client by the MAC inside it (chaddr, 28 bytes into the
+        # message, after UDP's 8): the port's own, so the edge answers no one else's lease.
+        f"ether type ip udp dport 67 @th,288,48 != 0x{port.mac.replace(':', '')} drop",
+        *ipv4,
         # '::' is the source of duplicate address detection's solicitations.
         f"ether type ip6 ip6 saddr != {_set([*own6, '::'])} drop",
         "ether type ip6 icmpv6 type { nd-router-advert, nd-redirect } drop",
@@ -85,12 +101,27 @@ def _match(rule: FilterRule) -> str | None:
     return " ".join(parts)
 
 
+_EDGE = {
+    "egress": (
+        "meta nfproto ipv4 udp sport 68 udp dport 67",
+        f"meta nfproto ipv4 ip daddr {EDGE_ADDRESS} tcp dport 80",
+        "meta nfproto ipv6 udp sport 546 udp dport 547",
+    ),
+    "ingress": (
+        f"meta nfproto ipv4 ip saddr {EDGE_ADDRESS} udp sport 67 udp dport 68",
+        f"meta nfproto ipv6 ip6 saddr {EDGE_ADDRESS6} udp sport 547 udp dport 546",
+    ),
+}
+
+
 def _group_chain(port: PortFilter, direction: str) -> list[str]:
     """The port's security group rules in one direction; what they do not allow is dropped."""
     # Egress allows fall through (`return`) to the receiving port's ingress check; ingress
     # allows accept. Anything not allowed is dropped.
     verdict = "return" if direction == "egress" else "accept"
-    rules = []
+    # The edge (DHCP, metadata) is reachable whatever the groups say, and its DHCP answers
+    # come in: only the edge can send from 169.254.169.254 or UDP port 67 (anti-spoofing).
+    rules = [f"{match} {verdict}" for match in _EDGE[direction]]
     for rule in port.rules:
         if rule.direction == direction and (match := _match(rule)) is not None:
             rules.append(f"{match} {verdict}")
@@ -158,7 +189,9 @@ def _tables(table: str, prefix: str) -> list[str]:
         # another program's marks on the host's own traffic must not lead to a port's chain.
         f'    iifname != "{prefix}b*" accept',
         "    meta mark 0 accept",
-        "    icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit } accept",
+        # Router advertisements come only from the edge: a port's and the tunnel's are dropped.
+        "    icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit,"
+        " nd-router-advert } accept",
         "    ct state invalid drop",
         "    ct state established,related accept",
         "    meta mark & 0xffff vmap @egress",

@@ -15,6 +15,7 @@ from virga_events.catalog.network import (
     default_security_group_rules,
 )
 from virga_network.agent.core import names
+from virga_network.agent.core.edge import edge_plumbing
 from virga_network.agent.core.model import NetworkAgentState, PortRecord
 from virga_network.agent.core.plumbing import (
     FilterRule,
@@ -60,7 +61,10 @@ class HostPlan:
         return FilterSet(
             ports=tuple(p.filter for p in self.ports if p.network_id not in failed_networks),
             uplinks=tuple(
-                (n.vxlan, zone(n.vni)) for n in self.networks if n.network_id not in failed_networks
+                (name, zone(n.vni))
+                for n in self.networks
+                if n.network_id not in failed_networks
+                for name in (n.vxlan, *((n.edge.veth,) if n.edge is not None else ()))
             ),
             tunnels=tuple(
                 TunnelFilter(vxlan=n.vxlan, vni=n.vni, remotes=n.remotes)
@@ -127,7 +131,14 @@ def _wanted(state: NetworkAgentState, port: PortRecord) -> bool:
     )
 
 
-def _network(state: NetworkAgentState, network_id: str, prefix: str) -> NetworkPlumbing:
+def _network(
+    state: NetworkAgentState,
+    network_id: str,
+    prefix: str,
+    local: list[tuple[str, str]] | None,
+) -> NetworkPlumbing:
+    """The network's plumbing; `local`: its ports here as (MAC, IPv4) for its edge, None for
+    no edge."""
     flood: set[str] = set()
     fdb: set[tuple[str, str]] = set()
     remotes: set[RemotePort] = set()
@@ -150,11 +161,22 @@ def _network(state: NetworkAgentState, network_id: str, prefix: str) -> NetworkP
         flood=tuple(sorted(flood)),
         fdb=tuple(sorted(fdb)),
         remotes=tuple(sorted(remotes, key=lambda r: (r.mac, r.vtep, r.ips))),
+        edge=None if local is None else edge_plumbing(state, network_id, prefix, local),
     )
 
 
-def host_plan(state: NetworkAgentState, vtep_ip: str, prefix: str) -> HostPlan:
-    """Everything this host should have, given the log so far."""
+def _local_v4(ports: list[PortPlan]) -> dict[str, list[tuple[str, str]]]:
+    """Network -> its ports here as (MAC, IPv4)."""
+    local: dict[str, list[tuple[str, str]]] = {}
+    for port in ports:
+        pairs = local.setdefault(port.network_id, [])
+        pairs += [(port.filter.mac, ip) for ip in port.filter.ips if ":" not in ip]
+    return local
+
+
+def host_plan(state: NetworkAgentState, vtep_ip: str, prefix: str, edges: bool = False) -> HostPlan:
+    """Everything this host should have, given the log so far; `edges`: with an edge (DHCP,
+    metadata: `core.edge`) on each IPv4 network."""
     ports: list[PortPlan] = []
     for port in sorted(state.ports.values(), key=lambda p: p.port_id):
         if not _wanted(state, port):
@@ -190,11 +212,13 @@ def host_plan(state: NetworkAgentState, vtep_ip: str, prefix: str) -> HostPlan:
         for port in sorted(state.ports.values(), key=lambda p: p.port_id)
         if port.bound_host == state.host and port.port_id not in wanted and not _wanted(state, port)
     )
-    network_ids = sorted({p.network_id for p in ports})
+    local = _local_v4(ports)
     return HostPlan(
         host=state.host,
         vtep_ip=vtep_ip,
-        networks=tuple(_network(state, n, prefix) for n in network_ids),
+        networks=tuple(
+            _network(state, n, prefix, local[n] if edges else None) for n in sorted(local)
+        ),
         ports=tuple(ports),
         unbind=unbind,
     )

@@ -31,6 +31,20 @@ class RemotePort:
 
 
 @dataclass(frozen=True, slots=True)
+class EdgePlumbing:
+    """A network's edge on this host (`core.edge`): a namespace with 169.254.169.254, plugged
+    into the bridge by a veth, that knows the local ports' MACs without asking (ARP)."""
+
+    namespace: str
+    veth: str
+    """The host end, on the bridge; the namespace's end is `names.veth_peer(veth)`."""
+    cidr: str
+    """Routed on-link from the namespace: the answers' way back to the guests."""
+    neighbours: tuple[tuple[str, str], ...] = ()
+    """(IPv4, MAC) of this host's ports on the network: permanent neighbour entries."""
+
+
+@dataclass(frozen=True, slots=True)
 class NetworkPlumbing:
     """A network as one host needs it: a bridge and a VXLAN port towards the other hosts."""
 
@@ -44,6 +58,8 @@ class NetworkPlumbing:
     """(MAC, VTEP) of the remote ports: unicast goes straight to their host."""
     remotes: tuple[RemotePort, ...] = ()
     """The remote ports with their addresses: the tunnel's anti-spoofing (filters only)."""
+    edge: EdgePlumbing | None = None
+    """Its edge (DHCP, metadata) here; None: none (IPv6, or the edge is switched off)."""
 
     def forwarding(self) -> frozenset[tuple[str, str]]:
         """The VXLAN forwarding entries this network needs, flood entries included."""
@@ -92,7 +108,8 @@ class FilterSet:
 
     ports: tuple[PortFilter, ...] = ()
     uplinks: tuple[tuple[str, int], ...] = ()
-    """(VXLAN interface, zone): traffic from other hosts, tracked in its network's zone."""
+    """(VXLAN interface or edge veth, zone): traffic from other hosts or from the network's
+    edge, tracked in its network's zone."""
     tunnels: tuple[TunnelFilter, ...] = ()
     """Per VXLAN interface, the remote ports it may carry; a Virga VXLAN interface without
     one lets nothing in."""

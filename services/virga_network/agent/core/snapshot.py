@@ -8,6 +8,7 @@ from typing import Any
 from virga_events.catalog.network import SecurityGroupRule
 from virga_network.agent.core.model import (
     GroupRecord,
+    InstanceRecord,
     NetworkAgentState,
     NetworkRecord,
     PortRecord,
@@ -25,6 +26,7 @@ def snapshot(state: NetworkAgentState) -> dict[str, Any]:
             for group_id, g in state.groups.items()
         },
         "vteps": dict(state.vteps),
+        "instances": [dataclasses.asdict(r) for r in state.instances.values()],
     }
 
 
@@ -46,4 +48,8 @@ def restore(data: dict[str, Any]) -> NetworkAgentState:
             for group_id, raw in data["groups"].items()
         },
         vteps=dict(data["vteps"]),
+        instances={
+            raw["instance_id"]: InstanceRecord(**{**raw, "public_keys": tuple(raw["public_keys"])})
+            for raw in data.get("instances", [])  # absent in snapshots before the edge
+        },
     )

@@ -9,6 +9,7 @@ for good.
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -30,6 +31,22 @@ class HostInventory:
     """Taps that have filters installed."""
     ports_of: dict[str, frozenset[str]] = field(default_factory=dict)
     """Bridge -> the Virga interfaces attached to it."""
+    edges: frozenset[str] = frozenset()
+    """Networks' edges that exist (`core.edge`), by the name of their veth's host end."""
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeSockets:
+    """The sockets of one edge (`core.edge`), opened inside its namespace."""
+
+    dhcp: socket.socket
+    """UDP 67 (IPv4) or 547, in the all-DHCP-servers group (IPv6)."""
+    http: socket.socket | None = None
+    """TCP 169.254.169.254:80, listening (IPv4 networks)."""
+    icmp6: socket.socket | None = None
+    """Raw ICMPv6 for router solicitations and advertisements (IPv6 networks)."""
+    ifindex: int = 0
+    """The edge's interface inside its namespace."""
 
 
 class NetworkDriver(Protocol):
@@ -42,7 +59,9 @@ class NetworkDriver(Protocol):
     async def ensure_network(self, network: NetworkPlumbing, vtep_ip: str) -> None:
         """Make the bridge and its VXLAN port (id `vni`, source `vtep_ip`, UDP 4789, no
         learning, no multicast) exist and be up, with exactly `network.forwarding()` as the
-        VXLAN's remote entries. A VXLAN interface of that name with another id is replaced."""
+        VXLAN's remote entries. A VXLAN interface of that name with another id is replaced.
+        With `network.edge`, also its edge: the namespace, its veth on the bridge, the
+        edge's address, the route to the network and exactly its neighbour entries."""
 
     async def ensure_port(self, tap: str, bridge: str, *, kind: TapKind | None = None) -> None:
         """Make the port's tap exist, be attached to `bridge` (which must exist) and be up;
@@ -56,10 +75,10 @@ class NetworkDriver(Protocol):
         `apply_filters`."""
 
     async def remove_network(self, bridge: str, vxlan: str) -> None:
-        """Remove the VXLAN interface and the bridge; absent is done."""
+        """Remove the VXLAN interface, the bridge and the network's edge; absent is done."""
 
     async def inventory(self) -> HostInventory:
-        """List the Virga-named bridges, VXLAN interfaces, taps and filtered taps."""
+        """List the Virga-named bridges, VXLAN interfaces, taps, filtered taps and edges."""
 
     async def forwarding(self, vxlan: str) -> frozenset[tuple[str, str]]:
         """The VXLAN interface's remote (MAC, VTEP) entries; empty if it does not exist."""

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from virga_network.agent.core import names
-from virga_network.agent.core.plumbing import FilterSet, NetworkPlumbing, TapKind
+from virga_network.agent.core.plumbing import EdgePlumbing, FilterSet, NetworkPlumbing, TapKind
 from virga_network.agent.drivers.base import DriverError, HostInventory
 
 
@@ -31,6 +31,8 @@ class MemoryNetworkDriver:
     filters: FilterSet = field(default_factory=FilterSet)
     fail_ports: set[str] = field(default_factory=set)
     """Taps whose `ensure_port` fails (tests of binding failures)."""
+    edges: dict[str, EdgePlumbing] = field(default_factory=dict)
+    """Bridge -> its network's edge."""
     calls: int = 0
     """Driver operations carried out (tests of idempotence count them)."""
 
@@ -45,6 +47,8 @@ class MemoryNetworkDriver:
         self.vxlans[network.vxlan] = _Vxlan(
             network.vni, vtep_ip, network.bridge, network.forwarding()
         )
+        if network.edge is not None:
+            self.edges[network.bridge] = network.edge
 
     async def ensure_port(self, tap: str, bridge: str, *, kind: TapKind | None = None) -> None:
         self.calls += 1
@@ -66,6 +70,7 @@ class MemoryNetworkDriver:
         self.calls += 1
         self.vxlans.pop(vxlan, None)
         self.bridges.discard(bridge)
+        self.edges.pop(bridge, None)
         # As in the kernel: ports of a deleted bridge stay, detached.
         for tap, master in list(self.taps.items()):
             if master == bridge:
@@ -87,6 +92,7 @@ class MemoryNetworkDriver:
             taps=self._virga(self.taps),
             filtered=frozenset(port.tap for port in self.filters.ports),
             ports_of={bridge: frozenset(members) for bridge, members in ports_of.items()},
+            edges=frozenset(edge.veth for edge in self.edges.values()),
         )
 
     async def forwarding(self, vxlan: str) -> frozenset[tuple[str, str]]:

@@ -24,6 +24,7 @@ from pyroute2.netns import setns
 
 from virga_network.agent.core import names, nft_rules
 from virga_network.agent.core.plumbing import VXLAN_PORT, FilterSet, NetworkPlumbing, TapKind
+from virga_network.agent.drivers import netlink_edge
 from virga_network.agent.drivers.base import DriverError, HostInventory
 
 log = structlog.get_logger(__name__)
@@ -54,9 +55,12 @@ class NetlinkDriver:
         prefix: str = names.DEFAULT_PREFIX,
         tap_kind: TapKind = "tap",
         netns: str | None = None,
+        host: str = "",
     ) -> None:
         """`netns`: act in that named namespace instead of the process's own (tests and
-        benchmarks drive a namespace from outside; the agent itself leaves it None)."""
+        benchmarks drive a namespace from outside; the agent itself leaves it None); `host`:
+        this host's name, which ends its edges' namespace names."""
+        self._host = host
         self._prefix = names.check_prefix(prefix)
         self._tap_kind = tap_kind
         self._netns = netns
@@ -138,6 +142,9 @@ class NetlinkDriver:
         if not 0 < network.vni < 1 << 24:
             raise DriverError(f"VXLAN id {network.vni} is out of range")
         await self._run(self._ensure_network, network, vtep_ip)
+        if network.edge is not None:
+            await netlink_edge.ensure_edge(network.edge, network.bridge, self._netns)
+            await self._run(_disable_ipv6, network.edge.veth)
 
     def _ensure_network(self, network: NetworkPlumbing, vtep_ip: str) -> None:
         ip = self._ip()
@@ -221,6 +228,8 @@ class NetlinkDriver:
         return await self._run(read)
 
     async def remove_network(self, bridge: str, vxlan: str) -> None:
+        edge = f"{bridge[: -names.DIGITS - 1]}e{bridge[-names.DIGITS :]}"
+        await netlink_edge.remove_edge(f"{edge}-{self._host}")
         await self._run(self._remove, vxlan)
         await self._run(self._remove, bridge)
 
@@ -281,7 +290,7 @@ class NetlinkDriver:
     async def inventory(self) -> HostInventory:
         links = await self._run(lambda: list(self._ip().get_links()))
         by_index = {link["index"]: link.get("IFLA_IFNAME") for link in links}
-        found: dict[str, set[str]] = {"b": set(), "x": set(), "t": set()}
+        found: dict[str, set[str]] = {"b": set(), "x": set(), "t": set(), "e": set()}
         ports_of: dict[str, set[str]] = {}
         for link in links:
             name = link.get("IFLA_IFNAME")
@@ -298,6 +307,7 @@ class NetlinkDriver:
             taps=frozenset(found["t"]),
             filtered=await self._filtered(),
             ports_of={bridge: frozenset(members) for bridge, members in ports_of.items()},
+            edges=await asyncio.to_thread(netlink_edge.edges, self._prefix, self._host),
         )
 
     async def _filtered(self) -> frozenset[str]:

@@ -9,7 +9,7 @@ PortBindingFailed events; only a host that cannot be listed raises (the service 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import structlog
@@ -21,12 +21,14 @@ from virga_events.catalog.network import (
     PortUnbound,
 )
 from virga_network.agent.core.plan import HostPlan, PortPlan
-from virga_network.agent.core.plumbing import TapKind
+from virga_network.agent.core.plumbing import EdgePlumbing, TapKind
 from virga_network.agent.drivers.base import DriverError, HostInventory, NetworkDriver
 from virga_network.agent.effects.intents import Converge, Register
 from virga_runtime.service import EffectHandler, Emit
 
 log = structlog.get_logger(__name__)
+EdgeServing = Callable[[list[tuple[str, EdgePlumbing]]], Awaitable[bool]]
+"""Serve exactly these (network id, edge) pairs; False if one could not be served."""
 
 
 def _partner(name: str, kind: str) -> str:
@@ -37,8 +39,16 @@ def _partner(name: str, kind: str) -> str:
 class AgentEffects:
     """The effect handlers of one agent, over its driver."""
 
-    def __init__(self, driver: NetworkDriver, retry_seconds: float = 5.0) -> None:
+    def __init__(
+        self,
+        driver: NetworkDriver,
+        retry_seconds: float = 5.0,
+        edges: EdgeServing | None = None,
+    ) -> None:
+        """`edges`: serves DHCP and metadata on the edges a plan wants (the agent's
+        `EdgeServer`); None: nothing served."""
         self._driver = driver
+        self._edges = edges
         self._applied: HostPlan | None = None
         """The last plan carried out without a failure; None: list the host first."""
         self._retry_seconds = retry_seconds
@@ -115,6 +125,13 @@ class AgentEffects:
                     continue
             bound.append(port)
         failed |= await self._remove_unwanted(plan, applied, inventory, bound)
+        if self._edges is not None:
+            serving = [
+                (n.network_id, n.edge)
+                for n in plan.networks
+                if n.edge is not None and n.network_id not in failed_networks
+            ]
+            failed |= not await self._edges(serving)
         for port in bound:
             if port.report:
                 emits.append(self._bound(plan, port))
@@ -144,6 +161,8 @@ class AgentEffects:
             taps |= set(inventory.taps)
             networks |= {(b, _partner(b, "x")) for b in inventory.bridges}
             networks |= {(_partner(x, "b"), x) for x in inventory.vxlans}
+            # An edge whose bridge is gone (a crash between the two) goes with its network.
+            networks |= {(_partner(e, "b"), _partner(e, "x")) for e in inventory.edges}
         failed = False
         for tap in sorted(taps - wanted_taps):
             try:
