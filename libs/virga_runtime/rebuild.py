@@ -18,6 +18,8 @@ log = structlog.get_logger(__name__)
 
 S = TypeVar("S")
 Evolve = Callable[[S, Envelope], S]
+Refuse = Callable[[str, Envelope], str | None]
+"""Why a record of a topic is not to be folded (`virga_runtime.hostcheck`), None if it is."""
 
 # The two loops below run once per record of the whole log: kept tight on purpose. A record
 # that does not decode, or that evolve refuses, was dead-lettered when it was first seen live.
@@ -29,15 +31,21 @@ def fold_inputs(
     evolve: Evolve[S],
     state: S,
     recent: RecentIds,
+    refuse: Refuse | None = None,
+    key: Callable[[str, Envelope], str] | None = None,
 ) -> tuple[S, int]:
-    """Fold already-decided input records; returns the new state and how many applied."""
+    """Fold already-decided input records; returns the new state and how many applied.
+    `refuse` (`virga_runtime.hostcheck`) drops records as they were dropped live, and `key`
+    is the id each is deduplicated by (by default its event id)."""
     seen, applied = recent.seen, 0
     for record in batch:
         try:
             envelope = decode(record.value, registry)  # type: ignore[arg-type]
         except (EventDecodeError, TypeError):
             continue
-        if seen(envelope.event_id):
+        if refuse is not None and refuse(record.topic, envelope) is not None:
+            continue
+        if seen(envelope.event_id if key is None else key(record.topic, envelope)):
             continue
         try:
             state = evolve(state, envelope)
@@ -55,6 +63,7 @@ def fold_own(
     me: str,
     snap_seq: int,
     head: ChainHead,
+    refuse: Refuse | None = None,
 ) -> tuple[S, int, ChainHead]:
     """Fold records of the service's own topic; tracks `me`'s hash-chain head.
 
@@ -74,6 +83,8 @@ def fold_own(
             if envelope.seq > head_seq:
                 # Hash only the batch's last head, not every record on the way.
                 head_seq, head_value = envelope.seq, record.value
+        elif refuse is not None and refuse(record.topic, envelope) is not None:
+            continue
         try:
             state = evolve(state, envelope)
             applied += 1

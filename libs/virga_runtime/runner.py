@@ -35,6 +35,10 @@ from virga_runtime.snapshots import (
     write_snapshot,
 )
 
+HOST_TOPICS_SECONDS = 5.0
+"""How often a service looks for host topics made since it started (a host just added): its
+agents' events wait at most this long, after their topic exists, to be read."""
+
 STOP_SECONDS = 5.0
 """How long closing waits on the producer (which flushes what it still holds) and on the
 consumer before dropping them: a log that is away never answers, and a stop must end."""
@@ -84,6 +88,7 @@ class ServiceRunner(Appender[S]):
         self._http: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._lease: HostLease | None = None
+        self._host_topics_at = 0.0
         self._init_effects()
 
     # -- life cycle -------------------------------------------------------------------------
@@ -135,8 +140,9 @@ class ServiceRunner(Appender[S]):
             head = ChainHead(0, "")
         self._reader = LogReader(
             self.settings,
-            [*definition.input_topics, definition.output_topic],
+            [*definition.input_topics, definition.output_topic, self.output_topic],
             client_id=self.transactional_id,
+            families=self.families,
         )
         await self._reader.start()
         input_tps = self._reader.partitions(definition.input_topics)
@@ -179,16 +185,20 @@ class ServiceRunner(Appender[S]):
         output was committed with its input's offset, so each cause precedes its effects."""
         assert self._reader is not None
         registry, evolve = self.definition.registry, self.definition.evolve
+        refuse = self._refusal if self.families else None
+        key = self._dedupe_key if self.families else None
         async for batch in self._reader.read_range(self._inputs, decided):
             self.rebuild_records += len(batch)
-            self.state, applied = fold_inputs(batch, registry, evolve, self.state, self.recent)
+            self.state, applied = fold_inputs(
+                batch, registry, evolve, self.state, self.recent, refuse, key
+            )
             self.events_applied += applied
         self._inputs = dict(decided)
         own_ends = {tp: self._start_ends[tp] for tp in own_tps}
         async for batch in self._reader.read_range(self._own, own_ends):
             self.rebuild_records += len(batch)
             self.state, applied, head = fold_own(
-                batch, registry, evolve, self.state, self.producer_name, snap_seq, head
+                batch, registry, evolve, self.state, self.producer_name, snap_seq, head, refuse
             )
             self.events_applied += applied
         self._own = dict(own_ends)
@@ -213,6 +223,7 @@ class ServiceRunner(Appender[S]):
                     await self._snapshot()
             if not self.ready.is_set():
                 await self._advance_past_markers()
+            await self._read_new_host_topics()
             self._check_ready()
             for task in self._tasks:
                 if task.done() and (error := task.exception()) is not None:
@@ -272,6 +283,18 @@ class ServiceRunner(Appender[S]):
             await self.serve()
         finally:
             await self.close()
+
+    async def _read_new_host_topics(self) -> None:
+        """Every `HOST_TOPICS_SECONDS`, start reading the host topics made since (`families`)."""
+        assert self._reader is not None
+        if not self.families or time.monotonic() < self._host_topics_at:
+            return
+        self._host_topics_at = time.monotonic() + HOST_TOPICS_SECONDS
+        added = await self._reader.refresh()
+        if added:
+            self._log.info("host_topics_added", topics=sorted({tp.topic for tp in added}))
+        if not self.shared_output:
+            self._reader.pause([tp for tp in added if self._is_own(tp.topic)])
 
     # -- readiness -----------------------------------------------------------------------------
 
