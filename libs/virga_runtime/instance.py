@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING, Generic
 
 import structlog
 
-from virga_eventlog import EventWriter, KafkaSettings, Positions, RecentIds, snapshot_topic
+from virga_eventlog import (
+    EventWriter,
+    KafkaSettings,
+    Positions,
+    RawRecord,
+    RecentIds,
+    snapshot_topic,
+)
 from virga_eventlog.topics import agent_families, family_of, host_topic
 from virga_events import Envelope
 from virga_runtime.hostcheck import placement_of, refusal
@@ -51,6 +58,8 @@ class ServiceInstance(Generic[S]):
         agents = (t for t in agent_families(settings.namespace) if t in topics)
         self.families = tuple(dict.fromkeys([*family, *agents]))
         """Topics read with all their per-host topics (`LogReader`'s families)."""
+        self._refused_live: set[tuple[str, int, int]] = set()
+        """Records this instance dead-lettered, which its rebuild drops (`refused_live`)."""
         self.state: S = definition.initial_state()
         self.metrics = ServiceMetrics(name)
         self.recent = RecentIds(config.dedupe_capacity)
@@ -86,3 +95,10 @@ class ServiceInstance(Generic[S]):
         by writing one with the same id first."""
         member = family_of(topic, self.families)
         return f"{envelope.event_id}@{member[1]}" if member and member[1] else envelope.event_id
+
+    def _replay_refusal(self, record: RawRecord, envelope: Envelope) -> str | None:
+        """Why a record is dropped on rebuild: refused by the stateless checks, or when it was
+        first read (which placement is never checked again, as the state now differs)."""
+        if (record.topic, record.partition, record.offset) in self._refused_live:
+            return "dead-lettered when first read"
+        return refusal(record.topic, envelope, self.families)

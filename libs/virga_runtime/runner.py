@@ -18,6 +18,7 @@ from virga_eventlog import (
     LogReader,
     Positions,
     RecentIds,
+    dead_letter_topic,
     decode_positions,
     encode_positions,
 )
@@ -25,7 +26,7 @@ from virga_eventlog.stopping import stop_within
 from virga_runtime.appends import Appender, PendingAppend
 from virga_runtime.lease import HostLease
 from virga_runtime.observability import serve_health
-from virga_runtime.rebuild import committed_offsets, fold_inputs, fold_own
+from virga_runtime.rebuild import committed_offsets, fold_inputs, fold_own, refused_live
 from virga_runtime.service import S, ServiceDefinition
 from virga_runtime.snapshots import (
     Snapshot,
@@ -155,6 +156,13 @@ class ServiceRunner(Appender[S]):
         # the larger survives the broker expiring an idle group's offsets.
         decided = {tp: max(committed.get(tp, 0), self._inputs.get(tp, 0)) for tp in input_tps}
 
+        if definition.placed_on is not None and self.families:
+            self._refused_live = await refused_live(
+                self.settings,
+                dead_letter_topic(definition.name, self.settings.namespace),
+                self.producer_name,
+                f"{self.transactional_id}-refused",
+            )
         head = await self._fold_log(decided, own_tps, snap_seq, head)
 
         self._writer.head = head
@@ -185,7 +193,7 @@ class ServiceRunner(Appender[S]):
         output was committed with its input's offset, so each cause precedes its effects."""
         assert self._reader is not None
         registry, evolve = self.definition.registry, self.definition.evolve
-        refuse = self._refusal if self.families else None
+        refuse = self._replay_refusal if self.families else None
         key = self._dedupe_key if self.families else None
         async for batch in self._reader.read_range(self._inputs, decided):
             self.rebuild_records += len(batch)
