@@ -19,6 +19,7 @@ from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from virga_devstack.kafka_cluster import KafkaCluster
 from virga_devstack.kafka_jars import KafkaBrokerError
 from virga_eventlog import KafkaSettings, LogReader, RawRecord
+from virga_eventlog.topics import agent_families
 from virga_events import Envelope, EventRegistry, decode, encode
 from virga_runtime.runner import ServiceRunner
 
@@ -66,16 +67,20 @@ async def read_events(bootstrap: str, topic: str, registry: EventRegistry) -> li
 async def following(
     settings: KafkaSettings, topic: str, client_id: str
 ) -> AsyncIterator[list[Envelope]]:
-    """A list that fills with `topic`'s committed events, from now on, while the block runs."""
+    """A list that fills with `topic`'s committed events, from now on, while the block runs;
+    of `<ns>.compute` and `<ns>.network`, every host's topic's too (those made later too)."""
     events: list[Envelope] = []
-    reader = LogReader(settings, [topic], client_id=client_id)
+    families = [t for t in agent_families(settings.namespace) if t == topic]
+    reader = LogReader(settings, [topic], client_id=client_id, families=families)
     await reader.start()
 
     async def follow() -> None:
         while True:
-            for record in await reader.read(timeout_ms=100):
-                assert record.value is not None
-                events.append(decode(record.value))
+            for _ in range(5):
+                for record in await reader.read(timeout_ms=100):
+                    assert record.value is not None
+                    events.append(decode(record.value))
+            await reader.refresh()
 
     follower = asyncio.create_task(follow())
     try:

@@ -196,9 +196,10 @@ def agents(tmp_path: Path) -> Iterator[list[Agent]]:
 
 
 async def heartbeats(broker: SecureKafkaBroker, namespace: str) -> int:
-    """HostHeartbeat events committed on the compute topic so far (read as the auditor)."""
+    """HostHeartbeat events committed on the compute topics so far (read as the auditor)."""
     settings = broker.settings(AUDITOR, namespace)
-    async with LogReader(settings, [event_topic("compute", namespace)], client_id="beats") as r:
+    compute = event_topic("compute", namespace)
+    async with LogReader(settings, [compute], client_id="beats", families=[compute]) as r:
         ends = await r.end_offsets()
         count = 0
         async for batch in r.read_range({}, ends):
