@@ -19,7 +19,7 @@ from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from virga_devstack.kafka_cluster import KafkaCluster
 from virga_devstack.kafka_jars import KafkaBrokerError
 from virga_eventlog import KafkaSettings, LogReader, RawRecord
-from virga_eventlog.topics import agent_families
+from virga_eventlog.topics import AGENT_SERVICES, agent_families
 from virga_events import Envelope, EventRegistry, decode, encode
 from virga_runtime.runner import ServiceRunner
 
@@ -47,10 +47,12 @@ async def produce_events(bootstrap: str, topic: str, envelopes: Iterable[Envelop
 
 
 async def read_all(bootstrap: str, topic: str, *, committed: bool = True) -> list[RawRecord]:
-    """Every record of `topic` up to its current end, in partition then offset order."""
+    """Every record of `topic` up to its current end, in partition then offset order; of
+    `<ns>.compute` and `<ns>.network`, those of every host's topic too."""
     settings = KafkaSettings(bootstrap_servers=bootstrap)
+    families = [topic] if topic.rpartition(".")[2] in AGENT_SERVICES else []
     async with LogReader(
-        settings, [topic], client_id="test-reader", read_committed=committed
+        settings, [topic], client_id="test-reader", read_committed=committed, families=families
     ) as reader:
         ends = await reader.end_offsets()
         records: list[RawRecord] = []
