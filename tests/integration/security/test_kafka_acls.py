@@ -38,6 +38,7 @@ from virga_eventlog import (
     snapshot_topic,
 )
 from virga_eventlog.acls import AUDITOR, CONSUMES, host_user, virga_acls
+from virga_eventlog.topics import host_topic
 from virga_eventlog.writer import GENESIS
 from virga_events import Event, decode, new_event
 from virga_events.catalog import Flavor
@@ -245,7 +246,10 @@ async def test_the_scheduler_runs_end_to_end_as_its_own_user(
                     tenant_id="t-1",
                     producer="compute@h1" if service == "compute" else service,
                 )
-                await txn.append(event_topic(service, namespace), envelope)
+                topic = event_topic(service, namespace)
+                await txn.append(
+                    host_topic(topic, "h1") if service == "compute" else topic, envelope
+                )
             heads[service] = writer.head
 
     await write(
