@@ -119,7 +119,7 @@ def test_an_operator_adds_a_host_from_the_command_line(
     acls = len(host_acls("hv-7", namespace))
     assert done.stdout.strip() == (
         f"host hv-7 in namespace {namespace}: users compute-hv-7, network-hv-7, "
-        f"2 topics created, {acls} ACLs in force"
+        f"4 topics created, {acls} ACLs in force"
     )
     for user in host_users("hv-7"):
         assert (credentials / f"{user}.password").stat().st_mode & 0o077 == 0
