@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 from aiokafka import TopicPartition
+from aiokafka.errors import KafkaError
 
 from virga_eventlog import (
     ChainHead,
@@ -298,7 +299,11 @@ class ServiceRunner(Appender[S]):
         if not self.families or time.monotonic() < self._host_topics_at:
             return
         self._host_topics_at = time.monotonic() + HOST_TOPICS_SECONDS
-        added = await self._reader.refresh()
+        try:
+            added = await self._reader.refresh()
+        except KafkaError as exc:  # the log is away: the next look finds them
+            self._log.info("host_topics_unknown", error=repr(exc))
+            return
         if added:
             self._log.info("host_topics_added", topics=sorted({tp.topic for tp in added}))
         if not self.shared_output:
