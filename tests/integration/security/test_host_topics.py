@@ -200,3 +200,23 @@ def _placed(runner: ServiceRunner[SchedulerState], instance: str) -> str | None:
 def _status(runner: GatewayRunner, instance: str) -> str | None:
     record = runner.state.instances.get(instance)
     return None if record is None else record.status
+
+
+async def test_a_host_added_while_the_services_run_is_read_within_seconds(
+    secure_broker: SecureKafkaBroker, namespace: str
+) -> None:
+    """Its topic appears after the scheduler started: the scheduler finds it (every
+    `HOST_TOPICS_SECONDS`) and reads it from its start."""
+    settings = secure_broker.settings("scheduler", namespace)
+    config = SchedulerConfig(namespace=namespace, heartbeat_timeout_seconds=600)
+    scheduler = ServiceRunner(scheduler_definition(config), settings, RunnerConfig())
+    async with serving(scheduler):
+        await secure_broker.add_host("h3", namespace)
+        h3 = Host(secure_broker, namespace, "h3")
+        await h3.writer.start()
+        try:
+            host = HostRegistered(rack="r3", zone="az1", vcpus=4, ram_mb=4096, disk_gb=50)
+            await h3.write(host, "h3")
+        finally:
+            await h3.writer.stop()
+        await until(lambda: "h3" in scheduler.state.hosts)
