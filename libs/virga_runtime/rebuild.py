@@ -85,14 +85,15 @@ def fold_own(
             envelope = decode(record.value, registry)  # type: ignore[arg-type]
         except (EventDecodeError, TypeError):
             continue
+        # First: a record in a peer's topic that names us as its producer is no event of ours.
+        if refuse is not None and refuse(record, envelope) is not None:
+            continue
         if envelope.producer == me:
             if envelope.seq <= snap_seq:
                 continue
             if envelope.seq > head_seq:
                 # Hash only the batch's last head, not every record on the way.
                 head_seq, head_value = envelope.seq, record.value
-        elif refuse is not None and refuse(record, envelope) is not None:
-            continue
         try:
             state = evolve(state, envelope)
             applied += 1
