@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from virga_events import REGISTRY, Event, new_event
+from dataclasses import dataclass
+
+from virga_eventlog import RawRecord
+from virga_eventlog.writer import GENESIS
+from virga_events import REGISTRY, Envelope, Event, encode, new_event
 from virga_events.catalog.attachments import VolumeAttachmentFailed
 from virga_events.catalog.compute import HostHeartbeat, InstanceDeleted, InstanceStopped
 from virga_events.catalog.network import NetworkAgentRegistered
 from virga_events.catalog.scheduler import ClaimReleased
 from virga_runtime.hostcheck import SPEAKS_OF, refusal
+from virga_runtime.rebuild import fold_own
 
 FAMILIES = ("ns.compute", "ns.network")
 
@@ -69,3 +74,39 @@ def test_every_event_an_agent_writes_is_in_the_table() -> None:
     attachments = {"VolumeAttached", "VolumeDetached", "VolumeAttachmentFailed"}
     network = {"NetworkAgentRegistered", "PortBound", "PortBindingFailed", "PortUnbound"}
     assert set(SPEAKS_OF) == compute | attachments | network
+
+
+@dataclass(frozen=True)
+class Record:
+    topic: str
+    value: bytes
+    partition: int = 0
+    offset: int = 0
+    key: bytes | None = None
+
+
+def test_a_rebuild_folds_no_forgery_not_even_one_naming_us_as_its_producer() -> None:
+    """h1 writes, in its own topic, a heartbeat of h2 claiming to be `compute@h2`: h2's agent,
+    folding its family on rebuild, neither folds it nor takes it for the head of its chain."""
+    forged = new_event(
+        HostHeartbeat(running=9), aggregate_id="h2", tenant_id=None, producer="compute@h2"
+    )
+    own = new_event(
+        HostHeartbeat(running=1), aggregate_id="h2", tenant_id=None, producer="compute@h2"
+    )
+    batch: list[RawRecord] = [
+        Record("ns.compute.h1", encode(forged.chained(7, "x"))),
+        Record("ns.compute.h2", encode(own.chained(1, ""))),
+    ]
+    folded: list[str] = []
+
+    def evolve(state: None, envelope: Envelope) -> None:
+        folded.append(envelope.event_id)
+
+    def refuse(record: RawRecord, envelope: Envelope) -> str | None:
+        return refusal(record.topic, envelope, FAMILIES)
+
+    _, applied, head = fold_own(batch, REGISTRY, evolve, None, "compute@h2", 0, GENESIS, refuse)
+    assert folded == [own.event_id]
+    assert applied == 1
+    assert head.seq == 1
