@@ -83,6 +83,7 @@ class Record:
     partition: int = 0
     offset: int = 0
     key: bytes | None = None
+    timestamp: int = 0
 
 
 def test_a_rebuild_folds_no_forgery_not_even_one_naming_us_as_its_producer() -> None:
