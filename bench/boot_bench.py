@@ -41,9 +41,8 @@ def percentile(values: list[float], q: float) -> float:
 async def tail_started(stack: Stack, started: dict[str, asyncio.Future[float]]) -> None:
     """Resolve each instance's future with the event time of its InstanceStarted."""
     settings = KafkaSettings(bootstrap_servers=stack.bootstrap, namespace=stack.namespace)
-    async with LogReader(
-        settings, [event_topic("compute", stack.namespace)], client_id="boot-bench"
-    ) as reader:
+    compute = event_topic("compute", stack.namespace)  # and every host's (the stack's are up)
+    async with LogReader(settings, [compute], client_id="boot-bench", families=[compute]) as reader:
         reader.seek(await reader.end_offsets())
         while True:
             for record in await reader.read(timeout_ms=50):

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Iterable
 from aiokafka.admin import AIOKafkaAdminClient
 
 from virga_eventlog import SERVICES, KafkaSettings, LogReader, RawRecord, event_topic
+from virga_eventlog.topics import agent_families
 
 
 async def event_topics(settings: KafkaSettings) -> list[str]:
@@ -24,7 +25,8 @@ async def event_topics(settings: KafkaSettings) -> list[str]:
 async def read_topics(
     settings: KafkaSettings, topics: Iterable[str]
 ) -> AsyncIterator[list[RawRecord]]:
-    """Every committed record of `topics` up to their ends at the start of the read.
+    """Every committed record of `topics` up to their ends at the start of the read; of
+    `<ns>.compute` and `<ns>.network`, every host's topic's too.
 
     read_committed: an aborted transaction's records were never part of the log, and an open
     one's may still be; neither may count as tampering.
@@ -32,7 +34,9 @@ async def read_topics(
     wanted = list(topics)
     if not wanted:
         return
-    async with LogReader(settings, wanted, client_id=f"{settings.client_id}-audit") as reader:
+    families = [t for t in agent_families(settings.namespace) if t in wanted]
+    client_id = f"{settings.client_id}-audit"
+    async with LogReader(settings, wanted, client_id=client_id, families=families) as reader:
         ends = await reader.end_offsets()
         async for batch in reader.read_range({}, ends):
             yield batch

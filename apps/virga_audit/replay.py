@@ -10,9 +10,11 @@ import orjson
 import structlog
 
 from virga_audit.log import read_topics
-from virga_eventlog import KafkaSettings, RecentIds, event_topic
+from virga_eventlog import KafkaSettings, RawRecord, RecentIds, event_topic
+from virga_eventlog.topics import agent_families, family_of
 from virga_events import REGISTRY, Envelope, EventDecodeError, EventRegistry, decode
 from virga_runtime import ServiceDefinition
+from virga_runtime.hostcheck import refusal
 
 log = structlog.get_logger(__name__)
 
@@ -81,14 +83,32 @@ def _fold(
         return state
 
 
-def _until(value: bytes | None, until: datetime, registry: EventRegistry) -> Envelope | None:
-    if value is None:
+def _until(
+    record: RawRecord, until: datetime, registry: EventRegistry, families: tuple[str, ...]
+) -> Envelope | None:
+    """The record's event if it occurred by `until` and its topic may hold it (an event in a
+    host's topic about another host is dropped, as every consumer drops it)."""
+    if record.value is None:
         return None
     try:
-        envelope = decode(value, registry)
+        envelope = decode(record.value, registry)
     except EventDecodeError:
         return None
+    if refusal(record.topic, envelope, families) is not None:
+        return None
     return envelope if envelope.occurred_at <= until else None
+
+
+def _family(topic: str, families: tuple[str, ...]) -> str:
+    """The topic a host's topic is read as (`<ns>.compute.h1` as `<ns>.compute`)."""
+    member = family_of(topic, families)
+    return member[0] if member is not None else topic
+
+
+def _key(record: RawRecord, envelope: Envelope, families: tuple[str, ...]) -> str:
+    """What an input is deduplicated by, as the runtime does (scoped by host in its topic)."""
+    member = family_of(record.topic, families)
+    return f"{envelope.event_id}@{member[1]}" if member and member[1] else envelope.event_id
 
 
 async def replay_state(
@@ -101,14 +121,15 @@ async def replay_state(
     registry = definition.registry
     state = definition.initial_state()
     recent = RecentIds()
+    families = agent_families(settings.namespace)
     async for batch in read_topics(settings, definition.input_topics):
         for record in batch:
-            envelope = _until(record.value, until, registry)
-            if envelope is not None and not recent.seen(envelope.event_id):
+            envelope = _until(record, until, registry, families)
+            if envelope is not None and not recent.seen(_key(record, envelope, families)):
                 state = _fold(state, envelope, definition)
     async for batch in read_topics(settings, [definition.output_topic]):
         for record in batch:
-            envelope = _until(record.value, until, registry)
+            envelope = _until(record, until, registry, families)
             if envelope is not None:
                 state = _fold(state, envelope, definition)
     return state
@@ -127,9 +148,10 @@ async def compute_hosts(settings: KafkaSettings, until: datetime) -> list[str]:
     from virga_events.catalog.compute import HostRegistered
 
     hosts: set[str] = set()
+    families = agent_families(settings.namespace)
     async for batch in read_topics(settings, [event_topic("compute", settings.namespace)]):
         for record in batch:
-            envelope = _until(record.value, until, REGISTRY)
+            envelope = _until(record, until, REGISTRY, families)
             if envelope is not None and isinstance(envelope.payload, HostRegistered):
                 hosts.add(envelope.aggregate_id)
     return sorted(hosts)
@@ -143,6 +165,7 @@ async def replay_all(settings: KafkaSettings, until: datetime) -> dict[str, Any]
     record into each service that has its topic as an input, a second into the topic's owner.
     """
     hosts = await compute_hosts(settings, until)
+    families = agent_families(settings.namespace)
     names = [s for s in REPLAYABLE if s != "compute"]
     definitions: dict[str, ServiceDefinition[Any]] = {
         name: service_definition(name, settings.namespace) for name in names
@@ -160,10 +183,11 @@ async def replay_all(settings: KafkaSettings, until: datetime) -> dict[str, Any]
     async def fold_pass(folders: dict[str, list[str]], recent: RecentIds | None) -> None:
         async for batch in read_topics(settings, sorted(folders)):
             for record in batch:
-                envelope = _until(record.value, until, REGISTRY)
-                if envelope is None or (recent is not None and recent.seen(envelope.event_id)):
+                envelope = _until(record, until, REGISTRY, families)
+                key = _key(record, envelope, families) if envelope is not None else ""
+                if envelope is None or (recent is not None and recent.seen(key)):
                     continue
-                for name in folders[record.topic]:
+                for name in folders[_family(record.topic, families)]:
                     states[name] = _fold(states[name], envelope, definitions[name])
 
     # As on a rebuild: the folds allocate millions of long-lived objects that the cyclic GC

@@ -1,6 +1,7 @@
 """What an operator does to add a hypervisor, run on the operator's machine with the cluster's
-admin credentials: the host's Kafka users, snapshot topics and ACLs (`virga_eventlog.hosts`),
-its compute agent's cephx user with the least caps, and the settings its agents start with.
+admin credentials: the host's Kafka users, event and snapshot topics and ACLs
+(`virga_eventlog.hosts`), its compute agent's cephx user with the least caps, and the settings
+its agents start with.
 
 The gateway has no part in it: no Virga service may create Kafka users, ACLs or cephx users,
 so neither may any API route.

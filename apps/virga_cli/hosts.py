@@ -110,8 +110,9 @@ def host_add(
     install_dir: Path,
 ) -> None:
     """Add hypervisor NAME before its agents first start: its Kafka users `compute-NAME` and
-    `network-NAME` (SCRAM), their snapshot topics and exact transactional-id ACLs, and the
-    cephx user `client.virga-compute-NAME` (`profile rbd` on the pool only). Prints the files
+    `network-NAME` (SCRAM), their event and snapshot topics (which only they may write) and
+    exact transactional-id ACLs, and the cephx user `client.virga-compute-NAME` (`profile
+    rbd` on the pool only). Prints the files
     to copy to the host and each agent's settings. Run with VIRGA_KAFKA_* of the cluster's
     super user; running it again keeps the passwords."""
     try:

@@ -5,9 +5,12 @@ One SCRAM user per service (its name: ``gateway``, ``scheduler``...) and one per
 (docs/security.md); `service_acls` and `host_acls` turn that rule into ACL bindings for the
 KRaft StandardAuthorizer:
 
-- its event topic, snapshot topic (an agent: its host's own) and dead-letter topic: WRITE,
-  READ, DESCRIBE, CREATE, DESCRIBE_CONFIGS (to check their replication at start);
-- every event topic it consumes (`CONSUMES`): READ, DESCRIBE, DESCRIBE_CONFIGS;
+- its event topic (an agent: its host's own `<ns>.<service>.<host>`), snapshot topic (an
+  agent: its host's own) and dead-letter topic: WRITE, READ, DESCRIBE, CREATE,
+  DESCRIBE_CONFIGS (to check their replication at start);
+- every event topic it consumes (`CONSUMES`): READ, DESCRIBE, DESCRIBE_CONFIGS; for those of
+  an agent service (and for its own if it is one) also every host's, by the prefix
+  ``<ns>.<service>.`` (hosts added later included);
 - its transactional id and consumer group (the runner's ``<ns>-<service>[-<host>]``):
   WRITE/DESCRIBE and READ/DESCRIBE, prefixed for a service without agents, literal for the
   network controller and for each agent.
@@ -39,7 +42,14 @@ from aiokafka.protocol.types import (
 )
 
 from virga_eventlog.settings import KafkaSettings
-from virga_eventlog.topics import SERVICES, dead_letter_topic, event_topic, snapshot_topic
+from virga_eventlog.topics import AGENT_SERVICES as AGENT_SERVICES  # where it was defined
+from virga_eventlog.topics import (
+    SERVICES,
+    dead_letter_topic,
+    event_topic,
+    host_topic,
+    snapshot_topic,
+)
 
 CONSUMES: dict[str, tuple[str, ...]] = {
     "gateway": ("scheduler", "compute", "storage", "network", "billing"),
@@ -110,10 +120,9 @@ def _grant(
     return [AclBinding(f"User:{user}", kind, name, pattern, op) for op in operations]
 
 
-AGENT_SERVICES = ("compute", "network")
-"""Services with one process per host. Each host's agent has its own user (`host_user`),
-made when the operator adds the host (`virga_eventlog.hosts`); `compute` has no other process,
-so no user of its own, and the `network` user is the controller's alone."""
+# AGENT_SERVICES (from `virga_eventlog.topics`): each host's agent has its own user
+# (`host_user`), made when the operator adds the host (`virga_eventlog.hosts`); `compute` has no
+# other process, so no user of its own, and the `network` user is the controller's alone.
 
 CONTROLLERS = tuple(service for service in SERVICES if service != "compute")
 """Services with a single (non-agent) process, each its own user named after the service."""
@@ -131,8 +140,11 @@ def _principal_acls(
     snapshots: str,
     runner_id: tuple[str, PatternType],
     consumes: dict[str, tuple[str, ...]],
+    events: str = "",
 ) -> list[AclBinding]:
-    owned = (event_topic(service, namespace), snapshots, dead_letter_topic(service, namespace))
+    """`events`: the event topic `user` writes, by default its service's."""
+    events = events or event_topic(service, namespace)
+    owned = (events, snapshots, dead_letter_topic(service, namespace))
     reader = (Operation.READ, Operation.DESCRIBE)
     # DESCRIBE_CONFIGS: a service checks at start that its topics are replicated enough.
     topic_writer = (Operation.WRITE, *reader, Operation.CREATE, Operation.DESCRIBE_CONFIGS)
@@ -140,8 +152,13 @@ def _principal_acls(
     acls: list[AclBinding] = []
     for topic in owned:
         acls += _grant(user, ResourceType.TOPIC, topic, topic_writer)
-    for owner in consumes[service]:
+    read = [owner for owner in consumes[service] if owner != service]
+    for owner in (*read, service) if events != event_topic(service, namespace) else read:
         acls += _grant(user, ResourceType.TOPIC, event_topic(owner, namespace), topic_reader)
+    for owner in (*read, service):
+        if owner in AGENT_SERVICES:  # every host's topic, hosts added later included
+            prefix = f"{event_topic(owner, namespace)}."
+            acls += _grant(user, ResourceType.TOPIC, prefix, topic_reader, PatternType.PREFIXED)
     # The runner's transactional id and consumer group are both `<ns>-<service>[-<instance>]`.
     name, pattern = runner_id
     acls += _grant(
@@ -177,15 +194,18 @@ def service_acls(
 def host_acls(
     host: str, namespace: str = "virga", consumes: dict[str, tuple[str, ...]] = CONSUMES
 ) -> list[AclBinding]:
-    """What the agents of `host` may do: each its service's topics, its own snapshot topic,
-    and exactly its transactional id and group ``<ns>-<service>-<host>`` (literal, so h1's
-    user can neither open h2's id nor the network controller's)."""
+    """What the agents of `host` may do: write exactly their own event topic
+    ``<ns>.<service>.<host>`` and snapshot topic (and their service's dead letters), read their
+    service's shared topic and peers' topics, open exactly their transactional id and group
+    ``<ns>-<service>-<host>`` (literal, so h1's user can neither open h2's id nor the network
+    controller's)."""
     acls: list[AclBinding] = []
     for service in AGENT_SERVICES:
         runner_id = (f"{namespace}-{service}-{host}", PatternType.LITERAL)
         snapshots = snapshot_topic(service, namespace, host)
         user = host_user(service, host)
-        acls += _principal_acls(user, service, namespace, snapshots, runner_id, consumes)
+        events = host_topic(event_topic(service, namespace), host)
+        acls += _principal_acls(user, service, namespace, snapshots, runner_id, consumes, events)
     return sorted(acls)
 
 

@@ -2,10 +2,10 @@
 
 Each host's compute and network agents authenticate as their own SCRAM users
 (``compute-<host>``, ``network-<host>``, `host_user`), which may open exactly their own
-transactional ids and write their own snapshot topics (`host_acls`). The operator adds a host
-as the super user, before its agents first start: `add_host` creates the users in the KRaft
-metadata (AlterUserScramCredentials, so no broker restart), the host's snapshot topics and
-its ACLs, and waits until the broker enforces them.
+transactional ids and write their own event and snapshot topics (`host_acls`). The operator
+adds a host as the super user, before its agents first start: `add_host` creates the users in
+the KRaft metadata (AlterUserScramCredentials, so no broker restart), the host's event and
+snapshot topics and its ACLs, and waits until the broker enforces them.
 """
 
 from __future__ import annotations
@@ -41,7 +41,12 @@ from virga_eventlog.acls import (
     host_user,
 )
 from virga_eventlog.settings import KafkaSettings
-from virga_eventlog.topics import ensure_topics, instance_snapshot_spec
+from virga_eventlog.topics import (
+    ensure_topics,
+    event_topic,
+    host_topic_spec,
+    instance_snapshot_spec,
+)
 
 HOST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 """What a host may be called: its name is part of user, topic and transactional-id names."""
@@ -83,8 +88,9 @@ async def add_host(
     passwords: Mapping[str, str],
     mechanism: str = "SCRAM-SHA-512",
 ) -> AddedHost:
-    """Create (or reset the passwords of) `host`'s users, its snapshot topics and its ACLs, as
-    the super user of `settings`; `passwords` maps each of `host_users(host)` to its password.
+    """Create (or reset the passwords of) `host`'s users, its event and snapshot topics and its
+    ACLs, as the super user of `settings`; `passwords` maps each of `host_users(host)` to its
+    password.
     Running it again for the same host changes nothing but the passwords given."""
     users = host_users(host)
     missing = set(users) - set(passwords)
@@ -93,6 +99,7 @@ async def add_host(
     await upsert_scram_users(settings, {user: passwords[user] for user in users}, mechanism)
     namespace = settings.namespace
     specs = [instance_snapshot_spec(service, namespace, host) for service in AGENT_SERVICES]
+    specs += [host_topic_spec(event_topic(service, namespace), host) for service in AGENT_SERVICES]
     created = await ensure_topics(settings, specs)
     acls = host_acls(host, namespace)
     # The users were written to the metadata log before the ACLs: once a broker enforces the

@@ -10,6 +10,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from virga_eventlog.records import Positions, RawRecord
 from virga_eventlog.settings import KafkaSettings
+from virga_eventlog.topics import family_of
 
 
 class LogReader:
@@ -27,11 +28,17 @@ class LogReader:
         client_id: str,
         read_committed: bool = True,
         fetch_wait_ms: int = 10,
+        families: Iterable[str] = (),
     ) -> None:
         """`fetch_wait_ms` bounds how long the broker holds an empty fetch. Under read_committed
         a transaction's commit marker does not wake a waiting fetch, so this wait is added to
-        every hop an event makes between services: keep it short."""
-        self.topics = tuple(dict.fromkeys(topics))
+        every hop an event makes between services: keep it short.
+
+        `families` (`virga_eventlog.topics.agent_families`): of these topics, every per-host
+        topic (`<family>.<host>`) the broker has is read too, those made later once `refresh`
+        finds them; `partitions([family])` includes them."""
+        self.families = tuple(families)
+        self.topics = tuple(dict.fromkeys([*topics, *self.families]))
         self._settings = settings
         self._client_id = client_id
         self._consumer = AIOKafkaConsumer(
@@ -72,6 +79,9 @@ class LogReader:
         )
         await admin.start()
         try:
+            if self.families:
+                listed = sorted(await admin.list_topics())
+                self.topics = tuple(dict.fromkeys([*self.topics, *self._members(listed)]))
             while True:
                 described = await admin.describe_topics(list(self.topics))
                 counts = {
@@ -86,11 +96,40 @@ class LogReader:
         finally:
             await admin.close()
 
+    def _members(self, topics: Iterable[str]) -> list[str]:
+        return [t for t in topics if (member := family_of(t, self.families)) and member[1]]
+
+    async def refresh(self) -> list[TopicPartition]:
+        """Start reading the per-host topics of our families made since (from their start);
+        returns their partitions. Assigning replaces the consumer's assignment, so every
+        partition already read is put back where it was, paused if it was."""
+        cluster = await self._consumer._client.fetch_all_metadata()
+        new = [t for t in self._members(sorted(cluster.topics())) if t not in self.topics]
+        added = [
+            TopicPartition(t, p) for t in new for p in sorted(cluster.partitions_for_topic(t) or ())
+        ]
+        if not added:
+            return []
+        positions = await self.positions()
+        paused = self._consumer.paused()
+        self.topics = (*self.topics, *dict.fromkeys(tp.topic for tp in added))
+        self._partitions = [*self._partitions, *added]
+        self._consumer.assign(self._partitions)
+        self.seek(positions)
+        self.pause(paused)
+        return added
+
     def partitions(self, topics: Iterable[str] | None = None) -> list[TopicPartition]:
+        """Ours of `topics` (all by default); a family's include its per-host topics'."""
         if topics is None:
             return list(self._partitions)
         wanted = set(topics)
-        return [tp for tp in self._partitions if tp.topic in wanted]
+        return [
+            tp
+            for tp in self._partitions
+            if tp.topic in wanted
+            or ((member := family_of(tp.topic, self.families)) and member[0] in wanted)
+        ]
 
     async def end_offsets(self, partitions: Iterable[TopicPartition] | None = None) -> Positions:
         """High-water marks (last stable offsets under read_committed)."""

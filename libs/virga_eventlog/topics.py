@@ -22,6 +22,13 @@ from virga_eventlog.settings import KafkaSettings
 SERVICES = ("gateway", "scheduler", "compute", "storage", "network", "billing")
 """Each service owns exactly one event topic; others only read it."""
 
+AGENT_SERVICES = ("compute", "network")
+"""Services with one process per host. Each host's agent writes its own event topic
+(`host_topic`), which only its host's user may write, so no host can write another's events."""
+
+HOST_TOPIC_PARTITIONS = 1
+"""Of a host's event topic: one writer, whose events stay in the order it wrote them."""
+
 
 @dataclass(frozen=True, slots=True)
 class TopicSpec:
@@ -46,6 +53,32 @@ class TopicSpec:
 def event_topic(service: str, namespace: str = "virga") -> str:
     """`<ns>.api` is the gateway's topic (requests); every other service writes `<ns>.<name>`."""
     return f"{namespace}.api" if service == "gateway" else f"{namespace}.{service}"
+
+
+def host_topic(topic: str, host: str) -> str:
+    """`<ns>.compute.<host>`: the event topic of `host`'s agent in the family of `topic`."""
+    return f"{topic}.{host}"
+
+
+def host_topic_spec(topic: str, host: str) -> TopicSpec:
+    return TopicSpec(host_topic(topic, host), HOST_TOPIC_PARTITIONS)
+
+
+def agent_families(namespace: str = "virga") -> tuple[str, ...]:
+    """The event topics (`<ns>.compute`, `<ns>.network`) whose per-host topics are read with
+    them: a consumer of one reads every `host_topic` of it too."""
+    return tuple(event_topic(service, namespace) for service in AGENT_SERVICES)
+
+
+def family_of(topic: str, families: Iterable[str]) -> tuple[str, str] | None:
+    """(family, host) of a per-host topic of `families`; (family, "") of a family itself;
+    None for any other topic."""
+    for family in families:
+        if topic == family:
+            return family, ""
+        if topic.startswith(f"{family}.") and len(topic) > len(family) + 1:
+            return family, topic[len(family) + 1 :]
+    return None
 
 
 def snapshot_topic(service: str, namespace: str = "virga", instance: str = "") -> str:

@@ -22,6 +22,7 @@ from virga_eventlog import (
 )
 from virga_events import Envelope, EventDecodeError, decode, derived_event_id, new_event
 from virga_runtime.effects import EffectScheduler, Operation
+from virga_runtime.hostcheck import ForeignHostEvent
 from virga_runtime.instance import ServiceInstance
 from virga_runtime.journal import encode_operation, journal_key, pending_operations
 from virga_runtime.service import Emit, Intent, S
@@ -57,18 +58,17 @@ class Decider(ServiceInstance[S]):
             await self._project(records)
             return
         assert self._writer is not None
-        definition = self.definition
-        own_topic = definition.output_topic
         consumed: Positions = {}
         operations: list[Operation] = []
         async with self._writer.transaction() as txn:
             for record in records:
-                if record.topic == own_topic:
-                    self._apply_peer(record)
+                if self._is_own(record.topic):
+                    if (reason := self._apply_peer(record)) is not None:
+                        await self._dead_letter(txn, record, reason)
                     continue
                 consumed[partition_of(record)] = record.offset + 1
                 envelope = await self._decode_or_dead_letter(txn, record)
-                if envelope is None or self.recent.seen(envelope.event_id):
+                if envelope is None or self.recent.seen(self._dedupe_key(record.topic, envelope)):
                     if envelope is not None:
                         self._tally["duplicates"] += 1
                     continue
@@ -189,11 +189,11 @@ class Decider(ServiceInstance[S]):
         snapshot are folded again, which a projection cannot tell from the first time. Only
         records to dead-letter need a transaction.
         """
-        own_topic = self.definition.output_topic
         refused: list[tuple[RawRecord, str]] = []
         for record in records:
-            if record.topic == own_topic:
-                self._apply_peer(record)
+            if self._is_own(record.topic):
+                if (reason := self._apply_peer(record)) is not None:
+                    refused.append((record, reason))
                 continue
             self._inputs[partition_of(record)] = record.offset + 1
             try:
@@ -201,7 +201,7 @@ class Decider(ServiceInstance[S]):
             except EventDecodeError as exc:
                 refused.append((record, exc.reason))
                 continue
-            if self.recent.seen(envelope.event_id):
+            if self.recent.seen(self._dedupe_key(record.topic, envelope)):
                 self._tally["duplicates"] += 1
                 continue
             try:
@@ -275,7 +275,7 @@ class Decider(ServiceInstance[S]):
         )
 
     async def _emit(self, txn: Transaction, envelope: Envelope) -> Envelope:
-        chained = await txn.append(self.definition.output_topic, envelope)
+        chained = await txn.append(self.output_topic, envelope)
         self.state = self.definition.evolve(self.state, chained)
         self._applied()
         self._tally["events_emitted"] += 1
@@ -292,17 +292,21 @@ class Decider(ServiceInstance[S]):
         self._inputs.update(consumed)
         if not self.shared_output:
             for md in txn.delivered:
-                if md.topic == self.definition.output_topic:
+                if md.topic == self.output_topic:
                     tp = TopicPartition(md.topic, md.partition)
                     self._own[tp] = max(self._own.get(tp, 0), md.offset + 1)
 
-    def _apply_peer(self, record: RawRecord) -> None:
-        """A record on our shared topic: a peer's event to fold, or our own already applied."""
+    def _apply_peer(self, record: RawRecord) -> str | None:
+        """A record of our family: a peer's event to fold, or our own already applied; why a
+        peer's is refused in its host's topic (`virga_runtime.hostcheck`), then not folded."""
         self._own[partition_of(record)] = record.offset + 1
-        envelope = self._decode_quietly(record)
-        if envelope is None or envelope.producer == self.producer_name:
-            return
-        self._fold(envelope)
+        try:
+            envelope = self._decode(record)
+        except EventDecodeError as exc:
+            return exc.reason if isinstance(exc, ForeignHostEvent) else None
+        if envelope.producer != self.producer_name:
+            self._fold(envelope)
+        return None
 
     # -- time and readiness --------------------------------------------------------------------
 
@@ -370,16 +374,14 @@ class Decider(ServiceInstance[S]):
     # -- rebuild ------------------------------------------------------------------------------
 
     def _decode(self, record: RawRecord) -> Envelope:
-        """The record's event; EventDecodeError (with its reason) for anything else."""
+        """The record's event; EventDecodeError (with its reason) for anything else, an event
+        refused in its host's topic among them (`virga_runtime.hostcheck`)."""
         if record.value is None:
             raise EventDecodeError("record has no value")
-        return decode(record.value, self.definition.registry)
-
-    def _decode_quietly(self, record: RawRecord) -> Envelope | None:
-        try:
-            return self._decode(record)
-        except EventDecodeError:
-            return None
+        envelope = decode(record.value, self.definition.registry)
+        if (reason := self._refusal(record.topic, envelope)) is not None:
+            raise ForeignHostEvent(reason)
+        return envelope
 
     def _fold(self, envelope: Envelope) -> None:
         try:

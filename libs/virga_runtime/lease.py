@@ -41,7 +41,7 @@ from virga_eventlog import (
     Transaction,
     ensure_topics,
 )
-from virga_eventlog.topics import instance_snapshot_spec
+from virga_eventlog.topics import HOST_TOPIC_PARTITIONS, TopicSpec, instance_snapshot_spec
 
 if TYPE_CHECKING:
     from virga_runtime.instance import ServiceInstance
@@ -139,10 +139,12 @@ class HostLease:
 
     @classmethod
     async def checked(cls, instance: ServiceInstance[Any], seconds: float) -> HostLease:
-        """The lease of per-host `instance`, once `check` found it free (its topic made)."""
+        """The lease of per-host `instance`, once `check` found it free (its topic, and the
+        host's event topic, made)."""
         name, settings = instance.definition.name, instance.settings
         spec = instance_snapshot_spec(name, settings.namespace, instance.config.instance)
-        await ensure_topics(settings, [spec])
+        events = TopicSpec(instance.output_topic, HOST_TOPIC_PARTITIONS)
+        await ensure_topics(settings, [spec, events])
         lease = cls(settings, spec.name, instance.producer_name, seconds)
         await lease.check()
         return lease

@@ -11,13 +11,23 @@ from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from virga_eventlog import ChainHead, KafkaSettings, Positions, RawRecord, RecentIds
+from virga_eventlog import (
+    ChainHead,
+    KafkaSettings,
+    LogReader,
+    Positions,
+    RawRecord,
+    RecentIds,
+    read_dead_letter,
+)
 from virga_events import Envelope, EventDecodeError, EventRegistry, decode, record_hash
 
 log = structlog.get_logger(__name__)
 
 S = TypeVar("S")
 Evolve = Callable[[S, Envelope], S]
+Refuse = Callable[[RawRecord, Envelope], str | None]
+"""Why a record is not to be folded (`virga_runtime.hostcheck`), None if it is."""
 
 # The two loops below run once per record of the whole log: kept tight on purpose. A record
 # that does not decode, or that evolve refuses, was dead-lettered when it was first seen live.
@@ -29,15 +39,21 @@ def fold_inputs(
     evolve: Evolve[S],
     state: S,
     recent: RecentIds,
+    refuse: Refuse | None = None,
+    key: Callable[[str, Envelope], str] | None = None,
 ) -> tuple[S, int]:
-    """Fold already-decided input records; returns the new state and how many applied."""
+    """Fold already-decided input records; returns the new state and how many applied.
+    `refuse` (`virga_runtime.hostcheck`) drops records as they were dropped live, and `key`
+    is the id each is deduplicated by (by default its event id)."""
     seen, applied = recent.seen, 0
     for record in batch:
         try:
             envelope = decode(record.value, registry)  # type: ignore[arg-type]
         except (EventDecodeError, TypeError):
             continue
-        if seen(envelope.event_id):
+        if refuse is not None and refuse(record, envelope) is not None:
+            continue
+        if seen(envelope.event_id if key is None else key(record.topic, envelope)):
             continue
         try:
             state = evolve(state, envelope)
@@ -55,6 +71,7 @@ def fold_own(
     me: str,
     snap_seq: int,
     head: ChainHead,
+    refuse: Refuse | None = None,
 ) -> tuple[S, int, ChainHead]:
     """Fold records of the service's own topic; tracks `me`'s hash-chain head.
 
@@ -67,6 +84,9 @@ def fold_own(
         try:
             envelope = decode(record.value, registry)  # type: ignore[arg-type]
         except (EventDecodeError, TypeError):
+            continue
+        # First: a record in a peer's topic that names us as its producer is no event of ours.
+        if refuse is not None and refuse(record, envelope) is not None:
             continue
         if envelope.producer == me:
             if envelope.seq <= snap_seq:
@@ -106,3 +126,29 @@ async def committed_offsets(
     finally:
         await admin.close()
     return {tp: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
+
+
+async def refused_live(
+    settings: KafkaSettings, topic: str, producer: str, client_id: str
+) -> set[tuple[str, int, int]]:
+    """(topic, partition, offset) of every record `producer` dead-lettered to `topic`.
+
+    A refusal that depended on the state of the moment (`ServiceDefinition.placed_on`) could
+    come out otherwise when the log is folded again in another order: a rebuild drops what
+    was dropped live instead of deciding again."""
+    reader = LogReader(settings, [topic], client_id=client_id)
+    refused: set[tuple[str, int, int]] = set()
+    try:
+        try:
+            await reader.start(metadata_timeout=0)
+        except TimeoutError:  # no dead-letter topic: nothing was refused
+            return refused
+        async for batch in reader.read_range({}, await reader.end_offsets()):
+            for record in batch:
+                body = read_dead_letter(record.value) if record.value is not None else {}
+                if body.get("service") == producer:
+                    source = body["source"]
+                    refused.add((source["topic"], source["partition"], source["offset"]))
+    finally:
+        await reader.stop()
+    return refused

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 from aiokafka import TopicPartition
+from aiokafka.errors import KafkaError
 
 from virga_eventlog import (
     ChainHead,
@@ -18,6 +19,7 @@ from virga_eventlog import (
     LogReader,
     Positions,
     RecentIds,
+    dead_letter_topic,
     decode_positions,
     encode_positions,
 )
@@ -25,7 +27,7 @@ from virga_eventlog.stopping import stop_within
 from virga_runtime.appends import Appender, PendingAppend
 from virga_runtime.lease import HostLease
 from virga_runtime.observability import serve_health
-from virga_runtime.rebuild import committed_offsets, fold_inputs, fold_own
+from virga_runtime.rebuild import committed_offsets, fold_inputs, fold_own, refused_live
 from virga_runtime.service import S, ServiceDefinition
 from virga_runtime.snapshots import (
     Snapshot,
@@ -34,6 +36,10 @@ from virga_runtime.snapshots import (
     snapshot_of,
     write_snapshot,
 )
+
+HOST_TOPICS_SECONDS = 5.0
+"""How often a service looks for host topics made since it started (a host just added): its
+agents' events wait at most this long, after their topic exists, to be read."""
 
 STOP_SECONDS = 5.0
 """How long closing waits on the producer (which flushes what it still holds) and on the
@@ -84,6 +90,7 @@ class ServiceRunner(Appender[S]):
         self._http: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._lease: HostLease | None = None
+        self._host_topics_at = 0.0
         self._init_effects()
 
     # -- life cycle -------------------------------------------------------------------------
@@ -135,8 +142,9 @@ class ServiceRunner(Appender[S]):
             head = ChainHead(0, "")
         self._reader = LogReader(
             self.settings,
-            [*definition.input_topics, definition.output_topic],
+            [*definition.input_topics, definition.output_topic, self.output_topic],
             client_id=self.transactional_id,
+            families=self.families,
         )
         await self._reader.start()
         input_tps = self._reader.partitions(definition.input_topics)
@@ -149,6 +157,13 @@ class ServiceRunner(Appender[S]):
         # the larger survives the broker expiring an idle group's offsets.
         decided = {tp: max(committed.get(tp, 0), self._inputs.get(tp, 0)) for tp in input_tps}
 
+        if definition.placed_on is not None and self.families:
+            self._refused_live = await refused_live(
+                self.settings,
+                dead_letter_topic(definition.name, self.settings.namespace),
+                self.producer_name,
+                f"{self.transactional_id}-refused",
+            )
         head = await self._fold_log(decided, own_tps, snap_seq, head)
 
         self._writer.head = head
@@ -179,16 +194,20 @@ class ServiceRunner(Appender[S]):
         output was committed with its input's offset, so each cause precedes its effects."""
         assert self._reader is not None
         registry, evolve = self.definition.registry, self.definition.evolve
+        refuse = self._replay_refusal if self.families else None
+        key = self._dedupe_key if self.families else None
         async for batch in self._reader.read_range(self._inputs, decided):
             self.rebuild_records += len(batch)
-            self.state, applied = fold_inputs(batch, registry, evolve, self.state, self.recent)
+            self.state, applied = fold_inputs(
+                batch, registry, evolve, self.state, self.recent, refuse, key
+            )
             self.events_applied += applied
         self._inputs = dict(decided)
         own_ends = {tp: self._start_ends[tp] for tp in own_tps}
         async for batch in self._reader.read_range(self._own, own_ends):
             self.rebuild_records += len(batch)
             self.state, applied, head = fold_own(
-                batch, registry, evolve, self.state, self.producer_name, snap_seq, head
+                batch, registry, evolve, self.state, self.producer_name, snap_seq, head, refuse
             )
             self.events_applied += applied
         self._own = dict(own_ends)
@@ -213,6 +232,7 @@ class ServiceRunner(Appender[S]):
                     await self._snapshot()
             if not self.ready.is_set():
                 await self._advance_past_markers()
+            await self._read_new_host_topics()
             self._check_ready()
             for task in self._tasks:
                 if task.done() and (error := task.exception()) is not None:
@@ -272,6 +292,22 @@ class ServiceRunner(Appender[S]):
             await self.serve()
         finally:
             await self.close()
+
+    async def _read_new_host_topics(self) -> None:
+        """Every `HOST_TOPICS_SECONDS`, start reading the host topics made since (`families`)."""
+        assert self._reader is not None
+        if not self.families or time.monotonic() < self._host_topics_at:
+            return
+        self._host_topics_at = time.monotonic() + HOST_TOPICS_SECONDS
+        try:
+            added = await self._reader.refresh()
+        except KafkaError as exc:  # the log is away: the next look finds them
+            self._log.info("host_topics_unknown", error=repr(exc))
+            return
+        if added:
+            self._log.info("host_topics_added", topics=sorted({tp.topic for tp in added}))
+        if not self.shared_output:
+            self._reader.pause([tp for tp in added if self._is_own(tp.topic)])
 
     # -- readiness -----------------------------------------------------------------------------
 

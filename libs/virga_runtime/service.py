@@ -86,3 +86,6 @@ class ServiceDefinition(Generic[S]):
     """Pure: what to do about one signal, given the state."""
     registry: EventRegistry = REGISTRY
     """Event types this service can decode."""
+    placed_on: Callable[[S, str], str | None] | None = None
+    """The host the state places an instance on (None: none known). An agent's event about
+    an instance placed on another host is refused (`virga_runtime.hostcheck`)."""

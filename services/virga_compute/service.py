@@ -25,8 +25,8 @@ def definition(config: ComputeConfig, driver: ComputeDriver) -> ServiceDefinitio
     """The agent of `config.host`, acting through `driver` (connected by the caller).
 
     Reads placements from `<ns>.scheduler`, requests from `<ns>.api`, boot volumes from
-    `<ns>.storage` and port bindings from `<ns>.network`; writes `<ns>.compute` (run it with
-    `runner_config(config)`, so it also follows its peers on that topic).
+    `<ns>.storage` and port bindings from `<ns>.network`; writes `<ns>.compute.<host>` (run it
+    with `runner_config(config)`, so it also follows its peers' topics).
     """
     namespace = config.namespace
 

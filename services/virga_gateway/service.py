@@ -43,7 +43,18 @@ def definition(config: GatewayConfig, namespace: str = "virga") -> ServiceDefini
         restore=state.restore,
         on_ready=on_ready,
         state_version=state.STATE_VERSION,
+        placed_on=placed_on,
     )
+
+
+def placed_on(current: GatewayState, instance_id: str) -> str | None:
+    """The host the instance is placed on once its agent there has reported it running or
+    stopped: another host's events about it are then refused (`virga_runtime.hostcheck`).
+    Before that, a failed spawn's host may still report on an instance placed anew."""
+    instance = current.instances.get(instance_id)
+    if instance is None or instance.compute_status is None:
+        return None
+    return instance.placed_on if instance.compute_host == instance.placed_on else None
 
 
 def admin_token_rotation(current: GatewayState, admin_sha256: str) -> tuple[Emit, ...]:

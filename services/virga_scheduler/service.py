@@ -35,7 +35,15 @@ def definition(config: SchedulerConfig) -> ServiceDefinition[SchedulerState]:
         decide=partial(decide, config),
         tick=partial(tick, config),
         tick_seconds=config.tick_seconds,
+        placed_on=placed_on,
     )
+
+
+def placed_on(state: SchedulerState, instance_id: str) -> str | None:
+    """The host the instance holds its claim on: a host's events about an instance claimed
+    elsewhere are refused (`virga_runtime.hostcheck`)."""
+    claim = state.claims.get(instance_id)
+    return claim.host if claim is not None else None
 
 
 def runner_config(config: SchedulerConfig) -> RunnerConfig:

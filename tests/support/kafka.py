@@ -19,6 +19,7 @@ from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from virga_devstack.kafka_cluster import KafkaCluster
 from virga_devstack.kafka_jars import KafkaBrokerError
 from virga_eventlog import KafkaSettings, LogReader, RawRecord
+from virga_eventlog.topics import AGENT_SERVICES, agent_families
 from virga_events import Envelope, EventRegistry, decode, encode
 from virga_runtime.runner import ServiceRunner
 
@@ -46,10 +47,12 @@ async def produce_events(bootstrap: str, topic: str, envelopes: Iterable[Envelop
 
 
 async def read_all(bootstrap: str, topic: str, *, committed: bool = True) -> list[RawRecord]:
-    """Every record of `topic` up to its current end, in partition then offset order."""
+    """Every record of `topic` up to its current end, in partition then offset order; of
+    `<ns>.compute` and `<ns>.network`, those of every host's topic too."""
     settings = KafkaSettings(bootstrap_servers=bootstrap)
+    families = [topic] if topic.rpartition(".")[2] in AGENT_SERVICES else []
     async with LogReader(
-        settings, [topic], client_id="test-reader", read_committed=committed
+        settings, [topic], client_id="test-reader", read_committed=committed, families=families
     ) as reader:
         ends = await reader.end_offsets()
         records: list[RawRecord] = []
@@ -66,16 +69,20 @@ async def read_events(bootstrap: str, topic: str, registry: EventRegistry) -> li
 async def following(
     settings: KafkaSettings, topic: str, client_id: str
 ) -> AsyncIterator[list[Envelope]]:
-    """A list that fills with `topic`'s committed events, from now on, while the block runs."""
+    """A list that fills with `topic`'s committed events, from now on, while the block runs;
+    of `<ns>.compute` and `<ns>.network`, every host's topic's too (those made later too)."""
     events: list[Envelope] = []
-    reader = LogReader(settings, [topic], client_id=client_id)
+    families = [t for t in agent_families(settings.namespace) if t == topic]
+    reader = LogReader(settings, [topic], client_id=client_id, families=families)
     await reader.start()
 
     async def follow() -> None:
         while True:
-            for record in await reader.read(timeout_ms=100):
-                assert record.value is not None
-                events.append(decode(record.value))
+            for _ in range(5):
+                for record in await reader.read(timeout_ms=100):
+                    assert record.value is not None
+                    events.append(decode(record.value))
+            await reader.refresh()
 
     follower = asyncio.create_task(follow())
     try:

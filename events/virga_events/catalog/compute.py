@@ -1,4 +1,5 @@
-"""Facts compute agents write to `virga.compute`: hosts, instance lifecycle, usage samples."""
+"""Facts compute agents write, each to its host's `virga.compute.<host>`: hosts, instance
+lifecycle, usage samples."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Network facts: requests the gateway writes to `virga.api`, and what the network controller
-and the per-host network agents write to `virga.network`.
+writes to `virga.network` and each network agent to its host's `virga.network.<host>`.
 
 Aggregates: the network id for networks, the port id for ports, the security group id for
 security groups, the host name for agents. An instance created with a network gets one port

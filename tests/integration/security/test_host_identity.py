@@ -119,7 +119,7 @@ def test_an_operator_adds_a_host_from_the_command_line(
     acls = len(host_acls("hv-7", namespace))
     assert done.stdout.strip() == (
         f"host hv-7 in namespace {namespace}: users compute-hv-7, network-hv-7, "
-        f"2 topics created, {acls} ACLs in force"
+        f"4 topics created, {acls} ACLs in force"
     )
     for user in host_users("hv-7"):
         assert (credentials / f"{user}.password").stat().st_mode & 0o077 == 0
@@ -196,9 +196,10 @@ def agents(tmp_path: Path) -> Iterator[list[Agent]]:
 
 
 async def heartbeats(broker: SecureKafkaBroker, namespace: str) -> int:
-    """HostHeartbeat events committed on the compute topic so far (read as the auditor)."""
+    """HostHeartbeat events committed on the compute topics so far (read as the auditor)."""
     settings = broker.settings(AUDITOR, namespace)
-    async with LogReader(settings, [event_topic("compute", namespace)], client_id="beats") as r:
+    compute = event_topic("compute", namespace)
+    async with LogReader(settings, [compute], client_id="beats", families=[compute]) as r:
         ends = await r.end_offsets()
         count = 0
         async for batch in r.read_range({}, ends):

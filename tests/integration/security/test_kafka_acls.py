@@ -38,6 +38,7 @@ from virga_eventlog import (
     snapshot_topic,
 )
 from virga_eventlog.acls import AUDITOR, CONSUMES, host_user, virga_acls
+from virga_eventlog.topics import host_topic
 from virga_eventlog.writer import GENESIS
 from virga_events import Event, decode, new_event
 from virga_events.catalog import Flavor
@@ -81,20 +82,25 @@ async def test_each_service_writes_its_own_event_snapshot_and_dead_letter_topics
     await secure_broker.add_host("h1", namespace)
     for service in SERVICES:
         # The runner's transactional id (and consumer group): an agent's is its host's, under
-        # its host's user, with its host's snapshot topic.
+        # its host's user, with its host's event and snapshot topics.
         agent = service == "compute"
         user = host_user(service, "h1") if agent else service
         settings = secure_broker.settings(user, namespace)
         txn_id = f"{namespace}-{service}" + ("-h1" if agent else "")
         snapshots = snapshot_topic(service, namespace, "h1" if agent else "")
+        events = event_topic(service, namespace)
         writer = EventWriter(settings, transactional_id=txn_id)
         async with writer, writer.transaction() as txn:
-            await txn.append_raw(event_topic(service, namespace), b"k", service.encode())
+            await txn.append_raw(
+                host_topic(events, "h1") if agent else events, b"k", service.encode()
+            )
             await txn.append_raw(snapshots, b"k", b"snap")
             await txn.append_raw(dead_letter_topic(service, namespace), b"k", b"undecodable")
     auditor = secure_broker.settings(AUDITOR, namespace)
     for service in SERVICES:
-        own = await read_values(auditor, event_topic(service, namespace), at_least=1)
+        events = event_topic(service, namespace)
+        own_topic = host_topic(events, "h1") if service == "compute" else events
+        own = await read_values(auditor, own_topic, at_least=1)
         assert own == [service.encode()]
         snapshots = snapshot_topic(service, namespace, "h1" if service == "compute" else "")
         assert await read_values(auditor, snapshots, 1) == [b"snap"]
@@ -245,7 +251,10 @@ async def test_the_scheduler_runs_end_to_end_as_its_own_user(
                     tenant_id="t-1",
                     producer="compute@h1" if service == "compute" else service,
                 )
-                await txn.append(event_topic(service, namespace), envelope)
+                topic = event_topic(service, namespace)
+                await txn.append(
+                    host_topic(topic, "h1") if service == "compute" else topic, envelope
+                )
             heads[service] = writer.head
 
     await write(

@@ -16,6 +16,7 @@ from virga_eventlog import SERVICES, KafkaSettings, event_topic
 from virga_eventlog.acls import (
     CONSUMES,
     CONTROLLERS,
+    AclBinding,
     Operation,
     PatternType,
     ResourceType,
@@ -137,14 +138,21 @@ def test_each_service_may_write_only_its_own_three_topics() -> None:
 
 def test_transactional_ids_and_groups_are_the_services_own_prefix() -> None:
     acls = service_acls("scheduler", "ns")
-    prefixed = {(a.resource_type, a.operation) for a in acls if a.pattern is PatternType.PREFIXED}
-    assert prefixed == {
-        (ResourceType.TRANSACTIONAL_ID, Operation.WRITE),
-        (ResourceType.TRANSACTIONAL_ID, Operation.DESCRIBE),
-        (ResourceType.GROUP, Operation.READ),
-        (ResourceType.GROUP, Operation.DESCRIBE),
+    prefixed = {
+        (a.resource_type, a.resource_name, a.operation)
+        for a in acls
+        if a.pattern is PatternType.PREFIXED
     }
-    assert {a.resource_name for a in acls if a.pattern is PatternType.PREFIXED} == {"ns-scheduler"}
+    assert prefixed == {
+        (ResourceType.TRANSACTIONAL_ID, "ns-scheduler", Operation.WRITE),
+        (ResourceType.TRANSACTIONAL_ID, "ns-scheduler", Operation.DESCRIBE),
+        (ResourceType.GROUP, "ns-scheduler", Operation.READ),
+        (ResourceType.GROUP, "ns-scheduler", Operation.DESCRIBE),
+        # every compute host's event topic, to read only
+        (ResourceType.TOPIC, "ns.compute.", Operation.READ),
+        (ResourceType.TOPIC, "ns.compute.", Operation.DESCRIBE),
+        (ResourceType.TOPIC, "ns.compute.", Operation.DESCRIBE_CONFIGS),
+    }
     # Nothing on the cluster resource: no service may create ACLs, users or alter configs.
     assert not [a for a in virga_acls("ns") if a.resource_type is ResourceType.CLUSTER]
 
@@ -197,3 +205,44 @@ def test_a_hosts_snapshots_are_a_topic_only_its_agent_writes() -> None:
         ("User:compute-h1", "ns.snapshots.compute.h1")
     ]
     assert not [w for w in writes if w[1] == "ns.snapshots.compute"]
+
+
+def test_a_hosts_events_are_a_topic_only_its_agent_writes_and_everyone_reads() -> None:
+    """h1's agents write `ns.compute.h1` / `ns.network.h1` only: not h2's, not the shared
+    `ns.compute`, not the network controller's `ns.network`; every consumer of compute or
+    network events reads every host's topic by prefix."""
+    everything = host_acls("h1", "ns") + host_acls("h2", "ns") + virga_acls("ns")
+    writes = {
+        (a.principal, a.resource_name, a.pattern)
+        for a in everything
+        if a.operation is Operation.WRITE and a.resource_type is ResourceType.TOPIC
+    }
+    h1 = {(name, pattern) for principal, name, pattern in writes if principal.endswith("-h1")}
+    assert h1 == {
+        ("ns.compute.h1", PatternType.LITERAL),
+        ("ns.network.h1", PatternType.LITERAL),
+        ("ns.snapshots.compute.h1", PatternType.LITERAL),
+        ("ns.snapshots.network.h1", PatternType.LITERAL),
+        ("ns.deadletter.compute", PatternType.LITERAL),
+        ("ns.deadletter.network", PatternType.LITERAL),
+    }
+    assert [w for w in writes if w[1] == "ns.compute.h1"] == [
+        ("User:compute-h1", "ns.compute.h1", PatternType.LITERAL)
+    ]
+    assert not [w for w in writes if w[1] == "ns.compute"]
+    assert [w[0] for w in writes if w[1] == "ns.network"] == ["User:network"]
+    for service, owners in CONSUMES.items():
+        readers = [f"User:{service}"] if service in CONTROLLERS else []
+        readers += [f"User:{service}-h1"] if service in ("compute", "network") else []
+        for owner in {*owners, service} & {"compute", "network"}:
+            for reader in readers:
+                assert (
+                    AclBinding(
+                        reader,
+                        ResourceType.TOPIC,
+                        f"ns.{owner}.",
+                        PatternType.PREFIXED,
+                        Operation.READ,
+                    )
+                    in everything
+                ), (reader, owner)
