@@ -21,7 +21,7 @@ from pathlib import Path
 
 import libvirt
 
-from virga_guestdata import config_drive_files, meta_data, static_network_data
+from virga_guestdata import GuestFacts, GuestNic, config_drive_files
 from virga_guestdata.iso import write_iso
 
 URI = "qemu:///system"
@@ -169,16 +169,17 @@ def booted(image: Path, work: Path, seg: Segment, user_data: bytes) -> Iterator[
         check=True,
     )
     mac = "52:54:00:" + ":".join(f"{byte:02x}" for byte in secrets.token_bytes(3))
-    files = config_drive_files(
-        meta_data(
-            instance,
-            name,
-            hostname=hostname,
-            public_keys={"test": key.with_suffix(".pub").read_text()},
-        ),
-        user_data,
-        static_network_data(mac, f"{GUEST_IP}/24", PEER_IP, mtu=MTU),
+    nic = GuestNic(mac, (GUEST_IP,), f"{GUEST_IP}/24", PEER_IP, mtu=MTU)
+    facts = GuestFacts(
+        instance_id=instance,
+        name=name,
+        hostname=hostname,
+        key_name="test",
+        public_keys=(key.with_suffix(".pub").read_text(),),
+        user_data=user_data,
+        nic=nic,
     )
+    files = config_drive_files(facts)
     drive = write_iso(files, work / "config-drive.iso")
     console = work / "console.log"
     connection = libvirt.open(URI)

@@ -92,6 +92,7 @@ def _config_drive(config: ComputeConfig, record: InstanceRecord) -> ConfigDrive 
         key_name=record.key_name,
         public_keys=record.public_keys,
         user_data=record.user_data,
+        project_id=record.tenant_id,
     )
 
 

@@ -164,11 +164,14 @@ class ConfigDrive:
     hostname: str | None = None
     """The guest's host name; None: the instance's name. Used for nothing but the drive."""
     key_name: str | None = None
-    """The name the public keys go by in meta_data.json's `public_keys`."""
+    """The name the public keys go by in meta_data.json's `public_keys` (`default` when
+    None: `virga_guestdata.metadata.keys_by_name`)."""
     public_keys: tuple[str, ...] = ()
     """OpenSSH public keys, as copied at request time."""
     user_data: str | None = None
     """The tenant's user data, base64 as sent; the drive holds it decoded."""
+    project_id: str | None = None
+    """The instance's tenant (meta_data.json's `project_id`); None: left out."""
 
     def __post_init__(self) -> None:
         if self.user_data is not None:
@@ -182,15 +185,6 @@ class ConfigDrive:
             return base64.b64decode(self.user_data, validate=True)
         except binascii.Error as exc:
             raise ValueError(f"user_data is not base64: {exc}") from None
-
-    def keys_by_name(self) -> dict[str, str]:
-        """meta_data.json's `public_keys`: the first key under `key_name` (`default` when
-        unnamed), any further ones under `<name>-<n>`."""
-        name = self.key_name or "default"
-        return {
-            name if index == 0 else f"{name}-{index}": key
-            for index, key in enumerate(self.public_keys)
-        }
 
 
 @dataclass(frozen=True, slots=True)

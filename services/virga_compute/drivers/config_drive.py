@@ -2,46 +2,58 @@
 ISO 9660 image (label `config-2`) the libvirt driver writes before the domain is defined and
 removes with it.
 
-The files are `virga_guestdata`'s layout of the spec's facts: meta_data.json (uuid = the
-instance id, name, hostname, public_keys, availability_zone), user_data decoded, and
-network_data.json with the first addressed NIC's static address and gateway. No DHCP is
-needed to read it, which is what it is for.
+The files are `virga_guestdata`'s: the spec's facts as a `GuestFacts` (uuid = the instance
+id, name, hostname, project, keys, zone, user data decoded, and the first addressed NIC's
+static address and gateway), laid out exactly as the network agent's metadata service
+serves them. The agent knows neither the network's MTU nor its DNS servers: those are left
+out. No DHCP is needed to read it, which is what it is for.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 from pathlib import Path
-from typing import Any
 
 from virga_compute.core.spec import InstanceSpec
 from virga_compute.drivers.base import DriverError
-from virga_guestdata import config_drive_files, meta_data, static_network_data
+from virga_guestdata import GuestFacts, GuestNic, config_drive_files
 from virga_guestdata.iso import IsoError, write_iso
 
 
-def network_data(spec: InstanceSpec) -> dict[str, Any]:
-    """network_data.json: the first NIC with an address, statically; else nothing."""
+def guest_nic(spec: InstanceSpec) -> GuestNic | None:
+    """The first NIC with an address, statically; else None (the guest is told nothing)."""
     nic = next((nic for nic in spec.nics if nic.address is not None), None)
     if nic is None or nic.address is None:
-        return {}
-    return static_network_data(nic.mac, nic.address, nic.gateway)
+        return None
+    interface = ipaddress.ip_interface(nic.address)
+    return GuestNic(
+        mac=nic.mac, ips=(str(interface.ip),), cidr=str(interface.network), gateway=nic.gateway
+    )
+
+
+def guest_facts(spec: InstanceSpec) -> GuestFacts:
+    """What the spec's guest reads about itself; raises ValueError if it has no drive."""
+    drive = spec.config_drive
+    if drive is None:
+        raise ValueError(f"{spec.instance_id} has no config drive")
+    return GuestFacts(
+        instance_id=spec.instance_id,
+        name=spec.name,
+        hostname=drive.hostname or spec.name,
+        availability_zone=drive.availability_zone,
+        project_id=drive.project_id,
+        key_name=drive.key_name,
+        public_keys=drive.public_keys,
+        user_data=drive.user_data_bytes(),
+        nic=guest_nic(spec),
+    )
 
 
 def drive_files(spec: InstanceSpec) -> dict[str, bytes]:
     """Path → content of the spec's config drive; raises ValueError if it has none."""
-    drive = spec.config_drive
-    if drive is None:
-        raise ValueError(f"{spec.instance_id} has no config drive")
-    meta = meta_data(
-        spec.instance_id,
-        spec.name,
-        hostname=drive.hostname,
-        public_keys=drive.keys_by_name(),
-        availability_zone=drive.availability_zone,
-    )
-    return config_drive_files(meta, drive.user_data_bytes(), network_data(spec))
+    return config_drive_files(guest_facts(spec))
 
 
 def write_drive(spec: InstanceSpec, path: str | None, *, rewrite: bool = True) -> None:

@@ -18,9 +18,9 @@ from typing import cast
 import structlog
 from aiohttp import web
 
+from virga_guestdata.metadata import document
 from virga_network.agent.core import dhcp
 from virga_network.agent.core.edge import EdgeSettings, dhcp_lease, guest_facts
-from virga_network.agent.core.guest_metadata import document
 from virga_network.agent.core.model import NetworkAgentState
 from virga_network.agent.core.plumbing import EdgePlumbing
 from virga_network.agent.drivers.base import DriverError, EdgeSockets

@@ -10,10 +10,10 @@ import pytest
 from virga_guestdata import (
     CONFIG_DRIVE_LABEL,
     NOCLOUD_LABEL,
+    GuestFacts,
+    GuestNic,
     config_drive_files,
-    meta_data,
     nocloud_files,
-    static_network_data,
 )
 from virga_guestdata.iso import IsoError, write_iso
 
@@ -37,11 +37,17 @@ def _read_back(iso: Path, into: Path) -> tuple[str, dict[str, bytes]]:
 
 
 def test_a_config_drive_iso_reads_back_with_its_label_names_and_bytes(tmp_path: Path) -> None:
-    files = config_drive_files(
-        meta_data("7b0e", "web-1", public_keys={"k": "ssh-ed25519 AAAA k"}),
-        b"#!/bin/sh\ntouch /marker\n",
-        static_network_data("52:54:00:12:34:56", "10.9.0.5/24", "10.9.0.1"),
+    nic = GuestNic("52:54:00:12:34:56", ("10.9.0.5",), "10.9.0.0/24", "10.9.0.1")
+    facts = GuestFacts(
+        "7b0e",
+        "web-1",
+        "web-1",
+        key_name="k",
+        public_keys=("ssh-ed25519 AAAA k",),
+        user_data=b"#!/bin/sh\ntouch /marker\n",
+        nic=nic,
     )
+    files = config_drive_files(facts)
     iso = write_iso(files, tmp_path / "drive" / "config.iso")
     label, read = _read_back(iso, tmp_path / "out")
     assert label == CONFIG_DRIVE_LABEL
@@ -50,7 +56,7 @@ def test_a_config_drive_iso_reads_back_with_its_label_names_and_bytes(tmp_path: 
 
 
 def test_a_nocloud_seed_has_the_cidata_label(tmp_path: Path) -> None:
-    files = nocloud_files(meta_data("u1", "db"), b"#cloud-config\n")
+    files = nocloud_files(GuestFacts("u1", "db", "db", user_data=b"#cloud-config\n"))
     label, read = _read_back(write_iso(files, tmp_path / "seed.iso", NOCLOUD_LABEL), tmp_path / "o")
     assert (label, read) == (NOCLOUD_LABEL, files)
 

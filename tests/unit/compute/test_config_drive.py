@@ -118,6 +118,7 @@ def test_a_config_drive_instance_spawns_with_one_that_names_the_hosts_zone() -> 
         key_name="laptop",
         public_keys=(KEY,),
         user_data=base64.b64encode(SCRIPT).decode(),
+        project_id="t-1",
     )
 
 
@@ -139,12 +140,16 @@ def test_user_data_that_is_not_base64_fails_the_instance_instead_of_spawning() -
 
 
 def test_keys_go_by_the_keypairs_name_and_a_nameless_one_by_default() -> None:
-    assert ConfigDrive("z", key_name="k", public_keys=("a", "b")).keys_by_name() == {
+    def keys(drive: ConfigDrive) -> object:
+        spec = InstanceSpec("i-1", "web 1", 1, 256, config_drive=drive)
+        return json.loads(drive_files(spec)[f"{OPENSTACK}/meta_data.json"])["public_keys"]
+
+    assert keys(ConfigDrive("z", key_name="k", public_keys=("a", "b"))) == {
         "k": "a",
         "k-1": "b",
     }
-    assert ConfigDrive("z", public_keys=("a",)).keys_by_name() == {"default": "a"}
-    assert ConfigDrive("z").keys_by_name() == {}
+    assert keys(ConfigDrive("z", public_keys=("a",))) == {"default": "a"}
+    assert keys(ConfigDrive("z")) == {}
 
 
 # -- the drive's files --------------------------------------------------------------------------

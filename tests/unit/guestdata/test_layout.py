@@ -1,25 +1,41 @@
-"""The config drive's and NoCloud seed's files, as cloud-init reads them."""
+"""The config drive's and NoCloud seed's files, as cloud-init reads them: the same documents
+the metadata service serves, from the same facts."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 
 from virga_guestdata import (
+    GuestFacts,
+    GuestNic,
     config_drive_files,
+    document,
     meta_data,
+    network_data,
     nocloud_files,
-    static_network_data,
+    openstack_files,
 )
+from virga_guestdata.metadata import OPENSTACK_VERSIONS
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHq0 alice@laptop"
+NIC = GuestNic(mac="52:54:00:AA:BB:CC", ips=("10.0.0.5",), cidr="10.0.0.0/24", gateway="10.0.0.1")
+FACTS = GuestFacts(
+    instance_id="9f1c",
+    name="web 1",
+    hostname="web-1",
+    availability_zone="nova",
+    key_name="alice",
+    public_keys=(KEY,),
+    user_data=b"#!/bin/sh\necho hi\n",
+    nic=NIC,
+)
 
 
 def test_the_config_drive_holds_the_openstack_layout() -> None:
-    meta = meta_data("9f1c", "web-1", public_keys={"alice": KEY})
-    network = static_network_data("52:54:00:AA:BB:CC", "10.0.0.5/24", "10.0.0.1", mtu=1450)
-    files = config_drive_files(meta, b"#!/bin/sh\necho hi\n", network)
+    files = config_drive_files(FACTS)
     assert sorted(files) == [
         "openstack/latest/meta_data.json",
         "openstack/latest/network_data.json",
@@ -30,9 +46,11 @@ def test_the_config_drive_holds_the_openstack_layout() -> None:
     read = json.loads(files["openstack/latest/meta_data.json"])
     assert read == {
         "uuid": "9f1c",
-        "name": "web-1",
+        "name": "web 1",
         "hostname": "web-1",
         "public_keys": {"alice": KEY},
+        "keys": [{"name": "alice", "type": "ssh", "data": KEY}],
+        "meta": {},
         "availability_zone": "nova",
         "launch_index": 0,
     }
@@ -40,14 +58,41 @@ def test_the_config_drive_holds_the_openstack_layout() -> None:
     assert json.loads(files["openstack/latest/vendor_data2.json"]) == {}
 
 
-def test_static_network_data_names_link_address_route_and_mtu() -> None:
-    data = static_network_data(
-        "52:54:00:AA:BB:CC", "192.0.2.7/28", "192.0.2.1", dns=["192.0.2.53"], mtu=1450
-    )
+@pytest.mark.parametrize(
+    "facts",
+    [
+        FACTS,
+        dataclasses.replace(FACTS, user_data=None, nic=None, key_name=None),
+        dataclasses.replace(
+            FACTS,
+            project_id="t-1",
+            public_keys=(KEY, "ssh-ed25519 AAAA second"),
+            nic=dataclasses.replace(NIC, port_id="p-1", mtu=1450),
+            dns_servers=("192.0.2.53",),
+        ),
+    ],
+)
+def test_the_config_drive_and_the_metadata_service_say_the_same(facts: GuestFacts) -> None:
+    """One source: the drive's openstack/latest files are, byte for byte, what the metadata
+    service serves under every OpenStack version for the same facts, and nothing more."""
+    drive = config_drive_files(facts)
+    assert drive == {f"openstack/latest/{n}": b for n, b in openstack_files(facts).items()}
+    for version in OPENSTACK_VERSIONS:
+        listing = (document(facts, f"/openstack/{version}/") or b"").decode().split("\n")
+        assert sorted(f"openstack/latest/{name}" for name in listing) == sorted(drive)
+        for path, content in drive.items():
+            name = path.removeprefix("openstack/latest/")
+            assert document(facts, f"/openstack/{version}/{name}") == content
+
+
+def test_network_data_names_link_address_route_and_mtu() -> None:
+    nic = GuestNic("52:54:00:AA:BB:CC", ("192.0.2.7",), "192.0.2.0/28", "192.0.2.1", mtu=1450)
+    data = network_data(dataclasses.replace(FACTS, nic=nic, dns_servers=("192.0.2.53",)))
     assert data["links"] == [
-        {"id": "eth0", "type": "phy", "ethernet_mac_address": "52:54:00:aa:bb:cc", "mtu": 1450}
+        {"id": "tap0", "type": "phy", "ethernet_mac_address": "52:54:00:aa:bb:cc", "mtu": 1450}
     ]
     [network] = data["networks"]
+    assert network["link"] == "tap0"
     assert (network["type"], network["ip_address"], network["netmask"]) == (
         "ipv4",
         "192.0.2.7",
@@ -57,32 +102,52 @@ def test_static_network_data_names_link_address_route_and_mtu() -> None:
         {"network": "0.0.0.0", "netmask": "0.0.0.0", "gateway": "192.0.2.1"}
     ]
     assert data["services"] == [{"type": "dns", "address": "192.0.2.53"}]
-    assert static_network_data("52:54:00:00:00:01", "10.0.0.2/24")["networks"][0]["routes"] == []
+    no_gateway = dataclasses.replace(FACTS, nic=dataclasses.replace(NIC, gateway=None))
+    assert network_data(no_gateway)["networks"][0]["routes"] == []
 
 
-def test_without_user_data_there_is_no_user_data_file() -> None:
-    files = config_drive_files(meta_data("u1", "a"))
+def test_what_a_writer_does_not_know_is_left_out() -> None:
+    facts = dataclasses.replace(FACTS, availability_zone=None)
+    meta = meta_data(facts)
+    assert "project_id" not in meta
+    assert "availability_zone" not in meta
+    [link] = network_data(facts)["links"]
+    assert "mtu" not in link
+    assert "vif_id" not in link
+    assert network_data(facts)["services"] == []
+
+
+def test_keys_go_by_the_keypairs_name_and_a_nameless_one_by_default() -> None:
+    two = dataclasses.replace(FACTS, key_name="k", public_keys=("a", "b"))
+    assert meta_data(two)["public_keys"] == {"k": "a", "k-1": "b"}
+    assert document(two, "/latest/meta-data/public-keys") == b"0=k\n1=k-1"
+    nameless = dataclasses.replace(FACTS, key_name=None, public_keys=("a",))
+    assert meta_data(nameless)["public_keys"] == {"default": "a"}
+    assert meta_data(dataclasses.replace(FACTS, public_keys=()))["public_keys"] == {}
+
+
+def test_without_user_data_or_a_nic_there_is_no_user_data_and_no_network() -> None:
+    files = config_drive_files(dataclasses.replace(FACTS, user_data=None, nic=None))
     assert "openstack/latest/user_data" not in files
     assert json.loads(files["openstack/latest/network_data.json"]) == {}
 
 
 def test_the_instance_uuid_is_required() -> None:
     with pytest.raises(ValueError, match="uuid"):
-        config_drive_files({"name": "a"})
+        config_drive_files(dataclasses.replace(FACTS, instance_id=""))
     with pytest.raises(ValueError, match="uuid"):
-        nocloud_files({"name": "a"})
+        nocloud_files(dataclasses.replace(FACTS, instance_id=""))
 
 
 def test_the_nocloud_seed_carries_the_same_facts() -> None:
-    meta = meta_data("u2", "db", hostname="db-1")
-    files = nocloud_files(meta, b"#cloud-config\n", {"version": 2, "ethernets": {}})
+    facts = GuestFacts("u2", "db", "db-1", user_data=b"#cloud-config\n")
+    files = nocloud_files(facts, {"version": 2, "ethernets": {}})
     assert json.loads(files["meta-data"]) == {"instance-id": "u2", "local-hostname": "db-1"}
     assert files["user-data"] == b"#cloud-config\n"
     assert json.loads(files["network-config"]) == {"version": 2, "ethernets": {}}
-    assert "network-config" not in nocloud_files(meta)
+    assert "network-config" not in nocloud_files(facts)
+    assert nocloud_files(GuestFacts("u2", "db", "db-1"))["user-data"] == b""
 
 
 def test_the_same_facts_give_the_same_bytes() -> None:
-    one = config_drive_files(meta_data("u3", "x", public_keys={"b": "k2", "a": "k1"}))
-    two = config_drive_files(meta_data("u3", "x", public_keys={"a": "k1", "b": "k2"}))
-    assert one == two
+    assert config_drive_files(FACTS) == config_drive_files(dataclasses.replace(FACTS))

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import ipaddress
 import json
 import struct
 
 from virga_events.catalog.network import instance_port_id
+from virga_guestdata.metadata import GuestFacts, GuestNic, document, openstack_files
 from virga_network.agent.core import dhcp, dhcpv6
 from virga_network.agent.core.edge import EdgeSettings, dhcp_lease, guest_facts
-from virga_network.agent.core.guest_metadata import GuestFacts, document, openstack_files
 from virga_network.agent.core.model import (
     InstanceRecord,
     NetworkAgentState,
@@ -24,8 +25,9 @@ KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKey a@b"
 FACTS = GuestFacts(
     instance_id="i-1", name="web 1", hostname="web-1", project_id="t-1",
     availability_zone="az1", key_name="mine", public_keys=(KEY,), user_data=b"#cloud-config\n",
-    port_id="p-1", mac="02:00:00:00:00:05", ips=("10.0.0.5",), cidr="10.0.0.0/24",
-    gateway="10.0.0.1", mtu=1450, dns_servers=("192.0.2.53",),
+    nic=GuestNic(mac="02:00:00:00:00:05", ips=("10.0.0.5",), cidr="10.0.0.0/24",
+                 gateway="10.0.0.1", port_id="p-1", mtu=1450),
+    dns_servers=("192.0.2.53",),
 )  # fmt: skip
 
 
@@ -49,7 +51,7 @@ def test_openstack_layout_has_what_cloud_init_reads() -> None:
 
 
 def test_no_user_data_is_404_in_both_layouts() -> None:
-    facts = GuestFacts(**{**{f: getattr(FACTS, f) for f in FACTS.__slots__}, "user_data": None})
+    facts = dataclasses.replace(FACTS, user_data=None)
     assert document(facts, "/openstack/latest/user_data") is None
     assert document(facts, "/latest/user-data") is None
     assert "user_data" not in openstack_files(facts)

@@ -14,8 +14,8 @@ import ipaddress
 from dataclasses import dataclass
 
 from virga_events.catalog.network import instance_port_id
+from virga_guestdata.metadata import GuestFacts, GuestNic, decode_user_data
 from virga_network.agent.core import names
-from virga_network.agent.core.guest_metadata import GuestFacts, decode_user_data
 from virga_network.agent.core.model import InstanceRecord, NetworkAgentState, PortRecord
 from virga_network.agent.core.plumbing import EdgePlumbing
 
@@ -89,6 +89,14 @@ def guest_facts(
     if instance is None or instance.tenant_id != port.tenant_id:
         return None
     assert port.mac is not None
+    nic = GuestNic(
+        mac=port.mac,
+        ips=port.ips,
+        cidr=network.cidr,
+        gateway=network.gateway_ip or None,
+        port_id=port.port_id,
+        mtu=settings.guest_mtu,
+    )
     return GuestFacts(
         instance_id=instance.instance_id,
         name=instance.name,
@@ -98,12 +106,7 @@ def guest_facts(
         key_name=instance.key_name,
         public_keys=instance.public_keys,
         user_data=decode_user_data(instance.user_data),
-        port_id=port.port_id,
-        mac=port.mac,
-        ips=port.ips,
-        cidr=network.cidr,
-        gateway=network.gateway_ip or None,
-        mtu=settings.guest_mtu,
+        nic=nic,
         dns_servers=settings.dns_servers,
     )
 
