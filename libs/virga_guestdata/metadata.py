@@ -43,6 +43,11 @@ class GuestNic:
     """network_data.json's `vif_id`; None: left out."""
     mtu: int | None = None
     """None: left out (the guest keeps its default or what DHCP says)."""
+    dhcp: bool = False
+    """The network's DHCP answers this port: its addresses are `ipv4_dhcp` (or
+    `ipv6_dhcpv6-stateful`) in network_data.json, as Nova writes them for a subnet with a DHCP
+    server, so the guest keeps taking them, and the on-link route to 169.254.169.254 (option
+    121), from DHCP. False: configured statically (a config drive, which must work without)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +120,10 @@ def network_data(facts: GuestFacts) -> dict[str, Any]:
     networks = []
     for index, ip in enumerate(a for a in nic.ips if ipaddress.ip_address(a) in subnet):
         v4 = subnet.version == 4
+        if nic.dhcp:
+            kind = "ipv4_dhcp" if v4 else "ipv6_dhcpv6-stateful"
+            networks.append({"id": f"network{index}", "type": kind, "link": LINK_ID})
+            continue
         entry: dict[str, Any] = {
             "id": f"network{index}",
             "type": "ipv4" if v4 else "ipv6",

@@ -106,6 +106,17 @@ def test_network_data_names_link_address_route_and_mtu() -> None:
     assert network_data(no_gateway)["networks"][0]["routes"] == []
 
 
+def test_a_nic_that_dhcp_answers_takes_its_addresses_by_dhcp() -> None:
+    """As Nova writes it for a subnet with a DHCP server: a static configuration would drop
+    the on-link route to 169.254.169.254 DHCP gives, and the metadata service with it (a
+    Debian guest lost it so)."""
+    v4 = GuestNic("52:54:00:aa:bb:cc", ("192.0.2.7",), "192.0.2.0/28", "192.0.2.1", dhcp=True)
+    v6 = GuestNic("52:54:00:aa:bb:cc", ("2001:db8::7",), "2001:db8::/64", dhcp=True)
+    for nic, kind in ((v4, "ipv4_dhcp"), (v6, "ipv6_dhcpv6-stateful")):
+        data = network_data(dataclasses.replace(FACTS, nic=nic))
+        assert data["networks"] == [{"id": "network0", "type": kind, "link": "tap0"}]
+
+
 def test_what_a_writer_does_not_know_is_left_out() -> None:
     facts = dataclasses.replace(FACTS, availability_zone=None)
     meta = meta_data(facts)

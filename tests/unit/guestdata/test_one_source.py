@@ -1,7 +1,8 @@
 """The compute agent's config drive and the network agent's metadata service tell one guest
 the same: each builds a `GuestFacts` from its own fold and lays it out with `virga_guestdata`,
 so what both know is the same bytes, and what only the network agent knows (the MTU, the
-port id, the DNS servers) is the only difference."""
+port id, the DNS servers) and how the address is taken (DHCP from the service, static from
+the drive) are the only differences."""
 
 from __future__ import annotations
 
@@ -47,7 +48,7 @@ def _without_what_compute_cannot_know(network: dict[str, Any]) -> dict[str, Any]
     links = [
         {k: v for k, v in link.items() if k not in ("mtu", "vif_id")} for link in network["links"]
     ]
-    return {**network, "links": links, "services": []}
+    return {**network, "links": links, "networks": [], "services": []}
 
 
 def test_the_drive_and_the_metadata_service_agree_on_one_guest() -> None:
@@ -67,4 +68,8 @@ def test_the_drive_and_the_metadata_service_agree_on_one_guest() -> None:
         ours = json.loads(drive["openstack/latest/network_data.json"])
         theirs = json.loads(served["network_data.json"] or b"")
         assert theirs["links"][0]["mtu"] == 1450
-        assert ours == _without_what_compute_cannot_know(theirs)
+        # The metadata service's guest takes its address by DHCP (and with it the route to
+        # 169.254.169.254); the drive's, maybe on a network without, configures it statically.
+        assert theirs["networks"] == [{"id": "network0", "type": "ipv4_dhcp", "link": "tap0"}]
+        assert ours["networks"][0]["ip_address"] == "10.0.0.5"
+        assert {**ours, "networks": []} == _without_what_compute_cannot_know(theirs)

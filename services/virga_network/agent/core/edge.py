@@ -96,6 +96,8 @@ def guest_facts(
         gateway=network.gateway_ip or None,
         port_id=port.port_id,
         mtu=settings.guest_mtu,
+        dhcp=True,  # this edge answers the port's DHCP (a static configuration would drop
+        # the on-link route to 169.254.169.254 that DHCP gives)
     )
     return GuestFacts(
         instance_id=instance.instance_id,
