@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import libvirt
 import pytest
 from tests.e2e.test_guest_ping import domains, until
 from tests.support.api import Api
@@ -82,9 +83,31 @@ def stack(
     try:
         with stack.running():
             yield stack
-    finally:
-        for name in virga_links():  # a failed test leaves no interface behind
+    finally:  # a failed test leaves no guest, interface or edge behind
+        for instance_id in CREATED:
+            remove_domain(domain_name(instance_id))
+        for name in virga_links():
             sh("ip", "link", "del", name, check=False)
+        for namespace in sh("ip", "netns", "list").stdout.split("\n"):
+            if namespace.startswith(PREFIX) and namespace.split(" ")[0].endswith(f"-{HOST}"):
+                sh("ip", "netns", "del", namespace.split(" ")[0], check=False)
+
+
+CREATED: list[str] = []
+"""The instances this module asked for: a failed test's guests are removed at its end."""
+
+
+def remove_domain(name: str) -> None:
+    connection = libvirt.open(URI)
+    try:
+        domain = connection.lookupByName(name)
+        if domain.isActive():
+            domain.destroy()
+        domain.undefine()
+    except libvirt.libvirtError:
+        pass  # gone already: the test deleted it
+    finally:
+        connection.close()
 
 
 def virga_links() -> set[str]:
@@ -229,6 +252,7 @@ async def test_a_tenant_logs_into_a_stock_image_with_its_key_and_user_data(
             key_name="mine",
             user_data=base64.b64encode(USER_DATA).decode(),
         )
+        CREATED.append(web["id"])
         other = await second.api.create_instance(
             "other",
             flavor=FLAVOR_NAME,
@@ -237,6 +261,7 @@ async def test_a_tenant_logs_into_a_stock_image_with_its_key_and_user_data(
             key_name="mine",
             config_drive=True,
         )
+        CREATED.append(other["id"])
         running = {}
         for tenant, instance in ((first, web), (second, other)):
             path = f"/v1/instances/{instance['id']}"
