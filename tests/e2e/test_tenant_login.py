@@ -51,7 +51,7 @@ URI = "qemu:///system"
 HOST = "login-host"
 PREFIX = "vl4"
 """The network agent names every bridge, VXLAN, tap and edge of this test with it."""
-BOOT_SECONDS = 420.0
+BOOT_SECONDS = 600.0
 """Two TCG guests booting side by side on a busy 2-core machine: first SSH takes ~90 s alone."""
 FLAVOR_NAME = "d1.login"
 FLAVOR = {"name": FLAVOR_NAME, "vcpus": 1, "ram_mb": 1024, "disk_gb": 3}
