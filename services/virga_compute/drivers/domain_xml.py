@@ -80,8 +80,14 @@ def console_log_path(settings: DomainSettings, instance_id: str) -> str | None:
 SMBIOS_PRODUCT = "OpenStack Nova"
 """SMBIOS system product and chassis asset tag of every domain: cloud-init's ds-identify
 enables the OpenStack datasource (metadata service, config drive) only on this product."""
-CONFIG_DRIVE_TARGET = "sda"
-"""The config drive's CD-ROM on the SATA bus, apart from the volumes' virtio targets."""
+CONFIG_DRIVE_TARGETS = {"ide": "hdc", "sata": "sda"}
+"""The config drive's CD-ROM, apart from the volumes' virtio targets: on IDE (the i440fx
+`pc` machine; Debian's cloud kernel has no AHCI driver, so a SATA CD-ROM was invisible to its
+guests), on SATA where there is no IDE (q35), as Nova chooses its CD-ROM bus."""
+
+
+def cdrom_bus(machine: str | None) -> str:
+    return "sata" if machine is not None and "q35" in machine else "ide"
 
 
 def config_drive_path(settings: DomainSettings, instance_id: str) -> str | None:
@@ -147,12 +153,14 @@ def smbios_element(instance_id: str) -> ET.Element:
     return sysinfo
 
 
-def cdrom_element(path: str) -> ET.Element:
-    """A read-only SATA CD-ROM holding the image at `path` (the config drive)."""
+def cdrom_element(path: str, machine: str | None = None) -> ET.Element:
+    """A read-only CD-ROM holding the image at `path` (the config drive), on the bus the
+    `machine` type has for it (`cdrom_bus`)."""
     element = ET.Element("disk", {"type": "file", "device": "cdrom"})
     _sub(element, "driver", name="qemu", type="raw")
     _sub(element, "source", file=path)
-    _sub(element, "target", dev=CONFIG_DRIVE_TARGET, bus="sata")
+    bus = cdrom_bus(machine)
+    _sub(element, "target", dev=CONFIG_DRIVE_TARGETS[bus], bus=bus)
     _sub(element, "readonly")
     return element
 
@@ -230,7 +238,7 @@ def build_domain_xml(spec: InstanceSpec, settings: DomainSettings) -> str:
         path = config_drive_path(settings, spec.instance_id)
         if path is None:
             raise ValueError(f"{spec.instance_id} has a config drive but no directory for it")
-        devices.append(cdrom_element(path))
+        devices.append(cdrom_element(path, settings.machine))
     for nic in spec.nics:
         _interface_element(devices, nic)
     log_path = console_log_path(settings, spec.instance_id)

@@ -1,5 +1,5 @@
 """Config drives on real libvirt: an instance placed with `config_drive` gets an ISO 9660 image
-(label `config-2`, OpenStack layout) attached as a read-only SATA CD-ROM, beside the SMBIOS
+(label `config-2`, OpenStack layout) attached as a read-only CD-ROM, beside the SMBIOS
 identity cloud-init looks for; deleting the instance removes the image, and so does a spawn
 that fails.
 

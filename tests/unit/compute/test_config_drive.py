@@ -217,7 +217,9 @@ def test_the_smbios_identity_sits_beside_the_fw_cfg_address_of_virgas_own_guest(
     assert sorted(s.get("type", "") for s in root.findall("sysinfo")) == ["fwcfg", "smbios"]
 
 
-def test_a_config_drive_is_a_read_only_sata_cdrom_in_the_drive_directory() -> None:
+def test_a_config_drive_is_a_read_only_ide_cdrom_in_the_drive_directory() -> None:
+    """IDE on the default (i440fx) machine: Debian's cloud kernel has no AHCI driver, and its
+    guest never saw the drive on SATA; SATA only where there is no IDE (q35)."""
     settings = DomainSettings(config_drive_dir="/var/lib/virga/drives/")
     definition = build_domain_xml(drive_spec(), settings)
     cdrom = ET.fromstring(definition).find("devices/disk[@device='cdrom']")
@@ -228,9 +230,15 @@ def test_a_config_drive_is_a_read_only_sata_cdrom_in_the_drive_directory() -> No
     assert target is not None
     assert source.get("file") == "/var/lib/virga/drives/virga-i-1.iso"
     assert domain_xml.config_drive_path(settings, "i-1") == source.get("file")
-    assert (target.get("dev"), target.get("bus")) == ("sda", "sata")
+    assert (target.get("dev"), target.get("bus")) == ("hdc", "ide")
     assert cdrom.find("readonly") is not None
     assert domain_xml.parse_disks(definition) == {}  # not one of the volumes
+    q35 = DomainSettings(config_drive_dir="/d", machine="pc-q35-7.2")
+    on_q35 = ET.fromstring(build_domain_xml(drive_spec(), q35)).find(
+        "devices/disk[@device='cdrom']/target"
+    )
+    assert on_q35 is not None
+    assert (on_q35.get("dev"), on_q35.get("bus")) == ("sda", "sata")
 
 
 def test_a_config_drive_without_a_directory_is_refused() -> None:
