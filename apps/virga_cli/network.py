@@ -15,6 +15,7 @@ NETWORK_COLUMNS: list[Column] = [
     ("status", "status"),
     ("cidr", "cidr"),
     ("vni", "vni"),
+    ("dhcp", lambda n: "yes" if n.get("dhcp", True) else "no"),
     ("ports", lambda n: len(n.get("ports") or [])),
 ]
 NETWORK_FIELDS: list[Column] = [
@@ -26,6 +27,7 @@ NETWORK_FIELDS: list[Column] = [
     ("cidr", "cidr"),
     ("gateway", "gateway_ip"),
     ("vxlan id", "vni"),
+    ("dhcp", lambda n: "yes" if n.get("dhcp", True) else "no"),
     ("pools", lambda n: [f"{p['start']}-{p['end']}" for p in n.get("allocation_pools") or []]),
     ("ports", "ports"),
     ("created", "created_at"),
@@ -72,13 +74,21 @@ def _pool(value: str) -> dict[str, str]:
 @click.argument("name")
 @click.option("--cidr", required=True, help="IPv4 or IPv6 subnet, e.g. 10.0.0.0/24.")
 @click.option("--pool", "pools", multiple=True, help="START-END addresses handed out (repeat).")
+@click.option(
+    "--dhcp/--no-dhcp",
+    default=True,
+    help="Answer the guests' DHCP (default); --no-dhcp: they configure themselves statically"
+    " (a config drive).",
+)
 @click.option("--tenant", "tenant_id", help="Admins: the tenant that will own it.")
 @pass_cli
 def network_create(
-    cli: Cli, name: str, cidr: str, pools: tuple[str, ...], tenant_id: str | None
+    cli: Cli, name: str, cidr: str, pools: tuple[str, ...], dhcp: bool, tenant_id: str | None
 ) -> None:
     """Create network NAME with subnet --cidr."""
     body: dict[str, Any] = {"name": name, "cidr": cidr}
+    if not dhcp:
+        body["dhcp"] = False
     if pools:
         body["allocation_pools"] = [_pool(p) for p in pools]
     if tenant_id:

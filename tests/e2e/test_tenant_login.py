@@ -6,9 +6,11 @@ Ceph volume, takes its address, router and MTU 1450 from the host's DHCP, and De
 cloud-init reads the metadata service at 169.254.169.254. A namespace plugged into the network
 as a port of its own then logs in as `debian` with the tenant's private key and sees its
 hostname, the script's marker, its address, the MTU and the default route, and its own
-meta_data.json. A second tenant's instance, booted beside it with a config drive, gets its own
-key and metadata and never the first's. Deleting everything leaves no domain, RBD image or
-interface behind.
+meta_data.json. A second tenant's instance, booted beside it with a config drive on a network
+without DHCP, still gets its own key and its address (configured statically, as the drive's
+network_data.json says) and never the first's; the metadata service still answers it once it
+routes 169.254.169.254 on-link. Deleting everything leaves no domain, RBD image or interface
+behind.
 """
 
 from __future__ import annotations
@@ -167,8 +169,11 @@ class Seat:
     namespace: str
 
 
-async def seat(admin: Api, tenant: Tenant, name: str, cidr: str, namespace: str) -> Seat:
-    network = await tenant.api.call("POST", "/v1/networks", {"name": name, "cidr": cidr})
+async def seat(
+    admin: Api, tenant: Tenant, name: str, cidr: str, namespace: str, *, dhcp: bool = True
+) -> Seat:
+    body = {"name": name, "cidr": cidr, "dhcp": dhcp}
+    network = await tenant.api.call("POST", "/v1/networks", body)
     network = await until(
         tenant.api, f"/v1/networks/{network['id']}", lambda v: v["status"] == "ACTIVE"
     )
@@ -242,7 +247,8 @@ async def test_a_tenant_logs_into_a_stock_image_with_its_key_and_user_data(
     second = await new_tenant(admin, tmp_path, "second")
     with namespaces([unique(PREFIX), unique(PREFIX)]) as [first_ns, second_ns]:
         first_seat = await seat(admin, first, "first", "10.78.0.0/24", first_ns)
-        second_seat = await seat(admin, second, "second", "10.79.0.0/24", second_ns)
+        second_seat = await seat(admin, second, "second", "10.79.0.0/24", second_ns, dhcp=False)
+        assert second_seat.network["dhcp"] is False
         started = time.monotonic()
         web = await first.api.create_instance(
             "Web_Front.1",
@@ -298,7 +304,19 @@ async def test_a_tenant_logs_into_a_stock_image_with_its_key_and_user_data(
         others = await guest_facts(second, second_ns, other_ip)
         assert others["hostname"].strip() == "other", others
         assert others["marker"] == "", others  # no user data was given
-        assert json.loads(others["metadata"])["uuid"] == other["id"]
+        # No DHCP on its network: its address and route are the config drive's, static.
+        assert f"inet {other_ip}/24" in others["addresses"], others
+        assert "dynamic" not in others["addresses"], others
+        assert f"via {second_seat.network['gateway_ip']}" in others["route"], others
+        # The edge still serves its metadata (a static configuration has no route to it: a
+        # guest that routes 169.254.169.254 on-link, as DHCP's option 121 would, reaches it).
+        reach = (
+            "dev=$(ip -o -4 route show default | awk '{print $5}') && "
+            "sudo -n ip route replace 169.254.169.254 dev $dev && "
+            f"curl -sf --max-time 10 {METADATA}"
+        )
+        metadata = await asyncio.to_thread(ssh, second, second_ns, other_ip, reach)
+        assert json.loads(metadata.stdout)["uuid"] == other["id"], metadata.stderr
         mine, theirs = facts["identity"].split(), others["identity"].split()
         assert mine[0] != theirs[0]  # machine id
         assert mine[2] != theirs[2]  # SSH host key

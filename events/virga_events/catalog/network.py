@@ -87,6 +87,9 @@ class NetworkRequested(Event):
     cidr: str
     allocation_pools: tuple[AllocationPool, ...] = ()
     """Empty: every address of the CIDR but the reserved ones."""
+    dhcp: bool = True
+    """The edges answer DHCP (DHCPv6) for its ports (OpenStack's subnet `enable_dhcp`);
+    False: guests configure themselves statically (a config drive's network_data.json)."""
 
 
 @event("NetworkDeletionRequested")
@@ -142,6 +145,8 @@ class NetworkCreated(Event):
     vni: int
     gateway_ip: str
     allocation_pools: tuple[AllocationPool, ...]
+    dhcp: bool = True
+    """As requested (`NetworkRequested.dhcp`); True in events written before it existed."""
 
 
 @event("NetworkCreationFailed")

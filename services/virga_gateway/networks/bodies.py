@@ -30,5 +30,13 @@ class CreateNetwork(Body):
     cidr: Cidr
     allocation_pools: Annotated[list[PoolBody], msgspec.Meta(max_length=16)] = []
     """Ranges addresses are handed out from; none: the whole subnet but the reserved ones."""
+    dhcp: Annotated[
+        bool,
+        msgspec.Meta(
+            description="The network's edges answer its guests' DHCP (DHCPv6); false: guests"
+            " configure themselves statically (a config drive), metadata still answers them."
+        ),
+    ] = True
+    """OpenStack's subnet `enable_dhcp`."""
     tenant_id: Reference | None = None
     """Required when an admin creates a network: the tenant that will own it."""

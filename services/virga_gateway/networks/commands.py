@@ -39,6 +39,7 @@ def create_network(
         name=body.name,
         cidr=str(subnet.network),
         allocation_pools=given if body.allocation_pools else (),
+        dhcp=body.dhcp,
     )
     return Outcome(
         202,

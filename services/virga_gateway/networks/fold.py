@@ -35,7 +35,7 @@ def _network_requested(state: GatewayState, env: Envelope, event: net.NetworkReq
         return
     network.requested = True
     network.tenant_id = env.tenant_id or ""
-    network.name, network.cidr = event.name, event.cidr
+    network.name, network.cidr, network.dhcp = event.name, event.cidr, event.dhcp
     network.created_at = env.occurred_at
     key = (env.occurred_at, network.id)
     bisect.insort(state.tenant_network_order.setdefault(network.tenant_id, []), key)

@@ -29,6 +29,7 @@ class Network(msgspec.Struct, kw_only=True):
     name: str = ""
     cidr: str = ""
     allocation_pools: list[PoolRecord] = msgspec.field(default_factory=list)
+    dhcp: bool = True
     pool_size: int = 0
     """Addresses the pools hold: a port request beyond them is refused (409)."""
     created_at: datetime | None = None

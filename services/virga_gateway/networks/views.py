@@ -33,6 +33,9 @@ class NetworkView(_View):
     """Its VXLAN id, once created."""
     gateway_ip: str | None
     allocation_pools: list[PoolView]
+    dhcp: bool
+    """Its edges answer its guests' DHCP (DHCPv6); false: guests configure themselves
+    statically (network_data.json), the metadata service still answers them."""
     ports: list[str]
     """Ids of its ports (those being created included)."""
     created_at: datetime
@@ -58,6 +61,7 @@ def network_view(network: Network) -> NetworkView:
         vni=network.vni,
         gateway_ip=network.gateway_ip,
         allocation_pools=[PoolView(start=p.start, end=p.end) for p in network.allocation_pools],
+        dhcp=network.dhcp,
         ports=list(network.ports),
         created_at=network.created_at,
         updated_at=network.updated_at or network.created_at,

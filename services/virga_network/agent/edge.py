@@ -113,8 +113,13 @@ class EdgeServer:
             transport, _ = await loop.create_datagram_endpoint(
                 lambda: Dhcp6(network_id, self.state, self.settings), sock=sockets.dhcp
             )
+            network = self.state().networks.get(network_id)
             advertiser = RouterAdvertiser(
-                sockets.icmp6, sockets.ifindex, edge.cidr, self.settings.guest_mtu
+                sockets.icmp6,
+                sockets.ifindex,
+                edge.cidr,
+                self.settings.guest_mtu,
+                managed=network is None or network.dhcp,
             )
             advertiser.start()
             return _Served(edge.namespace, edge.veth, transport, advertiser=advertiser)

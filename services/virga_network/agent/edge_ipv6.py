@@ -53,12 +53,14 @@ class Dhcp6(asyncio.DatagramProtocol):
 
 
 class RouterAdvertiser:
-    """Advertises the network's prefix (on-link), the M flag and the MTU: periodically and
-    in answer to each router solicitation."""
+    """Advertises the network's prefix (on-link), the M flag (unless the network has no
+    DHCP) and the MTU: periodically and in answer to each router solicitation."""
 
-    def __init__(self, sock: socket.socket, ifindex: int, cidr: str, mtu: int) -> None:
+    def __init__(
+        self, sock: socket.socket, ifindex: int, cidr: str, mtu: int, *, managed: bool = True
+    ) -> None:
         self._sock, self._ifindex = sock, ifindex
-        self._advert = dhcpv6.router_advert(cidr, mtu)
+        self._advert = dhcpv6.router_advert(cidr, mtu, managed=managed)
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:

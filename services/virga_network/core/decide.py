@@ -116,6 +116,7 @@ def _create_network(
             AllocationPool(start=subnet.address(low), end=subnet.address(high))
             for low, high in pools
         ),
+        dhcp=event.dhcp,
     )
     return [Emit(created, network_id, tenant)]
 

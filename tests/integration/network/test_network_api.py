@@ -8,9 +8,16 @@ from typing import Any
 
 import pytest
 from tests.integration.gateway.harness import Gateway, Reply
+from tests.support.kafka import read_events
 
+from virga_eventlog.topics import event_topic
 from virga_events.catalog import Flavor, compute, scheduler
-from virga_events.catalog.network import default_security_group_id, instance_port_id
+from virga_events.catalog.network import (
+    NetworkCreated,
+    default_security_group_id,
+    instance_port_id,
+)
+from virga_events.registry import REGISTRY
 
 pytestmark = pytest.mark.kafka
 
@@ -116,6 +123,31 @@ async def test_a_bad_subnet_is_a_422_naming_the_field(cloud: Gateway) -> None:
         reply = await cloud.call("POST", "/v1/networks", token=token, json={"name": "n", **body})
         assert reply.status == 422, reply.body
         assert reply.problem_fields == [field], body
+
+
+async def test_a_network_without_dhcp_says_so_and_the_controller_passes_it_on(
+    cloud: Gateway,
+) -> None:
+    _, token = await cloud.tenant()
+    plain = await network(cloud, token, "10.21.0.0/24")
+    static = await network(cloud, token, "10.22.0.0/24", dhcp=False)
+    assert (plain["dhcp"], static["dhcp"]) == (True, False)
+    listed = await cloud.call("GET", "/v1/networks", token=token)
+    assert [n["dhcp"] for n in listed.body["items"]] == [True, False]
+    # What the network agents fold: the controller's NetworkCreated carries it.
+    bootstrap = cloud.settings.bootstrap_servers
+    topic = event_topic("network", cloud.namespace)
+    created = {
+        e.aggregate_id: e.payload.dhcp
+        for e in await read_events(bootstrap, topic, REGISTRY)
+        if isinstance(e.payload, NetworkCreated)
+    }
+    assert (created[plain["id"]], created[static["id"]]) == (True, False)
+    for bad in ("false", 0, None, [False]):  # strictly a JSON boolean
+        body = {"name": "n", "cidr": "10.23.0.0/24", "dhcp": bad}
+        reply = await cloud.call("POST", "/v1/networks", token=token, json=body)
+        assert reply.status == 422, reply.body
+        assert reply.problem_fields == ["dhcp"], bad
 
 
 async def test_a_retried_network_request_creates_one_network(cloud: Gateway) -> None:

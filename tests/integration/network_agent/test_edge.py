@@ -3,7 +3,8 @@
 One host namespace runs a real agent (`ip netns exec`) with its edges on; guests are
 namespaces holding their port's veth end. Two tenants' networks have the same CIDR and two
 of their guests the same address, so only the network a request arrives on tells them
-apart. A guest configures itself with a real DHCP client (busybox's udhcpc).
+apart. A guest configures itself with a real DHCP client (busybox's udhcpc), except on a
+network without DHCP, where it configures itself statically.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ pytestmark = pytest.mark.kafka
 PREFIX = "ve5"
 FRAMES = str(Path(frames.__file__))
 HOST = "h1"
-NET_A, NET_B, NET_C = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
+NET_A, NET_B, NET_C, NET_D = (str(uuid.uuid4()) for _ in range(4))
 KEY_A = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAtenantakeyxxxxxxxxxxxxxxxxxxxxxxxxxxxxx a@a"
 KEY_B = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBtenantbkeyyyyyyyyyyyyyyyyyyyyyyyyyyyyy b@b"
 SCRIPT = """#!/bin/sh
@@ -77,6 +78,8 @@ GUESTS = {
         # Tenant B: the same CIDR, and b1 has a1's address.
         Guest("b1", "tenant-b", NET_B, "10.0.0.11", "02:00:0b:00:00:0b", KEY_B, b"b1 secret"),
         Guest("c1", "tenant-a", NET_C, "fd00:c::11", "02:00:0c:00:00:11", KEY_A, b"c1"),
+        # A network without DHCP.
+        Guest("d1", "tenant-b", NET_D, "10.0.4.11", "02:00:0d:00:00:0b", KEY_B, b"d1"),
     )
 }
 
@@ -97,6 +100,8 @@ def _events(world: AgentWorld) -> None:
                         allocation_pools=()), NET_B, "tenant-b"),
         (NetworkCreated(name="c", cidr="fd00:c::/64", vni=2003, gateway_ip="fd00:c::1",
                         allocation_pools=()), NET_C, "tenant-a"),
+        (NetworkCreated(name="d", cidr="10.0.4.0/24", vni=2004, gateway_ip="10.0.4.1",
+                        allocation_pools=(), dhcp=False), NET_D, "tenant-b"),
         *(item for g in GUESTS.values() for item in (
             # No instance_id: the port is then a veth (an instance's is a tap QEMU opens); the
             # edge finds the instance by its port id (`instance_port_id`).
@@ -145,18 +150,25 @@ def world(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
             agents.remove_edges()
 
 
-def dhcp(world: World, guest: str) -> dict[str, str]:
-    """Run udhcpc in the guest until it has a lease; apply it as a cloud image would (address,
-    MTU, option 121's routes); return what the lease said."""
+def udhcpc(world: World, guest: str, tries: int = 10) -> tuple[Path, str]:
+    """Run udhcpc in the guest (`tries` DISCOVERs a second apart): the file its hook wrote
+    the lease to (absent: no lease) and what it said."""
     out = world.tmp / f"lease-{guest}"
     out.unlink(missing_ok=True)
     result = subprocess.run(
         ["ip", "netns", "exec", world.ns[guest], "udhcpc", "-i", "eth0", "-n", "-q", "-f",
-         "-t", "10", "-T", "1", "-s", str(world.tmp / "dhcp.sh")],
+         "-t", str(tries), "-T", "1", "-s", str(world.tmp / "dhcp.sh")],
         env={"DHCP_OUT": str(out), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
-    assert out.exists(), f"no lease: {result.stdout}{result.stderr}{world.agents.log(HOST)}"
+    return out, result.stdout + result.stderr
+
+
+def dhcp(world: World, guest: str) -> dict[str, str]:
+    """Run udhcpc in the guest until it has a lease; apply it as a cloud image would (address,
+    MTU, option 121's routes); return what the lease said."""
+    out, said = udhcpc(world, guest)
+    assert out.exists(), f"no lease: {said}{world.agents.log(HOST)}"
     lease = dict(line.split("=", 1) for line in out.read_text().splitlines() if "=" in line)
     g = world.ns[guest]
     sh("ip", "addr", "replace", f"{lease['ip']}/{lease['mask']}", "dev", "eth0", netns=g)
@@ -366,3 +378,31 @@ def test_an_ipv6_guest_gets_its_mtu_advertised_and_its_address_by_dhcpv6(world: 
     finally:
         client.terminate()
         client.wait(10)
+
+
+def test_a_network_without_dhcp_gives_no_lease_but_metadata_with_a_static_address(
+    world: World,
+) -> None:
+    d1, ns = GUESTS["d1"], world.ns["d1"]
+    # The edge serves the network (its metadata below) but never answers its DHCP.
+    out, said = udhcpc(world, "d1", tries=4)
+    assert not out.exists(), said
+    assert "lease of" not in said
+    # Configured as its config drive says (its address, and the edge on-link as a guest
+    # with a link-local route to it would): the metadata service answers it.
+    sh("ip", "addr", "replace", f"{d1.ip}/24", "dev", "eth0", netns=ns)
+    sh("ip", "route", "replace", "169.254.169.254", "dev", "eth0", netns=ns)
+    deadline = time.monotonic() + 30
+    while (status := fetch(world, "d1", "/openstack/latest/meta_data.json"))[0] != 200:
+        assert time.monotonic() < deadline, world.agents.log(HOST)
+        time.sleep(0.5)
+    meta = json.loads(status[1])
+    assert (meta["uuid"], meta["public_keys"]) == (d1.instance_id, {"key-tenant-b": KEY_B})
+    network = json.loads(fetch(world, "d1", "/openstack/latest/network_data.json")[1])
+    # Told to configure itself statically: no DHCP answers on its network.
+    assert network["networks"] == [
+        {"id": "network0", "type": "ipv4", "link": "tap0", "ip_address": d1.ip,
+         "netmask": "255.255.255.0",
+         "routes": [{"network": "0.0.0.0", "netmask": "0.0.0.0", "gateway": "10.0.4.1"}]}
+    ]  # fmt: skip
+    assert network["links"][0]["mtu"] == 1450

@@ -411,3 +411,25 @@ async def test_tenant_delete_resolves_a_name_and_a_refusal_names_what_it_owns(
     assert deleted.exit_code == 0, deleted.output
     assert deleted.stdout.strip() == "deleted t-1"
     assert deletes == ["/v1/tenants/t-1", "/v1/tenants/t-1"]
+
+
+async def test_a_network_without_dhcp_is_asked_for_and_shown_so(tmp_path: Path) -> None:
+    async def create(request: web.Request) -> web.Response:
+        body = await request.json()
+        made = {"id": "net-1", "status": "BUILDING", "dhcp": body.get("dhcp", True), **body}
+        return web.json_response(made, status=202)
+
+    async with fake_api({("POST", "/v1/networks"): create}) as api:
+        args = ["--api", api.url, "network", "create", "lan", "--cidr", "10.0.0.0/24"]
+        without = await run([*args, "--no-dhcp"], tmp_path)
+        default = await run(args, tmp_path)
+        bodies = [orjson.loads(r.body) for r in api.requests if r.method == "POST"]
+    assert without.exit_code == 0, without.stderr
+    assert default.exit_code == 0, default.stderr
+    # --no-dhcp sends `"dhcp": false`; without it the API's default (true) applies.
+    assert bodies == [
+        {"name": "lan", "cidr": "10.0.0.0/24", "dhcp": False},
+        {"name": "lan", "cidr": "10.0.0.0/24"},
+    ]
+    assert [line.split()[-1] for line in without.stdout.splitlines() if "dhcp" in line] == ["no"]
+    assert [line.split()[-1] for line in default.stdout.splitlines() if "dhcp" in line] == ["yes"]

@@ -10,6 +10,7 @@ from virga_gateway import validation as v
 from virga_gateway.flavors.bodies import CreateFlavor
 from virga_gateway.hosts.bodies import HostAction, SetAllocationRatios
 from virga_gateway.instances.bodies import CreateInstance, InstanceAction
+from virga_gateway.networks.bodies import CreateNetwork
 from virga_gateway.problems import Problem
 from virga_gateway.server_groups.bodies import CreateServerGroup
 from virga_gateway.tenants.bodies import IssueToken
@@ -57,6 +58,9 @@ def test_valid_bodies_get_their_defaults() -> None:
     assert body.delete_on_termination is True
     group = v.validate({"name": "g", "policy": "affinity"}, CreateServerGroup)
     assert group.scope == "host"
+    assert v.validate({"name": "n", "cidr": "10.0.0.0/24"}, CreateNetwork).dhcp is True
+    network = v.validate({"name": "n", "cidr": "10.0.0.0/24", "dhcp": False}, CreateNetwork)
+    assert network.dhcp is False
 
 
 @pytest.mark.parametrize(
@@ -68,6 +72,9 @@ def test_valid_bodies_get_their_defaults() -> None:
         (SetAllocationRatios, {"cpu": 0, "ram": 1, "disk": 1}, "cpu"),
         (IssueToken, {"expires_in_seconds": 0}, "expires_in_seconds"),
         (HostAction, {"action": "disable", "reason": "x" * 256}, "reason"),
+        (CreateNetwork, {"name": "n", "cidr": "10.0.0.0/24", "dhcp": "false"}, "dhcp"),
+        (CreateNetwork, {"name": "n", "cidr": "10.0.0.0/24", "dhcp": 0}, "dhcp"),
+        (CreateNetwork, {"name": "n", "cidr": "10.0.0.0/24", "dhcp": None}, "dhcp"),
     ],
 )
 def test_other_bodies_name_the_bad_field(body_type: type[Any], body: Any, field: str) -> None:

@@ -106,6 +106,12 @@ def test_networks_get_the_lowest_free_vxlan_id_and_a_deleted_ones_comes_back() -
     assert "every VXLAN id from 100 to 103 is in use" in failed.reason
 
 
+def test_a_network_keeps_the_dhcp_it_was_requested_with() -> None:
+    c = Controller()
+    assert c.network("10.0.0.0/24")[1].dhcp is True  # the default, as in older requests
+    assert c.network("10.1.0.0/24", dhcp=False)[1].dhcp is False
+
+
 def test_a_bad_request_that_slipped_past_the_gateway_fails_with_its_reason() -> None:
     [failed] = Controller().input(NetworkRequested(name="n", cidr="10.0.0.1/24"), "net-x")
     assert isinstance(failed, NetworkCreationFailed)

@@ -101,3 +101,14 @@ def test_an_instances_port_gives_it_addresses_until_deleted() -> None:
     gone = fold(envelope(PortDeleted(), port_id, tenant="t1", producer="network"), state=state)
     assert instance_view(gone.instances["i1"]).addresses == []
     assert gone.networks["net"].ports == []
+
+
+def test_a_networks_dhcp_is_its_requests_and_shown() -> None:
+    facts = controller_facts()[:1]
+    assert network_view(fold(*gateway_facts()[:1], *facts).networks["net"]).dhcp is True
+    without = envelope(
+        NetworkRequested(name="n", cidr="10.0.0.0/24", dhcp=False), "net", tenant="t1"
+    )
+    for state in (fold(without, *facts), fold(*facts, without)):
+        view = network_view(state.networks["net"])
+        assert (view.status, view.dhcp) == ("ACTIVE", False)

@@ -210,6 +210,19 @@ def test_snapshot_round_trips_through_json() -> None:
     assert restore(orjson.loads(orjson.dumps(snapshot(state)))) == state
 
 
+def test_a_networks_dhcp_is_folded_and_kept_by_its_snapshot() -> None:
+    without = NetworkCreated(name="s", cidr="10.1.0.0/24", vni=1002, gateway_ip="10.1.0.1",
+                             allocation_pools=(), dhcp=False)  # fmt: skip
+    state = fold([network(), ev(without, "n-2")])
+    assert (state.networks["n-1"].dhcp, state.networks["n-2"].dhcp) == (True, False)
+    data = orjson.loads(orjson.dumps(snapshot(state)))
+    assert restore(data) == state
+    # A snapshot written before networks had the flag: their DHCP stays on.
+    for record in data["networks"]:
+        del record["dhcp"]
+    assert all(r.dhcp for r in restore(data).networks.values())
+
+
 def test_ready_checks_the_host_registers_once_and_converges_fully() -> None:
     state = NetworkAgentState(HOST)
     register, converge = on_ready(CONFIG, state)

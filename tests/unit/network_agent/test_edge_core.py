@@ -195,3 +195,26 @@ def test_dhcpv6_gives_the_port_its_address_and_the_advertisement_its_mtu() -> No
     assert advert[5] == 0x80  # managed: ask DHCPv6
     assert advert[6:8] == b"\x00\x00"  # router lifetime 0: the edge is no router
     assert advert[-4:] == struct.pack("!I", 1450)
+
+
+def test_a_network_without_dhcp_gets_no_lease_but_its_metadata_configures_it_statically() -> None:
+    state, settings = _state(), EdgeSettings()
+    mac = state.ports[instance_port_id("i-t-a")].mac
+    assert mac is not None
+    assert dhcp_lease(state, "n-a", mac, settings) is not None
+    facts = guest_facts(state, "n-a", "10.0.0.5", settings)
+    assert facts is not None
+    network = json.loads(document(facts, "/openstack/latest/network_data.json") or b"")
+    assert network["networks"] == [{"id": "network0", "type": "ipv4_dhcp", "link": "tap0"}]
+    state.networks["n-a"].dhcp = False
+    assert dhcp_lease(state, "n-a", mac, settings) is None  # neither DHCPv4 nor DHCPv6
+    facts = guest_facts(state, "n-a", "10.0.0.5", settings)
+    assert facts is not None  # the metadata service still answers the guest
+    network = json.loads(document(facts, "/openstack/latest/network_data.json") or b"")
+    [static] = network["networks"]
+    assert (static["type"], static["ip_address"], static["netmask"]) == (
+        "ipv4", "10.0.0.5", "255.255.255.0"
+    )  # fmt: skip
+    assert static["routes"] == [{"network": "0.0.0.0", "netmask": "0.0.0.0", "gateway": "10.0.0.1"}]
+    # An IPv6 network without DHCP: the advertisement no longer says "ask DHCPv6".
+    assert dhcpv6.router_advert("fd00:c::/64", 1450, managed=False)[5] == 0

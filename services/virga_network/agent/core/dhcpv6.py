@@ -26,11 +26,12 @@ LIFETIME = 86400
 ROUTER_SOLICIT, ROUTER_ADVERT = 133, 134
 
 
-def router_advert(cidr: str, mtu: int) -> bytes:
-    """The ICMPv6 router advertisement (the kernel fills in the checksum): M flag, router
-    lifetime 0, the prefix on-link only, the MTU."""
+def router_advert(cidr: str, mtu: int, *, managed: bool = True) -> bytes:
+    """The ICMPv6 router advertisement (the kernel fills in the checksum): the M flag when
+    `managed` (the network has DHCP), router lifetime 0, the prefix on-link only, the MTU."""
     prefix = ipaddress.IPv6Network(cidr, strict=False)
-    header = struct.pack("!BBHBBHII", ROUTER_ADVERT, 0, 0, 64, 0x80, 0, 0, 0)
+    flags = 0x80 if managed else 0
+    header = struct.pack("!BBHBBHII", ROUTER_ADVERT, 0, 0, 64, flags, 0, 0, 0)
     prefix_info = (
         struct.pack("!BBBBIII", 3, 4, prefix.prefixlen, 0x80, LIFETIME, LIFETIME, 0)
         + prefix.network_address.packed

@@ -3,9 +3,11 @@
 Each network with a port here gets an *edge*: a network namespace of its own plugged into
 the network's bridge by a veth, where the agent answers DHCP and, on IPv4 networks, serves
 metadata at 169.254.169.254 (on IPv6 networks: router advertisements and DHCPv6 from
-fe80::a9fe:a9fe, `core.dhcpv6`). A caller is identified by the edge it reached (its network) and its
-source address, which the anti-spoofing rules tie to its port; nothing the guest says is
-trusted. Only ports bound on this host are answered. Pure: the agent's state in, facts out.
+fe80::a9fe:a9fe, `core.dhcpv6`). A network without DHCP (`NetworkRecord.dhcp`) gets no DHCP
+answers (nor the RA's M flag) but the rest: its guests configure themselves statically. A
+caller is identified by the edge it reached (its network) and its source address, which the
+anti-spoofing rules tie to its port; nothing the guest says is trusted. Only ports bound on
+this host are answered. Pure: the agent's state in, facts out.
 """
 
 from __future__ import annotations
@@ -96,8 +98,10 @@ def guest_facts(
         gateway=network.gateway_ip or None,
         port_id=port.port_id,
         mtu=settings.guest_mtu,
-        dhcp=True,  # this edge answers the port's DHCP (a static configuration would drop
-        # the on-link route to 169.254.169.254 that DHCP gives)
+        # The edge answers the port's DHCP unless the network has none: then the guest is
+        # told a static configuration (on a DHCP network it would drop the on-link route to
+        # 169.254.169.254 that DHCP gives).
+        dhcp=network.dhcp,
     )
     return GuestFacts(
         instance_id=instance.instance_id,
@@ -130,9 +134,10 @@ def dhcp_lease(
     state: NetworkAgentState, network_id: str, mac: str, settings: EdgeSettings
 ) -> Lease | None:
     """The lease of the port with `mac` on `network_id` if it is on this host, else None
-    (the edge stays silent: another host's port is answered by its own host)."""
+    (the edge stays silent: another host's port is answered by its own host; and on a
+    network without DHCP, every port configures itself statically)."""
     network = state.networks.get(network_id)
-    if network is None:
+    if network is None or not network.dhcp:
         return None
     subnet = ipaddress.ip_network(network.cidr, strict=False)
     for port in state.ports.values():

@@ -119,7 +119,7 @@ def _port_deleted(record: PortRecord, envelope: Envelope, event: PortDeleted) ->
 def _network_created(state: NetworkAgentState, envelope: Envelope, event: NetworkCreated) -> None:
     key = envelope.aggregate_id
     state.networks[key] = NetworkRecord(
-        key, envelope.tenant_id, event.vni, event.cidr, event.gateway_ip
+        key, envelope.tenant_id, event.vni, event.cidr, event.gateway_ip, dhcp=event.dhcp
     )
 
 

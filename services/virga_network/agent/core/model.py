@@ -20,6 +20,8 @@ class NetworkRecord:
     cidr: str
     gateway_ip: str = ""
     """The router address guests are told (DHCP, network_data.json); "" in old snapshots."""
+    dhcp: bool = True
+    """The edge answers its ports' DHCP (DHCPv6); True in old snapshots."""
 
 
 @dataclass(slots=True)
