@@ -87,8 +87,8 @@ def stack(
             sh("ip", "link", "del", name, check=False)
 
 
-def virga_links() -> set[str]:
-    return {name for name in links("") if name.startswith(PREFIX)}
+def virga_links(prefix: str = PREFIX) -> set[str]:
+    return {name for name in links("") if name.startswith(prefix)}
 
 
 @dataclass
@@ -144,7 +144,9 @@ class Seat:
     namespace: str
 
 
-async def seat(admin: Api, tenant: Tenant, name: str, cidr: str, namespace: str) -> Seat:
+async def seat(
+    admin: Api, tenant: Tenant, name: str, cidr: str, namespace: str, prefix: str = PREFIX
+) -> Seat:
     network = await tenant.api.call("POST", "/v1/networks", {"name": name, "cidr": cidr})
     network = await until(
         tenant.api, f"/v1/networks/{network['id']}", lambda v: v["status"] == "ACTIVE"
@@ -155,7 +157,7 @@ async def seat(admin: Api, tenant: Tenant, name: str, cidr: str, namespace: str)
         {"network_id": network["id"], "host": HOST, "tenant_id": tenant.tenant_id},
     )
     port = await until(tenant.api, f"/v1/ports/{port['id']}", lambda v: v["status"] == "ACTIVE")
-    peer = names.veth_peer(names.tap_name(port["id"], PREFIX))
+    peer = names.veth_peer(names.tap_name(port["id"], prefix))
     plug_guest("", peer, namespace, port["mac"], port["ips"])
     return Seat(network, port, namespace)
 

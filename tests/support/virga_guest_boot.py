@@ -26,7 +26,6 @@ from tests.e2e.test_tenant_login import (
     FLAVOR,
     FLAVOR_NAME,
     HOST,
-    PREFIX,
     URI,
     Seat,
     Tenant,
@@ -42,6 +41,9 @@ from tests.support.stack import HostSpec, Stack, on_ceph
 from virga_devstack.ceph import CephCluster
 
 BOOT_SECONDS = 600.0
+PREFIX = "vbv"
+"""The bench's network agent names its interfaces with it: not the e2e test's `vl4`, whose
+clean-up deletes every link of that prefix (a test running beside the bench took its VXLAN)."""
 MILESTONES = (
     ("requested", "InstanceRequested"),
     ("scheduled", "InstanceScheduled"),
@@ -173,14 +175,14 @@ async def virga_booter(
                 await admin.call("POST", "/v1/flavors", FLAVOR)
                 tenant = await new_tenant(admin, work, "bench")
                 with namespaces([unique(PREFIX)]) as [namespace]:
-                    place = await seat(admin, tenant, "bench", "10.78.0.0/24", namespace)
+                    place = await seat(admin, tenant, "bench", "10.78.0.0/24", namespace, PREFIX)
                     try:
                         yield VirgaBooter(tenant, place, uploaded["id"])
                     finally:
                         await _unseat(tenant, place)
                         await _delete_image(admin, uploaded["id"], log)
     finally:
-        for name in virga_links():
+        for name in virga_links(PREFIX):
             sh("ip", "link", "del", name, check=False)
 
 
