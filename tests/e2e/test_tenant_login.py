@@ -112,8 +112,8 @@ def remove_domain(name: str) -> None:
         connection.close()
 
 
-def virga_links() -> set[str]:
-    return {name for name in links("") if name.startswith(PREFIX)}
+def virga_links(prefix: str = PREFIX) -> set[str]:
+    return {name for name in links("") if name.startswith(prefix)}
 
 
 @dataclass
@@ -170,7 +170,14 @@ class Seat:
 
 
 async def seat(
-    admin: Api, tenant: Tenant, name: str, cidr: str, namespace: str, *, dhcp: bool = True
+    admin: Api,
+    tenant: Tenant,
+    name: str,
+    cidr: str,
+    namespace: str,
+    prefix: str = PREFIX,
+    *,
+    dhcp: bool = True,
 ) -> Seat:
     body = {"name": name, "cidr": cidr, "dhcp": dhcp}
     network = await tenant.api.call("POST", "/v1/networks", body)
@@ -183,7 +190,7 @@ async def seat(
         {"network_id": network["id"], "host": HOST, "tenant_id": tenant.tenant_id},
     )
     port = await until(tenant.api, f"/v1/ports/{port['id']}", lambda v: v["status"] == "ACTIVE")
-    peer = names.veth_peer(names.tap_name(port["id"], PREFIX))
+    peer = names.veth_peer(names.tap_name(port["id"], prefix))
     plug_guest("", peer, namespace, port["mac"], port["ips"])
     return Seat(network, port, namespace)
 
