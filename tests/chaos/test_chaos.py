@@ -10,9 +10,10 @@ twice, the cross-service invariants of `virga audit check` must hold, and the te
 as the API rates it must equal a re-rating of the raw events (`virga audit rerate`'s code):
 `tests.support.chaos_run`, shared with the 3-broker variant (`test_chaos_cluster.py`).
 
-`VIRGA_CHAOS_OPERATIONS` (200) sets the number of operations, `VIRGA_CHAOS_SECONDS` (60) the
-time they are spread over, `VIRGA_CHAOS_KAFKA_PORT` (19250)
-the port of this test's own broker (restarting the session's broker would disturb other tests).
+`VIRGA_CHAOS_OPERATIONS` (200; 120 when `CI` is set, to keep the CI run short) sets the number
+of operations, `VIRGA_CHAOS_SECONDS` (60; 30 in CI) the time they are spread over,
+`VIRGA_CHAOS_KAFKA_PORT` (19250) the port of this test's own broker (restarting the session's
+broker would disturb other tests).
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ from virga_storage.drivers.rbd import RbdDriver
 
 pytestmark = [pytest.mark.kafka, pytest.mark.e2e, pytest.mark.timeout(900)]
 
-OPERATIONS = int(os.environ.get("VIRGA_CHAOS_OPERATIONS", "200"))
-SECONDS = float(os.environ.get("VIRGA_CHAOS_SECONDS", "60"))
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+OPERATIONS = int(os.environ.get("VIRGA_CHAOS_OPERATIONS", "120" if IN_CI else "200"))
+SECONDS = float(os.environ.get("VIRGA_CHAOS_SECONDS", "30" if IN_CI else "60"))
 KAFKA_PORT = int(os.environ.get("VIRGA_CHAOS_KAFKA_PORT", "19250"))
 HOSTS = (HostSpec("chaos-a", "rack-1"), HostSpec("chaos-b", "rack-2"))
 PREFIX = "vc8"

@@ -180,6 +180,11 @@ def world(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
             for g in GUESTS.values():
                 peer = names.veth_peer(g.tap)
                 plug_guest(ns[g.host], peer, ns[g.name], g.mac, [g.ip])
+            # Each agent learns the other's VTEP from its host topic, which it finds within
+            # seconds of the other's start (it looks for new hosts' topics every 5 s).
+            deadline = time.monotonic() + 60
+            while not pings(ns["a1"], GUESTS["a2"].ip):
+                assert time.monotonic() < deadline, "the two hosts never reached each other"
             yield world
         finally:
             for host in list(world.agents):
