@@ -22,7 +22,7 @@ import signal
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaConnectionError, NodeNotReadyError
@@ -313,23 +313,25 @@ class KafkaCluster:
 
     async def replicas(self, topic: str, partition: int = 0) -> tuple[ClusterNode, list[int]]:
         """The leader of `partition` of `topic` and the ids of its in-sync replicas. Asked
-        again for a while if the broker asked is down (listed until the controller fences it)."""
+        again for a while if the broker asked is down (listed until the controller fences it)
+        or does not know the partition's leader yet (a topic just made, a leader just lost)."""
         deadline = asyncio.get_running_loop().time() + 30
         while True:
             admin = AIOKafkaAdminClient(
                 bootstrap_servers=self.bootstrap_servers, client_id="devstack"
             )
+            described: dict[str, Any] = {}
             try:
                 await admin.start()
                 (described,) = await admin.describe_topics([topic])
-                break
             except (NodeNotReadyError, KafkaConnectionError):
                 if asyncio.get_running_loop().time() > deadline:
                     raise
             finally:
                 await admin.close()
+            for found in described.get("partitions", ()):
+                if found["partition"] == partition and found["leader"] >= 0:
+                    return self.node(found["leader"]), sorted(found["isr"])
+            if described and asyncio.get_running_loop().time() > deadline:
+                raise KafkaBrokerError(f"{topic}[{partition}] has no leader: {described}")
             await asyncio.sleep(0.2)
-        for found in described["partitions"]:
-            if found["partition"] == partition and found["leader"] >= 0:
-                return self.node(found["leader"]), sorted(found["isr"])
-        raise KafkaBrokerError(f"{topic}[{partition}] has no leader: {described}")

@@ -270,13 +270,17 @@ def on_ready(config: ComputeConfig, state: ComputeState) -> Sequence[Intent]:
 
     Instances still waiting for a boot volume or port are left alone (their event spawns
     them), unless what they wait for has failed meanwhile: that failure is reported now, as
-    a crash may have cut the decision off.
+    a crash may have cut the decision off. So are those Virga is acting on (a deletion, a
+    power request or a restart awaiting its outcome), as `core.power` leaves them.
     """
     expected: list[Expected] = []
     leave_alone: list[str] = []
     failures: list[Intent] = []
     for record in state.instances.values():
-        if record.deletion_event_id is not None:
+        if record.deletion_event_id is not None or record.actions or record.restarting:
+            # Virga is acting on it (its journal resumes the deletion, power action or
+            # restart): that outcome records its state. Reconciled too, a guest the resumed
+            # stop had just forced off was recorded stopped a second time ("found").
             leave_alone.append(record.instance_id)
             continue
         if state.missing(record):

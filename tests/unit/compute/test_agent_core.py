@@ -365,6 +365,18 @@ def _usage() -> UsageSampled:
 # -- start-up ----------------------------------------------------------------------------------
 
 
+def test_on_ready_leaves_an_instance_with_a_power_request_under_way_to_that_request() -> None:
+    """An agent killed mid-stop resumes the stop from its journal; reconciled as well, the
+    guest that stop had just forced off was recorded stopped a second time (CI saw two
+    InstanceStopped), so the reconciliation leaves it alone, as the power watch does."""
+    s1 = scheduled("i-1")
+    state = fold(fresh(), s1, reported(InstanceStarted(host=HOST), "i-1", s1), action("stop"))
+    [_, reconcile] = on_ready(CONFIG, state)
+    assert isinstance(reconcile, Reconcile)
+    assert reconcile.expected == ()
+    assert reconcile.leave_alone == ("i-1",)
+
+
 def test_on_ready_registers_the_host_then_reconciles_what_the_log_places_here() -> None:
     s1, s2, s3 = scheduled("i-1"), scheduled("i-2"), scheduled("i-3")
     state = fold(
