@@ -143,6 +143,10 @@ async def replica_counts(
         await asyncio.sleep(0.2)
 
 
+UNKNOWN_TOPIC = 3
+UNKNOWN_TOPIC_TRIES = 50
+
+
 async def describe_replication(
     admin: AIOKafkaAdminClient, names: Sequence[str]
 ) -> list[TopicReplication]:
@@ -157,7 +161,15 @@ async def describe_replication(
         )
         for name in factors
     ]
-    for response in await admin.describe_configs(resources):
+    for attempt in range(UNKNOWN_TOPIC_TRIES):
+        responses = await admin.describe_configs(resources)
+        codes = {r["error_code"] for x in responses for r in x.to_object()["resources"]}
+        if UNKNOWN_TOPIC not in codes or attempt == UNKNOWN_TOPIC_TRIES - 1:
+            break
+        # A topic just made is known to the broker asked a moment after the metadata
+        # listed it (a 3-broker cluster): asked again.
+        await asyncio.sleep(0.2)
+    for response in responses:
         for resource in response.to_object()["resources"]:
             if resource["error_code"] != 0:
                 raise KafkaSettingsError(
