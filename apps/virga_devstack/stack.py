@@ -16,6 +16,7 @@ the checkout (git-ignored), so the CLI finds them.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import importlib.util
 import json
 import os
@@ -32,6 +33,8 @@ from virga_devstack import ceph, ceph_users, guest_image, kafka, libvirt, seed, 
 from virga_devstack.kafka_jars import KafkaBrokerError
 from virga_devstack.processes import ServiceProcess, ServiceProcessError
 from virga_devstack.stack_services import SECRETS, STATE, host_name, services
+from virga_eventlog.hosts import add_host_topics
+from virga_eventlog.settings import KafkaSettings
 
 STARTED = STATE / "started.json"
 """Which Kafka and Ceph (by port), and whether libvirtd, `up` started: `down` stops those only."""
@@ -131,7 +134,7 @@ def up(kafka_port: int, gateway_port: int, *, foreground: bool = False) -> int:
     # Ctrl-C must stop what was started even where the shell made this process ignore it.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     began = time.monotonic()
-    run = Run(total=8)
+    run = Run(total=9)
     try:
         processes = _start(run, kafka_port, gateway_port)
         if foreground and not run.failures:
@@ -202,6 +205,15 @@ def _start(run: Run, kafka_port: int, gateway_port: int) -> list[ServiceProcess]
             outcome[0] = "FAILED"
             run.failures.append(f"guest image: {error}")
     processes = services(kafka_port, gateway_port, uri, cluster)
+    with run.stage(f"topics of host {host_name()!r}") as outcome:
+        # As `virga host add` would: services then read the host's events from their start.
+        settings = KafkaSettings.from_env(environ=processes[0].env)
+        try:
+            made = asyncio.run(add_host_topics(settings, host_name()))
+            outcome[0] = f"{len(made)} made" if made else "already there"
+        except Exception as error:  # the agents make them at start all the same
+            outcome[0] = "FAILED"
+            run.failures.append(f"host topics: {error!r}")
     absent: set[str] = set()
     with run.stage(f"starting {len(processes)} services") as outcome:
         fresh = 0

@@ -97,15 +97,23 @@ async def add_host(
     if missing:
         raise ValueError(f"no password for {sorted(missing)}")
     await upsert_scram_users(settings, {user: passwords[user] for user in users}, mechanism)
-    namespace = settings.namespace
-    specs = [instance_snapshot_spec(service, namespace, host) for service in AGENT_SERVICES]
-    specs += [host_topic_spec(event_topic(service, namespace), host) for service in AGENT_SERVICES]
-    created = await ensure_topics(settings, specs)
-    acls = host_acls(host, namespace)
+    created = await add_host_topics(settings, host)
+    acls = host_acls(host, settings.namespace)
     # The users were written to the metadata log before the ACLs: once a broker enforces the
     # ACLs, it knows the users too.
     await create_acls(settings, acls)
     return AddedHost(host, users, created, len(acls))
+
+
+async def add_host_topics(settings: KafkaSettings, host: str) -> list[str]:
+    """Create `host`'s event and snapshot topics that do not exist yet; return those created.
+    Services started after this read the host's events from their start; those already running
+    find its topics on their next look (`virga_runtime.runner.HOST_TOPICS_SECONDS`)."""
+    check_host_name(host)
+    namespace = settings.namespace
+    specs = [instance_snapshot_spec(service, namespace, host) for service in AGENT_SERVICES]
+    specs += [host_topic_spec(event_topic(service, namespace), host) for service in AGENT_SERVICES]
+    return await ensure_topics(settings, specs)
 
 
 async def provisioned_hosts(settings: KafkaSettings) -> list[str]:

@@ -6,6 +6,8 @@ Each stack has its own topic namespace, so stacks on one broker never see each o
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
 import json
 import secrets
@@ -21,6 +23,8 @@ from tests.support.ports import free_port
 from virga_devstack.ceph import CephCluster
 from virga_devstack.ceph_users import STORAGE_USER, client_keyring, compute_user
 from virga_devstack.processes import ServiceProcess
+from virga_eventlog.hosts import add_host_topics
+from virga_eventlog.settings import KafkaSettings
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,9 @@ class Stack:
     """Run the billing service too."""
     compute_env: dict[str, str] = field(default_factory=dict)
     """Extra settings of every compute agent (`VIRGA_STOP_GRACE_SECONDS`...)."""
+    host_topics_added: bool = False
+    """The hosts' topics exist already (a secure broker's `add_host` made them); otherwise
+    `start` makes them over plaintext first."""
     processes: dict[str, ServiceProcess] = field(default_factory=dict)
 
     @property
@@ -243,9 +250,26 @@ class Stack:
             }
         return env
 
+    def add_host_topics(self) -> None:
+        """Make every host's topics first, as `virga host add` does before its agents start:
+        services then read them from their start instead of finding them seconds later (a
+        scheduler that had not yet would refuse a request for want of hosts the gateway lists)."""
+        settings = KafkaSettings.from_env(environ=self._common())
+
+        async def add_all() -> None:
+            for host in self.hosts:
+                await add_host_topics(settings, host.name)
+
+        # A thread of its own: the caller may be inside a running event loop.
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, add_all()).result(timeout=120)
+
     def start(self) -> None:
         if not self.processes:
             self.build()
+        if not self.host_topics_added:
+            self.add_host_topics()
+            self.host_topics_added = True
         for process in self.processes.values():
             process.start()
         for process in self.processes.values():

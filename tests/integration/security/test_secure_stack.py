@@ -28,6 +28,7 @@ def stack(
         secure_broker.bootstrap_servers,
         tmp_path_factory.mktemp("secure-stack"),
         (HostSpec("h1", "r1"),),
+        host_topics_added=True,
     )
     asyncio.run(secure_broker.provision(stack.namespace))
     asyncio.run(secure_broker.add_host("h1", stack.namespace))
