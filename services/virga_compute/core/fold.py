@@ -91,6 +91,13 @@ def _placed(state: ComputeState, envelope: Envelope, event: InstanceScheduled) -
     if record is not None and event.attempt <= record.attempt:
         return  # a duplicate or stale placement
     pending = state.pending_deletions.pop(instance_id, None)
+    # Requests read before the placement (a rebuild's order) that were made after it.
+    waiting = state.pending_actions.pop(instance_id, {})
+    actions = {
+        event_id: action
+        for event_id, (action, at) in waiting.items()
+        if at >= envelope.occurred_at and pending is None
+    }
     state.instances[instance_id] = InstanceRecord(
         instance_id=instance_id,
         tenant_id=envelope.tenant_id,
@@ -108,6 +115,7 @@ def _placed(state: ComputeState, envelope: Envelope, event: InstanceScheduled) -
         public_keys=tuple(event.public_keys),
         user_data=event.user_data,
         config_drive=event.config_drive,
+        actions=actions,
     )
 
 
@@ -120,9 +128,17 @@ def _action_requested(
     state: ComputeState, envelope: Envelope, event: InstanceActionRequested
 ) -> None:
     # As `decide` does: only requests it carries out await an outcome.
-    record = state.instances.get(envelope.aggregate_id)
-    if record is not None and record.deletion_event_id is None:
-        _bounded_actions(record, envelope.event_id, event.action)
+    instance_id = envelope.aggregate_id
+    record = state.instances.get(instance_id)
+    if record is not None:
+        if record.deletion_event_id is None:
+            _bounded_actions(record, envelope.event_id, event.action)
+    elif instance_id not in state.deleted and instance_id not in state.pending_deletions:
+        waiting = dict(state.pending_actions.get(instance_id, {}))
+        waiting[envelope.event_id] = (event.action, envelope.occurred_at)
+        while len(waiting) > ACTIONS_LIMIT:
+            del waiting[next(iter(waiting))]
+        _bounded_put(state.pending_actions, instance_id, waiting)
 
 
 def _bounded_actions(record: InstanceRecord, event_id: str, action: str) -> None:
@@ -150,6 +166,7 @@ def _deletion_requested(
 def _deleted(state: ComputeState, envelope: Envelope, event: InstanceDeleted) -> None:
     instance_id = envelope.aggregate_id
     state.pending_deletions.pop(instance_id, None)
+    state.pending_actions.pop(instance_id, None)
     _bounded_put(state.deleted, instance_id, None)
     # Only the agent that destroyed the domain may drop its record: anyone else's deletion
     # (the scheduler's, for an instance it believes unplaced) leaves our domain to report.

@@ -142,6 +142,12 @@ class ComputeState:
     """Instance id -> deletion request event id, for deletions of instances this host does
     not (yet) run: the request may overtake the placement (another topic). Insertion order
     is age order; bounded by TOMBSTONE_LIMIT."""
+    pending_actions: dict[str, dict[str, tuple[str, datetime]]] = field(default_factory=dict)
+    """Instance id -> {request event id: (action, requested at)}, for power requests about
+    instances this host does not (yet) run. Live, a request follows its instance's placement;
+    a rebuild reads the gateway's and the scheduler's topics side by side, so the request may
+    come first: the placement then takes those made after it. Bounded like
+    `pending_deletions`."""
     deleted: dict[str, None] = field(default_factory=dict)
     """Ids of instances deleted anywhere (an ordered set, bounded by TOMBSTONE_LIMIT): a
     placement that arrives after the deletion must never spawn."""

@@ -51,6 +51,10 @@ def snapshot(state: ComputeState) -> dict[str, Any]:
             for r in state.instances.values()
         ],
         "pending_deletions": [[k, v] for k, v in state.pending_deletions.items()],
+        "pending_actions": {
+            instance_id: [[event_id, action, _time(at)] for event_id, (action, at) in w.items()]
+            for instance_id, w in state.pending_actions.items()
+        },
         "deleted": list(state.deleted),
         "usage_sampled_at": _time(state.usage_sampled_at),
         "heartbeat_at": _time(state.heartbeat_at),
@@ -81,6 +85,12 @@ def restore(data: dict[str, Any]) -> ComputeState:
         host=data["host"],
         instances=records,
         pending_deletions={k: v for k, v in data["pending_deletions"]},
+        pending_actions={
+            instance_id: {
+                event_id: (action, datetime.fromisoformat(at)) for event_id, action, at in w
+            }
+            for instance_id, w in data.get("pending_actions", {}).items()
+        },
         deleted=dict.fromkeys(data["deleted"]),
         usage_sampled_at=_parse_time(data["usage_sampled_at"]),
         heartbeat_at=_parse_time(data["heartbeat_at"]),

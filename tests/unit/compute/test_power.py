@@ -3,7 +3,7 @@ the restart policy makes happen, and that Virga's own actions are never recorded
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from tests.unit.compute.test_agent_core import (
@@ -25,7 +25,7 @@ from virga_compute.core.snapshot import restore, snapshot
 from virga_compute.core.spec import DomainInfo, DomainState
 from virga_compute.effects.intents import Restart
 from virga_events import Envelope, new_event
-from virga_events.catalog.api import InstanceRestartPolicy
+from virga_events.catalog.api import InstanceActionRequested, InstanceRestartPolicy
 from virga_events.catalog.compute import (
     InstanceDomainLost,
     InstanceFailed,
@@ -178,3 +178,32 @@ def test_the_restart_policy_and_pending_actions_survive_a_snapshot() -> None:
     state = fold(running("on-crash"), action("stop"))
     state = fold(state, reported(InstanceStopped(host=HOST, cause="crashed")))
     assert restore(snapshot(state)) == state
+
+
+def request(name: str, at: datetime) -> Envelope:
+    event = InstanceActionRequested(action=name)  # type: ignore[arg-type]
+    return new_event(event, aggregate_id="i-1", tenant_id="t-1", producer="gateway", occurred_at=at)
+
+
+def test_a_stop_read_before_its_placement_in_a_rebuild_still_awaits_its_outcome() -> None:
+    """A rebuild reads the gateway's and the scheduler's topics side by side: a stop request
+    may be folded before the placement it followed. The stop is still Virga's own, so the
+    domain going off under it is not recorded a second time as `destroyed`."""
+    first = placed()
+    stop = request("stop", first.occurred_at + timedelta(seconds=30))
+    state = fold(fresh(), stop, first, reported(InstanceStarted(host=HOST)))
+    assert list(state.instances["i-1"].actions) == [stop.event_id]
+    assert not on_guest(CONFIG, state, off("destroyed"))
+    assert restore(snapshot(fold(fresh(), stop))) == fold(fresh(), stop)
+    # Its outcome answers it as it would live.
+    state = fold(state, reported(InstanceStopped(host=HOST, cause="requested"), cause=stop))
+    assert state.instances["i-1"].actions == {}
+
+
+def test_a_request_made_before_the_placement_is_not_carried_over() -> None:
+    """A request about an earlier life of the instance (elsewhere) waits for no outcome here."""
+    first = placed()
+    stale = request("stop", first.occurred_at - timedelta(seconds=30))
+    state = fold(fresh(), stale, first)
+    assert state.instances["i-1"].actions == {}
+    assert state.pending_actions == {}
