@@ -51,6 +51,12 @@ class Folds(Generic[S]):
         """The same as `on`, for a handler defined elsewhere."""
         self.on(event_type)(handler)
 
+    def include(self, other: Folds[S]) -> None:
+        """Take every fold of `other` (a part of the same service's fold kept in a module of
+        its own); a type folded by both is refused as `on` refuses it."""
+        for event_type, handler in other._table.items():
+            self.add(event_type, handler)
+
     @property
     def event_types(self) -> frozenset[type[Any]]:
         """The event types this fold reads; every other type leaves the state alone."""

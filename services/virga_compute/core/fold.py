@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from virga_compute.core.fold_volumes import volume_folds
 from virga_compute.core.model import (
-    ATTACH_TARGETS,
     TOMBSTONE_LIMIT,
     ComputeState,
     InstanceRecord,
@@ -21,12 +21,6 @@ from virga_compute.core.model import (
 )
 from virga_events import Envelope
 from virga_events.catalog.api import InstanceActionRequested, InstanceDeletionRequested
-from virga_events.catalog.attachments import (
-    VolumeAttached,
-    VolumeAttachmentFailed,
-    VolumeAttachRequested,
-    VolumeDetached,
-)
 from virga_events.catalog.compute import (
     FINAL_PHASES,
     HostHeartbeat,
@@ -52,7 +46,6 @@ from virga_events.catalog.scheduler import InstanceScheduled
 from virga_events.catalog.storage import (
     VolumeCreated,
     VolumeDeleted,
-    VolumeExtended,
     VolumeFailed,
     boot_volume_id,
 )
@@ -345,62 +338,7 @@ def _port_binding_failed(state: ComputeState, envelope: Envelope, event: PortBin
         _bounded_put(state.port_failures, envelope.aggregate_id, event.reason)
 
 
-# -- volume attachments and growths ------------------------------------------------------------
-
-
-@folds.on(VolumeAttachRequested)
-def _attach_requested(
-    state: ComputeState, envelope: Envelope, event: VolumeAttachRequested
-) -> None:
-    key = envelope.aggregate_id
-    record = state.instances.get(event.instance_id)
-    if record is not None and key not in record.attachments and key not in record.attaching:
-        free = [t for t in ATTACH_TARGETS if t not in record.used_targets()]
-        if free:
-            record.attaching[key] = free[0]
-
-
-@folds.on(VolumeAttachmentFailed)
-def _attachment_failed(
-    state: ComputeState, envelope: Envelope, event: VolumeAttachmentFailed
-) -> None:
-    record = state.instances.get(event.instance_id)
-    if record is not None and event.operation == "attach":
-        record.attaching.pop(envelope.aggregate_id, None)
-
-
-def _attachment_reported(
-    state: ComputeState, event: VolumeAttached | VolumeDetached
-) -> InstanceRecord | None:
-    """The record an attach or detach outcome is about, when this host reported it."""
-    record = state.instances.get(event.instance_id)
-    if record is None or event.host != state.host:
-        return None
-    return record
-
-
-@folds.on(VolumeAttached)
-def _attached(state: ComputeState, envelope: Envelope, event: VolumeAttached) -> None:
-    if (record := _attachment_reported(state, event)) is not None:
-        record.attaching.pop(envelope.aggregate_id, None)
-        record.attachments[envelope.aggregate_id] = event.target_dev
-
-
-@folds.on(VolumeDetached)
-def _detached(state: ComputeState, envelope: Envelope, event: VolumeDetached) -> None:
-    if (record := _attachment_reported(state, event)) is not None:
-        record.attaching.pop(envelope.aggregate_id, None)
-        record.attachments.pop(envelope.aggregate_id, None)
-        record.grown.pop(envelope.aggregate_id, None)
-
-
-@folds.on(VolumeExtended)
-def _volume_extended(state: ComputeState, envelope: Envelope, event: VolumeExtended) -> None:
-    key = envelope.aggregate_id
-    for record in state.instances.values():
-        if record.disk_target(key) is not None:
-            record.grown[key] = max(record.grown.get(key, 0), event.size_gb)
-
+folds.include(volume_folds)
 
 evolve = folds.evolve
 """Fold one event into the agent's state (pure, deterministic)."""

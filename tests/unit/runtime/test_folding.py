@@ -40,3 +40,15 @@ def test_a_registered_type_is_folded_and_others_leave_the_state_alone() -> None:
 def test_a_type_has_one_fold() -> None:
     with pytest.raises(ValueError, match="HostDisabled already has a fold"):
         folds.add(HostDisabled, _disabled)
+
+
+def test_a_fold_includes_a_part_kept_elsewhere_but_never_a_type_twice() -> None:
+    part: Folds[Hosts] = Folds()
+    part.add(HostEnabled, lambda state, envelope, _: state.disabled.discard(envelope.aggregate_id))
+    whole: Folds[Hosts] = Folds()
+    whole.add(HostDisabled, _disabled)
+    whole.include(part)
+    state = whole.evolve(Hosts(), _event(HostDisabled(reason="maintenance")))
+    assert whole.evolve(state, _event(HostEnabled())).disabled == set()
+    with pytest.raises(ValueError, match="HostEnabled already has a fold"):
+        whole.include(part)
