@@ -21,14 +21,17 @@ from tests.unit.network_agent.test_agent_core import (
 
 from virga_events import Envelope, Event
 from virga_events.catalog.network import (
+    PortBound,
     PortHostAssigned,
     PortSecurityGroupsChanged,
     SecurityGroupCreated,
+    SecurityGroupDeleted,
     SecurityGroupRule,
     SecurityGroupRuleAdded,
     SecurityGroupRuleDeleted,
     security_group_rule_id,
 )
+from virga_network.agent.core import names
 from virga_network.agent.core.decide import decide
 from virga_network.agent.core.plumbing import FilterRule
 from virga_network.agent.core.snapshot import restore, snapshot
@@ -110,3 +113,29 @@ def test_rules_created_without_ids_get_them_from_their_position() -> None:
     deleted = api(SecurityGroupRuleDeleted(rule_id=security_group_rule_id(WEB, 0)), WEB)
     assert fold([deleted], state).groups[WEB].rules == ()
     assert state.groups[WEB].tenant_id == TENANT
+
+
+def test_a_bound_port_given_a_group_not_read_yet_keeps_its_tap_with_what_is_known() -> None:
+    bound = ev(
+        PortBound(host=HOST, network_id="n-1", tap=names.tap_name("p-1"), mac="02:00:00:00:00:05",
+                  ips=("10.0.0.5",)),
+        "p-1",
+    )  # fmt: skip
+    state = fold([*web_port(), api(SecurityGroupRuleAdded(rule=HTTP), WEB), bound])
+    assert not plan(state).ports[0].report
+    # Its groups now name one whose creation is on another partition, not folded yet.
+    changed = api(PortSecurityGroupsChanged(security_groups=(WEB, "sg-later")), "p-1")
+    state = fold([changed], state)
+    [port] = plan(state).ports
+    assert port.filter.rules == (HTTP_FILTER,)
+    assert plan(state).unbind == ()
+    later = SecurityGroupRule(direction="ingress", protocol="udp", id="r-dns")
+    state = fold([api(SecurityGroupCreated(name="later", rules=(later,)), "sg-later")], state)
+    assert len(plan(state).ports[0].filter.rules) == 2
+    # A group's deletion folded before the change that took it off the port: the same.
+    state = fold([api(SecurityGroupDeleted(), WEB)], state)
+    assert [r.protocol for r in plan(state).ports[0].filter.rules] == ["udp"]
+    # Not bound yet: the port waits for its groups, as before.
+    waiting = fold([network(), allocated("p-2", "10.0.0.6", groups=("sg-unknown",)),
+                    ev(PortHostAssigned(host=HOST), "p-2")])  # fmt: skip
+    assert plan(waiting).ports == ()
