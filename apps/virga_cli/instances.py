@@ -11,7 +11,7 @@ import click
 from virga_cli import errors
 from virga_cli.client import Client
 from virga_cli.follow import Printer, history, wait_for
-from virga_cli.names import resolve
+from virga_cli.names import resolve, resolve_all
 from virga_cli.output import Cli, Column, pass_cli
 
 INSTANCE_COLUMNS: list[Column] = [
@@ -75,6 +75,13 @@ def instance() -> None:
 @click.option("--image", help="Boot from a volume cloned from this image (id or name).")
 @click.option("--network", help="Plug a port on this network (id or name).")
 @click.option("--server-group", help="One of your server groups (id or name).")
+@click.option(
+    "--security-group",
+    "security_groups",
+    multiple=True,
+    help="A security group of its port (id or name; repeat; needs --network). Default: the"
+    " default group.",
+)
 @click.option("--zone", "availability_zone", help="Availability zone.")
 @click.option("--trait", "traits", multiple=True, help="A trait the host must have (repeat).")
 @click.option(
@@ -104,6 +111,7 @@ def instance_create(
     image: str | None,
     network: str | None,
     server_group: str | None,
+    security_groups: tuple[str, ...],
     availability_zone: str | None,
     traits: tuple[str, ...],
     keep_volume: bool,
@@ -142,6 +150,8 @@ def instance_create(
         body["network_id"] = resolve(client, "network", network)
     if server_group is not None:
         body["server_group"] = resolve(client, "server group", server_group)
+    if security_groups:
+        body["security_groups"] = resolve_all(client, "security group", security_groups)
     created = client.post("/v1/instances", body)
     if not wait:
         cli.emit(created, lambda i: cli.record(i, INSTANCE_FIELDS))

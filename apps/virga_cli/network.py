@@ -43,6 +43,7 @@ PORT_COLUMNS: list[Column] = [
     ("host", "host"),
 ]
 RULE_COLUMNS: list[Column] = [
+    ("id", "id"),
     ("direction", "direction"),
     ("ethertype", "ethertype"),
     ("protocol", "protocol"),
@@ -179,6 +180,24 @@ def port_show(cli: Cli, port_id: str) -> None:
     cli.emit(found, lambda p: cli.record(p, [*PORT_COLUMNS, ("fault", "fault")]))
 
 
+@port.command("set")
+@click.argument("port_id")
+@click.option(
+    "--security-group",
+    "groups",
+    multiple=True,
+    required=True,
+    help="The port's security groups from now on (id or name; repeat).",
+)
+@pass_cli
+def port_set(cli: Cli, port_id: str, groups: tuple[str, ...]) -> None:
+    """Give a port (by id or name) other security groups; its host applies them at once."""
+    client = cli.client()
+    body = {"security_groups": resolve_all(client, "security group", groups)}
+    changed = client.request("PUT", f"/v1/ports/{resolve(client, 'port', port_id)}", body)
+    cli.emit(changed, lambda p: cli.record(p, [*PORT_COLUMNS, ("groups", "security_groups")]))
+
+
 @port.command("delete")
 @click.argument("port_id")
 @pass_cli
@@ -290,3 +309,53 @@ def security_group_delete(cli: Cli, group_id: str) -> None:
     group_id = resolve(client, "security group", group_id)
     client.delete(f"/v1/security-groups/{group_id}")
     cli.emit({"id": group_id, "deleted": True}, lambda _: cli.out.print(f"deleted {group_id}"))
+
+
+@security_group.command("rule-add")
+@click.argument("group_id")
+@click.option(
+    "--direction", type=click.Choice(["ingress", "egress"]), default="ingress", show_default=True
+)
+@click.option(
+    "--protocol", type=click.Choice(["any", "tcp", "udp", "icmp", "icmpv6"]), default="any",
+    show_default=True,
+)  # fmt: skip
+@click.option("--port", "ports", help="A destination port N or range N-M (tcp, udp).")
+@click.option("--ethertype", type=click.Choice(["IPv4", "IPv6"]), help="Default: IPv4.")
+@click.option("--remote-cidr", help="Peers' addresses (default: any peer).")
+@click.option("--remote-group", help="Peers are the ports of this security group (id or name).")
+@pass_cli
+def security_group_rule_add(
+    cli: Cli,
+    group_id: str,
+    direction: str,
+    protocol: str,
+    ports: str | None,
+    ethertype: str | None,
+    remote_cidr: str | None,
+    remote_group: str | None,
+) -> None:
+    """Add a rule to a security group (by id or name); its ports apply it within seconds."""
+    spec = [f"direction={direction}", f"protocol={protocol}"]
+    spec += [f"{key}={value}" for key, value in (("port", ports), ("ethertype", ethertype),
+             ("remote_cidr", remote_cidr)) if value is not None]  # fmt: skip
+    rule = parse_rule(",".join(spec))
+    client = cli.client()
+    if remote_group is not None:
+        rule["remote_group"] = resolve(client, "security group", remote_group)
+    group_id = resolve(client, "security group", group_id)
+    added = client.post(f"/v1/security-groups/{group_id}/rules", rule)
+    cli.emit(added, lambda r: cli.table([r], RULE_COLUMNS))
+
+
+@security_group.command("rule-delete")
+@click.argument("group_id")
+@click.argument("rule_id")
+@pass_cli
+def security_group_rule_delete(cli: Cli, group_id: str, rule_id: str) -> None:
+    """Delete rule RULE_ID (`virga security-group show`) of a security group (by id or name)."""
+    client = cli.client()
+    group_id = resolve(client, "security group", group_id)
+    client.delete(f"/v1/security-groups/{group_id}/rules/{rule_id}")
+    answer = {"id": rule_id, "security_group": group_id, "deleted": True}
+    cli.emit(answer, lambda _: cli.out.print(f"deleted rule {rule_id} of {group_id}"))

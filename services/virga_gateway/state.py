@@ -18,6 +18,7 @@ import msgspec
 
 from virga_events import Envelope
 from virga_events.catalog import Flavor
+from virga_events.catalog.network import security_group_rule_id
 from virga_gateway import idempotency
 from virga_gateway.billing import fold as billing_fold
 from virga_gateway.billing import retention as usage_retention
@@ -270,4 +271,12 @@ def snapshot(state: GatewayState) -> str:
 
 def restore(value: Any) -> GatewayState:
     # Usage is recounted rather than trusted: a snapshot may predate quotas.
-    return quotas_fold.recount_all(_DECODER.decode(value))
+    state = quotas_fold.recount_all(_DECODER.decode(value))
+    # A snapshot from before rules had ids holds only creation rules, in their order.
+    for group in state.security_groups.values():
+        if any(not rule.id for rule in group.rules):
+            group.rules = [
+                r if r.id else msgspec.structs.replace(r, id=security_group_rule_id(group.id, i))
+                for i, r in enumerate(group.rules)
+            ]
+    return state

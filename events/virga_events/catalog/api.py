@@ -136,6 +136,8 @@ class InstanceRequested(Event):
     """The tenant's user data, base64 as sent (up to 64 KiB decoded)."""
     config_drive: bool = False
     """Attach a config drive (ISO 9660, label `config-2`, the OpenStack layout)."""
+    security_groups: tuple[str, ...] = ()
+    """The security groups of its port (with `network`); empty: the tenant's default group."""
 
 
 @event("InstanceActionRequested")

@@ -9,6 +9,7 @@ alike without waiting for another's event.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from dataclasses import dataclass
 from typing import Literal
@@ -17,6 +18,7 @@ from virga_events.registry import Event, event
 
 _INSTANCE_PORT_NAMESPACE = uuid.UUID("6f1c9a52-1b8e-4f0e-9b7c-3d2f6a1e8c40")
 _DEFAULT_GROUP_NAMESPACE = uuid.UUID("0d3b8f0e-5a7c-4c2e-8f61-2b9e4a6d1c73")
+_RULE_NAMESPACE = uuid.UUID("9a4e2c71-3f5d-4b8a-a1c6-7e0d52b9f318")
 
 DEFAULT_SECURITY_GROUP_NAME = "default"
 
@@ -63,15 +65,40 @@ class SecurityGroupRule:
     """Peer addresses; None with remote_group None: any peer."""
     remote_group: str | None = None
     """Peers are the ports of this security group (exclusive with remote_cidr)."""
+    id: str = ""
+    """The rule's id within its group; "" in events written before rules had ids, whose
+    id is then `security_group_rule_id` of their position (`with_rule_ids`)."""
+
+    def same_as(self, other: SecurityGroupRule) -> bool:
+        """Whether both allow the same traffic (ids aside): a group never holds both."""
+        return dataclasses.replace(self, id="") == dataclasses.replace(other, id="")
+
+
+def security_group_rule_id(group_id: str, index: int) -> str:
+    """The id of the rule at `index` of a group's creation (and of a default group's rules)."""
+    return str(uuid.uuid5(_RULE_NAMESPACE, f"{group_id}/{index}"))
+
+
+def with_rule_ids(
+    group_id: str, rules: tuple[SecurityGroupRule, ...]
+) -> tuple[SecurityGroupRule, ...]:
+    """A group's creation rules, each with its id (derived from its position if it has none)."""
+    return tuple(
+        rule if rule.id else dataclasses.replace(rule, id=security_group_rule_id(group_id, i))
+        for i, rule in enumerate(rules)
+    )
 
 
 def default_security_group_rules(group_id: str) -> tuple[SecurityGroupRule, ...]:
     """The default group's rules: all egress; ingress only from ports of the group itself."""
-    return (
-        SecurityGroupRule(direction="egress", ethertype="IPv4"),
-        SecurityGroupRule(direction="egress", ethertype="IPv6"),
-        SecurityGroupRule(direction="ingress", ethertype="IPv4", remote_group=group_id),
-        SecurityGroupRule(direction="ingress", ethertype="IPv6", remote_group=group_id),
+    return with_rule_ids(
+        group_id,
+        (
+            SecurityGroupRule(direction="egress", ethertype="IPv4"),
+            SecurityGroupRule(direction="egress", ethertype="IPv6"),
+            SecurityGroupRule(direction="ingress", ethertype="IPv4", remote_group=group_id),
+            SecurityGroupRule(direction="ingress", ethertype="IPv6", remote_group=group_id),
+        ),
     )
 
 
@@ -130,6 +157,35 @@ class SecurityGroupCreated(Event):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SecurityGroupDeleted(Event):
     """A security group no port uses any more was deleted."""
+
+
+@event("SecurityGroupRuleAdded")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SecurityGroupRuleAdded(Event):
+    """A rule was added to a tenant's security group (aggregate: the group); the ports that
+    carry the group let its traffic in (or out) from then on."""
+
+    rule: SecurityGroupRule
+    """With its id (never "")."""
+
+
+@event("SecurityGroupRuleDeleted")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SecurityGroupRuleDeleted(Event):
+    """A rule was taken out of a tenant's security group (aggregate: the group)."""
+
+    rule_id: str
+
+
+@event("PortSecurityGroupsChanged")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PortSecurityGroupsChanged(Event):
+    """A tenant gave its port other security groups (aggregate: the port), validated by the
+    gateway. It replaces the groups of the port's request and allocation, whichever topic
+    is folded first: a fold that has seen it keeps its groups over `PortAllocated`'s."""
+
+    security_groups: tuple[str, ...]
+    """Never empty; each the port's tenant's (its default group included)."""
 
 
 # -- controller outcomes, on <ns>.network ------------------------------------------------------

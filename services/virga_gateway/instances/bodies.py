@@ -28,6 +28,9 @@ class CreateInstance(Body):
     """Id of one of the tenant's networks: the instance gets a port on it."""
     network: Reference | None = None
     """The older name of `network_id`, still accepted (not both, unless they agree)."""
+    security_groups: Annotated[list[Reference], msgspec.Meta(max_length=16)] = []
+    """Ids of the tenant's security groups for the instance's port (with a network); none:
+    the tenant's default group."""
     server_group: Reference | None = None
     """Id of a server group of the same tenant."""
     availability_zone: Reference | None = None

@@ -17,6 +17,7 @@ from virga_gateway.keypairs.model import keypair_id
 from virga_gateway.networks.queries import check_instance_network
 from virga_gateway.outcome import Outcome, View
 from virga_gateway.problems import FieldError, conflict, invalid_fields, not_found
+from virga_gateway.security_groups.queries import unknown_groups
 from virga_gateway.state import GatewayState
 from virga_runtime.service import Emit
 
@@ -39,6 +40,9 @@ def create_instance(
     elif network is not None:
         field = "network_id" if body.network_id else "network"
         errors.extend(check_instance_network(state, tenant_id, network, field))
+    if body.security_groups and network is None:
+        errors.append(FieldError("security_groups", "a port's groups need a network_id"))
+    errors += unknown_groups(state, tenant_id, body.security_groups, "security_groups")
     if body.image is not None:
         # Booting clones the image: another tenant's private image must not exist for this one.
         image = state.images.get(body.image)
@@ -76,6 +80,7 @@ def create_instance(
         public_keys=public_keys,
         user_data=body.user_data,
         config_drive=body.config_drive,
+        security_groups=tuple(dict.fromkeys(body.security_groups)),
     )
     emit = Emit(event, instance_id, tenant_id)
     return Outcome(202, (emit,), lambda s: instance_view(s.instances[instance_id]))

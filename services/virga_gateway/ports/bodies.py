@@ -21,3 +21,9 @@ class CreatePort(Body):
     """Admins only: plug the port in on this host at once."""
     tenant_id: Reference | None = None
     """Required when an admin creates a port: the tenant that will own it."""
+
+
+class UpdatePort(Body):
+    security_groups: Annotated[list[Reference], msgspec.Meta(min_length=1, max_length=16)]
+    """Ids of the port's tenant's security groups (its default group included): they replace
+    the port's groups, and its host's agent applies them within seconds."""

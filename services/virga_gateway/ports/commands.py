@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from virga_events.catalog.network import PortDeletionRequested, PortRequested
+from virga_events.catalog.network import (
+    PortDeletionRequested,
+    PortRequested,
+    PortSecurityGroupsChanged,
+)
 from virga_gateway.auth import Principal, owning_tenant
 from virga_gateway.networks.queries import usable_network
 from virga_gateway.outcome import Outcome
-from virga_gateway.ports.bodies import CreatePort
+from virga_gateway.ports.bodies import CreatePort, UpdatePort
 from virga_gateway.ports.queries import find_port
 from virga_gateway.ports.views import port_view
 from virga_gateway.problems import FieldError, conflict, invalid_fields
@@ -48,3 +52,20 @@ def delete_port(state: GatewayState, principal: Principal, port_id: str) -> Outc
     if port.status == "DELETING":
         return Outcome(202, (), view)
     return Outcome(202, (Emit(PortDeletionRequested(), port_id, port.tenant_id),), view)
+
+
+def update_port(
+    state: GatewayState, principal: Principal, port_id: str, body: UpdatePort
+) -> Outcome:
+    port = find_port(state, principal, port_id)
+    view = lambda s: port_view(s.ports[port_id])  # noqa: E731
+    if port.status == "DELETING":
+        raise conflict(f"port {port_id} is being deleted", "status")
+    errors = unknown_groups(state, port.tenant_id, body.security_groups, "security_groups")
+    if errors:
+        raise invalid_fields(errors)
+    groups = tuple(dict.fromkeys(body.security_groups))
+    if list(groups) == port.security_groups:
+        return Outcome(200, (), view)
+    event = PortSecurityGroupsChanged(security_groups=groups)
+    return Outcome(200, (Emit(event, port_id, port.tenant_id),), view)

@@ -70,7 +70,7 @@ def _port_requested(state: GatewayState, env: Envelope, event: net.PortRequested
     port.requested = True
     port.network_id, port.name = event.network_id, event.name
     port.created_at = env.occurred_at
-    if not port.allocated:
+    if not port.allocated and not port.groups_changed:
         port.security_groups = list(event.security_groups)
     _sync_membership(state, port)
 
@@ -80,7 +80,8 @@ def _port_allocated(state: GatewayState, env: Envelope, event: net.PortAllocated
     port = port_record(state, env)
     port.allocated = True
     port.network_id, port.mac, port.ips = event.network_id, event.mac, list(event.ips)
-    port.security_groups = list(event.security_groups)
+    if not port.groups_changed:
+        port.security_groups = list(event.security_groups)
     if event.instance_id is not None:
         # An instance's port has no request of its own: its allocation introduces it.
         port.instance_id, port.requested = event.instance_id, True
@@ -133,6 +134,14 @@ def _port_unbound(state: GatewayState, env: Envelope, event: net.PortUnbound) ->
     port = port_record(state, env)
     if port.bound_host == event.host:
         port.bound_host = None
+
+
+@folds.on(net.PortSecurityGroupsChanged)
+def _port_security_groups_changed(
+    state: GatewayState, env: Envelope, event: net.PortSecurityGroupsChanged
+) -> None:
+    port = port_record(state, env)
+    port.security_groups, port.groups_changed = list(event.security_groups), True
 
 
 @folds.on(net.PortDeletionRequested)

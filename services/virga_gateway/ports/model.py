@@ -26,6 +26,9 @@ class Port(msgspec.Struct, kw_only=True):
     mac: str | None = None
     ips: list[str] = msgspec.field(default_factory=list)
     security_groups: list[str] = msgspec.field(default_factory=list)
+    groups_changed: bool = False
+    """A PortSecurityGroupsChanged was folded: its groups win over a later-folded request's
+    or allocation's (they are on other topics)."""
     allocation_fault: str | None = None
     host: str | None = None
     """The host it is to be plugged in on."""

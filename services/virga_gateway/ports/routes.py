@@ -8,7 +8,7 @@ from aiohttp import web
 
 from virga_gateway.context import Call
 from virga_gateway.ports import commands
-from virga_gateway.ports.bodies import CreatePort
+from virga_gateway.ports.bodies import CreatePort, UpdatePort
 from virga_gateway.ports.queries import find_port, list_ports
 from virga_gateway.ports.views import PortList, PortView, port_view
 from virga_gateway.routing import (
@@ -50,6 +50,18 @@ async def get_port(request: web.Request, call: Call) -> web.Response:
     return json_response(port_view(port))
 
 
+async def update_port(request: web.Request, call: Call) -> web.Response:
+    body, raw = await read_body(request, UpdatePort)
+    port_id = request.match_info["id"]
+    return await commit(
+        request,
+        call,
+        lambda state, now: commands.update_port(state, call.caller, port_id, body),
+        body=raw,
+        guard=f"port:{port_id}",
+    )
+
+
 async def delete_port(request: web.Request, call: Call) -> web.Response:
     port_id = request.match_info["id"]
     return await commit(
@@ -82,6 +94,14 @@ ROUTES = [
         "GET", "/v1/ports/{id}", get_port,
         operation_id="getPort", summary="Show a port", tag="ports",
         access="tenant", status=200, response=PortView,
+    ),
+    Route(
+        "PUT", "/v1/ports/{id}", update_port,
+        operation_id="updatePort",
+        summary="Change a port's security groups (its host applies them within seconds;"
+        " a port being deleted: 409)",
+        tag="ports", access="tenant", status=200, response=PortView, request=UpdatePort,
+        errors=(409,),
     ),
     Route(
         "DELETE", "/v1/ports/{id}", delete_port,

@@ -5,10 +5,12 @@ from __future__ import annotations
 import bisect
 from typing import TYPE_CHECKING
 
+import msgspec
+
 from virga_events import Envelope
 from virga_events.catalog import network as net
 from virga_gateway.cursor import remove_key
-from virga_gateway.security_groups.model import RuleRecord, SecurityGroup
+from virga_gateway.security_groups.model import SecurityGroup, rule_record
 from virga_runtime.folding import Folds
 
 if TYPE_CHECKING:
@@ -21,18 +23,7 @@ folds: Folds[GatewayState] = Folds()
 def _security_group_created(
     state: GatewayState, env: Envelope, event: net.SecurityGroupCreated
 ) -> None:
-    rules = [
-        RuleRecord(
-            direction=r.direction,
-            ethertype=r.ethertype,
-            protocol=r.protocol,
-            port_min=r.port_min,
-            port_max=r.port_max,
-            remote_cidr=r.remote_cidr,
-            remote_group=r.remote_group,
-        )
-        for r in event.rules
-    ]
+    rules = [rule_record(r) for r in net.with_rule_ids(env.aggregate_id, event.rules)]
     if env.aggregate_id in state.security_groups:
         return  # a duplicate
     tenant_id = env.tenant_id or ""
@@ -57,3 +48,20 @@ def _security_group_deleted(
         remove_key(order, (group.created_at, group.id))
         if not order:
             state.tenant_security_group_order.pop(group.tenant_id, None)
+
+
+@folds.on(net.SecurityGroupRuleAdded)
+def _rule_added(state: GatewayState, env: Envelope, event: net.SecurityGroupRuleAdded) -> None:
+    # Records are replaced, never changed in place: a preview shares them (`state.py`).
+    group = state.security_groups.get(env.aggregate_id)
+    if group is not None and not any(r.id == event.rule.id for r in group.rules):
+        rules = [*group.rules, rule_record(event.rule)]
+        state.security_groups[group.id] = msgspec.structs.replace(group, rules=rules)
+
+
+@folds.on(net.SecurityGroupRuleDeleted)
+def _rule_deleted(state: GatewayState, env: Envelope, event: net.SecurityGroupRuleDeleted) -> None:
+    group = state.security_groups.get(env.aggregate_id)
+    if group is not None:
+        rules = [r for r in group.rules if r.id != event.rule_id]
+        state.security_groups[group.id] = msgspec.structs.replace(group, rules=rules)

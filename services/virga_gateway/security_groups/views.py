@@ -11,7 +11,7 @@ from virga_events.catalog.network import (
     default_security_group_id,
     default_security_group_rules,
 )
-from virga_gateway.security_groups.model import RuleRecord, SecurityGroup
+from virga_gateway.security_groups.model import RuleRecord, SecurityGroup, rule_record
 
 
 class _View(msgspec.Struct, kw_only=True):
@@ -19,6 +19,8 @@ class _View(msgspec.Struct, kw_only=True):
 
 
 class RuleView(_View):
+    id: str
+    """Its id within the group (`DELETE /v1/security-groups/{id}/rules/{rule_id}`)."""
     direction: Literal["ingress", "egress"]
     ethertype: Literal["IPv4", "IPv6"]
     protocol: Literal["any", "tcp", "udp", "icmp", "icmpv6"]
@@ -43,8 +45,9 @@ class SecurityGroupList(_View):
     """Cursor of the next page (pass it as ?cursor=), or null on the last page."""
 
 
-def _rule_view(rule: RuleRecord) -> RuleView:
+def rule_view(rule: RuleRecord) -> RuleView:
     return RuleView(
+        id=rule.id,
         direction=rule.direction,
         ethertype=rule.ethertype,
         protocol=rule.protocol,
@@ -61,24 +64,13 @@ def security_group_view(group: SecurityGroup) -> SecurityGroupView:
         name=group.name,
         tenant_id=group.tenant_id,
         default=False,
-        rules=[_rule_view(rule) for rule in group.rules],
+        rules=[rule_view(rule) for rule in group.rules],
     )
 
 
 def default_group_view(tenant_id: str) -> SecurityGroupView:
     group_id = default_security_group_id(tenant_id)
-    rules = [
-        RuleView(
-            direction=r.direction,
-            ethertype=r.ethertype,
-            protocol=r.protocol,
-            port_min=r.port_min,
-            port_max=r.port_max,
-            remote_cidr=r.remote_cidr,
-            remote_group=r.remote_group,
-        )
-        for r in default_security_group_rules(group_id)
-    ]
+    rules = [rule_view(rule_record(r)) for r in default_security_group_rules(group_id)]
     return SecurityGroupView(
         id=group_id,
         name=DEFAULT_SECURITY_GROUP_NAME,

@@ -56,7 +56,8 @@ def decide(config: NetworkConfig, state: NetworkState, envelope: Envelope) -> Se
         request = _PortRequest(
             instance_port_id(aggregate), tenant, event.network, f"{event.name}-port", aggregate
         )
-        return _allocate(config, state, request, (), placement.host if placement else None)
+        host = placement.host if placement else None
+        return _allocate(config, state, request, event.security_groups, host)
     if isinstance(event, InstanceScheduled):
         port = state.ports.get(instance_port_id(aggregate))
         placement = state.placements.get(aggregate)

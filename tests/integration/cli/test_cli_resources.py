@@ -247,3 +247,48 @@ def test_a_refused_upload_is_a_problem_naming_the_field_and_leaves_nothing(
     assert public.exit_code == errors.AUTH, public.output
     assert "only administrators" in public.stderr
     assert "plain.raw" not in public.stderr  # no progress bar: nothing was streamed
+
+
+def test_security_group_rules_and_a_ports_groups(
+    stack: Stack, tenant_token: str, tmp_path: Path
+) -> None:
+    def run(*args: str) -> Result:
+        return virga(stack, tmp_path, *args, tenant_token)
+
+    def as_json(*args: str) -> Any:
+        result = run("--json", *args)
+        assert result.exit_code == 0, result.output
+        return orjson.loads(result.stdout)
+
+    group = as_json("security-group", "create", "public-web")
+    rule = as_json(
+        "security-group", "rule-add", "public-web", "--protocol", "tcp", "--port", "80",
+        "--remote-cidr", "0.0.0.0/0",
+    )  # fmt: skip
+    assert (rule["direction"], rule["port_min"], rule["remote_cidr"]) == (
+        "ingress",
+        80,
+        "0.0.0.0/0",
+    )
+    assert rule["id"] in run("security-group", "show", "public-web").stdout
+    repeated = run("security-group", "rule-add", group["id"], "--protocol", "tcp", "--port", "80",
+                   "--remote-cidr", "0.0.0.0/0")  # fmt: skip
+    assert repeated.exit_code == errors.API_ERROR
+    assert "HTTP 409" in repeated.stderr
+
+    network = as_json("network", "create", "lan-sg", "--cidr", "10.8.0.0/24")
+    settle(lambda: as_json("network", "show", network["id"]), lambda n: n["status"] == "ACTIVE")
+    port = as_json("port", "create", "--network", "lan-sg")
+    changed = as_json("port", "set", port["id"], "--security-group", "public-web")
+    assert changed["security_groups"] == [group["id"]]
+    assert as_json("port", "show", port["id"])["security_groups"] == [group["id"]]
+
+    assert run("security-group", "rule-delete", "public-web", rule["id"]).exit_code == 0
+    assert as_json("security-group", "show", "public-web")["rules"] == []
+    gone = run("security-group", "rule-delete", "public-web", rule["id"])
+    assert gone.exit_code == errors.API_ERROR
+    assert "HTTP 404" in gone.stderr
+    assert run("port", "delete", port["id"]).exit_code == 0
+    settle(lambda: {"gone": run("port", "show", port["id"]).exit_code != 0}, lambda v: v["gone"])
+    assert run("security-group", "delete", "public-web").exit_code == 0
+    assert run("network", "delete", "lan-sg").exit_code == 0

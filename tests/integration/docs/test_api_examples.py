@@ -116,6 +116,14 @@ class Ids:
         made = self.tenant.post("/v1/server-groups", {"name": "seed", "policy": "affinity"})
         return str(made["id"])
 
+    def _security_group(self) -> str:
+        return str(self.tenant.post("/v1/security-groups", {"name": "seed"})["id"])
+
+    def _rule(self) -> str:
+        group = self.bound.get("SECURITY_GROUP") or self.env("$SECURITY_GROUP")["SECURITY_GROUP"]
+        rule = {"direction": "ingress", "protocol": "udp", "port_min": 53}
+        return str(self.tenant.post(f"/v1/security-groups/{group}/rules", rule)["id"])
+
     MAKERS: dict[str, Callable[[Ids], str]] = {
         "TENANT": _tenant,
         "TOKEN_ID": _token_id,
@@ -126,6 +134,8 @@ class Ids:
         "SNAPSHOT": _snapshot,
         "PORT": _port,
         "GROUP": _group,
+        "SECURITY_GROUP": _security_group,
+        "RULE": _rule,
     }
 
 

@@ -19,7 +19,7 @@ from tests.integration.gateway.harness import ADMIN_TOKEN, Gateway, Reply
 from virga_eventlog import EventWriter, KafkaSettings, ensure_topics, event_topic, virga_topics
 from virga_events import Event, new_event
 from virga_events.catalog.compute import HostRegistered
-from virga_events.catalog.network import AllocationPool, NetworkCreated
+from virga_events.catalog.network import AllocationPool, NetworkCreated, security_group_rule_id
 from virga_events.catalog.storage import ImageImported, ImageImportRequested
 from virga_gateway.routes import ROUTES
 from virga_gateway.routing import Route
@@ -85,6 +85,8 @@ class Cloud:
             "snapshot_id": NEVER_USED,  # A's volume in the path is what B must not reach
             "name": self.host,
             "period": "2026-11",
+            # The tenant's group was made with one rule, whose id derives from its position.
+            "rule_id": security_group_rule_id(tenant.owns["security-groups"], 0),
         }
         if route.path.startswith("/v1/tenants/"):
             values["id"] = tenant.id
@@ -116,7 +118,8 @@ async def _own_everything(gateway: Gateway, tenant: Tenant, writer: EventWriter)
     owns["server-groups"] = await _created(
         gateway, token, "/v1/server-groups", {"name": "g", "policy": "anti-affinity"}
     )
-    owns["security-groups"] = await _created(gateway, token, "/v1/security-groups", {"name": "sg"})
+    group = {"name": "sg", "rules": [{"direction": "ingress", "protocol": "tcp", "port_min": 80}]}
+    owns["security-groups"] = await _created(gateway, token, "/v1/security-groups", group)
     owns["volumes"] = await _created(gateway, token, "/v1/volumes", {"name": "v", "size_gb": 1})
     # Names are per tenant: each tenant's own, so that one's never names the other's.
     keypair = {"name": f"kp-{uuid.uuid4().hex[:12]}", "public_key": PUBLIC_KEY}

@@ -18,6 +18,8 @@ VALID_BODIES: dict[str, dict[str, Any]] = {
     "InstanceAction": {"action": "stop"},
     "CreateVolumeSnapshot": {"name": "snap"},
     "VolumeAction": {"action": "extend", "size_gb": 2},
+    "RuleBody": {"direction": "ingress", "protocol": "tcp", "port_min": 443},
+    "UpdatePort": {"security_groups": [NEVER_USED]},
 }
 """A well-formed body for each operation on an existing resource, so that only ownership
 can refuse it (AttachVolume takes the caller's own volume, below)."""
@@ -55,7 +57,11 @@ async def test_another_tenants_resources_do_not_exist(cloud: Cloud) -> None:
             never_used = await cloud.call(
                 route.method,
                 route.path.format(
-                    id=NEVER_USED, volume_id=NEVER_USED, snapshot_id=NEVER_USED, name=NEVER_USED
+                    id=NEVER_USED,
+                    volume_id=NEVER_USED,
+                    snapshot_id=NEVER_USED,
+                    name=NEVER_USED,
+                    rule_id=NEVER_USED,
                 ),
                 cloud.b.token,
                 json=body,
@@ -114,6 +120,22 @@ async def test_another_tenants_resources_cannot_be_named_in_a_body(cloud: Cloud)
             },
         ),
         ("POST", "/v1/instances", {"name": "x", "flavor": "m1.small", "tenant_id": cloud.a.id}),
+        (
+            "POST",
+            "/v1/instances",
+            {
+                "name": "x",
+                "flavor": "m1.small",
+                "network_id": b.owns["networks"],
+                "security_groups": [a["security-groups"]],
+            },
+        ),
+        ("PUT", f"/v1/ports/{b.owns['ports']}", {"security_groups": [a["security-groups"]]}),
+        (
+            "POST",
+            f"/v1/security-groups/{b.owns['security-groups']}/rules",
+            {"direction": "ingress", "remote_group": a["security-groups"]},
+        ),
     ]
     accepted = []
     for method, path, body in attempts:

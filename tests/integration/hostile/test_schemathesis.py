@@ -27,6 +27,7 @@ from tests.integration.hostile.cloud import PUBLIC_KEY
 from tests.support.ports import free_port
 
 from virga_devstack.processes import ServiceProcess
+from virga_events.catalog.network import security_group_rule_id
 
 pytestmark = pytest.mark.kafka
 
@@ -91,6 +92,8 @@ class Target:
             known[found["param"]] = self.owned[found["collection"]]
         if "{volume_id}" in path:
             known["volume_id"] = self.owned["volumes"]
+        if "{rule_id}" in path:  # the owned group's one rule (its id derives from its place)
+            known["rule_id"] = security_group_rule_id(self.owned["security-groups"], 0)
         return known
 
 
@@ -98,7 +101,7 @@ OWNED: dict[str, dict[str, Any]] = {
     "instances": {"name": "fuzz-vm", "flavor": "m1.small"},
     "volumes": {"name": "fuzz-vol", "size_gb": 1},
     "networks": {"name": "fuzz-net", "cidr": "10.77.0.0/24"},
-    "security-groups": {"name": "fuzz-sg"},
+    "security-groups": {"name": "fuzz-sg", "rules": [{"direction": "egress"}]},
     "server-groups": {"name": "fuzz-sg", "policy": "affinity"},
     "keypairs": {"name": "fuzz-kp", "public_key": PUBLIC_KEY},
 }

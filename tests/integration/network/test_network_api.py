@@ -16,6 +16,7 @@ from virga_events.catalog.network import (
     NetworkCreated,
     default_security_group_id,
     instance_port_id,
+    security_group_rule_id,
 )
 from virga_events.registry import REGISTRY
 
@@ -203,6 +204,7 @@ async def test_security_groups(cloud: Gateway) -> None:
     assert created.status == 201, created.body
     group = created.body
     assert group["rules"][0] == {
+        "id": security_group_rule_id(group["id"], 0),
         "direction": "ingress",
         "ethertype": "IPv4",
         "protocol": "tcp",

@@ -186,6 +186,17 @@ def test_named_security_groups_must_exist_and_belong_to_the_tenant() -> None:
     _, failed = c.port(network_id, security_groups=("sg-ssh", "sg-theirs"))
     assert isinstance(failed, PortAllocationFailed)
     assert failed.reason == "no security group sg-theirs"
+    # An instance's port gets the groups of the instance's request, checked alike.
+    requested = InstanceRequested(
+        name="web", flavor=TINY, network=network_id, security_groups=("sg-ssh",)
+    )
+    assert allocated(c.input(requested, "i-9")[0]).security_groups == ("sg-ssh",)
+    theirs = InstanceRequested(
+        name="web", flavor=TINY, network=network_id, security_groups=("sg-theirs",)
+    )
+    [refused] = c.input(theirs, "i-10")
+    assert isinstance(refused, PortAllocationFailed)
+    assert refused.reason == "no security group sg-theirs"
 
 
 def test_a_macs_collision_takes_the_next_derivation() -> None:

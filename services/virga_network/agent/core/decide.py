@@ -8,8 +8,11 @@ from datetime import datetime
 from virga_events import Envelope
 from virga_events.catalog.network import (
     PortRequested,
+    PortSecurityGroupsChanged,
     SecurityGroupCreated,
     SecurityGroupDeleted,
+    SecurityGroupRuleAdded,
+    SecurityGroupRuleDeleted,
 )
 from virga_network.agent.config import NetworkAgentConfig
 from virga_network.agent.core.model import NetworkAgentState
@@ -23,13 +26,23 @@ def converge(config: NetworkAgentConfig, state: NetworkAgentState) -> Converge:
     return Converge(host_plan(state, config.vtep_ip, config.prefix, edges))
 
 
+_GROUP_CHANGES = (
+    SecurityGroupCreated,
+    SecurityGroupDeleted,
+    SecurityGroupRuleAdded,
+    SecurityGroupRuleDeleted,
+    PortSecurityGroupsChanged,
+)
+"""Requests that change what ports' filters allow: applied to live ports at once."""
+
+
 def decide(
     config: NetworkAgentConfig, state: NetworkAgentState, envelope: Envelope
 ) -> Sequence[Intent]:
     """Requests on `<ns>.api` that change this host's plan converge at once; the controller's
     and peers' events (on the agent's own topic) wait for the next tick."""
     event = envelope.payload
-    if isinstance(event, SecurityGroupCreated | SecurityGroupDeleted) or (
+    if isinstance(event, _GROUP_CHANGES) or (
         isinstance(event, PortRequested) and event.host == state.host
     ):
         return [converge(config, state)]

@@ -22,9 +22,13 @@ from virga_events.catalog.network import (
     PortDeleted,
     PortHostAssigned,
     PortRequested,
+    PortSecurityGroupsChanged,
     PortUnbound,
     SecurityGroupCreated,
     SecurityGroupDeleted,
+    SecurityGroupRuleAdded,
+    SecurityGroupRuleDeleted,
+    with_rule_ids,
 )
 from virga_network.agent.core.model import (
     GroupRecord,
@@ -83,7 +87,16 @@ def _port_requested(record: PortRecord, envelope: Envelope, event: PortRequested
 @_on_port(PortAllocated)
 def _port_allocated(record: PortRecord, envelope: Envelope, event: PortAllocated) -> None:
     record.network_id, record.mac, record.ips = event.network_id, event.mac, event.ips
-    record.security_groups, record.instance_id = event.security_groups, event.instance_id
+    record.instance_id = event.instance_id
+    if not record.groups_changed:
+        record.security_groups = event.security_groups
+
+
+@_on_port(PortSecurityGroupsChanged)
+def _port_security_groups_changed(
+    record: PortRecord, envelope: Envelope, event: PortSecurityGroupsChanged
+) -> None:
+    record.security_groups, record.groups_changed = event.security_groups, True
 
 
 @_on_port(PortHostAssigned)
@@ -132,7 +145,26 @@ def _network_deleted(state: NetworkAgentState, envelope: Envelope, event: Networ
 def _security_group_created(
     state: NetworkAgentState, envelope: Envelope, event: SecurityGroupCreated
 ) -> None:
-    state.groups[envelope.aggregate_id] = GroupRecord(envelope.tenant_id, event.rules)
+    group_id = envelope.aggregate_id
+    state.groups[group_id] = GroupRecord(envelope.tenant_id, with_rule_ids(group_id, event.rules))
+
+
+@folds.on(SecurityGroupRuleAdded)
+def _security_group_rule_added(
+    state: NetworkAgentState, envelope: Envelope, event: SecurityGroupRuleAdded
+) -> None:
+    group = state.groups.get(envelope.aggregate_id)
+    if group is not None and all(rule.id != event.rule.id for rule in group.rules):
+        group.rules = (*group.rules, event.rule)
+
+
+@folds.on(SecurityGroupRuleDeleted)
+def _security_group_rule_deleted(
+    state: NetworkAgentState, envelope: Envelope, event: SecurityGroupRuleDeleted
+) -> None:
+    group = state.groups.get(envelope.aggregate_id)
+    if group is not None:
+        group.rules = tuple(rule for rule in group.rules if rule.id != event.rule_id)
 
 
 @folds.on(SecurityGroupDeleted)

@@ -35,6 +35,9 @@ class PortRecord:
     """None until the controller allocated the port."""
     ips: tuple[str, ...] = ()
     security_groups: tuple[str, ...] = ()
+    groups_changed: bool = False
+    """Its groups come from a PortSecurityGroupsChanged (`<ns>.api`), which wins over an
+    allocation folded after it (`<ns>.network`)."""
     instance_id: str | None = None
     host: str | None = None
     """Where it is to be plugged in (PortHostAssigned, or PortRequested.host)."""

@@ -80,8 +80,11 @@ def zone(vni: int) -> int:
     return vni % 0xFFFF + 1
 
 
-def _rules(state: NetworkAgentState, port: PortRecord) -> tuple[SecurityGroupRule, ...] | None:
-    """The port's rules, or None while one of its groups is not known yet."""
+def _rules(
+    state: NetworkAgentState, port: PortRecord, known_only: bool = False
+) -> tuple[SecurityGroupRule, ...] | None:
+    """The port's rules, or None while one of its groups is not known yet; `known_only`: the
+    rules of the groups known, what an unknown one would allow being dropped meanwhile."""
     rules: list[SecurityGroupRule] = []
     for group_id in port.security_groups:
         group = state.groups.get(group_id)
@@ -89,7 +92,7 @@ def _rules(state: NetworkAgentState, port: PortRecord) -> tuple[SecurityGroupRul
             rules.extend(group.rules)
         elif port.tenant_id is not None and group_id == default_security_group_id(port.tenant_id):
             rules.extend(default_security_group_rules(group_id))
-        else:
+        elif not known_only:
             return None
     return tuple(rules)
 
@@ -182,8 +185,14 @@ def host_plan(state: NetworkAgentState, vtep_ip: str, prefix: str, edges: bool =
         if not _wanted(state, port):
             continue
         rules = _rules(state, port)
-        if rules is None:
+        if rules is None and port.bound_host != state.host:
             continue  # a group the agent has not read yet: bind once it has
+        if rules is None:
+            # Bound here, then given a group not read yet (another partition of `<ns>.api`),
+            # or named a group whose deletion came first: the port keeps its tap, with only
+            # what the groups known allow, until the log catches up.
+            rules = _rules(state, port, known_only=True)
+        assert rules is not None
         assert port.network_id is not None
         assert port.mac is not None
         tap = names.tap_name(port.port_id, prefix)

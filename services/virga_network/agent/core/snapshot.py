@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from virga_events.catalog.network import SecurityGroupRule
+from virga_events.catalog.network import SecurityGroupRule, with_rule_ids
 from virga_network.agent.core.model import (
     GroupRecord,
     InstanceRecord,
@@ -42,8 +42,10 @@ def restore(data: dict[str, Any]) -> NetworkAgentState:
         networks={r["network_id"]: NetworkRecord(**r) for r in data["networks"]},
         ports=ports,
         groups={
+            # Rules without ids (snapshots before them) are the creation's, in order.
             group_id: GroupRecord(
-                raw["tenant_id"], tuple(SecurityGroupRule(**rule) for rule in raw["rules"])
+                raw["tenant_id"],
+                with_rule_ids(group_id, tuple(SecurityGroupRule(**rule) for rule in raw["rules"])),
             )
             for group_id, raw in data["groups"].items()
         },
