@@ -14,6 +14,7 @@ with ``asyncio.to_thread``.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import json
 import os
@@ -282,8 +283,17 @@ class KafkaCluster:
 
     def stop(self) -> bool:
         """Stop every node (SIGTERM, then SIGKILL); False if none was running."""
-        with exclusive(self.directory / ".lock"):
-            return any([node.stop() for node in self.nodes])
+        # The brokers all at once, then a dedicated controller: stopped one after the other,
+        # the last ones wait out their timeout for a quorum (or a controller) that has already
+        # left, about 30 s instead of a few.
+        controllers = [node for node in self.nodes if node not in self.brokers]
+        with (
+            exclusive(self.directory / ".lock"),
+            concurrent.futures.ThreadPoolExecutor(len(self.nodes)) as pool,
+        ):
+            stopped = list(pool.map(lambda node: node.stop(), self.brokers))
+            stopped += list(pool.map(lambda node: node.stop(), controllers))
+            return any(stopped)
 
     def wait_brokers(self, count: int, timeout: float = START_TIMEOUT) -> None:
         """Until the cluster's metadata lists `count` live brokers."""
