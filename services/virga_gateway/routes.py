@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from virga_gateway.billing import routes as billing
+from virga_gateway.external_networks import routes as external_networks
 from virga_gateway.flavors import routes as flavors
+from virga_gateway.floating_ips import routes as floating_ips
 from virga_gateway.hosts import routes as hosts
 from virga_gateway.images import routes as images
 from virga_gateway.instances import routes as instances
@@ -27,6 +29,8 @@ ROUTES: list[Route] = [
     *images.ROUTES,
     *networks.ROUTES,
     *ports.ROUTES,
+    *external_networks.ROUTES,
+    *floating_ips.ROUTES,
     *security_groups.ROUTES,
     *server_groups.ROUTES,
     *keypairs.ROUTES,

@@ -3,10 +3,11 @@
 A resource counts from the moment its request is accepted (it is in the projection as soon as
 its event is appended) until the service that owns it reports it gone: `InstanceDeleted`,
 `VolumeDeleted`, `VolumeSnapshotDeleted`, `ImageDeleted`, `NetworkDeleted`, `PortDeleted`,
-`SecurityGroupDeleted`, `KeypairDeleted`, or a failure to create it (`VolumeFailed` of a create
-or a snapshot, `ImageImportFailed`, `NetworkCreationFailed`, `PortAllocationFailed`). An
-instance in ERROR and anything whose deletion is only requested still count, as in Nova: the
-tenant deletes them to free their share. An instance's boot volume and its port are part of
+`SecurityGroupDeleted`, `KeypairDeleted`, `FloatingIpReleased`, `RouterDeleted`, or a failure
+to create it (`VolumeFailed` of a create or a snapshot, `ImageImportFailed`,
+`NetworkCreationFailed`, `PortAllocationFailed`, `FloatingIpAllocationFailed`,
+`RouterCreationFailed`). An instance in ERROR and anything whose deletion is only requested
+still count, as in Nova: the tenant deletes them to free their share. An instance's boot volume and its port are part of
 the instance and count only as the instance; a public image an admin uploaded counts against no
 one.
 """
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from virga_events.catalog.quotas import DEFAULT_LIMITS, QUOTA_RESOURCES, UNLIMITED
+from virga_gateway.floating_ips.model import FloatingIp
 from virga_gateway.images.model import Image
 from virga_gateway.instances.model import Instance
 from virga_gateway.keypairs.model import Keypair
@@ -49,6 +51,7 @@ TABLES = (
     "ports",
     "security_groups",
     "keypairs",
+    "floating_ips",
 )
 """The projection's tables whose records count; a record's key is ``table/id``."""
 
@@ -103,6 +106,10 @@ def keypair_usage(keypair: Keypair) -> Usage:
     return {"keypairs": 1}
 
 
+def floating_ip_usage(fip: FloatingIp) -> Usage:
+    return {"floating_ips": 1} if fip.live else {}
+
+
 def contribution(state: GatewayState, table: str, key: str) -> Counted | None:
     """What the record `key` of `table` counts against its tenant now (None: nothing)."""
     match table:
@@ -121,6 +128,9 @@ def contribution(state: GatewayState, table: str, key: str) -> Counted | None:
         case "ports":
             port = state.ports.get(key)
             found = (port.tenant_id, port_usage(port)) if port else None
+        case "floating_ips":
+            fip = state.floating_ips.get(key)
+            found = (fip.tenant_id, floating_ip_usage(fip)) if fip else None
         case "keypairs":
             keypair = state.keypairs.get(key)
             found = (keypair.tenant_id, keypair_usage(keypair)) if keypair else None
