@@ -14,6 +14,7 @@ from virga_gateway.meta import routes as meta
 from virga_gateway.networks import routes as networks
 from virga_gateway.ports import routes as ports
 from virga_gateway.quotas import routes as quotas
+from virga_gateway.routers import routes as routers
 from virga_gateway.routing import Route
 from virga_gateway.security_groups import routes as security_groups
 from virga_gateway.server_groups import routes as server_groups
@@ -31,6 +32,7 @@ ROUTES: list[Route] = [
     *ports.ROUTES,
     *external_networks.ROUTES,
     *floating_ips.ROUTES,
+    *routers.ROUTES,
     *security_groups.ROUTES,
     *server_groups.ROUTES,
     *keypairs.ROUTES,

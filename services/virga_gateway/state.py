@@ -44,6 +44,8 @@ from virga_gateway.ports.model import Port
 from virga_gateway.quotas import fold as quotas_fold
 from virga_gateway.quotas.model import Counted
 from virga_gateway.retention import RETENTION, eligible, expire, is_forgotten
+from virga_gateway.routers import fold as routers_fold
+from virga_gateway.routers.model import Router
 from virga_gateway.security_groups import fold as security_groups_fold
 from virga_gateway.security_groups.model import SecurityGroup
 from virga_gateway.server_groups import fold as server_groups_fold
@@ -112,6 +114,7 @@ class GatewayState(msgspec.Struct, kw_only=True):
     """``<tenant id>/<name>`` -> the tenant's keypair of that name."""
     external_networks: dict[str, ExternalNetwork] = msgspec.field(default_factory=dict)
     floating_ips: dict[str, FloatingIp] = msgspec.field(default_factory=dict)
+    routers: dict[str, Router] = msgspec.field(default_factory=dict)
     quota_defaults: dict[str, int] = msgspec.field(default_factory=dict)
     """Default limits an admin set (resource -> limit, -1 unlimited); the others: the
     contract's `DEFAULT_LIMITS`."""
@@ -135,6 +138,7 @@ class GatewayState(msgspec.Struct, kw_only=True):
     tenant_keypair_order: dict[str, list[OrderKey]] = msgspec.field(default_factory=dict)
     external_network_order: list[OrderKey] = msgspec.field(default_factory=list)
     tenant_floating_ip_order: dict[str, list[OrderKey]] = msgspec.field(default_factory=dict)
+    tenant_router_order: dict[str, list[OrderKey]] = msgspec.field(default_factory=dict)
     # Retention (`retention.py`): deleted resources are forgotten a while after their deletion.
     clock: datetime | None = None
     """The latest event time folded: the projection's own clock, the same in a rebuild."""
@@ -183,6 +187,7 @@ PREVIEW_COPIES: dict[str, Preview] = {
     "images": "touched-deep",
     "external_networks": "touched-deep",
     "floating_ips": "touched-deep",
+    "routers": "touched-deep",
     # Not read by any response a write answers with: left empty.
     "token_ids_by_sha256": "empty",
     "instance_order": "empty",
@@ -207,6 +212,7 @@ PREVIEW_COPIES: dict[str, Preview] = {
     "tenant_keypair_order": "empty",
     "external_network_order": "empty",
     "tenant_floating_ip_order": "empty",
+    "tenant_router_order": "empty",
     "clock": "empty",
     "expiring": "empty",
     "forgotten": "empty",
@@ -233,6 +239,7 @@ FOLDS: tuple[Folds[GatewayState], ...] = (
     ports_fold.folds,
     external_networks_fold.folds,
     floating_ips_fold.folds,
+    routers_fold.folds,
     security_groups_fold.folds,
     volumes_fold.folds,
     images_fold.folds,

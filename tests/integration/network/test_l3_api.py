@@ -221,3 +221,74 @@ async def test_an_instance_shows_its_floating_ip_and_carries_its_host(cloud: Gat
     # Deleting the instance deletes its port, which drops the association.
     await cloud.feed("compute", [(instance["id"], compute.InstanceDeleted(host="hv-3"))])
     await until(cloud, fip_path, token, lambda r: r.body["status"] == "DOWN")
+
+
+async def test_routers_take_an_address_and_attach_networks_one_router_each(cloud: Gateway) -> None:
+    _, token = await cloud.tenant()
+    _, other = await cloud.tenant()
+    ext = await external_network(cloud)
+    net = await network(cloud, token, "10.32.0.0/24")
+    theirs = await network(cloud, other, "10.32.0.0/24")
+    created = await cloud.call(
+        "POST", "/v1/routers", token=token, json={"name": "edge", "external_network_id": ext["id"]}
+    )
+    assert created.status == 202, created.body
+    path = f"/v1/routers/{created.body['id']}"
+    router = (await until(cloud, path, token, lambda r: r.body["status"] == "ACTIVE")).body
+    assert router["external_ip"] == "203.0.113.10"
+    second = await cloud.call(
+        "POST", "/v1/routers", token=token, json={"name": "b", "external_network_id": ext["id"]}
+    )
+    second_path = f"/v1/routers/{second.body['id']}"
+    await until(cloud, second_path, token, lambda r: r.body["status"] == "ACTIVE")
+    assert (await cloud.call("GET", path, token=other)).status == 404
+
+    foreign = await cloud.call(
+        "POST", f"{path}/interfaces", token=token, json={"network_id": theirs["id"]}
+    )
+    assert foreign.status == 422
+    assert foreign.problem_fields == ["network_id"]
+    added = await cloud.call(
+        "POST", f"{path}/interfaces", token=token, json={"network_id": net["id"]}
+    )
+    assert added.status == 202, added.body
+    shown = await until(cloud, path, token, lambda r: r.body["interfaces"][0]["status"] == "ACTIVE")
+    assert shown.body["interfaces"] == [
+        {"network_id": net["id"], "gateway_ip": "10.32.0.1", "status": "ACTIVE"}
+    ]
+    assert (await cloud.call("GET", f"/v1/networks/{net['id']}", token=token)).body[
+        "router_id"
+    ] == router["id"]
+    taken = await cloud.call(
+        "POST", f"{second_path}/interfaces", token=token, json={"network_id": net["id"]}
+    )
+    assert taken.status == 409
+    assert taken.problem_fields == ["network_id"]
+    busy = await cloud.call("DELETE", path, token=token)
+    assert busy.status == 409
+    assert busy.problem_fields == ["interfaces"]
+    attached = await cloud.call("DELETE", f"/v1/networks/{net['id']}", token=token)
+    assert attached.status == 409
+    assert attached.problem_fields == ["router_id"]
+
+    # A floating IP behind the interface keeps it: 409 naming it.
+    behind_port = await port(cloud, token, net["id"])
+    fip = await floating_ip(cloud, token, ext["id"])
+    fip_path = f"/v1/floating-ips/{fip['id']}"
+    await cloud.call("PUT", fip_path, token=token, json={"port_id": behind_port["id"]})
+    await until(cloud, fip_path, token, lambda r: r.body["status"] == "ACTIVE")
+    interface = f"{path}/interfaces/{net['id']}"
+    refused = await cloud.call("DELETE", interface, token=token)
+    assert refused.status == 409
+    assert refused.problem_fields == ["floating_ips"]
+    assert fip["id"] in refused.body["detail"]
+    await cloud.call("PUT", fip_path, token=token, json={"port_id": None})
+    await until(cloud, fip_path, token, lambda r: r.body["status"] == "DOWN")
+    assert (await cloud.call("DELETE", interface, token=token)).status == 202
+    await until(cloud, path, token, lambda r: r.body["interfaces"] == [])
+    assert (await cloud.call("DELETE", interface, token=token)).status == 404
+    assert (await cloud.call("DELETE", path, token=token)).status == 202
+    await until(cloud, path, token, lambda r: r.status == 404)
+    # Its address is free again: the next holder gets it.
+    again = await floating_ip(cloud, token, ext["id"])
+    assert again["ip"] == "203.0.113.10"
