@@ -258,6 +258,9 @@ GUARDED: dict[int, str] = {
     id(ports_fold.folds): "port",
     id(volumes_fold.folds): "volume",
     id(images_fold.folds): "image",
+    id(floating_ips_fold.folds): "floating_ip",
+    id(routers_fold.folds): "router",
+    id(external_networks_fold.folds): "external_network",
 }
 """The folds whose events are about one kind of resource (their aggregate): skipped for a
 forgotten one, so that a late event does not bring it back."""

@@ -9,6 +9,7 @@ from virga_events import Envelope
 from virga_events.catalog import l3
 from virga_gateway.external_networks.model import ExternalNetwork
 from virga_gateway.networks.model import PoolRecord
+from virga_gateway.retention import earliest
 from virga_ipam import SubnetError, external_pools, parse_subnet, pool_size
 from virga_runtime.folding import Folds
 
@@ -84,4 +85,6 @@ def _deletion_failed(
 
 @folds.on(l3.ExternalNetworkDeleted)
 def _deleted(state: GatewayState, env: Envelope, event: l3.ExternalNetworkDeleted) -> None:
-    external_network_record(state, env.aggregate_id, env).deleted = True
+    network = external_network_record(state, env.aggregate_id, env)
+    network.deleted = True
+    network.deleted_at = earliest(network.deleted_at, env.occurred_at)

@@ -30,6 +30,8 @@ class ExternalNetwork(msgspec.Struct, kw_only=True):
     deletion_failures: int = 0
     deletion_fault: str | None = None
     deleted: bool = False
+    deleted_at: datetime | None = None
+    """Event time of its deletion (retention counts from it)."""
     floating_ips: list[str] = msgspec.field(default_factory=list)
     """Ids of the floating IPs holding (or about to hold) one of its addresses."""
     routers: list[str] = msgspec.field(default_factory=list)

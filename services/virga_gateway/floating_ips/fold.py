@@ -11,7 +11,7 @@ from virga_events.catalog import l3
 from virga_gateway.external_networks.fold import external_network_record
 from virga_gateway.floating_ips.model import FloatingIp
 from virga_gateway.ports.model import Port
-from virga_gateway.retention import is_forgotten
+from virga_gateway.retention import earliest, is_forgotten
 from virga_runtime.folding import Folds
 
 if TYPE_CHECKING:
@@ -62,6 +62,8 @@ def _show_on_port(state: GatewayState, fip: FloatingIp) -> None:
 
 def _sync_users(state: GatewayState, fip: FloatingIp) -> None:
     if not fip.external_network_id:
+        return
+    if is_forgotten(state, "external_network", fip.external_network_id):
         return
     users = external_network_record(state, fip.external_network_id).floating_ips
     if fip.live and fip.id not in users:
@@ -138,5 +140,6 @@ def _release_requested(
 def _released(state: GatewayState, env: Envelope, event: l3.FloatingIpReleased) -> None:
     fip = floating_ip_record(state, env)
     fip.released = True
+    fip.released_at = earliest(fip.released_at, env.occurred_at)
     _point(state, fip, None)
     _sync_users(state, fip)

@@ -29,6 +29,8 @@ class FloatingIp(msgspec.Struct, kw_only=True):
     """Why the controller refused the latest association (cleared by the next request)."""
     release_requested: bool = False
     released: bool = False
+    released_at: datetime | None = None
+    """Event time of its release (retention counts from it)."""
 
     @property
     def status(self) -> FloatingIpStatus:

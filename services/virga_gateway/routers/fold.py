@@ -10,7 +10,7 @@ from virga_events import Envelope
 from virga_events.catalog import l3
 from virga_gateway.external_networks.fold import external_network_record
 from virga_gateway.networks.fold import network_record
-from virga_gateway.retention import is_forgotten
+from virga_gateway.retention import earliest, is_forgotten
 from virga_gateway.routers.model import Router
 from virga_runtime.folding import Folds
 
@@ -33,6 +33,8 @@ def router_record(state: GatewayState, env: Envelope) -> Router:
 
 def _sync_users(state: GatewayState, router: Router) -> None:
     if not router.external_network_id:
+        return
+    if is_forgotten(state, "external_network", router.external_network_id):
         return
     users = external_network_record(state, router.external_network_id).routers
     if router.live and router.id not in users:
@@ -151,6 +153,7 @@ def _deletion_failed(state: GatewayState, env: Envelope, event: l3.RouterDeletio
 def _deleted(state: GatewayState, env: Envelope, event: l3.RouterDeleted) -> None:
     router = router_record(state, env)
     router.deleted = True
+    router.deleted_at = earliest(router.deleted_at, env.occurred_at)
     for network_id in list(router.interfaces):
         _attach(state, router, network_id, False)
     _sync_users(state, router)

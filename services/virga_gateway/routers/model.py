@@ -33,6 +33,8 @@ class Router(msgspec.Struct, kw_only=True):
     deletion_failures: int = 0
     deletion_fault: str | None = None
     deleted: bool = False
+    deleted_at: datetime | None = None
+    """Event time of its deletion (retention counts from it)."""
 
     @property
     def status(self) -> RouterStatus:
