@@ -34,7 +34,7 @@ from virga_events.catalog.scheduler import InstanceScheduled
 from virga_ipam import SubnetError, parse_subnet
 from virga_network.config import NetworkConfig
 from virga_network.core.ipam import next_free
-from virga_network.core.l3 import REQUESTS, decide_l3, dissociations
+from virga_network.core.l3 import REQUESTS, decide_l3, follow_ports
 from virga_network.core.macs import pick_mac
 from virga_network.core.model import NetworkState, subnet_of
 from virga_runtime.service import Emit, Intent
@@ -44,8 +44,8 @@ def decide(config: NetworkConfig, state: NetworkState, envelope: Envelope) -> Se
     """What to do about one new input event; `state` already includes it."""
     if isinstance(envelope.payload, REQUESTS):
         return decide_l3(state, envelope)
-    # A deleted port's floating IP points at nothing any more.
-    return dissociations(state, _decide(config, state, envelope))
+    # A deleted port's floating IP points at nothing any more; a moved one's follows it.
+    return follow_ports(state, _decide(config, state, envelope))
 
 
 def _decide(config: NetworkConfig, state: NetworkState, envelope: Envelope) -> Sequence[Intent]:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from virga_events import Envelope, Event
 from virga_events.catalog import l3
-from virga_events.catalog.network import AllocationPool, PortDeleted
+from virga_events.catalog.network import AllocationPool, PortDeleted, PortHostAssigned
 from virga_ipam import SubnetError, check_interface_name, external_pools, parse_subnet
 from virga_network.core.ipam import next_free
 from virga_network.core.model import NetworkState, subnet_of
@@ -146,15 +146,33 @@ def _associate(
     return [Emit(associated, fip_id, tenant)]
 
 
-def dissociations(state: NetworkState, intents: Sequence[Intent]) -> list[Intent]:
-    """`intents`, each port deletion followed by the dissociation of its floating IP."""
+def follow_ports(state: NetworkState, intents: Sequence[Intent]) -> list[Intent]:
+    """`intents`, each port deletion followed by the dissociation of its floating IP, and each
+    port's move to a host by its floating IP's association again, naming the new host (what
+    the host data path will act on)."""
     more: list[Intent] = list(intents)
     for intent in intents:
-        if isinstance(intent, Emit) and isinstance(intent.payload, PortDeleted):
-            for fip_id in state.port_floating_ips.get(intent.aggregate_id, ()):
-                fip = state.floating_ips[fip_id]
-                dissociated = l3.FloatingIpDissociated(port_id=intent.aggregate_id)
-                more.append(Emit(dissociated, fip_id, fip.tenant_id))
+        if not isinstance(intent, Emit) or not isinstance(
+            intent.payload, PortDeleted | PortHostAssigned
+        ):
+            continue
+        port_id = intent.aggregate_id
+        port = state.ports.get(port_id)
+        for fip_id in state.port_floating_ips.get(port_id, ()):
+            fip = state.floating_ips[fip_id]
+            outcome: Event
+            if isinstance(intent.payload, PortDeleted):
+                outcome = l3.FloatingIpDissociated(port_id=port_id)
+            elif port is not None and port.ips:
+                outcome = l3.FloatingIpAssociated(
+                    port_id=port_id,
+                    network_id=port.network_id,
+                    fixed_ip=port.ips[0],
+                    host=intent.payload.host,
+                )
+            else:
+                continue
+            more.append(Emit(outcome, fip_id, fip.tenant_id))
     return more
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -9,11 +10,13 @@ from tests.integration.gateway.harness import ADMIN_TOKEN, Gateway
 from tests.integration.network.test_network_api import TINY, network, port, until
 from tests.support.kafka import read_events
 
+from virga_audit import check
 from virga_eventlog.topics import event_topic
 from virga_events.catalog import compute, scheduler
 from virga_events.catalog.l3 import FloatingIpAssociated
 from virga_events.catalog.network import instance_port_id
 from virga_events.registry import REGISTRY
+from virga_scheduler.config import SchedulerConfig
 
 pytestmark = pytest.mark.kafka
 
@@ -166,6 +169,9 @@ async def test_floating_ips_are_never_held_twice_and_follow_their_ports(cloud: G
     assert gone.status == 202
     path = f"/v1/external-networks/{ext['id']}"
     await until(cloud, path, ADMIN_TOKEN, lambda r: r.status == 404)
+    # The log itself shows no address held twice, nor any quota overrun.
+    found = await check(cloud.settings, datetime.now(UTC), scheduler=SchedulerConfig())
+    assert [str(v) for v in found] == []
 
 
 async def test_floating_ips_count_against_the_quota(cloud: Gateway) -> None:

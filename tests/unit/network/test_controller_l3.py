@@ -6,16 +6,20 @@ import random
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.unit.network.test_controller import Controller, _shuffled_by_aggregate
+from tests.unit.network.test_controller import TINY, Controller, _shuffled_by_aggregate, scheduled
 
 from virga_events import Event
 from virga_events.catalog import l3
+from virga_events.catalog.api import InstanceRequested
+from virga_events.catalog.compute import InstanceDeleted
 from virga_events.catalog.network import (
     AllocationPool,
     NetworkDeletionFailed,
     NetworkDeletionRequested,
     PortDeleted,
     PortDeletionRequested,
+    PortHostAssigned,
+    instance_port_id,
 )
 from virga_network.core.fold import evolve
 from virga_network.core.snapshot import restore, snapshot
@@ -231,3 +235,29 @@ def test_repeated_requests_decide_nothing() -> None:
     external(c)
     assert isinstance(fip(c, "fip-1"), l3.FloatingIpAllocated)
     assert c.input(l3.FloatingIpRequested(external_network_id="ext-1"), "fip-1") == []
+
+
+def test_a_floating_ip_follows_its_instance_to_a_new_host_and_goes_with_it() -> None:
+    c = Controller()
+    external(c)
+    network_id, _ = c.network("10.0.0.0/24")
+    port_id = instance_port_id("i-1")
+    c.input(InstanceRequested(name="web", flavor=TINY, network=network_id), "i-1")
+    c.input(scheduled("hv-1"), "i-1")
+    fip(c, "fip-1")
+    [first] = c.input(l3.FloatingIpAssociationRequested(port_id=port_id), "fip-1")
+    assert first == l3.FloatingIpAssociated(
+        port_id=port_id, network_id=network_id, fixed_ip="10.0.0.2", host="hv-1"
+    )
+    # Rescheduled: the association is stated again with the host the data path must act on.
+    assert c.input(scheduled("hv-2", attempt=2), "i-1") == [
+        PortHostAssigned(host="hv-2"),
+        l3.FloatingIpAssociated(
+            port_id=port_id, network_id=network_id, fixed_ip="10.0.0.2", host="hv-2"
+        ),
+    ]
+    assert c.input(InstanceDeleted(host="hv-2"), "i-1") == [
+        PortDeleted(),
+        l3.FloatingIpDissociated(port_id=port_id),
+    ]
+    assert c.state.floating_ips["fip-1"].port_id is None
