@@ -41,8 +41,9 @@ def decide_l3(state: NetworkState, envelope: Envelope) -> Sequence[Intent]:
         return [Emit(outcome, aggregate, tenant)]
 
     if isinstance(event, l3.ExternalNetworkRequested):
-        if aggregate in state.external_networks or aggregate in state.gone:
-            return ()
+        known = state.external_networks.get(aggregate)
+        if (known is not None and known.created) or aggregate in state.gone:
+            return ()  # a stub (its holders folded first in a rebuild) is not made yet
         if aggregate in state.refused:
             return ()
         try:
