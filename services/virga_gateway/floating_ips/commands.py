@@ -10,9 +10,11 @@ from virga_events.catalog.l3 import (
 from virga_gateway.auth import Principal, owning_tenant
 from virga_gateway.external_networks.queries import usable_external_network
 from virga_gateway.floating_ips.bodies import CreateFloatingIp, UpdateFloatingIp
+from virga_gateway.floating_ips.model import FloatingIp
 from virga_gateway.floating_ips.queries import find_floating_ip
 from virga_gateway.floating_ips.views import floating_ip_view
 from virga_gateway.outcome import Outcome
+from virga_gateway.ports.model import Port
 from virga_gateway.problems import FieldError, conflict, invalid_fields
 from virga_gateway.state import GatewayState
 from virga_runtime.service import Emit
@@ -57,8 +59,22 @@ def update_floating_ip(
             )
         if not port.ips:
             raise conflict(f"port {port.id} has no address yet; retry shortly", "port_id")
+        _reachable(state, fip, port)
     event = FloatingIpAssociationRequested(port_id=body.port_id)
     return Outcome(202, (Emit(event, fip_id, fip.tenant_id),), view)
+
+
+def _reachable(state: GatewayState, fip: FloatingIp, port: Port) -> None:
+    """Traffic to a floating IP reaches a port only through a router of its network that is on
+    the floating IP's external network (Neutron's rule); 409 naming `port_id` otherwise."""
+    network = state.networks.get(port.network_id)
+    router = state.routers.get(network.router_id or "") if network is not None else None
+    if router is None or router.external_network_id != fip.external_network_id:
+        raise conflict(
+            f"network {port.network_id} of port {port.id} has no router on external network"
+            f" {fip.external_network_id}: attach it to one (POST /v1/routers/{{id}}/interfaces)",
+            "port_id",
+        )
 
 
 def delete_floating_ip(state: GatewayState, principal: Principal, fip_id: str) -> Outcome:

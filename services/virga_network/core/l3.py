@@ -141,6 +141,12 @@ def _associate(
     holders = [h for h in state.port_floating_ips.get(port.port_id, ()) if h != fip_id]
     if holders:
         return failed(f"port {port.port_id} already has floating IP {holders[0]}")
+    router = state.routers.get(state.network_routers.get(port.network_id, ""))
+    if router is None or router.external_network_id != fip.external_network_id:
+        return failed(
+            f"network {port.network_id} of port {port.port_id} has no router on external"
+            f" network {fip.external_network_id}"
+        )
     associated = l3.FloatingIpAssociated(
         port_id=port.port_id, network_id=port.network_id, fixed_ip=port.ips[0], host=port.host
     )

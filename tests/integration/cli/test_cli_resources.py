@@ -280,10 +280,9 @@ def test_external_networks_floating_ips_and_routers(
     fip = as_json("floating-ip", "create", "--external-network", name)
     fip = settle(lambda: as_json("floating-ip", "show", fip["id"]), lambda f: f["ip"] is not None)
     assert fip["ip"].startswith("192.0.2.1")
-    associated = run("floating-ip", "associate", fip["ip"], "l3-port")
-    assert associated.exit_code == 0, associated.output
-    settle(lambda: as_json("port", "show", "l3-port"), lambda p: bool(p["floating_ips"]))
-    assert fip["ip"] in run("port", "show", "l3-port").stdout
+    unrouted = run("floating-ip", "associate", fip["ip"], "l3-port")
+    assert unrouted.exit_code == errors.API_ERROR
+    assert "has no router on external network" in unrouted.stderr
 
     router = as_json("router", "create", "edge", "--external-network", name)
     settle(lambda: as_json("router", "show", "edge"), lambda r: r["status"] == "ACTIVE")
@@ -292,6 +291,10 @@ def test_external_networks_floating_ips_and_routers(
         lambda: as_json("router", "show", "edge"),
         lambda r: [i["status"] for i in r["interfaces"]] == ["ACTIVE"],
     )
+    associated = run("floating-ip", "associate", fip["ip"], "l3-port")
+    assert associated.exit_code == 0, associated.output
+    settle(lambda: as_json("port", "show", "l3-port"), lambda p: bool(p["floating_ips"]))
+    assert fip["ip"] in run("port", "show", "l3-port").stdout
     behind = run("router", "remove-interface", "edge", "l3-lan")
     assert behind.exit_code == errors.API_ERROR
     assert "HTTP 409" in behind.stderr

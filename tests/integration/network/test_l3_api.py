@@ -40,6 +40,22 @@ async def external_network(gateway: Gateway, **extra: Any) -> dict[str, Any]:
     return body
 
 
+async def routed(gateway: Gateway, token: str, external_id: str, network_id: str) -> str:
+    """A router on the external network with the network attached; its id."""
+    body = {"name": "edge", "external_network_id": external_id}
+    created = await gateway.call("POST", "/v1/routers", token=token, json=body)
+    assert created.status == 202, created.body
+    path = f"/v1/routers/{created.body['id']}"
+    await until(gateway, path, token, lambda r: r.body["status"] == "ACTIVE")
+    added = await gateway.call(
+        "POST", f"{path}/interfaces", token=token, json={"network_id": network_id}
+    )
+    assert added.status == 202, added.body
+    await until(gateway, path, token, lambda r: r.body["interfaces"][0]["status"] == "ACTIVE")
+    router_id: str = created.body["id"]
+    return router_id
+
+
 async def floating_ip(gateway: Gateway, token: str, external_id: str) -> dict[str, Any]:
     reply = await gateway.call(
         "POST", "/v1/floating-ips", token=token, json={"external_network_id": external_id}
@@ -100,15 +116,23 @@ async def test_a_bad_external_network_is_a_422_naming_the_field(cloud: Gateway) 
 async def test_floating_ips_are_never_held_twice_and_follow_their_ports(cloud: Gateway) -> None:
     _, token = await cloud.tenant()
     _, other = await cloud.tenant()
-    ext = await external_network(cloud)
+    ext = await external_network(
+        cloud, allocation_pools=[{"start": "203.0.113.10", "end": "203.0.113.13"}]
+    )
     net = await network(cloud, token, "10.30.0.0/24")
     first, second = await port(cloud, token, net["id"]), await port(cloud, token, net["id"])
     theirs = await port(cloud, other, (await network(cloud, other, "10.30.0.0/24"))["id"])
 
     mine = [await floating_ip(cloud, token, ext["id"]) for _ in range(2)]
+    # Nothing reaches a port of a network without a router on the external network: 409.
+    fip_path = f"/v1/floating-ips/{mine[0]['id']}"
+    unrouted = await cloud.call("PUT", fip_path, token=token, json={"port_id": first["id"]})
+    assert unrouted.status == 409
+    assert unrouted.problem_fields == ["port_id"]
+    router_id = await routed(cloud, token, ext["id"], net["id"])
     theirs_fip = await floating_ip(cloud, other, ext["id"])
     addresses = [f["ip"] for f in [*mine, theirs_fip]]
-    assert sorted(addresses) == ["203.0.113.10", "203.0.113.11", "203.0.113.12"]
+    assert sorted(addresses) == ["203.0.113.10", "203.0.113.11", "203.0.113.13"]
     assert {f["status"] for f in mine} == {"DOWN"}
     full = await cloud.call(
         "POST", "/v1/floating-ips", token=token, json={"external_network_id": ext["id"]}
@@ -125,7 +149,6 @@ async def test_floating_ips_are_never_held_twice_and_follow_their_ports(cloud: G
     assert foreign.status == 422
     assert foreign.problem_fields == ["port_id"]
 
-    fip_path = f"/v1/floating-ips/{mine[0]['id']}"
     pointed = await cloud.call("PUT", fip_path, token=token, json={"port_id": first["id"]})
     assert pointed.status == 202, pointed.body
     active = await until(cloud, fip_path, token, lambda r: r.body["status"] == "ACTIVE")
@@ -165,6 +188,12 @@ async def test_floating_ips_are_never_held_twice_and_follow_their_ports(cloud: G
         await cloud.call("DELETE", f"/v1/floating-ips/{again['id']}", token=token)
     ).status == 202
     await until(cloud, f"/v1/floating-ips/{again['id']}", token, lambda r: r.status == 404)
+    router_path = f"/v1/routers/{router_id}"
+    detached = await cloud.call("DELETE", f"{router_path}/interfaces/{net['id']}", token=token)
+    assert detached.status == 202, detached.body
+    await until(cloud, router_path, token, lambda r: r.body["interfaces"] == [])
+    assert (await cloud.call("DELETE", router_path, token=token)).status == 202
+    await until(cloud, router_path, token, lambda r: r.status == 404)
     gone = await cloud.call("DELETE", f"/v1/external-networks/{ext['id']}", token=ADMIN_TOKEN)
     assert gone.status == 202
     path = f"/v1/external-networks/{ext['id']}"
@@ -211,6 +240,7 @@ async def test_an_instance_shows_its_floating_ip_and_carries_its_host(cloud: Gat
     await cloud.feed("scheduler", [(instance["id"], placed)])
     await until(cloud, f"/v1/ports/{its_port['id']}", token, lambda r: r.body["host"] == "hv-3")
 
+    await routed(cloud, token, ext["id"], net["id"])
     fip = await floating_ip(cloud, token, ext["id"])
     fip_path = f"/v1/floating-ips/{fip['id']}"
     reply = await cloud.call("PUT", fip_path, token=token, json={"port_id": its_port["id"]})

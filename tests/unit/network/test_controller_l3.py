@@ -45,6 +45,15 @@ def fip(c: Controller, fip_id: str, tenant: str = "t-1", ext_id: str = "ext-1") 
     return outcome
 
 
+def routed(c: Controller, network_id: str, router_id: str = "r-net", tenant: str = "t-1") -> None:
+    """A router on ext-1 with the network attached: floating IPs may point at its ports."""
+    request = l3.RouterRequested(name="r", external_network_id="ext-1")
+    [created] = c.input(request, router_id, tenant)
+    assert isinstance(created, l3.RouterCreated), created
+    [added] = c.input(l3.RouterInterfaceRequested(network_id=network_id), router_id, tenant)
+    assert isinstance(added, l3.RouterInterfaceAdded), added
+
+
 def test_an_external_network_is_made_with_its_pools_or_refused_with_the_reason() -> None:
     c = Controller()
     created = external(c)
@@ -127,10 +136,16 @@ def test_association_checks_the_port_and_a_deleted_port_drops_it() -> None:
     theirs = c.port(c.network("10.0.0.0/24", tenant="t-2")[0], tenant="t-2")[0]
     fip(c, "fip-1")
     fip(c, "fip-2")
+    # Without a router of its network on the external network, nothing could reach the port.
+    [unrouted] = c.input(l3.FloatingIpAssociationRequested(port_id=port_a), "fip-1")
+    assert isinstance(unrouted, l3.FloatingIpAssociationFailed)
+    assert "has no router on external network ext-1" in unrouted.reason
+    routed(c, network_id)
     [moved] = c.input(l3.FloatingIpAssociationRequested(port_id=port_a), "fip-1")
     assert moved == l3.FloatingIpAssociated(
         port_id=port_a, network_id=network_id, fixed_ip="10.0.0.2", host=None
     )
+    assert c.state.floating_ips["fip-1"].ip == "203.0.113.10"
     [busy] = c.input(l3.FloatingIpAssociationRequested(port_id=port_a), "fip-2")
     assert isinstance(busy, l3.FloatingIpAssociationFailed)
     assert "already has floating IP fip-1" in busy.reason
@@ -189,6 +204,7 @@ def _workload(c: Controller, rng: random.Random, steps: int) -> None:
     external(c, allocation_pools=(AllocationPool(start="203.0.113.10", end="203.0.113.15"),))
     network_id, _ = c.network("10.0.0.0/24")
     ports = [c.port(network_id)[0] for _ in range(3)]
+    routed(c, network_id)
     holders: list[str] = []
     for step in range(steps):
         roll = rng.random()
@@ -244,6 +260,7 @@ def test_a_floating_ip_follows_its_instance_to_a_new_host_and_goes_with_it() -> 
     port_id = instance_port_id("i-1")
     c.input(InstanceRequested(name="web", flavor=TINY, network=network_id), "i-1")
     c.input(scheduled("hv-1"), "i-1")
+    routed(c, network_id)
     fip(c, "fip-1")
     [first] = c.input(l3.FloatingIpAssociationRequested(port_id=port_id), "fip-1")
     assert first == l3.FloatingIpAssociated(
