@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from virga_events import Envelope
-from virga_events.catalog import api, compute, network, scheduler, storage
+from virga_events.catalog import api, compute, l3, network, scheduler, storage
 from virga_events.catalog.common import Flavor
 from virga_scheduler.config import SchedulerConfig
 
@@ -124,6 +124,8 @@ class CloudModel:
     """Live ports (allocated, not deleted)."""
     volumes: dict[str, _Volume] = field(default_factory=dict)
     """Live volumes (created, not deleted)."""
+    public_ips: dict[tuple[str, str], str] = field(default_factory=dict)
+    """(external network, address) -> the floating IP or router holding it."""
     violations: list[Violation] = field(default_factory=list)
     """Found while folding: a moment's overcommit or reuse, even if later undone."""
 
@@ -171,6 +173,14 @@ def fold(model: CloudModel, envelope: Envelope) -> CloudModel:
             model.ports[key] = port
         case network.PortDeleted():
             model.ports.pop(key, None)
+        case l3.FloatingIpAllocated():
+            _hold_public_ip(model, key, event.external_network_id, event.ip)
+        case l3.RouterCreated():
+            _hold_public_ip(model, key, event.external_network_id, event.external_ip)
+        case l3.FloatingIpReleased() | l3.RouterDeleted():
+            held = [k for k, holder in model.public_ips.items() if holder == key]
+            for public_ip in held:
+                del model.public_ips[public_ip]
         case storage.VolumeCreated():
             model.volumes[key] = _Volume(event.instance_id)
         case storage.VolumeDeleted():
@@ -242,6 +252,19 @@ def _check_addresses(model: CloudModel, port_id: str, port: _Port) -> None:
                     f"IP {ip} is also port {other_id}'s in network {port.network}",
                 )
             )
+
+
+def _hold_public_ip(model: CloudModel, holder: str, external_network: str, ip: str) -> None:
+    other = model.public_ips.get((external_network, ip))
+    if other is not None and other != holder:
+        model.violations.append(
+            Violation(
+                "address-reused",
+                holder,
+                f"public IP {ip} is also {other}'s in external network {external_network}",
+            )
+        )
+    model.public_ips[(external_network, ip)] = holder
 
 
 def check(model: CloudModel, now: datetime, stuck_after: timedelta) -> list[Violation]:

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from virga_events import Envelope
-from virga_events.catalog import api, compute, network, quotas, storage
+from virga_events.catalog import api, compute, l3, network, quotas, storage
 
 Usage = dict[str, int]
 
@@ -122,6 +122,10 @@ def fold(model: QuotaModel, envelope: Envelope) -> QuotaModel:
             _take(model, envelope, f"security_group/{key}", tenant, {"security_groups": 1})
         case api.KeypairImported():
             _take(model, envelope, f"keypair/{key}", tenant, {"keypairs": 1})
+        case l3.FloatingIpRequested():
+            _take(model, envelope, f"floating_ip/{key}", tenant, {"floating_ips": 1})
+        case l3.RouterRequested():
+            _take(model, envelope, f"router/{key}", tenant, {"routers": 1})
         case _:
             _release(model, envelope)
     return model
@@ -152,6 +156,10 @@ def _release(model: QuotaModel, envelope: Envelope) -> None:
             model.drop(f"security_group/{key}")
         case api.KeypairDeleted():
             model.drop(f"keypair/{key}")
+        case l3.FloatingIpReleased() | l3.FloatingIpAllocationFailed():
+            model.drop(f"floating_ip/{key}")
+        case l3.RouterDeleted() | l3.RouterCreationFailed():
+            model.drop(f"router/{key}")
         case _:
             pass
 

@@ -34,6 +34,7 @@ INSTANCE_FIELDS: list[Column] = [
     ("image", "image"),
     ("network", "network_id"),
     ("addresses", "addresses"),
+    ("floating ips", lambda i: [f["ip"] for f in i.get("floating_ips") or []]),
     ("volumes", "volumes"),
     ("host", "host"),
     ("zone", "availability_zone"),

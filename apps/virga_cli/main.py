@@ -12,6 +12,7 @@ from virga_cli.groups import server_group
 from virga_cli.hosts import host
 from virga_cli.instances import flavor, instance
 from virga_cli.keypairs import keypair
+from virga_cli.l3 import external_network, floating_ip, router
 from virga_cli.network import network, port, security_group
 from virga_cli.output import Cli
 from virga_cli.quotas import quota
@@ -50,6 +51,9 @@ for command in (
     network,
     port,
     security_group,
+    external_network,
+    router,
+    floating_ip,
     server_group,
     keypair,
     quota,

@@ -23,6 +23,8 @@ COLLECTIONS = {
     "security group": "/v1/security-groups",
     "server group": "/v1/server-groups",
     "tenant": "/v1/tenants",
+    "external network": "/v1/external-networks",
+    "router": "/v1/routers",
 }
 """Each kind of resource a command argument may name, and the listing its names come from."""
 

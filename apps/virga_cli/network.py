@@ -41,6 +41,7 @@ PORT_COLUMNS: list[Column] = [
     ("ips", "ips"),
     ("instance", "instance_id"),
     ("host", "host"),
+    ("floating ips", lambda p: [f["ip"] for f in p.get("floating_ips") or []]),
 ]
 RULE_COLUMNS: list[Column] = [
     ("id", "id"),
@@ -135,13 +136,16 @@ def port() -> None:
 
 @port.command("list")
 @click.option("--network", "network_id", help="Only this network's ports.")
+@click.option("--instance", "instance_id", help="Only this instance's ports.")
 @pass_cli
-def port_list(cli: Cli, network_id: str | None) -> None:
-    """List ports (of one network, by id or name)."""
+def port_list(cli: Cli, network_id: str | None, instance_id: str | None) -> None:
+    """List ports (of one network, of one instance: by id or name)."""
     client = cli.client()
     if network_id is not None:
         network_id = resolve(client, "network", network_id)
-    answer = {"items": client.paged("/v1/ports", network_id=network_id)}
+    if instance_id is not None:
+        instance_id = resolve(client, "instance", instance_id)
+    answer = {"items": client.paged("/v1/ports", network_id=network_id, instance_id=instance_id)}
     cli.emit(answer, lambda d: cli.table(d["items"], PORT_COLUMNS))
 
 

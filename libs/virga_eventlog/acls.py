@@ -57,7 +57,7 @@ CONSUMES: dict[str, tuple[str, ...]] = {
     "compute": ("scheduler", "gateway", "storage", "network"),
     "storage": ("gateway", "scheduler", "compute"),
     "network": ("gateway", "scheduler", "compute"),
-    "billing": ("gateway", "scheduler", "compute", "storage"),
+    "billing": ("gateway", "scheduler", "compute", "storage", "network"),
 }
 """Whose event topics each service reads: its `ServiceDefinition.input_topics`, by owner
 (tests/unit/security checks the two agree)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import itertools
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -124,3 +125,40 @@ def parse_subnet(cidr: str, field: str = "cidr") -> Subnet:
             f" /{allowed.stop - 1}, not /{network.prefixlen}",
         )
     return Subnet(network)
+
+
+INTERFACE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
+"""What Linux takes as an interface name: 1 to 15 bytes, no '/', ':' or whitespace."""
+
+
+def check_interface_name(name: str, field: str = "host_interface") -> str:
+    """`name` if Linux accepts it as an interface name (`dev_valid_name`); SubnetError if not."""
+    if not INTERFACE_NAME.match(name) or name in (".", ".."):
+        raise SubnetError(field, f"{name!r} is not a Linux interface name (1-15 of A-Za-z0-9_.-)")
+    return name
+
+
+def external_pools(
+    subnet: Subnet, gateway_ip: str, given: Sequence[tuple[str, str]]
+) -> tuple[int, tuple[Pool, ...]]:
+    """An external network's gateway offset and pools: the gateway inside the subnet and
+    outside every pool, the pools inside it and apart (`Subnet.pools`'s rules, offset 1
+    reserved too). None given: every address but the reserved ones and the gateway."""
+    gateway = subnet.offset(gateway_ip, "gateway_ip")
+    if gateway == 0 or (subnet.version == 4 and gateway == subnet.size - 1):
+        raise SubnetError("gateway_ip", f"{gateway_ip} is the network or broadcast address")
+    if given:
+        pools = subnet.pools(given)
+    else:
+        pools = tuple(
+            (low, high)
+            for pool_low, pool_high in subnet.default_pools()
+            for low, high in ((pool_low, gateway - 1), (gateway + 1, pool_high))
+            if low <= high
+        )
+    for index, (low, high) in enumerate(pools):
+        if low <= gateway <= high:
+            raise SubnetError("gateway_ip", f"{gateway_ip} is inside allocation pool {index}")
+    if not pools:
+        raise SubnetError("allocation_pools", "no address is left to hand out")
+    return gateway, pools

@@ -21,6 +21,12 @@ from virga_events.catalog.compute import (
     InstanceStopped,
     UsageSampled,
 )
+from virga_events.catalog.l3 import (
+    FloatingIpAllocated,
+    FloatingIpReleased,
+    RouterCreated,
+    RouterDeleted,
+)
 from virga_events.catalog.scheduler import InstanceScheduled
 from virga_events.catalog.storage import VolumeCreated, VolumeDeleted, VolumeExtended
 from virga_rating.state import (
@@ -28,6 +34,7 @@ from virga_rating.state import (
     EgressSample,
     InstanceUsage,
     Interval,
+    PublicIpUsage,
     VolumeSpan,
     VolumeUsage,
 )
@@ -170,6 +177,39 @@ def _volume_deleted(state: BillingState, envelope: Envelope, event: VolumeDelete
     _close_span(volume, envelope.occurred_at)
     volume.deleted = True
 
+
+def _public_ip(state: BillingState, envelope: Envelope) -> PublicIpUsage:
+    public_ip = state.public_ips.get(envelope.aggregate_id)
+    if public_ip is None:
+        public_ip = state.public_ips[envelope.aggregate_id] = PublicIpUsage()
+    if public_ip.tenant is None and envelope.tenant_id is not None:
+        public_ip.tenant = envelope.tenant_id
+    return public_ip
+
+
+def _public_ip_held(
+    state: BillingState, envelope: Envelope, event: FloatingIpAllocated | RouterCreated
+) -> None:
+    public_ip = _public_ip(state, envelope)
+    if public_ip.released or public_ip.since is not None or public_ip.spans:
+        return  # a repeated allocation fact changes nothing
+    public_ip.since = envelope.occurred_at
+
+
+def _public_ip_released(
+    state: BillingState, envelope: Envelope, event: FloatingIpReleased | RouterDeleted
+) -> None:
+    public_ip = _public_ip(state, envelope)
+    if public_ip.since is not None:
+        public_ip.spans.append(Interval(public_ip.since, envelope.occurred_at))
+        public_ip.since = None
+    public_ip.released = True
+
+
+folds.add(FloatingIpAllocated, _public_ip_held)
+folds.add(RouterCreated, _public_ip_held)
+folds.add(FloatingIpReleased, _public_ip_released)
+folds.add(RouterDeleted, _public_ip_released)
 
 evolve = folds.evolve
 """Fold one event into ``state`` (mutated and returned); events billing ignores pass."""

@@ -14,7 +14,7 @@ from fractions import Fraction
 
 from virga_events.catalog.billing import InvoiceIssued, InvoiceLine, PricesSet
 from virga_rating.currencies import MINOR_UNITS
-from virga_rating.state import BillingState, InstanceUsage, VolumeUsage
+from virga_rating.state import BillingState, InstanceUsage, PublicIpUsage, VolumeUsage
 
 Invoice = InvoiceIssued
 """What `rate` returns is exactly what the service issues."""
@@ -71,6 +71,7 @@ def rate(
     prices: Sequence[PricesSet],
     period: str,
     volumes: Mapping[str, VolumeUsage] | None = None,
+    public_ips: Mapping[str, PublicIpUsage] | None = None,
 ) -> Invoice:
     """The invoice of ``tenant`` for ``period`` from its instances' ``usage``, its ``volumes``
     and the catalogue history ``prices`` (sorted by effective_from). No adjustments.
@@ -79,7 +80,7 @@ def rate(
     a flavor the catalogue has no price for, is not charged.
     """
     start, end = bounds(period)
-    lines, currency = charge_lines(usage, prices, start, end, volumes)
+    lines, currency = charge_lines(usage, prices, start, end, volumes, public_ips)
     return _invoice(tenant, period, lines, currency)
 
 
@@ -89,6 +90,7 @@ def charge_lines(
     start: datetime,
     end: datetime,
     volumes: Mapping[str, VolumeUsage] | None = None,
+    public_ips: Mapping[str, PublicIpUsage] | None = None,
 ) -> tuple[list[InvoiceLine], str]:
     """The charges of [start, end) as lines, each rounded once, and their currency: what
     `rate` puts on an invoice, for any window (``GET /v1/usage``). Open intervals count to
@@ -111,6 +113,14 @@ def charge_lines(
             if start <= sample.at < end and in_effect is not None:
                 key = _Key(instance_id, "egress", Decimal(in_effect.egress_gb))
                 egress[key] = egress.get(key, 0) + sample.bytes
+    for holder_id, public_ip in sorted((public_ips or {}).items()):
+        held = [(i.start, i.end) for i in public_ip.spans]
+        if public_ip.since is not None:
+            held.append((public_ip.since, end))
+        for since, until in held:
+            for a, b, catalogue in _segments(prices, max(since, start), min(until, end)):
+                key = _Key(holder_id, "public_ip", Decimal(catalogue.public_ip_hour))
+                hours[key] = hours.get(key, Fraction(0)) + _seconds(b - a) / SECONDS_PER_HOUR
     gb_months: dict[_Key, Fraction] = {}
     for volume_id, volume in sorted((volumes or {}).items()):
         spans = [(s.start, s.end, s.size_gb) for s in volume.spans]
@@ -151,7 +161,12 @@ def total(lines: Iterable[InvoiceLine], currency: str) -> str:
 def rate_tenant(state: BillingState, tenant: str, period: str) -> Invoice:
     """``rate`` for one tenant of ``state``: its instances and volumes, no adjustments."""
     return rate(
-        tenant, state.usage(tenant), state.prices, period, volumes=state.volume_usage(tenant)
+        tenant,
+        state.usage(tenant),
+        state.prices,
+        period,
+        volumes=state.volume_usage(tenant),
+        public_ips=state.public_ip_usage(tenant),
     )
 
 
@@ -160,7 +175,12 @@ def rate_window(
 ) -> tuple[list[InvoiceLine], str]:
     """``charge_lines`` for one tenant of ``state`` over [start, end): its usage so far."""
     return charge_lines(
-        state.usage(tenant), state.prices, start, end, volumes=state.volume_usage(tenant)
+        state.usage(tenant),
+        state.prices,
+        start,
+        end,
+        volumes=state.volume_usage(tenant),
+        public_ips=state.public_ip_usage(tenant),
     )
 
 

@@ -78,6 +78,19 @@ class VolumeUsage:
 
 
 @dataclass(slots=True)
+class PublicIpUsage:
+    """One public address's billable history: a floating IP's or a router's external address,
+    from its allocation to its release."""
+
+    tenant: str | None = None
+    since: datetime | None = None
+    """When the open hold began; None before allocation and after release."""
+    spans: list[Interval] = field(default_factory=list)
+    """Closed holds (one, unless a late duplicate reopened nothing)."""
+    released: bool = False
+
+
+@dataclass(slots=True)
 class BillingState:
     """The billing service's whole state."""
 
@@ -87,6 +100,8 @@ class BillingState:
     volumes: dict[str, VolumeUsage] = field(default_factory=dict)
     invoices: dict[str, dict[str, InvoiceIssued]] = field(default_factory=dict)
     """Issued invoices by tenant, then period (``YYYY-MM``)."""
+    public_ips: dict[str, PublicIpUsage] = field(default_factory=dict)
+    """Floating IP or router id -> the public address it held."""
 
     def usage(self, tenant: str) -> dict[str, InstanceUsage]:
         """The instances of one tenant, by id."""
@@ -96,9 +111,14 @@ class BillingState:
         """The volumes of one tenant, by id."""
         return {v: u for v, u in self.volumes.items() if u.tenant == tenant}
 
+    def public_ip_usage(self, tenant: str) -> dict[str, PublicIpUsage]:
+        """The public addresses of one tenant, by floating IP or router id."""
+        return {p: u for p, u in self.public_ips.items() if u.tenant == tenant}
+
     def tenants(self) -> set[str]:
         owners = [u.tenant for u in self.instances.values()]
         owners += [v.tenant for v in self.volumes.values()]
+        owners += [p.tenant for p in self.public_ips.values()]
         return {tenant for tenant in owners if tenant is not None}
 
     def issued(self, tenant: str) -> dict[str, InvoiceIssued]:
@@ -124,6 +144,15 @@ class BillingState:
             for moment in (
                 *(s.start for s in volume.spans),
                 *((volume.since,) if volume.since is not None else ()),
+            )
+        ]
+        times += [
+            moment
+            for public_ip in self.public_ips.values()
+            if public_ip.tenant == tenant
+            for moment in (
+                *(s.start for s in public_ip.spans),
+                *((public_ip.since,) if public_ip.since is not None else ()),
             )
         ]
         return min(times, default=None)

@@ -17,7 +17,8 @@ SERVICE_NAME = "billing"
 
 def definition(config: BillingConfig) -> ServiceDefinition[BillingState]:
     """Reads prices and flavors from ``<ns>.api``, placements from ``<ns>.scheduler``,
-    lifecycle and usage samples from ``<ns>.compute`` and volumes from ``<ns>.storage``;
+    lifecycle and usage samples from ``<ns>.compute``, volumes from ``<ns>.storage`` and
+    public addresses (floating IPs, routers) from ``<ns>.network``;
     writes invoices to ``<ns>.billing``."""
     namespace = config.namespace
     return ServiceDefinition(
@@ -27,6 +28,7 @@ def definition(config: BillingConfig) -> ServiceDefinition[BillingState]:
             event_topic("scheduler", namespace),
             event_topic("compute", namespace),
             event_topic("storage", namespace),
+            event_topic("network", namespace),
         ),
         output_topic=event_topic(SERVICE_NAME, namespace),
         initial_state=BillingState,

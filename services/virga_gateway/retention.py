@@ -1,8 +1,9 @@
 """How long the projection remembers deleted resources: bounded memory for a churning fleet.
 
-A deleted instance, volume, network, port or image is forgotten `retention` after its deletion
-(VIRGA_GATEWAY_RETENTION_SECONDS, an hour by default): its record and its place in the
-listings go, and the API answers 404 for it as for an id it never knew. Its history stays in
+A deleted instance, volume, network, port, image, floating IP, router or external network is
+forgotten `retention` after its deletion (VIRGA_GATEWAY_RETENTION_SECONDS, an hour by default):
+its record and its place in the listings go, and the API answers 404 for it as for an id it
+never knew. Its history stays in
 the log (`virga audit trace` finds it).
 
 Deterministic from the log, so a rebuilt gateway holds what a live one does:
@@ -86,6 +87,27 @@ def _image_due(state: GatewayState, resource_id: str) -> datetime | None:
     return image.deleted_at
 
 
+def _floating_ip_due(state: GatewayState, resource_id: str) -> datetime | None:
+    fip = state.floating_ips.get(resource_id)
+    if fip is None or not fip.requested or not fip.release_requested:
+        return None
+    return fip.released_at
+
+
+def _router_due(state: GatewayState, resource_id: str) -> datetime | None:
+    router = state.routers.get(resource_id)
+    if router is None or not router.requested or not router.deletion_requests:
+        return None
+    return router.deleted_at
+
+
+def _external_network_due(state: GatewayState, resource_id: str) -> datetime | None:
+    network = state.external_networks.get(resource_id)
+    if network is None or not network.requested or not network.deletion_requests:
+        return None
+    return network.deleted_at
+
+
 def _drop(orders: dict[str, list[OrderKey]], owner: str, key: OrderKey | None) -> None:
     order = orders.get(owner)
     if order is None or key is None:
@@ -150,6 +172,24 @@ def _forget_image(state: GatewayState, resource_id: str) -> None:
         _drop(state.image_order, owner, (image.created_at, resource_id))
 
 
+def _forget_floating_ip(state: GatewayState, resource_id: str) -> None:
+    fip = state.floating_ips.pop(resource_id, None)
+    if fip is not None and fip.created_at is not None:
+        _drop(state.tenant_floating_ip_order, fip.tenant_id, (fip.created_at, resource_id))
+
+
+def _forget_router(state: GatewayState, resource_id: str) -> None:
+    router = state.routers.pop(resource_id, None)
+    if router is not None and router.created_at is not None:
+        _drop(state.tenant_router_order, router.tenant_id, (router.created_at, resource_id))
+
+
+def _forget_external_network(state: GatewayState, resource_id: str) -> None:
+    network = state.external_networks.pop(resource_id, None)
+    if network is not None and network.created_at is not None:
+        remove_key(state.external_network_order, (network.created_at, resource_id))
+
+
 def image_owner(visibility: str, tenant_id: str) -> str:
     """The key of `GatewayState.image_order` an image is listed under."""
     return PUBLIC_IMAGES if visibility == "public" else tenant_id
@@ -161,6 +201,9 @@ KINDS: dict[str, tuple[Callable[[GatewayState, str], datetime | None], Callable[
     "network": (_network_due, _forget_network),
     "port": (_port_due, _forget_port),
     "image": (_image_due, _forget_image),
+    "floating_ip": (_floating_ip_due, _forget_floating_ip),
+    "router": (_router_due, _forget_router),
+    "external_network": (_external_network_due, _forget_external_network),
 }
 """Each kind of resource that can be forgotten: when it is due (its deletion time, once every
 fact that ends it is folded) and how its record and listing keys are dropped."""

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from virga_gateway.billing import routes as billing
+from virga_gateway.external_networks import routes as external_networks
 from virga_gateway.flavors import routes as flavors
+from virga_gateway.floating_ips import routes as floating_ips
 from virga_gateway.hosts import routes as hosts
 from virga_gateway.images import routes as images
 from virga_gateway.instances import routes as instances
@@ -12,6 +14,7 @@ from virga_gateway.meta import routes as meta
 from virga_gateway.networks import routes as networks
 from virga_gateway.ports import routes as ports
 from virga_gateway.quotas import routes as quotas
+from virga_gateway.routers import routes as routers
 from virga_gateway.routing import Route
 from virga_gateway.security_groups import routes as security_groups
 from virga_gateway.server_groups import routes as server_groups
@@ -27,6 +30,9 @@ ROUTES: list[Route] = [
     *images.ROUTES,
     *networks.ROUTES,
     *ports.ROUTES,
+    *external_networks.ROUTES,
+    *floating_ips.ROUTES,
+    *routers.ROUTES,
     *security_groups.ROUTES,
     *server_groups.ROUTES,
     *keypairs.ROUTES,

@@ -23,8 +23,12 @@ from virga_gateway import idempotency
 from virga_gateway.billing import fold as billing_fold
 from virga_gateway.billing import retention as usage_retention
 from virga_gateway.cursor import OrderKey
+from virga_gateway.external_networks import fold as external_networks_fold
+from virga_gateway.external_networks.model import ExternalNetwork
 from virga_gateway.flavors import fold as flavors_fold
 from virga_gateway.flavors.model import DEFAULT_FLAVORS
+from virga_gateway.floating_ips import fold as floating_ips_fold
+from virga_gateway.floating_ips.model import FloatingIp
 from virga_gateway.hosts import fold as hosts_fold
 from virga_gateway.hosts.model import Host, Ratios
 from virga_gateway.idempotency import IdempotencyRecord
@@ -41,6 +45,8 @@ from virga_gateway.ports.model import Port
 from virga_gateway.quotas import fold as quotas_fold
 from virga_gateway.quotas.model import Counted
 from virga_gateway.retention import RETENTION, eligible, expire, is_forgotten
+from virga_gateway.routers import fold as routers_fold
+from virga_gateway.routers.model import Router
 from virga_gateway.security_groups import fold as security_groups_fold
 from virga_gateway.security_groups.model import SecurityGroup
 from virga_gateway.server_groups import fold as server_groups_fold
@@ -107,6 +113,9 @@ class GatewayState(msgspec.Struct, kw_only=True):
     """Security groups tenants created; each tenant's default group is implicit."""
     keypairs: dict[str, Keypair] = msgspec.field(default_factory=dict)
     """``<tenant id>/<name>`` -> the tenant's keypair of that name."""
+    external_networks: dict[str, ExternalNetwork] = msgspec.field(default_factory=dict)
+    floating_ips: dict[str, FloatingIp] = msgspec.field(default_factory=dict)
+    routers: dict[str, Router] = msgspec.field(default_factory=dict)
     quota_defaults: dict[str, int] = msgspec.field(default_factory=dict)
     """Default limits an admin set (resource -> limit, -1 unlimited); the others: the
     contract's `DEFAULT_LIMITS`."""
@@ -128,6 +137,9 @@ class GatewayState(msgspec.Struct, kw_only=True):
     tenant_security_group_order: dict[str, list[OrderKey]] = msgspec.field(default_factory=dict)
     tenant_server_group_order: dict[str, list[OrderKey]] = msgspec.field(default_factory=dict)
     tenant_keypair_order: dict[str, list[OrderKey]] = msgspec.field(default_factory=dict)
+    external_network_order: list[OrderKey] = msgspec.field(default_factory=list)
+    tenant_floating_ip_order: dict[str, list[OrderKey]] = msgspec.field(default_factory=dict)
+    tenant_router_order: dict[str, list[OrderKey]] = msgspec.field(default_factory=dict)
     # Retention (`retention.py`): deleted resources are forgotten a while after their deletion.
     clock: datetime | None = None
     """The latest event time folded: the projection's own clock, the same in a rebuild."""
@@ -174,6 +186,9 @@ PREVIEW_COPIES: dict[str, Preview] = {
     "ports": "touched-deep",
     "volumes": "touched-deep",
     "images": "touched-deep",
+    "external_networks": "touched-deep",
+    "floating_ips": "touched-deep",
+    "routers": "touched-deep",
     # Not read by any response a write answers with: left empty.
     "token_ids_by_sha256": "empty",
     "instance_order": "empty",
@@ -196,6 +211,9 @@ PREVIEW_COPIES: dict[str, Preview] = {
     "tenant_security_group_order": "empty",
     "tenant_server_group_order": "empty",
     "tenant_keypair_order": "empty",
+    "external_network_order": "empty",
+    "tenant_floating_ip_order": "empty",
+    "tenant_router_order": "empty",
     "clock": "empty",
     "expiring": "empty",
     "forgotten": "empty",
@@ -220,6 +238,9 @@ FOLDS: tuple[Folds[GatewayState], ...] = (
     hosts_fold.folds,
     networks_fold.folds,
     ports_fold.folds,
+    external_networks_fold.folds,
+    floating_ips_fold.folds,
+    routers_fold.folds,
     security_groups_fold.folds,
     volumes_fold.folds,
     images_fold.folds,
@@ -238,6 +259,9 @@ GUARDED: dict[int, str] = {
     id(ports_fold.folds): "port",
     id(volumes_fold.folds): "volume",
     id(images_fold.folds): "image",
+    id(floating_ips_fold.folds): "floating_ip",
+    id(routers_fold.folds): "router",
+    id(external_networks_fold.folds): "external_network",
 }
 """The folds whose events are about one kind of resource (their aggregate): skipped for a
 forgotten one, so that a late event does not bring it back."""

@@ -23,8 +23,10 @@ QUOTA_RESOURCES: Final[tuple[str, ...]] = (
     "ports",
     "security_groups",
     "keypairs",
+    "floating_ips",
+    "routers",
 )
-"""What a quota limits. Public IPs join this list when they exist."""
+"""What a quota limits."""
 
 UNLIMITED: Final = -1
 """The limit that never refuses."""
@@ -41,10 +43,13 @@ DEFAULT_LIMITS: Final[dict[str, int]] = {
     "ports": 50,
     "security_groups": 10,
     "keypairs": 100,
+    "floating_ips": 50,
+    "routers": 10,
 }
 """Every tenant's limits until an admin sets other defaults: Nova's for instances, vCPUs and
 RAM, Cinder's for volumes, gigabytes and snapshots; networks, ports and security groups as
-Neutron's defaults scaled to one tenant's needs; 10 private images; Nova's 100 keypairs."""
+Neutron's defaults scaled to one tenant's needs; 10 private images; Nova's 100 keypairs;
+Neutron's 50 floating IPs and 10 routers."""
 
 QUOTA_DEFAULTS_ID: Final = "quota-defaults"
 """The aggregate id of QuotaDefaultsSet."""

@@ -17,11 +17,12 @@ from virga_rating.state import (
     EgressSample,
     InstanceUsage,
     Interval,
+    PublicIpUsage,
     VolumeSpan,
     VolumeUsage,
 )
 
-FORMAT = 2
+FORMAT = 3
 """Bumped when the layout changes; an unknown format is refused and the log is read instead."""
 
 
@@ -31,6 +32,7 @@ def snapshot(state: BillingState) -> dict[str, Any]:
         "instances": {i: _usage(state.instances[i]) for i in sorted(state.instances)},
         "prices": [msgspec.to_builtins(p) for p in state.prices],
         "volumes": {v: _volume(state.volumes[v]) for v in sorted(state.volumes)},
+        "public_ips": {p: _public_ip(state.public_ips[p]) for p in sorted(state.public_ips)},
         "invoices": [
             msgspec.to_builtins(state.invoices[tenant][period])
             for tenant in sorted(state.invoices)
@@ -51,6 +53,7 @@ def restore(data: Any) -> BillingState:
         prices=[msgspec.convert(p, PricesSet) for p in data["prices"]],
         volumes={v: _parse_volume(u) for v, u in data["volumes"].items()},
         invoices=invoices,
+        public_ips={p: _parse_public_ip(u) for p, u in data["public_ips"].items()},
     )
 
 
@@ -109,4 +112,24 @@ def _parse_volume(data: dict[str, Any]) -> VolumeUsage:
             for a, b, size in data["spans"]
         ],
         deleted=data["deleted"],
+    )
+
+
+def _public_ip(public_ip: PublicIpUsage) -> dict[str, Any]:
+    return {
+        "tenant": public_ip.tenant,
+        "since": _time(public_ip.since),
+        "spans": [[s.start.isoformat(), s.end.isoformat()] for s in public_ip.spans],
+        "released": public_ip.released,
+    }
+
+
+def _parse_public_ip(data: dict[str, Any]) -> PublicIpUsage:
+    return PublicIpUsage(
+        tenant=data["tenant"],
+        since=_parse_time(data["since"]),
+        spans=[
+            Interval(datetime.fromisoformat(a), datetime.fromisoformat(b)) for a, b in data["spans"]
+        ],
+        released=data["released"],
     )

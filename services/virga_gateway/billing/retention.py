@@ -22,9 +22,12 @@ import msgspec
 
 from virga_events import Envelope
 from virga_events.catalog.compute import InstanceDeleted
+from virga_events.catalog.l3 import FloatingIpReleased, RouterDeleted
 from virga_events.catalog.storage import VolumeDeleted
 from virga_rating.rating import bounds, period_of
-from virga_rating.state import BillingState, InstanceUsage, VolumeUsage
+from virga_rating.state import BillingState, InstanceUsage, PublicIpUsage, VolumeUsage
+
+Record = InstanceUsage | VolumeUsage | PublicIpUsage
 
 TOMBSTONE_LIMIT = 10_000
 """Pruned resources whose late billing facts are still recognised (the newest ones)."""
@@ -34,7 +37,8 @@ class UsageRetention(msgspec.Struct):
     """The projection's bookkeeping of pruned usage history."""
 
     expiring: list[tuple[datetime, str, str]] = msgspec.field(default_factory=list)
-    """A heap of (last moment, kind, id) of deleted instances and volumes still kept."""
+    """A heap of (last moment, kind, id) of deleted instances, volumes and released public
+    addresses still kept."""
     pruned_until: dict[str, datetime] = msgspec.field(default_factory=dict)
     """Tenant -> the latest moment of any of its pruned records."""
     forgotten: dict[str, None] = msgspec.field(default_factory=dict)
@@ -61,11 +65,13 @@ def _last_volume_moment(volume: VolumeUsage) -> datetime | None:
 def deleted(retention: UsageRetention, billing: BillingState, envelope: Envelope) -> None:
     """After billing's fold of `envelope`: queue a record its deletion settled."""
     resource_id = envelope.aggregate_id
-    record: InstanceUsage | VolumeUsage | None
+    record: Record | None
     if isinstance(envelope.payload, InstanceDeleted):
         kind, record = "instance", billing.instances.get(resource_id)
     elif isinstance(envelope.payload, VolumeDeleted):
         kind, record = "volume", billing.volumes.get(resource_id)
+    elif isinstance(envelope.payload, FloatingIpReleased | RouterDeleted):
+        kind, record = "public_ip", billing.public_ips.get(resource_id)
     else:
         return
     if record is None:
@@ -75,10 +81,14 @@ def deleted(retention: UsageRetention, billing: BillingState, envelope: Envelope
     heapq.heappush(retention.expiring, (last, kind, resource_id))
 
 
-def _last_moment(record: InstanceUsage | VolumeUsage) -> datetime | None:
+def _last_moment(record: Record) -> datetime | None:
     """The end of a settled record's history; None while it still runs or holds space."""
     if isinstance(record, InstanceUsage):
         return _last_instance_moment(record)
+    if isinstance(record, PublicIpUsage):
+        if record.since is not None or not record.released:
+            return None
+        return max((s.end for s in record.spans), default=None)
     return _last_volume_moment(record)
 
 
@@ -97,8 +107,11 @@ def prune(
     horizon = cutoff(clock, keep)
     while retention.expiring and retention.expiring[0][0] < horizon:
         _, kind, resource_id = heapq.heappop(retention.expiring)
-        table: dict[str, InstanceUsage] | dict[str, VolumeUsage]
-        table = billing.instances if kind == "instance" else billing.volumes
+        table: dict[str, InstanceUsage] | dict[str, VolumeUsage] | dict[str, PublicIpUsage]
+        if kind == "instance":
+            table = billing.instances
+        else:
+            table = billing.public_ips if kind == "public_ip" else billing.volumes
         record = table.get(resource_id)
         if record is None:
             continue

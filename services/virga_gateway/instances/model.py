@@ -86,6 +86,8 @@ class Instance(msgspec.Struct, kw_only=True):
     history: list[HistoryEntry] = msgspec.field(default_factory=list)
     addresses: list[InstanceAddress] = msgspec.field(default_factory=list)
     """Its port's addresses (network controller), until the port is deleted."""
+    floating_ips: dict[str, str] = msgspec.field(default_factory=dict)
+    """Floating IP id -> address ("" until known) of those pointed at its port."""
     attached_volumes: dict[str, str] = msgspec.field(default_factory=dict)
     """Volume id -> the device the guest sees, as its compute agent attached them."""
     boot_volume: str | None = None

@@ -9,6 +9,7 @@ from typing import Any
 import msgspec
 
 from virga_gateway.flavors.views import FlavorView, flavor_view
+from virga_gateway.floating_ips.views import FloatingIpRef
 from virga_gateway.instances.model import HistoryEntry, Instance, InstanceStatus
 
 
@@ -37,6 +38,8 @@ class InstanceView(_View):
     fault: str | None
     """Why the last operation failed (the scheduler's reason when status is ERROR)."""
     addresses: list[Address]
+    floating_ips: list[FloatingIpRef]
+    """The floating IPs pointed at its port: its public addresses."""
     volumes: list[VolumeAttachment]
     """Every disk it has: its boot volume (vda) and the volumes attached to it."""
     image: str | None
@@ -94,6 +97,7 @@ def instance_view(instance: Instance) -> InstanceView:
         host=instance.host,
         fault=instance.fault,
         addresses=[Address(network=a.network, ip=a.ip, mac=a.mac) for a in instance.addresses],
+        floating_ips=[FloatingIpRef(id=k, ip=v or None) for k, v in instance.floating_ips.items()],
         volumes=_disks(instance),
         image=instance.image,
         network_id=instance.network,

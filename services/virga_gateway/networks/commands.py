@@ -65,6 +65,12 @@ def delete_network(state: GatewayState, principal: Principal, network_id: str) -
         return Outcome(202, (), view)  # already on its way
     if network.status == "BUILDING":
         raise conflict(f"network {network_id} is still being created; retry shortly", "status")
+    if network.router_id is not None:
+        raise conflict(
+            f"network {network_id} is attached to router {network.router_id}:"
+            " remove the interface first",
+            "router_id",
+        )
     users = _users(state, network)
     if users:
         raise conflict(f"network {network_id} still has ports: {', '.join(users)}", "ports")

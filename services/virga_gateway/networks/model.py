@@ -48,6 +48,8 @@ class Network(msgspec.Struct, kw_only=True):
     """Event time of its deletion (retention counts from it)."""
     ports: list[str] = msgspec.field(default_factory=list)
     """Ids of its ports that are neither deleted nor refused, requested ones included."""
+    router_id: str | None = None
+    """The router it is attached to (RouterInterfaceAdded), until detached."""
 
     @property
     def status(self) -> NetworkStatus:

@@ -38,6 +38,8 @@ class NetworkView(_View):
     statically (network_data.json), the metadata service still answers them."""
     ports: list[str]
     """Ids of its ports (those being created included)."""
+    router_id: str | None
+    """The router it is attached to, if any (its gateway address is the router's)."""
     created_at: datetime
     updated_at: datetime
 
@@ -63,6 +65,7 @@ def network_view(network: Network) -> NetworkView:
         allocation_pools=[PoolView(start=p.start, end=p.end) for p in network.allocation_pools],
         dhcp=network.dhcp,
         ports=list(network.ports),
+        router_id=network.router_id,
         created_at=network.created_at,
         updated_at=network.updated_at or network.created_at,
     )

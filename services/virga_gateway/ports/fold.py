@@ -94,6 +94,7 @@ def _port_allocated(state: GatewayState, env: Envelope, event: net.PortAllocated
             instance.addresses = [
                 InstanceAddress(network=event.network_id, ip=ip, mac=event.mac) for ip in event.ips
             ]
+            instance.floating_ips = dict(port.floating_ips)
     _sync_membership(state, port)
 
 
@@ -160,4 +161,4 @@ def _port_deleted(state: GatewayState, env: Envelope, event: net.PortDeleted) ->
     if port.instance_id is not None:
         instance = state.instances.get(port.instance_id)
         if instance is not None:
-            instance.addresses = []
+            instance.addresses, instance.floating_ips = [], {}

@@ -39,6 +39,8 @@ class Port(msgspec.Struct, kw_only=True):
     deleted: bool = False
     deleted_at: datetime | None = None
     """Event time of its deletion (retention counts from it)."""
+    floating_ips: dict[str, str] = msgspec.field(default_factory=dict)
+    """Floating IP id -> its address ("" until known) of those pointed at it."""
     listed_as: tuple[str, str, datetime] | None = None
     """(tenant, network, created_at) it is listed under in the indexes, once requested."""
 

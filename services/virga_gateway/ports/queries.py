@@ -26,15 +26,18 @@ def list_ports(
     limit: int,
     after: OrderKey | None = None,
     network_id: str | None = None,
+    instance_id: str | None = None,
 ) -> PortList:
     """One page, oldest first, of the caller's ports, or of one network's: a network's index
-    is walked then, its ports checked to be the caller's."""
+    is walked then, its ports checked to be the caller's; `instance_id`: only its ports."""
 
     def shown(key: OrderKey) -> PortView | None:
         port = state.ports.get(key[1])
         if port is None or port.deleted or not principal.sees(port.tenant_id):
             return None
         if network_id is not None and port.network_id != network_id:
+            return None
+        if instance_id is not None and port.instance_id != instance_id:
             return None
         return port_view(port)
 

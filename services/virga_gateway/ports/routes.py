@@ -39,8 +39,14 @@ async def create_port(request: web.Request, call: Call) -> web.Response:
 async def get_ports(request: web.Request, call: Call) -> web.Response:
     limit, after = page_query(request)
     network_id = id_query(request, "network_id")
+    instance_id = id_query(request, "instance_id")
     page = list_ports(
-        call.gateway.state, call.caller, limit=limit, after=after, network_id=network_id
+        call.gateway.state,
+        call.caller,
+        limit=limit,
+        after=after,
+        network_id=network_id,
+        instance_id=instance_id,
     )
     return json_response(page)
 
@@ -87,6 +93,7 @@ ROUTES = [
         query=(
             *page_params("Ports"),
             QueryParam("network_id", ID_SCHEMA, "Only this network's ports (its id)."),
+            QueryParam("instance_id", ID_SCHEMA, "Only this instance's ports (its id)."),
         ),
         errors=(400,),
     ),

@@ -6,6 +6,7 @@ from datetime import datetime
 
 import msgspec
 
+from virga_gateway.floating_ips.views import FloatingIpRef
 from virga_gateway.ports.model import Port, PortStatus
 
 
@@ -27,6 +28,8 @@ class PortView(_View):
     instance_id: str | None
     """The instance the port was made for, if any (delete the instance to delete it)."""
     host: str | None
+    floating_ips: list[FloatingIpRef]
+    """The floating IPs pointed at it (at most one)."""
     created_at: datetime
     updated_at: datetime
 
@@ -51,6 +54,7 @@ def port_view(port: Port) -> PortView:
         security_groups=list(port.security_groups),
         instance_id=port.instance_id,
         host=port.bound_host or port.host,
+        floating_ips=[FloatingIpRef(id=k, ip=v or None) for k, v in port.floating_ips.items()],
         created_at=port.created_at,
         updated_at=port.updated_at or port.created_at,
     )

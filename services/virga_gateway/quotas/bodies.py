@@ -28,3 +28,5 @@ class SetQuotas(Body):
     ports: Limit | None = None
     security_groups: Limit | None = None
     keypairs: Limit | None = None
+    floating_ips: Limit | None = None
+    routers: Limit | None = None

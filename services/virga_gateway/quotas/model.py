@@ -3,12 +3,13 @@
 A resource counts from the moment its request is accepted (it is in the projection as soon as
 its event is appended) until the service that owns it reports it gone: `InstanceDeleted`,
 `VolumeDeleted`, `VolumeSnapshotDeleted`, `ImageDeleted`, `NetworkDeleted`, `PortDeleted`,
-`SecurityGroupDeleted`, `KeypairDeleted`, or a failure to create it (`VolumeFailed` of a create
-or a snapshot, `ImageImportFailed`, `NetworkCreationFailed`, `PortAllocationFailed`). An
-instance in ERROR and anything whose deletion is only requested still count, as in Nova: the
-tenant deletes them to free their share. An instance's boot volume and its port are part of
-the instance and count only as the instance; a public image an admin uploaded counts against no
-one.
+`SecurityGroupDeleted`, `KeypairDeleted`, `FloatingIpReleased`, `RouterDeleted`, or a failure
+to create it (`VolumeFailed` of a create or a snapshot, `ImageImportFailed`,
+`NetworkCreationFailed`, `PortAllocationFailed`, `FloatingIpAllocationFailed`,
+`RouterCreationFailed`). An instance in ERROR and anything whose deletion is only requested
+still count, as in Nova: the tenant deletes them to free their share. An instance's boot
+volume and its port are part of the instance and count only as the instance; a public image an
+admin uploaded counts against no one.
 """
 
 from __future__ import annotations
@@ -19,11 +20,13 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from virga_events.catalog.quotas import DEFAULT_LIMITS, QUOTA_RESOURCES, UNLIMITED
+from virga_gateway.floating_ips.model import FloatingIp
 from virga_gateway.images.model import Image
 from virga_gateway.instances.model import Instance
 from virga_gateway.keypairs.model import Keypair
 from virga_gateway.networks.model import Network
 from virga_gateway.ports.model import Port
+from virga_gateway.routers.model import Router
 from virga_gateway.security_groups.model import SecurityGroup
 from virga_gateway.volumes.model import Volume
 
@@ -49,6 +52,8 @@ TABLES = (
     "ports",
     "security_groups",
     "keypairs",
+    "floating_ips",
+    "routers",
 )
 """The projection's tables whose records count; a record's key is ``table/id``."""
 
@@ -103,6 +108,14 @@ def keypair_usage(keypair: Keypair) -> Usage:
     return {"keypairs": 1}
 
 
+def floating_ip_usage(fip: FloatingIp) -> Usage:
+    return {"floating_ips": 1} if fip.live else {}
+
+
+def router_usage(router: Router) -> Usage:
+    return {"routers": 1} if router.live else {}
+
+
 def contribution(state: GatewayState, table: str, key: str) -> Counted | None:
     """What the record `key` of `table` counts against its tenant now (None: nothing)."""
     match table:
@@ -121,6 +134,12 @@ def contribution(state: GatewayState, table: str, key: str) -> Counted | None:
         case "ports":
             port = state.ports.get(key)
             found = (port.tenant_id, port_usage(port)) if port else None
+        case "floating_ips":
+            fip = state.floating_ips.get(key)
+            found = (fip.tenant_id, floating_ip_usage(fip)) if fip else None
+        case "routers":
+            router = state.routers.get(key)
+            found = (router.tenant_id, router_usage(router)) if router else None
         case "keypairs":
             keypair = state.keypairs.get(key)
             found = (keypair.tenant_id, keypair_usage(keypair)) if keypair else None

@@ -23,6 +23,8 @@ class Amounts(msgspec.Struct, kw_only=True):
     ports: int
     security_groups: int
     keypairs: int
+    floating_ips: int
+    routers: int
 
 
 class QuotaView(msgspec.Struct, kw_only=True):

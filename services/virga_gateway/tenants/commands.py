@@ -84,11 +84,14 @@ OWNED = (
     "ports",
     "security_groups",
     "keypairs",
+    "floating_ips",
+    "routers",
 )
 """The kinds of resources a tenant owns as its quotas count them (`quotas.model`): from their
 request until their service reports them deleted (an instance's boot volume and port are part of
 the instance). Besides: its server groups, and the volumes, images and networks that failed to
-be made, which count against no quota but stay, in error, until deleted."""
+be made (floating IPs and routers too), which count against no quota but stay, in error, until
+deleted."""
 
 
 def owned(state: GatewayState, tenant_id: str) -> dict[str, int]:
@@ -115,6 +118,18 @@ def owned(state: GatewayState, tenant_id: str) -> dict[str, int]:
             and n.creation_fault is not None
         ),
         "server_groups": sum(1 for g in state.server_groups.values() if g.tenant_id == tenant_id),
+        "floating_ips": sum(
+            1
+            for f in state.floating_ips.values()
+            if f.tenant_id == tenant_id and f.requested and not f.released
+            and f.allocation_fault is not None
+        ),
+        "routers": sum(
+            1
+            for r in state.routers.values()
+            if r.tenant_id == tenant_id and r.requested and not r.deleted
+            and r.creation_fault is not None
+        ),
     }  # fmt: skip
     for kind, count in failed.items():
         if count:

@@ -34,6 +34,7 @@ from virga_events.catalog.scheduler import InstanceScheduled
 from virga_ipam import SubnetError, parse_subnet
 from virga_network.config import NetworkConfig
 from virga_network.core.ipam import next_free
+from virga_network.core.l3 import REQUESTS, decide_l3, follow_ports
 from virga_network.core.macs import pick_mac
 from virga_network.core.model import NetworkState, subnet_of
 from virga_runtime.service import Emit, Intent
@@ -41,6 +42,13 @@ from virga_runtime.service import Emit, Intent
 
 def decide(config: NetworkConfig, state: NetworkState, envelope: Envelope) -> Sequence[Intent]:
     """What to do about one new input event; `state` already includes it."""
+    if isinstance(envelope.payload, REQUESTS):
+        return decide_l3(state, envelope)
+    # A deleted port's floating IP points at nothing any more; a moved one's follows it.
+    return follow_ports(state, _decide(config, state, envelope))
+
+
+def _decide(config: NetworkConfig, state: NetworkState, envelope: Envelope) -> Sequence[Intent]:
     event, aggregate, tenant = envelope.payload, envelope.aggregate_id, envelope.tenant_id
     if isinstance(event, NetworkRequested):
         return _create_network(config, state, envelope, event)
@@ -132,6 +140,10 @@ def _delete_network(state: NetworkState, envelope: Envelope) -> Sequence[Intent]
     if network is None or not network.created or network.tenant_id != tenant:
         failed = NetworkDeletionFailed(reason=f"no network {network_id}")
         return [Emit(failed, network_id, tenant)]
+    router = state.network_routers.get(network_id)
+    if router is not None:
+        reason = f"network {network_id} is attached to router {router}: remove the interface"
+        return [Emit(NetworkDeletionFailed(reason=reason), network_id, tenant)]
     if network.ports:
         ports = tuple(network.ports)
         reason = f"network {network_id} still has ports: {', '.join(ports)}"

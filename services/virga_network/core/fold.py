@@ -11,8 +11,6 @@ and is free only when that list is empty, whatever the order.
 
 from __future__ import annotations
 
-from typing import TypeVar
-
 from virga_events import Envelope
 from virga_events.catalog.compute import InstanceDeleted
 from virga_events.catalog.network import (
@@ -27,13 +25,15 @@ from virga_events.catalog.network import (
     SecurityGroupDeleted,
 )
 from virga_events.catalog.scheduler import InstanceScheduled
+from virga_network.core import l3_fold
+from virga_network.core.holders import TOMBSTONE_LIMIT
+from virga_network.core.holders import bounded_add as _bounded_add
+from virga_network.core.holders import claim as _claim
+from virga_network.core.holders import release as _release
 from virga_network.core.model import NetworkRecord, NetworkState, Placement, PortRecord, subnet_of
 from virga_runtime.folding import Folds
 
-TOMBSTONE_LIMIT = 10_000
-"""Bound of each deleted-ids set, oldest dropped first (they only outlive late duplicates)."""
-
-K = TypeVar("K", int, str)
+__all__ = ["TOMBSTONE_LIMIT", "evolve", "folds", "network_record"]
 
 folds: Folds[NetworkState] = Folds()
 
@@ -43,27 +43,6 @@ def network_record(state: NetworkState, network_id: str) -> NetworkRecord:
     if record is None:
         record = state.networks[network_id] = NetworkRecord(network_id=network_id)
     return record
-
-
-def _claim(table: dict[K, list[str]], key: K, holder: str) -> None:
-    holders = table.setdefault(key, [])
-    if holder not in holders:
-        holders.append(holder)
-
-
-def _release(table: dict[K, list[str]], key: K, holder: str) -> None:
-    holders = table.get(key)
-    if holders is not None and holder in holders:
-        holders.remove(holder)
-        if not holders:
-            del table[key]
-
-
-def _bounded_add(table: dict[str, None], key: str) -> None:
-    table.pop(key, None)
-    table[key] = None
-    while len(table) > TOMBSTONE_LIMIT:
-        del table[next(iter(table))]
 
 
 def _claim_addresses(network: NetworkRecord, port: PortRecord) -> None:
@@ -201,5 +180,7 @@ def _instance_deleted(state: NetworkState, envelope: Envelope, event: InstanceDe
     _bounded_add(state.deleted_instances, instance_id)
     state.placements.pop(instance_id, None)
 
+
+l3_fold.register(folds)
 
 evolve = folds.evolve

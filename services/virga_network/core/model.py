@@ -58,6 +58,41 @@ class Placement(msgspec.Struct, frozen=True):
     host: str
 
 
+class ExternalNetworkRecord(msgspec.Struct, kw_only=True):
+    """One external network; a stub until its ExternalNetworkCreated is folded."""
+
+    external_network_id: str
+    created: bool = False
+    cidr: str = ""
+    pools: list[tuple[int, int]] = msgspec.field(default_factory=list)
+    used: dict[int, list[str]] = msgspec.field(default_factory=dict)
+    """Offset -> the floating IPs and routers holding it (one, except while rebuilding)."""
+    high_water: int = -1
+    in_use_below: int = 0
+    holders: dict[str, str] = msgspec.field(default_factory=dict)
+    """Floating IP or router id -> the address it holds (claimed in `used` once created)."""
+    early_ips: list[str] = msgspec.field(default_factory=list)
+    """Addresses held before the network was folded (a rebuild), released ones included: the
+    high-water mark counts them once the CIDR is known."""
+
+
+class FloatingIpRecord(msgspec.Struct, kw_only=True):
+    floating_ip_id: str
+    tenant_id: str | None
+    external_network_id: str
+    ip: str
+    port_id: str | None = None
+
+
+class RouterRecord(msgspec.Struct, kw_only=True):
+    router_id: str
+    tenant_id: str | None
+    external_network_id: str
+    external_ip: str
+    networks: dict[str, None] = msgspec.field(default_factory=dict)
+    """Ids of the networks attached to it (an ordered set)."""
+
+
 class NetworkState(msgspec.Struct, kw_only=True):
     networks: dict[str, NetworkRecord] = msgspec.field(default_factory=dict)
     ports: dict[str, PortRecord] = msgspec.field(default_factory=dict)
@@ -74,6 +109,16 @@ class NetworkState(msgspec.Struct, kw_only=True):
     deleted_instances: dict[str, None] = msgspec.field(default_factory=dict)
     refused: dict[str, None] = msgspec.field(default_factory=dict)
     """Ids of networks and ports whose creation failed: their request decides nothing again."""
+    external_networks: dict[str, ExternalNetworkRecord] = msgspec.field(default_factory=dict)
+    floating_ips: dict[str, FloatingIpRecord] = msgspec.field(default_factory=dict)
+    routers: dict[str, RouterRecord] = msgspec.field(default_factory=dict)
+    port_floating_ips: dict[str, list[str]] = msgspec.field(default_factory=dict)
+    """Port id -> the floating IPs pointing at it (one, except transiently while rebuilding)."""
+    network_routers: dict[str, str] = msgspec.field(default_factory=dict)
+    """Network id -> the router it is attached to (at most one)."""
+    gone: dict[str, None] = msgspec.field(default_factory=dict)
+    """Ids of deleted external networks, released floating IPs and deleted routers (bounded):
+    their requests decide nothing again. Refused ones are in `refused`."""
 
 
 @functools.lru_cache(maxsize=4096)

@@ -34,6 +34,7 @@ from virga_eventlog import event_topic
 from virga_events import REGISTRY, Envelope
 from virga_events.catalog import api
 from virga_events.catalog.compute import HostRegistered, InstanceStarted, InstanceStopped
+from virga_events.catalog.l3 import FloatingIpAllocated, FloatingIpReleased, RouterCreated
 from virga_gateway.billing import queries
 from virga_gateway.state import restore
 from virga_rating.rating import rate_window
@@ -137,6 +138,34 @@ async def test_a_forged_invoice_is_caught_by_verify_and_by_rerate(kafka_bootstra
         [difference] = await rerate(month.settings, PERIOD)
         assert (difference.resource_id, difference.charge) == ("i-a", "compute")
         assert "2.00 EUR" in difference.detail  # 24 h x 0.10 re-rated, 0.40 on the forgery
+
+
+async def test_public_ip_hours_are_invoiced_and_rerate_agrees(kafka_bootstrap: str) -> None:
+    fip = FloatingIpAllocated(external_network_id="ext", ip="203.0.113.10")
+    router = RouterCreated(name="r", external_network_id="ext", external_ip="203.0.113.11")
+    released = FloatingIpReleased(external_network_id="ext", ip="203.0.113.10")
+    async with scripted_month(kafka_bootstrap) as month:
+        await month.put_prices(PRICES_BEFORE)
+        await month.play(
+            [
+                ("network", fip, "fip-a", march(1)),
+                ("network", router, "r-a", march(2)),
+                ("network", released, "fip-a", march(3, 12)),
+            ]
+        )
+        month.clock.now = march(1).replace(month=4, day=2)
+        async with month.billing(snapshot=False) as service:
+            await eventually(lambda: service.state.invoices, what="the March invoice")
+        issued = (await _issued(month)).payload
+        lines = {(line.resource_id, line.kind): line for line in issued.lines}
+        # 60 h of the floating IP; the router from 2 March to the month's end: 30 days.
+        assert (lines["fip-a", "public_ip"].quantity, lines["fip-a", "public_ip"].amount) == (
+            "60.000000",
+            "0.30",
+        )
+        assert lines["r-a", "public_ip"].quantity == "720.000000"
+        assert lines["r-a", "public_ip"].amount == "3.60"
+        assert await rerate(month.settings, PERIOD) == []
 
 
 async def _issued(month: Month) -> Envelope:

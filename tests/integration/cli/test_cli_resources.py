@@ -292,3 +292,66 @@ def test_security_group_rules_and_a_ports_groups(
     settle(lambda: {"gone": run("port", "show", port["id"]).exit_code != 0}, lambda v: v["gone"])
     assert run("security-group", "delete", "public-web").exit_code == 0
     assert run("network", "delete", "lan-sg").exit_code == 0
+
+
+def test_external_networks_floating_ips_and_routers(
+    stack: Stack, tenant_token: str, tmp_path: Path
+) -> None:
+    def run(*args: str, token: str = tenant_token) -> Result:
+        return virga(stack, tmp_path, *args, token)
+
+    def as_json(*args: str, token: str = tenant_token) -> Any:
+        result = run("--json", *args, token=token)
+        assert result.exit_code == 0, result.output
+        return orjson.loads(result.stdout)
+
+    admin = stack.admin_token
+    name = f"public-{uuid.uuid4().hex[:6]}"
+    made = (
+        "external-network", "create", name, "--cidr", "192.0.2.0/24", "--gateway", "192.0.2.1",
+        "--pool", "192.0.2.10-192.0.2.19", "--interface", "br-ex",
+    )  # fmt: skip
+    refused = run(*made)
+    assert refused.exit_code == errors.AUTH
+    external = as_json(*made, token=admin)
+    settle(lambda: as_json("external-network", "show", name), lambda n: n["status"] == "ACTIVE")
+    assert name in run("external-network", "list").stdout
+
+    network = as_json("network", "create", "l3-lan", "--cidr", "10.19.0.0/24")
+    settle(lambda: as_json("network", "show", network["id"]), lambda n: n["status"] == "ACTIVE")
+    port = as_json("port", "create", "--network", "l3-lan", "--name", "l3-port")
+    settle(lambda: as_json("port", "show", port["id"]), lambda p: bool(p["ips"]))
+
+    fip = as_json("floating-ip", "create", "--external-network", name)
+    fip = settle(lambda: as_json("floating-ip", "show", fip["id"]), lambda f: f["ip"] is not None)
+    assert fip["ip"].startswith("192.0.2.1")
+    unrouted = run("floating-ip", "associate", fip["ip"], "l3-port")
+    assert unrouted.exit_code == errors.API_ERROR
+    assert "has no router on external network" in unrouted.stderr
+
+    router = as_json("router", "create", "edge", "--external-network", name)
+    settle(lambda: as_json("router", "show", "edge"), lambda r: r["status"] == "ACTIVE")
+    assert run("router", "add-interface", "edge", "l3-lan").exit_code == 0
+    settle(
+        lambda: as_json("router", "show", "edge"),
+        lambda r: [i["status"] for i in r["interfaces"]] == ["ACTIVE"],
+    )
+    associated = run("floating-ip", "associate", fip["ip"], "l3-port")
+    assert associated.exit_code == 0, associated.output
+    settle(lambda: as_json("port", "show", "l3-port"), lambda p: bool(p["floating_ips"]))
+    assert fip["ip"] in run("port", "show", "l3-port").stdout
+    behind = run("router", "remove-interface", "edge", "l3-lan")
+    assert behind.exit_code == errors.API_ERROR
+    assert "HTTP 409" in behind.stderr
+    assert fip["id"] in behind.stderr
+    assert run("floating-ip", "dissociate", fip["ip"]).exit_code == 0
+    settle(lambda: as_json("floating-ip", "show", fip["id"]), lambda f: f["status"] == "DOWN")
+    assert run("router", "remove-interface", "edge", "l3-lan").exit_code == 0
+    settle(lambda: as_json("router", "show", "edge"), lambda r: r["interfaces"] == [])
+    assert run("router", "delete", "edge").exit_code == 0
+    assert run("floating-ip", "delete", fip["id"]).exit_code == 0
+    settle(lambda: as_json("floating-ip", "list"), lambda page: not page["items"])
+    settle(lambda: as_json("router", "list"), lambda page: not page["items"])
+    assert router["id"] not in run("router", "list").stdout
+    assert run("port", "delete", "l3-port").exit_code == 0
+    assert run("external-network", "delete", external["id"], token=admin).exit_code == 0

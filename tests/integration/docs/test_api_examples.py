@@ -124,6 +124,36 @@ class Ids:
         rule = {"direction": "ingress", "protocol": "udp", "port_min": 53}
         return str(self.tenant.post(f"/v1/security-groups/{group}/rules", rule)["id"])
 
+    def _external_network(self) -> str:
+        body = {
+            "name": "seed",
+            "cidr": "198.51.100.0/24",
+            "gateway_ip": "198.51.100.1",
+            "host_interface": "br-ex",
+        }
+        made = self.admin.post("/v1/external-networks", body)
+        path = f"/v1/external-networks/{made['id']}"
+        settle(lambda: self.admin.get(path), lambda n: n["status"] == "ACTIVE")
+        return str(made["id"])
+
+    def _floating_ip(self) -> str:
+        external = (
+            self.bound.get("EXTERNAL_NETWORK") or self.env("$EXTERNAL_NETWORK")["EXTERNAL_NETWORK"]
+        )
+        made = self.tenant.post("/v1/floating-ips", {"external_network_id": external})
+        path = f"/v1/floating-ips/{made['id']}"
+        settle(lambda: self.tenant.get(path), lambda f: f["status"] == "DOWN")
+        return str(made["id"])
+
+    def _router(self) -> str:
+        external = (
+            self.bound.get("EXTERNAL_NETWORK") or self.env("$EXTERNAL_NETWORK")["EXTERNAL_NETWORK"]
+        )
+        made = self.tenant.post("/v1/routers", {"name": "seed", "external_network_id": external})
+        path = f"/v1/routers/{made['id']}"
+        settle(lambda: self.tenant.get(path), lambda r: r["status"] == "ACTIVE")
+        return str(made["id"])
+
     MAKERS: dict[str, Callable[[Ids], str]] = {
         "TENANT": _tenant,
         "TOKEN_ID": _token_id,
@@ -136,6 +166,9 @@ class Ids:
         "GROUP": _group,
         "SECURITY_GROUP": _security_group,
         "RULE": _rule,
+        "EXTERNAL_NETWORK": _external_network,
+        "FLOATING_IP": _floating_ip,
+        "ROUTER": _router,
     }
 
 
@@ -146,7 +179,7 @@ def test_the_page_has_examples_of_every_resource() -> None:
     commands = "\n".join(e.command for e in examples(PAGE))
     routes = ["/v1/instances", "/v1/volumes", "/v1/images", "/v1/networks", "/v1/ports"]
     routes += ["/v1/security-groups", "/v1/server-groups", "/v1/prices", "/v1/tenants"]
-    routes += ["/v1/keypairs"]
+    routes += ["/v1/keypairs", "/v1/external-networks", "/v1/floating-ips", "/v1/routers"]
     for route in routes:
         assert route in commands, route
 

@@ -19,6 +19,7 @@ from tests.integration.gateway.harness import ADMIN_TOKEN, Gateway, Reply
 from virga_eventlog import EventWriter, KafkaSettings, ensure_topics, event_topic, virga_topics
 from virga_events import Event, new_event
 from virga_events.catalog.compute import HostRegistered
+from virga_events.catalog.l3 import ExternalNetworkCreated, FloatingIpAllocated, RouterCreated
 from virga_events.catalog.network import AllocationPool, NetworkCreated, security_group_rule_id
 from virga_events.catalog.storage import ImageImported, ImageImportRequested
 from virga_gateway.routes import ROUTES
@@ -36,8 +37,13 @@ OWNED = (
     "images",
     "ports",
     "keypairs",
+    "floating-ips",
+    "routers",
 )
 """The resource types each test tenant owns one of (`Tenant.owns`)."""
+
+SHARED = ("external-networks",)
+"""Resource types every tenant sees (an admin's): no tenant owns one, none is another's."""
 
 NEVER_USED = "0" * 8
 """An id no resource has."""
@@ -72,6 +78,8 @@ class Cloud:
     a: Tenant
     b: Tenant
     host: str = "h1"
+    external: str = ""
+    """The admin's external network (every tenant sees it)."""
 
     async def call(self, method: str, path: str, token: str | None, **kw: Any) -> Reply:
         return await self.gateway.call(method, path, token=token, **kw)
@@ -87,9 +95,12 @@ class Cloud:
             "period": "2026-11",
             # The tenant's group was made with one rule, whose id derives from its position.
             "rule_id": security_group_rule_id(tenant.owns["security-groups"], 0),
+            "network_id": tenant.owns["networks"],
         }
         if route.path.startswith("/v1/tenants/"):
             values["id"] = tenant.id
+        if collection in SHARED:
+            values["id"] = self.external
         if route.path.startswith("/v1/tokens/"):
             values["id"] = tenant.owns["tokens"]
         if route.path.startswith("/v1/keypairs/"):
@@ -112,7 +123,35 @@ async def _tenant(gateway: Gateway, name: str) -> Tenant:
     return tenant
 
 
-async def _own_everything(gateway: Gateway, tenant: Tenant, writer: EventWriter) -> None:
+EXTERNAL_POOL = (AllocationPool(start="203.0.113.10", end="203.0.113.20"),)
+
+
+async def _external_network(gateway: Gateway, writer: EventWriter) -> str:
+    """The admin's external network, as the controller made it."""
+    body = {
+        "name": "public",
+        "cidr": "203.0.113.0/24",
+        "gateway_ip": "203.0.113.1",
+        "allocation_pools": [{"start": "203.0.113.10", "end": "203.0.113.20"}],
+        "host_interface": "br-ex",
+    }
+    external = await _created(gateway, ADMIN_TOKEN, "/v1/external-networks", body)
+    created = ExternalNetworkCreated(
+        name="public",
+        cidr="203.0.113.0/24",
+        gateway_ip="203.0.113.1",
+        allocation_pools=EXTERNAL_POOL,
+        host_interface="br-ex",
+    )
+    async with writer.transaction() as txn:
+        envelope = new_event(created, aggregate_id=external, tenant_id=None, producer="network")
+        await txn.append(event_topic("network", gateway.namespace), envelope)
+    return external
+
+
+async def _own_everything(
+    gateway: Gateway, tenant: Tenant, writer: EventWriter, external: str, index: int
+) -> None:
     owns, token, ns = tenant.owns, tenant.token, gateway.namespace
     owns["instances"] = (await gateway.instance(token, "vm"))["id"]
     owns["server-groups"] = await _created(
@@ -130,7 +169,24 @@ async def _own_everything(gateway: Gateway, tenant: Tenant, writer: EventWriter)
         gateway, token, "/v1/networks", {"name": "n", "cidr": "10.9.0.0/24"}
     )
     image = owns["images"] = str(uuid.uuid4())
+    on_external = {"external_network_id": external}
+    fip = owns["floating-ips"] = await _created(gateway, token, "/v1/floating-ips", on_external)
+    router = owns["routers"] = await _created(
+        gateway, token, "/v1/routers", {"name": "r", **on_external}
+    )
     facts: list[tuple[str, str, Event]] = [
+        (
+            "network",
+            fip,
+            FloatingIpAllocated(external_network_id=external, ip=f"203.0.113.{10 + 2 * index}"),
+        ),
+        (
+            "network",
+            router,
+            RouterCreated(
+                name="r", external_network_id=external, external_ip=f"203.0.113.{11 + 2 * index}"
+            ),
+        ),
         (
             "network",
             network,
@@ -181,6 +237,16 @@ async def _until_seen(gateway: Gateway, tenant: Tenant, seconds: float = 20.0) -
             await asyncio.sleep(0.05)
 
 
+async def _until_external(gateway: Gateway, external: str, seconds: float = 20.0) -> None:
+    async with asyncio.timeout(seconds):
+        while True:
+            path = f"/v1/external-networks/{external}"
+            reply = await gateway.call("GET", path, token=ADMIN_TOKEN)
+            if reply.body.get("status") == "ACTIVE":
+                return
+            await asyncio.sleep(0.05)
+
+
 async def cloud_on(bootstrap: str) -> Cloud:
     """A started gateway, two tenants and their resources; close with `cloud.gateway.close()`."""
     namespace = f"hostile{uuid.uuid4().hex[:8]}"
@@ -200,8 +266,10 @@ async def cloud_on(bootstrap: str) -> Cloud:
                     event_topic("compute", namespace),
                     new_event(host, aggregate_id="h1", tenant_id=None, producer="compute@h1"),
                 )
-            for tenant in (a, b):
-                await _own_everything(gateway, tenant, writer)
+            external = await _external_network(gateway, writer)
+            await _until_external(gateway, external)
+            for index, tenant in enumerate((a, b)):
+                await _own_everything(gateway, tenant, writer, external, index)
         for tenant in (a, b):
             await _until_seen(gateway, tenant)
             port = await _created(
@@ -209,7 +277,7 @@ async def cloud_on(bootstrap: str) -> Cloud:
             )
             tenant.owns["ports"] = port
             assert set(tenant.owns) == {*OWNED, "tokens"}
-        return Cloud(gateway, a, b)
+        return Cloud(gateway, a, b, external=external)
     except BaseException:
         await gateway.close()
         raise
@@ -222,6 +290,7 @@ __all__ = [
     "OWNED",
     "PUBLIC_KEY",
     "ROUTES",
+    "SHARED",
     "Cloud",
     "Tenant",
     "cloud_on",

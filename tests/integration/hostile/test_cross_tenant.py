@@ -10,7 +10,14 @@ from typing import Any
 
 import pytest
 from tests.integration.gateway.harness import ADMIN_TOKEN
-from tests.integration.hostile.cloud import NEVER_USED, OWNED, ROUTES, Cloud, collection_of
+from tests.integration.hostile.cloud import (
+    NEVER_USED,
+    OWNED,
+    ROUTES,
+    SHARED,
+    Cloud,
+    collection_of,
+)
 
 pytestmark = pytest.mark.kafka
 
@@ -20,18 +27,24 @@ VALID_BODIES: dict[str, dict[str, Any]] = {
     "VolumeAction": {"action": "extend", "size_gb": 2},
     "RuleBody": {"direction": "ingress", "protocol": "tcp", "port_min": 443},
     "UpdatePort": {"security_groups": [NEVER_USED]},
+    "UpdateFloatingIp": {"port_id": None},
 }
 """A well-formed body for each operation on an existing resource, so that only ownership
 can refuse it (AttachVolume takes the caller's own volume, below)."""
 
-TENANT_ROUTES = [r for r in ROUTES if r.access == "tenant" and collection_of(r)]
+TENANT_ROUTES = [
+    r
+    for r in ROUTES
+    if r.access == "tenant" and collection_of(r) and collection_of(r) not in SHARED
+]
 
 
 def test_every_resource_type_with_an_id_is_covered() -> None:
     missing = {collection_of(r) for r in TENANT_ROUTES} - set(OWNED)
     assert not missing, f"teach tests/integration/hostile/cloud.py to create: {missing}"
     bodies = {r.request.__name__ for r in TENANT_ROUTES if r.request is not None}
-    assert bodies <= {*VALID_BODIES, "AttachVolume"}, bodies - {*VALID_BODIES, "AttachVolume"}
+    known = {*VALID_BODIES, "AttachVolume", "AddRouterInterface"}
+    assert bodies <= known, bodies - known
 
 
 def body_for(route_request: Any, cloud: Cloud) -> dict[str, Any] | None:
@@ -39,6 +52,8 @@ def body_for(route_request: Any, cloud: Cloud) -> dict[str, Any] | None:
         return None
     if route_request.__name__ == "AttachVolume":
         return {"volume_id": cloud.b.owns["volumes"]}
+    if route_request.__name__ == "AddRouterInterface":
+        return {"network_id": cloud.b.owns["networks"]}
     return VALID_BODIES[route_request.__name__]
 
 
@@ -48,6 +63,8 @@ async def test_another_tenants_resources_do_not_exist(cloud: Cloud) -> None:
         path = cloud.path(route, cloud.a)
         if "{volume_id}" in route.path:  # detach A's volume from A's instance
             path = path.replace(cloud.b.owns["volumes"], cloud.a.owns["volumes"])
+        if "{network_id}" in route.path:  # detach A's network from A's router
+            path = path.replace(cloud.b.owns["networks"], cloud.a.owns["networks"])
         body = body_for(route.request, cloud)
         reply = await cloud.call(route.method, path, cloud.b.token, json=body)
         if reply.status != 404:
@@ -62,6 +79,7 @@ async def test_another_tenants_resources_do_not_exist(cloud: Cloud) -> None:
                     snapshot_id=NEVER_USED,
                     name=NEVER_USED,
                     rule_id=NEVER_USED,
+                    network_id=NEVER_USED,
                 ),
                 cloud.b.token,
                 json=body,
@@ -104,6 +122,8 @@ async def test_another_tenants_resources_cannot_be_named_in_a_body(cloud: Cloud)
         ("POST", "/v1/instances", {"name": "x", "flavor": "m1.small", "image": a["images"]}),
         ("POST", "/v1/instances", {"name": "x", "flavor": "m1.small", "key_name": a["keypairs"]}),
         ("POST", "/v1/ports", {"network_id": a["networks"]}),
+        ("PUT", f"/v1/floating-ips/{b.owns['floating-ips']}", {"port_id": a["ports"]}),
+        ("POST", f"/v1/routers/{b.owns['routers']}/interfaces", {"network_id": a["networks"]}),
         (
             "POST",
             "/v1/ports",

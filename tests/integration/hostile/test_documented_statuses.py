@@ -56,7 +56,7 @@ async def test_every_status_a_route_answers_is_documented(cloud: Cloud) -> None:
         owned = cloud.path(route, cloud.a)
         never = route.path.format(
             id=NEVER_USED, volume_id=NEVER_USED, snapshot_id=NEVER_USED, name="nope",
-            period="2026-13", rule_id=NEVER_USED,
+            period="2026-13", rule_id=NEVER_USED, network_id=NEVER_USED,
         )  # fmt: skip
         for token in (None, "not-a-token", cloud.b.token, cloud.a.token, ADMIN_TOKEN):
             for body in bodies(route):

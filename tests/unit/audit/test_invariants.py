@@ -8,7 +8,7 @@ import pytest
 
 from virga_audit.invariants import check, fold_all
 from virga_events import Envelope, Event, new_event
-from virga_events.catalog import Flavor, api, compute, network, scheduler, storage
+from virga_events.catalog import Flavor, api, compute, l3, network, scheduler, storage
 from virga_scheduler.config import SchedulerConfig
 
 T0 = datetime(2026, 5, 1, tzinfo=UTC)
@@ -180,3 +180,17 @@ def test_an_instance_stuck_building_or_deleting_without_a_reason() -> None:
     failed = fact(compute.InstanceFailed(host="h1", phase="spawn", reason="no space"), "d", 55)
     assert violations([*CLEAN, building, failed]) == []
     assert check(fold_all([*CLEAN, building]), T0 + timedelta(minutes=60), STUCK_AFTER) == []
+
+
+def test_a_public_ip_held_twice_is_found_and_a_released_one_may_be_taken_again() -> None:
+    fip = l3.FloatingIpAllocated(external_network_id="ext", ip="203.0.113.10")
+    router = l3.RouterCreated(name="r", external_network_id="ext", external_ip="203.0.113.10")
+    released = l3.FloatingIpReleased(external_network_id="ext", ip="203.0.113.10")
+    reused = [fact(fip, "fip-1", 1), fact(released, "fip-1", 2), fact(router, "r-1", 3)]
+    assert violations([*CLEAN, *reused]) == []
+    other_network = l3.FloatingIpAllocated(external_network_id="ext-2", ip="203.0.113.10")
+    assert violations([*CLEAN, fact(fip, "fip-1", 1), fact(other_network, "fip-2", 2)]) == []
+    clash = [fact(fip, "fip-1", 1), fact(router, "r-1", 3)]
+    assert violations([*CLEAN, *clash]) == [
+        "address-reused r-1: public IP 203.0.113.10 is also fip-1's in external network ext"
+    ]

@@ -9,7 +9,7 @@ import pytest
 from tests.unit.gateway.events import envelope, fold, requested, scheduled
 
 from virga_events import Envelope
-from virga_events.catalog import api, compute, scheduler, storage
+from virga_events.catalog import api, compute, l3, scheduler, storage
 from virga_events.catalog import network as net
 from virga_gateway import retention
 from virga_gateway.auth import Principal
@@ -163,6 +163,50 @@ def test_volumes_networks_ports_and_images_are_forgotten_too() -> None:
     fold(envelope(bound, "p1", producer="network-agent", seconds=9), state=state)
     assert not state.networks
     assert not state.ports
+
+
+def test_floating_ips_routers_and_external_networks_are_forgotten_too() -> None:
+    pool = (net.AllocationPool(start="203.0.113.10", end="203.0.113.20"),)
+    external = l3.ExternalNetworkCreated(
+        name="x", cidr="203.0.113.0/24", gateway_ip="203.0.113.1", allocation_pools=pool,
+        host_interface="br-ex",
+    )  # fmt: skip
+    requested_external = l3.ExternalNetworkRequested(
+        name="x", cidr="203.0.113.0/24", gateway_ip="203.0.113.1", host_interface="br-ex"
+    )
+    events = [
+        envelope(requested_external, "x1", tenant=None),
+        envelope(external, "x1", producer="network", seconds=1),
+        envelope(l3.FloatingIpRequested(external_network_id="x1"), "f1", tenant="t1", seconds=2),
+        envelope(l3.FloatingIpAllocated(external_network_id="x1", ip="203.0.113.10"), "f1",
+                 tenant="t1", producer="network", seconds=3),
+        envelope(l3.RouterRequested(name="r", external_network_id="x1"), "r1", tenant="t1",
+                 seconds=2),
+        envelope(l3.RouterCreated(name="r", external_network_id="x1", external_ip="203.0.113.11"),
+                 "r1", tenant="t1", producer="network", seconds=3),
+        envelope(l3.FloatingIpReleaseRequested(), "f1", tenant="t1", seconds=4),
+        envelope(l3.FloatingIpReleased(external_network_id="x1", ip="203.0.113.10"), "f1",
+                 tenant="t1", producer="network", seconds=5),
+        envelope(l3.RouterDeletionRequested(), "r1", tenant="t1", seconds=4),
+        envelope(l3.RouterDeleted(external_network_id="x1", external_ip="203.0.113.11"), "r1",
+                 tenant="t1", producer="network", seconds=5),
+        envelope(l3.ExternalNetworkDeletionRequested(), "x1", tenant=None, seconds=6),
+        envelope(l3.ExternalNetworkDeleted(), "x1", producer="network", seconds=7),
+    ]  # fmt: skip
+    state = fold(*events)
+    assert state.floating_ips["f1"].released
+    fold(tick(HOUR + 8), state=state)
+    assert not state.floating_ips
+    assert not state.routers
+    assert not state.external_networks
+    assert not state.tenant_floating_ip_order
+    assert not state.tenant_router_order
+    assert not state.external_network_order
+    # A late fact about the forgotten floating IP or its network makes no stub of either.
+    late = l3.FloatingIpReleased(external_network_id="x1", ip="203.0.113.10")
+    fold(envelope(late, "f1", tenant="t1", producer="network", seconds=9), state=state)
+    assert not state.floating_ips
+    assert not state.external_networks
 
 
 def test_tombstones_are_bounded_oldest_first(monkeypatch: pytest.MonkeyPatch) -> None:

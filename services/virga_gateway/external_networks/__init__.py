@@ -1,0 +1,1 @@
+"""External networks: provider segments an admin makes, whose pools give public addresses."""

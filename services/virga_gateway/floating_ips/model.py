@@ -1,0 +1,50 @@
+"""The projection's record of a floating IP: the request, the controller's allocation and its
+association, kept apart; status by precedence."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+import msgspec
+
+FloatingIpStatus = Literal["BUILDING", "DOWN", "ACTIVE", "ERROR", "DELETING", "DELETED"]
+
+
+class FloatingIp(msgspec.Struct, kw_only=True):
+    """A floating IP; a stub until its request is folded."""
+
+    id: str
+    requested: bool = False
+    tenant_id: str = ""
+    external_network_id: str = ""
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    ip: str | None = None
+    allocation_fault: str | None = None
+    port_id: str | None = None
+    """The port it points at (FloatingIpAssociated), until dissociated."""
+    fixed_ip: str | None = None
+    association_fault: str | None = None
+    """Why the controller refused the latest association (cleared by the next request)."""
+    release_requested: bool = False
+    released: bool = False
+    released_at: datetime | None = None
+    """Event time of its release (retention counts from it)."""
+
+    @property
+    def status(self) -> FloatingIpStatus:
+        if self.released:
+            return "DELETED"
+        if self.release_requested:
+            return "DELETING"
+        if self.allocation_fault is not None:
+            return "ERROR"
+        if self.ip is None:
+            return "BUILDING"
+        return "ACTIVE" if self.port_id is not None else "DOWN"
+
+    @property
+    def live(self) -> bool:
+        """Holds (or will hold) an address of its external network."""
+        return self.requested and not self.released and self.allocation_fault is None

@@ -1,0 +1,1 @@
+"""Routers: a tenant's external address (SNAT) and the networks routed through it."""
