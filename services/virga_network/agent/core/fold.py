@@ -26,6 +26,7 @@ from virga_events.catalog.network import (
     SecurityGroupCreated,
     SecurityGroupDeleted,
 )
+from virga_network.agent.core import l3_fold
 from virga_network.agent.core.model import (
     GroupRecord,
     InstanceRecord,
@@ -173,4 +174,5 @@ def _instance_deletion_requested(
     state.instances.pop(envelope.aggregate_id, None)  # its guest reads nothing more
 
 
+l3_fold.register(folds)
 evolve = folds.evolve
