@@ -162,6 +162,16 @@ def source_seen(server: socket.socket, netns: str, ip: str, port: int) -> str:
     return str(source)
 
 
+def accepted(server: socket.socket, peer_port: int) -> socket.socket:
+    """The connection `server` accepted from `peer_port` (others queued before are closed)."""
+    server.settimeout(3.0)
+    while True:
+        conn, (_, port) = server.accept()
+        if port == peer_port:
+            return conn
+        conn.close()
+
+
 def eventually(check: Callable[[], bool], timeout: float = 10.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -269,6 +279,7 @@ async def test_floating_ip_nat_snat_reassociation_and_cleanup(world: World) -> N
         "g2b": listener(ns["g2"], 8080),
         "internet": listener(ns["internet"], 9000),
     }
+    flows: list[socket.socket] = []
     try:
         # Each tenant's gateway answers on this host, behind its own router.
         assert world.router_namespaces() == {
@@ -299,12 +310,25 @@ async def test_floating_ip_nat_snat_reassociation_and_cleanup(world: World) -> N
         assert not pings(ns["internet"], "10.0.0.12", wait=0.5)
         assert not connects(ns["internet"], "10.0.0.12", 8080, timeout=0.5)
 
+        # An established connection to g1 through the floating IP...
+        client = _in(ns["internet"], lambda: socket.create_connection((FLOATING, 80), 3.0))
+        flows.append(client)
+        conn = accepted(servers["g1"], client.getsockname()[1])
+        flows.append(conn)
+        client.sendall(b"a")
+        assert conn.recv(1) == b"a"
+
         # Re-association moves the address to g2 (whose group opens 8080, not 80).
         _associate(world.log, GUESTS["g2"])
         started = time.monotonic()
         await world.converge()
         assert eventually(lambda: connects(ns["internet"], FLOATING, 8080, timeout=0.5))
         print(f"re-associate -> first TCP connection: {time.monotonic() - started:.3f} s")
+        # ... does not outlive it: its flow is forgotten, nothing more reaches g1.
+        client.sendall(b"b")
+        conn.settimeout(1.5)
+        with pytest.raises(TimeoutError):
+            conn.recv(1)
         assert not connects(ns["internet"], FLOATING, 80, timeout=0.5)
         assert source_seen(server, ns["g2"], EXT_GATEWAY, 9000) == FLOATING
         assert source_seen(server, ns["g1"], EXT_GATEWAY, 9000) == ROUTER_A_IP
@@ -338,5 +362,5 @@ async def test_floating_ip_nat_snat_reassociation_and_cleanup(world: World) -> N
         assert left == set()
         assert not pings(ns["g1"], "10.0.0.1", wait=0.5)
     finally:
-        for sock in servers.values():
+        for sock in [*servers.values(), *flows]:
             sock.close()

@@ -13,8 +13,10 @@ import json
 import socket
 import struct
 import threading
+from collections.abc import Callable
 
 import structlog
+from pyroute2 import Conntrack
 from pyroute2.netns import setns
 
 from virga_network.agent.core import names, nft_nat
@@ -153,6 +155,11 @@ async def ensure_router(
     ]
     await _ip(["-n", ns, "-batch", "-"], None, "\n".join(lines) + "\n")
     await _nat(router, previous)
+    if previous is None or (previous.floating, previous.snat_ip) != (
+        router.floating,
+        router.snat_ip,
+    ):
+        await _in_namespace(ns, lambda: _forget_flows(router))
     if announce:
         await _announce(ns, ext, announce)
 
@@ -178,7 +185,50 @@ async def _nat(router: RouterPlumbing, previous: RouterPlumbing | None) -> None:
     await _run(nft, nft_nat.render(router))
 
 
-def _garp(ifname: str, ip: str, mac: bytes) -> bytes:
+def _forget_flows(router: RouterPlumbing) -> None:
+    """Delete the namespace's NAT flows that its NAT no longer makes (a floating IP moved or
+    gone, the SNAT address elsewhere): an established connection does not outlive the
+    association it was made under."""
+    to_fixed = {f.floating_ip: f.fixed_ip for f in router.floating}
+    to_floating = {f.fixed_ip: f.floating_ip for f in router.floating}
+    ct = Conntrack()
+    try:
+        for entry in list(ct.dump_entries()):
+            orig, reply = entry.tuple_orig, entry.tuple_reply
+            if (orig.saddr, orig.daddr) == (reply.daddr, reply.saddr):
+                continue  # not translated
+            current = (
+                to_fixed.get(orig.daddr) == reply.saddr
+                or to_floating.get(orig.saddr) == reply.daddr
+                or (router.snat_ip == reply.daddr and orig.saddr not in to_floating)
+            )
+            if not current:
+                ct.delete(entry)
+                log.info("nat_flow_forgotten", namespace=router.namespace, src=orig.saddr,
+                         dst=orig.daddr)  # fmt: skip
+    finally:
+        ct.close()
+
+
+async def _in_namespace(namespace: str, call: Callable[[], None]) -> None:
+    """Run `call` on a short-lived thread inside `namespace` (setns moves only that thread)."""
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            setns(namespace, flags=0)
+            call()
+        except BaseException as exc:
+            failure.append(exc)
+
+    thread = threading.Thread(target=run, name=f"in-{namespace}", daemon=True)
+    thread.start()
+    await asyncio.to_thread(thread.join)
+    if failure:
+        raise DriverError(f"in {namespace}: {failure[0]}")
+
+
+def _garp(ip: str, mac: bytes) -> bytes:
     """A gratuitous ARP request for `ip` from `mac`: neighbours re-point their entries."""
     addr = socket.inet_aton(ip)
     arp = struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1) + mac + addr + b"\x00" * 6 + addr
@@ -186,29 +236,21 @@ def _garp(ifname: str, ip: str, mac: bytes) -> bytes:
 
 
 async def _announce(namespace: str, ifname: str, ips: list[str]) -> None:
-    """Send a gratuitous ARP for each of `ips` out of `ifname`, from inside `namespace`."""
+    """Send a gratuitous ARP for each of `ips` out of `ifname`, from inside `namespace`: the
+    external network's neighbours re-point the address at once (it may have been another
+    host's a moment ago)."""
 
     def send() -> None:
-        setns(namespace, flags=0)
         with socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ARP)) as sock:
             sock.bind((ifname, ETH_P_ARP))
             mac = sock.getsockname()[4]
             for ip in ips:
-                sock.send(_garp(ifname, ip, mac))
+                sock.send(_garp(ip, mac))
 
-    failure: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            send()
-        except BaseException as exc:
-            failure.append(exc)
-
-    thread = threading.Thread(target=run, name=f"garp-{namespace}", daemon=True)
-    thread.start()
-    await asyncio.to_thread(thread.join)
-    if failure:
-        log.warning("gratuitous_arp_failed", namespace=namespace, reason=str(failure[0]))
+    try:
+        await _in_namespace(namespace, send)
+    except DriverError as exc:
+        log.warning("gratuitous_arp_failed", namespace=namespace, reason=str(exc))
 
 
 def routers(prefix: str, host: str) -> frozenset[str]:
