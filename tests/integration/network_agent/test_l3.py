@@ -10,17 +10,16 @@ answers on the floating IP tells which guest it points at.
 from __future__ import annotations
 
 import socket
-import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import pytest
+from tests.support.l3 import Log, accepted, connects, eventually, inside, listener, source_seen
 from tests.support.netns import links, namespaces, pings, plug_guest, sh, unique
 
-from virga_events import Envelope
 from virga_events.catalog.l3 import (
     ExternalNetworkCreated,
     FloatingIpAllocated,
@@ -39,11 +38,7 @@ from virga_events.catalog.network import (
     SecurityGroupCreated,
     SecurityGroupRule,
 )
-from virga_events.envelope import new_event
-from virga_events.registry import Event
 from virga_network.agent.core import names
-from virga_network.agent.core.fold import evolve
-from virga_network.agent.core.model import NetworkAgentState
 from virga_network.agent.core.plan import host_plan
 from virga_network.agent.drivers.netlink import NetlinkDriver
 from virga_network.agent.effects.converge import AgentEffects
@@ -95,89 +90,6 @@ GUESTS = {
         Guest("g3", "tenant-b", NET_B, "10.0.0.11", "02:00:0b:00:00:0b", "b-web", "port-g3"),
     )
 }
-
-
-class Log:
-    """The events the agent folds, folded as they are written."""
-
-    def __init__(self) -> None:
-        self.state = NetworkAgentState(host=HOST)
-
-    def write(self, event: Event, aggregate: str, tenant: str | None) -> None:
-        envelope: Envelope[Any] = new_event(
-            event, aggregate_id=aggregate, tenant_id=tenant, producer="test"
-        )
-        self.state = evolve(self.state, envelope)
-
-
-def _in(netns: str, call: Callable[[], T]) -> T:
-    """Run `call` on a thread inside `netns` (sockets keep the namespace they were made in)."""
-    from pyroute2.netns import setns
-
-    result: list[T | BaseException] = []
-
-    def run() -> None:
-        try:
-            setns(netns, flags=0)
-            result.append(call())
-        except BaseException as exc:
-            result.append(exc)
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join()
-    if isinstance(result[0], BaseException):
-        raise result[0]
-    return result[0]
-
-
-def listener(netns: str, port: int) -> socket.socket:
-    def make() -> socket.socket:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("0.0.0.0", port))
-        sock.listen(64)
-        return sock
-
-    return _in(netns, make)
-
-
-def connects(netns: str, ip: str, port: int, timeout: float = 1.0) -> bool:
-    def connect() -> bool:
-        try:
-            socket.create_connection((ip, port), timeout=timeout).close()
-            return True
-        except OSError:
-            return False
-
-    return _in(netns, connect)
-
-
-def source_seen(server: socket.socket, netns: str, ip: str, port: int) -> str:
-    """The source address `server` sees when `netns` connects to it."""
-    assert connects(netns, ip, port, timeout=3.0)
-    server.settimeout(3.0)
-    conn, (source, _) = server.accept()
-    conn.close()
-    return str(source)
-
-
-def accepted(server: socket.socket, peer_port: int) -> socket.socket:
-    """The connection `server` accepted from `peer_port` (others queued before are closed)."""
-    server.settimeout(3.0)
-    while True:
-        conn, (_, port) = server.accept()
-        if port == peer_port:
-            return conn
-        conn.close()
-
-
-def eventually(check: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-    return check()
 
 
 @dataclass
@@ -258,7 +170,7 @@ def ns() -> Iterator[dict[str, str]]:
 async def world(ns: dict[str, str]) -> AsyncIterator[World]:
     driver = NetlinkDriver(prefix=PREFIX, tap_kind="veth", netns=ns["host"], host=HOST)
     await driver.prepare()
-    log = Log()
+    log = Log(HOST)
     _events(log)
     world = World(log, AgentEffects(driver), driver, ns)
     try:
@@ -311,7 +223,7 @@ async def test_floating_ip_nat_snat_reassociation_and_cleanup(world: World) -> N
         assert not connects(ns["internet"], "10.0.0.12", 8080, timeout=0.5)
 
         # An established connection to g1 through the floating IP...
-        client = _in(ns["internet"], lambda: socket.create_connection((FLOATING, 80), 3.0))
+        client = inside(ns["internet"], lambda: socket.create_connection((FLOATING, 80), 3.0))
         flows.append(client)
         conn = accepted(servers["g1"], client.getsockname()[1])
         flows.append(conn)

@@ -340,6 +340,7 @@ class NetlinkDriver:
         return frozenset(c.removeprefix("from_") for c in chains if c.startswith("from_"))
 
     async def close(self) -> None:
+        await netlink_router.settle()
         if self._ipr is not None:
             await self._run(self._ipr.close)
             self._ipr = None

@@ -26,6 +26,12 @@ from virga_network.agent.drivers.netlink_edge import NETNS_DIR, _drop_stale, _ip
 
 log = structlog.get_logger(__name__)
 ETH_P_ARP = 0x0806
+GARP_INTERVAL = 0.3
+GARP_REPEATS = 4
+"""Gratuitous ARPs for one address after the first, GARP_INTERVAL seconds apart: a neighbour
+whose entry changed less than its locktime ago (1 s by default; a guest's own traffic through
+the old host refreshes it) ignores them until then."""
+_PENDING: set[asyncio.Task[None]] = set()
 
 
 async def _run(args: list[str], script: str | None = None) -> str:
@@ -228,14 +234,18 @@ async def _in_namespace(namespace: str, call: Callable[[], None]) -> None:
         raise DriverError(f"in {namespace}: {failure[0]}")
 
 
-def _garp(ip: str, mac: bytes) -> bytes:
-    """A gratuitous ARP request for `ip` from `mac`: neighbours re-point their entries."""
+def _garp(ip: str, mac: bytes, op: int) -> bytes:
+    """A gratuitous ARP for `ip` from `mac`: a request (op 1) or a reply (op 2) naming itself
+    as the target, so that neighbours re-point their entries."""
     addr = socket.inet_aton(ip)
-    arp = struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1) + mac + addr + b"\x00" * 6 + addr
+    target = mac if op == 2 else b"\x00" * 6
+    arp = struct.pack("!HHBBH", 1, 0x0800, 6, 4, op) + mac + addr + target + addr
     return b"\xff" * 6 + mac + struct.pack("!H", ETH_P_ARP) + arp
 
 
-async def _announce(namespace: str, ifname: str, ips: list[str]) -> None:
+async def _announce(
+    namespace: str, ifname: str, ips: list[str], repeats: int = GARP_REPEATS
+) -> None:
     """Send a gratuitous ARP for each of `ips` out of `ifname`, from inside `namespace`: the
     external network's neighbours re-point the address at once (it may have been another
     host's a moment ago)."""
@@ -245,12 +255,33 @@ async def _announce(namespace: str, ifname: str, ips: list[str]) -> None:
             sock.bind((ifname, ETH_P_ARP))
             mac = sock.getsockname()[4]
             for ip in ips:
-                sock.send(_garp(ip, mac))
+                # Both forms: some neighbours take only one of them as gratuitous.
+                sock.send(_garp(ip, mac, 1))
+                sock.send(_garp(ip, mac, 2))
 
     try:
         await _in_namespace(namespace, send)
     except DriverError as exc:
         log.warning("gratuitous_arp_failed", namespace=namespace, reason=str(exc))
+        return
+    if repeats:
+        # A neighbour updated less than its locktime ago ignores the first; as Neutron does,
+        # say it again (without holding up the convergence).
+        task = asyncio.get_running_loop().create_task(_again(namespace, ifname, ips, repeats))
+        _PENDING.add(task)
+        task.add_done_callback(_PENDING.discard)
+
+
+async def _again(namespace: str, ifname: str, ips: list[str], repeats: int) -> None:
+    await asyncio.sleep(GARP_INTERVAL)
+    await _announce(namespace, ifname, ips, repeats - 1)
+
+
+async def settle() -> None:
+    """Stop the gratuitous ARPs still to be repeated (the driver is closing)."""
+    for task in list(_PENDING):
+        task.cancel()
+    await asyncio.gather(*_PENDING, return_exceptions=True)
 
 
 def routers(prefix: str, host: str) -> frozenset[str]:
