@@ -6,6 +6,8 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
+import orjson
+
 from virga_events import Envelope, Event, new_event
 from virga_events.catalog.l3 import (
     ExternalNetworkCreated,
@@ -31,6 +33,7 @@ from virga_network.agent.core.l3 import router_mac
 from virga_network.agent.core.model import NetworkAgentState
 from virga_network.agent.core.plan import HostPlan, host_plan, zone
 from virga_network.agent.core.plumbing import FloatingNat, RouterPlumbing
+from virga_network.agent.core.snapshot import STATE_VERSION, restore, snapshot
 from virga_network.agent.drivers.memory import MemoryNetworkDriver
 from virga_network.agent.effects.converge import AgentEffects
 from virga_network.agent.effects.intents import Converge
@@ -228,3 +231,13 @@ async def test_routers_are_made_after_their_networks_and_removed_when_unwanted()
         Converge(plan([*events, ev(RouterInterfaceRemoved(network_id="n-1"), "r-1")]))
     )
     assert driver.routers == {}
+
+
+def test_a_snapshot_keeps_routers_and_floating_ips_and_older_ones_are_not_used() -> None:
+    events = [*base(), *port("p-1", "10.0.0.5"), associate("p-1", "10.0.0.5")]
+    state = fold(events)
+    restored = restore(orjson.loads(orjson.dumps(snapshot(state))))
+    assert restored == state
+    assert host_plan(restored, VTEP, names.DEFAULT_PREFIX) == plan(events)
+    # A snapshot of an agent that did not fold public addresses is of another version.
+    assert STATE_VERSION == 2
