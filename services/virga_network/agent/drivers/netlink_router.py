@@ -79,8 +79,8 @@ async def _external_leg(router: RouterPlumbing, host_netns: str | None, inside: 
             )
         else:
             await _ip(
-                ["link", "add", "link", router.host_interface, "name", ext, "type", "macvlan",
-                 "mode", "bridge", "netns", ns],
+                ["link", "add", "link", router.host_interface, "name", ext, "netns", ns,
+                 "type", "macvlan", "mode", "bridge"],
                 host_netns,
             )  # fmt: skip
     if bridge:
