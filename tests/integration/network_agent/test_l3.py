@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import pytest
+from pyroute2 import Conntrack
 from tests.support.l3 import Log, accepted, connects, eventually, inside, listener, source_seen
 from tests.support.netns import links, namespaces, pings, plug_guest, sh, unique
 
@@ -90,6 +91,20 @@ GUESTS = {
         Guest("g3", "tenant-b", NET_B, "10.0.0.11", "02:00:0b:00:00:0b", "b-web", "port-g3"),
     )
 }
+
+
+def conntrack_of(netns: str) -> str:
+    """The addresses of every conntrack entry in `netns`, as text."""
+
+    def dump() -> str:
+        with Conntrack() as ct:
+            return " ".join(
+                f"{e.tuple_orig.saddr}>{e.tuple_orig.daddr}/{e.tuple_reply.saddr}>"
+                f"{e.tuple_reply.daddr}"
+                for e in ct.dump_entries()
+            )
+
+    return inside(netns, dump)
 
 
 @dataclass
@@ -262,6 +277,7 @@ async def test_floating_ip_nat_snat_reassociation_and_cleanup(world: World) -> N
         router_a = names.router_namespace(ROUTER_A, HOST, PREFIX)
         assert FLOATING not in sh("ip", "addr", "show", netns=router_a).stdout
         assert FLOATING not in sh("nft", "list", "table", "ip", "virga_nat", netns=router_a).stdout
+        assert FLOATING not in conntrack_of(router_a)  # no conntrack entry outlives it
         assert not pings(ns["internet"], FLOATING, wait=0.5)
 
         # Routers gone: their namespaces (legs, NAT tables, conntrack) with them.
@@ -272,6 +288,8 @@ async def test_floating_ip_nat_snat_reassociation_and_cleanup(world: World) -> N
         assert world.router_namespaces() == set()
         left = {n for n in links(ns["host"]) if n.startswith((f"{PREFIX}i", f"{PREFIX}g"))}
         assert left == set()
+        zones = sh("nft", "list", "map", "inet", f"virga_{PREFIX}", "zones", netns=ns["host"])
+        assert f"{PREFIX}i" not in zones.stdout  # the legs' conntrack zones went with them
         assert not pings(ns["g1"], "10.0.0.1", wait=0.5)
     finally:
         for sock in [*servers.values(), *flows]:
