@@ -223,6 +223,8 @@ async def test_floating_ip_nat_snat_reassociation_and_cleanup(world: World) -> N
         assert eventually(lambda: pings(ns["internet"], FLOATING, wait=0.5))
         print(f"associate -> first ping reply: {time.monotonic() - started:.3f} s")
         assert connects(ns["internet"], FLOATING, 80)  # g1's group lets TCP 80 in
+        # Hairpin: g2 reaches g1 by its floating IP, through their router.
+        assert connects(ns["g2"], FLOATING, 80)
         assert not connects(ns["internet"], FLOATING, 8080, timeout=0.5)  # g1's does not
 
         # Out through SNAT: the internet sees the floating IP, the routers' addresses (the

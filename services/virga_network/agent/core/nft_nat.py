@@ -8,6 +8,8 @@ One table per router, `ip virga_nat`, in the router's own namespace:
   and `to_floating` (fixed address -> floating IP) on what leaves by it (SNAT): 1:1 NAT.
 * On the router's SNAT host, the rest of what leaves from its `networks` takes the router's
   own address.
+* A guest reaching a floating IP of its router on this host is sent to the fixed address
+  from the router's gateway address (hairpin NAT).
 * Nothing from the external network is routed inside unless a floating IP's DNAT sent it
   there or it answers a flow from inside: the tenant's fixed addresses are not reachable by
   routing to them. The router itself answers ping on its addresses and nothing else.
@@ -52,12 +54,16 @@ def render(router: RouterPlumbing) -> str:
         "  set networks { type ipv4_addr; flags interval; }",
         "  chain prerouting {",
         "    type nat hook prerouting priority dstnat; policy accept;",
-        f"    iifname {ext} dnat to ip daddr map @to_fixed",
+        # From outside, and from the router's own networks (hairpin: a guest reaching a
+        # floating IP of its tenant on this host).
+        "    dnat to ip daddr map @to_fixed",
         "  }",
         "  chain postrouting {",
         "    type nat hook postrouting priority srcnat; policy accept;",
         f"    oifname {ext} snat to ip saddr map @to_floating",
         *snat,
+        # A hairpinned flow's answer must come back through the router: it is the source.
+        f"    oifname != {ext} ct status dnat ip saddr @networks masquerade",
         "  }",
         "  chain forward {",
         "    type filter hook forward priority filter; policy accept;",
