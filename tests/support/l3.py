@@ -111,3 +111,28 @@ async def eventually_async(check: Callable[[], bool], within: float = 10.0) -> b
             return True
         await asyncio.sleep(0.02)
     return await asyncio.to_thread(check)
+
+
+def captured(netns: str, action: Callable[[], object], ifname: str = "seg") -> str:
+    """The IPv4 source and destination addresses of the frames `ifname` in `netns` receives
+    while `action` runs, as text."""
+
+    def open_capture() -> socket.socket:
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
+        sock.bind((ifname, 0x0800))
+        sock.settimeout(0.2)
+        return sock
+
+    sock = inside(netns, open_capture)
+    seen: list[str] = []
+    try:
+        action()
+        while True:
+            try:
+                frame = sock.recv(128)
+            except TimeoutError:
+                break
+            seen.append(f"{socket.inet_ntoa(frame[26:30])}>{socket.inet_ntoa(frame[30:34])}")
+    finally:
+        sock.close()
+    return " ".join(seen)

@@ -15,7 +15,15 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 import pytest
-from tests.support.l3 import Log, connects, eventually, eventually_async, listener, source_seen
+from tests.support.l3 import (
+    Log,
+    captured,
+    connects,
+    eventually,
+    eventually_async,
+    listener,
+    source_seen,
+)
 from tests.support.netns import namespaces, pings, plug_guest, sh, unique
 
 from virga_events.catalog.l3 import (
@@ -192,6 +200,12 @@ async def test_a_floating_ip_moves_between_hosts_and_the_internet_follows_at_onc
             ROUTER, HOST_A, PREFIX)).stdout  # fmt: skip
         assert ROUTER_IP not in sh("ip", "addr", "show", netns=names.router_namespace(
             ROUTER, HOST_B, PREFIX)).stdout  # fmt: skip
+
+        # gb, on the router's other host, has no way out without a floating IP: nothing
+        # leaves with its fixed address.
+        assert not connects(ns["gb"], EXT_GATEWAY, 9000, timeout=0.5)
+        assert "10.0.0.12" not in captured(ns["internet"], lambda: connects(
+            ns["gb"], EXT_GATEWAY, 9000, timeout=0.5))  # fmt: skip
 
         cloud.associate(GUESTS[0])
         await cloud.converge()

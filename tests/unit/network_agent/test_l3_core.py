@@ -194,15 +194,21 @@ def test_the_nat_table_is_made_whole_once_and_then_changed_element_by_element() 
     assert added.splitlines() == [
         "add element ip virga_nat to_fixed { 203.0.113.100 : 10.0.0.5 }",
         "add element ip virga_nat to_floating { 10.0.0.5 : 203.0.113.100 }",
+        "add element ip virga_nat floated { 10.0.0.5 }",
     ]
     moved = nft_nat.render_changes(_router(one), _router(FloatingNat("203.0.113.100", "10.0.0.6")))
     assert moved.splitlines() == [
         "delete element ip virga_nat to_fixed { 203.0.113.100 }",
         "delete element ip virga_nat to_floating { 10.0.0.5 }",
+        "delete element ip virga_nat floated { 10.0.0.5 }",
         "add element ip virga_nat to_fixed { 203.0.113.100 : 10.0.0.6 }",
         "add element ip virga_nat to_floating { 10.0.0.6 : 203.0.113.100 }",
+        "add element ip virga_nat floated { 10.0.0.6 }",
     ]
     assert nft_nat.render_changes(_router(one), _router(one)) == ""
+    # Not the SNAT host: what has no floating IP here does not leave with its fixed address.
+    assert "ip saddr != @floated drop" in nft_nat.render(_router(one, snat=None))
+    assert "@floated drop" not in whole
     # The SNAT address is in a rule: its change remakes the (one router's) table.
     assert "delete table" in nft_nat.render_changes(_router(one), _router(one, snat=None))
 

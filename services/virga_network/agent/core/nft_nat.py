@@ -7,7 +7,8 @@ One table per router, `ip virga_nat`, in the router's own namespace:
 * `to_fixed` (floating IP -> fixed address) on what comes in from the external leg (DNAT),
   and `to_floating` (fixed address -> floating IP) on what leaves by it (SNAT): 1:1 NAT.
 * On the router's SNAT host, the rest of what leaves from its `networks` takes the router's
-  own address.
+  own address; on its other hosts, the rest is dropped (`floated`: the fixed addresses with
+  a floating IP here), never sent out with a tenant's fixed address.
 * A guest reaching a floating IP of its router on this host is sent to the fixed address
   from the router's gateway address (hairpin NAT).
 * Nothing from the external network is routed inside unless a floating IP's DNAT sent it
@@ -34,6 +35,7 @@ def _elements(router: RouterPlumbing) -> dict[str, dict[str, str]]:
         "to_fixed": {f.floating_ip: f"{f.floating_ip} : {f.fixed_ip}" for f in router.floating},
         "to_floating": {f.fixed_ip: f"{f.fixed_ip} : {f.floating_ip}" for f in router.floating},
         "networks": {leg.cidr: leg.cidr for leg in router.interfaces},
+        "floated": {f.fixed_ip: f.fixed_ip for f in router.floating},
     }
 
 
@@ -45,6 +47,10 @@ def render(router: RouterPlumbing) -> str:
         if router.snat_ip is None
         else [f"    oifname {ext} ip saddr @networks snat to {router.snat_ip}"]
     )
+    # Not the SNAT host: only floating IPs' traffic leaves (never a fixed address).
+    unfloated = (
+        [] if router.snat_ip is not None else [f"    oifname {ext} ip saddr != @floated drop"]
+    )
     lines = [
         f"table ip {TABLE}",
         f"delete table ip {TABLE}",
@@ -52,6 +58,7 @@ def render(router: RouterPlumbing) -> str:
         "  map to_fixed { type ipv4_addr : ipv4_addr; }",
         "  map to_floating { type ipv4_addr : ipv4_addr; }",
         "  set networks { type ipv4_addr; flags interval; }",
+        "  set floated { type ipv4_addr; }",
         "  chain prerouting {",
         "    type nat hook prerouting priority dstnat; policy accept;",
         # From outside, and from the router's own networks (hairpin: a guest reaching a
@@ -70,6 +77,7 @@ def render(router: RouterPlumbing) -> str:
         f"    iifname {ext} ct state established,related accept",
         f"    iifname {ext} ct status dnat accept",
         f"    iifname {ext} drop",
+        *unfloated,
         "  }",
         "  chain input {",
         "    type filter hook input priority filter; policy accept;",
