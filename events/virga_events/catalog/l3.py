@@ -6,9 +6,9 @@ the router id. An external network is the admin's (no tenant); floating IPs and 
 a tenant's, and each holds one address of an external network's pools, never two holders at
 once (`virga audit check` proves it from the log).
 
-The host data path (1:1 NAT for floating IPs, SNAT for routers) is not built yet: the
-controller records an association as done at once. Its events carry what a host agent will
-need (the port's host, network and fixed address).
+The controller records an association as done at once; each host's network agent then
+plumbs it (`virga_network.agent.core.l3`: 1:1 NAT for floating IPs, SNAT for routers) at its
+next convergence, from these events (the port's host, network and fixed address).
 """
 
 from __future__ import annotations
@@ -153,8 +153,8 @@ class FloatingIpAllocationFailed(Event):
 class FloatingIpAssociated(Event):
     """The floating IP points at `port_id` (moved from its former port, if any).
 
-    What the host data path will act on: `host` (None: the port is not placed yet),
-    the port's `network_id` and its `fixed_ip`.
+    What the host data path acts on: `host` (None: the port is not placed yet), the port's
+    `network_id` and its `fixed_ip`.
     """
 
     port_id: str

@@ -42,6 +42,7 @@ def definition(
         evolve=evolve,
         snapshot=agent_snapshot.snapshot,
         restore=restore,
+        state_version=agent_snapshot.STATE_VERSION,
         decide=partial(decide, config),
         effects=AgentEffects(driver, edges=edges).handlers(),
         tick=partial(tick, config),

@@ -30,6 +30,7 @@ from virga_events.catalog.network import (
     SecurityGroupRuleDeleted,
     with_rule_ids,
 )
+from virga_network.agent.core import l3_fold
 from virga_network.agent.core.model import (
     GroupRecord,
     InstanceRecord,
@@ -205,4 +206,5 @@ def _instance_deletion_requested(
     state.instances.pop(envelope.aggregate_id, None)  # its guest reads nothing more
 
 
+l3_fold.register(folds)
 evolve = folds.evolve

@@ -73,6 +73,36 @@ class GroupRecord:
 
 
 @dataclass(slots=True)
+class ExternalNetworkRecord:
+    """A provider segment every host reaches through `host_interface` (`core.l3`)."""
+
+    cidr: str
+    gateway_ip: str
+    host_interface: str
+
+
+@dataclass(slots=True)
+class RouterRecord:
+    tenant_id: str | None
+    external_network_id: str = ""
+    external_ip: str = ""
+    """Its SNAT source on the external network; "" until RouterCreated is folded."""
+    networks: dict[str, str] = field(default_factory=dict)
+    """Attached network -> the gateway address the router answers on it."""
+
+
+@dataclass(slots=True)
+class FloatingIpRecord:
+    tenant_id: str | None
+    external_network_id: str = ""
+    ip: str = ""
+    port_id: str | None = None
+    """The port it points at (FloatingIpAssociated), None while dissociated."""
+    network_id: str = ""
+    fixed_ip: str = ""
+
+
+@dataclass(slots=True)
 class NetworkAgentState:
     """The fold of one agent: `host` is fixed, the rest comes from events."""
 
@@ -84,3 +114,6 @@ class NetworkAgentState:
     """Host -> its VXLAN tunnel endpoint (NetworkAgentRegistered)."""
     instances: dict[str, InstanceRecord] = field(default_factory=dict)
     """Instances requested and not yet deleted: what the edge serves their guests."""
+    externals: dict[str, ExternalNetworkRecord] = field(default_factory=dict)
+    routers: dict[str, RouterRecord] = field(default_factory=dict)
+    floating_ips: dict[str, FloatingIpRecord] = field(default_factory=dict)

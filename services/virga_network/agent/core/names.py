@@ -13,9 +13,12 @@ import re
 from typing import Literal
 
 DEFAULT_PREFIX = "vg"
-Kind = Literal["b", "x", "t", "e"]
+Kind = Literal["b", "x", "t", "e", "r", "g", "i"]
 """b: a network's bridge, x: its VXLAN interface, t: a port's tap, e: the host end of its
-edge's veth (and, with the host's name, the edge's namespace: `core.edge`)."""
+edge's veth (and, with the host's name, the edge's namespace: `core.edge`); a router's
+namespace (r, with the host's name), its external leg (g) and its leg on a network's bridge
+(i, by both ids): `core.l3`. Routers' legs go with their namespace, so `kind_of`
+knows only the first four."""
 DIGITS = 10
 _PREFIX = re.compile(r"[a-z][a-z0-9]{0,2}")
 
@@ -46,6 +49,18 @@ def tap_name(port_id: str, prefix: str = DEFAULT_PREFIX) -> str:
 
 def edge_name(network_id: str, prefix: str = DEFAULT_PREFIX) -> str:
     return _name(prefix, "e", network_id)
+
+
+def router_namespace(router_id: str, host: str, prefix: str = DEFAULT_PREFIX) -> str:
+    return f"{_name(prefix, 'r', router_id)}-{host}"
+
+
+def router_external_name(router_id: str, prefix: str = DEFAULT_PREFIX) -> str:
+    return _name(prefix, "g", router_id)
+
+
+def router_interface_name(router_id: str, network_id: str, prefix: str = DEFAULT_PREFIX) -> str:
+    return _name(prefix, "i", f"{router_id}/{network_id}")
 
 
 def veth_peer(tap: str) -> str:

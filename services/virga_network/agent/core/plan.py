@@ -14,7 +14,7 @@ from virga_events.catalog.network import (
     default_security_group_id,
     default_security_group_rules,
 )
-from virga_network.agent.core import names
+from virga_network.agent.core import l3, names
 from virga_network.agent.core.edge import edge_plumbing
 from virga_network.agent.core.model import NetworkAgentState, PortRecord
 from virga_network.agent.core.plumbing import (
@@ -23,8 +23,10 @@ from virga_network.agent.core.plumbing import (
     NetworkPlumbing,
     PortFilter,
     RemotePort,
+    RouterPlumbing,
     TunnelFilter,
 )
+from virga_network.agent.core.plumbing import zone as zone
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +57,8 @@ class HostPlan:
     networks: tuple[NetworkPlumbing, ...]
     ports: tuple[PortPlan, ...]
     unbind: tuple[Unbind, ...]
+    routers: tuple[RouterPlumbing, ...] = ()
+    """This host's routers (`core.l3`): made after the networks and ports they serve."""
 
     def filters(self, failed_networks: frozenset[str] = frozenset()) -> FilterSet:
         """The host's filters: of every port outside `failed_networks`."""
@@ -65,6 +69,12 @@ class HostPlan:
                 for n in self.networks
                 if n.network_id not in failed_networks
                 for name in (n.vxlan, *((n.edge.veth,) if n.edge is not None else ()))
+            )
+            + tuple(
+                (leg.veth, leg.zone)
+                for r in self.routers
+                for leg in r.interfaces
+                if leg.network_id not in failed_networks
             ),
             tunnels=tuple(
                 TunnelFilter(vxlan=n.vxlan, vni=n.vni, remotes=n.remotes)
@@ -72,12 +82,6 @@ class HostPlan:
                 if n.network_id not in failed_networks
             ),
         )
-
-
-def zone(vni: int) -> int:
-    """A network's conntrack zone (16 bits, never the default zone 0). The controller hands
-    out VXLAN ids from the lowest free one, so ids below 65,535 apart never share a zone."""
-    return vni % 0xFFFF + 1
 
 
 def _rules(
@@ -230,4 +234,5 @@ def host_plan(state: NetworkAgentState, vtep_ip: str, prefix: str, edges: bool =
         ),
         ports=tuple(ports),
         unbind=unbind,
+        routers=l3.routers(state, {p.port_id: (p.network_id, p.filter.ips) for p in ports}, prefix),
     )

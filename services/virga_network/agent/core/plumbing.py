@@ -14,6 +14,13 @@ from virga_events.catalog.network import Direction, IpProtocol
 VXLAN_PORT = 4789
 """The UDP port of every VXLAN interface the agent makes (IANA's)."""
 
+
+def zone(vni: int) -> int:
+    """A network's conntrack zone (16 bits, never the default zone 0). The controller hands
+    out VXLAN ids from the lowest free one, so ids below 65,535 apart never share a zone."""
+    return vni % 0xFFFF + 1
+
+
 TapKind = Literal["tap", "veth"]
 """`tap`: a persistent tap device QEMU opens (managed='no'); `veth`: a veth pair whose host
 end carries the tap's name and whose guest end (`names.veth_peer`) is left in the host's
@@ -113,3 +120,55 @@ class FilterSet:
     tunnels: tuple[TunnelFilter, ...] = ()
     """Per VXLAN interface, the remote ports it may carry; a Virga VXLAN interface without
     one lets nothing in."""
+
+
+@dataclass(frozen=True, slots=True)
+class RouterInterface:
+    """A router's leg on one of its networks: a veth from the network's bridge into the
+    router's namespace, answering the network's gateway address with the same MAC on every
+    host (a host's router never answers another host's guests: the tunnel lets in only
+    frames of the remote ports)."""
+
+    network_id: str
+    bridge: str
+    veth: str
+    """The host end, on the bridge; the namespace's end is `names.veth_peer(veth)`."""
+    mac: str
+    address: str
+    """The gateway address with the network's prefix length (10.0.0.1/24)."""
+    cidr: str
+    zone: int
+    """The network's conntrack zone on the host (the veth is one of its uplinks)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FloatingNat:
+    """1:1 NAT of a floating IP to the fixed address of a port on this host."""
+
+    floating_ip: str
+    fixed_ip: str
+
+
+@dataclass(frozen=True, slots=True)
+class RouterPlumbing:
+    """One router on this host (`core.l3`): a namespace routing its networks to the external
+    network, with its floating IPs' 1:1 NAT and, on its SNAT host, the router's SNAT."""
+
+    router_id: str
+    namespace: str
+    host_interface: str
+    """Where the external network is on this host (a bridge: a veth on it; else a macvlan)."""
+    veth: str
+    """The external leg's host end; the namespace's end is `names.veth_peer(veth)`."""
+    external_cidr: str
+    external_gateway: str
+    snat_ip: str | None
+    """The router's own external address if this host is its SNAT host, else None."""
+    interfaces: tuple[RouterInterface, ...]
+    floating: tuple[FloatingNat, ...] = ()
+
+    def external_addresses(self) -> tuple[str, ...]:
+        """What the external leg answers (ARP, ping): the SNAT address, the floating IPs."""
+        prefix = self.external_cidr.split("/")[1]
+        own = (f"{self.snat_ip}/{prefix}",) if self.snat_ip is not None else ()
+        return own + tuple(f"{f.floating_ip}/32" for f in self.floating)

@@ -1,4 +1,8 @@
-"""The network agent's snapshot: its state as plain JSON types, and back."""
+"""The network agent's snapshot: its state as plain JSON types, and back.
+
+`STATE_VERSION` 2 added public addresses (external networks, routers, floating IPs): a
+snapshot of version 1 was written by an agent that did not fold them, so it is not used (the
+runtime rebuilds from the log)."""
 
 from __future__ import annotations
 
@@ -7,12 +11,17 @@ from typing import Any
 
 from virga_events.catalog.network import SecurityGroupRule, with_rule_ids
 from virga_network.agent.core.model import (
+    ExternalNetworkRecord,
+    FloatingIpRecord,
     GroupRecord,
     InstanceRecord,
     NetworkAgentState,
     NetworkRecord,
     PortRecord,
+    RouterRecord,
 )
+
+STATE_VERSION = 2
 
 
 def snapshot(state: NetworkAgentState) -> dict[str, Any]:
@@ -27,6 +36,9 @@ def snapshot(state: NetworkAgentState) -> dict[str, Any]:
         },
         "vteps": dict(state.vteps),
         "instances": [dataclasses.asdict(r) for r in state.instances.values()],
+        "externals": {k: dataclasses.asdict(r) for k, r in state.externals.items()},
+        "routers": {k: dataclasses.asdict(r) for k, r in state.routers.items()},
+        "floating_ips": {k: dataclasses.asdict(r) for k, r in state.floating_ips.items()},
     }
 
 
@@ -54,4 +66,10 @@ def restore(data: dict[str, Any]) -> NetworkAgentState:
             raw["instance_id"]: InstanceRecord(**{**raw, "public_keys": tuple(raw["public_keys"])})
             for raw in data.get("instances", [])  # absent in snapshots before the edge
         },
+        externals={k: ExternalNetworkRecord(**r) for k, r in data["externals"].items()},
+        routers={
+            k: RouterRecord(**{**r, "networks": dict(r["networks"])})
+            for k, r in data["routers"].items()
+        },
+        floating_ips={k: FloatingIpRecord(**r) for k, r in data["floating_ips"].items()},
     )

@@ -13,7 +13,7 @@ import socket
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from virga_network.agent.core.plumbing import FilterSet, NetworkPlumbing, TapKind
+from virga_network.agent.core.plumbing import FilterSet, NetworkPlumbing, RouterPlumbing, TapKind
 
 
 class DriverError(Exception):
@@ -33,6 +33,8 @@ class HostInventory:
     """Bridge -> the Virga interfaces attached to it."""
     edges: frozenset[str] = frozenset()
     """Networks' edges that exist (`core.edge`), by the name of their veth's host end."""
+    routers: frozenset[str] = frozenset()
+    """Routers that exist on the host (`core.l3`), by their namespace's name."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,8 +79,18 @@ class NetworkDriver(Protocol):
     async def remove_network(self, bridge: str, vxlan: str) -> None:
         """Remove the VXLAN interface, the bridge and the network's edge; absent is done."""
 
+    async def ensure_router(self, router: RouterPlumbing) -> None:
+        """Make the router exist exactly as `router` says (`core.l3`): its namespace, its legs
+        on the networks' bridges (which must exist) and on the external network, the external
+        leg's addresses, and its NAT (changed element by element when this driver made the
+        previous one); a gratuitous ARP for each address it starts answering."""
+
+    async def remove_router(self, namespace: str) -> None:
+        """Remove the router's namespace with all it holds; absent is done."""
+
     async def inventory(self) -> HostInventory:
-        """List the Virga-named bridges, VXLAN interfaces, taps, filtered taps and edges."""
+        """List the Virga-named bridges, VXLAN interfaces, taps, filtered taps, edges and
+        routers."""
 
     async def forwarding(self, vxlan: str) -> frozenset[tuple[str, str]]:
         """The VXLAN interface's remote (MAC, VTEP) entries; empty if it does not exist."""

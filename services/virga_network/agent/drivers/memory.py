@@ -6,7 +6,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from virga_network.agent.core import names
-from virga_network.agent.core.plumbing import EdgePlumbing, FilterSet, NetworkPlumbing, TapKind
+from virga_network.agent.core.plumbing import (
+    EdgePlumbing,
+    FilterSet,
+    NetworkPlumbing,
+    RouterPlumbing,
+    TapKind,
+)
 from virga_network.agent.drivers.base import DriverError, HostInventory
 
 
@@ -33,6 +39,8 @@ class MemoryNetworkDriver:
     """Taps whose `ensure_port` fails (tests of binding failures)."""
     edges: dict[str, EdgePlumbing] = field(default_factory=dict)
     """Bridge -> its network's edge."""
+    routers: dict[str, RouterPlumbing] = field(default_factory=dict)
+    """Namespace -> the router made there."""
     calls: int = 0
     """Driver operations carried out (tests of idempotence count them)."""
 
@@ -76,6 +84,17 @@ class MemoryNetworkDriver:
             if master == bridge:
                 self.taps[tap] = ""
 
+    async def ensure_router(self, router: RouterPlumbing) -> None:
+        self.calls += 1
+        for leg in router.interfaces:
+            if leg.bridge not in self.bridges:
+                raise DriverError(f"bridge {leg.bridge} does not exist")
+        self.routers[router.namespace] = router
+
+    async def remove_router(self, namespace: str) -> None:
+        self.calls += 1
+        self.routers.pop(namespace, None)
+
     def _virga(self, found: Iterable[str]) -> frozenset[str]:
         return frozenset(name for name in found if names.kind_of(name, self.prefix) is not None)
 
@@ -93,6 +112,7 @@ class MemoryNetworkDriver:
             filtered=frozenset(port.tap for port in self.filters.ports),
             ports_of={bridge: frozenset(members) for bridge, members in ports_of.items()},
             edges=frozenset(edge.veth for edge in self.edges.values()),
+            routers=frozenset(self.routers),
         )
 
     async def forwarding(self, vxlan: str) -> frozenset[tuple[str, str]]:

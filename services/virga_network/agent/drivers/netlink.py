@@ -23,8 +23,14 @@ from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netns import setns
 
 from virga_network.agent.core import names, nft_rules
-from virga_network.agent.core.plumbing import VXLAN_PORT, FilterSet, NetworkPlumbing, TapKind
-from virga_network.agent.drivers import netlink_edge
+from virga_network.agent.core.plumbing import (
+    VXLAN_PORT,
+    FilterSet,
+    NetworkPlumbing,
+    RouterPlumbing,
+    TapKind,
+)
+from virga_network.agent.drivers import netlink_edge, netlink_router
 from virga_network.agent.drivers.base import DriverError, HostInventory
 
 log = structlog.get_logger(__name__)
@@ -73,6 +79,8 @@ class NetlinkDriver:
         self._filters: FilterSet | None = None
         """What our tables hold, as last loaded by this driver; None: replace them whole."""
         self._marks = nft_rules.Marks()
+        self._routers: dict[str, RouterPlumbing] = {}
+        """Namespace -> the router as this driver last made it in full."""
 
     def _enter_netns(self) -> None:
         if self._netns is not None:
@@ -287,6 +295,17 @@ class NetlinkDriver:
             raise DriverError(str(exc)) from exc
         self._filters = filters
 
+    # -- routers (`core.l3`) ----------------------------------------------------------------
+
+    async def ensure_router(self, router: RouterPlumbing) -> None:
+        previous = self._routers.pop(router.namespace, None)  # unknown until this succeeds
+        await netlink_router.ensure_router(router, previous, self._netns)
+        self._routers[router.namespace] = router
+
+    async def remove_router(self, namespace: str) -> None:
+        self._routers.pop(namespace, None)
+        await netlink_router.remove_router(namespace)
+
     async def inventory(self) -> HostInventory:
         links = await self._run(lambda: list(self._ip().get_links()))
         by_index = {link["index"]: link.get("IFLA_IFNAME") for link in links}
@@ -308,6 +327,7 @@ class NetlinkDriver:
             filtered=await self._filtered(),
             ports_of={bridge: frozenset(members) for bridge, members in ports_of.items()},
             edges=await asyncio.to_thread(netlink_edge.edges, self._prefix, self._host),
+            routers=await asyncio.to_thread(netlink_router.routers, self._prefix, self._host),
         )
 
     async def _filtered(self) -> frozenset[str]:
@@ -320,6 +340,7 @@ class NetlinkDriver:
         return frozenset(c.removeprefix("from_") for c in chains if c.startswith("from_"))
 
     async def close(self) -> None:
+        await netlink_router.settle()
         if self._ipr is not None:
             await self._run(self._ipr.close)
             self._ipr = None

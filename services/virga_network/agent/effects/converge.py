@@ -125,6 +125,7 @@ class AgentEffects:
                     continue
             bound.append(port)
         failed |= await self._remove_unwanted(plan, applied, inventory, bound)
+        failed |= await self._routers(plan, applied, inventory, frozenset(failed_networks))
         if self._edges is not None:
             serving = [
                 (n.network_id, n.edge)
@@ -180,6 +181,48 @@ class AgentEffects:
             except DriverError as exc:
                 failed = True
                 log.warning("network_removal_failed", bridge=bridge, reason=str(exc))
+        return failed
+
+    async def _routers(
+        self,
+        plan: HostPlan,
+        applied: HostPlan | None,
+        inventory: HostInventory | None,
+        failed_networks: frozenset[str],
+    ) -> bool:
+        """Make the plan's routers (after their networks and ports), remove the others."""
+        failed = False
+        done = {} if applied is None else {r.namespace: r for r in applied.routers}
+        wanted = {r.namespace for r in plan.routers}
+        gone = set(done) | (set(inventory.routers) if inventory is not None else set())
+        for namespace in sorted(gone - wanted):
+            try:
+                await self._driver.remove_router(namespace)
+                log.info("router_removed", namespace=namespace)
+            except DriverError as exc:
+                failed = True
+                log.warning("router_removal_failed", namespace=namespace, reason=str(exc))
+        for router in plan.routers:
+            if done.get(router.namespace) == router:
+                continue
+            if any(leg.network_id in failed_networks for leg in router.interfaces):
+                failed = True
+                continue
+            try:
+                await self._driver.ensure_router(router)
+            except DriverError as exc:
+                failed = True
+                log.warning("router_failed", router_id=router.router_id, reason=str(exc))
+                continue
+            before = done.get(router.namespace)
+            for nat in router.floating:
+                if before is None or nat not in before.floating:
+                    log.info(
+                        "floating_ip_plumbed",
+                        router_id=router.router_id,
+                        floating_ip=nat.floating_ip,
+                        fixed_ip=nat.fixed_ip,
+                    )
         return failed
 
     def _bound(self, plan: HostPlan, port: PortPlan) -> Emit:

@@ -1,0 +1,138 @@
+"""Routers and floating IPs through a real agent process: the agent runs in a host namespace
+(`ip netns exec`), reads the controller's events from Kafka and plumbs them; an "internet"
+namespace on the host's external bridge reaches a guest by its floating IP. A restart
+converges on the log: what was removed while the agent was down is gone after it starts.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tests.support.agents import AgentWorld, bound, registered
+from tests.support.l3 import connects, eventually, listener
+from tests.support.netns import KafkaRelay, namespaces, pings, plug_guest, sh
+
+from virga_events.catalog.l3 import (
+    ExternalNetworkCreated,
+    FloatingIpAllocated,
+    FloatingIpAssociated,
+    FloatingIpDissociated,
+    RouterCreated,
+    RouterInterfaceAdded,
+    RouterInterfaceRemoved,
+)
+from virga_events.catalog.network import (
+    NetworkCreated,
+    PortAllocated,
+    PortHostAssigned,
+    SecurityGroupCreated,
+    SecurityGroupRule,
+)
+from virga_network.agent.core import names
+
+pytestmark = pytest.mark.kafka
+
+PREFIX = "vn3"
+HOST, VTEP = "h1", "192.0.2.1"
+NET, EXT, ROUTER, FIP, PORT, TENANT = (
+    str(uuid.uuid4()), "ext-3", "router-3", "fip-3", "port-3", "tenant-a",
+)  # fmt: skip
+FLOATING, GATEWAY = "203.0.113.102", "203.0.113.1"
+RULES = (
+    SecurityGroupRule(direction="egress", ethertype="IPv4"),
+    SecurityGroupRule(direction="ingress", ethertype="IPv4", protocol="icmp"),
+    SecurityGroupRule(direction="ingress", ethertype="IPv4", protocol="tcp", port_min=80),
+)
+MAC, IP = "02:00:0a:00:03:0b", "10.0.0.11"
+
+
+def _remove_router_namespaces(prefix: str) -> None:
+    """What an agent run with `ip netns exec` left here: files without a namespace mounted."""
+    netns_dir = Path("/run/netns")
+    for path in netns_dir.glob(f"{prefix}r*-{HOST}") if netns_dir.exists() else ():
+        subprocess.run(["umount", str(path)], capture_output=True, check=False)
+        path.unlink(missing_ok=True)
+
+
+@pytest.fixture
+def world(kafka_bootstrap: str, tmp_path: Path) -> Iterator[tuple[AgentWorld, dict[str, str]]]:
+    run = uuid.uuid4().hex[:5]
+    ns = {"host": f"{PREFIX}{run}h", "internet": f"{PREFIX}{run}i", "guest": f"{PREFIX}{run}g"}
+    port = int(kafka_bootstrap.rsplit(":", 1)[1])
+    with namespaces(list(ns.values())), KafkaRelay(port, [ns["host"]]):
+        host = ns["host"]
+        sh("ip", "link", "add", "vn3under", "type", "veth", "peer", "vn3under1", netns=host)
+        sh("ip", "addr", "add", f"{VTEP}/24", "dev", "vn3under", netns=host)
+        sh("ip", "link", "set", "vn3under", "up", netns=host)
+        sh("ip", "link", "add", "vn3brex", "type", "bridge", netns=host)
+        sh("ip", "link", "set", "vn3brex", "up", netns=host)
+        sh("ip", "link", "add", "vn3up", "type", "veth", "peer", "eth0", "netns", ns["internet"],
+           netns=host)  # fmt: skip
+        sh("ip", "link", "set", "vn3up", "master", "vn3brex", "up", netns=host)
+        sh("ip", "addr", "add", f"{GATEWAY}/24", "dev", "eth0", netns=ns["internet"])
+        sh("ip", "link", "set", "eth0", "up", netns=ns["internet"])
+        agents = AgentWorld(kafka_bootstrap, {HOST: host}, {HOST: VTEP}, PREFIX, tmp_path)
+        try:
+            agents.start_agent(HOST)
+            agents.wait_for("the agent to register", registered({HOST}))
+            yield agents, ns
+        finally:
+            agents.stop_all()
+            _remove_router_namespaces(PREFIX)
+
+
+def test_the_agent_plumbs_a_floating_ip_and_a_restart_removes_what_the_log_dropped(
+    world: tuple[AgentWorld, dict[str, str]],
+) -> None:
+    agents, ns = world
+    agents.write("api", (SecurityGroupCreated(name="web", rules=RULES), "web", TENANT))
+    agents.write(
+        "network",
+        (ExternalNetworkCreated(name="public", cidr="203.0.113.0/24", gateway_ip=GATEWAY,
+                                allocation_pools=(), host_interface="vn3brex"), EXT, None),
+        (NetworkCreated(name="a", cidr="10.0.0.0/24", vni=3201, gateway_ip="10.0.0.1",
+                        allocation_pools=()), NET, TENANT),
+        (PortAllocated(network_id=NET, mac=MAC, ips=(IP,), security_groups=("web",)), PORT,
+         TENANT),
+        (PortHostAssigned(host=HOST), PORT, TENANT),
+        (RouterCreated(name="r", external_network_id=EXT, external_ip="203.0.113.12"), ROUTER,
+         TENANT),
+        (RouterInterfaceAdded(network_id=NET, gateway_ip="10.0.0.1"), ROUTER, TENANT),
+        (FloatingIpAllocated(external_network_id=EXT, ip=FLOATING), FIP, TENANT),
+        (FloatingIpAssociated(port_id=PORT, network_id=NET, fixed_ip=IP, host=HOST), FIP,
+         TENANT),
+    )  # fmt: skip
+    agents.wait_for("the port bound", lambda es: bound(es, PORT, HOST))
+    tap = names.tap_name(PORT, PREFIX)
+    plug_guest(ns["host"], names.veth_peer(tap), ns["guest"], MAC, (IP,))
+    sh("ip", "route", "add", "default", "via", "10.0.0.1", netns=ns["guest"])
+    server = listener(ns["guest"], 80)
+    try:
+        assert eventually(lambda: pings(ns["guest"], "10.0.0.1"), 20), agents.log(HOST)
+        assert eventually(lambda: connects(ns["internet"], FLOATING, 80, 0.5), 20)
+        assert pings(ns["internet"], FLOATING)
+
+        # Restarted with nothing changed: the floating IP still answers.
+        agents.stop_agent(HOST)
+        agents.start_agent(HOST)
+        assert eventually(lambda: connects(ns["internet"], FLOATING, 80, 0.5), 20)
+
+        # Dissociated and detached while the agent is down: gone once it is back.
+        agents.stop_agent(HOST)
+        agents.write(
+            "network",
+            (FloatingIpDissociated(port_id=PORT), FIP, TENANT),
+            (RouterInterfaceRemoved(network_id=NET), ROUTER, TENANT),
+        )
+        agents.start_agent(HOST)
+        assert eventually(lambda: not pings(ns["guest"], "10.0.0.1", wait=0.5), 20)
+        assert not connects(ns["internet"], FLOATING, 80, 0.5)
+        left = {n for n in sh("ip", "-o", "link", "show", netns=ns["host"]).stdout.split()
+                if n.startswith((f"{PREFIX}i", f"{PREFIX}g"))}  # fmt: skip
+        assert left == set()
+    finally:
+        server.close()

@@ -1,0 +1,238 @@
+"""A floating IP moving between two hosts: each host namespace plumbed by its own netlink
+driver from its own fold of the same events, the hosts joined by a VXLAN underlay, and an
+"internet" namespace switching both hosts' external bridges together.
+
+Re-pointing the floating IP from a guest on host 1 to a guest on host 2 must reach the
+internet's ARP cache at once (the gratuitous ARP of the host that takes the address over),
+and each host's guests must reach their own host's router at the same gateway address.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+
+import pytest
+from tests.support.l3 import (
+    Log,
+    captured,
+    connects,
+    eventually,
+    eventually_async,
+    listener,
+    source_seen,
+)
+from tests.support.netns import namespaces, pings, plug_guest, sh, unique
+
+from virga_events.catalog.l3 import (
+    ExternalNetworkCreated,
+    FloatingIpAllocated,
+    FloatingIpAssociated,
+    FloatingIpDissociated,
+    RouterCreated,
+    RouterInterfaceAdded,
+)
+from virga_events.catalog.network import (
+    NetworkAgentRegistered,
+    NetworkCreated,
+    PortAllocated,
+    PortHostAssigned,
+    SecurityGroupCreated,
+    SecurityGroupRule,
+)
+from virga_events.registry import Event
+from virga_network.agent.core import names
+from virga_network.agent.core.plan import host_plan
+from virga_network.agent.drivers.netlink import NetlinkDriver
+from virga_network.agent.effects.converge import AgentEffects
+from virga_network.agent.effects.intents import Converge
+
+PREFIX = "vm3"
+RUN = uuid.uuid4().hex[:8]
+HOSTS = {f"a{RUN}": "192.0.2.1", f"b{RUN}": "192.0.2.2"}
+"""Host -> VTEP; the first by name is the router's SNAT host."""
+HOST_A, HOST_B = sorted(HOSTS)
+NET, EXT, ROUTER, FIP, TENANT = str(uuid.uuid4()), "ext-2", "router-2", "fip-2", "tenant-a"
+FLOATING, ROUTER_IP, EXT_GATEWAY = "203.0.113.101", "203.0.113.11", "203.0.113.1"
+RULES = (
+    SecurityGroupRule(direction="egress", ethertype="IPv4"),
+    SecurityGroupRule(direction="ingress", ethertype="IPv4", protocol="icmp"),
+    SecurityGroupRule(direction="ingress", ethertype="IPv4", protocol="tcp", port_min=80),
+)
+
+
+@dataclass(frozen=True)
+class Guest:
+    name: str
+    host: str
+    ip: str
+    mac: str
+
+    @property
+    def port_id(self) -> str:
+        return f"port-{self.name}"
+
+
+GUESTS = (
+    Guest("ga", HOST_A, "10.0.0.11", "02:00:0a:00:01:0b"),
+    Guest("gb", HOST_B, "10.0.0.12", "02:00:0a:00:01:0c"),
+)
+
+
+@dataclass
+class Cloud:
+    logs: dict[str, Log]
+    effects: dict[str, AgentEffects]
+    ns: dict[str, str]
+
+    def write(self, event: Event, aggregate: str, tenant: str | None = TENANT) -> None:
+        for log in self.logs.values():
+            log.write(event, aggregate, tenant)
+
+    async def converge(self) -> None:
+        """Converge every host; what one reports (PortBound) every host folds."""
+        for host, effects in self.effects.items():
+            plan = host_plan(self.logs[host].state, HOSTS[host], PREFIX)
+            for emit in await effects.converge(Converge(plan)):
+                self.write(emit.payload, emit.aggregate_id, emit.tenant_id)
+
+    def associate(self, guest: Guest) -> None:
+        associated = FloatingIpAssociated(
+            port_id=guest.port_id, network_id=NET, fixed_ip=guest.ip, host=guest.host
+        )
+        self.write(associated, FIP)
+
+
+def _events(cloud: Cloud) -> None:
+    for host, vtep in HOSTS.items():
+        cloud.write(NetworkAgentRegistered(vtep_ip=vtep), host, None)
+    cloud.write(
+        ExternalNetworkCreated(name="public", cidr="203.0.113.0/24", gateway_ip=EXT_GATEWAY,
+                               allocation_pools=(), host_interface="vm3brex"),
+        EXT, None,
+    )  # fmt: skip
+    cloud.write(
+        NetworkCreated(name="a", cidr="10.0.0.0/24", vni=3101, gateway_ip="10.0.0.1",
+                       allocation_pools=()),
+        NET,
+    )  # fmt: skip
+    cloud.write(SecurityGroupCreated(name="web", rules=RULES), "web")
+    for g in GUESTS:
+        allocated = PortAllocated(network_id=NET, mac=g.mac, ips=(g.ip,), security_groups=("web",))
+        cloud.write(allocated, g.port_id)
+        cloud.write(PortHostAssigned(host=g.host), g.port_id)
+    cloud.write(RouterCreated(name="r", external_network_id=EXT, external_ip=ROUTER_IP), ROUTER)
+    cloud.write(RouterInterfaceAdded(network_id=NET, gateway_ip="10.0.0.1"), ROUTER)
+    cloud.write(FloatingIpAllocated(external_network_id=EXT, ip=FLOATING), FIP)
+
+
+@pytest.fixture
+def ns() -> Iterator[dict[str, str]]:
+    wanted = {host: unique("vm3h") for host in HOSTS} | {"internet": unique("vm3i")}
+    wanted |= {g.name: unique(f"vm3{g.name}") for g in GUESTS}
+    with namespaces(list(wanted.values())):
+        internet = wanted["internet"]
+        sh("ip", "link", "add", "seg", "type", "bridge", netns=internet)
+        sh("ip", "addr", "add", f"{EXT_GATEWAY}/24", "dev", "seg", netns=internet)
+        sh("ip", "link", "set", "seg", "up", netns=internet)
+        host_a, host_b = wanted[HOST_A], wanted[HOST_B]
+        # The underlay: one veth between the hosts, a VTEP address at each end.
+        sh("ip", "link", "add", "vm3under", "type", "veth", "peer", "vm3under", "netns", host_b,
+           netns=host_a)  # fmt: skip
+        for host, vtep in HOSTS.items():
+            where = wanted[host]
+            sh("ip", "addr", "add", f"{vtep}/24", "dev", "vm3under", netns=where)
+            sh("ip", "link", "set", "vm3under", "up", netns=where)
+            # The external network: a bridge on each host, switched together in "internet".
+            sh("ip", "link", "add", "vm3brex", "type", "bridge", netns=where)
+            sh("ip", "link", "set", "vm3brex", "up", netns=where)
+            port = f"x{host[:8]}"
+            sh("ip", "link", "add", "vm3up", "type", "veth", "peer", port, "netns", internet,
+               netns=where)  # fmt: skip
+            sh("ip", "link", "set", "vm3up", "master", "vm3brex", "up", netns=where)
+            sh("ip", "link", "set", port, "master", "seg", "up", netns=internet)
+        try:
+            yield wanted
+        finally:
+            for name in sh("ip", "netns", "list").stdout.split():
+                if name.startswith(f"{PREFIX}r") and name.endswith(tuple(HOSTS)):
+                    sh("ip", "netns", "del", name, check=False)
+
+
+@pytest.fixture
+async def cloud(ns: dict[str, str]) -> AsyncIterator[Cloud]:
+    drivers = {
+        host: NetlinkDriver(prefix=PREFIX, tap_kind="veth", netns=ns[host], host=host)
+        for host in HOSTS
+    }
+    cloud = Cloud({h: Log(h) for h in HOSTS}, {h: AgentEffects(d) for h, d in drivers.items()}, ns)
+    try:
+        for driver in drivers.values():
+            await driver.prepare()
+        _events(cloud)
+        await cloud.converge()
+        await cloud.converge()  # the peers' PortBound: VXLAN forwarding towards each other
+        for g in GUESTS:
+            tap = names.tap_name(g.port_id, PREFIX)
+            plug_guest(ns[g.host], names.veth_peer(tap), ns[g.name], g.mac, (g.ip,))
+            sh("ip", "route", "add", "default", "via", "10.0.0.1", netns=ns[g.name])
+        yield cloud
+    finally:
+        for driver in drivers.values():
+            await driver.close()
+
+
+async def test_a_floating_ip_moves_between_hosts_and_the_internet_follows_at_once(
+    cloud: Cloud,
+) -> None:
+    ns = cloud.ns
+    servers = [listener(ns["ga"], 80), listener(ns["gb"], 80)]
+    internet = listener(ns["internet"], 9000)
+    try:
+        # Each guest's gateway is its own host's router; the two guests reach each other.
+        assert eventually(lambda: pings(ns["ga"], "10.0.0.1"))
+        assert eventually(lambda: pings(ns["gb"], "10.0.0.1"))
+        assert eventually(lambda: pings(ns["ga"], "10.0.0.12"))
+        # The router's address is on the first host only.
+        assert ROUTER_IP in sh("ip", "addr", "show", netns=names.router_namespace(
+            ROUTER, HOST_A, PREFIX)).stdout  # fmt: skip
+        assert ROUTER_IP not in sh("ip", "addr", "show", netns=names.router_namespace(
+            ROUTER, HOST_B, PREFIX)).stdout  # fmt: skip
+
+        # gb, on the router's other host, has no way out without a floating IP: nothing
+        # leaves with its fixed address.
+        assert not connects(ns["gb"], EXT_GATEWAY, 9000, timeout=0.5)
+        assert "10.0.0.12" not in captured(ns["internet"], lambda: connects(
+            ns["gb"], EXT_GATEWAY, 9000, timeout=0.5))  # fmt: skip
+
+        cloud.associate(GUESTS[0])
+        await cloud.converge()
+        assert eventually(lambda: connects(ns["internet"], FLOATING, 80, timeout=0.5))
+        assert source_seen(internet, ns["ga"], EXT_GATEWAY, 9000) == FLOATING
+        servers[0].settimeout(3.0)
+        servers[0].accept()[0].close()  # the connection came to ga
+
+        # To host 2: the internet's neighbour entry (fresh, REACHABLE) is re-pointed by the
+        # gratuitous ARP, so the next connection goes to gb without waiting for it to age.
+        cloud.associate(GUESTS[1])
+        started = time.monotonic()
+        await cloud.converge()
+        assert await eventually_async(lambda: connects(ns["internet"], FLOATING, 80, 0.3), 5.0)
+        moved = time.monotonic() - started
+        print(f"floating IP moved between hosts -> first TCP connection: {moved:.3f} s")
+        assert moved < 2.0
+        servers[1].settimeout(3.0)
+        servers[1].accept()[0].close()  # ... and came to gb
+        assert source_seen(internet, ns["gb"], EXT_GATEWAY, 9000) == FLOATING
+
+        cloud.write(FloatingIpDissociated(port_id=GUESTS[1].port_id), FIP)
+        await cloud.converge()
+        for host in HOSTS:
+            router_ns = names.router_namespace(ROUTER, host, PREFIX)
+            assert FLOATING not in sh("ip", "addr", "show", netns=router_ns).stdout
+        assert not connects(ns["internet"], FLOATING, 80, timeout=0.5)
+    finally:
+        for sock in [*servers, internet]:
+            sock.close()
