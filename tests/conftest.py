@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
+from tests.support import hang_report
 from virga_devstack import libvirt as libvirt_daemon
 from virga_devstack.ceph import CephCluster, CephError
 from virga_devstack.kafka import KafkaBroker
@@ -83,3 +84,23 @@ async def ceph_pool(ceph_cluster: CephCluster) -> AsyncIterator[RbdDriver]:
         yield driver
     finally:
         await driver.close()
+
+
+@pytest.hookimpl
+def pytest_timeout_set_timer(item: pytest.Item, settings: object) -> None:
+    """Print every thread's and task's stack shortly before a test times out
+    (tests/support/hang_report.py); pytest-timeout still sets its own timer."""
+    hang_report.arm(item, settings)
+
+
+@pytest.hookimpl
+def pytest_timeout_cancel_timer(item: pytest.Item) -> None:
+    hang_report.disarm(item)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Hangs that tests survived (`hang_report.note`), with their stacks."""
+    if hang_report.noted:
+        terminalreporter.section("hangs survived")
+        for text in hang_report.noted:
+            terminalreporter.write(text)

@@ -14,10 +14,11 @@ from virga_runtime.service import Effect, EffectHandler, Emit, Intent, ServiceDe
 
 if TYPE_CHECKING:
     from virga_runtime.observability import ServiceMetrics, configure_logging, health_routes
-    from virga_runtime.runner import RunnerConfig, ServiceRunner
+    from virga_runtime.runner import ServiceRunner
+    from virga_runtime.runner_config import RunnerConfig
 
 _LAZY = {
-    "RunnerConfig": "virga_runtime.runner",
+    "RunnerConfig": "virga_runtime.runner_config",
     "ServiceRunner": "virga_runtime.runner",
     "ServiceMetrics": "virga_runtime.observability",
     "configure_logging": "virga_runtime.observability",

@@ -23,7 +23,7 @@ from virga_runtime.observability import ServiceMetrics
 from virga_runtime.service import S, ServiceDefinition
 
 if TYPE_CHECKING:
-    from virga_runtime.runner import RunnerConfig
+    from virga_runtime.runner_config import RunnerConfig
 
 log = structlog.get_logger(__name__)
 

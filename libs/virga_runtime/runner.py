@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from aiohttp import web
 from aiokafka import TopicPartition
@@ -28,6 +26,7 @@ from virga_runtime.appends import Appender, PendingAppend
 from virga_runtime.lease import HostLease
 from virga_runtime.observability import serve_health
 from virga_runtime.rebuild import committed_offsets, fold_inputs, fold_own, refused_live
+from virga_runtime.runner_config import RunnerConfig
 from virga_runtime.service import S, ServiceDefinition
 from virga_runtime.snapshots import (
     Snapshot,
@@ -44,30 +43,9 @@ agents' events wait at most this long, after their topic exists, to be read."""
 STOP_SECONDS = 5.0
 """How long closing waits on the producer (which flushes what it still holds) and on the
 consumer before dropping them: a log that is away never answers, and a stop must end."""
-
-
-@dataclass(frozen=True, slots=True)
-class RunnerConfig:
-    """How one instance of a service runs."""
-
-    instance: str = ""
-    """Instance name for services with one process per host (`host-1`); "" for singletons."""
-    snapshot_every_events: int = 50_000
-    """Write a snapshot after this many applied events..."""
-    snapshot_every_seconds: float = 300.0
-    """...or after this long, whichever comes first (only if something changed)."""
-    http_host: str = "127.0.0.1"
-    http_port: int | None = None
-    """Port for /healthz and /metrics; None serves nothing, 0 picks a free port."""
-    http_routes: Callable[[web.Application], None] | None = field(default=None, compare=False)
-    """Adds a service's own routes (the storage service's image uploads) to that server."""
-    dedupe_capacity: int = 100_000
-    max_batch_records: int = 500
-    """Input records decided in one transaction."""
-    host_lease_seconds: float = 15.0
-    """A per-host instance (`instance` set) holds its host's lease (`virga_runtime.lease`):
-    a second one started while it lives refuses to start; after a crash, the lease lapses
-    this long after its last renewal (at once for a restart on the same machine)."""
+FINAL_WRITES_SECONDS = 20.0
+"""...and on its final writes (appends, outcomes, snapshot, lease) before abandoning them: no
+input is lost (uncommitted ones are read again, outcomes return from the journal)."""
 
 
 class ServiceRunner(Appender[S]):
@@ -244,8 +222,8 @@ class ServiceRunner(Appender[S]):
         self._stop.set()
 
     async def close(self, *, snapshot: bool = True) -> None:
-        """Flush pending appends, write a final snapshot, close clients and HTTP. The producer
-        and the consumer get `STOP_SECONDS` each to stop, then are dropped.
+        """Flush pending appends, write a final snapshot (`FINAL_WRITES_SECONDS` for both), close
+        clients and HTTP. The producer and the consumer get `STOP_SECONDS` each to stop.
 
         `snapshot=False` leaves the log as a crash would (tests of rebuild use it).
         """
@@ -260,16 +238,12 @@ class ServiceRunner(Appender[S]):
         await self._operations.cancel()
         if self._writer is not None:
             try:
-                async with self._lock:
-                    await self._drain_appends()
-                    await self._commit_outcomes()
-                    if snapshot:
-                        await self._commit_undecided()
-                    if snapshot and self.events_applied != self._applied_at_snapshot:
-                        await self._snapshot()
-                    if snapshot and self._lease is not None and self._lease.claimed:
-                        async with self._writer.transaction() as txn:
-                            await self._lease.release(txn)
+                writes = asyncio.ensure_future(self._final_writes(snapshot))
+                if not (await asyncio.wait({writes}, timeout=FINAL_WRITES_SECONDS))[0]:
+                    writes.cancel()  # a commit the log never ends
+                    self._log.warning("final_writes_abandoned", seconds=FINAL_WRITES_SECONDS)
+                else:
+                    writes.result()
             finally:
                 if self._lease is not None:
                     self._lease.closed()
@@ -285,6 +259,19 @@ class ServiceRunner(Appender[S]):
         if self._http is not None:
             await self._http.cleanup()
             self._http = None
+
+    async def _final_writes(self, snapshot: bool) -> None:
+        assert self._writer is not None
+        async with self._lock:
+            await self._drain_appends()
+            await self._commit_outcomes()
+            if snapshot:
+                await self._commit_undecided()
+            if snapshot and self.events_applied != self._applied_at_snapshot:
+                await self._snapshot()
+            if snapshot and self._lease is not None and self._lease.claimed:
+                async with self._writer.transaction() as txn:
+                    await self._lease.release(txn)
 
     async def run(self) -> None:
         await self.start()

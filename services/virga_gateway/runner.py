@@ -30,7 +30,8 @@ from virga_gateway.logwatch import LogWatch
 from virga_gateway.state import GatewayState
 from virga_runtime.appends import PendingAppend
 from virga_runtime.rebuild import fold_own
-from virga_runtime.runner import RunnerConfig, ServiceRunner
+from virga_runtime.runner import ServiceRunner
+from virga_runtime.runner_config import RunnerConfig
 from virga_runtime.service import ServiceDefinition
 
 RETRY_START_SECONDS = 1.0

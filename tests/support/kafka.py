@@ -16,6 +16,7 @@ from aiokafka.errors import KafkaConnectionError, NodeNotReadyError
 from aiokafka.protocol.produce import ProduceRequest
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
+from tests.support import hang_report
 from virga_devstack.kafka_cluster import KafkaCluster
 from virga_devstack.kafka_jars import KafkaBrokerError
 from virga_eventlog import KafkaSettings, LogReader, RawRecord
@@ -104,9 +105,27 @@ async def serving(runner: ServiceRunner[S], *, snapshot: bool = True) -> AsyncIt
         await asyncio.wait_for(runner.ready.wait(), 30)
         yield
     finally:
-        runner.request_stop()
-        await task
-        await runner.close(snapshot=snapshot)
+        await stop_serving(runner, task, snapshot=snapshot)
+
+
+SERVE_STOP_SECONDS = 30.0
+
+
+async def stop_serving(
+    runner: ServiceRunner[S], task: asyncio.Task[None], *, snapshot: bool = True
+) -> None:
+    """Stop `runner` serving in `task`, then close it. A serve loop still busy after
+    `SERVE_STOP_SECONDS` (its batch's commit never ends) is killed as a service manager
+    would: its stacks are printed, its task is cancelled, and it closes as after a crash."""
+    runner.request_stop()
+    if not (await asyncio.wait({task}, timeout=SERVE_STOP_SECONDS))[0]:
+        hang_report.note(f"{runner.producer_name} still serving {SERVE_STOP_SECONDS} s after stop")
+        task.cancel()
+        await asyncio.wait({task}, timeout=5.0)
+        snapshot = False
+    elif (error := task.exception()) is not None:
+        raise error
+    await runner.close(snapshot=snapshot)
 
 
 @contextmanager

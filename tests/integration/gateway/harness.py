@@ -13,6 +13,7 @@ import orjson
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from multidict import CIMultiDict
+from tests.support.kafka import stop_serving
 
 from virga_eventlog import EventWriter, KafkaSettings, ensure_topics, event_topic, virga_topics
 from virga_events import Envelope, Event, new_event
@@ -102,9 +103,7 @@ class Gateway:
             self.client = None
         if self.runner is not None:
             assert self._serving is not None
-            self.runner.request_stop()
-            await self._serving
-            await self.runner.close(snapshot=snapshot)
+            await stop_serving(self.runner, self._serving, snapshot=snapshot)
             self.runner = None
 
     async def restart(self, *, snapshot: bool = True) -> None:
