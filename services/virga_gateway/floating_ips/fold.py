@@ -108,11 +108,32 @@ def _association_requested(
     floating_ip_record(state, env).association_fault = None
 
 
-@folds.on(l3.FloatingIpAssociated)
-def _associated(state: GatewayState, env: Envelope, event: l3.FloatingIpAssociated) -> None:
+@folds.on(l3.FloatingIpAssociationAccepted)
+def _accepted(state: GatewayState, env: Envelope, event: l3.FloatingIpAssociationAccepted) -> None:
     fip = floating_ip_record(state, env)
     fip.fixed_ip, fip.association_fault = event.fixed_ip, None
+    fip.host, fip.pending = event.host, True
     _point(state, fip, event.port_id)
+
+
+@folds.on(l3.FloatingIpAssociated)
+def _associated(state: GatewayState, env: Envelope, event: l3.FloatingIpAssociated) -> None:
+    """The port's host confirmed the association it was given (a stale host's, or one for a
+    former port, changes nothing)."""
+    fip = floating_ip_record(state, env)
+    if event.accepted:  # v1: the controller's decision, done at once
+        fip.fixed_ip, fip.association_fault = event.fixed_ip, None
+        fip.host, fip.pending = event.host or None, False
+        _point(state, fip, event.port_id)
+    elif fip.port_id == event.port_id and fip.host == event.host:
+        fip.pending = False
+
+
+@folds.on(l3.FloatingIpUnplumbed)
+def _unplumbed(state: GatewayState, env: Envelope, event: l3.FloatingIpUnplumbed) -> None:
+    fip = floating_ip_record(state, env)
+    if fip.port_id == event.port_id and fip.host == event.host:
+        fip.pending = True
 
 
 @folds.on(l3.FloatingIpAssociationFailed)

@@ -23,8 +23,13 @@ class FloatingIp(msgspec.Struct, kw_only=True):
     ip: str | None = None
     allocation_fault: str | None = None
     port_id: str | None = None
-    """The port it points at (FloatingIpAssociated), until dissociated."""
+    """The port it points at (FloatingIpAssociationAccepted), until dissociated."""
     fixed_ip: str | None = None
+    host: str | None = None
+    """The port's host when the controller accepted the association: the one to confirm it."""
+    pending: bool = False
+    """Accepted, not yet confirmed by `host` (FloatingIpAssociated), or unplumbed there since;
+    False in snapshots from before confirmations, whose associations were done at once."""
     association_fault: str | None = None
     """Why the controller refused the latest association (cleared by the next request)."""
     release_requested: bool = False
@@ -42,7 +47,7 @@ class FloatingIp(msgspec.Struct, kw_only=True):
             return "ERROR"
         if self.ip is None:
             return "BUILDING"
-        return "ACTIVE" if self.port_id is not None else "DOWN"
+        return "ACTIVE" if self.port_id is not None and not self.pending else "DOWN"
 
     @property
     def live(self) -> bool:

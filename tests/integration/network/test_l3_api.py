@@ -13,7 +13,7 @@ from tests.support.kafka import read_events
 from virga_audit import check
 from virga_eventlog.topics import event_topic
 from virga_events.catalog import compute, scheduler
-from virga_events.catalog.l3 import FloatingIpAssociated
+from virga_events.catalog.l3 import FloatingIpAssociationAccepted
 from virga_events.catalog.network import instance_port_id
 from virga_events.registry import REGISTRY
 from virga_scheduler.config import SchedulerConfig
@@ -250,8 +250,8 @@ async def test_an_instance_shows_its_floating_ip_and_carries_its_host(cloud: Gat
     # What a host's data path will act on: the association names the port's host.
     topic = event_topic("network", cloud.namespace)
     events = await read_events(cloud.settings.bootstrap_servers, topic, REGISTRY)
-    [associated] = [e.payload for e in events if isinstance(e.payload, FloatingIpAssociated)]
-    assert associated == FloatingIpAssociated(
+    [accepted] = [e.payload for e in events if isinstance(e.payload, FloatingIpAssociationAccepted)]
+    assert accepted == FloatingIpAssociationAccepted(
         port_id=its_port["id"], network_id=net["id"], fixed_ip=its_port["ips"][0], host="hv-3"
     )
     # Deleting the instance deletes its port, which drops the association.

@@ -19,7 +19,7 @@ from tests.support.netns import KafkaRelay, namespaces, pings, plug_guest, sh
 from virga_events.catalog.l3 import (
     ExternalNetworkCreated,
     FloatingIpAllocated,
-    FloatingIpAssociated,
+    FloatingIpAssociationAccepted,
     FloatingIpDissociated,
     RouterCreated,
     RouterInterfaceAdded,
@@ -103,7 +103,7 @@ def test_the_agent_plumbs_a_floating_ip_and_a_restart_removes_what_the_log_dropp
          TENANT),
         (RouterInterfaceAdded(network_id=NET, gateway_ip="10.0.0.1"), ROUTER, TENANT),
         (FloatingIpAllocated(external_network_id=EXT, ip=FLOATING), FIP, TENANT),
-        (FloatingIpAssociated(port_id=PORT, network_id=NET, fixed_ip=IP, host=HOST), FIP,
+        (FloatingIpAssociationAccepted(port_id=PORT, network_id=NET, fixed_ip=IP, host=HOST), FIP,
          TENANT),
     )  # fmt: skip
     agents.wait_for("the port bound", lambda es: bound(es, PORT, HOST))

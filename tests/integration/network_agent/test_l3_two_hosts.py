@@ -29,7 +29,7 @@ from tests.support.netns import namespaces, pings, plug_guest, sh, unique
 from virga_events.catalog.l3 import (
     ExternalNetworkCreated,
     FloatingIpAllocated,
-    FloatingIpAssociated,
+    FloatingIpAssociationAccepted,
     FloatingIpDissociated,
     RouterCreated,
     RouterInterfaceAdded,
@@ -99,7 +99,7 @@ class Cloud:
                 self.write(emit.payload, emit.aggregate_id, emit.tenant_id)
 
     def associate(self, guest: Guest) -> None:
-        associated = FloatingIpAssociated(
+        associated = FloatingIpAssociationAccepted(
             port_id=guest.port_id, network_id=NET, fixed_ip=guest.ip, host=guest.host
         )
         self.write(associated, FIP)

@@ -12,7 +12,7 @@ from virga_events import Envelope, Event, new_event
 from virga_events.catalog.l3 import (
     ExternalNetworkCreated,
     FloatingIpAllocated,
-    FloatingIpAssociated,
+    FloatingIpAssociationAccepted,
     FloatingIpDissociated,
     FloatingIpReleased,
     RouterCreated,
@@ -70,7 +70,7 @@ def base(router_ip: str = "203.0.113.10") -> list[Envelope]:
 
 
 def associate(port_id: str, ip: str) -> Envelope:
-    return ev(FloatingIpAssociated(port_id=port_id, network_id="n-1", fixed_ip=ip), "f-1")
+    return ev(FloatingIpAssociationAccepted(port_id=port_id, network_id="n-1", fixed_ip=ip), "f-1")
 
 
 def fold(events: Sequence[Envelope], host: str = HOST) -> NetworkAgentState:

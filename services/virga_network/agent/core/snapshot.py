@@ -11,6 +11,7 @@ from typing import Any
 
 from virga_events.catalog.network import SecurityGroupRule, with_rule_ids
 from virga_network.agent.core.model import (
+    ConfirmedFloatingIp,
     ExternalNetworkRecord,
     FloatingIpRecord,
     GroupRecord,
@@ -39,6 +40,7 @@ def snapshot(state: NetworkAgentState) -> dict[str, Any]:
         "externals": {k: dataclasses.asdict(r) for k, r in state.externals.items()},
         "routers": {k: dataclasses.asdict(r) for k, r in state.routers.items()},
         "floating_ips": {k: dataclasses.asdict(r) for k, r in state.floating_ips.items()},
+        "confirmed": {k: dataclasses.asdict(r) for k, r in state.confirmed.items()},
     }
 
 
@@ -72,4 +74,6 @@ def restore(data: dict[str, Any]) -> NetworkAgentState:
             for k, r in data["routers"].items()
         },
         floating_ips={k: FloatingIpRecord(**r) for k, r in data["floating_ips"].items()},
+        # Absent in snapshots before confirmations: the host confirms what it plumbs anew.
+        confirmed={k: ConfirmedFloatingIp(**r) for k, r in data.get("confirmed", {}).items()},
     )
