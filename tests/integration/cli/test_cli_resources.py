@@ -345,7 +345,7 @@ def test_external_networks_floating_ips_and_routers(
     assert "HTTP 409" in behind.stderr
     assert fip["id"] in behind.stderr
     assert run("floating-ip", "dissociate", fip["ip"]).exit_code == 0
-    settle(lambda: as_json("floating-ip", "show", fip["id"]), lambda f: f["status"] == "DOWN")
+    settle(lambda: as_json("floating-ip", "show", fip["id"]), lambda f: f["port_id"] is None)
     assert run("router", "remove-interface", "edge", "l3-lan").exit_code == 0
     settle(lambda: as_json("router", "show", "edge"), lambda r: r["interfaces"] == [])
     assert run("router", "delete", "edge").exit_code == 0
