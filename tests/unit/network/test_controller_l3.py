@@ -278,3 +278,23 @@ def test_a_floating_ip_follows_its_instance_to_a_new_host_and_goes_with_it() -> 
         l3.FloatingIpDissociated(port_id=port_id),
     ]
     assert c.state.floating_ips["fip-1"].port_id is None
+
+
+def test_a_hosts_confirmation_changes_nothing_and_a_v1_association_is_the_acceptance() -> None:
+    """`FloatingIpAssociated` is a host's confirmation (the controller's decision is
+    `FloatingIpAssociationAccepted`); one of version 1, upcast, was the decision itself."""
+    c = Controller()
+    external(c)
+    network_id, _ = c.network("10.0.0.0/24")
+    port_a = c.port(network_id)[0]
+    routed(c, network_id)
+    fip(c, "fip-1")
+    before = c.state.floating_ips["fip-1"].port_id
+    assert c.input(l3.FloatingIpAssociated(port_id=port_a, host="hv-1"), "fip-1") == []
+    assert c.state.floating_ips["fip-1"].port_id == before is None
+    old = l3.FloatingIpAssociated(
+        port_id=port_a, host="", network_id=network_id, fixed_ip="10.0.0.2", accepted=True
+    )
+    assert c.input(old, "fip-1") == []
+    assert c.state.floating_ips["fip-1"].port_id == port_a
+    assert c.state.port_floating_ips[port_a] == ["fip-1"]

@@ -100,3 +100,15 @@ async def test_the_confirmation_is_emitted_after_the_rules_and_never_twice() -> 
     emits = payloads(await effects.converge(Converge(dissociated)))
     assert driver.routers[namespace].floating == ()
     assert emits == [FloatingIpUnplumbed(port_id="p-1", host=HOST)]
+
+
+def test_an_association_of_version_1_is_plumbed_and_then_confirmed_by_its_host() -> None:
+    """Written by the controller before confirmations (upcast: `accepted`), it points the
+    floating IP at the port; its host confirms it anew."""
+    old = FloatingIpAssociated(
+        port_id="p-1", host=HOST, network_id="n-1", fixed_ip="10.0.0.5", accepted=True
+    )
+    events = [*PLUMBED, ev(old, "f-1")]
+    (report,) = plan(events).confirm
+    assert (report.port_id, report.fixed_ip) == ("p-1", "10.0.0.5")
+    assert fold(events).confirmed == {}
