@@ -182,6 +182,10 @@ class FloatingIpAssociated(Event):
     host: str
     network_id: str = ""
     fixed_ip: str = ""
+    acceptance: str = ""
+    """The event id of the `FloatingIpAssociationAccepted` it confirms: a confirmation is of
+    one acceptance (a re-association to the same port is confirmed again), whatever order a
+    reader folds the controller's topic and the host's in."""
     accepted: bool = False
     """True only for a version 1 event: the acceptance and its confirmation at once."""
 
@@ -224,6 +228,8 @@ class FloatingIpUnplumbed(Event):
 
     port_id: str
     host: str
+    acceptance: str = ""
+    """The acceptance its confirmation named (`FloatingIpAssociated.acceptance`)."""
 
 
 @event("RouterCreated")

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from virga_events import Envelope
 from virga_events.catalog import l3
 from virga_gateway.external_networks.fold import external_network_record
-from virga_gateway.floating_ips.model import FloatingIp
+from virga_gateway.floating_ips.model import CONFIRMATIONS_KEPT, FloatingIp
 from virga_gateway.ports.model import Port
 from virga_gateway.retention import earliest, is_forgotten
 from virga_runtime.folding import Folds
@@ -112,28 +112,36 @@ def _association_requested(
 def _accepted(state: GatewayState, env: Envelope, event: l3.FloatingIpAssociationAccepted) -> None:
     fip = floating_ip_record(state, env)
     fip.fixed_ip, fip.association_fault = event.fixed_ip, None
-    fip.host, fip.pending = event.host, True
+    fip.host, fip.acceptance = event.host, env.event_id
     _point(state, fip, event.port_id)
+
+
+def _confirm(fip: FloatingIp, acceptance: str, host: str | None) -> None:
+    fip.confirmations.pop(acceptance, None)
+    fip.confirmations[acceptance] = host
+    for old in list(fip.confirmations)[: max(0, len(fip.confirmations) - CONFIRMATIONS_KEPT)]:
+        if old != fip.acceptance:
+            del fip.confirmations[old]
 
 
 @folds.on(l3.FloatingIpAssociated)
 def _associated(state: GatewayState, env: Envelope, event: l3.FloatingIpAssociated) -> None:
-    """The port's host confirmed the association it was given (a stale host's, or one for a
-    former port, changes nothing)."""
+    """A host confirmed an acceptance: it counts if that acceptance named it (`status`)."""
     fip = floating_ip_record(state, env)
     if event.accepted:  # v1: the controller's decision, done at once
         fip.fixed_ip, fip.association_fault = event.fixed_ip, None
-        fip.host, fip.pending = event.host or None, False
+        fip.host, fip.acceptance = event.host, env.event_id
+        _confirm(fip, env.event_id, event.host)
         _point(state, fip, event.port_id)
-    elif fip.port_id == event.port_id and fip.host == event.host:
-        fip.pending = False
+    else:
+        _confirm(fip, event.acceptance, event.host)
 
 
 @folds.on(l3.FloatingIpUnplumbed)
 def _unplumbed(state: GatewayState, env: Envelope, event: l3.FloatingIpUnplumbed) -> None:
     fip = floating_ip_record(state, env)
-    if fip.port_id == event.port_id and fip.host == event.host:
-        fip.pending = True
+    if fip.confirmations.get(event.acceptance) == event.host:
+        _confirm(fip, event.acceptance, None)
 
 
 @folds.on(l3.FloatingIpAssociationFailed)

@@ -103,23 +103,32 @@ class Agents:
 
 
 async def confirmed_by_its_host(cloud: Gateway, token: str, fip_id: str, port_id: str) -> None:
-    """DOWN until the port's host (hv-3) says its NAT is in place, another host's word is not
-    enough; DOWN again once it says the NAT is gone."""
+    """DOWN until the port's host (hv-3) says its NAT is in place for the controller's
+    acceptance, another host's word is not enough; DOWN again once it says the NAT is gone."""
     path = f"/v1/floating-ips/{fip_id}"
     before = (await cloud.call("GET", path, token=token)).body
     assert before["status"] == "DOWN"
+    topic = event_topic("network", cloud.namespace)
+    events = await read_events(cloud.settings.bootstrap_servers, topic, REGISTRY)
+    [acceptance] = [
+        e.event_id
+        for e in events
+        if e.aggregate_id == fip_id and isinstance(e.payload, FloatingIpAssociationAccepted)
+    ]
     agents = Agents(cloud)
     try:
-        await agents.record("hv-9", fip_id, FloatingIpAssociated(port_id=port_id, host="hv-9"))
+        elsewhere = FloatingIpAssociated(port_id=port_id, host="hv-9", acceptance=acceptance)
+        await agents.record("hv-9", fip_id, elsewhere)
         folded = await until(
             cloud, path, token, lambda r: r.body["updated_at"] != before["updated_at"]
         )
         assert folded.body["status"] == "DOWN"
-        confirmed = FloatingIpAssociated(port_id=port_id, host="hv-3")
+        confirmed = FloatingIpAssociated(port_id=port_id, host="hv-3", acceptance=acceptance)
         await agents.record("hv-3", fip_id, confirmed)
         active = await until(cloud, path, token, lambda r: r.body["status"] == "ACTIVE")
         assert active.body["port_id"] == port_id
-        await agents.record("hv-3", fip_id, FloatingIpUnplumbed(port_id=port_id, host="hv-3"))
+        gone = FloatingIpUnplumbed(port_id=port_id, host="hv-3", acceptance=acceptance)
+        await agents.record("hv-3", fip_id, gone)
         await until(cloud, path, token, lambda r: r.body["status"] == "DOWN")
         await agents.record("hv-3", fip_id, confirmed)
         await until(cloud, path, token, lambda r: r.body["status"] == "ACTIVE")

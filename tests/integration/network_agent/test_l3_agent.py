@@ -55,13 +55,17 @@ RULES = (
 MAC, IP = "02:00:0a:00:03:0b", "10.0.0.11"
 
 
-def reports(envelopes: list[Envelope]) -> list[FloatingIpAssociated | FloatingIpUnplumbed]:
-    """The agent's reports on the floating IP, in log order."""
+def reports(envelopes: list[Envelope]) -> list[tuple[str, str, str, bool]]:
+    """The agent's reports on the floating IP, in log order: (type, port, host, whether it
+    names an acceptance of the log)."""
+    accepted = {
+        e.event_id for e in envelopes if isinstance(e.payload, FloatingIpAssociationAccepted)
+    }
+    kinds = FloatingIpAssociated | FloatingIpUnplumbed
     return [
-        e.payload
+        (e.type, e.payload.port_id, e.payload.host, e.payload.acceptance in accepted)
         for e in envelopes
-        if e.aggregate_id == FIP
-        and isinstance(e.payload, FloatingIpAssociated | FloatingIpUnplumbed)
+        if e.aggregate_id == FIP and isinstance(e.payload, kinds)
     ]
 
 
@@ -127,7 +131,7 @@ def test_the_agent_plumbs_a_floating_ip_and_a_restart_removes_what_the_log_dropp
     try:
         assert eventually(lambda: pings(ns["guest"], "10.0.0.1"), 20), agents.log(HOST)
         assert not connects(ns["internet"], FLOATING, 80, 0.5)
-        associated = FloatingIpAssociated(port_id=PORT, host=HOST, network_id=NET, fixed_ip=IP)
+        associated = ("FloatingIpAssociated", PORT, HOST, True)
         agents.write(
             "network",
             (FloatingIpAssociationAccepted(port_id=PORT, network_id=NET, fixed_ip=IP, host=HOST),
@@ -160,7 +164,7 @@ def test_the_agent_plumbs_a_floating_ip_and_a_restart_removes_what_the_log_dropp
             (RouterInterfaceRemoved(network_id=NET), ROUTER, TENANT),
         )
         agents.start_agent(HOST)
-        unplumbed = FloatingIpUnplumbed(port_id=PORT, host=HOST)
+        unplumbed = ("FloatingIpUnplumbed", PORT, HOST, True)
         agents.wait_for("the floating IP reported gone", lambda es: unplumbed in reports(es))
         assert not connects(ns["internet"], FLOATING, 80, 0.5)
         assert reports(agents.events()) == [associated, unplumbed]

@@ -19,15 +19,22 @@ def ctl(event: Event, seconds: float) -> Envelope:
     return envelope(event, "f1", tenant="t1", producer="network", seconds=seconds)
 
 
-def accepted(host: str | None, port_id: str = PORT) -> Envelope:
+def accepted(host: str | None, port_id: str = PORT, seconds: float = 10) -> Envelope:
     event = l3.FloatingIpAssociationAccepted(
         port_id=port_id, network_id="n1", fixed_ip="10.0.0.2", host=host
     )
-    return ctl(event, 10)
+    return ctl(event, seconds)
 
 
-def confirmed(host: str, port_id: str = PORT) -> Envelope:
-    return ctl(l3.FloatingIpAssociated(port_id=port_id, host=host), 11)
+def confirmed(host: str, acceptance: Envelope, port_id: str = PORT) -> Envelope:
+    """What `host`'s agent records once it plumbed `acceptance`."""
+    event = l3.FloatingIpAssociated(port_id=port_id, host=host, acceptance=acceptance.event_id)
+    return ctl(event, 11)
+
+
+def unplumbed(host: str, acceptance: Envelope) -> Envelope:
+    event = l3.FloatingIpUnplumbed(port_id=PORT, host=host, acceptance=acceptance.event_id)
+    return ctl(event, 12)
 
 
 def before_association() -> list[Envelope]:
@@ -47,30 +54,38 @@ def status(*events: Envelope, state: GatewayState | None = None) -> str:
 
 
 def test_down_until_the_ports_host_confirms_then_active() -> None:
+    on_1 = accepted("hv-1")
     assert status() == "DOWN"
-    assert status(accepted("hv-1")) == "DOWN"
-    assert status(accepted("hv-1"), confirmed("hv-1")) == "ACTIVE"
-    # Another host's (a stale) confirmation, or one for another port, is not this one's.
-    assert status(accepted("hv-1"), confirmed("hv-2")) == "DOWN"
-    assert status(accepted("hv-1"), confirmed("hv-1", OTHER)) == "DOWN"
+    assert status(on_1) == "DOWN"
+    assert status(on_1, confirmed("hv-1", on_1)) == "ACTIVE"
+    # Read before its acceptance (a rebuild reading the host's topic first): the same.
+    assert status(confirmed("hv-1", on_1), on_1) == "ACTIVE"
+    # Another host's (a stale) confirmation is not this one's.
+    assert status(on_1, confirmed("hv-2", on_1)) == "DOWN"
     # Unplaced ports wait for their host: the controller accepts again naming it.
-    assert status(accepted(None), confirmed("hv-1")) == "DOWN"
-    assert status(accepted(None), accepted("hv-1"), confirmed("hv-1")) == "ACTIVE"
+    unplaced = accepted(None)
+    assert status(unplaced, confirmed("hv-1", unplaced)) == "DOWN"
+    assert status(unplaced, on_1, confirmed("hv-1", on_1)) == "ACTIVE"
 
 
-def test_moved_or_dissociated_it_is_down_until_confirmed_again() -> None:
-    done = [accepted("hv-1"), confirmed("hv-1")]
-    # The port moved: the old host unplumbs, the new one confirms.
-    moved = [*done, accepted("hv-2")]
-    assert status(*moved) == "DOWN"
-    old_gone = ctl(l3.FloatingIpUnplumbed(port_id=PORT, host="hv-1"), 12)
-    assert status(*moved, old_gone) == "DOWN"
-    assert status(*moved, old_gone, confirmed("hv-2")) == "ACTIVE"
-    # The old host's late unplumbing does not undo the new host's confirmation.
-    assert status(*moved, confirmed("hv-2"), old_gone) == "ACTIVE"
+def test_moved_re_accepted_or_dissociated_it_is_down_until_confirmed_again() -> None:
+    on_1 = accepted("hv-1")
+    done = [on_1, confirmed("hv-1", on_1)]
+    # The port moved: the old host unplumbs, the new one confirms (in any order).
+    on_2 = accepted("hv-2", seconds=13)
+    assert status(*done, on_2) == "DOWN"
+    assert status(*done, on_2, unplumbed("hv-1", on_1)) == "DOWN"
+    assert status(*done, on_2, unplumbed("hv-1", on_1), confirmed("hv-2", on_2)) == "ACTIVE"
+    assert status(*done, on_2, confirmed("hv-2", on_2), unplumbed("hv-1", on_1)) == "ACTIVE"
     # Its own host took the rules away (the association stands): DOWN.
-    assert status(*done, ctl(l3.FloatingIpUnplumbed(port_id=PORT, host="hv-1"), 12)) == "DOWN"
+    assert status(*done, unplumbed("hv-1", on_1)) == "DOWN"
     assert status(*done, ctl(l3.FloatingIpDissociated(port_id=PORT), 12)) == "DOWN"
+    # Dissociated and associated again to the same port: DOWN until that acceptance is
+    # confirmed, whatever the host said of the former one.
+    again = accepted("hv-1", seconds=14)
+    dissociated = ctl(l3.FloatingIpDissociated(port_id=PORT), 12)
+    assert status(*done, dissociated, again) == "DOWN"
+    assert status(*done, dissociated, again, confirmed("hv-1", again)) == "ACTIVE"
 
 
 def test_an_association_written_before_confirmations_is_upcast_and_reads_as_done() -> None:

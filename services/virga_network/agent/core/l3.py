@@ -136,6 +136,8 @@ class FloatingReport:
     floating_ip_id: str
     tenant_id: str | None
     port_id: str
+    acceptance: str
+    """The acceptance (event id) it reports on."""
     network_id: str = ""
     fixed_ip: str = ""
     namespace: str = ""
@@ -153,15 +155,18 @@ def reports(
         if fip.port_id is None or namespace is None:
             continue
         plumbed[fip_id] = FloatingReport(
-            fip_id, fip.tenant_id, fip.port_id, fip.network_id, fip.fixed_ip, namespace
-        )
+            fip_id, fip.tenant_id, fip.port_id, fip.acceptance, fip.network_id, fip.fixed_ip,
+            namespace,
+        )  # fmt: skip
+    # Accepted again (the same port, re-associated): the same rules, confirmed anew.
     confirm = tuple(
         report
         for fip_id, report in plumbed.items()
-        if (known := state.confirmed.get(fip_id)) is None or known.port_id != report.port_id
+        if (known := state.confirmed.get(fip_id)) is None
+        or (known.port_id, known.acceptance) != (report.port_id, report.acceptance)
     )
     unplumb = tuple(
-        FloatingReport(fip_id, known.tenant_id, known.port_id)
+        FloatingReport(fip_id, known.tenant_id, known.port_id, known.acceptance)
         for fip_id, known in sorted(state.confirmed.items())
         if fip_id not in plumbed or plumbed[fip_id].port_id != known.port_id
     )

@@ -101,6 +101,7 @@ def register(folds: Folds[NetworkAgentState]) -> None:
     ) -> None:
         fip = _floating(state, envelope)
         fip.port_id, fip.network_id, fip.fixed_ip = event.port_id, event.network_id, event.fixed_ip
+        fip.acceptance = envelope.event_id
 
     @folds.on(FloatingIpAssociated)
     def _fip_associated(
@@ -109,9 +110,9 @@ def register(folds: Folds[NetworkAgentState]) -> None:
         if event.accepted:  # v1: the controller's acceptance (this host confirms it anew)
             fip = _floating(state, envelope)
             fip.port_id, fip.network_id = event.port_id, event.network_id
-            fip.fixed_ip = event.fixed_ip
+            fip.fixed_ip, fip.acceptance = event.fixed_ip, envelope.event_id
         elif event.host == state.host:
-            confirmed = ConfirmedFloatingIp(event.port_id, envelope.tenant_id)
+            confirmed = ConfirmedFloatingIp(event.port_id, envelope.tenant_id, event.acceptance)
             state.confirmed[envelope.aggregate_id] = confirmed
 
     @folds.on(FloatingIpUnplumbed)
@@ -119,7 +120,8 @@ def register(folds: Folds[NetworkAgentState]) -> None:
         state: NetworkAgentState, envelope: Envelope, event: FloatingIpUnplumbed
     ) -> None:
         known = state.confirmed.get(envelope.aggregate_id)
-        if event.host == state.host and known is not None and known.port_id == event.port_id:
+        reported = (event.port_id, event.acceptance)
+        if event.host == state.host and known and (known.port_id, known.acceptance) == reported:
             del state.confirmed[envelope.aggregate_id]
 
     @folds.on(FloatingIpDissociated)

@@ -100,6 +100,8 @@ class FloatingIpRecord:
     """The port it points at (FloatingIpAssociationAccepted), None while dissociated."""
     network_id: str = ""
     fixed_ip: str = ""
+    acceptance: str = ""
+    """The event id of the acceptance that pointed it at `port_id` (what its host confirms)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +111,8 @@ class ConfirmedFloatingIp:
 
     port_id: str
     tenant_id: str | None
+    acceptance: str = ""
+    """The FloatingIpAssociationAccepted (event id) it confirmed."""
 
 
 @dataclass(slots=True)

@@ -2,7 +2,8 @@
 
 `STATE_VERSION` 2 added public addresses (external networks, routers, floating IPs): a
 snapshot of version 1 was written by an agent that did not fold them, so it is not used (the
-runtime rebuilds from the log)."""
+runtime rebuilds from the log). 3 added the acceptance each floating IP's association came
+from and this host's confirmations of them, which a snapshot of version 2 lacks."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from virga_network.agent.core.model import (
     RouterRecord,
 )
 
-STATE_VERSION = 2
+STATE_VERSION = 3
 
 
 def snapshot(state: NetworkAgentState) -> dict[str, Any]:
@@ -74,6 +75,5 @@ def restore(data: dict[str, Any]) -> NetworkAgentState:
             for k, r in data["routers"].items()
         },
         floating_ips={k: FloatingIpRecord(**r) for k, r in data["floating_ips"].items()},
-        # Absent in snapshots before confirmations: the host confirms what it plumbs anew.
-        confirmed={k: ConfirmedFloatingIp(**r) for k, r in data.get("confirmed", {}).items()},
+        confirmed={k: ConfirmedFloatingIp(**r) for k, r in data["confirmed"].items()},
     )

@@ -252,9 +252,12 @@ class AgentEffects:
                     host=plan.host,
                     network_id=report.network_id,
                     fixed_ip=report.fixed_ip,
+                    acceptance=report.acceptance,
                 )
             else:
-                event = FloatingIpUnplumbed(port_id=report.port_id, host=plan.host)
+                event = FloatingIpUnplumbed(
+                    port_id=report.port_id, host=plan.host, acceptance=report.acceptance
+                )
             log.info(
                 "floating_ip_reported",
                 floating_ip_id=report.floating_ip_id,
