@@ -336,6 +336,10 @@ def test_external_networks_floating_ips_and_routers(
         lambda: as_json("router", "show", "edge"),
         lambda r: [i["status"] for i in r["interfaces"]] == ["ACTIVE"],
     )
+    # The port is on no host: no agent plumbs it, --wait gives up (it stays DOWN).
+    waited = run("floating-ip", "associate", fip["ip"], "l3-port", "--wait", "--timeout", "1")
+    assert waited.exit_code == errors.TIMEOUT, waited.output
+    assert "still DOWN" in waited.stderr
     associated = run("floating-ip", "associate", fip["ip"], "l3-port")
     assert associated.exit_code == 0, associated.output
     settle(lambda: as_json("port", "show", "l3-port"), lambda p: bool(p["floating_ips"]))
