@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import ipaddress
+import time
 from typing import Any
 
 import click
 
+from virga_cli import errors
 from virga_cli.client import Client
 from virga_cli.names import pick, resolve
 from virga_cli.network import _pool
@@ -159,15 +161,50 @@ def floating_ip_show(cli: Cli, floating_ip_id: str) -> None:
 @floating_ip.command("associate")
 @click.argument("floating_ip_id")
 @click.argument("port_id")
+@click.option("--wait", is_flag=True, help="Wait until the port's host NATs it (ACTIVE).")
+@click.option("--timeout", default=60.0, show_default=True, help="Seconds --wait waits.")
 @pass_cli
-def floating_ip_associate(cli: Cli, floating_ip_id: str, port_id: str) -> None:
+def floating_ip_associate(
+    cli: Cli, floating_ip_id: str, port_id: str, wait: bool, timeout: float
+) -> None:
     """Point a floating IP (id or address) at PORT (id or name; it moves from its former one).
 
+    It is ACTIVE once the port's host has its NAT rules and answers ARP for it; DOWN until then.
     An instance's port: `virga port list --instance NAME`."""
     client = cli.client()
     fip = resolve_floating_ip(client, floating_ip_id)
-    answer = client.put(f"/v1/floating-ips/{fip}", {"port_id": resolve(client, "port", port_id)})
+    port = resolve(client, "port", port_id)
+    answer = client.put(f"/v1/floating-ips/{fip}", {"port_id": port})
+    if wait:
+        answer = _wait_active(client, fip, port, timeout)
     cli.emit(answer, lambda f: cli.record(f, FLOATING_IP_COLUMNS))
+
+
+def _wait_active(client: Client, fip_id: str, port_id: str, timeout: float) -> Any:
+    """The floating IP's view once it is ACTIVE on `port_id`; a refused association (its
+    fault, the port not taken) exits FAILED, running out of time TIMEOUT."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found: dict[str, Any] = client.get(f"/v1/floating-ips/{fip_id}")
+        on_port = found.get("port_id") == port_id
+        if on_port and found.get("status") == "ACTIVE":
+            return found
+        if not on_port and found.get("fault") is not None:
+            raise errors.CliFailure(
+                f"floating IP {found.get('ip')} was not associated: {found['fault']}",
+                errors.FAILED,
+            )
+        if found.get("status") in ("ERROR", "DELETING", "DELETED"):
+            raise errors.CliFailure(
+                f"floating IP {found.get('ip')} is {found.get('status')}", errors.FAILED
+            )
+        if time.monotonic() > deadline:
+            raise errors.CliFailure(
+                f"floating IP {found.get('ip')} is still {found.get('status')} on port"
+                f" {found.get('port_id')} after {timeout:g} s",
+                errors.TIMEOUT,
+            )
+        time.sleep(0.2)
 
 
 @floating_ip.command("dissociate")

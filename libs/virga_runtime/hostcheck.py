@@ -56,6 +56,14 @@ def _instance_field(envelope: Envelope) -> str | None:
     return instance
 
 
+def _confirmation(envelope: Envelope) -> str | None:
+    """A host's confirmation of a floating IP's plumbing; one that says it is the acceptance
+    too (only a controller's, of version 1, does) speaks of no host an agent may speak of."""
+    if getattr(envelope.payload, "accepted", False):
+        return None
+    return _field(envelope)
+
+
 ANY_HOST = "*"
 """What an event that names no host (VolumeAttachmentFailed) speaks of: only the placement of
 its instance is checked."""
@@ -81,6 +89,9 @@ SPEAKS_OF: dict[str, tuple[HostOf, InstanceOf]] = {
     "PortBound": (_field, _instance_field),
     "PortBindingFailed": (_field, _instance_field),
     "PortUnbound": (_field, _none),
+    # network agents (virga_events.catalog.l3)
+    "FloatingIpAssociated": (_confirmation, _none),
+    "FloatingIpUnplumbed": (_field, _none),
 }
 """Per event type an agent writes: the host it speaks of, and the instance it is about (None:
 none). A type not here is never an agent's: in a host's topic it is refused."""

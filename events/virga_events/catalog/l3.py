@@ -6,17 +6,21 @@ the router id. An external network is the admin's (no tenant); floating IPs and 
 a tenant's, and each holds one address of an external network's pools, never two holders at
 once (`virga audit check` proves it from the log).
 
-The controller records an association as done at once; each host's network agent then
-plumbs it (`virga_network.agent.core.l3`: 1:1 NAT for floating IPs, SNAT for routers) at its
-next convergence, from these events (the port's host, network and fixed address).
+The controller accepts an association (`FloatingIpAssociationAccepted`: the port's host,
+network and fixed address); each host's network agent plumbs it (`virga_network.agent.core.l3`:
+1:1 NAT for floating IPs, SNAT for routers) at its next convergence, and the port's host then
+records `FloatingIpAssociated`: the association is done only once its rules and ARP answer are
+in place. A host that removed them again (dissociation, release, the port moved away) records
+`FloatingIpUnplumbed`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from virga_events.catalog.network import AllocationPool
-from virga_events.registry import Event, event
+from virga_events.registry import Event, event, upcaster
 
 # -- requests, on <ns>.api ---------------------------------------------------------------------
 
@@ -148,10 +152,11 @@ class FloatingIpAllocationFailed(Event):
     reason: str
 
 
-@event("FloatingIpAssociated")
+@event("FloatingIpAssociationAccepted")
 @dataclass(frozen=True, slots=True, kw_only=True)
-class FloatingIpAssociated(Event):
-    """The floating IP points at `port_id` (moved from its former port, if any).
+class FloatingIpAssociationAccepted(Event):
+    """The controller points the floating IP at `port_id` (moved from its former port, if any);
+    not done until the port's host confirms (`FloatingIpAssociated`).
 
     What the host data path acts on: `host` (None: the port is not placed yet), the port's
     `network_id` and its `fixed_ip`.
@@ -161,6 +166,34 @@ class FloatingIpAssociated(Event):
     network_id: str
     fixed_ip: str
     host: str | None = None
+
+
+@event("FloatingIpAssociated", version=2)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FloatingIpAssociated(Event):
+    """Done: `host`, the port's host, NATs the floating IP to `fixed_ip` and answers ARP for
+    it on the external segment (recorded by its network agent after the plumbing).
+
+    Version 1 was the controller's decision itself, recorded before any plumbing (now
+    `FloatingIpAssociationAccepted`); upcast, it says `accepted` and folds as both.
+    """
+
+    port_id: str
+    host: str
+    network_id: str = ""
+    fixed_ip: str = ""
+    acceptance: str = ""
+    """The event id of the `FloatingIpAssociationAccepted` it confirms: a confirmation is of
+    one acceptance (a re-association to the same port is confirmed again), whatever order a
+    reader folds the controller's topic and the host's in."""
+    accepted: bool = False
+    """True only for a version 1 event: the acceptance and its confirmation at once."""
+
+
+@upcaster("FloatingIpAssociated", from_version=1)
+def _associated_v1(payload: dict[str, Any]) -> dict[str, Any]:
+    """v1 (the controller's decision, taken as done) -> v2 (a host's confirmation)."""
+    return {**payload, "host": payload.get("host") or "", "accepted": True}
 
 
 @event("FloatingIpAssociationFailed")
@@ -185,6 +218,18 @@ class FloatingIpReleased(Event):
 
     external_network_id: str
     ip: str = ""
+
+
+@event("FloatingIpUnplumbed")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FloatingIpUnplumbed(Event):
+    """`host` no longer NATs the floating IP to `port_id`'s address nor answers ARP for it
+    (dissociated, released, or the port moved away), having confirmed it before."""
+
+    port_id: str
+    host: str
+    acceptance: str = ""
+    """The acceptance its confirmation named (`FloatingIpAssociated.acceptance`)."""
 
 
 @event("RouterCreated")

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from virga_events import Envelope
 from virga_events.catalog import l3
 from virga_gateway.external_networks.fold import external_network_record
-from virga_gateway.floating_ips.model import FloatingIp
+from virga_gateway.floating_ips.model import CONFIRMATIONS_KEPT, FloatingIp
 from virga_gateway.ports.model import Port
 from virga_gateway.retention import earliest, is_forgotten
 from virga_runtime.folding import Folds
@@ -108,11 +108,40 @@ def _association_requested(
     floating_ip_record(state, env).association_fault = None
 
 
-@folds.on(l3.FloatingIpAssociated)
-def _associated(state: GatewayState, env: Envelope, event: l3.FloatingIpAssociated) -> None:
+@folds.on(l3.FloatingIpAssociationAccepted)
+def _accepted(state: GatewayState, env: Envelope, event: l3.FloatingIpAssociationAccepted) -> None:
     fip = floating_ip_record(state, env)
     fip.fixed_ip, fip.association_fault = event.fixed_ip, None
+    fip.host, fip.acceptance = event.host, env.event_id
     _point(state, fip, event.port_id)
+
+
+def _confirm(fip: FloatingIp, acceptance: str, host: str | None) -> None:
+    fip.confirmations.pop(acceptance, None)
+    fip.confirmations[acceptance] = host
+    for old in list(fip.confirmations)[: max(0, len(fip.confirmations) - CONFIRMATIONS_KEPT)]:
+        if old != fip.acceptance:
+            del fip.confirmations[old]
+
+
+@folds.on(l3.FloatingIpAssociated)
+def _associated(state: GatewayState, env: Envelope, event: l3.FloatingIpAssociated) -> None:
+    """A host confirmed an acceptance: it counts if that acceptance named it (`status`)."""
+    fip = floating_ip_record(state, env)
+    if event.accepted:  # v1: the controller's decision, done at once
+        fip.fixed_ip, fip.association_fault = event.fixed_ip, None
+        fip.host, fip.acceptance = event.host, env.event_id
+        _confirm(fip, env.event_id, event.host)
+        _point(state, fip, event.port_id)
+    else:
+        _confirm(fip, event.acceptance, event.host)
+
+
+@folds.on(l3.FloatingIpUnplumbed)
+def _unplumbed(state: GatewayState, env: Envelope, event: l3.FloatingIpUnplumbed) -> None:
+    fip = floating_ip_record(state, env)
+    if fip.confirmations.get(event.acceptance) == event.host:
+        _confirm(fip, event.acceptance, None)
 
 
 @folds.on(l3.FloatingIpAssociationFailed)

@@ -8,6 +8,10 @@ from typing import Literal
 
 import msgspec
 
+CONFIRMATIONS_KEPT = 4
+"""Confirmations a floating IP remembers: the current acceptance's, and a few folded before
+their acceptance (a rebuild reading a host's topic first)."""
+
 FloatingIpStatus = Literal["BUILDING", "DOWN", "ACTIVE", "ERROR", "DELETING", "DELETED"]
 
 
@@ -23,8 +27,17 @@ class FloatingIp(msgspec.Struct, kw_only=True):
     ip: str | None = None
     allocation_fault: str | None = None
     port_id: str | None = None
-    """The port it points at (FloatingIpAssociated), until dissociated."""
+    """The port it points at (FloatingIpAssociationAccepted), until dissociated."""
     fixed_ip: str | None = None
+    host: str | None = None
+    """The port's host when the controller accepted the association: the one to confirm it."""
+    acceptance: str | None = None
+    """The event id of the latest FloatingIpAssociationAccepted; None in snapshots from before
+    confirmations, whose associations were done at once."""
+    confirmations: dict[str, str | None] = msgspec.field(default_factory=dict)
+    """Acceptance -> the host that confirmed it (FloatingIpAssociated), None once unplumbed
+    there: kept by acceptance, since a host's topic and the controller's are folded in no set
+    order (the newest CONFIRMATIONS_KEPT)."""
     association_fault: str | None = None
     """Why the controller refused the latest association (cleared by the next request)."""
     release_requested: bool = False
@@ -42,7 +55,12 @@ class FloatingIp(msgspec.Struct, kw_only=True):
             return "ERROR"
         if self.ip is None:
             return "BUILDING"
-        return "ACTIVE" if self.port_id is not None else "DOWN"
+        if self.port_id is None:
+            return "DOWN"
+        if self.acceptance is None:
+            return "ACTIVE"
+        confirmed = self.confirmations.get(self.acceptance)
+        return "ACTIVE" if confirmed is not None and confirmed == self.host else "DOWN"
 
     @property
     def live(self) -> bool:

@@ -20,7 +20,8 @@ class FloatingIpView(_View):
     ip: str | None
     """The public address, once the controller gave it."""
     status: FloatingIpStatus
-    """BUILDING, DOWN (an address, no port), ACTIVE (pointed at `port_id`), DELETING."""
+    """BUILDING, DOWN (an address, no port, or a port whose host has not confirmed the NAT
+    yet), ACTIVE (pointed at `port_id`, its host NATs it and answers ARP), DELETING."""
     fault: str | None
     """Why the controller refused its allocation (ERROR) or its latest association."""
     port_id: str | None

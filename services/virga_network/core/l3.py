@@ -147,16 +147,16 @@ def _associate(
             f"network {port.network_id} of port {port.port_id} has no router on external"
             f" network {fip.external_network_id}"
         )
-    associated = l3.FloatingIpAssociated(
+    accepted = l3.FloatingIpAssociationAccepted(
         port_id=port.port_id, network_id=port.network_id, fixed_ip=port.ips[0], host=port.host
     )
-    return [Emit(associated, fip_id, tenant)]
+    return [Emit(accepted, fip_id, tenant)]
 
 
 def follow_ports(state: NetworkState, intents: Sequence[Intent]) -> list[Intent]:
     """`intents`, each port deletion followed by the dissociation of its floating IP, and each
-    port's move to a host by its floating IP's association again, naming the new host (what
-    the host data path will act on)."""
+    port's move to a host by its floating IP's association accepted again, naming the new host
+    (what the host data path will act on; that host confirms it)."""
     more: list[Intent] = list(intents)
     for intent in intents:
         if not isinstance(intent, Emit) or not isinstance(
@@ -171,7 +171,7 @@ def follow_ports(state: NetworkState, intents: Sequence[Intent]) -> list[Intent]
             if isinstance(intent.payload, PortDeleted):
                 outcome = l3.FloatingIpDissociated(port_id=port_id)
             elif port is not None and port.ips:
-                outcome = l3.FloatingIpAssociated(
+                outcome = l3.FloatingIpAssociationAccepted(
                     port_id=port_id,
                     network_id=port.network_id,
                     fixed_ip=port.ips[0],

@@ -116,12 +116,22 @@ def _point(state: NetworkState, fip: FloatingIpRecord, port_id: str | None) -> N
         _claim(state.port_floating_ips, port_id, fip.floating_ip_id)
 
 
+@l3_folds.on(l3.FloatingIpAssociationAccepted)
+def _floating_ip_accepted(
+    state: NetworkState, envelope: Envelope, event: l3.FloatingIpAssociationAccepted
+) -> None:
+    fip = state.floating_ips.get(envelope.aggregate_id)
+    if fip is not None:
+        _point(state, fip, event.port_id)
+
+
 @l3_folds.on(l3.FloatingIpAssociated)
 def _floating_ip_associated(
     state: NetworkState, envelope: Envelope, event: l3.FloatingIpAssociated
 ) -> None:
+    """A host's confirmation changes nothing here; one upcast from v1 is the acceptance."""
     fip = state.floating_ips.get(envelope.aggregate_id)
-    if fip is not None:
+    if fip is not None and event.accepted:
         _point(state, fip, event.port_id)
 
 

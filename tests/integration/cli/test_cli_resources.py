@@ -336,6 +336,10 @@ def test_external_networks_floating_ips_and_routers(
         lambda: as_json("router", "show", "edge"),
         lambda r: [i["status"] for i in r["interfaces"]] == ["ACTIVE"],
     )
+    # The port is on no host: no agent plumbs it, --wait gives up (it stays DOWN).
+    waited = run("floating-ip", "associate", fip["ip"], "l3-port", "--wait", "--timeout", "1")
+    assert waited.exit_code == errors.TIMEOUT, waited.output
+    assert "still DOWN" in waited.stderr
     associated = run("floating-ip", "associate", fip["ip"], "l3-port")
     assert associated.exit_code == 0, associated.output
     settle(lambda: as_json("port", "show", "l3-port"), lambda p: bool(p["floating_ips"]))
@@ -345,7 +349,7 @@ def test_external_networks_floating_ips_and_routers(
     assert "HTTP 409" in behind.stderr
     assert fip["id"] in behind.stderr
     assert run("floating-ip", "dissociate", fip["ip"]).exit_code == 0
-    settle(lambda: as_json("floating-ip", "show", fip["id"]), lambda f: f["status"] == "DOWN")
+    settle(lambda: as_json("floating-ip", "show", fip["id"]), lambda f: f["port_id"] is None)
     assert run("router", "remove-interface", "edge", "l3-lan").exit_code == 0
     settle(lambda: as_json("router", "show", "edge"), lambda r: r["interfaces"] == [])
     assert run("router", "delete", "edge").exit_code == 0

@@ -1,4 +1,6 @@
-"""External networks and floating IPs through the HTTP API, decided by the real controller."""
+"""External networks and floating IPs through the HTTP API, decided by the real controller; a
+floating IP is ACTIVE once its port's host confirms it (written here as that host's agent
+would, in its own topic)."""
 
 from __future__ import annotations
 
@@ -11,9 +13,15 @@ from tests.integration.network.test_network_api import TINY, network, port, unti
 from tests.support.kafka import read_events
 
 from virga_audit import check
-from virga_eventlog.topics import event_topic
+from virga_eventlog import EventWriter, ensure_topics
+from virga_eventlog.topics import event_topic, host_topic, host_topic_spec
+from virga_events import Event, new_event
 from virga_events.catalog import compute, scheduler
-from virga_events.catalog.l3 import FloatingIpAssociated
+from virga_events.catalog.l3 import (
+    FloatingIpAssociated,
+    FloatingIpAssociationAccepted,
+    FloatingIpUnplumbed,
+)
 from virga_events.catalog.network import instance_port_id
 from virga_events.registry import REGISTRY
 from virga_scheduler.config import SchedulerConfig
@@ -66,6 +74,66 @@ async def floating_ip(gateway: Gateway, token: str, external_id: str) -> dict[st
     done = await until(gateway, path, token, lambda r: r.body["status"] != "BUILDING")
     body: dict[str, Any] = done.body
     return body
+
+
+class Agents:
+    """Records events as hosts' network agents do: in each host's topic, one writer (and so
+    one chain) per host."""
+
+    def __init__(self, cloud: Gateway) -> None:
+        self.cloud = cloud
+        self.family = event_topic("network", cloud.namespace)
+        self.writers: dict[str, EventWriter] = {}
+
+    async def record(self, host: str, fip_id: str, event: Event) -> None:
+        writer = self.writers.get(host)
+        if writer is None:
+            await ensure_topics(self.cloud.settings, [host_topic_spec(self.family, host)])
+            writer = EventWriter(self.cloud.settings, transactional_id=f"{self.family}-{host}")
+            await writer.start()
+            self.writers[host] = writer
+        producer = f"network@{host}"
+        envelope = new_event(event, aggregate_id=fip_id, tenant_id=None, producer=producer)
+        async with writer.transaction() as txn:
+            await txn.append(host_topic(self.family, host), envelope)
+
+    async def close(self) -> None:
+        for writer in self.writers.values():
+            await writer.stop()
+
+
+async def confirmed_by_its_host(cloud: Gateway, token: str, fip_id: str, port_id: str) -> None:
+    """DOWN until the port's host (hv-3) says its NAT is in place for the controller's
+    acceptance, another host's word is not enough; DOWN again once it says the NAT is gone."""
+    path = f"/v1/floating-ips/{fip_id}"
+    before = (await cloud.call("GET", path, token=token)).body
+    assert before["status"] == "DOWN"
+    topic = event_topic("network", cloud.namespace)
+    events = await read_events(cloud.settings.bootstrap_servers, topic, REGISTRY)
+    [acceptance] = [
+        e.event_id
+        for e in events
+        if e.aggregate_id == fip_id and isinstance(e.payload, FloatingIpAssociationAccepted)
+    ]
+    agents = Agents(cloud)
+    try:
+        elsewhere = FloatingIpAssociated(port_id=port_id, host="hv-9", acceptance=acceptance)
+        await agents.record("hv-9", fip_id, elsewhere)
+        folded = await until(
+            cloud, path, token, lambda r: r.body["updated_at"] != before["updated_at"]
+        )
+        assert folded.body["status"] == "DOWN"
+        confirmed = FloatingIpAssociated(port_id=port_id, host="hv-3", acceptance=acceptance)
+        await agents.record("hv-3", fip_id, confirmed)
+        active = await until(cloud, path, token, lambda r: r.body["status"] == "ACTIVE")
+        assert active.body["port_id"] == port_id
+        gone = FloatingIpUnplumbed(port_id=port_id, host="hv-3", acceptance=acceptance)
+        await agents.record("hv-3", fip_id, gone)
+        await until(cloud, path, token, lambda r: r.body["status"] == "DOWN")
+        await agents.record("hv-3", fip_id, confirmed)
+        await until(cloud, path, token, lambda r: r.body["status"] == "ACTIVE")
+    finally:
+        await agents.close()
 
 
 async def test_external_networks_are_the_admins_and_every_tenant_sees_them(cloud: Gateway) -> None:
@@ -151,7 +219,9 @@ async def test_floating_ips_are_never_held_twice_and_follow_their_ports(cloud: G
 
     pointed = await cloud.call("PUT", fip_path, token=token, json={"port_id": first["id"]})
     assert pointed.status == 202, pointed.body
-    active = await until(cloud, fip_path, token, lambda r: r.body["status"] == "ACTIVE")
+    # Pointed, but no host has plumbed it (the port is on none): DOWN.
+    active = await until(cloud, fip_path, token, lambda r: r.body["port_id"] == first["id"])
+    assert active.body["status"] == "DOWN"
     assert (active.body["port_id"], active.body["fixed_ip"]) == (first["id"], first["ips"][0])
     shown = await cloud.call("GET", f"/v1/ports/{first['id']}", token=token)
     assert shown.body["floating_ips"] == [{"id": mine[0]["id"], "ip": mine[0]["ip"]}]
@@ -175,8 +245,8 @@ async def test_floating_ips_are_never_held_twice_and_follow_their_ports(cloud: G
     assert in_use.problem_fields == ["floating_ips"]
     # A deleted port's floating IP points at nothing.
     assert (await cloud.call("DELETE", f"/v1/ports/{second['id']}", token=token)).status == 202
-    down = await until(cloud, fip_path, token, lambda r: r.body["status"] == "DOWN")
-    assert down.body["port_id"] is None
+    down = await until(cloud, fip_path, token, lambda r: r.body["port_id"] is None)
+    assert down.body["status"] == "DOWN"
     for each in [*mine, theirs_fip]:
         owner = other if each is theirs_fip else token
         path = f"/v1/floating-ips/{each['id']}"
@@ -247,11 +317,12 @@ async def test_an_instance_shows_its_floating_ip_and_carries_its_host(cloud: Gat
     assert reply.status == 202
     shown = await until(cloud, path, token, lambda r: bool(r.body["floating_ips"]))
     assert shown.body["floating_ips"] == [{"id": fip["id"], "ip": fip["ip"]}]
+    await confirmed_by_its_host(cloud, token, fip["id"], its_port["id"])
     # What a host's data path will act on: the association names the port's host.
     topic = event_topic("network", cloud.namespace)
     events = await read_events(cloud.settings.bootstrap_servers, topic, REGISTRY)
-    [associated] = [e.payload for e in events if isinstance(e.payload, FloatingIpAssociated)]
-    assert associated == FloatingIpAssociated(
+    [accepted] = [e.payload for e in events if isinstance(e.payload, FloatingIpAssociationAccepted)]
+    assert accepted == FloatingIpAssociationAccepted(
         port_id=its_port["id"], network_id=net["id"], fixed_ip=its_port["ips"][0], host="hv-3"
     )
     # Deleting the instance deletes its port, which drops the association.
@@ -312,14 +383,14 @@ async def test_routers_take_an_address_and_attach_networks_one_router_each(cloud
     fip = await floating_ip(cloud, token, ext["id"])
     fip_path = f"/v1/floating-ips/{fip['id']}"
     await cloud.call("PUT", fip_path, token=token, json={"port_id": behind_port["id"]})
-    await until(cloud, fip_path, token, lambda r: r.body["status"] == "ACTIVE")
+    await until(cloud, fip_path, token, lambda r: r.body["port_id"] is not None)
     interface = f"{path}/interfaces/{net['id']}"
     refused = await cloud.call("DELETE", interface, token=token)
     assert refused.status == 409
     assert refused.problem_fields == ["floating_ips"]
     assert fip["id"] in refused.body["detail"]
     await cloud.call("PUT", fip_path, token=token, json={"port_id": None})
-    await until(cloud, fip_path, token, lambda r: r.body["status"] == "DOWN")
+    await until(cloud, fip_path, token, lambda r: r.body["port_id"] is None)
     assert (await cloud.call("DELETE", interface, token=token)).status == 202
     await until(cloud, path, token, lambda r: r.body["interfaces"] == [])
     assert (await cloud.call("DELETE", interface, token=token)).status == 404

@@ -24,7 +24,7 @@ from tests.support.netns import links, namespaces, pings, plug_guest, sh, unique
 from virga_events.catalog.l3 import (
     ExternalNetworkCreated,
     FloatingIpAllocated,
-    FloatingIpAssociated,
+    FloatingIpAssociationAccepted,
     FloatingIpDissociated,
     FloatingIpReleased,
     RouterCreated,
@@ -151,7 +151,7 @@ def _events(log: Log) -> None:
 
 
 def _associate(log: Log, guest: Guest) -> None:
-    associated = FloatingIpAssociated(port_id=guest.port_id, network_id=guest.network,
+    associated = FloatingIpAssociationAccepted(port_id=guest.port_id, network_id=guest.network,
                                       fixed_ip=guest.ip, host=HOST)  # fmt: skip
     log.write(associated, FIP, guest.tenant)
 

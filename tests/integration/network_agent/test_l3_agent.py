@@ -1,7 +1,9 @@
 """Routers and floating IPs through a real agent process: the agent runs in a host namespace
 (`ip netns exec`), reads the controller's events from Kafka and plumbs them; an "internet"
-namespace on the host's external bridge reaches a guest by its floating IP. A restart
-converges on the log: what was removed while the agent was down is gone after it starts.
+namespace on the host's external bridge reaches a guest by its floating IP, as soon as the
+agent has confirmed the association (FloatingIpAssociated). A restart converges on the log
+without confirming again: what was removed while the agent was down is gone after it starts,
+and reported gone (FloatingIpUnplumbed).
 """
 
 from __future__ import annotations
@@ -16,11 +18,14 @@ from tests.support.agents import AgentWorld, bound, registered
 from tests.support.l3 import connects, eventually, listener
 from tests.support.netns import KafkaRelay, namespaces, pings, plug_guest, sh
 
+from virga_events import Envelope
 from virga_events.catalog.l3 import (
     ExternalNetworkCreated,
     FloatingIpAllocated,
     FloatingIpAssociated,
+    FloatingIpAssociationAccepted,
     FloatingIpDissociated,
+    FloatingIpUnplumbed,
     RouterCreated,
     RouterInterfaceAdded,
     RouterInterfaceRemoved,
@@ -48,6 +53,20 @@ RULES = (
     SecurityGroupRule(direction="ingress", ethertype="IPv4", protocol="tcp", port_min=80),
 )
 MAC, IP = "02:00:0a:00:03:0b", "10.0.0.11"
+
+
+def reports(envelopes: list[Envelope]) -> list[tuple[str, str, str, bool]]:
+    """The agent's reports on the floating IP, in log order: (type, port, host, whether it
+    names an acceptance of the log)."""
+    accepted = {
+        e.event_id for e in envelopes if isinstance(e.payload, FloatingIpAssociationAccepted)
+    }
+    kinds = FloatingIpAssociated | FloatingIpUnplumbed
+    return [
+        (e.type, e.payload.port_id, e.payload.host, e.payload.acceptance in accepted)
+        for e in envelopes
+        if e.aggregate_id == FIP and isinstance(e.payload, kinds)
+    ]
 
 
 def _remove_router_namespaces(prefix: str) -> None:
@@ -103,8 +122,6 @@ def test_the_agent_plumbs_a_floating_ip_and_a_restart_removes_what_the_log_dropp
          TENANT),
         (RouterInterfaceAdded(network_id=NET, gateway_ip="10.0.0.1"), ROUTER, TENANT),
         (FloatingIpAllocated(external_network_id=EXT, ip=FLOATING), FIP, TENANT),
-        (FloatingIpAssociated(port_id=PORT, network_id=NET, fixed_ip=IP, host=HOST), FIP,
-         TENANT),
     )  # fmt: skip
     agents.wait_for("the port bound", lambda es: bound(es, PORT, HOST))
     tap = names.tap_name(PORT, PREFIX)
@@ -113,13 +130,31 @@ def test_the_agent_plumbs_a_floating_ip_and_a_restart_removes_what_the_log_dropp
     server = listener(ns["guest"], 80)
     try:
         assert eventually(lambda: pings(ns["guest"], "10.0.0.1"), 20), agents.log(HOST)
-        assert eventually(lambda: connects(ns["internet"], FLOATING, 80, 0.5), 20)
+        assert not connects(ns["internet"], FLOATING, 80, 0.5)
+        associated = ("FloatingIpAssociated", PORT, HOST, True)
+        agents.write(
+            "network",
+            (FloatingIpAssociationAccepted(port_id=PORT, network_id=NET, fixed_ip=IP, host=HOST),
+             FIP, TENANT),
+        )  # fmt: skip
+        # Reported done only once the rules and the ARP answer are in place: at once, no retry.
+        agents.wait_for("the association confirmed", lambda es: associated in reports(es))
+        assert connects(ns["internet"], FLOATING, 80, 1.0)
         assert pings(ns["internet"], FLOATING)
 
-        # Restarted with nothing changed: the floating IP still answers.
+        # Restarted with nothing changed: the floating IP still answers, confirmed once only
+        # (a port bound after the restart shows the agent converged since).
         agents.stop_agent(HOST)
         agents.start_agent(HOST)
         assert eventually(lambda: connects(ns["internet"], FLOATING, 80, 0.5), 20)
+        agents.write(
+            "network",
+            (PortAllocated(network_id=NET, mac="02:00:0a:00:03:0c", ips=("10.0.0.12",),
+                           security_groups=("web",)), "port-3b", TENANT),
+            (PortHostAssigned(host=HOST), "port-3b", TENANT),
+        )  # fmt: skip
+        agents.wait_for("the second port bound", lambda es: bound(es, "port-3b", HOST))
+        assert reports(agents.events()) == [associated]
 
         # Dissociated and detached while the agent is down: gone once it is back.
         agents.stop_agent(HOST)
@@ -129,8 +164,11 @@ def test_the_agent_plumbs_a_floating_ip_and_a_restart_removes_what_the_log_dropp
             (RouterInterfaceRemoved(network_id=NET), ROUTER, TENANT),
         )
         agents.start_agent(HOST)
-        assert eventually(lambda: not pings(ns["guest"], "10.0.0.1", wait=0.5), 20)
+        unplumbed = ("FloatingIpUnplumbed", PORT, HOST, True)
+        agents.wait_for("the floating IP reported gone", lambda es: unplumbed in reports(es))
         assert not connects(ns["internet"], FLOATING, 80, 0.5)
+        assert reports(agents.events()) == [associated, unplumbed]
+        assert eventually(lambda: not pings(ns["guest"], "10.0.0.1", wait=0.5), 20)
         left = {n for n in sh("ip", "-o", "link", "show", netns=ns["host"]).stdout.split()
                 if n.startswith((f"{PREFIX}i", f"{PREFIX}g"))}  # fmt: skip
         assert left == set()

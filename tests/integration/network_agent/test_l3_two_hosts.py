@@ -30,7 +30,9 @@ from virga_events.catalog.l3 import (
     ExternalNetworkCreated,
     FloatingIpAllocated,
     FloatingIpAssociated,
+    FloatingIpAssociationAccepted,
     FloatingIpDissociated,
+    FloatingIpUnplumbed,
     RouterCreated,
     RouterInterfaceAdded,
 )
@@ -91,15 +93,21 @@ class Cloud:
         for log in self.logs.values():
             log.write(event, aggregate, tenant)
 
-    async def converge(self) -> None:
-        """Converge every host; what one reports (PortBound) every host folds."""
+    async def converge(self) -> list[tuple[str, str, str]]:
+        """Converge every host; what one reports (PortBound) every host folds. What each
+        reported about floating IPs: (host, event type, port)."""
+        reported: list[tuple[str, str, str]] = []
         for host, effects in self.effects.items():
             plan = host_plan(self.logs[host].state, HOSTS[host], PREFIX)
             for emit in await effects.converge(Converge(plan)):
                 self.write(emit.payload, emit.aggregate_id, emit.tenant_id)
+                if isinstance(emit.payload, FloatingIpAssociated | FloatingIpUnplumbed):
+                    assert emit.payload.host == host
+                    reported.append((host, emit.payload.TYPE, emit.payload.port_id))
+        return reported
 
     def associate(self, guest: Guest) -> None:
-        associated = FloatingIpAssociated(
+        associated = FloatingIpAssociationAccepted(
             port_id=guest.port_id, network_id=NET, fixed_ip=guest.ip, host=guest.host
         )
         self.write(associated, FIP)
@@ -208,7 +216,9 @@ async def test_a_floating_ip_moves_between_hosts_and_the_internet_follows_at_onc
             ns["gb"], EXT_GATEWAY, 9000, timeout=0.5))  # fmt: skip
 
         cloud.associate(GUESTS[0])
-        await cloud.converge()
+        # Its host (only) confirms, once its rules are in place; nothing more the next time.
+        assert await cloud.converge() == [(HOST_A, "FloatingIpAssociated", GUESTS[0].port_id)]
+        assert await cloud.converge() == []
         assert eventually(lambda: connects(ns["internet"], FLOATING, 80, timeout=0.5))
         assert source_seen(internet, ns["ga"], EXT_GATEWAY, 9000) == FLOATING
         servers[0].settimeout(3.0)
@@ -218,7 +228,11 @@ async def test_a_floating_ip_moves_between_hosts_and_the_internet_follows_at_onc
         # gratuitous ARP, so the next connection goes to gb without waiting for it to age.
         cloud.associate(GUESTS[1])
         started = time.monotonic()
-        await cloud.converge()
+        # The old host removes it (and says so), the new host plumbs it and confirms.
+        assert await cloud.converge() == [
+            (HOST_A, "FloatingIpUnplumbed", GUESTS[0].port_id),
+            (HOST_B, "FloatingIpAssociated", GUESTS[1].port_id),
+        ]
         assert await eventually_async(lambda: connects(ns["internet"], FLOATING, 80, 0.3), 5.0)
         moved = time.monotonic() - started
         print(f"floating IP moved between hosts -> first TCP connection: {moved:.3f} s")
@@ -228,7 +242,7 @@ async def test_a_floating_ip_moves_between_hosts_and_the_internet_follows_at_onc
         assert source_seen(internet, ns["gb"], EXT_GATEWAY, 9000) == FLOATING
 
         cloud.write(FloatingIpDissociated(port_id=GUESTS[1].port_id), FIP)
-        await cloud.converge()
+        assert await cloud.converge() == [(HOST_B, "FloatingIpUnplumbed", GUESTS[1].port_id)]
         for host in HOSTS:
             router_ns = names.router_namespace(ROUTER, host, PREFIX)
             assert FLOATING not in sh("ip", "addr", "show", netns=router_ns).stdout

@@ -10,6 +10,8 @@ import pytest
 from aiohttp import web
 from tests.unit.cli.fake_api import fake_api, run
 
+from virga_cli import errors
+
 EXT = "11111111-1111-4111-8111-111111111111"
 NET = "22222222-2222-4222-8222-222222222222"
 PORT = "33333333-3333-4333-8333-333333333333"
@@ -171,3 +173,51 @@ async def test_port_list_finds_an_instances_ports(tmp_path: Path) -> None:
         result = await run(["--api", api.url, "port", "list", "--instance", instance], tmp_path)
     assert result.exit_code == 0, result.output
     assert "203.0.113.10" in result.stdout
+
+
+async def test_associate_wait_returns_once_the_host_confirmed_and_fails_on_a_refusal(
+    tmp_path: Path,
+) -> None:
+    views = [
+        {**FLOATING_IP, "status": "ACTIVE", "port_id": "another-port"},  # the former port yet
+        {**FLOATING_IP, "port_id": PORT, "fixed_ip": "10.0.0.5"},  # accepted, not plumbed
+        {**FLOATING_IP, "status": "ACTIVE", "port_id": PORT, "fixed_ip": "10.0.0.5"},
+    ]
+
+    async def fips(request: web.Request) -> web.Response:
+        return listing(FLOATING_IP)
+
+    async def ports(request: web.Request) -> web.Response:
+        return listing({"id": PORT, "name": "web-port"})
+
+    async def put(request: web.Request) -> web.Response:
+        return web.json_response(FLOATING_IP, status=202)
+
+    async def get(request: web.Request) -> web.Response:
+        return web.json_response(views.pop(0) if len(views) > 1 else views[0])
+
+    routes = {
+        ("GET", "/v1/floating-ips"): fips,
+        ("GET", "/v1/ports"): ports,
+        ("PUT", f"/v1/floating-ips/{FIP}"): put,
+        ("GET", f"/v1/floating-ips/{FIP}"): get,
+    }
+    command = ["--json", "floating-ip", "associate", "203.0.113.10", "web-port", "--wait"]
+    async with fake_api(routes) as api:
+        result = await run(["--api", api.url, *command], tmp_path)
+        assert result.exit_code == 0, result.output
+        assert orjson.loads(result.output)["status"] == "ACTIVE"
+        gets = [
+            r for r in api.requests if r.path == f"/v1/floating-ips/{FIP}" and r.method == "GET"
+        ]
+        assert len(gets) == 3
+        # Refused (the port took another floating IP meanwhile): the fault, exit FAILED.
+        views[:] = [{**FLOATING_IP, "fault": "port already has floating IP f-2"}]
+        refused = await run(["--api", api.url, *command], tmp_path)
+        assert refused.exit_code == errors.FAILED
+        assert "port already has floating IP f-2" in refused.output
+        # Never confirmed: TIMEOUT.
+        views[:] = [{**FLOATING_IP, "port_id": PORT}]
+        late = await run(["--api", api.url, *command, "--timeout", "0.5"], tmp_path)
+        assert late.exit_code == errors.TIMEOUT
+        assert "still DOWN" in late.output

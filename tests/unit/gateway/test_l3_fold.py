@@ -39,6 +39,13 @@ def life() -> list[Envelope]:
     def api(event: Event, aggregate: str, seconds: float) -> Envelope:
         return envelope(event, aggregate, tenant="t1", seconds=seconds)
 
+    accepted = l3.FloatingIpAssociationAccepted(
+        port_id=PORT, network_id="n1", fixed_ip="10.0.0.2", host="hv-1"
+    )
+    acceptance = ctl(accepted, "f1", 6)
+    # The port's host confirms it, in its own topic (read in any order with the controller's).
+    confirmed = l3.FloatingIpAssociated(port_id=PORT, host="hv-1", acceptance=acceptance.event_id)
+    confirmation = envelope(confirmed, "f1", tenant="t1", producer="network@hv-1", seconds=7)
     return [
         envelope(requested_external, "x1"),
         envelope(created_external, "x1", producer="network", seconds=1),
@@ -54,7 +61,8 @@ def life() -> list[Envelope]:
         api(l3.FloatingIpRequested(external_network_id="x1"), "f2", 3),
         ctl(l3.FloatingIpAllocated(external_network_id="x1", ip="203.0.113.11"), "f2", 4),
         api(l3.FloatingIpAssociationRequested(port_id=PORT), "f1", 5),
-        ctl(l3.FloatingIpAssociated(port_id=PORT, network_id="n1", fixed_ip="10.0.0.2"), "f1", 6),
+        acceptance,
+        confirmation,
         api(l3.FloatingIpReleaseRequested(), "f2", 5),
         ctl(l3.FloatingIpReleased(external_network_id="x1", ip="203.0.113.11"), "f2", 6),
         api(l3.RouterRequested(name="r", external_network_id="x1"), "r1", 5),

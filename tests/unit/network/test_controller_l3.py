@@ -142,7 +142,7 @@ def test_association_checks_the_port_and_a_deleted_port_drops_it() -> None:
     assert "has no router on external network ext-1" in unrouted.reason
     routed(c, network_id)
     [moved] = c.input(l3.FloatingIpAssociationRequested(port_id=port_a), "fip-1")
-    assert moved == l3.FloatingIpAssociated(
+    assert moved == l3.FloatingIpAssociationAccepted(
         port_id=port_a, network_id=network_id, fixed_ip="10.0.0.2", host=None
     )
     assert c.state.floating_ips["fip-1"].ip == "203.0.113.10"
@@ -153,11 +153,11 @@ def test_association_checks_the_port_and_a_deleted_port_drops_it() -> None:
     assert isinstance(foreign, l3.FloatingIpAssociationFailed)
     # Re-association moves it: port A is free for the other one then.
     [to_b] = c.input(l3.FloatingIpAssociationRequested(port_id=port_b), "fip-1")
-    assert isinstance(to_b, l3.FloatingIpAssociated)
+    assert isinstance(to_b, l3.FloatingIpAssociationAccepted)
     assert to_b.fixed_ip == "10.0.0.3"
     assert isinstance(
         c.input(l3.FloatingIpAssociationRequested(port_id=port_a), "fip-2")[0],
-        l3.FloatingIpAssociated,
+        l3.FloatingIpAssociationAccepted,
     )
     assert c.input(PortDeletionRequested(), port_a) == [
         PortDeleted(),
@@ -263,13 +263,13 @@ def test_a_floating_ip_follows_its_instance_to_a_new_host_and_goes_with_it() -> 
     routed(c, network_id)
     fip(c, "fip-1")
     [first] = c.input(l3.FloatingIpAssociationRequested(port_id=port_id), "fip-1")
-    assert first == l3.FloatingIpAssociated(
+    assert first == l3.FloatingIpAssociationAccepted(
         port_id=port_id, network_id=network_id, fixed_ip="10.0.0.2", host="hv-1"
     )
     # Rescheduled: the association is stated again with the host the data path must act on.
     assert c.input(scheduled("hv-2", attempt=2), "i-1") == [
         PortHostAssigned(host="hv-2"),
-        l3.FloatingIpAssociated(
+        l3.FloatingIpAssociationAccepted(
             port_id=port_id, network_id=network_id, fixed_ip="10.0.0.2", host="hv-2"
         ),
     ]
@@ -278,3 +278,23 @@ def test_a_floating_ip_follows_its_instance_to_a_new_host_and_goes_with_it() -> 
         l3.FloatingIpDissociated(port_id=port_id),
     ]
     assert c.state.floating_ips["fip-1"].port_id is None
+
+
+def test_a_hosts_confirmation_changes_nothing_and_a_v1_association_is_the_acceptance() -> None:
+    """`FloatingIpAssociated` is a host's confirmation (the controller's decision is
+    `FloatingIpAssociationAccepted`); one of version 1, upcast, was the decision itself."""
+    c = Controller()
+    external(c)
+    network_id, _ = c.network("10.0.0.0/24")
+    port_a = c.port(network_id)[0]
+    routed(c, network_id)
+    fip(c, "fip-1")
+    before = c.state.floating_ips["fip-1"].port_id
+    assert c.input(l3.FloatingIpAssociated(port_id=port_a, host="hv-1"), "fip-1") == []
+    assert c.state.floating_ips["fip-1"].port_id == before is None
+    old = l3.FloatingIpAssociated(
+        port_id=port_a, host="", network_id=network_id, fixed_ip="10.0.0.2", accepted=True
+    )
+    assert c.input(old, "fip-1") == []
+    assert c.state.floating_ips["fip-1"].port_id == port_a
+    assert c.state.port_floating_ips[port_a] == ["fip-1"]

@@ -12,7 +12,7 @@ from virga_events import Envelope, Event, new_event
 from virga_events.catalog.l3 import (
     ExternalNetworkCreated,
     FloatingIpAllocated,
-    FloatingIpAssociated,
+    FloatingIpAssociationAccepted,
     FloatingIpDissociated,
     FloatingIpReleased,
     RouterCreated,
@@ -70,7 +70,7 @@ def base(router_ip: str = "203.0.113.10") -> list[Envelope]:
 
 
 def associate(port_id: str, ip: str) -> Envelope:
-    return ev(FloatingIpAssociated(port_id=port_id, network_id="n-1", fixed_ip=ip), "f-1")
+    return ev(FloatingIpAssociationAccepted(port_id=port_id, network_id="n-1", fixed_ip=ip), "f-1")
 
 
 def fold(events: Sequence[Envelope], host: str = HOST) -> NetworkAgentState:
@@ -245,5 +245,6 @@ def test_a_snapshot_keeps_routers_and_floating_ips_and_older_ones_are_not_used()
     restored = restore(orjson.loads(orjson.dumps(snapshot(state))))
     assert restored == state
     assert host_plan(restored, VTEP, names.DEFAULT_PREFIX) == plan(events)
-    # A snapshot of an agent that did not fold public addresses is of another version.
-    assert STATE_VERSION == 2
+    # A snapshot of an agent that did not fold public addresses (version 1), or not the
+    # acceptances and their confirmations (version 2), is of another version.
+    assert STATE_VERSION == 3

@@ -9,6 +9,7 @@ from virga_eventlog.writer import GENESIS
 from virga_events import REGISTRY, Envelope, Event, encode, new_event
 from virga_events.catalog.attachments import VolumeAttachmentFailed
 from virga_events.catalog.compute import HostHeartbeat, InstanceDeleted, InstanceStopped
+from virga_events.catalog.l3 import FloatingIpAssociated, FloatingIpUnplumbed
 from virga_events.catalog.network import NetworkAgentRegistered
 from virga_events.catalog.scheduler import ClaimReleased
 from virga_runtime.hostcheck import SPEAKS_OF, refusal
@@ -73,7 +74,24 @@ def test_every_event_an_agent_writes_is_in_the_table() -> None:
     compute = {cls.TYPE for cls in REGISTRY if cls.__module__ == "virga_events.catalog.compute"}
     attachments = {"VolumeAttached", "VolumeDetached", "VolumeAttachmentFailed"}
     network = {"NetworkAgentRegistered", "PortBound", "PortBindingFailed", "PortUnbound"}
-    assert set(SPEAKS_OF) == compute | attachments | network
+    l3 = {"FloatingIpAssociated", "FloatingIpUnplumbed"}
+    assert set(SPEAKS_OF) == compute | attachments | network | l3
+
+
+def test_a_host_confirms_floating_ips_of_its_own_only_and_never_points_one() -> None:
+    """The confirmation of a floating IP's plumbing is a host's; the association itself (what
+    an upcast version 1 event says) is the controller's alone."""
+    confirmed = FloatingIpAssociated(port_id="p1", host="h1")
+    assert check("ns.network.h1", confirmed, "f1", "network@h1") is None
+    assert (
+        check("ns.network.h1", FloatingIpUnplumbed(port_id="p1", host="h1"), "f1", "network@h1")
+        is None
+    )
+    assert check("ns.network.h1", FloatingIpAssociated(port_id="p1", host="h2"), "f1", "network@h1")
+    forged = FloatingIpAssociated(port_id="p1", host="h1", accepted=True)
+    assert check("ns.network.h1", forged, "f1", "network@h1") == (
+        "FloatingIpAssociated about host None in ns.network.h1, the topic of host h1"
+    )
 
 
 @dataclass(frozen=True)

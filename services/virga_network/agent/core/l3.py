@@ -10,6 +10,10 @@ CIDRs behind different routers never meet.
 * A floating IP pointing at a port on this host is answered (ARP, ping) on this host's
   external leg and mapped 1:1 there: DNAT to the fixed address coming in, SNAT to the
   floating IP going out.
+* The port's host reports a floating IP plumbed (`FloatingIpAssociated`) once its NAT and ARP
+  answer are in place, and unplumbed (`FloatingIpUnplumbed`) once they are gone again:
+  `reports` says which reports are still due, from what the log holds of its own reports, so
+  a restart reports nothing twice.
 * The router's own address is SNAT's source for its networks' other traffic. An address can
   be answered by one host only, so it lives on the router's SNAT host: the first host, by
   name, the log assigns a port of the router's networks to. Guests without a floating IP on
@@ -23,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from virga_network.agent.core import names
 from virga_network.agent.core.model import NetworkAgentState, RouterRecord
@@ -121,3 +126,48 @@ def routers(
             )
         )
     return tuple(planned)
+
+
+@dataclass(frozen=True, slots=True)
+class FloatingReport:
+    """A floating IP's plumbing on this host, to be reported (`FloatingIpAssociated` or
+    `FloatingIpUnplumbed`); `namespace`: its router's here ("" for an unplumbing)."""
+
+    floating_ip_id: str
+    tenant_id: str | None
+    port_id: str
+    acceptance: str
+    """The acceptance (event id) it reports on."""
+    network_id: str = ""
+    fixed_ip: str = ""
+    namespace: str = ""
+
+
+def reports(
+    state: NetworkAgentState, planned: tuple[RouterPlumbing, ...]
+) -> tuple[tuple[FloatingReport, ...], tuple[FloatingReport, ...]]:
+    """The floating IPs `planned` NATs that this host has not reported plumbed yet, and those
+    it reported plumbed that it no longer NATs (to report once their rules are gone)."""
+    where = {nat: router.namespace for router in planned for nat in router.floating}
+    plumbed: dict[str, FloatingReport] = {}
+    for fip_id, fip in sorted(state.floating_ips.items()):
+        namespace = where.get(FloatingNat(fip.ip, fip.fixed_ip))
+        if fip.port_id is None or namespace is None:
+            continue
+        plumbed[fip_id] = FloatingReport(
+            fip_id, fip.tenant_id, fip.port_id, fip.acceptance, fip.network_id, fip.fixed_ip,
+            namespace,
+        )  # fmt: skip
+    # Accepted again (the same port, re-associated): the same rules, confirmed anew.
+    confirm = tuple(
+        report
+        for fip_id, report in plumbed.items()
+        if (known := state.confirmed.get(fip_id)) is None
+        or (known.port_id, known.acceptance) != (report.port_id, report.acceptance)
+    )
+    unplumb = tuple(
+        FloatingReport(fip_id, known.tenant_id, known.port_id, known.acceptance)
+        for fip_id, known in sorted(state.confirmed.items())
+        if fip_id not in plumbed or plumbed[fip_id].port_id != known.port_id
+    )
+    return confirm, unplumb

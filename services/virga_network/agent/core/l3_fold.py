@@ -14,14 +14,17 @@ from virga_events.catalog.l3 import (
     ExternalNetworkDeleted,
     FloatingIpAllocated,
     FloatingIpAssociated,
+    FloatingIpAssociationAccepted,
     FloatingIpDissociated,
     FloatingIpReleased,
+    FloatingIpUnplumbed,
     RouterCreated,
     RouterDeleted,
     RouterInterfaceAdded,
     RouterInterfaceRemoved,
 )
 from virga_network.agent.core.model import (
+    ConfirmedFloatingIp,
     ExternalNetworkRecord,
     FloatingIpRecord,
     NetworkAgentState,
@@ -92,12 +95,34 @@ def register(folds: Folds[NetworkAgentState]) -> None:
         fip = _floating(state, envelope)
         fip.external_network_id, fip.ip = event.external_network_id, event.ip
 
+    @folds.on(FloatingIpAssociationAccepted)
+    def _fip_accepted(
+        state: NetworkAgentState, envelope: Envelope, event: FloatingIpAssociationAccepted
+    ) -> None:
+        fip = _floating(state, envelope)
+        fip.port_id, fip.network_id, fip.fixed_ip = event.port_id, event.network_id, event.fixed_ip
+        fip.acceptance = envelope.event_id
+
     @folds.on(FloatingIpAssociated)
     def _fip_associated(
         state: NetworkAgentState, envelope: Envelope, event: FloatingIpAssociated
     ) -> None:
-        fip = _floating(state, envelope)
-        fip.port_id, fip.network_id, fip.fixed_ip = event.port_id, event.network_id, event.fixed_ip
+        if event.accepted:  # v1: the controller's acceptance (this host confirms it anew)
+            fip = _floating(state, envelope)
+            fip.port_id, fip.network_id = event.port_id, event.network_id
+            fip.fixed_ip, fip.acceptance = event.fixed_ip, envelope.event_id
+        elif event.host == state.host:
+            confirmed = ConfirmedFloatingIp(event.port_id, envelope.tenant_id, event.acceptance)
+            state.confirmed[envelope.aggregate_id] = confirmed
+
+    @folds.on(FloatingIpUnplumbed)
+    def _fip_unplumbed(
+        state: NetworkAgentState, envelope: Envelope, event: FloatingIpUnplumbed
+    ) -> None:
+        known = state.confirmed.get(envelope.aggregate_id)
+        reported = (event.port_id, event.acceptance)
+        if event.host == state.host and known and (known.port_id, known.acceptance) == reported:
+            del state.confirmed[envelope.aggregate_id]
 
     @folds.on(FloatingIpDissociated)
     def _fip_dissociated(

@@ -97,9 +97,22 @@ class FloatingIpRecord:
     external_network_id: str = ""
     ip: str = ""
     port_id: str | None = None
-    """The port it points at (FloatingIpAssociated), None while dissociated."""
+    """The port it points at (FloatingIpAssociationAccepted), None while dissociated."""
     network_id: str = ""
     fixed_ip: str = ""
+    acceptance: str = ""
+    """The event id of the acceptance that pointed it at `port_id` (what its host confirms)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConfirmedFloatingIp:
+    """A floating IP this host confirmed plumbed (FloatingIpAssociated) and has not reported
+    unplumbed since (FloatingIpUnplumbed)."""
+
+    port_id: str
+    tenant_id: str | None
+    acceptance: str = ""
+    """The FloatingIpAssociationAccepted (event id) it confirmed."""
 
 
 @dataclass(slots=True)
@@ -117,3 +130,5 @@ class NetworkAgentState:
     externals: dict[str, ExternalNetworkRecord] = field(default_factory=dict)
     routers: dict[str, RouterRecord] = field(default_factory=dict)
     floating_ips: dict[str, FloatingIpRecord] = field(default_factory=dict)
+    confirmed: dict[str, ConfirmedFloatingIp] = field(default_factory=dict)
+    """Floating IP -> what this host last reported plumbed for it (`core.l3.reports`)."""

@@ -59,6 +59,10 @@ class HostPlan:
     unbind: tuple[Unbind, ...]
     routers: tuple[RouterPlumbing, ...] = ()
     """This host's routers (`core.l3`): made after the networks and ports they serve."""
+    confirm: tuple[l3.FloatingReport, ...] = ()
+    """Floating IPs the routers NAT that are still to be reported plumbed (`l3.reports`)."""
+    unplumb: tuple[l3.FloatingReport, ...] = ()
+    """Floating IPs reported plumbed here that the routers no longer NAT."""
 
     def filters(self, failed_networks: frozenset[str] = frozenset()) -> FilterSet:
         """The host's filters: of every port outside `failed_networks`."""
@@ -226,6 +230,8 @@ def host_plan(state: NetworkAgentState, vtep_ip: str, prefix: str, edges: bool =
         if port.bound_host == state.host and port.port_id not in wanted and not _wanted(state, port)
     )
     local = _local_v4(ports)
+    routers = l3.routers(state, {p.port_id: (p.network_id, p.filter.ips) for p in ports}, prefix)
+    confirm, unplumb = l3.reports(state, routers)
     return HostPlan(
         host=state.host,
         vtep_ip=vtep_ip,
@@ -234,5 +240,7 @@ def host_plan(state: NetworkAgentState, vtep_ip: str, prefix: str, edges: bool =
         ),
         ports=tuple(ports),
         unbind=unbind,
-        routers=l3.routers(state, {p.port_id: (p.network_id, p.filter.ips) for p in ports}, prefix),
+        routers=routers,
+        confirm=confirm,
+        unplumb=unplumb,
     )

@@ -2,7 +2,8 @@
 
 `STATE_VERSION` 2 added public addresses (external networks, routers, floating IPs): a
 snapshot of version 1 was written by an agent that did not fold them, so it is not used (the
-runtime rebuilds from the log)."""
+runtime rebuilds from the log). 3 added the acceptance each floating IP's association came
+from and this host's confirmations of them, which a snapshot of version 2 lacks."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 
 from virga_events.catalog.network import SecurityGroupRule, with_rule_ids
 from virga_network.agent.core.model import (
+    ConfirmedFloatingIp,
     ExternalNetworkRecord,
     FloatingIpRecord,
     GroupRecord,
@@ -21,7 +23,7 @@ from virga_network.agent.core.model import (
     RouterRecord,
 )
 
-STATE_VERSION = 2
+STATE_VERSION = 3
 
 
 def snapshot(state: NetworkAgentState) -> dict[str, Any]:
@@ -39,6 +41,7 @@ def snapshot(state: NetworkAgentState) -> dict[str, Any]:
         "externals": {k: dataclasses.asdict(r) for k, r in state.externals.items()},
         "routers": {k: dataclasses.asdict(r) for k, r in state.routers.items()},
         "floating_ips": {k: dataclasses.asdict(r) for k, r in state.floating_ips.items()},
+        "confirmed": {k: dataclasses.asdict(r) for k, r in state.confirmed.items()},
     }
 
 
@@ -72,4 +75,5 @@ def restore(data: dict[str, Any]) -> NetworkAgentState:
             for k, r in data["routers"].items()
         },
         floating_ips={k: FloatingIpRecord(**r) for k, r in data["floating_ips"].items()},
+        confirmed={k: ConfirmedFloatingIp(**r) for k, r in data["confirmed"].items()},
     )

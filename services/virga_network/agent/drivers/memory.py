@@ -39,6 +39,8 @@ class MemoryNetworkDriver:
     """Taps whose `ensure_port` fails (tests of binding failures)."""
     edges: dict[str, EdgePlumbing] = field(default_factory=dict)
     """Bridge -> its network's edge."""
+    fail_routers: set[str] = field(default_factory=set)
+    """Router namespaces whose `ensure_router` fails (tests of unconfirmed floating IPs)."""
     routers: dict[str, RouterPlumbing] = field(default_factory=dict)
     """Namespace -> the router made there."""
     calls: int = 0
@@ -86,6 +88,8 @@ class MemoryNetworkDriver:
 
     async def ensure_router(self, router: RouterPlumbing) -> None:
         self.calls += 1
+        if router.namespace in self.fail_routers:
+            raise DriverError(f"cannot make {router.namespace}")
         for leg in router.interfaces:
             if leg.bridge not in self.bridges:
                 raise DriverError(f"bridge {leg.bridge} does not exist")

@@ -1,7 +1,10 @@
 """The agent's one side effect: converge the host's plumbing on a `HostPlan`, report ports.
 
 The handler remembers the last plan it carried out in full, so a plan that did not change
-costs nothing, and only what changed is redone. After a start (or any failure) it first lists
+costs nothing, and only what changed is redone. A floating IP is reported plumbed
+(`FloatingIpAssociated`) only after its router's rules are in place, and unplumbed only once
+every router removal or change succeeded; a report is not repeated while the log has yet to
+bring it back. After a start (or any failure) it first lists
 what exists and removes every Virga-named interface the plan does not want. Failures become
 PortBindingFailed events; only a host that cannot be listed raises (the service restarts).
 """
@@ -14,12 +17,14 @@ from typing import Any
 
 import structlog
 
+from virga_events.catalog.l3 import FloatingIpAssociated, FloatingIpUnplumbed
 from virga_events.catalog.network import (
     NetworkAgentRegistered,
     PortBindingFailed,
     PortBound,
     PortUnbound,
 )
+from virga_network.agent.core.l3 import FloatingReport
 from virga_network.agent.core.plan import HostPlan, PortPlan
 from virga_network.agent.core.plumbing import EdgePlumbing, TapKind
 from virga_network.agent.drivers.base import DriverError, HostInventory, NetworkDriver
@@ -55,6 +60,8 @@ class AgentEffects:
         self._failed: tuple[HostPlan, float] | None = None
         """A plan that failed and when it may be tried again: a host that keeps refusing
         (a busy device) is retried every few seconds, not every tick."""
+        self._reported: set[tuple[str, FloatingReport]] = set()
+        """Floating IP reports emitted that the plan still asks for (not folded back yet)."""
 
     def handlers(self) -> dict[type[Any], EffectHandler]:
         return {Register: self.register, Converge: self.converge}
@@ -125,7 +132,9 @@ class AgentEffects:
                     continue
             bound.append(port)
         failed |= await self._remove_unwanted(plan, applied, inventory, bound)
-        failed |= await self._routers(plan, applied, inventory, frozenset(failed_networks))
+        unready = await self._routers(plan, applied, inventory, frozenset(failed_networks))
+        failed |= bool(unready)
+        emits += self._floating_reports(plan, unready)
         if self._edges is not None:
             serving = [
                 (n.network_id, n.edge)
@@ -189,9 +198,10 @@ class AgentEffects:
         applied: HostPlan | None,
         inventory: HostInventory | None,
         failed_networks: frozenset[str],
-    ) -> bool:
-        """Make the plan's routers (after their networks and ports), remove the others."""
-        failed = False
+    ) -> set[str]:
+        """Make the plan's routers (after their networks and ports), remove the others; the
+        namespaces not as planned ("" for a removal that failed)."""
+        unready: set[str] = set()
         done = {} if applied is None else {r.namespace: r for r in applied.routers}
         wanted = {r.namespace for r in plan.routers}
         gone = set(done) | (set(inventory.routers) if inventory is not None else set())
@@ -200,18 +210,18 @@ class AgentEffects:
                 await self._driver.remove_router(namespace)
                 log.info("router_removed", namespace=namespace)
             except DriverError as exc:
-                failed = True
+                unready.add("")
                 log.warning("router_removal_failed", namespace=namespace, reason=str(exc))
         for router in plan.routers:
             if done.get(router.namespace) == router:
                 continue
             if any(leg.network_id in failed_networks for leg in router.interfaces):
-                failed = True
+                unready.add(router.namespace)
                 continue
             try:
                 await self._driver.ensure_router(router)
             except DriverError as exc:
-                failed = True
+                unready.add(router.namespace)
                 log.warning("router_failed", router_id=router.router_id, reason=str(exc))
                 continue
             before = done.get(router.namespace)
@@ -223,7 +233,39 @@ class AgentEffects:
                         floating_ip=nat.floating_ip,
                         fixed_ip=nat.fixed_ip,
                     )
-        return failed
+        return unready
+
+    def _floating_reports(self, plan: HostPlan, unready: set[str]) -> list[Emit]:
+        """Report the plan's floating IPs whose routers are in place, and (once every router
+        is as planned) those no longer NATed here; each once until the log has it."""
+        due = {("confirm", r) for r in plan.confirm} | {("unplumb", r) for r in plan.unplumb}
+        self._reported &= due
+        emits: list[Emit] = []
+        for kind, report in sorted(due - self._reported, key=lambda d: (d[1].floating_ip_id, d[0])):
+            if report.namespace in unready or (kind == "unplumb" and unready):
+                continue
+            self._reported.add((kind, report))
+            event: FloatingIpAssociated | FloatingIpUnplumbed
+            if kind == "confirm":
+                event = FloatingIpAssociated(
+                    port_id=report.port_id,
+                    host=plan.host,
+                    network_id=report.network_id,
+                    fixed_ip=report.fixed_ip,
+                    acceptance=report.acceptance,
+                )
+            else:
+                event = FloatingIpUnplumbed(
+                    port_id=report.port_id, host=plan.host, acceptance=report.acceptance
+                )
+            log.info(
+                "floating_ip_reported",
+                floating_ip_id=report.floating_ip_id,
+                port_id=report.port_id,
+                plumbed=kind == "confirm",
+            )
+            emits.append(Emit(event, report.floating_ip_id, report.tenant_id))
+        return emits
 
     def _bound(self, plan: HostPlan, port: PortPlan) -> Emit:
         log.info("port_bound", port_id=port.port_id, tap=port.filter.tap)
