@@ -18,6 +18,7 @@ import ipaddress
 import json
 import os
 import subprocess
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -157,3 +158,19 @@ def unregister_quietly(api: str, token: str, segment: ExternalSegment | None = N
         return f"{segment.name!r} {unregister(api, token, segment)}"
     except seed.SeedError as error:
         return f"{segment.name!r} not deleted ({error})"
+
+
+def take_down_bridge(everything: bool, segment: ExternalSegment | None = None) -> int:
+    """`down`'s last step: remove the local segment's bridge if `everything` (`--all`), else
+    say that it stays; the exit status (1: it could not be removed)."""
+    segment = segment or local()
+    try:
+        removed = everything and remove_bridge(segment)
+    except ExternalError as error:
+        print(f"The bridge {segment.bridge} stays: {error}", file=sys.stderr)
+        return 1
+    if removed:
+        print(f"==> removed the external network's bridge {segment.bridge}")
+    elif bridge_exists(segment):
+        print(f"The bridge {segment.bridge} stays, for the floating IPs (`make down ALL=1`).")
+    return 0

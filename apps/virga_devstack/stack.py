@@ -145,7 +145,7 @@ def up(kafka_port: int, gateway_port: int, *, foreground: bool = False) -> int:
     # Ctrl-C must stop what was started even where the shell made this process ignore it.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     began = time.monotonic()
-    run = Run(total=10)
+    run = Run(total=11)
     try:
         processes = _start(run, kafka_port, gateway_port)
         if foreground and not run.failures:
@@ -225,6 +225,16 @@ def _start(run: Run, kafka_port: int, gateway_port: int) -> list[ServiceProcess]
         except Exception as error:  # the agents make them at start all the same
             outcome[0] = "FAILED"
             run.failures.append(f"host topics: {error!r}")
+    segment = external.local()  # made before the agent starts: routers plug into it
+    with run.stage(f"bridge {segment.bridge} with {segment.address} (the internet)") as outcome:
+        try:
+            if external.ensure_bridge(segment):
+                run.undo.append((segment.bridge, lambda: external.remove_bridge(segment)))
+            else:
+                outcome[0] = "already there"
+        except external.ExternalError as error:
+            outcome[0] = "FAILED"
+            run.failures.append(f"external network's bridge: {error}")
     absent: set[str] = set()
     with run.stage(f"starting {len(processes)} services") as outcome:
         fresh = 0
@@ -250,21 +260,17 @@ def _start(run: Run, kafka_port: int, gateway_port: int) -> list[ServiceProcess]
             except ServiceProcessError as error:
                 run.failures.append(str(error))
         outcome[0] = f"{len(healthy)} of {len(processes)} ready"
-    segment = external.local()
-    title = f"external network {segment.name!r}: bridge {segment.bridge}, host {segment.address}"
-    with run.stage(title) as outcome:
-        try:
-            if external.ensure_bridge(segment):
-                run.undo.append((segment.bridge, lambda: external.remove_bridge(segment)))
-            if "gateway" not in healthy:
-                outcome[0] = "bridge only (no gateway to register it)"
-            else:
-                token = (SECRETS / "admin-token").read_text().strip()
+    with run.stage(f"external network {segment.name!r} on {segment.bridge}") as outcome:
+        if "gateway" not in healthy or not external.bridge_exists(segment):
+            outcome[0] = "skipped (no gateway or no bridge)"
+        else:
+            token = (SECRETS / "admin-token").read_text().strip()
+            try:
                 api = f"http://127.0.0.1:{gateway_port}"
                 _, outcome[0] = external.register(api, token, segment)
-        except (external.ExternalError, seed.SeedError) as error:
-            outcome[0] = "FAILED"
-            run.failures.append(f"external network: {error}")
+            except seed.SeedError as error:
+                outcome[0] = "FAILED"
+                run.failures.append(f"external network: {error}")
     with run.stage(f"seeding the public image {seed.IMAGE_NAME!r}") as outcome:
         if image is None or not {"gateway", "storage"} <= healthy:
             outcome[0] = "skipped (no image, gateway or storage)"
@@ -329,12 +335,10 @@ as the external network {segment.name!r}. A router on it and a floating IP make 
 
 
 def down(kafka_port: int, gateway_port: int, *, everything: bool = False) -> int:
-    if everything:
-        token_file = SECRETS / "admin-token"
-        if token_file.exists():  # while the gateway runs: the log forgets the network
-            api = f"http://127.0.0.1:{gateway_port}"
-            done = external.unregister_quietly(api, token_file.read_text().strip())
-            print(f"==> external network: {done}", flush=True)
+    if everything and (SECRETS / "admin-token").exists():  # while the gateway runs
+        token = (SECRETS / "admin-token").read_text().strip()
+        done = external.unregister_quietly(f"http://127.0.0.1:{gateway_port}", token)
+        print(f"==> external network: {done}", flush=True)
     for process in reversed(services(kafka_port, gateway_port, "")):
         if process.pid() is not None:
             print(f"==> stopping {process.name}", flush=True)
@@ -361,17 +365,7 @@ def down(kafka_port: int, gateway_port: int, *, everything: bool = False) -> int
                 f"Ceph on 127.0.0.1:{port} keeps running, since the guests' disks live there "
                 "(`make down ALL=1` stops it too, and its data is lost)."
             )
-    segment = external.local()
-    try:
-        removed = everything and external.remove_bridge(segment)
-    except external.ExternalError as error:
-        print(f"The bridge {segment.bridge} stays: {error}", file=sys.stderr)
-        return 1
-    if removed:
-        print(f"==> removed the external network's bridge {segment.bridge}")
-    elif external.bridge_exists(segment):
-        print(f"The bridge {segment.bridge} stays, for the floating IPs (`make down ALL=1`).")
-    return 0
+    return external.take_down_bridge(everything)
 
 
 def main(argv: Sequence[str], prog: str) -> int:
