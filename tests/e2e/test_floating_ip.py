@@ -162,6 +162,7 @@ async def test_a_guest_answers_on_its_floating_ip_until_it_is_dissociated(
     router_path = f"/v1/routers/{router['id']}"
     group = await tenant.call("POST", "/v1/security-groups", {"name": "ping", "rules": [ICMP_IN]})
     await until(tenant, net_path, lambda v: v["status"] == "ACTIVE")
+    await until(tenant, router_path, lambda v: v["status"] == "ACTIVE")  # its address taken
     await tenant.call("POST", f"{router_path}/interfaces", {"network_id": network["id"]})
     instance = await tenant.create_instance(
         "public",
@@ -176,7 +177,7 @@ async def test_a_guest_answers_on_its_floating_ip_until_it_is_dissociated(
     fip = await until(tenant, fip_path, lambda v: v["status"] == "DOWN")
     await until(tenant, router_path, lambda v: v["interfaces"][0]["status"] == "ACTIVE")
     running = await until(tenant, instance_path, lambda v: v["status"] in {"RUNNING", "ERROR"})
-    assert running["status"] == "RUNNING", running
+    assert running["status"] == "RUNNING", (running["fault"], stack.logs())
     ports = await tenant.call("GET", f"/v1/ports?instance_id={instance['id']}")
     [port] = ports["items"]
     assert port["security_groups"] == [group["id"]]
