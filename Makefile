@@ -59,10 +59,10 @@ libvirt-up: venv
 
 # The whole local stack, as root: Kafka, Ceph, virtlogd and libvirtd, every service (a compute
 # and a network agent for this host), the gateway on 127.0.0.1:8080, and Virga's guest image
-# seeded as a public image, and an external network on a bridge of the host (vgext, 203.0.113.1/24:
-# the host plays the internet). Detached; a second `make up` only checks. `make up FOREGROUND=1`
-# stays and stops on Ctrl-C all it started; Ctrl-C while it starts stops what it started so
-# far. `make down` stops by pid what `make up` started; `make down ALL=1` stops Ceph too, and
+# seeded as a public image, and an external network on a bridge of the host (vgext,
+# 203.0.113.1/24: the host plays the internet). Detached; a second `make up` only checks.
+# `make up FOREGROUND=1` stays and stops on Ctrl-C all it started; Ctrl-C while it starts stops
+# what it started so far. `make down` stops by pid what `make up` started; `make down ALL=1` stops Ceph too, and
 # deletes the external network `public` and its bridge vgext (the host's 203.0.113.1/24).
 need-root:
 	@if [ "$$(id -u)" -ne 0 ]; then \
