@@ -59,9 +59,11 @@ libvirt-up: venv
 
 # The whole local stack, as root: Kafka, Ceph, virtlogd and libvirtd, every service (a compute
 # and a network agent for this host), the gateway on 127.0.0.1:8080, and Virga's guest image
-# seeded as a public image. Detached; a second `make up` only checks. `make up FOREGROUND=1`
-# stays and stops on Ctrl-C all it started; Ctrl-C while it starts stops what it started so
-# far. `make down` stops by pid what `make up` started; `make down ALL=1` stops Ceph too.
+# seeded as a public image, and an external network on a bridge of the host (vgext,
+# 203.0.113.1/24: the host plays the internet). Detached; a second `make up` only checks.
+# `make up FOREGROUND=1` stays and stops on Ctrl-C all it started; Ctrl-C while it starts stops
+# what it started so far. `make down` stops by pid what `make up` started; `make down ALL=1`
+# stops Ceph too, and deletes the external network `public` and its bridge vgext.
 need-root:
 	@if [ "$$(id -u)" -ne 0 ]; then \
 	    echo "make up needs root: it installs Debian packages (apt-get), starts virtlogd and" >&2; \

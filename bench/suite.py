@@ -13,6 +13,9 @@ measure the control plane as a whole, each as its own process, and reads their s
 - replication (`replication_bench.py`, its own single broker and 3-broker cluster): keyed
   POST throughput and p99 on 3 copies against one, and the first write after the leader of
   ``<ns>.api`` is killed;
+- floating IPs (`floating_ip_bench.py`, namespaces of its own): association to the first
+  ping reply from the internet, p50/p99, against the same address and NAT elements added by
+  hand; the 1,000th association's cost against the 1st's (and a whole-table reload's);
 - a stock image's boot (`guest_boot_bench.py`, Ceph on `--ceph-port`): Debian 12 through
   the whole stack, POST to first SSH login, against the same image under plain libvirt with
   a config drive, domain start to first SSH login (target: under 2 s more).
@@ -171,6 +174,35 @@ def guest_boot_rows(out: str) -> list[Row]:
     ]
 
 
+def floating_ip_rows(out: str) -> list[Row]:
+    lat = rf"p50 {NUMBER} ms\s+p99 {NUMBER} ms"
+    driver = _find(out, rf"first reply, driver \(ensure_router\): {lat}", "floating_ip_bench")
+    manual = _find(out, rf"first reply, by hand \(ip \+ nft\): {lat}", "floating_ip_bench")
+    growth = rf"^([\d,]+)th association vs 1st: {NUMBER}x \({NUMBER} ms vs {NUMBER} ms"
+    reload = rf"whole-table reload at [\d,]+: {NUMBER} ms"
+    grown = _find(out, rf"{growth}, medians of 10\); .*{reload}", "floating_ip_bench")
+    return [
+        Row(
+            "floating IP associate→first reply p50",
+            f"{driver[1]} ms",
+            f"{manual[1]} ms by hand (ip + nft)",
+            _ratio(_num(driver[1]), _num(manual[1])),
+        ),
+        Row(
+            "floating IP associate→first reply p99",
+            f"{driver[2]} ms",
+            f"{manual[2]} ms by hand (ip + nft)",
+            _ratio(_num(driver[2]), _num(manual[2])),
+        ),
+        Row(
+            f"floating IP association, the {grown[1]}th (median of 10)",
+            f"{grown[3]} ms",
+            f"{grown[4]} ms 1st-10th; {grown[5]} ms reload",
+            f"{grown[2]}x",
+        ),
+    ]
+
+
 def run(name: str, args: list[str], out_dir: Path, parse: Callable[[str], list[Row]]) -> list[Row]:
     began = time.perf_counter()
     print(f"running {name} ...", flush=True)
@@ -217,6 +249,12 @@ def main() -> None:
                 ["--posts", str(1000 // scale), "--kills", "1" if args.quick else "3"],
                 args.out,
                 replication_rows,
+            ),
+            *run(
+                "floating_ip_bench.py",
+                ["--associations", str(50 // scale), "--fips", str(1000 // scale)],
+                args.out,
+                floating_ip_rows,
             ),
             *run(
                 "guest_boot_bench.py",

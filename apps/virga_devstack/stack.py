@@ -6,7 +6,9 @@
 token and a quick start. It stays detached unless `--foreground`, where Ctrl-C (or SIGTERM)
 stops what that run started; Ctrl-C while it works stops what it started so far. `down`
 stops, by pid, what `up` started and nothing else; Ceph stays up unless `--all`, since the
-running guests' disks live there (its memstore OSD loses them when it stops).
+running guests' disks live there (its memstore OSD loses them when it stops). `up` also makes
+the external network `public` on a bridge of the host (`external`: devstack's br-ex), which
+`down --all` deletes.
 
 State (pids, logs, what `up` started) lives outside the repository in `$VIRGA_STACK_DIR`
 (default `$VIRGA_STATE_DIR/stack`); the admin token and the token secret live in `.virga/` of
@@ -29,7 +31,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import FrameType
 
-from virga_devstack import ceph, ceph_users, guest_image, kafka, libvirt, seed, seed_images
+from virga_devstack import (
+    ceph,
+    ceph_users,
+    external,
+    guest_image,
+    kafka,
+    libvirt,
+    seed,
+    seed_images,
+)
 from virga_devstack.kafka_jars import KafkaBrokerError
 from virga_devstack.processes import ServiceProcess, ServiceProcessError
 from virga_devstack.stack_services import SECRETS, STATE, host_name, services
@@ -134,7 +145,7 @@ def up(kafka_port: int, gateway_port: int, *, foreground: bool = False) -> int:
     # Ctrl-C must stop what was started even where the shell made this process ignore it.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     began = time.monotonic()
-    run = Run(total=9)
+    run = Run(total=11)
     try:
         processes = _start(run, kafka_port, gateway_port)
         if foreground and not run.failures:
@@ -214,6 +225,16 @@ def _start(run: Run, kafka_port: int, gateway_port: int) -> list[ServiceProcess]
         except Exception as error:  # the agents make them at start all the same
             outcome[0] = "FAILED"
             run.failures.append(f"host topics: {error!r}")
+    segment = external.local()  # made before the agent starts: routers plug into it
+    with run.stage(f"bridge {segment.bridge} with {segment.address} (the internet)") as outcome:
+        try:
+            if external.ensure_bridge(segment):
+                run.undo.append((segment.bridge, lambda: external.remove_bridge(segment)))
+            else:
+                outcome[0] = "already there"
+        except external.ExternalError as error:
+            outcome[0] = "FAILED"
+            run.failures.append(f"external network's bridge: {error}")
     absent: set[str] = set()
     with run.stage(f"starting {len(processes)} services") as outcome:
         fresh = 0
@@ -239,6 +260,17 @@ def _start(run: Run, kafka_port: int, gateway_port: int) -> list[ServiceProcess]
             except ServiceProcessError as error:
                 run.failures.append(str(error))
         outcome[0] = f"{len(healthy)} of {len(processes)} ready"
+    with run.stage(f"external network {segment.name!r} on {segment.bridge}") as outcome:
+        if "gateway" not in healthy or not external.bridge_exists(segment):
+            outcome[0] = "skipped (no gateway or no bridge)"
+        else:
+            token = (SECRETS / "admin-token").read_text().strip()
+            try:
+                api = f"http://127.0.0.1:{gateway_port}"
+                _, outcome[0] = external.register(api, token, segment)
+            except seed.SeedError as error:
+                outcome[0] = "FAILED"
+                run.failures.append(f"external network: {error}")
     with run.stage(f"seeding the public image {seed.IMAGE_NAME!r}") as outcome:
         if image is None or not {"gateway", "storage"} <= healthy:
             outcome[0] = "skipped (no image, gateway or storage)"
@@ -273,6 +305,7 @@ def _start(run: Run, kafka_port: int, gateway_port: int) -> list[ServiceProcess]
 def _summary(run: Run, gateway_port: int, seconds: float, processes: list[ServiceProcess]) -> int:
     token = (SECRETS / "admin-token").read_text().strip()
     api = f"http://127.0.0.1:{gateway_port}"
+    segment = external.local()
     print(f"""
 Virga is up in {seconds:.0f} s: API on {api}  (logs: {STATE})
 Admin token (also in .virga/admin-token): {token}
@@ -288,7 +321,11 @@ Admin token (also in .virga/admin-token): {token}
 
 The image is Virga's own tiny guest: it configures its NIC from its port's address and
 answers ping (and HTTP on port 80); its domain is virga-<instance id> in
-`virsh -c qemu:///system list`. `make down` stops what `make up` started; guests keep running.""")
+`virsh -c qemu:///system list`. `make down` stops what `make up` started; guests keep running.
+
+This host plays the internet: {segment.address} on the bridge {segment.bridge}, registered
+as the external network {segment.name!r}. A router on it and a floating IP make a guest answer
+`ping <floating ip>` from here (README, "Quick start").""")
     if run.failures:
         print("\nNot everything came up:", file=sys.stderr)
         for failure in run.failures:
@@ -298,6 +335,10 @@ answers ping (and HTTP on port 80); its domain is virga-<instance id> in
 
 
 def down(kafka_port: int, gateway_port: int, *, everything: bool = False) -> int:
+    if everything and (SECRETS / "admin-token").exists():  # while the gateway runs
+        token = (SECRETS / "admin-token").read_text().strip()
+        done = external.unregister_quietly(f"http://127.0.0.1:{gateway_port}", token)
+        print(f"==> external network: {done}", flush=True)
     for process in reversed(services(kafka_port, gateway_port, "")):
         if process.pid() is not None:
             print(f"==> stopping {process.name}", flush=True)
@@ -324,7 +365,7 @@ def down(kafka_port: int, gateway_port: int, *, everything: bool = False) -> int
                 f"Ceph on 127.0.0.1:{port} keeps running, since the guests' disks live there "
                 "(`make down ALL=1` stops it too, and its data is lost)."
             )
-    return 0
+    return external.take_down_bridge(everything)
 
 
 def main(argv: Sequence[str], prog: str) -> int:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TypedDict
 
 from tests.support.ports import free_port
+from virga_devstack import external
 from virga_devstack.ceph import CephCluster
 from virga_devstack.ceph_users import STORAGE_USER, client_keyring, compute_user
 from virga_devstack.processes import ServiceProcess
@@ -101,6 +102,10 @@ class Stack:
     host_topics_added: bool = False
     """The hosts' topics exist already (a secure broker's `add_host` made them); otherwise
     `start` makes them over plaintext first."""
+    external: external.ExternalSegment | None = None
+    """Make this segment's bridge in the host's namespace and register it as an external
+    network, as `make up` does (`virga_devstack.external`); `stop` removes the bridge."""
+    external_network_id: str | None = None
     processes: dict[str, ServiceProcess] = field(default_factory=dict)
 
     @property
@@ -270,11 +275,17 @@ class Stack:
         if not self.host_topics_added:
             self.add_host_topics()
             self.host_topics_added = True
+        if self.external is not None:
+            external.ensure_bridge(self.external)
         for process in self.processes.values():
             process.start()
         for process in self.processes.values():
             process.wait_healthy(timeout=90)
         self.wait_hosts_registered()
+        if self.external is not None:
+            self.external_network_id, _ = external.register(
+                self.gateway_url, self.admin_token, self.external
+            )
 
     def wait_hosts_registered(self, timeout: float = 60) -> None:
         """Until the gateway lists every compute host as up. An agent reports healthy once
@@ -300,6 +311,8 @@ class Stack:
     def stop(self) -> None:
         for process in reversed(list(self.processes.values())):
             process.stop()
+        if self.external is not None:
+            external.remove_bridge(self.external)
 
     @contextlib.contextmanager
     def running(self) -> Iterator[Stack]:

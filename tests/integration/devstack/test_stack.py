@@ -25,6 +25,8 @@ from virga_devstack.processes import _is_ours
 pytestmark = [pytest.mark.kafka, pytest.mark.e2e, pytest.mark.libvirt]
 
 SERVICES = 7
+BRIDGE, EXTERNAL_ADDRESS = "vstext", "198.18.7.1/24"
+"""The external network's bridge `up` makes (the agent's prefix, then `ext`) and its address."""
 
 
 def _free_run(count: int) -> int:
@@ -62,6 +64,8 @@ class StackCommand:
             "VIRGA_STACK_PORTS_FROM": str(self.first_port),
             "VIRGA_HOST": "stack-test-host",
             "VIRGA_NETWORK_IFACE_PREFIX": "vst",
+            # Not 203.0.113.1/24, which a developer's own `make up` holds on vgext.
+            "VIRGA_DEVSTACK_EXTERNAL_ADDRESS": EXTERNAL_ADDRESS,
         }
 
     def __call__(self, *args: str) -> tuple[int, str, float]:
@@ -88,7 +92,9 @@ def stack(
     try:
         yield command
     finally:
-        command("down")  # whatever the test did, nothing it started outlives it
+        # Whatever the test did, nothing it started outlives it: the external network's
+        # bridge goes with `--all` (Ceph stays: `up` found it running).
+        command("down", "--all")
 
 
 @pytest.mark.timeout(900)  # a new machine builds debian-12 (~75 s) and uploads it in `up`
@@ -124,6 +130,21 @@ def test_up_starts_every_service_seeds_the_image_and_a_second_up_only_checks(
     assert f"uploaded: {debian['id']}" in output
     assert "10% 20% 30%" in output  # the upload's progress
 
+    assert f"bridge {BRIDGE} with {EXTERNAL_ADDRESS} (the internet) ... ok" in output
+    assert f"external network 'public' on {BRIDGE} ... registered: " in output
+    addresses = subprocess.run(
+        ["ip", "-br", "addr", "show", "dev", BRIDGE], capture_output=True, text=True, check=True
+    )
+    assert EXTERNAL_ADDRESS in addresses.stdout
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{stack.gateway_port}/v1/external-networks",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        [public] = json.loads(response.read())["items"]
+    assert (public["name"], public["host_interface"]) == ("public", BRIDGE)
+    assert public["gateway_ip"] == EXTERNAL_ADDRESS.split("/")[0]
+
     pids = stack.pids()
     assert len(pids) == SERVICES
     code, output, seconds = stack("up")
@@ -131,14 +152,20 @@ def test_up_starts_every_service_seeds_the_image_and_a_second_up_only_checks(
     assert f"0 started, {SERVICES} already running" in output
     assert "already there" in output  # not uploaded twice
     assert f"already there: {debian['id']}" in output  # nor debian-12
+    assert "(the internet) ... already there" in output
+    assert f"on {BRIDGE} ... already there: {public['id']}" in output  # nor the network
     assert stack.pids() == pids
     assert seconds < 20
 
-    code, output, _ = stack("down")
+    code, output, _ = stack("down", "--all")
     assert code == 0, output
     for name, pid in pids.items():
         assert not _is_ours(pid, "virga_"), f"{name} still runs"
     assert stack.pids() == {}
+    assert f"external network: 'public' deleted: {public['id']}" in output
+    assert f"removed the external network's bridge {BRIDGE}" in output
+    shown = subprocess.run(["ip", "link", "show", "dev", BRIDGE], capture_output=True, check=False)
+    assert shown.returncode != 0
 
 
 def test_up_as_another_user_says_it_needs_root_and_starts_nothing(
