@@ -53,12 +53,10 @@ def _host_uuid(host: libvirt_host.LibvirtHost) -> str:
     return found.group(1)
 
 
-_PIDS = [
-    lambda host: int(Path(host.directory, "holder.pid").read_text()),
-    lambda host: int(Path(host.directory, "forward.pid").read_text()),
-    lambda host: int(Path(host.directory, "run", "libvirtd.pid").read_text()),
-    lambda host: int(Path(host.directory, "run", "virtlogd.pid").read_text()),
-]
+def _pids(host: libvirt_host.LibvirtHost) -> list[int]:
+    """Its processes: namespace holder, Ceph forwarder, libvirtd and virtlogd."""
+    files = ("holder.pid", "forward.pid", "run/libvirtd.pid", "run/virtlogd.pid")
+    return [int(Path(host.directory, name).read_text()) for name in files]
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -104,7 +102,7 @@ def test_two_hosts_reach_each_other_and_ceph_and_leave_nothing_behind(
         assert health.returncode == 0, health.stderr
         assert "HEALTH_" in health.stdout
         assert _links() == set()
-        pids = [_pid(host) for host in (a, b) for _pid in _PIDS]
+        pids = [*_pids(a), *_pids(b)]
         pids.append(int((libvirt_host.hosts_root() / "hub" / "holder.pid").read_text()))
     finally:
         for name in names:
