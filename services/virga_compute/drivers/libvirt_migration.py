@@ -132,6 +132,12 @@ class LibvirtMigrations:
                     log.warning("live_migration_timed_out", timeout=options.timeout)
                     aborted = await self._abort(instance_id)
             await running
+        except asyncio.CancelledError:
+            # The caller gave up: so does the hypervisor, rather than finish unobserved.
+            log.warning("live_migration_cancelled")
+            if not running.done():
+                await self._abort(instance_id)
+            raise
         except MigrationFailed as exc:
             seconds = time.monotonic() - started
             log.warning("live_migration_failed", error=str(exc), seconds=round(seconds, 3))

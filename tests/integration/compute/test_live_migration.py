@@ -128,8 +128,11 @@ async def test_a_migration_to_a_host_not_there_fails_and_the_guest_runs_on(
     assert await state(a, running_guest) is DomainState.RUNNING
     assert await state(b, running_guest) is DomainState.MISSING
     assert await asyncio.to_thread(guest_uptime, a.info.uri, running_guest) > before
-    # And the host is fine for the next migration.
-    await a.driver.migrate_live(running_guest, b.info.peer_uri, b.info.migration_address)
+    # And the host is fine for the next migration, with the options for busy guests.
+    busy = MigrationOptions(auto_converge=True, compressed=True)
+    await a.driver.migrate_live(
+        running_guest, b.info.peer_uri, b.info.migration_address, options=busy
+    )
     assert await state(b, running_guest) is DomainState.RUNNING
 
 
@@ -156,4 +159,37 @@ async def test_a_migration_past_its_timeout_is_aborted_and_the_guest_stays(
     assert await state(a, running_guest) is DomainState.RUNNING
     assert await state(b, running_guest) is DomainState.MISSING
     assert await a.driver.migration_progress(running_guest) is None
+    await asyncio.to_thread(guest_uptime, a.info.uri, running_guest)
+
+
+async def test_a_migration_whose_caller_gives_up_is_aborted_and_the_guest_stays(
+    hosts: tuple[Host, ...], running_guest: str
+) -> None:
+    a, b = hosts
+    options = MigrationOptions(bandwidth_mib=1, poll_interval=0.2)
+    samples: list[MigrationProgress] = []
+    migration = asyncio.create_task(
+        a.driver.migrate_live(
+            running_guest,
+            b.info.peer_uri,
+            b.info.migration_address,
+            options=options,
+            on_progress=samples.append,
+        )
+    )
+    deadline = time.monotonic() + 60
+    while not any(sample.data_processed for sample in samples):
+        assert time.monotonic() < deadline, "the memory never started to flow"
+        assert not migration.done()
+        await asyncio.sleep(0.1)
+    migration.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await migration
+    # The job was aborted, not left to finish unobserved: the guest stays on A.
+    deadline = time.monotonic() + 30
+    while await a.driver.migration_progress(running_guest) is not None:
+        assert time.monotonic() < deadline, "the migration job is still running"
+        await asyncio.sleep(0.2)
+    assert await state(a, running_guest) is DomainState.RUNNING
+    assert await state(b, running_guest) is DomainState.MISSING
     await asyncio.to_thread(guest_uptime, a.info.uri, running_guest)

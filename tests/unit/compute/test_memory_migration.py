@@ -1,8 +1,10 @@
 """The live-migration contract on the memory driver (the libvirt driver's, on two real
-libvirtd daemons, is tests/integration/compute/test_live_migration.py)."""
+libvirtd daemons, is tests/integration/compute/test_live_migration.py), and the libvirt
+driver's pure parts: the call it makes and the progress it reads."""
 
 from __future__ import annotations
 
+import libvirt
 import pytest
 
 from virga_compute.core.spec import DomainInfo, DomainState, InstanceSpec
@@ -14,6 +16,7 @@ from virga_compute.drivers.base import (
     MigrationOptions,
     MigrationProgress,
 )
+from virga_compute.drivers.libvirt_migration import FLAGS, migration_call, progress_from_stats
 from virga_compute.drivers.memory import MemoryComputeDriver
 
 SPEC = InstanceSpec(instance_id="i-1", name="n", vcpus=1, ram_mb=128)
@@ -95,3 +98,33 @@ def test_options_are_validated() -> None:
         MigrationOptions(timeout=0)
     with pytest.raises(ValueError, match="positive"):
         MigrationOptions(bandwidth_mib=0)
+
+
+def test_the_libvirt_call_follows_the_options() -> None:
+    params, flags = migration_call("qemu+tcp://b/system", "10.0.0.2", MigrationOptions())
+    assert params == {libvirt.VIR_MIGRATE_PARAM_URI: "tcp://10.0.0.2"}
+    assert flags == FLAGS
+    assert flags & libvirt.VIR_MIGRATE_LIVE
+    assert flags & libvirt.VIR_MIGRATE_PEER2PEER
+    options = MigrationOptions(auto_converge=True, compressed=True, bandwidth_mib=50)
+    params, flags = migration_call("qemu+tcp://b/system", "tcp://10.0.0.2:49200", options)
+    assert params == {
+        libvirt.VIR_MIGRATE_PARAM_URI: "tcp://10.0.0.2:49200",
+        libvirt.VIR_MIGRATE_PARAM_COMPRESSION: "xbzrle",
+        libvirt.VIR_MIGRATE_PARAM_BANDWIDTH: 50,
+    }
+    assert flags == FLAGS | libvirt.VIR_MIGRATE_AUTO_CONVERGE | libvirt.VIR_MIGRATE_COMPRESSED
+
+
+def test_job_statistics_become_progress() -> None:
+    assert progress_from_stats("i-1", {"type": libvirt.VIR_DOMAIN_JOB_NONE}) is None
+    stats = {
+        "type": libvirt.VIR_DOMAIN_JOB_UNBOUNDED,
+        "time_elapsed": 1200,
+        "data_total": 100,
+        "data_processed": 40,
+        "data_remaining": 60,
+        "memory_dirty_rate": 7,
+        "memory_iteration": 2,
+    }
+    assert progress_from_stats("i-1", stats) == MigrationProgress("i-1", 1200, 100, 40, 60, 7, 2)
