@@ -151,7 +151,24 @@ async def wait_for(predicate: object, seconds: float, what: str) -> None:
 
 
 def guest_uptime(uri: str, instance_id: str, seconds: float = 30.0) -> float:
-    """The guest's /proc/uptime, asked on its serial console's root shell (blocking).
+    """The guest's /proc/uptime, asked on its serial console's root shell (blocking)."""
+    # The echoed command line holds "UPTIME=$(", never digits after "=".
+    command = "echo UPTIME=$(cut -d' ' -f1 /proc/uptime)"
+    return float(console_command(uri, instance_id, command, _UPTIME, seconds))
+
+
+def start_dirtying(uri: str, instance_id: str, mib: int = 48) -> None:
+    """Make the guest rewrite `mib` MiB of its memory (a file in its RAM root) forever."""
+    loop = f"dd if=/dev/zero of=/dirty bs=1M count={mib} conv=notrunc 2>/dev/null"
+    command = f"(while :; do {loop}; done) >/dev/null 2>&1 & echo DIRTY=$((1+1))"
+    console_command(uri, instance_id, command, re.compile(r"DIRTY=(2)"))
+
+
+def console_command(
+    uri: str, instance_id: str, command: str, answer: re.Pattern[str], seconds: float = 30.0
+) -> str:
+    """Type `command` on the guest's serial console (a root shell) until its output matches
+    `answer`; the answer's first group (blocking).
 
     A blocking console stream read on a thread of its own: a non-blocking one would need a
     libvirt event loop to move its data."""
@@ -174,13 +191,12 @@ def guest_uptime(uri: str, instance_id: str, seconds: float = 30.0) -> float:
         try:
             deadline = time.monotonic() + seconds
             while time.monotonic() < deadline:
-                stream.send(b"\necho UPTIME=$(cut -d' ' -f1 /proc/uptime)\n")
+                stream.send(f"\n{command}\n".encode())
                 for _ in range(20):
-                    # The echoed command line holds "UPTIME=$(", never digits after "=".
-                    if found := _UPTIME.search(b"".join(seen).decode(errors="replace")):
-                        return float(found.group(1))
+                    if found := answer.search(b"".join(seen).decode(errors="replace")):
+                        return found.group(1)
                     time.sleep(0.1)
-            raise AssertionError(f"no uptime on the console: {b''.join(seen)[-500:]!r}")
+            raise AssertionError(f"no answer on the console: {b''.join(seen)[-500:]!r}")
         finally:
             with contextlib.suppress(libvirt.libvirtError):
                 stream.abort()
@@ -193,12 +209,15 @@ async def state(host: Host, instance_id: str) -> DomainState:
     return (await host.driver.get_info(instance_id)).state
 
 
-def virsh_migrate(source: LibvirtHost, destination: LibvirtHost, instance_id: str) -> float:
-    """`virsh migrate --live --p2p` of the guest, as the recipe did it; its wall time."""
+def virsh_migrate(
+    source: LibvirtHost, destination: LibvirtHost, instance_id: str, *options: str
+) -> float:
+    """`virsh migrate --live --p2p` of the guest, as the recipe did it (`options` added,
+    e.g. `--auto-converge`); its wall time."""
     started = time.monotonic()
     subprocess.run(
         ["virsh", "-c", source.uri, "migrate", "--live", "--p2p", "--persistent",
-         "--undefinesource", domain_name(instance_id), destination.peer_uri,
+         "--undefinesource", *options, domain_name(instance_id), destination.peer_uri,
          "--migrateuri", destination.migration_address],
         check=True, capture_output=True, text=True,
     )  # fmt: skip
