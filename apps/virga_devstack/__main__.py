@@ -5,7 +5,15 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 
-from virga_devstack import ceph_cli, guest_image, kafka_cli, libvirt, stack, stock_image
+from virga_devstack import (
+    ceph_cli,
+    guest_image,
+    kafka_cli,
+    libvirt,
+    libvirt_host,
+    stack,
+    stock_image,
+)
 
 COMPONENTS: dict[str, Callable[[Sequence[str], str], int]] = {
     "ceph": ceph_cli.main,
@@ -13,6 +21,7 @@ COMPONENTS: dict[str, Callable[[Sequence[str], str], int]] = {
     "image": stock_image.main,
     "kafka": kafka_cli.main,
     "libvirt": libvirt.main,
+    "libvirt-host": libvirt_host.main,
     "stack": stack.main,
 }
 

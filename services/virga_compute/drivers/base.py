@@ -7,7 +7,7 @@ The specs a driver is given and the domain states it reports are core values
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -37,6 +37,16 @@ class OperationNotSupported(DriverError):
 
 class DiskConflict(DriverError):
     """The target device is already used by a different disk of the instance."""
+
+
+class MigrationFailed(DriverError):
+    """A live migration did not happen (destination unreachable or refusing, the guest not
+    running, QEMU failing): the guest still runs here, as it did before."""
+
+
+class MigrationAborted(MigrationFailed):
+    """A live migration did not complete within `MigrationOptions.timeout` and was aborted:
+    the guest still runs here."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +96,57 @@ class Reconnected:
 
 
 GuestEvent = PowerChanged | Reconnected
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationOptions:
+    """How a live migration runs: the defaults suit an idle guest."""
+
+    timeout: float = 300.0
+    """Seconds after which a migration still running is aborted (`MigrationAborted`)."""
+    auto_converge: bool = False
+    """Throttle the guest's vCPUs while its memory is dirtied faster than it is sent."""
+    compressed: bool = False
+    """XBZRLE: send pages sent before as compressed deltas (big, busy guests)."""
+    bandwidth_mib: int | None = None
+    """Limit of the memory stream in MiB/s; None: the hypervisor's default."""
+    poll_interval: float = 0.2
+    """Seconds between progress samples."""
+
+    def __post_init__(self) -> None:
+        if self.timeout <= 0 or self.poll_interval <= 0:
+            raise ValueError("timeout and poll_interval must be positive")
+        if self.bandwidth_mib is not None and self.bandwidth_mib <= 0:
+            raise ValueError("bandwidth_mib must be positive")
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationProgress:
+    """One sample of a running migration (libvirt's job statistics)."""
+
+    instance_id: str
+    elapsed_ms: int
+    """Time since the migration started."""
+    data_total: int
+    """Bytes to send as the hypervisor counts them now (memory and state)."""
+    data_processed: int
+    """Bytes sent so far."""
+    data_remaining: int
+    """Bytes still to send."""
+    dirty_rate: int
+    """Pages per second the guest dirties (0 when not measured yet)."""
+    iteration: int
+    """Passes over memory so far (the first sends everything, later ones what was dirtied)."""
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationResult:
+    """A completed live migration: the guest runs on the destination, not here."""
+
+    seconds: float
+    """Wall time of the whole migration, as the driver measured it."""
+    last_progress: MigrationProgress | None
+    """The last sample taken while it ran; None if it ended before the first."""
 
 
 class ComputeDriver(Protocol):
@@ -205,6 +266,34 @@ class ComputeDriver(Protocol):
         An instance that stops or disappears while being sampled is left out. Counters the
         hypervisor cannot report read as zero; any other failure raises.
         """
+        ...
+
+    async def migrate_live(
+        self,
+        instance_id: str,
+        destination_uri: str,
+        migration_address: str,
+        *,
+        options: MigrationOptions | None = None,
+        on_progress: Callable[[MigrationProgress], None] | None = None,
+    ) -> MigrationResult:
+        """Move the running instance to another host while it runs; return once it runs
+        there and its definition is gone from here.
+
+        `destination_uri` is how this host's hypervisor reaches the other's (libvirt:
+        `qemu+tcp://<address>/system`), `migration_address` where the memory is sent
+        (`tcp://<address>[:port]`). Its disks must be shared (RBD). `on_progress` is called
+        with each sample (`options.poll_interval`). Raises `MigrationFailed` when it did not
+        happen, `MigrationAborted` when it ran out of `options.timeout`: in both cases the
+        instance still runs here. Raises `InstanceNotFound` when the instance is not here,
+        which is also what a repeated call after a success finds: the caller asks the
+        destination whether the instance arrived.
+        """
+        ...
+
+    async def migration_progress(self, instance_id: str) -> MigrationProgress | None:
+        """The running migration's progress, or None when none runs. Raises
+        `InstanceNotFound`."""
         ...
 
     def guest_events(self) -> AsyncIterator[GuestEvent]:

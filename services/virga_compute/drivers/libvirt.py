@@ -16,7 +16,8 @@ is required, not just cheaper: every connection in a process shares one test hyp
 which libvirt resets to its initial state when the last connection closes. A connection that
 breaks (libvirtd restarted) is dropped and reopened on the next call.
 
-The helpers over domain handles (lookup, power, state, usage) are `libvirt_domains`.
+The helpers over domain handles (lookup, power, state, usage) are `libvirt_domains`; live
+migration is `libvirt_migration`.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ from virga_compute.drivers.libvirt_domains import (
     usage_sample,
 )
 from virga_compute.drivers.libvirt_events import lifecycle_events
+from virga_compute.drivers.libvirt_migration import LibvirtMigrations
 
 T = TypeVar("T")
 _log = structlog.get_logger(__name__)
@@ -80,7 +82,7 @@ def _ignore_error(_context: object, _error: object) -> None:
     us as an exception."""
 
 
-class LibvirtDriver:
+class LibvirtDriver(LibvirtMigrations):
     """`ComputeDriver` over one libvirt connection (see the module docstring)."""
 
     def __init__(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -22,6 +22,11 @@ from virga_compute.drivers.base import (
     HostCapacity,
     HypervisorUnavailable,
     InstanceNotFound,
+    MigrationAborted,
+    MigrationFailed,
+    MigrationOptions,
+    MigrationProgress,
+    MigrationResult,
     OperationNotSupported,
     Reconnected,
     UsageSample,
@@ -66,6 +71,8 @@ class MemoryComputeDriver:
         self._failures: dict[str, DriverError] = {}
         self._available = True
         self._listeners: list[asyncio.Queue[GuestEvent]] = []
+        self._peers: dict[str, MemoryComputeDriver] = {}
+        self._stalled = False
 
     # -- test hooks -----------------------------------------------------------------------
 
@@ -103,6 +110,14 @@ class MemoryComputeDriver:
     def set_available(self, available: bool) -> None:
         """Simulate the hypervisor going away (every call raises) and coming back."""
         self._available = available
+
+    def add_peer(self, uri: str, peer: MemoryComputeDriver) -> None:
+        """Another host that `migrate_live` reaches at `uri`; any other URI is unreachable."""
+        self._peers[uri] = peer
+
+    def stall_migrations(self, stalled: bool = True) -> None:
+        """Migrations never converge (a guest dirtying memory faster than it is sent)."""
+        self._stalled = stalled
 
     def add_usage(self, instance_id: str, **counters: int) -> None:
         """Advance a running instance's counters, e.g. `add_usage(id, cpu_time_ns=10)`."""
@@ -248,6 +263,47 @@ class MemoryComputeDriver:
         if hard and domain.state in _ACTIVE:
             self._power_off(domain, "destroyed")
         self._power_on(domain)
+
+    async def migrate_live(
+        self,
+        instance_id: str,
+        destination_uri: str,
+        migration_address: str,
+        *,
+        options: MigrationOptions | None = None,
+        on_progress: Callable[[MigrationProgress], None] | None = None,
+    ) -> MigrationResult:
+        """Moves the domain to the peer at `destination_uri` (`add_peer`), at once."""
+        options = options if options is not None else MigrationOptions()
+        self._enter("migrate_live")
+        domain = self._require(instance_id)
+        name = domain_name(instance_id)
+        if domain.state is not DomainState.RUNNING:
+            raise MigrationFailed(f"{instance_id} is not running: nothing to migrate live")
+        peer = self._peers.get(destination_uri)
+        if peer is None or not peer._available:
+            raise MigrationFailed(f"{instance_id}: cannot reach {destination_uri}")
+        if peer.has_domain(name):
+            raise MigrationFailed(f"{destination_uri} already has a domain {name}")
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        progress = MigrationProgress(
+            instance_id, 0, domain.ram_mb << 20, 0, domain.ram_mb << 20, 0, 1
+        )
+        while self._stalled:
+            if on_progress is not None:
+                on_progress(progress)
+            if loop.time() - started > options.timeout:
+                raise MigrationAborted(f"{instance_id}: not done within {options.timeout} s")
+            await asyncio.sleep(options.poll_interval)
+        del self._domains[name]
+        peer._domains[name] = domain
+        return MigrationResult(seconds=loop.time() - started, last_progress=None)
+
+    async def migration_progress(self, instance_id: str) -> MigrationProgress | None:
+        self._enter("migration_progress")
+        self._require(instance_id)
+        return None
 
     async def destroy(self, instance_id: str) -> None:
         self._enter("destroy")
