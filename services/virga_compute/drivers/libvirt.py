@@ -35,6 +35,7 @@ from virga_compute.ceph_access import CephSecret
 from virga_compute.core.spec import DiskSpec, DomainInfo, DomainState, InstanceSpec
 from virga_compute.drivers import domain_xml
 from virga_compute.drivers.base import (
+    ConsoleStream,
     DiskConflict,
     DriverCapabilities,
     DriverError,
@@ -47,6 +48,7 @@ from virga_compute.drivers.base import (
 )
 from virga_compute.drivers.config_drive import remove_drive
 from virga_compute.drivers.domain_xml import DomainSettings
+from virga_compute.drivers.libvirt_console import LibvirtConsole
 from virga_compute.drivers.libvirt_domains import (
     UNDEFINE_FLAGS,
     current_xml,
@@ -186,6 +188,9 @@ class LibvirtDriver:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._executor, self._drop_connection)
         self._executor.shutdown(wait=False)
+
+    async def open_console(self, instance_id: str) -> ConsoleStream:  # a connection of its own
+        return await LibvirtConsole.open(self._uri, instance_id)
 
     def guest_events(self) -> AsyncIterator[GuestEvent]:  # on a connection of their own
         return lifecycle_events(self._uri)
