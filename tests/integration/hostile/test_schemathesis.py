@@ -80,7 +80,7 @@ NOT_FUZZED = {
     # A WebSocket upgrade (101) with a one-time ticket: schemathesis speaks plain HTTP, which
     # the route answers with a 403 (no such ticket) before anything else. Its refusals (a
     # reused, expired or another instance's ticket, no upgrade) are tested in
-    # tests/integration/gateway/test_consoles.py and tests/unit/gateway/test_consoles.py.
+    # tests/e2e/test_consoles.py and tests/unit/gateway/test_consoles.py.
     "openInstanceConsole",
 }
 
