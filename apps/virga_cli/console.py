@@ -73,7 +73,10 @@ async def relay(url: str, stdin: IO[bytes], stdout: IO[bytes]) -> str:
                 data = read()
             except OSError:
                 data = b""
-            loop.call_soon_threadsafe(typed.put_nowait, data)
+            try:
+                loop.call_soon_threadsafe(typed.put_nowait, data)
+            except RuntimeError:  # detached meanwhile: the loop is gone
+                return
             if not data:
                 return
 
@@ -120,6 +123,18 @@ async def relay(url: str, stdin: IO[bytes], stdout: IO[bytes]) -> str:
             for task in tasks:
                 task.cancel()
             await ws.close()
+
+
+@click.command("console-log")
+@click.argument("instance_id")
+@click.option("--lines", "-n", type=click.IntRange(1, 10_000), default=100, show_default=True)
+@pass_cli
+def instance_console_log(cli: Cli, instance_id: str, lines: int) -> None:
+    """The last lines of the instance's serial output (by id or name), as its host keeps it."""
+    client = cli.client()
+    instance_id = resolve(client, "instance", instance_id)
+    found = client.get(f"/v1/instances/{instance_id}/console-log", lines=str(lines))
+    cli.emit(found, lambda log: click.echo("\n".join(log["lines"])))
 
 
 @click.command("console")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, get_args
 
 from virga_compute.ceph_access import CephSettings, settings_from_env
@@ -98,6 +98,9 @@ class ComputeConfig:
     console_ticket_wait_seconds: float = 5.0
     """How long a session waits for its ticket to reach this agent's fold: the gateway
     appended it a moment before, to a topic the agent reads."""
+    console_log_key: str | None = field(default=None, repr=False)
+    """The key the gateway shows to read a console log (`console/server.py`); None: this
+    agent serves no console log."""
     console_log_dir: str | None = None
     """Directory of the guests' serial console logs (`virga-<id>.log`, written by virtlogd);
     None: `console/` under `instances_path`."""
@@ -142,8 +145,8 @@ class ComputeConfig:
         VIRGA_NAMESPACE, the VIRGA_CEPH_* settings (`ceph_access.settings_from_env`) and
         VIRGA_GUEST_KERNEL, VIRGA_GUEST_INITRD, VIRGA_GUEST_CMDLINE (`direct_boot`),
         VIRGA_CONSOLE_PORT, VIRGA_CONSOLE_LISTEN, VIRGA_CONSOLE_ADDRESS,
-        VIRGA_CONSOLE_TICKET_WAIT_SECONDS, VIRGA_CONSOLE_LOG_DIR; raise SystemExit naming a bad
-        one."""
+        VIRGA_CONSOLE_TICKET_WAIT_SECONDS, VIRGA_CONSOLE_LOG_DIR, VIRGA_CONSOLE_LOG_KEY; raise
+        SystemExit naming a bad one."""
         env = Env(environ)
         get, number = env.text, env.number
         host = get("VIRGA_HOST")
@@ -179,6 +182,7 @@ class ComputeConfig:
                 console_address=get("VIRGA_CONSOLE_ADDRESS"),
                 console_ticket_wait_seconds=number("VIRGA_CONSOLE_TICKET_WAIT_SECONDS", 5.0),
                 console_log_dir=get("VIRGA_CONSOLE_LOG_DIR"),
+                console_log_key=get("VIRGA_CONSOLE_LOG_KEY"),
             )
         except ValueError as exc:
             raise SystemExit(f"bad compute agent setting: {exc}") from None

@@ -65,6 +65,8 @@ async def run(config: ComputeConfig) -> None:
                 gate,
                 lambda: runner.state,
                 ticket_wait_seconds=config.console_ticket_wait_seconds,
+                log_dir=config.console_log_path,
+                log_key=config.console_log_key,
             )
             await console.start(config.console_listen, config.console_port)
         await run_until_signalled(runner)

@@ -46,6 +46,10 @@ class GatewayConfig:
     """How long a console ticket is valid (env VIRGA_CONSOLE_TICKET_SECONDS): it opens one
     session, within this time."""
 
+    console_log_key: str | None = None
+    """The key the compute agents ask of the gateway before they hand it a console log (env
+    VIRGA_CONSOLE_LOG_KEY, the same on every agent); None: console logs answer 409."""
+
     def __repr__(self) -> str:  # never print secrets into logs
         return f"GatewayConfig(host={self.host!r}, port={self.port}, admin_token=***, ...)"
 
@@ -75,6 +79,7 @@ class GatewayConfig:
             retention_seconds=Env().whole("VIRGA_GATEWAY_RETENTION_SECONDS", 3600),
             write_timeout_seconds=Env().number("VIRGA_GATEWAY_WRITE_TIMEOUT", 5.0),
             console_ticket_seconds=Env().number("VIRGA_CONSOLE_TICKET_SECONDS", 60.0),
+            console_log_key=Env().text("VIRGA_CONSOLE_LOG_KEY"),
         )
 
 

@@ -40,6 +40,7 @@ TAG = f"e2e-console-{uuid.uuid4().hex[:8]}"
 """The name of this module's instances, which their domains carry in their metadata."""
 TICKET_HEADER = "X-Virga-Console-Ticket"
 PROMPT = b"/ # "
+LOG_KEY = uuid.uuid4().hex
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +63,10 @@ def stack(
         guest_kernel=(str(guest.kernel), str(guest.initrd), guest.cmdline),
         compute_env={
             "VIRGA_CONSOLE_PORT": str(console_port),
+            "VIRGA_CONSOLE_LOG_KEY": LOG_KEY,
             "VIRGA_STOP_GRACE_SECONDS": "10",
         },
+        gateway_env={"VIRGA_CONSOLE_LOG_KEY": LOG_KEY},
     )
     try:
         with stack.running():
@@ -115,6 +118,17 @@ async def events_until(api: Api, instance_id: str, kind: str, count: int) -> Any
         if found >= count or time.monotonic() > deadline:
             assert found == count, history
             return history
+        await asyncio.sleep(0.2)
+
+
+async def log_until(api: Api, path: str, text: str) -> list[str]:
+    """The console log's lines once one of them holds `text`."""
+    deadline = time.monotonic() + 30
+    while True:
+        lines: list[str] = (await api.call("GET", f"{path}?lines=1000"))["lines"]
+        if any(text in line for line in lines) or time.monotonic() > deadline:
+            assert any(text in line for line in lines), lines
+            return lines
         await asyncio.sleep(0.2)
 
 
@@ -202,6 +216,24 @@ async def test_a_tenant_types_into_its_guests_serial_console(
     # The tenant's and the admin's (not B's, for B's instance; the expired one was written
     # beside the gateway, which folds its own topic from its own appends while it runs).
     history = await events_until(a, mine["id"], "ConsoleTicketIssued", 2)
+    # What was typed and answered is in the console log too (virtlogd writes it as it goes).
+    log_path = f"/v1/instances/{mine['id']}/console-log"
+    logged = await log_until(a, log_path, "hi-42")
+    assert any(line.startswith("virga-guest: up") for line in logged), logged
+    assert len((await a.call("GET", f"{log_path}?lines=3"))["lines"]) == 3
+    for lines in ("0", "10001", "x"):
+        with pytest.raises(ApiError) as bad:
+            await a.call("GET", f"{log_path}?lines={lines}")
+        assert bad.value.status == 400
+    with pytest.raises(ApiError) as foreign:
+        await b.call("GET", log_path)
+    assert foreign.value.status == 404
+    async with aiohttp.ClientSession() as session:  # the agent hands no log without the key
+        log_url = f"http://127.0.0.1:{console_port}/v1/console-logs/{mine['id']}"
+        async with session.get(log_url) as keyless:
+            assert keyless.status == 403
+    log_file = stack.run_dir / "instances" / HOST / "console" / f"virga-{mine['id']}.log"
+    assert log_file.exists()
     types = [entry["type"] for entry in history]
     assert types.count("ConsoleSessionOpened") == 2
     assert secret not in str(history)
@@ -216,3 +248,4 @@ async def test_a_tenant_types_into_its_guests_serial_console(
         await api.call("DELETE", f"/v1/instances/{instance['id']}")
     await a.wait_status([mine["id"]], {"DELETED"}, seconds=120)
     await b.wait_status([theirs["id"]], {"DELETED"}, seconds=120)
+    assert not log_file.exists()  # removed with the domain

@@ -11,6 +11,12 @@ opens the console. A refusal is a 403 whose body says why; the gateway passes it
 
 A second session on the same console takes it over (the driver opens it with force, as
 `virsh console --force`): the first session's WebSocket is closed.
+
+`GET /v1/console-logs/{instance_id}?lines=N` answers the last lines of an instance's serial
+log (`drivers/console_log.py`) as JSON, to the gateway only: the request must carry the key
+the gateway and the agents share (`X-Virga-Console-Log-Key`, VIRGA_CONSOLE_LOG_KEY), compared
+in constant time. Without a key configured the agent serves no log at all. Only instances
+this agent's fold places here are served; any other is a 404.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import hmac
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -29,10 +36,14 @@ from virga_compute.console.gate import ConsoleGate
 from virga_compute.core.console import ConsoleOpen, refusal, session_of
 from virga_compute.core.model import ComputeState
 from virga_compute.drivers.base import ComputeDriver, ConsoleStream, DriverError
+from virga_compute.drivers.console_log import tail
+from virga_compute.drivers.domain_xml import domain_name
 
 log = structlog.get_logger(__name__)
 
 TICKET_HEADER = "X-Virga-Console-Ticket"
+LOG_KEY_HEADER = "X-Virga-Console-Log-Key"
+MAX_LINES = 10_000
 POLL_SECONDS = 0.05
 CLAIM_SECONDS = 10.0
 """How long a claim waits for the runner to decide it (a Kafka transaction)."""
@@ -52,17 +63,22 @@ class ConsoleServer:
         state: Callable[[], ComputeState],
         *,
         ticket_wait_seconds: float = 5.0,
+        log_dir: str | None = None,
+        log_key: str | None = None,
     ) -> None:
         self._driver = driver
         self._gate = gate
         self._state = state
         self._wait = ticket_wait_seconds
+        self._log_dir = log_dir
+        self._log_key = log_key
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
 
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/v1/consoles/{instance_id}", self.console)
+        app.router.add_get("/v1/console-logs/{instance_id}", self.console_log)
         return app
 
     async def start(self, host: str, port: int) -> None:
@@ -116,6 +132,23 @@ class ConsoleServer:
             await ws.close()
             bound.info("console_session_closed", session_id=session_id)
         return ws
+
+    async def console_log(self, request: web.Request) -> web.Response:
+        given = request.headers.get(LOG_KEY_HEADER, "").encode()
+        if self._log_key is None or not hmac.compare_digest(given, self._log_key.encode()):
+            return web.json_response({"error": "a console log needs the gateway's key"}, status=403)
+        instance_id = request.match_info["instance_id"]
+        if instance_id not in self._state().instances or self._log_dir is None:
+            return web.json_response({"error": f"no instance {instance_id} here"}, status=404)
+        try:
+            lines = int(request.query.get("lines", "100"))
+        except ValueError:
+            lines = -1
+        if not 1 <= lines <= MAX_LINES:
+            return web.json_response({"error": f"lines: 1 to {MAX_LINES}"}, status=400)
+        path = f"{self._log_dir.rstrip('/')}/{domain_name(instance_id)}.log"
+        found = await asyncio.to_thread(tail, path, lines)
+        return web.json_response({"lines": found})
 
 
 async def relay(ws: web.WebSocketResponse, stream: ConsoleStream) -> None:

@@ -47,6 +47,7 @@ from virga_compute.drivers.base import (
     UsageSample,
 )
 from virga_compute.drivers.config_drive import remove_drive
+from virga_compute.drivers.console_log import remove_log
 from virga_compute.drivers.domain_xml import DomainSettings
 from virga_compute.drivers.libvirt_console import LibvirtConsole
 from virga_compute.drivers.libvirt_domains import (
@@ -319,6 +320,7 @@ class LibvirtDriver:
 
     async def destroy(self, instance_id: str) -> None:
         drive = domain_xml.config_drive_path(self._settings, instance_id)
+        log = domain_xml.console_log_path(self._settings, instance_id)
 
         def operation(conn: Any) -> None:
             dom = lookup(conn, instance_id)
@@ -331,6 +333,8 @@ class LibvirtDriver:
                         raise
             if drive is not None:  # also one a crash left between writing and defining
                 remove_drive(drive)
+            if log is not None:
+                remove_log(log)
 
         await self._call(operation, instance_id)
 

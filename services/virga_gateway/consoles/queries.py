@@ -5,9 +5,21 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from virga_gateway.auth import Principal
 from virga_gateway.consoles.model import ticket_sha256
+from virga_gateway.instances.queries import find_instance
 from virga_gateway.problems import conflict, forbidden
 from virga_gateway.state import GatewayState
+
+
+def log_endpoint(state: GatewayState, principal: Principal, instance_id: str) -> str:
+    """The console server of the instance's host, for its console log (the owner's or an
+    admin's: another tenant's instance is a 404)."""
+    instance = find_instance(state, principal, instance_id)
+    host = None if instance.compute_host is None else state.hosts.get(instance.compute_host)
+    if host is None or host.console_endpoint is None:
+        raise conflict(f"instance {instance_id} is on no host that keeps its console log")
+    return host.console_endpoint
 
 
 def agent_endpoint(state: GatewayState, instance_id: str, ticket: str, now: datetime) -> str:

@@ -27,17 +27,19 @@ from aiohttp import WSMsgType, web
 
 from virga_gateway.consoles import commands
 from virga_gateway.consoles.model import derive_ticket
-from virga_gateway.consoles.queries import agent_endpoint
-from virga_gateway.consoles.views import ConsoleTicketView
+from virga_gateway.consoles.queries import agent_endpoint, log_endpoint
+from virga_gateway.consoles.views import ConsoleLogView, ConsoleTicketView
 from virga_gateway.context import Call
 from virga_gateway.problems import Problem, conflict, forbidden, invalid
-from virga_gateway.routing import QueryParam, Route
+from virga_gateway.routing import QueryParam, Route, int_query, json_response
 from virga_gateway.writes import commit
 
 log = structlog.get_logger(__name__)
 
 
 TICKET_HEADER = "X-Virga-Console-Ticket"
+LOG_KEY_HEADER = "X-Virga-Console-Log-Key"
+MAX_LOG_LINES = 10_000
 CONNECT_SECONDS = 20.0
 """How long the agent may take to let a session in (it waits for the ticket to reach its
 fold, then records the session in a transaction)."""
@@ -63,9 +65,7 @@ async def open_relay(
             raise _refused(exc.status, exc.message) from None
         except (aiohttp.ClientError, TimeoutError) as exc:
             log.warning("console_agent_unreachable", endpoint=endpoint, error=str(exc))
-            raise Problem(
-                502, "bad-gateway", "Bad Gateway", "the host's agent is unreachable"
-            ) from None
+            raise _unreachable() from None
         async with agent:
             await client.prepare(request)
             log.info("console_relay_opened", instance_id=instance_id, endpoint=endpoint)
@@ -75,6 +75,10 @@ async def open_relay(
                 await client.close()
                 log.info("console_relay_closed", instance_id=instance_id)
     return client
+
+
+def _unreachable() -> Problem:
+    return Problem(502, "bad-gateway", "Bad Gateway", "the host's agent is unreachable")
 
 
 def _refused(status: int, message: str) -> Problem:
@@ -151,6 +155,31 @@ async def console_socket(request: web.Request, call: Call) -> web.StreamResponse
     return await open_relay(request, endpoint, instance_id, ticket)
 
 
+async def console_log(request: web.Request, call: Call) -> web.Response:
+    instance_id = request.match_info["id"]
+    lines = int_query(request, "lines", 100, 1, MAX_LOG_LINES)
+    endpoint = log_endpoint(call.gateway.state, call.caller, instance_id)
+    key = call.gateway.config.console_log_key
+    if key is None:
+        raise conflict("this cloud keeps no console logs (VIRGA_CONSOLE_LOG_KEY is unset)")
+    url = f"http://{endpoint}/v1/console-logs/{instance_id}"
+    timeout = aiohttp.ClientTimeout(total=CONNECT_SECONDS)
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as session,
+            session.get(url, params={"lines": str(lines)}, headers={LOG_KEY_HEADER: key}) as got,
+        ):
+            if got.status == 404:  # the agent has not folded the instance's placement yet
+                return json_response(ConsoleLogView(lines=[]))
+            if got.status != 200:
+                raise _refused(got.status, "")
+            found = await got.json()
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        log.warning("console_log_unreachable", endpoint=endpoint, error=str(exc))
+        raise _unreachable() from None
+    return json_response(ConsoleLogView(lines=[str(line) for line in found["lines"]]))
+
+
 _TICKET = QueryParam(
     "ticket",
     {"type": "string", "minLength": 1, "maxLength": 128},
@@ -175,5 +204,15 @@ ROUTES = [
         " session takes the console over",
         tag="instances", access="public", status=101, query=(_TICKET,),
         errors=(400, 403, 409, 502),
+    ),
+    Route(
+        "GET", "/v1/instances/{id}/console-log", console_log,
+        operation_id="getInstanceConsoleLog",
+        summary="The last lines of the instance's serial output, as its host's agent keeps it"
+        " (virtlogd's file, capped and rotated there)",
+        tag="instances", access="tenant", status=200, response=ConsoleLogView,
+        query=(QueryParam("lines", {"type": "integer", "minimum": 1, "maximum": MAX_LOG_LINES},
+                          "How many of the last lines (default 100)."),),
+        errors=(400, 409, 502),
     ),
 ]  # fmt: skip

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+import orjson
 from aiohttp import WSMsgType, web
 from tests.unit.cli.fake_api import FakeApi, Handler, fake_api, problem, run
 
@@ -92,6 +93,22 @@ async def test_a_refused_console_exits_with_the_refusals_code(tmp_path: Path) ->
         result = await run(["--api", api.url, "instance", "console", "i-1"], tmp_path, stdin="")
     assert result.exit_code == errors.AUTH
     assert "HTTP 403" in result.stderr
+
+
+async def test_the_console_log_prints_the_last_lines(tmp_path: Path) -> None:
+    async def log(request: web.Request) -> web.Response:
+        return web.json_response({"lines": ["booting", f"asked {request.query['lines']}"]})
+
+    handlers = {**routes([]), ("GET", "/v1/instances/i-1/console-log"): log}
+    async with fake_api(handlers) as api:
+        args = ["--api", api.url, "instance", "console-log", "web-1", "--lines", "7"]
+        human = await run(args, tmp_path)
+        as_json = await run([*args, "--json"], tmp_path)
+        bad = await run([*args[:-1], "0"], tmp_path)
+    assert human.exit_code == 0, human.output
+    assert human.stdout == "booting\nasked 7\n"
+    assert orjson.loads(as_json.stdout) == {"lines": ["booting", "asked 7"]}
+    assert bad.exit_code == errors.USAGE
 
 
 def test_every_command_takes_json_after_its_name() -> None:

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import orjson
 from aiohttp import WSMsgType
@@ -16,12 +17,19 @@ from tests.unit.compute.test_agent_core import HOST, ME, T0, scheduled
 
 from virga_compute.config import ComputeConfig
 from virga_compute.console.gate import ConsoleGate
-from virga_compute.console.server import TICKET_HEADER, ConsoleServer, ticket_sha256
+from virga_compute.console.server import (
+    LOG_KEY_HEADER,
+    TICKET_HEADER,
+    ConsoleServer,
+    ticket_sha256,
+)
 from virga_compute.core.console import ConsoleOpen, open_session, refusal
 from virga_compute.core.fold import evolve
 from virga_compute.core.model import ComputeState
 from virga_compute.core.snapshot import restore, snapshot
 from virga_compute.core.spec import InstanceSpec
+from virga_compute.drivers.console_log import remove_log, tail
+from virga_compute.drivers.domain_xml import domain_name
 from virga_compute.drivers.memory import MemoryComputeDriver
 from virga_compute.service import on_signal
 from virga_events import REGISTRY, Envelope, decode, encode, new_event
@@ -177,3 +185,44 @@ async def test_the_server_relays_the_echo_console_once_per_ticket() -> None:
             assert runner.state.console_tickets[DIGEST].session_id is not None
     finally:
         deciding.cancel()
+
+
+async def test_the_log_is_served_to_the_key_holder_only_and_only_for_its_instances(
+    tmp_path: Path,
+) -> None:
+    log = tmp_path / f"{domain_name('i-1')}.log"
+    log.write_bytes(b"".join(f"line {n}\r\n".encode() for n in range(300)))
+    server = ConsoleServer(
+        MemoryComputeDriver(), ConsoleGate(), running, log_dir=str(tmp_path), log_key="k" * 32
+    )
+    async with TestClient(TestServer(server.app())) as client:
+        path = "/v1/console-logs/i-1"
+        for key in ("", "wrong", "k" * 31):
+            refused = await client.get(path, headers={LOG_KEY_HEADER: key})
+            assert refused.status == 403
+        good = {LOG_KEY_HEADER: "k" * 32}
+        got = await client.get(path, params={"lines": "3"}, headers=good)
+        assert (await got.json())["lines"] == ["line 297", "line 298", "line 299"]
+        assert len((await (await client.get(path, headers=good)).json())["lines"]) == 100
+        for lines in ("0", "10001", "x"):
+            bad = await client.get(path, params={"lines": lines}, headers=good)
+            assert bad.status == 400
+        other = await client.get("/v1/console-logs/i-9", headers=good)
+        assert other.status == 404  # not placed here: nothing read, whatever the path holds
+    keyless = ConsoleServer(MemoryComputeDriver(), ConsoleGate(), running, log_dir=str(tmp_path))
+    async with TestClient(TestServer(keyless.app())) as client:
+        assert (
+            await client.get("/v1/console-logs/i-1", headers={LOG_KEY_HEADER: ""})
+        ).status == 403
+
+
+def test_a_log_is_read_from_its_end_and_removed_with_its_rotated_copies(tmp_path: Path) -> None:
+    path = tmp_path / "virga-i-1.log"
+    assert tail(str(path), 5) == []
+    path.write_bytes(b"a\r\nb\nc")
+    assert tail(str(path), 2) == ["b", "c"]
+    for rotated in (".0", ".1", ".2"):
+        (tmp_path / f"virga-i-1.log{rotated}").write_text("old")
+    (tmp_path / "virga-i-10.log").write_text("another guest's")
+    remove_log(str(path))
+    assert [p.name for p in tmp_path.iterdir()] == ["virga-i-10.log"]

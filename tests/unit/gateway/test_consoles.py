@@ -13,7 +13,7 @@ from virga_events.catalog import api, compute
 from virga_gateway.auth import Principal
 from virga_gateway.consoles.commands import issue_ticket
 from virga_gateway.consoles.model import derive_ticket, ticket_sha256
-from virga_gateway.consoles.queries import agent_endpoint
+from virga_gateway.consoles.queries import agent_endpoint, log_endpoint
 from virga_gateway.consoles.views import ConsoleTicketView
 from virga_gateway.problems import Problem
 from virga_gateway.state import GatewayState, restore, snapshot
@@ -132,3 +132,16 @@ def test_expired_tickets_are_forgotten_as_new_ones_come() -> None:
     assert timedelta(seconds=60) == state.console_tickets[
         ticket_sha256(derive_ticket(SECRET, "new"))
     ].expires_at - at(10)
+
+
+def test_a_console_log_is_the_owners_or_an_admins_on_a_host_that_keeps_it() -> None:
+    state = running()
+    assert log_endpoint(state, ALICE, "i1") == "10.0.0.1:7070"
+    assert log_endpoint(state, ADMIN, "i1") == "10.0.0.1:7070"
+    with pytest.raises(Problem) as hidden:
+        log_endpoint(state, BOB, "i1")
+    assert hidden.value.status == 404
+    for without in (running(None), fold(registered(), requested("i1"), scheduled("i1"))):
+        with pytest.raises(Problem) as nowhere:
+            log_endpoint(without, ALICE, "i1")
+        assert nowhere.value.status == 409
