@@ -139,8 +139,9 @@ def _instant(value: str) -> datetime:
     help="One service, or all of them (compute: every registered host).",
 )
 @click.option("--host", help="The compute agent's host (with --service compute).")
+@click.option("--json", "as_json", is_flag=True, help="Accepted: the state is JSON already.")
 def audit_replay(
-    bootstrap: str, namespace: str, until: str, service: str, host: str | None
+    bootstrap: str, namespace: str, until: str, service: str, host: str | None, as_json: bool
 ) -> None:
     """Print SERVICE's state as of --until, folded from the log by the service's own code."""
     from virga_audit import UnknownService, replay, replay_all
@@ -161,7 +162,8 @@ def audit_replay(
 @audit.command("rerate")
 @_kafka_options
 @click.option("--period", required=True, help="The month to re-rate, YYYY-MM (UTC).")
-def audit_rerate(bootstrap: str, namespace: str, period: str) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the differences as JSON.")
+def audit_rerate(bootstrap: str, namespace: str, period: str, as_json: bool) -> None:
     """Recompute PERIOD's invoices from raw events with billing's own fold and rating, and
     print every difference from what was issued (and adjusted since); exit 1 when any."""
     from virga_audit import rerate
@@ -172,6 +174,9 @@ def audit_rerate(bootstrap: str, namespace: str, period: str) -> None:
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--period") from None
     differences = asyncio.run(rerate(_settings(bootstrap, namespace), period))
+    if as_json:
+        _print_json({"period": period, "differences": [str(d) for d in differences]})
+        sys.exit(1 if differences else 0)
     for difference in differences:
         click.echo(f"DIFFERENT {difference}")
     click.echo(f"{len(differences)} differences" if differences else "invoices match the log")
@@ -188,7 +193,10 @@ def audit_rerate(bootstrap: str, namespace: str, period: str) -> None:
     show_default=True,
     help="Seconds an instance may stay BUILDING or DELETING without a new fact about it.",
 )
-def audit_check(bootstrap: str, namespace: str, at: str | None, stuck_after: float) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the violations as JSON.")
+def audit_check(
+    bootstrap: str, namespace: str, at: str | None, stuck_after: float, as_json: bool
+) -> None:
     """Cross-service invariants from a replay of every topic: hosts within their allocation
     ratios, no IP or MAC twice in a network, running instances with their boot volume and
     port, no orphaned volume or port, nothing stuck. One line per violation; exit 1 if any."""
@@ -198,6 +206,9 @@ def audit_check(bootstrap: str, namespace: str, at: str | None, stuck_after: flo
     violations = asyncio.run(
         check(_settings(bootstrap, namespace), moment, timedelta(seconds=stuck_after))
     )
+    if as_json:
+        _print_json({"at": moment.isoformat(), "violations": [str(v) for v in violations]})
+        sys.exit(1 if violations else 0)
     for violation in violations:
         click.echo(f"VIOLATION {violation}")
     click.echo(f"{len(violations)} violations" if violations else "all invariants hold")

@@ -30,7 +30,8 @@ def events() -> None:
     type=click.Path(dir_okay=False, writable=True, path_type=Path),
     help="Write to this file instead of standard output.",
 )
-def events_schema(output: Path | None) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Accepted: the schema is JSON already.")
+def events_schema(output: Path | None, as_json: bool) -> None:
     """Print a JSON Schema (2020-12) of every event envelope, for consumers in any language."""
     document = orjson.dumps(json_schema(), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
     if output is None:

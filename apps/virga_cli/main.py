@@ -7,6 +7,7 @@ import click
 from virga_cli import config, errors
 from virga_cli.audit import audit
 from virga_cli.billing import invoice, price, usage
+from virga_cli.console import instance_console, instance_console_log
 from virga_cli.events import events
 from virga_cli.groups import server_group
 from virga_cli.hosts import host
@@ -67,6 +68,8 @@ for command in (
     audit,
 ):
     cli.add_command(command)
+instance.add_command(instance_console)
+instance.add_command(instance_console_log)
 
 
 def main() -> None:

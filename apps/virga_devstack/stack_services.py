@@ -24,6 +24,8 @@ _FIRST_PORT = int(os.environ.get("VIRGA_STACK_PORTS_FROM", "8091"))
 SCHEDULER_PORT, COMPUTE_PORT, NETWORK_PORT, STORAGE_PORT, NETWORK_AGENT_PORT, BILLING_PORT = range(
     _FIRST_PORT, _FIRST_PORT + 6
 )
+CONSOLE_PORT = _FIRST_PORT + 6
+"""The compute agent's console server (serial consoles, relayed by the gateway)."""
 
 
 def _secret(name: str) -> Path:
@@ -69,6 +71,8 @@ def services(
             health_url=f"http://127.0.0.1:{port}/healthz",
         )
 
+    # Gateway and agent share it: the agent hands console logs only to its holder.
+    console_log_key = _secret("console-log-key").read_text().strip()
     gateway = ServiceProcess(
         "gateway",
         "virga_gateway",
@@ -79,6 +83,7 @@ def services(
             "VIRGA_ADMIN_TOKEN_FILE": str(_secret("admin-token").resolve()),
             "VIRGA_TOKEN_SECRET_FILE": str(_secret("token-secret").resolve()),
             "VIRGA_STORAGE_URL": f"http://127.0.0.1:{STORAGE_PORT}",
+            "VIRGA_CONSOLE_LOG_KEY": console_log_key,
         },
         STATE,
         health_url=f"http://127.0.0.1:{gateway_port}/healthz",
@@ -94,6 +99,8 @@ def services(
             "VIRGA_LIBVIRT_URI": libvirt_uri,
             "VIRGA_DOMAIN_TYPE": "qemu" if libvirt_uri.startswith("qemu") else "test",
             "VIRGA_INSTANCES_PATH": str(STATE / "instances"),
+            "VIRGA_CONSOLE_PORT": str(CONSOLE_PORT),
+            "VIRGA_CONSOLE_LOG_KEY": console_log_key,
             **compute_ceph,
         }),
         service(f"network-agent-{host}", "virga_network.agent", NETWORK_AGENT_PORT, {

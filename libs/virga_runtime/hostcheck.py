@@ -81,6 +81,7 @@ SPEAKS_OF: dict[str, tuple[HostOf, InstanceOf]] = {
     "InstanceDeleted": (_field, _aggregate),  # host None is the scheduler's, never an agent's
     "InstanceDomainLost": (_field, _aggregate),
     "UsageSampled": (_field, _aggregate),
+    "ConsoleSessionOpened": (_field, _aggregate),
     "VolumeAttached": (_field, _instance_field),
     "VolumeDetached": (_field, _instance_field),
     "VolumeAttachmentFailed": (_no_host, _instance_field),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, get_args
 
 from virga_compute.ceph_access import CephSettings, settings_from_env
@@ -87,6 +87,34 @@ class ComputeConfig:
     direct_boot: DirectKernelBoot | None = None
     """Boot every instance from this kernel instead of its boot disk's loader: for test and
     demo clouds whose images carry no boot loader (their volumes are still attached)."""
+    console_port: int | None = None
+    """Port of the console server (`virga_compute.console`), which the gateway relays tenants'
+    serial consoles to; None serves no console."""
+    console_listen: str = "127.0.0.1"
+    """Address the console server listens on."""
+    console_address: str | None = None
+    """Address the gateway reaches the console server at, announced in HostRegistered; None:
+    `console_listen`."""
+    console_ticket_wait_seconds: float = 5.0
+    """How long a session waits for its ticket to reach this agent's fold: the gateway
+    appended it a moment before, to a topic the agent reads."""
+    console_log_key: str | None = field(default=None, repr=False)
+    """The key the gateway shows to read a console log (`console/server.py`); None: this
+    agent serves no console log."""
+    console_log_dir: str | None = None
+    """Directory of the guests' serial console logs (`virga-<id>.log`, written by virtlogd);
+    None: `console/` under `instances_path`."""
+
+    @property
+    def console_endpoint(self) -> str | None:
+        """`host:port` announced to the gateway; None without a console server."""
+        if self.console_port is None:
+            return None
+        return f"{self.console_address or self.console_listen}:{self.console_port}"
+
+    @property
+    def console_log_path(self) -> str:
+        return self.console_log_dir or f"{self.instances_path.rstrip('/')}/console"
 
     def __post_init__(self) -> None:
         if not self.host or any(c.isspace() or c == "/" for c in self.host):
@@ -115,7 +143,9 @@ class ComputeConfig:
         VIRGA_USAGE_SECONDS, VIRGA_RESTART_POLICY, VIRGA_STOP_GRACE_SECONDS, VIRGA_HTTP_PORT,
         VIRGA_HOST_LEASE_SECONDS, VIRGA_COMPUTE_POWER_SYNC_SECONDS,
         VIRGA_NAMESPACE, the VIRGA_CEPH_* settings (`ceph_access.settings_from_env`) and
-        VIRGA_GUEST_KERNEL, VIRGA_GUEST_INITRD, VIRGA_GUEST_CMDLINE (`direct_boot`); raise
+        VIRGA_GUEST_KERNEL, VIRGA_GUEST_INITRD, VIRGA_GUEST_CMDLINE (`direct_boot`),
+        VIRGA_CONSOLE_PORT, VIRGA_CONSOLE_LISTEN, VIRGA_CONSOLE_ADDRESS,
+        VIRGA_CONSOLE_TICKET_WAIT_SECONDS, VIRGA_CONSOLE_LOG_DIR, VIRGA_CONSOLE_LOG_KEY; raise
         SystemExit naming a bad one."""
         env = Env(environ)
         get, number = env.text, env.number
@@ -147,6 +177,12 @@ class ComputeConfig:
                     {"VIRGA_HOST": host} | {k: v for k in _CEPH_VARIABLES if (v := get(k) or "")}
                 ),
                 direct_boot=_direct_boot(env),
+                console_port=env.port("VIRGA_CONSOLE_PORT"),
+                console_listen=get("VIRGA_CONSOLE_LISTEN") or "127.0.0.1",
+                console_address=get("VIRGA_CONSOLE_ADDRESS"),
+                console_ticket_wait_seconds=number("VIRGA_CONSOLE_TICKET_WAIT_SECONDS", 5.0),
+                console_log_dir=get("VIRGA_CONSOLE_LOG_DIR"),
+                console_log_key=get("VIRGA_CONSOLE_LOG_KEY"),
             )
         except ValueError as exc:
             raise SystemExit(f"bad compute agent setting: {exc}") from None

@@ -42,6 +42,14 @@ class GatewayConfig:
     """How long, in event time, a deleted resource stays in the projection before the API
     forgets it (env VIRGA_GATEWAY_RETENTION_SECONDS; see `retention.py`)."""
 
+    console_ticket_seconds: float = 60.0
+    """How long a console ticket is valid (env VIRGA_CONSOLE_TICKET_SECONDS): it opens one
+    session, within this time."""
+
+    console_log_key: str | None = None
+    """The key the compute agents ask of the gateway before they hand it a console log (env
+    VIRGA_CONSOLE_LOG_KEY, the same on every agent); None: console logs answer 409."""
+
     def __repr__(self) -> str:  # never print secrets into logs
         return f"GatewayConfig(host={self.host!r}, port={self.port}, admin_token=***, ...)"
 
@@ -70,6 +78,8 @@ class GatewayConfig:
             image_max_bytes=Env().whole("VIRGA_IMAGE_MAX_BYTES", 20 << 30),
             retention_seconds=Env().whole("VIRGA_GATEWAY_RETENTION_SECONDS", 3600),
             write_timeout_seconds=Env().number("VIRGA_GATEWAY_WRITE_TIMEOUT", 5.0),
+            console_ticket_seconds=Env().number("VIRGA_CONSOLE_TICKET_SECONDS", 60.0),
+            console_log_key=Env().text("VIRGA_CONSOLE_LOG_KEY"),
         )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from virga_gateway.billing import routes as billing
+from virga_gateway.consoles import routes as consoles
 from virga_gateway.external_networks import routes as external_networks
 from virga_gateway.flavors import routes as flavors
 from virga_gateway.floating_ips import routes as floating_ips
@@ -26,6 +27,7 @@ ROUTES: list[Route] = [
     *quotas.ROUTES,
     *flavors.ROUTES,
     *instances.ROUTES,
+    *consoles.ROUTES,
     *volumes.ROUTES,
     *images.ROUTES,
     *networks.ROUTES,

@@ -22,6 +22,8 @@ from virga_events.catalog.network import security_group_rule_id
 from virga_gateway import idempotency
 from virga_gateway.billing import fold as billing_fold
 from virga_gateway.billing import retention as usage_retention
+from virga_gateway.consoles import fold as consoles_fold
+from virga_gateway.consoles.model import ConsoleTicket
 from virga_gateway.cursor import OrderKey
 from virga_gateway.external_networks import fold as external_networks_fold
 from virga_gateway.external_networks.model import ExternalNetwork
@@ -88,6 +90,8 @@ class GatewayState(msgspec.Struct, kw_only=True):
     server_groups: dict[str, ServerGroup] = msgspec.field(default_factory=dict)
     group_members: dict[str, list[str]] = msgspec.field(default_factory=dict)
     hosts: dict[str, Host] = msgspec.field(default_factory=dict)
+    console_tickets: dict[str, ConsoleTicket] = msgspec.field(default_factory=dict)
+    """Ticket sha256 -> the console ticket issued (`consoles/`)."""
     claims: dict[str, dict[str, Flavor]] = msgspec.field(default_factory=dict)
     """instance id -> host -> the flavor claimed there."""
     allocation_ratios: dict[str, Ratios] = msgspec.field(default_factory=dict)
@@ -178,6 +182,7 @@ PREVIEW_COPIES: dict[str, Preview] = {
     "quota_defaults": "shared",
     "quota_overrides": "shared",
     "quota_usage": "shared",
+    "console_tickets": "shared",
     # These are mutated in place: copy the touched ones (history is read, not needed).
     "tokens": "touched",
     "hosts": "touched-deep",
@@ -236,6 +241,7 @@ FOLDS: tuple[Folds[GatewayState], ...] = (
     idempotency.folds,
     instances_fold.folds,
     hosts_fold.folds,
+    consoles_fold.folds,
     networks_fold.folds,
     ports_fold.folds,
     external_networks_fold.folds,

@@ -99,6 +99,8 @@ class Stack:
     """Run the billing service too."""
     compute_env: dict[str, str] = field(default_factory=dict)
     """Extra settings of every compute agent (`VIRGA_STOP_GRACE_SECONDS`...)."""
+    gateway_env: dict[str, str] = field(default_factory=dict)
+    """Extra settings of the gateway (`VIRGA_CONSOLE_LOG_KEY`...)."""
     host_topics_added: bool = False
     """The hosts' topics exist already (a secure broker's `add_host` made them); otherwise
     `start` makes them over plaintext first."""
@@ -136,6 +138,7 @@ class Stack:
                 "VIRGA_ADMIN_TOKEN": self.admin_token,
                 "VIRGA_TOKEN_SECRET": secrets.token_urlsafe(32),
                 "VIRGA_STORAGE_URL": self.storage_url,
+                **self.gateway_env,
             },
             self.run_dir,
             health_url=f"{self.gateway_url}/healthz",

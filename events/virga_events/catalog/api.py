@@ -194,3 +194,18 @@ class IdempotentRequestRecorded(Event):
     status: int
     body: str
     """The JSON response body, secrets removed."""
+
+
+@event("ConsoleTicketIssued")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConsoleTicketIssued(Event):
+    """A one-time ticket to the serial console of an instance was handed to its owner or an
+    admin (aggregate: instance id; the envelope's tenant is the instance's). Only the ticket's
+    sha256 is ever stored: the compute agent of `host` opens one session for a ticket whose
+    hash it has folded, before `expires_at`, once (ConsoleSessionOpened)."""
+
+    host: str
+    ticket_sha256: str
+    expires_at: datetime
+    principal: str
+    """Who asked for it (`admin`, or `tenant:<id>`), for the audit trail."""

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from virga_events.catalog.api import InstanceRestartPolicy
-from virga_events.registry import Event, event
+from virga_events.registry import Event, Payload, event, upcaster
 
 Phase = Literal["spawn", "start", "stop", "reboot", "delete", "restart", "volume", "port"]
 """What an InstanceFailed was about. `volume` and `port` are the final ones (`FINAL_PHASES`)."""
@@ -26,10 +26,12 @@ FINAL_PHASES: frozenset[str] = frozenset({"volume", "port"})
 another host would not do better, so the scheduler releases the claim and gives up at once."""
 
 
-@event("HostRegistered")
+@event("HostRegistered", version=2)
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HostRegistered(Event):
-    """A compute agent reports its host and capacity at start (aggregate: host name)."""
+    """A compute agent reports its host and capacity at start (aggregate: host name).
+
+    v2 added `console_endpoint`."""
 
     rack: str
     zone: str
@@ -37,6 +39,15 @@ class HostRegistered(Event):
     ram_mb: int
     disk_gb: int
     traits: tuple[str, ...] = ()
+    console_endpoint: str | None = None
+    """`host:port` of the agent's console server (the gateway relays consoles there); None:
+    this agent serves no console."""
+
+
+@upcaster("HostRegistered", from_version=1)
+def _host_registered_v1(payload: Payload) -> Payload:
+    # Agents before consoles served none.
+    return {**payload, "console_endpoint": None}
 
 
 @event("HostHeartbeat")
@@ -150,3 +161,14 @@ class UsageSampled(Event):
     disk_write_bytes: int
     net_rx_bytes: int
     net_tx_bytes: int
+
+
+@event("ConsoleSessionOpened")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConsoleSessionOpened(Event):
+    """The agent of `host` let a console session in on the ticket of this hash, which is used
+    from now on (aggregate: instance id). Written before the first byte is relayed."""
+
+    host: str
+    ticket_sha256: str
+    session_id: str

@@ -308,7 +308,7 @@ def on_ready(config: ComputeConfig, state: ComputeState) -> Sequence[Intent]:
             )
         )
     return [
-        RegisterHost(config.host, config.rack, config.zone, config.traits),
+        RegisterHost(config.host, config.rack, config.zone, config.traits, config.console_endpoint),
         Reconcile(config.host, config.restart_policy, tuple(expected), tuple(leave_alone)),
         *failures,
         *growths_to_retell(state),

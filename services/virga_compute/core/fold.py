@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from virga_compute.core.console import folds as console_folds
 from virga_compute.core.fold_volumes import volume_folds
 from virga_compute.core.model import (
     TOMBSTONE_LIMIT,
@@ -339,6 +340,7 @@ def _port_binding_failed(state: ComputeState, envelope: Envelope, event: PortBin
 
 
 folds.include(volume_folds)
+folds.include(console_folds)
 
 evolve = folds.evolve
 """Fold one event into the agent's state (pure, deterministic)."""

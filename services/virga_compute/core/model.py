@@ -128,6 +128,17 @@ class PortBinding:
     """The port's addresses, handed to the guest with its network's prefix and gateway."""
 
 
+@dataclass(slots=True)
+class ConsoleTicket:
+    """A console ticket issued for an instance of this host (`core.console`), by its hash."""
+
+    instance_id: str
+    tenant_id: str | None
+    expires_at: datetime
+    session_id: str | None = None
+    """The session it opened; once set, the ticket is used."""
+
+
 ATTACH_TARGETS = tuple(f"vd{c}" for c in "bcdefghijklmnopqrstuvwxyz")
 """Targets of attached volumes, in the order they are handed out (vda is the boot volume)."""
 
@@ -168,6 +179,8 @@ class ComputeState:
     """Port id -> reason its allocation, or its binding on this host, failed (bounded)."""
     networks: dict[str, tuple[str, str]] = field(default_factory=dict)
     """Network id -> (CIDR, gateway address), for telling a guest its address: no DHCP runs."""
+    console_tickets: dict[str, ConsoleTicket] = field(default_factory=dict)
+    """Ticket sha256 -> the console ticket issued for this host (`core.console`)."""
 
     def running(self) -> int:
         """Instances whose domain runs, as far as the agent's own reports go."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from virga_compute.core.model import ComputeState, InstanceRecord, PortBinding
+from virga_compute.core.model import ComputeState, ConsoleTicket, InstanceRecord, PortBinding
 
 
 def _time(value: datetime | None) -> str | None:
@@ -66,6 +66,10 @@ def snapshot(state: ComputeState) -> dict[str, Any]:
         },
         "networks": {k: list(v) for k, v in state.networks.items()},
         "port_failures": state.port_failures,
+        "console_tickets": {
+            k: [t.instance_id, t.tenant_id, t.expires_at.isoformat(), t.session_id]
+            for k, t in state.console_tickets.items()
+        },
     }
 
 
@@ -100,6 +104,11 @@ def restore(data: dict[str, Any]) -> ComputeState:
         bound_ports={k: _binding(v) for k, v in data.get("bound_ports", {}).items()},
         networks={k: (v[0], v[1]) for k, v in data.get("networks", {}).items()},
         port_failures=dict(data.get("port_failures", {})),
+        # Snapshots written before consoles have no tickets.
+        console_tickets={
+            k: ConsoleTicket(v[0], v[1], datetime.fromisoformat(v[2]), v[3])
+            for k, v in data.get("console_tickets", {}).items()
+        },
     )
 
 

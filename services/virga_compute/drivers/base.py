@@ -35,6 +35,23 @@ class OperationNotSupported(DriverError):
     """The hypervisor behind this driver cannot do this operation (see `DriverCapabilities`)."""
 
 
+class ConsoleStream(Protocol):
+    """A guest's serial console, open for one session (`ComputeDriver.open_console`)."""
+
+    async def read(self) -> bytes:
+        """The guest's next output; b"" once the console is closed (the guest is gone, or a
+        later session took the console over)."""
+        ...
+
+    async def write(self, data: bytes) -> None:
+        """Type `data` into the console; DriverError once it is closed."""
+        ...
+
+    async def close(self) -> None:
+        """End the session (idempotent); a pending `read` returns b""."""
+        ...
+
+
 class DiskConflict(DriverError):
     """The target device is already used by a different disk of the instance."""
 
@@ -294,6 +311,12 @@ class ComputeDriver(Protocol):
     async def migration_progress(self, instance_id: str) -> MigrationProgress | None:
         """The running migration's progress, or None when none runs. Raises
         `InstanceNotFound`."""
+        ...
+
+    async def open_console(self, instance_id: str) -> ConsoleStream:
+        """The serial console of a running instance. A session already open on it is taken
+        over (its stream ends), as `virsh console --force` does. InstanceNotFound without the
+        domain; DriverError when it is not running or has no serial console."""
         ...
 
     def guest_events(self) -> AsyncIterator[GuestEvent]:

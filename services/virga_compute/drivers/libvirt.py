@@ -36,6 +36,7 @@ from virga_compute.ceph_access import CephSecret
 from virga_compute.core.spec import DiskSpec, DomainInfo, DomainState, InstanceSpec
 from virga_compute.drivers import domain_xml
 from virga_compute.drivers.base import (
+    ConsoleStream,
     DiskConflict,
     DriverCapabilities,
     DriverError,
@@ -47,7 +48,9 @@ from virga_compute.drivers.base import (
     UsageSample,
 )
 from virga_compute.drivers.config_drive import remove_drive
+from virga_compute.drivers.console_log import remove_log
 from virga_compute.drivers.domain_xml import DomainSettings
+from virga_compute.drivers.libvirt_console import LibvirtConsole
 from virga_compute.drivers.libvirt_domains import (
     UNDEFINE_FLAGS,
     current_xml,
@@ -189,6 +192,9 @@ class LibvirtDriver(LibvirtMigrations):
         await loop.run_in_executor(self._executor, self._drop_connection)
         self._executor.shutdown(wait=False)
 
+    async def open_console(self, instance_id: str) -> ConsoleStream:  # a connection of its own
+        return await LibvirtConsole.open(self._uri, instance_id)
+
     def guest_events(self) -> AsyncIterator[GuestEvent]:  # on a connection of their own
         return lifecycle_events(self._uri)
 
@@ -316,6 +322,7 @@ class LibvirtDriver(LibvirtMigrations):
 
     async def destroy(self, instance_id: str) -> None:
         drive = domain_xml.config_drive_path(self._settings, instance_id)
+        log = domain_xml.console_log_path(self._settings, instance_id)
 
         def operation(conn: Any) -> None:
             dom = lookup(conn, instance_id)
@@ -328,6 +335,8 @@ class LibvirtDriver(LibvirtMigrations):
                         raise
             if drive is not None:  # also one a crash left between writing and defining
                 remove_drive(drive)
+            if log is not None:
+                remove_log(log)
 
         await self._call(operation, instance_id)
 

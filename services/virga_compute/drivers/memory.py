@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from virga_compute.core.power import PowerChanged
 from virga_compute.core.spec import DiskSpec, DomainInfo, DomainState, InstanceSpec
 from virga_compute.drivers.base import (
+    ConsoleStream,
     DiskConflict,
     DriverCapabilities,
     DriverError,
@@ -33,6 +34,7 @@ from virga_compute.drivers.base import (
 )
 from virga_compute.drivers.config_drive import drive_files
 from virga_compute.drivers.domain_xml import domain_name, source_key
+from virga_compute.drivers.echo_console import EchoConsole
 from virga_events.catalog.compute import StopCause
 
 _ZERO_USAGE = UsageSample("", 0, 0, 0, 0, 0, 0)
@@ -73,6 +75,7 @@ class MemoryComputeDriver:
         self._listeners: list[asyncio.Queue[GuestEvent]] = []
         self._peers: dict[str, MemoryComputeDriver] = {}
         self._stalled = False
+        self._consoles: dict[str, EchoConsole] = {}
 
     # -- test hooks -----------------------------------------------------------------------
 
@@ -309,8 +312,21 @@ class MemoryComputeDriver:
         self._enter("destroy")
         if (domain := self._lookup(instance_id)) is not None:
             del self._domains[domain_name(instance_id)]
+            if (console := self._consoles.pop(instance_id, None)) is not None:
+                await console.close()
             domain.cause = None
             self._changed(domain, DomainState.MISSING)
+
+    async def open_console(self, instance_id: str) -> ConsoleStream:
+        """An echo console (test:///default has no consoles): what is typed comes back."""
+        self._enter("open_console")
+        if self._require(instance_id).state != DomainState.RUNNING:
+            raise DriverError(f"{instance_id}: not running, no console")
+        previous = self._consoles.pop(instance_id, None)
+        if previous is not None:  # taken over, as `virsh console --force`
+            await previous.close()
+        console = self._consoles[instance_id] = EchoConsole(b"virga-memory-console\r\n")
+        return console
 
     async def attach_disk(self, instance_id: str, disk: DiskSpec) -> None:
         self._enter("attach_disk")

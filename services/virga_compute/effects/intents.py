@@ -29,6 +29,8 @@ class RegisterHost:
     rack: str
     zone: str
     traits: tuple[str, ...]
+    console_endpoint: str | None = None
+    """`host:port` of the agent's console server, announced to the gateway."""
 
     @property
     def key(self) -> str:

@@ -79,6 +79,7 @@ class ComputeEffects(AttachmentEffects):
             ram_mb=capacity.ram_mb,
             disk_gb=capacity.disk_gb,
             traits=effect.traits,
+            console_endpoint=effect.console_endpoint,
         )
         log.info("host_registered", host=effect.host, vcpus=capacity.vcpus, ram_mb=capacity.ram_mb)
         return [Emit(registered, effect.host, None)]

@@ -43,6 +43,7 @@ def _registered(state: GatewayState, env: Envelope, event: compute.HostRegistere
     host = host_record(state, env.aggregate_id)
     host.registered = True
     host.rack, host.zone, host.traits = event.rack, event.zone, event.traits
+    host.console_endpoint = event.console_endpoint
     host.capacity.vcpus = event.vcpus
     host.capacity.ram_mb = event.ram_mb
     host.capacity.disk_gb = event.disk_gb

@@ -44,3 +44,5 @@ class Host(msgspec.Struct, kw_only=True):
     enabled: bool = True
     disabled_reason: str = ""
     last_heartbeat_at: datetime | None = None
+    console_endpoint: str | None = None
+    """`host:port` of its agent's console server (HostRegistered); None: it serves none."""

@@ -218,7 +218,14 @@ def _build_fact(state: GatewayState, env: Envelope, event: BuildFact) -> None:
         record_history(state, env, event.instance_id)
 
 
-HISTORY_EVENTS = frozenset({*folds.event_types, api.InstanceActionRequested})
+HISTORY_EVENTS = frozenset(
+    {
+        *folds.event_types,
+        api.InstanceActionRequested,
+        api.ConsoleTicketIssued,
+        compute.ConsoleSessionOpened,
+    }
+)
 """Events keyed by an instance id: its history. UsageSampled is left out, being a measurement
 every few seconds rather than something that happened to the instance."""
 

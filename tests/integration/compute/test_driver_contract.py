@@ -184,12 +184,25 @@ class DriverContract(abc.ABC):
             lambda: driver.detach_disk("nope", "vda"),
             lambda: driver.resize_disk("nope", "vda", 2 << 30),
             lambda: driver.attached_disks("nope"),
+            lambda: driver.open_console("nope"),
         ]
         for operation in operations:
             with pytest.raises(InstanceNotFound) as raised:
                 await operation()
             assert raised.value.instance_id == "nope"
         assert await self.state(driver, "nope") is DomainState.MISSING
+
+    async def test_a_console_opens_on_a_running_instance_only(self, driver: ComputeDriver) -> None:
+        await driver.spawn(spec())
+        await driver.stop("i-1")
+        with pytest.raises(DriverError):
+            await driver.open_console("i-1")
+        await driver.start("i-1")
+        await self.check_console(driver)
+
+    @abc.abstractmethod
+    async def check_console(self, driver: ComputeDriver) -> None:
+        """What the console of running instance i-1 does on this hypervisor."""
 
     async def test_foreign_domains_are_never_listed_nor_touched(
         self, driver: ComputeDriver
@@ -312,6 +325,20 @@ class TestMemoryComputeDriver(DriverContract):
         assert isinstance(driver, MemoryComputeDriver)
         driver.power_off_outside(instance_id, "destroyed")
 
+    async def check_console(self, driver: ComputeDriver) -> None:
+        # An echo: what is typed comes back; a second session takes the console over.
+        first = await driver.open_console("i-1")
+        assert await first.read() == b"virga-memory-console\r\n"
+        await first.write(b"uname\r")
+        assert await first.read() == b"uname\r"
+        second = await driver.open_console("i-1")
+        assert await first.read() == b""
+        with pytest.raises(DriverError):
+            await first.write(b"x")
+        assert await second.read() == b"virga-memory-console\r\n"
+        await second.close()
+        assert await second.read() == b""
+
 
 class TestMemoryComputeDriverWithoutHotplug(TestMemoryComputeDriver):
     @pytest.fixture
@@ -350,6 +377,11 @@ class TestLibvirtDriver(DriverContract):
 
     def destroy_outside(self, driver: ComputeDriver, instance_id: str) -> None:
         self.side.lookupByName(domain_name(instance_id)).destroy()
+
+    async def check_console(self, driver: ComputeDriver) -> None:
+        # The test hypervisor has no consoles (QEMU's: tests/e2e/test_consoles.py).
+        with pytest.raises(OperationNotSupported):
+            await driver.open_console("i-1")
 
     async def test_the_builtin_test_domain_is_ignored(self, driver: ComputeDriver) -> None:
         assert self.foreign_domain_exists(driver, "test")

@@ -76,6 +76,14 @@ CHECKS = [
     checks.response_schema_conformance,
 ]
 
+NOT_FUZZED = {
+    # A WebSocket upgrade (101) with a one-time ticket: schemathesis speaks plain HTTP, which
+    # the route answers with a 403 (no such ticket) before anything else. Its refusals (a
+    # reused, expired or another instance's ticket, no upgrade) are tested in
+    # tests/e2e/test_consoles.py and tests/unit/gateway/test_consoles.py.
+    "openInstanceConsole",
+}
+
 
 def checks_for(mode: GenerationMode) -> list[Any]:
     return [*CHECKS, negative_data_refused] if mode is GenerationMode.NEGATIVE else CHECKS
@@ -170,6 +178,8 @@ def test_every_operation_answers_within_its_document(
             assert isinstance(result, Ok), f"the document is invalid: {result.err()}"
             operation = result.ok()
             operations += 1
+            if operation.definition.raw.get("operationId") in NOT_FUZZED:
+                continue
             if mode is GenerationMode.NEGATIVE and not _has_constraints(operation.definition.raw):
                 continue  # only its path's free-form ids could be fuzzed: nothing can be wrong
 
