@@ -90,7 +90,9 @@ def _image(cluster: CephCluster, name: str, size: int | None) -> None:
             rbd.RBD().create(ioctx, name, size)
             return
         # A QEMU killed rather than stopped (the destination's, after an aborted migration)
-        # leaves its watch on the image until the OSD times it out (30 s).
+        # leaves its watch on the image until the OSD times it out (30 s): every guest is
+        # gone by now, so whoever still watches is fenced (as the storage service fences a
+        # dead host), and the removal is retried until the OSDs have seen the blocklist.
         deadline = time.monotonic() + 90
         while True:
             try:
@@ -101,7 +103,16 @@ def _image(cluster: CephCluster, name: str, size: int | None) -> None:
             except rbd.ImageBusy:
                 if time.monotonic() > deadline:
                     raise
-                time.sleep(1)
+                _fence_watchers(c, ioctx, name)
+                time.sleep(0.25)
+
+
+def _fence_watchers(cluster: rados.Rados, ioctx: rados.Ioctx, name: str) -> None:
+    me = cluster.get_instance_id()
+    with rbd.Image(ioctx, name, read_only=True) as image:
+        watchers = [w for w in image.watchers_list() if int(w["id"]) != me]
+    for watcher in watchers:
+        cluster.blocklist_add(str(watcher["addr"]), 60)
 
 
 @contextlib.asynccontextmanager
