@@ -93,6 +93,8 @@ class EdgeServer:
             edge = wanted.get(network_id)
             if edge is None or (edge.namespace, edge.veth) != (served.namespace, served.veth):
                 await self._stop(network_id)
+            elif served.advertiser is not None:
+                served.advertiser.set_router(edge.router)  # a router attached or gone
             # Other changes (its neighbours) are the driver's: the sockets stay open.
         ok = True
         for network_id, edge in sorted(wanted.items()):
@@ -120,6 +122,7 @@ class EdgeServer:
                 edge.cidr,
                 self.settings.guest_mtu,
                 managed=network is None or network.dhcp,
+                router=edge.router,
             )
             advertiser.start()
             return _Served(edge.namespace, edge.veth, transport, advertiser=advertiser)

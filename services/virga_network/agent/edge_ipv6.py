@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import struct
 from collections.abc import Callable
 from typing import cast
 
@@ -54,13 +55,27 @@ class Dhcp6(asyncio.DatagramProtocol):
 
 class RouterAdvertiser:
     """Advertises the network's prefix (on-link), the M flag (unless the network has no
-    DHCP) and the MTU: periodically and in answer to each router solicitation."""
+    DHCP) and the MTU: periodically and in answer to each router solicitation. While a
+    router's leg is on the network here (`router`: its link-local address), the
+    advertisement is sent in its name with a router lifetime, so guests route through it;
+    when it goes, one with lifetime 0 in its name withdraws it at once."""
 
     def __init__(
-        self, sock: socket.socket, ifindex: int, cidr: str, mtu: int, *, managed: bool = True
+        self,
+        sock: socket.socket,
+        ifindex: int,
+        cidr: str,
+        mtu: int,
+        *,
+        managed: bool = True,
+        router: str | None = None,
     ) -> None:
         self._sock, self._ifindex = sock, ifindex
         self._advert = dhcpv6.router_advert(cidr, mtu, managed=managed)
+        self._routed = dhcpv6.router_advert(
+            cidr, mtu, managed=managed, router_lifetime=dhcpv6.ROUTER_LIFETIME
+        )
+        self.router = router
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -68,9 +83,30 @@ class RouterAdvertiser:
         loop.add_reader(self._sock.fileno(), self._on_readable)
         self._task = loop.create_task(self._periodically())
 
+    def set_router(self, router: str | None) -> None:
+        """The router whose leg is here now (None: none); guests hear of a change at once."""
+        if router == self.router:
+            return
+        if self.router is not None:
+            self._send_as(self._advert, self.router)  # withdrawn: lifetime 0, in its name
+        self.router = router
+        self._send()
+
     def _send(self) -> None:
+        if self.router is None:
+            self._send_as(self._advert, None)
+        else:
+            self._send_as(self._routed, self.router)
+
+    def _send_as(self, advert: bytes, source: str | None) -> None:
+        """Send `advert` to all nodes, from `source` (the router's link-local address; the
+        socket may: IPV6_FREEBIND) or else from the edge's own address."""
+        ancillary = []
+        if source is not None:
+            info = socket.inet_pton(socket.AF_INET6, source) + struct.pack("@I", self._ifindex)
+            ancillary.append((socket.IPPROTO_IPV6, socket.IPV6_PKTINFO, info))
         with contextlib.suppress(OSError):  # a full queue: the next one goes out
-            self._sock.sendto(self._advert, ("ff02::1", 0, 0, self._ifindex))
+            self._sock.sendmsg([advert], ancillary, 0, ("ff02::1", 0, 0, self._ifindex))
 
     def _on_readable(self) -> None:
         with contextlib.suppress(OSError):

@@ -194,6 +194,10 @@ def test_dhcpv6_gives_the_port_its_address_and_the_advertisement_its_mtu() -> No
     assert advert[0] == dhcpv6.ROUTER_ADVERT
     assert advert[5] == 0x80  # managed: ask DHCPv6
     assert advert[6:8] == b"\x00\x00"  # router lifetime 0: the edge is no router
+    # Sent in an attached router's name: a lifetime, so guests take it as their default.
+    routed = dhcpv6.router_advert("fd00:c::/64", 1450, router_lifetime=dhcpv6.ROUTER_LIFETIME)
+    assert routed[6:8] == struct.pack("!H", 1800)
+    assert routed[8:] == advert[8:]
     assert advert[-4:] == struct.pack("!I", 1450)
 
 

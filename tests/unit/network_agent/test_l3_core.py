@@ -31,6 +31,7 @@ from virga_network.agent.core import names, nft_nat
 from virga_network.agent.core.fold import evolve
 from virga_network.agent.core.l3 import router_mac
 from virga_network.agent.core.model import NetworkAgentState
+from virga_network.agent.core.nft_text import link_local
 from virga_network.agent.core.plan import HostPlan, host_plan, zone
 from virga_network.agent.core.plumbing import FloatingNat, RouterPlumbing
 from virga_network.agent.core.snapshot import STATE_VERSION, restore, snapshot
@@ -248,3 +249,45 @@ def test_a_snapshot_keeps_routers_and_floating_ips_and_older_ones_are_not_used()
     # A snapshot of an agent that did not fold public addresses (version 1), or not the
     # acceptances and their confirmations (version 2), is of another version.
     assert STATE_VERSION == 3
+
+
+def test_an_ipv6_network_gets_a_leg_and_its_edge_advertises_the_router_only_while_attached() -> (
+    None
+):
+    six = NetworkCreated(
+        name="v6", cidr="fd00:6::/64", vni=1006, gateway_ip="fd00:6::1", allocation_pools=()
+    )
+    mac = "02:00:00:00:06:05"
+    allocated = PortAllocated(
+        network_id="n-6", mac=mac, ips=("fd00:6::5",), security_groups=(DEFAULT,)
+    )
+    attached = [
+        *base(),
+        ev(six, "n-6"),
+        ev(allocated, "p-6"),
+        ev(PortHostAssigned(host=HOST), "p-6"),
+        ev(RouterInterfaceAdded(network_id="n-6", gateway_ip="fd00:6::1"), "r-1"),
+    ]
+    state = fold(attached)
+    (router,) = host_plan(state, VTEP, names.DEFAULT_PREFIX, edges=True).routers
+    (leg,) = router.interfaces
+    assert (leg.address, leg.cidr) == ("fd00:6::1/64", "fd00:6::/64")
+    assert leg.link_local == link_local(router_mac("r-1", "n-6"))
+    networks = host_plan(state, VTEP, names.DEFAULT_PREFIX, edges=True).networks
+    (edge,) = (n.edge for n in networks if n.network_id == "n-6")
+    assert edge is not None
+    assert edge.router == leg.link_local
+    # No floating IPv6: the IPv4 floating IP never maps a fixed IPv6 address.
+    assert router.floating == ()
+    detached = [*attached, ev(RouterInterfaceRemoved(network_id="n-6"), "r-1")]
+    plan6 = host_plan(fold(detached), VTEP, names.DEFAULT_PREFIX, edges=True)
+    assert plan6.routers == ()
+    (edge,) = (n.edge for n in plan6.networks if n.network_id == "n-6")
+    assert edge is not None
+    assert edge.router is None
+    # A gateway of the other family is no leg.
+    mixed = [
+        *attached[:-1],
+        ev(RouterInterfaceAdded(network_id="n-6", gateway_ip="10.0.6.1"), "r-1"),
+    ]
+    assert host_plan(fold(mixed), VTEP, names.DEFAULT_PREFIX).routers == ()

@@ -3,9 +3,13 @@
 The controller hands IPv6 addresses out of the pool in order, not from the MAC, so SLAAC
 would give a guest an address anti-spoofing drops. The edge therefore advertises the prefix
 on-link without autonomous configuration, with the M flag (ask DHCPv6) and the MTU, and
-answers DHCPv6 with the port's address. The edge is no router: the advertisement's router
-lifetime is 0. A client is its link-local source address (anti-spoofing ties it to the
-port's MAC), never its DUID. Pure.
+answers DHCPv6 with the port's address. A client is its link-local source address
+(anti-spoofing ties it to the port's MAC), never its DUID. Pure.
+
+The edge is no router: its advertisement's router lifetime is 0, unless a router is attached
+to the network with a leg on this host; then the advertisement is sent in the router's name
+(from its link-local address, which the router's leg holds) with a lifetime, and guests take
+the router as their default route (`router_advert`'s `router_lifetime`).
 """
 
 from __future__ import annotations
@@ -24,14 +28,18 @@ INFORMATION_REQUEST = 11
 _CLIENTID, _SERVERID, _IA_NA, _IAADDR, _RAPID_COMMIT = 1, 2, 3, 5, 14
 LIFETIME = 86400
 ROUTER_SOLICIT, ROUTER_ADVERT = 133, 134
+ROUTER_LIFETIME = 1800
+"""Seconds a guest keeps an attached router as its default (RFC 4861's default: three
+times the longest interval between advertisements)."""
 
 
-def router_advert(cidr: str, mtu: int, *, managed: bool = True) -> bytes:
+def router_advert(cidr: str, mtu: int, *, managed: bool = True, router_lifetime: int = 0) -> bytes:
     """The ICMPv6 router advertisement (the kernel fills in the checksum): the M flag when
-    `managed` (the network has DHCP), router lifetime 0, the prefix on-link only, the MTU."""
+    `managed` (the network has DHCP), the router lifetime (0: no default route; more only
+    when sent from an attached router's address), the prefix on-link only, the MTU."""
     prefix = ipaddress.IPv6Network(cidr, strict=False)
     flags = 0x80 if managed else 0
-    header = struct.pack("!BBHBBHII", ROUTER_ADVERT, 0, 0, 64, flags, 0, 0, 0)
+    header = struct.pack("!BBHBBHII", ROUTER_ADVERT, 0, 0, 64, flags, router_lifetime, 0, 0)
     prefix_info = (
         struct.pack("!BBBBIII", 3, 4, prefix.prefixlen, 0x80, LIFETIME, LIFETIME, 0)
         + prefix.network_address.packed

@@ -40,17 +40,24 @@ class EdgeSettings:
 
 
 def edge_plumbing(
-    state: NetworkAgentState, network_id: str, prefix: str, ports: list[tuple[str, str]]
+    state: NetworkAgentState,
+    network_id: str,
+    prefix: str,
+    ports: list[tuple[str, str]],
+    router: str | None = None,
 ) -> EdgePlumbing | None:
     """The edge of `network_id` given its local ports' (MAC, IPv4) pairs (none on an IPv6
-    network: the edge finds its clients by neighbour discovery there)."""
+    network: the edge finds its clients by neighbour discovery there) and the link-local
+    address of its router's leg on this host (IPv6: the default router it advertises)."""
     network = state.networks[network_id]
     name = names.edge_name(network_id, prefix)
+    cidr = ipaddress.ip_network(network.cidr, strict=False)
     return EdgePlumbing(
         namespace=f"{name}-{state.host}",
         veth=name,
-        cidr=str(ipaddress.ip_network(network.cidr, strict=False)),
+        cidr=str(cidr),
         neighbours=tuple(sorted((ip, mac) for mac, ip in ports)),
+        router=router if cidr.version == 6 else None,
     )
 
 

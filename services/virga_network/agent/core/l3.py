@@ -14,6 +14,11 @@ CIDRs behind different routers never meet.
   answer are in place, and unplumbed (`FloatingIpUnplumbed`) once they are gone again:
   `reports` says which reports are still due, from what the log holds of its own reports, so
   a restart reports nothing twice.
+* IPv6 networks are routed too, without NAT: the leg holds the network's IPv6 gateway
+  address and the router's link-local address (the EUI-64 of its MAC), which the edge's
+  router advertisements name as the default router while the router is attached here. IPv6
+  is routed between the router's networks only (no floating IPv6, no way out: the external
+  network is IPv4).
 * The router's own address is SNAT's source for its networks' other traffic. An address can
   be answered by one host only, so it lives on the router's SNAT host: the first host, by
   name, the log assigns a port of the router's networks to. Guests without a floating IP on
@@ -31,6 +36,7 @@ from dataclasses import dataclass
 
 from virga_network.agent.core import names
 from virga_network.agent.core.model import NetworkAgentState, RouterRecord
+from virga_network.agent.core.nft_text import link_local
 from virga_network.agent.core.plumbing import FloatingNat, RouterInterface, RouterPlumbing, zone
 
 
@@ -51,11 +57,15 @@ def snat_host(state: NetworkAgentState, router: RouterRecord) -> str | None:
     return min(hosts) if hosts else None
 
 
-def _v4(address: str) -> bool:
+def _version(address: str) -> int | None:
     try:
-        return ipaddress.ip_address(address).version == 4
+        return ipaddress.ip_address(address).version
     except ValueError:
-        return False
+        return None
+
+
+def _v4(address: str) -> bool:
+    return _version(address) == 4
 
 
 def _interface(
@@ -63,16 +73,18 @@ def _interface(
 ) -> RouterInterface | None:
     network = state.networks[network_id]
     cidr = ipaddress.ip_network(network.cidr, strict=False)
-    if cidr.version != 4 or not _v4(gateway):
-        return None  # IPv6 routing is not built yet
+    if _version(gateway) != cidr.version:
+        return None
+    mac = router_mac(router_id, network_id)
     return RouterInterface(
         network_id=network_id,
         bridge=names.bridge_name(network_id, prefix),
         veth=names.router_interface_name(router_id, network_id, prefix),
-        mac=router_mac(router_id, network_id),
+        mac=mac,
         address=f"{gateway}/{cidr.prefixlen}",
         cidr=str(cidr),
         zone=zone(network.vni),
+        link_local=link_local(mac) if cidr.version == 6 else "",
     )
 
 

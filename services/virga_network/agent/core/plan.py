@@ -147,9 +147,10 @@ def _network(
     network_id: str,
     prefix: str,
     local: list[tuple[str, str]] | None,
+    router: str | None = None,
 ) -> NetworkPlumbing:
     """The network's plumbing; `local`: its ports here as (MAC, IPv4) for its edge, None for
-    no edge."""
+    no edge; `router`: the link-local address of its router's leg here (IPv6)."""
     flood: set[str] = set()
     fdb: set[tuple[str, str]] = set()
     remotes: set[RemotePort] = set()
@@ -172,7 +173,7 @@ def _network(
         flood=tuple(sorted(flood)),
         fdb=tuple(sorted(fdb)),
         remotes=tuple(sorted(remotes, key=lambda r: (r.mac, r.vtep, r.ips))),
-        edge=None if local is None else edge_plumbing(state, network_id, prefix, local),
+        edge=None if local is None else edge_plumbing(state, network_id, prefix, local, router),
     )
 
 
@@ -232,11 +233,14 @@ def host_plan(state: NetworkAgentState, vtep_ip: str, prefix: str, edges: bool =
     local = _local_v4(ports)
     routers = l3.routers(state, {p.port_id: (p.network_id, p.filter.ips) for p in ports}, prefix)
     confirm, unplumb = l3.reports(state, routers)
+    # An IPv6 network's edge names the router whose leg is here as the default router.
+    default = {leg.network_id: leg.link_local for r in routers for leg in r.interfaces}
     return HostPlan(
         host=state.host,
         vtep_ip=vtep_ip,
         networks=tuple(
-            _network(state, n, prefix, local[n] if edges else None) for n in sorted(local)
+            _network(state, n, prefix, local[n] if edges else None, default.get(n) or None)
+            for n in sorted(local)
         ),
         ports=tuple(ports),
         unbind=unbind,

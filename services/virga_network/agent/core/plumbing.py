@@ -49,6 +49,9 @@ class EdgePlumbing:
     """Routed on-link from the namespace: the answers' way back to the guests."""
     neighbours: tuple[tuple[str, str], ...] = ()
     """(IPv4, MAC) of this host's ports on the network: permanent neighbour entries."""
+    router: str | None = None
+    """IPv6: the link-local address of the router attached to the network whose leg is on
+    this host; the edge's advertisements then name it the default router. None: none."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,10 +138,13 @@ class RouterInterface:
     """The host end, on the bridge; the namespace's end is `names.veth_peer(veth)`."""
     mac: str
     address: str
-    """The gateway address with the network's prefix length (10.0.0.1/24)."""
+    """The gateway address with the network's prefix length (10.0.0.1/24, fd00:a::1/64)."""
     cidr: str
     zone: int
     """The network's conntrack zone on the host (the veth is one of its uplinks)."""
+    link_local: str = ""
+    """IPv6 legs: the router's link-local address (EUI-64 of `mac`), the guests' default
+    router (the edge's advertisements name it); "" on IPv4 legs."""
 
 
 @dataclass(frozen=True, slots=True)

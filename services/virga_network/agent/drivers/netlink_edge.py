@@ -25,6 +25,8 @@ from virga_network.agent.drivers.base import DriverError, EdgeSockets
 
 NETNS_DIR = Path("/run/netns")
 METADATA_PORT = 80
+IPV6_FREEBIND = 78
+"""linux/in6.h (Python's socket module does not name it)."""
 
 
 async def _ip(args: list[str], host_netns: str | None, script: str | None = None) -> None:
@@ -135,6 +137,9 @@ def _v6(peer: str) -> EdgeSockets:
     for option in (socket.IPV6_MULTICAST_HOPS, socket.IPV6_UNICAST_HOPS):
         icmp6.setsockopt(socket.IPPROTO_IPV6, option, 255)  # neighbour discovery's rule
     icmp6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, ifindex)
+    # Advertisements go out in the name of the router attached to the network (from its
+    # leg's link-local address, which is not the edge's: `edge_ipv6.RouterAdvertiser`).
+    icmp6.setsockopt(socket.IPPROTO_IPV6, IPV6_FREEBIND, 1)
     _join(icmp6, "ff02::2", ifindex)  # all routers: where solicitations go
     return EdgeSockets(dhcp=dhcp, icmp6=icmp6, ifindex=ifindex)
 

@@ -109,10 +109,16 @@ async def _interface_legs(
         # The router's MAC is on this host's leg only: never looked for across the tunnel.
         await _run(["bridge", *_host(host_netns), "fdb", "replace", leg.mac, "dev", leg.veth,
                     "master", "static"])  # fmt: skip
-        lines += [
-            f"link set {peer} address {leg.mac} addrgenmode none up",
-            f"addr replace {leg.address} dev {peer}",
-        ]
+        lines.append(f"link set {peer} address {leg.mac} addrgenmode none up")
+        if leg.link_local:
+            # The same addresses on every host (the tunnel keeps them apart): no duplicate
+            # detection, usable at once; the link-local one is the guests' default router.
+            lines += [
+                f"addr replace {leg.link_local}/64 dev {peer} nodad",
+                f"addr replace {leg.address} dev {peer} nodad",
+            ]
+        else:
+            lines.append(f"addr replace {leg.address} dev {peer}")
     return lines
 
 
@@ -145,7 +151,8 @@ async def ensure_router(
     _drop_stale(path)
     if not path.exists():
         await _ip(["netns", "add", ns], None)
-    await _run(["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=1"])
+    await _run(["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=1",
+                "net.ipv6.conf.all.forwarding=1"])  # fmt: skip
     inside = set(await _links(["-n", ns]))
     await _external_leg(router, host_netns, inside)
     lines = ["link set lo up", f"link set {ext} addrgenmode none up"]

@@ -1,0 +1,216 @@
+"""An IPv6 network behind a router across two hosts: each host namespace plumbed by its own
+netlink driver and served by its own `EdgeServer` from its own fold of the same events, the
+hosts joined by a VXLAN underlay.
+
+The guest on each host takes its default route from its own host's edge (the router's
+link-local address, the same on both hosts) and reaches the gateway on its own host's
+router; the two guests reach each other across the tunnel; the router's detachment
+withdraws the default route on both hosts.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from functools import partial
+
+import pytest
+from tests.support.l3 import Log, eventually, eventually_async
+from tests.support.netns import namespaces, pings, plug_guest, sh, unique
+
+from virga_events.catalog.l3 import (
+    ExternalNetworkCreated,
+    RouterCreated,
+    RouterInterfaceAdded,
+    RouterInterfaceRemoved,
+)
+from virga_events.catalog.network import (
+    NetworkAgentRegistered,
+    NetworkCreated,
+    PortAllocated,
+    PortHostAssigned,
+    SecurityGroupCreated,
+    SecurityGroupRule,
+)
+from virga_events.registry import Event
+from virga_network.agent.core import names
+from virga_network.agent.core.edge import EdgeSettings
+from virga_network.agent.core.l3 import router_mac
+from virga_network.agent.core.model import NetworkAgentState
+from virga_network.agent.core.nft_text import link_local
+from virga_network.agent.core.plan import host_plan
+from virga_network.agent.drivers import netlink_edge
+from virga_network.agent.drivers.netlink import NetlinkDriver
+from virga_network.agent.edge import EdgeServer
+from virga_network.agent.effects.converge import AgentEffects
+from virga_network.agent.effects.intents import Converge
+
+PREFIX = "vm6"
+RUN = uuid.uuid4().hex[:8]
+HOSTS = {f"a{RUN}": "192.0.2.1", f"b{RUN}": "192.0.2.2"}
+HOST_A, HOST_B = sorted(HOSTS)
+NET, EXT, ROUTER, TENANT = str(uuid.uuid4()), "ext-7", "router-7", "tenant-a"
+GATEWAY = "fd00:7::1"
+ROUTER_LL = link_local(router_mac(ROUTER, NET))
+RULES = (
+    SecurityGroupRule(direction="egress", ethertype="IPv6"),
+    SecurityGroupRule(direction="ingress", ethertype="IPv6", protocol="icmpv6"),
+)
+
+
+@dataclass(frozen=True)
+class Guest:
+    name: str
+    host: str
+    ip: str
+    mac: str
+
+    @property
+    def port_id(self) -> str:
+        return f"port-{self.name}"
+
+
+GUESTS = (
+    Guest("ga", HOST_A, "fd00:7::11", "02:00:0a:00:07:11"),
+    Guest("gb", HOST_B, "fd00:7::12", "02:00:0a:00:07:12"),
+)
+
+
+@dataclass
+class Cloud:
+    logs: dict[str, Log]
+    effects: dict[str, AgentEffects]
+    ns: dict[str, str]
+
+    def write(self, event: Event, aggregate: str, tenant: str | None = TENANT) -> None:
+        for log in self.logs.values():
+            log.write(event, aggregate, tenant)
+
+    async def converge(self) -> None:
+        """Converge every host; what one reports (PortBound) every host folds."""
+        for host, effects in self.effects.items():
+            plan = host_plan(self.logs[host].state, HOSTS[host], PREFIX, edges=True)
+            for emit in await effects.converge(Converge(plan)):
+                self.write(emit.payload, emit.aggregate_id, emit.tenant_id)
+
+
+def _events(cloud: Cloud) -> None:
+    for host, vtep in HOSTS.items():
+        cloud.write(NetworkAgentRegistered(vtep_ip=vtep), host, None)
+    cloud.write(
+        ExternalNetworkCreated(name="public", cidr="203.0.113.0/24", gateway_ip="203.0.113.1",
+                               allocation_pools=(), host_interface="vm6brex"),
+        EXT, None,
+    )  # fmt: skip
+    cloud.write(
+        NetworkCreated(name="v6", cidr="fd00:7::/64", vni=3301, gateway_ip=GATEWAY,
+                       allocation_pools=()),
+        NET,
+    )  # fmt: skip
+    cloud.write(SecurityGroupCreated(name="v6", rules=RULES), "v6")
+    for g in GUESTS:
+        allocated = PortAllocated(network_id=NET, mac=g.mac, ips=(g.ip,), security_groups=("v6",))
+        cloud.write(allocated, g.port_id)
+        cloud.write(PortHostAssigned(host=g.host), g.port_id)
+    cloud.write(RouterCreated(name="r", external_network_id=EXT, external_ip="203.0.113.17"),
+                ROUTER)  # fmt: skip
+    cloud.write(RouterInterfaceAdded(network_id=NET, gateway_ip=GATEWAY), ROUTER)
+
+
+def _ours() -> set[str]:
+    return {
+        name
+        for name in sh("ip", "netns", "list").stdout.split()
+        if name.startswith((f"{PREFIX}r", f"{PREFIX}e")) and name.endswith(tuple(HOSTS))
+    }
+
+
+@pytest.fixture
+def ns() -> Iterator[dict[str, str]]:
+    wanted = {host: unique("vm6h") for host in HOSTS} | {
+        g.name: unique(f"vm6{g.name}") for g in GUESTS
+    }
+    with namespaces(list(wanted.values())):
+        host_a, host_b = wanted[HOST_A], wanted[HOST_B]
+        sh("ip", "link", "add", "vm6under", "type", "veth", "peer", "vm6under", "netns", host_b,
+           netns=host_a)  # fmt: skip
+        for host, vtep in HOSTS.items():
+            where = wanted[host]
+            sh("ip", "addr", "add", f"{vtep}/24", "dev", "vm6under", netns=where)
+            sh("ip", "link", "set", "vm6under", "up", netns=where)
+            sh("ip", "link", "add", "vm6brex", "type", "bridge", netns=where)
+            sh("ip", "link", "set", "vm6brex", "up", netns=where)
+        try:
+            yield wanted
+        finally:
+            for name in _ours():
+                sh("ip", "netns", "del", name, check=False)
+
+
+@pytest.fixture
+async def cloud(ns: dict[str, str]) -> AsyncIterator[Cloud]:
+    drivers = {
+        host: NetlinkDriver(prefix=PREFIX, tap_kind="veth", netns=ns[host], host=host)
+        for host in HOSTS
+    }
+    logs = {h: Log(h) for h in HOSTS}
+    servers = {
+        h: EdgeServer(partial(_state, logs[h]), EdgeSettings(), netlink_edge.edge_sockets)
+        for h in HOSTS
+    }
+    effects = {h: AgentEffects(d, edges=servers[h].serve) for h, d in drivers.items()}
+    cloud = Cloud(logs, effects, ns)
+    try:
+        for driver in drivers.values():
+            await driver.prepare()
+        _events(cloud)
+        await cloud.converge()
+        await cloud.converge()  # the peers' PortBound: VXLAN forwarding towards each other
+        for g in GUESTS:
+            tap = names.tap_name(g.port_id, PREFIX)
+            plug_guest(ns[g.host], names.veth_peer(tap), ns[g.name], g.mac, (g.ip,))
+        yield cloud
+    finally:
+        for server in servers.values():
+            await server.close()
+        for driver in drivers.values():
+            await driver.close()
+
+
+def _state(log: Log) -> NetworkAgentState:
+    return log.state
+
+
+def _default_router(guest_ns: str) -> str:
+    return sh("ip", "-6", "route", "show", "default", netns=guest_ns).stdout.strip()
+
+
+def _routes_via_router(guest_ns: str) -> bool:
+    return f"via {ROUTER_LL} " in _default_router(guest_ns)
+
+
+def _no_default_route(guest_ns: str) -> bool:
+    return _default_router(guest_ns) == ""
+
+
+async def test_each_host_advertises_and_answers_the_ipv6_gateway_of_its_own_router(
+    cloud: Cloud,
+) -> None:
+    ns = cloud.ns
+    for g in GUESTS:
+        assert await eventually_async(partial(_routes_via_router, ns[g.name]), 20)
+        assert eventually(partial(pings, ns[g.name], GATEWAY))
+    # Both hosts' routers hold the gateway address; the guests reach each other.
+    for host in HOSTS:
+        router_ns = names.router_namespace(ROUTER, host, PREFIX)
+        assert f"{GATEWAY}/64" in sh("ip", "-6", "addr", "show", netns=router_ns).stdout
+    assert eventually(lambda: pings(ns["ga"], GUESTS[1].ip))
+
+    cloud.write(RouterInterfaceRemoved(network_id=NET), ROUTER)
+    await cloud.converge()
+    for g in GUESTS:
+        assert await eventually_async(partial(_no_default_route, ns[g.name]), 5)
+        assert not pings(ns[g.name], GATEWAY, wait=0.5)
+    assert _ours() == {f"{names.edge_name(NET, PREFIX)}-{h}" for h in HOSTS}  # no router left
+    assert pings(ns["ga"], GUESTS[1].ip)  # the network itself goes on
