@@ -181,6 +181,18 @@ def fold(model: CloudModel, envelope: Envelope) -> CloudModel:
             held = [k for k, holder in model.public_ips.items() if holder == key]
             for public_ip in held:
                 del model.public_ips[public_ip]
+            if isinstance(event, l3.RouterDeleted):
+                prefix = l3.snat_port_id(key, "")
+                for snat_port in [p for p in model.ports if p.startswith(prefix)]:
+                    del model.ports[snat_port]
+        case l3.RouterInterfaceAdded(snat_ip=snat_ip) if snat_ip:
+            # The router's SNAT port holds its MAC and address as a port does.
+            snat = _Port(event.network_id, event.snat_mac.lower(), (snat_ip,), None)
+            snat_id = l3.snat_port_id(key, event.network_id)
+            _check_addresses(model, snat_id, snat)
+            model.ports[snat_id] = snat
+        case l3.RouterInterfaceRemoved():
+            model.ports.pop(l3.snat_port_id(key, event.network_id), None)
         case storage.VolumeCreated():
             model.volumes[key] = _Volume(event.instance_id)
         case storage.VolumeDeleted():

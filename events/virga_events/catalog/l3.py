@@ -252,10 +252,24 @@ class RouterCreationFailed(Event):
 @event("RouterInterfaceAdded")
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RouterInterfaceAdded(Event):
-    """The network routes through the router; its gateway address is the router's."""
+    """The network routes through the router; its gateway address is the router's.
+
+    With it, the router's SNAT port on the network (`snat_port_id`): a MAC and an address of
+    the network's pools, held like a port's until the interface is removed. The router's
+    SNAT host answers it; the other hosts send their guests' external traffic that has no
+    floating IP to it (centralized SNAT). Empty in an interface added before SNAT ports
+    existed: its guests without a floating IP reach outside only from the SNAT host.
+    """
 
     network_id: str
     gateway_ip: str
+    snat_mac: str = ""
+    snat_ip: str = ""
+
+
+def snat_port_id(router_id: str, network_id: str) -> str:
+    """The holder of a router's SNAT port on a network (of its MAC and address)."""
+    return f"{router_id}/snat/{network_id}"
 
 
 @event("RouterInterfaceAdditionFailed")
@@ -268,6 +282,8 @@ class RouterInterfaceAdditionFailed(Event):
 @event("RouterInterfaceRemoved")
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RouterInterfaceRemoved(Event):
+    """The network is detached; the router's SNAT port on it is free again."""
+
     network_id: str
 
 

@@ -50,6 +50,8 @@ class Network(msgspec.Struct, kw_only=True):
     """Ids of its ports that are neither deleted nor refused, requested ones included."""
     router_id: str | None = None
     """The router it is attached to (RouterInterfaceAdded), until detached."""
+    snat_ip: str | None = None
+    """The address of its pools its router's SNAT port holds, while attached."""
 
     @property
     def status(self) -> NetworkStatus:

@@ -48,7 +48,8 @@ def usable_network(
         return None, [FieldError(field, f"no network {network_id}")]
     if network.status != "ACTIVE":
         return None, [FieldError(field, f"network {network_id} is {network.status}, not ACTIVE")]
-    if len(network.ports) >= network.pool_size:
+    # A router's SNAT port holds one of the pools' addresses too.
+    if len(network.ports) + (network.snat_ip is not None) >= network.pool_size:
         raise conflict(
             f"no free address left in the allocation pools of network {network_id}"
             f" ({network.cidr})",

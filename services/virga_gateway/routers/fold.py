@@ -43,14 +43,16 @@ def _sync_users(state: GatewayState, router: Router) -> None:
         users.remove(router.id)
 
 
-def _attach(state: GatewayState, router: Router, network_id: str, attached: bool) -> None:
+def _attach(
+    state: GatewayState, router: Router, network_id: str, attached: bool, snat_ip: str = ""
+) -> None:
     if is_forgotten(state, "network", network_id):
         return
     network = network_record(state, network_id)
     if attached:
-        network.router_id = router.id
+        network.router_id, network.snat_ip = router.id, snat_ip or None
     elif network.router_id == router.id:
-        network.router_id = None
+        network.router_id = network.snat_ip = None
 
 
 @folds.on(l3.RouterRequested)
@@ -94,7 +96,7 @@ def _interface_added(state: GatewayState, env: Envelope, event: l3.RouterInterfa
     router = router_record(state, env)
     router.interfaces[event.network_id] = event.gateway_ip
     router.pending.pop(event.network_id, None)
-    _attach(state, router, event.network_id, True)
+    _attach(state, router, event.network_id, True, event.snat_ip)
 
 
 @folds.on(l3.RouterInterfaceAdditionFailed)

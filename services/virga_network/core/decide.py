@@ -43,7 +43,7 @@ from virga_runtime.service import Emit, Intent
 def decide(config: NetworkConfig, state: NetworkState, envelope: Envelope) -> Sequence[Intent]:
     """What to do about one new input event; `state` already includes it."""
     if isinstance(envelope.payload, REQUESTS):
-        return decide_l3(state, envelope)
+        return decide_l3(state, envelope, config.mac_prefix)
     # A deleted port's floating IP points at nothing any more; a moved one's follows it.
     return follow_ports(state, _decide(config, state, envelope))
 

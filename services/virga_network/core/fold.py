@@ -46,13 +46,8 @@ def network_record(state: NetworkState, network_id: str) -> NetworkRecord:
 
 
 def _claim_addresses(network: NetworkRecord, port: PortRecord) -> None:
-    subnet = subnet_of(network.cidr)
     for ip in port.ips:
-        offset = subnet.offset(ip)
-        _claim(network.used, offset, port.port_id)
-        network.high_water = max(network.high_water, offset)
-        while network.in_use_below in network.used:
-            network.in_use_below += 1
+        l3_fold.claim_address(network, port.port_id, ip)
 
 
 @folds.on(NetworkCreated)
@@ -71,6 +66,8 @@ def _network_created(state: NetworkState, envelope: Envelope, event: NetworkCrea
     _claim(state.vnis, event.vni, record.network_id)
     for port_id in record.ports:  # folded before their network (a rebuild)
         _claim_addresses(record, state.ports[port_id])
+    for holder, ip in record.held.items():
+        l3_fold.claim_address(record, holder, ip)
     for ip in record.early_ips:
         record.high_water = max(record.high_water, subnet.offset(ip))
     record.early_ips = []

@@ -10,6 +10,7 @@ deleted meanwhile) and says so with an event when it refuses.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Sequence
 
 from virga_events import Envelope, Event
@@ -17,7 +18,8 @@ from virga_events.catalog import l3
 from virga_events.catalog.network import AllocationPool, PortDeleted, PortHostAssigned
 from virga_ipam import SubnetError, check_interface_name, external_pools, parse_subnet
 from virga_network.core.ipam import next_free
-from virga_network.core.model import NetworkState, subnet_of
+from virga_network.core.macs import pick_mac
+from virga_network.core.model import NetworkRecord, NetworkState, subnet_of
 from virga_runtime.service import Emit, Intent
 
 REQUESTS = (
@@ -34,7 +36,9 @@ REQUESTS = (
 """The requests `decide_l3` answers."""
 
 
-def decide_l3(state: NetworkState, envelope: Envelope) -> Sequence[Intent]:
+def decide_l3(state: NetworkState, envelope: Envelope, mac_prefix: str) -> Sequence[Intent]:
+    """The outcome of one request of `REQUESTS`; `mac_prefix`: of the MACs handed out (a
+    router's SNAT ports', as ports')."""
     event, aggregate, tenant = envelope.payload, envelope.aggregate_id, envelope.tenant_id
 
     def emit(outcome: Event) -> Sequence[Intent]:
@@ -87,7 +91,7 @@ def decide_l3(state: NetworkState, envelope: Envelope) -> Sequence[Intent]:
         if fip is None or fip.tenant_id != tenant:
             return ()
         return emit(l3.FloatingIpReleased(external_network_id=fip.external_network_id, ip=fip.ip))
-    return _decide_router(state, envelope)
+    return _decide_router(state, envelope, mac_prefix)
 
 
 def _external_network(event: l3.ExternalNetworkRequested) -> l3.ExternalNetworkCreated:
@@ -153,6 +157,34 @@ def _associate(
     return [Emit(accepted, fip_id, tenant)]
 
 
+def _interface(
+    state: NetworkState, network: NetworkRecord, router_id: str, mac_prefix: str
+) -> l3.RouterInterfaceAdded | l3.RouterInterfaceAdditionFailed:
+    """The interface with its SNAT port: the network's next free address and a MAC derived
+    as a port's (`snat_port_id` in place of the port id). IPv6 is routed without NAT: an
+    IPv6 network's interface holds no SNAT port."""
+    network_id = network.network_id
+    if ipaddress.ip_network(network.cidr, strict=False).version == 6:
+        return l3.RouterInterfaceAdded(
+            network_id=network_id, gateway_ip=subnet_of(network.cidr).gateway_ip
+        )
+    offset = next_free(network.pools, network.used, network.high_water, network.in_use_below)
+    if offset is None:
+        reason = f"no free address left in the pools of {network.cidr} for the SNAT port"
+        return l3.RouterInterfaceAdditionFailed(network_id=network_id, reason=reason)
+    mac = pick_mac(mac_prefix, l3.snat_port_id(router_id, network_id), state.macs)
+    if mac is None:
+        reason = "no free MAC found for the SNAT port (the MAC space is nearly full)"
+        return l3.RouterInterfaceAdditionFailed(network_id=network_id, reason=reason)
+    subnet = subnet_of(network.cidr)
+    return l3.RouterInterfaceAdded(
+        network_id=network_id,
+        gateway_ip=subnet.gateway_ip,
+        snat_mac=mac,
+        snat_ip=subnet.address(offset),
+    )
+
+
 def follow_ports(state: NetworkState, intents: Sequence[Intent]) -> list[Intent]:
     """`intents`, each port deletion followed by the dissociation of its floating IP, and each
     port's move to a host by its floating IP's association accepted again, naming the new host
@@ -183,7 +215,7 @@ def follow_ports(state: NetworkState, intents: Sequence[Intent]) -> list[Intent]
     return more
 
 
-def _decide_router(state: NetworkState, envelope: Envelope) -> Sequence[Intent]:
+def _decide_router(state: NetworkState, envelope: Envelope, mac_prefix: str) -> Sequence[Intent]:
     event, aggregate, tenant = envelope.payload, envelope.aggregate_id, envelope.tenant_id
 
     def emit(outcome: Event) -> Sequence[Intent]:
@@ -234,8 +266,7 @@ def _decide_router(state: NetworkState, envelope: Envelope) -> Sequence[Intent]:
                 f"network {network_id} is attached to router {state.network_routers[network_id]}"
             )
         else:
-            gateway_ip = subnet_of(network.cidr).gateway_ip
-            return emit(l3.RouterInterfaceAdded(network_id=network_id, gateway_ip=gateway_ip))
+            return emit(_interface(state, network, aggregate, mac_prefix))
         return emit(l3.RouterInterfaceAdditionFailed(network_id=network_id, reason=reason))
     if network_id not in router.networks:
         return ()  # removed already (a repeated request)

@@ -15,6 +15,7 @@ from virga_network.core.holders import release as _release
 from virga_network.core.model import (
     ExternalNetworkRecord,
     FloatingIpRecord,
+    NetworkRecord,
     NetworkState,
     RouterRecord,
     subnet_of,
@@ -50,6 +51,43 @@ def _claim_one(record: ExternalNetworkRecord, holder: str, ip: str) -> None:
     record.high_water = max(record.high_water, offset)
     while record.in_use_below in record.used:
         record.in_use_below += 1
+
+
+def claim_address(network: NetworkRecord, holder: str, ip: str) -> None:
+    """`holder` (a port, a router's SNAT port) holds `ip` of the created `network`."""
+    offset = subnet_of(network.cidr).offset(ip)
+    _claim(network.used, offset, holder)
+    network.high_water = max(network.high_water, offset)
+    while network.in_use_below in network.used:
+        network.in_use_below += 1
+
+
+def _hold_snat(state: NetworkState, network_id: str, holder: str, mac: str, ip: str) -> None:
+    """A router's SNAT port holds `mac` and `ip` of the network, as a port would."""
+    _claim(state.macs, mac, holder)
+    if network_id in state.deleted_networks:
+        return  # a rebuild folded the network's deletion first: its addresses are moot
+    network = state.networks.get(network_id)
+    if network is None:
+        network = state.networks[network_id] = NetworkRecord(network_id=network_id)
+    network.held[holder] = ip
+    if network.created:
+        claim_address(network, holder, ip)
+    else:
+        network.early_ips.append(ip)
+
+
+def _unhold_snat(state: NetworkState, router: RouterRecord, network_id: str) -> None:
+    snat = router.snat.pop(network_id, None)
+    if snat is None:
+        return
+    holder = l3.snat_port_id(router.router_id, network_id)
+    _release(state.macs, snat[0], holder)
+    network = state.networks.get(network_id)
+    if network is not None and network.held.pop(holder, None) is not None and network.created:
+        offset = subnet_of(network.cidr).offset(snat[1])
+        _release(network.used, offset, holder)
+        network.in_use_below = min(network.in_use_below, offset)
 
 
 def _unhold(state: NetworkState, external_network_id: str, holder: str) -> None:
@@ -179,6 +217,10 @@ def _interface_added(
     if router is not None:
         router.networks[event.network_id] = None
         state.network_routers[event.network_id] = router.router_id
+        if event.snat_ip and event.network_id not in router.snat:
+            router.snat[event.network_id] = (event.snat_mac, event.snat_ip)
+            holder = l3.snat_port_id(router.router_id, event.network_id)
+            _hold_snat(state, event.network_id, holder, event.snat_mac, event.snat_ip)
 
 
 @l3_folds.on(l3.RouterInterfaceRemoved)
@@ -188,6 +230,7 @@ def _interface_removed(
     router = state.routers.get(envelope.aggregate_id)
     if router is not None:
         router.networks.pop(event.network_id, None)
+        _unhold_snat(state, router, event.network_id)
     if state.network_routers.get(event.network_id) == envelope.aggregate_id:
         del state.network_routers[event.network_id]
 
@@ -202,6 +245,8 @@ def _router_deleted(state: NetworkState, envelope: Envelope, event: l3.RouterDel
         for network_id in router.networks:
             if state.network_routers.get(network_id) == router_id:
                 del state.network_routers[network_id]
+        for network_id in list(router.snat):
+            _unhold_snat(state, router, network_id)
         _unhold(state, router.external_network_id, router_id)
 
 

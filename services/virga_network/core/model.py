@@ -37,6 +37,9 @@ class NetworkRecord(msgspec.Struct, kw_only=True):
     high-water mark counts them once the CIDR is known."""
     ports: dict[str, None] = msgspec.field(default_factory=dict)
     """Ids of its live ports (an ordered set)."""
+    held: dict[str, str] = msgspec.field(default_factory=dict)
+    """Holders of an address that are not ports (routers' SNAT ports, `l3.snat_port_id`) ->
+    the address (claimed in `used` once created)."""
 
 
 class PortRecord(msgspec.Struct, kw_only=True):
@@ -91,6 +94,8 @@ class RouterRecord(msgspec.Struct, kw_only=True):
     external_ip: str
     networks: dict[str, None] = msgspec.field(default_factory=dict)
     """Ids of the networks attached to it (an ordered set)."""
+    snat: dict[str, tuple[str, str]] = msgspec.field(default_factory=dict)
+    """Network id -> (MAC, address) of its SNAT port there, if it has one."""
 
 
 class NetworkState(msgspec.Struct, kw_only=True):

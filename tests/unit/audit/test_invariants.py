@@ -194,3 +194,29 @@ def test_a_public_ip_held_twice_is_found_and_a_released_one_may_be_taken_again()
     assert violations([*CLEAN, *clash]) == [
         "address-reused r-1: public IP 203.0.113.10 is also fip-1's in external network ext"
     ]
+
+
+def test_a_routers_snat_port_holds_its_address_as_a_port_does() -> None:
+    def added(ip: str) -> l3.RouterInterfaceAdded:
+        return l3.RouterInterfaceAdded(
+            network_id="n1", gateway_ip="10.0.0.1", snat_mac="fa:16:3e:00:00:77", snat_ip=ip
+        )
+
+    assert violations([*CLEAN, fact(added("10.0.0.11"), "r-1", 50)]) == [
+        "address-reused r-1/snat/n1: IP 10.0.0.11 is also port p-a's in network n1"
+    ]
+    snat = fact(added("10.0.0.50"), "r-1", 50)
+    taken = port("p-x", None, "fa:16:3e:00:00:99", "10.0.0.50", 51)
+    assert violations([*CLEAN, snat, taken]) == [
+        "address-reused p-x: IP 10.0.0.50 is also port r-1/snat/n1's in network n1"
+    ]
+    removed = fact(l3.RouterInterfaceRemoved(network_id="n1"), "r-1", 51)
+    assert (
+        violations([*CLEAN, snat, removed, port("p-x", None, "fa:16:3e:00:00:99", "10.0.0.50", 52)])
+        == []
+    )
+    gone = fact(l3.RouterDeleted(external_network_id="ext"), "r-1", 51)
+    assert (
+        violations([*CLEAN, snat, gone, port("p-x", None, "fa:16:3e:00:00:99", "10.0.0.50", 52)])
+        == []
+    )

@@ -15,7 +15,9 @@ from virga_events.catalog import network as net
 from virga_gateway.external_networks.views import external_network_view
 from virga_gateway.floating_ips.views import FloatingIpRef, floating_ip_view
 from virga_gateway.instances.views import instance_view
+from virga_gateway.networks.queries import usable_network
 from virga_gateway.ports.views import port_view
+from virga_gateway.problems import Problem
 from virga_gateway.routers.views import router_view
 from virga_gateway.state import GatewayState
 
@@ -69,7 +71,8 @@ def life() -> list[Envelope]:
         ctl(l3.RouterCreated(name="r", external_network_id="x1", external_ip="203.0.113.12"),
             "r1", 6),
         api(l3.RouterInterfaceRequested(network_id="n1"), "r1", 7),
-        ctl(l3.RouterInterfaceAdded(network_id="n1", gateway_ip="10.0.0.1"), "r1", 8),
+        ctl(l3.RouterInterfaceAdded(network_id="n1", gateway_ip="10.0.0.1",
+                                    snat_mac="fa:16:3e:00:00:03", snat_ip="10.0.0.3"), "r1", 8),
     ]  # fmt: skip
 
 
@@ -83,7 +86,7 @@ def shown(state: GatewayState) -> dict[str, object]:
         "fip": floating_ip_view(state.floating_ips["f1"]),
         "released": state.floating_ips["f2"].status,
         "router": router_view(state.routers["r1"]),
-        "network": state.networks["n1"].router_id,
+        "network": (state.networks["n1"].router_id, state.networks["n1"].snat_ip),
         "port": port_view(state.ports[PORT]),
         "instance": instance_view(state.instances["i1"]).floating_ips,
         "orders": (state.tenant_floating_ip_order, state.tenant_router_order),
@@ -97,7 +100,7 @@ def test_ports_and_instances_show_their_floating_ip_and_the_network_its_router()
     ref = [FloatingIpRef(id="f1", ip="203.0.113.10")]
     assert view["instance"] == ref
     assert port_view(state.ports[PORT]).floating_ips == ref
-    assert view["network"] == "r1"
+    assert view["network"] == ("r1", "10.0.0.3")
     assert view["users"] == (["f1"], ["r1"])
     assert view["released"] == "DELETED"
     assert state.quota_usage["t1"]["floating_ips"] == 1
@@ -124,3 +127,21 @@ def test_a_rebuild_in_any_topic_order_shows_what_live_folding_showed(seed: int) 
             if not queue:
                 queues.remove(queue)
     assert shown(fold(*ordered)) == live
+
+
+def test_a_routers_snat_port_counts_against_the_pool_until_the_interface_goes() -> None:
+    state = fold(*life())
+    network = state.networks["n1"]
+    assert network.status == "ACTIVE"
+    network.pool_size = len(network.ports) + 1  # one address left: the SNAT port's
+    with pytest.raises(Problem) as full:
+        usable_network(state, "t1", "n1", "network_id")
+    assert full.value.status == 409
+    removed = envelope(
+        l3.RouterInterfaceRemoved(network_id="n1"), "r1", tenant="t1", producer="network",
+        seconds=20,
+    )  # fmt: skip
+    state = fold(*life(), removed)
+    assert (state.networks["n1"].router_id, state.networks["n1"].snat_ip) == (None, None)
+    state.networks["n1"].pool_size = len(state.networks["n1"].ports) + 1
+    assert usable_network(state, "t1", "n1", "network_id")[0] is state.networks["n1"]

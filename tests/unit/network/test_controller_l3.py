@@ -6,7 +6,13 @@ import random
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.unit.network.test_controller import TINY, Controller, _shuffled_by_aggregate, scheduled
+from tests.unit.network.test_controller import (
+    TINY,
+    Controller,
+    _shuffled_by_aggregate,
+    allocated,
+    scheduled,
+)
 
 from virga_events import Event
 from virga_events.catalog import l3
@@ -22,6 +28,7 @@ from virga_events.catalog.network import (
     instance_port_id,
 )
 from virga_network.core.fold import evolve
+from virga_network.core.macs import candidate_mac
 from virga_network.core.snapshot import restore, snapshot
 
 POOL = (AllocationPool(start="203.0.113.10", end="203.0.113.13"),)
@@ -178,7 +185,10 @@ def test_router_interfaces_one_router_per_network_and_floating_ips_behind_them()
     c.input(l3.RouterRequested(name="r", external_network_id="ext-1"), "r-1")
     c.input(l3.RouterRequested(name="r", external_network_id="ext-1"), "r-2")
     [added] = c.input(l3.RouterInterfaceRequested(network_id=network_id), "r-1")
-    assert added == l3.RouterInterfaceAdded(network_id=network_id, gateway_ip="10.0.0.1")
+    snat_mac = candidate_mac("fa:16:3e", l3.snat_port_id("r-1", network_id), 0)
+    assert added == l3.RouterInterfaceAdded(
+        network_id=network_id, gateway_ip="10.0.0.1", snat_mac=snat_mac, snat_ip="10.0.0.3"
+    )
     [taken] = c.input(l3.RouterInterfaceRequested(network_id=network_id), "r-2")
     assert isinstance(taken, l3.RouterInterfaceAdditionFailed)
     [busy] = c.input(l3.RouterDeletionRequested(), "r-1")
@@ -242,6 +252,9 @@ def test_a_rebuild_in_any_order_holds_what_the_live_controller_holds(seed: int, 
     live_ext, rebuilt_ext = live.state.external_networks, rebuilt.state.external_networks
     assert sorted(live_ext["ext-1"].used) == sorted(rebuilt_ext["ext-1"].used)
     assert all(len(h) == 1 for h in live_ext["ext-1"].used.values())
+    live_net, rebuilt_net = live.state.networks["net-1"], rebuilt.state.networks["net-1"]
+    assert live_net.used == rebuilt_net.used
+    assert live.state.macs == rebuilt.state.macs
     assert live.state.port_floating_ips == rebuilt.state.port_floating_ips
     assert fip(live, "last") == fip(rebuilt, "last")
 
@@ -298,3 +311,33 @@ def test_a_hosts_confirmation_changes_nothing_and_a_v1_association_is_the_accept
     assert c.input(old, "fip-1") == []
     assert c.state.floating_ips["fip-1"].port_id == port_a
     assert c.state.port_floating_ips[port_a] == ["fip-1"]
+
+
+def test_an_interface_holds_a_snat_port_until_it_is_removed() -> None:
+    c = Controller()
+    external(c)
+    network_id, _ = c.network("10.0.0.0/29")  # 10.0.0.2 - 10.0.0.6
+    first = c.port(network_id)[0]
+    c.input(l3.RouterRequested(name="r", external_network_id="ext-1"), "r-1")
+    [added] = c.input(l3.RouterInterfaceRequested(network_id=network_id), "r-1")
+    assert isinstance(added, l3.RouterInterfaceAdded)
+    assert added.snat_ip == "10.0.0.3"
+    holder = l3.snat_port_id("r-1", network_id)
+    assert c.state.macs[added.snat_mac] == [holder]
+    assert c.state.networks[network_id].used[3] == [holder]
+    # Ports never get the SNAT port's address or MAC.
+    ports = [allocated(c.port(network_id)[1]) for _ in range(3)]
+    assert [p.ips for p in ports] == [("10.0.0.4",), ("10.0.0.5",), ("10.0.0.6",)]
+    assert added.snat_mac not in {p.mac for p in ports}
+    # Removed: the address is the next one handed out again, the MAC free.
+    c.input(PortDeletionRequested(), first)
+    assert c.input(l3.RouterInterfaceRemovalRequested(network_id=network_id), "r-1") == [
+        l3.RouterInterfaceRemoved(network_id=network_id)
+    ]
+    assert added.snat_mac not in c.state.macs
+    assert allocated(c.port(network_id)[1]).ips == ("10.0.0.2",)
+    assert allocated(c.port(network_id)[1]).ips == ("10.0.0.3",)
+    # A full network has no room for a SNAT port: the interface is refused and says why.
+    [refused] = c.input(l3.RouterInterfaceRequested(network_id=network_id), "r-1")
+    assert isinstance(refused, l3.RouterInterfaceAdditionFailed)
+    assert refused.reason == "no free address left in the pools of 10.0.0.0/29 for the SNAT port"

@@ -246,9 +246,11 @@ def test_a_snapshot_keeps_routers_and_floating_ips_and_older_ones_are_not_used()
     restored = restore(orjson.loads(orjson.dumps(snapshot(state))))
     assert restored == state
     assert host_plan(restored, VTEP, names.DEFAULT_PREFIX) == plan(events)
-    # A snapshot of an agent that did not fold public addresses (version 1), or not the
-    # acceptances and their confirmations (version 2), is of another version.
-    assert STATE_VERSION == 3
+    # A snapshot of an agent that did not fold public addresses (version 1), not the
+    # acceptances and their confirmations (version 2), or not routers' SNAT ports (version 3),
+    # is of another version.
+    assert STATE_VERSION == 4
+
 
 
 def test_an_ipv6_network_gets_a_leg_and_its_edge_advertises_the_router_only_while_attached() -> (

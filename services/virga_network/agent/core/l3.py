@@ -21,8 +21,13 @@ CIDRs behind different routers never meet.
   network is IPv4).
 * The router's own address is SNAT's source for its networks' other traffic. An address can
   be answered by one host only, so it lives on the router's SNAT host: the first host, by
-  name, the log assigns a port of the router's networks to. Guests without a floating IP on
-  another host reach the gateway but not the external network (not built yet).
+  name, the log assigns a port of the router's networks to.
+* Centralized SNAT (Neutron's DVR): on the SNAT host, the router's SNAT port on each network
+  (`SnatLeg`: the port's MAC and address, from `RouterInterfaceAdded`) takes what the other
+  hosts' guests without a floating IP send outside; each other host routes that traffic to
+  it (`Redirect`) with a MAC of its own (`redirect_mac`), never the gateway MAC. Each side's
+  tunnel lets in the other's (`snat_remotes`). A network the SNAT host has no port of, or an
+  interface without a SNAT port, keeps that traffic dropped.
 
 Pure: the agent's state and this host's port plans in, `RouterPlumbing` out.
 """
@@ -32,18 +37,100 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from virga_network.agent.core import names
 from virga_network.agent.core.model import NetworkAgentState, RouterRecord
 from virga_network.agent.core.nft_text import link_local
-from virga_network.agent.core.plumbing import FloatingNat, RouterInterface, RouterPlumbing, zone
+from virga_network.agent.core.plumbing import (
+    FloatingNat,
+    Redirect,
+    RemotePort,
+    RouterInterface,
+    RouterPlumbing,
+    SnatLeg,
+    zone,
+)
 
 
 def router_mac(router_id: str, network_id: str) -> str:
     """The router's MAC on a network: the same on every host, locally administered."""
     digest = hashlib.sha256(f"router/{router_id}/{network_id}".encode()).digest()
     return ":".join(f"{b:02x}" for b in (0x0E, *digest[:5]))
+
+
+def redirect_mac(router_id: str, network_id: str, host: str) -> str:
+    """The MAC a host's router sends its network's traffic to the SNAT port with: its own per
+    host, so the SNAT host's tunnel can tell it (and its addresses) from any other."""
+    digest = hashlib.sha256(f"redirect/{router_id}/{network_id}/{host}".encode()).digest()
+    return ":".join(f"{b:02x}" for b in (0x0E, *digest[:5]))
+
+
+def _table(leg_zone: int) -> int:
+    """A network's routing table in its router's namespace (clear of local/main/default)."""
+    return 0x10000 + leg_zone
+
+
+def _has_port(state: NetworkAgentState, host: str, network_id: str) -> bool:
+    return any(
+        not port.deleted and port.host == host and port.network_id == network_id
+        for port in state.ports.values()
+    )
+
+
+def _snat_side(
+    state: NetworkAgentState,
+    router_id: str,
+    router: RouterRecord,
+    leg: RouterInterface,
+    prefix: str,
+) -> RouterInterface:
+    """`leg` with its SNAT port (on the SNAT host) or its way there (on the others)."""
+    snat_port = router.snat_ports.get(leg.network_id)
+    where = snat_host(state, router)
+    if snat_port is None or where is None or leg.link_local:
+        return leg  # no SNAT port, nor a SNAT host; or IPv6, routed without NAT
+    mac, ip = snat_port
+    if where == state.host:
+        veth = names.router_interface_name(router_id, f"{leg.network_id}/snat", prefix)
+        length = leg.address.split("/")[1]
+        return replace(leg, snat=SnatLeg(veth, mac, f"{ip}/{length}", _table(leg.zone)))
+    if not _has_port(state, where, leg.network_id):
+        return leg  # the SNAT host is not on the network: nowhere to send it
+    veth = names.router_interface_name(router_id, f"{leg.network_id}/redirect", prefix)
+    own = redirect_mac(router_id, leg.network_id, state.host)
+    return replace(leg, redirect=Redirect(veth, own, ip, mac, _table(leg.zone)))
+
+
+def snat_remotes(state: NetworkAgentState, network_id: str) -> tuple[RemotePort, ...]:
+    """What else the network's tunnel carries here for centralized SNAT: on another host than
+    the router's SNAT host, its SNAT port (any IPv4 source: the external network's answers);
+    on the SNAT host, each other host's redirect MAC with that host's ports' addresses."""
+    for router_id, router in sorted(state.routers.items()):
+        snat_port = router.snat_ports.get(network_id)
+        if snat_port is None or ":" in snat_port[1]:
+            continue  # (an IPv6 network is routed without NAT)
+        where = snat_host(state, router)
+        if where is None:
+            return ()
+        if where != state.host:
+            vtep = state.vteps.get(where)
+            if vtep is None or not _has_port(state, where, network_id):
+                return ()
+            return (RemotePort(mac=snat_port[0], vtep=vtep, ips=(snat_port[1],), routed=True),)
+        addresses: dict[str, set[str]] = {}
+        for port in state.ports.values():
+            host = port.bound_host
+            if port.network_id == network_id and host is not None and host != state.host:
+                addresses.setdefault(host, set()).update(port.ips)
+        return tuple(
+            RemotePort(
+                mac=redirect_mac(router_id, network_id, host), vtep=vtep, ips=tuple(sorted(ips))
+            )
+            for host, ips in sorted(addresses.items())
+            if (vtep := state.vteps.get(host)) is not None
+        )
+    return ()
 
 
 def snat_host(state: NetworkAgentState, router: RouterRecord) -> str | None:
@@ -100,7 +187,7 @@ def routers(
         if external is None or not router.external_ip:
             continue
         interfaces = tuple(
-            leg
+            _snat_side(state, router_id, router, leg, prefix)
             for network_id, gateway in sorted(router.networks.items())
             if network_id in local and network_id in state.networks
             if (leg := _interface(state, router_id, network_id, gateway, prefix)) is not None

@@ -76,13 +76,18 @@ def register(folds: Folds[NetworkAgentState]) -> None:
     def _interface_added(
         state: NetworkAgentState, envelope: Envelope, event: RouterInterfaceAdded
     ) -> None:
-        _router(state, envelope).networks[event.network_id] = event.gateway_ip
+        router = _router(state, envelope)
+        router.networks[event.network_id] = event.gateway_ip
+        if event.snat_ip:
+            router.snat_ports[event.network_id] = (event.snat_mac, event.snat_ip)
 
     @folds.on(RouterInterfaceRemoved)
     def _interface_removed(
         state: NetworkAgentState, envelope: Envelope, event: RouterInterfaceRemoved
     ) -> None:
-        _router(state, envelope).networks.pop(event.network_id, None)
+        router = _router(state, envelope)
+        router.networks.pop(event.network_id, None)
+        router.snat_ports.pop(event.network_id, None)
 
     @folds.on(RouterDeleted)
     def _router_deleted(state: NetworkAgentState, envelope: Envelope, event: RouterDeleted) -> None:

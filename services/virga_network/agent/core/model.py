@@ -89,6 +89,8 @@ class RouterRecord:
     """Its SNAT source on the external network; "" until RouterCreated is folded."""
     networks: dict[str, str] = field(default_factory=dict)
     """Attached network -> the gateway address the router answers on it."""
+    snat_ports: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """Attached network -> (MAC, address) of the router's SNAT port on it, if it has one."""
 
 
 @dataclass(slots=True)

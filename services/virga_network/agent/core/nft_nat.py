@@ -11,6 +11,11 @@ One table per router, `ip virga_nat`, in the router's own namespace:
   a floating IP here), never sent out with a tenant's fixed address.
 * A guest reaching a floating IP of its router on this host is sent to the fixed address
   from the router's gateway address (hairpin NAT).
+* Centralized SNAT (`core.l3`): on the router's other hosts, what a guest without a floating
+  IP sends in by a leg with a `Redirect` to none of the router's networks (after DNAT: a
+  floating IP here is hairpinned, not redirected) is marked `REDIRECT`, which policy routing
+  sends to the SNAT port; on its SNAT host, flows coming in by a SNAT leg are marked in
+  conntrack and their answers `ANSWER`, which routes them back by that leg.
 * Nothing from the external network is routed inside unless a floating IP's DNAT sent it
   there or it answers a flow from inside: the tenant's fixed addresses are not reachable by
   routing to them. The router itself answers ping on its addresses and nothing else.
@@ -22,11 +27,44 @@ from virga_network.agent.core import names
 from virga_network.agent.core.plumbing import RouterPlumbing
 
 TABLE = "virga_nat"
+REDIRECT = 0x1
+"""The packet mark of what a guest without a floating IP sends to the SNAT port."""
+ANSWER = 0x2
+"""The packet (and conntrack) mark of what came in by a SNAT leg and its answers."""
 
 
-def _structure(router: RouterPlumbing) -> tuple[str, str | None]:
+def _structure(router: RouterPlumbing) -> tuple[str, str | None, tuple[str, ...], tuple[str, ...]]:
     """What only a whole new table can change."""
-    return router.veth, router.snat_ip
+    return router.veth, router.snat_ip, *_marked(router)
+
+
+def _marked(router: RouterPlumbing) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The namespace's ends of the legs whose traffic is redirected, and of the SNAT legs."""
+    redirected = tuple(names.veth_peer(leg.veth) for leg in router.interfaces if leg.redirect)
+    snat = tuple(names.veth_peer(leg.snat.veth) for leg in router.interfaces if leg.snat)
+    return redirected, snat
+
+
+def _mark_chain(router: RouterPlumbing, ext: str) -> list[str]:
+    redirected, snat = _marked(router)
+    if not redirected and not snat:
+        return []
+    quoted = ", ".join
+    # After DNAT (dstnat is -100): the destination is the one routed.
+    lines = ["  chain steer {", "    type filter hook prerouting priority -90; policy accept;"]
+    if redirected:
+        legs = quoted(f'"{leg}"' for leg in redirected)
+        lines.append(
+            f"    iifname {{ {legs} }} ip saddr != @floated ip daddr != @networks"
+            f" meta mark set {REDIRECT:#x}"
+        )
+    if snat:
+        legs = quoted(f'"{leg}"' for leg in snat)
+        lines += [
+            f"    iifname {{ {legs} }} ct mark set {ANSWER:#x}",
+            f"    iifname {ext} ct mark {ANSWER:#x} meta mark set {ANSWER:#x}",
+        ]
+    return [*lines, "  }"]
 
 
 def _elements(router: RouterPlumbing) -> dict[str, dict[str, str]]:
@@ -59,6 +97,7 @@ def render(router: RouterPlumbing) -> str:
         "  map to_floating { type ipv4_addr : ipv4_addr; }",
         "  set networks { type ipv4_addr; flags interval; }",
         "  set floated { type ipv4_addr; }",
+        *_mark_chain(router, ext),
         "  chain prerouting {",
         "    type nat hook prerouting priority dstnat; policy accept;",
         # From outside, and from the router's own networks (hairpin: a guest reaching a

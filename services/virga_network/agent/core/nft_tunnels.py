@@ -16,7 +16,9 @@ Two checks, in the agent's two tables (`nft_rules` renders the tables and calls 
   they carry (plus its EUI-64 link-local, `::` and `0.0.0.0` for duplicate address
   detection), neighbour advertisements only for those, no router advertisements, redirects,
   VLAN tags or other ethertypes. With the input check this ties every address to the host
-  that sends it.
+  that sends it. One exception, a router's SNAT port (`RemotePort.routed`, from its SNAT
+  host's VTEP only): its IPv4 packets may carry any source address, as they are the external
+  network's answers it routes back to the guests (its ARP still only its own address).
 """
 
 from __future__ import annotations
@@ -89,6 +91,9 @@ def _tunnel_chain(tunnel: TunnelFilter) -> list[str]:
     v4: set[str] = set()
     v6: set[str] = set()
     targets: set[str] = set()
+    routed = sorted({remote.mac for remote in tunnel.remotes if remote.routed})
+    # A SNAT port's IPv4 packets: any source (see the module's doc).
+    any_source = f"ether saddr != {nft_set(routed)} " if routed else ""
     for remote in tunnel.remotes:
         mac = remote.mac
         own4, own6 = split_ips(remote.ips)
@@ -105,7 +110,7 @@ def _tunnel_chain(tunnel: TunnelFilter) -> list[str]:
         "ether type vlan drop",
         "ether type arp ether saddr . arp saddr ether . arp saddr ip != "
         f"{nft_set(sorted(arp))} drop",
-        f"ether type ip ether saddr . ip saddr != {nft_set(sorted(v4))} drop"
+        f"ether type ip {any_source}ether saddr . ip saddr != {nft_set(sorted(v4))} drop"
         if v4
         else "ether type ip drop",
         f"ether type ip6 ether saddr . ip6 saddr != {nft_set(sorted(v6))} drop",

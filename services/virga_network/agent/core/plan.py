@@ -75,10 +75,11 @@ class HostPlan:
                 for name in (n.vxlan, *((n.edge.veth,) if n.edge is not None else ()))
             )
             + tuple(
-                (leg.veth, leg.zone)
+                (veth, leg.zone)
                 for r in self.routers
                 for leg in r.interfaces
                 if leg.network_id not in failed_networks
+                for veth in leg.veths()
             ),
             tunnels=tuple(
                 TunnelFilter(vxlan=n.vxlan, vni=n.vni, remotes=n.remotes)
@@ -165,6 +166,9 @@ def _network(
         if port.mac is not None:
             fdb.add((port.mac, vtep))
             remotes.add(RemotePort(mac=port.mac, vtep=vtep, ips=port.ips))
+    for remote in l3.snat_remotes(state, network_id):
+        fdb.add((remote.mac, remote.vtep))
+        remotes.add(remote)
     return NetworkPlumbing(
         network_id=network_id,
         vni=state.networks[network_id].vni,
@@ -172,7 +176,7 @@ def _network(
         vxlan=names.vxlan_name(network_id, prefix),
         flood=tuple(sorted(flood)),
         fdb=tuple(sorted(fdb)),
-        remotes=tuple(sorted(remotes, key=lambda r: (r.mac, r.vtep, r.ips))),
+        remotes=tuple(sorted(remotes, key=lambda r: (r.mac, r.vtep, r.ips, r.routed))),
         edge=None if local is None else edge_plumbing(state, network_id, prefix, local, router),
     )
 

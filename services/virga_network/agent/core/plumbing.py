@@ -35,6 +35,9 @@ class RemotePort:
     vtep: str
     """The VTEP of the host it is bound on: the only one its frames may come from."""
     ips: tuple[str, ...] = ()
+    routed: bool = False
+    """A router's SNAT port: its IPv4 frames may carry any source address (it routes the
+    external network's replies); its ARP only its own addresses."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +129,35 @@ class FilterSet:
 
 
 @dataclass(frozen=True, slots=True)
+class SnatLeg:
+    """On the router's SNAT host, its SNAT port on a network: a second veth from the bridge,
+    with the port's own MAC and address, where the other hosts send what their guests without
+    a floating IP send outside; it leaves SNATed to the router's address, and the answers go
+    back by this leg (never with the gateway MAC, which stays on each host)."""
+
+    veth: str
+    mac: str
+    address: str
+    """The SNAT port's address with the network's prefix length (no route of its own)."""
+    table: int
+    """The routing table of the answers (the network on this leg)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Redirect:
+    """On the router's other hosts, the way to its SNAT port on a network: a veth from the
+    bridge with a MAC of this host (`l3.redirect_mac`) and no address, the guests' external
+    traffic without a floating IP routed by it to the SNAT port's address and MAC."""
+
+    veth: str
+    mac: str
+    snat_ip: str
+    snat_mac: str
+    table: int
+    """The routing table the redirected traffic takes (its default route: the SNAT port)."""
+
+
+@dataclass(frozen=True, slots=True)
 class RouterInterface:
     """A router's leg on one of its networks: a veth from the network's bridge into the
     router's namespace, answering the network's gateway address with the same MAC on every
@@ -145,6 +177,15 @@ class RouterInterface:
     link_local: str = ""
     """IPv6 legs: the router's link-local address (EUI-64 of `mac`), the guests' default
     router (the edge's advertisements name it); "" on IPv4 legs."""
+    snat: SnatLeg | None = None
+    """Its SNAT port, on the router's SNAT host."""
+    redirect: Redirect | None = None
+    """The way to its SNAT port, on the router's other hosts."""
+
+    def veths(self) -> tuple[str, ...]:
+        """The host ends of the leg's veths on the bridge (uplinks of the network)."""
+        extra = self.snat or self.redirect
+        return (self.veth,) if extra is None else (self.veth, extra.veth)
 
 
 @dataclass(frozen=True, slots=True)

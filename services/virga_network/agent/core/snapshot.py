@@ -3,7 +3,8 @@
 `STATE_VERSION` 2 added public addresses (external networks, routers, floating IPs): a
 snapshot of version 1 was written by an agent that did not fold them, so it is not used (the
 runtime rebuilds from the log). 3 added the acceptance each floating IP's association came
-from and this host's confirmations of them, which a snapshot of version 2 lacks."""
+from and this host's confirmations of them, which a snapshot of version 2 lacks. 4 added
+routers' SNAT ports, which a snapshot of version 3 lacks."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from virga_network.agent.core.model import (
     RouterRecord,
 )
 
-STATE_VERSION = 3
+STATE_VERSION = 4
 
 
 def snapshot(state: NetworkAgentState) -> dict[str, Any]:
@@ -71,7 +72,13 @@ def restore(data: dict[str, Any]) -> NetworkAgentState:
         },
         externals={k: ExternalNetworkRecord(**r) for k, r in data["externals"].items()},
         routers={
-            k: RouterRecord(**{**r, "networks": dict(r["networks"])})
+            k: RouterRecord(
+                **{
+                    **r,
+                    "networks": dict(r["networks"]),
+                    "snat_ports": {n: tuple(p) for n, p in r["snat_ports"].items()},
+                }
+            )
             for k, r in data["routers"].items()
         },
         floating_ips={k: FloatingIpRecord(**r) for k, r in data["floating_ips"].items()},

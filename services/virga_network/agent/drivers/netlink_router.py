@@ -21,6 +21,7 @@ from pyroute2.netns import setns
 
 from virga_network.agent.core import names, nft_nat
 from virga_network.agent.core.plumbing import RouterPlumbing
+from virga_network.agent.drivers import netlink_snat
 from virga_network.agent.drivers.base import DriverError
 from virga_network.agent.drivers.netlink_edge import NETNS_DIR, _drop_stale, _ip
 
@@ -95,20 +96,23 @@ async def _interface_legs(
     lines: list[str] = []
     host = await _links(_host(host_netns))
     for leg in router.interfaces:
+        for veth, mac in netlink_snat.bridge_ends(leg):
+            peer = names.veth_peer(veth)
+            if peer not in inside:
+                if veth in host:
+                    await _ip(["link", "del", veth], host_netns)  # its peer is lost
+                await _ip(
+                    ["link", "add", veth, "type", "veth", "peer", "name", peer, "netns",
+                     router.namespace],
+                    host_netns,
+                )  # fmt: skip
+            await _ip(["link", "set", veth, "addrgenmode", "none"], host_netns)
+            await _ip(["link", "set", veth, "master", leg.bridge, "up"], host_netns)
+            # The router's MACs are on this host's legs only: never looked for across the
+            # tunnel.
+            await _run(["bridge", *_host(host_netns), "fdb", "replace", mac, "dev", veth,
+                        "master", "static"])  # fmt: skip
         peer = names.veth_peer(leg.veth)
-        if peer not in inside:
-            if leg.veth in host:
-                await _ip(["link", "del", leg.veth], host_netns)  # its peer is lost
-            await _ip(
-                ["link", "add", leg.veth, "type", "veth", "peer", "name", peer, "netns",
-                 router.namespace],
-                host_netns,
-            )  # fmt: skip
-        await _ip(["link", "set", leg.veth, "addrgenmode", "none"], host_netns)
-        await _ip(["link", "set", leg.veth, "master", leg.bridge, "up"], host_netns)
-        # The router's MAC is on this host's leg only: never looked for across the tunnel.
-        await _run(["bridge", *_host(host_netns), "fdb", "replace", leg.mac, "dev", leg.veth,
-                    "master", "static"])  # fmt: skip
         lines.append(f"link set {peer} address {leg.mac} addrgenmode none up")
         if leg.link_local:
             # The same addresses on every host (the tunnel keeps them apart): no duplicate
@@ -119,6 +123,7 @@ async def _interface_legs(
             ]
         else:
             lines.append(f"addr replace {leg.address} dev {peer}")
+        lines += netlink_snat.lines(leg)
     return lines
 
 
@@ -157,7 +162,11 @@ async def ensure_router(
     await _external_leg(router, host_netns, inside)
     lines = ["link set lo up", f"link set {ext} addrgenmode none up"]
     lines += await _interface_legs(router, host_netns, inside)
-    wanted_legs = {names.veth_peer(leg.veth) for leg in router.interfaces}
+    wanted_legs = {
+        names.veth_peer(veth)
+        for leg in router.interfaces
+        for veth, _ in netlink_snat.bridge_ends(leg)
+    }
     legs = {name for name in inside if _is_leg(name, router.veth[: -names.DIGITS - 1])}
     lines += [f"link del {name}" for name in sorted(legs - wanted_legs)]
     addresses, announce = await _external_addresses(router)
@@ -167,7 +176,15 @@ async def ensure_router(
         f"route replace default via {router.external_gateway} dev {ext}",
     ]
     await _ip(["-n", ns, "-batch", "-"], None, "\n".join(lines) + "\n")
+    settings = netlink_snat.sysctls(router)
+    if settings:
+        await _run(["ip", "netns", "exec", ns, "sysctl", "-qw", *settings])
+    # The NAT table (its marks) before the rules that route by them.
     await _nat(router, previous)
+    listing = await _run(["ip", "-n", ns, "-j", "rule", "show"])
+    rules = netlink_snat.rule_changes(listing, netlink_snat.wanted_rules(router))
+    if rules:
+        await _ip(["-n", ns, "-batch", "-"], None, "\n".join(rules) + "\n")
     if previous is None or (previous.floating, previous.snat_ip) != (
         router.floating,
         router.snat_ip,
