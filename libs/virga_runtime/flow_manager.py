@@ -124,6 +124,11 @@ class _Run(Generic[C]):
             step = self.definition.step(flow.step)
             if isinstance(named, str) and named != step.name:
                 return  # an answer to an earlier step, repeated
+            if not isinstance(event, step.completed_by + step.failed_by):
+                return  # a command, or another step's answer
+            if not step.accepts(flow, event):
+                log.warning("flow_answer_refused", flow_id=flow.flow_id, step=step.name)
+                return
             if isinstance(event, step.completed_by):
                 self.complete(step, event, now)
             elif isinstance(event, step.failed_by):
@@ -159,7 +164,7 @@ class _Run(Generic[C]):
         """A completion of the step the flow failed on, after it failed: undo it at once."""
         if step.name in self.flow.done or not isinstance(event, step.completed_by):
             return
-        if isinstance(named, str) and named != step.name:
+        if (isinstance(named, str) and named != step.name) or not step.accepts(self.flow, event):
             return
         log.warning("flow_step_completed_late", flow_id=self.flow.flow_id, step=step.name)
         self.emit(FlowStepCompleted(step=step.name, result=step.result(event), late=True))

@@ -74,6 +74,7 @@ class Flow:
     """The step that failed last: once the flow failed, a late completion of it is undone."""
     outcome: Outcome = "running"
     reason: str = ""
+    """Why the last step failed (a compensation may say it), then why the flow failed."""
     stuck: bool = False
 
     def __getitem__(self, key: str) -> str:
@@ -108,6 +109,10 @@ def _no_result(_event: Any) -> dict[str, str]:
     return {}
 
 
+def _anyone(_flow: Flow, _event: Any) -> bool:
+    return True
+
+
 @dataclass(frozen=True)
 class Step(Generic[C]):
     """One step: a command sent, then one of its completion or failure events awaited.
@@ -128,6 +133,9 @@ class Step(Generic[C]):
     """What the flow holds from the completion event (read back as ``flow[key]``)."""
     attempts: int = 1
     """Tries (the command re-sent) before the step fails for good."""
+    accepts: Callable[[Flow, Any], bool] = _anyone
+    """Whether an answer comes from whom the step asked (the host that must answer names
+    itself in it): any other is ignored, so no host answers for another."""
 
 
 @dataclass(frozen=True)
@@ -210,7 +218,7 @@ def _apply_to(flow: Flow, event: Event) -> None:
             if flow.step == event.step:
                 flow.step, flow.deadline = None, None
         case FlowStepFailed():
-            flow.deadline, flow.last_failed = None, event.step
+            flow.deadline, flow.last_failed, flow.reason = None, event.step, event.reason
             if flow.step == event.step:
                 flow.step = None
         case FlowStepCompensated():
