@@ -244,10 +244,12 @@ def _claim_moved(state: SchedulerState, envelope: Envelope, event: MigrationClai
     instance_id = envelope.aggregate_id
     key = destination_claim_id(instance_id, event.flow_id)
     held, destination = state.claims.get(instance_id), state.claims.get(key)
-    if held is None or held.host != event.source or destination is None:
-        return  # moved before (a repeated event), or the instance is gone
+    if destination is None:
+        return  # moved before: a repeated event
     state.release_claim(key)
-    state.add_claim(replace(destination, instance_id=instance_id))
+    if held is not None and held.host == event.source:
+        state.add_claim(replace(destination, instance_id=instance_id))
+    # Else the instance was deleted while it moved: its claim is gone, and so is the hold.
 
 
 folds.include(flow_folds(lambda state: state.flows))

@@ -12,7 +12,11 @@ from tests.unit.scheduler.service_support import (
 
 from virga_events import Envelope, Event
 from virga_events.catalog.api import LiveMigrationRequested
-from virga_events.catalog.compute import InstanceMigrated, InstanceMigrationFailed
+from virga_events.catalog.compute import (
+    InstanceDeleted,
+    InstanceMigrated,
+    InstanceMigrationFailed,
+)
 from virga_events.catalog.flows import (
     FlowCompleted,
     FlowFailed,
@@ -162,3 +166,24 @@ def test_one_migration_at_a_time_and_a_snapshot_keeps_the_flow() -> None:
     restored = snapshot.restore(snapshot.snapshot(scheduler.state))
     assert restored.flows == scheduler.state.flows
     assert restored.claims.get(destination_claim_id("i1", flow_id)) is not None
+
+
+def test_an_instance_deleted_while_it_moves_leaves_no_claim_behind() -> None:
+    scheduler = placed()
+    flow_id = migrate(scheduler, host="h2").event_id
+    answer(scheduler, MigrationPortPlumbed(flow_id=flow_id, step="plumb", host="h2"), "h2")
+    moved = InstanceMigrated(
+        flow_id=flow_id, step="migrate", host="h1", destination="h2", seconds=1.0
+    )
+    answer(scheduler, moved, "h1")
+    scheduler.feed(event(InstanceDeleted(host="h1"), "i1", "t-1", seconds=12))
+    answer(
+        scheduler,
+        MigrationPortSwitched(flow_id=flow_id, step="switch_port", host="h2"),
+        "h2",
+        seconds=13,
+    )
+    assert scheduler.state.flows.flows[flow_id].outcome == "completed"
+    assert scheduler.state.claims.get(destination_claim_id("i1", flow_id)) is None
+    assert scheduler.host_of("i1") is None
+    assert scheduler.state.claims.usage_of("h2").vcpus == 0
