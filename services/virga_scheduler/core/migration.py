@@ -96,8 +96,10 @@ def _claim(ctx: Scheduling, flow: Flow) -> list[Emit]:
     record, held = state.instances.get(instance_id), state.claims.get(instance_id)
     if record is None or record.requested is None or record.deletion_requested:
         return refused(f"instance {instance_id} is unknown or being deleted")
-    if held is None or held.host != source:
-        return refused(f"instance {instance_id} is not placed on host {source}")
+    if held is None or not source:
+        return refused(f"instance {instance_id} is placed on no host")
+    if held.host != source:
+        return refused(f"instance {instance_id} moved from host {source} to {held.host}")
     request = replace(
         record.placement_request(), excluded_hosts=frozenset({*record.failed_hosts, source})
     )

@@ -187,3 +187,11 @@ def test_an_instance_deleted_while_it_moves_leaves_no_claim_behind() -> None:
     assert scheduler.state.claims.get(destination_claim_id("i1", flow_id)) is None
     assert scheduler.host_of("i1") is None
     assert scheduler.state.claims.usage_of("h2").vcpus == 0
+
+
+def test_an_instance_placed_nowhere_is_not_migrated() -> None:
+    scheduler = Scheduler()
+    scheduler.feed(requested("i9"))  # no host yet: refused
+    scheduler.feed(event(LiveMigrationRequested(host=None), "i9", "t-1", seconds=10))
+    failed = only(scheduler.outputs_payloads(), FlowFailed)
+    assert failed.reason == "instance i9 is placed on no host"
