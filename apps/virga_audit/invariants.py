@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
+from virga_audit.flow_claims import FLOW_FACTS, FlowModel, flow_findings, fold_flow
 from virga_events import Envelope
 from virga_events.catalog import api, compute, l3, network, scheduler, storage
 from virga_events.catalog.common import Flavor
@@ -28,6 +29,7 @@ Kind = Literal[
     "orphaned",
     "stuck",
     "over-quota",
+    "leaked-claim",
 ]
 Status = Literal["BUILDING", "RUNNING", "STOPPED", "ERROR", "DELETING", "DELETED"]
 
@@ -126,6 +128,8 @@ class CloudModel:
     """Live volumes (created, not deleted)."""
     public_ips: dict[tuple[str, str], str] = field(default_factory=dict)
     """(external network, address) -> the floating IP or router holding it."""
+    flows: FlowModel = field(default_factory=FlowModel)
+    """Flows (live migrations): the destination claims they hold, and whether they end."""
     violations: list[Violation] = field(default_factory=list)
     """Found while folding: a moment's overcommit or reuse, even if later undone."""
 
@@ -197,6 +201,11 @@ def fold(model: CloudModel, envelope: Envelope) -> CloudModel:
             model.volumes[key] = _Volume(event.instance_id)
         case storage.VolumeDeleted():
             model.volumes.pop(key, None)
+        case scheduler.MigrationDestinationClaimed():
+            fold_flow(model.flows, envelope, model.claims)
+            _check_host(model, event.host, key)
+        case _ if isinstance(event, FLOW_FACTS):
+            fold_flow(model.flows, envelope, model.claims)
         case _:
             pass
     return model
@@ -225,7 +234,7 @@ def _check_host(model: CloudModel, host: str, instance_id: str) -> None:
         return  # placed before its registration was folded: nothing to compare yet
     # As the scheduler: the host's own ratios, else the default an admin set, else its config.
     ratios = model.ratios.get(host, model.ratios.get("*", model.default_ratios))
-    flavors = [f for h, f in model.claims.values() if h == host]
+    flavors = [f for h, f in model.claims.values() if h == host] + model.flows.on_host(host)
     used = (
         sum(f.vcpus for f in flavors),
         sum(f.ram_mb for f in flavors),
@@ -282,6 +291,7 @@ def _hold_public_ip(model: CloudModel, holder: str, external_network: str, ip: s
 def check(model: CloudModel, now: datetime, stuck_after: timedelta) -> list[Violation]:
     """Every invariant broken in `model` as of `now` (found while folding, then at the end)."""
     found = list(model.violations)
+    found += [Violation(*finding) for finding in flow_findings(model.flows, now, stuck_after)]
     volumes_of: dict[str, list[str]] = {}
     for volume_id, volume in model.volumes.items():
         if volume.instance is not None:

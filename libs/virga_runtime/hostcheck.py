@@ -82,6 +82,10 @@ SPEAKS_OF: dict[str, tuple[HostOf, InstanceOf]] = {
     "InstanceDomainLost": (_field, _aggregate),
     "UsageSampled": (_field, _aggregate),
     "ConsoleSessionOpened": (_field, _aggregate),
+    # A migration's answers name the host that answers; the flow checks it is the one asked
+    # (`virga_runtime.flows.Step.accepts`), while the instance is still placed on the source.
+    "InstanceMigrated": (_field, _aggregate),
+    "InstanceMigrationFailed": (_field, _aggregate),
     "VolumeAttached": (_field, _instance_field),
     "VolumeDetached": (_field, _instance_field),
     "VolumeAttachmentFailed": (_no_host, _instance_field),
@@ -90,6 +94,9 @@ SPEAKS_OF: dict[str, tuple[HostOf, InstanceOf]] = {
     "PortBound": (_field, _instance_field),
     "PortBindingFailed": (_field, _instance_field),
     "PortUnbound": (_field, _none),
+    "MigrationPortPlumbed": (_field, _none),
+    "MigrationPortPlumbingFailed": (_field, _none),
+    "MigrationPortSwitched": (_field, _none),
     # network agents (virga_events.catalog.l3)
     "FloatingIpAssociated": (_confirmation, _none),
     "FloatingIpUnplumbed": (_field, _none),

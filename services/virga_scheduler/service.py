@@ -17,8 +17,9 @@ SERVICE_NAME = "scheduler"
 
 
 def definition(config: SchedulerConfig) -> ServiceDefinition[SchedulerState]:
-    """Reads requests from ``<ns>.api`` and hosts and instance outcomes from ``<ns>.compute``;
-    writes placements, refusals, claim releases and host health to ``<ns>.scheduler``."""
+    """Reads requests from ``<ns>.api``, hosts and instance outcomes from ``<ns>.compute``, and
+    the network agents' answers to a live migration from ``<ns>.network``; writes placements,
+    refusals, claims, host health and its flows' events to ``<ns>.scheduler``."""
     namespace = config.namespace
 
     def restore(data: Any) -> SchedulerState:
@@ -26,7 +27,11 @@ def definition(config: SchedulerConfig) -> ServiceDefinition[SchedulerState]:
 
     return ServiceDefinition(
         name=SERVICE_NAME,
-        input_topics=(event_topic("gateway", namespace), event_topic("compute", namespace)),
+        input_topics=(
+            event_topic("gateway", namespace),
+            event_topic("compute", namespace),
+            event_topic("network", namespace),
+        ),
         output_topic=event_topic(SERVICE_NAME, namespace),
         initial_state=partial(SchedulerState, config.ratios),
         evolve=evolve,

@@ -148,6 +148,16 @@ class InstanceActionRequested(Event):
     action: Literal["start", "stop", "reboot"]
 
 
+@event("LiveMigrationRequested")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LiveMigrationRequested(Event):
+    """An administrator asked to move a running instance to another host while it runs
+    (aggregate: instance id); the scheduler runs it as a flow whose id is this event's id."""
+
+    host: str | None = None
+    """The destination; None: the scheduler picks one by the same filters as a placement."""
+
+
 @event("InstanceDeletionRequested")
 @dataclass(frozen=True, slots=True, kw_only=True)
 class InstanceDeletionRequested(Event):

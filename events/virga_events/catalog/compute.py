@@ -172,3 +172,31 @@ class ConsoleSessionOpened(Event):
     host: str
     ticket_sha256: str
     session_id: str
+
+
+@event("InstanceMigrated")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InstanceMigrated(Event):
+    """The agent of `host` (the source) moved the running guest to `destination`, which runs
+    it now (aggregate: instance id). Billing follows the instance to `destination` from here."""
+
+    flow_id: str
+    step: str
+    host: str
+    destination: str
+    seconds: float
+    """Wall time of the migration."""
+    downtime_ms: int | None = None
+    """The guest's pause at the switch-over, as QEMU measured it (None: not reported)."""
+
+
+@event("InstanceMigrationFailed")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InstanceMigrationFailed(Event):
+    """The agent of `host` (the source) could not migrate the guest; it runs on at `host`
+    (libvirt resumes it after an aborted or failed migration). `reason` says why."""
+
+    flow_id: str
+    step: str
+    host: str
+    reason: str

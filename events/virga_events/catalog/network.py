@@ -308,3 +308,36 @@ class PortUnbound(Event):
     """The port's tap and filters were removed from `host`."""
 
     host: str
+
+
+@event("MigrationPortPlumbed")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MigrationPortPlumbed(Event):
+    """The agent of `host` plumbed the migrating instance's ports, unbound (aggregate:
+    instance id): the destination guest finds its taps when it arrives."""
+
+    flow_id: str
+    step: str
+    host: str
+
+
+@event("MigrationPortPlumbingFailed")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MigrationPortPlumbingFailed(Event):
+    """The agent of `host` could not plumb the migrating instance's ports; `reason` says why."""
+
+    flow_id: str
+    step: str
+    host: str
+    reason: str
+
+
+@event("MigrationPortSwitched")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MigrationPortSwitched(Event):
+    """The migrated instance's ports are bound on `host` (aggregate: instance id): forwarding
+    follows it there."""
+
+    flow_id: str
+    step: str
+    host: str

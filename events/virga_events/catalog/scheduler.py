@@ -1,4 +1,5 @@
-"""Facts the scheduler writes to `virga.scheduler`: placements, refusals, claims, host health."""
+"""Facts the scheduler writes to `virga.scheduler`: placements, refusals, claims, host health,
+and the commands of the live migrations it runs."""
 
 from __future__ import annotations
 
@@ -73,3 +74,95 @@ class HostMarkedDown(Event):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HostMarkedUp(Event):
     """A host that was down sends heartbeats again (aggregate: host name)."""
+
+
+# -- live migration (virga_scheduler.core.migration; aggregate: instance id) -------------------
+# The scheduler hosts the flow. Every event below carries the flow's id, and each command its
+# step, so an agent that deduplicates on (flow id, step) answers a re-sent command once.
+
+
+@event("MigrationDestinationClaimed")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MigrationDestinationClaimed(Event):
+    """The instance's resources are held on `host` as well, for the migration `flow_id`."""
+
+    flow_id: str
+    step: str
+    host: str
+    rack: str
+    zone: str
+    flavor: Flavor
+
+
+@event("MigrationDestinationRefused")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MigrationDestinationRefused(Event):
+    """No host can take the instance (or not the one asked for); `reason` says why."""
+
+    flow_id: str
+    step: str
+    reason: str
+
+
+@event("MigrationDestinationReleased")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MigrationDestinationReleased(Event):
+    """The flow's hold on `host` is given up (the migration failed before moving the guest)."""
+
+    flow_id: str
+    host: str
+    reason: str
+
+
+@event("MigrationPortPlumbRequested")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MigrationPortPlumbRequested(Event):
+    """The network agent of `host` is asked to plumb the instance's ports, not yet bound to
+    the guest (the source keeps the VXLAN forwarding until the switch)."""
+
+    flow_id: str
+    step: str
+    host: str
+
+
+@event("MigrationPortUnplumbRequested")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MigrationPortUnplumbRequested(Event):
+    """The network agent of `host` is asked to remove what a plumb request made there."""
+
+    flow_id: str
+    host: str
+
+
+@event("InstanceMigrationRequested")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InstanceMigrationRequested(Event):
+    """The compute agent of `source` is asked to live-migrate the guest to `destination`."""
+
+    flow_id: str
+    step: str
+    source: str
+    destination: str
+
+
+@event("MigrationPortSwitchRequested")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MigrationPortSwitchRequested(Event):
+    """The network agents are asked to bind the instance's ports on `host` (forwarding and a
+    gratuitous ARP follow) and to unbind them on `source`."""
+
+    flow_id: str
+    step: str
+    host: str
+    source: str
+
+
+@event("MigrationClaimMoved")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MigrationClaimMoved(Event):
+    """The instance's claim is now the one on `destination`; `source`'s resources are free."""
+
+    flow_id: str
+    step: str
+    source: str
+    destination: str

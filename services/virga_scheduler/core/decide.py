@@ -19,6 +19,7 @@ from virga_events import Envelope
 from virga_events.catalog.api import (
     InstanceDeletionRequested,
     InstanceRequested,
+    LiveMigrationRequested,
     ServerGroupCreated,
 )
 from virga_events.catalog.compute import (
@@ -37,6 +38,7 @@ from virga_events.catalog.scheduler import (
 )
 from virga_runtime.service import Emit, Intent
 from virga_scheduler.config import SchedulerConfig
+from virga_scheduler.core import migration
 from virga_scheduler.core.model import InstanceRecord, SchedulerState
 from virga_scheduler.core.placement import Placement, PlacementView, Policy, select_host
 
@@ -44,15 +46,18 @@ log = structlog.get_logger(__name__)
 
 
 def decide(config: SchedulerConfig, state: SchedulerState, envelope: Envelope) -> Sequence[Intent]:
-    """What to do about one new input event; ``state`` already includes it."""
+    """What to do about one new input event; ``state`` already includes it. An answer to a
+    step of a flow the scheduler runs (a live migration) goes to that flow."""
     decider = _DECIDERS.get(type(envelope.payload))
-    return () if decider is None else decider(config, state, envelope)
+    decided = () if decider is None else decider(config, state, envelope)
+    flows = migration.answered(config, state, envelope)
+    return [*decided, *flows] if flows else decided
 
 
 def tick(config: SchedulerConfig, state: SchedulerState, now: datetime) -> Sequence[Intent]:
     """What time alone makes happen: hosts gone silent go down; requests held too long for a
-    server group that never came fail."""
-    intents: list[Emit] = []
+    server group that never came fail; flow steps past their deadline fail."""
+    intents: list[Emit] = migration.deadlines(config, state, now)
     silent_since = now - timedelta(seconds=config.heartbeat_timeout_seconds)
     for name in sorted(state.hosts):
         last = state.last_seen.get(name)
@@ -176,6 +181,7 @@ _DECIDERS: dict[type[Any], Decider] = {
     InstanceDeleted: _instance_deleted,
     HostHeartbeat: _alive,
     HostRegistered: _alive,
+    LiveMigrationRequested: migration.requested,
 }
 
 

@@ -31,8 +31,13 @@ from virga_events.catalog.scheduler import (
     HostMarkedUp,
     InstanceScheduled,
     InstanceSchedulingFailed,
+    MigrationClaimMoved,
+    MigrationDestinationClaimed,
+    MigrationDestinationReleased,
 )
+from virga_runtime.flows import flow_folds
 from virga_runtime.folding import Folds
+from virga_scheduler.core.migration import destination_claim_id
 from virga_scheduler.core.model import (
     DEFAULT_RATIOS_KEY,
     TOMBSTONE_LIMIT,
@@ -210,6 +215,44 @@ def _marked_up(state: SchedulerState, envelope: Envelope, event: HostMarkedUp) -
     state.down.pop(envelope.aggregate_id, None)
     state.status_changed(envelope.aggregate_id)
 
+
+# -- live migrations (virga_scheduler.core.migration) ------------------------------------------
+
+
+@folds.on(MigrationDestinationClaimed)
+def _destination_claimed(
+    state: SchedulerState, envelope: Envelope, event: MigrationDestinationClaimed
+) -> None:
+    flavor = event.flavor
+    key = destination_claim_id(envelope.aggregate_id, event.flow_id)
+    state.add_claim(Claim(key, event.host, flavor.vcpus, flavor.ram_mb, flavor.disk_gb))
+
+
+@folds.on(MigrationDestinationReleased)
+def _destination_released(
+    state: SchedulerState, envelope: Envelope, event: MigrationDestinationReleased
+) -> None:
+    key = destination_claim_id(envelope.aggregate_id, event.flow_id)
+    held = state.claims.get(key)
+    if held is not None and held.host == event.host:
+        state.release_claim(key)
+
+
+@folds.on(MigrationClaimMoved)
+def _claim_moved(state: SchedulerState, envelope: Envelope, event: MigrationClaimMoved) -> None:
+    """The destination's hold becomes the instance's claim; the source's room is free."""
+    instance_id = envelope.aggregate_id
+    key = destination_claim_id(instance_id, event.flow_id)
+    held, destination = state.claims.get(instance_id), state.claims.get(key)
+    if destination is None:
+        return  # moved before: a repeated event
+    state.release_claim(key)
+    if held is not None and held.host == event.source:
+        state.add_claim(replace(destination, instance_id=instance_id))
+    # Else the instance was deleted while it moved: its claim is gone, and so is the hold.
+
+
+folds.include(flow_folds(lambda state: state.flows))
 
 evolve = folds.evolve
 """Fold one event into the state (deterministic, no I/O). Raises before changing anything

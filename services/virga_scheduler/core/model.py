@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Literal
 
 from virga_events.catalog.api import InstanceRequested
+from virga_runtime.flows import FlowBook
 from virga_scheduler.core.placement import (
     AllocationRatios,
     Claim,
@@ -107,6 +108,8 @@ class SchedulerState:
     """Requested instances without a placement or refusal yet (held for their server group)."""
     deleted: dict[str, None] = field(default_factory=dict)
     """Recently deleted instance ids, oldest first (bounded by TOMBSTONE_LIMIT)."""
+    flows: FlowBook = field(default_factory=FlowBook)
+    """The flows the scheduler runs (live migrations), folded from its own flow events."""
     view_cache: PlacementView | None = None
     """The derived view, or None when inventory changed since it was built."""
 

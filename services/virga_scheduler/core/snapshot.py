@@ -13,6 +13,7 @@ from typing import Any
 import msgspec
 
 from virga_events.catalog.api import InstanceRequested
+from virga_runtime.flows import FlowBook, restore_book, snapshot_book
 from virga_scheduler.core.model import InstanceRecord, SchedulerState
 from virga_scheduler.core.placement import AllocationRatios, Claim, Claims, Host, ServerGroup
 
@@ -88,6 +89,7 @@ def snapshot(state: SchedulerState) -> dict[str, Any]:
         "instances": [_record(r) for _, r in sorted(state.instances.items())],
         "pending": sorted(state.pending),
         "deleted": list(state.deleted),
+        "flows": snapshot_book(state.flows),
     }
 
 
@@ -112,4 +114,6 @@ def restore(data: Any, default_ratios: AllocationRatios | None = None) -> Schedu
     state.instances = {r["id"]: _parse_record(r) for r in data["instances"]}
     state.pending = set(data["pending"])
     state.deleted = dict.fromkeys(data["deleted"])
+    # Snapshots written before flows existed hold none.
+    state.flows = restore_book(data["flows"]) if "flows" in data else FlowBook()
     return state

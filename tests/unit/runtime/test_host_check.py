@@ -74,6 +74,7 @@ def test_every_event_an_agent_writes_is_in_the_table() -> None:
     compute = {cls.TYPE for cls in REGISTRY if cls.__module__ == "virga_events.catalog.compute"}
     attachments = {"VolumeAttached", "VolumeDetached", "VolumeAttachmentFailed"}
     network = {"NetworkAgentRegistered", "PortBound", "PortBindingFailed", "PortUnbound"}
+    network |= {"MigrationPortPlumbed", "MigrationPortPlumbingFailed", "MigrationPortSwitched"}
     l3 = {"FloatingIpAssociated", "FloatingIpUnplumbed"}
     assert set(SPEAKS_OF) == compute | attachments | network | l3
 

@@ -157,6 +157,9 @@ class Scheduler:
             out.append(intent.payload)
         return out
 
+    def outputs_payloads(self) -> list[Event]:
+        return [envelope.payload for envelope in self.outputs]
+
     def host_of(self, instance_id: str) -> str | None:
         claim = self.state.claims.get(instance_id)
         return None if claim is None else claim.host

@@ -148,10 +148,14 @@ def test_transactional_ids_and_groups_are_the_services_own_prefix() -> None:
         (ResourceType.TRANSACTIONAL_ID, "ns-scheduler", Operation.DESCRIBE),
         (ResourceType.GROUP, "ns-scheduler", Operation.READ),
         (ResourceType.GROUP, "ns-scheduler", Operation.DESCRIBE),
-        # every compute host's event topic, to read only
+        # every compute and network host's event topic, to read only (the network agents
+        # answer a live migration's steps)
         (ResourceType.TOPIC, "ns.compute.", Operation.READ),
         (ResourceType.TOPIC, "ns.compute.", Operation.DESCRIBE),
         (ResourceType.TOPIC, "ns.compute.", Operation.DESCRIBE_CONFIGS),
+        (ResourceType.TOPIC, "ns.network.", Operation.READ),
+        (ResourceType.TOPIC, "ns.network.", Operation.DESCRIBE),
+        (ResourceType.TOPIC, "ns.network.", Operation.DESCRIBE_CONFIGS),
     }
     # Nothing on the cluster resource: no service may create ACLs, users or alter configs.
     assert not [a for a in virga_acls("ns") if a.resource_type is ResourceType.CLUSTER]

@@ -1,0 +1,197 @@
+"""Live migration as the scheduler runs it: claims on both hosts, agents' answers, rollback."""
+
+from __future__ import annotations
+
+from tests.unit.scheduler.service_support import (
+    Scheduler,
+    event,
+    only,
+    registered,
+    requested,
+)
+
+from virga_events import Envelope, Event
+from virga_events.catalog.api import LiveMigrationRequested
+from virga_events.catalog.compute import (
+    InstanceDeleted,
+    InstanceMigrated,
+    InstanceMigrationFailed,
+)
+from virga_events.catalog.flows import (
+    FlowCompleted,
+    FlowFailed,
+    FlowStepCompensated,
+    FlowStepFailed,
+)
+from virga_events.catalog.network import MigrationPortPlumbed, MigrationPortSwitched
+from virga_events.catalog.scheduler import (
+    InstanceMigrationRequested,
+    MigrationClaimMoved,
+    MigrationDestinationClaimed,
+    MigrationDestinationRefused,
+    MigrationDestinationReleased,
+    MigrationPortPlumbRequested,
+    MigrationPortSwitchRequested,
+    MigrationPortUnplumbRequested,
+)
+from virga_scheduler.config import SchedulerConfig
+from virga_scheduler.core import snapshot
+from virga_scheduler.core.migration import destination_claim_id
+
+
+def placed() -> Scheduler:
+    """i1 runs on h1 (the biggest host, so spread put it there); h2 and h3 have room."""
+    scheduler = Scheduler()
+    for n, name in enumerate(("h1", "h2", "h3")):
+        scheduler.feed(registered(name, ram_mb=16384 - 1024 * n, seconds=n))
+    scheduler.feed(requested("i1", seconds=5))
+    assert scheduler.host_of("i1") == "h1"
+    return scheduler
+
+
+def migrate(scheduler: Scheduler, host: str | None = None, seconds: float = 10) -> Envelope:
+    asked = event(LiveMigrationRequested(host=host), "i1", "t-1", seconds=seconds)
+    scheduler.feed(asked)
+    return asked
+
+
+def answer(scheduler: Scheduler, payload: Event, host: str, seconds: float = 11) -> list[Event]:
+    return scheduler.feed(event(payload, "i1", "t-1", seconds=seconds, producer=f"agent@{host}"))
+
+
+def test_a_migration_claims_the_destination_then_runs_step_by_step_to_a_moved_claim() -> None:
+    scheduler = placed()
+    flow_id = migrate(scheduler).event_id
+    claimed = only(scheduler.outputs_payloads(), MigrationDestinationClaimed)
+    assert claimed.host == "h2"
+    plumb = only(scheduler.outputs_payloads(), MigrationPortPlumbRequested)
+    assert plumb.host == "h2"
+    # Both hosts hold the instance's resources while it moves.
+    assert scheduler.state.claims.usage_of("h1").vcpus == 2
+    assert scheduler.state.claims.usage_of("h2").vcpus == 2
+
+    emitted = answer(
+        scheduler, MigrationPortPlumbed(flow_id=flow_id, step="plumb", host="h2"), "h2"
+    )
+    asked = only(emitted, InstanceMigrationRequested)
+    assert (asked.source, asked.destination) == ("h1", "h2")
+    moved = InstanceMigrated(
+        flow_id=flow_id, step="migrate", host="h1", destination="h2", seconds=1.2
+    )
+    only(answer(scheduler, moved, "h1"), MigrationPortSwitchRequested)
+    emitted = answer(
+        scheduler, MigrationPortSwitched(flow_id=flow_id, step="switch_port", host="h2"), "h2"
+    )
+    only(emitted, MigrationClaimMoved)
+    only(emitted, FlowCompleted)
+    assert scheduler.host_of("i1") == "h2"
+    assert scheduler.state.claims.usage_of("h1").vcpus == 0
+    assert scheduler.state.claims.usage_of("h2").vcpus == 2
+    assert scheduler.state.claims.get(destination_claim_id("i1", flow_id)) is None
+
+
+def test_a_failed_migration_releases_the_destination_and_leaves_the_instance_at_the_source() -> (
+    None
+):
+    scheduler = placed()
+    flow_id = migrate(scheduler, host="h3").event_id
+    answer(scheduler, MigrationPortPlumbed(flow_id=flow_id, step="plumb", host="h3"), "h3")
+    broke = InstanceMigrationFailed(flow_id=flow_id, step="migrate", host="h1", reason="no route")
+    emitted = answer(scheduler, broke, "h1")
+    assert [type(e) for e in emitted] == [
+        FlowStepFailed,
+        FlowStepCompensated,
+        MigrationPortUnplumbRequested,
+        FlowStepCompensated,
+        MigrationDestinationReleased,
+        FlowFailed,
+    ]
+    failed = only(emitted, FlowFailed)
+    assert failed.reason == "no route"
+    assert failed.compensated == ("plumb", "claim")
+    assert only(emitted, MigrationDestinationReleased).reason == "migration failed: no route"
+    assert scheduler.host_of("i1") == "h1"
+    assert scheduler.state.claims.usage_of("h3").vcpus == 0
+
+
+def test_an_answer_from_another_host_than_the_one_asked_is_ignored() -> None:
+    scheduler = placed()
+    flow_id = migrate(scheduler, host="h2").event_id
+    assert (
+        answer(scheduler, MigrationPortPlumbed(flow_id=flow_id, step="plumb", host="h3"), "h3")
+        == []
+    )
+    moved = InstanceMigrated(
+        flow_id=flow_id, step="migrate", host="h2", destination="h2", seconds=1.0
+    )
+    assert answer(scheduler, moved, "h2") == []
+    assert scheduler.state.flows.flows[flow_id].step == "plumb"
+
+
+def test_a_destination_that_cannot_take_the_instance_is_refused_and_nothing_is_held() -> None:
+    scheduler = placed()
+    migrate(scheduler, host="h1")
+    refused = only(scheduler.outputs_payloads(), MigrationDestinationRefused)
+    assert "already runs on host h1" in refused.reason
+    failed = only(scheduler.outputs_payloads(), FlowFailed)
+    assert failed.compensated == ()
+    scheduler.feed(registered("tiny", ram_mb=512, seconds=20))
+    migrate(scheduler, host="tiny", seconds=21)
+    reasons = [e.reason for e in scheduler.outputs_payloads() if isinstance(e, FlowFailed)]
+    assert len(reasons) == 2
+    assert "host tiny" in reasons[1]
+    assert scheduler.state.claims.usage_of("tiny").vcpus == 0
+
+
+def test_a_step_past_its_deadline_fails_the_migration_and_undoes_the_claim() -> None:
+    scheduler = Scheduler(SchedulerConfig(heartbeat_timeout_seconds=3600))
+    for name in ("h1", "h2"):
+        scheduler.feed(registered(name))
+    scheduler.feed(requested("i1", seconds=5))
+    flow_id = migrate(scheduler).event_id
+    assert scheduler.tick(69) == []
+    emitted = scheduler.tick(70)
+    assert only(emitted, FlowFailed).reason == "plumb timed out after 60 s"
+    only(emitted, MigrationDestinationReleased)
+    assert scheduler.state.claims.usage_of("h2").vcpus == 0
+    assert scheduler.state.flows.flows[flow_id].outcome == "failed"
+
+
+def test_one_migration_at_a_time_and_a_snapshot_keeps_the_flow() -> None:
+    scheduler = placed()
+    flow_id = migrate(scheduler).event_id
+    before = len(scheduler.outputs)
+    migrate(scheduler, seconds=12)
+    assert len(scheduler.outputs) == before
+    restored = snapshot.restore(snapshot.snapshot(scheduler.state))
+    assert restored.flows == scheduler.state.flows
+    assert restored.claims.get(destination_claim_id("i1", flow_id)) is not None
+
+
+def test_an_instance_deleted_while_it_moves_leaves_no_claim_behind() -> None:
+    scheduler = placed()
+    flow_id = migrate(scheduler, host="h2").event_id
+    answer(scheduler, MigrationPortPlumbed(flow_id=flow_id, step="plumb", host="h2"), "h2")
+    moved = InstanceMigrated(
+        flow_id=flow_id, step="migrate", host="h1", destination="h2", seconds=1.0
+    )
+    answer(scheduler, moved, "h1")
+    scheduler.feed(event(InstanceDeleted(host="h1"), "i1", "t-1", seconds=12))
+    answer(
+        scheduler,
+        MigrationPortSwitched(flow_id=flow_id, step="switch_port", host="h2"),
+        "h2",
+        seconds=13,
+    )
+    assert scheduler.state.flows.flows[flow_id].outcome == "completed"
+    assert scheduler.state.claims.get(destination_claim_id("i1", flow_id)) is None
+    assert scheduler.host_of("i1") is None
+    assert scheduler.state.claims.usage_of("h2").vcpus == 0
+
+
+def test_an_instance_placed_nowhere_is_not_migrated() -> None:
+    scheduler = Scheduler()
+    scheduler.feed(requested("i9"))  # no host yet: refused
+    scheduler.feed(event(LiveMigrationRequested(host=None), "i9", "t-1", seconds=10))
+    failed = only(scheduler.outputs_payloads(), FlowFailed)
+    assert failed.reason == "instance i9 is placed on no host"
