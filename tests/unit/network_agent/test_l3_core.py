@@ -252,7 +252,6 @@ def test_a_snapshot_keeps_routers_and_floating_ips_and_older_ones_are_not_used()
     assert STATE_VERSION == 4
 
 
-
 def test_an_ipv6_network_gets_a_leg_and_its_edge_advertises_the_router_only_while_attached() -> (
     None
 ):
