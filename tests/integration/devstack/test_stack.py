@@ -147,7 +147,7 @@ def test_up_starts_every_service_seeds_the_image_and_a_second_up_only_checks(
 
     pids = stack.pids()
     assert len(pids) == SERVICES
-    code, output, seconds = stack("up")
+    code, output, _ = stack("up")  # what it did, not how long (that is the machine's load)
     assert code == 0, output
     assert f"0 started, {SERVICES} already running" in output
     assert "already there" in output  # not uploaded twice
@@ -155,7 +155,6 @@ def test_up_starts_every_service_seeds_the_image_and_a_second_up_only_checks(
     assert "(the internet) ... already there" in output
     assert f"on {BRIDGE} ... already there: {public['id']}" in output  # nor the network
     assert stack.pids() == pids
-    assert seconds < 20
 
     code, output, _ = stack("down", "--all")
     assert code == 0, output
