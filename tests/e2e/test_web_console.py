@@ -21,6 +21,7 @@ from urllib.request import Request, urlopen
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -82,12 +83,18 @@ def shoot(driver: WebDriver, name: str) -> None:
 
 
 def wait(driver: WebDriver, seconds: float = 60.0) -> WebDriverWait[WebDriver]:
-    return WebDriverWait(driver, seconds, poll_frequency=0.1)
+    # The pages redraw as changes arrive: an element found just before a redraw goes stale.
+    return WebDriverWait(
+        driver, seconds, poll_frequency=0.1, ignored_exceptions=[StaleElementReferenceException]
+    )
 
 
 def status_of(driver: WebDriver, instance_id: str) -> str:
-    rows = driver.find_elements(By.CSS_SELECTOR, f'tr[data-id="{instance_id}"] .status')
-    return rows[0].text if rows else ""
+    found = driver.execute_script(  # read in one go: the row may be redrawn at any time
+        "const e = document.querySelector(arguments[0]); return e ? e.textContent : ''",
+        f'tr[data-id="{instance_id}"] .status',
+    )
+    return str(found)
 
 
 def test_log_in_create_and_watch_an_instance_run_live(stack: Stack, browser: WebDriver) -> None:
