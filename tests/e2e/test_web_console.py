@@ -3,7 +3,8 @@ Debian's chromedriver (no browser download: Playwright's Python wheel would brin
 driver of its own and pins browser builds; Selenium talks WebDriver to the system's pair),
 against a real stack whose gateway serves the built web/ (`make web` builds it).
 
-Log in; create an instance from the form and see its page; on the list, an instance made
+Log in; a refused create shows the problem's title and field; create an instance from the
+form and see its page; on the list, an instance made
 meanwhile appears and turns RUNNING without a reload; then at a phone's width. Screenshots
 go to $VIRGA_WEB_SCREENSHOTS when set (docs/screenshots/ holds the committed ones).
 """
@@ -114,6 +115,13 @@ def test_log_in_create_and_watch_an_instance_run_live(stack: Stack, browser: Web
     # Create from the form: its page opens, with the request in its timeline.
     browser.find_element(By.LINK_TEXT, "Create instance").click()
     name = wait(browser).until(lambda d: d.find_element(By.ID, "name"))
+    name.send_keys("not a name!")  # refused: the problem's title and its field are shown
+    name.submit()
+    problem = wait(browser).until(lambda d: d.find_element(By.CSS_SELECTOR, ".error"))
+    assert problem.find_element(By.TAG_NAME, "strong").text
+    assert problem.find_element(By.TAG_NAME, "code").text == "name"
+    assert name.get_attribute("aria-invalid") == "true"
+    name.clear()
     name.send_keys("from-the-form")
     Select(browser.find_element(By.ID, "flavor")).select_by_value("m1.tiny")
     shoot(browser, "create")
