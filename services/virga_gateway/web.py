@@ -27,6 +27,8 @@ SAFE_HEADERS = {
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",
 }
+INDEX_PATH, ASSET_PATH = "/", "/assets/{name}"
+"""The web console's routes: not the API's (absent from its OpenAPI document)."""
 _ASSET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _TYPES = {
     ".js": "text/javascript",
@@ -57,8 +59,8 @@ def add_web_routes(app: web.Application, root: Path | None) -> None:
         headers = {**SAFE_HEADERS, "Cache-Control": "public, max-age=31536000, immutable"}
         return web.Response(body=path.read_bytes(), content_type=kind, headers=headers)
 
-    app.router.add_get("/", index)
-    app.router.add_get("/assets/{name}", asset)
+    app.router.add_get(INDEX_PATH, index)
+    app.router.add_get(ASSET_PATH, asset)
 
 
 def _absent(detail: str) -> Problem:
