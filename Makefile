@@ -14,7 +14,7 @@ VENV_STAMP := $(VENV)/.installed
 KAFKA_PORT ?= 9092
 DEVSTACK := $(BIN)/python -m virga_devstack
 
-.PHONY: deps venv lint typecheck test kafka-jars ceph-bindings kafka-up kafka-down libvirt-up need-root up down bench
+.PHONY: deps venv lint typecheck test web web-check kafka-jars ceph-bindings kafka-up kafka-down libvirt-up need-root up down bench
 
 # Debian packages (deploy/debian-packages.txt): installs only what is missing, as root.
 deps:
@@ -45,7 +45,17 @@ kafka-jars: venv
 ceph-bindings: venv
 	$(DEVSTACK) ceph link-bindings
 
-test: lint typecheck kafka-jars ceph-bindings
+# The web console (web/): `npm ci` from the committed lock, then the type check and the build,
+# skipped when web/dist was built from the same inputs (web/build.sh keeps their hash).
+web:
+	bash web/build.sh
+
+# Its checks: TypeScript's type check, eslint, and vitest's unit tests.
+web-check:
+	bash web/deps.sh
+	cd web && npm run --silent typecheck && npm run --silent lint && npm run --silent test
+
+test: lint typecheck web web-check kafka-jars ceph-bindings
 	$(BIN)/python -m pytest
 
 kafka-up: venv
@@ -72,7 +82,7 @@ need-root:
 	    exit 1; \
 	fi
 
-up: need-root kafka-jars ceph-bindings
+up: need-root kafka-jars ceph-bindings web
 	$(DEVSTACK) stack up --kafka-port $(KAFKA_PORT) $(if $(FOREGROUND),--foreground)
 
 down: venv

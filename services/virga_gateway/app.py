@@ -13,6 +13,7 @@ from virga_gateway.routes import ROUTES
 from virga_gateway.routing import add_routes
 from virga_gateway.runner import GatewayRunner
 from virga_gateway.tokens import token_sha256
+from virga_gateway.web import add_web_routes
 from virga_runtime import health_routes
 
 
@@ -24,4 +25,5 @@ def build_app(runner: GatewayRunner, config: GatewayConfig) -> web.Application:
     app[OPENAPI_DOCUMENT] = msgspec.json.encode(openapi_document(ROUTES))
     add_routes(app, ROUTES)
     health_routes(app, gateway.ready, runner.metrics, gateway.health)
+    add_web_routes(app, config.web_root)
     return app

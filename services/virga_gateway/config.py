@@ -12,6 +12,8 @@ from pathlib import Path
 from virga_runtime.env import Env
 
 DEFAULT_STATE_DIR = Path(".virga")
+DEFAULT_WEB_ROOT = Path(__file__).resolve().parents[2] / "web" / "dist"
+"""The web console as `make up` builds it (`npm run build` in the repo's web/)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +52,10 @@ class GatewayConfig:
     """The key the compute agents ask of the gateway before they hand it a console log (env
     VIRGA_CONSOLE_LOG_KEY, the same on every agent); None: console logs answer 409."""
 
+    web_root: Path | None = DEFAULT_WEB_ROOT
+    """The built web console served at `/` (env VIRGA_GATEWAY_WEB_ROOT; default the repo's
+    web/dist); None or a directory without index.html: `/` answers 404."""
+
     def __repr__(self) -> str:  # never print secrets into logs
         return f"GatewayConfig(host={self.host!r}, port={self.port}, admin_token=***, ...)"
 
@@ -80,6 +86,7 @@ class GatewayConfig:
             write_timeout_seconds=Env().number("VIRGA_GATEWAY_WRITE_TIMEOUT", 5.0),
             console_ticket_seconds=Env().number("VIRGA_CONSOLE_TICKET_SECONDS", 60.0),
             console_log_key=Env().text("VIRGA_CONSOLE_LOG_KEY"),
+            web_root=Path(Env().text("VIRGA_GATEWAY_WEB_ROOT") or DEFAULT_WEB_ROOT),
         )
 
 

@@ -19,6 +19,7 @@ from virga_gateway.routers import routes as routers
 from virga_gateway.routing import Route
 from virga_gateway.security_groups import routes as security_groups
 from virga_gateway.server_groups import routes as server_groups
+from virga_gateway.stream import routes as stream
 from virga_gateway.tenants import routes as tenants
 from virga_gateway.volumes import routes as volumes
 
@@ -40,5 +41,6 @@ ROUTES: list[Route] = [
     *keypairs.ROUTES,
     *hosts.ROUTES,
     *billing.ROUTES,
+    *stream.ROUTES,
     *meta.ROUTES,
 ]

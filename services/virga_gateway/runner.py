@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -28,6 +29,7 @@ from virga_eventlog import ChainHead, EventWriter, KafkaSettings, LogReader, Tra
 from virga_events import Envelope
 from virga_gateway.logwatch import LogWatch
 from virga_gateway.state import GatewayState
+from virga_gateway.stream.hub import ChangeHub
 from virga_runtime.appends import PendingAppend
 from virga_runtime.rebuild import fold_own
 from virga_runtime.runner import ServiceRunner
@@ -56,7 +58,17 @@ class GatewayRunner(ServiceRunner[GatewayState]):
         *,
         commit_seconds: float = 5.0,
     ) -> None:
-        super().__init__(definition, settings, config)
+        self.changes = ChangeHub()
+        """The open event streams (`GET /v1/events/stream`): fed every event folded live."""
+        folds = definition.evolve
+
+        def evolve(state: GatewayState, envelope: Envelope) -> GatewayState:
+            state = folds(state, envelope)
+            if self.ready.is_set():  # a rebuild's events are history, not news
+                self.changes.publish(state, envelope)
+            return state
+
+        super().__init__(dataclasses.replace(definition, evolve=evolve), settings, config)
         self.commit_seconds = commit_seconds
         self.recovering = False
         """A transaction is in doubt: writes are refused until the log has been read back."""

@@ -40,17 +40,31 @@ def bodies(route: Route) -> list[dict[str, Any]]:
     return kinds
 
 
+STREAMS = {"streamEvents"}
+"""Operations whose body never ends (Server-Sent Events): their status is read, not their body."""
+
+
+async def stream_status(cloud: Cloud, path: str, token: str | None) -> int:
+    client = cloud.gateway.client
+    assert client is not None
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with client.get(path, headers=headers) as response:
+        return response.status
+
+
 async def test_every_status_a_route_answers_is_documented(cloud: Cloud) -> None:
     undocumented: list[str] = []
     seen: dict[str, set[int]] = {}
 
     async def attempt(route: Route, path: str, token: str | None, **kw: Any) -> None:
-        reply = await cloud.call(route.method, path, token, **kw)
-        seen.setdefault(f"{route.method} {route.path}", set()).add(reply.status)
-        if reply.status not in documented(route):
-            undocumented.append(
-                f"{route.method} {path} ({sorted(kw)}): {reply.status} {str(reply.body)[:200]}"
-            )
+        if route.operation_id in STREAMS:
+            status, body = await stream_status(cloud, path, token), "(a stream)"
+        else:
+            reply = await cloud.call(route.method, path, token, **kw)
+            status, body = reply.status, str(reply.body)[:200]
+        seen.setdefault(f"{route.method} {route.path}", set()).add(status)
+        if status not in documented(route):
+            undocumented.append(f"{route.method} {path} ({sorted(kw)}): {status} {body}")
 
     for route in ROUTES:
         owned = cloud.path(route, cloud.a)

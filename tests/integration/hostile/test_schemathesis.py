@@ -82,6 +82,9 @@ NOT_FUZZED = {
     # reused, expired or another instance's ticket, no upgrade) are tested in
     # tests/e2e/test_consoles.py and tests/unit/gateway/test_consoles.py.
     "openInstanceConsole",
+    # A stream that never ends (Server-Sent Events): schemathesis would wait for the whole body.
+    # Its refusals and its tenancy are tested in tests/integration/hostile/test_event_stream.py.
+    "streamEvents",
 }
 
 

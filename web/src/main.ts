@@ -1,0 +1,105 @@
+// The console's shell: log in, route by the URL's hash, keep one live stream open.
+import "./style.css";
+import { ApiError, Client } from "./api";
+import { h, mount } from "./dom";
+import { errorBox } from "./errors";
+import { createPage, instancePage, instancesPage, loginPage, type Context } from "./pages";
+import { parseRoute } from "./route";
+import { logIn, logOut, token } from "./session";
+import { Store } from "./store";
+import { readChanges } from "./stream";
+
+const RECONNECT_MS = 2000;
+const root = document.getElementById("app") as HTMLElement;
+const nav = document.getElementById("nav") as HTMLElement;
+const store = new Store();
+const live = h("span", { class: "live", "aria-live": "polite" }, "offline");
+let client: Client | null = null;
+let stream: AbortController | null = null;
+let leave: (() => void)[] = [];
+
+async function loadInstances(c: Client): Promise<void> {
+  const all = [];
+  let cursor: string | undefined;
+  do {
+    const page = await c.listInstances(cursor);
+    all.push(...page.items);
+    cursor = page.next ?? undefined;
+  } while (cursor);
+  store.replace(all);
+}
+
+async function follow(c: Client, abort: AbortController): Promise<void> {
+  while (!abort.signal.aborted) {
+    try {
+      const response = await c.openStream(abort.signal);
+      if (response.status === 401) return signOut();
+      if (response.ok) {
+        await loadInstances(c); // what changed while the stream was closed
+        live.textContent = "live";
+        live.classList.add("on");
+        await readChanges(response, (change) => store.apply(change));
+      }
+    } catch (error) {
+      if (abort.signal.aborted) return;
+      console.warn("event stream", error);
+    }
+    live.textContent = "reconnecting";
+    live.classList.remove("on");
+    await new Promise((resolve) => setTimeout(resolve, RECONNECT_MS));
+  }
+}
+
+function signIn(value: string): void {
+  logIn(value);
+  start();
+  if (parseRoute(location.hash).page === "login") location.hash = "#/instances";
+  else void render();
+}
+
+function signOut(): void {
+  logOut();
+  stream?.abort();
+  stream = null;
+  client = null;
+  location.hash = "#/login";
+}
+
+function start(): void {
+  const saved = token();
+  if (!saved || client) return;
+  client = new Client(saved);
+  stream = new AbortController();
+  void follow(client, stream);
+  mount(nav, h("a", { href: "#/instances" }, "Instances"), live,
+    h("button", { type: "button", class: "link", onclick: signOut }, "Log out"));
+}
+
+async function render(): Promise<void> {
+  for (const undo of leave) undo();
+  leave = [];
+  const route = parseRoute(location.hash);
+  if (!client || route.page === "login") {
+    mount(nav);
+    loginPage(root, signIn);
+    return;
+  }
+  const ctx: Context = {
+    client, store, root,
+    go: (hash) => { location.hash = hash; },
+    onLeave: (undo) => leave.push(undo),
+  };
+  try {
+    if (route.page === "instances") instancesPage(ctx);
+    else if (route.page === "create") await createPage(ctx);
+    else await instancePage(ctx, route.id);
+    root.focus({ preventScroll: true });
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 401) return signOut();
+    mount(root, errorBox(error));
+  }
+}
+
+window.addEventListener("hashchange", () => void render());
+start();
+void render();
