@@ -22,7 +22,6 @@ this agent's fold places here are served; any other is a 404.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import uuid
@@ -38,6 +37,7 @@ from virga_compute.core.model import ComputeState
 from virga_compute.drivers.base import ComputeDriver, ConsoleStream, DriverError
 from virga_compute.drivers.console_log import tail
 from virga_compute.drivers.domain_xml import domain_name
+from virga_runtime.relay import until_first_ends
 
 log = structlog.get_logger(__name__)
 
@@ -167,12 +167,4 @@ async def relay(ws: web.WebSocketResponse, stream: ConsoleStream) -> None:
             else:
                 break
 
-    tasks = [asyncio.create_task(outward()), asyncio.create_task(inward())]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, DriverError, ConnectionError):
-                await task
+    await until_first_ends(outward(), inward(), quiet=(DriverError, ConnectionError))

@@ -16,7 +16,6 @@ a byte; its refusal is passed on as a 403.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -33,6 +32,7 @@ from virga_gateway.context import Call
 from virga_gateway.problems import Problem, conflict, forbidden, invalid
 from virga_gateway.routing import QueryParam, Route, int_query, json_response
 from virga_gateway.writes import commit
+from virga_runtime.relay import until_first_ends
 
 log = structlog.get_logger(__name__)
 
@@ -105,15 +105,7 @@ async def _pump(client: web.WebSocketResponse, agent: aiohttp.ClientWebSocketRes
             else:
                 break
 
-    tasks = [asyncio.create_task(outward()), asyncio.create_task(inward())]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, ConnectionError):
-                await task
+    await until_first_ends(outward(), inward(), quiet=(ConnectionError,))
 
 
 def _ws_base(request: web.Request) -> str:
