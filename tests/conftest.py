@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -86,6 +87,22 @@ async def ceph_pool(ceph_cluster: CephCluster) -> AsyncIterator[RbdDriver]:
         await driver.close()
 
 
+REAL_COMPONENTS = ("integration", "e2e")
+"""The directories under tests/ whose tests drive real Kafka, Ceph, libvirt, netlink or a
+browser; each of their tests gets one rerun after a failure (docs/testing.md)."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """One rerun for a test against real components, never for a unit test: timing on two
+    noisy cores can fail such a test once; a regression fails it twice. A rerun is listed in
+    the summary's "reruns" section, as a flake to fix."""
+    tests = Path(__file__).parent
+    for item in items:
+        parts = item.path.relative_to(tests).parts
+        if parts[0] in REAL_COMPONENTS and item.get_closest_marker("flaky") is None:
+            item.add_marker(pytest.mark.flaky(reruns=1, reruns_delay=2))
+
+
 @pytest.hookimpl
 def pytest_timeout_set_timer(item: pytest.Item, settings: object) -> None:
     """Print every thread's and task's stack shortly before a test times out
@@ -99,7 +116,17 @@ def pytest_timeout_cancel_timer(item: pytest.Item) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Hangs that tests survived (`hang_report.note`), with their stacks."""
+    """Tests that passed only on their rerun, and hangs that tests survived
+    (`hang_report.note`), with their stacks."""
+    failed = {report.nodeid for report in terminalreporter.stats.get("failed", [])}
+    flakes = [r for r in terminalreporter.stats.get("rerun", []) if r.nodeid not in failed]
+    if flakes:
+        terminalreporter.section("passed on their rerun: flakes to fix")
+        for report in flakes:
+            crash = getattr(report.longrepr, "reprcrash", None)
+            terminalreporter.write_line(
+                f"{report.nodeid} ({report.when}): {crash or report.longrepr}"
+            )
     if hang_report.noted:
         terminalreporter.section("hangs survived")
         for text in hang_report.noted:
