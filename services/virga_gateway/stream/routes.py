@@ -55,8 +55,8 @@ async def stream_events(request: web.Request, call: Call) -> web.StreamResponse:
         await response.write(f"retry: {RETRY_MILLISECONDS}\n: connected\n\n".encode())
         log.info("event_stream_opened", tenant_id=subscriber.tenant_id)
         await _relay(gateway, request.headers.get("Authorization"), response, subscriber)
-    except (ConnectionResetError, asyncio.CancelledError):
-        pass
+    except ConnectionResetError:
+        pass  # the client went; a cancellation (the gateway stopping) propagates
     finally:
         hub.unsubscribe(subscriber)
         log.info("event_stream_closed", dropped=subscriber.dropped)
