@@ -55,7 +55,7 @@ web-check:
 	bash web/deps.sh
 	cd web && npm run --silent typecheck && npm run --silent lint && npm run --silent test
 
-test: lint typecheck web web-check kafka-jars ceph-bindings
+test: deps lint typecheck web web-check kafka-jars ceph-bindings
 	$(BIN)/python -m pytest
 
 kafka-up: venv
@@ -90,5 +90,6 @@ down: venv
 
 # The headline figures in one table, each beside a baseline measured in the same run, on a
 # broker of its own (docs/performance.md). QUICK=1: a tenth of every size, to try the suite.
-bench: kafka-jars
+# `deps` first, as for `test`: a package added to deploy/debian-packages.txt (wrk) is installed.
+bench: deps kafka-jars
 	$(BIN)/python bench/suite.py $(if $(QUICK),--quick)
