@@ -23,15 +23,19 @@ export function consoleSection(ctx: Context, id: string): HTMLElement {
     "Disconnect");
   let term: Term | null = null;
   let session: ConsoleSession | null = null;
+  let everOpened = false;
 
   const show = (next: ConsoleState): void => {
     state.setAttribute("data-state", next.kind);
     if (next.kind === "refused") mount(state, errorBox(next.error));
     else mount(state, h("p", {}, SAYS[next.kind]));
     const live = next.kind === "connecting" || next.kind === "open";
-    openButton.textContent = next.kind === "connecting" || next.kind === "open" || !term
-      ? "Open console" : "Reconnect";
+    everOpened ||= next.kind === "open";
+    // A click while connected would spend a ticket to take this very session over.
+    (openButton as HTMLButtonElement).disabled = live;
+    openButton.textContent = everOpened && !live ? "Reconnect" : "Open console";
     (closeButton as HTMLButtonElement).disabled = !live;
+    screen.hidden = !everOpened && !live; // no empty terminal under a refusal
     if (next.kind === "open") term?.focus();
   };
 
