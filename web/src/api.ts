@@ -53,6 +53,12 @@ export interface Change {
   entry?: InstanceEvent | null;
 }
 
+export interface ConsoleTicket {
+  id: string;
+  url: string;
+  expires_at: string;
+}
+
 export interface Page<T> {
   items: T[];
   next: string | null;
@@ -136,6 +142,10 @@ export class Client {
   }
   deleteInstance(id: string): Promise<Instance> {
     return this.request("DELETE", `/v1/instances/${encodeURIComponent(id)}`);
+  }
+  /** A one-time ticket to the serial console, inside the WebSocket URL to open at once. */
+  requestConsole(id: string): Promise<ConsoleTicket> {
+    return this.request("POST", `/v1/instances/${encodeURIComponent(id)}/console`);
   }
   listFlavors(): Promise<Page<Flavor>> {
     return this.request("GET", "/v1/flavors?limit=200");

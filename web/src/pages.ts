@@ -1,5 +1,6 @@
 // The pages: the instances list, an instance, the create form, the login form.
 import type { Client, Instance, InstanceEvent } from "./api";
+import { consoleSection } from "./consolePanel";
 import { h, mount } from "./dom";
 import { errorBox } from "./errors";
 import { href } from "./route";
@@ -111,6 +112,7 @@ export async function instancePage(ctx: Context, id: string): Promise<void> {
     actions,
     message,
     h("section", {}, h("h2", {}, "Details"), details),
+    consoleSection(ctx, id),
     h("section", {}, h("h2", {}, "Timeline"), timeline),
   );
 }
