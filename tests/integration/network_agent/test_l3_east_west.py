@@ -208,7 +208,11 @@ def _talk(ns: dict[str, str], one: Guest, other: Guest) -> None:
     servers = {g.name: listener(ns[g.name], 80) for g in (one, other)}
     try:
         for client, server in ((one, other), (other, one)):
-            assert eventually(lambda c=client, s=server: connects(ns[c.name], s.ip, 80), 5.0)
+
+            def reached(client: Guest = client, server: Guest = server) -> bool:
+                return connects(ns[client.name], server.ip, 80)
+
+            assert eventually(reached, 5.0)
             servers[server.name].settimeout(3.0)
             servers[server.name].accept()[0].close()
     finally:
