@@ -11,11 +11,15 @@ sends onto a tunnel carry a MAC of its host (`l3.routed_mac`), never the router'
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
+from tests.support import frames, vxlan
 from tests.support.l3 import Log, connects, eventually, listener, source_seen
 from tests.support.netns import links, namespaces, pings, plug_guest, sh, unique
 
@@ -35,6 +39,8 @@ from virga_events.catalog.network import (
 )
 from virga_events.registry import Event
 from virga_network.agent.core import names
+from virga_network.agent.core.dvr import routed_mac
+from virga_network.agent.core.l3 import router_mac
 from virga_network.agent.core.plan import host_plan
 from virga_network.agent.drivers.netlink import NetlinkDriver
 from virga_network.agent.effects.converge import AgentEffects
@@ -52,6 +58,7 @@ NET_A, NET_B = str(uuid.uuid4()), str(uuid.uuid4())
 VNI = {NET_A: 3701, NET_B: 3702}
 CIDR = {NET_A: "10.1.0.0/24", NET_B: "10.2.0.0/24"}
 SNAT = {NET_A: ("fa:16:3e:07:01:03", "10.1.0.3"), NET_B: ("fa:16:3e:07:02:03", "10.2.0.3")}
+FRAMES, VXLAN = str(Path(frames.__file__)), str(Path(vxlan.__file__))
 RULES = (
     SecurityGroupRule(direction="egress", ethertype="IPv4"),
     SecurityGroupRule(direction="ingress", ethertype="IPv4", protocol="icmp"),
@@ -233,6 +240,12 @@ async def test_guests_on_other_hosts_and_networks_of_a_router_reach_each_other(
     _talk(ns, GA, GC)  # the same network across hosts, as before
     print(f"ping RTT ga -> gb (routed across hosts): {_rtt(ns, GA, GB):.3f} ms")
     print(f"ping RTT gc -> gb (routed on one host): {_rtt(ns, GC, GB):.3f} ms")
+    # Host B's bridge learnt host A's router behind the tunnel by A's own MAC, never by
+    # the router's (B's leg has that one).
+    learnt = sh("bridge", "fdb", "show", "dev", names.vxlan_name(NET_B, PREFIX),
+                netns=ns[HOST_B]).stdout  # fmt: skip
+    assert routed_mac(ROUTER, NET_B, HOST_A) in learnt
+    assert router_mac(ROUTER, NET_B) not in learnt
 
     # gb has no floating IP, and its router's SNAT host (A) has no port on its network.
     internet = listener(ns["internet"], 9000)
@@ -279,3 +292,58 @@ async def test_guests_on_other_hosts_and_networks_of_a_router_reach_each_other(
         assert names.router_namespace(ROUTER, host, PREFIX) not in left
         assert not [n for n in _host_links(ns, host) if n.startswith(f"{PREFIX}i")]
     assert bridge_b not in _host_links(ns, HOST_A)
+
+
+def _sniff(ns: dict[str, str], guest: Guest) -> subprocess.Popen[str]:
+    """Capture on the guest's eth0 until a frame marked `virga-end` arrives (20 s at most)."""
+    sniffer = subprocess.Popen(
+        ["ip", "netns", "exec", ns[guest.name], sys.executable, FRAMES, "sniff", "eth0", "20",
+         "virga-end"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    assert sniffer.stdout is not None
+    assert sniffer.stdout.readline().strip() == "listening"
+    return sniffer
+
+
+async def test_only_a_routers_own_host_routes_into_a_network_with_its_mac(cloud: Cloud) -> None:
+    """A router's routed frames come in from its host's VTEP only, as IP from that host's
+    ports on the router's other networks; a guest cannot send with a router's MAC."""
+    ns = cloud.ns
+    assert eventually(lambda: pings(ns["ga"], GB.ip))
+    b_mac = routed_mac(ROUTER, NET_A, HOST_B)
+
+    def icmp(mac: str, source: str, marker: bytes) -> bytes:
+        return frames.ipv4_icmp(mac, GA.mac, source, GA.ip, marker)
+
+    sent = {
+        "legit": icmp(b_mac, GB.ip, b"virga-legit"),  # gb's, routed by host B's router
+        # Not gb's network's router traffic: gc is on network A itself, 10.2.0.99 nobody.
+        "same-network": icmp(b_mac, GC.ip, b"virga-same"),
+        "unknown": icmp(b_mac, "10.2.0.99", b"virga-unknown"),
+        # Host A's own routed MAC, or the router's shared one, from host B.
+        "a-mac": icmp(routed_mac(ROUTER, NET_A, HOST_A), GB.ip, b"virga-a-mac"),
+        "shared-mac": icmp(router_mac(ROUTER, NET_A), GB.ip, b"virga-shared"),
+        # No ARP at all with a routed MAC: not the gateway's, not gb's address.
+        "arp-gateway": frames.arp_reply(b_mac, b_mac, GA.gateway, GA.ip),
+        "arp-source": frames.arp_reply(b_mac, b_mac, GB.ip, GA.ip),
+    }
+    forged = {"other-vtep": icmp(b_mac, GB.ip, b"virga-other-vtep")}
+    spoofed = {"guest": icmp(b_mac, GB.ip, b"virga-guest")}
+    end = {"end": icmp(b_mac, GB.ip, b"virga-end")}
+    sniffer = _sniff(ns, GA)
+    host_b = ns[HOST_B]
+    # A guest on host B (gc, network A) sends as host B's router would: its tap drops it.
+    sh(sys.executable, FRAMES, "send", "eth0", spoofed["guest"].hex(), netns=ns["gc"])
+    # Host B's underlay, from an address that is not its VTEP.
+    sh(sys.executable, VXLAN, "send", ATTACKER, HOSTS[HOST_A], str(VNI[NET_A]),
+       forged["other-vtep"].hex(), netns=host_b)  # fmt: skip
+    sh(sys.executable, VXLAN, "send", HOSTS[HOST_B], HOSTS[HOST_A], str(VNI[NET_A]),
+       *(f.hex() for f in [*sent.values(), end["end"]]), netns=host_b)  # fmt: skip
+    captured, _ = sniffer.communicate(timeout=30)
+    everything = sent | forged | spoofed | end
+    assert {name for name, f in everything.items() if f.hex() in captured} == {"legit", "end"}
+    # The gateway is still the router on ga's own host.
+    gateway = sh("ip", "neigh", "show", GA.gateway, netns=ns["ga"]).stdout
+    assert router_mac(ROUTER, NET_A) in gateway
