@@ -156,7 +156,8 @@ def test_neighbours_are_converged_from_what_the_namespace_has() -> None:
         {"dst": "10.0.1.9", "dev": leg, "lladdr": "02:00:00:00:00:09", "state": ["PERMANENT"]},
         {"dst": SNAT_IP, "dev": redirect, "lladdr": SNAT_MAC, "state": ["PERMANENT"]},
     ])  # fmt: skip
-    assert netlink_dvr.stale(listing, router) == [f"neigh del 10.0.1.9 dev {leg}"]
+    stale = netlink_dvr.stale(listing, router)
+    assert stale == [f"neigh flush to 10.0.1.9 dev {leg} nud permanent"]
     assert netlink_dvr.lines(router) == [
         f"neigh replace 10.0.1.6 lladdr {P2_MAC} dev {leg} nud permanent"
     ]

@@ -2,8 +2,9 @@
 on the leg of their network, so the router never asks across the tunnel.
 
 Used by `netlink_router`: `lines` after the legs exist; `stale` from `ip -j neigh show nud
-permanent`, removing the permanent entries of the legs the log no longer holds (a port gone,
-moved here). Other devices' entries (a redirect leg's SNAT port) are left alone.
+permanent` (taken before the batch), removing the permanent entries of the legs the log no
+longer holds (a port gone, moved here). Other devices' entries (a redirect leg's SNAT port)
+are left alone.
 """
 
 from __future__ import annotations
@@ -34,8 +35,10 @@ def stale(listing: str, router: RouterPlumbing) -> list[str]:
     """The namespace's lines removing the legs' permanent entries not wanted."""
     legs = {names.veth_peer(leg.veth) for leg in router.interfaces}
     wanted = {(ip, dev) for ip, _, dev in _wanted(router)}
+    # A flush, not a delete: the batch may have dropped it already (setting a leg's MAC
+    # flushes its neighbours), and a flush of nothing is no failure.
     return [
-        f"neigh del {entry['dst']} dev {entry['dev']}"
+        f"neigh flush to {entry['dst']} dev {entry['dev']} nud permanent"
         for entry in json.loads(listing or "[]")
         if entry.get("dev") in legs and (entry.get("dst"), entry.get("dev")) not in wanted
     ]
