@@ -271,7 +271,9 @@ def test_an_ipv6_network_gets_a_leg_and_its_edge_advertises_the_router_only_whil
     ]
     state = fold(attached)
     (router,) = host_plan(state, VTEP, names.DEFAULT_PREFIX, edges=True).routers
-    (leg,) = router.interfaces
+    # A leg on each of the router's networks (DVR), the IPv4 one without a port here too.
+    assert [leg.network_id for leg in router.interfaces] == ["n-1", "n-6"]
+    leg = router.interfaces[1]
     assert (leg.address, leg.cidr) == ("fd00:6::1/64", "fd00:6::/64")
     assert leg.link_local == link_local(router_mac("r-1", "n-6"))
     networks = host_plan(state, VTEP, names.DEFAULT_PREFIX, edges=True).networks

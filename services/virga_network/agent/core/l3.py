@@ -1,8 +1,9 @@
 """Routers and floating IPs on this host: which of the log's routers this host plumbs, and how.
 
 Distributed, with no network node: a router is plumbed on every host with a port on one of
-its networks, as a namespace of its own (`names.router_namespace`) with a leg on each such
-network's bridge (the network's gateway address, the same MAC on every host) and a leg on
+its networks, as a namespace of its own (`names.router_namespace`) with a leg on each of its
+networks' bridges (the network's gateway address, the same MAC on every host; on every
+network, not only those with ports here: the source host routes, `core.dvr`) and a leg on
 the external network (through the external network's `host_interface`). Its namespace keeps
 the conntrack of its tenant's flows apart from every other router's, so two tenants' equal
 CIDRs behind different routers never meet.
@@ -26,8 +27,9 @@ CIDRs behind different routers never meet.
   (`SnatLeg`: the port's MAC and address, from `RouterInterfaceAdded`) takes what the other
   hosts' guests without a floating IP send outside; each other host routes that traffic to
   it (`Redirect`) with a MAC of its own (`redirect_mac`), never the gateway MAC. Each side's
-  tunnel lets in the other's (`snat_remotes`). A network the SNAT host has no port of, or an
-  interface without a SNAT port, keeps that traffic dropped.
+  tunnel lets in the other's (`snat_remotes`). The SNAT host has a leg on each of the
+  router's networks, ports there or not; an interface without a SNAT port keeps that traffic
+  dropped.
 
 Pure: the agent's state and this host's port plans in, `RouterPlumbing` out.
 """
@@ -39,7 +41,7 @@ import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-from virga_network.agent.core import names
+from virga_network.agent.core import dvr, names
 from virga_network.agent.core.model import NetworkAgentState, RouterRecord
 from virga_network.agent.core.nft_text import link_local
 from virga_network.agent.core.plumbing import (
@@ -71,13 +73,6 @@ def _table(leg_zone: int) -> int:
     return 0x10000 + leg_zone
 
 
-def _has_port(state: NetworkAgentState, host: str, network_id: str) -> bool:
-    return any(
-        not port.deleted and port.host == host and port.network_id == network_id
-        for port in state.ports.values()
-    )
-
-
 def _snat_side(
     state: NetworkAgentState,
     router_id: str,
@@ -95,8 +90,6 @@ def _snat_side(
         veth = names.router_interface_name(router_id, f"{leg.network_id}/snat", prefix)
         length = leg.address.split("/")[1]
         return replace(leg, snat=SnatLeg(veth, mac, f"{ip}/{length}", _table(leg.zone)))
-    if not _has_port(state, where, leg.network_id):
-        return leg  # the SNAT host is not on the network: nowhere to send it
     veth = names.router_interface_name(router_id, f"{leg.network_id}/redirect", prefix)
     own = redirect_mac(router_id, leg.network_id, state.host)
     return replace(leg, redirect=Redirect(veth, own, ip, mac, _table(leg.zone)))
@@ -115,7 +108,7 @@ def snat_remotes(state: NetworkAgentState, network_id: str) -> tuple[RemotePort,
             return ()
         if where != state.host:
             vtep = state.vteps.get(where)
-            if vtep is None or not _has_port(state, where, network_id):
+            if vtep is None:
                 return ()
             return (RemotePort(mac=snat_port[0], vtep=vtep, ips=(snat_port[1],), routed=True),)
         addresses: dict[str, set[str]] = {}
@@ -172,6 +165,8 @@ def _interface(
         cidr=str(cidr),
         zone=zone(network.vni),
         link_local=link_local(mac) if cidr.version == 6 else "",
+        routed_mac=dvr.routed_mac(router_id, network_id, state.host),
+        neighbours=dvr.neighbours(state, network_id, cidr.version),
     )
 
 
@@ -184,16 +179,17 @@ def routers(
     planned: list[RouterPlumbing] = []
     for router_id, router in sorted(state.routers.items()):
         external = state.externals.get(router.external_network_id)
-        if external is None or not router.external_ip:
+        if external is None or not dvr.plumbed(state, router):
             continue
+        # A leg on each of its networks: the source host routes (`core.dvr`).
         interfaces = tuple(
             _snat_side(state, router_id, router, leg, prefix)
             for network_id, gateway in sorted(router.networks.items())
-            if network_id in local and network_id in state.networks
+            if network_id in state.networks
             if (leg := _interface(state, router_id, network_id, gateway, prefix)) is not None
         )
-        if not interfaces:
-            continue
+        if not any(leg.network_id in local for leg in interfaces):
+            continue  # none of its networks has a port here
         attached = {leg.network_id for leg in interfaces}
         candidates = sorted(
             (

@@ -172,6 +172,7 @@ def _tables(table: str, prefix: str) -> list[str]:
         "    type filter hook forward priority -300; policy accept;",
         "    oifname vmap @out_ports",
         "  }",
+        *nft_tunnels.bridge_lines(prefix),
         "}",
         f"table inet {table}",
         f"delete table inet {table}",
@@ -258,6 +259,7 @@ def render(filters: FilterSet, prefix: str, marks: Marks) -> str:
     for name, zone in sorted(filters.uplinks):
         lines += _add_uplink(table, name, zone)
     lines += nft_tunnels.tunnel_changes(table, (), filters.tunnels)
+    lines += nft_tunnels.routed_changes(table, (), filters.routed)
     return "\n".join(lines) + "\n"
 
 
@@ -289,4 +291,5 @@ def render_changes(old: FilterSet, new: FilterSet, prefix: str, marks: Marks) ->
         if uplinks_before.get(name) != zone:
             lines += _add_uplink(table, name, zone)
     lines += nft_tunnels.tunnel_changes(table, old.tunnels, new.tunnels)
+    lines += nft_tunnels.routed_changes(table, old.routed, new.routed)
     return "\n".join(lines) + "\n" if lines else ""

@@ -18,7 +18,14 @@ Two checks, in the agent's two tables (`nft_rules` renders the tables and calls 
   VLAN tags or other ethertypes. With the input check this ties every address to the host
   that sends it. One exception, a router's SNAT port (`RemotePort.routed`, from its SNAT
   host's VTEP only): its IPv4 packets may carry any source address, as they are the external
-  network's answers it routes back to the guests (its ARP still only its own address).
+  network's answers it routes back to the guests (its ARP still only its own address). And
+  a router's routed frames (`RemotePort.forwarded`, `core.dvr`): IP packets only, from the
+  addresses of its host's ports on the router's other networks; no ARP or neighbour
+  discovery at all.
+
+And what leaves by a tunnel: in `bridge`, forward hook, a router leg's frames onto a VXLAN
+interface get the source MAC of the router on this host (`routed`, a map from the leg), so
+the router's MAC, the same on every host, never crosses the underlay.
 """
 
 from __future__ import annotations
@@ -50,6 +57,34 @@ def inet_lines() -> list[str]:
         f"    ip6 saddr . {_KEY} @underlay6 accept",
         "    drop",
         "  }",
+    ]
+
+
+def bridge_lines(prefix: str) -> list[str]:
+    """The rewrite of routed frames' source MACs, inside the bridge table's block."""
+    return [
+        "  map routed { typeof iifname : ether saddr; }",
+        "  chain routed_out {",
+        "    type filter hook forward priority -200; policy accept;",
+        f'    oifname "{prefix}x*" ether saddr set iifname map @routed',
+        "  }",
+    ]
+
+
+def routed_changes(
+    table: str, before: Iterable[tuple[str, str]], after: Iterable[tuple[str, str]]
+) -> list[str]:
+    """The `routed` map's elements to delete and add: (router leg, this host's MAC)."""
+    old, new = dict(before), dict(after)
+    lines = [
+        f'delete element bridge {table} routed {{ "{leg}" }}'
+        for leg in sorted(old)
+        if new.get(leg) != old[leg]
+    ]
+    return lines + [
+        f'add element bridge {table} routed {{ "{leg}" : {mac} }}'
+        for leg, mac in sorted(new.items())
+        if old.get(leg) != mac
     ]
 
 
@@ -93,12 +128,17 @@ def _tunnel_chain(tunnel: TunnelFilter) -> list[str]:
     targets: set[str] = set()
     routed = sorted({remote.mac for remote in tunnel.remotes if remote.routed})
     # A SNAT port's IPv4 packets: any source (see the module's doc).
-    any_source = f"ether saddr != {nft_set(routed)} " if routed else ""
+    ipv4 = f"ether type ip ether saddr != {nft_set(routed)}" if routed else "ether type ip"
     for remote in tunnel.remotes:
         mac = remote.mac
         own4, own6 = split_ips(remote.ips)
-        own6.append(link_local(mac))
         macs.add(mac)
+        if remote.forwarded:
+            # Routed by another host's router: IP from the addresses it routes, nothing else.
+            v4 |= {f"{mac} . {ip}" for ip in own4}
+            v6 |= {f"{mac} . {ip}" for ip in own6}
+            continue
+        own6.append(link_local(mac))
         # 0.0.0.0: ARP probes of duplicate address detection (RFC 5227).
         arp |= {f"{mac} . {mac} . {ip}" for ip in [*own4, "0.0.0.0"]}
         v4 |= {f"{mac} . {ip}" for ip in own4}
@@ -108,20 +148,25 @@ def _tunnel_chain(tunnel: TunnelFilter) -> list[str]:
     return [
         f"ether saddr != {nft_set(sorted(macs))} drop",
         "ether type vlan drop",
-        "ether type arp ether saddr . arp saddr ether . arp saddr ip != "
-        f"{nft_set(sorted(arp))} drop",
-        f"ether type ip {any_source}ether saddr . ip saddr != {nft_set(sorted(v4))} drop"
-        if v4
-        else "ether type ip drop",
-        f"ether type ip6 ether saddr . ip6 saddr != {nft_set(sorted(v6))} drop",
+        _unless("ether type arp", "ether saddr . arp saddr ether . arp saddr ip", arp),
+        _unless(ipv4, "ether saddr . ip saddr", v4),
+        _unless("ether type ip6", "ether saddr . ip6 saddr", v6),
         "ether type ip6 icmpv6 type { nd-router-advert, nd-redirect } drop",
         # A neighbour advertisement's target address sits 8 bytes into the ICMPv6 header.
-        "ether type ip6 icmpv6 type nd-neighbor-advert ether saddr . @th,64,128 != "
-        f"{nft_set(sorted(targets))} drop",
+        _unless(
+            "ether type ip6 icmpv6 type nd-neighbor-advert", "ether saddr . @th,64,128", targets
+        ),
         "ether type != { arp, ip, ip6 } drop",
         # Mark 0: no sender's egress rules here (they ran on its host), the receiver's do.
         "meta mark set 0 accept",
     ]
+
+
+def _unless(match: str, key: str, allowed: set[str]) -> str:
+    """Drop what `match`es unless its `key` is `allowed` (all of it when nothing is)."""
+    if not allowed:
+        return f"{match} drop"
+    return f"{match} {key} != {nft_set(sorted(allowed))} drop"
 
 
 def add_tunnel(table: str, tunnel: TunnelFilter) -> list[str]:

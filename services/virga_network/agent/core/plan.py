@@ -14,7 +14,7 @@ from virga_events.catalog.network import (
     default_security_group_id,
     default_security_group_rules,
 )
-from virga_network.agent.core import l3, names
+from virga_network.agent.core import dvr, l3, names
 from virga_network.agent.core.edge import edge_plumbing
 from virga_network.agent.core.model import NetworkAgentState, PortRecord
 from virga_network.agent.core.plumbing import (
@@ -85,6 +85,12 @@ class HostPlan:
                 TunnelFilter(vxlan=n.vxlan, vni=n.vni, remotes=n.remotes)
                 for n in self.networks
                 if n.network_id not in failed_networks
+            ),
+            routed=tuple(
+                (leg.veth, leg.routed_mac)
+                for r in self.routers
+                for leg in r.interfaces
+                if leg.network_id not in failed_networks and leg.routed_mac
             ),
         )
 
@@ -169,6 +175,8 @@ def _network(
     for remote in l3.snat_remotes(state, network_id):
         fdb.add((remote.mac, remote.vtep))
         remotes.add(remote)
+    # Other hosts' routers' routed frames (nothing is sent to their MACs: no fdb entry).
+    remotes.update(dvr.routed_remotes(state, network_id))
     return NetworkPlumbing(
         network_id=network_id,
         vni=state.networks[network_id].vni,
@@ -176,7 +184,7 @@ def _network(
         vxlan=names.vxlan_name(network_id, prefix),
         flood=tuple(sorted(flood)),
         fdb=tuple(sorted(fdb)),
-        remotes=tuple(sorted(remotes, key=lambda r: (r.mac, r.vtep, r.ips, r.routed))),
+        remotes=tuple(sorted(remotes, key=lambda r: (r.mac, r.vtep, r.ips, r.routed, r.forwarded))),
         edge=None if local is None else edge_plumbing(state, network_id, prefix, local, router),
     )
 
@@ -239,12 +247,21 @@ def host_plan(state: NetworkAgentState, vtep_ip: str, prefix: str, edges: bool =
     confirm, unplumb = l3.reports(state, routers)
     # An IPv6 network's edge names the router whose leg is here as the default router.
     default = {leg.network_id: leg.link_local for r in routers for leg in r.interfaces}
+    # The networks with ports here, and those of the routers here (`core.dvr`: the source
+    # host routes; an edge only where there are ports to serve).
+    wanted = set(local) | set(default)
     return HostPlan(
         host=state.host,
         vtep_ip=vtep_ip,
         networks=tuple(
-            _network(state, n, prefix, local[n] if edges else None, default.get(n) or None)
-            for n in sorted(local)
+            _network(
+                state,
+                n,
+                prefix,
+                local[n] if edges and n in local else None,
+                default.get(n) or None,
+            )
+            for n in sorted(wanted)
         ),
         ports=tuple(ports),
         unbind=unbind,

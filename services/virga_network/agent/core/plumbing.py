@@ -38,6 +38,10 @@ class RemotePort:
     routed: bool = False
     """A router's SNAT port: its IPv4 frames may carry any source address (it routes the
     external network's replies); its ARP only its own addresses."""
+    forwarded: bool = False
+    """A router's frames routed into the network on another host (`dvr.routed_mac`): IP
+    packets from `ips` only (the other host's ports on the router's other networks), no ARP
+    or neighbour discovery (each router knows its neighbours from the log)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +130,9 @@ class FilterSet:
     tunnels: tuple[TunnelFilter, ...] = ()
     """Per VXLAN interface, the remote ports it may carry; a Virga VXLAN interface without
     one lets nothing in."""
+    routed: tuple[tuple[str, str], ...] = ()
+    """(router leg on a bridge, this host's MAC for it): what the leg sends onto the
+    network's tunnel leaves with that source MAC, never the router's shared one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +188,12 @@ class RouterInterface:
     """Its SNAT port, on the router's SNAT host."""
     redirect: Redirect | None = None
     """The way to its SNAT port, on the router's other hosts."""
+    routed_mac: str = ""
+    """This host's MAC for what the router sends onto the network's tunnel (`dvr`): routed
+    east-west, the source host routes, and each host's router has its own MAC there."""
+    neighbours: tuple[tuple[str, str], ...] = ()
+    """(address, MAC) of the network's ports on other hosts: permanent neighbours, so the
+    router never asks across the tunnel."""
 
     def veths(self) -> tuple[str, ...]:
         """The host ends of the leg's veths on the bridge (uplinks of the network)."""

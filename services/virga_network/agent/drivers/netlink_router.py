@@ -21,7 +21,7 @@ from pyroute2.netns import setns
 
 from virga_network.agent.core import names, nft_nat
 from virga_network.agent.core.plumbing import RouterPlumbing
-from virga_network.agent.drivers import netlink_snat
+from virga_network.agent.drivers import netlink_dvr, netlink_snat
 from virga_network.agent.drivers.base import DriverError
 from virga_network.agent.drivers.netlink_edge import NETNS_DIR, _drop_stale, _ip
 
@@ -171,6 +171,9 @@ async def ensure_router(
     lines += [f"link del {name}" for name in sorted(legs - wanted_legs)]
     addresses, announce = await _external_addresses(router)
     lines += addresses
+    # The ports on other hosts: known, never asked for across the tunnel (`core.dvr`).
+    known = await _run(["ip", "-n", ns, "-j", "neigh", "show", "nud", "permanent"])
+    lines += netlink_dvr.stale(known, router) + netlink_dvr.lines(router)
     lines += [
         f"route replace {router.external_cidr} dev {ext}",
         f"route replace default via {router.external_gateway} dev {ext}",
