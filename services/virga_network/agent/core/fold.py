@@ -30,7 +30,7 @@ from virga_events.catalog.network import (
     SecurityGroupRuleDeleted,
     with_rule_ids,
 )
-from virga_network.agent.core import l3_fold
+from virga_network.agent.core import l3_fold, migration
 from virga_network.agent.core.model import (
     GroupRecord,
     InstanceRecord,
@@ -207,4 +207,5 @@ def _instance_deletion_requested(
 
 
 l3_fold.register(folds)
+migration.register(folds)
 evolve = folds.evolve
