@@ -173,8 +173,8 @@ def _placed(state: NetworkState, envelope: Envelope, event: InstanceScheduled) -
 
 @folds.on(MigrationPortSwitchRequested)
 def _migrated(state: NetworkState, envelope: Envelope, event: MigrationPortSwitchRequested) -> None:
-    """The instance runs on the migration's destination now: its placement, so that its
-    InstanceScheduled decided again (after a crash) does not move the port back."""
+    """The instance runs on the migration's destination now: its placement is there (a later
+    reschedule, with a higher attempt, moves it on as before)."""
     known = state.placements.get(envelope.aggregate_id)
     if known is not None:
         state.placements[envelope.aggregate_id] = Placement(known.attempt, event.host)

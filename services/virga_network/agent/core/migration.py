@@ -61,6 +61,8 @@ class MigrationAnswer:
     tenant_id: str | None
     kind: AnswerKind
     ports: tuple[str, ...]
+    request: int = 1
+    """Which request of the step it answers (1: the first; a re-sent one is answered again)."""
 
 
 def _ports_of(state: NetworkAgentState, instance_id: str) -> list[PortRecord]:
@@ -101,14 +103,20 @@ def answers(state: NetworkAgentState, planned: Iterable[str]) -> tuple[Migration
         plumb_due = _plumbing(state, record) and record.plumb_requests > record.plumb_answers
         if plumb_due and all(port_id in here for port_id in ids):
             due.append(
-                MigrationAnswer(flow_id, record.instance_id, record.tenant_id, "plumbed", ids)
-            )
+                MigrationAnswer(
+                    flow_id, record.instance_id, record.tenant_id, "plumbed", ids,
+                    record.plumb_answers + 1,
+                )
+            )  # fmt: skip
         if record.switch_requests > record.switch_answers and all(
             p.host == state.host and p.bound_host == state.host for p in ports
         ):
             due.append(
-                MigrationAnswer(flow_id, record.instance_id, record.tenant_id, "switched", ids)
-            )
+                MigrationAnswer(
+                    flow_id, record.instance_id, record.tenant_id, "switched", ids,
+                    record.switch_answers + 1,
+                )
+            )  # fmt: skip
     return tuple(due)
 
 
