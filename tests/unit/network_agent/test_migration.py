@@ -251,3 +251,13 @@ def test_answers_are_counted_whatever_order_the_two_topics_are_folded_in() -> No
     first = Host(DESTINATION, [*running(), plumbed, plumb()]).plan()
     assert first.migrations == ()
     assert [p.port_id for p in first.ports] == [PORT]  # still plumbed for the guest
+
+
+async def test_a_restarted_destination_keeps_the_plumbing_and_answers_nothing_twice() -> None:
+    destination = Host(DESTINATION, [*running(), plumb()])
+    destination.read(answered(await destination.effects.converge(Converge(destination.plan()))))
+    # Restarted: rebuilt from a snapshot, a new effect handler that lists the host first.
+    destination.state = restore(orjson.loads(orjson.dumps(snapshot(destination.state))))
+    destination.effects = AgentEffects(destination.driver)
+    assert await destination.converge() == []
+    assert TAP in destination.driver.taps
