@@ -8,6 +8,8 @@ from collections.abc import Sequence
 import orjson
 
 from virga_events import Envelope, Event
+from virga_events.catalog import Flavor
+from virga_events.catalog.api import InstanceRequested
 from virga_events.catalog.flows import FlowCompleted, FlowFailed
 from virga_events.catalog.l3 import (
     FloatingIpAssociated,
@@ -49,6 +51,7 @@ VTEPS = {SOURCE: "192.0.2.1", DESTINATION: "192.0.2.2"}
 INSTANCE, PORT, FLOW = "i-1", "port-i-1", "flow-1"
 MAC, IP = "02:00:00:00:00:05", "10.0.0.5"
 TAP = names.tap_name(PORT)
+TINY = Flavor(name="m1.tiny", vcpus=1, ram_mb=256, disk_gb=1)
 
 
 def running() -> list[Envelope]:
@@ -261,3 +264,13 @@ async def test_a_restarted_destination_keeps_the_plumbing_and_answers_nothing_tw
     destination.effects = AgentEffects(destination.driver)
     assert await destination.converge() == []
     assert TAP in destination.driver.taps
+
+
+def test_plumbed_waits_for_the_port_of_an_instance_that_asked_for_a_network() -> None:
+    requested = InstanceRequested(name="web", flavor=TINY, network="n-1")
+    early = [*base(), ev(requested, INSTANCE), plumb()]  # its PortAllocated not read yet
+    assert Host(DESTINATION, early).plan().migrations == ()
+    # Without a network it has no port: nothing to plumb, answered at once.
+    alone = InstanceRequested(name="web", flavor=TINY)
+    (answer,) = Host(DESTINATION, [*base(), ev(alone, INSTANCE), plumb()]).plan().migrations
+    assert (answer.kind, answer.ports) == ("plumbed", ())

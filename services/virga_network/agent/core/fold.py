@@ -196,6 +196,7 @@ def _instance_requested(
         public_keys=event.public_keys,
         user_data=event.user_data,
         availability_zone=event.availability_zone,
+        network=event.network,
     )
 
 

@@ -72,6 +72,13 @@ def _ports_of(state: NetworkAgentState, instance_id: str) -> list[PortRecord]:
     )
 
 
+def _known(state: NetworkAgentState, instance_id: str, ports: list[PortRecord]) -> bool:
+    """Whether the instance's ports are all known here: an instance that asked for a network
+    has its port, once this agent has read it (the topics are folded in no set order)."""
+    instance = state.instances.get(instance_id)
+    return bool(ports) or instance is None or instance.network is None
+
+
 def _plumbing(state: NetworkAgentState, record: MigrationRecord) -> bool:
     """Whether this host is to hold the instance's ports plumbed, unbound, for `record`."""
     return record.destination == state.host and record.plumb_requests > 0 and not record.unplumbed
@@ -101,15 +108,18 @@ def answers(state: NetworkAgentState, planned: Iterable[str]) -> tuple[Migration
         ports = _ports_of(state, record.instance_id)
         ids = tuple(p.port_id for p in ports)
         plumb_due = _plumbing(state, record) and record.plumb_requests > record.plumb_answers
-        if plumb_due and all(port_id in here for port_id in ids):
+        known = _known(state, record.instance_id, ports)
+        if plumb_due and known and all(port_id in here for port_id in ids):
             due.append(
                 MigrationAnswer(
                     flow_id, record.instance_id, record.tenant_id, "plumbed", ids,
                     record.plumb_answers + 1,
                 )
             )  # fmt: skip
-        if record.switch_requests > record.switch_answers and all(
-            p.host == state.host and p.bound_host == state.host for p in ports
+        if (
+            record.switch_requests > record.switch_answers
+            and known
+            and all(p.host == state.host and p.bound_host == state.host for p in ports)
         ):
             due.append(
                 MigrationAnswer(

@@ -64,6 +64,8 @@ class InstanceRecord:
     user_data: str | None = None
     """Base64, as the tenant sent it."""
     availability_zone: str | None = None
+    network: str | None = None
+    """The network its port is on, if it asked for one (a migration waits for that port)."""
 
 
 @dataclass(slots=True)
