@@ -121,6 +121,12 @@ def test_the_destination_plumbs_the_port_unbound_and_the_binding_stays_on_the_so
     assert all(router.floating == () for router in destination.routers)
     assert destination.confirm == ()
     assert destination.migrations == (MigrationAnswer(FLOW, INSTANCE, TENANT, "plumbed", (PORT,)),)
+    # Its edge here already knows it (DHCP, metadata) for when the guest arrives.
+    edged = host_plan(Host(DESTINATION, events).state, VTEPS[DESTINATION], names.DEFAULT_PREFIX,
+                      edges=True)  # fmt: skip
+    (network,) = edged.networks
+    assert network.edge is not None
+    assert (IP, MAC) in network.edge.neighbours
     # The source plans what it planned before; a third host nothing.
     source = Host(SOURCE, events).plan()
     assert source == Host(SOURCE, before).plan()
