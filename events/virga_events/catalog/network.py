@@ -256,7 +256,8 @@ class PortAllocationFailed(Event):
 @event("PortHostAssigned")
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PortHostAssigned(Event):
-    """The port is to be plugged in on `host` (its instance was scheduled there)."""
+    """The port is to be plugged in on `host` (its instance was scheduled there, or a live
+    migration's switch moved it there)."""
 
     host: str
 

@@ -24,8 +24,9 @@ def definition(
 ) -> ServiceDefinition[NetworkAgentState]:
     """The agent of `config.host`, acting through `driver`, serving its edges with `edges`.
 
-    Reads `<ns>.api`; writes `<ns>.network`, which it also follows (run it with
-    `runner_config(config)`) for the controller's and the other agents' events.
+    Reads `<ns>.api` and `<ns>.scheduler` (a migration's requests to the network agents);
+    writes `<ns>.network`, which it also follows (run it with `runner_config(config)`) for the
+    controller's and the other agents' events.
     """
 
     def restore(data: Any) -> NetworkAgentState:
@@ -36,7 +37,10 @@ def definition(
 
     return ServiceDefinition(
         name=SERVICE_NAME,
-        input_topics=(event_topic("gateway", config.namespace),),
+        input_topics=(
+            event_topic("gateway", config.namespace),
+            event_topic("scheduler", config.namespace),
+        ),
         output_topic=event_topic("network", config.namespace),
         initial_state=partial(NetworkAgentState, config.host),
         evolve=evolve,

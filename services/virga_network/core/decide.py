@@ -30,7 +30,7 @@ from virga_events.catalog.network import (
     default_security_group_id,
     instance_port_id,
 )
-from virga_events.catalog.scheduler import InstanceScheduled
+from virga_events.catalog.scheduler import InstanceScheduled, MigrationPortSwitchRequested
 from virga_ipam import SubnetError, parse_subnet
 from virga_network.config import NetworkConfig
 from virga_network.core.ipam import next_free
@@ -73,6 +73,12 @@ def _decide(config: NetworkConfig, state: NetworkState, envelope: Envelope) -> S
         if port is None or placement is None or placement.host == port.host:
             return ()
         return [Emit(PortHostAssigned(host=placement.host), port.port_id, port.tenant_id)]
+    if isinstance(event, MigrationPortSwitchRequested):
+        # A live migration's switch: the port's one owner moves it; the agents follow.
+        port = state.ports.get(instance_port_id(aggregate))
+        if port is None or port.instance_id != aggregate or port.host == event.host:
+            return ()  # no port, or moved already (a re-sent request)
+        return [Emit(PortHostAssigned(host=event.host), port.port_id, port.tenant_id)]
     if isinstance(event, PortDeletionRequested):
         port = state.ports.get(aggregate)
         if port is None and aggregate in state.refused:

@@ -24,7 +24,7 @@ from virga_events.catalog.network import (
     SecurityGroupCreated,
     SecurityGroupDeleted,
 )
-from virga_events.catalog.scheduler import InstanceScheduled
+from virga_events.catalog.scheduler import InstanceScheduled, MigrationPortSwitchRequested
 from virga_network.core import l3_fold
 from virga_network.core.holders import TOMBSTONE_LIMIT
 from virga_network.core.holders import bounded_add as _bounded_add
@@ -169,6 +169,15 @@ def _placed(state: NetworkState, envelope: Envelope, event: InstanceScheduled) -
     known = state.placements.get(instance_id)
     if known is None or event.attempt >= known.attempt:
         state.placements[instance_id] = Placement(event.attempt, event.host)
+
+
+@folds.on(MigrationPortSwitchRequested)
+def _migrated(state: NetworkState, envelope: Envelope, event: MigrationPortSwitchRequested) -> None:
+    """The instance runs on the migration's destination now: its placement is there (a later
+    reschedule, with a higher attempt, moves it on as before)."""
+    known = state.placements.get(envelope.aggregate_id)
+    if known is not None:
+        state.placements[envelope.aggregate_id] = Placement(known.attempt, event.host)
 
 
 @folds.on(InstanceDeleted)

@@ -247,9 +247,9 @@ def test_a_snapshot_keeps_routers_and_floating_ips_and_older_ones_are_not_used()
     assert restored == state
     assert host_plan(restored, VTEP, names.DEFAULT_PREFIX) == plan(events)
     # A snapshot of an agent that did not fold public addresses (version 1), not the
-    # acceptances and their confirmations (version 2), or not routers' SNAT ports (version 3),
-    # is of another version.
-    assert STATE_VERSION == 4
+    # acceptances and their confirmations (version 2), not routers' SNAT ports (version 3), or
+    # not migrations' network steps (version 4), is of another version.
+    assert STATE_VERSION == 5
 
 
 def test_an_ipv6_network_gets_a_leg_and_its_edge_advertises_the_router_only_while_attached() -> (

@@ -15,6 +15,7 @@ from virga_events.catalog.network import (
     SecurityGroupRuleDeleted,
 )
 from virga_network.agent.config import NetworkAgentConfig
+from virga_network.agent.core import migration
 from virga_network.agent.core.model import NetworkAgentState
 from virga_network.agent.core.plan import host_plan
 from virga_network.agent.effects.intents import Converge, Register
@@ -39,11 +40,12 @@ _GROUP_CHANGES = (
 def decide(
     config: NetworkAgentConfig, state: NetworkAgentState, envelope: Envelope
 ) -> Sequence[Intent]:
-    """Requests on `<ns>.api` that change this host's plan converge at once; the controller's
-    and peers' events (on the agent's own topic) wait for the next tick."""
+    """Requests on `<ns>.api` that change this host's plan, and the scheduler's migration
+    requests to this host (`<ns>.scheduler`), converge at once; the controller's and peers'
+    events (on the agent's own topic) wait for the next tick."""
     event = envelope.payload
     if isinstance(event, _GROUP_CHANGES) or (
-        isinstance(event, PortRequested) and event.host == state.host
+        isinstance(event, (PortRequested, *migration.REQUESTS)) and event.host == state.host
     ):
         return [converge(config, state)]
     return ()

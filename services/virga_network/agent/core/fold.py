@@ -30,7 +30,7 @@ from virga_events.catalog.network import (
     SecurityGroupRuleDeleted,
     with_rule_ids,
 )
-from virga_network.agent.core import l3_fold
+from virga_network.agent.core import l3_fold, migration
 from virga_network.agent.core.model import (
     GroupRecord,
     InstanceRecord,
@@ -196,6 +196,7 @@ def _instance_requested(
         public_keys=event.public_keys,
         user_data=event.user_data,
         availability_zone=event.availability_zone,
+        network=event.network,
     )
 
 
@@ -207,4 +208,5 @@ def _instance_deletion_requested(
 
 
 l3_fold.register(folds)
+migration.register(folds)
 evolve = folds.evolve

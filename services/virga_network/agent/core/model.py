@@ -64,6 +64,8 @@ class InstanceRecord:
     user_data: str | None = None
     """Base64, as the tenant sent it."""
     availability_zone: str | None = None
+    network: str | None = None
+    """The network its port is on, if it asked for one (a migration waits for that port)."""
 
 
 @dataclass(slots=True)
@@ -118,6 +120,24 @@ class ConfirmedFloatingIp:
 
 
 @dataclass(slots=True)
+class MigrationRecord:
+    """A live migration's network steps (`core.migration`), by flow: the scheduler's requests
+    and the destination's answers, counted, so a re-sent request is answered again."""
+
+    instance_id: str
+    tenant_id: str | None
+    destination: str = ""
+    """The host asked to plumb, then to take the binding ("" until a request is folded)."""
+    plumb_requests: int = 0
+    plumb_answers: int = 0
+    """MigrationPortPlumbed and MigrationPortPlumbingFailed."""
+    unplumbed: bool = False
+    """MigrationPortUnplumbRequested: the destination's plumbing is to go (unless bound)."""
+    switch_requests: int = 0
+    switch_answers: int = 0
+
+
+@dataclass(slots=True)
 class NetworkAgentState:
     """The fold of one agent: `host` is fixed, the rest comes from events."""
 
@@ -134,3 +154,7 @@ class NetworkAgentState:
     floating_ips: dict[str, FloatingIpRecord] = field(default_factory=dict)
     confirmed: dict[str, ConfirmedFloatingIp] = field(default_factory=dict)
     """Floating IP -> what this host last reported plumbed for it (`core.l3.reports`)."""
+    migrations: dict[str, MigrationRecord] = field(default_factory=dict)
+    """Flow id -> a running live migration's network steps (`core.migration`)."""
+    ended_flows: dict[str, None] = field(default_factory=dict)
+    """Flows that ended (bounded): their requests and answers folded late change nothing."""

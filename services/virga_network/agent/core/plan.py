@@ -14,7 +14,7 @@ from virga_events.catalog.network import (
     default_security_group_id,
     default_security_group_rules,
 )
-from virga_network.agent.core import dvr, l3, names
+from virga_network.agent.core import dvr, l3, migration, names
 from virga_network.agent.core.edge import edge_plumbing
 from virga_network.agent.core.model import NetworkAgentState, PortRecord
 from virga_network.agent.core.plumbing import (
@@ -40,6 +40,9 @@ class PortPlan:
     filter: PortFilter
     instance_id: str | None
     report: bool
+    prepared: bool = False
+    """Plumbed for a migration coming here, not bound (`core.migration`): never reported,
+    no floating IP NATed to it here."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +66,8 @@ class HostPlan:
     """Floating IPs the routers NAT that are still to be reported plumbed (`l3.reports`)."""
     unplumb: tuple[l3.FloatingReport, ...] = ()
     """Floating IPs reported plumbed here that the routers no longer NAT."""
+    migrations: tuple[migration.MigrationAnswer, ...] = ()
+    """Answers due to the scheduler's migration requests (`core.migration.answers`)."""
 
     def filters(self, failed_networks: frozenset[str] = frozenset()) -> FilterSet:
         """The host's filters: of every port outside `failed_networks`."""
@@ -139,6 +144,10 @@ def _resolve(state: NetworkAgentState, rule: SecurityGroupRule) -> FilterRule:
     )
 
 
+def _plumbable(state: NetworkAgentState, port: PortRecord) -> bool:
+    return not port.deleted and port.mac is not None and port.network_id in state.networks
+
+
 def _wanted(state: NetworkAgentState, port: PortRecord) -> bool:
     return (
         port.host == state.host
@@ -202,8 +211,10 @@ def host_plan(state: NetworkAgentState, vtep_ip: str, prefix: str, edges: bool =
     """Everything this host should have, given the log so far; `edges`: with an edge (DHCP,
     metadata: `core.edge`) on each IPv4 network."""
     ports: list[PortPlan] = []
+    coming = migration.prepared(state)
     for port in sorted(state.ports.values(), key=lambda p: p.port_id):
-        if not _wanted(state, port):
+        prepared = not _wanted(state, port)
+        if prepared and not (port.port_id in coming and _plumbable(state, port)):
             continue
         rules = _rules(state, port)
         if rules is None and port.bound_host != state.host:
@@ -233,7 +244,8 @@ def host_plan(state: NetworkAgentState, vtep_ip: str, prefix: str, edges: bool =
                 bridge=names.bridge_name(port.network_id, prefix),
                 filter=port_filter,
                 instance_id=port.instance_id,
-                report=port.bound_host != state.host or port.tap != tap,
+                report=not prepared and (port.bound_host != state.host or port.tap != tap),
+                prepared=prepared,
             )
         )
     wanted = {p.port_id for p in ports}
@@ -243,7 +255,8 @@ def host_plan(state: NetworkAgentState, vtep_ip: str, prefix: str, edges: bool =
         if port.bound_host == state.host and port.port_id not in wanted and not _wanted(state, port)
     )
     local = _local_v4(ports)
-    routers = l3.routers(state, {p.port_id: (p.network_id, p.filter.ips) for p in ports}, prefix)
+    bound = {p.port_id: (p.network_id, p.filter.ips) for p in ports if not p.prepared}
+    routers = l3.routers(state, bound, prefix)
     confirm, unplumb = l3.reports(state, routers)
     # An IPv6 network's edge names the router whose leg is here as the default router.
     default = {leg.network_id: leg.link_local for r in routers for leg in r.interfaces}
@@ -268,4 +281,5 @@ def host_plan(state: NetworkAgentState, vtep_ip: str, prefix: str, edges: bool =
         routers=routers,
         confirm=confirm,
         unplumb=unplumb,
+        migrations=migration.answers(state, (p.port_id for p in ports)),
     )

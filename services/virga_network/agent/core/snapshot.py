@@ -4,7 +4,8 @@
 snapshot of version 1 was written by an agent that did not fold them, so it is not used (the
 runtime rebuilds from the log). 3 added the acceptance each floating IP's association came
 from and this host's confirmations of them, which a snapshot of version 2 lacks. 4 added
-routers' SNAT ports, which a snapshot of version 3 lacks."""
+routers' SNAT ports, which a snapshot of version 3 lacks. 5 added live migrations' network
+steps (the scheduler's requests, newly read), which a snapshot of version 4 lacks."""
 
 from __future__ import annotations
 
@@ -18,13 +19,14 @@ from virga_network.agent.core.model import (
     FloatingIpRecord,
     GroupRecord,
     InstanceRecord,
+    MigrationRecord,
     NetworkAgentState,
     NetworkRecord,
     PortRecord,
     RouterRecord,
 )
 
-STATE_VERSION = 4
+STATE_VERSION = 5
 
 
 def snapshot(state: NetworkAgentState) -> dict[str, Any]:
@@ -43,6 +45,8 @@ def snapshot(state: NetworkAgentState) -> dict[str, Any]:
         "routers": {k: dataclasses.asdict(r) for k, r in state.routers.items()},
         "floating_ips": {k: dataclasses.asdict(r) for k, r in state.floating_ips.items()},
         "confirmed": {k: dataclasses.asdict(r) for k, r in state.confirmed.items()},
+        "migrations": {k: dataclasses.asdict(r) for k, r in state.migrations.items()},
+        "ended_flows": list(state.ended_flows),
     }
 
 
@@ -83,4 +87,6 @@ def restore(data: dict[str, Any]) -> NetworkAgentState:
         },
         floating_ips={k: FloatingIpRecord(**r) for k, r in data["floating_ips"].items()},
         confirmed={k: ConfirmedFloatingIp(**r) for k, r in data["confirmed"].items()},
+        migrations={k: MigrationRecord(**r) for k, r in data["migrations"].items()},
+        ended_flows=dict.fromkeys(data["ended_flows"]),
     )

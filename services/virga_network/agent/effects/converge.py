@@ -19,12 +19,17 @@ import structlog
 
 from virga_events.catalog.l3 import FloatingIpAssociated, FloatingIpUnplumbed
 from virga_events.catalog.network import (
+    MigrationPortPlumbed,
+    MigrationPortPlumbingFailed,
+    MigrationPortSwitched,
     NetworkAgentRegistered,
     PortBindingFailed,
     PortBound,
     PortUnbound,
 )
+from virga_events.registry import Event
 from virga_network.agent.core.l3 import FloatingReport
+from virga_network.agent.core.migration import MigrationAnswer
 from virga_network.agent.core.plan import HostPlan, PortPlan
 from virga_network.agent.core.plumbing import EdgePlumbing, TapKind
 from virga_network.agent.drivers.base import DriverError, HostInventory, NetworkDriver
@@ -49,10 +54,14 @@ class AgentEffects:
         driver: NetworkDriver,
         retry_seconds: float = 5.0,
         edges: EdgeServing | None = None,
+        instance_tap_kind: TapKind | None = "tap",
     ) -> None:
         """`edges`: serves DHCP and metadata on the edges a plan wants (the agent's
-        `EdgeServer`); None: nothing served."""
+        `EdgeServer`); None: nothing served. `instance_tap_kind`: what an instance's port
+        is made as (QEMU opens a tap; None: the driver's kind, for tests whose guests are
+        namespaces)."""
         self._driver = driver
+        self._instance_tap_kind = instance_tap_kind
         self._edges = edges
         self._applied: HostPlan | None = None
         """The last plan carried out without a failure; None: list the host first."""
@@ -62,6 +71,8 @@ class AgentEffects:
         (a busy device) is retried every few seconds, not every tick."""
         self._reported: set[tuple[str, FloatingReport]] = set()
         """Floating IP reports emitted that the plan still asks for (not folded back yet)."""
+        self._answered: set[MigrationAnswer] = set()
+        """Migration answers emitted that the plan still asks for (not folded back yet)."""
 
     def handlers(self) -> dict[type[Any], EffectHandler]:
         return {Register: self.register, Converge: self.converge}
@@ -84,8 +95,13 @@ class AgentEffects:
         inventory = await self._driver.inventory() if full else None
         failed = False
         emits: list[Emit] = []
+        failures: dict[str, str] = {}
 
         def fail(port: PortPlan, reason: str) -> None:
+            failures[port.port_id] = reason
+            if port.prepared:  # the migration's answer says it; the binding is elsewhere
+                log.warning("migration_port_failed", port_id=port.port_id, reason=reason)
+                return
             log.warning("port_binding_failed", port_id=port.port_id, reason=reason)
             bound = PortBindingFailed(host=plan.host, reason=reason, instance_id=port.instance_id)
             emits.append(Emit(bound, port.port_id, port.tenant_id))
@@ -113,7 +129,7 @@ class AgentEffects:
         bound: list[PortPlan] = []
         for port in plan.ports:
             if port.network_id in failed_networks:
-                if port.report:
+                if port.report or port.prepared:
                     fail(port, f"network plumbing failed: {failed_networks[port.network_id]}")
                 continue
             done = done_ports.get(port.port_id)
@@ -124,7 +140,8 @@ class AgentEffects:
                 try:
                     # An instance's port is always a tap: QEMU opens it. Other ports (an
                     # operator's, a test's) are made as VIRGA_NETWORK_TAP_KIND says.
-                    kind: TapKind | None = "tap" if port.instance_id is not None else None
+                    instance = port.instance_id is not None
+                    kind = self._instance_tap_kind if instance else None
                     await self._driver.ensure_port(port.filter.tap, port.bridge, kind=kind)
                 except DriverError as exc:
                     failed = True
@@ -147,6 +164,7 @@ class AgentEffects:
                 emits.append(self._bound(plan, port))
         for unbind in plan.unbind:
             emits.append(Emit(PortUnbound(host=plan.host), unbind.port_id, unbind.tenant_id))
+        emits += self._migration_answers(plan, {p.port_id for p in bound}, failures)
         self._applied = None if failed else plan
         self._failed = (plan, time.monotonic() + self._retry_seconds) if failed else None
         return emits
@@ -265,6 +283,44 @@ class AgentEffects:
                 plumbed=kind == "confirm",
             )
             emits.append(Emit(event, report.floating_ip_id, report.tenant_id))
+        return emits
+
+    def _migration_answers(
+        self, plan: HostPlan, made: set[str], failures: dict[str, str]
+    ) -> list[Emit]:
+        """Answer the migration steps whose ports are all made here (or say which failed);
+        each once until the log has it."""
+        self._answered &= set(plan.migrations)
+        emits: list[Emit] = []
+        for answer in plan.migrations:
+            if answer in self._answered:
+                continue
+            failed = [f"port {p}: {failures[p]}" for p in answer.ports if p in failures]
+            if answer.kind == "switched" and failed:
+                continue  # retried at the next convergence; the flow retries the request
+            if not failed and not all(p in made for p in answer.ports):
+                continue
+            event: Event
+            if answer.kind == "switched":
+                event = MigrationPortSwitched(
+                    flow_id=answer.flow_id, step="switch_port", host=plan.host
+                )
+            elif failed:
+                reason = "; ".join(failed)
+                event = MigrationPortPlumbingFailed(
+                    flow_id=answer.flow_id, step="plumb", host=plan.host, reason=reason
+                )
+            else:
+                event = MigrationPortPlumbed(flow_id=answer.flow_id, step="plumb", host=plan.host)
+            log.info(
+                "migration_answered",
+                flow_id=answer.flow_id,
+                instance_id=answer.instance_id,
+                answer=event.TYPE,
+                ports=answer.ports,
+            )
+            self._answered.add(answer)
+            emits.append(Emit(event, answer.instance_id, answer.tenant_id))
         return emits
 
     def _bound(self, plan: HostPlan, port: PortPlan) -> Emit:
