@@ -120,10 +120,14 @@ def delete_instance(state: GatewayState, principal: Principal, instance_id: str)
 
 
 def migrate_instance(
-    state: GatewayState, principal: Principal, instance_id: str, body: MigrateInstance
+    state: GatewayState,
+    principal: Principal,
+    instance_id: str,
+    body: MigrateInstance,
+    flow_id: str,
 ) -> Outcome:
-    """LiveMigrationRequested (admins only, by the route): the scheduler runs it as a flow
-    whose id is the request's event id."""
+    """LiveMigrationRequested (admins only, by the route): the scheduler runs it as the flow
+    `flow_id`."""
     instance = find_instance(state, principal, instance_id)
     if instance.status == "MIGRATING" or instance.migration_pending:
         raise conflict(f"instance {instance_id} is already migrating", "status")
@@ -141,11 +145,10 @@ def migrate_instance(
             raise conflict(f"instance {instance_id} already runs on host {body.host}", "host")
         if not host.receives_migrations:
             raise conflict(f"host {body.host} cannot receive live migrations", "host")
-    emit = Emit(api.LiveMigrationRequested(host=body.host), instance_id, instance.tenant_id)
+    asked = api.LiveMigrationRequested(host=body.host, flow_id=flow_id)
+    emit = Emit(asked, instance_id, instance.tenant_id)
 
     def view(s: GatewayState) -> MigrationView:
-        moved = s.instances[instance_id]
-        assert moved.migration_requested is not None
-        return MigrationView(flow_id=moved.migration_requested, instance=instance_view(moved))
+        return MigrationView(flow_id=flow_id, instance=instance_view(s.instances[instance_id]))
 
     return Outcome(202, (emit,), view)

@@ -29,7 +29,7 @@ folds: Folds[GatewayState] = Folds()
 
 @folds.on(api.LiveMigrationRequested)
 def _requested(state: GatewayState, env: Envelope, event: api.LiveMigrationRequested) -> None:
-    instance_record(state, env).migration_requested = env.event_id
+    instance_record(state, env).migration_requested = event.flow_id or env.event_id
 
 
 @folds.on(flows.FlowStarted)

@@ -84,7 +84,7 @@ class Instance(msgspec.Struct, kw_only=True):
     compute_fault: str | None = None
     """The last failure the compute agents reported since their last success."""
     migration_requested: str | None = None
-    """The latest LiveMigrationRequested (api): its event id is the flow's id."""
+    """The flow id of the latest LiveMigrationRequested (api)."""
     migration_started: str | None = None
     """The flow id of the latest live migration the scheduler started (FlowStarted)."""
     migrating: bool = False

@@ -87,11 +87,13 @@ async def act_on_instance(request: web.Request, call: Call) -> web.Response:
 
 async def migrate_instance(request: web.Request, call: Call) -> web.Response:
     body, raw = await read_body(request, MigrateInstance, optional=True)
-    instance_id = request.match_info["id"]
+    instance_id, flow_id = request.match_info["id"], str(uuid.uuid4())
     return await commit(
         request,
         call,
-        lambda state, now: commands.migrate_instance(state, call.caller, instance_id, body),
+        lambda state, now: commands.migrate_instance(
+            state, call.caller, instance_id, body, flow_id
+        ),
         body=raw,
         guard=f"instance:{instance_id}",
     )

@@ -252,7 +252,8 @@ FLOWS = FlowManager(FLOW)
 def requested(
     config: SchedulerConfig, state: SchedulerState, envelope: Envelope[LiveMigrationRequested]
 ) -> list[Emit]:
-    """Start a migration of the instance (flow id: the request's event id), unless one runs."""
+    """Start a migration of the instance (flow id: the request's, else its event id), unless
+    one runs."""
     instance_id = envelope.aggregate_id
     held = state.claims.get(instance_id)
     if any(flow.subject == instance_id for flow in state.flows.running()):
@@ -262,7 +263,7 @@ def requested(
         Scheduling(config, state),
         state.flows,
         LIVE_MIGRATION,
-        envelope.event_id,
+        envelope.payload.flow_id or envelope.event_id,
         subject=instance_id,
         tenant_id=envelope.tenant_id,
         inputs={

@@ -49,29 +49,32 @@ def running() -> GatewayState:
     )
 
 
-def asked(state: GatewayState, host: str | None = None) -> tuple[GatewayState, Envelope]:
-    outcome = migrate_instance(state, ADMIN, "i1", MigrateInstance(host=host))
+def asked(state: GatewayState, host: str | None = None) -> GatewayState:
+    outcome = migrate_instance(state, ADMIN, "i1", MigrateInstance(host=host), "f-1")
     (emit,) = outcome.emits
     assert outcome.status == 202
-    assert emit.payload == api.LiveMigrationRequested(host=host)
+    assert emit.payload == api.LiveMigrationRequested(host=host, flow_id="f-1")
     written = envelope(emit.payload, "i1", tenant="t1", seconds=3)
     state = fold(written, state=state)
     assert outcome.view is not None
     view = outcome.view(state)
     assert isinstance(view, MigrationView)
-    assert view.flow_id == written.event_id
-    return state, written
+    assert view.flow_id == "f-1"
+    return state
 
 
 def test_the_instance_is_migrating_while_the_flow_runs_then_runs_on_the_destination() -> None:
-    state, request = asked(running(), "h2")
-    flow = request.event_id
+    state = asked(running(), "h2")
+    flow = "f-1"
     # Asked twice before the scheduler started it: the second is refused.
-    assert problem_of(lambda: migrate_instance(state, ADMIN, "i1", MigrateInstance())).status == 409
+    assert (
+        problem_of(lambda: migrate_instance(state, ADMIN, "i1", MigrateInstance(), "f-2")).status
+        == 409
+    )
     started = flows.FlowStarted(definition="live-migration", subject="i1", inputs={})
     state = fold(envelope(started, flow, producer="scheduler", seconds=4), state=state)
     assert state.instances["i1"].status == "MIGRATING"
-    refused = problem_of(lambda: migrate_instance(state, ADMIN, "i1", MigrateInstance()))
+    refused = problem_of(lambda: migrate_instance(state, ADMIN, "i1", MigrateInstance(), "f-2"))
     assert (refused.status, refused.detail) == (409, "instance i1 is already migrating")
     moved = compute.InstanceMigrated(
         flow_id=flow, step="migrate", host="h1", destination="h2", seconds=1.0
@@ -95,8 +98,8 @@ def test_the_instance_is_migrating_while_the_flow_runs_then_runs_on_the_destinat
 
 
 def test_a_failed_flow_leaves_it_running_where_it_was() -> None:
-    state, request = asked(running())
-    flow = request.event_id
+    state = asked(running())
+    flow = "f-1"
     started = flows.FlowStarted(definition="live-migration", subject="i1", inputs={})
     failed = flows.FlowFailed(subject="i1", reason="no host", compensated=())
     state = fold(
@@ -120,7 +123,9 @@ def test_a_failed_flow_leaves_it_running_where_it_was() -> None:
     ],
 )
 def test_a_destination_must_exist_differ_and_receive(host: str, status: int, detail: str) -> None:
-    refused = problem_of(lambda: migrate_instance(running(), ADMIN, "i1", MigrateInstance(host)))
+    refused = problem_of(
+        lambda: migrate_instance(running(), ADMIN, "i1", MigrateInstance(host), "f")
+    )
     assert (refused.status, refused.detail) == (status, detail)
 
 
@@ -129,10 +134,10 @@ def test_only_a_running_instance_migrates() -> None:
         envelope(compute.InstanceStopped(host="h1"), "i1", producer="compute@h1", seconds=3),
         state=running(),
     )
-    refused = problem_of(lambda: migrate_instance(stopped, ADMIN, "i1", MigrateInstance()))
+    refused = problem_of(lambda: migrate_instance(stopped, ADMIN, "i1", MigrateInstance(), "f-2"))
     assert refused.status == 409
     assert refused.detail == (
         "cannot migrate instance i1: it is STOPPED, and a live migration needs RUNNING"
     )
-    missing = problem_of(lambda: migrate_instance(running(), ADMIN, "i9", MigrateInstance()))
+    missing = problem_of(lambda: migrate_instance(running(), ADMIN, "i9", MigrateInstance(), "f"))
     assert missing.status == 404

@@ -227,3 +227,11 @@ def test_the_source_is_told_how_to_reach_the_destination_and_what_it_adopts() ->
     assert asked.placement is not None
     assert (asked.placement.host, asked.placement.name) == ("h2", "vm-i1")
     assert asked.placement.attempt == 1
+
+
+def test_the_flow_id_is_the_one_the_gateway_chose() -> None:
+    scheduler = placed()
+    emitted = scheduler.feed(
+        event(LiveMigrationRequested(flow_id="f-chosen"), "i1", "t-1", seconds=10)
+    )
+    assert only(emitted, MigrationDestinationClaimed).flow_id == "f-chosen"
