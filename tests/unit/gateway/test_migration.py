@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from tests.unit.gateway.events import envelope, fold, requested, scheduled
+from tests.unit.gateway.events import at, envelope, fold, requested, scheduled
 
 from virga_events import Envelope
 from virga_events.catalog import api, compute, flows, scheduler
 from virga_gateway.auth import Principal
+from virga_gateway.consoles.commands import issue_ticket
 from virga_gateway.instances.bodies import MigrateInstance
 from virga_gateway.instances.commands import migrate_instance
 from virga_gateway.instances.views import MigrationView, instance_view
@@ -32,6 +33,7 @@ def host(name: str, receives: bool = True) -> Envelope:
         vcpus=8,
         ram_mb=8192,
         disk_gb=100,
+        console_endpoint=f"{name}:7070",
         migration_uri=f"qemu+tcp://{name}/system" if receives else None,
     )
     return envelope(registered, name, producer=f"compute@{name}")
@@ -95,6 +97,20 @@ def test_the_instance_is_migrating_while_the_flow_runs_then_runs_on_the_destinat
     kinds = [entry.type for entry in state.instances["i1"].history]
     for kind in ("LiveMigrationRequested", "FlowStarted", "InstanceMigrated", "FlowCompleted"):
         assert kind in kinds
+    # Its console is now the destination agent's to serve.
+    ticket = issue_ticket(
+        state,
+        ADMIN,
+        "i1",
+        ticket_id="tk1",
+        now=at(7),
+        secret=b"s" * 32,
+        valid_seconds=60,
+        base_url="ws://gw",
+    )
+    (issued,) = ticket.emits
+    assert isinstance(issued.payload, api.ConsoleTicketIssued)
+    assert issued.payload.host == "h2"
 
 
 def test_a_failed_flow_leaves_it_running_where_it_was() -> None:
