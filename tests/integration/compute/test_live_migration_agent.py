@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -126,6 +127,16 @@ async def test_the_source_agent_moves_the_guest_and_the_destination_adopts_it(
         assert await state(b, instance_id) is DomainState.RUNNING
         # The same guest, its clock ran on: never rebooted.
         assert await asyncio.to_thread(guest_uptime, b.info.uri, instance_id) > before
+
+        # The journal runs the effect again after a crash cut its answer off: gone from A, it
+        # asks B, finds it running there and answers the same, moving nothing. (B's peer URI
+        # is reachable from A's libvirtd, in its namespace; the test reaches B by its socket.)
+        replayed = replace(intent, destination_uri=b.info.uri)
+        (again,) = await migration_handlers(a.driver)[MigrateLive](replayed)
+        assert isinstance(again.payload, InstanceMigrated)
+        assert again.payload.destination == "hv-b"
+        assert not await b.driver.runs_at(a.info.uri, instance_id)
+        assert await state(b, instance_id) is DomainState.RUNNING
 
         # A forgets it without destroying anything; B adopts it once the step completed.
         source = evolve(source, envelope(moved, instance_id, "compute@hv-a"))
