@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import time
 from pathlib import Path
 from typing import Any
 
@@ -212,6 +213,65 @@ def _action_command(action: str, doc: str) -> click.Command:
 instance.add_command(_action_command("start", "Start a STOPPED instance."))
 instance.add_command(_action_command("stop", "Stop a RUNNING instance (ACPI, then forced)."))
 instance.add_command(_action_command("reboot", "Reboot a RUNNING instance."))
+
+
+@instance.command("migrate")
+@click.argument("instance_id")
+@click.option("--host", default=None, help="The destination; default: the scheduler picks one.")
+@click.option("--wait", is_flag=True, help="Follow the migration until it ends.")
+@click.option("--timeout", default=600.0, show_default=True, help="Seconds --wait waits.")
+@pass_cli
+def instance_migrate(
+    cli: Cli, instance_id: str, host: str | None, wait: bool, timeout: float
+) -> None:
+    """Live-migrate a RUNNING instance to another host (admin); with --wait, print each step
+    until it runs on the new host (exit FAILED if the migration failed: it runs on where it
+    was)."""
+    client = cli.client()
+    instance_id = resolve(client, "instance", instance_id)
+    printer = Printer(cli.err if cli.as_json else cli.out)
+    if wait:
+        printer.seen.update(str(e.get("event_id")) for e in history(client, instance_id))
+    body: dict[str, Any] = {} if host is None else {"host": host}
+    answer = client.post(f"/v1/instances/{instance_id}/migrate", body)
+    if not wait:
+        cli.emit(answer, lambda a: cli.out.print(f"migrating: flow {a['flow_id']}"))
+        return
+    final = _wait_migrated(client, instance_id, printer, timeout)
+    cli.emit(final, lambda i: cli.out.print(f"instance {i['name']} runs on {i['host']}"))
+
+
+MIGRATION_ENDS = frozenset({"FlowCompleted", "FlowFailed"})
+"""The migration flow's last events, in the instance's history."""
+
+
+def _wait_migrated(
+    client: Client, instance_id: str, printer: Printer, timeout: float, interval: float = 0.5
+) -> dict[str, Any]:
+    """Print the instance's new events until its migration's flow ends; its final view."""
+    deadline = time.monotonic() + timeout
+    while True:
+        events = history(client, instance_id)
+        fresh = [e for e in events if str(e.get("event_id")) not in printer.seen]
+        printer.show(events)
+        ended = [e for e in fresh if e.get("type") in MIGRATION_ENDS]
+        if ended:
+            instance: dict[str, Any] = client.get(f"/v1/instances/{instance_id}")
+            if ended[-1]["type"] == "FlowFailed":
+                reason = ended[-1].get("payload", {}).get("reason", "no reason recorded")
+                raise errors.CliFailure(
+                    f"migration of instance {instance.get('name')} ({instance_id}) failed:"
+                    f" {reason}; it runs on {instance.get('host')}",
+                    errors.FAILED,
+                )
+            return instance
+        if time.monotonic() > deadline:
+            raise errors.CliFailure(
+                f"instance {instance_id} is still migrating after {timeout:g} s;"
+                f" `virga events tail {instance_id}` follows it",
+                errors.TIMEOUT,
+            )
+        time.sleep(interval)
 
 
 @instance.command("delete")

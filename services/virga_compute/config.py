@@ -105,6 +105,17 @@ class ComputeConfig:
     """Directory of the guests' serial console logs (`virga-<id>.log`, written by virtlogd);
     None: `console/` under `instances_path`."""
 
+    migration_uri: str | None = None
+    """How peers' hypervisors reach this one to live-migrate guests here (libvirt:
+    `qemu+tcp://<address>/system`), announced in HostRegistered; None: this host receives no
+    live migrations (the scheduler never picks it as a destination)."""
+    migration_address: str | None = None
+    """Where peers' QEMU sends a migrating guest's memory (`tcp://<address>[:port]`),
+    announced in HostRegistered; None: the host of `migration_uri`."""
+    migration_timeout_seconds: float = 300.0
+    """A live migration from this host still running after this long is aborted (the guest
+    runs on here): shorter than the scheduler's `migrate` step deadline (360 s)."""
+
     @property
     def console_endpoint(self) -> str | None:
         """`host:port` announced to the gateway; None without a console server."""
@@ -120,10 +131,10 @@ class ComputeConfig:
         if not self.host or any(c.isspace() or c == "/" for c in self.host):
             raise ValueError(f"bad host name {self.host!r}")
         intervals = (self.heartbeat_seconds, self.usage_seconds, self.host_lease_seconds)
-        if min(*intervals, self.power_sync_seconds) <= 0:
+        if min(*intervals, self.power_sync_seconds, self.migration_timeout_seconds) <= 0:
             raise ValueError(
-                "heartbeat_seconds, usage_seconds, host_lease_seconds and power_sync_seconds"
-                " must be positive"
+                "heartbeat_seconds, usage_seconds, host_lease_seconds, power_sync_seconds and"
+                " migration_timeout_seconds must be positive"
             )
         if self.restart_policy not in get_args(RestartPolicy):
             raise ValueError(f"restart_policy must be one of {get_args(RestartPolicy)}")
@@ -145,7 +156,8 @@ class ComputeConfig:
         VIRGA_NAMESPACE, the VIRGA_CEPH_* settings (`ceph_access.settings_from_env`) and
         VIRGA_GUEST_KERNEL, VIRGA_GUEST_INITRD, VIRGA_GUEST_CMDLINE (`direct_boot`),
         VIRGA_CONSOLE_PORT, VIRGA_CONSOLE_LISTEN, VIRGA_CONSOLE_ADDRESS,
-        VIRGA_CONSOLE_TICKET_WAIT_SECONDS, VIRGA_CONSOLE_LOG_DIR, VIRGA_CONSOLE_LOG_KEY; raise
+        VIRGA_CONSOLE_TICKET_WAIT_SECONDS, VIRGA_CONSOLE_LOG_DIR, VIRGA_CONSOLE_LOG_KEY,
+        VIRGA_MIGRATION_URI, VIRGA_MIGRATION_ADDRESS, VIRGA_MIGRATION_TIMEOUT_SECONDS; raise
         SystemExit naming a bad one."""
         env = Env(environ)
         get, number = env.text, env.number
@@ -183,6 +195,9 @@ class ComputeConfig:
                 console_ticket_wait_seconds=number("VIRGA_CONSOLE_TICKET_WAIT_SECONDS", 5.0),
                 console_log_dir=get("VIRGA_CONSOLE_LOG_DIR"),
                 console_log_key=get("VIRGA_CONSOLE_LOG_KEY"),
+                migration_uri=get("VIRGA_MIGRATION_URI"),
+                migration_address=get("VIRGA_MIGRATION_ADDRESS"),
+                migration_timeout_seconds=number("VIRGA_MIGRATION_TIMEOUT_SECONDS", 300.0),
             )
         except ValueError as exc:
             raise SystemExit(f"bad compute agent setting: {exc}") from None

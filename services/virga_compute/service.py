@@ -16,6 +16,7 @@ from virga_compute.core.model import ComputeState
 from virga_compute.core.power import GuestSignal, on_guest
 from virga_compute.drivers.base import ComputeDriver
 from virga_compute.effects.lifecycle import ComputeEffects
+from virga_compute.effects.migration import migration_handlers
 from virga_compute.effects.restart import restart_handlers
 from virga_compute.power_watch import guest_signals
 from virga_eventlog import event_topic
@@ -70,7 +71,11 @@ def definition(
         snapshot=snapshot.snapshot,
         restore=restore,
         decide=partial(decide, config),
-        effects={**ComputeEffects(driver).handlers(), **restart_handlers(driver)},
+        effects={
+            **ComputeEffects(driver).handlers(),
+            **restart_handlers(driver),
+            **migration_handlers(driver),
+        },
         tick=partial(tick, config),
         tick_seconds=config.tick_seconds,
         on_ready=partial(on_ready, config),

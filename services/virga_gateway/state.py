@@ -37,6 +37,7 @@ from virga_gateway.idempotency import IdempotencyRecord
 from virga_gateway.images import fold as images_fold
 from virga_gateway.images.model import Image
 from virga_gateway.instances import fold as instances_fold
+from virga_gateway.instances import fold_migration as migration_fold
 from virga_gateway.instances.model import Instance
 from virga_gateway.keypairs import fold as keypairs_fold
 from virga_gateway.keypairs.model import Keypair
@@ -240,6 +241,7 @@ FOLDS: tuple[Folds[GatewayState], ...] = (
     keypairs_fold.folds,
     idempotency.folds,
     instances_fold.folds,
+    migration_fold.folds,
     hosts_fold.folds,
     consoles_fold.folds,
     networks_fold.folds,
@@ -253,6 +255,7 @@ FOLDS: tuple[Folds[GatewayState], ...] = (
     billing_fold.folds,
     quotas_fold.folds,
     instances_fold.history,
+    migration_fold.history,
 )
 """The resources' folds, in the order each event goes through them: each resource's own
 (one per event type), then billing's, then the instances' histories."""
@@ -261,6 +264,8 @@ FOLDS: tuple[Folds[GatewayState], ...] = (
 GUARDED: dict[int, str] = {
     id(instances_fold.folds): "instance",
     id(instances_fold.history): "instance",
+    id(migration_fold.folds): "instance",
+    id(migration_fold.history): "instance",
     id(networks_fold.folds): "network",
     id(ports_fold.folds): "port",
     id(volumes_fold.folds): "volume",

@@ -14,7 +14,7 @@ export interface Address {
   mac: string;
 }
 
-export type InstanceStatus = "BUILDING" | "RUNNING" | "STOPPED" | "ERROR" | "DELETING" | "DELETED";
+export type InstanceStatus = "BUILDING" | "RUNNING" | "MIGRATING" | "STOPPED" | "ERROR" | "DELETING" | "DELETED";
 
 export interface Instance {
   id: string;

@@ -152,10 +152,13 @@ class InstanceActionRequested(Event):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LiveMigrationRequested(Event):
     """An administrator asked to move a running instance to another host while it runs
-    (aggregate: instance id); the scheduler runs it as a flow whose id is this event's id."""
+    (aggregate: instance id); the scheduler runs it as a flow whose id is `flow_id`."""
 
     host: str | None = None
     """The destination; None: the scheduler picks one by the same filters as a placement."""
+    flow_id: str | None = None
+    """The flow's id, chosen by the gateway (it answers it to the caller); None: this event's
+    id."""
 
 
 @event("InstanceDeletionRequested")

@@ -26,12 +26,12 @@ FINAL_PHASES: frozenset[str] = frozenset({"volume", "port"})
 another host would not do better, so the scheduler releases the claim and gives up at once."""
 
 
-@event("HostRegistered", version=2)
+@event("HostRegistered", version=3)
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HostRegistered(Event):
     """A compute agent reports its host and capacity at start (aggregate: host name).
 
-    v2 added `console_endpoint`."""
+    v2 added `console_endpoint`, v3 `migration_uri` and `migration_address`."""
 
     rack: str
     zone: str
@@ -42,12 +42,24 @@ class HostRegistered(Event):
     console_endpoint: str | None = None
     """`host:port` of the agent's console server (the gateway relays consoles there); None:
     this agent serves no console."""
+    migration_uri: str | None = None
+    """How a peer's hypervisor reaches this host's to live-migrate a guest here (libvirt:
+    `qemu+tcp://<address>/system`); None: this host cannot receive live migrations."""
+    migration_address: str | None = None
+    """Where a peer's QEMU sends a migrating guest's memory (`tcp://<address>[:port]`); None:
+    as `migration_uri` (this host cannot receive live migrations when both are None)."""
 
 
 @upcaster("HostRegistered", from_version=1)
 def _host_registered_v1(payload: Payload) -> Payload:
     # Agents before consoles served none.
     return {**payload, "console_endpoint": None}
+
+
+@upcaster("HostRegistered", from_version=2)
+def _host_registered_v2(payload: Payload) -> Payload:
+    # Agents before live migration received none.
+    return {**payload, "migration_uri": None, "migration_address": None}
 
 
 @event("HostHeartbeat")

@@ -143,6 +143,13 @@ class InstanceMigrationRequested(Event):
     step: str
     source: str
     destination: str
+    destination_uri: str | None = None
+    """The destination's `HostRegistered.migration_uri`; None: it cannot receive (the agent
+    answers InstanceMigrationFailed)."""
+    migration_address: str | None = None
+    """The destination's `HostRegistered.migration_address` (None: `destination_uri`'s)."""
+    placement: InstanceScheduled | None = None
+    """The instance as it runs on `destination` once moved: what that host's agent adopts."""
 
 
 @event("MigrationPortSwitchRequested")

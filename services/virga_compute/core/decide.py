@@ -24,6 +24,7 @@ from virga_compute.core.attach import (
     growths_to_retell,
     volume_disk,
 )
+from virga_compute.core.migration import decide_migration
 from virga_compute.core.model import ComputeState, InstanceRecord, PortBinding
 from virga_compute.core.reconcile import Expected
 from virga_compute.core.spec import ConfigDrive, InstanceSpec, NicSpec
@@ -41,7 +42,7 @@ from virga_events.catalog.api import InstanceActionRequested, InstanceDeletionRe
 from virga_events.catalog.attachments import VolumeAttachRequested, VolumeDetachRequested
 from virga_events.catalog.compute import HostHeartbeat, InstanceDeleted, InstanceFailed
 from virga_events.catalog.network import PortAllocationFailed, PortBindingFailed, PortBound
-from virga_events.catalog.scheduler import InstanceScheduled
+from virga_events.catalog.scheduler import InstanceMigrationRequested, InstanceScheduled
 from virga_events.catalog.storage import (
     VolumeCreated,
     VolumeExtended,
@@ -136,6 +137,8 @@ def decide(config: ComputeConfig, state: ComputeState, envelope: Envelope) -> Se
         return decide_growth(state, envelope.aggregate_id, event.size_gb)
     if isinstance(event, InstanceActionRequested):
         return _action(config, state, envelope, event)
+    if isinstance(event, InstanceMigrationRequested):
+        return decide_migration(config, state, envelope)
     if isinstance(event, InstanceDeletionRequested):
         record = state.mine(envelope.aggregate_id)
         # Only the request that started the deletion destroys: a repeated request while one
@@ -277,10 +280,12 @@ def on_ready(config: ComputeConfig, state: ComputeState) -> Sequence[Intent]:
     leave_alone: list[str] = []
     failures: list[Intent] = []
     for record in state.instances.values():
-        if record.deletion_event_id is not None or record.actions or record.restarting:
-            # Virga is acting on it (its journal resumes the deletion, power action or
-            # restart): that outcome records its state. Reconciled too, a guest the resumed
-            # stop had just forced off was recorded stopped a second time ("found").
+        busy = record.actions or record.restarting or record.migration_flow is not None
+        if record.deletion_event_id is not None or busy:
+            # Virga is acting on it (its journal resumes the deletion, power action,
+            # restart or live migration): that outcome records its state. Reconciled too, a
+            # guest the resumed stop had just forced off was recorded stopped a second time
+            # ("found").
             leave_alone.append(record.instance_id)
             continue
         if state.missing(record):
@@ -308,7 +313,15 @@ def on_ready(config: ComputeConfig, state: ComputeState) -> Sequence[Intent]:
             )
         )
     return [
-        RegisterHost(config.host, config.rack, config.zone, config.traits, config.console_endpoint),
+        RegisterHost(
+            config.host,
+            config.rack,
+            config.zone,
+            config.traits,
+            config.console_endpoint,
+            config.migration_uri,
+            config.migration_address,
+        ),
         Reconcile(config.host, config.restart_policy, tuple(expected), tuple(leave_alone)),
         *failures,
         *growths_to_retell(state),

@@ -14,6 +14,7 @@ from typing import Any
 
 from virga_compute.core.console import folds as console_folds
 from virga_compute.core.fold_volumes import volume_folds
+from virga_compute.core.migration import folds as migration_folds
 from virga_compute.core.model import (
     TOMBSTONE_LIMIT,
     ComputeState,
@@ -341,6 +342,7 @@ def _port_binding_failed(state: ComputeState, envelope: Envelope, event: PortBin
 
 folds.include(volume_folds)
 folds.include(console_folds)
+folds.include(migration_folds)
 
 evolve = folds.evolve
 """Fold one event into the agent's state (pure, deterministic)."""

@@ -84,6 +84,11 @@ class InstanceRecord:
     """The tenant's user data, base64 as sent."""
     config_drive: bool = False
     """The guest gets a config drive (`core.spec.ConfigDrive`)."""
+    migration_flow: str | None = None
+    """The live migration moving it away from this host (`core.migration`), until its outcome;
+    None when none runs. The hypervisor's reports meanwhile are left alone."""
+    migration_event_id: str | None = None
+    """The InstanceMigrationRequested that started that migration: only it migrates."""
 
     def restarts_after(self, cause: str) -> bool:
         """Whether its restart policy starts it again after a stop of this cause: never after
@@ -181,6 +186,12 @@ class ComputeState:
     """Network id -> (CIDR, gateway address), for telling a guest its address: no DHCP runs."""
     console_tickets: dict[str, ConsoleTicket] = field(default_factory=dict)
     """Ticket sha256 -> the console ticket issued for this host (`core.console`)."""
+    incoming: dict[str, InstanceRecord] = field(default_factory=dict)
+    """Flow id -> the instance a live migration moves here, adopted once its `migrate` step
+    completed (`core.migration`); dropped if the flow fails. Bounded by TOMBSTONE_LIMIT."""
+    migrated: dict[str, tuple[str, str, float]] = field(default_factory=dict)
+    """Flow id -> (instance id, destination, seconds) of the migrations this agent carried out
+    (its InstanceMigrated): a repeated request is answered the same. Bounded likewise."""
 
     def running(self) -> int:
         """Instances whose domain runs, as far as the agent's own reports go."""

@@ -16,9 +16,9 @@ compared with what the agent's own events say:
 
 An instance Virga is acting on is left alone, so a stop Virga did is never recorded twice:
 while it builds, while its deletion or a power request awaits its outcome (`actions`), and
-while a restart is under way. The outcome of that action records the state, and what the
-hypervisor reported before that outcome (`changed_at`), such as the off and on of a hard
-reboot whose events are decided after it, is stale.
+while a restart or a live migration is under way. The outcome of that action records the
+state, and what the hypervisor reported before that outcome (`changed_at`), such as the off
+and on of a hard reboot whose events are decided after it, is stale.
 """
 
 from __future__ import annotations
@@ -93,6 +93,7 @@ def _busy(record: InstanceRecord) -> bool:
         or record.deletion_event_id is not None
         or bool(record.actions)
         or record.restarting
+        or record.migration_flow is not None
     )
 
 

@@ -16,40 +16,43 @@ def _parse_time(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
 
 
+def _record(r: InstanceRecord) -> dict[str, Any]:
+    return {
+        "instance_id": r.instance_id,
+        "tenant_id": r.tenant_id,
+        "name": r.name,
+        "vcpus": r.vcpus,
+        "ram_mb": r.ram_mb,
+        "attempt": r.attempt,
+        "scheduled_event_id": r.scheduled_event_id,
+        "image": r.image,
+        "network": r.network,
+        "status": r.status,
+        "domain_lost": r.domain_lost,
+        "deletion_event_id": r.deletion_event_id,
+        "usage_since": _time(r.usage_since),
+        "attachments": r.attachments,
+        "attaching": r.attaching,
+        "grown": r.grown,
+        "restart_policy": r.restart_policy,
+        "actions": r.actions,
+        "restarting": r.restarting,
+        "changed_at": _time(r.changed_at),
+        "hostname": r.hostname,
+        "key_name": r.key_name,
+        "public_keys": list(r.public_keys),
+        "user_data": r.user_data,
+        "config_drive": r.config_drive,
+        "migration_flow": r.migration_flow,
+        "migration_event_id": r.migration_event_id,
+    }
+
+
 def snapshot(state: ComputeState) -> dict[str, Any]:
     """The state as orjson-able values; `restore` is its inverse."""
     return {
         "host": state.host,
-        "instances": [
-            {
-                "instance_id": r.instance_id,
-                "tenant_id": r.tenant_id,
-                "name": r.name,
-                "vcpus": r.vcpus,
-                "ram_mb": r.ram_mb,
-                "attempt": r.attempt,
-                "scheduled_event_id": r.scheduled_event_id,
-                "image": r.image,
-                "network": r.network,
-                "status": r.status,
-                "domain_lost": r.domain_lost,
-                "deletion_event_id": r.deletion_event_id,
-                "usage_since": _time(r.usage_since),
-                "attachments": r.attachments,
-                "attaching": r.attaching,
-                "grown": r.grown,
-                "restart_policy": r.restart_policy,
-                "actions": r.actions,
-                "restarting": r.restarting,
-                "changed_at": _time(r.changed_at),
-                "hostname": r.hostname,
-                "key_name": r.key_name,
-                "public_keys": list(r.public_keys),
-                "user_data": r.user_data,
-                "config_drive": r.config_drive,
-            }
-            for r in state.instances.values()
-        ],
+        "instances": [_record(r) for r in state.instances.values()],
         "pending_deletions": [[k, v] for k, v in state.pending_deletions.items()],
         "pending_actions": {
             instance_id: [[event_id, action, _time(at)] for event_id, (action, at) in w.items()]
@@ -70,21 +73,13 @@ def snapshot(state: ComputeState) -> dict[str, Any]:
             k: [t.instance_id, t.tenant_id, t.expires_at.isoformat(), t.session_id]
             for k, t in state.console_tickets.items()
         },
+        "incoming": {flow_id: _record(r) for flow_id, r in state.incoming.items()},
+        "migrated": {flow_id: list(moved) for flow_id, moved in state.migrated.items()},
     }
 
 
 def restore(data: dict[str, Any]) -> ComputeState:
-    records = {}
-    for raw in data["instances"]:
-        fields = dict(raw)
-        fields["usage_since"] = _parse_time(fields["usage_since"])
-        fields["changed_at"] = _parse_time(fields.get("changed_at"))
-        fields.setdefault("attachments", {})
-        fields.setdefault("attaching", {})
-        fields.setdefault("grown", {})
-        # Snapshots written before config drives have none of these: the defaults hold.
-        fields["public_keys"] = tuple(fields.get("public_keys", ()))
-        records[fields["instance_id"]] = InstanceRecord(**fields)
+    records = {raw["instance_id"]: _parse_record(raw) for raw in data["instances"]}
     return ComputeState(
         host=data["host"],
         instances=records,
@@ -109,7 +104,22 @@ def restore(data: dict[str, Any]) -> ComputeState:
             k: ConsoleTicket(v[0], v[1], datetime.fromisoformat(v[2]), v[3])
             for k, v in data.get("console_tickets", {}).items()
         },
+        # Snapshots written before live migration have no migrations.
+        incoming={k: _parse_record(v) for k, v in data.get("incoming", {}).items()},
+        migrated={k: (v[0], v[1], v[2]) for k, v in data.get("migrated", {}).items()},
     )
+
+
+def _parse_record(raw: dict[str, Any]) -> InstanceRecord:
+    fields = dict(raw)
+    fields["usage_since"] = _parse_time(fields["usage_since"])
+    fields["changed_at"] = _parse_time(fields.get("changed_at"))
+    fields.setdefault("attachments", {})
+    fields.setdefault("attaching", {})
+    fields.setdefault("grown", {})
+    # Snapshots written before config drives have none of these: the defaults hold.
+    fields["public_keys"] = tuple(fields.get("public_keys", ()))
+    return InstanceRecord(**fields)
 
 
 def _binding(value: list[Any]) -> PortBinding:

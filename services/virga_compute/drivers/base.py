@@ -313,6 +313,12 @@ class ComputeDriver(Protocol):
         `InstanceNotFound`."""
         ...
 
+    async def runs_at(self, destination_uri: str, instance_id: str) -> bool:
+        """Whether the instance runs on the host `migrate_live` reaches at `destination_uri`
+        (what a repeated migration that finds it gone from here asks). Raises
+        `HypervisorUnavailable` when that host cannot be asked."""
+        ...
+
     async def open_console(self, instance_id: str) -> ConsoleStream:
         """The serial console of a running instance. A session already open on it is taken
         over (its stream ends), as `virsh console --force` does. InstanceNotFound without the

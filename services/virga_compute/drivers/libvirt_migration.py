@@ -169,6 +169,24 @@ class LibvirtMigrations:
         finally:
             conn.close()
 
+    async def runs_at(self, destination_uri: str, instance_id: str) -> bool:
+        def ask() -> bool:
+            try:
+                conn = libvirt.openReadOnly(destination_uri)
+            except libvirt.libvirtError as exc:
+                raise HypervisorUnavailable(f"cannot connect to {destination_uri}: {exc}") from exc
+            try:
+                return bool(conn.lookupByName(domain_name(instance_id)).isActive())
+            except libvirt.libvirtError as exc:
+                if error_code(exc) == libvirt.VIR_ERR_NO_DOMAIN:
+                    return False
+                raise HypervisorUnavailable(f"{destination_uri}: {exc}") from exc
+            finally:
+                conn.close()
+
+        # A connection of its own, on a thread: the driver's libvirt thread is this host's.
+        return await asyncio.get_running_loop().run_in_executor(None, ask)
+
     async def _sample(self, instance_id: str) -> MigrationProgress | None:
         try:
             return await self.migration_progress(instance_id)

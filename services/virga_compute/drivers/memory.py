@@ -303,6 +303,14 @@ class MemoryComputeDriver:
         peer._domains[name] = domain
         return MigrationResult(seconds=loop.time() - started, last_progress=None)
 
+    async def runs_at(self, destination_uri: str, instance_id: str) -> bool:
+        self._enter("runs_at")
+        peer = self._peers.get(destination_uri)
+        if peer is None or not peer._available:
+            raise HypervisorUnavailable(f"cannot reach {destination_uri}")
+        domain = peer._domains.get(domain_name(instance_id))
+        return domain is not None and domain.state is DomainState.RUNNING
+
     async def migration_progress(self, instance_id: str) -> MigrationProgress | None:
         self._enter("migration_progress")
         self._require(instance_id)

@@ -31,10 +31,35 @@ class RegisterHost:
     traits: tuple[str, ...]
     console_endpoint: str | None = None
     """`host:port` of the agent's console server, announced to the gateway."""
+    migration_uri: str | None = None
+    """How peers reach this host to live-migrate guests here; None: it receives none."""
+    migration_address: str | None = None
+    """Where peers send a migrating guest's memory; None: the host of `migration_uri`."""
 
     @property
     def key(self) -> str:
         return f"host:{self.host}"
+
+
+@dataclass(frozen=True, slots=True)
+class MigrateLive:
+    """Live-migrate a running instance to another host (InstanceMigrated, or
+    InstanceMigrationFailed), answering step `step` of flow `flow_id`."""
+
+    instance_id: str
+    tenant_id: str | None
+    host: str
+    flow_id: str
+    step: str
+    destination: str
+    destination_uri: str
+    migration_address: str
+    timeout: float
+    """Seconds before the driver aborts it (`MigrationOptions.timeout`)."""
+
+    @property
+    def key(self) -> str:
+        return self.instance_id
 
 
 @dataclass(frozen=True, slots=True)

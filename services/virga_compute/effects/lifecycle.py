@@ -80,6 +80,8 @@ class ComputeEffects(AttachmentEffects):
             disk_gb=capacity.disk_gb,
             traits=effect.traits,
             console_endpoint=effect.console_endpoint,
+            migration_uri=effect.migration_uri,
+            migration_address=effect.migration_address,
         )
         log.info("host_registered", host=effect.host, vcpus=capacity.vcpus, ram_mb=capacity.ram_mb)
         return [Emit(registered, effect.host, None)]

@@ -44,6 +44,7 @@ def _registered(state: GatewayState, env: Envelope, event: compute.HostRegistere
     host.registered = True
     host.rack, host.zone, host.traits = event.rack, event.zone, event.traits
     host.console_endpoint = event.console_endpoint
+    host.receives_migrations = event.migration_uri is not None
     host.capacity.vcpus = event.vcpus
     host.capacity.ram_mb = event.ram_mb
     host.capacity.disk_gb = event.disk_gb

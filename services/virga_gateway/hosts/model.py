@@ -46,3 +46,5 @@ class Host(msgspec.Struct, kw_only=True):
     last_heartbeat_at: datetime | None = None
     console_endpoint: str | None = None
     """`host:port` of its agent's console server (HostRegistered); None: it serves none."""
+    receives_migrations: bool = False
+    """Its agent announced a migration URI (HostRegistered): it can receive live migrations."""

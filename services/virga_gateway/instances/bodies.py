@@ -53,3 +53,9 @@ class CreateInstance(Body):
 
 class InstanceAction(Body):
     action: Literal["start", "stop", "reboot"]
+
+
+class MigrateInstance(Body):
+    host: Reference | None = None
+    """The destination host; none: the scheduler picks one by the same filters as a
+    placement (capacity, zone, server group), among the hosts that receive migrations."""

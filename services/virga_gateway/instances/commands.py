@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from virga_events.catalog import api
 from virga_gateway.auth import Principal, owning_tenant
-from virga_gateway.instances.bodies import CreateInstance, InstanceAction
+from virga_gateway.instances.bodies import CreateInstance, InstanceAction, MigrateInstance
 from virga_gateway.instances.guest import hostname_for, user_data_problem
 from virga_gateway.instances.model import InstanceStatus
 from virga_gateway.instances.queries import find_instance
-from virga_gateway.instances.views import instance_view
+from virga_gateway.instances.views import MigrationView, instance_view
 from virga_gateway.keypairs.model import keypair_id
 from virga_gateway.networks.queries import check_instance_network
 from virga_gateway.outcome import Outcome, View
@@ -116,4 +116,39 @@ def delete_instance(state: GatewayState, principal: Principal, instance_id: str)
     if instance.status == "DELETING":
         return Outcome(202, (), view)  # already on its way: asking again changes nothing
     emit = Emit(api.InstanceDeletionRequested(), instance_id, instance.tenant_id)
+    return Outcome(202, (emit,), view)
+
+
+def migrate_instance(
+    state: GatewayState,
+    principal: Principal,
+    instance_id: str,
+    body: MigrateInstance,
+    flow_id: str,
+) -> Outcome:
+    """LiveMigrationRequested (admins only, by the route): the scheduler runs it as the flow
+    `flow_id`."""
+    instance = find_instance(state, principal, instance_id)
+    if instance.status == "MIGRATING" or instance.migration_pending:
+        raise conflict(f"instance {instance_id} is already migrating", "status")
+    if instance.status != "RUNNING":
+        raise conflict(
+            f"cannot migrate instance {instance_id}: it is {instance.status},"
+            " and a live migration needs RUNNING",
+            "status",
+        )
+    if body.host is not None:
+        host = state.hosts.get(body.host)
+        if host is None or not host.registered:
+            raise not_found("host", body.host)
+        if body.host == instance.host:
+            raise conflict(f"instance {instance_id} already runs on host {body.host}", "host")
+        if not host.receives_migrations:
+            raise conflict(f"host {body.host} cannot receive live migrations", "host")
+    asked = api.LiveMigrationRequested(host=body.host, flow_id=flow_id)
+    emit = Emit(asked, instance_id, instance.tenant_id)
+
+    def view(s: GatewayState) -> MigrationView:
+        return MigrationView(flow_id=flow_id, instance=instance_view(s.instances[instance_id]))
+
     return Outcome(202, (emit,), view)

@@ -16,10 +16,13 @@ from virga_events.catalog import Flavor
 from virga_events.catalog.api import InstanceRestartPolicy
 from virga_events.catalog.compute import StopCause
 
-InstanceStatus = Literal["BUILDING", "RUNNING", "STOPPED", "ERROR", "DELETING", "DELETED"]
+InstanceStatus = Literal[
+    "BUILDING", "RUNNING", "MIGRATING", "STOPPED", "ERROR", "DELETING", "DELETED"
+]
 INSTANCE_STATUSES: tuple[InstanceStatus, ...] = (
     "BUILDING",
     "RUNNING",
+    "MIGRATING",
     "STOPPED",
     "ERROR",
     "DELETING",
@@ -80,6 +83,12 @@ class Instance(msgspec.Struct, kw_only=True):
     compute_host: str | None = None
     compute_fault: str | None = None
     """The last failure the compute agents reported since their last success."""
+    migration_requested: str | None = None
+    """The flow id of the latest LiveMigrationRequested (api)."""
+    migration_started: str | None = None
+    """The flow id of the latest live migration the scheduler started (FlowStarted)."""
+    migrating: bool = False
+    """That flow runs (from its FlowStarted to its FlowCompleted or FlowFailed)."""
     deleted: bool = False
     deleted_at: datetime | None = None
     """Event time of its deletion (retention counts from it)."""
@@ -105,7 +114,15 @@ class Instance(msgspec.Struct, kw_only=True):
             return "DELETING"
         if self.scheduling_fault is not None:
             return "ERROR"
+        if self.migrating:
+            return "MIGRATING"
         return self.compute_status or "BUILDING"
+
+    @property
+    def migration_pending(self) -> bool:
+        """A live migration was asked for that the scheduler has not started yet."""
+        asked = self.migration_requested
+        return asked is not None and asked != self.migration_started
 
     @property
     def fault(self) -> str | None:

@@ -8,13 +8,14 @@ from aiohttp import web
 
 from virga_gateway.context import Call
 from virga_gateway.instances import commands
-from virga_gateway.instances.bodies import CreateInstance, InstanceAction
+from virga_gateway.instances.bodies import CreateInstance, InstanceAction, MigrateInstance
 from virga_gateway.instances.model import INSTANCE_STATUSES, InstanceStatus
 from virga_gateway.instances.queries import find_instance, list_instances
 from virga_gateway.instances.views import (
     InstanceEvent,
     InstanceList,
     InstanceView,
+    MigrationView,
     instance_event,
     instance_view,
 )
@@ -84,6 +85,20 @@ async def act_on_instance(request: web.Request, call: Call) -> web.Response:
     )
 
 
+async def migrate_instance(request: web.Request, call: Call) -> web.Response:
+    body, raw = await read_body(request, MigrateInstance, optional=True)
+    instance_id, flow_id = request.match_info["id"], str(uuid.uuid4())
+    return await commit(
+        request,
+        call,
+        lambda state, now: commands.migrate_instance(
+            state, call.caller, instance_id, body, flow_id
+        ),
+        body=raw,
+        guard=f"instance:{instance_id}",
+    )
+
+
 async def delete_instance(request: web.Request, call: Call) -> web.Response:
     instance_id = request.match_info["id"]
     return await commit(
@@ -132,6 +147,13 @@ ROUTES = [
         operation_id="actOnInstance", summary="Start, stop or reboot an instance",
         tag="instances", access="tenant", status=202, response=InstanceView,
         request=InstanceAction, errors=(409,),
+    ),
+    Route(
+        "POST", "/v1/instances/{id}/migrate", migrate_instance,
+        operation_id="migrateInstance",
+        summary="Live-migrate a running instance to another host (MIGRATING, then RUNNING there)",
+        tag="instances", access="admin", status=202, response=MigrationView,
+        request=MigrateInstance, request_optional=True, errors=(409,),
     ),
     Route(
         "GET", "/v1/instances/{id}/events", get_instance_events,

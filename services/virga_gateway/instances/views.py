@@ -69,6 +69,13 @@ class InstanceView(_View):
     """Event time of the newest event about the instance."""
 
 
+class MigrationView(_View):
+    flow_id: str
+    """The live migration's id: its flow's events (FlowStarted, FlowCompleted or FlowFailed)
+    carry it, and they show in the instance's history."""
+    instance: InstanceView
+
+
 class InstanceList(_View):
     items: list[InstanceView]
     next: str | None

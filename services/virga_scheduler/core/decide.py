@@ -33,7 +33,6 @@ from virga_events.catalog.scheduler import (
     ClaimReleased,
     HostMarkedDown,
     HostMarkedUp,
-    InstanceScheduled,
     InstanceSchedulingFailed,
 )
 from virga_runtime.service import Emit, Intent
@@ -201,8 +200,6 @@ def _place(
     Returns the event and the view to decide the next instance against: with the claim taken
     when ``claim`` is set, else ``view`` unchanged (the runtime's fold takes it).
     """
-    asked = record.requested
-    assert asked is not None
     attempt = record.attempts + 1
     result = select_host(record.placement_request(), view, Policy(weigher=config.weigher))
     # A refusal carries one rejection per host: at 10,000 hosts, skip the loop unless shown.
@@ -219,23 +216,7 @@ def _place(
             record, f"{after}; then {result.reason}" if after else result.reason, attempt
         ), view
     host = view.hosts[result.host]
-    scheduled = InstanceScheduled(
-        host=host.name,
-        rack=host.rack,
-        zone=host.zone,
-        attempt=attempt,
-        name=asked.name,
-        flavor=asked.flavor,
-        image=asked.image,
-        network=asked.network,
-        delete_on_termination=asked.delete_on_termination,
-        restart_policy=asked.restart_policy,
-        hostname=asked.hostname,
-        key_name=asked.key_name,
-        public_keys=asked.public_keys,
-        user_data=asked.user_data,
-        config_drive=asked.config_drive,
-    )
+    scheduled = record.placed_on(host, attempt)
     log.debug("instance_scheduled", instance_id=record.instance_id, host=host.name, attempt=attempt)
     if claim:
         view = view.claim(record.placement_request(), host.name)

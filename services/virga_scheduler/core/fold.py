@@ -129,6 +129,10 @@ def _host_registered(state: SchedulerState, envelope: Envelope, event: HostRegis
     if state.hosts.get(name) != host:  # an agent's restart re-registers the same host
         state.hosts[name] = host
         state.inventory_changed()
+    if event.migration_uri is None:
+        state.migration_targets.pop(name, None)
+    else:
+        state.migration_targets[name] = (event.migration_uri, event.migration_address)
     _seen(state, name, envelope.occurred_at)
 
 

@@ -100,15 +100,20 @@ def _claim(ctx: Scheduling, flow: Flow) -> list[Emit]:
         return refused(f"instance {instance_id} is placed on no host")
     if held.host != source:
         return refused(f"instance {instance_id} moved from host {source} to {held.host}")
-    request = replace(
-        record.placement_request(), excluded_hosts=frozenset({*record.failed_hosts, source})
-    )
     view, asked = state.view(), flow.get("asked")
+    # A host whose agent announced no migration endpoint cannot receive the guest.
+    deaf = {name for name in view.hosts if name not in state.migration_targets}
+    request = replace(
+        record.placement_request(),
+        excluded_hosts=frozenset({*record.failed_hosts, source, *deaf}),
+    )
     if asked:
         if asked == source:
             return refused(f"instance {instance_id} already runs on host {asked}")
         if asked not in view.hosts:
             return refused(f"host {asked} is unknown")
+        if asked in deaf:
+            return refused(f"host {asked} cannot receive live migrations")
         rejection = first_rejection(view.hosts[asked], request, view)
         if rejection is not None:
             return refused(f"host {asked}: {rejection.reason}")
@@ -150,8 +155,22 @@ def _unplumb(ctx: Scheduling, flow: Flow) -> list[Emit]:
 
 
 def _migrate(ctx: Scheduling, flow: Flow) -> list[Emit]:
+    """Ask the source's agent, with what it needs to reach the destination and what the
+    destination's agent adopts the instance from (its placement there)."""
+    state, destination = ctx.state, flow["destination"]
+    uri, address = state.migration_targets.get(destination, (None, None))
+    record, host = state.instances.get(flow.subject), state.hosts.get(destination)
+    placement = None
+    if record is not None and record.requested is not None and host is not None:
+        placement = record.placed_on(host, record.attempts)
     asked = InstanceMigrationRequested(
-        flow_id=flow.flow_id, step="migrate", source=flow["source"], destination=flow["destination"]
+        flow_id=flow.flow_id,
+        step="migrate",
+        source=flow["source"],
+        destination=destination,
+        destination_uri=uri,
+        migration_address=address,
+        placement=placement,
     )
     return [Emit(asked, flow.subject, flow.tenant_id)]
 
@@ -233,7 +252,8 @@ FLOWS = FlowManager(FLOW)
 def requested(
     config: SchedulerConfig, state: SchedulerState, envelope: Envelope[LiveMigrationRequested]
 ) -> list[Emit]:
-    """Start a migration of the instance (flow id: the request's event id), unless one runs."""
+    """Start a migration of the instance (flow id: the request's, else its event id), unless
+    one runs."""
     instance_id = envelope.aggregate_id
     held = state.claims.get(instance_id)
     if any(flow.subject == instance_id for flow in state.flows.running()):
@@ -243,7 +263,7 @@ def requested(
         Scheduling(config, state),
         state.flows,
         LIVE_MIGRATION,
-        envelope.event_id,
+        envelope.payload.flow_id or envelope.event_id,
         subject=instance_id,
         tenant_id=envelope.tenant_id,
         inputs={

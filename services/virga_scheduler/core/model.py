@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Literal
 
 from virga_events.catalog.api import InstanceRequested
+from virga_events.catalog.scheduler import InstanceScheduled
 from virga_runtime.flows import FlowBook
 from virga_scheduler.core.placement import (
     AllocationRatios,
@@ -79,6 +80,29 @@ class InstanceRecord:
             excluded_hosts=frozenset(self.failed_hosts),
         )
 
+    def placed_on(self, host: Host, attempt: int) -> InstanceScheduled:
+        """Its placement on ``host``: what that host's agent builds (or adopts) it from."""
+        asked = self.requested
+        if asked is None:
+            raise ValueError(f"instance {self.instance_id} has no request")
+        return InstanceScheduled(
+            host=host.name,
+            rack=host.rack,
+            zone=host.zone,
+            attempt=attempt,
+            name=asked.name,
+            flavor=asked.flavor,
+            image=asked.image,
+            network=asked.network,
+            delete_on_termination=asked.delete_on_termination,
+            restart_policy=asked.restart_policy,
+            hostname=asked.hostname,
+            key_name=asked.key_name,
+            public_keys=asked.public_keys,
+            user_data=asked.user_data,
+            config_drive=asked.config_drive,
+        )
+
 
 @dataclass(slots=True)
 class SchedulerState:
@@ -110,6 +134,9 @@ class SchedulerState:
     """Recently deleted instance ids, oldest first (bounded by TOMBSTONE_LIMIT)."""
     flows: FlowBook = field(default_factory=FlowBook)
     """The flows the scheduler runs (live migrations), folded from its own flow events."""
+    migration_targets: dict[str, tuple[str, str | None]] = field(default_factory=dict)
+    """Host -> (migration URI, migration address) for the hosts that receive live migrations
+    (`HostRegistered.migration_uri`); a host absent here cannot be a migration's destination."""
     view_cache: PlacementView | None = None
     """The derived view, or None when inventory changed since it was built."""
 

@@ -90,6 +90,7 @@ def snapshot(state: SchedulerState) -> dict[str, Any]:
         "pending": sorted(state.pending),
         "deleted": list(state.deleted),
         "flows": snapshot_book(state.flows),
+        "migration_targets": {h: list(t) for h, t in sorted(state.migration_targets.items())},
     }
 
 
@@ -116,4 +117,7 @@ def restore(data: Any, default_ratios: AllocationRatios | None = None) -> Schedu
     state.deleted = dict.fromkeys(data["deleted"])
     # Snapshots written before flows existed hold none.
     state.flows = restore_book(data["flows"]) if "flows" in data else FlowBook()
+    # Snapshots written before live migration knew no host that receives them.
+    targets = data.get("migration_targets", {})
+    state.migration_targets = {h: (uri, address) for h, (uri, address) in targets.items()}
     return state

@@ -70,10 +70,19 @@ class Cloud:
                 )
 
     async def register_hosts(self) -> None:
-        registered = HostRegistered(
-            rack="r1", zone="az1", vcpus=64, ram_mb=ROOM * 2048, disk_gb=1000
-        )
-        await self.write("compute", *((registered, h) for h in HOSTS))
+        def registered(host: str) -> HostRegistered:
+            # Every host receives live migrations (tests/integration/scheduler/
+            # test_migration_flow.py).
+            return HostRegistered(
+                rack="r1",
+                zone="az1",
+                vcpus=64,
+                ram_mb=ROOM * 2048,
+                disk_gb=1000,
+                migration_uri=f"qemu+tcp://{host}/system",
+            )
+
+        await self.write("compute", *((registered(h), h) for h in HOSTS))
         await self.write("compute", *((HostHeartbeat(running=0), h) for h in HOSTS))
 
     async def request(self, *instance_ids: str) -> None:

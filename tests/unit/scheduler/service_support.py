@@ -64,9 +64,16 @@ def registered(
     disk_gb: int = 200,
     traits: tuple[str, ...] = (),
     seconds: float = 0,
+    migration_uri: str | None = None,
 ) -> Envelope:
     payload = HostRegistered(
-        rack=rack, zone=zone, vcpus=vcpus, ram_mb=ram_mb, disk_gb=disk_gb, traits=traits
+        rack=rack,
+        zone=zone,
+        vcpus=vcpus,
+        ram_mb=ram_mb,
+        disk_gb=disk_gb,
+        traits=traits,
+        migration_uri=migration_uri,
     )
     return event(payload, name, seconds=seconds, producer=f"compute@{name}")
 

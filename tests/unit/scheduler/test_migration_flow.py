@@ -6,9 +6,9 @@ from tests.unit.scheduler.service_support import (
     Scheduler,
     event,
     only,
-    registered,
     requested,
 )
+from tests.unit.scheduler.service_support import registered as registered_deaf
 
 from virga_events import Envelope, Event
 from virga_events.catalog.api import LiveMigrationRequested
@@ -37,6 +37,12 @@ from virga_events.catalog.scheduler import (
 from virga_scheduler.config import SchedulerConfig
 from virga_scheduler.core import snapshot
 from virga_scheduler.core.migration import destination_claim_id
+
+
+def registered(name: str, *, ram_mb: int = 8192, seconds: float = 0) -> Envelope:
+    """A host that receives live migrations (its agent announced a migration URI)."""
+    uri = f"qemu+tcp://{name}/system"
+    return registered_deaf(name, ram_mb=ram_mb, seconds=seconds, migration_uri=uri)
 
 
 def placed() -> Scheduler:
@@ -195,3 +201,37 @@ def test_an_instance_placed_nowhere_is_not_migrated() -> None:
     scheduler.feed(event(LiveMigrationRequested(host=None), "i9", "t-1", seconds=10))
     failed = only(scheduler.outputs_payloads(), FlowFailed)
     assert failed.reason == "instance i9 is placed on no host"
+
+
+def test_a_host_that_cannot_receive_is_never_the_destination() -> None:
+    scheduler = placed()
+    scheduler.feed(registered_deaf("h2", ram_mb=16384 - 1024, seconds=6))  # re-registered deaf
+    refused = only(
+        scheduler.feed(event(LiveMigrationRequested(host="h2"), "i1", "t-1", seconds=10)),
+        MigrationDestinationRefused,
+    )
+    assert refused.reason == "host h2 cannot receive live migrations"
+    # Picked by the filters, the destination is the one host left that receives: h3.
+    emitted = scheduler.feed(event(LiveMigrationRequested(), "i1", "t-1", seconds=20))
+    assert only(emitted, MigrationDestinationClaimed).host == "h3"
+
+
+def test_the_source_is_told_how_to_reach_the_destination_and_what_it_adopts() -> None:
+    scheduler = placed()
+    flow_id = migrate(scheduler).event_id
+    emitted = answer(
+        scheduler, MigrationPortPlumbed(flow_id=flow_id, step="plumb", host="h2"), "h2"
+    )
+    asked = only(emitted, InstanceMigrationRequested)
+    assert asked.destination_uri == "qemu+tcp://h2/system"
+    assert asked.placement is not None
+    assert (asked.placement.host, asked.placement.name) == ("h2", "vm-i1")
+    assert asked.placement.attempt == 1
+
+
+def test_the_flow_id_is_the_one_the_gateway_chose() -> None:
+    scheduler = placed()
+    emitted = scheduler.feed(
+        event(LiveMigrationRequested(flow_id="f-chosen"), "i1", "t-1", seconds=10)
+    )
+    assert only(emitted, MigrationDestinationClaimed).flow_id == "f-chosen"

@@ -1,0 +1,106 @@
+"""How a live migration folds into the projection: MIGRATING while the scheduler's flow runs
+(FlowStarted to FlowCompleted or FlowFailed, on its topic), the new host after.
+
+The flow's events are keyed by the flow id; FlowStarted says which instance (`subject`) and
+each instance remembers the flow it runs, so the flow's end finds it. The destination shows
+as the instance's host once its agent reports the guest moved (InstanceMigrated) and the
+scheduler moved its claim (MigrationClaimMoved). Every one of these events, and the steps'
+commands and answers keyed by the instance, are in the instance's history.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from virga_events import Envelope
+from virga_events.catalog import api, compute, flows, network, scheduler
+from virga_gateway.hosts.fold import host_record
+from virga_gateway.instances.fold import instance_record, record_history
+from virga_runtime.folding import Folds
+
+if TYPE_CHECKING:
+    from virga_gateway.state import GatewayState
+
+LIVE_MIGRATION = "live-migration"
+"""`FlowStarted.definition` of the scheduler's live migrations."""
+
+folds: Folds[GatewayState] = Folds()
+
+
+@folds.on(api.LiveMigrationRequested)
+def _requested(state: GatewayState, env: Envelope, event: api.LiveMigrationRequested) -> None:
+    instance_record(state, env).migration_requested = event.flow_id or env.event_id
+
+
+@folds.on(flows.FlowStarted)
+def _started(state: GatewayState, env: Envelope, event: flows.FlowStarted) -> None:
+    if event.definition != LIVE_MIGRATION or event.subject not in state.instances:
+        return
+    instance = instance_record(state, env, event.subject)
+    instance.migration_started, instance.migrating = env.aggregate_id, True
+
+
+def _ended(
+    state: GatewayState, env: Envelope, event: flows.FlowCompleted | flows.FlowFailed
+) -> None:
+    instance = state.instances.get(event.subject)
+    if instance is not None and instance.migration_started == env.aggregate_id:
+        instance_record(state, env, event.subject).migrating = False
+
+
+folds.add(flows.FlowCompleted, _ended)
+folds.add(flows.FlowFailed, _ended)
+
+
+@folds.on(compute.InstanceMigrated)
+def _migrated(state: GatewayState, env: Envelope, event: compute.InstanceMigrated) -> None:
+    instance_record(state, env).compute_host = event.destination
+
+
+@folds.on(scheduler.MigrationClaimMoved)
+def _claim_moved(state: GatewayState, env: Envelope, event: scheduler.MigrationClaimMoved) -> None:
+    instance = instance_record(state, env)
+    if instance.placed_on == event.source:
+        instance.placed_on = event.destination
+    claims = state.claims.get(instance.id, {})
+    flavor = claims.pop(event.source, None)
+    if flavor is not None and event.destination not in claims:
+        claims[event.destination] = flavor
+        host_record(state, event.source).allocated.add(flavor, -1)
+        host_record(state, event.destination).allocated.add(flavor)
+
+
+# -- history ------------------------------------------------------------------------------
+
+history: Folds[GatewayState] = Folds()
+"""The migration's events in its instance's history (folded after every other fold)."""
+
+
+def _flow_event(state: GatewayState, env: Envelope, event: Any) -> None:
+    instance = state.instances.get(event.subject)
+    if instance is not None and instance.migration_started == env.aggregate_id:
+        record_history(state, env, event.subject)
+
+
+def _instance_event(state: GatewayState, env: Envelope, event: Any) -> None:
+    record_history(state, env)
+
+
+for _flow_kind in (flows.FlowStarted, flows.FlowCompleted, flows.FlowFailed):
+    history.add(_flow_kind, _flow_event)
+for _kind in (
+    api.LiveMigrationRequested,
+    scheduler.MigrationDestinationClaimed,
+    scheduler.MigrationDestinationRefused,
+    scheduler.MigrationDestinationReleased,
+    scheduler.MigrationPortPlumbRequested,
+    network.MigrationPortPlumbed,
+    network.MigrationPortPlumbingFailed,
+    scheduler.InstanceMigrationRequested,
+    compute.InstanceMigrated,
+    compute.InstanceMigrationFailed,
+    scheduler.MigrationPortSwitchRequested,
+    network.MigrationPortSwitched,
+    scheduler.MigrationClaimMoved,
+):
+    history.add(_kind, _instance_event)
