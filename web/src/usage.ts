@@ -3,7 +3,7 @@
 // then the past invoices. It reads the usage again as instances and volumes change.
 import type { ChargeLine, Invoice, Usage } from "./api";
 import { h, mount } from "./dom";
-import { reloadOn } from "./live";
+import { reloadOn, VolumeSet } from "./live";
 import type { Context } from "./pages";
 import { href } from "./route";
 
@@ -56,45 +56,51 @@ export function chart(items: Bar[], label: (bar: Bar) => string, currency: strin
   return root;
 }
 
-function linesTable(ctx: Context, lines: ChargeLine[]): HTMLElement {
-  const name = (line: ChargeLine): string => ctx.store.instances.get(line.resource_id)?.name ?? line.resource_id;
+/** A resource's name where the page knows it (instances live, volumes as loaded), else its id. */
+type Names = (id: string) => string;
+
+function linesTable(name: Names, lines: ChargeLine[]): HTMLElement {
   return h("table", { class: "list lines" },
-    h("thead", {}, h("tr", {}, ...["Resource", "Charge", "Quantity", "Unit price", "Amount"].map((c) => h("th", {}, c)))),
+    h("thead", {}, h("tr", {}, ...["Resource", "Charge", "Quantity"].map((c) => h("th", {}, c)),
+      h("th", { class: "wide" }, "Unit price"), h("th", {}, "Amount"))),
     h("tbody", {}, ...lines.map((line) => {
       const link = resourceHref(line);
       return h("tr", { "data-kind": line.kind, "data-resource": line.resource_id },
-        h("td", {}, link ? h("a", { href: link }, name(line)) : name(line)),
+        h("td", {}, link ? h("a", { href: link }, name(line.resource_id)) : name(line.resource_id)),
         h("td", {}, line.adjusts ? `${line.kind} (${line.charge ?? ""} of ${line.adjusts})` : line.kind),
         h("td", {}, `${line.quantity} ${line.unit}`),
-        h("td", {}, line.unit_price),
+        h("td", { class: "wide" }, line.unit_price),
         h("td", { class: "amount" }, line.amount));
     })));
 }
 
-function invoiceItem(ctx: Context, invoice: Invoice): HTMLElement {
+function invoiceItem(name: Names, invoice: Invoice): HTMLElement {
   return h("details", { class: "invoice", "data-period": invoice.period },
     h("summary", {}, `${invoice.period}: ${invoice.total} ${invoice.currency} (${invoice.lines.length} lines)`),
-    linesTable(ctx, invoice.lines));
+    linesTable(name, invoice.lines));
 }
 
 export async function usagePage(ctx: Context): Promise<void> {
   const current = h("section", { class: "usage" });
   const past = h("section", {});
+  const volumes = new VolumeSet(ctx.client);
+  const name: Names = (id) => ctx.store.instances.get(id)?.name ?? volumes.byId.get(id)?.name ?? id.slice(0, 8);
   const draw = (usage: Usage): void => {
     const currency = usage.currency ?? "";
-    const name = (bar: Bar): string => `${ctx.store.instances.get(bar.resource_id)?.name ?? bar.resource_id.slice(0, 8)} ${bar.kind}`;
     mount(current,
       h("h2", {}, "This month so far"),
       h("p", { class: "muted" }, `${new Date(usage.from).toLocaleString()} to ${new Date(usage.to).toLocaleString()}`),
       h("p", { class: "total" }, "Total: ", h("strong", {}, `${usage.total} ${currency}`)),
       usage.currency === null ? h("p", { class: "muted" }, "No prices are in effect yet: usage is counted and charges nothing.") : null,
-      usage.lines.length ? chart(bars(usage.lines), name, currency) : h("p", {}, "No usage this month yet."),
-      usage.lines.length ? linesTable(ctx, usage.lines) : null);
+      usage.lines.length ? chart(bars(usage.lines), (bar) => `${name(bar.resource_id)} ${bar.kind}`, currency)
+        : h("p", {}, "No usage this month yet."),
+      usage.lines.length ? linesTable(name, usage.lines) : null);
   };
-  const [usage, invoices] = await Promise.all([ctx.client.getUsage(), ctx.client.listInvoices()]);
+  const [usage, invoices] = await Promise.all([ctx.client.getUsage(), ctx.client.listInvoices(),
+    volumes.loadAll()]);
   draw(usage);
   mount(past, h("h2", {}, "Invoices"), ...(invoices.items.length
-    ? [...invoices.items].reverse().map((i) => invoiceItem(ctx, i)) : [h("p", {}, "No invoice issued yet.")]));
+    ? [...invoices.items].reverse().map((i) => invoiceItem(name, i)) : [h("p", {}, "No invoice issued yet.")]));
   reloadOn(ctx, (change) => change === null || change.kind === "instance" || change.kind === "volume",
     async () => draw(await ctx.client.getUsage()));
   const refresh = h("button", { type: "button", onclick: () => void ctx.client.getUsage().then(draw) }, "Refresh");
