@@ -36,6 +36,12 @@ pytestmark = [pytest.mark.kafka, pytest.mark.e2e]
 HOSTS = (("host-a", "r1"), ("host-b", "r2"))
 PRICE_PER_HOUR = "3600"
 """m1.tiny's price: one unit of currency a second, so a few seconds of running show."""
+WATCH_CSP = """
+window.cspViolations = [];
+document.addEventListener("securitypolicyviolation",
+  (e) => window.cspViolations.push(e.effectiveDirective + " " + e.blockedURI));
+"""
+"""The chart (SVG) and the capacity bars (<meter>) must need no inline style: none refused."""
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +60,7 @@ def log_in(driver: WebDriver, stack: Stack, token: str) -> None:
     field.send_keys(token)
     field.submit()
     wait(driver).until(lambda d: d.find_element(By.CSS_SELECTOR, ".live.on"))
+    driver.execute_script(WATCH_CSP)  # hash routes: it stays for the whole session
 
 
 def text_of(driver: WebDriver, selector: str) -> str:
@@ -135,6 +142,7 @@ def test_a_tenants_volume_usage_and_an_admins_hosts(stack: Stack, browser: WebDr
     browser.find_element(By.CSS_SELECTOR, f'tr[data-resource="{server["id"]}"] a').click()
     wait(browser).until(lambda d: "InstanceStarted" in text_of(d, "ol.timeline"))
     assert browser.execute_script("return window.notReloaded") is True
+    assert browser.execute_script("return window.cspViolations") == []
 
     browser.get(f"{stack.gateway_url}/#/hosts")  # a tenant: the route says no
     wait(browser).until(lambda d: "Admins only" in text_of(d, "main"))
@@ -160,3 +168,4 @@ def test_a_tenants_volume_usage_and_an_admins_hosts(stack: Stack, browser: WebDr
     call(stack, "POST", "/v1/hosts/host-b/actions", admin, {"action": "enable"})
     wait(browser).until(lambda d: "enabled" in text_of(d, 'tr[data-host="host-b"] .scheduling'))
     assert browser.execute_script("return window.notReloaded") is True
+    assert browser.execute_script("return window.cspViolations") == []
