@@ -3,6 +3,7 @@ import "./style.css";
 import { ApiError, Client } from "./api";
 import { h, mount } from "./dom";
 import { errorBox } from "./errors";
+import { Navigation } from "./navigation";
 import { createPage, instancePage, instancesPage, loginPage, type Context } from "./pages";
 import { parseRoute } from "./route";
 import { logIn, logOut, token } from "./session";
@@ -18,7 +19,7 @@ const live = h("span", { class: "live", "aria-live": "polite" }, "offline");
 let client: Client | null = null;
 let admin: Promise<boolean> = Promise.resolve(false);
 let stream: AbortController | null = null;
-let leave: (() => void)[] = [];
+const navigation = new Navigation();
 
 async function loadInstances(c: Client): Promise<void> {
   const all = [];
@@ -94,18 +95,18 @@ async function isAdmin(c: Client): Promise<boolean> {
 }
 
 async function render(): Promise<void> {
-  for (const undo of leave) undo();
-  leave = [];
+  const visit = navigation.begin();
   const route = parseRoute(location.hash);
   if (!client || route.page === "login") {
     mount(nav);
     loginPage(root, signIn);
     return;
   }
+  const page = h("div"); // shown once loaded, and only if the URL still asks for it
   const ctx: Context = {
-    client, store, root, admin,
+    client, store, root: page, admin,
     go: (hash) => { location.hash = hash; },
-    onLeave: (undo) => leave.push(undo),
+    onLeave: visit.onLeave,
   };
   try {
     if (route.page === "instances") instancesPage(ctx);
@@ -116,8 +117,11 @@ async function render(): Promise<void> {
     // Pages few open load on the first visit (their own chunks), keeping the main script small.
     else if (route.page === "usage") await (await import("./usage")).usagePage(ctx);
     else await (await import("./hosts")).hostsPage(ctx);
+    if (!visit.current()) return;
+    mount(root, page);
     root.focus({ preventScroll: true });
   } catch (error) {
+    if (!visit.current()) return;
     if (error instanceof ApiError && error.status === 401) return signOut();
     mount(root, errorBox(error));
   }
