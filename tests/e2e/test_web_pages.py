@@ -6,7 +6,8 @@ storage service's memory), so no guest boots: a real attachment to a real guest 
 test_boot_from_volume.py's; here the page must show what the log says, as it says it.
 
 A tenant creates a volume (a refused name first: the problem's title and field), attaches it
-to its instance and sees it on the instance's page without a reload; sees this month's usage
+to its instance and sees it on the instance's page without a reload, detaches, extends (a
+refused size first) and deletes it (confirmed); sees this month's usage
 with a non-zero line that links to the instance's page; sees no Hosts link and the route says
 "admins only". An admin disables a host with a confirmed click and sees it change live, sees
 a change made elsewhere arrive, and enables it again. Screenshots go to
@@ -120,6 +121,29 @@ def test_a_tenants_volume_usage_and_an_admins_hosts(stack: Stack, browser: WebDr
     browser.find_element(By.LINK_TEXT, "app").click()
     wait(browser).until(lambda d: "data vdb" in text_of(d, "ul.volumes"))
     assert browser.execute_script("return window.notReloaded") is True
+
+    # Back on its page: detach it, a refused extend names its field, extend it, delete it.
+    browser.find_element(By.CSS_SELECTOR, "ul.volumes a").click()
+    detach = wait(browser).until(
+        lambda d: d.find_element(By.XPATH, "//button[text()='Detach from app']")
+    )
+    detach.click()
+    wait(browser, 60).until(lambda d: text_of(d, ".details .status") == "available")
+    size = browser.find_element(By.ID, "extend-size")
+    size.send_keys("1")  # not above its size
+    size.submit()
+    problem = wait(browser).until(lambda d: d.find_element(By.CSS_SELECTOR, ".error"))
+    assert problem.find_element(By.TAG_NAME, "code").text == "size_gb"
+    assert size.get_attribute("aria-invalid") == "true"
+    size.clear()
+    size.send_keys("2")
+    size.submit()
+    wait(browser, 60).until(lambda d: "2 GB" in text_of(d, ".details"))
+    browser.find_element(By.XPATH, "//button[text()='Delete']").click()
+    accept_confirm(browser)
+    wait(browser, 60).until(lambda d: "deleted" in text_of(d, ".details"))
+    browser.find_element(By.PARTIAL_LINK_TEXT, "Volumes").click()
+    wait(browser).until(lambda d: "No volumes yet." in text_of(d, "tbody"))
 
     # Usage: the month so far, with a charged line that leads to the instance's timeline.
     browser.find_element(By.LINK_TEXT, "Usage").click()
