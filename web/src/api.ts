@@ -83,6 +83,74 @@ export interface CreateInstance {
 
 export type Action = "start" | "stop" | "reboot";
 
+export type VolumeStatus =
+  "creating" | "available" | "attaching" | "in-use" | "detaching" | "deleting" | "error";
+
+export interface VolumeAttachment {
+  instance_id: string;
+  host: string;
+  device: string;
+}
+
+export interface Volume {
+  id: string;
+  name: string;
+  tenant_id: string;
+  status: VolumeStatus;
+  size_gb: number;
+  boot_of: string | null;
+  attachments: VolumeAttachment[];
+  fault: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface Resources {
+  vcpus: number;
+  ram_mb: number;
+  disk_gb: number;
+}
+
+export interface Host {
+  name: string;
+  rack: string;
+  zone: string;
+  capacity: Resources;
+  allocated: Resources;
+  state: "up" | "down";
+  enabled: boolean;
+  disabled_reason: string;
+}
+
+/** One charge: one resource, one kind of charge, one unit price (as on an invoice). */
+export interface ChargeLine {
+  resource_id: string;
+  kind: string;
+  quantity: string;
+  unit: string;
+  unit_price: string;
+  amount: string;
+  adjusts?: string | null;
+  charge?: string | null;
+}
+
+export interface Usage {
+  tenant_id: string;
+  from: string;
+  to: string;
+  currency: string | null;
+  lines: ChargeLine[];
+  total: string;
+}
+
+export interface Invoice {
+  tenant_id: string;
+  period: string;
+  currency: string;
+  lines: ChargeLine[];
+  total: string;
+}
+
 export interface FieldError {
   field: string;
   message: string;
@@ -158,6 +226,44 @@ export class Client {
   }
   listKeypairs(): Promise<Page<Keypair>> {
     return this.request("GET", "/v1/keypairs?limit=200");
+  }
+  listVolumes(cursor?: string): Promise<Page<Volume>> {
+    const query = cursor ? `?limit=200&cursor=${encodeURIComponent(cursor)}` : "?limit=200";
+    return this.request("GET", `/v1/volumes${query}`);
+  }
+  getVolume(id: string): Promise<Volume> {
+    return this.request("GET", `/v1/volumes/${encodeURIComponent(id)}`);
+  }
+  createVolume(body: { name: string; size_gb: number }): Promise<Volume> {
+    return this.request("POST", "/v1/volumes", body);
+  }
+  extendVolume(id: string, sizeGb: number): Promise<Volume> {
+    return this.request("POST", `/v1/volumes/${encodeURIComponent(id)}/actions`,
+      { action: "extend", size_gb: sizeGb });
+  }
+  deleteVolume(id: string): Promise<Volume> {
+    return this.request("DELETE", `/v1/volumes/${encodeURIComponent(id)}`);
+  }
+  attachVolume(id: string, volumeId: string): Promise<Volume> {
+    return this.request("POST", `/v1/instances/${encodeURIComponent(id)}/volumes`,
+      { volume_id: volumeId });
+  }
+  detachVolume(id: string, volumeId: string): Promise<Volume> {
+    return this.request("DELETE", `/v1/instances/${encodeURIComponent(id)}/volumes/${encodeURIComponent(volumeId)}`);
+  }
+  /** The caller's charges from the start of this UTC month until now. */
+  getUsage(): Promise<Usage> {
+    return this.request("GET", "/v1/usage");
+  }
+  listInvoices(): Promise<Page<Invoice>> {
+    return this.request("GET", "/v1/invoices?limit=200");
+  }
+  listHosts(): Promise<Page<Host>> {
+    return this.request("GET", "/v1/hosts?limit=200");
+  }
+  actOnHost(name: string, action: "disable" | "enable", reason = ""): Promise<Host> {
+    return this.request("POST", `/v1/hosts/${encodeURIComponent(name)}/actions`,
+      { action, reason });
   }
   /** The live stream's response (`GET /v1/events/stream`), read by `readChanges`. */
   openStream(signal: AbortSignal): Promise<Response> {

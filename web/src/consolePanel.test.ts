@@ -20,7 +20,7 @@ describe("the Console section", () => {
     const client = { requestConsole: () => Promise.reject(refusal) } as unknown as Client;
     const leave: (() => void)[] = [];
     const ctx: Context = {
-      client, store: new Store(), root: document.body, go: () => undefined,
+      client, store: new Store(), root: document.body, go: () => undefined, admin: Promise.resolve(false),
       onLeave: (undo) => leave.push(undo),
     };
     const section = consoleSection(ctx, "i-1");

@@ -3,11 +3,13 @@ import "./style.css";
 import { ApiError, Client } from "./api";
 import { h, mount } from "./dom";
 import { errorBox } from "./errors";
+import { Navigation } from "./navigation";
 import { createPage, instancePage, instancesPage, loginPage, type Context } from "./pages";
 import { parseRoute } from "./route";
 import { logIn, logOut, token } from "./session";
 import { Store } from "./store";
 import { readChanges } from "./stream";
+import { volumePage, volumesPage } from "./volumes";
 
 const RECONNECT_MS = 2000;
 const root = document.getElementById("app") as HTMLElement;
@@ -15,8 +17,9 @@ const nav = document.getElementById("nav") as HTMLElement;
 const store = new Store();
 const live = h("span", { class: "live", "aria-live": "polite" }, "offline");
 let client: Client | null = null;
+let admin: Promise<boolean> = Promise.resolve(false);
 let stream: AbortController | null = null;
-let leave: (() => void)[] = [];
+const navigation = new Navigation();
 
 async function loadInstances(c: Client): Promise<void> {
   const all = [];
@@ -71,30 +74,54 @@ function start(): void {
   client = new Client(saved);
   stream = new AbortController();
   void follow(client, stream);
-  mount(nav, h("a", { href: "#/instances" }, "Instances"), live,
+  admin = isAdmin(client);
+  const links = [h("a", { href: "#/instances" }, "Instances"), h("a", { href: "#/volumes" }, "Volumes"),
+    h("a", { href: "#/usage" }, "Usage")];
+  const drawNav = (hosts: boolean): void => mount(nav, ...links,
+    hosts ? h("a", { href: "#/hosts" }, "Hosts") : null, live,
     h("button", { type: "button", class: "link", onclick: signOut }, "Log out"));
+  drawNav(false);
+  void admin.then(drawNav);
+}
+
+/** An admin's token may list the hosts; a tenant's is refused (403). */
+async function isAdmin(c: Client): Promise<boolean> {
+  try {
+    await c.listHosts();
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 async function render(): Promise<void> {
-  for (const undo of leave) undo();
-  leave = [];
+  const visit = navigation.begin();
   const route = parseRoute(location.hash);
   if (!client || route.page === "login") {
     mount(nav);
     loginPage(root, signIn);
     return;
   }
+  const page = h("div"); // shown once loaded, and only if the URL still asks for it
   const ctx: Context = {
-    client, store, root,
+    client, store, root: page, admin,
     go: (hash) => { location.hash = hash; },
-    onLeave: (undo) => leave.push(undo),
+    onLeave: visit.onLeave,
   };
   try {
     if (route.page === "instances") instancesPage(ctx);
     else if (route.page === "create") await createPage(ctx);
-    else await instancePage(ctx, route.id);
+    else if (route.page === "instance") await instancePage(ctx, route.id);
+    else if (route.page === "volumes") await volumesPage(ctx);
+    else if (route.page === "volume") await volumePage(ctx, route.id);
+    // Pages few open load on the first visit (their own chunks), keeping the main script small.
+    else if (route.page === "usage") await (await import("./usage")).usagePage(ctx);
+    else await (await import("./hosts")).hostsPage(ctx);
+    if (!visit.current()) return;
+    mount(root, page);
     root.focus({ preventScroll: true });
   } catch (error) {
+    if (!visit.current()) return;
     if (error instanceof ApiError && error.status === 401) return signOut();
     mount(root, errorBox(error));
   }

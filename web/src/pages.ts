@@ -6,12 +6,16 @@ import { errorBox } from "./errors";
 import { href } from "./route";
 import type { Store } from "./store";
 import { timelineEntry } from "./store";
+import { instanceVolumes } from "./volumes";
+import { button, field, row } from "./widgets";
 
 export interface Context {
   client: Client;
   store: Store;
   root: HTMLElement;
   go: (hash: string) => void;
+  /** Whether the token is an admin's (hosts, every tenant's resources). */
+  admin: Promise<boolean>;
   /** Called when the page is left: the page's listeners are removed. */
   onLeave: (undo: () => void) => void;
 }
@@ -112,17 +116,10 @@ export async function instancePage(ctx: Context, id: string): Promise<void> {
     actions,
     message,
     h("section", {}, h("h2", {}, "Details"), details),
+    instanceVolumes(ctx, id),
     consoleSection(ctx, id),
     h("section", {}, h("h2", {}, "Timeline"), timeline),
   );
-}
-
-function row(term: string, value: Node | string): [HTMLElement, HTMLElement] {
-  return [h("dt", {}, term), h("dd", {}, value)];
-}
-
-function button(label: string, disabled: boolean, onClick: () => void, kind = ""): HTMLElement {
-  return h("button", { type: "button", class: kind, disabled, onclick: onClick }, label);
 }
 
 async function act(ctx: Context, id: string, action: "start" | "stop" | "reboot" | "delete",
@@ -183,10 +180,6 @@ export async function createPage(ctx: Context): Promise<void> {
   });
   mount(ctx.root, h("h1", {}, "Create an instance"), message, form);
   (form.querySelector("input") as HTMLInputElement).focus();
-}
-
-function field(label: string, control: HTMLElement): HTMLElement {
-  return h("label", { for: control.id }, h("span", {}, label), control);
 }
 
 export function loginPage(root: HTMLElement, onToken: (token: string) => void): void {
