@@ -71,7 +71,12 @@ def until(read: Callable[[], Any], good: Callable[[Any], bool], seconds: float =
 
 def click(driver: WebDriver, xpath: str) -> None:
     """Clicks what `xpath` finds, once found (again if a redraw replaced it meanwhile)."""
-    wait(driver).until(lambda d: d.find_element(By.XPATH, xpath).click() or True)
+
+    def clicked(d: WebDriver) -> bool:
+        d.find_element(By.XPATH, xpath).click()
+        return True
+
+    wait(driver).until(clicked)
 
 
 def submit_invalid(driver: WebDriver, field_id: str, value: str, field: str) -> None:
