@@ -25,6 +25,8 @@ export interface Instance {
   host: string | null;
   fault: string | null;
   addresses: Address[];
+  /** The floating IPs pointed at its port (absent from views older than them). */
+  floating_ips?: { id: string; ip: string | null }[];
   image: string | null;
   network_id: string | null;
   key_name: string | null;

@@ -5,7 +5,7 @@ import { h, mount } from "./dom";
 import { errorBox } from "./errors";
 import { Navigation } from "./navigation";
 import { createPage, instancePage, instancesPage, loginPage, type Context } from "./pages";
-import { parseRoute } from "./route";
+import { parseRoute, type Route } from "./route";
 import { logIn, logOut, token } from "./session";
 import { Store } from "./store";
 import { readChanges } from "./stream";
@@ -75,8 +75,10 @@ function start(): void {
   stream = new AbortController();
   void follow(client, stream);
   admin = isAdmin(client);
-  const links = [h("a", { href: "#/instances" }, "Instances"), h("a", { href: "#/volumes" }, "Volumes"),
-    h("a", { href: "#/usage" }, "Usage")];
+  const links = [["instances", "Instances"], ["volumes", "Volumes"], ["images", "Images"],
+    ["networks", "Networks"], ["security-groups", "Security groups"], ["routers", "Routers"],
+    ["floating-ips", "Floating IPs"], ["keypairs", "Keypairs"], ["usage", "Usage"]]
+    .map(([path, label]) => h("a", { href: `#/${path}` }, label));
   const drawNav = (hosts: boolean): void => mount(nav, ...links,
     hosts ? h("a", { href: "#/hosts" }, "Hosts") : null, live,
     h("button", { type: "button", class: "link", onclick: signOut }, "Log out"));
@@ -116,7 +118,8 @@ async function render(): Promise<void> {
     else if (route.page === "volume") await volumePage(ctx, route.id);
     // Pages few open load on the first visit (their own chunks), keeping the main script small.
     else if (route.page === "usage") await (await import("./usage")).usagePage(ctx);
-    else await (await import("./hosts")).hostsPage(ctx);
+    else if (route.page === "hosts") await (await import("./hosts")).hostsPage(ctx);
+    else await network(ctx, route);
     if (!visit.current()) return;
     mount(root, page);
     root.focus({ preventScroll: true });
@@ -125,6 +128,19 @@ async function render(): Promise<void> {
     if (error instanceof ApiError && error.status === 401) return signOut();
     mount(root, errorBox(error));
   }
+}
+
+/** The network, keypair and image pages: each area its own chunk, loaded on its first visit. */
+async function network(ctx: Context, route: Route): Promise<void> {
+  if (route.page === "networks") await (await import("./networks")).networksPage(ctx);
+  else if (route.page === "network") await (await import("./networks")).networkPage(ctx, route.id);
+  else if (route.page === "security-groups") await (await import("./secgroups")).securityGroupsPage(ctx);
+  else if (route.page === "security-group") await (await import("./secgroups")).securityGroupPage(ctx, route.id);
+  else if (route.page === "keypairs") await (await import("./keypairs")).keypairsPage(ctx);
+  else if (route.page === "routers") await (await import("./routers")).routersPage(ctx);
+  else if (route.page === "router") await (await import("./routers")).routerPage(ctx, route.id);
+  else if (route.page === "floating-ips") await (await import("./floatingips")).floatingIpsPage(ctx);
+  else if (route.page === "images") await (await import("./images")).imagesPage(ctx);
 }
 
 window.addEventListener("hashchange", () => void render());

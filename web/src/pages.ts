@@ -84,6 +84,8 @@ export async function instancePage(ctx: Context, id: string): Promise<void> {
       ...row("Status", statusBadge(current)),
       ...row("Flavor", `${current.flavor.name} (${current.flavor.vcpus} vCPU, ${current.flavor.ram_mb} MiB)`),
       ...row("Addresses", h("ul", {}, ...current.addresses.map((a) => h("li", {}, `${a.ip} on ${a.network} (${a.mac})`)))),
+      ...row("Floating IPs", h("span", { class: "floating-ips" },
+        (current.floating_ips ?? []).map((f) => f.ip ?? "…").join(", ") || "—")),
       ...row("Host", current.host ?? "—"),
       ...row("Image", current.image ?? "—"),
       ...row("Key", current.key_name ?? "—"),
@@ -104,6 +106,8 @@ export async function instancePage(ctx: Context, id: string): Promise<void> {
   draw();
   ctx.onLeave(
     ctx.store.listen((change) => {
+      // A floating IP's change names the floating IP, not the instance: read the instance again.
+      if (change?.kind === "floating_ip") void refetch(ctx, id);
       draw();
       const entry = change ? timelineEntry(change, id) : null;
       if (entry) timeline.append(entryItem(entry));
@@ -120,6 +124,16 @@ export async function instancePage(ctx: Context, id: string): Promise<void> {
     consoleSection(ctx, id),
     h("section", {}, h("h2", {}, "Timeline"), timeline),
   );
+}
+
+async function refetch(ctx: Context, id: string): Promise<void> {
+  try {
+    const instance = await ctx.client.getInstance(id);
+    ctx.store.apply({ event_id: "", type: "", kind: "instance", id, tenant_id: null,
+      occurred_at: instance.updated_at, instance });
+  } catch (error) {
+    console.warn("instance", error);
+  }
 }
 
 async function act(ctx: Context, id: string, action: "start" | "stop" | "reboot" | "delete",

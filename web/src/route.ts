@@ -7,12 +7,24 @@ export type Route =
   | { page: "volumes" }
   | { page: "volume"; id: string }
   | { page: "usage" }
-  | { page: "hosts" };
+  | { page: "hosts" }
+  | { page: "networks" }
+  | { page: "network"; id: string }
+  | { page: "security-groups" }
+  | { page: "security-group"; id: string }
+  | { page: "keypairs" }
+  | { page: "routers" }
+  | { page: "router"; id: string }
+  | { page: "floating-ips" }
+  | { page: "images" };
 
 const UUID = "([0-9a-f-]{36})";
 const PATTERNS: [RegExp, (id: string) => Route][] = [
   [new RegExp(`^/instances/${UUID}$`), (id) => ({ page: "instance", id })],
   [new RegExp(`^/volumes/${UUID}$`), (id) => ({ page: "volume", id })],
+  [new RegExp(`^/networks/${UUID}$`), (id) => ({ page: "network", id })],
+  [new RegExp(`^/security-groups/${UUID}$`), (id) => ({ page: "security-group", id })],
+  [new RegExp(`^/routers/${UUID}$`), (id) => ({ page: "router", id })],
 ];
 const FIXED: Record<string, Route> = {
   "/instances/new": { page: "create" },
@@ -20,6 +32,12 @@ const FIXED: Record<string, Route> = {
   "/volumes": { page: "volumes" },
   "/usage": { page: "usage" },
   "/hosts": { page: "hosts" },
+  "/networks": { page: "networks" },
+  "/security-groups": { page: "security-groups" },
+  "/keypairs": { page: "keypairs" },
+  "/routers": { page: "routers" },
+  "/floating-ips": { page: "floating-ips" },
+  "/images": { page: "images" },
 };
 
 export function parseRoute(hash: string): Route {
@@ -39,6 +57,12 @@ export function href(route: Route): string {
       return `#/instances/${route.id}`;
     case "volume":
       return `#/volumes/${route.id}`;
+    case "network":
+      return `#/networks/${route.id}`;
+    case "security-group":
+      return `#/security-groups/${route.id}`;
+    case "router":
+      return `#/routers/${route.id}`;
     default:
       return `#/${route.page}`;
   }
