@@ -13,6 +13,7 @@ from tests.unit.scheduler.service_support import registered as registered_deaf
 from virga_events import Envelope, Event
 from virga_events.catalog.api import LiveMigrationRequested
 from virga_events.catalog.compute import (
+    HostRegistered,
     InstanceDeleted,
     InstanceMigrated,
     InstanceMigrationFailed,
@@ -235,3 +236,32 @@ def test_the_flow_id_is_the_one_the_gateway_chose() -> None:
         event(LiveMigrationRequested(flow_id="f-chosen"), "i1", "t-1", seconds=10)
     )
     assert only(emitted, MigrationDestinationClaimed).flow_id == "f-chosen"
+
+
+def test_the_source_is_told_the_destinations_ceph_identity_and_snapshots_keep_it() -> None:
+    scheduler = placed()
+    secret = "8a4c7e1e-7d7b-5b1a-9a56-0c5c8d1f2e3a"
+    again = HostRegistered(
+        rack="r1", zone="az1", vcpus=4, ram_mb=16384 - 1024, disk_gb=200,
+        migration_uri="qemu+tcp://h2/system", ceph_user="virga-compute-h2", ceph_secret_uuid=secret,
+    )  # fmt: skip
+    scheduler.feed(event(again, "h2", seconds=6, producer="compute@h2"))
+    flow_id = migrate(scheduler, host="h2").event_id
+    emitted = answer(
+        scheduler, MigrationPortPlumbed(flow_id=flow_id, step="plumb", host="h2"), "h2"
+    )
+    asked = only(emitted, InstanceMigrationRequested)
+    assert (asked.destination_ceph_user, asked.destination_ceph_secret_uuid) == (
+        "virga-compute-h2",
+        secret,
+    )
+    saved = snapshot.snapshot(scheduler.state)
+    assert snapshot.restore(saved).migration_targets == scheduler.state.migration_targets
+    # A snapshot from before hosts announced a Ceph identity: (URI, address) per host.
+    saved["migration_targets"] = {"h3": ["qemu+tcp://h3/system", None]}
+    (target,) = snapshot.restore(saved).migration_targets.values()
+    assert (target.uri, target.ceph_user, target.ceph_secret_uuid) == (
+        "qemu+tcp://h3/system",
+        None,
+        None,
+    )
