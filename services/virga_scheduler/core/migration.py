@@ -284,3 +284,13 @@ def answered(config: SchedulerConfig, state: SchedulerState, envelope: Envelope)
 def deadlines(config: SchedulerConfig, state: SchedulerState, now: datetime) -> list[Emit]:
     """Steps whose deadline passed fail (the flow retries or undoes what was done)."""
     return FLOWS.tick(Scheduling(config, state), state.flows, now)
+
+
+def moved_to(state: SchedulerState, instance_id: str) -> str | None:
+    """The destination of the instance's migration once its `migrate` step completed: the
+    guest runs there, and that host's agents report on it (its port bound there at
+    `switch_port`), while the claim moves from the source only at `release_source`."""
+    for flow in state.flows.running():
+        if flow.subject == instance_id and "migrate" in flow.done:
+            return flow.get("destination")
+    return None
