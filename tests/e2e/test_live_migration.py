@@ -19,7 +19,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 import libvirt
@@ -36,7 +36,7 @@ from virga_devstack import guest_image
 from virga_devstack.ceph import CephCluster
 from virga_devstack.libvirt_host import LibvirtHost
 from virga_eventlog import event_topic
-from virga_events import REGISTRY
+from virga_events import REGISTRY, Envelope
 from virga_events.catalog.compute import InstanceMigrated
 from virga_network.agent.core import names
 from virga_storage.drivers.rbd import RbdDriver
@@ -117,7 +117,9 @@ def virga_links(lab: MigrationStack, host: str) -> set[str]:
     return {name for name in links(lab.netns[host]) if name.startswith(PREFIX)}
 
 
-async def migrated_event(lab: MigrationStack, instance_id: str, flow_id: str) -> InstanceMigrated:
+async def migrated_event(
+    lab: MigrationStack, instance_id: str, flow_id: str
+) -> Envelope[InstanceMigrated]:
     topic = event_topic("compute", lab.stack.namespace)
     deadline = time.monotonic() + 30
     while True:
@@ -125,7 +127,7 @@ async def migrated_event(lab: MigrationStack, instance_id: str, flow_id: str) ->
             payload = event.payload
             mine = event.aggregate_id == instance_id
             if isinstance(payload, InstanceMigrated) and mine and payload.flow_id == flow_id:
-                return payload
+                return cast(Envelope[InstanceMigrated], event)
         assert time.monotonic() < deadline, f"no InstanceMigrated of flow {flow_id}"
         await asyncio.sleep(0.5)
 
@@ -155,14 +157,16 @@ async def move(
         await asyncio.sleep(0.05)
     answered = time.time()
     await asyncio.sleep(1.0)  # some answers after, so the window closes on steady replies
-    gap, lost = watch.window(started, time.time())
-    migrated = await migrated_event(lab, instance_id, flow_id)
+    began, gap, lost = watch.window(started, time.time())
+    reported = await migrated_event(lab, instance_id, flow_id)
+    migrated, reported_at = reported.payload, reported.occurred_at.timestamp()
     after = await asyncio.to_thread(guest_uptime, lab.hosts[destination].uri, instance_id)
     print(
         f"\n{source} -> {destination}: API request -> RUNNING {running - started:.3f} s; "
         f"bare migration (InstanceMigrated.seconds) {migrated.seconds:.3f} s, "
         f"downtime {migrated.downtime_ms} ms; longest ping gap {gap:.3f} s, "
-        f"{lost} pings lost (every {watch.interval} s); answered again "
+        f"{lost} pings lost (every {watch.interval} s), from {began - reported_at:+.3f} s to "
+        f"{began + gap - reported_at:+.3f} s of InstanceMigrated; answered again "
         f"{answered - running:+.3f} s after RUNNING; uptime {before:.2f} -> {after:.2f} s"
     )
     assert after > before  # the same guest ran on: never rebooted

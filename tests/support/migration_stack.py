@@ -180,16 +180,17 @@ class PingWatch:
         with self._lock:
             return bool(self.replies) and self.replies[-1][0] > moment
 
-    def window(self, start: float, end: float) -> tuple[float, int]:
-        """The longest gap between replies from `start` to `end` (wall times), and how many
-        requests sent in that time got no reply."""
+    def window(self, start: float, end: float) -> tuple[float, float, int]:
+        """The longest gap between replies from `start` to `end` (wall times): when it began
+        and how long it was; and how many requests sent in that time got no reply."""
         with self._lock:
             inside = [(t, seq) for t, seq in self.replies if start <= t <= end]
         if len(inside) < 2:
-            return end - start, int((end - start) / self.interval)
-        gap = max(b[0] - a[0] for a, b in itertools.pairwise(inside))
+            return start, end - start, int((end - start) / self.interval)
+        began, gap = max(((a[0], b[0] - a[0]) for a, b in itertools.pairwise(inside)),
+                         key=lambda pair: pair[1])  # fmt: skip
         sent = inside[-1][1] - inside[0][1] + 1
-        return gap, sent - len({seq for _, seq in inside})
+        return began, gap, sent - len({seq for _, seq in inside})
 
     def stop(self) -> None:
         if self._process.poll() is None:
