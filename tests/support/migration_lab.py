@@ -43,9 +43,10 @@ class Host:
     driver: LibvirtDriver
 
 
-def ceph_settings(cluster: CephCluster) -> CephSettings:
-    """The compute agents' own cephx user, as the local stack makes it."""
-    user = compute_user("migration")
+def ceph_settings(cluster: CephCluster, host: str = "migration") -> CephSettings:
+    """The cephx user of `host`'s compute agent, as the local stack makes it (by default one
+    user that every host of the lab shares)."""
+    user = compute_user(host)
     keyring = client_keyring(cluster, user)
     env = {
         "VIRGA_CEPH_CONF": str(cluster.conf_file),
@@ -59,18 +60,22 @@ def ceph_settings(cluster: CephCluster) -> CephSettings:
 
 @contextlib.asynccontextmanager
 async def drivers(
-    hosts: tuple[LibvirtHost, ...], ceph: CephSettings, console_dir: Path
+    hosts: tuple[LibvirtHost, ...],
+    ceph: CephSettings | tuple[CephSettings, ...],
+    console_dir: Path,
 ) -> AsyncIterator[tuple[Host, ...]]:
-    """A connected `LibvirtDriver` per host (each defines the Ceph secret on its host)."""
+    """A connected `LibvirtDriver` per host (each defines the Ceph secret on its host): all
+    with `ceph`'s user, or each with its own (`ceph` a tuple, one per host)."""
     made = []
     settings = DomainSettings(domain_type="qemu", console_log_dir=str(console_dir))
+    users = ceph if isinstance(ceph, tuple) else (ceph,) * len(hosts)
     try:
-        for host in hosts:
+        for host, user in zip(hosts, users, strict=True):
             driver = LibvirtDriver(
                 host.uri,
                 instances_path=str(console_dir),
                 settings=settings,
-                ceph_secret=ceph.secret(),
+                ceph_secret=user.secret(),
             )
             made.append(Host(host, driver))
             await driver.connect()

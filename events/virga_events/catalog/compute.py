@@ -26,12 +26,13 @@ FINAL_PHASES: frozenset[str] = frozenset({"volume", "port"})
 another host would not do better, so the scheduler releases the claim and gives up at once."""
 
 
-@event("HostRegistered", version=3)
+@event("HostRegistered", version=4)
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HostRegistered(Event):
     """A compute agent reports its host and capacity at start (aggregate: host name).
 
-    v2 added `console_endpoint`, v3 `migration_uri` and `migration_address`."""
+    v2 added `console_endpoint`, v3 `migration_uri` and `migration_address`, v4 `ceph_user`
+    and `ceph_secret_uuid`."""
 
     rack: str
     zone: str
@@ -48,6 +49,11 @@ class HostRegistered(Event):
     migration_address: str | None = None
     """Where a peer's QEMU sends a migrating guest's memory (`tcp://<address>[:port]`); None:
     as `migration_uri` (this host cannot receive live migrations when both are None)."""
+    ceph_user: str | None = None
+    """The cephx user this host's guests open their RBD volumes as (one per host, so one host
+    can be cut off alone): a guest live-migrated here takes it on. None: no cephx."""
+    ceph_secret_uuid: str | None = None
+    """The UUID of the libvirt secret holding `ceph_user`'s key on this host."""
 
 
 @upcaster("HostRegistered", from_version=1)
@@ -60,6 +66,12 @@ def _host_registered_v1(payload: Payload) -> Payload:
 def _host_registered_v2(payload: Payload) -> Payload:
     # Agents before live migration received none.
     return {**payload, "migration_uri": None, "migration_address": None}
+
+
+@upcaster("HostRegistered", from_version=3)
+def _host_registered_v3(payload: Payload) -> Payload:
+    # Agents before per-host Ceph identities followed guests announced none.
+    return {**payload, "ceph_user": None, "ceph_secret_uuid": None}
 
 
 @event("HostHeartbeat")

@@ -148,6 +148,10 @@ class InstanceMigrationRequested(Event):
     answers InstanceMigrationFailed)."""
     migration_address: str | None = None
     """The destination's `HostRegistered.migration_address` (None: `destination_uri`'s)."""
+    destination_ceph_user: str | None = None
+    """The destination's `HostRegistered.ceph_user`: the guest's RBD disks are opened there
+    as that user, with the secret `destination_ceph_secret_uuid` (None: as on the source)."""
+    destination_ceph_secret_uuid: str | None = None
     placement: InstanceScheduled | None = None
     """The instance as it runs on `destination` once moved: what that host's agent adopts."""
 

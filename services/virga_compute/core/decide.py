@@ -321,8 +321,17 @@ def on_ready(config: ComputeConfig, state: ComputeState) -> Sequence[Intent]:
             config.console_endpoint,
             config.migration_uri,
             config.migration_address,
+            _ceph_identity(config),
         ),
         Reconcile(config.host, config.restart_policy, tuple(expected), tuple(leave_alone)),
         *failures,
         *growths_to_retell(state),
     ]
+
+
+def _ceph_identity(config: ComputeConfig) -> tuple[str, str] | None:
+    """The cephx user and secret UUID this host's guests open their volumes with."""
+    ceph = config.ceph
+    if ceph is None or ceph.user is None or ceph.secret_uuid is None:
+        return None
+    return ceph.user, ceph.secret_uuid

@@ -168,5 +168,12 @@ def decide_migration(
             destination_uri=uri,
             migration_address=address,
             timeout=config.migration_timeout_seconds,
+            destination_ceph=_identity(event),
         )
     ]
+
+
+def _identity(event: InstanceMigrationRequested) -> tuple[str, str] | None:
+    """The destination's Ceph identity, when it announced one (HostRegistered v4)."""
+    user, secret = event.destination_ceph_user, event.destination_ceph_secret_uuid
+    return (user, secret) if user is not None and secret is not None else None

@@ -129,6 +129,9 @@ class MigrationOptions:
     """Limit of the memory stream in MiB/s; None: the hypervisor's default."""
     poll_interval: float = 0.2
     """Seconds between progress samples."""
+    destination_ceph: tuple[str, str] | None = None
+    """(cephx user, libvirt secret UUID) the destination opens the guest's RBD disks with, when
+    they differ from this host's (one cephx user per host); None: the same as here."""
 
     def __post_init__(self) -> None:
         if self.timeout <= 0 or self.poll_interval <= 0:

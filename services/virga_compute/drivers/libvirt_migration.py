@@ -10,12 +10,18 @@ its own, never on the driver's libvirt thread: that thread stays free to sample 
 (`jobStats`) and, past `MigrationOptions.timeout`, to abort it (`abortJob`); libvirt then
 resumes the guest here. Disks must be shared: Virga's are on RBD, which libvirt knows to be
 safe without `--unsafe`.
+
+Each host opens RBD volumes as its own cephx user (so one host can be cut off alone): when
+the destination's differs (`MigrationOptions.destination_ceph`), the definition sent along
+(`DEST_XML`, `PERSIST_XML`) names the destination's user and secret in every RBD disk, as the
+destination's QEMU opens the disks when the guest arrives; this host's secret is not there.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -62,6 +68,22 @@ def migration_call(
     if options.bandwidth_mib is not None:
         params[libvirt.VIR_MIGRATE_PARAM_BANDWIDTH] = options.bandwidth_mib
     return params, flags
+
+
+def with_ceph_identity(domain_xml: str, user: str, secret_uuid: str) -> str:
+    """The domain's definition with every RBD disk opened as cephx `user`, whose key is the
+    libvirt secret `secret_uuid` (the destination's, in a live migration)."""
+    root = ET.fromstring(domain_xml)
+    for disk in root.iter("disk"):
+        source = disk.find("source")
+        if source is None or source.get("protocol") != "rbd":
+            continue
+        for auth in (*disk.findall("auth"), *source.findall("auth")):
+            auth.set("username", user)
+            for secret in auth.findall("secret"):
+                secret.attrib.pop("usage", None)
+                secret.set("uuid", secret_uuid)
+    return ET.tostring(root, encoding="unicode")
 
 
 def progress_from_stats(instance_id: str, stats: dict[str, Any]) -> MigrationProgress | None:
@@ -111,12 +133,13 @@ class LibvirtMigrations:
 
         await self._call(check, instance_id)
         params, flags = migration_call(destination_uri, migration_address, options)
+        identity = options.destination_ceph
         started = time.monotonic()
         log.info("live_migration_started", address=params[libvirt.VIR_MIGRATE_PARAM_URI])
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="libvirt-migrate")
         loop = asyncio.get_running_loop()
         running = loop.run_in_executor(
-            executor, self._migrate, instance_id, destination_uri, params, flags
+            executor, self._migrate, instance_id, destination_uri, params, flags, identity
         )
         last: MigrationProgress | None = None
         aborted = False
@@ -152,7 +175,12 @@ class LibvirtMigrations:
         return MigrationResult(seconds=seconds, last_progress=last)
 
     def _migrate(
-        self, instance_id: str, destination_uri: str, params: dict[str, Any], flags: int
+        self,
+        instance_id: str,
+        destination_uri: str,
+        params: dict[str, Any],
+        flags: int,
+        identity: tuple[str, str] | None,
     ) -> None:
         """Runs on the migration's own thread, over a connection of its own."""
         try:
@@ -161,6 +189,8 @@ class LibvirtMigrations:
             raise HypervisorUnavailable(f"cannot connect to {self._uri}: {exc}") from exc
         try:
             dom = conn.lookupByName(domain_name(instance_id))
+            if identity is not None:
+                params = {**params, **_definitions(dom, *identity)}
             dom.migrateToURI3(destination_uri, params, flags)
         except libvirt.libvirtError as exc:
             if error_code(exc) == libvirt.VIR_ERR_NO_DOMAIN:
@@ -203,3 +233,14 @@ class LibvirtMigrations:
             _log.warning("live_migration_abort_failed", instance_id=instance_id, error=str(exc))
             return False
         return True
+
+
+def _definitions(dom: Any, user: str, secret_uuid: str) -> dict[str, str]:
+    """`DEST_XML` and `PERSIST_XML` of a migration whose destination opens the disks as
+    `user` with the secret `secret_uuid`."""
+    live = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_MIGRATABLE)
+    persistent = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_MIGRATABLE | libvirt.VIR_DOMAIN_XML_INACTIVE)
+    return {
+        libvirt.VIR_MIGRATE_PARAM_DEST_XML: with_ceph_identity(live, user, secret_uuid),
+        libvirt.VIR_MIGRATE_PARAM_PERSIST_XML: with_ceph_identity(persistent, user, secret_uuid),
+    }

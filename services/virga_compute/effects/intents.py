@@ -35,6 +35,8 @@ class RegisterHost:
     """How peers reach this host to live-migrate guests here; None: it receives none."""
     migration_address: str | None = None
     """Where peers send a migrating guest's memory; None: the host of `migration_uri`."""
+    ceph: tuple[str, str] | None = None
+    """(cephx user, secret UUID) this host's guests open their volumes with; None: no cephx."""
 
     @property
     def key(self) -> str:
@@ -56,6 +58,9 @@ class MigrateLive:
     migration_address: str
     timeout: float
     """Seconds before the driver aborts it (`MigrationOptions.timeout`)."""
+    destination_ceph: tuple[str, str] | None = None
+    """(cephx user, secret UUID) the destination's guests open their volumes with (None: as
+    here): the migrating guest's disks take them on there."""
 
     @property
     def key(self) -> str:

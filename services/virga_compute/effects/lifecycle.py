@@ -82,6 +82,8 @@ class ComputeEffects(AttachmentEffects):
             console_endpoint=effect.console_endpoint,
             migration_uri=effect.migration_uri,
             migration_address=effect.migration_address,
+            ceph_user=effect.ceph[0] if effect.ceph else None,
+            ceph_secret_uuid=effect.ceph[1] if effect.ceph else None,
         )
         log.info("host_registered", host=effect.host, vcpus=capacity.vcpus, ram_mb=capacity.ram_mb)
         return [Emit(registered, effect.host, None)]

@@ -43,7 +43,7 @@ def migration_handlers(driver: ComputeDriver) -> dict[type[Any], EffectHandler]:
             )
             return [Emit(answer, instance_id, effect.tenant_id)]
 
-        options = MigrationOptions(timeout=effect.timeout)
+        options = MigrationOptions(timeout=effect.timeout, destination_ceph=effect.destination_ceph)
         try:
             result = await driver.migrate_live(
                 instance_id, effect.destination_uri, effect.migration_address, options=options

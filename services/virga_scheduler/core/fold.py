@@ -42,6 +42,7 @@ from virga_scheduler.core.model import (
     DEFAULT_RATIOS_KEY,
     TOMBSTONE_LIMIT,
     InstanceRecord,
+    MigrationTarget,
     SchedulerState,
 )
 from virga_scheduler.core.placement import AllocationRatios, Claim, Host, ServerGroup
@@ -132,7 +133,9 @@ def _host_registered(state: SchedulerState, envelope: Envelope, event: HostRegis
     if event.migration_uri is None:
         state.migration_targets.pop(name, None)
     else:
-        state.migration_targets[name] = (event.migration_uri, event.migration_address)
+        state.migration_targets[name] = MigrationTarget(
+            event.migration_uri, event.migration_address, event.ceph_user, event.ceph_secret_uuid
+        )
     _seen(state, name, envelope.occurred_at)
 
 

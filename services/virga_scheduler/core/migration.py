@@ -158,7 +158,7 @@ def _migrate(ctx: Scheduling, flow: Flow) -> list[Emit]:
     """Ask the source's agent, with what it needs to reach the destination and what the
     destination's agent adopts the instance from (its placement there)."""
     state, destination = ctx.state, flow["destination"]
-    uri, address = state.migration_targets.get(destination, (None, None))
+    target = state.migration_targets.get(destination)
     record, host = state.instances.get(flow.subject), state.hosts.get(destination)
     placement = None
     if record is not None and record.requested is not None and host is not None:
@@ -168,8 +168,10 @@ def _migrate(ctx: Scheduling, flow: Flow) -> list[Emit]:
         step="migrate",
         source=flow["source"],
         destination=destination,
-        destination_uri=uri,
-        migration_address=address,
+        destination_uri=target.uri if target else None,
+        migration_address=target.address if target else None,
+        destination_ceph_user=target.ceph_user if target else None,
+        destination_ceph_secret_uuid=target.ceph_secret_uuid if target else None,
         placement=placement,
     )
     return [Emit(asked, flow.subject, flow.tenant_id)]
@@ -282,3 +284,13 @@ def answered(config: SchedulerConfig, state: SchedulerState, envelope: Envelope)
 def deadlines(config: SchedulerConfig, state: SchedulerState, now: datetime) -> list[Emit]:
     """Steps whose deadline passed fail (the flow retries or undoes what was done)."""
     return FLOWS.tick(Scheduling(config, state), state.flows, now)
+
+
+def moved_to(state: SchedulerState, instance_id: str) -> str | None:
+    """The destination of the instance's migration once its `migrate` step completed: the
+    guest runs there, and that host's agents report on it (its port bound there at
+    `switch_port`), while the claim moves from the source only at `release_source`."""
+    for flow in state.flows.running():
+        if flow.subject == instance_id and "migrate" in flow.done:
+            return flow.get("destination")
+    return None

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from virga_events.catalog.api import InstanceRequested
 from virga_events.catalog.scheduler import InstanceScheduled
@@ -104,6 +104,15 @@ class InstanceRecord:
         )
 
 
+class MigrationTarget(NamedTuple):
+    """What a host announced for receiving live migrations (`HostRegistered` v3, v4)."""
+
+    uri: str
+    address: str | None
+    ceph_user: str | None = None
+    ceph_secret_uuid: str | None = None
+
+
 @dataclass(slots=True)
 class SchedulerState:
     """Everything the scheduler decides from. Mutated in place by ``evolve`` only."""
@@ -134,8 +143,8 @@ class SchedulerState:
     """Recently deleted instance ids, oldest first (bounded by TOMBSTONE_LIMIT)."""
     flows: FlowBook = field(default_factory=FlowBook)
     """The flows the scheduler runs (live migrations), folded from its own flow events."""
-    migration_targets: dict[str, tuple[str, str | None]] = field(default_factory=dict)
-    """Host -> (migration URI, migration address) for the hosts that receive live migrations
+    migration_targets: dict[str, MigrationTarget] = field(default_factory=dict)
+    """Host -> how a migration reaches it, for the hosts that receive live migrations
     (`HostRegistered.migration_uri`); a host absent here cannot be a migration's destination."""
     view_cache: PlacementView | None = None
     """The derived view, or None when inventory changed since it was built."""

@@ -14,7 +14,7 @@ import msgspec
 
 from virga_events.catalog.api import InstanceRequested
 from virga_runtime.flows import FlowBook, restore_book, snapshot_book
-from virga_scheduler.core.model import InstanceRecord, SchedulerState
+from virga_scheduler.core.model import InstanceRecord, MigrationTarget, SchedulerState
 from virga_scheduler.core.placement import AllocationRatios, Claim, Claims, Host, ServerGroup
 
 FORMAT = 1
@@ -119,5 +119,6 @@ def restore(data: Any, default_ratios: AllocationRatios | None = None) -> Schedu
     state.flows = restore_book(data["flows"]) if "flows" in data else FlowBook()
     # Snapshots written before live migration knew no host that receives them.
     targets = data.get("migration_targets", {})
-    state.migration_targets = {h: (uri, address) for h, (uri, address) in targets.items()}
+    # Snapshots written before v4 of HostRegistered hold no Ceph identity: (uri, address).
+    state.migration_targets = {h: MigrationTarget(*target) for h, target in targets.items()}
     return state

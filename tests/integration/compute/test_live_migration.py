@@ -7,7 +7,9 @@ time, fails cleanly and leaves the guest running where it was.
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import time
+import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -193,3 +195,51 @@ async def test_a_migration_whose_caller_gives_up_is_aborted_and_the_guest_stays(
     assert await state(a, running_guest) is DomainState.RUNNING
     assert await state(b, running_guest) is DomainState.MISSING
     await asyncio.to_thread(guest_uptime, a.info.uri, running_guest)
+
+
+def disk_auth(host: LibvirtHost, instance_id: str) -> set[tuple[str, str]]:
+    """(cephx user, secret UUID) of the guest's RBD disks in its definition on `host`."""
+    xml = subprocess.run(
+        ["virsh", "-c", host.uri, "dumpxml", domain_name(instance_id)],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    return {
+        (auth.get("username", ""), secret.get("uuid", ""))
+        for auth in ET.fromstring(xml).iter("auth")
+        for secret in auth.iter("secret")
+    }
+
+
+async def test_hosts_with_cephx_users_of_their_own_move_the_guest_under_the_destinations(
+    two_libvirt_hosts: tuple[LibvirtHost, LibvirtHost],
+    ceph_cluster: CephCluster,
+    guest: GuestBoot,
+    tmp_path: Path,
+) -> None:
+    """Each host opens volumes as its own cephx user (as `virga host add` makes them), and
+    defines only its own user's secret: the destination's QEMU opens the guest's disks as
+    the destination's user (`MigrationOptions.destination_ceph`). Without it, libvirt on the
+    destination refuses the guest: "Secret not found" (the source's secret is not there)."""
+    own = tuple(ceph_settings(ceph_cluster, name) for name in ("own-a", "own-b"))
+    ids = tuple((s.user, s.secret_uuid) for s in own)
+    a_id, b_id = ((user, secret) for user, secret in ids if user and secret)
+    async with (
+        drivers(two_libvirt_hosts, own, tmp_path) as (a, b),
+        guest_on(a, (b,), ceph_cluster, own[0], guest, tmp_path) as instance_id,
+    ):
+        before = await asyncio.to_thread(guest_uptime, a.info.uri, instance_id)
+        there = MigrationOptions(destination_ceph=b_id)
+        await a.driver.migrate_live(
+            instance_id, b.info.peer_uri, b.info.migration_address, options=there
+        )
+        assert await state(b, instance_id) is DomainState.RUNNING
+        assert disk_auth(b.info, instance_id) == {b_id}
+        on_b = await asyncio.to_thread(guest_uptime, b.info.uri, instance_id)
+        assert on_b > before
+        back = MigrationOptions(destination_ceph=a_id)
+        await b.driver.migrate_live(
+            instance_id, a.info.peer_uri, a.info.migration_address, options=back
+        )
+        assert await state(a, instance_id) is DomainState.RUNNING
+        assert disk_auth(a.info, instance_id) == {a_id}
+        assert await asyncio.to_thread(guest_uptime, a.info.uri, instance_id) > on_b

@@ -4,24 +4,27 @@ destination adopts (`core.migration`, `effects.migration`), over the memory driv
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import orjson
 
+from virga_compute.ceph_access import CephSettings
 from virga_compute.config import ComputeConfig
 from virga_compute.core.decide import decide, on_ready
 from virga_compute.core.fold import evolve
 from virga_compute.core.model import ComputeState
 from virga_compute.core.power import PowerChanged, on_guest
 from virga_compute.core.snapshot import restore, snapshot
-from virga_compute.core.spec import DomainState, InstanceSpec
+from virga_compute.core.spec import CephMonitor, DomainState, InstanceSpec
 from virga_compute.drivers.memory import MemoryComputeDriver
 from virga_compute.effects.intents import Destroy, MigrateLive, Reconcile, RegisterHost
 from virga_compute.effects.migration import migration_handlers
-from virga_events import Envelope, Event, new_event
+from virga_events import REGISTRY, Envelope, Event, decode, encode, new_event
 from virga_events.catalog import Flavor
 from virga_events.catalog.api import InstanceDeletionRequested
 from virga_events.catalog.compute import (
+    HostRegistered,
     InstanceMigrated,
     InstanceMigrationFailed,
     InstanceStarted,
@@ -35,6 +38,7 @@ URI = "qemu+tcp://host-b/system"
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 SMALL = Flavor(name="m1.small", vcpus=1, ram_mb=256, disk_gb=1)
 FLOW = "flow-1"
+SECRET_A, SECRET_B = "3e1f5bf8-4619-5740-953e-dabb0485c461", "8a4c7e1e-7d7b-5b1a-9a56-0c5c8d1f2e3a"
 
 
 def config(host: str, **kwargs: object) -> ComputeConfig:
@@ -245,3 +249,50 @@ async def test_the_effect_reports_a_failure_and_the_guest_runs_on() -> None:
     assert isinstance(answer.payload, InstanceMigrationFailed)
     assert "cannot reach" in answer.payload.reason
     assert (await source.get_info("i-1")).state is DomainState.RUNNING
+
+
+def test_the_agent_announces_its_ceph_identity_and_the_source_hands_on_the_destinations() -> None:
+    """Each host opens volumes as its own cephx user: a guest moving to a host takes that
+    host's on (its secret is the only one defined there)."""
+    monitors = (CephMonitor("127.0.0.1", 6789),)
+    ceph = CephSettings(monitors=monitors, user="virga-compute-host-a", secret_uuid=SECRET_A)
+    (register,) = [
+        i for i in on_ready(config(SOURCE, ceph=ceph), ComputeState(SOURCE))
+        if isinstance(i, RegisterHost)
+    ]  # fmt: skip
+    assert register.ceph == ("virga-compute-host-a", SECRET_A)
+    no_cephx = replace(ceph, user=None, secret_uuid=None)
+    (register,) = [
+        i for i in on_ready(config(SOURCE, ceph=no_cephx), ComputeState(SOURCE))
+        if isinstance(i, RegisterHost)
+    ]  # fmt: skip
+    assert register.ceph is None
+
+    state = running_on(SOURCE)
+    payload = replace(
+        request().payload,
+        destination_ceph_user="virga-compute-host-b",
+        destination_ceph_secret_uuid=SECRET_B,
+    )
+    asked = envelope(payload, "scheduler", 10)
+    (intent,) = decide(config(SOURCE), evolve(state, asked), asked)
+    assert isinstance(intent, MigrateLive)
+    assert intent.destination_ceph == ("virga-compute-host-b", SECRET_B)
+    # A destination that announced none (an agent before v4): its disks as here.
+    asked = request()
+    (intent,) = decide(config(SOURCE), evolve(running_on(SOURCE), asked), asked)
+    assert isinstance(intent, MigrateLive)
+    assert intent.destination_ceph is None
+
+
+def test_a_host_registered_before_ceph_identities_reads_as_announcing_none() -> None:
+    event = HostRegistered(
+        rack="r", zone="z", vcpus=1, ram_mb=1, disk_gb=1, ceph_user="u", ceph_secret_uuid=SECRET_A
+    )
+    wire = orjson.loads(encode(new_event(event, aggregate_id=SOURCE, tenant_id=None, producer="c")))
+    assert wire["version"] == 4
+    del wire["payload"]["ceph_user"], wire["payload"]["ceph_secret_uuid"]
+    wire["version"] = 3
+    old = decode(orjson.dumps(wire), REGISTRY)
+    assert isinstance(old.payload, HostRegistered)
+    assert (old.payload.ceph_user, old.payload.ceph_secret_uuid) == (None, None)

@@ -105,14 +105,21 @@ def test_tickets_survive_a_snapshot() -> None:
 def test_a_host_registered_before_consoles_reads_as_serving_none() -> None:
     event = HostRegistered(rack="r", zone="z", vcpus=1, ram_mb=1, disk_gb=1, console_endpoint="x:1")
     wire = orjson.loads(encode(new_event(event, aggregate_id=HOST, tenant_id=None, producer=ME)))
-    assert wire["version"] == 3
-    for v2_and_later in ("console_endpoint", "migration_uri", "migration_address"):
+    assert wire["version"] == 4
+    later = (
+        "console_endpoint",
+        "migration_uri",
+        "migration_address",
+        "ceph_user",
+        "ceph_secret_uuid",
+    )
+    for v2_and_later in later:
         del wire["payload"][v2_and_later]
     wire["version"] = 1
     old = decode(orjson.dumps(wire), REGISTRY)
     assert isinstance(old.payload, HostRegistered)
     assert old.payload.console_endpoint is None
-    assert old.version == 3
+    assert old.version == 4
 
 
 async def test_the_gate_answers_a_claim_once_the_runner_asked_for_the_next_signal() -> None:

@@ -4,10 +4,20 @@ driver's pure parts: the call it makes and the progress it reads."""
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
+
 import libvirt
 import pytest
 
-from virga_compute.core.spec import DomainInfo, DomainState, InstanceSpec
+from virga_compute.core.spec import (
+    CephMonitor,
+    DiskSpec,
+    DomainInfo,
+    DomainState,
+    FileSource,
+    InstanceSpec,
+    RbdSource,
+)
 from virga_compute.drivers.base import (
     HypervisorUnavailable,
     InstanceNotFound,
@@ -16,7 +26,13 @@ from virga_compute.drivers.base import (
     MigrationOptions,
     MigrationProgress,
 )
-from virga_compute.drivers.libvirt_migration import FLAGS, migration_call, progress_from_stats
+from virga_compute.drivers.domain_xml import DomainSettings, build_domain_xml
+from virga_compute.drivers.libvirt_migration import (
+    FLAGS,
+    migration_call,
+    progress_from_stats,
+    with_ceph_identity,
+)
 from virga_compute.drivers.memory import MemoryComputeDriver
 
 SPEC = InstanceSpec(instance_id="i-1", name="n", vcpus=1, ram_mb=128)
@@ -128,3 +144,28 @@ def test_job_statistics_become_progress() -> None:
         "memory_iteration": 2,
     }
     assert progress_from_stats("i-1", stats) == MigrationProgress("i-1", 1200, 100, 40, 60, 7, 2)
+
+
+def test_the_destinations_definition_opens_every_rbd_disk_as_the_destinations_user() -> None:
+    rbd = RbdSource(
+        pool="volumes", image="vol-1", monitors=(CephMonitor("127.0.0.1"),),
+        auth_user="virga-compute-a", secret_uuid="5c2e5e0e-6c5e-4a52-9a1f-0e7f1f6f2a10",
+    )  # fmt: skip
+    spec = InstanceSpec(
+        instance_id="i-1", name="vm", vcpus=1, ram_mb=256,
+        disks=(DiskSpec("vda", rbd), DiskSpec("vdb", FileSource("/var/lib/virga/x.img"))),
+    )  # fmt: skip
+    source = build_domain_xml(spec, DomainSettings(domain_type="qemu"))
+    uuid_b = "8a4c7e1e-7d7b-5b1a-9a56-0c5c8d1f2e3a"
+    moved = ET.fromstring(with_ceph_identity(source, "virga-compute-b", uuid_b))
+    auths = [
+        (a.get("username"), s.get("uuid")) for a in moved.iter("auth") for s in a.iter("secret")
+    ]
+    assert auths == [("virga-compute-b", uuid_b)]
+    # Nothing else changes: the same disks, from the same places.
+    before, after = ET.fromstring(source), moved
+    for element in (before, after):
+        for auth in element.iter("auth"):
+            auth.attrib.clear()
+            auth.clear()
+    assert ET.tostring(before) == ET.tostring(after)

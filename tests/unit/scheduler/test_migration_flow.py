@@ -13,6 +13,7 @@ from tests.unit.scheduler.service_support import registered as registered_deaf
 from virga_events import Envelope, Event
 from virga_events.catalog.api import LiveMigrationRequested
 from virga_events.catalog.compute import (
+    HostRegistered,
     InstanceDeleted,
     InstanceMigrated,
     InstanceMigrationFailed,
@@ -23,7 +24,7 @@ from virga_events.catalog.flows import (
     FlowStepCompensated,
     FlowStepFailed,
 )
-from virga_events.catalog.network import MigrationPortPlumbed, MigrationPortSwitched
+from virga_events.catalog.network import MigrationPortPlumbed, MigrationPortSwitched, PortBound
 from virga_events.catalog.scheduler import (
     InstanceMigrationRequested,
     MigrationClaimMoved,
@@ -34,9 +35,11 @@ from virga_events.catalog.scheduler import (
     MigrationPortSwitchRequested,
     MigrationPortUnplumbRequested,
 )
+from virga_runtime.hostcheck import placement_of, refusal
 from virga_scheduler.config import SchedulerConfig
 from virga_scheduler.core import snapshot
 from virga_scheduler.core.migration import destination_claim_id
+from virga_scheduler.service import placed_on
 
 
 def registered(name: str, *, ram_mb: int = 8192, seconds: float = 0) -> Envelope:
@@ -235,3 +238,61 @@ def test_the_flow_id_is_the_one_the_gateway_chose() -> None:
         event(LiveMigrationRequested(flow_id="f-chosen"), "i1", "t-1", seconds=10)
     )
     assert only(emitted, MigrationDestinationClaimed).flow_id == "f-chosen"
+
+
+def test_the_source_is_told_the_destinations_ceph_identity_and_snapshots_keep_it() -> None:
+    scheduler = placed()
+    secret = "8a4c7e1e-7d7b-5b1a-9a56-0c5c8d1f2e3a"
+    again = HostRegistered(
+        rack="r1", zone="az1", vcpus=4, ram_mb=16384 - 1024, disk_gb=200,
+        migration_uri="qemu+tcp://h2/system", ceph_user="virga-compute-h2", ceph_secret_uuid=secret,
+    )  # fmt: skip
+    scheduler.feed(event(again, "h2", seconds=6, producer="compute@h2"))
+    flow_id = migrate(scheduler, host="h2").event_id
+    emitted = answer(
+        scheduler, MigrationPortPlumbed(flow_id=flow_id, step="plumb", host="h2"), "h2"
+    )
+    asked = only(emitted, InstanceMigrationRequested)
+    assert (asked.destination_ceph_user, asked.destination_ceph_secret_uuid) == (
+        "virga-compute-h2",
+        secret,
+    )
+    saved = snapshot.snapshot(scheduler.state)
+    assert snapshot.restore(saved).migration_targets == scheduler.state.migration_targets
+    # A snapshot from before hosts announced a Ceph identity: (URI, address) per host.
+    saved["migration_targets"] = {"h3": ["qemu+tcp://h3/system", None]}
+    (target,) = snapshot.restore(saved).migration_targets.values()
+    assert (target.uri, target.ceph_user, target.ceph_secret_uuid) == (
+        "qemu+tcp://h3/system",
+        None,
+        None,
+    )
+
+
+def test_once_the_guest_moved_the_destinations_reports_on_it_are_accepted() -> None:
+    """Between `migrate` and `release_source` the guest runs on the destination while the
+    claim is still the source's: the destination's network agent binds its port there
+    (`switch_port`), and its PortBound must not be refused as a foreign host's (it was: the
+    scheduler dead-lettered it, in every live migration end to end)."""
+    scheduler = placed()
+    flow_id = migrate(scheduler).event_id
+    answer(scheduler, MigrationPortPlumbed(flow_id=flow_id, step="plumb", host="h2"), "h2")
+    families = ("ns.network", "ns.compute")
+
+    def refused(host: str) -> str | None:
+        bound = PortBound(host=host, network_id="n-1", mac="02:00:00:00:00:01", tap="vt-1",
+                          instance_id="i1", ips=("10.0.0.5",))  # fmt: skip
+        envelope = event(bound, "port-1", "t-1", seconds=12, producer=f"network@{host}")
+        placement = placement_of(placed_on, scheduler.state)
+        return refusal(f"ns.network.{host}", envelope, families, placement)
+
+    assert refused("h2") is not None  # still moving: the source runs it
+    assert refused("h1") is None
+    moved = InstanceMigrated(flow_id=flow_id, step="migrate", host="h1", destination="h2",
+                             seconds=1.2)  # fmt: skip
+    answer(scheduler, moved, "h1")
+    assert refused("h2") is None
+    assert refused("h1") is not None
+    answer(scheduler, MigrationPortSwitched(flow_id=flow_id, step="switch_port", host="h2"), "h2")
+    assert scheduler.host_of("i1") == "h2"
+    assert refused("h2") is None
