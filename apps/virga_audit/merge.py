@@ -18,7 +18,6 @@ catch up. What is held then depends on how many events the log has per second of
 from __future__ import annotations
 
 import heapq
-from collections.abc import Mapping
 from datetime import datetime, timedelta
 from itertools import count
 
@@ -38,7 +37,7 @@ class EventTimeMerge:
 
     def __init__(self, window: timedelta = DEFAULT_WINDOW) -> None:
         self._disorder: dict[Partition, timedelta] = {}
-        """Partitions not read to their end yet -> how far back in time they may go."""
+        """Open partitions (not read to their end yet) -> how far back in time they may go."""
         self._floor: dict[Partition, datetime] = {}
         """Open partition -> the oldest event time it can still bring."""
         self._heap: list[_Entry] = []
@@ -55,10 +54,12 @@ class EventTimeMerge:
     def __len__(self) -> int:
         return len(self._heap)
 
-    def open(self, disorder: Mapping[Partition, timedelta]) -> None:
-        """Partitions to be read, each with its disorder: nothing is released past them until
-        they show an event or are closed."""
-        self._disorder.update(disorder)
+    def open(self, partition: Partition, first: datetime, disorder: timedelta) -> None:
+        """A partition to be read, whose first event occurred at `first` and whose events go
+        back in time by at most `disorder`: nothing older than `first - disorder` is released
+        until it is read further."""
+        self._disorder[partition] = disorder
+        self._floor[partition] = first - disorder
 
     def seen(self, partition: Partition, at: datetime) -> None:
         """A record of `partition` occurred at `at` (whether or not it is pushed)."""
@@ -86,11 +87,8 @@ class EventTimeMerge:
         self._floor.pop(partition, None)
 
     def watermark(self) -> datetime | None:
-        """The lowest floor of the open partitions; None while one of them has shown no
-        event yet (nothing can be released before it does) or none is open."""
-        if not self._disorder or len(self._floor) < len(self._disorder):
-            return None
-        return min(self._floor.values())
+        """The lowest floor of the open partitions; None when none is open."""
+        return min(self._floor.values()) if self._floor else None
 
     def release(self) -> list[Envelope]:
         """The events no open partition can precede, in event-time order."""
@@ -116,10 +114,9 @@ class EventTimeMerge:
         return [entry[-1] for entry in entries]
 
     def ahead(self) -> set[Partition]:
-        """Open partitions whose floor is more than `window` past the watermark: to pause.
-        Without a watermark, those that have shown an event while another has not."""
+        """Open partitions whose floor is more than `window` past the watermark: to pause."""
         mark = self.watermark()
         if mark is None:
-            return set(self._floor)
+            return set()
         limit = mark + self._window
         return {p for p, floor in self._floor.items() if floor > limit}

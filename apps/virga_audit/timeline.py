@@ -22,8 +22,11 @@ from virga_eventlog import KafkaSettings, LogReader, Positions
 from virga_eventlog.topics import agent_families
 from virga_events import REGISTRY, Envelope, EventDecodeError, decode
 
-FETCH_BYTES = 128 * 1024
+FETCH_BYTES = 16 * 1024
 """What one fetch brings of a partition at most."""
+
+READ_RECORDS = 2_000
+"""Records taken from the consumer per round (the consumer fetches ahead beyond a fetch)."""
 
 
 class _Stamp(msgspec.Struct):
@@ -33,11 +36,14 @@ class _Stamp(msgspec.Struct):
 _STAMP = msgspec.json.Decoder(_Stamp)
 
 
-async def disorder(reader: LogReader, ends: Positions) -> dict[Partition, timedelta]:
-    """For each partition, the most a record's event time is older than the newest before it
-    (zero for a partition in event-time order); records that do not decode count for none."""
+async def disorder(
+    reader: LogReader, ends: Positions
+) -> dict[Partition, tuple[datetime, timedelta]]:
+    """For each partition with an event: the first event's time, and the most a record's
+    event time is older than the newest before it (zero for a partition in event-time order).
+    Records that do not decode count for nothing."""
     newest: dict[Partition, datetime] = {}
-    found: dict[Partition, timedelta] = {(tp.topic, tp.partition): timedelta(0) for tp in ends}
+    found: dict[Partition, tuple[datetime, timedelta]] = {}
     async for batch in reader.read_range({}, ends):
         for record in batch:
             try:
@@ -46,10 +52,13 @@ async def disorder(reader: LogReader, ends: Positions) -> dict[Partition, timede
                 continue
             where = (record.topic, record.partition)
             before = newest.get(where)
-            if before is None or at > before:
+            if before is None:
                 newest[where] = at
-            elif before - at > found[where]:
-                found[where] = before - at
+                found[where] = (at, timedelta(0))
+            elif at > before:
+                newest[where] = at
+            elif before - at > found[where][1]:
+                found[where] = (found[where][0], before - at)
     return found
 
 
@@ -81,13 +90,18 @@ async def _merged(
     reader: LogReader, keep: Callable[[Envelope], bool], merge: EventTimeMerge
 ) -> AsyncIterator[list[Envelope]]:
     ends = {tp: end for tp, end in (await reader.end_offsets()).items() if end > 0}
-    merge.open(await disorder(reader, ends))
+    for (topic, partition), (first, back) in (await disorder(reader, ends)).items():
+        merge.open((topic, partition), first, back)
     reader.pause([tp for tp in reader.partitions() if tp not in ends])
     reader.seek({})
     pending = set(ends)
     paused: set[TopicPartition] = set()
     while pending:
-        for record in await reader.read():
+        ahead = {TopicPartition(*p) for p in merge.ahead()} & pending
+        reader.resume(paused - ahead)
+        reader.pause(ahead - paused)
+        paused = ahead
+        for record in await reader.read(max_records=READ_RECORDS):
             tp = TopicPartition(record.topic, record.partition)
             if record.offset >= ends.get(tp, 0) or record.value is None:
                 continue
@@ -107,10 +121,6 @@ async def _merged(
         released = merge.release()
         if released:
             yield released
-        ahead = {TopicPartition(*p) for p in merge.ahead()} & pending
-        reader.resume(paused - ahead)
-        reader.pause(ahead - paused)
-        paused = ahead
     rest = merge.drain()
     if rest:
         yield rest
