@@ -286,6 +286,9 @@ class ChainChecker:
         self._chains: dict[str, _Chain] = {}
         self._undecodable: list[UndecodableRecord] = []
         self.records = 0
+        self._buffered = 0
+        self.peak_buffered = 0
+        """The most records held ahead of their chains' heads at once (all producers)."""
 
     def add(self, location: RecordLocation, value: bytes | None) -> None:
         self.records += 1
@@ -306,7 +309,11 @@ class ChainChecker:
         if chain is None:
             chain = self._chains[header.producer] = _Chain(header.producer, self._window)
         link = _Link(header.seq, header.prev_hash, record_hash(value), header.event_id, location)
+        before = chain.buffered
         chain.add(link, self._max_buffered)
+        self._buffered += chain.buffered - before
+        if self._buffered > self.peak_buffered:
+            self.peak_buffered = self._buffered
 
     def report(self) -> VerifyReport:
         """Finish: whatever is still buffered is judged without waiting for more records."""

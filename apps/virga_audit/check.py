@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from virga_audit import quotas
-from virga_audit.invariants import Violation, fold_all
-from virga_audit.invariants import check as check_model
-from virga_audit.log import event_topics, read_topics
+import structlog
+
+from virga_audit import invariants, quotas
+from virga_audit.invariants import Violation, configured_ratios
+from virga_audit.log import event_topics
+from virga_audit.merge import EventTimeMerge
+from virga_audit.timeline import in_event_time
 from virga_eventlog import KafkaSettings, RecentIds
-from virga_events import REGISTRY, Envelope, EventDecodeError, decode
+from virga_events import Envelope
 from virga_scheduler.config import SchedulerConfig
+
+log = structlog.get_logger(__name__)
 
 DEFAULT_STUCK_AFTER = timedelta(minutes=15)
 """How long an instance may sit in BUILDING or DELETING without a new fact about it."""
@@ -21,9 +26,12 @@ async def check(
     now: datetime,
     stuck_after: timedelta = DEFAULT_STUCK_AFTER,
     scheduler: SchedulerConfig | None = None,
+    merge: EventTimeMerge | None = None,
 ) -> list[Violation]:
     """Every broken invariant as of `now`, from all event topics (read to their current ends,
-    duplicates by event_id dropped, undecodable records left to `verify`).
+    duplicates by event_id dropped, undecodable records left to `verify`), folded as they
+    are read, in event time (`merge`: pass one to set its skew and window, or to read how
+    many events it held at most).
 
     Hosts no admin gave ratios have those of `scheduler`; by default the scheduler's settings
     are read from this process's environment (``VIRGA_CPU_ALLOCATION_RATIO`` ...), as the
@@ -33,20 +41,23 @@ async def check(
         raise ValueError("now must be timezone-aware")
     if scheduler is None:
         scheduler = SchedulerConfig.from_env()
-    envelopes: list[Envelope] = []
     recent = RecentIds()
-    async for batch in read_topics(settings, await event_topics(settings)):
-        for record in batch:
-            if record.value is None:
-                continue
-            try:
-                envelope = decode(record.value, REGISTRY)
-            except EventDecodeError:
-                continue
-            if envelope.occurred_at <= now and not recent.seen(envelope.event_id):
-                envelopes.append(envelope)
-    found = check_model(fold_all(envelopes, scheduler), now, stuck_after)
-    return found + quota_violations(quotas.fold_all(envelopes))
+
+    def keep(envelope: Envelope) -> bool:
+        return envelope.occurred_at <= now and not recent.seen(envelope.event_id)
+
+    cloud = invariants.CloudModel(default_ratios=configured_ratios(scheduler))
+    usage = quotas.QuotaModel()
+    topics = await event_topics(settings)
+    merge = merge if merge is not None else EventTimeMerge()
+    async for batch in in_event_time(settings, topics, keep, merge):
+        for envelope in batch:
+            invariants.fold(cloud, envelope)
+            quotas.fold(usage, envelope)
+    if merge.late:  # the log changed under the read: no partition is read past its end
+        log.warning("events_folded_out_of_order", namespace=settings.namespace, late=merge.late)
+    found = invariants.check(cloud, now, stuck_after)
+    return found + quota_violations(usage)
 
 
 def quota_violations(model: quotas.QuotaModel) -> list[Violation]:

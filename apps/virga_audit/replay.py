@@ -14,6 +14,7 @@ from virga_eventlog import KafkaSettings, RawRecord, RecentIds, event_topic
 from virga_eventlog.topics import agent_families, family_of
 from virga_events import REGISTRY, Envelope, EventDecodeError, EventRegistry, decode
 from virga_runtime import ServiceDefinition
+from virga_runtime.folding import Folds
 from virga_runtime.hostcheck import refusal
 
 log = structlog.get_logger(__name__)
@@ -180,6 +181,8 @@ async def replay_all(settings: KafkaSettings, until: datetime) -> dict[str, Any]
             readers.setdefault(topic, []).append(name)
         owners.setdefault(definition.output_topic, []).append(name)
 
+    skipped = {name: _IgnoredTypes(definition) for name, definition in definitions.items()}
+
     async def fold_pass(folders: dict[str, list[str]], recent: RecentIds | None) -> None:
         async for batch in read_topics(settings, sorted(folders)):
             for record in batch:
@@ -187,7 +190,10 @@ async def replay_all(settings: KafkaSettings, until: datetime) -> dict[str, Any]
                 key = _key(record, envelope, families) if envelope is not None else ""
                 if envelope is None or (recent is not None and recent.seen(key)):
                     continue
+                kind = type(envelope.payload)
                 for name in folders[_family(record.topic, families)]:
+                    if kind in skipped[name]:
+                        continue
                     states[name] = _fold(states[name], envelope, definitions[name])
 
     # As on a rebuild: the folds allocate millions of long-lived objects that the cyclic GC
@@ -206,6 +212,19 @@ async def replay_all(settings: KafkaSettings, until: datetime) -> dict[str, Any]
         for host in hosts
     }
     return found
+
+
+class _IgnoredTypes:
+    """The event types a service's fold leaves alone, when its `evolve` is a `Folds` table
+    (every service's but the gateway's, whose fold also keeps time for any event): those
+    are not even handed to it."""
+
+    def __init__(self, definition: ServiceDefinition[Any]) -> None:
+        table = getattr(definition.evolve, "__self__", None)
+        self._folded = table.event_types if isinstance(table, Folds) else None
+
+    def __contains__(self, kind: type[Any]) -> bool:
+        return self._folded is not None and kind not in self._folded
 
 
 def _document(state: Any) -> Any:

@@ -29,6 +29,7 @@ class LogReader:
         read_committed: bool = True,
         fetch_wait_ms: int = 10,
         families: Iterable[str] = (),
+        partition_fetch_bytes: int = 16 * 1024 * 1024,
     ) -> None:
         """`fetch_wait_ms` bounds how long the broker holds an empty fetch. Under read_committed
         a transaction's commit marker does not wake a waiting fetch, so this wait is added to
@@ -36,7 +37,10 @@ class LogReader:
 
         `families` (`virga_eventlog.topics.agent_families`): of these topics, every per-host
         topic (`<family>.<host>`) the broker has is read too, those made later once `refresh`
-        finds them; `partitions([family])` includes them."""
+        finds them; `partitions([family])` includes them.
+
+        `partition_fetch_bytes` bounds what one fetch brings of each partition (a reader that
+        pauses partitions often, and so drops what was fetched ahead for them, wants it small)."""
         self.families = tuple(families)
         self.topics = tuple(dict.fromkeys([*topics, *self.families]))
         self._settings = settings
@@ -50,7 +54,7 @@ class LogReader:
             isolation_level="read_committed" if read_committed else "read_uncommitted",
             # Rebuilds read millions of small records: fetch big batches.
             fetch_max_bytes=64 * 1024 * 1024,
-            max_partition_fetch_bytes=16 * 1024 * 1024,
+            max_partition_fetch_bytes=partition_fetch_bytes,
             fetch_max_wait_ms=fetch_wait_ms,
         )
         self._partitions: list[TopicPartition] = []

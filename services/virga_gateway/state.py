@@ -278,14 +278,26 @@ GUARDED: dict[int, str] = {
 forgotten one, so that a late event does not bring it back."""
 
 
+_BY_TYPE: dict[type[Any], tuple[tuple[Folds[GatewayState], str | None], ...]] = {}
+
+
+def _folds_of(event_type: type[Any]) -> tuple[tuple[Folds[GatewayState], str | None], ...]:
+    """The folds of `FOLDS` that fold `event_type`, in order, each with its GUARDED kind: the
+    others would leave the state alone, so they are not asked (a replay folds millions)."""
+    found = _BY_TYPE.get(event_type)
+    if found is None:
+        found = tuple((f, GUARDED.get(id(f))) for f in FOLDS if event_type in f.event_types)
+        _BY_TYPE[event_type] = found
+    return found
+
+
 def evolve(
     state: GatewayState, envelope: Envelope, retention: timedelta = RETENTION
 ) -> GatewayState:
     """Fold one event; types the gateway does not project are ignored. Deleted resources
     are forgotten `retention` after their deletion, in event time (`retention.py`)."""
     before = eligible(state, envelope.aggregate_id)
-    for folds in FOLDS:
-        kind = GUARDED.get(id(folds))
+    for folds, kind in _folds_of(type(envelope.payload)):
         if kind is not None and is_forgotten(state, kind, envelope.aggregate_id):
             continue
         folds.evolve(state, envelope)

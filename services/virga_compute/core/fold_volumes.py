@@ -66,6 +66,17 @@ def _detached(state: ComputeState, envelope: Envelope, event: VolumeDetached) ->
 @volume_folds.on(VolumeExtended)
 def _volume_extended(state: ComputeState, envelope: Envelope, event: VolumeExtended) -> None:
     key = envelope.aggregate_id
-    for record in state.instances.values():
-        if record.disk_target(key) is not None:
-            record.grown[key] = max(record.grown.get(key, 0), event.size_gb)
+    for record in _disks_of(state, key):
+        record.grown[key] = max(record.grown.get(key, 0), event.size_gb)
+
+
+def _disks_of(state: ComputeState, volume_id: str) -> list[InstanceRecord]:
+    """The instances the volume is a disk of (`InstanceRecord.disk_target`), without asking
+    every instance: a boot volume is named after its instance (`boot_volume_id`), so only
+    that instance can boot from it; any other is found by its attachments alone."""
+    found = [r for r in state.instances.values() if volume_id in r.attachments]
+    booted = state.instances.get(volume_id)
+    booted = None if booted is None or booted.disk_target(volume_id) is None else booted
+    if booted is not None and all(r is not booted for r in found):
+        found.append(booted)
+    return found
