@@ -137,6 +137,9 @@ class SchedulerState:
     migration_targets: dict[str, tuple[str, str | None]] = field(default_factory=dict)
     """Host -> (migration URI, migration address) for the hosts that receive live migrations
     (`HostRegistered.migration_uri`); a host absent here cannot be a migration's destination."""
+    stopped: set[str] = field(default_factory=set)
+    """Instances whose domain is shut off (InstanceStopped, until started again): a drain
+    leaves them placed where they are, running nothing."""
     view_cache: PlacementView | None = None
     """The derived view, or None when inventory changed since it was built."""
 

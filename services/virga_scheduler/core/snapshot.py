@@ -91,6 +91,7 @@ def snapshot(state: SchedulerState) -> dict[str, Any]:
         "deleted": list(state.deleted),
         "flows": snapshot_book(state.flows),
         "migration_targets": {h: list(t) for h, t in sorted(state.migration_targets.items())},
+        "stopped": sorted(state.stopped),
     }
 
 
@@ -120,4 +121,5 @@ def restore(data: Any, default_ratios: AllocationRatios | None = None) -> Schedu
     # Snapshots written before live migration knew no host that receives them.
     targets = data.get("migration_targets", {})
     state.migration_targets = {h: (uri, address) for h, (uri, address) in targets.items()}
+    state.stopped = set(data.get("stopped", ()))
     return state
