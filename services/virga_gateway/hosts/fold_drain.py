@@ -48,11 +48,18 @@ def _started(state: GatewayState, env: Envelope, event: flows.FlowStarted) -> No
         drain.instances = [i for i in event.inputs.get("instances", "").split(",") if i]
         drain.stopped = [i for i in event.inputs.get("stopped", "").split(",") if i]
         return
-    name = state.drain_flows.get(event.inputs.get("drain", ""))
-    host = state.hosts.get(name) if name is not None else None
-    if name is not None and host is not None and host.drain is not None:
-        if event.subject not in host.drain.moving:
-            host.drain.moving.append(event.subject)
+    drain_id = event.inputs.get("drain", "")
+    if not drain_id:
+        return
+    # The drain's own start is on another partition and may come later: the migration names
+    # its host (`source`) too.
+    name = state.drain_flows.get(drain_id, event.inputs.get("source", ""))
+    host = state.hosts.get(name)
+    if host is None or (host.drain is not None and host.drain.id != drain_id):
+        return  # a late event of an older drain
+    drain = _drain_of(state, name, drain_id)
+    if drain.status == "DRAINING" and event.subject not in drain.moving:
+        drain.moving.append(event.subject)
         state.drain_flows[env.aggregate_id] = name
 
 

@@ -68,6 +68,8 @@ class Progress:
     waiting: tuple[str, ...] = ()
     gone: tuple[str, ...] = ()
     """Left the host another way (deleted, moved by another flow) before their turn."""
+    stopped: tuple[str, ...] = ()
+    """Stopped before their turn: left placed on the host, as those stopped at the start."""
 
     @property
     def finished(self) -> bool:
@@ -90,9 +92,13 @@ def progress(state: SchedulerState, book: FlowBook, drain: Flow) -> Progress:
     for instance_id in listed(drain):
         child = book.flows.get(child_id(drain.flow_id, instance_id))
         if child is None:
-            held = state.claims.get(instance_id)
-            on_host = held is not None and held.host == drain.subject
-            found["waiting" if on_host else "gone"].append(instance_id)
+            held, record = state.claims.get(instance_id), state.instances.get(instance_id)
+            if held is None or held.host != drain.subject:
+                found["gone"].append(instance_id)
+            elif record is None or record.deletion_requested:
+                found["gone"].append(instance_id)  # its agent deletes it there
+            else:
+                found["stopped" if instance_id in state.stopped else "waiting"].append(instance_id)
         elif child.outcome == "running":
             found["in_flight"].append(instance_id)
         else:
@@ -141,7 +147,7 @@ def _answer(drain: Flow, now: Progress) -> list[Emit]:
     """The drain's end once no instance of it waits or moves (nothing before)."""
     if not now.finished:
         return []
-    stopped = listed(drain, "stopped")
+    stopped = (*listed(drain, "stopped"), *now.stopped)
     end: HostDrained | HostDrainFailed
     if now.unmoved:
         reason = f"{len(now.unmoved)} instance(s) could not move: {', '.join(now.unmoved)}"

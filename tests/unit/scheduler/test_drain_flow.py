@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.unit.scheduler.service_support import Scheduler, event, only, requested
+from tests.unit.scheduler.service_support import (
+    Scheduler,
+    deletion_requested,
+    event,
+    only,
+    requested,
+)
 from tests.unit.scheduler.service_support import registered as registered_deaf
 
 from virga_events import Envelope, Event
-from virga_events.catalog.api import HostDisabled, HostDrainRequested
+from virga_events.catalog.api import HostDisabled, HostDrainRequested, LiveMigrationRequested
 from virga_events.catalog.compute import (
     InstanceMigrated,
     InstanceMigrationFailed,
@@ -203,3 +209,37 @@ def test_any_interleaving_ends_with_exactly_the_unmoved_instances_never_over_the
         0 if failed else 1
     )
     assert child_id("d1", "i1") in scheduler.state.flows.flows
+
+
+def test_instances_deleted_or_stopped_before_their_turn_are_not_moved() -> None:
+    scheduler = loaded()
+    drain(scheduler)
+    assert {f.subject for f in moving(scheduler)} == {"i1", "i2"}
+    scheduler.feed(deletion_requested("i3"))
+    stopped = event(InstanceStopped(host="h1"), "i4", "t-1", seconds=21, producer="compute@h1")
+    scheduler.feed(stopped)
+    emitted: list[Event] = []
+    while moving(scheduler):
+        emitted += step(scheduler, moving(scheduler)[0], ok=True)
+    drained = only(emitted, HostDrained)
+    assert (drained.moved, drained.stopped) == (("i1", "i2"), ("i4",))
+    assert {f.subject for f in children(scheduler)} == {"i1", "i2"}
+
+
+def test_an_instance_another_migration_moves_is_waited_for_then_left_alone() -> None:
+    scheduler = loaded()
+    own = event(LiveMigrationRequested(host="h2", flow_id="m1"), "i1", "t-1", seconds=19)
+    scheduler.feed(own)
+    drain(scheduler)
+    assert {f.subject for f in moving(scheduler)} == {"i2", "i3"}
+    other = scheduler.state.flows.flows["m1"]
+    while other.outcome == "running":
+        step(scheduler, other, ok=True)
+        other = scheduler.state.flows.flows["m1"]
+    assert scheduler.host_of("i1") == "h2"
+    emitted = scheduler.tick(25)  # i1 left the host another way: the drain does not wait
+    while moving(scheduler):
+        emitted += step(scheduler, moving(scheduler)[0], ok=True)
+    drained = only(emitted, HostDrained)
+    assert drained.moved == ("i2", "i3", "i4")
+    assert scheduler.state.claims.usage_of("h1").vcpus == 0
