@@ -5,14 +5,15 @@ drivers, each the others' peer) run on one namespace; the test answers the netwo
 the destinations' network agents would. Four instances run on hv-a; POST
 /v1/hosts/hv-a/actions {"action": "drain"} disables it and moves them all: each ends RUNNING
 on hv-b or hv-c, hv-a runs nothing, the host's drain is DRAINED, and the scheduler never had
-more than two of the drain's migrations running at once.
+more than two of the drain's migrations running at once; and so again when the scheduler is
+killed once the drain's first migration started (another one rebuilds it from the log).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -33,6 +34,7 @@ from virga_compute.service import runner_config as compute_runner_config
 from virga_eventlog import ensure_topics, event_topic, virga_topics
 from virga_events import Envelope
 from virga_events.catalog.flows import FlowCompleted, FlowFailed, FlowStarted
+from virga_events.catalog.scheduler import HostDrained, HostDrainFailed
 from virga_runtime import ServiceRunner
 from virga_scheduler.config import SchedulerConfig
 from virga_scheduler.service import definition as scheduler_definition
@@ -85,27 +87,40 @@ def most_at_once(decisions: list[Envelope], drain_id: str) -> int:
     return most
 
 
+@pytest.mark.parametrize("killed", [False, True], ids=["live", "scheduler-killed"])
 async def test_a_drain_moves_every_instance_off_the_host_two_at_a_time(
-    kafka_bootstrap: str,
+    kafka_bootstrap: str, killed: bool
 ) -> None:
+    """Also with the scheduler killed (no final snapshot) once the drain's first migration
+    started, and another one started in its place: it rebuilds the drain from the log."""
     gateway = await Gateway.create(kafka_bootstrap)
     try:
         namespace = gateway.namespace
         await ensure_topics(gateway.settings, virga_topics(3, namespace))
         config = SchedulerConfig(namespace=namespace, tick_seconds=1, drain_parallel=AT_ONCE)
-        scheduler = ServiceRunner(
-            scheduler_definition(config), gateway.settings, scheduler_runner_config(config)
-        )
+
+        def scheduler() -> ServiceRunner[Any]:
+            return ServiceRunner(
+                scheduler_definition(config), gateway.settings, scheduler_runner_config(config)
+            )
+
+        first = scheduler()
         topic = event_topic("scheduler", namespace)
         async with (
-            serving(scheduler),
+            contextlib.AsyncExitStack() as running,
             following(gateway.settings, topic, client_id=f"{namespace}-test") as decisions,
             three_hosts(gateway) as drivers,
         ):
+            await running.enter_async_context(serving(first, snapshot=False))
             responder = asyncio.create_task(network_responder(gateway, decisions))
+
+            async def kill_and_replace() -> None:
+                await running.aclose()
+                await running.enter_async_context(serving(scheduler()))
+
             try:
-                await wait_until(lambda: set(scheduler.state.migration_targets) == set(HOSTS), 60)
-                await drains(gateway, drivers, decisions)
+                await wait_until(lambda: set(first.state.migration_targets) == set(HOSTS), 60)
+                await drains(gateway, drivers, decisions, kill_and_replace if killed else None)
             finally:
                 responder.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -122,7 +137,10 @@ async def host_view(gateway: Gateway, name: str) -> dict[str, Any]:
 
 
 async def drains(
-    gateway: Gateway, drivers: dict[str, MemoryComputeDriver], decisions: list[Envelope]
+    gateway: Gateway,
+    drivers: dict[str, MemoryComputeDriver],
+    decisions: list[Envelope],
+    restart: Callable[[], Awaitable[None]] | None,
 ) -> None:
     projection = gateway.runner
     assert projection is not None
@@ -160,6 +178,11 @@ async def drains(
     assert asked.body["enabled"] is False
     drain_id = asked.body["drain"]["id"]
     assert asked.body["drain"]["status"] == "DRAINING"
+    if restart is not None:
+        await wait_until(lambda: most_at_once(decisions, drain_id) >= 1, 60)
+        ended = (HostDrained, HostDrainFailed)
+        assert not any(isinstance(e.payload, ended) for e in decisions), "ended before the kill"
+        await restart()
     again = await gateway.call("POST", path, json={"action": "drain"})
     assert again.status == 202, again.body
     assert again.body["drain"]["id"] == drain_id, again.body

@@ -32,6 +32,8 @@ from virga_runtime.flows import Flow
 from virga_scheduler.config import SchedulerConfig
 from virga_scheduler.core import snapshot
 from virga_scheduler.core.drain import HOST_DRAIN, child_id
+from virga_scheduler.core.fold import evolve
+from virga_scheduler.core.model import SchedulerState
 
 INSTANCES = ("i1", "i2", "i3", "i4")
 
@@ -243,3 +245,22 @@ def test_an_instance_another_migration_moves_is_waited_for_then_left_alone() -> 
     drained = only(emitted, HostDrained)
     assert drained.moved == ("i2", "i3", "i4")
     assert scheduler.state.claims.usage_of("h1").vcpus == 0
+
+
+def test_a_rebuild_from_the_log_mid_drain_gives_the_live_state_and_goes_on() -> None:
+    scheduler = loaded()
+    drain(scheduler)
+    step(scheduler, moving(scheduler)[0], ok=False)  # one fails; the next one starts
+    while len(children(scheduler)) < 4:
+        step(scheduler, moving(scheduler)[0], ok=True)
+    state = SchedulerState(scheduler.config.ratios)
+    for envelope in [*scheduler.inputs, *scheduler.outputs]:  # inputs first, then its own
+        state = evolve(state, envelope)
+    assert snapshot.snapshot(state) == snapshot.snapshot(scheduler.state)
+    rebuilt = Scheduler(config=scheduler.config, state=state)
+    emitted: list[Event] = []
+    while moving(rebuilt):
+        emitted += step(rebuilt, moving(rebuilt)[0], ok=True)
+    failed = only(emitted, HostDrainFailed)
+    assert len(failed.unmoved) == 1
+    assert len(failed.moved) == 3
