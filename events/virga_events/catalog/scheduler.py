@@ -1,5 +1,5 @@
 """Facts the scheduler writes to `virga.scheduler`: placements, refusals, claims, host health,
-and the commands of the live migrations it runs."""
+the commands of the live migrations it runs, and the ends of its host drains."""
 
 from __future__ import annotations
 
