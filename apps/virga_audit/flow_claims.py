@@ -1,10 +1,14 @@
 """What `audit check` knows of flows (`virga_runtime.flows`): the claims a live migration holds
-on its destination, and whether every flow ended.
+on its destination, whether every flow ended, and whether a host drain that ended left what it
+moved on the host.
 
 A flow's destination claim counts against its host as any claim does; it must be gone (moved
 to the instance, or released) by the time the flow ends, or it is a leaked claim. A flow
 without news for longer than the check's patience, or one that ended stuck after its pivot,
-is reported: an operator's matter, never a silent loss.
+is reported: an operator's matter, never a silent loss. A host drain's migrations (flows whose
+`drain` input names it) are news of the drain, so a long drain is not taken for a stuck one;
+when it ends (`HostDrained`, `HostDrainFailed`), none of its migrations may still run and no
+instance it says it moved may hold its claim on the host (`undrained`).
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ FLOW_FACTS = (
     scheduler.MigrationDestinationClaimed,
     scheduler.MigrationDestinationReleased,
     scheduler.MigrationClaimMoved,
+    scheduler.HostDrained,
+    scheduler.HostDrainFailed,
     flows.FlowStarted,
     flows.FlowStepStarted,
     flows.FlowStepCompleted,
@@ -31,7 +37,7 @@ FLOW_FACTS = (
 )
 """The facts `fold_flow` takes."""
 
-FlowKind = Literal["stuck", "leaked-claim"]
+FlowKind = Literal["stuck", "leaked-claim", "undrained"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +59,10 @@ class FlowModel:
     """Flow id -> (its subject, reason) of flows that ended stuck after their pivot."""
     leaked: list[tuple[str, str]] = field(default_factory=list)
     """(instance, detail) of claims a flow still held when it ended."""
+    drain_of: dict[str, str] = field(default_factory=dict)
+    """Flow id of a host drain's running migration -> the drain's flow id."""
+    undrained: list[tuple[str, str]] = field(default_factory=list)
+    """(host, detail) of drains that ended with an instance they moved still there."""
 
     def on_host(self, host: str) -> list[Flavor]:
         return [claim.flavor for claim in self.held.values() if claim.host == host]
@@ -74,8 +84,13 @@ def fold_flow(model: FlowModel, envelope: Envelope, claims: dict[str, tuple[str,
                 claims[key] = (held.host, held.flavor)
         case flows.FlowStarted():
             model.running[key] = (event.subject, at)
+            if event.inputs.get("drain"):
+                model.drain_of[key] = event.inputs["drain"]
+        case scheduler.HostDrained() | scheduler.HostDrainFailed():
+            _drain_ended(model, key, event, claims)
         case flows.FlowCompleted() | flows.FlowFailed():
             model.running.pop(key, None)
+            model.drain_of.pop(key, None)
             if isinstance(event, flows.FlowFailed) and event.stuck:
                 model.stuck[key] = (event.subject, event.reason)
             held = model.held.pop(key, None)
@@ -85,6 +100,26 @@ def fold_flow(model: FlowModel, envelope: Envelope, claims: dict[str, tuple[str,
         case _:
             if key in model.running:
                 model.running[key] = (model.running[key][0], at)
+    drain = model.drain_of.get(key)
+    if drain is not None and drain in model.running:
+        model.running[drain] = (model.running[drain][0], at)
+
+
+def _drain_ended(
+    model: FlowModel,
+    host: str,
+    event: scheduler.HostDrained | scheduler.HostDrainFailed,
+    claims: dict[str, tuple[str, Flavor]],
+) -> None:
+    for flow_id, drain in sorted(model.drain_of.items()):
+        if drain == event.flow_id:
+            detail = f"drain {drain} ended while its migration {flow_id} runs"
+            model.undrained.append((host, detail))
+    for instance_id in event.moved:
+        held = claims.get(instance_id)
+        if held is not None and held[0] == host:
+            detail = f"drain {event.flow_id} moved instance {instance_id}, which is still here"
+            model.undrained.append((host, detail))
 
 
 def flow_findings(
@@ -94,6 +129,7 @@ def flow_findings(
     found: list[tuple[FlowKind, str, str]] = [
         ("leaked-claim", instance, detail) for instance, detail in model.leaked
     ]
+    found += [("undrained", host, detail) for host, detail in model.undrained]
     for flow_id, (subject, reason) in sorted(model.stuck.items()):
         found.append(("stuck", subject, f"flow {flow_id} ended stuck after its pivot: {reason}"))
     for flow_id, (subject, last) in sorted(model.running.items()):

@@ -30,6 +30,7 @@ Kind = Literal[
     "stuck",
     "over-quota",
     "leaked-claim",
+    "undrained",
 ]
 Status = Literal["BUILDING", "RUNNING", "STOPPED", "ERROR", "DELETING", "DELETED"]
 

@@ -1,5 +1,6 @@
 """`virga host add|list`: the operator adds a hypervisor's identities (Kafka users and ACLs,
-cephx user) and lists the hosts added, with the cluster's admin credentials, not the API's."""
+cephx user) and lists the hosts added, with the cluster's admin credentials, not the API's.
+`virga host drain` (`host_drain.py`) goes through the API, as an admin."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import click
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from virga_cli import errors
+from virga_cli.host_drain import host_drain
 from virga_cli.host_setup import (
     DEFAULT_INSTALL_DIR,
     CephTarget,
@@ -67,7 +69,11 @@ def _run(work: Awaitable[T]) -> T:
 
 @click.group()
 def host() -> None:
-    """Add hypervisors to the cloud (operator; Kafka and Ceph admin credentials)."""
+    """Add hypervisors to the cloud (operator; Kafka and Ceph admin credentials); drain one
+    (admin, through the API)."""
+
+
+host.add_command(host_drain)
 
 
 @host.command("add")

@@ -68,12 +68,17 @@ class FlowManager(Generic[C]):
 
     def decide(self, ctx: C, book: FlowBook, envelope: Envelope[Any]) -> list[Emit]:
         """What the flow an input event answers does about it (nothing for other events)."""
-        flow_id = flow_id_of(envelope.payload)
+        return self.answer(ctx, book, envelope.payload, envelope.occurred_at)
+
+    def answer(self, ctx: C, book: FlowBook, event: Event, now: datetime) -> list[Emit]:
+        """What the flow `event` answers does about it: `decide` for an answer the hosting
+        service gives one of its flows itself, outside the step's command (a drain's end)."""
+        flow_id = flow_id_of(event)
         flow = book.flows.get(flow_id) if flow_id is not None else None
         if flow is None or flow.definition not in self.definitions:
             return []
         run = _Run(self.definitions[flow.definition], ctx, flow.clone())
-        run.answer(envelope.payload, envelope.occurred_at)
+        run.answer(event, now)
         return run.emits
 
     def tick(self, ctx: C, book: FlowBook, now: datetime) -> list[Emit]:

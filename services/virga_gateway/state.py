@@ -32,6 +32,7 @@ from virga_gateway.flavors.model import DEFAULT_FLAVORS
 from virga_gateway.floating_ips import fold as floating_ips_fold
 from virga_gateway.floating_ips.model import FloatingIp
 from virga_gateway.hosts import fold as hosts_fold
+from virga_gateway.hosts import fold_drain as hosts_drain_fold
 from virga_gateway.hosts.model import Host, Ratios
 from virga_gateway.idempotency import IdempotencyRecord
 from virga_gateway.images import fold as images_fold
@@ -91,6 +92,8 @@ class GatewayState(msgspec.Struct, kw_only=True):
     server_groups: dict[str, ServerGroup] = msgspec.field(default_factory=dict)
     group_members: dict[str, list[str]] = msgspec.field(default_factory=dict)
     hosts: dict[str, Host] = msgspec.field(default_factory=dict)
+    drain_flows: dict[str, str] = msgspec.field(default_factory=dict)
+    """Flow id of a running drain, or of one of its migrations -> the host drained."""
     console_tickets: dict[str, ConsoleTicket] = msgspec.field(default_factory=dict)
     """Ticket sha256 -> the console ticket issued (`consoles/`)."""
     claims: dict[str, dict[str, Flavor]] = msgspec.field(default_factory=dict)
@@ -187,6 +190,7 @@ PREVIEW_COPIES: dict[str, Preview] = {
     # These are mutated in place: copy the touched ones (history is read, not needed).
     "tokens": "touched",
     "hosts": "touched-deep",
+    "drain_flows": "shared",
     "instances": "touched-instances",
     "networks": "touched-deep",
     "ports": "touched-deep",
@@ -243,6 +247,7 @@ FOLDS: tuple[Folds[GatewayState], ...] = (
     instances_fold.folds,
     migration_fold.folds,
     hosts_fold.folds,
+    hosts_drain_fold.folds,
     consoles_fold.folds,
     networks_fold.folds,
     ports_fold.folds,

@@ -27,6 +27,8 @@ class SchedulerConfig:
     environment it defaults to a third of the heartbeat timeout, at most 5 s."""
     ratios: AllocationRatios = field(default_factory=AllocationRatios)
     """Allocation ratios of every host until an administrator sets others (AllocationRatiosSet)."""
+    drain_parallel: int = 2
+    """Live migrations a host drain runs at once (VIRGA_SCHEDULER_DRAIN_PARALLEL)."""
     namespace: str = DEFAULT_NAMESPACE
     """Topic namespace, as ``KafkaSettings.namespace``."""
     http_port: int | None = None
@@ -35,6 +37,8 @@ class SchedulerConfig:
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
             raise ValueError(f"max_attempts must be at least 1, got {self.max_attempts}")
+        if self.drain_parallel < 1:
+            raise ValueError(f"drain_parallel must be at least 1, got {self.drain_parallel}")
         for name in ("heartbeat_timeout_seconds", "server_group_wait_seconds", "tick_seconds"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
@@ -43,6 +47,7 @@ class SchedulerConfig:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> SchedulerConfig:
         """Read VIRGA_SCHEDULER_WEIGHER (spread|pack), VIRGA_SCHEDULER_MAX_ATTEMPTS,
         VIRGA_HEARTBEAT_TIMEOUT, VIRGA_SERVER_GROUP_WAIT, VIRGA_SCHEDULER_TICK_SECONDS,
+        VIRGA_SCHEDULER_DRAIN_PARALLEL,
         VIRGA_CPU_ALLOCATION_RATIO, VIRGA_RAM_ALLOCATION_RATIO, VIRGA_DISK_ALLOCATION_RATIO
         (seconds are numbers), VIRGA_NAMESPACE and VIRGA_HTTP_PORT; raise SystemExit naming
         a bad one."""
@@ -61,6 +66,7 @@ class SchedulerConfig:
                 server_group_wait_seconds=number("VIRGA_SERVER_GROUP_WAIT", 60.0),
                 # A silent host is noticed within a third of the timeout past it by default.
                 tick_seconds=number("VIRGA_SCHEDULER_TICK_SECONDS", min(5.0, timeout / 3)),
+                drain_parallel=whole("VIRGA_SCHEDULER_DRAIN_PARALLEL", 2),
                 ratios=AllocationRatios(
                     cpu=number("VIRGA_CPU_ALLOCATION_RATIO", defaults.cpu),
                     ram=number("VIRGA_RAM_ALLOCATION_RATIO", defaults.ram),

@@ -161,6 +161,16 @@ class LiveMigrationRequested(Event):
     id."""
 
 
+@event("HostDrainRequested")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HostDrainRequested(Event):
+    """An administrator asked to empty a host (aggregate: host name): the gateway writes it
+    after a `HostDisabled`, and the scheduler live-migrates every running instance off the host
+    as a flow whose id is `flow_id`, a bounded number at a time."""
+
+    flow_id: str
+
+
 @event("InstanceDeletionRequested")
 @dataclass(frozen=True, slots=True, kw_only=True)
 class InstanceDeletionRequested(Event):

@@ -1,5 +1,5 @@
 """Facts the scheduler writes to `virga.scheduler`: placements, refusals, claims, host health,
-and the commands of the live migrations it runs."""
+the commands of the live migrations it runs, and the ends of its host drains."""
 
 from __future__ import annotations
 
@@ -177,3 +177,29 @@ class MigrationClaimMoved(Event):
     step: str
     source: str
     destination: str
+
+
+@event("HostDrained")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HostDrained(Event):
+    """A drain (flow `flow_id`) ended: the host runs none of the instances it ran (aggregate:
+    host name). `stopped` instances stay placed on it, running nothing."""
+
+    flow_id: str
+    step: str
+    moved: tuple[str, ...] = ()
+    stopped: tuple[str, ...] = ()
+
+
+@event("HostDrainFailed")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HostDrainFailed(Event):
+    """A drain (flow `flow_id`) ended with instances still running on the host (aggregate:
+    host name): `unmoved` could not move (no valid host, the migration failed); they run on."""
+
+    flow_id: str
+    step: str
+    reason: str
+    unmoved: tuple[str, ...]
+    moved: tuple[str, ...] = ()
+    stopped: tuple[str, ...] = ()

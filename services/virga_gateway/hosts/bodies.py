@@ -8,7 +8,8 @@ from virga_gateway.validation import Body, Ratio, Reference, Text
 
 
 class HostAction(Body):
-    action: Literal["disable", "enable"]
+    action: Literal["disable", "enable", "drain"]
+    """``drain`` disables the host and live-migrates its running instances away."""
     reason: Text = ""
 
 

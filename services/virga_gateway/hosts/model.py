@@ -27,6 +27,26 @@ class Ratios(msgspec.Struct, frozen=True):
     disk: float
 
 
+DrainStatus = Literal["DRAINING", "DRAINED", "FAILED"]
+
+
+class Drain(msgspec.Struct, kw_only=True):
+    """The host's latest drain (the scheduler's `host-drain` flow) and where it stands."""
+
+    id: str
+    status: DrainStatus = "DRAINING"
+    instances: list[str] = msgspec.field(default_factory=list)
+    """The running instances it moves, listed when it started (empty until the scheduler
+    started it)."""
+    stopped: list[str] = msgspec.field(default_factory=list)
+    """Stopped instances it leaves placed on the host (they run nothing)."""
+    moving: list[str] = msgspec.field(default_factory=list)
+    moved: list[str] = msgspec.field(default_factory=list)
+    unmoved: list[str] = msgspec.field(default_factory=list)
+    """Instances that could not move (no valid host, the migration failed): they run on."""
+    reason: str = ""
+
+
 class Host(msgspec.Struct, kw_only=True):
     """A compute host; a stub (not listed) until its agent's HostRegistered is folded."""
 
@@ -48,3 +68,5 @@ class Host(msgspec.Struct, kw_only=True):
     """`host:port` of its agent's console server (HostRegistered); None: it serves none."""
     receives_migrations: bool = False
     """Its agent announced a migration URI (HostRegistered): it can receive live migrations."""
+    drain: Drain | None = None
+    """Its latest drain, if it was ever drained."""

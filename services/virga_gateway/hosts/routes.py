@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from aiohttp import web
 
 from virga_gateway.context import Call
@@ -21,9 +23,13 @@ async def get_hosts(request: web.Request, call: Call) -> web.Response:
 
 async def act_on_host(request: web.Request, call: Call) -> web.Response:
     body, raw = await read_body(request, HostAction)
-    name = request.match_info["name"]
+    name, flow_id = request.match_info["name"], str(uuid.uuid4())
     return await commit(
-        request, call, lambda state, now: commands.host_action(state, name, body), body=raw
+        request,
+        call,
+        lambda state, now: commands.host_action(state, name, body, flow_id),
+        body=raw,
+        guard=f"host:{name}",
     )
 
 
@@ -43,8 +49,11 @@ ROUTES = [
     ),
     Route(
         "POST", "/v1/hosts/{name}/actions", act_on_host,
-        operation_id="actOnHost", summary="Disable or enable a host for scheduling",
+        operation_id="actOnHost",
+        summary="Disable or enable a host for scheduling, or drain it (disable it and"
+        " live-migrate its running instances away, a bounded number at a time)",
         tag="hosts", access="admin", status=202, response=HostView, request=HostAction,
+        errors=(409,),
     ),
     Route(
         "PUT", "/v1/allocation-ratios", set_allocation_ratios,

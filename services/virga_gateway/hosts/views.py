@@ -7,7 +7,7 @@ from typing import Literal
 
 import msgspec
 
-from virga_gateway.hosts.model import Host, Ratios, Resources
+from virga_gateway.hosts.model import Drain, DrainStatus, Host, Ratios, Resources
 from virga_gateway.state import GatewayState
 
 
@@ -29,6 +29,21 @@ class AllocationRatiosView(_View):
     disk: float
 
 
+class DrainView(_View):
+    id: str
+    status: DrainStatus
+    """DRAINING while instances move; DRAINED once the host runs none of those it ran;
+    FAILED when some could not move (`unmoved`: they run on at the host)."""
+    instances: list[str]
+    """The running instances the drain moves (listed when the scheduler started it)."""
+    moving: list[str]
+    moved: list[str]
+    unmoved: list[str]
+    stopped: list[str]
+    """Stopped instances left placed on the host: they run nothing."""
+    reason: str
+
+
 class HostView(_View):
     name: str
     rack: str
@@ -43,6 +58,8 @@ class HostView(_View):
     last_heartbeat_at: datetime | None
     allocation_ratios: AllocationRatiosView | None
     """The ratios an admin set for this host, else the default set for all, else null."""
+    drain: DrainView | None
+    """The host's latest drain and its progress; null if it was never drained."""
 
 
 class HostList(_View):
@@ -57,6 +74,19 @@ def _resources(resources: Resources) -> ResourcesView:
 
 def ratios_view(host: str, ratios: Ratios) -> AllocationRatiosView:
     return AllocationRatiosView(host=host, cpu=ratios.cpu, ram=ratios.ram, disk=ratios.disk)
+
+
+def drain_view(drain: Drain) -> DrainView:
+    return DrainView(
+        id=drain.id,
+        status=drain.status,
+        instances=list(drain.instances),
+        moving=list(drain.moving),
+        moved=list(drain.moved),
+        unmoved=list(drain.unmoved),
+        stopped=list(drain.stopped),
+        reason=drain.reason,
+    )
 
 
 def host_view(state: GatewayState, host: Host) -> HostView:
@@ -74,4 +104,5 @@ def host_view(state: GatewayState, host: Host) -> HostView:
         traits=list(host.traits),
         last_heartbeat_at=host.last_heartbeat_at,
         allocation_ratios=ratios_view(scope, ratios) if ratios is not None else None,
+        drain=drain_view(host.drain) if host.drain is not None else None,
     )

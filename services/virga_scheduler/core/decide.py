@@ -17,6 +17,7 @@ import structlog
 
 from virga_events import Envelope
 from virga_events.catalog.api import (
+    HostDrainRequested,
     InstanceDeletionRequested,
     InstanceRequested,
     LiveMigrationRequested,
@@ -37,7 +38,7 @@ from virga_events.catalog.scheduler import (
 )
 from virga_runtime.service import Emit, Intent
 from virga_scheduler.config import SchedulerConfig
-from virga_scheduler.core import migration
+from virga_scheduler.core import drain, migration
 from virga_scheduler.core.model import InstanceRecord, SchedulerState
 from virga_scheduler.core.placement import Placement, PlacementView, Policy, select_host
 
@@ -50,13 +51,19 @@ def decide(config: SchedulerConfig, state: SchedulerState, envelope: Envelope) -
     decider = _DECIDERS.get(type(envelope.payload))
     decided = () if decider is None else decider(config, state, envelope)
     flows = migration.answered(config, state, envelope)
-    return [*decided, *flows] if flows else decided
+    if not flows:
+        return decided
+    drains = drain.follow(config, state, [*decided, *flows], envelope.occurred_at)
+    return [*decided, *flows, *drains]
 
 
 def tick(config: SchedulerConfig, state: SchedulerState, now: datetime) -> Sequence[Intent]:
     """What time alone makes happen: hosts gone silent go down; requests held too long for a
-    server group that never came fail; flow steps past their deadline fail."""
+    server group that never came fail; flow steps past their deadline fail; running drains
+    start their next migrations (after a restart, or once another flow let an instance go)."""
     intents: list[Emit] = migration.deadlines(config, state, now)
+    intents.extend(drain.follow(config, state, intents, now, every=True))
+    intents.extend(drain.deadlines(config, state, now))
     silent_since = now - timedelta(seconds=config.heartbeat_timeout_seconds)
     for name in sorted(state.hosts):
         last = state.last_seen.get(name)
@@ -181,6 +188,7 @@ _DECIDERS: dict[type[Any], Decider] = {
     HostHeartbeat: _alive,
     HostRegistered: _alive,
     LiveMigrationRequested: migration.requested,
+    HostDrainRequested: drain.requested,
 }
 
 

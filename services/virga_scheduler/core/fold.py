@@ -24,6 +24,10 @@ from virga_events.catalog.compute import (
     HostRegistered,
     InstanceDeleted,
     InstanceFailed,
+    InstanceRebooted,
+    InstanceRestarted,
+    InstanceStarted,
+    InstanceStopped,
 )
 from virga_events.catalog.scheduler import (
     ClaimReleased,
@@ -163,9 +167,24 @@ def _instance_deleted(state: SchedulerState, envelope: Envelope, event: Instance
     instance_id = envelope.aggregate_id
     state.deleted.pop(instance_id, None)  # re-inserted as the youngest
     state.deleted[instance_id] = None
+    state.stopped.discard(instance_id)
     while len(state.deleted) > TOMBSTONE_LIMIT:
         del state.deleted[next(iter(state.deleted))]
     state.forget_if_gone(instance_id)
+
+
+@folds.on(InstanceStopped)
+def _instance_stopped(state: SchedulerState, envelope: Envelope, event: InstanceStopped) -> None:
+    if envelope.aggregate_id not in state.deleted:
+        state.stopped.add(envelope.aggregate_id)
+
+
+def _instance_runs(state: SchedulerState, envelope: Envelope, event: object) -> None:
+    state.stopped.discard(envelope.aggregate_id)
+
+
+for _runs in (InstanceStarted, InstanceRestarted, InstanceRebooted):
+    folds.add(_runs, _instance_runs)
 
 
 @folds.on(InstanceScheduled)

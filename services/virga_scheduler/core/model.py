@@ -146,6 +146,9 @@ class SchedulerState:
     migration_targets: dict[str, MigrationTarget] = field(default_factory=dict)
     """Host -> how a migration reaches it, for the hosts that receive live migrations
     (`HostRegistered.migration_uri`); a host absent here cannot be a migration's destination."""
+    stopped: set[str] = field(default_factory=set)
+    """Instances whose domain is shut off (InstanceStopped, until started again): a drain
+    leaves them placed where they are, running nothing."""
     view_cache: PlacementView | None = None
     """The derived view, or None when inventory changed since it was built."""
 

@@ -91,6 +91,7 @@ def snapshot(state: SchedulerState) -> dict[str, Any]:
         "deleted": list(state.deleted),
         "flows": snapshot_book(state.flows),
         "migration_targets": {h: list(t) for h, t in sorted(state.migration_targets.items())},
+        "stopped": sorted(state.stopped),
     }
 
 
@@ -121,4 +122,5 @@ def restore(data: Any, default_ratios: AllocationRatios | None = None) -> Schedu
     targets = data.get("migration_targets", {})
     # Snapshots written before v4 of HostRegistered hold no Ceph identity: (uri, address).
     state.migration_targets = {h: MigrationTarget(*target) for h, target in targets.items()}
+    state.stopped = set(data.get("stopped", ()))
     return state

@@ -209,3 +209,16 @@ async def test_a_tenant_cannot_delete_another_tenant_nor_itself(cloud: Cloud) ->
     refused = await cloud.call("DELETE", f"/v1/tenants/{cloud.a.id}", ADMIN_TOKEN)
     assert refused.status == 409, refused.body
     assert {e["field"] for e in refused.body["errors"]} >= {"instances", "volumes", "networks"}
+
+
+async def test_tenants_may_not_drain_a_host(cloud: Cloud) -> None:
+    """Draining is an admin's: a tenant gets 403 and the host stays as it was."""
+    path = f"/v1/hosts/{cloud.host}/actions"
+    for tenant in (cloud.a, cloud.b):
+        reply = await cloud.call("POST", path, tenant.token, json={"action": "drain"})
+        assert reply.status == 403, reply.body
+        assert reply.headers["Content-Type"].startswith("application/problem+json")
+    listed = await cloud.call("GET", "/v1/hosts", ADMIN_TOKEN)
+    (host,) = [h for h in listed.body["items"] if h["name"] == cloud.host]
+    assert host["drain"] is None
+    assert host["enabled"] is True

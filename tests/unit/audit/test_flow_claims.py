@@ -99,3 +99,45 @@ def test_a_flow_without_news_or_stuck_after_its_pivot_is_reported() -> None:
     findings = check(fold_all(ended), NOW, STUCK_AFTER)
     assert [(v.kind, v.resource) for v in findings] == [("stuck", "i1")]
     assert "ended stuck after its pivot: agent gone" in findings[0].detail
+
+
+def _drain_started(minutes: float) -> Envelope:
+    started = flows.FlowStarted(definition="host-drain", subject="h1", inputs={"instances": "i1"})
+    return fact(started, "d1", minutes, "scheduler")
+
+
+def _child(flow: str, minutes: float) -> Envelope:
+    inputs = {"source": "h1", "asked": "", "drain": "d1"}
+    started = flows.FlowStarted(definition="live-migration", subject="i1", inputs=inputs)
+    return fact(started, flow, minutes, "scheduler")
+
+
+def test_a_long_drain_is_not_stuck_while_its_migrations_bring_news() -> None:
+    log = [
+        *_hosts("h1", "h2"),
+        _drain_started(5),
+        _child("d1/i1", 5),
+        fact(flows.FlowFailed(subject="i1", reason="no route"), "d1/i1", 12),
+        _child("d1/i2", 20),
+        fact(flows.FlowStepStarted(step="plumb", attempt=1, deadline=NOW), "d1/i2", 25),
+    ]
+    assert check(fold_all(log), T0 + timedelta(minutes=30), STUCK_AFTER) == []
+    silent = check(fold_all(log), T0 + timedelta(minutes=45), STUCK_AFTER)
+    assert {(v.kind, v.resource) for v in silent} == {("stuck", "h1"), ("stuck", "i1")}
+
+
+def test_a_drain_that_ends_with_what_it_moved_still_on_the_host_is_undrained() -> None:
+    drained = scheduler.HostDrained(flow_id="d1", step="evacuate", moved=("i1",))
+    log = [
+        *_hosts("h1", "h2"),
+        *booted("i1"),
+        _drain_started(5),
+        _child("d1/i2", 5),
+        fact(drained, "h1", 6, "scheduler"),
+        fact(flows.FlowCompleted(subject="h1"), "d1", 6, "scheduler"),
+    ]
+    findings = check(fold_all(log), T0 + timedelta(minutes=7), STUCK_AFTER)
+    assert [(v.kind, v.resource) for v in findings] == [("undrained", "h1"), ("undrained", "h1")]
+    details = " ".join(v.detail for v in findings)
+    assert "drain d1 ended while its migration d1/i2 runs" in details
+    assert "drain d1 moved instance i1, which is still here" in details
