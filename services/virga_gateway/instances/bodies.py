@@ -52,7 +52,10 @@ class CreateInstance(Body):
 
 
 class InstanceAction(Body):
-    action: Literal["start", "stop", "reboot"]
+    action: Literal["start", "stop", "reboot", "live-migrate"]
+    host: Reference | None = None
+    """`live-migrate` only (admins): the destination host; none: the scheduler picks one.
+    The same as `POST /v1/instances/{id}/migrate`."""
 
 
 class MigrateInstance(Body):

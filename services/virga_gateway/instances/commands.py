@@ -96,15 +96,18 @@ _ACTION_NEEDS: dict[str, InstanceStatus] = {
 def instance_action(
     state: GatewayState, principal: Principal, instance_id: str, body: InstanceAction
 ) -> Outcome:
+    action = body.action
+    if action == "live-migrate":  # the route hands it to `migrate_instance`
+        raise ValueError("live-migrate is not a power action")
     instance = find_instance(state, principal, instance_id)
-    needed = _ACTION_NEEDS[body.action]
+    needed = _ACTION_NEEDS[action]
     if instance.status != needed:
         raise conflict(
             f"cannot {body.action} instance {instance_id}: it is {instance.status},"
             f" and {body.action} needs {needed}",
             "status",
         )
-    emit = Emit(api.InstanceActionRequested(action=body.action), instance_id, instance.tenant_id)
+    emit = Emit(api.InstanceActionRequested(action=action), instance_id, instance.tenant_id)
     return Outcome(202, (emit,), lambda s: instance_view(s.instances[instance_id]))
 
 
@@ -125,9 +128,11 @@ def migrate_instance(
     instance_id: str,
     body: MigrateInstance,
     flow_id: str,
+    as_action: bool = False,
 ) -> Outcome:
     """LiveMigrationRequested (admins only, by the route): the scheduler runs it as the flow
-    `flow_id`."""
+    `flow_id`. `as_action`: asked as the `live-migrate` action, which answers the instance's
+    view (MIGRATING once the flow starts) as the other actions do."""
     instance = find_instance(state, principal, instance_id)
     if instance.status == "MIGRATING" or instance.migration_pending:
         raise conflict(f"instance {instance_id} is already migrating", "status")
@@ -151,4 +156,6 @@ def migrate_instance(
     def view(s: GatewayState) -> MigrationView:
         return MigrationView(flow_id=flow_id, instance=instance_view(s.instances[instance_id]))
 
+    if as_action:
+        return Outcome(202, (emit,), lambda s: instance_view(s.instances[instance_id]))
     return Outcome(202, (emit,), view)

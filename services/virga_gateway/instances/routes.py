@@ -19,7 +19,7 @@ from virga_gateway.instances.views import (
     instance_event,
     instance_view,
 )
-from virga_gateway.problems import invalid
+from virga_gateway.problems import FieldError, invalid, invalid_fields
 from virga_gateway.routing import (
     ID_SCHEMA,
     QueryParam,
@@ -76,6 +76,20 @@ async def get_instance_events(request: web.Request, call: Call) -> web.Response:
 async def act_on_instance(request: web.Request, call: Call) -> web.Response:
     body, raw = await read_body(request, InstanceAction)
     instance_id = request.match_info["id"]
+    if body.action == "live-migrate":  # the migrate route's, as an action (admins only)
+        call.caller.require_admin()
+        migrate, flow_id = MigrateInstance(host=body.host), str(uuid.uuid4())
+        return await commit(
+            request,
+            call,
+            lambda state, now: commands.migrate_instance(
+                state, call.caller, instance_id, migrate, flow_id, as_action=True
+            ),
+            body=raw,
+            guard=f"instance:{instance_id}",
+        )
+    if body.host is not None:
+        raise invalid_fields([FieldError("host", "only the live-migrate action takes a host")])
     return await commit(
         request,
         call,
@@ -144,9 +158,10 @@ ROUTES = [
     ),
     Route(
         "POST", "/v1/instances/{id}/actions", act_on_instance,
-        operation_id="actOnInstance", summary="Start, stop or reboot an instance",
+        operation_id="actOnInstance",
+        summary="Start, stop or reboot an instance; live-migrate it (admins)",
         tag="instances", access="tenant", status=202, response=InstanceView,
-        request=InstanceAction, errors=(409,),
+        request=InstanceAction, errors=(403, 404, 409),
     ),
     Route(
         "POST", "/v1/instances/{id}/migrate", migrate_instance,

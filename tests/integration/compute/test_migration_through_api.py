@@ -216,11 +216,23 @@ async def moves_and_is_owned_by_the_destination(
     # (the flow takes several round trips through the log).
     assert statuses == {"RUNNING", "MIGRATING"}
 
-    # The destination's agent owns it now: a deletion destroys it there.
+    # Back again, asked as the action: `live-migrate` on the actions route.
+    actions = f"/v1/instances/{instance_id}/actions"
+    refused = await gateway.call("POST", actions, token=token, json={"action": "live-migrate"})
+    assert refused.status == 403, refused.body
+    stray = await gateway.call("POST", actions, json={"action": "reboot", "host": source})
+    assert stray.status == 422 and stray.body["errors"][0]["field"] == "host", stray.body
+    back = await gateway.call("POST", actions, json={"action": "live-migrate", "host": source})
+    assert back.status == 202 and back.body["id"] == instance_id, back.body
+    await until(lambda: status_is("RUNNING", source), 60, views)
+    assert (await drivers[source].get_info(instance_id)).state is DomainState.RUNNING
+    assert not drivers[destination].has_domain(domain_name(instance_id))
+
+    # The agent it moved to owns it now: a deletion destroys it there.
     deleted = await gateway.call("DELETE", f"/v1/instances/{instance_id}", token=token)
     assert deleted.status == 202, deleted.body
     await until(lambda: status_is("DELETED"), 60, views)
-    assert not drivers[destination].has_domain(domain_name(instance_id))
+    assert not drivers[source].has_domain(domain_name(instance_id))
 
 
 async def until(check: Any, seconds: float, seen: list[dict[str, Any]]) -> None:
