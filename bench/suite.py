@@ -16,6 +16,10 @@ measure the control plane as a whole, each as its own process, and reads their s
 - floating IPs (`floating_ip_bench.py`, namespaces of its own): association to the first
   ping reply from the internet, p50/p99, against the same address and NAT elements added by
   hand; the 1,000th association's cost against the 1st's (and a whole-table reload's);
+- the web console (`web_bench.py`, Debian's headless Chromium): an event in the log to its
+  row in an open page, p50/p95/p99 with 200 instances booting, against the gateway's own GET
+  in the same run; the list of 1,000 instances rendered, against its API pages; the first
+  load to the login form, against /healthz in the same browser; the JavaScript it ships;
 - a stock image's boot (`guest_boot_bench.py`, Ceph on `--ceph-port`): Debian 12 through
   the whole stack, POST to first SSH login, against the same image under plain libvirt with
   a config drive, domain start to first SSH login (target: under 2 s more).
@@ -203,6 +207,52 @@ def floating_ip_rows(out: str) -> list[Row]:
     ]
 
 
+def web_rows(out: str) -> list[Row]:
+    rows = []
+    for q in ("p50", "p95", "p99"):
+        got = _find(
+            out,
+            rf"{q}: InstanceStarted→row RUNNING\s+{NUMBER} ms.*baseline GET\s+{NUMBER} ms",
+            "web",
+        )
+        rows.append(
+            Row(
+                f"web: event→row RUNNING in an open page {q}, 200 booting",
+                f"{got[1]} ms",
+                f"{got[2]} ms GET /v1/instances/{{id}}",
+                _ratio(_num(got[1]), _num(got[2])),
+            )
+        )
+    listed = _find(
+        out,
+        rf"list of ([\d,]+) instances: navigation→rendered\s+{NUMBER} ms\s+"
+        rf"baseline API pages alone\s+{NUMBER} ms",
+        "web_bench",
+    )
+    first = _find(
+        out,
+        rf"navigation→login form\s+{NUMBER} ms\s+baseline /healthz page\s+{NUMBER} ms",
+        "web_bench",
+    )
+    ships = _find(out, rf"of which JS {NUMBER} kB, {NUMBER} kB gzipped", "web_bench")
+    return [
+        *rows,
+        Row(
+            f"web: list of {listed[1]} instances, navigation→rendered",
+            f"{listed[2]} ms",
+            f"{listed[3]} ms its API pages",
+            _ratio(_num(listed[2]), _num(listed[3])),
+        ),
+        Row(
+            "web: first load, navigation→login form",
+            f"{first[1]} ms",
+            f"{first[2]} ms /healthz in the browser",
+            _ratio(_num(first[1]), _num(first[2])),
+        ),
+        Row("web: first load's JavaScript, gzipped", f"{ships[2]} kB", f"{ships[1]} kB raw"),
+    ]
+
+
 def run(name: str, args: list[str], out_dir: Path, parse: Callable[[str], list[Row]]) -> list[Row]:
     began = time.perf_counter()
     print(f"running {name} ...", flush=True)
@@ -255,6 +305,20 @@ def main() -> None:
                 ["--associations", str(50 // scale), "--fips", str(1000 // scale)],
                 args.out,
                 floating_ip_rows,
+            ),
+            *run(
+                "web_bench.py",
+                [
+                    *bootstrap,
+                    "--boots",
+                    str(200 // scale),
+                    "--list",
+                    str(1000 // scale),
+                    "--runs",
+                    "1" if args.quick else "3",
+                ],
+                args.out,
+                web_rows,
             ),
             *run(
                 "guest_boot_bench.py",

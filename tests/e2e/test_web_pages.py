@@ -10,7 +10,8 @@ to its instance and sees it on the instance's page without a reload, detaches, e
 refused size first) and deletes it (confirmed); sees this month's usage
 with a non-zero line that links to the instance's page; sees no Hosts link and the route says
 "admins only". An admin disables a host with a confirmed click and sees it change live, sees
-a change made elsewhere arrive, and enables it again. Screenshots go to
+a change made elsewhere arrive, and enables it again; then creates a tenant, issues its token
+(shown once; it works), sets its instance quota and sees the price catalogue. Screenshots go to
 $VIRGA_WEB_SCREENSHOTS when set (docs/screenshots/ holds the committed ones).
 """
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from selenium.webdriver.common.by import By
@@ -193,3 +195,41 @@ def test_a_tenants_volume_usage_and_an_admins_hosts(stack: Stack, browser: WebDr
     wait(browser).until(lambda d: "enabled" in text_of(d, 'tr[data-host="host-b"] .scheduling'))
     assert browser.execute_script("return window.notReloaded") is True
     assert browser.execute_script("return window.cspViolations") == []
+    admin_pages(browser)
+
+
+def admin_pages(browser: WebDriver) -> None:
+    """Tenants: create one, issue its token (shown once, and it works), set its quota; prices."""
+    browser.find_element(By.LINK_TEXT, "Tenants").click()
+    name = f"made-{uuid.uuid4().hex[:6]}"
+    field = wait(browser).until(lambda d: d.find_element(By.ID, "tenant-name"))
+    field.send_keys(name)
+    field.submit()
+    wait(browser).until(lambda d: d.find_element(By.LINK_TEXT, name)).click()
+    wait(browser).until(
+        lambda d: d.find_element(By.XPATH, "//button[text()='Issue a token']")
+    ).click()
+    token = wait(browser).until(lambda d: text_of(d, "code.token"))
+    quotas = wait(browser).until(lambda d: d.find_element(By.ID, "quota-instances"))
+    quotas.clear()
+    quotas.send_keys("3")
+    quotas.submit()
+    own = 'tr[data-resource="instances"] td.muted'
+    wait(browser).until(lambda d: text_of(d, own) == "own")
+    shoot(browser, "tenant")
+    tenant = browser.current_url.rsplit("/", 1)[1]
+    quota = call_as(browser, token, "/v1/quotas")
+    assert quota["tenant_id"] == tenant
+    assert quota["limits"]["instances"] == 3
+    browser.find_element(By.LINK_TEXT, "Prices").click()
+    wait(browser).until(lambda d: "m1.tiny / hour" in text_of(d, ".prices"))
+    assert "EUR" in text_of(browser, ".prices")
+    assert browser.execute_script("return window.cspViolations") == []
+
+
+def call_as(browser: WebDriver, token: str, path: str) -> Any:
+    """The new token works: a GET from the page's origin with it."""
+    script = """const done = arguments[arguments.length - 1];
+    fetch(arguments[1], {headers: {Authorization: "Bearer " + arguments[0]}})
+      .then((r) => r.json()).then(done, (e) => done(String(e)));"""
+    return browser.execute_async_script(script, token, path)

@@ -80,7 +80,8 @@ function start(): void {
     ["floating-ips", "Floating IPs"], ["keypairs", "Keypairs"], ["usage", "Usage"]]
     .map(([path, label]) => h("a", { href: `#/${path}` }, label));
   const drawNav = (hosts: boolean): void => mount(nav, ...links,
-    hosts ? h("a", { href: "#/hosts" }, "Hosts") : null, live,
+    ...(hosts ? [h("a", { href: "#/hosts" }, "Hosts"), h("a", { href: "#/tenants" }, "Tenants"),
+      h("a", { href: "#/prices" }, "Prices")] : []), live,
     h("button", { type: "button", class: "link", onclick: signOut }, "Log out"));
   drawNav(false);
   void admin.then(drawNav);
@@ -119,6 +120,9 @@ async function render(): Promise<void> {
     // Pages few open load on the first visit (their own chunks), keeping the main script small.
     else if (route.page === "usage") await (await import("./usage")).usagePage(ctx);
     else if (route.page === "hosts") await (await import("./hosts")).hostsPage(ctx);
+    else if (route.page === "tenants") await (await import("./admin")).tenantsPage(ctx);
+    else if (route.page === "tenant") await (await import("./admin")).tenantPage(ctx, route.id);
+    else if (route.page === "prices") await (await import("./admin")).pricesPage(ctx);
     else await network(ctx, route);
     if (!visit.current()) return;
     mount(root, page);

@@ -4,6 +4,7 @@ import { consoleSection } from "./consolePanel";
 import { h, mount } from "./dom";
 import { errorBox } from "./errors";
 import { href } from "./route";
+import { KeyedRows } from "./rows";
 import type { Store } from "./store";
 import { timelineEntry } from "./store";
 import { instanceVolumes } from "./volumes";
@@ -30,22 +31,18 @@ function addresses(instance: Instance): string {
 
 export function instancesPage(ctx: Context): void {
   const body = h("tbody");
-  const draw = (): void => {
-    const rows = ctx.store.sorted().map((i) =>
-      h(
-        "tr",
-        { "data-id": i.id },
-        h("td", {}, h("a", { href: href({ page: "instance", id: i.id }) }, i.name)),
-        h("td", {}, statusBadge(i)),
-        h("td", {}, i.flavor.name),
-        h("td", {}, addresses(i)),
-        h("td", { class: "wide" }, i.host ?? "—"),
-      ),
-    );
-    mount(body, ...(rows.length ? rows : [h("tr", {}, h("td", { colspan: "5" }, "No instances yet."))]));
-  };
-  draw();
-  ctx.onLeave(ctx.store.listen(draw));
+  const rows = new KeyedRows(body, () => ctx.store.sorted(), (i) =>
+    h(
+      "tr",
+      { "data-id": i.id },
+      h("td", {}, h("a", { href: href({ page: "instance", id: i.id }) }, i.name)),
+      h("td", {}, statusBadge(i)),
+      h("td", {}, i.flavor.name),
+      h("td", {}, addresses(i)),
+      h("td", { class: "wide" }, i.host ?? "—"),
+    ), () => h("tr", {}, h("td", { colspan: "5" }, "No instances yet.")));
+  rows.draw();
+  ctx.onLeave(ctx.store.listen(() => rows.request()));
   mount(
     ctx.root,
     h(

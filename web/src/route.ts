@@ -8,6 +8,9 @@ export type Route =
   | { page: "volume"; id: string }
   | { page: "usage" }
   | { page: "hosts" }
+  | { page: "tenants" }
+  | { page: "tenant"; id: string }
+  | { page: "prices" }
   | { page: "networks" }
   | { page: "network"; id: string }
   | { page: "security-groups" }
@@ -25,6 +28,7 @@ const PATTERNS: [RegExp, (id: string) => Route][] = [
   [new RegExp(`^/networks/${UUID}$`), (id) => ({ page: "network", id })],
   [new RegExp(`^/security-groups/${UUID}$`), (id) => ({ page: "security-group", id })],
   [new RegExp(`^/routers/${UUID}$`), (id) => ({ page: "router", id })],
+  [new RegExp(`^/tenants/${UUID}$`), (id) => ({ page: "tenant", id })],
 ];
 const FIXED: Record<string, Route> = {
   "/instances/new": { page: "create" },
@@ -32,6 +36,8 @@ const FIXED: Record<string, Route> = {
   "/volumes": { page: "volumes" },
   "/usage": { page: "usage" },
   "/hosts": { page: "hosts" },
+  "/tenants": { page: "tenants" },
+  "/prices": { page: "prices" },
   "/networks": { page: "networks" },
   "/security-groups": { page: "security-groups" },
   "/keypairs": { page: "keypairs" },
@@ -63,6 +69,8 @@ export function href(route: Route): string {
       return `#/security-groups/${route.id}`;
     case "router":
       return `#/routers/${route.id}`;
+    case "tenant":
+      return `#/tenants/${route.id}`;
     default:
       return `#/${route.page}`;
   }

@@ -21,6 +21,8 @@ WEB_SRC = Path(__file__).resolve().parents[3] / "web" / "src"
 API_CLIENT = WEB_SRC / "api.ts"
 NET_CLIENT = WEB_SRC / "netapi.ts"
 """The network, keypair and image routes' client (the lazily loaded pages')."""
+ADMIN_CLIENT = WEB_SRC / "adminapi.ts"
+"""The admin pages' client: tenants, tokens, quotas, prices."""
 
 
 def built(root: Path) -> Path:
@@ -65,7 +67,7 @@ async def test_without_a_build_the_root_says_so(tmp_path: Path) -> None:
 def test_the_web_client_calls_only_documented_operations() -> None:
     document = msgspec.json.decode(msgspec.json.encode(openapi_document(ROUTES)))
     paths: dict[str, dict[str, object]] = document["paths"]
-    source = API_CLIENT.read_text() + NET_CLIENT.read_text()
+    source = API_CLIENT.read_text() + NET_CLIENT.read_text() + ADMIN_CLIENT.read_text()
     called = re.findall(r'"(GET|POST|DELETE|PUT|PATCH)", `?"?(/v1/[^`"?]*)', source)
     called += [("GET", p) for p in re.findall(r'this\.fetcher\("(/v1/[^"]+)"', source)]
     assert len(called) >= 40, called
@@ -85,6 +87,8 @@ def test_the_web_client_calls_only_documented_operations() -> None:
         ("RuleBody", "RuleBody"), ("Rule", "RuleView"), ("KeypairView", "KeypairView"),
         ("ExternalNetwork", "ExternalNetworkView"), ("RouterInterface", "RouterInterfaceView"),
         ("Router", "RouterView"), ("FloatingIp", "FloatingIpView"), ("Image", "ImageView"),
+        ("Tenant", "TenantView"), ("IssuedToken", "IssuedToken"), ("QuotaView", "QuotaView"),
+        ("PricesView", "PricesView"), ("PriceCatalogue", "PriceCatalogue"),
     ):  # fmt: skip
         properties = schemas[schema]["properties"]
         head = rf"export interface {interface}(?: extends \w+)? "
