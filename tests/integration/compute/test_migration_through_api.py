@@ -221,9 +221,11 @@ async def moves_and_is_owned_by_the_destination(
     refused = await gateway.call("POST", actions, token=token, json={"action": "live-migrate"})
     assert refused.status == 403, refused.body
     stray = await gateway.call("POST", actions, json={"action": "reboot", "host": source})
-    assert stray.status == 422 and stray.body["errors"][0]["field"] == "host", stray.body
+    assert stray.status == 422, stray.body
+    assert stray.body["errors"][0]["field"] == "host", stray.body
     back = await gateway.call("POST", actions, json={"action": "live-migrate", "host": source})
-    assert back.status == 202 and back.body["id"] == instance_id, back.body
+    assert back.status == 202, back.body
+    assert back.body["id"] == instance_id, back.body
     await until(lambda: status_is("RUNNING", source), 60, views)
     assert (await drivers[source].get_info(instance_id)).state is DomainState.RUNNING
     assert not drivers[destination].has_domain(domain_name(instance_id))
