@@ -18,7 +18,7 @@ from typing import Protocol, TypeVar
 from tests.support.l3 import Log
 from tests.support.netns import namespaces, plug_guest, sh, unique
 from virga_events.catalog.l3 import ExternalNetworkCreated
-from virga_events.catalog.network import NetworkAgentRegistered
+from virga_events.catalog.network import NetworkAgentRegistered, SecurityGroupRule
 from virga_events.registry import Event
 from virga_network.agent.core import names
 from virga_network.agent.core.plan import host_plan
@@ -44,6 +44,20 @@ class HostGuest(Protocol):
 
 G = TypeVar("G", bound=HostGuest)
 C = TypeVar("C", bound="HostsCloud")
+
+
+WEB_RULES = (
+    SecurityGroupRule(direction="egress", ethertype="IPv4"),
+    SecurityGroupRule(direction="ingress", ethertype="IPv4", protocol="icmp"),
+    SecurityGroupRule(direction="ingress", ethertype="IPv4", protocol="tcp", port_min=80),
+)
+"""Out anywhere; in: pings and TCP port 80."""
+
+
+def vteps(run: str, count: int = 2) -> dict[str, str]:
+    """Host -> VTEP for `count` hosts named a<run>, b<run>, ...; the first by name is a
+    router's SNAT host."""
+    return {f"{chr(ord('a') + i)}{run}": f"192.0.2.{i + 1}" for i in range(count)}
 
 
 class _Default(enum.Enum):

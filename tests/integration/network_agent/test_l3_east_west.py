@@ -21,7 +21,14 @@ from pathlib import Path
 import pytest
 from tests.support import frames, vxlan
 from tests.support.l3 import connects, eventually, listener, source_seen
-from tests.support.l3_hosts import HostsCloud, host_namespaces, plug_guests, running_cloud
+from tests.support.l3_hosts import (
+    WEB_RULES,
+    HostsCloud,
+    host_namespaces,
+    plug_guests,
+    running_cloud,
+    vteps,
+)
 from tests.support.netns import links, pings, sh
 
 from virga_events.catalog.l3 import (
@@ -34,7 +41,6 @@ from virga_events.catalog.network import (
     PortAllocated,
     PortHostAssigned,
     SecurityGroupCreated,
-    SecurityGroupRule,
 )
 from virga_network.agent.core import names
 from virga_network.agent.core.dvr import routed_mac
@@ -46,8 +52,7 @@ from virga_network.agent.effects.intents import Converge
 
 PREFIX = "ve7"
 RUN = uuid.uuid4().hex[:8]
-HOSTS = {f"a{RUN}": "192.0.2.1", f"b{RUN}": "192.0.2.2"}
-"""Host -> VTEP; the first by name is the router's SNAT host."""
+HOSTS = vteps(RUN)
 HOST_A, HOST_B = sorted(HOSTS)
 ATTACKER = "192.0.2.9"
 TENANT, EXT, ROUTER, ROUTER_IP = "tenant-7", "ext-7", "router-7", "203.0.113.17"
@@ -57,11 +62,7 @@ VNI = {NET_A: 3701, NET_B: 3702}
 CIDR = {NET_A: "10.1.0.0/24", NET_B: "10.2.0.0/24"}
 SNAT = {NET_A: ("fa:16:3e:07:01:03", "10.1.0.3"), NET_B: ("fa:16:3e:07:02:03", "10.2.0.3")}
 FRAMES, VXLAN = str(Path(frames.__file__)), str(Path(vxlan.__file__))
-RULES = (
-    SecurityGroupRule(direction="egress", ethertype="IPv4"),
-    SecurityGroupRule(direction="ingress", ethertype="IPv4", protocol="icmp"),
-    SecurityGroupRule(direction="ingress", ethertype="IPv4", protocol="tcp", port_min=80),
-)
+RULES = WEB_RULES
 
 
 @dataclass(frozen=True)

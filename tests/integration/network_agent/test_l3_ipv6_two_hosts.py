@@ -23,6 +23,7 @@ from tests.support.l3_hosts import (
     leftover_namespaces,
     plug_guests,
     running_cloud,
+    vteps,
 )
 from tests.support.netns import pings, sh
 
@@ -50,7 +51,7 @@ from virga_network.agent.effects.converge import AgentEffects
 
 PREFIX = "vm6"
 RUN = uuid.uuid4().hex[:8]
-HOSTS = {f"a{RUN}": "192.0.2.1", f"b{RUN}": "192.0.2.2"}
+HOSTS = vteps(RUN)
 HOST_A, HOST_B = sorted(HOSTS)
 NET, EXT, ROUTER, TENANT = str(uuid.uuid4()), "ext-7", "router-7", "tenant-a"
 GATEWAY = "fd00:7::1"

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import pytest
 from tests.support.l3 import captured, connects, eventually, listener, source_seen
-from tests.support.l3_hosts import HostsCloud, host_namespaces, plug_guests, running_cloud
+from tests.support.l3_hosts import HostsCloud, host_namespaces, plug_guests, running_cloud, vteps
 from tests.support.netns import links, pings, sh
 
 from virga_events.catalog.l3 import (
@@ -40,7 +40,7 @@ from virga_network.agent.core import names
 
 PREFIX = "vt6"
 RUN = uuid.uuid4().hex[:8]
-HOSTS = {f"a{RUN}": "192.0.2.1", f"b{RUN}": "192.0.2.2", f"c{RUN}": "192.0.2.3"}
+HOSTS = vteps(RUN, 3)
 HOST_A, HOST_B, HOST_C = sorted(HOSTS)
 EXT, EXT_GATEWAY, FIP, FLOATING = "ext-6", "203.0.113.1", "fip-6", "203.0.113.101"
 RULES = (

@@ -23,7 +23,14 @@ from tests.support.l3 import (
     listener,
     source_seen,
 )
-from tests.support.l3_hosts import HostsCloud, host_namespaces, plug_guests, running_cloud
+from tests.support.l3_hosts import (
+    WEB_RULES,
+    HostsCloud,
+    host_namespaces,
+    plug_guests,
+    running_cloud,
+    vteps,
+)
 from tests.support.netns import pings, sh
 
 from virga_events.catalog.l3 import (
@@ -40,22 +47,16 @@ from virga_events.catalog.network import (
     PortAllocated,
     PortHostAssigned,
     SecurityGroupCreated,
-    SecurityGroupRule,
 )
 from virga_network.agent.core import names
 
 PREFIX = "vm3"
 RUN = uuid.uuid4().hex[:8]
-HOSTS = {f"a{RUN}": "192.0.2.1", f"b{RUN}": "192.0.2.2"}
-"""Host -> VTEP; the first by name is the router's SNAT host."""
+HOSTS = vteps(RUN)
 HOST_A, HOST_B = sorted(HOSTS)
 NET, EXT, ROUTER, FIP, TENANT = str(uuid.uuid4()), "ext-2", "router-2", "fip-2", "tenant-a"
 FLOATING, ROUTER_IP, EXT_GATEWAY = "203.0.113.101", "203.0.113.11", "203.0.113.1"
-RULES = (
-    SecurityGroupRule(direction="egress", ethertype="IPv4"),
-    SecurityGroupRule(direction="ingress", ethertype="IPv4", protocol="icmp"),
-    SecurityGroupRule(direction="ingress", ethertype="IPv4", protocol="tcp", port_min=80),
-)
+RULES = WEB_RULES
 
 
 @dataclass(frozen=True)

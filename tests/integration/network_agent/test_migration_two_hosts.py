@@ -17,7 +17,14 @@ from dataclasses import dataclass
 
 import pytest
 from tests.support.l3 import Log, connects, eventually, eventually_async, listener
-from tests.support.l3_hosts import HostsCloud, host_namespaces, plug_guests, running_cloud
+from tests.support.l3_hosts import (
+    WEB_RULES,
+    HostsCloud,
+    host_namespaces,
+    plug_guests,
+    running_cloud,
+    vteps,
+)
 from tests.support.netns import pings, plug_guest, sh
 
 from virga_events.catalog.l3 import (
@@ -37,7 +44,6 @@ from virga_events.catalog.network import (
     PortHostAssigned,
     PortUnbound,
     SecurityGroupCreated,
-    SecurityGroupRule,
 )
 from virga_events.catalog.scheduler import (
     MigrationPortPlumbRequested,
@@ -51,17 +57,12 @@ from virga_network.agent.effects.converge import AgentEffects
 
 PREFIX = "vmg"
 RUN = uuid.uuid4().hex[:8]
-HOSTS = {f"a{RUN}": "192.0.2.1", f"b{RUN}": "192.0.2.2"}
-"""Host -> VTEP; the first by name is the router's SNAT host."""
+HOSTS = vteps(RUN)
 HOST_A, HOST_B = sorted(HOSTS)
 NET, EXT, ROUTER, FIP, TENANT = str(uuid.uuid4()), "ext-m", "router-m", "fip-m", "tenant-m"
 FLOATING, ROUTER_IP, EXT_GATEWAY = "203.0.113.121", "203.0.113.21", "203.0.113.1"
 INSTANCE, FLOW = "i-moving", "flow-moving"
-RULES = (
-    SecurityGroupRule(direction="egress", ethertype="IPv4"),
-    SecurityGroupRule(direction="ingress", ethertype="IPv4", protocol="icmp"),
-    SecurityGroupRule(direction="ingress", ethertype="IPv4", protocol="tcp", port_min=80),
-)
+RULES = WEB_RULES
 
 
 @dataclass(frozen=True)
