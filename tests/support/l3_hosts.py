@@ -27,7 +27,7 @@ from virga_network.agent.effects.converge import AgentEffects
 from virga_network.agent.effects.intents import Converge
 
 
-class HostGuest(Protocol):
+class Pluggable(Protocol):
     """A guest namespace plugged into its host's tap for its port."""
 
     @property
@@ -42,8 +42,22 @@ class HostGuest(Protocol):
     def port_id(self) -> str: ...
 
 
-G = TypeVar("G", bound=HostGuest)
+G = TypeVar("G", bound=Pluggable)
 C = TypeVar("C", bound="HostsCloud")
+
+
+@dataclass(frozen=True)
+class Guest:
+    """A guest namespace on `host`, its port `port-<name>`."""
+
+    name: str
+    host: str
+    ip: str
+    mac: str
+
+    @property
+    def port_id(self) -> str:
+        return f"port-{self.name}"
 
 
 WEB_RULES = (

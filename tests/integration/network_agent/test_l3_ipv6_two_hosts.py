@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from functools import partial
 
 import pytest
 from tests.support.l3 import Log, eventually, eventually_async
 from tests.support.l3_hosts import (
+    Guest,
     HostsCloud,
     host_namespaces,
     leftover_namespaces,
@@ -60,18 +60,6 @@ RULES = (
     SecurityGroupRule(direction="egress", ethertype="IPv6"),
     SecurityGroupRule(direction="ingress", ethertype="IPv6", protocol="icmpv6"),
 )
-
-
-@dataclass(frozen=True)
-class Guest:
-    name: str
-    host: str
-    ip: str
-    mac: str
-
-    @property
-    def port_id(self) -> str:
-        return f"port-{self.name}"
 
 
 GUESTS = (

@@ -12,7 +12,6 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 
 import pytest
 from tests.support.l3 import (
@@ -25,6 +24,7 @@ from tests.support.l3 import (
 )
 from tests.support.l3_hosts import (
     WEB_RULES,
+    Guest,
     HostsCloud,
     host_namespaces,
     plug_guests,
@@ -57,18 +57,6 @@ HOST_A, HOST_B = sorted(HOSTS)
 NET, EXT, ROUTER, FIP, TENANT = str(uuid.uuid4()), "ext-2", "router-2", "fip-2", "tenant-a"
 FLOATING, ROUTER_IP, EXT_GATEWAY = "203.0.113.101", "203.0.113.11", "203.0.113.1"
 RULES = WEB_RULES
-
-
-@dataclass(frozen=True)
-class Guest:
-    name: str
-    host: str
-    ip: str
-    mac: str
-
-    @property
-    def port_id(self) -> str:
-        return f"port-{self.name}"
 
 
 GUESTS = (

@@ -25,6 +25,7 @@ from tests.support.l3_hosts import (
     running_cloud,
     vteps,
 )
+from tests.support.l3_hosts import Guest as HostGuest
 from tests.support.netns import pings, plug_guest, sh
 
 from virga_events.catalog.l3 import (
@@ -66,16 +67,8 @@ RULES = WEB_RULES
 
 
 @dataclass(frozen=True)
-class Guest:
-    name: str
-    host: str
-    ip: str
-    mac: str
+class Guest(HostGuest):
     instance_id: str | None = None
-
-    @property
-    def port_id(self) -> str:
-        return f"port-{self.name}"
 
     @property
     def tap(self) -> str:
