@@ -20,24 +20,28 @@ from pathlib import Path
 
 import pytest
 from tests.support import frames, vxlan
-from tests.support.l3 import Log, connects, eventually, listener, source_seen
-from tests.support.netns import links, namespaces, pings, plug_guest, sh, unique
+from tests.support.l3 import connects, eventually, listener, source_seen
+from tests.support.l3_hosts import (
+    WEB_RULES,
+    HostsCloud,
+    host_namespaces,
+    plug_guests,
+    running_cloud,
+    vteps,
+)
+from tests.support.netns import links, pings, sh
 
 from virga_events.catalog.l3 import (
-    ExternalNetworkCreated,
     RouterCreated,
     RouterInterfaceAdded,
     RouterInterfaceRemoved,
 )
 from virga_events.catalog.network import (
-    NetworkAgentRegistered,
     NetworkCreated,
     PortAllocated,
     PortHostAssigned,
     SecurityGroupCreated,
-    SecurityGroupRule,
 )
-from virga_events.registry import Event
 from virga_network.agent.core import names
 from virga_network.agent.core.dvr import routed_mac
 from virga_network.agent.core.l3 import router_mac
@@ -48,8 +52,7 @@ from virga_network.agent.effects.intents import Converge
 
 PREFIX = "ve7"
 RUN = uuid.uuid4().hex[:8]
-HOSTS = {f"a{RUN}": "192.0.2.1", f"b{RUN}": "192.0.2.2"}
-"""Host -> VTEP; the first by name is the router's SNAT host."""
+HOSTS = vteps(RUN)
 HOST_A, HOST_B = sorted(HOSTS)
 ATTACKER = "192.0.2.9"
 TENANT, EXT, ROUTER, ROUTER_IP = "tenant-7", "ext-7", "router-7", "203.0.113.17"
@@ -59,11 +62,7 @@ VNI = {NET_A: 3701, NET_B: 3702}
 CIDR = {NET_A: "10.1.0.0/24", NET_B: "10.2.0.0/24"}
 SNAT = {NET_A: ("fa:16:3e:07:01:03", "10.1.0.3"), NET_B: ("fa:16:3e:07:02:03", "10.2.0.3")}
 FRAMES, VXLAN = str(Path(frames.__file__)), str(Path(vxlan.__file__))
-RULES = (
-    SecurityGroupRule(direction="egress", ethertype="IPv4"),
-    SecurityGroupRule(direction="ingress", ethertype="IPv4", protocol="icmp"),
-    SecurityGroupRule(direction="ingress", ethertype="IPv4", protocol="tcp", port_min=80),
-)
+RULES = WEB_RULES
 
 
 @dataclass(frozen=True)
@@ -89,33 +88,15 @@ GC = Guest("gc", NET_A, HOST_B, "10.1.0.13", "02:00:07:01:00:0d")
 GUESTS = {g.name: g for g in (GA, GB, GC)}
 
 
-@dataclass
-class Cloud:
-    logs: dict[str, Log]
-    effects: dict[str, AgentEffects]
-    ns: dict[str, str]
-
-    def write(self, event: Event, aggregate: str, tenant: str | None = TENANT) -> None:
-        for log in self.logs.values():
-            log.write(event, aggregate, tenant)
-
+class Cloud(HostsCloud):
     async def converge(self) -> None:
         """Converge every host, twice: what one reports (PortBound) every host folds."""
         for _ in range(2):
-            for host, effects in self.effects.items():
-                plan = host_plan(self.logs[host].state, HOSTS[host], PREFIX)
-                for emit in await effects.converge(Converge(plan)):
-                    self.write(emit.payload, emit.aggregate_id, emit.tenant_id)
+            await self.converge_hosts()
 
 
 def _events(cloud: Cloud) -> None:
-    for host, vtep in HOSTS.items():
-        cloud.write(NetworkAgentRegistered(vtep_ip=vtep), host, None)
-    cloud.write(
-        ExternalNetworkCreated(name="public", cidr="203.0.113.0/24", gateway_ip=EXT_GATEWAY,
-                               allocation_pools=(), host_interface="ve7brex"),
-        EXT, None,
-    )  # fmt: skip
+    cloud.register(EXT, EXT_GATEWAY)
     for network in (NET_A, NET_B):
         gateway = CIDR[network].replace("0/24", "1")
         created = NetworkCreated(
@@ -142,36 +123,10 @@ def _events(cloud: Cloud) -> None:
 
 @pytest.fixture
 def ns() -> Iterator[dict[str, str]]:
-    wanted = {host: unique("ve7h") for host in HOSTS} | {"internet": unique("ve7i")}
-    wanted |= {name: unique(f"ve7{name}") for name in GUESTS}
-    with namespaces(list(wanted.values())):
-        internet = wanted["internet"]
-        sh("ip", "link", "add", "seg", "type", "bridge", netns=internet)
-        sh("ip", "addr", "add", f"{EXT_GATEWAY}/24", "dev", "seg", netns=internet)
-        sh("ip", "link", "set", "seg", "up", netns=internet)
-        host_a, host_b = wanted[HOST_A], wanted[HOST_B]
-        # The underlay: one veth between the hosts, a VTEP address at each end.
-        sh("ip", "link", "add", "ve7under", "type", "veth", "peer", "ve7under", "netns", host_b,
-           netns=host_a)  # fmt: skip
-        for host, vtep in HOSTS.items():
-            where = wanted[host]
-            sh("ip", "addr", "add", f"{vtep}/24", "dev", "ve7under", netns=where)
-            sh("ip", "link", "set", "ve7under", "up", netns=where)
-            sh("ip", "link", "add", "ve7brex", "type", "bridge", netns=where)
-            sh("ip", "link", "set", "ve7brex", "up", netns=where)
-            port = f"x{host[:8]}"
-            sh("ip", "link", "add", "ve7up", "type", "veth", "peer", port, "netns", internet,
-               netns=where)  # fmt: skip
-            sh("ip", "link", "set", "ve7up", "master", "ve7brex", "up", netns=where)
-            sh("ip", "link", "set", port, "master", "seg", "up", netns=internet)
+    with host_namespaces(PREFIX, HOSTS, GUESTS, EXT_GATEWAY) as wanted:
         # Another address on host B's side of the underlay: no known VTEP.
-        sh("ip", "addr", "add", f"{ATTACKER}/24", "dev", "ve7under", netns=host_b)
-        try:
-            yield wanted
-        finally:
-            for name in sh("ip", "netns", "list").stdout.split():
-                if name.startswith(f"{PREFIX}r") and name.endswith(tuple(HOSTS)):
-                    sh("ip", "netns", "del", name, check=False)
+        sh("ip", "addr", "add", f"{ATTACKER}/24", "dev", "ve7under", netns=wanted[HOST_B])
+        yield wanted
 
 
 def _drivers(ns: dict[str, str]) -> dict[str, NetlinkDriver]:
@@ -183,21 +138,11 @@ def _drivers(ns: dict[str, str]) -> dict[str, NetlinkDriver]:
 
 @pytest.fixture
 async def cloud(ns: dict[str, str]) -> AsyncIterator[Cloud]:
-    drivers = _drivers(ns)
-    cloud = Cloud({h: Log(h) for h in HOSTS}, {h: AgentEffects(d) for h, d in drivers.items()}, ns)
-    try:
-        for driver in drivers.values():
-            await driver.prepare()
+    async with running_cloud(Cloud, PREFIX, HOSTS, ns, TENANT) as cloud:
         _events(cloud)
         await cloud.converge()
-        for g in GUESTS.values():
-            tap = names.tap_name(g.port_id, PREFIX)
-            plug_guest(ns[g.host], names.veth_peer(tap), ns[g.name], g.mac, (g.ip,))
-            sh("ip", "route", "add", "default", "via", g.gateway, netns=ns[g.name])
+        plug_guests(cloud, GUESTS.values(), lambda g: g.gateway)
         yield cloud
-    finally:
-        for driver in drivers.values():
-            await driver.close()
 
 
 def _rtt(ns: dict[str, str], source: Guest, destination: Guest) -> float:

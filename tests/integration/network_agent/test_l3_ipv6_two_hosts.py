@@ -12,43 +12,46 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from functools import partial
 
 import pytest
 from tests.support.l3 import Log, eventually, eventually_async
-from tests.support.netns import namespaces, pings, plug_guest, sh, unique
+from tests.support.l3_hosts import (
+    Guest,
+    HostsCloud,
+    host_namespaces,
+    leftover_namespaces,
+    plug_guests,
+    running_cloud,
+    vteps,
+)
+from tests.support.netns import pings, sh
 
 from virga_events.catalog.l3 import (
-    ExternalNetworkCreated,
     RouterCreated,
     RouterInterfaceAdded,
     RouterInterfaceRemoved,
 )
 from virga_events.catalog.network import (
-    NetworkAgentRegistered,
     NetworkCreated,
     PortAllocated,
     PortHostAssigned,
     SecurityGroupCreated,
     SecurityGroupRule,
 )
-from virga_events.registry import Event
 from virga_network.agent.core import names
 from virga_network.agent.core.edge import EdgeSettings
 from virga_network.agent.core.l3 import router_mac
 from virga_network.agent.core.model import NetworkAgentState
 from virga_network.agent.core.nft_text import link_local
-from virga_network.agent.core.plan import host_plan
 from virga_network.agent.drivers import netlink_edge
 from virga_network.agent.drivers.netlink import NetlinkDriver
 from virga_network.agent.edge import EdgeServer
 from virga_network.agent.effects.converge import AgentEffects
-from virga_network.agent.effects.intents import Converge
 
 PREFIX = "vm6"
 RUN = uuid.uuid4().hex[:8]
-HOSTS = {f"a{RUN}": "192.0.2.1", f"b{RUN}": "192.0.2.2"}
+HOSTS = vteps(RUN)
 HOST_A, HOST_B = sorted(HOSTS)
 NET, EXT, ROUTER, TENANT = str(uuid.uuid4()), "ext-7", "router-7", "tenant-a"
 GATEWAY = "fd00:7::1"
@@ -59,50 +62,20 @@ RULES = (
 )
 
 
-@dataclass(frozen=True)
-class Guest:
-    name: str
-    host: str
-    ip: str
-    mac: str
-
-    @property
-    def port_id(self) -> str:
-        return f"port-{self.name}"
-
-
 GUESTS = (
     Guest("ga", HOST_A, "fd00:7::11", "02:00:0a:00:07:11"),
     Guest("gb", HOST_B, "fd00:7::12", "02:00:0a:00:07:12"),
 )
 
 
-@dataclass
-class Cloud:
-    logs: dict[str, Log]
-    effects: dict[str, AgentEffects]
-    ns: dict[str, str]
-
-    def write(self, event: Event, aggregate: str, tenant: str | None = TENANT) -> None:
-        for log in self.logs.values():
-            log.write(event, aggregate, tenant)
-
+class Cloud(HostsCloud):
     async def converge(self) -> None:
         """Converge every host; what one reports (PortBound) every host folds."""
-        for host, effects in self.effects.items():
-            plan = host_plan(self.logs[host].state, HOSTS[host], PREFIX, edges=True)
-            for emit in await effects.converge(Converge(plan)):
-                self.write(emit.payload, emit.aggregate_id, emit.tenant_id)
+        await self.converge_hosts()
 
 
 def _events(cloud: Cloud) -> None:
-    for host, vtep in HOSTS.items():
-        cloud.write(NetworkAgentRegistered(vtep_ip=vtep), host, None)
-    cloud.write(
-        ExternalNetworkCreated(name="public", cidr="203.0.113.0/24", gateway_ip="203.0.113.1",
-                               allocation_pools=(), host_interface="vm6brex"),
-        EXT, None,
-    )  # fmt: skip
+    cloud.register(EXT, "203.0.113.1")
     cloud.write(
         NetworkCreated(name="v6", cidr="fd00:7::/64", vni=3301, gateway_ip=GATEWAY,
                        allocation_pools=()),
@@ -119,63 +92,34 @@ def _events(cloud: Cloud) -> None:
 
 
 def _ours() -> set[str]:
-    return {
-        name
-        for name in sh("ip", "netns", "list").stdout.split()
-        if name.startswith((f"{PREFIX}r", f"{PREFIX}e")) and name.endswith(tuple(HOSTS))
-    }
+    return leftover_namespaces(PREFIX, HOSTS, "re")
 
 
 @pytest.fixture
 def ns() -> Iterator[dict[str, str]]:
-    wanted = {host: unique("vm6h") for host in HOSTS} | {
-        g.name: unique(f"vm6{g.name}") for g in GUESTS
-    }
-    with namespaces(list(wanted.values())):
-        host_a, host_b = wanted[HOST_A], wanted[HOST_B]
-        sh("ip", "link", "add", "vm6under", "type", "veth", "peer", "vm6under", "netns", host_b,
-           netns=host_a)  # fmt: skip
-        for host, vtep in HOSTS.items():
-            where = wanted[host]
-            sh("ip", "addr", "add", f"{vtep}/24", "dev", "vm6under", netns=where)
-            sh("ip", "link", "set", "vm6under", "up", netns=where)
-            sh("ip", "link", "add", "vm6brex", "type", "bridge", netns=where)
-            sh("ip", "link", "set", "vm6brex", "up", netns=where)
-        try:
-            yield wanted
-        finally:
-            for name in _ours():
-                sh("ip", "netns", "del", name, check=False)
+    guests = (g.name for g in GUESTS)
+    with host_namespaces(PREFIX, HOSTS, guests, None, leftovers="re") as wanted:
+        yield wanted
 
 
 @pytest.fixture
 async def cloud(ns: dict[str, str]) -> AsyncIterator[Cloud]:
-    drivers = {
-        host: NetlinkDriver(prefix=PREFIX, tap_kind="veth", netns=ns[host], host=host)
-        for host in HOSTS
-    }
-    logs = {h: Log(h) for h in HOSTS}
-    servers = {
-        h: EdgeServer(partial(_state, logs[h]), EdgeSettings(), netlink_edge.edge_sockets)
-        for h in HOSTS
-    }
-    effects = {h: AgentEffects(d, edges=servers[h].serve) for h, d in drivers.items()}
-    cloud = Cloud(logs, effects, ns)
-    try:
-        for driver in drivers.values():
-            await driver.prepare()
-        _events(cloud)
-        await cloud.converge()
-        await cloud.converge()  # the peers' PortBound: VXLAN forwarding towards each other
-        for g in GUESTS:
-            tap = names.tap_name(g.port_id, PREFIX)
-            plug_guest(ns[g.host], names.veth_peer(tap), ns[g.name], g.mac, (g.ip,))
-        yield cloud
-    finally:
-        for server in servers.values():
-            await server.close()
-        for driver in drivers.values():
-            await driver.close()
+    servers: dict[str, EdgeServer] = {}
+
+    def effects(host: str, driver: NetlinkDriver, log: Log) -> AgentEffects:
+        servers[host] = EdgeServer(partial(_state, log), EdgeSettings(), netlink_edge.edge_sockets)
+        return AgentEffects(driver, edges=servers[host].serve)
+
+    async with running_cloud(Cloud, PREFIX, HOSTS, ns, TENANT, effects=effects, edges=True) as c:
+        try:
+            _events(c)
+            await c.converge()
+            await c.converge()  # the peers' PortBound: VXLAN forwarding towards each other
+            plug_guests(c, GUESTS, None)
+            yield c
+        finally:
+            for server in servers.values():
+                await server.close()
 
 
 def _state(log: Log) -> NetworkAgentState:

@@ -17,11 +17,11 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 import pytest
-from tests.support.l3 import Log, captured, connects, eventually, listener, source_seen
-from tests.support.netns import links, namespaces, pings, plug_guest, sh, unique
+from tests.support.l3 import captured, connects, eventually, listener, source_seen
+from tests.support.l3_hosts import HostsCloud, host_namespaces, plug_guests, running_cloud, vteps
+from tests.support.netns import links, pings, sh
 
 from virga_events.catalog.l3 import (
-    ExternalNetworkCreated,
     FloatingIpAllocated,
     FloatingIpAssociationAccepted,
     RouterCreated,
@@ -29,7 +29,6 @@ from virga_events.catalog.l3 import (
     RouterInterfaceRemoved,
 )
 from virga_events.catalog.network import (
-    NetworkAgentRegistered,
     NetworkCreated,
     PortAllocated,
     PortDeleted,
@@ -37,16 +36,11 @@ from virga_events.catalog.network import (
     SecurityGroupCreated,
     SecurityGroupRule,
 )
-from virga_events.registry import Event
 from virga_network.agent.core import names
-from virga_network.agent.core.plan import host_plan
-from virga_network.agent.drivers.netlink import NetlinkDriver
-from virga_network.agent.effects.converge import AgentEffects
-from virga_network.agent.effects.intents import Converge
 
 PREFIX = "vt6"
 RUN = uuid.uuid4().hex[:8]
-HOSTS = {f"a{RUN}": "192.0.2.1", f"b{RUN}": "192.0.2.2", f"c{RUN}": "192.0.2.3"}
+HOSTS = vteps(RUN, 3)
 HOST_A, HOST_B, HOST_C = sorted(HOSTS)
 EXT, EXT_GATEWAY, FIP, FLOATING = "ext-6", "203.0.113.1", "fip-6", "203.0.113.101"
 RULES = (
@@ -92,33 +86,15 @@ GUESTS = {
 }
 
 
-@dataclass
-class Cloud:
-    logs: dict[str, Log]
-    effects: dict[str, AgentEffects]
-    ns: dict[str, str]
-
-    def write(self, event: Event, aggregate: str, tenant: str | None) -> None:
-        for log in self.logs.values():
-            log.write(event, aggregate, tenant)
-
+class Cloud(HostsCloud):
     async def converge(self) -> None:
         """Converge every host, twice: what one reports (PortBound) every host folds."""
         for _ in range(2):
-            for host, effects in self.effects.items():
-                plan = host_plan(self.logs[host].state, HOSTS[host], PREFIX)
-                for emit in await effects.converge(Converge(plan)):
-                    self.write(emit.payload, emit.aggregate_id, emit.tenant_id)
+            await self.converge_hosts()
 
 
 def _events(cloud: Cloud) -> None:
-    for host, vtep in HOSTS.items():
-        cloud.write(NetworkAgentRegistered(vtep_ip=vtep), host, None)
-    cloud.write(
-        ExternalNetworkCreated(name="public", cidr="203.0.113.0/24", gateway_ip=EXT_GATEWAY,
-                               allocation_pools=(), host_interface="vt6brex"),
-        EXT, None,
-    )  # fmt: skip
+    cloud.register(EXT, EXT_GATEWAY)
     for t in (ONE, TWO):
         cloud.write(
             NetworkCreated(name="n", cidr="10.0.0.0/24", vni=t.vni, gateway_ip="10.0.0.1",
@@ -145,57 +121,17 @@ def _events(cloud: Cloud) -> None:
 
 @pytest.fixture
 def ns() -> Iterator[dict[str, str]]:
-    wanted = {host: unique("vt6h") for host in HOSTS} | {"internet": unique("vt6i")}
-    wanted |= {name: unique(f"vt6{name}") for name in GUESTS}
-    with namespaces(list(wanted.values())):
-        internet = wanted["internet"]
-        for bridge in ("seg", "under"):
-            sh("ip", "link", "add", bridge, "type", "bridge", netns=internet)
-            sh("ip", "link", "set", bridge, "up", netns=internet)
-        sh("ip", "addr", "add", f"{EXT_GATEWAY}/24", "dev", "seg", netns=internet)
-        for host, vtep in HOSTS.items():
-            where = wanted[host]
-            # The underlay: a veth to the "under" bridge, a VTEP address at the host's end.
-            sh("ip", "link", "add", "vt6under", "type", "veth", "peer", f"u{host[:8]}",
-               "netns", internet, netns=where)  # fmt: skip
-            sh("ip", "addr", "add", f"{vtep}/24", "dev", "vt6under", netns=where)
-            sh("ip", "link", "set", "vt6under", "up", netns=where)
-            sh("ip", "link", "set", f"u{host[:8]}", "master", "under", "up", netns=internet)
-            # The external network: a bridge on each host, switched together in "internet".
-            sh("ip", "link", "add", "vt6brex", "type", "bridge", netns=where)
-            sh("ip", "link", "set", "vt6brex", "up", netns=where)
-            sh("ip", "link", "add", "vt6up", "type", "veth", "peer", f"x{host[:8]}",
-               "netns", internet, netns=where)  # fmt: skip
-            sh("ip", "link", "set", "vt6up", "master", "vt6brex", "up", netns=where)
-            sh("ip", "link", "set", f"x{host[:8]}", "master", "seg", "up", netns=internet)
-        try:
-            yield wanted
-        finally:
-            for name in sh("ip", "netns", "list").stdout.split():
-                if name.startswith(f"{PREFIX}r") and name.endswith(tuple(HOSTS)):
-                    sh("ip", "netns", "del", name, check=False)
+    with host_namespaces(PREFIX, HOSTS, GUESTS, EXT_GATEWAY, bridged_underlay=True) as wanted:
+        yield wanted
 
 
 @pytest.fixture
 async def cloud(ns: dict[str, str]) -> AsyncIterator[Cloud]:
-    drivers = {
-        host: NetlinkDriver(prefix=PREFIX, tap_kind="veth", netns=ns[host], host=host)
-        for host in HOSTS
-    }
-    cloud = Cloud({h: Log(h) for h in HOSTS}, {h: AgentEffects(d) for h, d in drivers.items()}, ns)
-    try:
-        for driver in drivers.values():
-            await driver.prepare()
+    async with running_cloud(Cloud, PREFIX, HOSTS, ns) as cloud:
         _events(cloud)
         await cloud.converge()
-        for g in GUESTS.values():
-            tap = names.tap_name(g.port_id, PREFIX)
-            plug_guest(ns[g.host], names.veth_peer(tap), ns[g.name], g.mac, (g.ip,))
-            sh("ip", "route", "add", "default", "via", "10.0.0.1", netns=ns[g.name])
+        plug_guests(cloud, GUESTS.values(), "10.0.0.1")
         yield cloud
-    finally:
-        for driver in drivers.values():
-            await driver.close()
 
 
 def _router_ns(t: Tenant, host: str) -> str:

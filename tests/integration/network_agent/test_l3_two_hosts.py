@@ -12,11 +12,9 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 
 import pytest
 from tests.support.l3 import (
-    Log,
     captured,
     connects,
     eventually,
@@ -24,10 +22,18 @@ from tests.support.l3 import (
     listener,
     source_seen,
 )
-from tests.support.netns import namespaces, pings, plug_guest, sh, unique
+from tests.support.l3_hosts import (
+    WEB_RULES,
+    Guest,
+    HostsCloud,
+    host_namespaces,
+    plug_guests,
+    running_cloud,
+    vteps,
+)
+from tests.support.netns import pings, sh
 
 from virga_events.catalog.l3 import (
-    ExternalNetworkCreated,
     FloatingIpAllocated,
     FloatingIpAssociated,
     FloatingIpAssociationAccepted,
@@ -37,44 +43,20 @@ from virga_events.catalog.l3 import (
     RouterInterfaceAdded,
 )
 from virga_events.catalog.network import (
-    NetworkAgentRegistered,
     NetworkCreated,
     PortAllocated,
     PortHostAssigned,
     SecurityGroupCreated,
-    SecurityGroupRule,
 )
-from virga_events.registry import Event
 from virga_network.agent.core import names
-from virga_network.agent.core.plan import host_plan
-from virga_network.agent.drivers.netlink import NetlinkDriver
-from virga_network.agent.effects.converge import AgentEffects
-from virga_network.agent.effects.intents import Converge
 
 PREFIX = "vm3"
 RUN = uuid.uuid4().hex[:8]
-HOSTS = {f"a{RUN}": "192.0.2.1", f"b{RUN}": "192.0.2.2"}
-"""Host -> VTEP; the first by name is the router's SNAT host."""
+HOSTS = vteps(RUN)
 HOST_A, HOST_B = sorted(HOSTS)
 NET, EXT, ROUTER, FIP, TENANT = str(uuid.uuid4()), "ext-2", "router-2", "fip-2", "tenant-a"
 FLOATING, ROUTER_IP, EXT_GATEWAY = "203.0.113.101", "203.0.113.11", "203.0.113.1"
-RULES = (
-    SecurityGroupRule(direction="egress", ethertype="IPv4"),
-    SecurityGroupRule(direction="ingress", ethertype="IPv4", protocol="icmp"),
-    SecurityGroupRule(direction="ingress", ethertype="IPv4", protocol="tcp", port_min=80),
-)
-
-
-@dataclass(frozen=True)
-class Guest:
-    name: str
-    host: str
-    ip: str
-    mac: str
-
-    @property
-    def port_id(self) -> str:
-        return f"port-{self.name}"
+RULES = WEB_RULES
 
 
 GUESTS = (
@@ -83,27 +65,15 @@ GUESTS = (
 )
 
 
-@dataclass
-class Cloud:
-    logs: dict[str, Log]
-    effects: dict[str, AgentEffects]
-    ns: dict[str, str]
-
-    def write(self, event: Event, aggregate: str, tenant: str | None = TENANT) -> None:
-        for log in self.logs.values():
-            log.write(event, aggregate, tenant)
-
+class Cloud(HostsCloud):
     async def converge(self) -> list[tuple[str, str, str]]:
         """Converge every host; what one reports (PortBound) every host folds. What each
         reported about floating IPs: (host, event type, port)."""
         reported: list[tuple[str, str, str]] = []
-        for host, effects in self.effects.items():
-            plan = host_plan(self.logs[host].state, HOSTS[host], PREFIX)
-            for emit in await effects.converge(Converge(plan)):
-                self.write(emit.payload, emit.aggregate_id, emit.tenant_id)
-                if isinstance(emit.payload, FloatingIpAssociated | FloatingIpUnplumbed):
-                    assert emit.payload.host == host
-                    reported.append((host, emit.payload.TYPE, emit.payload.port_id))
+        for host, event in await self.converge_hosts():
+            if isinstance(event, FloatingIpAssociated | FloatingIpUnplumbed):
+                assert event.host == host
+                reported.append((host, event.TYPE, event.port_id))
         return reported
 
     def associate(self, guest: Guest) -> None:
@@ -114,13 +84,7 @@ class Cloud:
 
 
 def _events(cloud: Cloud) -> None:
-    for host, vtep in HOSTS.items():
-        cloud.write(NetworkAgentRegistered(vtep_ip=vtep), host, None)
-    cloud.write(
-        ExternalNetworkCreated(name="public", cidr="203.0.113.0/24", gateway_ip=EXT_GATEWAY,
-                               allocation_pools=(), host_interface="vm3brex"),
-        EXT, None,
-    )  # fmt: skip
+    cloud.register(EXT, EXT_GATEWAY)
     cloud.write(
         NetworkCreated(name="a", cidr="10.0.0.0/24", vni=3101, gateway_ip="10.0.0.1",
                        allocation_pools=()),
@@ -138,58 +102,18 @@ def _events(cloud: Cloud) -> None:
 
 @pytest.fixture
 def ns() -> Iterator[dict[str, str]]:
-    wanted = {host: unique("vm3h") for host in HOSTS} | {"internet": unique("vm3i")}
-    wanted |= {g.name: unique(f"vm3{g.name}") for g in GUESTS}
-    with namespaces(list(wanted.values())):
-        internet = wanted["internet"]
-        sh("ip", "link", "add", "seg", "type", "bridge", netns=internet)
-        sh("ip", "addr", "add", f"{EXT_GATEWAY}/24", "dev", "seg", netns=internet)
-        sh("ip", "link", "set", "seg", "up", netns=internet)
-        host_a, host_b = wanted[HOST_A], wanted[HOST_B]
-        # The underlay: one veth between the hosts, a VTEP address at each end.
-        sh("ip", "link", "add", "vm3under", "type", "veth", "peer", "vm3under", "netns", host_b,
-           netns=host_a)  # fmt: skip
-        for host, vtep in HOSTS.items():
-            where = wanted[host]
-            sh("ip", "addr", "add", f"{vtep}/24", "dev", "vm3under", netns=where)
-            sh("ip", "link", "set", "vm3under", "up", netns=where)
-            # The external network: a bridge on each host, switched together in "internet".
-            sh("ip", "link", "add", "vm3brex", "type", "bridge", netns=where)
-            sh("ip", "link", "set", "vm3brex", "up", netns=where)
-            port = f"x{host[:8]}"
-            sh("ip", "link", "add", "vm3up", "type", "veth", "peer", port, "netns", internet,
-               netns=where)  # fmt: skip
-            sh("ip", "link", "set", "vm3up", "master", "vm3brex", "up", netns=where)
-            sh("ip", "link", "set", port, "master", "seg", "up", netns=internet)
-        try:
-            yield wanted
-        finally:
-            for name in sh("ip", "netns", "list").stdout.split():
-                if name.startswith(f"{PREFIX}r") and name.endswith(tuple(HOSTS)):
-                    sh("ip", "netns", "del", name, check=False)
+    with host_namespaces(PREFIX, HOSTS, (g.name for g in GUESTS), EXT_GATEWAY) as wanted:
+        yield wanted
 
 
 @pytest.fixture
 async def cloud(ns: dict[str, str]) -> AsyncIterator[Cloud]:
-    drivers = {
-        host: NetlinkDriver(prefix=PREFIX, tap_kind="veth", netns=ns[host], host=host)
-        for host in HOSTS
-    }
-    cloud = Cloud({h: Log(h) for h in HOSTS}, {h: AgentEffects(d) for h, d in drivers.items()}, ns)
-    try:
-        for driver in drivers.values():
-            await driver.prepare()
+    async with running_cloud(Cloud, PREFIX, HOSTS, ns, TENANT) as cloud:
         _events(cloud)
         await cloud.converge()
         await cloud.converge()  # the peers' PortBound: VXLAN forwarding towards each other
-        for g in GUESTS:
-            tap = names.tap_name(g.port_id, PREFIX)
-            plug_guest(ns[g.host], names.veth_peer(tap), ns[g.name], g.mac, (g.ip,))
-            sh("ip", "route", "add", "default", "via", "10.0.0.1", netns=ns[g.name])
+        plug_guests(cloud, GUESTS, "10.0.0.1")
         yield cloud
-    finally:
-        for driver in drivers.values():
-            await driver.close()
 
 
 async def test_a_floating_ip_moves_between_hosts_and_the_internet_follows_at_once(

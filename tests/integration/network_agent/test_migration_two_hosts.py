@@ -17,10 +17,18 @@ from dataclasses import dataclass
 
 import pytest
 from tests.support.l3 import Log, connects, eventually, eventually_async, listener
-from tests.support.netns import namespaces, pings, plug_guest, sh, unique
+from tests.support.l3_hosts import (
+    WEB_RULES,
+    HostsCloud,
+    host_namespaces,
+    plug_guests,
+    running_cloud,
+    vteps,
+)
+from tests.support.l3_hosts import Guest as HostGuest
+from tests.support.netns import pings, plug_guest, sh
 
 from virga_events.catalog.l3 import (
-    ExternalNetworkCreated,
     FloatingIpAllocated,
     FloatingIpAssociated,
     FloatingIpAssociationAccepted,
@@ -31,14 +39,12 @@ from virga_events.catalog.l3 import (
 from virga_events.catalog.network import (
     MigrationPortPlumbed,
     MigrationPortSwitched,
-    NetworkAgentRegistered,
     NetworkCreated,
     PortAllocated,
     PortBound,
     PortHostAssigned,
     PortUnbound,
     SecurityGroupCreated,
-    SecurityGroupRule,
 )
 from virga_events.catalog.scheduler import (
     MigrationPortPlumbRequested,
@@ -47,37 +53,22 @@ from virga_events.catalog.scheduler import (
 )
 from virga_events.registry import Event
 from virga_network.agent.core import names
-from virga_network.agent.core.plan import host_plan
 from virga_network.agent.drivers.netlink import NetlinkDriver
 from virga_network.agent.effects.converge import AgentEffects
-from virga_network.agent.effects.intents import Converge
 
 PREFIX = "vmg"
 RUN = uuid.uuid4().hex[:8]
-HOSTS = {f"a{RUN}": "192.0.2.1", f"b{RUN}": "192.0.2.2"}
-"""Host -> VTEP; the first by name is the router's SNAT host."""
+HOSTS = vteps(RUN)
 HOST_A, HOST_B = sorted(HOSTS)
 NET, EXT, ROUTER, FIP, TENANT = str(uuid.uuid4()), "ext-m", "router-m", "fip-m", "tenant-m"
 FLOATING, ROUTER_IP, EXT_GATEWAY = "203.0.113.121", "203.0.113.21", "203.0.113.1"
 INSTANCE, FLOW = "i-moving", "flow-moving"
-RULES = (
-    SecurityGroupRule(direction="egress", ethertype="IPv4"),
-    SecurityGroupRule(direction="ingress", ethertype="IPv4", protocol="icmp"),
-    SecurityGroupRule(direction="ingress", ethertype="IPv4", protocol="tcp", port_min=80),
-)
+RULES = WEB_RULES
 
 
 @dataclass(frozen=True)
-class Guest:
-    name: str
-    host: str
-    ip: str
-    mac: str
+class Guest(HostGuest):
     instance_id: str | None = None
-
-    @property
-    def port_id(self) -> str:
-        return f"port-{self.name}"
 
     @property
     def tap(self) -> str:
@@ -93,26 +84,10 @@ GUESTS = (
 THIRD, OTHER = GUESTS[1], GUESTS[2]
 
 
-@dataclass
-class Cloud:
-    logs: dict[str, Log]
-    effects: dict[str, AgentEffects]
-    drivers: dict[str, NetlinkDriver]
-    ns: dict[str, str]
-
-    def write(self, event: Event, aggregate: str, tenant: str | None = TENANT) -> None:
-        for log in self.logs.values():
-            log.write(event, aggregate, tenant)
-
+class Cloud(HostsCloud):
     async def converge(self) -> list[tuple[str, Event]]:
         """Converge every host; what one writes every host folds. What each wrote."""
-        written: list[tuple[str, Event]] = []
-        for host, effects in self.effects.items():
-            plan = host_plan(self.logs[host].state, HOSTS[host], PREFIX)
-            for emit in await effects.converge(Converge(plan)):
-                self.write(emit.payload, emit.aggregate_id, emit.tenant_id)
-                written.append((host, emit.payload))
-        return written
+        return await self.converge_hosts()
 
     def links(self, host: str) -> str:
         return sh("ip", "-o", "link", "show", netns=self.ns[host]).stdout
@@ -129,13 +104,7 @@ def kinds(written: list[tuple[str, Event]]) -> set[tuple[str, str]]:
 
 
 def _events(cloud: Cloud) -> None:
-    for host, vtep in HOSTS.items():
-        cloud.write(NetworkAgentRegistered(vtep_ip=vtep), host, None)
-    cloud.write(
-        ExternalNetworkCreated(name="public", cidr="203.0.113.0/24", gateway_ip=EXT_GATEWAY,
-                               allocation_pools=(), host_interface="vmgbrex"),
-        EXT, None,
-    )  # fmt: skip
+    cloud.register(EXT, EXT_GATEWAY)
     cloud.write(
         NetworkCreated(name="m", cidr="10.0.0.0/24", vni=3201, gateway_ip="10.0.0.1",
                        allocation_pools=()),
@@ -158,58 +127,23 @@ def _events(cloud: Cloud) -> None:
 
 @pytest.fixture
 def ns() -> Iterator[dict[str, str]]:
-    wanted = {host: unique("vmgh") for host in HOSTS} | {"internet": unique("vmgi")}
-    wanted |= {g.name: unique(f"vmg{g.name}") for g in GUESTS}
-    with namespaces(list(wanted.values())):
-        internet = wanted["internet"]
-        sh("ip", "link", "add", "seg", "type", "bridge", netns=internet)
-        sh("ip", "addr", "add", f"{EXT_GATEWAY}/24", "dev", "seg", netns=internet)
-        sh("ip", "link", "set", "seg", "up", netns=internet)
-        host_a, host_b = wanted[HOST_A], wanted[HOST_B]
-        # The underlay: one veth between the hosts, a VTEP address at each end.
-        sh("ip", "link", "add", "vmgunder", "type", "veth", "peer", "vmgunder", "netns", host_b,
-           netns=host_a)  # fmt: skip
-        for host, vtep in HOSTS.items():
-            where = wanted[host]
-            sh("ip", "addr", "add", f"{vtep}/24", "dev", "vmgunder", netns=where)
-            sh("ip", "link", "set", "vmgunder", "up", netns=where)
-            sh("ip", "link", "add", "vmgbrex", "type", "bridge", netns=where)
-            sh("ip", "link", "set", "vmgbrex", "up", netns=where)
-            port = f"x{host[:8]}"
-            sh("ip", "link", "add", "vmgup", "type", "veth", "peer", port, "netns", internet,
-               netns=where)  # fmt: skip
-            sh("ip", "link", "set", "vmgup", "master", "vmgbrex", "up", netns=where)
-            sh("ip", "link", "set", port, "master", "seg", "up", netns=internet)
-        try:
-            yield wanted
-        finally:
-            for name in sh("ip", "netns", "list").stdout.split():
-                if name.startswith(f"{PREFIX}r") and name.endswith(tuple(HOSTS)):
-                    sh("ip", "netns", "del", name, check=False)
+    with host_namespaces(PREFIX, HOSTS, (g.name for g in GUESTS), EXT_GATEWAY) as wanted:
+        yield wanted
+
+
+def _effects(host: str, driver: NetlinkDriver, log: Log) -> AgentEffects:
+    # The guests are namespaces: the instance's port is a veth too (QEMU would open a tap).
+    return AgentEffects(driver, instance_tap_kind=None)
 
 
 @pytest.fixture
 async def cloud(ns: dict[str, str]) -> AsyncIterator[Cloud]:
-    drivers = {
-        host: NetlinkDriver(prefix=PREFIX, tap_kind="veth", netns=ns[host], host=host)
-        for host in HOSTS
-    }
-    # The guests are namespaces: the instance's port is a veth too (QEMU would open a tap).
-    effects = {h: AgentEffects(d, instance_tap_kind=None) for h, d in drivers.items()}
-    cloud = Cloud({h: Log(h) for h in HOSTS}, effects, drivers, ns)
-    try:
-        for driver in drivers.values():
-            await driver.prepare()
+    async with running_cloud(Cloud, PREFIX, HOSTS, ns, TENANT, effects=_effects) as cloud:
         _events(cloud)
         await cloud.converge()
         await cloud.converge()  # the peers' PortBound: VXLAN forwarding towards each other
-        for g in GUESTS:
-            plug_guest(ns[g.host], names.veth_peer(g.tap), ns[g.name], g.mac, (g.ip,))
-            sh("ip", "route", "add", "default", "via", "10.0.0.1", netns=ns[g.name])
+        plug_guests(cloud, GUESTS, "10.0.0.1")
         yield cloud
-    finally:
-        for driver in drivers.values():
-            await driver.close()
 
 
 def plumb() -> MigrationPortPlumbRequested:
