@@ -30,6 +30,7 @@ from virga_events.catalog.l3 import (
 from virga_events.catalog.scheduler import InstanceScheduled
 from virga_events.catalog.storage import VolumeCreated, VolumeDeleted, VolumeExtended
 from virga_rating.state import (
+    TX_HOSTS_KEPT,
     BillingState,
     EgressSample,
     InstanceUsage,
@@ -73,7 +74,7 @@ def _running(
         return  # a reboot of a running instance goes on billing the same interval
     usage.running_since = envelope.occurred_at
     # A domain (re)started from shut off counts its traffic from zero again.
-    usage.tx_counter = None
+    usage.tx_counters.clear()
 
 
 folds.add(InstanceStarted, _running)
@@ -108,11 +109,16 @@ def _close_interval(usage: InstanceUsage, at: datetime) -> None:
 def _sampled(state: BillingState, envelope: Envelope, event: UsageSampled) -> None:
     usage = _instance(state, envelope)
     current = event.net_tx_bytes
-    last = usage.tx_counter
-    # Counters are cumulative since the domain started; one lower than the last was reset
-    # (the domain restarted between samples), so all of it is new traffic.
+    # Counters are cumulative since the domain started on this host; one lower than the last
+    # was reset (the domain restarted between samples), so all of it is new traffic. Each host
+    # has its own: after a live migration the destination's begins at zero, and the order in
+    # which the two hosts' samples are folded does not change what is billed.
+    counters = usage.tx_counters
+    last = counters.pop(event.host, None)
     sent = current if last is None or current < last else current - last
-    usage.tx_counter = current
+    counters[event.host] = current  # the latest host last
+    while len(counters) > TX_HOSTS_KEPT:
+        del counters[next(iter(counters))]
     if sent > 0:
         at = envelope.occurred_at
         if usage.egress and _hour(usage.egress[-1].at) == _hour(at):

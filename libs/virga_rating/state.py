@@ -36,6 +36,10 @@ class EgressSample:
     bytes: int
 
 
+TX_HOSTS_KEPT = 4
+"""Hosts whose transmit counter an instance remembers (it migrated from and to them)."""
+
+
 @dataclass(slots=True)
 class InstanceUsage:
     """One instance's billable history."""
@@ -48,9 +52,11 @@ class InstanceUsage:
     intervals: list[Interval] = field(default_factory=list)
     """Closed running intervals, in fold order."""
     egress: list[EgressSample] = field(default_factory=list)
-    tx_counter: int | None = None
-    """Last cumulative transmit counter seen; None after a (re)start, when the domain's
-    counters begin again at zero."""
+    tx_counters: dict[str, int] = field(default_factory=dict)
+    """Last cumulative transmit counter seen, per host that reported it (a live migration
+    starts the counter again on its destination, and the source's last sample may be folded
+    after the destination's first); emptied by a (re)start, when the domain's counters begin
+    again at zero. At most `TX_HOSTS_KEPT` hosts, the latest."""
     deleted: bool = False
 
 

@@ -22,7 +22,7 @@ from virga_rating.state import (
     VolumeUsage,
 )
 
-FORMAT = 3
+FORMAT = 4
 """Bumped when the layout changes; an unknown format is refused and the log is read instead."""
 
 
@@ -72,7 +72,7 @@ def _usage(usage: InstanceUsage) -> dict[str, Any]:
         "running_since": _time(usage.running_since),
         "intervals": [[i.start.isoformat(), i.end.isoformat()] for i in usage.intervals],
         "egress": [[s.at.isoformat(), s.bytes] for s in usage.egress],
-        "tx_counter": usage.tx_counter,
+        "tx_counters": usage.tx_counters,
         "deleted": usage.deleted,
     }
 
@@ -87,7 +87,7 @@ def _parse_usage(data: dict[str, Any]) -> InstanceUsage:
             for a, b in data["intervals"]
         ],
         egress=[EgressSample(datetime.fromisoformat(at), sent) for at, sent in data["egress"]],
-        tx_counter=data["tx_counter"],
+        tx_counters=dict(data["tx_counters"]),
         deleted=data["deleted"],
     )
 
