@@ -76,7 +76,7 @@ export function snapshotSection(ctx: Context, volumeId: string, message: HTMLEle
       h("td", {}, s.name),
       h("td", {}, badge(s.status), s.fault ? h("div", { class: "muted" }, s.fault) : ""),
       h("td", {}, `${s.size_gb} GB`),
-      h("td", {}, s.created_at ?? "—"),
+      h("td", {}, s.created_at ? h("time", { datetime: s.created_at }, s.created_at.slice(0, 19).replace("T", " ")) : "—"),
       h("td", {}, button("Delete", s.status !== "available" && s.status !== "error",
         () => remove(volume, s), "danger")))), "No snapshots yet.", 5);
     (take.querySelector("button") as HTMLButtonElement).disabled =
