@@ -6,11 +6,13 @@ storage service's memory), so no guest boots: a real attachment to a real guest 
 test_boot_from_volume.py's; here the page must show what the log says, as it says it.
 
 A tenant creates a volume (a refused name first: the problem's title and field), attaches it
-to its instance and sees it on the instance's page without a reload, detaches, extends (a
-refused size first) and deletes it (confirmed); sees this month's usage
+to its instance, takes a snapshot of it and sees it listed, deletes that (confirmed), sees the
+volume on the instance's page without a reload, detaches, extends (a refused size first) and
+deletes it (confirmed); sees this month's usage
 with a non-zero line that links to the instance's page; sees no Hosts link and the route says
 "admins only". An admin disables a host with a confirmed click and sees it change live, sees
-a change made elsewhere arrive, and enables it again; then creates a tenant, issues its token
+a change made elsewhere arrive, and enables it again; sees a tenant made through the API
+appear in the tenants list without a reload; then creates a tenant, issues its token
 (shown once; it works), sets its instance quota and sees the price catalogue. Screenshots go to
 $VIRGA_WEB_SCREENSHOTS when set (docs/screenshots/ holds the committed ones).
 """
@@ -117,7 +119,21 @@ def test_a_tenants_volume_usage_and_an_admins_hosts(stack: Stack, browser: WebDr
     browser.find_element(By.CSS_SELECTOR, "#attach button").click()
     wait(browser, 60).until(lambda d: text_of(d, ".details .status") == "in-use")
     assert "app (vdb)" in text_of(browser, ".details")
+
+    # A snapshot of it, taken in the page, is listed as it becomes available; then deleted.
+    snapshot = browser.find_element(By.ID, "snapshot-name")
+    snapshot.send_keys("nightly")
+    snapshot.submit()
+    taken = "#snapshots tbody tr[data-id]"
+    wait(browser, 60).until(lambda d: "available" in text_of(d, taken))
+    assert "nightly" in text_of(browser, taken)
+    assert browser.find_element(By.CSS_SELECTOR, "#clone-snapshot option").text == "nightly"
+    browser.execute_script("window.scrollTo(0, 0)")
     shoot(browser, "volume")
+    browser.find_element(By.CSS_SELECTOR, f"{taken} button").click()
+    accept_confirm(browser)
+    wait(browser, 60).until(lambda d: "No snapshots yet." in text_of(d, "#snapshots tbody"))
+    assert not call(stack, "GET", f"/v1/volumes/{volume_id(browser)}", token)["snapshots"]
 
     # The instance's page lists it, without a reload.
     browser.find_element(By.LINK_TEXT, "app").click()
@@ -195,14 +211,24 @@ def test_a_tenants_volume_usage_and_an_admins_hosts(stack: Stack, browser: WebDr
     wait(browser).until(lambda d: "enabled" in text_of(d, 'tr[data-host="host-b"] .scheduling'))
     assert browser.execute_script("return window.notReloaded") is True
     assert browser.execute_script("return window.cspViolations") == []
-    admin_pages(browser)
+    admin_pages(browser, stack)
 
 
-def admin_pages(browser: WebDriver) -> None:
-    """Tenants: create one, issue its token (shown once, and it works), set its quota; prices."""
+def volume_id(browser: WebDriver) -> str:
+    return browser.current_url.rsplit("/", 1)[1]
+
+
+def admin_pages(browser: WebDriver, stack: Stack) -> None:
+    """Tenants: one made through the API appears live; create one, issue its token (shown
+    once, and it works), set its quota; prices."""
     browser.find_element(By.LINK_TEXT, "Tenants").click()
-    name = f"made-{uuid.uuid4().hex[:6]}"
     field = wait(browser).until(lambda d: d.find_element(By.ID, "tenant-name"))
+    browser.execute_script("window.notReloaded = true")
+    elsewhere = f"api-{uuid.uuid4().hex[:6]}"
+    call(stack, "POST", "/v1/tenants", stack.admin_token, {"name": elsewhere})
+    wait(browser).until(lambda d: d.find_element(By.LINK_TEXT, elsewhere))
+    assert browser.execute_script("return window.notReloaded") is True
+    name = f"made-{uuid.uuid4().hex[:6]}"
     field.send_keys(name)
     field.submit()
     wait(browser).until(lambda d: d.find_element(By.LINK_TEXT, name)).click()

@@ -1,8 +1,8 @@
 // The admin pages: tenants, a tenant's token and quotas, the price catalogue.
 import { describe, expect, it, vi } from "vitest";
-import { nextHour, pricesPage, tenantPage, tenantsPage } from "./admin";
+import { nextHour, pricesPage, tenantChanged, tenantPage, tenantsPage } from "./admin";
 import { admin, flavorLines, flavorPrices, quotaChanges, type QuotaView } from "./adminapi";
-import { Client } from "./api";
+import { Client, type Change } from "./api";
 import type { Context } from "./pages";
 import { href, parseRoute } from "./route";
 import { Store } from "./store";
@@ -112,6 +112,37 @@ describe("the admin pages", () => {
     expect(calls).toContainEqual(["PUT", `/v1/tenants/${TENANT}/quotas`, { instances: 50 }]);
   });
 
+  it("follow the stream: a tenant made elsewhere appears in the list, other changes read nothing", async () => {
+    let tenants = [{ id: TENANT, name: "acme" }];
+    const { client, calls } = recorder(() => ({ items: tenants, next: null }));
+    const ctx = context(client);
+    await tenantsPage(ctx);
+    const other = "7bfe0000-0000-4000-8000-000000000000";
+    tenants = [...tenants, { id: other, name: "globex" }];
+    ctx.store.apply(change("volume", "a41c0000-0000-4000-8000-000000000000", TENANT));
+    expect(calls).toHaveLength(1);
+    ctx.store.apply(change("tenant", other, other, "TenantCreated"));
+    await vi.waitFor(() => expect(ctx.root.querySelector(`tr[data-id="${other}"]`)?.textContent).toContain("globex"));
+    expect(calls).toHaveLength(2);
+  });
+
+  it("follow the stream on a tenant's page: usage in place, a limit being typed kept", async () => {
+    let view: QuotaView = quotas;
+    const { client } = recorder((_, url) => url.startsWith("/v1/tenants?")
+      ? { items: [{ id: TENANT, name: "acme" }], next: null } : view);
+    const ctx = context(client);
+    await tenantPage(ctx, TENANT);
+    const typed = ctx.root.querySelector("#quota-vcpus") as HTMLInputElement;
+    typed.value = "64";
+    view = { ...quotas, usage: { ...quotas.usage, instances: 4 }, limits: { ...quotas.limits, instances: 12, vcpus: 30 } };
+    expect(tenantChanged(TENANT)(change("instance", "596a0000-0000-4000-8000-000000000000", "someone"))).toBe(false);
+    ctx.store.apply(change("instance", "596a0000-0000-4000-8000-000000000000", TENANT));
+    await vi.waitFor(() => expect(ctx.root.querySelector('tr[data-resource="instances"] .usage')?.textContent).toBe("4"));
+    expect((ctx.root.querySelector("#quota-instances") as HTMLInputElement).value).toBe("12");
+    expect(ctx.root.querySelector("#quota-vcpus")).toBe(typed);
+    expect(typed.value).toBe("64");
+  });
+
   it("show the catalogue in effect and set a new one", async () => {
     const inEffect = { currency: "EUR", effective_from: "2026-12-01T00:00:00Z", flavor_hour: { "m1.tiny": "0.01" },
       volume_gb_month: "0.04", egress_gb: "0.05", public_ip_hour: "0.005" };
@@ -127,3 +158,7 @@ describe("the admin pages", () => {
     expect(body).toMatchObject({ currency: "EUR", flavor_hour: { "m1.tiny": "0.01" }, egress_gb: "0.05" });
   });
 });
+
+function change(kind: string, id: string, tenantId: string, type = "Changed"): Change {
+  return { event_id: `${kind}-${id}`, type, kind, id, tenant_id: tenantId, occurred_at: "2026-12-01T00:00:00Z" };
+}

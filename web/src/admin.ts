@@ -1,10 +1,12 @@
 // The admin's pages (a lazy chunk, admins only, like the hosts page): tenants (list, create),
 // a tenant's page (issue a token, shown once; view and set its quotas), and the price
-// catalogue (view, set a new one).
+// catalogue (view, set a new one). The tenants list and a tenant's page follow the live
+// stream as the hosts page does: a tenant made elsewhere appears, and a tenant's usage and
+// quotas change in place (a limit being edited is left as typed).
 import { admin, flavorLines, flavorPrices, quotaChanges, type PricesView, type QuotaView } from "./adminapi";
 import { h, mount } from "./dom";
 import { errorBox } from "./errors";
-import { fill, message, onSubmit, table } from "./forms";
+import { fill, follow, message, ofKind, onSubmit, table } from "./forms";
 import type { Context } from "./pages";
 import { href } from "./route";
 import { button, field } from "./widgets";
@@ -31,45 +33,80 @@ export async function tenantsPage(ctx: Context): Promise<void> {
     field("Name", h("input", { name: "name", id: "tenant-name", required: true, autocomplete: "off" })),
     h("button", { type: "submit" }, "Create tenant")) as HTMLFormElement;
   onSubmit(form, said, (data) => admin.createTenant(ctx.client, data.name ?? ""), () => void load());
-  await load();
+  await follow(ctx, ofKind("tenant"), load);
   mount(ctx.root, h("h1", {}, "Tenants"), said, table(["Name", "Id", "State"], body),
     h("section", {}, h("h2", {}, "Create a tenant"), form));
 }
 
-function quotaForm(ctx: Context, tenantId: string, view: QuotaView, said: HTMLElement,
-  redraw: (view: QuotaView) => void): HTMLFormElement {
+interface QuotaForm {
+  form: HTMLFormElement;
+  /** Shows a newer view: usage and own/default in place, limits where the field is untouched. */
+  update: (view: QuotaView) => void;
+}
+
+function quotaForm(ctx: Context, tenantId: string, first: QuotaView, said: HTMLElement,
+  redraw: (view: QuotaView) => void): QuotaForm {
+  let view = first;
   const rows = Object.entries(view.limits).map(([resource, limit]) => h("tr", { "data-resource": resource },
     h("th", {}, resource),
     h("td", { class: "usage" }, String(view.usage[resource] ?? 0)),
     h("td", {}, h("input", { name: resource, id: `quota-${resource}`, inputmode: "numeric", value: String(limit),
       "aria-label": `${resource} limit (-1: unlimited; empty: the default)` })),
-    h("td", { class: "muted" }, view.overridden.includes(resource) ? "own" : "default")));
+    h("td", { class: "muted origin" }, view.overridden.includes(resource) ? "own" : "default")));
   const form = h("form", { class: "form", id: "quotas" },
     table(["Resource", "In use", "Limit", ""], h("tbody", {}, ...rows)),
     h("button", { type: "submit" }, "Save quotas")) as HTMLFormElement;
+  const input = (resource: string): HTMLInputElement | null =>
+    form.elements.namedItem(resource) as HTMLInputElement | null;
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     const entered: Record<string, string> = {};
-    for (const resource of Object.keys(view.limits)) {
-      const input = form.elements.namedItem(resource) as HTMLInputElement | null;
-      entered[resource] = input?.value ?? "";
-    }
+    for (const resource of Object.keys(view.limits)) entered[resource] = input(resource)?.value ?? "";
     admin.setQuotas(ctx.client, tenantId, quotaChanges(view, entered))
       .then((next) => { mount(said); redraw(next); })
       .catch((error: unknown) => mount(said, errorBox(error, form)));
   });
-  return form;
+  const update = (next: QuotaView): void => {
+    for (const row of form.querySelectorAll<HTMLElement>("tr[data-resource]")) {
+      const resource = row.dataset.resource ?? "";
+      const limit = next.limits[resource];
+      const field = input(resource);
+      if (limit === undefined || field === null) continue;
+      mount(row.querySelector(".usage") as HTMLElement, String(next.usage[resource] ?? 0));
+      mount(row.querySelector(".origin") as HTMLElement, next.overridden.includes(resource) ? "own" : "default");
+      const untouched = field.value === field.defaultValue && document.activeElement !== field;
+      if (untouched) field.defaultValue = field.value = String(limit);
+    }
+    view = next;
+  };
+  return { form, update };
+}
+
+/** Whether a change is about the tenant, or one of its resources (its usage). */
+export function tenantChanged(tenantId: string) {
+  return (change: { id: string; tenant_id: string | null }): boolean =>
+    change.id === tenantId || change.tenant_id === tenantId;
 }
 
 export async function tenantPage(ctx: Context, tenantId: string): Promise<void> {
   if (!(await adminsOnly(ctx, "Tenants"))) return;
-  const [tenants, quotas] = await Promise.all([admin.tenants(ctx.client), admin.quotas(ctx.client, tenantId)]);
-  const name = tenants.find((t) => t.id === tenantId)?.name ?? tenantId;
   const said = message();
   const issued = h("div", { class: "issued", "aria-live": "polite" });
   const quotaBox = h("div");
-  const drawQuotas = (view: QuotaView): void => mount(quotaBox, quotaForm(ctx, tenantId, view, said, drawQuotas));
-  drawQuotas(quotas);
+  const title = h("h1");
+  let shown: QuotaForm | null = null;
+  const drawQuotas = (view: QuotaView): void => {
+    shown = quotaForm(ctx, tenantId, view, said, drawQuotas);
+    mount(quotaBox, shown.form);
+  };
+  const load = async (): Promise<void> => {
+    const [tenants, quotas] = await Promise.all([admin.tenants(ctx.client), admin.quotas(ctx.client, tenantId)]);
+    const tenant = tenants.find((t) => t.id === tenantId);
+    mount(title, tenant?.name ?? tenantId, tenant?.enabled === false ? " (disabled)" : "");
+    if (shown === null) drawQuotas(quotas);
+    else shown.update(quotas);
+  };
+  await follow(ctx, tenantChanged(tenantId), load);
   const issue = button("Issue a token", false, () => {
     admin.issueToken(ctx.client, tenantId).then((token) => mount(issued,
       h("p", {}, "The new token, shown this once (the gateway keeps only its hash):"),
@@ -77,7 +114,7 @@ export async function tenantPage(ctx: Context, tenantId: string): Promise<void> 
       .catch((error: unknown) => mount(said, errorBox(error)));
   });
   mount(ctx.root, h("p", {}, h("a", { href: href({ page: "tenants" }) }, "← Tenants")),
-    h("h1", {}, name), said,
+    title, said,
     h("section", {}, h("h2", {}, "Tokens"), issue, issued),
     h("section", {}, h("h2", {}, "Quotas"), quotaBox));
 }

@@ -94,6 +94,19 @@ export interface VolumeAttachment {
   device: string;
 }
 
+export type SnapshotStatus = "creating" | "available" | "error" | "deleting";
+
+export interface VolumeSnapshot {
+  id: string;
+  volume_id: string;
+  name: string;
+  status: SnapshotStatus;
+  /** The volume's size when taken: a volume made from it needs at least this. */
+  size_gb: number;
+  fault: string | null;
+  created_at: string | null;
+}
+
 export interface Volume {
   id: string;
   name: string;
@@ -101,6 +114,7 @@ export interface Volume {
   status: VolumeStatus;
   size_gb: number;
   boot_of: string | null;
+  snapshots: VolumeSnapshot[];
   attachments: VolumeAttachment[];
   fault: string | null;
   created_at: string;
@@ -236,8 +250,16 @@ export class Client {
   getVolume(id: string): Promise<Volume> {
     return this.request("GET", `/v1/volumes/${encodeURIComponent(id)}`);
   }
-  createVolume(body: { name: string; size_gb: number }): Promise<Volume> {
+  /** A blank volume, or (with `snapshot`) a copy-on-write clone of one of the caller's snapshots. */
+  createVolume(body: { name: string; size_gb: number; snapshot?: string }): Promise<Volume> {
     return this.request("POST", "/v1/volumes", body);
+  }
+  createSnapshot(id: string, name: string): Promise<VolumeSnapshot> {
+    return this.request("POST", `/v1/volumes/${encodeURIComponent(id)}/snapshots`, { name });
+  }
+  deleteSnapshot(id: string, snapshotId: string): Promise<VolumeSnapshot> {
+    return this.request("DELETE",
+      `/v1/volumes/${encodeURIComponent(id)}/snapshots/${encodeURIComponent(snapshotId)}`);
   }
   extendVolume(id: string, sizeGb: number): Promise<Volume> {
     return this.request("POST", `/v1/volumes/${encodeURIComponent(id)}/actions`,

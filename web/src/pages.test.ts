@@ -23,7 +23,7 @@ function recorder(answer: (url: string) => unknown = () => ({ items: [], next: n
 }
 
 const volume = (over: Partial<Volume> = {}): Volume => ({
-  id: VOL, name: "data", tenant_id: "t", status: "available", size_gb: 1, boot_of: null,
+  id: VOL, name: "data", tenant_id: "t", status: "available", size_gb: 1, boot_of: null, snapshots: [],
   attachments: [], fault: null, created_at: "2026-12-01T00:00:00Z", updated_at: "2026-12-01T00:00:00Z",
   ...over,
 });

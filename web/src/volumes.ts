@@ -1,11 +1,12 @@
 // The volumes pages: the list (with the create form), one volume (extend, attach, detach,
-// delete), and the Volumes section of an instance's page. All follow the live stream.
+// delete, its snapshots), and the Volumes section of an instance's page. All follow the live stream.
 import type { Volume } from "./api";
 import { h, mount } from "./dom";
 import { errorBox } from "./errors";
 import { followVolumes, VolumeSet } from "./live";
 import type { Context } from "./pages";
 import { href } from "./route";
+import { snapshotSection } from "./snapshots";
 import { badge, button, field, row } from "./widgets";
 
 /** What a volume is attached to, as a link to each instance (by name when it is known). */
@@ -78,6 +79,9 @@ export async function volumePage(ctx: Context, id: string): Promise<void> {
       draw();
     }).catch((error: unknown) => mount(message, errorBox(error, form)));
   };
+  const snapshots = snapshotSection(ctx, id, message, () => {
+    volumes.refresh(id).then(() => draw()).catch((error: unknown) => mount(message, errorBox(error)));
+  });
   const draw = (): void => {
     const volume = volumes.byId.get(id);
     if (!volume) {
@@ -86,6 +90,7 @@ export async function volumePage(ctx: Context, id: string): Promise<void> {
       return;
     }
     mount(title, volume.name);
+    snapshots.draw(volume);
     mount(details,
       ...row("Status", badge(volume.status)),
       ...row("Size", `${volume.size_gb} GB`),
@@ -122,6 +127,7 @@ export async function volumePage(ctx: Context, id: string): Promise<void> {
   await followVolumes(ctx, volumes, draw);
   mount(ctx.root, h("p", {}, h("a", { href: href({ page: "volumes" }) }, "← Volumes")), title, actions,
     message, h("section", {}, h("h2", {}, "Details"), details),
+    snapshots.element,
     h("section", {}, h("h2", {}, "Extend"), extend),
     h("section", {}, h("h2", {}, "Attach to an instance"), attach));
 }

@@ -81,6 +81,7 @@ def test_the_web_client_calls_only_documented_operations() -> None:
     schemas = document["components"]["schemas"]
     for interface, schema in (
         ("Instance", "InstanceView"), ("Volume", "VolumeView"), ("Host", "HostView"),
+        ("VolumeSnapshot", "VolumeSnapshotView"),
         ("Usage", "UsageView"), ("Invoice", "InvoiceView"), ("ChargeLine", "InvoiceLine"),
         ("Network", "NetworkView"), ("Pool", "PoolView"), ("Port", "PortView"),
         ("FloatingIpRef", "FloatingIpRef"), ("SecurityGroup", "SecurityGroupView"),
