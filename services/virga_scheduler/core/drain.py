@@ -1,6 +1,6 @@
 """Draining a host: every instance it runs live-migrated away, a bounded number at a time.
 
-Hosted by the scheduler as a flow (`virga_runtime.flows`) of one step, `evacuate`. The drain
+Hosted by the scheduler as a flow (`virga_runtime.flows`) of one step, `move_off`. The drain
 lists, when it starts, the instances running on the host (`instances`) and those placed there
 but stopped (`stopped`: left where they are, running nothing). Its command starts the first
 migrations, each a `live-migration` flow of `migration.py` whose id is `child_id(drain,
@@ -154,7 +154,7 @@ def _answer(drain: Flow, now: Progress) -> list[Emit]:
         log.warning("host_drain_failed", host=drain.subject, unmoved=now.unmoved)
         end = HostDrainFailed(
             flow_id=drain.flow_id,
-            step="evacuate",
+            step="move_off",
             reason=reason,
             unmoved=now.unmoved,
             moved=now.moved,
@@ -162,7 +162,7 @@ def _answer(drain: Flow, now: Progress) -> list[Emit]:
         )
     else:
         log.info("host_drained", host=drain.subject, moved=now.moved)
-        end = HostDrained(flow_id=drain.flow_id, step="evacuate", moved=now.moved, stopped=stopped)
+        end = HostDrained(flow_id=drain.flow_id, step="move_off", moved=now.moved, stopped=stopped)
     return [Emit(end, drain.subject, None)]
 
 
@@ -183,7 +183,7 @@ def _held(view: PlacementView, emits: Iterable[Emit]) -> PlacementView:
     return view
 
 
-def _evacuate(ctx: Draining, flow: Flow) -> list[Emit]:
+def _move_off(ctx: Draining, flow: Flow) -> list[Emit]:
     return pump(ctx, ctx.state.flows, flow, ctx.state.view())
 
 
@@ -191,8 +191,8 @@ FLOW: FlowDefinition[Draining] = FlowDefinition(
     HOST_DRAIN,
     (
         Step(
-            "evacuate",
-            _evacuate,
+            "move_off",
+            _move_off,
             completed_by=(HostDrained,),
             failed_by=(HostDrainFailed,),
             timeout=EVACUATE_SECONDS,

@@ -127,7 +127,7 @@ def test_a_long_drain_is_not_stuck_while_its_migrations_bring_news() -> None:
 
 
 def test_a_drain_that_ends_with_what_it_moved_still_on_the_host_is_undrained() -> None:
-    drained = scheduler.HostDrained(flow_id="d1", step="evacuate", moved=("i1",))
+    drained = scheduler.HostDrained(flow_id="d1", step="move_off", moved=("i1",))
     log = [
         *_hosts("h1", "h2"),
         *booted("i1"),

@@ -83,7 +83,7 @@ def test_the_host_view_follows_the_drain_to_its_end() -> None:
     assert (drain.moving, drain.moved, drain.unmoved) == ([], ["i1"], ["i2"])
     failed = scheduler.HostDrainFailed(
         flow_id="d1",
-        step="evacuate",
+        step="move_off",
         reason="1 instance(s) could not move: i2",
         unmoved=("i2",),
         moved=("i1",),
