@@ -13,24 +13,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 from tests.integration.compute.test_migration_through_api import (
+    compute_agents,
     instance,
     network_responder,
     until,
-    uri,
 )
 from tests.integration.gateway.harness import Gateway, wait_until
 from tests.support.kafka import following, serving
 
-from virga_compute.config import ComputeConfig
 from virga_compute.core.spec import DomainState
 from virga_compute.drivers.memory import MemoryComputeDriver
-from virga_compute.service import definition as compute_definition
-from virga_compute.service import runner_config as compute_runner_config
 from virga_eventlog import ensure_topics, event_topic, virga_topics
 from virga_events import Envelope
 from virga_events.catalog.flows import FlowCompleted, FlowFailed, FlowStarted
@@ -44,32 +41,6 @@ pytestmark = pytest.mark.kafka
 
 HOSTS = ("hv-a", "hv-b", "hv-c")
 AT_ONCE = 2
-
-
-@contextlib.asynccontextmanager
-async def three_hosts(gateway: Gateway) -> AsyncIterator[dict[str, MemoryComputeDriver]]:
-    drivers = {host: MemoryComputeDriver() for host in HOSTS}
-    for host, driver in drivers.items():
-        for peer, other in drivers.items():
-            if peer != host:
-                driver.add_peer(uri(peer), other)
-    async with contextlib.AsyncExitStack() as stack:
-        for host, driver in drivers.items():
-            config = ComputeConfig(
-                host=host,
-                rack="r1",
-                zone="az1",
-                namespace=gateway.namespace,
-                migration_uri=uri(host),
-                heartbeat_seconds=2,
-                power_sync_seconds=1,
-            )
-            await driver.connect()
-            runner = ServiceRunner(
-                compute_definition(config, driver), gateway.settings, compute_runner_config(config)
-            )
-            await stack.enter_async_context(serving(runner))
-        yield drivers
 
 
 def most_at_once(decisions: list[Envelope], drain_id: str) -> int:
@@ -109,7 +80,7 @@ async def test_a_drain_moves_every_instance_off_the_host_two_at_a_time(
         async with (
             contextlib.AsyncExitStack() as running,
             following(gateway.settings, topic, client_id=f"{namespace}-test") as decisions,
-            three_hosts(gateway) as drivers,
+            compute_agents(gateway, HOSTS) as drivers,
         ):
             await running.enter_async_context(serving(first, snapshot=False))
             responder = asyncio.create_task(network_responder(gateway, decisions))

@@ -91,8 +91,11 @@ async def _respond(
 
 
 @contextlib.asynccontextmanager
-async def two_hosts(gateway: Gateway) -> AsyncIterator[dict[str, MemoryComputeDriver]]:
-    drivers = {host: MemoryComputeDriver() for host in HOSTS}
+async def compute_agents(
+    gateway: Gateway, hosts: tuple[str, ...] = HOSTS
+) -> AsyncIterator[dict[str, MemoryComputeDriver]]:
+    """A compute agent per host on memory drivers, each driver the others' migration peer."""
+    drivers = {host: MemoryComputeDriver() for host in hosts}
     for host, driver in drivers.items():
         for peer, other in drivers.items():
             if peer != host:
@@ -140,7 +143,7 @@ async def test_a_running_instance_moves_to_the_other_host_through_the_api(
         async with (
             serving(scheduler),
             following(gateway.settings, topic, client_id=f"{namespace}-test") as decisions,
-            two_hosts(gateway) as drivers,
+            compute_agents(gateway) as drivers,
         ):
             responder = asyncio.create_task(network_responder(gateway, decisions))
             try:
