@@ -13,12 +13,11 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import libvirt
 import pytest
-from tests.support.api import Api
+from tests.support.api import Api, until, upload_image
 from tests.support.netns import links, namespaces, pings, sh, unique
 from tests.support.pool import audit_namespace
 from tests.support.stack import HostSpec, Stack, on_ceph
@@ -90,35 +89,6 @@ async def clients(stack: Stack) -> AsyncIterator[tuple[Api, Api]]:
         yield admin, admin.as_token(token)
 
 
-async def until(api: Api, path: str, done: Any, seconds: float = 120) -> Any:
-    """GET `path` until `done(view)`; a 404 is the view `None`."""
-    deadline = time.monotonic() + seconds
-    while True:
-        view = await api.call("GET", path, expect=(200, 404))
-        view = None if isinstance(view.get("status"), int) else view
-        if done(view):
-            return view
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{path}: {view}")
-        await asyncio.sleep(0.2)
-
-
-async def upload(admin: Api, image: guest_image.GuestImage) -> Any:
-    with image.disk.open("rb") as disk:
-        async with admin.session.post(
-            f"{admin.base_url}/v1/images",
-            params={"name": "virga-guest", "visibility": "public"},
-            data=disk,
-            headers={
-                "Authorization": f"Bearer {admin.token}",
-                "Content-Type": "application/octet-stream",
-            },
-        ) as response:
-            body = await response.json()
-            assert response.status == 201, body
-            return body
-
-
 def plug_internet(netns: str) -> None:
     """`netns` on the external bridge, as a machine of the internet would be."""
     outside, inside = unique(PREFIX), "eth0"
@@ -152,7 +122,7 @@ async def test_a_guest_answers_on_its_floating_ip_until_it_is_dissociated(
 ) -> None:
     admin, tenant = clients
     began = time.monotonic()
-    uploaded = await upload(admin, image)
+    uploaded = await upload_image(admin, image.disk)
     network = await tenant.call("POST", "/v1/networks", {"name": "fip", "cidr": "10.79.0.0/24"})
     net_path = f"/v1/networks/{network['id']}"
     external = stack.external_network_id

@@ -14,12 +14,11 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
 
 import aiohttp
 import libvirt
 import pytest
-from tests.support.api import Api
+from tests.support.api import Api, until, upload_image
 from tests.support.kafka import read_events
 from tests.support.netns import links, namespaces, pings, plug_guest, sh, unique
 from tests.support.pool import audit_namespace
@@ -81,35 +80,6 @@ async def clients(stack: Stack) -> AsyncIterator[tuple[Api, Api, str]]:
         admin = Api(session, stack.gateway_url, stack.admin_token)
         tenant_id, token = await admin.create_tenant(f"ping-{uuid.uuid4().hex[:6]}")
         yield admin, admin.as_token(token), tenant_id
-
-
-async def until(api: Api, path: str, done: Any, seconds: float = 120) -> Any:
-    """GET `path` until `done(view)`; a 404 is the view `None`."""
-    deadline = time.monotonic() + seconds
-    while True:
-        view = await api.call("GET", path, expect=(200, 404))
-        view = None if isinstance(view.get("status"), int) else view
-        if done(view):
-            return view
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{path}: {view}")
-        await asyncio.sleep(0.3)
-
-
-async def upload(admin: Api, image: guest_image.GuestImage) -> Any:
-    with image.disk.open("rb") as disk:
-        async with admin.session.post(
-            f"{admin.base_url}/v1/images",
-            params={"name": "virga-guest", "visibility": "public"},
-            data=disk,
-            headers={
-                "Authorization": f"Bearer {admin.token}",
-                "Content-Type": "application/octet-stream",
-            },
-        ) as response:
-            body = await response.json()
-            assert response.status == 201, body
-            return body
 
 
 DROPPED = (400, 1400)
@@ -197,7 +167,7 @@ async def test_a_guest_boots_from_a_ceph_volume_and_answers_ping_then_leaves_not
     ceph_pool: RbdDriver,
 ) -> None:
     admin, tenant, tenant_id = clients
-    uploaded = await upload(admin, image)
+    uploaded = await upload_image(admin, image.disk)
     network = await tenant.call("POST", "/v1/networks", {"name": "ping", "cidr": "10.77.0.0/24"})
     net_path = f"/v1/networks/{network['id']}"
     await until(tenant, net_path, lambda v: v["status"] == "ACTIVE")

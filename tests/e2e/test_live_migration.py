@@ -16,15 +16,17 @@ RBD image and no interface of the test in either host's namespace.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from typing import Any, cast
+from typing import cast
 
 import aiohttp
 import libvirt
 import pytest
-from tests.support.api import Api
+from tests.support.api import Api, upload_image
+from tests.support.api import until as until_within
 from tests.support.kafka import read_events
 from tests.support.libvirt_hosts import libvirt_hosts
 from tests.support.migration_lab import guest_uptime
@@ -42,6 +44,9 @@ from virga_network.agent.core import names
 from virga_storage.drivers.rbd import RbdDriver
 
 pytestmark = [pytest.mark.kafka, pytest.mark.e2e, pytest.mark.libvirt, pytest.mark.timeout(1200)]
+
+until = functools.partial(until_within, seconds=180, every=0.2)
+"""This module's wait: at most 180 s, polled every 0.2 s."""
 
 HOST_A, HOST_B = "mig-a", "mig-b"
 PREFIX = "vl2"
@@ -74,35 +79,6 @@ async def clients(lab: MigrationStack) -> AsyncIterator[tuple[Api, Api, str]]:
         admin = Api(session, stack.gateway_url, stack.admin_token)
         tenant_id, token = await admin.create_tenant(f"mig-{uuid.uuid4().hex[:6]}")
         yield admin, admin.as_token(token), tenant_id
-
-
-async def until(api: Api, path: str, done: Any, seconds: float = 180) -> Any:
-    """GET `path` until `done(view)`; a 404 is the view `None`."""
-    deadline = time.monotonic() + seconds
-    while True:
-        view = await api.call("GET", path, expect=(200, 404))
-        view = None if isinstance(view.get("status"), int) else view
-        if done(view):
-            return view
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{path}: {view}")
-        await asyncio.sleep(0.2)
-
-
-async def upload(admin: Api, image: guest_image.GuestImage) -> Any:
-    with image.disk.open("rb") as disk:
-        async with admin.session.post(
-            f"{admin.base_url}/v1/images",
-            params={"name": "virga-guest", "visibility": "public"},
-            data=disk,
-            headers={
-                "Authorization": f"Bearer {admin.token}",
-                "Content-Type": "application/octet-stream",
-            },
-        ) as response:
-            body = await response.json()
-            assert response.status == 201, body
-            return body
 
 
 def domains(host: LibvirtHost) -> set[str]:
@@ -183,7 +159,7 @@ async def test_a_guest_migrates_live_there_and_back_answering_ping_and_leaves_no
     ceph_pool: RbdDriver,
 ) -> None:
     admin, tenant, tenant_id = clients
-    uploaded = await upload(admin, image)
+    uploaded = await upload_image(admin, image.disk)
     network = await tenant.call("POST", "/v1/networks", {"name": "mig", "cidr": "10.78.0.0/24"})
     net_path = f"/v1/networks/{network['id']}"
     await until(tenant, net_path, lambda v: v["status"] == "ACTIVE")

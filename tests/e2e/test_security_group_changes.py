@@ -11,22 +11,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
 
 import aiohttp
 import pytest
 from tests.support.api import Api
+from tests.support.api import until as until_within
 from tests.support.netns import links, namespaces, plug_guest, sh, unique
 from tests.support.stack import HostSpec, Stack
 
 from virga_network.agent.core import names
 
 pytestmark = [pytest.mark.kafka, pytest.mark.e2e, pytest.mark.timeout(300)]
+
+until = functools.partial(until_within, seconds=60, every=0.2)
+"""This module's wait: at most 60 s, polled every 0.2 s."""
 
 HOST = "sg-host"
 PREFIX = "vsg"
@@ -83,19 +87,6 @@ def listening(netns: str) -> Iterator[None]:
         server.wait()
         assert server.stdout is not None
         server.stdout.close()
-
-
-async def until(api: Api, path: str, done: Any, seconds: float = 60) -> Any:
-    """GET `path` until `done(view)`; a 404 is the view `None`."""
-    deadline = time.monotonic() + seconds
-    while True:
-        view = await api.call("GET", path, expect=(200, 404))
-        view = None if isinstance(view.get("status"), int) else view
-        if done(view):
-            return view
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{path}: {view}")
-        await asyncio.sleep(0.2)
 
 
 def tcp_open(client_ns: str, ip: str, port: int) -> bool:

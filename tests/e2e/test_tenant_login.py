@@ -29,8 +29,8 @@ from typing import Any
 import aiohttp
 import libvirt
 import pytest
-from tests.e2e.test_guest_ping import domains, until
-from tests.support.api import Api
+from tests.e2e.test_guest_ping import domains
+from tests.support.api import Api, until
 from tests.support.netns import links, namespaces, plug_guest, sh, unique
 from tests.support.pool import audit_namespace
 from tests.support.stack import HostSpec, Stack, on_ceph

@@ -6,7 +6,8 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -96,3 +97,36 @@ async def new_tenant(gateway_url: str, admin_token: str, prefix: str) -> AsyncIt
         admin = Api(session, gateway_url, admin_token)
         _, token = await admin.create_tenant(f"{prefix}-{uuid.uuid4().hex[:6]}")
         yield admin.as_token(token)
+
+
+async def until(
+    api: Api, path: str, done: Callable[[Any], bool], seconds: float = 120, every: float = 0.3
+) -> Any:
+    """GET `path` until `done(view)`, every `every` s for at most `seconds`; a 404 is the
+    view `None`."""
+    deadline = time.monotonic() + seconds
+    while True:
+        view = await api.call("GET", path, expect=(200, 404))
+        view = None if isinstance(view.get("status"), int) else view
+        if done(view):
+            return view
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{path}: {view}")
+        await asyncio.sleep(every)
+
+
+async def upload_image(admin: Api, disk_file: Path, name: str = "virga-guest") -> Any:
+    """Upload `disk_file` as the public image `name` (201), streamed; its view."""
+    with disk_file.open("rb") as disk:
+        async with admin.session.post(
+            f"{admin.base_url}/v1/images",
+            params={"name": name, "visibility": "public"},
+            data=disk,
+            headers={
+                "Authorization": f"Bearer {admin.token}",
+                "Content-Type": "application/octet-stream",
+            },
+        ) as response:
+            body = await response.json()
+            assert response.status == 201, body
+            return body

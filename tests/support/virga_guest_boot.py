@@ -21,7 +21,6 @@ from typing import Any
 
 import aiohttp
 
-from tests.e2e.test_guest_ping import until
 from tests.e2e.test_tenant_login import (
     FLAVOR,
     FLAVOR_NAME,
@@ -35,7 +34,7 @@ from tests.e2e.test_tenant_login import (
     upload,
     virga_links,
 )
-from tests.support.api import Api
+from tests.support.api import Api, until
 from tests.support.netns import namespaces, sh, unique
 from tests.support.stack import HostSpec, Stack, on_ceph
 from virga_devstack.ceph import CephCluster
