@@ -17,6 +17,7 @@ import pytest
 import rados
 import rbd
 from tests.support.api import Api, new_tenant
+from tests.support.domains import remove_tagged
 from tests.support.stack import HostSpec, Stack, on_ceph
 
 from virga_compute.ceph_access import settings_from_env
@@ -50,21 +51,8 @@ def stack(
         with stack.running():
             yield stack
     finally:
-        _remove_domains()
+        remove_tagged(URI, TAG)
         _remove_secret(str(ceph_cluster.conf_file))
-
-
-def _remove_domains() -> None:
-    """Guests a failed test left behind."""
-    connection = libvirt.open(URI)
-    try:
-        for domain in connection.listAllDomains():
-            if domain.name().startswith("virga-") and TAG in domain.XMLDesc(0):
-                if domain.isActive():
-                    domain.destroy()
-                domain.undefine()
-    finally:
-        connection.close()
 
 
 def _remove_secret(conf: str) -> None:

@@ -21,9 +21,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
-import libvirt
 import pytest
 from tests.support.api import Api, ApiError
+from tests.support.domains import remove_tagged
 from tests.support.kafka import produce_events
 from tests.support.ports import free_port
 from tests.support.stack import HostSpec, Stack
@@ -72,20 +72,7 @@ def stack(
         with stack.running():
             yield stack
     finally:
-        _remove_domains()
-
-
-def _remove_domains() -> None:
-    """Guests a failed test left behind."""
-    connection = libvirt.open(URI)
-    try:
-        for domain in connection.listAllDomains():
-            if domain.name().startswith("virga-") and TAG in domain.XMLDesc(0):
-                if domain.isActive():
-                    domain.destroy()
-                domain.undefine()
-    finally:
-        connection.close()
+        remove_tagged(URI, TAG)
 
 
 @pytest.fixture

@@ -18,12 +18,12 @@ import uuid
 from collections.abc import Iterator
 
 import aiohttp
-import libvirt
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from tests.e2e.test_web_console import browser, call, shoot, wait
+from tests.support.domains import remove_tagged
 from tests.support.ports import free_port
 from tests.support.stack import HostSpec, Stack
 
@@ -64,20 +64,7 @@ def stack(
         with stack.running():
             yield stack
     finally:
-        _remove_domains()
-
-
-def _remove_domains() -> None:
-    """Guests a failed test left behind."""
-    connection = libvirt.open(URI)
-    try:
-        for domain in connection.listAllDomains():
-            if domain.name().startswith("virga-") and TAG in domain.XMLDesc(0):
-                if domain.isActive():
-                    domain.destroy()
-                domain.undefine()
-    finally:
-        connection.close()
+        remove_tagged(URI, TAG)
 
 
 def wait_status(stack: Stack, token: str, instance_id: str, status: str, seconds: float) -> None:
