@@ -12,6 +12,7 @@ The functions and methods here block; from async code, call them with ``asyncio.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -152,11 +153,27 @@ class CephCluster:
     def pause_osd(self, paused: bool = True) -> None:
         """Stop the OSD in its tracks (SIGSTOP), or let it go on (SIGCONT): for fault tests.
         A stopped OSD answers nothing, as one that hangs or is cut off; it keeps its objects
-        (a memstore OSD that exits loses them, so it cannot be stopped and started again)."""
+        (a memstore OSD that exits loses them, so it cannot be stopped and started again).
+
+        A resumed OSD is marked down, and this waits until it is up again: its placement groups
+        may come back "laggy" (their read lease ran out while it was stopped) and park every op
+        until the next interval change, which nothing else brings about with one OSD
+        (ceph/ceph-container#1682; seen in CI as creates timing out for minutes)."""
         pid = self.pid("osd")
         if pid is None:
             raise CephError(f"the OSD of {self.directory} is not running")
         os.kill(pid, signal.SIGSTOP if paused else signal.SIGCONT)
+        if not paused:
+            deadline = time.monotonic() + 120
+            booted = self._osd_up_from(deadline) or 0
+            self._ceph("osd", "down", "0", deadline=deadline)
+            while (up_from := self._osd_up_from(deadline)) is None or up_from <= booted:
+                time.sleep(0.2)
+
+    def _osd_up_from(self, deadline: float) -> int | None:
+        """The map epoch the OSD last came up in; None while it is down."""
+        [osd] = json.loads(self._ceph("osd", "dump", "--format", "json", deadline=deadline))["osds"]
+        return int(osd["up_from"]) if osd["up"] else None
 
     # -- creation, following the recipe verified on Debian 12 --------------------------------
 
