@@ -76,6 +76,7 @@ def _spread(values: Sequence[float]) -> float:
 
 
 Kind = tuple[object, ...]
+Change = tuple[float, float, float, float]
 
 
 class _Cluster:
@@ -124,27 +125,24 @@ class _Cluster:
         cpu, ram = self._util(name)
         return self.options.vcpu_weight * cpu + self.options.ram_weight * ram
 
-    def score_if(self, instance: InstanceInput, destination: str) -> float:
-        """The score once ``instance`` moved to ``destination``, from the kept sums."""
-        a, b = self.hosts[instance.host], self.hosts[destination]
-        used_a, used_b, n = self.used[a.name], self.used[b.name], self.n
-        cpu_a0, cpu_b0 = used_a[0] / a.vcpus, used_b[0] / b.vcpus
-        cpu_a1, cpu_b1 = (
-            (used_a[0] - instance.vcpus) / a.vcpus,
-            (used_b[0] + instance.vcpus) / b.vcpus,
+    def change(self, name: str, vcpus: int, ram_mb: int) -> Change:
+        """How the score's sums move when host ``name`` gains ``vcpus`` and ``ram_mb`` (or
+        loses them, negative): (vCPU sum, vCPU squares, RAM sum, RAM squares)."""
+        host, used = self.hosts[name], self.used[name]
+        cpu0, ram0 = used[0] / host.vcpus, used[1] / host.ram_mb
+        cpu1, ram1 = (used[0] + vcpus) / host.vcpus, (used[1] + ram_mb) / host.ram_mb
+        return cpu1 - cpu0, cpu1 * cpu1 - cpu0 * cpu0, ram1 - ram0, ram1 * ram1 - ram0 * ram0
+
+    def score_with(self, source: Change, destination: Change) -> float:
+        """The score once the two hosts of a move changed as said, from the kept sums."""
+        n = self.n
+        cpu_mean = (self.sums[0] + source[0] + destination[0]) / n
+        ram_mean = (self.sums[1] + source[2] + destination[2]) / n
+        cpu_var = (self.squares[0] + source[1] + destination[1]) / n - cpu_mean * cpu_mean
+        ram_var = (self.squares[1] + source[3] + destination[3]) / n - ram_mean * ram_mean
+        return self.options.ram_weight * sqrt(max(ram_var, 0.0)) + (
+            self.options.vcpu_weight * sqrt(max(cpu_var, 0.0))
         )
-        ram_a0, ram_b0 = used_a[1] / a.ram_mb, used_b[1] / b.ram_mb
-        ram_a1, ram_b1 = (
-            (used_a[1] - instance.ram_mb) / a.ram_mb,
-            (used_b[1] + instance.ram_mb) / b.ram_mb,
-        )
-        cpu_sum = self.sums[0] - cpu_a0 - cpu_b0 + cpu_a1 + cpu_b1
-        cpu_sq = self.squares[0] - cpu_a0**2 - cpu_b0**2 + cpu_a1**2 + cpu_b1**2
-        ram_sum = self.sums[1] - ram_a0 - ram_b0 + ram_a1 + ram_b1
-        ram_sq = self.squares[1] - ram_a0**2 - ram_b0**2 + ram_a1**2 + ram_b1**2
-        cpu_var = max(cpu_sq / n - (cpu_sum / n) ** 2, 0.0)
-        ram_var = max(ram_sq / n - (ram_sum / n) ** 2, 0.0)
-        return self.options.ram_weight * sqrt(ram_var) + self.options.vcpu_weight * sqrt(cpu_var)
 
     # -- the search -------------------------------------------------------------------------
 
@@ -155,12 +153,18 @@ class _Cluster:
         sources = [name for _, name in heapq.nlargest(k, loads) if self.on_host[name]]
         targets = [name for _, name in heapq.nsmallest(k, loads) if self.hosts[name].receives]
         best: tuple[float, str, str, InstanceInput] | None = None
+        arrivals: dict[tuple[str, int, int], Change] = {}  # many instances share a size
         for source in sources:
             for instance in self._kinds(source):
+                leaving = self.change(source, -instance.vcpus, -instance.ram_mb)
                 for destination in targets:
                     if destination == source or not self.allows(instance, destination):
                         continue
-                    key = (self.score_if(instance, destination), instance.id, destination)
+                    size = (destination, instance.vcpus, instance.ram_mb)
+                    arriving = arrivals.get(size)
+                    if arriving is None:
+                        arriving = arrivals[size] = self.change(*size)
+                    key = (self.score_with(leaving, arriving), instance.id, destination)
                     if best is None or key < best[:3]:
                         best = (*key, instance)
         return None if best is None else (best[0], best[3], best[2])
