@@ -147,10 +147,10 @@ def _rebalance_ended(
             detail = f"rebalance {batch} ended while its migration {flow_id} runs"
             model.undrained.append((source, detail))
     for instance_id in event.moved:
-        held, source = claims.get(instance_id), sources.get(instance_id)
-        if held is not None and held[0] == source:
+        held, planned = claims.get(instance_id), sources.get(instance_id)
+        if held is not None and held[0] == planned:
             detail = f"rebalance {event.flow_id} moved instance {instance_id}, which is still here"
-            model.undrained.append((source, detail))
+            model.undrained.append((held[0], detail))
 
 
 def flow_findings(
