@@ -108,3 +108,12 @@ def test_hosts_that_may_not_take_instances_get_none() -> None:
         state=crowded(),
     )
     assert current_plan(state).moves == ()
+
+
+def test_a_host_is_never_filled_past_its_allocation_ratios() -> None:
+    # h2 and h3 sell their 8 GB of RAM at ratio 0.25: 2 GB each, room for one instance each
+    # (at ratio 1 they take two each, as above).
+    ratios = api.AllocationRatiosSet(cpu=4.0, ram=0.25, disk=1.0)
+    state = fold(envelope(ratios, "h2"), envelope(ratios, "h3"), state=crowded())
+    planned = current_plan(state)
+    assert sorted(m.destination for m in planned.moves) == ["h2", "h3"]
