@@ -6,6 +6,8 @@ measure the control plane as a whole, each as its own process, and reads their s
 - boots through the whole stack (`boot_bench.py`): throughput, p50/p99 POST→RUNNING, and the
   POST alone as baseline;
 - placement at 10,000 hosts (`scheduler_bench.py`), against filtering every host;
+- a rebalancing plan for 1,000 hosts and 20,000 instances (`rebalance_bench.py`), against
+  scoring the cluster once;
 - rebuild from the log (`rebuild_bench.py`), against a raw aiokafka read of the same topic;
 - a 100,000-instance cloud (`fleet_bench.py`): resident memory per service against the same
   service on an empty log, and gateway GETs/s on one core (wrk) against `/healthz`; and the
@@ -93,6 +95,19 @@ def scheduler_rows(out: str) -> list[Row]:
             spread[1],
             f"{brute[1]} every filter on every host",
             _ratio(value, baseline),
+        )
+    ]
+
+
+def rebalance_rows(out: str) -> list[Row]:
+    planned = _find(out, rf"^plan \(greedy, incremental score\)\s+{NUMBER}", "rebalance_bench")
+    scored = _find(out, rf"^baseline: score the cluster once\s+{NUMBER}", "rebalance_bench")
+    return [
+        Row(
+            "rebalancing plan, 1,000 hosts / 20,000 instances",
+            f"{planned[1]} ms",
+            f"{scored[1]} ms to score the cluster once",
+            _ratio(_num(planned[1]), _num(scored[1])),
         )
     ]
 
@@ -282,6 +297,7 @@ def main() -> None:
         rows = [
             *run("boot_bench.py", [*bootstrap, "--boots", str(600 // scale)], args.out, boot_rows),
             *run("scheduler_bench.py", [], args.out, scheduler_rows),
+            *run("rebalance_bench.py", [], args.out, rebalance_rows),
             *run(
                 "rebuild_bench.py",
                 [*bootstrap, "--events", str(1_000_000 // scale), "--runs", "3"],

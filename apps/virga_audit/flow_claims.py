@@ -8,7 +8,9 @@ without news for longer than the check's patience, or one that ended stuck after
 is reported: an operator's matter, never a silent loss. A host drain's migrations (flows whose
 `drain` input names it) are news of the drain, so a long drain is not taken for a stuck one;
 when it ends (`HostDrained`, `HostDrainFailed`), none of its migrations may still run and no
-instance it says it moved may hold its claim on the host (`undrained`).
+instance it says it moved may hold its claim on the host (`undrained`). A rebalance is held to
+the same (its migrations name it in `drain` too): when it ends (`RebalanceFinished`), none of
+them may still run and no instance it says it moved may hold its claim on its planned source.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ FLOW_FACTS = (
     scheduler.MigrationClaimMoved,
     scheduler.HostDrained,
     scheduler.HostDrainFailed,
+    scheduler.RebalanceFinished,
     flows.FlowStarted,
     flows.FlowStepStarted,
     flows.FlowStepCompleted,
@@ -62,7 +65,10 @@ class FlowModel:
     drain_of: dict[str, str] = field(default_factory=dict)
     """Flow id of a host drain's running migration -> the drain's flow id."""
     undrained: list[tuple[str, str]] = field(default_factory=list)
-    """(host, detail) of drains that ended with an instance they moved still there."""
+    """(host, detail) of drains (and rebalances) that ended with an instance they moved still
+    there."""
+    sources: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Flow id of a running rebalance -> instance -> its planned source."""
 
     def on_host(self, host: str) -> list[Flavor]:
         return [claim.flavor for claim in self.held.values() if claim.host == host]
@@ -86,8 +92,17 @@ def fold_flow(model: FlowModel, envelope: Envelope, claims: dict[str, tuple[str,
             model.running[key] = (event.subject, at)
             if event.inputs.get("drain"):
                 model.drain_of[key] = event.inputs["drain"]
+            if event.definition == "rebalance":
+                planned = zip(
+                    event.inputs.get("instances", "").split(","),
+                    event.inputs.get("sources", "").split(","),
+                    strict=False,
+                )
+                model.sources[key] = {i: s for i, s in planned if i}
         case scheduler.HostDrained() | scheduler.HostDrainFailed():
             _drain_ended(model, key, event, claims)
+        case scheduler.RebalanceFinished():
+            _rebalance_ended(model, event, claims)
         case flows.FlowCompleted() | flows.FlowFailed():
             model.running.pop(key, None)
             model.drain_of.pop(key, None)
@@ -120,6 +135,22 @@ def _drain_ended(
         if held is not None and held[0] == host:
             detail = f"drain {event.flow_id} moved instance {instance_id}, which is still here"
             model.undrained.append((host, detail))
+
+
+def _rebalance_ended(
+    model: FlowModel, event: scheduler.RebalanceFinished, claims: dict[str, tuple[str, Flavor]]
+) -> None:
+    sources = model.sources.pop(event.flow_id, {})
+    for flow_id, batch in sorted(model.drain_of.items()):
+        if batch == event.flow_id:
+            source = sources.get(flow_id.rpartition("/")[2], "rebalance")
+            detail = f"rebalance {batch} ended while its migration {flow_id} runs"
+            model.undrained.append((source, detail))
+    for instance_id in event.moved:
+        held, planned = claims.get(instance_id), sources.get(instance_id)
+        if held is not None and held[0] == planned:
+            detail = f"rebalance {event.flow_id} moved instance {instance_id}, which is still here"
+            model.undrained.append((held[0], detail))
 
 
 def flow_findings(

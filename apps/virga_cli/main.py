@@ -17,6 +17,7 @@ from virga_cli.l3 import external_network, floating_ip, router
 from virga_cli.network import network, port, security_group
 from virga_cli.output import Cli
 from virga_cli.quotas import quota
+from virga_cli.rebalance import rebalance
 from virga_cli.session import login, logout, tenant, token
 from virga_cli.storage import image, volume
 
@@ -63,6 +64,7 @@ for command in (
     invoice,
     events,
     host,
+    rebalance,
     tenant,
     token,
     audit,

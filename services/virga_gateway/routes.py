@@ -15,6 +15,7 @@ from virga_gateway.meta import routes as meta
 from virga_gateway.networks import routes as networks
 from virga_gateway.ports import routes as ports
 from virga_gateway.quotas import routes as quotas
+from virga_gateway.rebalance import routes as rebalance
 from virga_gateway.routers import routes as routers
 from virga_gateway.routing import Route
 from virga_gateway.security_groups import routes as security_groups
@@ -40,6 +41,7 @@ ROUTES: list[Route] = [
     *server_groups.ROUTES,
     *keypairs.ROUTES,
     *hosts.ROUTES,
+    *rebalance.ROUTES,
     *billing.ROUTES,
     *stream.ROUTES,
     *meta.ROUTES,

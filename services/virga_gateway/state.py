@@ -48,6 +48,8 @@ from virga_gateway.ports import fold as ports_fold
 from virga_gateway.ports.model import Port
 from virga_gateway.quotas import fold as quotas_fold
 from virga_gateway.quotas.model import Counted
+from virga_gateway.rebalance import fold as rebalance_fold
+from virga_gateway.rebalance.model import Rebalance
 from virga_gateway.retention import RETENTION, eligible, expire, is_forgotten
 from virga_gateway.routers import fold as routers_fold
 from virga_gateway.routers.model import Router
@@ -94,6 +96,8 @@ class GatewayState(msgspec.Struct, kw_only=True):
     hosts: dict[str, Host] = msgspec.field(default_factory=dict)
     drain_flows: dict[str, str] = msgspec.field(default_factory=dict)
     """Flow id of a running drain, or of one of its migrations -> the host drained."""
+    rebalances: dict[str, Rebalance] = msgspec.field(default_factory=dict)
+    """Flow id -> a rebalance an admin had executed (`rebalance/`)."""
     console_tickets: dict[str, ConsoleTicket] = msgspec.field(default_factory=dict)
     """Ticket sha256 -> the console ticket issued (`consoles/`)."""
     claims: dict[str, dict[str, Flavor]] = msgspec.field(default_factory=dict)
@@ -191,6 +195,7 @@ PREVIEW_COPIES: dict[str, Preview] = {
     "tokens": "touched",
     "hosts": "touched-deep",
     "drain_flows": "shared",
+    "rebalances": "touched-deep",
     "instances": "touched-instances",
     "networks": "touched-deep",
     "ports": "touched-deep",
@@ -248,6 +253,7 @@ FOLDS: tuple[Folds[GatewayState], ...] = (
     migration_fold.folds,
     hosts_fold.folds,
     hosts_drain_fold.folds,
+    rebalance_fold.folds,
     consoles_fold.folds,
     networks_fold.folds,
     ports_fold.folds,

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from virga_events.catalog.common import Flavor
+from virga_events.catalog.common import Flavor, PlannedMove
 from virga_events.registry import Event, event
 
 
@@ -169,6 +169,20 @@ class HostDrainRequested(Event):
     as a flow whose id is `flow_id`, a bounded number at a time."""
 
     flow_id: str
+
+
+@event("RebalanceRequested")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RebalanceRequested(Event):
+    """An administrator asked to execute a rebalancing plan (aggregate: ``rebalance``): the
+    scheduler live-migrates its `moves` in order, a bounded number at a time, as the flow
+    `flow_id`, skipping those the cluster no longer allows. The scores are the plan's (the
+    imbalance before and after its moves, `virga_rebalance`)."""
+
+    flow_id: str
+    moves: tuple[PlannedMove, ...]
+    score_before: float
+    score_after: float
 
 
 @event("InstanceDeletionRequested")

@@ -17,3 +17,13 @@ class Flavor:
     """Memory in MiB."""
     disk_gb: int
     """Root disk size in GiB."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlannedMove:
+    """One live migration of a rebalancing plan."""
+
+    instance_id: str
+    source: str
+    """The host the instance ran on when the plan was made."""
+    destination: str

@@ -203,3 +203,18 @@ class HostDrainFailed(Event):
     unmoved: tuple[str, ...]
     moved: tuple[str, ...] = ()
     stopped: tuple[str, ...] = ()
+
+
+@event("RebalanceFinished")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RebalanceFinished(Event):
+    """A rebalance (flow `flow_id`, aggregate: ``rebalance``) ended: every planned move had its
+    one try. `moved` live-migrated to their planned host; `unmoved` could not (the destination
+    no longer passes the placement filters, the migration failed): they run on where they
+    were; `skipped` had left their planned source (moved, deleted, stopped) before their turn."""
+
+    flow_id: str
+    step: str
+    moved: tuple[str, ...] = ()
+    unmoved: tuple[str, ...] = ()
+    skipped: tuple[str, ...] = ()

@@ -49,8 +49,8 @@ def _started(state: GatewayState, env: Envelope, event: flows.FlowStarted) -> No
         drain.stopped = [i for i in event.inputs.get("stopped", "").split(",") if i]
         return
     drain_id = event.inputs.get("drain", "")
-    if not drain_id:
-        return
+    if not drain_id or event.inputs.get("by") == "rebalance":
+        return  # not a drain's migration (a rebalance's names its rebalance in `drain`)
     # The drain's own start is on another partition and may come later: the migration names
     # its host (`source`) too.
     name = state.drain_flows.get(drain_id, event.inputs.get("source", ""))

@@ -21,6 +21,7 @@ from virga_events.catalog.api import (
     InstanceDeletionRequested,
     InstanceRequested,
     LiveMigrationRequested,
+    RebalanceRequested,
     ServerGroupCreated,
 )
 from virga_events.catalog.compute import (
@@ -38,7 +39,7 @@ from virga_events.catalog.scheduler import (
 )
 from virga_runtime.service import Emit, Intent
 from virga_scheduler.config import SchedulerConfig
-from virga_scheduler.core import drain, migration
+from virga_scheduler.core import drain, migration, rebalance
 from virga_scheduler.core.model import InstanceRecord, SchedulerState
 from virga_scheduler.core.placement import Placement, PlacementView, Policy, select_host
 
@@ -189,6 +190,7 @@ _DECIDERS: dict[type[Any], Decider] = {
     HostRegistered: _alive,
     LiveMigrationRequested: migration.requested,
     HostDrainRequested: drain.requested,
+    RebalanceRequested: rebalance.requested,
 }
 
 

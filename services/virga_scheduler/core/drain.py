@@ -12,6 +12,12 @@ valid host, the migration failed): they run on where they were.
 
 The drain keeps no state of its own: its progress is read from the flow book (its children),
 so a rebuild brings it back where it was, and the scheduler's tick pumps every running drain.
+
+A rebalance (`rebalance.py`) is the same machinery with a plan: the flow `rebalance` of one
+step, `move`, lists its instances with each one's planned `sources` and `destinations`; each
+migration asks for its planned destination (the migration's `claim` step re-checks it against
+every filter, so a move the cluster no longer allows fails there and the instance runs on),
+and an instance no longer on its planned source is skipped. It ends with `RebalanceFinished`.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from virga_events.catalog.scheduler import (
     HostDrainFailed,
     MigrationDestinationClaimed,
     MigrationDestinationReleased,
+    RebalanceFinished,
 )
 from virga_runtime.flow_manager import FlowManager
 from virga_runtime.flows import FLOW_EVENTS, Flow, FlowBook, FlowDefinition, Step, apply
@@ -43,6 +50,12 @@ log = structlog.get_logger(__name__)
 
 HOST_DRAIN = "host-drain"
 """The flow's name in its events (`FlowStarted.definition`); its subject is the host."""
+
+REBALANCE = "rebalance"
+"""The rebalance flow's name in its events; its subject is ``rebalance`` (one runs at a time)."""
+
+BATCHES = (HOST_DRAIN, REBALANCE)
+"""The flows that run a batch of migrations with this module's pump."""
 
 EVACUATE_SECONDS = timedelta(days=7)
 """A drain moves one instance after another: its step has no deadline worth the name."""
@@ -85,15 +98,25 @@ def listed(drain: Flow, key: str = "instances") -> tuple[str, ...]:
     return tuple(name for name in drain.inputs.get(key, "").split(",") if name)
 
 
+def routes(flow: Flow) -> dict[str, tuple[str, str]]:
+    """Instance -> (the host it leaves, the host asked for: "" for the best) of a batch: a
+    drain's host and any host, or a rebalance's planned move."""
+    instances = listed(flow)
+    if flow.definition != REBALANCE:
+        return {instance_id: (flow.subject, "") for instance_id in instances}
+    planned = zip(listed(flow, "sources"), listed(flow, "destinations"), strict=True)
+    return dict(zip(instances, planned, strict=True))
+
+
 def progress(state: SchedulerState, book: FlowBook, drain: Flow) -> Progress:
     """Where the drain's instances stand, as `book` (the scheduler's, or a scratch copy
     with the decision's own events) tells it."""
     found: dict[str, list[str]] = {key: [] for key in Progress.__dataclass_fields__}
-    for instance_id in listed(drain):
+    for instance_id, (source, _) in routes(drain).items():
         child = book.flows.get(child_id(drain.flow_id, instance_id))
         if child is None:
             held, record = state.claims.get(instance_id), state.instances.get(instance_id)
-            if held is None or held.host != drain.subject:
+            if held is None or held.host != source:
                 found["gone"].append(instance_id)
             elif record is None or record.deletion_requested:
                 found["gone"].append(instance_id)  # its agent deletes it there
@@ -114,6 +137,7 @@ def pump(ctx: Draining, book: FlowBook, drain: Flow, view: PlacementView) -> lis
     now, emits = ctx.now, []
     before = progress(ctx.state, scratch, drain)
     running = len(before.in_flight)
+    planned = routes(drain)
     for instance_id in before.waiting:
         if running >= ctx.config.drain_parallel:
             break
@@ -128,10 +152,10 @@ def pump(ctx: Draining, book: FlowBook, drain: Flow, view: PlacementView) -> lis
             child,
             subject=instance_id,
             tenant_id=record.tenant_id if record is not None else None,
-            inputs={"source": drain.subject, "asked": "", "drain": drain.flow_id},
+            inputs=_child_inputs(drain, *planned[instance_id]),
             now=now,
         )
-        log.info("drain_migration_started", host=drain.subject, instance_id=instance_id)
+        log.info("batch_migration_started", flow=drain.definition, instance_id=instance_id)
         view = _held(view, started)
         for emit in started:
             if isinstance(emit.payload, FLOW_EVENTS):
@@ -143,10 +167,28 @@ def pump(ctx: Draining, book: FlowBook, drain: Flow, view: PlacementView) -> lis
     return [*emits, *_answer(drain, progress(ctx.state, scratch, drain))]
 
 
+def _child_inputs(batch: Flow, source: str, asked: str) -> dict[str, str]:
+    inputs = {"source": source, "asked": asked, "drain": batch.flow_id}
+    if batch.definition == REBALANCE:
+        inputs["by"] = REBALANCE  # so readers of `drain` (the gateway) know it drains no host
+    return inputs
+
+
 def _answer(drain: Flow, now: Progress) -> list[Emit]:
     """The drain's end once no instance of it waits or moves (nothing before)."""
     if not now.finished:
         return []
+    if drain.definition == REBALANCE:
+        skipped = (*now.gone, *now.stopped)
+        log.info("rebalanced", moved=now.moved, unmoved=now.unmoved, skipped=skipped)
+        done = RebalanceFinished(
+            flow_id=drain.flow_id,
+            step="move",
+            moved=now.moved,
+            unmoved=now.unmoved,
+            skipped=skipped,
+        )
+        return [Emit(done, drain.subject, None)]
     stopped = (*listed(drain, "stopped"), *now.stopped)
     end: HostDrained | HostDrainFailed
     if now.unmoved:
@@ -200,7 +242,12 @@ FLOW: FlowDefinition[Draining] = FlowDefinition(
     ),
 )
 
-DRAINS = FlowManager(FLOW)
+REBALANCE_FLOW: FlowDefinition[Draining] = FlowDefinition(
+    REBALANCE,
+    (Step("move", _move_off, completed_by=(RebalanceFinished,), timeout=EVACUATE_SECONDS),),
+)
+
+DRAINS = FlowManager(FLOW, REBALANCE_FLOW)
 
 
 # -- how the scheduler uses it ----------------------------------------------------------------
@@ -255,7 +302,7 @@ def follow(
     }
     drains = {book.flows[flow_id].inputs["drain"] for flow_id in ended}
     if every:
-        drains |= {f.flow_id for f in book.running() if f.definition == HOST_DRAIN}
+        drains |= {f.flow_id for f in book.running() if f.definition in BATCHES}
     if not drains:
         return []
     scratch = FlowBook(flows={**book.flows, **{i: book.flows[i].clone() for i in ended}})
@@ -274,7 +321,7 @@ def follow(
             if isinstance(emit.payload, FLOW_EVENTS):
                 apply(scratch, emit.aggregate_id, emit.tenant_id, emit.payload)
             emits.append(emit)
-            if isinstance(emit.payload, (HostDrained, HostDrainFailed)):
+            if isinstance(emit.payload, (HostDrained, HostDrainFailed, RebalanceFinished)):
                 emits.extend(DRAINS.answer(ctx, book, emit.payload, now))
     return emits
 

@@ -222,3 +222,16 @@ async def test_tenants_may_not_drain_a_host(cloud: Cloud) -> None:
     (host,) = [h for h in listed.body["items"] if h["name"] == cloud.host]
     assert host["drain"] is None
     assert host["enabled"] is True
+
+
+async def test_tenants_may_not_see_nor_execute_a_rebalance(cloud: Cloud) -> None:
+    """Rebalancing is an admin's: the plan names every tenant's instances and hosts, so a
+    tenant gets 403 for both, and nothing is executed."""
+    for tenant in (cloud.a, cloud.b):
+        for method in ("GET", "POST"):
+            reply = await cloud.call(method, "/v1/rebalance", tenant.token)
+            assert reply.status == 403, (method, reply.body)
+            assert reply.headers["Content-Type"].startswith("application/problem+json")
+    shown = await cloud.call("GET", "/v1/rebalance", ADMIN_TOKEN)
+    assert shown.status == 200, shown.body
+    assert shown.body["last_run"] is None

@@ -106,8 +106,8 @@ def _drain_started(minutes: float) -> Envelope:
     return fact(started, "d1", minutes, "scheduler")
 
 
-def _child(flow: str, minutes: float) -> Envelope:
-    inputs = {"source": "h1", "asked": "", "drain": "d1"}
+def _child(flow: str, minutes: float, drain: str = "d1") -> Envelope:
+    inputs = {"source": "h1", "asked": "", "drain": drain}
     started = flows.FlowStarted(definition="live-migration", subject="i1", inputs=inputs)
     return fact(started, flow, minutes, "scheduler")
 
@@ -141,3 +141,22 @@ def test_a_drain_that_ends_with_what_it_moved_still_on_the_host_is_undrained() -
     details = " ".join(v.detail for v in findings)
     assert "drain d1 ended while its migration d1/i2 runs" in details
     assert "drain d1 moved instance i1, which is still here" in details
+
+
+def test_a_rebalance_that_ends_with_what_it_moved_still_on_its_source_is_undrained() -> None:
+    inputs = {"instances": "i1,i2", "sources": "h1,h1", "destinations": "h2,h2"}
+    started = flows.FlowStarted(definition="rebalance", subject="rebalance", inputs=inputs)
+    finished = scheduler.RebalanceFinished(flow_id="r1", step="move", moved=("i1",))
+    log = [
+        *_hosts("h1", "h2"),
+        *booted("i1"),
+        fact(started, "r1", 5, "scheduler"),
+        _child("r1/i2", 5, drain="r1"),
+        fact(finished, "rebalance", 6, "scheduler"),
+        fact(flows.FlowCompleted(subject="rebalance"), "r1", 6, "scheduler"),
+    ]
+    findings = check(fold_all(log), T0 + timedelta(minutes=7), STUCK_AFTER)
+    assert [(v.kind, v.resource) for v in findings] == [("undrained", "h1"), ("undrained", "h1")]
+    details = " ".join(v.detail for v in findings)
+    assert "rebalance r1 ended while its migration r1/i2 runs" in details
+    assert "rebalance r1 moved instance i1, which is still here" in details

@@ -1,0 +1,1 @@
+"""Rebalancing (admin only): the plan (`GET /v1/rebalance`) and its execution (`POST`)."""
