@@ -107,12 +107,9 @@ async def host_view(gateway: Gateway, name: str) -> dict[str, Any]:
     return dict(view)
 
 
-async def drains(
-    gateway: Gateway,
-    drivers: dict[str, MemoryComputeDriver],
-    decisions: list[Envelope],
-    restart: Callable[[], Awaitable[None]] | None,
-) -> None:
+async def crowd_first_host(gateway: Gateway, count: int) -> tuple[str, list[str]]:
+    """A new tenant's `count` instances, all RUNNING on the first of HOSTS (the others are
+    disabled while they are placed, and stay so): (its token, their ids)."""
     projection = gateway.runner
     assert projection is not None
     await wait_until(
@@ -123,22 +120,42 @@ async def drains(
         ),
         60,
     )
-    # Every instance lands on hv-a: the others are disabled while they are placed.
-    for other in HOSTS[1:]:
-        off = await gateway.call("POST", f"/v1/hosts/{other}/actions", json={"action": "disable"})
-        assert off.status == 202, off.body
+    await set_enabled(gateway, HOSTS[1:], False)
     _, token = await gateway.tenant()
-    ids = [(await gateway.instance(token, flavor="m1.tiny"))["id"] for _ in range(4)]
+    ids = [(await gateway.instance(token, flavor="m1.tiny"))["id"] for _ in range(count)]
+    await until_running(gateway, token, ids, {HOSTS[0]}, 90)
+    return token, ids
+
+
+async def until_running(
+    gateway: Gateway, token: str, ids: list[str], where: set[str], seconds: float
+) -> list[dict[str, Any]]:
+    """The instances' views once each is RUNNING on a host of `where`."""
     views: list[dict[str, Any]] = []
 
-    async def all_running(where: set[str]) -> bool:
+    async def all_running() -> bool:
         views[:] = [await instance(gateway, i, token) for i in ids]
         return all(v["status"] == "RUNNING" and v["host"] in where for v in views)
 
-    await until(lambda: all_running({"hv-a"}), 90, views)
-    for other in HOSTS[1:]:
-        on = await gateway.call("POST", f"/v1/hosts/{other}/actions", json={"action": "enable"})
-        assert on.status == 202, on.body
+    await until(all_running, seconds, views)
+    return views
+
+
+async def set_enabled(gateway: Gateway, hosts: tuple[str, ...], enabled: bool) -> None:
+    action = "enable" if enabled else "disable"
+    for host in hosts:
+        done = await gateway.call("POST", f"/v1/hosts/{host}/actions", json={"action": action})
+        assert done.status == 202, done.body
+
+
+async def drains(
+    gateway: Gateway,
+    drivers: dict[str, MemoryComputeDriver],
+    decisions: list[Envelope],
+    restart: Callable[[], Awaitable[None]] | None,
+) -> None:
+    token, ids = await crowd_first_host(gateway, 4)
+    await set_enabled(gateway, HOSTS[1:], True)
 
     # Tenants may not drain a host; admins may.
     path = "/v1/hosts/hv-a/actions"
@@ -177,7 +194,7 @@ async def drains(
     assert most_moving <= AT_ONCE
     assert most_at_once(decisions, drain_id) == AT_ONCE
 
-    await until(lambda: all_running({"hv-b", "hv-c"}), 60, views)
+    views = await until_running(gateway, token, ids, {"hv-b", "hv-c"}, 60)
     assert await drivers["hv-a"].list_instances() == []
     for view in views:
         info = await drivers[view["host"]].get_info(view["id"])

@@ -15,10 +15,14 @@ import contextlib
 from typing import Any
 
 import pytest
-from tests.integration.compute.test_drain_through_api import most_at_once
+from tests.integration.compute.test_drain_through_api import (
+    crowd_first_host,
+    most_at_once,
+    set_enabled,
+    until_running,
+)
 from tests.integration.compute.test_migration_through_api import (
     compute_agents,
-    instance,
     network_responder,
     until,
 )
@@ -72,33 +76,12 @@ async def rebalances(
 ) -> None:
     projection = gateway.runner
     assert projection is not None
-    await wait_until(
-        lambda: all(
-            projection.state.hosts.get(h) is not None
-            and projection.state.hosts[h].receives_migrations
-            for h in HOSTS
-        ),
-        60,
-    )
-    for other in HOSTS[1:]:
-        off = await gateway.call("POST", f"/v1/hosts/{other}/actions", json={"action": "disable"})
-        assert off.status == 202, off.body
-    _, token = await gateway.tenant()
-    ids = [(await gateway.instance(token, flavor="m1.tiny"))["id"] for _ in range(6)]
-    views: list[dict[str, Any]] = []
-
-    async def all_running(where: set[str]) -> bool:
-        views[:] = [await instance(gateway, i, token) for i in ids]
-        return all(v["status"] == "RUNNING" and v["host"] in where for v in views)
-
-    await until(lambda: all_running({"hv-a"}), 90, views)
+    token, ids = await crowd_first_host(gateway, 6)
     # A disabled host takes no move: nothing to propose while hv-b and hv-c are.
     idle = await gateway.call("GET", "/v1/rebalance")
     assert idle.status == 200, idle.body
     assert idle.body["moves"] == []
-    for other in HOSTS[1:]:
-        on = await gateway.call("POST", f"/v1/hosts/{other}/actions", json={"action": "enable"})
-        assert on.status == 202, on.body
+    await set_enabled(gateway, HOSTS[1:], True)
     await wait_until(lambda: all(projection.state.hosts[h].enabled for h in HOSTS), 30)
 
     proposed = await gateway.call("GET", "/v1/rebalance")
@@ -136,7 +119,7 @@ async def rebalances(
     assert final["unmoved"] == final["skipped"] == final["moving"] == []
     assert most_at_once(decisions, run_id) == AT_ONCE
 
-    await until(lambda: all_running(set(HOSTS)), 60, views)
+    views = await until_running(gateway, token, ids, set(HOSTS), 60)
     per_host = {h: sum(1 for v in views if v["host"] == h) for h in HOSTS}
     assert per_host == {"hv-a": 2, "hv-b": 2, "hv-c": 2}
     for view in views:
