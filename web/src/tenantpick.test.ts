@@ -1,7 +1,7 @@
 // Creating on behalf of a tenant: an admin picks the tenant, a tenant never sees the picker.
 import { describe, expect, it } from "vitest";
 import { Client } from "./api";
-import type { Context } from "./pages";
+import { createPage, type Context } from "./pages";
 import { Store } from "./store";
 import { volumesPage } from "./volumes";
 
@@ -60,4 +60,19 @@ describe("the tenant picker of the create forms", () => {
     expect(calls.find(([method]) => method === "POST")).toEqual(
       ["POST", "/v1/volumes", { name: "data", size_gb: 2 }]);
   });
+
+  it("asks an admin creating an instance for its tenant too", async () => {
+    const { client, calls } = recorder();
+    const ctx = context(client, true);
+    await createPage(ctx);
+    const form = ctx.root.querySelector("form") as HTMLFormElement;
+    (form.querySelector("#name") as HTMLInputElement).value = "web";
+    (form.querySelector("#tenant_id") as HTMLSelectElement).value = TENANT;
+    form.dispatchEvent(new Event("submit", { cancelable: true }));
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    const posted = calls.find(([method]) => method === "POST");
+    expect(posted?.[1]).toBe("/v1/instances");
+    expect(posted?.[2]).toMatchObject({ name: "web", tenant_id: TENANT });
+  });
 });
+
