@@ -62,6 +62,14 @@ GET_EVERY = 0.02
 """The baseline's pace: one GET every 20 ms at most (50 a second)."""
 WATCH_ROWS = """
 window.runningAt = {};
+window.arrivedAt = {};
+const parse = JSON.parse;
+JSON.parse = function (text, reviver) {  // the page parses each change of the stream with it
+  const value = parse.call(this, text, reviver);
+  if (value?.instance?.status === "RUNNING" && !(value.id in window.arrivedAt))
+    window.arrivedAt[value.id] = Date.now();
+  return value;
+};
 const body = document.querySelector("table.list tbody");
 const scan = () => {
   const now = Date.now();
@@ -73,7 +81,8 @@ const scan = () => {
 };
 new MutationObserver(scan).observe(body, { childList: true, subtree: true, characterData: true });
 """
-"""Installed on an open list: when each row first shows RUNNING (ms since the epoch)."""
+"""Installed on an open list: when each row first shows RUNNING, and when the page first
+parsed a change of that instance saying RUNNING (ms since the epoch)."""
 WATCH_LIST = """
 window.listAt = null;
 new MutationObserver((_, observer) => {
@@ -159,9 +168,9 @@ async def boot(tenant: Api, count: int, prefix: str, until_shown: Callable[[], N
     return answered, gets
 
 
-async def read_stream(tenant: Api, running: dict[str, float]) -> None:
+async def read_stream(tenant: Api, running: dict[str, float], folded: dict[str, float]) -> None:
     """The gateway's stream as a client without a page reads it: when each instance's change
-    with status RUNNING arrives (seconds since the epoch)."""
+    with status RUNNING arrives, and when the gateway folded it (seconds since the epoch)."""
     headers = {"Authorization": f"Bearer {tenant.token}"}
     url = f"{tenant.base_url}/v1/events/stream"
     async with tenant.session.get(url, headers=headers, timeout=None) as response:
@@ -175,6 +184,7 @@ async def read_stream(tenant: Api, running: dict[str, float]) -> None:
                 instance = change.get("instance") or {}
                 if instance.get("status") == "RUNNING" and change["id"] not in running:
                     running[change["id"]] = time.time()
+                    folded[change["id"]] = datetime.fromisoformat(change["folded_at"]).timestamp()
 
 
 async def listed(tenant: Api) -> list[Any]:
@@ -221,9 +231,14 @@ def event_to_page(stack: Stack, driver: WebDriver, boots: int, run: int) -> dict
             driver.execute_script(WATCH_ROWS)
             seen: dict[str, float] = {}
 
+            arrived: dict[str, float] = {}
+
             def probe() -> bool:
                 seen.update(
                     cast(dict[str, float], driver.execute_script("return window.runningAt"))
+                )
+                arrived.update(
+                    cast(dict[str, float], driver.execute_script("return window.arrivedAt"))
                 )
                 return len(seen) >= boots
 
@@ -231,19 +246,26 @@ def event_to_page(stack: Stack, driver: WebDriver, boots: int, run: int) -> dict
                 until(probe, 120, "every row RUNNING in the page")
 
             streamed: dict[str, float] = {}
-            reader = asyncio.create_task(read_stream(tenant, streamed))
+            folded: dict[str, float] = {}
+            reader = asyncio.create_task(read_stream(tenant, streamed, folded))
             await asyncio.sleep(0.5)  # connected
             answered, gets = await boot(tenant, boots, f"live{run}", shown)
             reader.cancel()
             started = await asyncio.gather(*(started_at(tenant, iid) for iid in answered))
             from_event = [seen[i] / 1000 - at for i, at in zip(answered, started, strict=True)]
             to_stream = [streamed[i] - at for i, at in zip(answered, started, strict=True)]
+            # The hops: the log to the gateway's fold, the fold to the page's parse of the
+            # change (the stream's flush and the network), the parse to the row (the render).
+            to_fold = [folded[i] - at for i, at in zip(answered, started, strict=True)]
+            to_page = [arrived[i] / 1000 - folded[i] for i in answered]
+            to_row = [(seen[i] - arrived[i]) / 1000 for i in answered]
             from_answer = [seen[i] / 1000 - at for i, at in answered.items()]
             await asyncio.gather(*(tenant.call("DELETE", f"/v1/instances/{i}") for i in answered))
             await wait_running(tenant, 0, gone=True)
         figures: dict[str, float] = {}
         for name, values in (("event", from_event), ("answer", from_answer), ("get", gets),
-                             ("stream", to_stream)):  # fmt: skip
+                             ("stream", to_stream), ("fold", to_fold), ("page", to_page),
+                             ("row", to_row)):  # fmt: skip
             for q in (0.5, 0.95, 0.99):
                 figures[f"{name} p{round(q * 100)}"] = percentile(values, q) * 1000
         figures["gets"] = len(gets)
@@ -343,6 +365,14 @@ def report(runs: list[dict[str, float]], listing: tuple[float, float], count: in
         f"p50 {med('stream p50'):.1f} ms  p95 {med('stream p95'):.1f} ms  "
         f"p99 {med('stream p99'):.1f} ms"
     )
+    print("  the hops (each one's own percentiles, so they do not add up exactly):")
+    for name, what in (("fold", "InstanceStarted's occurred_at → the gateway folds it"),
+                       ("page", "the fold → the page parses its change (stream flush, network)"),
+                       ("row", "the page parses it → its row shows RUNNING (render)")):  # fmt: skip
+        print(
+            f"    {what}: p50 {med(f'{name} p50'):.1f}  p95 {med(f'{name} p95'):.1f}  "
+            f"p99 {med(f'{name} p99'):.1f} ms"
+        )
     for n, r in enumerate(runs, 1):
         print(
             f"    run {n}: event→row p50 {r['event p50']:.1f} p95 {r['event p95']:.1f} "

@@ -83,6 +83,20 @@ def shoot(driver: WebDriver, name: str) -> None:
         driver.save_screenshot(str(Path(folder) / f"{name}.png"))
 
 
+def shoot_phone(driver: WebDriver, name: str) -> None:
+    """The page at a phone's width (390x844): a screenshot (`<name>-phone`), and nothing wider
+    than the screen; then back to 1280x800."""
+    driver.set_window_size(390, 844)
+    try:
+        shoot(driver, f"{name}-phone")
+        wider = driver.execute_script(
+            "const e = document.documentElement; return e.scrollWidth - e.clientWidth"
+        )
+        assert wider <= 0, f"{name} is {wider} px wider than a phone's screen"
+    finally:
+        driver.set_window_size(1280, 800)
+
+
 def wait(driver: WebDriver, seconds: float = 60.0) -> WebDriverWait[WebDriver]:
     # The pages redraw as changes arrive: an element found just before a redraw goes stale.
     return WebDriverWait(

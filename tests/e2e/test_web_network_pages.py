@@ -30,7 +30,7 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import Select
-from tests.e2e.test_web_console import browser, call, shoot, wait
+from tests.e2e.test_web_console import browser, call, shoot, shoot_phone, wait
 from tests.e2e.test_web_pages import accept_confirm, log_in, text_of
 from tests.support.stack import HostSpec, Stack
 
@@ -116,6 +116,7 @@ def test_a_tenants_networks_groups_keys_images_routers_and_floating_ips(
     wait(browser).until(lambda d: "ACTIVE" in text_of(d, "tbody tr[data-id]"))
     network_id = browser.find_element(By.CSS_SELECTOR, "tbody tr[data-id]").get_attribute("data-id")
     shoot(browser, "networks")
+    shoot_phone(browser, "networks")
     server = call(stack, "POST", "/v1/instances", token,
                   {"name": "app", "flavor": "m1.tiny", "network_id": network_id})  # fmt: skip
 
@@ -160,6 +161,7 @@ def test_a_tenants_networks_groups_keys_images_routers_and_floating_ips(
     assert browser.find_element(By.ID, "upload-progress").get_attribute("value") == "100"
     assert "4.0 MiB" in text_of(browser, "tbody tr[data-id]")
     shoot(browser, "images")
+    shoot_phone(browser, "images")
 
     # A router on the admin's external network; the network attached from the router's page.
     browser.find_element(By.LINK_TEXT, "Routers").click()

@@ -29,7 +29,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import Select
-from tests.e2e.test_web_console import browser, call, shoot, status_of, wait
+from tests.e2e.test_web_console import browser, call, shoot, shoot_phone, status_of, wait
 from tests.support.stack import HostSpec, Stack
 
 from virga_gateway.config import DEFAULT_WEB_ROOT
@@ -100,6 +100,7 @@ def test_a_tenants_volume_usage_and_an_admins_hosts(stack: Stack, browser: WebDr
     # Volumes: a refused name shows the problem; a good one appears in the list, live.
     browser.find_element(By.LINK_TEXT, "Volumes").click()
     name = wait(browser).until(lambda d: d.find_element(By.ID, "volume-name"))
+    assert not browser.find_elements(By.ID, "volume-tenant")  # a tenant picks no tenant
     name.send_keys("not a name!")
     name.submit()
     problem = wait(browser).until(lambda d: d.find_element(By.CSS_SELECTOR, ".error"))
@@ -111,6 +112,7 @@ def test_a_tenants_volume_usage_and_an_admins_hosts(stack: Stack, browser: WebDr
     name.submit()
     wait(browser).until(lambda d: "available" in text_of(d, "tbody tr[data-id]"))
     shoot(browser, "volumes")
+    shoot_phone(browser, "volumes")
 
     # Its page: attach it to the instance, picked by name; its state follows the stream.
     browser.find_element(By.LINK_TEXT, "data").click()
@@ -201,6 +203,7 @@ def test_a_tenants_volume_usage_and_an_admins_hosts(stack: Stack, browser: WebDr
     accept_confirm(browser)
     wait(browser).until(lambda d: "disabled" in text_of(d, f"{row} .scheduling"))
     shoot(browser, "hosts")
+    shoot_phone(browser, "hosts")
     browser.find_element(By.CSS_SELECTOR, f"{row} button").click()
     accept_confirm(browser)
     wait(browser).until(lambda d: "enabled" in text_of(d, f"{row} .scheduling"))
@@ -211,7 +214,22 @@ def test_a_tenants_volume_usage_and_an_admins_hosts(stack: Stack, browser: WebDr
     wait(browser).until(lambda d: "enabled" in text_of(d, 'tr[data-host="host-b"] .scheduling'))
     assert browser.execute_script("return window.notReloaded") is True
     assert browser.execute_script("return window.cspViolations") == []
+    on_behalf(browser, stack, tenant, token)
     admin_pages(browser, stack)
+
+
+def on_behalf(browser: WebDriver, stack: Stack, tenant: dict[str, Any], token: str) -> None:
+    """An admin creates a volume for a tenant, picked by name: the tenant owns it."""
+    browser.find_element(By.LINK_TEXT, "Volumes").click()
+    picker = wait(browser).until(lambda d: Select(d.find_element(By.ID, "volume-tenant")))
+    name = browser.find_element(By.ID, "volume-name")
+    name.send_keys("for-them")
+    picker.select_by_visible_text(tenant["name"])
+    name.submit()
+    wait(browser).until(lambda d: "for-them" in text_of(d, "tbody"))
+    theirs = call(stack, "GET", "/v1/volumes?limit=200", token)["items"]
+    made = [v for v in theirs if v["name"] == "for-them"]
+    assert [v["tenant_id"] for v in made] == [tenant["id"]]
 
 
 def volume_id(browser: WebDriver) -> str:

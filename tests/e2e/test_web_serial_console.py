@@ -138,6 +138,17 @@ def test_a_tenant_types_into_its_guests_console_in_the_page(
     wait(browser, 30).until(lambda d: "hi-42" in screen_text(d))
     type_into(browser, "uname" + Keys.ENTER)
     wait(browser, 30).until(lambda d: "Linux" in screen_text(d))
+    # The keyboard is not trapped: Ctrl-] leaves the terminal for the next control (the
+    # Timeline's first link, or Disconnect), and the guest got no byte of it.
+    assert "Ctrl-]" in browser.find_element(By.CSS_SELECTOR, ".console-hint").text
+    type_into(browser, Keys.CONTROL + "]")
+    left = browser.execute_script(
+        "const a = document.activeElement;"
+        "return a && !a.closest('.console-screen') && a.matches('a, button') ? a.outerHTML : null"
+    )
+    assert left, "the focus stayed in the terminal"
+    type_into(browser, "echo still-$((1+1))" + Keys.ENTER)  # clicked back in: it types again
+    wait(browser, 30).until(lambda d: "still-2" in screen_text(d))
     browser.execute_script("document.querySelector('.console').scrollIntoView()")
     shoot(browser, "console")
 

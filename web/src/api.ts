@@ -51,6 +51,8 @@ export interface Change {
   id: string;
   tenant_id: string | null;
   occurred_at: string;
+  /** When the gateway folded it (the gateway's clock). */
+  folded_at?: string | null;
   instance?: Instance | null;
   entry?: InstanceEvent | null;
 }
@@ -81,6 +83,8 @@ export interface CreateInstance {
   image?: string;
   network?: string;
   key_name?: string;
+  /** An admin's: whose instance it is. */
+  tenant_id?: string;
 }
 
 export type Action = "start" | "stop" | "reboot";
@@ -251,7 +255,7 @@ export class Client {
     return this.request("GET", `/v1/volumes/${encodeURIComponent(id)}`);
   }
   /** A blank volume, or (with `snapshot`) a copy-on-write clone of one of the caller's snapshots. */
-  createVolume(body: { name: string; size_gb: number; snapshot?: string }): Promise<Volume> {
+  createVolume(body: { name: string; size_gb: number; snapshot?: string; tenant_id?: string }): Promise<Volume> {
     return this.request("POST", "/v1/volumes", body);
   }
   createSnapshot(id: string, name: string): Promise<VolumeSnapshot> {

@@ -3,6 +3,7 @@
 import { ConsoleSession, type ConsoleState } from "./console";
 import { h, mount } from "./dom";
 import { errorBox } from "./errors";
+import { nextFocusable } from "./focus";
 import type { Context } from "./pages";
 import type { Term } from "./terminal";
 
@@ -24,6 +25,11 @@ export function consoleSection(ctx: Context, id: string): HTMLElement {
   let term: Term | null = null;
   let session: ConsoleSession | null = null;
   let everOpened = false;
+  const hint = h("p", { class: "muted console-hint", id: `console-hint-${id}` },
+    "Keyboard: in the terminal every key goes to the guest; Ctrl-] leaves it (the session stays open).");
+  screen.setAttribute("aria-describedby", hint.id);
+  // Ctrl-] in the terminal: on to the next control of the page (Disconnect if none follows).
+  const leave = (): void => (nextFocusable(screen) ?? closeButton).focus();
 
   const show = (next: ConsoleState): void => {
     state.setAttribute("data-state", next.kind);
@@ -45,7 +51,7 @@ export function consoleSection(ctx: Context, id: string): HTMLElement {
         show({ kind: "connecting" });
         screen.hidden = false;
         const { openTerminal } = await import("./terminal");
-        term = openTerminal(screen);
+        term = openTerminal(screen, leave);
         session = new ConsoleSession(ctx.client, id, term, show);
       }
       await session.open();
@@ -60,5 +66,5 @@ export function consoleSection(ctx: Context, id: string): HTMLElement {
     if (change?.id === id && change.entry) session?.noteEntry(change.entry);
   }));
   return h("section", { class: "console" }, h("h2", {}, "Console"),
-    h("div", { class: "actions" }, openButton, closeButton), state, screen);
+    h("div", { class: "actions" }, openButton, closeButton), state, hint, screen);
 }

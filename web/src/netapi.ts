@@ -161,7 +161,7 @@ export const networks = {
   list: (c: Client, cursor?: string): Promise<Page<Network>> =>
     c.request("GET", `/v1/networks${query(cursor)}`),
   get: (c: Client, networkId: string): Promise<Network> => c.request("GET", `/v1/networks/${id(networkId)}`),
-  create: (c: Client, body: { name: string; cidr: string; dhcp?: boolean }): Promise<Network> =>
+  create: (c: Client, body: { name: string; cidr: string; dhcp?: boolean; tenant_id?: string }): Promise<Network> =>
     c.request("POST", "/v1/networks", body),
   remove: (c: Client, networkId: string): Promise<Network> => c.request("DELETE", `/v1/networks/${id(networkId)}`),
   ports: (c: Client, networkId: string, cursor?: string): Promise<Page<Port>> =>

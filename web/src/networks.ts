@@ -6,6 +6,7 @@ import { confirmed, fill, follow, message, ofKind, onSubmit, table } from "./for
 import { all, networks, type Network, type Port, type Router, routers } from "./netapi";
 import type { Context } from "./pages";
 import { href } from "./route";
+import { onBehalf, tenantField } from "./tenantpick";
 import { badge, button, field, row } from "./widgets";
 
 export async function networksPage(ctx: Context): Promise<void> {
@@ -27,9 +28,10 @@ export async function networksPage(ctx: Context): Promise<void> {
       placeholder: "10.0.0.0/24 or fd00:1::/64" })),
     field("DHCP", h("select", { name: "dhcp", id: "network-dhcp" },
       h("option", { value: "on" }, "on"), h("option", { value: "off" }, "off"))),
+    await tenantField(ctx, "network-tenant"),
     h("button", { type: "submit" }, "Create network")) as HTMLFormElement;
-  onSubmit(form, said, (data) => networks.create(ctx.client,
-    { name: data.name ?? "", cidr: data.cidr ?? "", dhcp: data.dhcp !== "off" }), () => void load());
+  onSubmit(form, said, (data) => networks.create(ctx.client, onBehalf(form,
+    { name: data.name ?? "", cidr: data.cidr ?? "", dhcp: data.dhcp !== "off" })), () => void load());
   await follow(ctx, ofKind("network"), load);
   mount(ctx.root, h("h1", {}, "Networks"), said, form,
     table(["Name", "Status", "CIDR", "Gateway", "Router"], body));

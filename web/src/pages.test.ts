@@ -116,6 +116,10 @@ describe("the usage page's logic", () => {
     expect(resourceHref({ kind: "compute", resource_id: ID })).toBe(`#/instances/${ID}`);
     expect(resourceHref({ kind: "volume", resource_id: VOL })).toBe(`#/volumes/${VOL}`);
     expect(resourceHref({ kind: "public_ip", resource_id: "x" })).toBeNull();
+    // A past invoice's adjustment links to what it adjusts (it linked nowhere before).
+    expect(resourceHref({ kind: "adjustment", charge: "compute", resource_id: ID })).toBe(`#/instances/${ID}`);
+    expect(resourceHref({ kind: "adjustment", charge: "volume", resource_id: VOL })).toBe(`#/volumes/${VOL}`);
+    expect(resourceHref({ kind: "adjustment", resource_id: VOL })).toBeNull();
   });
 
   it("draws the chart as SVG with attributes only (no inline style, for the CSP)", () => {

@@ -5,6 +5,7 @@ import { h, mount } from "./dom";
 import { errorBox } from "./errors";
 import { href } from "./route";
 import { KeyedRows } from "./rows";
+import { tenantField } from "./tenantpick";
 import type { Store } from "./store";
 import { timelineEntry } from "./store";
 import { instanceVolumes } from "./volumes";
@@ -176,6 +177,7 @@ export async function createPage(ctx: Context): Promise<void> {
     optional("image", "Image", images.items.map((i) => ({ value: i.id, text: i.name }))),
     optional("network", "Network", networks.items.map((n) => ({ value: n.id, text: n.name }))),
     optional("key_name", "Key", keys.items.map((k) => ({ value: k.name, text: k.name }))),
+    await tenantField(ctx, "tenant_id"),
     h("button", { type: "submit" }, "Create"),
   ) as HTMLFormElement;
   form.addEventListener("submit", (event) => {

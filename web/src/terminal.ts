@@ -5,6 +5,7 @@ import "./terminal.css";
 import { FitAddon } from "@xterm/addon-fit";
 import { Terminal } from "@xterm/xterm";
 import type { Screen } from "./console";
+import { leavesTerminal } from "./focus";
 
 export interface Term extends Screen {
   focus(): void;
@@ -24,7 +25,8 @@ const THEME = {
   brightMagenta: ANSI[13], brightCyan: ANSI[14], brightWhite: ANSI[15],
 };
 
-export function openTerminal(host: HTMLElement): Term {
+/** A terminal in `host`; Ctrl-] calls `leave` (the key never reaches the guest). */
+export function openTerminal(host: HTMLElement, leave: () => void): Term {
   const terminal = new Terminal({
     theme: THEME, fontFamily: "monospace", fontSize: 14, cursorBlink: false, scrollback: 5000,
   });
@@ -32,6 +34,15 @@ export function openTerminal(host: HTMLElement): Term {
   terminal.loadAddon(fit);
   terminal.open(host);
   fit.fit();
+  terminal.attachCustomKeyEventHandler((event) => {
+    if (!leavesTerminal(event)) return true;
+    if (event.type === "keydown") {
+      event.preventDefault();
+      terminal.blur();
+      leave();
+    }
+    return false;
+  });
   // The serial line has no window size to tell the guest: the terminal fits its box only.
   const observer = new ResizeObserver(() => fit.fit());
   observer.observe(host);

@@ -27,10 +27,12 @@ export function bars(lines: ChargeLine[]): Bar[] {
   return [...sums.values()].sort((a, b) => b.amount - a.amount || a.resource_id.localeCompare(b.resource_id));
 }
 
-/** Where a line's resource and its events are: an instance's page holds its timeline. */
-export function resourceHref(line: { kind: string; resource_id: string }): string | null {
-  if (line.kind === "compute" || line.kind === "egress") return href({ page: "instance", id: line.resource_id });
-  if (line.kind === "volume") return href({ page: "volume", id: line.resource_id });
+/** Where a line's resource and its events are: an instance's page holds its timeline. An
+ * adjustment (a re-rated charge of an issued invoice) links as the charge it adjusts. */
+export function resourceHref(line: { kind: string; resource_id: string; charge?: string | null }): string | null {
+  const kind = line.kind === "adjustment" ? line.charge ?? "" : line.kind;
+  if (kind === "compute" || kind === "egress") return href({ page: "instance", id: line.resource_id });
+  if (kind === "volume") return href({ page: "volume", id: line.resource_id });
   return null;
 }
 

@@ -7,6 +7,7 @@ import { followVolumes, VolumeSet } from "./live";
 import type { Context } from "./pages";
 import { href } from "./route";
 import { snapshotSection } from "./snapshots";
+import { onBehalf, tenantField } from "./tenantpick";
 import { badge, button, field, row } from "./widgets";
 
 /** What a volume is attached to, as a link to each instance (by name when it is known). */
@@ -37,13 +38,14 @@ export async function volumesPage(ctx: Context): Promise<void> {
     field("Name", h("input", { name: "name", id: "volume-name", required: true, autocomplete: "off" })),
     field("Size (GB)", h("input", { name: "size_gb", id: "volume-size", type: "number", min: "1",
       value: "1", required: true })),
+    await tenantField(ctx, "volume-tenant"),
     h("button", { type: "submit" }, "Create volume"),
   ) as HTMLFormElement;
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     const data = new FormData(form);
     form.querySelectorAll("[aria-invalid]").forEach((e) => e.removeAttribute("aria-invalid"));
-    ctx.client.createVolume({ name: String(data.get("name") ?? ""), size_gb: Number(data.get("size_gb")) })
+    ctx.client.createVolume(onBehalf(form, { name: String(data.get("name") ?? ""), size_gb: Number(data.get("size_gb")) }))
       .then((created) => {
         volumes.byId.set(created.id, created);
         draw();

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from virga_events import Envelope
 from virga_gateway.instances.views import instance_event, instance_view
@@ -85,6 +86,7 @@ def change_of(state: GatewayState, envelope: Envelope) -> Change:
     projection where it knows the resource (an agent's event about an instance names no
     tenant), else from the event; unknown means an admin's."""
     aggregate = envelope.aggregate_id
+    folded_at = datetime.now(UTC)
     instance = state.instances.get(aggregate)
     if instance is not None and instance.requested and instance.flavor is not None:
         last = instance.history[-1] if instance.history else None
@@ -96,6 +98,7 @@ def change_of(state: GatewayState, envelope: Envelope) -> Change:
             id=aggregate,
             tenant_id=instance.tenant_id,
             occurred_at=envelope.occurred_at,
+            folded_at=folded_at,
             instance=instance_view(instance),
             entry=instance_event(entry) if entry is not None else None,
         )
@@ -112,4 +115,5 @@ def change_of(state: GatewayState, envelope: Envelope) -> Change:
         id=aggregate,
         tenant_id=owner,
         occurred_at=envelope.occurred_at,
+        folded_at=folded_at,
     )

@@ -22,6 +22,9 @@ class Change(msgspec.Struct, kw_only=True):
     tenant_id: str | None
     """Whose resource; null for infrastructure (admins only)."""
     occurred_at: datetime
+    folded_at: datetime | None = None
+    """When the gateway folded it and handed it to the open streams (its clock): with
+    `occurred_at`, how long the event took to reach the projection."""
     instance: InstanceView | None = None
     """For an instance: the instance as it is after this event."""
     entry: InstanceEvent | None = None

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 from virga_gateway.stream.hub import QUEUE_LIMIT, ChangeHub, Subscriber
+from virga_gateway.stream.routes import drained, sse_change
 from virga_gateway.stream.views import Change
 
 
@@ -44,3 +46,20 @@ def test_unsubscribed_streams_get_nothing() -> None:
     subscriber = hub.subscribe(None)
     hub.unsubscribe(subscriber)
     assert not hub.subscribers
+
+
+def test_the_changes_waiting_go_out_in_one_write_up_to_the_end() -> None:
+    queue: asyncio.Queue[Change | None] = asyncio.Queue()
+    for n in (1, 2):
+        queue.put_nowait(change("t1", n))
+    chunk, ended = drained(change("t1", 0), queue)
+    assert chunk == b"".join(sse_change(change("t1", n)) for n in range(3))
+    assert not ended
+    assert queue.empty()
+    queue.put_nowait(change("t1", 4))
+    queue.put_nowait(None)  # dropped: what came before still goes, then the end
+    queue.put_nowait(change("t1", 5))
+    chunk, ended = drained(change("t1", 3), queue)
+    assert chunk == sse_change(change("t1", 3)) + sse_change(change("t1", 4))
+    assert ended
+    assert drained(None, queue) == (b"", True)
