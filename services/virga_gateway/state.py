@@ -166,15 +166,17 @@ class GatewayState(msgspec.Struct, kw_only=True):
         touch (aggregate ids `touched`); this state is left untouched (see `preview`)."""
         keys = set(touched)
         tables: dict[str, Any] = {}
-        for name in msgspec.structs.fields(self):
-            how = PREVIEW_COPIES[name.name]
+        # The names alone: msgspec.structs.fields() resolves every field's type on each call
+        # (~1 ms, paid by every write; a sixth of the gateway's time while 200 instances boot).
+        for name in self.__struct_fields__:
+            how = PREVIEW_COPIES[name]
             if how == "empty":
                 continue
-            table = getattr(self, name.name)
+            table = getattr(self, name)
             if how == "shared":
-                tables[name.name] = dict(table)
+                tables[name] = dict(table)
             else:
-                tables[name.name] = {k: _COPIERS[how](table[k]) for k in keys if k in table}
+                tables[name] = {k: _COPIERS[how](table[k]) for k in keys if k in table}
         return GatewayState(**tables)
 
 
