@@ -24,6 +24,7 @@ from virga_compute.core.attach import (
     growths_to_retell,
     volume_disk,
 )
+from virga_compute.core.evacuation import decide_claim_moved, decide_rebuild_request, stale
 from virga_compute.core.migration import decide_migration
 from virga_compute.core.model import ComputeState, InstanceRecord, PortBinding
 from virga_compute.core.reconcile import Expected
@@ -31,6 +32,7 @@ from virga_compute.core.spec import ConfigDrive, InstanceSpec, NicSpec
 from virga_compute.effects.intents import (
     Destroy,
     PowerAction,
+    Rebuild,
     Reconcile,
     RegisterHost,
     SampleUsage,
@@ -42,7 +44,12 @@ from virga_events.catalog.api import InstanceActionRequested, InstanceDeletionRe
 from virga_events.catalog.attachments import VolumeAttachRequested, VolumeDetachRequested
 from virga_events.catalog.compute import HostHeartbeat, InstanceDeleted, InstanceFailed
 from virga_events.catalog.network import PortAllocationFailed, PortBindingFailed, PortBound
-from virga_events.catalog.scheduler import InstanceMigrationRequested, InstanceScheduled
+from virga_events.catalog.scheduler import (
+    InstanceMigrationRequested,
+    InstanceRebuildRequested,
+    InstanceScheduled,
+    MigrationClaimMoved,
+)
 from virga_events.catalog.storage import (
     VolumeCreated,
     VolumeExtended,
@@ -139,6 +146,14 @@ def decide(config: ComputeConfig, state: ComputeState, envelope: Envelope) -> Se
         return _action(config, state, envelope, event)
     if isinstance(event, InstanceMigrationRequested):
         return decide_migration(config, state, envelope)
+    if isinstance(event, InstanceRebuildRequested):
+        answer = decide_rebuild_request(state, envelope)
+        record = state.mine(envelope.aggregate_id)
+        if answer is not None or record is None:
+            return answer or ()
+        return _spawn_if_ready(config, state, record)  # as a placement: `Rebuild` once ready
+    if isinstance(event, MigrationClaimMoved):
+        return decide_claim_moved(state, envelope)
     if isinstance(event, InstanceDeletionRequested):
         record = state.mine(envelope.aggregate_id)
         # Only the request that started the deletion destroys: a repeated request while one
@@ -185,6 +200,9 @@ def _spawn_if_ready(
     except ValueError as exc:
         failed = InstanceFailed(host=state.host, phase="spawn", reason=f"invalid instance: {exc}")
         return [Emit(failed, record.instance_id, record.tenant_id)]
+    rebuild = state.rebuilding.get(record.instance_id)
+    if rebuild is not None:
+        return [Rebuild(spec, record.tenant_id, state.host, *rebuild)]
     return [Spawn(spec, record.tenant_id, state.host)]
 
 
@@ -323,7 +341,13 @@ def on_ready(config: ComputeConfig, state: ComputeState) -> Sequence[Intent]:
             config.migration_address,
             _ceph_identity(config),
         ),
-        Reconcile(config.host, config.restart_policy, tuple(expected), tuple(leave_alone)),
+        *stale(state),
+        Reconcile(
+            config.host,
+            config.restart_policy,
+            tuple(expected),
+            (*leave_alone, *state.evacuated),
+        ),
         *failures,
         *growths_to_retell(state),
     ]
