@@ -71,7 +71,8 @@ REBUILD_SECONDS = timedelta(seconds=180)
 def _claim(ctx: Scheduling, flow: Flow) -> list[Emit]:
     """Hold the instance's resources on a destination, only while its source is down."""
     source = flow["source"]
-    if source and source not in ctx.state.down:
+    # An automatic evacuation starts in the decision that marks its host down (`host_down`).
+    if source and source not in ctx.state.down and not flow.get("auto"):
         reason = f"host {source} of instance {flow.subject} is up: it is not evacuated"
         answer = MigrationDestinationRefused(flow_id=flow.flow_id, step="claim", reason=reason)
         return [Emit(answer, flow.subject, flow.tenant_id)]
@@ -191,6 +192,8 @@ def start(
     tenant_id: str | None,
     asked: str | None,
     now: datetime,
+    *,
+    auto: bool = False,
 ) -> list[Emit]:
     if any(flow.subject == instance_id for flow in state.flows.running()):
         log.info("evacuation_refused_flow_running", instance_id=instance_id)
@@ -203,7 +206,11 @@ def start(
         flow_id,
         subject=instance_id,
         tenant_id=tenant_id,
-        inputs={"source": held.host if held is not None else "", "asked": asked or ""},
+        inputs={
+            "source": held.host if held is not None else "",
+            "asked": asked or "",
+            **({"auto": "host down"} if auto else {}),
+        },
         now=now,
     )
 
@@ -222,7 +229,9 @@ def host_down(
             continue
         flow_id = f"evacuate:{host}:{claim.instance_id}:{now.isoformat()}"
         log.info("auto_evacuation", host=host, instance_id=claim.instance_id, flow_id=flow_id)
-        emits.extend(start(config, state, claim.instance_id, flow_id, record.tenant_id, None, now))
+        emits.extend(
+            start(config, state, claim.instance_id, flow_id, record.tenant_id, None, now, auto=True)
+        )
     return emits
 
 
