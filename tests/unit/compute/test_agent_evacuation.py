@@ -14,7 +14,7 @@ from virga_compute.core.snapshot import restore, snapshot
 from virga_compute.core.spec import InstanceSpec
 from virga_compute.drivers.memory import MemoryComputeDriver
 from virga_compute.effects.evacuation import evacuation_handlers
-from virga_compute.effects.intents import Rebuild, Reconcile, RemoveStale, Spawn
+from virga_compute.effects.intents import Rebuild, Reconcile, RemoveStale
 from virga_events import Envelope, Event, new_event
 from virga_events.catalog import Flavor
 from virga_events.catalog.compute import (
@@ -114,7 +114,6 @@ def test_with_a_network_the_rebuild_waits_for_the_port_bound_here() -> None:
     state = evolve(state, port)
     (intent,) = decide(cfg, state, port)
     assert isinstance(intent, Rebuild)
-    assert not isinstance(intent, Spawn)
 
 
 def test_a_failed_rebuild_leaves_nothing_here() -> None:

@@ -40,6 +40,7 @@ async def test_the_effect_breaks_the_held_locks_and_says_which() -> None:
         flow_id="f-1", step="fence", images=intent.images, broken=("volume-i-1",)
     )
     [again] = await effects.fence(intent)  # a repeated request: nothing left to break
+    assert isinstance(again.payload, InstanceDisksFenced)
     assert again.payload.broken == ()
     driver.fail_next("fence", StorageUnavailable("down"))
     [failed] = await effects.fence(intent)
