@@ -50,7 +50,7 @@ def _started(state: GatewayState, env: Envelope, event: flows.FlowStarted) -> No
         return
     instance = instance_record(state, env, event.subject)
     instance.migration_started, instance.migrating = env.aggregate_id, True
-    instance.evacuating = event.definition == EVACUATION
+    instance.evacuating, instance.evacuating_to = event.definition == EVACUATION, None
 
 
 def _ended(
@@ -58,7 +58,8 @@ def _ended(
 ) -> None:
     instance = state.instances.get(event.subject)
     if instance is not None and instance.migration_started == env.aggregate_id:
-        instance_record(state, env, event.subject).migrating = False
+        ended = instance_record(state, env, event.subject)
+        ended.migrating, ended.evacuating_to = False, None
 
 
 folds.add(flows.FlowCompleted, _ended)
@@ -68,6 +69,17 @@ folds.add(flows.FlowFailed, _ended)
 @folds.on(compute.InstanceMigrated)
 def _migrated(state: GatewayState, env: Envelope, event: compute.InstanceMigrated) -> None:
     instance_record(state, env).compute_host = event.destination
+
+
+@folds.on(scheduler.MigrationDestinationClaimed)
+def _destination_claimed(
+    state: GatewayState, env: Envelope, event: scheduler.MigrationDestinationClaimed
+) -> None:
+    instance = state.instances.get(env.aggregate_id)
+    if instance is None or not instance.evacuating:
+        return
+    if instance.migration_started == event.flow_id:
+        instance_record(state, env).evacuating_to = event.host
 
 
 @folds.on(compute.InstanceRebuilt)

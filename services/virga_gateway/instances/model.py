@@ -92,6 +92,9 @@ class Instance(msgspec.Struct, kw_only=True):
     """That flow runs (from its FlowStarted to its FlowCompleted or FlowFailed)."""
     evacuating: bool = False
     """The flow that runs is an evacuation (EvacuationRequested shares the two ids above)."""
+    evacuating_to: str | None = None
+    """The host that evacuation claimed (MigrationDestinationClaimed), while it runs: that
+    host's agent reports the rebuilt guest before the claim moves to it."""
     deleted: bool = False
     deleted_at: datetime | None = None
     """Event time of its deletion (retention counts from it)."""
