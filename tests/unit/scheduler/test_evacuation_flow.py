@@ -14,7 +14,12 @@ from tests.unit.scheduler.service_support import (
 
 from virga_events import Envelope, Event
 from virga_events.catalog.api import EvacuationRequested
-from virga_events.catalog.compute import InstanceRebuildFailed, InstanceRebuilt
+from virga_events.catalog.compute import (
+    InstanceRebuildFailed,
+    InstanceRebuilt,
+    InstanceStarted,
+    UsageSampled,
+)
 from virga_events.catalog.flows import FlowCompleted, FlowFailed, FlowStarted
 from virga_events.catalog.network import MigrationPortSwitched
 from virga_events.catalog.scheduler import (
@@ -28,6 +33,7 @@ from virga_events.catalog.scheduler import (
     MigrationPortSwitchRequested,
 )
 from virga_events.catalog.storage import InstanceDisksFenced, InstanceDisksFenceFailed
+from virga_runtime.hostcheck import placement_of, refusal
 from virga_scheduler.config import SchedulerConfig
 from virga_scheduler.core import snapshot
 from virga_scheduler.core.migration import destination_claim_id
@@ -172,3 +178,39 @@ def test_a_running_evacuation_survives_a_snapshot() -> None:
     emitted = answer(scheduler, InstanceRebuilt(flow_id=flow_id, step="rebuild", host="h2"), "h2")
     only(emitted, FlowCompleted)
     assert scheduler.host_of("i1") == "h2"
+
+
+def test_after_the_fence_only_the_destination_reports_usage_so_billing_follows_it() -> None:
+    """The dead host, back, may not report on the guest once its disks are fenced (its usage
+    would be a second charge); the destination's start, answer and usage are taken."""
+    scheduler = placed()
+    h1_down(scheduler)
+    flow_id = evacuate(scheduler).event_id
+    families = ("ns.network", "ns.compute")
+
+    def refused(host: str, payload: Event) -> str | None:
+        envelope = event(payload, "i1", "t-1", seconds=43, producer=f"compute@{host}")
+        placement = placement_of(placed_on, scheduler.state)
+        return refusal(f"ns.compute.{host}", envelope, families, placement)
+
+    def usage(host: str) -> UsageSampled:
+        return UsageSampled(
+            host=host,
+            period_seconds=3.0,
+            cpu_time_ns=1,
+            memory_kb=1,
+            disk_read_bytes=0,
+            disk_write_bytes=0,
+            net_rx_bytes=0,
+            net_tx_bytes=0,
+        )
+
+    assert refused("h1", usage("h1")) is None  # not fenced yet: it is still h1's
+    answer(scheduler, InstanceDisksFenced(flow_id=flow_id, step="fence"), "storage")
+    assert refused("h1", usage("h1")) is not None
+    assert refused("h2", InstanceStarted(host="h2")) is None
+    assert refused("h2", InstanceRebuilt(flow_id=flow_id, step="rebuild", host="h2")) is None
+    answer(scheduler, MigrationPortSwitched(flow_id=flow_id, step="switch_port", host="h2"), "h2")
+    answer(scheduler, InstanceRebuilt(flow_id=flow_id, step="rebuild", host="h2"), "h2")
+    assert refused("h1", usage("h1")) is not None
+    assert refused("h2", usage("h2")) is None
