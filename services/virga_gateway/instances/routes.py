@@ -173,7 +173,10 @@ ROUTES = [
     Route(
         "POST", "/v1/instances/{id}/actions", act_on_instance,
         operation_id="actOnInstance",
-        summary="Start, stop or reboot an instance; live-migrate it (admins)",
+        summary=(
+            "Start, stop or reboot an instance; live-migrate it, or evacuate it off a host"
+            " that is down (admins)"
+        ),
         tag="instances", access="tenant", status=202, response=InstanceView,
         request=InstanceAction, errors=(403, 404, 409),
     ),
