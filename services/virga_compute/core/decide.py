@@ -24,7 +24,12 @@ from virga_compute.core.attach import (
     growths_to_retell,
     volume_disk,
 )
-from virga_compute.core.evacuation import decide_claim_moved, decide_rebuild_request, stale
+from virga_compute.core.evacuation import (
+    decide_claim_moved,
+    decide_rebuild_request,
+    rebuild_failed,
+    stale,
+)
 from virga_compute.core.migration import decide_migration
 from virga_compute.core.model import ComputeState, InstanceRecord, PortBinding
 from virga_compute.core.reconcile import Expected
@@ -181,11 +186,14 @@ def _port_owner(state: ComputeState, port_id: str) -> str | None:
 
 
 def _failed(state: ComputeState, record: InstanceRecord) -> Sequence[Intent]:
-    """InstanceFailed for good if a prerequisite it still waits for has failed."""
+    """InstanceFailed for good if a prerequisite it still waits for has failed (for an
+    evacuation's rebuild: InstanceRebuildFailed, so its flow undoes its steps at once)."""
     failure = state.failure(record)
     if failure is None:
         return ()
     phase, reason = failure
+    if record.instance_id in state.rebuilding:  # an evacuation's: its flow hears why
+        return [rebuild_failed(state, record, reason)]
     failed = InstanceFailed(host=state.host, phase=phase, reason=reason)  # type: ignore[arg-type]
     return [Emit(failed, record.instance_id, record.tenant_id)]
 
@@ -193,14 +201,16 @@ def _failed(state: ComputeState, record: InstanceRecord) -> Sequence[Intent]:
 def _spawn_if_ready(
     config: ComputeConfig, state: ComputeState, record: InstanceRecord
 ) -> Sequence[Intent]:
+    rebuild = state.rebuilding.get(record.instance_id)
     if state.missing(record):
         return _failed(state, record)  # else: wait for the next prerequisite's event
     try:
         spec = build_spec(config, state, record)
     except ValueError as exc:
+        if rebuild is not None:
+            return [rebuild_failed(state, record, f"invalid instance: {exc}")]
         failed = InstanceFailed(host=state.host, phase="spawn", reason=f"invalid instance: {exc}")
         return [Emit(failed, record.instance_id, record.tenant_id)]
-    rebuild = state.rebuilding.get(record.instance_id)
     if rebuild is not None:
         return [Rebuild(spec, record.tenant_id, state.host, *rebuild)]
     return [Spawn(spec, record.tenant_id, state.host)]

@@ -109,6 +109,13 @@ def decide_rebuild_request(
     return ()  # the request that made it is being carried out
 
 
+def rebuild_failed(state: ComputeState, record: InstanceRecord, reason: str) -> Emit:
+    """InstanceRebuildFailed for the evacuation rebuilding `record` here (its record goes)."""
+    flow_id, step = state.rebuilding[record.instance_id]
+    failed = InstanceRebuildFailed(flow_id=flow_id, step=step, host=state.host, reason=reason)
+    return Emit(failed, record.instance_id, record.tenant_id)
+
+
 def decide_claim_moved(
     state: ComputeState, envelope: Envelope[MigrationClaimMoved]
 ) -> Sequence[Intent]:

@@ -22,7 +22,7 @@ from virga_events.catalog.compute import (
     InstanceRebuilt,
     InstanceStarted,
 )
-from virga_events.catalog.network import PortBound, instance_port_id
+from virga_events.catalog.network import PortBindingFailed, PortBound, instance_port_id
 from virga_events.catalog.scheduler import (
     InstanceRebuildRequested,
     InstanceScheduled,
@@ -161,3 +161,17 @@ async def test_the_effects_rebuild_and_remove_over_the_driver() -> None:
     assert await handlers[RemoveStale](RemoveStale("i-1", DEAD)) == []
     assert await driver.list_instances() == []
     assert await handlers[RemoveStale](RemoveStale("i-1", DEAD)) == []  # gone already: as good
+
+
+def test_a_port_that_cannot_be_bound_here_fails_the_rebuild_at_once() -> None:
+    cfg, state = config(DESTINATION), ComputeState(DESTINATION)
+    asked = rebuild_request(network="net-1")
+    state = evolve(state, asked)
+    refused = PortBindingFailed(host=DESTINATION, instance_id="i-1", reason="no bridge")
+    port = envelope(refused, f"network@{DESTINATION}", 11, aggregate=instance_port_id("i-1"))
+    state = evolve(state, port)
+    (answer,) = decide(cfg, state, port)
+    assert isinstance(answer, Emit)
+    assert isinstance(answer.payload, InstanceRebuildFailed)
+    assert answer.payload.flow_id == FLOW
+    assert "no bridge" in answer.payload.reason
