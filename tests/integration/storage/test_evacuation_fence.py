@@ -42,8 +42,9 @@ async def test_the_fence_blocklists_the_dead_hosts_guest_and_the_destination_wri
     instance = f"evac-{uuid.uuid4().hex[:8]}"
     name = f"volume-{instance}"
     await driver.create_volume(name, 4 * MiB)
-    dead = client(ceph_cluster, compute_user(f"{instance}-a"))
-    survivor = client(ceph_cluster, compute_user(f"{instance}-b"))
+    # Fixed host names: `ceph auth get-or-create` makes these two users once, for every run.
+    dead = client(ceph_cluster, compute_user("evac-fence-a"))
+    survivor = client(ceph_cluster, compute_user("evac-fence-b"))
     guest = rbd.Image(dead.open_ioctx(ceph_cluster.pool), name)
     try:
         guest.write(b"a" * 4096, 0)  # as the old QEMU does: it holds the exclusive lock
