@@ -241,14 +241,46 @@ def instance_migrate(
     cli.emit(final, lambda i: cli.out.print(f"instance {i['name']} runs on {i['host']}"))
 
 
+@instance.command("evacuate")
+@click.argument("instance_id")
+@click.option("--host", default=None, help="The destination; default: the scheduler picks one.")
+@click.option("--wait", is_flag=True, help="Follow the evacuation until it ends.")
+@click.option("--timeout", default=600.0, show_default=True, help="Seconds --wait waits.")
+@pass_cli
+def instance_evacuate(
+    cli: Cli, instance_id: str, host: str | None, wait: bool, timeout: float
+) -> None:
+    """Rebuild an instance whose host is down on another host, from its disks (admin): its
+    disks are fenced first, so the old guest cannot write; with --wait, print each step until
+    it runs on the new host (exit FAILED if the evacuation failed: it stays where it was)."""
+    client = cli.client()
+    instance_id = resolve(client, "instance", instance_id)
+    printer = Printer(cli.err if cli.as_json else cli.out)
+    if wait:
+        printer.seen.update(str(e.get("event_id")) for e in history(client, instance_id))
+    body: dict[str, Any] = {"action": "evacuate", **({} if host is None else {"host": host})}
+    answer = client.post(f"/v1/instances/{instance_id}/actions", body)
+    if not wait:
+        cli.emit(answer, lambda i: cli.out.print(f"instance {i['name']} is {i['status']}"))
+        return
+    final = _wait_migrated(client, instance_id, printer, timeout, what="evacuation")
+    cli.emit(final, lambda i: cli.out.print(f"instance {i['name']} runs on {i['host']}"))
+
+
 MIGRATION_ENDS = frozenset({"FlowCompleted", "FlowFailed"})
 """The migration flow's last events, in the instance's history."""
 
 
 def _wait_migrated(
-    client: Client, instance_id: str, printer: Printer, timeout: float, interval: float = 0.5
+    client: Client,
+    instance_id: str,
+    printer: Printer,
+    timeout: float,
+    interval: float = 0.5,
+    what: str = "migration",
 ) -> dict[str, Any]:
-    """Print the instance's new events until its migration's flow ends; its final view."""
+    """Print the instance's new events until its migration's (or evacuation's) flow ends;
+    its final view."""
     deadline = time.monotonic() + timeout
     while True:
         events = history(client, instance_id)
@@ -260,14 +292,15 @@ def _wait_migrated(
             if ended[-1]["type"] == "FlowFailed":
                 reason = ended[-1].get("payload", {}).get("reason", "no reason recorded")
                 raise errors.CliFailure(
-                    f"migration of instance {instance.get('name')} ({instance_id}) failed:"
+                    f"{what} of instance {instance.get('name')} ({instance_id}) failed:"
                     f" {reason}; it runs on {instance.get('host')}",
                     errors.FAILED,
                 )
             return instance
         if time.monotonic() > deadline:
             raise errors.CliFailure(
-                f"instance {instance_id} is still migrating after {timeout:g} s;"
+                f"instance {instance_id} is still {'migrating' if what == 'migration' else what}"
+                f" after {timeout:g} s;"
                 f" `virga events tail {instance_id}` follows it",
                 errors.TIMEOUT,
             )

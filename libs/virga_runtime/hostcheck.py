@@ -86,6 +86,10 @@ SPEAKS_OF: dict[str, tuple[HostOf, InstanceOf]] = {
     # (`virga_runtime.flows.Step.accepts`), while the instance is still placed on the source.
     "InstanceMigrated": (_field, _aggregate),
     "InstanceMigrationFailed": (_field, _aggregate),
+    # An evacuation's answers come from its destination, counted the instance's host from
+    # the fence on (`virga_scheduler.core.evacuation.evacuated_to`).
+    "InstanceRebuilt": (_field, _aggregate),
+    "InstanceRebuildFailed": (_field, _aggregate),
     "VolumeAttached": (_field, _instance_field),
     "VolumeDetached": (_field, _instance_field),
     "VolumeAttachmentFailed": (_no_host, _instance_field),

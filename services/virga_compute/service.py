@@ -15,6 +15,7 @@ from virga_compute.core.fold import evolve
 from virga_compute.core.model import ComputeState
 from virga_compute.core.power import GuestSignal, on_guest
 from virga_compute.drivers.base import ComputeDriver
+from virga_compute.effects.evacuation import evacuation_handlers
 from virga_compute.effects.lifecycle import ComputeEffects
 from virga_compute.effects.migration import migration_handlers
 from virga_compute.effects.restart import restart_handlers
@@ -75,6 +76,7 @@ def definition(
             **ComputeEffects(driver).handlers(),
             **restart_handlers(driver),
             **migration_handlers(driver),
+            **evacuation_handlers(driver),
         },
         tick=partial(tick, config),
         tick_seconds=config.tick_seconds,

@@ -29,6 +29,9 @@ class SchedulerConfig:
     """Allocation ratios of every host until an administrator sets others (AllocationRatiosSet)."""
     drain_parallel: int = 2
     """Live migrations a host drain runs at once (VIRGA_SCHEDULER_DRAIN_PARALLEL)."""
+    auto_evacuate: frozenset[str] = frozenset()
+    """Hosts whose instances are evacuated at once when the host is marked down, ``*`` for
+    every host (VIRGA_SCHEDULER_AUTO_EVACUATE, comma-separated; default none)."""
     namespace: str = DEFAULT_NAMESPACE
     """Topic namespace, as ``KafkaSettings.namespace``."""
     http_port: int | None = None
@@ -47,7 +50,7 @@ class SchedulerConfig:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> SchedulerConfig:
         """Read VIRGA_SCHEDULER_WEIGHER (spread|pack), VIRGA_SCHEDULER_MAX_ATTEMPTS,
         VIRGA_HEARTBEAT_TIMEOUT, VIRGA_SERVER_GROUP_WAIT, VIRGA_SCHEDULER_TICK_SECONDS,
-        VIRGA_SCHEDULER_DRAIN_PARALLEL,
+        VIRGA_SCHEDULER_DRAIN_PARALLEL, VIRGA_SCHEDULER_AUTO_EVACUATE,
         VIRGA_CPU_ALLOCATION_RATIO, VIRGA_RAM_ALLOCATION_RATIO, VIRGA_DISK_ALLOCATION_RATIO
         (seconds are numbers), VIRGA_NAMESPACE and VIRGA_HTTP_PORT; raise SystemExit naming
         a bad one."""
@@ -67,6 +70,11 @@ class SchedulerConfig:
                 # A silent host is noticed within a third of the timeout past it by default.
                 tick_seconds=number("VIRGA_SCHEDULER_TICK_SECONDS", min(5.0, timeout / 3)),
                 drain_parallel=whole("VIRGA_SCHEDULER_DRAIN_PARALLEL", 2),
+                auto_evacuate=frozenset(
+                    name.strip()
+                    for name in (get("VIRGA_SCHEDULER_AUTO_EVACUATE") or "").split(",")
+                    if name.strip()
+                ),
                 ratios=AllocationRatios(
                     cpu=number("VIRGA_CPU_ALLOCATION_RATIO", defaults.cpu),
                     ram=number("VIRGA_RAM_ALLOCATION_RATIO", defaults.ram),

@@ -10,6 +10,7 @@ from virga_runtime import RunnerConfig, ServiceDefinition
 from virga_scheduler.config import SchedulerConfig
 from virga_scheduler.core import snapshot
 from virga_scheduler.core.decide import decide, tick
+from virga_scheduler.core.evacuation import evacuated_to
 from virga_scheduler.core.fold import evolve
 from virga_scheduler.core.migration import moved_to
 from virga_scheduler.core.model import SchedulerState
@@ -18,8 +19,9 @@ SERVICE_NAME = "scheduler"
 
 
 def definition(config: SchedulerConfig) -> ServiceDefinition[SchedulerState]:
-    """Reads requests from ``<ns>.api``, hosts and instance outcomes from ``<ns>.compute``, and
-    the network agents' answers to a live migration from ``<ns>.network``; writes placements,
+    """Reads requests from ``<ns>.api``, hosts and instance outcomes from ``<ns>.compute``,
+    the network agents' answers to a live migration from ``<ns>.network`` and the storage
+    service's to an evacuation's fence from ``<ns>.storage``; writes placements,
     refusals, claims, host health and its flows' events to ``<ns>.scheduler``."""
     namespace = config.namespace
 
@@ -32,6 +34,7 @@ def definition(config: SchedulerConfig) -> ServiceDefinition[SchedulerState]:
             event_topic("gateway", namespace),
             event_topic("compute", namespace),
             event_topic("network", namespace),
+            event_topic("storage", namespace),
         ),
         output_topic=event_topic(SERVICE_NAME, namespace),
         initial_state=partial(SchedulerState, config.ratios),
@@ -46,10 +49,10 @@ def definition(config: SchedulerConfig) -> ServiceDefinition[SchedulerState]:
 
 
 def placed_on(state: SchedulerState, instance_id: str) -> str | None:
-    """The host the instance holds its claim on, or the one it was live-migrated to before
-    the claim follows (`moved_to`): a host's events about an instance placed elsewhere are
-    refused (`virga_runtime.hostcheck`)."""
-    moved = moved_to(state, instance_id)
+    """The host the instance holds its claim on, or the one it was live-migrated (or is being
+    evacuated) to before the claim follows (`moved_to`, `evacuated_to`): a host's events
+    about an instance placed elsewhere are refused (`virga_runtime.hostcheck`)."""
+    moved = moved_to(state, instance_id) or evacuated_to(state, instance_id)
     if moved is not None:
         return moved
     claim = state.claims.get(instance_id)

@@ -13,6 +13,7 @@ from virga_storage.core import snapshot as snapshots
 from virga_storage.core.fold import evolve
 from virga_storage.core.model import StorageState
 from virga_storage.drivers.base import StorageDriver
+from virga_storage.effects.fencing import FenceEffects
 from virga_storage.effects.images import ImageEffects, UploadClaims
 from virga_storage.effects.snapshots import SnapshotEffects
 from virga_storage.effects.volumes import VolumeEffects
@@ -26,7 +27,8 @@ def definition(
 ) -> ServiceDefinition[StorageState]:
     """The storage service over `driver` (connected by the caller).
 
-    Reads requests from `<ns>.api`, placements from `<ns>.scheduler` (boot volumes) and
+    Reads requests from `<ns>.api`, placements (boot volumes) and evacuations' fences from
+    `<ns>.scheduler` and
     instance deletions from `<ns>.compute`; writes `<ns>.storage`. `claims` are shared with
     the upload endpoint of the same process.
     """
@@ -49,6 +51,7 @@ def definition(
             **VolumeEffects(driver).handlers(),
             **SnapshotEffects(driver).handlers(),
             **image_effects.handlers(),
+            **FenceEffects(driver).handlers(),
         },
         on_ready=decisions.on_ready,
         tick=partial(decisions.tick, config),

@@ -161,6 +161,18 @@ class LiveMigrationRequested(Event):
     id."""
 
 
+@event("EvacuationRequested")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EvacuationRequested(Event):
+    """An administrator asked to rebuild an instance whose host is down on another host, from
+    its RBD disks (aggregate: instance id); the scheduler runs it as the flow `flow_id`."""
+
+    host: str | None = None
+    """The destination; None: the scheduler picks one by the same filters as a placement."""
+    flow_id: str | None = None
+    """The flow's id, chosen by the gateway (None: this event's id)."""
+
+
 @event("HostDrainRequested")
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HostDrainRequested(Event):

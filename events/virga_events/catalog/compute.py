@@ -224,3 +224,25 @@ class InstanceMigrationFailed(Event):
     step: str
     host: str
     reason: str
+
+
+@event("InstanceRebuilt")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InstanceRebuilt(Event):
+    """The agent of `host` (an evacuation's destination) defined and started the instance
+    from its existing disks (aggregate: instance id); billing follows it to `host`."""
+
+    flow_id: str
+    step: str
+    host: str
+
+
+@event("InstanceRebuildFailed")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InstanceRebuildFailed(Event):
+    """The agent of `host` could not rebuild the instance; `reason` says why."""
+
+    flow_id: str
+    step: str
+    host: str
+    reason: str

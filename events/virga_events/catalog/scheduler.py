@@ -1,5 +1,5 @@
 """Facts the scheduler writes to `virga.scheduler`: placements, refusals, claims, host health,
-the commands of the live migrations it runs, and the ends of its host drains."""
+the commands of the live migrations and evacuations it runs, and the ends of its host drains."""
 
 from __future__ import annotations
 
@@ -177,6 +177,36 @@ class MigrationClaimMoved(Event):
     step: str
     source: str
     destination: str
+
+
+# -- evacuation (virga_scheduler.core.evacuation) ---------------------------------------------
+# The destination claim, its release and the claim's move, and the port's switch are the live
+# migration's events (MigrationDestinationClaimed ... MigrationClaimMoved) with the evacuation
+# flow's id: the claims ledger, the network agents and the audit read them alike.
+
+
+@event("InstanceDisksFenceRequested")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InstanceDisksFenceRequested(Event):
+    """The storage service is asked to cut `host` (down) off the instance's RBD disks: break
+    every exclusive lock on them, so their holder is blocklisted and can no longer write."""
+
+    flow_id: str
+    step: str
+    host: str
+
+
+@event("InstanceRebuildRequested")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InstanceRebuildRequested(Event):
+    """The compute agent of `destination` is asked to define and start the instance from its
+    existing disks (its `source` host is down and fenced); `placement`: the instance there."""
+
+    flow_id: str
+    step: str
+    source: str
+    destination: str
+    placement: InstanceScheduled
 
 
 @event("HostDrained")

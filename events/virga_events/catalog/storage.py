@@ -234,3 +234,25 @@ class ImageDeletionFailed(Event):
     reason: str
     dependents: tuple[str, ...] = ()
     """Ids of the volumes that are still copy-on-write clones of it."""
+
+
+@event("InstanceDisksFenced")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InstanceDisksFenced(Event):
+    """The instance's RBD disks (aggregate: instance id) had their exclusive locks broken for
+    the evacuation `flow_id`: `broken` lists the images whose holder is now blocklisted."""
+
+    flow_id: str
+    step: str
+    images: tuple[str, ...] = ()
+    broken: tuple[str, ...] = ()
+
+
+@event("InstanceDisksFenceFailed")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InstanceDisksFenceFailed(Event):
+    """The instance's disks could not be fenced (Ceph failed): nothing may open them yet."""
+
+    flow_id: str
+    step: str
+    reason: str

@@ -24,6 +24,12 @@ from virga_compute.core.attach import (
     growths_to_retell,
     volume_disk,
 )
+from virga_compute.core.evacuation import (
+    decide_claim_moved,
+    decide_rebuild_request,
+    rebuild_failed,
+    stale,
+)
 from virga_compute.core.migration import decide_migration
 from virga_compute.core.model import ComputeState, InstanceRecord, PortBinding
 from virga_compute.core.reconcile import Expected
@@ -31,6 +37,7 @@ from virga_compute.core.spec import ConfigDrive, InstanceSpec, NicSpec
 from virga_compute.effects.intents import (
     Destroy,
     PowerAction,
+    Rebuild,
     Reconcile,
     RegisterHost,
     SampleUsage,
@@ -42,7 +49,12 @@ from virga_events.catalog.api import InstanceActionRequested, InstanceDeletionRe
 from virga_events.catalog.attachments import VolumeAttachRequested, VolumeDetachRequested
 from virga_events.catalog.compute import HostHeartbeat, InstanceDeleted, InstanceFailed
 from virga_events.catalog.network import PortAllocationFailed, PortBindingFailed, PortBound
-from virga_events.catalog.scheduler import InstanceMigrationRequested, InstanceScheduled
+from virga_events.catalog.scheduler import (
+    InstanceMigrationRequested,
+    InstanceRebuildRequested,
+    InstanceScheduled,
+    MigrationClaimMoved,
+)
 from virga_events.catalog.storage import (
     VolumeCreated,
     VolumeExtended,
@@ -139,6 +151,14 @@ def decide(config: ComputeConfig, state: ComputeState, envelope: Envelope) -> Se
         return _action(config, state, envelope, event)
     if isinstance(event, InstanceMigrationRequested):
         return decide_migration(config, state, envelope)
+    if isinstance(event, InstanceRebuildRequested):
+        answer = decide_rebuild_request(state, envelope)
+        record = state.mine(envelope.aggregate_id)
+        if answer is not None or record is None:
+            return answer or ()
+        return _spawn_if_ready(config, state, record)  # as a placement: `Rebuild` once ready
+    if isinstance(event, MigrationClaimMoved):
+        return decide_claim_moved(state, envelope)
     if isinstance(event, InstanceDeletionRequested):
         record = state.mine(envelope.aggregate_id)
         # Only the request that started the deletion destroys: a repeated request while one
@@ -166,11 +186,14 @@ def _port_owner(state: ComputeState, port_id: str) -> str | None:
 
 
 def _failed(state: ComputeState, record: InstanceRecord) -> Sequence[Intent]:
-    """InstanceFailed for good if a prerequisite it still waits for has failed."""
+    """InstanceFailed for good if a prerequisite it still waits for has failed (for an
+    evacuation's rebuild: InstanceRebuildFailed, so its flow undoes its steps at once)."""
     failure = state.failure(record)
     if failure is None:
         return ()
     phase, reason = failure
+    if record.instance_id in state.rebuilding:  # an evacuation's: its flow hears why
+        return [rebuild_failed(state, record, reason)]
     failed = InstanceFailed(host=state.host, phase=phase, reason=reason)  # type: ignore[arg-type]
     return [Emit(failed, record.instance_id, record.tenant_id)]
 
@@ -178,13 +201,18 @@ def _failed(state: ComputeState, record: InstanceRecord) -> Sequence[Intent]:
 def _spawn_if_ready(
     config: ComputeConfig, state: ComputeState, record: InstanceRecord
 ) -> Sequence[Intent]:
+    rebuild = state.rebuilding.get(record.instance_id)
     if state.missing(record):
         return _failed(state, record)  # else: wait for the next prerequisite's event
     try:
         spec = build_spec(config, state, record)
     except ValueError as exc:
+        if rebuild is not None:
+            return [rebuild_failed(state, record, f"invalid instance: {exc}")]
         failed = InstanceFailed(host=state.host, phase="spawn", reason=f"invalid instance: {exc}")
         return [Emit(failed, record.instance_id, record.tenant_id)]
+    if rebuild is not None:
+        return [Rebuild(spec, record.tenant_id, state.host, *rebuild)]
     return [Spawn(spec, record.tenant_id, state.host)]
 
 
@@ -323,7 +351,13 @@ def on_ready(config: ComputeConfig, state: ComputeState) -> Sequence[Intent]:
             config.migration_address,
             _ceph_identity(config),
         ),
-        Reconcile(config.host, config.restart_policy, tuple(expected), tuple(leave_alone)),
+        *stale(state),
+        Reconcile(
+            config.host,
+            config.restart_policy,
+            tuple(expected),
+            (*leave_alone, *state.evacuated),
+        ),
         *failures,
         *growths_to_retell(state),
     ]

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from virga_compute.core.console import folds as console_folds
+from virga_compute.core.evacuation import folds as evacuation_folds
 from virga_compute.core.fold_volumes import volume_folds
 from virga_compute.core.migration import folds as migration_folds
 from virga_compute.core.model import (
@@ -343,6 +344,7 @@ def _port_binding_failed(state: ComputeState, envelope: Envelope, event: PortBin
 folds.include(volume_folds)
 folds.include(console_folds)
 folds.include(migration_folds)
+folds.include(evacuation_folds)
 
 evolve = folds.evolve
 """Fold one event into the agent's state (pure, deterministic)."""

@@ -192,6 +192,12 @@ class ComputeState:
     migrated: dict[str, tuple[str, str, float]] = field(default_factory=dict)
     """Flow id -> (instance id, destination, seconds) of the migrations this agent carried out
     (its InstanceMigrated): a repeated request is answered the same. Bounded likewise."""
+    rebuilding: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """Instance id -> (flow id, step) of the evacuation rebuilding it here (`core.evacuation`),
+    until its outcome."""
+    evacuated: dict[str, str] = field(default_factory=dict)
+    """Instance id -> the evacuation flow that rebuilt it elsewhere while this host was down:
+    its stale domain here is removed, never started. Bounded by TOMBSTONE_LIMIT."""
 
     def running(self) -> int:
         """Instances whose domain runs, as far as the agent's own reports go."""

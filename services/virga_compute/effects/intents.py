@@ -84,6 +84,35 @@ class Spawn:
 
 
 @dataclass(frozen=True, slots=True)
+class Rebuild:
+    """Define and start an evacuated instance from its existing disks (InstanceStarted and
+    InstanceRebuilt, or InstanceRebuildFailed with nothing left defined)."""
+
+    spec: InstanceSpec
+    tenant_id: str | None
+    host: str
+    flow_id: str
+    step: str
+
+    @property
+    def key(self) -> str:
+        return self.spec.instance_id
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveStale:
+    """Power off and undefine the domain of an instance evacuated from this host, which now
+    runs elsewhere: no event (the instance is not this host's to report on)."""
+
+    instance_id: str
+    host: str
+
+    @property
+    def key(self) -> str:
+        return self.instance_id
+
+
+@dataclass(frozen=True, slots=True)
 class PowerAction:
     """Start, stop or reboot an instance's domain."""
 

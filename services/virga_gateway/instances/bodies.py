@@ -52,10 +52,11 @@ class CreateInstance(Body):
 
 
 class InstanceAction(Body):
-    action: Literal["start", "stop", "reboot", "live-migrate"]
+    action: Literal["start", "stop", "reboot", "live-migrate", "evacuate"]
     host: Reference | None = None
-    """`live-migrate` only (admins): the destination host; none: the scheduler picks one.
-    The same as `POST /v1/instances/{id}/migrate`."""
+    """`live-migrate` and `evacuate` only (admins): the destination host; none: the scheduler
+    picks one. `live-migrate` is the same as `POST /v1/instances/{id}/migrate`; `evacuate`
+    rebuilds an instance whose host is down on another host, from its disks."""
 
 
 class MigrateInstance(Body):

@@ -97,8 +97,8 @@ def instance_action(
     state: GatewayState, principal: Principal, instance_id: str, body: InstanceAction
 ) -> Outcome:
     action = body.action
-    if action == "live-migrate":  # the route hands it to `migrate_instance`
-        raise ValueError("live-migrate is not a power action")
+    if action == "live-migrate" or action == "evacuate":  # the route hands them on
+        raise ValueError(f"{action} is not a power action")
     instance = find_instance(state, principal, instance_id)
     needed = _ACTION_NEEDS[action]
     if instance.status != needed:
@@ -159,3 +159,42 @@ def migrate_instance(
     if as_action:
         return Outcome(202, (emit,), lambda s: instance_view(s.instances[instance_id]))
     return Outcome(202, (emit,), view)
+
+
+def evacuate_instance(
+    state: GatewayState,
+    principal: Principal,
+    instance_id: str,
+    destination: str | None,
+    flow_id: str,
+) -> Outcome:
+    """EvacuationRequested (admins only, by the route), only while the instance's host is
+    down: the scheduler rebuilds it elsewhere from its disks as the flow `flow_id`."""
+    instance = find_instance(state, principal, instance_id)
+    if instance.status in ("MIGRATING", "EVACUATING") or instance.migration_pending:
+        raise conflict(f"instance {instance_id} is already moving", "status")
+    source = instance.host
+    if source is None or instance.status in ("BUILDING", "DELETING", "DELETED"):
+        raise conflict(
+            f"cannot evacuate instance {instance_id}: it is {instance.status}"
+            + ("" if source is None else f" on host {source}"),
+            "status",
+        )
+    host = state.hosts.get(source)
+    if host is None or host.state != "down":
+        raise conflict(
+            f"cannot evacuate instance {instance_id}: its host {source} is up;"
+            " only an instance whose host is down is evacuated",
+            "host",
+        )
+    if destination is not None:
+        target = state.hosts.get(destination)
+        if target is None or not target.registered:
+            raise not_found("host", destination)
+        if destination == source:
+            raise conflict(f"host {destination} is the instance's own (down) host", "host")
+        if target.state == "down":
+            raise conflict(f"host {destination} is down", "host")
+    asked = api.EvacuationRequested(host=destination, flow_id=flow_id)
+    emit = Emit(asked, instance_id, instance.tenant_id)
+    return Outcome(202, (emit,), lambda s: instance_view(s.instances[instance_id]))

@@ -1,5 +1,6 @@
 """How a live migration folds into the projection: MIGRATING while the scheduler's flow runs
-(FlowStarted to FlowCompleted or FlowFailed, on its topic), the new host after.
+(FlowStarted to FlowCompleted or FlowFailed, on its topic), the new host after. An evacuation
+folds alike (EVACUATING; its destination's InstanceRebuilt gives the new host).
 
 The flow's events are keyed by the flow id; FlowStarted says which instance (`subject`) and
 each instance remembers the flow it runs, so the flow's end finds it. The destination shows
@@ -13,7 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from virga_events import Envelope
-from virga_events.catalog import api, compute, flows, network, scheduler
+from virga_events.catalog import api, compute, flows, network, scheduler, storage
 from virga_gateway.hosts.fold import host_record
 from virga_gateway.instances.fold import instance_record, record_history
 from virga_runtime.folding import Folds
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
 
 LIVE_MIGRATION = "live-migration"
 """`FlowStarted.definition` of the scheduler's live migrations."""
+EVACUATION = "evacuation"
+"""`FlowStarted.definition` of the scheduler's evacuations (EVACUATING while it runs)."""
 
 folds: Folds[GatewayState] = Folds()
 
@@ -32,12 +35,22 @@ def _requested(state: GatewayState, env: Envelope, event: api.LiveMigrationReque
     instance_record(state, env).migration_requested = event.flow_id or env.event_id
 
 
+@folds.on(api.EvacuationRequested)
+def _evacuation_requested(
+    state: GatewayState, env: Envelope, event: api.EvacuationRequested
+) -> None:
+    instance_record(state, env).migration_requested = event.flow_id or env.event_id
+
+
 @folds.on(flows.FlowStarted)
 def _started(state: GatewayState, env: Envelope, event: flows.FlowStarted) -> None:
-    if event.definition != LIVE_MIGRATION or event.subject not in state.instances:
+    if event.definition not in (LIVE_MIGRATION, EVACUATION):
+        return
+    if event.subject not in state.instances:
         return
     instance = instance_record(state, env, event.subject)
     instance.migration_started, instance.migrating = env.aggregate_id, True
+    instance.evacuating, instance.evacuating_to = event.definition == EVACUATION, None
 
 
 def _ended(
@@ -45,7 +58,8 @@ def _ended(
 ) -> None:
     instance = state.instances.get(event.subject)
     if instance is not None and instance.migration_started == env.aggregate_id:
-        instance_record(state, env, event.subject).migrating = False
+        ended = instance_record(state, env, event.subject)
+        ended.migrating, ended.evacuating_to = False, None
 
 
 folds.add(flows.FlowCompleted, _ended)
@@ -55,6 +69,22 @@ folds.add(flows.FlowFailed, _ended)
 @folds.on(compute.InstanceMigrated)
 def _migrated(state: GatewayState, env: Envelope, event: compute.InstanceMigrated) -> None:
     instance_record(state, env).compute_host = event.destination
+
+
+@folds.on(scheduler.MigrationDestinationClaimed)
+def _destination_claimed(
+    state: GatewayState, env: Envelope, event: scheduler.MigrationDestinationClaimed
+) -> None:
+    instance = state.instances.get(env.aggregate_id)
+    if instance is None or not instance.evacuating:
+        return
+    if instance.migration_started == event.flow_id:
+        instance_record(state, env).evacuating_to = event.host
+
+
+@folds.on(compute.InstanceRebuilt)
+def _rebuilt(state: GatewayState, env: Envelope, event: compute.InstanceRebuilt) -> None:
+    instance_record(state, env).compute_host = event.host
 
 
 @folds.on(scheduler.MigrationClaimMoved)
@@ -102,5 +132,12 @@ for _kind in (
     scheduler.MigrationPortSwitchRequested,
     network.MigrationPortSwitched,
     scheduler.MigrationClaimMoved,
+    api.EvacuationRequested,
+    scheduler.InstanceDisksFenceRequested,
+    storage.InstanceDisksFenced,
+    storage.InstanceDisksFenceFailed,
+    scheduler.InstanceRebuildRequested,
+    compute.InstanceRebuilt,
+    compute.InstanceRebuildFailed,
 ):
     history.add(_kind, _instance_event)

@@ -17,12 +17,13 @@ from virga_events.catalog.api import InstanceRestartPolicy
 from virga_events.catalog.compute import StopCause
 
 InstanceStatus = Literal[
-    "BUILDING", "RUNNING", "MIGRATING", "STOPPED", "ERROR", "DELETING", "DELETED"
+    "BUILDING", "RUNNING", "MIGRATING", "EVACUATING", "STOPPED", "ERROR", "DELETING", "DELETED"
 ]
 INSTANCE_STATUSES: tuple[InstanceStatus, ...] = (
     "BUILDING",
     "RUNNING",
     "MIGRATING",
+    "EVACUATING",
     "STOPPED",
     "ERROR",
     "DELETING",
@@ -89,6 +90,11 @@ class Instance(msgspec.Struct, kw_only=True):
     """The flow id of the latest live migration the scheduler started (FlowStarted)."""
     migrating: bool = False
     """That flow runs (from its FlowStarted to its FlowCompleted or FlowFailed)."""
+    evacuating: bool = False
+    """The flow that runs is an evacuation (EvacuationRequested shares the two ids above)."""
+    evacuating_to: str | None = None
+    """The host that evacuation claimed (MigrationDestinationClaimed), while it runs: that
+    host's agent reports the rebuilt guest before the claim moves to it."""
     deleted: bool = False
     deleted_at: datetime | None = None
     """Event time of its deletion (retention counts from it)."""
@@ -115,7 +121,7 @@ class Instance(msgspec.Struct, kw_only=True):
         if self.scheduling_fault is not None:
             return "ERROR"
         if self.migrating:
-            return "MIGRATING"
+            return "EVACUATING" if self.evacuating else "MIGRATING"
         return self.compute_status or "BUILDING"
 
     @property

@@ -88,8 +88,22 @@ async def act_on_instance(request: web.Request, call: Call) -> web.Response:
             body=raw,
             guard=f"instance:{instance_id}",
         )
+    if body.action == "evacuate":  # admins only: the instance's host is down
+        call.caller.require_admin()
+        flow_id = str(uuid.uuid4())
+        return await commit(
+            request,
+            call,
+            lambda state, now: commands.evacuate_instance(
+                state, call.caller, instance_id, body.host, flow_id
+            ),
+            body=raw,
+            guard=f"instance:{instance_id}",
+        )
     if body.host is not None:
-        raise invalid_fields([FieldError("host", "only the live-migrate action takes a host")])
+        raise invalid_fields(
+            [FieldError("host", "only the live-migrate and evacuate actions take a host")]
+        )
     return await commit(
         request,
         call,
@@ -159,7 +173,10 @@ ROUTES = [
     Route(
         "POST", "/v1/instances/{id}/actions", act_on_instance,
         operation_id="actOnInstance",
-        summary="Start, stop or reboot an instance; live-migrate it (admins)",
+        summary=(
+            "Start, stop or reboot an instance; live-migrate it, or evacuate it off a host"
+            " that is down (admins)"
+        ),
         tag="instances", access="tenant", status=202, response=InstanceView,
         request=InstanceAction, errors=(403, 404, 409),
     ),

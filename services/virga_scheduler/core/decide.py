@@ -17,6 +17,7 @@ import structlog
 
 from virga_events import Envelope
 from virga_events.catalog.api import (
+    EvacuationRequested,
     HostDrainRequested,
     InstanceDeletionRequested,
     InstanceRequested,
@@ -39,7 +40,7 @@ from virga_events.catalog.scheduler import (
 )
 from virga_runtime.service import Emit, Intent
 from virga_scheduler.config import SchedulerConfig
-from virga_scheduler.core import drain, migration, rebalance
+from virga_scheduler.core import drain, evacuation, migration, rebalance
 from virga_scheduler.core.model import InstanceRecord, SchedulerState
 from virga_scheduler.core.placement import Placement, PlacementView, Policy, select_host
 
@@ -51,7 +52,10 @@ def decide(config: SchedulerConfig, state: SchedulerState, envelope: Envelope) -
     step of a flow the scheduler runs (a live migration) goes to that flow."""
     decider = _DECIDERS.get(type(envelope.payload))
     decided = () if decider is None else decider(config, state, envelope)
-    flows = migration.answered(config, state, envelope)
+    flows = [
+        *migration.answered(config, state, envelope),
+        *evacuation.answered(config, state, envelope),
+    ]
     if not flows:
         return decided
     drains = drain.follow(config, state, [*decided, *flows], envelope.occurred_at)
@@ -63,6 +67,7 @@ def tick(config: SchedulerConfig, state: SchedulerState, now: datetime) -> Seque
     server group that never came fail; flow steps past their deadline fail; running drains
     start their next migrations (after a restart, or once another flow let an instance go)."""
     intents: list[Emit] = migration.deadlines(config, state, now)
+    intents.extend(evacuation.deadlines(config, state, now))
     intents.extend(drain.follow(config, state, intents, now, every=True))
     intents.extend(drain.deadlines(config, state, now))
     silent_since = now - timedelta(seconds=config.heartbeat_timeout_seconds)
@@ -71,6 +76,7 @@ def tick(config: SchedulerConfig, state: SchedulerState, now: datetime) -> Seque
         if name not in state.down and (last is None or last < silent_since):
             log.info("host_down", host=name, last_heartbeat_at=None if last is None else str(last))
             intents.append(Emit(HostMarkedDown(last_heartbeat_at=last), name, None))
+            intents.extend(evacuation.host_down(config, state, name, now))
     held_since = now - timedelta(seconds=config.server_group_wait_seconds)
     for record in state.waiting_for():
         if record.requested_at is None or record.requested_at < held_since:
@@ -191,6 +197,7 @@ _DECIDERS: dict[type[Any], Decider] = {
     LiveMigrationRequested: migration.requested,
     HostDrainRequested: drain.requested,
     RebalanceRequested: rebalance.requested,
+    EvacuationRequested: evacuation.requested,
 }
 
 

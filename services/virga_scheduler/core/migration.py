@@ -84,8 +84,13 @@ def destination_claim_id(instance_id: str, flow_id: str) -> str:
 
 
 def _claim(ctx: Scheduling, flow: Flow) -> list[Emit]:
+    return claim_destination(ctx, flow, live=True)
+
+
+def claim_destination(ctx: Scheduling, flow: Flow, *, live: bool) -> list[Emit]:
     """Hold the instance's resources on the destination: the asked host if it passes every
-    filter, else the best host but the source. Answered at once, by the scheduler itself."""
+    filter, else the best host but the source. Answered at once, by the scheduler itself.
+    `live`: only hosts that receive live migrations (an evacuation's rebuild needs none)."""
     state, instance_id, source = ctx.state, flow.subject, flow["source"]
 
     def refused(reason: str) -> list[Emit]:
@@ -102,7 +107,7 @@ def _claim(ctx: Scheduling, flow: Flow) -> list[Emit]:
         return refused(f"instance {instance_id} moved from host {source} to {held.host}")
     view, asked = state.view(), flow.get("asked")
     # A host whose agent announced no migration endpoint cannot receive the guest.
-    deaf = {name for name in view.hosts if name not in state.migration_targets}
+    deaf = {name for name in view.hosts if live and name not in state.migration_targets}
     request = replace(
         record.placement_request(),
         excluded_hosts=frozenset({*record.failed_hosts, source, *deaf}),
@@ -135,9 +140,15 @@ def _claim(ctx: Scheduling, flow: Flow) -> list[Emit]:
     return [Emit(claimed, instance_id, flow.tenant_id)]
 
 
-def _release_destination(ctx: Scheduling, flow: Flow) -> list[Emit]:
+def _what(flow: Flow) -> str:
+    return "migration" if flow.definition == LIVE_MIGRATION else flow.definition
+
+
+def release_destination(ctx: Scheduling, flow: Flow) -> list[Emit]:
     released = MigrationDestinationReleased(
-        flow_id=flow.flow_id, host=flow["destination"], reason=f"migration failed: {flow.reason}"
+        flow_id=flow.flow_id,
+        host=flow["destination"],
+        reason=f"{_what(flow)} failed: {flow.reason}",
     )
     return [Emit(released, flow.subject, flow.tenant_id)]
 
@@ -184,7 +195,7 @@ def _switch_port(ctx: Scheduling, flow: Flow) -> list[Emit]:
     return [Emit(asked, flow.subject, flow.tenant_id)]
 
 
-def _release_source(ctx: Scheduling, flow: Flow) -> list[Emit]:
+def release_source(ctx: Scheduling, flow: Flow) -> list[Emit]:
     moved = MigrationClaimMoved(
         flow_id=flow.flow_id,
         step="release_source",
@@ -211,7 +222,7 @@ FLOW: FlowDefinition[Scheduling] = FlowDefinition(
             _claim,
             completed_by=(MigrationDestinationClaimed,),
             failed_by=(MigrationDestinationRefused,),
-            compensate=_release_destination,
+            compensate=release_destination,
             result=lambda claimed: {"destination": claimed.host},
         ),
         Step(
@@ -239,7 +250,7 @@ FLOW: FlowDefinition[Scheduling] = FlowDefinition(
             attempts=5,
             accepts=_from_destination,
         ),
-        Step("release_source", _release_source, completed_by=(MigrationClaimMoved,), attempts=5),
+        Step("release_source", release_source, completed_by=(MigrationClaimMoved,), attempts=5),
     ),
     pivot="migrate",
 )

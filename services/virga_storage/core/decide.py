@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from virga_events import Envelope
 from virga_events.catalog.compute import InstanceDeleted
-from virga_events.catalog.scheduler import InstanceScheduled
+from virga_events.catalog.scheduler import InstanceDisksFenceRequested, InstanceScheduled
 from virga_events.catalog.storage import (
     ImageDeletionFailed,
     ImageDeletionRequested,
@@ -24,6 +24,7 @@ from virga_events.catalog.storage import (
     VolumeSnapshotDeletionRequested,
     VolumeSnapshotRequested,
     boot_volume_id,
+    rbd_volume_name,
 )
 from virga_runtime.service import Emit, Intent
 from virga_storage.config import StorageConfig
@@ -37,6 +38,7 @@ from virga_storage.effects.intents import (
     DeleteSnapshot,
     DeleteVolume,
     ExtendVolume,
+    FenceDisks,
     FlattenVolume,
     SnapshotVolume,
     snapshot_deletion_refused,
@@ -60,6 +62,8 @@ def decide(config: StorageConfig, state: StorageState, envelope: Envelope) -> Se
         if record is None or record.request_event_id != envelope.event_id:
             return ()
         return _create(config, state, record)
+    if isinstance(event, InstanceDisksFenceRequested):
+        return [_fence(state, envelope, event)]
     if isinstance(event, VolumeExtendRequested):
         return _extend(state, envelope, event)
     if isinstance(event, VolumeSnapshotRequested):
@@ -88,6 +92,19 @@ def decide(config: StorageConfig, state: StorageState, envelope: Envelope) -> Se
         )
         return [DeleteVolume(record.volume_id, record.tenant_id, children)]
     return ()
+
+
+def _fence(
+    state: StorageState, envelope: Envelope, event: InstanceDisksFenceRequested
+) -> FenceDisks:
+    """The instance's boot volume (the only disk an evacuation rebuilds it with; attached
+    volumes are not known here, nor re-attached on the destination)."""
+    instance_id = envelope.aggregate_id
+    volumes = sorted(
+        record.volume_id for record in state.volumes.values() if record.instance_id == instance_id
+    )
+    images = tuple(rbd_volume_name(volume_id) for volume_id in volumes)
+    return FenceDisks(instance_id, envelope.tenant_id, event.flow_id, event.step, images)
 
 
 def _create(config: StorageConfig, state: StorageState, record: VolumeRecord) -> Sequence[Intent]:

@@ -201,6 +201,15 @@ class StorageDriver(Protocol):
         """
         ...
 
+    async def fence(self, name: str) -> bool:
+        """Break every other client's exclusive lock on the image (and blocklist any other
+        client that has it open), so that client can no longer write to it: an evacuation's
+        fence of a dead host's guest. True when a lock was broken.
+
+        Idempotent: a missing image or one nobody holds is no error (False).
+        """
+        ...
+
     async def remove_snapshot(self, name: str, snapshot: str) -> None:
         """Unprotect and remove one snapshot.
 

@@ -51,6 +51,8 @@ class MemoryStorageDriver:
         self.pool = pool
         self._images: dict[str, _Image] = {}
         self._failures: dict[str, StorageError] = {}
+        self.locked: dict[str, bool] = {}
+        """Images some other client holds the exclusive lock of (as a running guest does)."""
         self._available = True
         self._full = False
 
@@ -187,6 +189,10 @@ class MemoryStorageDriver:
         if children:
             raise HasChildren(name, children)
         del self._images[name]
+
+    async def fence(self, name: str) -> bool:
+        self._enter("fence")
+        return check_name(name) in self._images and self.locked.pop(name, False)
 
     async def remove_snapshot(self, name: str, snapshot: str) -> None:
         self._enter("remove_snapshot")

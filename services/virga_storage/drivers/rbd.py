@@ -205,6 +205,16 @@ class RbdDriver(RbdConnection):
         with contextlib.suppress(rbd.ImageNotFound):  # removed meanwhile: as good
             rbd.RBD().remove(self._io(), name)
 
+    def _fence_image(self, name: str) -> bool:
+        try:
+            image = rbd.Image(self._io(), name)
+        except rbd.ImageNotFound:
+            return False
+        with image:
+            held = bool(list(image.lock_get_owners()))
+            self._fence(image)
+            return held
+
     def _remove_snapshot(self, name: str, snapshot: str) -> None:
         try:
             image = rbd.Image(self._io(), name)
@@ -308,6 +318,10 @@ class RbdDriver(RbdConnection):
 
     async def flatten(self, name: str) -> None:
         await self._call(self._flatten, check_name(name))
+
+    async def fence(self, name: str) -> bool:
+        result: bool = await self._call(self._fence_image, check_name(name))
+        return result
 
     async def remove(self, name: str, *, fence: bool = False) -> None:
         check_name(name)

@@ -166,3 +166,19 @@ def snapshot_deletion_refused(
         snapshot_id=snapshot_id, reason=reason, dependents=tuple(dependents)
     )
     return Emit(failed, volume_id, tenant_id)
+
+
+@dataclass(frozen=True, slots=True)
+class FenceDisks:
+    """Cut every other client off the instance's RBD images, for an evacuation's `fence`
+    step (InstanceDisksFenced, or InstanceDisksFenceFailed)."""
+
+    instance_id: str
+    tenant_id: str | None
+    flow_id: str
+    step: str
+    images: tuple[str, ...]
+
+    @property
+    def key(self) -> str:
+        return self.instance_id

@@ -235,3 +235,17 @@ async def test_tenants_may_not_see_nor_execute_a_rebalance(cloud: Cloud) -> None
     shown = await cloud.call("GET", "/v1/rebalance", ADMIN_TOKEN)
     assert shown.status == 200, shown.body
     assert shown.body["last_run"] is None
+
+
+async def test_tenants_may_not_evacuate_an_instance(cloud: Cloud) -> None:
+    """Evacuation is an admin's: a tenant gets 403, for its own instance and another's, with
+    or without a host, and the instance is left as it was (no evacuation in its history)."""
+    instance = cloud.a.owns["instances"]
+    path = f"/v1/instances/{instance}/actions"
+    for tenant in (cloud.a, cloud.b):
+        for body in ({"action": "evacuate"}, {"action": "evacuate", "host": cloud.host}):
+            reply = await cloud.call("POST", path, tenant.token, json=body)
+            assert reply.status == 403, reply.body
+            assert reply.headers["Content-Type"].startswith("application/problem+json")
+    history = await cloud.call("GET", f"/v1/instances/{instance}/events", ADMIN_TOKEN)
+    assert "EvacuationRequested" not in {entry["type"] for entry in history.body}

@@ -160,3 +160,29 @@ def test_a_rebalance_that_ends_with_what_it_moved_still_on_its_source_is_undrain
     details = " ".join(v.detail for v in findings)
     assert "rebalance r1 ended while its migration r1/i2 runs" in details
     assert "rebalance r1 moved instance i1, which is still here" in details
+
+
+def test_a_completed_evacuation_leaves_one_claim_on_the_destination_and_no_finding() -> None:
+    """Evacuation (`virga_scheduler.core.evacuation`) holds and moves its claim with the live
+    migration's events: once it ends, the instance has one claim, on the host it was rebuilt
+    on, and the rebuilt guest's start there is no finding."""
+    log = [
+        *_hosts("h1", "h2"),
+        *booted("i1"),
+        fact(flows.FlowStarted(definition="evacuation", subject="i1"), "f1", 5),
+        _claimed("f1", "h2", 5),
+        fact(compute.InstanceStarted(host="h2"), "i1", 6, "compute@h2"),
+        fact(compute.InstanceRebuilt(flow_id="f1", step="rebuild", host="h2"), "i1", 6),
+        fact(
+            scheduler.MigrationClaimMoved(
+                flow_id="f1", step="release_source", source="h1", destination="h2"
+            ),
+            "i1",
+            7,
+        ),
+        fact(flows.FlowCompleted(subject="i1"), "f1", 7),
+    ]
+    model = fold_all(log)
+    assert check(model, NOW, STUCK_AFTER) == []
+    assert model.claims["i1"][0] == "h2"
+    assert [key for key in model.claims if key.startswith("i1")] == ["i1"]
