@@ -53,7 +53,7 @@ from virga_eventlog.topics import (
 
 CONSUMES: dict[str, tuple[str, ...]] = {
     "gateway": ("scheduler", "compute", "storage", "network", "billing"),
-    "scheduler": ("gateway", "compute", "network"),
+    "scheduler": ("gateway", "compute", "network", "storage"),
     "compute": ("scheduler", "gateway", "storage", "network"),
     "storage": ("gateway", "scheduler", "compute"),
     "network": ("gateway", "scheduler", "compute"),

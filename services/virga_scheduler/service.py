@@ -19,7 +19,8 @@ SERVICE_NAME = "scheduler"
 
 def definition(config: SchedulerConfig) -> ServiceDefinition[SchedulerState]:
     """Reads requests from ``<ns>.api``, hosts and instance outcomes from ``<ns>.compute``, and
-    the network agents' answers to a live migration from ``<ns>.network``; writes placements,
+    the network agents' answers to a live migration from ``<ns>.network``, the storage
+    service's to a resize from ``<ns>.storage``; writes placements,
     refusals, claims, host health and its flows' events to ``<ns>.scheduler``."""
     namespace = config.namespace
 
@@ -32,6 +33,7 @@ def definition(config: SchedulerConfig) -> ServiceDefinition[SchedulerState]:
             event_topic("gateway", namespace),
             event_topic("compute", namespace),
             event_topic("network", namespace),
+            event_topic("storage", namespace),
         ),
         output_topic=event_topic(SERVICE_NAME, namespace),
         initial_state=partial(SchedulerState, config.ratios),

@@ -56,11 +56,11 @@ def test_a_bad_setting_stops_the_process_naming_it(name: str, value: str, messag
         SchedulerConfig.from_env({name: value})
 
 
-def test_the_service_reads_api_compute_and_network_and_writes_its_own_topic() -> None:
+def test_the_service_reads_api_compute_network_and_storage_and_writes_its_own_topic() -> None:
     service = definition(SchedulerConfig(namespace="ns1"))
     assert service.name == "scheduler"
-    # network: the agents' answers to the steps of a live migration
-    assert service.input_topics == ("ns1.api", "ns1.compute", "ns1.network")
+    # network: the agents' answers to the steps of a live migration; storage: a resize's grow
+    assert service.input_topics == ("ns1.api", "ns1.compute", "ns1.network", "ns1.storage")
     assert service.output_topic == "ns1.scheduler"
     assert service.tick is not None
 
