@@ -105,10 +105,8 @@ class VolumeEffects:
             return failed
         grown = [Emit(VolumeExtended(size_gb=effect.size_gb), effect.volume_id, tenant_id)]
         if resize is not None:
-            answer = BootVolumeGrown(
-                flow_id=resize.flow_id, step=resize.step, size_gb=effect.size_gb
-            )
-            grown.append(Emit(answer, resize.instance_id, tenant_id))
+            done = BootVolumeGrown(flow_id=resize.flow_id, step=resize.step, size_gb=effect.size_gb)
+            grown.append(Emit(done, resize.instance_id, tenant_id))
         return grown
 
     async def snapshot(self, effect: SnapshotVolume) -> Sequence[Emit]:
