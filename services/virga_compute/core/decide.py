@@ -27,6 +27,7 @@ from virga_compute.core.attach import (
 from virga_compute.core.migration import decide_migration
 from virga_compute.core.model import ComputeState, InstanceRecord, PortBinding
 from virga_compute.core.reconcile import Expected
+from virga_compute.core.resize import RESIZE_STEPS, decide_resize
 from virga_compute.core.spec import ConfigDrive, InstanceSpec, NicSpec
 from virga_compute.effects.intents import (
     Destroy,
@@ -139,6 +140,8 @@ def decide(config: ComputeConfig, state: ComputeState, envelope: Envelope) -> Se
         return _action(config, state, envelope, event)
     if isinstance(event, InstanceMigrationRequested):
         return decide_migration(config, state, envelope)
+    if isinstance(event, RESIZE_STEPS):
+        return decide_resize(state, envelope)
     if isinstance(event, InstanceDeletionRequested):
         record = state.mine(envelope.aggregate_id)
         # Only the request that started the deletion destroys: a repeated request while one
@@ -280,10 +283,15 @@ def on_ready(config: ComputeConfig, state: ComputeState) -> Sequence[Intent]:
     leave_alone: list[str] = []
     failures: list[Intent] = []
     for record in state.instances.values():
-        busy = record.actions or record.restarting or record.migration_flow is not None
+        busy = (
+            record.actions
+            or record.restarting
+            or record.migration_flow is not None
+            or record.resize_flow is not None
+        )
         if record.deletion_event_id is not None or busy:
             # Virga is acting on it (its journal resumes the deletion, power action,
-            # restart or live migration): that outcome records its state. Reconciled too, a
+            # restart, live migration or resize): that outcome records its state. Reconciled too, a
             # guest the resumed stop had just forced off was recorded stopped a second time
             # ("found").
             leave_alone.append(record.instance_id)
