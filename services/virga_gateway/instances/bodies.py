@@ -52,10 +52,13 @@ class CreateInstance(Body):
 
 
 class InstanceAction(Body):
-    action: Literal["start", "stop", "reboot", "live-migrate"]
+    action: Literal["start", "stop", "reboot", "live-migrate", "resize"]
     host: Reference | None = None
     """`live-migrate` only (admins): the destination host; none: the scheduler picks one.
     The same as `POST /v1/instances/{id}/migrate`."""
+    flavor: Reference | None = None
+    """`resize` only, and required there: the flavor (its name) to run the instance with; its
+    disk may not be smaller than the current flavor's."""
 
 
 class MigrateInstance(Body):

@@ -17,12 +17,13 @@ from virga_events.catalog.api import InstanceRestartPolicy
 from virga_events.catalog.compute import StopCause
 
 InstanceStatus = Literal[
-    "BUILDING", "RUNNING", "MIGRATING", "STOPPED", "ERROR", "DELETING", "DELETED"
+    "BUILDING", "RUNNING", "MIGRATING", "RESIZING", "STOPPED", "ERROR", "DELETING", "DELETED"
 ]
 INSTANCE_STATUSES: tuple[InstanceStatus, ...] = (
     "BUILDING",
     "RUNNING",
     "MIGRATING",
+    "RESIZING",
     "STOPPED",
     "ERROR",
     "DELETING",
@@ -89,6 +90,13 @@ class Instance(msgspec.Struct, kw_only=True):
     """The flow id of the latest live migration the scheduler started (FlowStarted)."""
     migrating: bool = False
     """That flow runs (from its FlowStarted to its FlowCompleted or FlowFailed)."""
+    resize_flavor: Flavor | None = None
+    """The flavor a resize asked for (api), until the scheduler moved the claim to it or
+    undid the resize: quotas count the larger of it and `flavor` meanwhile."""
+    resize_started: str | None = None
+    """The flow id of the latest resize the scheduler started (FlowStarted)."""
+    resizing: bool = False
+    """That flow runs (from its FlowStarted to its FlowCompleted or FlowFailed)."""
     deleted: bool = False
     deleted_at: datetime | None = None
     """Event time of its deletion (retention counts from it)."""
@@ -116,6 +124,8 @@ class Instance(msgspec.Struct, kw_only=True):
             return "ERROR"
         if self.migrating:
             return "MIGRATING"
+        if self.resizing or self.resize_flavor is not None:
+            return "RESIZING"
         return self.compute_status or "BUILDING"
 
     @property
