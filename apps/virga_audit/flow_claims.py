@@ -1,6 +1,6 @@
 """What `audit check` knows of flows (`virga_runtime.flows`): the claims a live migration holds
-on its destination, whether every flow ended, and whether a host drain that ended left what it
-moved on the host.
+on its destination and a resize of its new flavor, whether every flow ended, and whether a
+host drain that ended left what it moved on the host.
 
 A flow's destination claim counts against its host as any claim does; it must be gone (moved
 to the instance, or released) by the time the flow ends, or it is a leaked claim. A flow
@@ -27,6 +27,9 @@ FLOW_FACTS = (
     scheduler.MigrationDestinationClaimed,
     scheduler.MigrationDestinationReleased,
     scheduler.MigrationClaimMoved,
+    scheduler.ResizeClaimed,
+    scheduler.ResizeClaimReleased,
+    scheduler.ResizeClaimMoved,
     scheduler.HostDrained,
     scheduler.HostDrainFailed,
     scheduler.RebalanceFinished,
@@ -87,6 +90,17 @@ def fold_flow(model: FlowModel, envelope: Envelope, claims: dict[str, tuple[str,
         case scheduler.MigrationClaimMoved():
             held = model.held.pop(event.flow_id, None)
             if held is not None:
+                claims[key] = (held.host, held.flavor)
+        # A resize's hold of the new flavor, as a migration's of its destination.
+        case scheduler.ResizeClaimed():
+            model.held[event.flow_id] = FlowClaim(key, event.host, event.flavor)
+        case scheduler.ResizeClaimReleased():
+            held = model.held.get(event.flow_id)
+            if held is not None and held.host == event.host:
+                del model.held[event.flow_id]
+        case scheduler.ResizeClaimMoved():
+            held = model.held.pop(event.flow_id, None)
+            if held is not None and key in claims:
                 claims[key] = (held.host, held.flavor)
         case flows.FlowStarted():
             model.running[key] = (event.subject, at)

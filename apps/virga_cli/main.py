@@ -11,6 +11,7 @@ from virga_cli.console import instance_console, instance_console_log
 from virga_cli.events import events
 from virga_cli.groups import server_group
 from virga_cli.hosts import host
+from virga_cli.instance_resize import instance_resize
 from virga_cli.instances import flavor, instance
 from virga_cli.keypairs import keypair
 from virga_cli.l3 import external_network, floating_ip, router
@@ -42,6 +43,8 @@ def cli(context: click.Context, api: str | None, as_json: bool) -> None:
     """
     context.obj = Cli(api=config.resolve_api(api), as_json=as_json)
 
+
+instance.add_command(instance_resize)
 
 for command in (
     login,

@@ -16,6 +16,8 @@ from virga_events.catalog.compute import (
     InstanceDeleted,
     InstanceDomainLost,
     InstanceRebooted,
+    InstanceResized,
+    InstanceResizeStopped,
     InstanceRestarted,
     InstanceStarted,
     InstanceStopped,
@@ -92,6 +94,25 @@ folds.add(InstanceStopped, _stopped)
 folds.add(InstanceDomainLost, _stopped)
 
 
+@folds.on(InstanceResizeStopped)
+def _stopped_for_resize(
+    state: BillingState, envelope: Envelope, event: InstanceResizeStopped
+) -> None:
+    if event.was_running:  # stopped, as by a stop request: its old flavor's interval ends
+        _close_interval(_instance(state, envelope), envelope.occurred_at)
+
+
+@folds.on(InstanceResized)
+def _resized(state: BillingState, envelope: Envelope, event: InstanceResized) -> None:
+    """The new flavor from here: it runs again (a new interval) if it ran before."""
+    usage = _instance(state, envelope)
+    _close_interval(usage, envelope.occurred_at)  # none open, unless a stop was never seen
+    usage.flavor = event.flavor.name
+    if event.running and not usage.deleted:
+        usage.running_since = envelope.occurred_at
+        usage.tx_counters.clear()
+
+
 @folds.on(InstanceDeleted)
 def _deleted(state: BillingState, envelope: Envelope, event: InstanceDeleted) -> None:
     usage = _instance(state, envelope)
@@ -101,7 +122,7 @@ def _deleted(state: BillingState, envelope: Envelope, event: InstanceDeleted) ->
 
 def _close_interval(usage: InstanceUsage, at: datetime) -> None:
     if usage.running_since is not None:
-        usage.intervals.append(Interval(usage.running_since, at))
+        usage.intervals.append(Interval(usage.running_since, at, usage.flavor))
         usage.running_since = None
 
 

@@ -99,12 +99,12 @@ def charge_lines(
     egress: dict[_Key, int] = {}
     for instance_id in sorted(usage):
         record = usage[instance_id]
-        ranges = [(i.start, i.end) for i in record.intervals]
+        ranges = [(i.start, i.end, i.flavor or record.flavor) for i in record.intervals]
         if record.running_since is not None:
-            ranges.append((record.running_since, end))
-        for since, until in ranges:
+            ranges.append((record.running_since, end, record.flavor))
+        for since, until, flavor in ranges:
             for a, b, catalogue in _segments(prices, max(since, start), min(until, end)):
-                price = catalogue.flavor_hour.get(record.flavor or "")
+                price = catalogue.flavor_hour.get(flavor or "")
                 if price is not None:
                     key = _Key(instance_id, "compute", Decimal(price))
                     hours[key] = hours.get(key, Fraction(0)) + _seconds(b - a) / SECONDS_PER_HOUR

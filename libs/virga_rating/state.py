@@ -19,6 +19,9 @@ class Interval:
 
     start: datetime
     end: datetime
+    flavor: str | None = None
+    """The flavor it ran as then (a resize changes it); None: the instance's current one (so
+    for intervals recorded before resizes existed, and for a public IP's spans)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -90,6 +90,11 @@ SPEAKS_OF: dict[str, tuple[HostOf, InstanceOf]] = {
     # the fence on (`virga_scheduler.core.evacuation.evacuated_to`).
     "InstanceRebuilt": (_field, _aggregate),
     "InstanceRebuildFailed": (_field, _aggregate),
+    # A resize's: its stop comes from the instance's host; its redefinition may come from the
+    # host it moves to, before its claim does (the flow takes only the host it asked).
+    "InstanceResizeStopped": (_field, _aggregate),
+    "InstanceResized": (_field, _none),
+    "InstanceResizeFailed": (_field, _none),
     "VolumeAttached": (_field, _instance_field),
     "VolumeDetached": (_field, _instance_field),
     "VolumeAttachmentFailed": (_no_host, _instance_field),

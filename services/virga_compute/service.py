@@ -18,6 +18,7 @@ from virga_compute.drivers.base import ComputeDriver
 from virga_compute.effects.evacuation import evacuation_handlers
 from virga_compute.effects.lifecycle import ComputeEffects
 from virga_compute.effects.migration import migration_handlers
+from virga_compute.effects.resize import resize_handlers
 from virga_compute.effects.restart import restart_handlers
 from virga_compute.power_watch import guest_signals
 from virga_eventlog import event_topic
@@ -77,6 +78,7 @@ def definition(
             **restart_handlers(driver),
             **migration_handlers(driver),
             **evacuation_handlers(driver),
+            **resize_handlers(driver),
         },
         tick=partial(tick, config),
         tick_seconds=config.tick_seconds,

@@ -39,6 +39,7 @@ from virga_gateway.images import fold as images_fold
 from virga_gateway.images.model import Image
 from virga_gateway.instances import fold as instances_fold
 from virga_gateway.instances import fold_migration as migration_fold
+from virga_gateway.instances import fold_resize as resize_fold
 from virga_gateway.instances.model import Instance
 from virga_gateway.keypairs import fold as keypairs_fold
 from virga_gateway.keypairs.model import Keypair
@@ -253,6 +254,7 @@ FOLDS: tuple[Folds[GatewayState], ...] = (
     idempotency.folds,
     instances_fold.folds,
     migration_fold.folds,
+    resize_fold.folds,
     hosts_fold.folds,
     hosts_drain_fold.folds,
     rebalance_fold.folds,
@@ -269,6 +271,7 @@ FOLDS: tuple[Folds[GatewayState], ...] = (
     quotas_fold.folds,
     instances_fold.history,
     migration_fold.history,
+    resize_fold.history,
 )
 """The resources' folds, in the order each event goes through them: each resource's own
 (one per event type), then billing's, then the instances' histories."""
@@ -279,6 +282,8 @@ GUARDED: dict[int, str] = {
     id(instances_fold.history): "instance",
     id(migration_fold.folds): "instance",
     id(migration_fold.history): "instance",
+    id(resize_fold.folds): "instance",
+    id(resize_fold.history): "instance",
     id(networks_fold.folds): "network",
     id(ports_fold.folds): "port",
     id(volumes_fold.folds): "volume",

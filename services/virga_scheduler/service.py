@@ -21,7 +21,7 @@ SERVICE_NAME = "scheduler"
 def definition(config: SchedulerConfig) -> ServiceDefinition[SchedulerState]:
     """Reads requests from ``<ns>.api``, hosts and instance outcomes from ``<ns>.compute``,
     the network agents' answers to a live migration from ``<ns>.network`` and the storage
-    service's to an evacuation's fence from ``<ns>.storage``; writes placements,
+    service's to an evacuation's fence and a resize's grow from ``<ns>.storage``; writes placements,
     refusals, claims, host health and its flows' events to ``<ns>.scheduler``."""
     namespace = config.namespace
 

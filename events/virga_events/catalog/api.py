@@ -173,6 +173,17 @@ class EvacuationRequested(Event):
     """The flow's id, chosen by the gateway (None: this event's id)."""
 
 
+@event("InstanceResizeRequested")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InstanceResizeRequested(Event):
+    """The instance's owner asked for it to run with another flavor (aggregate: instance id):
+    a cold resize, which the scheduler runs as the flow `flow_id`."""
+
+    flavor: Flavor
+    """The new flavor, copied from the flavor table (its disk is not below the current one)."""
+    flow_id: str
+
+
 @event("HostDrainRequested")
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HostDrainRequested(Event):

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from virga_events.catalog.api import InstanceRestartPolicy
+from virga_events.catalog.common import Flavor
 from virga_events.registry import Event, Payload, event, upcaster
 
 Phase = Literal["spawn", "start", "stop", "reboot", "delete", "restart", "volume", "port"]
@@ -219,6 +220,44 @@ class InstanceMigrated(Event):
 class InstanceMigrationFailed(Event):
     """The agent of `host` (the source) could not migrate the guest; it runs on at `host`
     (libvirt resumes it after an aborted or failed migration). `reason` says why."""
+
+    flow_id: str
+    step: str
+    host: str
+    reason: str
+
+
+# The resize flow's steps on the compute agents (`virga_scheduler.core.resize`).
+
+
+@event("InstanceResizeStopped")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InstanceResizeStopped(Event):
+    """The agent of `host` holds the guest stopped for its resize; `was_running`: it ran."""
+
+    flow_id: str
+    step: str
+    host: str
+    was_running: bool
+
+
+@event("InstanceResized")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InstanceResized(Event):
+    """The guest is defined with `flavor` on `host` now (and runs if `running`): billing rates
+    it at the new flavor from here."""
+
+    flow_id: str
+    step: str
+    host: str
+    flavor: Flavor
+    running: bool
+
+
+@event("InstanceResizeFailed")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InstanceResizeFailed(Event):
+    """The agent of `host` could not carry out the resize's `step`: `reason`."""
 
     flow_id: str
     step: str

@@ -248,3 +248,99 @@ class RebalanceFinished(Event):
     moved: tuple[str, ...] = ()
     unmoved: tuple[str, ...] = ()
     skipped: tuple[str, ...] = ()
+
+
+# The resize flow (`virga_scheduler.core.resize`): the scheduler's claim and its commands.
+
+
+@event("ResizeClaimed")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResizeClaimed(Event):
+    """The new flavor's resources are held on `host` for the resize `flow_id` (the same host
+    as the instance's, or another that passes every placement filter)."""
+
+    flow_id: str
+    step: str
+    host: str
+    rack: str
+    zone: str
+    flavor: Flavor
+
+
+@event("ResizeRefused")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResizeRefused(Event):
+    """No host has room for the new flavor (or the instance cannot be resized): `reason`."""
+
+    flow_id: str
+    step: str
+    reason: str
+
+
+@event("ResizeClaimReleased")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResizeClaimReleased(Event):
+    """The resize's hold on `host` is given up: the resize failed before the guest changed."""
+
+    flow_id: str
+    host: str
+    reason: str
+
+
+@event("InstanceResizeStopRequested")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InstanceResizeStopRequested(Event):
+    """The compute agent of `host` is asked to stop the guest for its resize (a stopped one
+    stays stopped); it answers InstanceResizeStopped or InstanceResizeFailed."""
+
+    flow_id: str
+    step: str
+    host: str
+
+
+@event("InstanceResizeRestartRequested")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InstanceResizeRestartRequested(Event):
+    """The compute agent of `host` is asked to start again the guest it stopped for a resize
+    that failed (the undo of the stop; nothing if it was stopped before)."""
+
+    flow_id: str
+    host: str
+
+
+@event("BootVolumeGrowRequested")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BootVolumeGrowRequested(Event):
+    """The storage service is asked to grow the instance's boot volume to `size_gb`
+    (aggregate: instance id); it answers BootVolumeGrown or BootVolumeGrowFailed."""
+
+    flow_id: str
+    step: str
+    size_gb: int
+
+
+@event("InstanceRedefineRequested")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InstanceRedefineRequested(Event):
+    """The instance is to run with `placement`'s flavor on `placement.host`, started again if
+    `start`. When that is another host than `source`, the source's agent undefines the guest
+    and the destination's defines it; else the source's agent redefines it in place."""
+
+    flow_id: str
+    step: str
+    source: str
+    placement: InstanceScheduled
+    start: bool
+
+
+@event("ResizeClaimMoved")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResizeClaimMoved(Event):
+    """The instance's claim is now the resize's on `destination` with the new flavor; the
+    old claim on `source` is free."""
+
+    flow_id: str
+    step: str
+    source: str
+    destination: str
+    flavor: Flavor

@@ -236,6 +236,27 @@ class ImageDeletionFailed(Event):
     """Ids of the volumes that are still copy-on-write clones of it."""
 
 
+@event("BootVolumeGrown")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BootVolumeGrown(Event):
+    """The instance's boot volume is `size_gb` now, for the resize `flow_id` (aggregate:
+    instance id; the volume's own VolumeExtended follows on its id)."""
+
+    flow_id: str
+    step: str
+    size_gb: int
+
+
+@event("BootVolumeGrowFailed")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BootVolumeGrowFailed(Event):
+    """The instance's boot volume could not grow for the resize `flow_id`: `reason`."""
+
+    flow_id: str
+    step: str
+    reason: str
+
+
 @event("InstanceDisksFenced")
 @dataclass(frozen=True, slots=True, kw_only=True)
 class InstanceDisksFenced(Event):

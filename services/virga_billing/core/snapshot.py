@@ -70,7 +70,10 @@ def _usage(usage: InstanceUsage) -> dict[str, Any]:
         "tenant": usage.tenant,
         "flavor": usage.flavor,
         "running_since": _time(usage.running_since),
-        "intervals": [[i.start.isoformat(), i.end.isoformat()] for i in usage.intervals],
+        "intervals": [
+            [i.start.isoformat(), i.end.isoformat(), *([i.flavor] if i.flavor else [])]
+            for i in usage.intervals
+        ],
         "egress": [[s.at.isoformat(), s.bytes] for s in usage.egress],
         "tx_counters": usage.tx_counters,
         "deleted": usage.deleted,
@@ -82,9 +85,10 @@ def _parse_usage(data: dict[str, Any]) -> InstanceUsage:
         tenant=data["tenant"],
         flavor=data["flavor"],
         running_since=_parse_time(data["running_since"]),
+        # Snapshots written before resizes keep [start, end]: the current flavor's.
         intervals=[
-            Interval(datetime.fromisoformat(a), datetime.fromisoformat(b))
-            for a, b in data["intervals"]
+            Interval(datetime.fromisoformat(a), datetime.fromisoformat(b), *flavor)
+            for a, b, *flavor in data["intervals"]
         ],
         egress=[EgressSample(datetime.fromisoformat(at), sent) for at, sent in data["egress"]],
         tx_counters=dict(data["tx_counters"]),

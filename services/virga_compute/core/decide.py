@@ -33,6 +33,7 @@ from virga_compute.core.evacuation import (
 from virga_compute.core.migration import decide_migration
 from virga_compute.core.model import ComputeState, InstanceRecord, PortBinding
 from virga_compute.core.reconcile import Expected
+from virga_compute.core.resize import RESIZE_STEPS, decide_resize
 from virga_compute.core.spec import ConfigDrive, InstanceSpec, NicSpec
 from virga_compute.effects.intents import (
     Destroy,
@@ -159,6 +160,8 @@ def decide(config: ComputeConfig, state: ComputeState, envelope: Envelope) -> Se
         return _spawn_if_ready(config, state, record)  # as a placement: `Rebuild` once ready
     if isinstance(event, MigrationClaimMoved):
         return decide_claim_moved(state, envelope)
+    if isinstance(event, RESIZE_STEPS):
+        return decide_resize(state, envelope)
     if isinstance(event, InstanceDeletionRequested):
         record = state.mine(envelope.aggregate_id)
         # Only the request that started the deletion destroys: a repeated request while one
@@ -308,10 +311,15 @@ def on_ready(config: ComputeConfig, state: ComputeState) -> Sequence[Intent]:
     leave_alone: list[str] = []
     failures: list[Intent] = []
     for record in state.instances.values():
-        busy = record.actions or record.restarting or record.migration_flow is not None
+        busy = (
+            record.actions
+            or record.restarting
+            or record.migration_flow is not None
+            or record.resize_flow is not None
+        )
         if record.deletion_event_id is not None or busy:
             # Virga is acting on it (its journal resumes the deletion, power action,
-            # restart or live migration): that outcome records its state. Reconciled too, a
+            # restart, live migration or resize): that outcome records its state. Reconciled too, a
             # guest the resumed stop had just forced off was recorded stopped a second time
             # ("found").
             leave_alone.append(record.instance_id)

@@ -22,6 +22,7 @@ from virga_compute.core.model import (
     InstanceRecord,
     PortBinding,
 )
+from virga_compute.core.resize import folds as resize_folds
 from virga_events import Envelope
 from virga_events.catalog.api import InstanceActionRequested, InstanceDeletionRequested
 from virga_events.catalog.compute import (
@@ -345,6 +346,7 @@ folds.include(volume_folds)
 folds.include(console_folds)
 folds.include(migration_folds)
 folds.include(evacuation_folds)
+folds.include(resize_folds)
 
 evolve = folds.evolve
 """Fold one event into the agent's state (pure, deterministic)."""

@@ -117,6 +117,9 @@ def _flow_failed(state: ComputeState, envelope: Envelope, event: FlowFailed) -> 
     record = state.instances.get(event.subject)
     if record is not None and record.migration_flow == envelope.aggregate_id and not event.stuck:
         record.migration_flow = record.migration_event_id = None
+    if record is not None and record.resize_flow == envelope.aggregate_id:
+        # A failed resize (`core.resize`): its undo (a restart) was decided with the failure.
+        record.resize_flow = None
 
 
 def decide_migration(

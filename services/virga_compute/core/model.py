@@ -89,6 +89,11 @@ class InstanceRecord:
     None when none runs. The hypervisor's reports meanwhile are left alone."""
     migration_event_id: str | None = None
     """The InstanceMigrationRequested that started that migration: only it migrates."""
+    resize_flow: str | None = None
+    """The resize holding it (`core.resize`), from its stop request until the flow ends; the
+    hypervisor's reports meanwhile are left alone."""
+    resize_ran: bool = False
+    """That resize stopped it running: undone, it is started again."""
 
     def restarts_after(self, cause: str) -> bool:
         """Whether its restart policy starts it again after a stop of this cause: never after

@@ -94,6 +94,7 @@ def _busy(record: InstanceRecord) -> bool:
         or bool(record.actions)
         or record.restarting
         or record.migration_flow is not None
+        or record.resize_flow is not None
     )
 
 

@@ -45,6 +45,8 @@ def _record(r: InstanceRecord) -> dict[str, Any]:
         "config_drive": r.config_drive,
         "migration_flow": r.migration_flow,
         "migration_event_id": r.migration_event_id,
+        "resize_flow": r.resize_flow,
+        "resize_ran": r.resize_ran,
     }
 
 

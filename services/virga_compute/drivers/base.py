@@ -234,6 +234,13 @@ class ComputeDriver(Protocol):
         """
         ...
 
+    async def redefine(self, instance_id: str, *, vcpus: int, ram_mb: int) -> None:
+        """Define the stopped instance again with `vcpus` and `ram_mb` (a cold resize), its
+        disks and NICs as they are. Raises `DriverError` if it runs (nothing changed then),
+        `InstanceNotFound`. If this fails, the old definition stays.
+        """
+        ...
+
     async def destroy(self, instance_id: str) -> None:
         """Power off (forced: the instance is being deleted) and undefine.
 

@@ -67,6 +67,7 @@ from virga_compute.drivers.libvirt_domains import (
 )
 from virga_compute.drivers.libvirt_events import lifecycle_events
 from virga_compute.drivers.libvirt_migration import LibvirtMigrations
+from virga_compute.drivers.libvirt_resize import LibvirtResizing
 
 T = TypeVar("T")
 _log = structlog.get_logger(__name__)
@@ -85,7 +86,7 @@ def _ignore_error(_context: object, _error: object) -> None:
     us as an exception."""
 
 
-class LibvirtDriver(LibvirtMigrations):
+class LibvirtDriver(LibvirtMigrations, LibvirtResizing):
     """`ComputeDriver` over one libvirt connection (see the module docstring)."""
 
     def __init__(

@@ -48,6 +48,7 @@ class _Domain:
     """None for a domain Virga does not manage."""
     state: DomainState
     ram_mb: int = 0
+    vcpus: int = 0
     disks: dict[str, DiskSpec] = field(default_factory=dict)
     usage: UsageSample = _ZERO_USAGE
     disk_sizes: dict[str, int] = field(default_factory=dict)
@@ -244,6 +245,7 @@ class MemoryComputeDriver:
             instance_id=spec.instance_id,
             state=DomainState.SHUTOFF,
             ram_mb=spec.ram_mb,
+            vcpus=spec.vcpus,
             disks={disk.target_dev: disk for disk in spec.disks},
             config_drive=None if spec.config_drive is None else drive_files(spec),
         )
@@ -259,6 +261,18 @@ class MemoryComputeDriver:
         domain = self._require(instance_id)
         if domain.state in _ACTIVE:  # the guest obeys ACPI, or is forced off at once
             self._power_off(domain, "destroyed" if grace_period == 0 else "shutdown")
+
+    async def redefine(self, instance_id: str, *, vcpus: int, ram_mb: int) -> None:
+        self._enter("redefine")
+        domain = self._require(instance_id)
+        if domain.state in _ACTIVE:
+            raise DriverError(f"instance {instance_id} runs: stop it before it is resized")
+        domain.vcpus, domain.ram_mb = vcpus, ram_mb
+
+    def defined_size(self, instance_id: str) -> tuple[int, int]:
+        """The domain's vCPUs and memory (MiB), as defined (for tests)."""
+        domain = self._require(instance_id)
+        return domain.vcpus, domain.ram_mb
 
     async def reboot(self, instance_id: str, *, hard: bool = False) -> None:
         self._enter("reboot")

@@ -15,6 +15,7 @@ from virga_compute.config import RestartPolicy
 from virga_compute.core.reconcile import Expected
 from virga_compute.core.spec import DiskSpec, InstanceSpec
 from virga_events.catalog.api import InstanceRestartPolicy
+from virga_events.catalog.common import Flavor
 from virga_events.catalog.compute import StopCause
 
 PowerActionName = Literal["start", "stop", "reboot"]
@@ -241,3 +242,50 @@ class Restart:
     @property
     def key(self) -> str:
         return self.spec.instance_id
+
+
+@dataclass(frozen=True, slots=True)
+class StopForResize:
+    """Stop the running guest for resize `flow_id` (InstanceResizeStopped, or
+    InstanceResizeFailed)."""
+
+    instance_id: str
+    tenant_id: str | None
+    host: str
+    flow_id: str
+    step: str
+
+    @property
+    def key(self) -> str:
+        return self.instance_id
+
+
+@dataclass(frozen=True, slots=True)
+class Redefine:
+    """Define the stopped guest again with `flavor`, then start it if `start`
+    (InstanceResized, or InstanceResizeFailed with the old definition in place)."""
+
+    instance_id: str
+    tenant_id: str | None
+    host: str
+    flow_id: str
+    step: str
+    flavor: Flavor
+    start: bool
+
+    @property
+    def key(self) -> str:
+        return self.instance_id
+
+
+@dataclass(frozen=True, slots=True)
+class RestartAfterResize:
+    """Start again a guest a failed resize stopped (InstanceStarted, or InstanceFailed)."""
+
+    instance_id: str
+    tenant_id: str | None
+    host: str
+
+    @property
+    def key(self) -> str:
+        return self.instance_id

@@ -52,11 +52,14 @@ class CreateInstance(Body):
 
 
 class InstanceAction(Body):
-    action: Literal["start", "stop", "reboot", "live-migrate", "evacuate"]
+    action: Literal["start", "stop", "reboot", "live-migrate", "evacuate", "resize"]
     host: Reference | None = None
     """`live-migrate` and `evacuate` only (admins): the destination host; none: the scheduler
     picks one. `live-migrate` is the same as `POST /v1/instances/{id}/migrate`; `evacuate`
     rebuilds an instance whose host is down on another host, from its disks."""
+    flavor: Reference | None = None
+    """`resize` only, and required there: the flavor (its name) to run the instance with; its
+    disk may not be smaller than the current flavor's."""
 
 
 class MigrateInstance(Body):

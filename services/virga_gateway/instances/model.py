@@ -17,13 +17,22 @@ from virga_events.catalog.api import InstanceRestartPolicy
 from virga_events.catalog.compute import StopCause
 
 InstanceStatus = Literal[
-    "BUILDING", "RUNNING", "MIGRATING", "EVACUATING", "STOPPED", "ERROR", "DELETING", "DELETED"
+    "BUILDING",
+    "RUNNING",
+    "MIGRATING",
+    "EVACUATING",
+    "RESIZING",
+    "STOPPED",
+    "ERROR",
+    "DELETING",
+    "DELETED",
 ]
 INSTANCE_STATUSES: tuple[InstanceStatus, ...] = (
     "BUILDING",
     "RUNNING",
     "MIGRATING",
     "EVACUATING",
+    "RESIZING",
     "STOPPED",
     "ERROR",
     "DELETING",
@@ -95,6 +104,13 @@ class Instance(msgspec.Struct, kw_only=True):
     evacuating_to: str | None = None
     """The host that evacuation claimed (MigrationDestinationClaimed), while it runs: that
     host's agent reports the rebuilt guest before the claim moves to it."""
+    resize_flavor: Flavor | None = None
+    """The flavor a resize asked for (api), until the scheduler moved the claim to it or
+    undid the resize: quotas count the larger of it and `flavor` meanwhile."""
+    resize_started: str | None = None
+    """The flow id of the latest resize the scheduler started (FlowStarted)."""
+    resizing: bool = False
+    """That flow runs (from its FlowStarted to its FlowCompleted or FlowFailed)."""
     deleted: bool = False
     deleted_at: datetime | None = None
     """Event time of its deletion (retention counts from it)."""
@@ -122,6 +138,8 @@ class Instance(msgspec.Struct, kw_only=True):
             return "ERROR"
         if self.migrating:
             return "EVACUATING" if self.evacuating else "MIGRATING"
+        if self.resizing or self.resize_flavor is not None:
+            return "RESIZING"
         return self.compute_status or "BUILDING"
 
     @property

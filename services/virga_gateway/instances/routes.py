@@ -104,6 +104,21 @@ async def act_on_instance(request: web.Request, call: Call) -> web.Response:
         raise invalid_fields(
             [FieldError("host", "only the live-migrate and evacuate actions take a host")]
         )
+    if body.action == "resize":
+        if body.flavor is None:
+            raise invalid_fields([FieldError("flavor", "the resize action needs a flavor")])
+        flavor, flow_id = body.flavor, str(uuid.uuid4())
+        return await commit(
+            request,
+            call,
+            lambda state, now: commands.resize_instance(
+                state, call.caller, instance_id, flavor, flow_id
+            ),
+            body=raw,
+            guard=f"instance:{instance_id}",
+        )
+    if body.flavor is not None:
+        raise invalid_fields([FieldError("flavor", "only the resize action takes a flavor")])
     return await commit(
         request,
         call,
@@ -174,8 +189,8 @@ ROUTES = [
         "POST", "/v1/instances/{id}/actions", act_on_instance,
         operation_id="actOnInstance",
         summary=(
-            "Start, stop or reboot an instance; live-migrate it, or evacuate it off a host"
-            " that is down (admins)"
+            "Start, stop, reboot or resize (a flavor) an instance; live-migrate it, or evacuate"
+            " it off a host that is down (admins)"
         ),
         tag="instances", access="tenant", status=202, response=InstanceView,
         request=InstanceAction, errors=(403, 404, 409),

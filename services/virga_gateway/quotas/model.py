@@ -59,9 +59,13 @@ TABLES = (
 
 
 def instance_usage(instance: Instance) -> Usage:
-    if not instance.requested or instance.deleted or instance.flavor is None:
+    flavor = instance.flavor
+    if not instance.requested or instance.deleted or flavor is None:
         return {}
-    return {"instances": 1, "vcpus": instance.flavor.vcpus, "ram_mb": instance.flavor.ram_mb}
+    # While a resize runs, the larger of both flavors: it may end either way.
+    other = instance.resize_flavor or flavor
+    vcpus, ram_mb = max(flavor.vcpus, other.vcpus), max(flavor.ram_mb, other.ram_mb)
+    return {"instances": 1, "vcpus": vcpus, "ram_mb": ram_mb}
 
 
 def volume_usage(volume: Volume) -> Usage:

@@ -21,6 +21,7 @@ from virga_events.catalog.api import (
     HostDrainRequested,
     InstanceDeletionRequested,
     InstanceRequested,
+    InstanceResizeRequested,
     LiveMigrationRequested,
     RebalanceRequested,
     ServerGroupCreated,
@@ -40,7 +41,7 @@ from virga_events.catalog.scheduler import (
 )
 from virga_runtime.service import Emit, Intent
 from virga_scheduler.config import SchedulerConfig
-from virga_scheduler.core import drain, evacuation, migration, rebalance
+from virga_scheduler.core import drain, evacuation, migration, rebalance, resize
 from virga_scheduler.core.model import InstanceRecord, SchedulerState
 from virga_scheduler.core.placement import Placement, PlacementView, Policy, select_host
 
@@ -49,12 +50,13 @@ log = structlog.get_logger(__name__)
 
 def decide(config: SchedulerConfig, state: SchedulerState, envelope: Envelope) -> Sequence[Intent]:
     """What to do about one new input event; ``state`` already includes it. An answer to a
-    step of a flow the scheduler runs (a live migration) goes to that flow."""
+    step of a flow the scheduler runs (a live migration, a resize) goes to that flow."""
     decider = _DECIDERS.get(type(envelope.payload))
     decided = () if decider is None else decider(config, state, envelope)
     flows = [
         *migration.answered(config, state, envelope),
         *evacuation.answered(config, state, envelope),
+        *resize.answered(config, state, envelope),
     ]
     if not flows:
         return decided
@@ -68,6 +70,7 @@ def tick(config: SchedulerConfig, state: SchedulerState, now: datetime) -> Seque
     start their next migrations (after a restart, or once another flow let an instance go)."""
     intents: list[Emit] = migration.deadlines(config, state, now)
     intents.extend(evacuation.deadlines(config, state, now))
+    intents.extend(resize.deadlines(config, state, now))
     intents.extend(drain.follow(config, state, intents, now, every=True))
     intents.extend(drain.deadlines(config, state, now))
     silent_since = now - timedelta(seconds=config.heartbeat_timeout_seconds)
@@ -195,6 +198,7 @@ _DECIDERS: dict[type[Any], Decider] = {
     HostHeartbeat: _alive,
     HostRegistered: _alive,
     LiveMigrationRequested: migration.requested,
+    InstanceResizeRequested: resize.requested,
     HostDrainRequested: drain.requested,
     RebalanceRequested: rebalance.requested,
     EvacuationRequested: evacuation.requested,

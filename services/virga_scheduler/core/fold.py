@@ -38,6 +38,9 @@ from virga_events.catalog.scheduler import (
     MigrationClaimMoved,
     MigrationDestinationClaimed,
     MigrationDestinationReleased,
+    ResizeClaimed,
+    ResizeClaimMoved,
+    ResizeClaimReleased,
 )
 from virga_runtime.flows import flow_folds
 from virga_runtime.folding import Folds
@@ -50,6 +53,7 @@ from virga_scheduler.core.model import (
     SchedulerState,
 )
 from virga_scheduler.core.placement import AllocationRatios, Claim, Host, ServerGroup
+from virga_scheduler.core.resize import resize_claim_id
 
 folds: Folds[SchedulerState] = Folds()
 """What each event the scheduler reads does to its state; every other type leaves it alone."""
@@ -276,6 +280,41 @@ def _claim_moved(state: SchedulerState, envelope: Envelope, event: MigrationClai
     if held is not None and held.host == event.source:
         state.add_claim(replace(destination, instance_id=instance_id))
     # Else the instance was deleted while it moved: its claim is gone, and so is the hold.
+
+
+# -- resizes (virga_scheduler.core.resize) ----------------------------------------------------
+
+
+@folds.on(ResizeClaimed)
+def _resize_claimed(state: SchedulerState, envelope: Envelope, event: ResizeClaimed) -> None:
+    flavor = event.flavor
+    key = resize_claim_id(envelope.aggregate_id, event.flow_id)
+    state.add_claim(Claim(key, event.host, flavor.vcpus, flavor.ram_mb, flavor.disk_gb))
+
+
+@folds.on(ResizeClaimReleased)
+def _resize_released(state: SchedulerState, envelope: Envelope, event: ResizeClaimReleased) -> None:
+    key = resize_claim_id(envelope.aggregate_id, event.flow_id)
+    held = state.claims.get(key)
+    if held is not None and held.host == event.host:
+        state.release_claim(key)
+
+
+@folds.on(ResizeClaimMoved)
+def _resize_moved(state: SchedulerState, envelope: Envelope, event: ResizeClaimMoved) -> None:
+    """The resize's hold becomes the instance's claim, and the new flavor its flavor (what a
+    later migration or placement asks for)."""
+    instance_id = envelope.aggregate_id
+    key = resize_claim_id(instance_id, event.flow_id)
+    held, hold = state.claims.get(instance_id), state.claims.get(key)
+    if hold is None:
+        return  # moved before: a repeated event
+    state.release_claim(key)
+    if held is not None and held.host == event.source:
+        state.add_claim(replace(hold, instance_id=instance_id))
+    record = state.instances.get(instance_id)
+    if record is not None and record.requested is not None:
+        record.requested = replace(record.requested, flavor=event.flavor)
 
 
 folds.include(flow_folds(lambda state: state.flows))

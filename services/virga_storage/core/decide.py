@@ -12,8 +12,14 @@ from datetime import datetime, timedelta
 
 from virga_events import Envelope
 from virga_events.catalog.compute import InstanceDeleted
-from virga_events.catalog.scheduler import InstanceDisksFenceRequested, InstanceScheduled
+from virga_events.catalog.scheduler import (
+    BootVolumeGrowRequested,
+    InstanceDisksFenceRequested,
+    InstanceScheduled,
+)
 from virga_events.catalog.storage import (
+    BootVolumeGrowFailed,
+    BootVolumeGrown,
     ImageDeletionFailed,
     ImageDeletionRequested,
     VolumeDeletionRequested,
@@ -40,6 +46,7 @@ from virga_storage.effects.intents import (
     ExtendVolume,
     FenceDisks,
     FlattenVolume,
+    ResizeOf,
     SnapshotVolume,
     snapshot_deletion_refused,
 )
@@ -66,6 +73,8 @@ def decide(config: StorageConfig, state: StorageState, envelope: Envelope) -> Se
         return [_fence(state, envelope, event)]
     if isinstance(event, VolumeExtendRequested):
         return _extend(state, envelope, event)
+    if isinstance(event, BootVolumeGrowRequested):
+        return _grow_boot_volume(state, envelope, event)
     if isinstance(event, VolumeSnapshotRequested):
         record = state.volumes.get(envelope.aggregate_id)
         if record is None or record.status == "error":
@@ -165,6 +174,30 @@ def _extend(
     if event.size_gb == record.size_gb:
         return ()
     return [ExtendVolume(record.volume_id, record.tenant_id, event.size_gb)]
+
+
+def _grow_boot_volume(
+    state: StorageState, envelope: Envelope, event: BootVolumeGrowRequested
+) -> Sequence[Intent]:
+    """A resize's `grow` step: the instance's boot volume to the new flavor's disk. One that
+    is that big already (a repeated request, an earlier resize that failed after it) is
+    answered grown at once."""
+    instance_id, tenant_id = envelope.aggregate_id, envelope.tenant_id
+    record = state.volumes.get(boot_volume_id(instance_id))
+
+    def failed(reason: str) -> Sequence[Intent]:
+        answer = BootVolumeGrowFailed(flow_id=event.flow_id, step=event.step, reason=reason)
+        return [Emit(answer, instance_id, tenant_id)]
+
+    if record is None or record.status == "error":
+        return failed(f"instance {instance_id} has no boot volume")
+    if record.deletion_event_id is not None:
+        return failed("the boot volume is being deleted")
+    if event.size_gb <= record.size_gb:
+        grown = BootVolumeGrown(flow_id=event.flow_id, step=event.step, size_gb=record.size_gb)
+        return [Emit(grown, instance_id, tenant_id)]
+    resize = ResizeOf(instance_id, event.flow_id, event.step)
+    return [ExtendVolume(record.volume_id, record.tenant_id, event.size_gb, resize)]
 
 
 def _delete_snapshot(

@@ -71,12 +71,24 @@ class FlattenVolume:
 
 
 @dataclass(frozen=True, slots=True)
+class ResizeOf:
+    """The resize flow (`flow_id`) of the instance whose boot volume grows."""
+
+    instance_id: str
+    flow_id: str
+    step: str
+
+
+@dataclass(frozen=True, slots=True)
 class ExtendVolume:
     """Grow a volume (VolumeExtended, or VolumeFailed)."""
 
     volume_id: str
     tenant_id: str | None
     size_gb: int
+    resize: ResizeOf | None = None
+    """The resize whose boot volume this is: answered BootVolumeGrown or BootVolumeGrowFailed
+    as well."""
 
     @property
     def key(self) -> str:

@@ -16,6 +16,8 @@ import structlog
 
 from virga_events.catalog.storage import (
     RBD_VOLUME_PREFIX,
+    BootVolumeGrowFailed,
+    BootVolumeGrown,
     VolumeCreated,
     VolumeDeleted,
     VolumeExtended,
@@ -90,11 +92,22 @@ class VolumeEffects:
         return [Emit(flattened, effect.volume_id, effect.tenant_id)]
 
     async def extend(self, effect: ExtendVolume) -> Sequence[Emit]:
+        resize, tenant_id = effect.resize, effect.tenant_id
         try:
             await self._driver.resize(rbd_volume_name(effect.volume_id), effect.size_gb * GiB)
         except (StorageError, ValueError) as error:
-            return [_failed(effect.volume_id, effect.tenant_id, "extend", error)]
-        return [Emit(VolumeExtended(size_gb=effect.size_gb), effect.volume_id, effect.tenant_id)]
+            failed = [_failed(effect.volume_id, tenant_id, "extend", error)]
+            if resize is not None:
+                answer = BootVolumeGrowFailed(
+                    flow_id=resize.flow_id, step=resize.step, reason=str(error)
+                )
+                failed.append(Emit(answer, resize.instance_id, tenant_id))
+            return failed
+        grown = [Emit(VolumeExtended(size_gb=effect.size_gb), effect.volume_id, tenant_id)]
+        if resize is not None:
+            done = BootVolumeGrown(flow_id=resize.flow_id, step=resize.step, size_gb=effect.size_gb)
+            grown.append(Emit(done, resize.instance_id, tenant_id))
+        return grown
 
     async def snapshot(self, effect: SnapshotVolume) -> Sequence[Emit]:
         try:

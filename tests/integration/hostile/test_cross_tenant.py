@@ -249,3 +249,18 @@ async def test_tenants_may_not_evacuate_an_instance(cloud: Cloud) -> None:
             assert reply.headers["Content-Type"].startswith("application/problem+json")
     history = await cloud.call("GET", f"/v1/instances/{instance}/events", ADMIN_TOKEN)
     assert "EvacuationRequested" not in {entry["type"] for entry in history.body}
+
+
+async def test_another_tenants_instance_cannot_be_resized(cloud: Cloud) -> None:
+    """A resize names the instance in its path: another tenant's is 404, as an id never used,
+    and it keeps its flavor."""
+    instance = cloud.a.owns["instances"]
+    body = {"action": "resize", "flavor": "m1.medium"}
+    for target in (instance, NEVER_USED):
+        path = f"/v1/instances/{target}/actions"
+        reply = await cloud.call("POST", path, cloud.b.token, json=body)
+        assert reply.status == 404, reply.body
+        assert reply.headers["Content-Type"].startswith("application/problem+json")
+    seen = await cloud.call("GET", f"/v1/instances/{instance}", cloud.a.token)
+    assert seen.body["status"] != "RESIZING", seen.body
+    assert seen.body["flavor"]["name"] != "m1.medium", seen.body

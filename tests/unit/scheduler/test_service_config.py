@@ -60,7 +60,7 @@ def test_the_service_reads_api_compute_network_and_storage_and_writes_its_own_to
     service = definition(SchedulerConfig(namespace="ns1"))
     assert service.name == "scheduler"
     # network: the agents' answers to the steps of a live migration; storage: the fence of
-    # an evacuation
+    # an evacuation, a resize's grow
     assert service.input_topics == ("ns1.api", "ns1.compute", "ns1.network", "ns1.storage")
     assert service.output_topic == "ns1.scheduler"
     assert service.tick is not None
