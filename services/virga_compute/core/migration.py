@@ -21,6 +21,7 @@ source (`core.power`), and before adoption the destination has no record to repo
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -48,13 +49,16 @@ def _bounded(table: dict[str, Any]) -> None:
 @folds.on(InstanceMigrationRequested)
 def _requested(state: ComputeState, envelope: Envelope, event: InstanceMigrationRequested) -> None:
     record = state.instances.get(envelope.aggregate_id)
+    ended = event.flow_id in state.ended
     if event.source == state.host and record is not None:
-        if record.migration_flow is None and event.flow_id not in state.migrated:
+        if record.migration_flow is None and event.flow_id not in state.migrated and not ended:
             record.migration_flow = event.flow_id
             record.migration_event_id = envelope.event_id
     elif event.destination == state.host and event.placement is not None:
         if event.flow_id in state.incoming or envelope.aggregate_id in state.deleted:
             return
+        if ended and state.ended[event.flow_id] is None:
+            return  # the flow failed before this agent read its request
         placed = event.placement
         state.incoming[event.flow_id] = InstanceRecord(
             instance_id=envelope.aggregate_id,
@@ -75,6 +79,9 @@ def _requested(state: ComputeState, envelope: Envelope, event: InstanceMigration
             config_drive=placed.config_drive,
         )
         _bounded(state.incoming)
+        completed_at = state.ended.pop(event.flow_id, None)
+        if completed_at is not None:  # its `migrate` step completed before it was read here
+            _adopt(state, state.incoming.pop(event.flow_id), completed_at)
 
 
 @folds.on(InstanceMigrated)
@@ -103,17 +110,29 @@ def _step_completed(state: ComputeState, envelope: Envelope, event: FlowStepComp
     if event.step != MIGRATE_STEP or event.late:
         return
     record = state.incoming.pop(envelope.aggregate_id, None)
-    if record is None or record.instance_id in state.deleted:
+    if record is None:
+        # Its request not read yet (or not this host's): read later, it adopts at once.
+        state.ended[envelope.aggregate_id] = envelope.occurred_at
+        _bounded(state.ended)
         return
-    record.changed_at = envelope.occurred_at  # what the hypervisor said before is stale
-    record.usage_since = envelope.occurred_at
+    _adopt(state, record, envelope.occurred_at)
+
+
+def _adopt(state: ComputeState, record: InstanceRecord, at: datetime) -> None:
+    """The instance a migration moved here is this agent's from `at` on."""
+    if record.instance_id in state.deleted:
+        return
+    record.changed_at = at  # what the hypervisor said before is stale
+    record.usage_since = at
     record.deletion_event_id = state.pending_deletions.pop(record.instance_id, None)
     state.instances[record.instance_id] = record
 
 
 @folds.on(FlowFailed)
 def _flow_failed(state: ComputeState, envelope: Envelope, event: FlowFailed) -> None:
-    state.incoming.pop(envelope.aggregate_id, None)
+    if state.incoming.pop(envelope.aggregate_id, None) is None:
+        state.ended.setdefault(envelope.aggregate_id, None)  # stuck after `migrate`: it moved
+        _bounded(state.ended)
     record = state.instances.get(event.subject)
     if record is not None and record.migration_flow == envelope.aggregate_id and not event.stuck:
         record.migration_flow = record.migration_event_id = None

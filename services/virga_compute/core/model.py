@@ -197,6 +197,11 @@ class ComputeState:
     migrated: dict[str, tuple[str, str, float]] = field(default_factory=dict)
     """Flow id -> (instance id, destination, seconds) of the migrations this agent carried out
     (its InstanceMigrated): a repeated request is answered the same. Bounded likewise."""
+    ended: dict[str, datetime | None] = field(default_factory=dict)
+    """Flow id -> when its `migrate` step completed (None: the flow failed), for flows whose
+    InstanceMigrationRequested this agent had not read by then: an agent restarted mid-flow
+    reads the scheduler's partitions in any order, so the request may come after. Bounded by
+    TOMBSTONE_LIMIT."""
     rebuilding: dict[str, tuple[str, str]] = field(default_factory=dict)
     """Instance id -> (flow id, step) of the evacuation rebuilding it here (`core.evacuation`),
     until its outcome."""

@@ -77,6 +77,7 @@ def snapshot(state: ComputeState) -> dict[str, Any]:
         },
         "incoming": {flow_id: _record(r) for flow_id, r in state.incoming.items()},
         "migrated": {flow_id: list(moved) for flow_id, moved in state.migrated.items()},
+        "ended": {k: _time(v) for k, v in state.ended.items()},
         "rebuilding": {k: list(v) for k, v in state.rebuilding.items()},
         "evacuated": state.evacuated,
     }
@@ -111,6 +112,7 @@ def restore(data: dict[str, Any]) -> ComputeState:
         # Snapshots written before live migration have no migrations.
         incoming={k: _parse_record(v) for k, v in data.get("incoming", {}).items()},
         migrated={k: (v[0], v[1], v[2]) for k, v in data.get("migrated", {}).items()},
+        ended={k: _parse_time(v) for k, v in data.get("ended", {}).items()},
         # Snapshots written before evacuation have none.
         rebuilding={k: (v[0], v[1]) for k, v in data.get("rebuilding", {}).items()},
         evacuated=dict(data.get("evacuated", {})),

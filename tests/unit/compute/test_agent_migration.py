@@ -202,6 +202,37 @@ def test_a_failed_flow_leaves_nothing_to_adopt() -> None:
     assert state.mine("i-1") is None
 
 
+def test_a_restarted_destination_adopts_what_moved_in_whichever_order_it_reads_the_flow() -> None:
+    """A destination agent killed mid-flow reads the scheduler's partitions in any order after
+    its restart: the step's completion (keyed by the flow) may come before the request (keyed
+    by the instance). The guest that moved here is adopted all the same (before the fix it
+    stayed unowned: `unknown_domain_found`, and a deletion never destroyed it)."""
+    completed = FlowStepCompleted(step="migrate", result={})
+    state = evolve(ComputeState(DESTINATION), envelope(completed, "scheduler", 13, aggregate=FLOW))
+    assert state.mine("i-1") is None
+    state = restore(orjson.loads(orjson.dumps(snapshot(state))))  # the snapshot keeps it too
+    state = evolve(state, request())
+    record = state.mine("i-1")
+    assert record is not None
+    assert record.changed_at == record.usage_since == T0 + timedelta(seconds=13)
+    assert not state.incoming
+    assert FLOW not in state.ended
+
+
+def test_a_request_read_after_its_flow_failed_is_neither_adopted_nor_carried_out() -> None:
+    failed = FlowFailed(subject="i-1", reason="migration failed", compensated=("claim",))
+    ended = envelope(failed, "scheduler", 13, aggregate=FLOW)
+    destination = evolve(evolve(ComputeState(DESTINATION), ended), request())
+    assert not destination.incoming
+    assert destination.mine("i-1") is None
+    asked = request()
+    source = evolve(evolve(running_on(SOURCE), ended), asked)
+    record = source.mine("i-1")
+    assert record is not None
+    assert record.migration_flow is None
+    assert list(decide(config(SOURCE), source, asked)) == []
+
+
 def test_the_agent_announces_where_it_receives_migrations() -> None:
     cfg = config(SOURCE, migration_uri=URI, migration_address="tcp://10.0.0.2")
     (register,) = [i for i in on_ready(cfg, ComputeState(SOURCE)) if isinstance(i, RegisterHost)]
