@@ -357,3 +357,12 @@ def answered(config: SchedulerConfig, state: SchedulerState, envelope: Envelope)
 
 def deadlines(config: SchedulerConfig, state: SchedulerState, now: datetime) -> list[Emit]:
     return FLOWS.tick(Scheduling(config, state), state.flows, now)
+
+
+def resized_to(state: SchedulerState, instance_id: str) -> str | None:
+    """The new host of a resize that moves the instance, once its port is sent there (from
+    `switch_port` on): that host's agents report on it before the claim moves there."""
+    for flow in state.flows.running():
+        if flow.subject == instance_id and flow.definition == RESIZE and "grow" in flow.done:
+            return flow.get("destination")
+    return None

@@ -31,6 +31,7 @@ from virga_events.catalog.scheduler import (
 )
 from virga_events.catalog.storage import BootVolumeGrowFailed, BootVolumeGrown
 from virga_scheduler.core.resize import resize_claim_id
+from virga_scheduler.service import placed_on
 
 MEDIUM = Flavor(name="m1.medium", vcpus=4, ram_mb=4096, disk_gb=40)
 HUGE = Flavor(name="m1.huge", vcpus=4, ram_mb=12288, disk_gb=40)
@@ -102,9 +103,12 @@ def test_a_resize_that_does_not_fit_its_host_moves_to_another() -> None:
         InstanceResizeStopped(flow_id="r-1", step="stop", host="h1", was_running=False),
         "h1",
     )
+    assert placed_on(scheduler.state, "i1") == "h1"
     emitted = answer(scheduler, BootVolumeGrown(flow_id="r-1", step="grow", size_gb=40), "storage")
     switch = only(emitted, MigrationPortSwitchRequested)
     assert (switch.source, switch.host, switch.step) == ("h1", "h2", "switch_port")
+    # From the switch on, h2's agents report on it (its port binds there); before, h1's.
+    assert placed_on(scheduler.state, "i1") == "h2"
     assert not [e for e in emitted if isinstance(e, InstanceRedefineRequested)]
     # Only the new host's network agent may answer the switch.
     assert answer(scheduler, SWITCHED_H1, "h1") == []
@@ -117,6 +121,7 @@ def test_a_resize_that_does_not_fit_its_host_moves_to_another() -> None:
     done = InstanceResized(flow_id="r-1", step="redefine", host="h2", flavor=HUGE, running=False)
     only(answer(scheduler, done, "h2"), FlowCompleted)
     assert scheduler.host_of("i1") == "h2"
+    assert placed_on(scheduler.state, "i1") == "h2"
     assert scheduler.state.claims.usage_of("h1").ram_mb == 0
     assert scheduler.state.claims.usage_of("h2").ram_mb == 12288
 
