@@ -20,7 +20,8 @@ InstanceResizeRequested with the flow id; the instance shows RESIZING while the 
    to the new host, whose network agent binds it and answers MigrationPortSwitched. In place,
    or without a port, the scheduler answers the step itself. Undo: the same request back to
    the old host (the old host's compute agent starts the guest again only once the port is
-   bound there again).
+   bound there again). From here the new host's agents report on the instance
+   (`resized_to`, the scheduler's `placed_on`) until the claim follows.
 5. `redefine`, the pivot: InstanceRedefineRequested with the instance's placement on the
    chosen host with the new flavor, started again if it ran. In place, the agent redefines
    the stopped domain with the new vCPUs and memory. On another host, the new host's agent
