@@ -51,10 +51,13 @@ def placed_on(current: GatewayState, instance_id: str) -> str | None:
     """The host the instance is placed on once its agent there has reported it running or
     stopped: another host's events about it are then refused (`virga_runtime.hostcheck`).
     Before that, a failed spawn's host may still report on an instance placed anew. While
-    an evacuation runs, the host it claimed is the one that reports (the rebuilt guest)."""
+    an evacuation runs, the host it claimed is the one that reports (the rebuilt guest); while
+    a resize moves it, the host its port was switched to."""
     instance = current.instances.get(instance_id)
     if instance is None or instance.compute_status is None:
         return None
+    if instance.resizing and instance.resizing_to is not None:
+        return instance.resizing_to
     if instance.migrating and instance.evacuating_to is not None:
         return instance.evacuating_to
     return instance.placed_on if instance.compute_host == instance.placed_on else None

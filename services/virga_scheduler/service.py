@@ -14,6 +14,7 @@ from virga_scheduler.core.evacuation import evacuated_to
 from virga_scheduler.core.fold import evolve
 from virga_scheduler.core.migration import moved_to
 from virga_scheduler.core.model import SchedulerState
+from virga_scheduler.core.resize import resized_to
 
 SERVICE_NAME = "scheduler"
 
@@ -50,9 +51,14 @@ def definition(config: SchedulerConfig) -> ServiceDefinition[SchedulerState]:
 
 def placed_on(state: SchedulerState, instance_id: str) -> str | None:
     """The host the instance holds its claim on, or the one it was live-migrated (or is being
-    evacuated) to before the claim follows (`moved_to`, `evacuated_to`): a host's events
-    about an instance placed elsewhere are refused (`virga_runtime.hostcheck`)."""
-    moved = moved_to(state, instance_id) or evacuated_to(state, instance_id)
+    evacuated, or resized) to before the claim follows (`moved_to`, `evacuated_to`,
+    `resized_to`): a host's events about an instance placed elsewhere are refused
+    (`virga_runtime.hostcheck`)."""
+    moved = (
+        moved_to(state, instance_id)
+        or evacuated_to(state, instance_id)
+        or resized_to(state, instance_id)
+    )
     if moved is not None:
         return moved
     claim = state.claims.get(instance_id)

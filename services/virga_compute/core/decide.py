@@ -33,10 +33,11 @@ from virga_compute.core.evacuation import (
 from virga_compute.core.migration import decide_migration
 from virga_compute.core.model import ComputeState, InstanceRecord, PortBinding
 from virga_compute.core.reconcile import Expected
-from virga_compute.core.resize import RESIZE_STEPS, decide_resize
+from virga_compute.core.resize import RESIZE_STEPS, decide_resize, moves_in, restart_when_bound
 from virga_compute.core.spec import ConfigDrive, InstanceSpec, NicSpec
 from virga_compute.effects.intents import (
     Destroy,
+    MoveIn,
     PowerAction,
     Rebuild,
     Reconcile,
@@ -53,6 +54,7 @@ from virga_events.catalog.network import PortAllocationFailed, PortBindingFailed
 from virga_events.catalog.scheduler import (
     InstanceMigrationRequested,
     InstanceRebuildRequested,
+    InstanceRedefineRequested,
     InstanceScheduled,
     MigrationClaimMoved,
 )
@@ -139,7 +141,13 @@ def decide(config: ComputeConfig, state: ComputeState, envelope: Envelope) -> Se
     if isinstance(event, PortBound | PortBindingFailed) and event.host != state.host:
         return ()  # every host's bindings pass by: only this host's concern it
     if isinstance(event, PortBound):
-        return _provided(config, state, envelope, _port_owner(state, envelope.aggregate_id))
+        owner = _port_owner(state, envelope.aggregate_id)
+        record = None if owner is None else state.mine(owner)
+        binding = state.bound_ports.get(envelope.aggregate_id)
+        if record is not None and record.status != "building" and binding is not None:
+            fresh = binding.event_id == envelope.event_id
+            return restart_when_bound(state, record) if fresh else ()
+        return _provided(config, state, envelope, owner)
     if isinstance(event, VolumeFailed):
         return _prerequisite_failed(state, _boot_volume_owner(state, envelope.aggregate_id))
     if isinstance(event, PortAllocationFailed | PortBindingFailed):
@@ -160,6 +168,10 @@ def decide(config: ComputeConfig, state: ComputeState, envelope: Envelope) -> Se
         return _spawn_if_ready(config, state, record)  # as a placement: `Rebuild` once ready
     if isinstance(event, MigrationClaimMoved):
         return decide_claim_moved(state, envelope)
+    if isinstance(event, InstanceRedefineRequested) and moves_in(state, event):
+        record = state.mine(envelope.aggregate_id)
+        if record is not None and record.scheduled_event_id == envelope.event_id:
+            return _spawn_if_ready(config, state, record)  # as a placement: `MoveIn` once ready
     if isinstance(event, RESIZE_STEPS):
         return decide_resize(state, envelope)
     if isinstance(event, InstanceDeletionRequested):
@@ -214,6 +226,9 @@ def _spawn_if_ready(
             return [rebuild_failed(state, record, f"invalid instance: {exc}")]
         failed = InstanceFailed(host=state.host, phase="spawn", reason=f"invalid instance: {exc}")
         return [Emit(failed, record.instance_id, record.tenant_id)]
+    if rebuild is not None and record.resize_flavor is not None:
+        flavor, start = record.resize_flavor, record.resize_ran
+        return [MoveIn(spec, record.tenant_id, state.host, *rebuild, flavor, start)]
     if rebuild is not None:
         return [Rebuild(spec, record.tenant_id, state.host, *rebuild)]
     return [Spawn(spec, record.tenant_id, state.host)]

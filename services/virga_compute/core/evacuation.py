@@ -20,8 +20,16 @@ from collections.abc import Sequence
 from virga_compute.core.model import TOMBSTONE_LIMIT, ComputeState, InstanceRecord
 from virga_compute.effects.intents import RemoveStale
 from virga_events import Envelope
-from virga_events.catalog.compute import InstanceRebuildFailed, InstanceRebuilt
-from virga_events.catalog.scheduler import InstanceRebuildRequested, MigrationClaimMoved
+from virga_events.catalog.compute import (
+    InstanceRebuildFailed,
+    InstanceRebuilt,
+    InstanceResizeFailed,
+)
+from virga_events.catalog.scheduler import (
+    InstanceRebuildRequested,
+    InstanceScheduled,
+    MigrationClaimMoved,
+)
 from virga_runtime.folding import Folds
 from virga_runtime.service import Emit, Intent
 
@@ -35,8 +43,17 @@ def _requested(state: ComputeState, envelope: Envelope, event: InstanceRebuildRe
         return
     if instance_id in state.deleted:
         return
-    placed = event.placement
-    state.instances[instance_id] = InstanceRecord(
+    arrive(state, envelope, event.placement, event.flow_id, event.step)
+
+
+def arrive(
+    state: ComputeState, envelope: Envelope, placed: InstanceScheduled, flow_id: str, step: str
+) -> InstanceRecord:
+    """The record of an instance a flow (re)builds here from its existing disks, as placed
+    (an evacuation's rebuild, a resize's move): defined once its boot volume and port are
+    here, by the request that made it (`scheduled_event_id`)."""
+    instance_id = envelope.aggregate_id
+    record = state.instances[instance_id] = InstanceRecord(
         instance_id=instance_id,
         tenant_id=envelope.tenant_id,
         name=placed.name,
@@ -53,8 +70,9 @@ def _requested(state: ComputeState, envelope: Envelope, event: InstanceRebuildRe
         user_data=placed.user_data,
         config_drive=placed.config_drive,
     )
-    state.rebuilding[instance_id] = (event.flow_id, event.step)
+    state.rebuilding[instance_id] = (flow_id, step)
     state.evacuated.pop(instance_id, None)  # back here after it left once
+    return record
 
 
 @folds.on(InstanceRebuilt)
@@ -110,9 +128,14 @@ def decide_rebuild_request(
 
 
 def rebuild_failed(state: ComputeState, record: InstanceRecord, reason: str) -> Emit:
-    """InstanceRebuildFailed for the evacuation rebuilding `record` here (its record goes)."""
+    """InstanceRebuildFailed for the evacuation rebuilding `record` here, InstanceResizeFailed
+    for the resize moving it here (its record goes)."""
     flow_id, step = state.rebuilding[record.instance_id]
-    failed = InstanceRebuildFailed(flow_id=flow_id, step=step, host=state.host, reason=reason)
+    failed: InstanceRebuildFailed | InstanceResizeFailed
+    if record.resize_flow == flow_id:
+        failed = InstanceResizeFailed(flow_id=flow_id, step=step, host=state.host, reason=reason)
+    else:
+        failed = InstanceRebuildFailed(flow_id=flow_id, step=step, host=state.host, reason=reason)
     return Emit(failed, record.instance_id, record.tenant_id)
 
 

@@ -223,6 +223,8 @@ def _started(state: ComputeState, envelope: Envelope, event: InstanceStarted) ->
         record.status, record.domain_lost = "running", False
         record.usage_since = envelope.occurred_at  # a fresh QEMU process: counters restart
         record.restarting = False
+        if record.resize_flow is None:
+            record.resize_ran = False  # a failed resize's guest started again
 
 
 @folds.on(InstanceRestarted)

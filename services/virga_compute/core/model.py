@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Literal
 
 from virga_events.catalog.api import InstanceRestartPolicy
+from virga_events.catalog.common import Flavor
 from virga_events.catalog.compute import OUTSIDE_CAUSES
 from virga_events.catalog.network import instance_port_id
 from virga_events.catalog.storage import boot_volume_id
@@ -94,6 +95,8 @@ class InstanceRecord:
     hypervisor's reports meanwhile are left alone."""
     resize_ran: bool = False
     """That resize stopped it running: undone, it is started again."""
+    resize_flavor: Flavor | None = None
+    """The new flavor of the resize moving it here (`core.resize`), until it is defined."""
 
     def restarts_after(self, cause: str) -> bool:
         """Whether its restart policy starts it again after a stop of this cause: never after

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
 from virga_compute.core.model import ComputeState, ConsoleTicket, InstanceRecord, PortBinding
+from virga_events.catalog.common import Flavor
 
 
 def _time(value: datetime | None) -> str | None:
@@ -47,6 +49,7 @@ def _record(r: InstanceRecord) -> dict[str, Any]:
         "migration_event_id": r.migration_event_id,
         "resize_flow": r.resize_flow,
         "resize_ran": r.resize_ran,
+        "resize_flavor": None if r.resize_flavor is None else asdict(r.resize_flavor),
     }
 
 
@@ -128,6 +131,8 @@ def _parse_record(raw: dict[str, Any]) -> InstanceRecord:
     fields.setdefault("grown", {})
     # Snapshots written before config drives have none of these: the defaults hold.
     fields["public_keys"] = tuple(fields.get("public_keys", ()))
+    flavor = fields.get("resize_flavor")
+    fields["resize_flavor"] = None if flavor is None else Flavor(**flavor)
     return InstanceRecord(**fields)
 
 

@@ -202,8 +202,9 @@ class ComputeDriver(Protocol):
         """State of one instance; `DomainState.MISSING` (not an error) when it does not exist."""
         ...
 
-    async def spawn(self, spec: InstanceSpec) -> None:
-        """Define the instance and start it.
+    async def spawn(self, spec: InstanceSpec, *, start: bool = True) -> None:
+        """Define the instance and start it (only define it: `start` False, as a resize that
+        moves a stopped guest does).
 
         Idempotent: if the instance is already defined it is started as it is (never
         redefined); if it is already running nothing happens. If this fails, a domain

@@ -266,11 +266,11 @@ class LibvirtDriver(LibvirtMigrations, LibvirtResizing):
 
     # -- power ----------------------------------------------------------------------------
 
-    async def spawn(self, spec: InstanceSpec) -> None:
+    async def spawn(self, spec: InstanceSpec, *, start: bool = True) -> None:
         definition = domain_xml.build_domain_xml(spec, self._settings)
         drive = domain_xml.config_drive_path(self._settings, spec.instance_id)
         await self._call(
-            lambda conn: define_and_start(conn, spec, definition, drive), spec.instance_id
+            lambda conn: define_and_start(conn, spec, definition, drive, start), spec.instance_id
         )
 
     async def start(self, instance_id: str) -> None:

@@ -170,9 +170,12 @@ def usage_sample(instance_id: str, dom: Any) -> UsageSample:
     )
 
 
-def define_and_start(conn: Any, spec: InstanceSpec, definition: str, drive: str | None) -> None:
-    """Define the instance's domain (`definition`) and start it, with its config drive image
-    at `drive` written first; a domain an earlier attempt defined is started as it is.
+def define_and_start(
+    conn: Any, spec: InstanceSpec, definition: str, drive: str | None, start: bool = True
+) -> None:
+    """Define the instance's domain (`definition`) and start it (unless not `start`), with its
+    config drive image at `drive` written first; a domain an earlier attempt defined is
+    started as it is.
 
     On failure what this call made is removed again, the image included.
     """
@@ -182,13 +185,15 @@ def define_and_start(conn: Any, spec: InstanceSpec, definition: str, drive: str 
         if managed_id(existing) != spec.instance_id:
             raise DriverError(f"domain {name!r} exists but is not managed by Virga")
         write_drive(spec, drive, rewrite=False)  # its CD-ROM must be there for it to start
-        power_on(existing)
+        if start:
+            power_on(existing)
         return
     write_drive(spec, drive)  # before the definition that names it
     try:
         dom = conn.defineXML(definition)
         try:
-            dom.create()
+            if start:
+                dom.create()
         except BaseException as exc:
             try:
                 power_off(dom)

@@ -232,14 +232,15 @@ class MemoryComputeDriver:
                 )
         return sorted(samples, key=lambda sample: sample.instance_id)
 
-    async def spawn(self, spec: InstanceSpec) -> None:
+    async def spawn(self, spec: InstanceSpec, *, start: bool = True) -> None:
         self._enter("spawn")
         name = domain_name(spec.instance_id)
         existing = self._domains.get(name)
         if existing is not None:
             if existing.instance_id != spec.instance_id:
                 raise DriverError(f"domain {name!r} exists but is not managed by Virga")
-            self._power_on(existing)
+            if start:
+                self._power_on(existing)
             return
         domain = _Domain(
             instance_id=spec.instance_id,
@@ -249,7 +250,8 @@ class MemoryComputeDriver:
             disks={disk.target_dev: disk for disk in spec.disks},
             config_drive=None if spec.config_drive is None else drive_files(spec),
         )
-        self._power_on(domain)
+        if start:
+            self._power_on(domain)
         self._domains[name] = domain
 
     async def start(self, instance_id: str) -> None:

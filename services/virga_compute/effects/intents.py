@@ -279,6 +279,24 @@ class Redefine:
 
 
 @dataclass(frozen=True, slots=True)
+class MoveIn:
+    """Define a resized instance moved here from its existing disks, started if `start`
+    (InstanceResized, or InstanceResizeFailed with nothing left defined)."""
+
+    spec: InstanceSpec
+    tenant_id: str | None
+    host: str
+    flow_id: str
+    step: str
+    flavor: Flavor
+    start: bool
+
+    @property
+    def key(self) -> str:
+        return self.spec.instance_id
+
+
+@dataclass(frozen=True, slots=True)
 class RestartAfterResize:
     """Start again a guest a failed resize stopped (InstanceStarted, or InstanceFailed)."""
 

@@ -1,4 +1,5 @@
-"""A cold resize's steps on this host (`core.resize`), carried out over the driver."""
+"""A cold resize's steps on this host (`core.resize`), carried out over the driver: the stop,
+the redefinition in place or the definition of a guest moved here, the restart of an undo."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 import structlog
 
 from virga_compute.drivers.base import ComputeDriver, DriverError, InstanceNotFound
-from virga_compute.effects.intents import Redefine, RestartAfterResize, StopForResize
+from virga_compute.effects.intents import MoveIn, Redefine, RestartAfterResize, StopForResize
 from virga_events.catalog.compute import (
     InstanceFailed,
     InstanceResized,
@@ -72,6 +73,32 @@ def resize_handlers(driver: ComputeDriver) -> dict[type[Any], EffectHandler]:
         )
         return [Emit(resized, effect.instance_id, effect.tenant_id), *emits]
 
+    async def move_in(effect: MoveIn) -> Sequence[Emit]:
+        instance_id = effect.spec.instance_id
+        bound = log.bind(instance_id=instance_id, flow_id=effect.flow_id)
+        try:
+            await driver.spawn(effect.spec, start=effect.start)
+        except DriverError as exc:
+            reason = str(exc)
+            try:
+                await driver.destroy(instance_id)  # nothing of it stays here: its old host has it
+            except DriverError as cleanup:
+                reason += f" (removing the domain failed too: {cleanup})"
+            bound.warning("resize_move_failed", host=effect.host, reason=reason)
+            failed = InstanceResizeFailed(
+                flow_id=effect.flow_id, step=effect.step, host=effect.host, reason=reason
+            )
+            return [Emit(failed, instance_id, effect.tenant_id)]
+        bound.info("instance_resized_here", host=effect.host, running=effect.start)
+        resized = InstanceResized(
+            flow_id=effect.flow_id,
+            step=effect.step,
+            host=effect.host,
+            flavor=effect.flavor,
+            running=effect.start,
+        )
+        return [Emit(resized, instance_id, effect.tenant_id)]
+
     async def restart(effect: RestartAfterResize) -> Sequence[Emit]:
         try:
             await driver.start(effect.instance_id)
@@ -81,4 +108,9 @@ def resize_handlers(driver: ComputeDriver) -> dict[type[Any], EffectHandler]:
             return [Emit(failed, effect.instance_id, effect.tenant_id)]
         return [Emit(InstanceStarted(host=effect.host), effect.instance_id, effect.tenant_id)]
 
-    return {StopForResize: stop, Redefine: redefine, RestartAfterResize: restart}
+    return {
+        StopForResize: stop,
+        Redefine: redefine,
+        MoveIn: move_in,
+        RestartAfterResize: restart,
+    }

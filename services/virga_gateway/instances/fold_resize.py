@@ -45,11 +45,22 @@ def _ended(
 ) -> None:
     instance = state.instances.get(event.subject)
     if instance is not None and instance.resize_started == env.aggregate_id:
-        instance_record(state, env, event.subject).resizing = False
+        ended = instance_record(state, env, event.subject)
+        ended.resizing, ended.resizing_to = False, None
 
 
 folds.add(flows.FlowCompleted, _ended)
 folds.add(flows.FlowFailed, _ended)
+
+
+@folds.on(scheduler.MigrationPortSwitchRequested)
+def _port_switched(
+    state: GatewayState, env: Envelope, event: scheduler.MigrationPortSwitchRequested
+) -> None:
+    """A resize moving hosts sends the port (there, or back): that host reports on it."""
+    instance = state.instances.get(env.aggregate_id)
+    if instance is not None and instance.resizing and instance.resize_started == event.flow_id:
+        instance_record(state, env).resizing_to = event.host
 
 
 def _undone(state: GatewayState, env: Envelope, event: Any) -> None:

@@ -111,6 +111,9 @@ class Instance(msgspec.Struct, kw_only=True):
     """The flow id of the latest resize the scheduler started (FlowStarted)."""
     resizing: bool = False
     """That flow runs (from its FlowStarted to its FlowCompleted or FlowFailed)."""
+    resizing_to: str | None = None
+    """The host a resize that moves hosts switched its port to (MigrationPortSwitchRequested),
+    while it runs: that host's agents report on it before the claim moves there."""
     deleted: bool = False
     deleted_at: datetime | None = None
     """Event time of its deletion (retention counts from it)."""

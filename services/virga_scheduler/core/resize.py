@@ -15,17 +15,32 @@ InstanceResizeRequested with the flow id; the instance shows RESIZING while the 
    BootVolumeGrowFailed. An instance without a boot volume (no image) has nothing to grow: the
    scheduler answers the step itself. No undo: a volume only grows, and the guest's
    filesystem never saw the new size (the next resize finds it grown already).
-4. `redefine`, the pivot: InstanceRedefineRequested with the instance's placement on the
+4. `switch_port`, only when the resize moves hosts and the instance has a network:
+   MigrationPortSwitchRequested (the live migration's): the network moves the instance's port
+   to the new host, whose network agent binds it and answers MigrationPortSwitched. In place,
+   or without a port, the scheduler answers the step itself. Undo: the same request back to
+   the old host (the old host's compute agent starts the guest again only once the port is
+   bound there again). From here the new host's agents report on the instance
+   (`resized_to`, the scheduler's `placed_on`) until the claim follows.
+5. `redefine`, the pivot: InstanceRedefineRequested with the instance's placement on the
    chosen host with the new flavor, started again if it ran. In place, the agent redefines
-   the stopped domain with the new vCPUs and memory; on another host, the old host's agent
-   undefines it first and the new host's agent defines it. Answered by the agent of the new
-   host: InstanceResized, or InstanceResizeFailed (nothing changed, so the undo of the steps
-   before ends the instance as it was).
-5. `release`: the scheduler moves the instance's claim to the resize's hold, with the new
-   flavor: ResizeClaimMoved. From here the instance is the new flavor everywhere.
+   the stopped domain with the new vCPUs and memory. On another host, the new host's agent
+   defines the guest from the placement (its existing boot volume and the port switched
+   there) and starts it if it ran; the old host's stopped domain stays, untouched, until
+   `release`. Answered by the agent of the new host: InstanceResized, or InstanceResizeFailed
+   (nothing is left defined there, so the undo of the steps before ends the instance as it
+   was, on its old host with its old flavor).
+6. `release`: the scheduler moves the instance's claim to the resize's hold, with the new
+   flavor: ResizeClaimMoved. From here the instance is the new flavor everywhere. After a
+   move, the old host's agent reads it as its cue to forget the instance and undefine its
+   stopped domain (the disks stay: they are the storage service's), at once and at each of
+   its starts until it is gone, as after an evacuation: the guest runs exactly once.
 
-A failure up to `redefine` ends the flow `FlowFailed` with the reason: the hold is released,
-a guest that ran is started again with its old flavor, and the reason is in its history.
+A failure up to `redefine` ends the flow `FlowFailed` with the reason: the port goes back, the
+hold is released, a guest that ran is started again with its old flavor on its old host, and
+the reason is in its history. Billing follows the agents' reports (the old host's stop, the
+new host's InstanceResized running): the guest is charged once, with no gap beyond the time
+it was stopped.
 """
 
 from __future__ import annotations
@@ -42,11 +57,13 @@ from virga_events.catalog.compute import (
     InstanceResizeFailed,
     InstanceResizeStopped,
 )
+from virga_events.catalog.network import MigrationPortSwitched
 from virga_events.catalog.scheduler import (
     BootVolumeGrowRequested,
     InstanceRedefineRequested,
     InstanceResizeRestartRequested,
     InstanceResizeStopRequested,
+    MigrationPortSwitchRequested,
     ResizeClaimed,
     ResizeClaimMoved,
     ResizeClaimReleased,
@@ -70,6 +87,7 @@ RESIZE = "resize"
 AGENT_SECONDS = timedelta(seconds=120)
 """How long an agent may take to stop a guest (its grace period and more) or to define it."""
 GROW_SECONDS = timedelta(seconds=120)
+SWITCH_SECONDS = timedelta(seconds=60)
 
 RAN = "yes"
 """`flow["was_running"]` of a guest that ran when the resize stopped it (else empty)."""
@@ -159,6 +177,35 @@ def _grow(ctx: Scheduling, flow: Flow) -> list[Emit]:
     return [Emit(asked, flow.subject, flow.tenant_id)]
 
 
+def _moves_a_port(ctx: Scheduling, flow: Flow) -> bool:
+    """Whether the resize moves hosts with a port to take along."""
+    if flow["destination"] == flow["source"]:
+        return False
+    record = ctx.state.instances.get(flow.subject)
+    return record is None or record.requested is None or record.requested.network is not None
+
+
+def _switch_port(ctx: Scheduling, flow: Flow) -> list[Emit]:
+    destination = flow["destination"]
+    if not _moves_a_port(ctx, flow):
+        # In place, or no port: nothing to move, so no one else to ask.
+        switched = MigrationPortSwitched(flow_id=flow.flow_id, step="switch_port", host=destination)
+        return [Emit(switched, flow.subject, flow.tenant_id)]
+    asked = MigrationPortSwitchRequested(
+        flow_id=flow.flow_id, step="switch_port", host=destination, source=flow["source"]
+    )
+    return [Emit(asked, flow.subject, flow.tenant_id)]
+
+
+def _switch_back(ctx: Scheduling, flow: Flow) -> list[Emit]:
+    if not _moves_a_port(ctx, flow):
+        return []
+    back = MigrationPortSwitchRequested(
+        flow_id=flow.flow_id, step="switch_back", host=flow["source"], source=flow["destination"]
+    )
+    return [Emit(back, flow.subject, flow.tenant_id)]
+
+
 def _redefine(ctx: Scheduling, flow: Flow) -> list[Emit]:
     """Ask for the guest on the chosen host with the new flavor: the placement the agent
     (re)defines it from, as a placement carries everything an agent builds a guest from."""
@@ -215,7 +262,9 @@ def _from_source(flow: Flow, event: InstanceResizeStopped | InstanceResizeFailed
     return event.host == flow["source"]
 
 
-def _from_destination(flow: Flow, event: InstanceResized | InstanceResizeFailed) -> bool:
+def _from_destination(
+    flow: Flow, event: MigrationPortSwitched | InstanceResized | InstanceResizeFailed
+) -> bool:
     return event.host == flow["destination"]
 
 
@@ -246,6 +295,15 @@ FLOW: FlowDefinition[Scheduling] = FlowDefinition(
             completed_by=(BootVolumeGrown,),
             failed_by=(BootVolumeGrowFailed,),
             timeout=GROW_SECONDS,
+        ),
+        Step(
+            "switch_port",
+            _switch_port,
+            completed_by=(MigrationPortSwitched,),
+            timeout=SWITCH_SECONDS,
+            attempts=3,
+            compensate=_switch_back,
+            accepts=_from_destination,
         ),
         Step(
             "redefine",
@@ -300,3 +358,12 @@ def answered(config: SchedulerConfig, state: SchedulerState, envelope: Envelope)
 
 def deadlines(config: SchedulerConfig, state: SchedulerState, now: datetime) -> list[Emit]:
     return FLOWS.tick(Scheduling(config, state), state.flows, now)
+
+
+def resized_to(state: SchedulerState, instance_id: str) -> str | None:
+    """The new host of a resize that moves the instance, once its port is sent there (from
+    `switch_port` on): that host's agents report on it before the claim moves there."""
+    for flow in state.flows.running():
+        if flow.subject == instance_id and flow.definition == RESIZE and "grow" in flow.done:
+            return flow.get("destination")
+    return None

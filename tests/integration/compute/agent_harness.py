@@ -74,9 +74,9 @@ class CountingDriver(MemoryComputeDriver):
         super().__init__()
         self.spawned: list[str] = []
 
-    async def spawn(self, spec: InstanceSpec) -> None:
+    async def spawn(self, spec: InstanceSpec, *, start: bool = True) -> None:
         self.spawned.append(spec.instance_id)
-        await super().spawn(spec)
+        await super().spawn(spec, start=start)
 
 
 class LibvirtHypervisor(Hypervisor):

@@ -50,3 +50,23 @@ def test_a_failed_resize_that_released_its_hold_is_no_leak_and_one_that_did_not_
     leaky = [*_hosts("h1"), *booted("i1"), *_resize("h1"), fact(failed, "r1", 6)]
     findings = check(fold_all(leaky), NOW, STUCK_AFTER)
     assert [(v.kind, v.resource) for v in findings] == [("leaked-claim", "i1")]
+
+
+def test_a_resize_that_moved_hosts_leaves_one_claim_on_the_new_host_and_no_finding() -> None:
+    moved = scheduler.ResizeClaimMoved(
+        flow_id="r1", step="release", source="h1", destination="h2", flavor=HUGE
+    )
+    resized = compute.InstanceResized(
+        flow_id="r1", step="redefine", host="h2", flavor=HUGE, running=True
+    )
+    log = [
+        *_hosts("h1", "h2"),
+        *booted("i1"),
+        *_resize("h2"),
+        fact(resized, "i1", 6, "compute@h2"),
+        fact(moved, "i1", 7, "scheduler"),
+        fact(flows.FlowCompleted(subject="i1"), "r1", 7),
+    ]
+    model = fold_all(log)
+    assert check(model, NOW, STUCK_AFTER) == []
+    assert model.claims["i1"] == ("h2", HUGE)

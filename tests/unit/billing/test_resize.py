@@ -64,3 +64,20 @@ def test_a_stopped_instance_resized_is_charged_nothing_until_it_starts() -> None
     )
     invoice = rate(TENANT, state.usage(TENANT), state.prices, "2026-03")
     assert [(line.quantity, line.unit_price) for line in invoice.lines] == [("24.000000", "1.00")]
+
+
+def test_a_resize_that_moves_hosts_is_charged_once_with_no_gap_beyond_the_stop() -> None:
+    moved = InstanceResized(flow_id="r-1", step="redefine", host="h2", flavor=LARGE, running=True)
+    state = folded(
+        [
+            prices(at(1, month=2), "0.10"),
+            event(InstanceRequested(name="vm", flavor=SMALL), "i-1", at(9)),
+            event(InstanceStarted(host="h1"), "i-1", at(10)),
+            stopped(11, 0),  # 24 h of m1.small on h1
+            event(moved, "i-1", at(11, 0, 30)),  # off for the half hour of the move
+            event(InstanceDeleted(host="h2"), "i-1", at(12, 0, 30)),  # 24 h of m1.large on h2
+        ]
+    )
+    invoice = rate(TENANT, state.usage(TENANT), state.prices, "2026-03")
+    lines = sorted((line.kind, line.quantity, line.unit_price) for line in invoice.lines)
+    assert lines == [("compute", "24.000000", "0.10"), ("compute", "24.000000", "1.00")]

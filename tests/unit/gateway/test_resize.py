@@ -15,6 +15,7 @@ from virga_gateway.preview import preview
 from virga_gateway.problems import Problem
 from virga_gateway.quotas.enforce import over_quota, quota_increase
 from virga_gateway.quotas.model import usage
+from virga_gateway.service import placed_on
 from virga_gateway.state import GatewayState
 
 ALICE = Principal("tok-alice", "tenant", "t1")
@@ -126,3 +127,33 @@ def test_a_resize_over_the_tenants_vcpus_is_refused_for_the_difference() -> None
     assert problem is not None
     assert problem.status == 403
     assert [e.field for e in problem.errors] == ["vcpus"]
+
+
+def test_a_resize_that_moves_hosts_lets_the_new_host_report_once_the_port_is_sent_there() -> None:
+    state = asked(running())
+    started = flows.FlowStarted(definition="resize", subject="i1", inputs={})
+    state = fold(envelope(started, "r-1", producer="scheduler", seconds=4), state=state)
+    assert placed_on(state, "i1") == "h1"  # the stop is h1's to report
+    switch = scheduler.MigrationPortSwitchRequested(
+        flow_id="r-1", step="switch_port", host="h2", source="h1"
+    )
+    state = fold(envelope(switch, "i1", producer="scheduler", seconds=5), state=state)
+    assert placed_on(state, "i1") == "h2"  # its port binds there, before the claim moves
+    resized = compute.InstanceResized(
+        flow_id="r-1", step="redefine", host="h2", flavor=MEDIUM, running=True
+    )
+    moved = scheduler.ResizeClaimMoved(
+        flow_id="r-1", step="release", source="h1", destination="h2", flavor=MEDIUM
+    )
+    state = fold(
+        envelope(resized, "i1", producer="compute@h2", seconds=6),
+        envelope(moved, "i1", producer="scheduler", seconds=6),
+        envelope(flows.FlowCompleted(subject="i1"), "r-1", producer="scheduler", seconds=6),
+        state=state,
+    )
+    instance = state.instances["i1"]
+    assert (instance.status, instance.flavor, instance.host) == ("RUNNING", MEDIUM, "h2")
+    assert placed_on(state, "i1") == "h2"
+    assert instance.resizing_to is None
+    assert state.hosts["h1"].allocated.vcpus == 0
+    assert state.hosts["h2"].allocated.vcpus == 2

@@ -17,11 +17,13 @@ from virga_events.catalog.compute import (
     InstanceResizeStopped,
 )
 from virga_events.catalog.flows import FlowCompleted, FlowFailed
+from virga_events.catalog.network import MigrationPortSwitched
 from virga_events.catalog.scheduler import (
     BootVolumeGrowRequested,
     InstanceRedefineRequested,
     InstanceResizeRestartRequested,
     InstanceResizeStopRequested,
+    MigrationPortSwitchRequested,
     ResizeClaimed,
     ResizeClaimMoved,
     ResizeClaimReleased,
@@ -29,9 +31,12 @@ from virga_events.catalog.scheduler import (
 )
 from virga_events.catalog.storage import BootVolumeGrowFailed, BootVolumeGrown
 from virga_scheduler.core.resize import resize_claim_id
+from virga_scheduler.service import placed_on
 
 MEDIUM = Flavor(name="m1.medium", vcpus=4, ram_mb=4096, disk_gb=40)
 HUGE = Flavor(name="m1.huge", vcpus=4, ram_mb=12288, disk_gb=40)
+SWITCHED = MigrationPortSwitched(flow_id="r-1", step="switch_port", host="h2")
+SWITCHED_H1 = MigrationPortSwitched(flow_id="r-1", step="switch_port", host="h1")
 
 
 def placed(*, second_host_ram: int = 16384) -> Scheduler:
@@ -98,7 +103,16 @@ def test_a_resize_that_does_not_fit_its_host_moves_to_another() -> None:
         InstanceResizeStopped(flow_id="r-1", step="stop", host="h1", was_running=False),
         "h1",
     )
+    assert placed_on(scheduler.state, "i1") == "h1"
     emitted = answer(scheduler, BootVolumeGrown(flow_id="r-1", step="grow", size_gb=40), "storage")
+    switch = only(emitted, MigrationPortSwitchRequested)
+    assert (switch.source, switch.host, switch.step) == ("h1", "h2", "switch_port")
+    # From the switch on, h2's agents report on it (its port binds there); before, h1's.
+    assert placed_on(scheduler.state, "i1") == "h2"
+    assert not [e for e in emitted if isinstance(e, InstanceRedefineRequested)]
+    # Only the new host's network agent may answer the switch.
+    assert answer(scheduler, SWITCHED_H1, "h1") == []
+    emitted = answer(scheduler, SWITCHED, "h2")
     asked = only(emitted, InstanceRedefineRequested)
     assert (asked.source, asked.placement.host, asked.start) == ("h1", "h2", False)
     # Only the host asked may answer: h1 saying it redefined the guest changes nothing.
@@ -107,6 +121,7 @@ def test_a_resize_that_does_not_fit_its_host_moves_to_another() -> None:
     done = InstanceResized(flow_id="r-1", step="redefine", host="h2", flavor=HUGE, running=False)
     only(answer(scheduler, done, "h2"), FlowCompleted)
     assert scheduler.host_of("i1") == "h2"
+    assert placed_on(scheduler.state, "i1") == "h2"
     assert scheduler.state.claims.usage_of("h1").ram_mb == 0
     assert scheduler.state.claims.usage_of("h2").ram_mb == 12288
 
@@ -160,9 +175,9 @@ Outcome = st.sampled_from(["ok", "fail", "timeout"])
 
 
 @settings(max_examples=60, deadline=None)
-@given(stop=Outcome, grow=Outcome, redefine=Outcome, huge=st.booleans())
+@given(stop=Outcome, grow=Outcome, switch=Outcome, redefine=Outcome, huge=st.booleans())
 def test_any_outcome_of_the_steps_ends_with_one_claim_as_before_or_resized(
-    stop: str, grow: str, redefine: str, huge: bool
+    stop: str, grow: str, switch: str, redefine: str, huge: bool
 ) -> None:
     scheduler = placed()
     flavor = HUGE if huge else MEDIUM
@@ -178,6 +193,9 @@ def test_any_outcome_of_the_steps_ends_with_one_claim_as_before_or_resized(
         (stop, InstanceResizeFailed(flow_id="r-1", step="stop", host="h1", reason="x"), "h1"),
         (grow, BootVolumeGrown(flow_id="r-1", step="grow", size_gb=40), "storage"),
         (grow, BootVolumeGrowFailed(flow_id="r-1", step="grow", reason="x"), "storage"),
+        # A switch has no failure answer: "fail" is an answer from the wrong host (ignored).
+        (switch, SWITCHED, "h2"),
+        (switch, SWITCHED_H1, "h1"),
         (
             redefine,
             InstanceResized(flow_id="r-1", step="redefine", host=host, flavor=flavor, running=True),
@@ -189,14 +207,20 @@ def test_any_outcome_of_the_steps_ends_with_one_claim_as_before_or_resized(
             host,
         ),
     ]
+    if not huge:
+        del answers[4:6]  # in place, the scheduler answers the switch itself
     for n in range(0, len(answers), 2):
         outcome = answers[n][0]
-        if outcome == "timeout":
-            seconds += 600
-            scheduler.tick(seconds)
-        else:
+        if outcome != "timeout":
             _, payload, by = answers[n] if outcome == "ok" else answers[n + 1]
             answer(scheduler, payload, by, seconds)
+        step = scheduler.state.flows.flows["r-1"].step
+        for _ in range(5):  # every attempt of the step times out (an ignored answer, too)
+            running = scheduler.state.flows.flows["r-1"]
+            if running.outcome != "running" or running.step != step or outcome == "ok":
+                break
+            seconds += 600
+            scheduler.tick(seconds)
         if scheduler.state.flows.flows["r-1"].outcome != "running":
             break
     flow = scheduler.state.flows.flows["r-1"]
@@ -212,3 +236,14 @@ def test_any_outcome_of_the_steps_ends_with_one_claim_as_before_or_resized(
         assert (held.host, held.ram_mb, record.requested.flavor) == (host, flavor.ram_mb, flavor)
     else:
         assert (held.host, held.ram_mb, record.requested.flavor.name) == ("h1", 2048, "m1.small")
+    switched = [
+        e for e in scheduler.outputs_payloads() if isinstance(e, MigrationPortSwitchRequested)
+    ]
+    steps = [e.step for e in switched]
+    if not (huge and stop == grow == "ok"):
+        assert steps == []  # in place, or failed before: no port moves
+    else:
+        undone = switch == "ok" and flow.outcome != "completed"
+        assert steps[0] == "switch_port"
+        assert steps.count("switch_back") == (1 if undone else 0)
+        assert set(steps) <= {"switch_port", "switch_back"}
