@@ -108,6 +108,29 @@ async def migrated_event(
         await asyncio.sleep(0.5)
 
 
+TIMELINE = {"MigrationPortSwitchRequested", "PortHostAssigned", "PortBound", "PortUnbound",
+            "MigrationPortSwitched"}  # fmt: skip
+"""The events after InstanceMigrated that move a guest's network, printed in `timeline`."""
+
+
+async def timeline(lab: MigrationStack, instance_id: str, since: float, until: float) -> str:
+    """When each event that moves the instance's port came between `since` and `until` (wall
+    times), as seconds after `since` (InstanceMigrated): where the ping gap goes."""
+    ports: set[str] = set()
+    found: list[tuple[float, str]] = []
+    for service in ("scheduler", "network"):
+        topic = event_topic(service, lab.stack.namespace)
+        for event in await read_events(lab.stack.bootstrap, topic, REGISTRY):
+            payload, at = event.payload, event.occurred_at.timestamp()
+            if getattr(payload, "instance_id", None) == instance_id:
+                ports.add(event.aggregate_id)
+            name = type(payload).__name__
+            mine = event.aggregate_id == instance_id or event.aggregate_id in ports
+            if name in TIMELINE and mine and since - 1 <= at <= until:
+                found.append((at - since, f"{name}({getattr(payload, 'host', '')})"))
+    return ", ".join(f"{name} {offset:+.3f}" for offset, name in sorted(found))
+
+
 async def move(
     lab: MigrationStack,
     admin: Api,
@@ -137,13 +160,15 @@ async def move(
     reported = await migrated_event(lab, instance_id, flow_id)
     migrated, reported_at = reported.payload, reported.occurred_at.timestamp()
     after = await asyncio.to_thread(guest_uptime, lab.hosts[destination].uri, instance_id)
+    steps = await timeline(lab, instance_id, reported_at, began + gap + 1)
     print(
         f"\n{source} -> {destination}: API request -> RUNNING {running - started:.3f} s; "
         f"bare migration (InstanceMigrated.seconds) {migrated.seconds:.3f} s, "
         f"downtime {migrated.downtime_ms} ms; longest ping gap {gap:.3f} s, "
         f"{lost} pings lost (every {watch.interval} s), from {began - reported_at:+.3f} s to "
         f"{began + gap - reported_at:+.3f} s of InstanceMigrated; answered again "
-        f"{answered - running:+.3f} s after RUNNING; uptime {before:.2f} -> {after:.2f} s"
+        f"{answered - running:+.3f} s after RUNNING; uptime {before:.2f} -> {after:.2f} s\n"
+        f"  after InstanceMigrated: {steps}; first reply {began + gap - reported_at:+.3f} s"
     )
     assert after > before  # the same guest ran on: never rebooted
     assert migrated.destination == destination
