@@ -12,6 +12,16 @@
   filters follow), the source unplugs (PortUnbound), the floating IP's NAT and gratuitous ARP
   move with the controller's new acceptance. The destination answers MigrationPortSwitched once
   its fold holds every port bound here; a re-sent request is answered again.
+  The request comes only once the guest runs on the destination (after InstanceMigrated), and
+  the controller's answer to it is certain (it assigns an instance's port to the request's
+  host), so every agent follows the request itself at once (`moved`), not the controller's
+  PortHostAssigned and the destination's PortBound a few hops later: the destination binds,
+  the source unplugs, every other host forwards the guest's MAC to the destination and accepts
+  it (only its MAC and addresses) only from there. That lasts while the log assigns the port
+  to the request's source or destination (the controller's PortHostAssigned agrees), until the
+  flow ends or a later migration of the instance asks its own switch; any other assignment of
+  the controller's wins. A migration that fails sends no switch request: the
+  source's binding stays.
 * `unplumb` (MigrationPortUnplumbRequested, the flow's compensation): the destination's
   plumbing goes at the next convergence, unless a port is bound there by then.
 
@@ -48,6 +58,8 @@ REQUESTS = (
     MigrationPortUnplumbRequested,
 )
 """The scheduler's requests to the network agents (`<ns>.scheduler`)."""
+SWITCH = MigrationPortSwitchRequested
+"""The request every host follows at once, not only the one it names (`moved`)."""
 
 AnswerKind = Literal["plumbed", "switched"]
 
@@ -94,6 +106,19 @@ def prepared(state: NetworkAgentState) -> dict[str, str]:
                 if port.host != state.host:
                     wanted[port.port_id] = flow_id
     return wanted
+
+
+def moved(state: NetworkAgentState) -> dict[str, str]:
+    """Ports whose guest moved (the switch requested) while the log assigns them to the
+    switch's source or (the controller agreeing) its destination: port id -> the host the
+    guest runs on now, also before the destination's PortBound is folded here."""
+    where: dict[str, str] = {}
+    for record in state.migrations.values():
+        if record.switch_requests > 0 and record.source:
+            for port in _ports_of(state, record.instance_id):
+                if port.host in (record.source, record.destination):
+                    where[port.port_id] = record.destination
+    return where
 
 
 def answers(state: NetworkAgentState, planned: Iterable[str]) -> tuple[MigrationAnswer, ...]:
@@ -167,8 +192,19 @@ def _unplumb_requested(record: MigrationRecord, event: MigrationPortUnplumbReque
     record.destination, record.unplumbed = event.host, True
 
 
-def _switch_requested(record: MigrationRecord, event: MigrationPortSwitchRequested) -> None:
-    record.destination, record.switch_requests = event.host, record.switch_requests + 1
+def _switch_requested(
+    state: NetworkAgentState, envelope: Envelope, event: MigrationPortSwitchRequested
+) -> None:
+    """The latest switch of an instance is where its guest runs (the instance's requests are
+    in order on their topic): an earlier flow's, not yet ended here, says nothing more."""
+    record = _record(state, envelope, event.flow_id)
+    if record is None:
+        return
+    for flow_id, other in state.migrations.items():
+        if other.instance_id == record.instance_id and flow_id != event.flow_id:
+            other.source = ""
+    record.destination, record.source = event.host, event.source
+    record.switch_requests += 1
 
 
 def _switch_answered(record: MigrationRecord, event: MigrationPortSwitched) -> None:
@@ -194,7 +230,7 @@ def register(folds: Folds[NetworkAgentState]) -> None:
     folds.add(MigrationPortPlumbed, _on(_plumb_answered))
     folds.add(MigrationPortPlumbingFailed, _on(_plumb_answered))
     folds.add(MigrationPortUnplumbRequested, _on(_unplumb_requested))
-    folds.add(MigrationPortSwitchRequested, _on(_switch_requested))
+    folds.add(MigrationPortSwitchRequested, _switch_requested)
     folds.add(MigrationPortSwitched, _on(_switch_answered))
     folds.add(FlowCompleted, _ended)
     folds.add(FlowFailed, _ended)

@@ -135,6 +135,9 @@ class MigrationRecord:
     """MigrationPortUnplumbRequested: the destination's plumbing is to go (unless bound)."""
     switch_requests: int = 0
     switch_answers: int = 0
+    source: str = ""
+    """The host the guest left, from the switch request ("" before it, or once a later
+    migration of the instance asked its own switch): `core.migration.moved`."""
 
 
 @dataclass(slots=True)

@@ -148,9 +148,11 @@ def _plumbable(state: NetworkAgentState, port: PortRecord) -> bool:
     return not port.deleted and port.mac is not None and port.network_id in state.networks
 
 
-def _wanted(state: NetworkAgentState, port: PortRecord) -> bool:
+def _wanted(state: NetworkAgentState, port: PortRecord, moved: dict[str, str]) -> bool:
+    """Whether the port is to be bound here: assigned here, or its guest moved here
+    (`migration.moved`: before the controller's assignment follows)."""
     return (
-        port.host == state.host
+        moved.get(port.port_id, port.host) == state.host
         and not port.deleted
         and port.mac is not None
         and port.network_id in state.networks
@@ -164,14 +166,16 @@ def _network(
     prefix: str,
     local: list[tuple[str, str]] | None,
     router: str | None = None,
+    moved: dict[str, str] | None = None,
 ) -> NetworkPlumbing:
     """The network's plumbing; `local`: its ports here as (MAC, IPv4) for its edge, None for
-    no edge; `router`: the link-local address of its router's leg here (IPv6)."""
+    no edge; `router`: the link-local address of its router's leg here (IPv6); `moved`: ports
+    whose guest moved (`migration.moved`), forwarded to where it runs now."""
     flood: set[str] = set()
     fdb: set[tuple[str, str]] = set()
     remotes: set[RemotePort] = set()
     for port in state.ports.values():
-        host = port.bound_host
+        host = (moved or {}).get(port.port_id, port.bound_host)
         if port.network_id != network_id or host is None or host == state.host:
             continue
         vtep = state.vteps.get(host)
@@ -211,9 +215,9 @@ def host_plan(state: NetworkAgentState, vtep_ip: str, prefix: str, edges: bool =
     """Everything this host should have, given the log so far; `edges`: with an edge (DHCP,
     metadata: `core.edge`) on each IPv4 network."""
     ports: list[PortPlan] = []
-    coming = migration.prepared(state)
+    coming, moved = migration.prepared(state), migration.moved(state)
     for port in sorted(state.ports.values(), key=lambda p: p.port_id):
-        prepared = not _wanted(state, port)
+        prepared = not _wanted(state, port, moved)
         if prepared and not (port.port_id in coming and _plumbable(state, port)):
             continue
         rules = _rules(state, port)
@@ -252,7 +256,9 @@ def host_plan(state: NetworkAgentState, vtep_ip: str, prefix: str, edges: bool =
     unbind = tuple(
         Unbind(port.port_id, port.tenant_id)
         for port in sorted(state.ports.values(), key=lambda p: p.port_id)
-        if port.bound_host == state.host and port.port_id not in wanted and not _wanted(state, port)
+        if port.bound_host == state.host
+        and port.port_id not in wanted
+        and not _wanted(state, port, moved)
     )
     local = _local_v4(ports)
     bound = {p.port_id: (p.network_id, p.filter.ips) for p in ports if not p.prepared}
@@ -273,6 +279,7 @@ def host_plan(state: NetworkAgentState, vtep_ip: str, prefix: str, edges: bool =
                 prefix,
                 local[n] if edges and n in local else None,
                 default.get(n) or None,
+                moved,
             )
             for n in sorted(wanted)
         ),
