@@ -9,6 +9,7 @@ from __future__ import annotations
 from virga_events import Envelope
 from virga_events.catalog.flows import FlowFailed
 from virga_events.catalog.network import (
+    MigrationPortActivated,
     NetworkAgentRegistered,
     PortAllocated,
     PortBound,
@@ -31,6 +32,7 @@ from .test_migration import (
     MAC,
     PORT,
     SOURCE,
+    TAP,
     VTEPS,
     Host,
     answered,
@@ -69,7 +71,9 @@ def test_every_host_follows_the_switch_request_before_the_controller_answers() -
     events = [*with_third(), switch()]
     destination = Host(DESTINATION, events).plan()
     (port,) = destination.ports
-    assert (port.port_id, port.prepared, port.report) == (PORT, False, True)  # bound: reported
+    # Bound here, not reported before the controller assigns it here.
+    assert (port.port_id, port.prepared, port.report) == (PORT, False, False)
+    assert destination.arrivals == ()  # switched: nothing left to watch for
     source = Host(SOURCE, events).plan()
     assert [u.port_id for u in source.unbind] == [PORT]
     assert all(p.port_id != PORT for p in source.ports)
@@ -95,14 +99,17 @@ def test_a_failed_migration_leaves_the_source_bound_and_forwarded_to() -> None:
     assert guest(Host(THIRD, events).plan())[0] == {VTEPS[SOURCE]}
 
 
-async def test_switched_is_answered_only_once_the_controller_assigned_the_port() -> None:
+async def test_port_bound_and_switched_wait_for_the_controllers_assignment() -> None:
     destination = Host(DESTINATION, [*with_third(), switch()])
+    written = answered(await destination.effects.converge(Converge(destination.plan())))
+    assert [e for e in written if e.aggregate_id == PORT] == []
+    assert TAP in destination.driver.taps
+    assert "switched" not in [a.kind for a in destination.plan().migrations]
+    destination.read([ev(PortHostAssigned(host=DESTINATION), PORT)])
     written = answered(await destination.effects.converge(Converge(destination.plan())))
     assert [type(e.payload) for e in written if e.aggregate_id == PORT] == [PortBound]
     destination.read(written)
-    assert destination.plan().migrations == ()  # bound here, but not assigned here yet
-    destination.read([ev(PortHostAssigned(host=DESTINATION), PORT)])
-    assert [a.kind for a in destination.plan().migrations] == ["switched"]
+    assert "switched" in [a.kind for a in destination.plan().migrations]
 
 
 def test_the_controllers_later_assignment_wins() -> None:
@@ -138,3 +145,57 @@ def test_a_switch_request_converges_every_host_at_once() -> None:
         config = NetworkAgentConfig(host=host, vtep_ip=VTEPS.get(host, THIRD_VTEP))
         state = Host(host, [*with_third(), switch()]).state
         assert len(decide(config, state, switch())) == 1
+
+
+# -- activation: the guest's first frame on the destination -----------------------------------
+
+
+def activated(host: str = DESTINATION) -> Envelope:
+    return ev(MigrationPortActivated(flow_id=FLOW, host=host), INSTANCE)
+
+
+async def test_the_destination_activates_at_the_guests_first_frame_once() -> None:
+    destination = Host(DESTINATION, with_third())
+    destination.read(answered(await destination.effects.converge(Converge(destination.plan()))))
+    (arrival,) = destination.plan().arrivals
+    assert (arrival.flow_id, arrival.taps) == (FLOW, (TAP,))
+    assert await destination.converge() == []  # the incoming guest, paused, sends nothing
+    destination.driver.frames[TAP] = 1  # QEMU announces the guest's MAC: it runs here
+    said = await destination.converge()
+    assert said == [MigrationPortActivated(flow_id=FLOW, host=DESTINATION)]
+    assert await destination.converge() == []  # said once, until the log brings it back
+    destination.read([activated()])
+    plan = destination.plan()
+    assert plan.arrivals == ()
+    assert [(p.prepared, p.report) for p in plan.ports if p.port_id == PORT] == [(False, False)]
+
+
+def test_every_host_follows_the_activation_before_any_switch() -> None:
+    events = [*with_third(), activated()]
+    source = Host(SOURCE, events).plan()
+    assert [u.port_id for u in source.unbind] == [PORT]  # unplugged: the guest left
+    third = Host(THIRD, events).plan()
+    assert guest(third) == ({VTEPS[DESTINATION]}, {RemotePort(MAC, VTEPS[DESTINATION], (IP,))})
+    # The controller's assignment then agrees; nothing moves again.
+    agreed = [*events, switch(), ev(PortHostAssigned(host=DESTINATION), PORT)]
+    assert guest(Host(THIRD, agreed).plan()) == guest(third)
+
+
+def test_only_the_flows_destination_activates_whatever_the_folding_order() -> None:
+    forged = [*with_third(), activated(THIRD)]
+    assert guest(Host(SOURCE, forged).plan())[0] == set()  # bound there still: local
+    assert guest(Host(THIRD, forged).plan())[0] == {VTEPS[SOURCE]}
+    # The activation folded before the plumb request (two topics): heeded all the same.
+    early = with_third()
+    early.insert(len(early) - 1, activated())  # before plumb(), the last
+    assert guest(Host(THIRD, early).plan())[0] == {VTEPS[DESTINATION]}
+
+
+async def test_a_migration_that_fails_before_the_guest_ran_there_leaves_the_source_bound() -> None:
+    destination = Host(DESTINATION, with_third())
+    destination.read(answered(await destination.effects.converge(Converge(destination.plan()))))
+    failed = ev(FlowFailed(subject=INSTANCE, reason="migrate failed"), FLOW)
+    destination.read([failed])
+    destination.driver.frames[TAP] = 1
+    assert await destination.converge() == []  # nothing watched any more: nothing said
+    assert TAP not in destination.driver.taps

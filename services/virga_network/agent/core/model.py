@@ -136,8 +136,13 @@ class MigrationRecord:
     switch_requests: int = 0
     switch_answers: int = 0
     source: str = ""
-    """The host the guest left, from the switch request ("" before it, or once a later
-    migration of the instance asked its own switch): `core.migration.moved`."""
+    """The host the guest left, from the switch request ("" before it)."""
+    activated: str = ""
+    """The host whose MigrationPortActivated says the guest runs there (heeded if it is the
+    destination: the topics are folded in no set order)."""
+    superseded: bool = False
+    """A later migration of the instance asked its own switch: this one says nothing more
+    about where the guest runs (`core.migration.moved`)."""
 
 
 @dataclass(slots=True)

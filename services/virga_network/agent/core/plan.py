@@ -68,6 +68,8 @@ class HostPlan:
     """Floating IPs reported plumbed here that the routers no longer NAT."""
     migrations: tuple[migration.MigrationAnswer, ...] = ()
     """Answers due to the scheduler's migration requests (`core.migration.answers`)."""
+    arrivals: tuple[migration.Arrival, ...] = ()
+    """Migrations coming here whose guest is awaited on its taps (`core.migration.arrivals`)."""
 
     def filters(self, failed_networks: frozenset[str] = frozenset()) -> FilterSet:
         """The host's filters: of every port outside `failed_networks`."""
@@ -248,7 +250,11 @@ def host_plan(state: NetworkAgentState, vtep_ip: str, prefix: str, edges: bool =
                 bridge=names.bridge_name(port.network_id, prefix),
                 filter=port_filter,
                 instance_id=port.instance_id,
-                report=not prepared and (port.bound_host != state.host or port.tap != tap),
+                # Reported once the controller assigned it here (a moved guest's port is
+                # bound here before: `migration.moved`).
+                report=not prepared
+                and port.host == state.host
+                and (port.bound_host != state.host or port.tap != tap),
                 prepared=prepared,
             )
         )
@@ -289,4 +295,5 @@ def host_plan(state: NetworkAgentState, vtep_ip: str, prefix: str, edges: bool =
         confirm=confirm,
         unplumb=unplumb,
         migrations=migration.answers(state, (p.port_id for p in ports)),
+        arrivals=migration.arrivals(state, {p.port_id: p.filter.tap for p in ports if p.prepared}),
     )
