@@ -264,7 +264,7 @@ async def test_the_guests_first_frame_on_the_destination_moves_its_traffic_befor
                (MOVING.ip,))  # fmt: skip
     pings(ns[MOVING.name], THIRD.ip, wait=0.3)  # its first frames, whatever the answer
     started = time.monotonic()
-    activated = MigrationPortActivated(flow_id=FLOW, host=HOST_B)
+    activated = MigrationPortActivated(flow_id=FLOW, host=HOST_B, source=HOST_A)
     assert await cloud.converge() == [(HOST_B, activated)]
     # Every host follows: host 1 unplugs it and forwards its MAC to host 2; host 2 binds it
     # but reports nothing before the controller assigns it the port.

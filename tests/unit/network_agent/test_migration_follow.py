@@ -151,7 +151,7 @@ def test_a_switch_request_converges_every_host_at_once() -> None:
 
 
 def activated(host: str = DESTINATION) -> Envelope:
-    return ev(MigrationPortActivated(flow_id=FLOW, host=host), INSTANCE)
+    return ev(MigrationPortActivated(flow_id=FLOW, host=host, source=SOURCE), INSTANCE)
 
 
 async def test_the_destination_activates_at_the_guests_first_frame_once() -> None:
@@ -162,7 +162,7 @@ async def test_the_destination_activates_at_the_guests_first_frame_once() -> Non
     assert await destination.converge() == []  # the incoming guest, paused, sends nothing
     destination.driver.frames[TAP] = 1  # QEMU announces the guest's MAC: it runs here
     said = await destination.converge()
-    assert said == [MigrationPortActivated(flow_id=FLOW, host=DESTINATION)]
+    assert said == [MigrationPortActivated(flow_id=FLOW, host=DESTINATION, source=SOURCE)]
     assert await destination.converge() == []  # said once, until the log brings it back
     destination.read([activated()])
     plan = destination.plan()
@@ -199,3 +199,16 @@ async def test_a_migration_that_fails_before_the_guest_ran_there_leaves_the_sour
     destination.driver.frames[TAP] = 1
     assert await destination.converge() == []  # nothing watched any more: nothing said
     assert TAP not in destination.driver.taps
+
+
+def test_after_an_activation_the_controllers_assignment_elsewhere_wins() -> None:
+    """A flow stuck after the guest moved keeps its record: the controller moving the port on
+    (an evacuation's assignment) is followed all the same."""
+    stuck = ev(FlowFailed(subject=INSTANCE, reason="switch failed", stuck=True), FLOW)
+    events = [*with_third(), activated(), stuck]
+    assert guest(Host(THIRD, events).plan())[0] == {VTEPS[DESTINATION]}
+    elsewhere = [*events, ev(PortHostAssigned(host=THIRD), PORT)]
+    assert [p.report for p in Host(THIRD, elsewhere).plan().ports if p.port_id == PORT] == [True]
+    assert [(p.prepared, p.report) for p in Host(DESTINATION, elsewhere).plan().ports] == [
+        (True, False)
+    ]

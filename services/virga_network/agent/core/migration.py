@@ -127,13 +127,15 @@ class Arrival:
     instance_id: str
     tenant_id: str | None
     taps: tuple[str, ...]
+    source: str
+    """Where the log assigns the instance's ports (the host the guest leaves)."""
 
 
 def moved(state: NetworkAgentState) -> dict[str, str]:
     """Ports whose guest moved (activated on the destination, or the switch requested) while
-    the log assigns them to the switch's source or (the controller agreeing) its destination,
-    or, before the switch names the source, anywhere: port id -> the host the guest runs on
-    now, also before the destination's PortBound is folded here."""
+    the log assigns them to the host it left or (the controller agreeing) the destination:
+    port id -> the host the guest runs on now, also before the destination's PortBound is
+    folded here."""
     where: dict[str, str] = {}
     for record in state.migrations.values():
         if record.superseded or not record.destination:
@@ -141,9 +143,8 @@ def moved(state: NetworkAgentState) -> dict[str, str]:
         # Only the host asked to plumb activates: where the guest runs now.
         if not (record.activated == record.destination or record.switch_requests > 0):
             continue
-        hosts = (record.source, record.destination) if record.source else None
         for port in _ports_of(state, record.instance_id):
-            if hosts is None or port.host in hosts:
+            if port.host in (record.source, record.destination):
                 where[port.port_id] = record.destination
     return where
 
@@ -158,7 +159,8 @@ def arrivals(state: NetworkAgentState, prepared_taps: dict[str, str]) -> tuple[A
         ports = _ports_of(state, record.instance_id)
         if ports and all(p.port_id in prepared_taps for p in ports):
             taps = tuple(prepared_taps[p.port_id] for p in ports)
-            due.append(Arrival(flow_id, record.instance_id, record.tenant_id, taps))
+            source = ports[0].host or ""
+            due.append(Arrival(flow_id, record.instance_id, record.tenant_id, taps, source))
     return tuple(due)
 
 
@@ -250,6 +252,8 @@ def _switch_requested(
 
 def _activated(record: MigrationRecord, event: MigrationPortActivated) -> None:
     record.activated = event.host
+    if event.host == record.destination or not record.destination:
+        record.source = record.source or event.source  # the switch's, if folded first
 
 
 def _switch_answered(record: MigrationRecord, event: MigrationPortSwitched) -> None:

@@ -136,7 +136,7 @@ class MigrationRecord:
     switch_requests: int = 0
     switch_answers: int = 0
     source: str = ""
-    """The host the guest left, from the switch request ("" before it)."""
+    """The host the guest left, from the switch request or the activation ("" before)."""
     activated: str = ""
     """The host whose MigrationPortActivated says the guest runs there (heeded if it is the
     destination: the topics are folded in no set order)."""

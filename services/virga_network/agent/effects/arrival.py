@@ -51,6 +51,8 @@ class Arrivals:
                     taps=arrival.taps,
                 )
                 self._said.add(arrival.flow_id)
-                activated = MigrationPortActivated(flow_id=arrival.flow_id, host=host)
+                activated = MigrationPortActivated(
+                    flow_id=arrival.flow_id, host=host, source=arrival.source
+                )
                 emits.append(Emit(activated, arrival.instance_id, arrival.tenant_id))
         return emits
