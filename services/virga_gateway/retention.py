@@ -208,14 +208,24 @@ KINDS: dict[str, tuple[Callable[[GatewayState, str], datetime | None], Callable[
 """Each kind of resource that can be forgotten: when it is due (its deletion time, once every
 fact that ends it is folded) and how its record and listing keys are dropped."""
 
+_DUES = tuple((kind, due) for kind, (due, _) in KINDS.items())
+
 
 def is_forgotten(state: GatewayState, kind: str, resource_id: str) -> bool:
     return f"{kind}:{resource_id}" in state.forgotten
 
 
+_NONE_DUE: frozenset[str] = frozenset()
+
+
 def eligible(state: GatewayState, resource_id: str) -> frozenset[str]:
     """The kinds of resource with this id that are already due (before an event is folded)."""
-    return frozenset(kind for kind, (due, _) in KINDS.items() if due(state, resource_id))
+    # Once per event of a rebuild, and almost always none: no set is built for none.
+    found = _NONE_DUE
+    for kind, due in _DUES:
+        if due(state, resource_id):
+            found = found | {kind}
+    return found
 
 
 def expire(
@@ -224,7 +234,7 @@ def expire(
     """After `envelope` is folded: queue what it made due, move the clock on, and forget
     every resource deleted more than `retention` before the clock."""
     resource_id = envelope.aggregate_id
-    for kind, (due, _) in KINDS.items():
+    for kind, due in _DUES:
         if kind in before:
             continue
         deleted_at = due(state, resource_id)
@@ -232,6 +242,8 @@ def expire(
             heapq.heappush(state.expiring, (deleted_at, kind, resource_id))
     if state.clock is None or envelope.occurred_at > state.clock:
         state.clock = envelope.occurred_at
+    if not state.expiring:
+        return
     horizon = state.clock - retention
     while state.expiring and state.expiring[0][0] <= horizon:
         _, kind, forgotten_id = heapq.heappop(state.expiring)
