@@ -2,19 +2,22 @@
 to a raw aiokafka read of the same topics in the same run.
 
 Usage: python bench/replay_bench.py [--bootstrap 127.0.0.1:9092] [--events 1000000] [--hosts 4]
+       [--reuse NAMESPACE] [--services gateway,scheduler]
 
 Writes Virga's own events to a fresh namespace, as the services would: instances requested,
 placed, started, stopped and deleted with their boot volume and port, volumes extended, usage
 samples (half the log), hosts, networks, prices. Then (a) raw: every event topic read with
 aiokafka, no decoding; (b) replay: `virga_audit.replay_all`, each service's own definition
 folding its inputs then its own topic, as a rebuild does (compute once per host), in two
-passes over the log. Prints the events in the log per second of each.
+passes over the log; (c) each of `--services` alone, its own fold of every event it reads, as
+its cold rebuild folds them. Prints the events per second of each, beside the raw read.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import random
 import time
@@ -27,6 +30,7 @@ import structlog
 from aiokafka import AIOKafkaConsumer
 
 from virga_audit import replay_all
+from virga_audit.replay import replay_state, service_definition
 from virga_audit.rerate import END_OF_TIME
 from virga_eventlog import EventWriter, KafkaSettings, ensure_topics, event_topic, virga_topics
 from virga_events import Envelope, Event, new_event
@@ -200,7 +204,7 @@ async def write_log(settings: KafkaSettings, n: int, hosts: int) -> int:
     return written
 
 
-async def raw_read(settings: KafkaSettings, n: int) -> float:
+async def raw_read(settings: KafkaSettings, n: int, per_topic: dict[str, int]) -> float:
     topics = [event_topic(s, settings.namespace) for s in SERVICES_WITH_TOPICS]
     consumer = AIOKafkaConsumer(
         *topics,
@@ -217,7 +221,9 @@ async def raw_read(settings: KafkaSettings, n: int) -> float:
     try:
         while count < n:
             batches = await consumer.getmany(timeout_ms=500)
-            count += sum(len(records) for records in batches.values())
+            for tp, records in batches.items():
+                count += len(records)
+                per_topic[tp.topic] = per_topic.get(tp.topic, 0) + len(records)
     finally:
         elapsed = time.perf_counter() - started
         await consumer.stop()
@@ -230,6 +236,11 @@ async def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--hosts", type=int, default=4)
     parser.add_argument("--reuse", metavar="NAMESPACE", help="Replay a log an earlier run wrote.")
+    parser.add_argument(
+        "--services",
+        default="gateway,scheduler",
+        help="Services whose own fold is then timed alone (comma-separated; '' for none).",
+    )
     args = parser.parse_args()
     # Folds that refuse an event log a warning each; the bench counts time, not warnings.
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
@@ -243,7 +254,8 @@ async def main() -> None:
         seconds = time.perf_counter() - started
         print(f"wrote {n:,} events to {namespace} in {seconds:.1f} s ({args.hosts} hosts)")
 
-    raw = await raw_read(settings, n)
+    per_topic: dict[str, int] = {}
+    raw = await raw_read(settings, n, per_topic)
     print(f"raw aiokafka read of every event topic (no decode): {raw:>10,.0f} events/s")
     started, cpu = time.perf_counter(), time.process_time()
     states = await replay_all(settings, END_OF_TIME)
@@ -259,6 +271,30 @@ async def main() -> None:
         f"state: {len(gateway['instances']):,} instances in the gateway, "
         f"{len(billing['instances']):,} instances and {len(billing['volumes']):,} volumes "
         f"in billing, {len(states['compute'])} compute agents"
+    )
+    for service in args.services.split(",") if args.services else ():
+        await one_service(settings, service, per_topic, raw)
+
+
+async def one_service(
+    settings: KafkaSettings, service: str, per_topic: dict[str, int], raw: float
+) -> None:
+    """One service's own fold of everything it reads (inputs deduplicated, then its own
+    topic), as its cold rebuild folds it (`replay_state`; the cyclic GC off, as there)."""
+    definition = service_definition(service, settings.namespace)
+    topics = {*definition.input_topics, definition.output_topic}
+    events = sum(per_topic.get(topic, 0) for topic in topics)
+    gc.disable()
+    try:
+        started, cpu = time.perf_counter(), time.process_time()
+        await replay_state(settings, definition, END_OF_TIME)
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    finally:
+        gc.enable()
+    print(
+        f"{service}'s own rebuild fold of the {events:,} events it reads: "
+        f"{events / seconds:>10,.0f} events/s ({seconds:.1f} s), ratio to raw "
+        f"{events / seconds / raw:.2f}; CPU {cpu:.1f} s ({events / cpu:,.0f} events/s of CPU)"
     )
 
 

@@ -106,6 +106,7 @@ SPEAKS_OF: dict[str, tuple[HostOf, InstanceOf]] = {
     "MigrationPortPlumbed": (_field, _none),
     "MigrationPortPlumbingFailed": (_field, _none),
     "MigrationPortSwitched": (_field, _none),
+    "MigrationPortActivated": (_field, _none),
     # network agents (virga_events.catalog.l3)
     "FloatingIpAssociated": (_confirmation, _none),
     "FloatingIpUnplumbed": (_field, _none),

@@ -208,14 +208,35 @@ KINDS: dict[str, tuple[Callable[[GatewayState, str], datetime | None], Callable[
 """Each kind of resource that can be forgotten: when it is due (its deletion time, once every
 fact that ends it is folded) and how its record and listing keys are dropped."""
 
+_TABLES = {
+    "instance": "instances",
+    "volume": "volumes",
+    "network": "networks",
+    "port": "ports",
+    "image": "images",
+    "floating_ip": "floating_ips",
+    "router": "routers",
+    "external_network": "external_networks",
+}
+_DUES = tuple((kind, _TABLES[kind], due) for kind, (due, _) in KINDS.items())
+"""Each kind with its table (no record there: not due) and its due function."""
+
 
 def is_forgotten(state: GatewayState, kind: str, resource_id: str) -> bool:
     return f"{kind}:{resource_id}" in state.forgotten
 
 
+_NONE_DUE: frozenset[str] = frozenset()
+
+
 def eligible(state: GatewayState, resource_id: str) -> frozenset[str]:
     """The kinds of resource with this id that are already due (before an event is folded)."""
-    return frozenset(kind for kind, (due, _) in KINDS.items() if due(state, resource_id))
+    # Once per event of a rebuild, and almost always none: no set is built for none.
+    found = _NONE_DUE
+    for kind, table, due in _DUES:
+        if resource_id in getattr(state, table) and due(state, resource_id):
+            found = found | {kind}
+    return found
 
 
 def expire(
@@ -224,14 +245,16 @@ def expire(
     """After `envelope` is folded: queue what it made due, move the clock on, and forget
     every resource deleted more than `retention` before the clock."""
     resource_id = envelope.aggregate_id
-    for kind, (due, _) in KINDS.items():
-        if kind in before:
+    for kind, table, due in _DUES:
+        if kind in before or resource_id not in getattr(state, table):
             continue
         deleted_at = due(state, resource_id)
         if deleted_at is not None:
             heapq.heappush(state.expiring, (deleted_at, kind, resource_id))
     if state.clock is None or envelope.occurred_at > state.clock:
         state.clock = envelope.occurred_at
+    if not state.expiring:
+        return
     horizon = state.clock - retention
     while state.expiring and state.expiring[0][0] <= horizon:
         _, kind, forgotten_id = heapq.heappop(state.expiring)

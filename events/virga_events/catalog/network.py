@@ -333,6 +333,21 @@ class MigrationPortPlumbingFailed(Event):
     reason: str
 
 
+@event("MigrationPortActivated")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MigrationPortActivated(Event):
+    """The migrating instance's guest runs on `host` now (aggregate: instance id): the agent
+    of `host`, the flow's destination, saw its first frame on a tap it plumbed for it (QEMU
+    announces a migrated guest's MAC as it takes over). Every agent follows at once: the
+    destination's taps carry it, the source unplugs, the others forward its MAC there; the
+    controller's PortHostAssigned follows at the flow's switch, and only then PortBound.
+    `source`: where the log assigned the instance's ports then (the host the guest left)."""
+
+    flow_id: str
+    host: str
+    source: str
+
+
 @event("MigrationPortSwitched")
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MigrationPortSwitched(Event):

@@ -16,7 +16,7 @@ a late fact about a pruned resource does not make a new record. Pure.
 from __future__ import annotations
 
 import heapq
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import msgspec
 
@@ -24,7 +24,6 @@ from virga_events import Envelope
 from virga_events.catalog.compute import InstanceDeleted
 from virga_events.catalog.l3 import FloatingIpReleased, RouterDeleted
 from virga_events.catalog.storage import VolumeDeleted
-from virga_rating.rating import bounds, period_of
 from virga_rating.state import BillingState, InstanceUsage, PublicIpUsage, VolumeUsage
 
 Record = InstanceUsage | VolumeUsage | PublicIpUsage
@@ -95,14 +94,17 @@ def _last_moment(record: Record) -> datetime | None:
 def cutoff(clock: datetime, retention: timedelta) -> datetime:
     """Records whose last moment is before this are pruned: the start of the month that
     holds `clock - retention`, so every earlier month is closed and past its retention."""
-    return bounds(period_of(clock - retention))[0]
+    # The start of `period_of`'s month, as `bounds` gives it, without the text between them:
+    # this runs once per event of a rebuild.
+    moment = (clock - retention).astimezone(UTC)
+    return datetime(moment.year, moment.month, 1, tzinfo=UTC)
 
 
 def prune(
     retention: UsageRetention, billing: BillingState, clock: datetime | None, keep: timedelta
 ) -> None:
     """Drop every queued record whose history ended before `cutoff(clock, keep)`."""
-    if clock is None:
+    if clock is None or not retention.expiring:
         return
     horizon = cutoff(clock, keep)
     while retention.expiring and retention.expiring[0][0] < horizon:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from virga_events import Envelope
 from virga_events.catalog import quotas
-from virga_gateway.quotas.model import TABLES, add, contribution
+from virga_gateway.quotas.model import TABLES, USAGE_OF, add, counted
 from virga_runtime.folding import Folds
 
 if TYPE_CHECKING:
@@ -40,18 +40,25 @@ def _tenant_quota_set(state: GatewayState, env: Envelope, event: quotas.TenantQu
 
 def recount(state: GatewayState, key: str) -> None:
     """Bring the usage of the records named `key` (in any table) up to date."""
-    for table in TABLES:
+    # Once per event of a rebuild: the tables and their usage functions are looked up once.
+    quota_counted = state.quota_counted
+    for table, usage_of in _RECOUNTED:
+        record = getattr(state, table).get(key)
+        new = None if record is None else counted(record, usage_of)
         counted_key = f"{table}/{key}"
-        old = state.quota_counted.get(counted_key)
-        new = contribution(state, table, key)
+        old = quota_counted.get(counted_key)
         if old == new:
             continue
         if old is not None:
             _move(state, old.tenant_id, old.usage, -1)
-            del state.quota_counted[counted_key]
+            del quota_counted[counted_key]
         if new is not None:
             _move(state, new.tenant_id, new.usage, 1)
-            state.quota_counted[counted_key] = new
+            quota_counted[counted_key] = new
+
+
+_RECOUNTED = tuple((table, USAGE_OF[table]) for table in TABLES)
+"""The quota tables in TABLES' order, each with its usage function."""
 
 
 def recount_all(state: GatewayState) -> GatewayState:

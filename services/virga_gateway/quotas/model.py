@@ -14,8 +14,8 @@ admin uploaded counts against no one.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -120,39 +120,33 @@ def router_usage(router: Router) -> Usage:
     return {"routers": 1} if router.live else {}
 
 
+USAGE_OF: dict[str, Callable[[Any], Usage]] = {
+    "instances": instance_usage,
+    "volumes": volume_usage,
+    "images": image_usage,
+    "networks": network_usage,
+    "ports": port_usage,
+    "security_groups": security_group_usage,
+    "keypairs": keypair_usage,
+    "floating_ips": floating_ip_usage,
+    "routers": router_usage,
+}
+"""Each table of TABLES (the projection's field of that name) -> what one of its records
+counts; every record has a `tenant_id`."""
+
+
 def contribution(state: GatewayState, table: str, key: str) -> Counted | None:
     """What the record `key` of `table` counts against its tenant now (None: nothing)."""
-    match table:
-        case "instances":
-            instance = state.instances.get(key)
-            found = (instance.tenant_id, instance_usage(instance)) if instance else None
-        case "volumes":
-            volume = state.volumes.get(key)
-            found = (volume.tenant_id, volume_usage(volume)) if volume else None
-        case "images":
-            image = state.images.get(key)
-            found = (image.tenant_id, image_usage(image)) if image else None
-        case "networks":
-            network = state.networks.get(key)
-            found = (network.tenant_id, network_usage(network)) if network else None
-        case "ports":
-            port = state.ports.get(key)
-            found = (port.tenant_id, port_usage(port)) if port else None
-        case "floating_ips":
-            fip = state.floating_ips.get(key)
-            found = (fip.tenant_id, floating_ip_usage(fip)) if fip else None
-        case "routers":
-            router = state.routers.get(key)
-            found = (router.tenant_id, router_usage(router)) if router else None
-        case "keypairs":
-            keypair = state.keypairs.get(key)
-            found = (keypair.tenant_id, keypair_usage(keypair)) if keypair else None
-        case _:
-            group = state.security_groups.get(key)
-            found = (group.tenant_id, security_group_usage(group)) if group else None
-    if found is None or not found[0] or not found[1]:
+    record = getattr(state, table).get(key)
+    return None if record is None else counted(record, USAGE_OF[table])
+
+
+def counted(record: Any, usage_of: Callable[[Any], Usage]) -> Counted | None:
+    """What `record` counts (None: nothing), by `usage_of`, the usage function of its table."""
+    if not record.tenant_id:
         return None
-    return Counted(found[0], found[1])
+    usage = usage_of(record)
+    return Counted(record.tenant_id, usage) if usage else None
 
 
 def add(total: Usage, usage: Usage, sign: int = 1) -> None:

@@ -5,7 +5,9 @@ bridges switched together in an "internet" namespace (as in test_l3_two_hosts.py
 The migrating guest's port is plumbed on host 2 while it is bound on host 1 (traffic keeps
 going to host 1), the guest namespace then moves its interface to host 2's veth (the guest
 resumes there), and the switch moves the binding: a third guest on host 1 reaches it on host
-2, the internet reaches its floating IP there, and nothing of it is left on host 1.
+2, the internet reaches its floating IP there, and nothing of it is left on host 1. Or,
+sooner: the guest's first frame on host 2's tap activates it there (MigrationPortActivated),
+and the traffic follows before any switch.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from virga_events.catalog.l3 import (
     RouterInterfaceAdded,
 )
 from virga_events.catalog.network import (
+    MigrationPortActivated,
     MigrationPortPlumbed,
     MigrationPortSwitched,
     NetworkCreated,
@@ -245,3 +248,39 @@ async def test_unplumb_removes_the_destinations_plumbing_and_leaves_the_source_a
     assert MOVING.tap in cloud.links(HOST_A)
     assert FLOATING in cloud.router_addresses(HOST_A)
     assert eventually(lambda: pings(ns[OTHER.name], MOVING.ip))
+
+
+async def test_the_guests_first_frame_on_the_destination_moves_its_traffic_before_the_switch(
+    cloud: Cloud,
+) -> None:
+    ns = cloud.ns
+    cloud.write(plumb(), INSTANCE)
+    assert [type(e) for _, e in await cloud.converge()] == [MigrationPortPlumbed]
+    assert await cloud.converge() == []  # no frame on host 2's tap yet: nothing said
+
+    # The guest moves to host 2 and speaks (QEMU announces a migrated guest; here, its ARP).
+    sh("ip", "link", "set", "eth0", "netns", ns[HOST_A], netns=ns[MOVING.name])
+    plug_guest(ns[HOST_B], names.veth_peer(MOVING.tap), ns[MOVING.name], MOVING.mac,
+               (MOVING.ip,))  # fmt: skip
+    pings(ns[MOVING.name], THIRD.ip, wait=0.3)  # its first frames, whatever the answer
+    started = time.monotonic()
+    activated = MigrationPortActivated(flow_id=FLOW, host=HOST_B, source=HOST_A)
+    assert await cloud.converge() == [(HOST_B, activated)]
+    # Every host follows: host 1 unplugs it and forwards its MAC to host 2; host 2 binds it
+    # but reports nothing before the controller assigns it the port.
+    written = kinds(await cloud.converge())
+    assert (HOST_A, PortUnbound.TYPE) in written
+    assert (HOST_B, PortBound.TYPE) not in written
+    assert await eventually_async(lambda: pings(ns[THIRD.name], MOVING.ip, wait=0.3), 5.0)
+    reached = time.monotonic() - started
+    print(f"activation -> first ping answered from host 1's guest: {reached:.3f} s")
+    assert (MOVING.mac, HOSTS[HOST_B]) in await cloud.fdb(HOST_A)
+    assert MOVING.tap not in cloud.links(HOST_A)
+
+    # The switch: the controller's assignment agrees; host 2 reports the binding, answers.
+    cloud.write(switch(), INSTANCE)
+    cloud.write(PortHostAssigned(host=HOST_B), MOVING.port_id)
+    assert (HOST_B, PortBound.TYPE) in kinds(await cloud.converge())
+    switched = MigrationPortSwitched(flow_id=FLOW, step="switch_port", host=HOST_B)
+    assert (HOST_B, switched) in await cloud.converge()
+    assert pings(ns[THIRD.name], MOVING.ip)

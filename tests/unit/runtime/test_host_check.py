@@ -75,6 +75,7 @@ def test_every_event_an_agent_writes_is_in_the_table() -> None:
     attachments = {"VolumeAttached", "VolumeDetached", "VolumeAttachmentFailed"}
     network = {"NetworkAgentRegistered", "PortBound", "PortBindingFailed", "PortUnbound"}
     network |= {"MigrationPortPlumbed", "MigrationPortPlumbingFailed", "MigrationPortSwitched"}
+    network |= {"MigrationPortActivated"}
     l3 = {"FloatingIpAssociated", "FloatingIpUnplumbed"}
     assert set(SPEAKS_OF) == compute | attachments | network | l3
 

@@ -41,10 +41,11 @@ def decide(
     config: NetworkAgentConfig, state: NetworkAgentState, envelope: Envelope
 ) -> Sequence[Intent]:
     """Requests on `<ns>.api` that change this host's plan, and the scheduler's migration
-    requests to this host (`<ns>.scheduler`), converge at once; the controller's and peers'
-    events (on the agent's own topic) wait for the next tick."""
+    requests to this host (`<ns>.scheduler`), and a migration's switch on every host (its
+    guest runs on the destination now: `migration.moved`), converge at once; the controller's
+    and peers' events (on the agent's own topic) wait for the next tick."""
     event = envelope.payload
-    if isinstance(event, _GROUP_CHANGES) or (
+    if isinstance(event, (*_GROUP_CHANGES, migration.SWITCH)) or (
         isinstance(event, (PortRequested, *migration.REQUESTS)) and event.host == state.host
     ):
         return [converge(config, state)]

@@ -12,10 +12,30 @@
   filters follow), the source unplugs (PortUnbound), the floating IP's NAT and gratuitous ARP
   move with the controller's new acceptance. The destination answers MigrationPortSwitched once
   its fold holds every port bound here; a re-sent request is answered again.
+  The request comes only once the guest runs on the destination (after InstanceMigrated), and
+  the controller's answer to it is certain (it assigns an instance's port to the request's
+  host), so every agent follows the request itself at once (`moved`), not the controller's
+  PortHostAssigned and the destination's PortBound a few hops later: the destination binds,
+  the source unplugs, every other host forwards the guest's MAC to the destination and accepts
+  it (only its MAC and addresses) only from there. That lasts while the log assigns the port
+  to the request's source or destination (the controller's PortHostAssigned agrees), until the
+  flow ends or a later migration of the instance asks its own switch; any other assignment of
+  the controller's wins. A migration that fails sends no switch request: the
+  source's binding stays (the destination activates nothing before the guest runs there).
+* Activation, before the switch: the destination's agent watches the taps it plumbed (`arrivals`)
+  and, at the guest's first frame there (QEMU announces a migrated guest's MAC as it takes
+  over, once the migration can no more fail), writes MigrationPortActivated; every agent
+  follows it as it follows the switch request (`moved`), without waiting for InstanceMigrated,
+  which the source's agent writes only once libvirt's migration call returned (a second or
+  more later), nor for the scheduler's and the controller's hops after it. The destination
+  reports PortBound only once the controller assigned it the port: the controller stays the
+  one owner of a port's host, and the scheduler and the gateway take a host's word about an
+  instance only once it is placed there (`virga_runtime.hostcheck`).
 * `unplumb` (MigrationPortUnplumbRequested, the flow's compensation): the destination's
   plumbing goes at the next convergence, unless a port is bound there by then.
 
-Pure: `prepared` and `answers` read the fold; the fold of the requests and answers is here too.
+Pure: `prepared`, `moved`, `arrivals` and `answers` read the fold; the fold of the requests
+and answers is here too.
 """
 
 from __future__ import annotations
@@ -27,6 +47,7 @@ from typing import Any, Literal
 from virga_events import Envelope
 from virga_events.catalog.flows import FlowCompleted, FlowFailed
 from virga_events.catalog.network import (
+    MigrationPortActivated,
     MigrationPortPlumbed,
     MigrationPortPlumbingFailed,
     MigrationPortSwitched,
@@ -48,6 +69,8 @@ REQUESTS = (
     MigrationPortUnplumbRequested,
 )
 """The scheduler's requests to the network agents (`<ns>.scheduler`)."""
+SWITCH = MigrationPortSwitchRequested
+"""The request every host follows at once, not only the one it names (`moved`)."""
 
 AnswerKind = Literal["plumbed", "switched"]
 
@@ -94,6 +117,51 @@ def prepared(state: NetworkAgentState) -> dict[str, str]:
                 if port.host != state.host:
                     wanted[port.port_id] = flow_id
     return wanted
+
+
+@dataclass(frozen=True, slots=True)
+class Arrival:
+    """A migration coming here whose guest has not shown up yet: its taps, all plumbed here."""
+
+    flow_id: str
+    instance_id: str
+    tenant_id: str | None
+    taps: tuple[str, ...]
+    source: str
+    """Where the log assigns the instance's ports (the host the guest leaves)."""
+
+
+def moved(state: NetworkAgentState) -> dict[str, str]:
+    """Ports whose guest moved (activated on the destination, or the switch requested) while
+    the log assigns them to the host it left or (the controller agreeing) the destination:
+    port id -> the host the guest runs on now, also before the destination's PortBound is
+    folded here."""
+    where: dict[str, str] = {}
+    for record in state.migrations.values():
+        if record.superseded or not record.destination:
+            continue
+        # Only the host asked to plumb activates: where the guest runs now.
+        if not (record.activated == record.destination or record.switch_requests > 0):
+            continue
+        for port in _ports_of(state, record.instance_id):
+            if port.host in (record.source, record.destination):
+                where[port.port_id] = record.destination
+    return where
+
+
+def arrivals(state: NetworkAgentState, prepared_taps: dict[str, str]) -> tuple[Arrival, ...]:
+    """The migrations coming here to watch for their guest, given the ports planned here
+    unbound (`prepared_taps`: port id -> tap): plumbed, neither activated nor switched yet."""
+    due: list[Arrival] = []
+    for flow_id, record in sorted(state.migrations.items()):
+        if not _plumbing(state, record) or record.activated or record.switch_requests:
+            continue
+        ports = _ports_of(state, record.instance_id)
+        if ports and all(p.port_id in prepared_taps for p in ports):
+            taps = tuple(prepared_taps[p.port_id] for p in ports)
+            source = ports[0].host or ""
+            due.append(Arrival(flow_id, record.instance_id, record.tenant_id, taps, source))
+    return tuple(due)
 
 
 def answers(state: NetworkAgentState, planned: Iterable[str]) -> tuple[MigrationAnswer, ...]:
@@ -167,8 +235,25 @@ def _unplumb_requested(record: MigrationRecord, event: MigrationPortUnplumbReque
     record.destination, record.unplumbed = event.host, True
 
 
-def _switch_requested(record: MigrationRecord, event: MigrationPortSwitchRequested) -> None:
-    record.destination, record.switch_requests = event.host, record.switch_requests + 1
+def _switch_requested(
+    state: NetworkAgentState, envelope: Envelope, event: MigrationPortSwitchRequested
+) -> None:
+    """The latest switch of an instance is where its guest runs (the instance's requests are
+    in order on their topic): an earlier flow's, not yet ended here, says nothing more."""
+    record = _record(state, envelope, event.flow_id)
+    if record is None:
+        return
+    for flow_id, other in state.migrations.items():
+        if other.instance_id == record.instance_id and flow_id != event.flow_id:
+            other.superseded = True
+    record.destination, record.source = event.host, event.source
+    record.switch_requests += 1
+
+
+def _activated(record: MigrationRecord, event: MigrationPortActivated) -> None:
+    record.activated = event.host
+    if event.host == record.destination or not record.destination:
+        record.source = record.source or event.source  # the switch's, if folded first
 
 
 def _switch_answered(record: MigrationRecord, event: MigrationPortSwitched) -> None:
@@ -194,7 +279,8 @@ def register(folds: Folds[NetworkAgentState]) -> None:
     folds.add(MigrationPortPlumbed, _on(_plumb_answered))
     folds.add(MigrationPortPlumbingFailed, _on(_plumb_answered))
     folds.add(MigrationPortUnplumbRequested, _on(_unplumb_requested))
-    folds.add(MigrationPortSwitchRequested, _on(_switch_requested))
+    folds.add(MigrationPortSwitchRequested, _switch_requested)
+    folds.add(MigrationPortActivated, _on(_activated))
     folds.add(MigrationPortSwitched, _on(_switch_answered))
     folds.add(FlowCompleted, _ended)
     folds.add(FlowFailed, _ended)

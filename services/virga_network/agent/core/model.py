@@ -135,6 +135,14 @@ class MigrationRecord:
     """MigrationPortUnplumbRequested: the destination's plumbing is to go (unless bound)."""
     switch_requests: int = 0
     switch_answers: int = 0
+    source: str = ""
+    """The host the guest left, from the switch request or the activation ("" before)."""
+    activated: str = ""
+    """The host whose MigrationPortActivated says the guest runs there (heeded if it is the
+    destination: the topics are folded in no set order)."""
+    superseded: bool = False
+    """A later migration of the instance asked its own switch: this one says nothing more
+    about where the guest runs (`core.migration.moved`)."""
 
 
 @dataclass(slots=True)

@@ -68,6 +68,8 @@ class HostPlan:
     """Floating IPs reported plumbed here that the routers no longer NAT."""
     migrations: tuple[migration.MigrationAnswer, ...] = ()
     """Answers due to the scheduler's migration requests (`core.migration.answers`)."""
+    arrivals: tuple[migration.Arrival, ...] = ()
+    """Migrations coming here whose guest is awaited on its taps (`core.migration.arrivals`)."""
 
     def filters(self, failed_networks: frozenset[str] = frozenset()) -> FilterSet:
         """The host's filters: of every port outside `failed_networks`."""
@@ -148,9 +150,11 @@ def _plumbable(state: NetworkAgentState, port: PortRecord) -> bool:
     return not port.deleted and port.mac is not None and port.network_id in state.networks
 
 
-def _wanted(state: NetworkAgentState, port: PortRecord) -> bool:
+def _wanted(state: NetworkAgentState, port: PortRecord, moved: dict[str, str]) -> bool:
+    """Whether the port is to be bound here: assigned here, or its guest moved here
+    (`migration.moved`: before the controller's assignment follows)."""
     return (
-        port.host == state.host
+        moved.get(port.port_id, port.host) == state.host
         and not port.deleted
         and port.mac is not None
         and port.network_id in state.networks
@@ -164,14 +168,16 @@ def _network(
     prefix: str,
     local: list[tuple[str, str]] | None,
     router: str | None = None,
+    moved: dict[str, str] | None = None,
 ) -> NetworkPlumbing:
     """The network's plumbing; `local`: its ports here as (MAC, IPv4) for its edge, None for
-    no edge; `router`: the link-local address of its router's leg here (IPv6)."""
+    no edge; `router`: the link-local address of its router's leg here (IPv6); `moved`: ports
+    whose guest moved (`migration.moved`), forwarded to where it runs now."""
     flood: set[str] = set()
     fdb: set[tuple[str, str]] = set()
     remotes: set[RemotePort] = set()
     for port in state.ports.values():
-        host = port.bound_host
+        host = (moved or {}).get(port.port_id, port.bound_host)
         if port.network_id != network_id or host is None or host == state.host:
             continue
         vtep = state.vteps.get(host)
@@ -211,9 +217,9 @@ def host_plan(state: NetworkAgentState, vtep_ip: str, prefix: str, edges: bool =
     """Everything this host should have, given the log so far; `edges`: with an edge (DHCP,
     metadata: `core.edge`) on each IPv4 network."""
     ports: list[PortPlan] = []
-    coming = migration.prepared(state)
+    coming, moved = migration.prepared(state), migration.moved(state)
     for port in sorted(state.ports.values(), key=lambda p: p.port_id):
-        prepared = not _wanted(state, port)
+        prepared = not _wanted(state, port, moved)
         if prepared and not (port.port_id in coming and _plumbable(state, port)):
             continue
         rules = _rules(state, port)
@@ -244,7 +250,11 @@ def host_plan(state: NetworkAgentState, vtep_ip: str, prefix: str, edges: bool =
                 bridge=names.bridge_name(port.network_id, prefix),
                 filter=port_filter,
                 instance_id=port.instance_id,
-                report=not prepared and (port.bound_host != state.host or port.tap != tap),
+                # Reported once the controller assigned it here (a moved guest's port is
+                # bound here before: `migration.moved`).
+                report=not prepared
+                and port.host == state.host
+                and (port.bound_host != state.host or port.tap != tap),
                 prepared=prepared,
             )
         )
@@ -252,7 +262,9 @@ def host_plan(state: NetworkAgentState, vtep_ip: str, prefix: str, edges: bool =
     unbind = tuple(
         Unbind(port.port_id, port.tenant_id)
         for port in sorted(state.ports.values(), key=lambda p: p.port_id)
-        if port.bound_host == state.host and port.port_id not in wanted and not _wanted(state, port)
+        if port.bound_host == state.host
+        and port.port_id not in wanted
+        and not _wanted(state, port, moved)
     )
     local = _local_v4(ports)
     bound = {p.port_id: (p.network_id, p.filter.ips) for p in ports if not p.prepared}
@@ -273,6 +285,7 @@ def host_plan(state: NetworkAgentState, vtep_ip: str, prefix: str, edges: bool =
                 prefix,
                 local[n] if edges and n in local else None,
                 default.get(n) or None,
+                moved,
             )
             for n in sorted(wanted)
         ),
@@ -282,4 +295,5 @@ def host_plan(state: NetworkAgentState, vtep_ip: str, prefix: str, edges: bool =
         confirm=confirm,
         unplumb=unplumb,
         migrations=migration.answers(state, (p.port_id for p in ports)),
+        arrivals=migration.arrivals(state, {p.port_id: p.filter.tap for p in ports if p.prepared}),
     )

@@ -92,6 +92,10 @@ class NetworkDriver(Protocol):
         """List the Virga-named bridges, VXLAN interfaces, taps, filtered taps, edges and
         routers."""
 
+    async def guest_frames(self, tap: str) -> int:
+        """How many frames the tap's guest sent into the host (the tap's receive count): a
+        guest that runs there sends some; 0 if the tap does not exist."""
+
     async def forwarding(self, vxlan: str) -> frozenset[tuple[str, str]]:
         """The VXLAN interface's remote (MAC, VTEP) entries; empty if it does not exist."""
 

@@ -43,6 +43,8 @@ class MemoryNetworkDriver:
     """Router namespaces whose `ensure_router` fails (tests of unconfirmed floating IPs)."""
     routers: dict[str, RouterPlumbing] = field(default_factory=dict)
     """Namespace -> the router made there."""
+    frames: dict[str, int] = field(default_factory=dict)
+    """Tap -> frames its guest sent (`guest_frames`; set by tests)."""
     calls: int = 0
     """Driver operations carried out (tests of idempotence count them)."""
 
@@ -118,6 +120,9 @@ class MemoryNetworkDriver:
             edges=frozenset(edge.veth for edge in self.edges.values()),
             routers=frozenset(self.routers),
         )
+
+    async def guest_frames(self, tap: str) -> int:
+        return self.frames.get(tap, 0) if tap in self.taps else 0
 
     async def forwarding(self, vxlan: str) -> frozenset[tuple[str, str]]:
         found = self.vxlans.get(vxlan)

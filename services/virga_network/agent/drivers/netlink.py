@@ -262,6 +262,17 @@ class NetlinkDriver:
         _disable_ipv6(tap)
         self._ip().link("set", index=index, master=master, state="up")
 
+    async def guest_frames(self, tap: str) -> int:
+        def read() -> int:
+            index = self._index(tap)
+            if index is None:
+                return 0
+            (link,) = self._ip().get_links(index)
+            stats = link.get_attr("IFLA_STATS64") or link.get_attr("IFLA_STATS")
+            return int(stats["rx_packets"]) if stats is not None else 0
+
+        return await self._run(read)
+
     async def remove_port(self, tap: str) -> None:
         await self._run(self._remove, tap)  # a veth's peer goes with it
 

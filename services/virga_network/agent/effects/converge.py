@@ -33,6 +33,7 @@ from virga_network.agent.core.migration import MigrationAnswer
 from virga_network.agent.core.plan import HostPlan, PortPlan
 from virga_network.agent.core.plumbing import EdgePlumbing, TapKind
 from virga_network.agent.drivers.base import DriverError, HostInventory, NetworkDriver
+from virga_network.agent.effects.arrival import Arrivals
 from virga_network.agent.effects.intents import Converge, Register
 from virga_runtime.service import EffectHandler, Emit
 
@@ -73,6 +74,7 @@ class AgentEffects:
         """Floating IP reports emitted that the plan still asks for (not folded back yet)."""
         self._answered: set[MigrationAnswer] = set()
         """Migration answers emitted that the plan still asks for (not folded back yet)."""
+        self._arrivals = Arrivals(driver)
 
     def handlers(self) -> dict[type[Any], EffectHandler]:
         return {Register: self.register, Converge: self.converge}
@@ -86,11 +88,17 @@ class AgentEffects:
 
     async def converge(self, effect: Converge) -> Sequence[Emit]:
         plan, applied = effect.plan, self._applied
+        # A migrated guest's arrival is looked for on every tick, even when nothing changed.
+        made = set() if applied is None else {p.filter.tap for p in applied.ports}
+        arrived = await self._arrivals.seen(plan.host, plan.arrivals, made)
         if plan == applied:
-            return []
+            return arrived
         failed_plan, retry_at = self._failed or (None, 0.0)
         if plan == failed_plan and time.monotonic() < retry_at:
-            return []
+            return arrived
+        return [*arrived, *await self._converge(plan, applied)]
+
+    async def _converge(self, plan: HostPlan, applied: HostPlan | None) -> list[Emit]:
         full = applied is None
         inventory = await self._driver.inventory() if full else None
         failed = False
