@@ -89,7 +89,7 @@ async def ceph_pool(ceph_cluster: CephCluster) -> AsyncIterator[RbdDriver]:
 
 REAL_COMPONENTS = ("integration", "e2e")
 """The directories under tests/ whose tests drive real Kafka, Ceph, libvirt, netlink or a
-browser; each of their tests gets one rerun after a failure (docs/testing.md)."""
+browser; each of their tests gets one rerun after a failure (README, "Tests")."""
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

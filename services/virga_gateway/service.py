@@ -51,14 +51,18 @@ def placed_on(current: GatewayState, instance_id: str) -> str | None:
     """The host the instance is placed on once its agent there has reported it running or
     stopped: another host's events about it are then refused (`virga_runtime.hostcheck`).
     Before that, a failed spawn's host may still report on an instance placed anew. While
-    an evacuation runs, the host it claimed is the one that reports (the rebuilt guest); while
+    an evacuation runs, the host it claimed is the one that reports (the rebuilt guest; any host
+    until the gateway has read that claim); while
     a resize moves it, the host its port was switched to."""
     instance = current.instances.get(instance_id)
     if instance is None or instance.compute_status is None:
         return None
     if instance.resizing and instance.resizing_to is not None:
         return instance.resizing_to
-    if instance.migrating and instance.evacuating_to is not None:
+    if instance.evacuating and (instance.migrating or instance.migration_pending):
+        # The destination's reports (the rebuilt guest) may be read before the scheduler's
+        # claim that names it, on another topic: until the gateway knows the destination, any
+        # host may report (the flow itself accepts only the host it asked); then only it.
         return instance.evacuating_to
     return instance.placed_on if instance.compute_host == instance.placed_on else None
 

@@ -39,7 +39,9 @@ def _requested(state: GatewayState, env: Envelope, event: api.LiveMigrationReque
 def _evacuation_requested(
     state: GatewayState, env: Envelope, event: api.EvacuationRequested
 ) -> None:
-    instance_record(state, env).migration_requested = event.flow_id or env.event_id
+    instance = instance_record(state, env)
+    instance.migration_requested = event.flow_id or env.event_id
+    instance.evacuating, instance.evacuating_to = True, None
 
 
 @folds.on(flows.FlowStarted)

@@ -75,3 +75,30 @@ def test_the_instance_is_evacuating_while_the_flow_runs_then_runs_on_the_destina
     kinds = [entry.type for entry in instance.history]
     assert "EvacuationRequested" in kinds
     assert "InstanceRebuilt" in kinds
+
+
+def test_the_destinations_report_read_before_the_claim_that_names_it_is_not_refused() -> None:
+    """The rebuilt guest's InstanceRebuilt (the destination's topic) may be read before the
+    scheduler's claim naming that destination (another topic): while the gateway does not know
+    the destination yet, the evacuation's reports are not held to the dead host (they were
+    dead-lettered, and the history lacked InstanceRebuilt: a flake of the service test)."""
+    state = down(running())
+    (emit,) = evacuate_instance(state, ADMIN, "i1", None, "f-1").emits
+    state = fold(envelope(emit.payload, "i1", tenant="t1", seconds=11), state=state)
+    assert placed_on(state, "i1") is None  # requested, no flow read yet
+    started = flows.FlowStarted(definition="evacuation", subject="i1", inputs={})
+    state = fold(envelope(started, "f-1", producer="scheduler", seconds=12), state=state)
+    assert placed_on(state, "i1") is None  # started, its claim not read yet
+    rebuilt = compute.InstanceRebuilt(flow_id="f-1", step="rebuild", host="h2")
+    state = fold(
+        envelope(rebuilt, "i1", tenant="t1", producer="compute@h2", seconds=13), state=state
+    )
+    assert "InstanceRebuilt" in [entry.type for entry in state.instances["i1"].history]
+    flavor = Flavor(name="m1.small", vcpus=1, ram_mb=512, disk_gb=10)
+    claimed = scheduler.MigrationDestinationClaimed(
+        flow_id="f-1", step="claim", host="h2", rack="r1", zone="az1", flavor=flavor
+    )
+    state = fold(
+        envelope(claimed, "i1", tenant="t1", producer="scheduler", seconds=13), state=state
+    )
+    assert placed_on(state, "i1") == "h2"  # from the claim on, only the destination
