@@ -16,16 +16,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterator
 
-import aiohttp
 import libvirt
 import pytest
 from tests.support.api import Api, upload_image
 from tests.support.api import until as until_within
-from tests.support.libvirt_hosts import libvirt_hosts
-from tests.support.migration_stack import MigrationStack, migration_stack
+from tests.support.migration_stack import MigrationStack, domains, lab_clients, two_host_lab
 from tests.support.netns import links, namespaces, pings, plug_guest, unique
 from tests.support.pool import audit_namespace
 
@@ -53,28 +50,15 @@ def image() -> guest_image.GuestImage:
 def lab(
     kafka_bootstrap: str, ceph_cluster: CephCluster, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[MigrationStack]:
-    with libvirt_hosts(2, ceph_cluster) as (a, b):
-        hosts = {HOST_A: ("rack-1", a), HOST_B: ("rack-2", b)}
-        run_dir = tmp_path_factory.mktemp("evacuation")
-        with migration_stack(kafka_bootstrap, ceph_cluster, run_dir, hosts, PREFIX) as lab:
-            yield lab
+    run_dir = tmp_path_factory.mktemp("evacuation")
+    with two_host_lab(kafka_bootstrap, ceph_cluster, run_dir, (HOST_A, HOST_B), PREFIX) as lab:
+        yield lab
 
 
 @pytest.fixture
 async def clients(lab: MigrationStack) -> AsyncIterator[tuple[Api, Api, str]]:
-    stack = lab.stack
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as session:
-        admin = Api(session, stack.gateway_url, stack.admin_token)
-        tenant_id, token = await admin.create_tenant(f"evac-{uuid.uuid4().hex[:6]}")
-        yield admin, admin.as_token(token), tenant_id
-
-
-def domains(host: LibvirtHost, *, active: bool = False) -> set[str]:
-    connection = libvirt.open(host.uri)
-    try:
-        return {d.name() for d in connection.listAllDomains() if d.isActive() or not active}
-    finally:
-        connection.close()
+    async with lab_clients(lab, "evac") as clients:
+        yield clients
 
 
 def destroy(host: LibvirtHost, domain: str) -> None:

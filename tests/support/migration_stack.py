@@ -26,11 +26,17 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import aiohttp
+import libvirt
+
+from tests.support.api import Api
 from tests.support.kafka import read_events
+from tests.support.libvirt_hosts import libvirt_hosts
 from tests.support.netns import KafkaRelay, sh
 from tests.support.stack import HostSpec, Stack, on_ceph
 from virga_devstack.ceph import CephCluster
@@ -152,6 +158,42 @@ def migration_stack(
 
 
 _REPLY = re.compile(r"^\[(\d+\.\d+)\] .*icmp_seq=(\d+) ")
+
+
+@contextlib.contextmanager
+def two_host_lab(
+    kafka_bootstrap: str,
+    ceph: CephCluster,
+    run_dir: Path,
+    names: tuple[str, str],
+    prefix: str,
+) -> Iterator[MigrationStack]:
+    """Two new libvirt hosts, in racks rack-1 and rack-2, and the whole stack over them."""
+    with libvirt_hosts(2, ceph) as (a, b):
+        hosts = {names[0]: ("rack-1", a), names[1]: ("rack-2", b)}
+        with migration_stack(kafka_bootstrap, ceph, run_dir, hosts, prefix) as lab:
+            yield lab
+
+
+@contextlib.asynccontextmanager
+async def lab_clients(
+    lab: MigrationStack, tenant_prefix: str
+) -> AsyncIterator[tuple[Api, Api, str]]:
+    """(admin, a new tenant, its id) on the lab's API."""
+    stack = lab.stack
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as session:
+        admin = Api(session, stack.gateway_url, stack.admin_token)
+        tenant_id, token = await admin.create_tenant(f"{tenant_prefix}-{uuid.uuid4().hex[:6]}")
+        yield admin, admin.as_token(token), tenant_id
+
+
+def domains(host: LibvirtHost, *, active: bool = False) -> set[str]:
+    """The names of the host's domains (only the running ones if `active`)."""
+    connection = libvirt.open(host.uri)
+    try:
+        return {d.name() for d in connection.listAllDomains() if d.isActive() or not active}
+    finally:
+        connection.close()
 
 
 class PingWatch:
