@@ -191,6 +191,14 @@ def test_only_the_flows_destination_activates_whatever_the_folding_order() -> No
     assert guest(Host(THIRD, early).plan())[0] == {VTEPS[DESTINATION]}
 
 
+def test_another_hosts_activation_after_the_destinations_changes_nothing() -> None:
+    """A host that was not asked to plumb cannot undo the destination's activation by writing
+    its own after it (the activation was one field, the last writer's)."""
+    events = [*with_third(), activated(), activated(THIRD)]
+    assert guest(Host(THIRD, events).plan())[0] == {VTEPS[DESTINATION]}
+    assert [u.port_id for u in Host(SOURCE, events).plan().unbind] == [PORT]
+
+
 async def test_a_migration_that_fails_before_the_guest_ran_there_leaves_the_source_bound() -> None:
     destination = Host(DESTINATION, with_third())
     destination.read(answered(await destination.effects.converge(Converge(destination.plan()))))

@@ -251,9 +251,15 @@ def _switch_requested(
 
 
 def _activated(record: MigrationRecord, event: MigrationPortActivated) -> None:
+    """Only the host asked to plumb activates: another host's word is kept only while the
+    request naming the destination is not folded yet (`moved` checks it then), and never
+    replaces the destination's own."""
+    if record.destination and event.host != record.destination:
+        return
+    if record.destination and record.activated == record.destination:
+        return
     record.activated = event.host
-    if event.host == record.destination or not record.destination:
-        record.source = record.source or event.source  # the switch's, if folded first
+    record.source = record.source or event.source  # the switch's, if folded first
 
 
 def _switch_answered(record: MigrationRecord, event: MigrationPortSwitched) -> None:
