@@ -98,8 +98,18 @@ folds.add(InstanceDomainLost, _stopped)
 def _stopped_for_resize(
     state: BillingState, envelope: Envelope, event: InstanceResizeStopped
 ) -> None:
+    usage = _instance(state, envelope)
     if event.was_running:  # stopped, as by a stop request: its old flavor's interval ends
-        _close_interval(_instance(state, envelope), envelope.occurred_at)
+        _close_interval(usage, envelope.occurred_at)
+    # Every interval so far ran as the old flavor: say so, since from InstanceResized on the
+    # instance's flavor (what an interval naming none is rated at) is the new one. Only a
+    # resize names flavors: an interval closed otherwise names none, whichever order the
+    # instance's request and its agent's reports were folded in (a rebuild reads the topics
+    # in another order than the live service did, and the states must agree).
+    usage.intervals = [
+        i if i.flavor is not None else Interval(i.start, i.end, usage.flavor)
+        for i in usage.intervals
+    ]
 
 
 @folds.on(InstanceResized)
@@ -122,7 +132,7 @@ def _deleted(state: BillingState, envelope: Envelope, event: InstanceDeleted) ->
 
 def _close_interval(usage: InstanceUsage, at: datetime) -> None:
     if usage.running_since is not None:
-        usage.intervals.append(Interval(usage.running_since, at, usage.flavor))
+        usage.intervals.append(Interval(usage.running_since, at))
         usage.running_since = None
 
 

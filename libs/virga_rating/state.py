@@ -20,8 +20,9 @@ class Interval:
     start: datetime
     end: datetime
     flavor: str | None = None
-    """The flavor it ran as then (a resize changes it); None: the instance's current one (so
-    for intervals recorded before resizes existed, and for a public IP's spans)."""
+    """The flavor it ran as, named only by a resize (on the intervals before it); None: the
+    instance's current one (every interval of an instance never resized, a public IP's spans),
+    so that the state does not depend on the order its request and its reports were folded."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -81,3 +81,18 @@ def test_a_resize_that_moves_hosts_is_charged_once_with_no_gap_beyond_the_stop()
     invoice = rate(TENANT, state.usage(TENANT), state.prices, "2026-03")
     lines = sorted((line.kind, line.quantity, line.unit_price) for line in invoice.lines)
     assert lines == [("compute", "24.000000", "0.10"), ("compute", "24.000000", "1.00")]
+
+
+def test_an_instances_intervals_do_not_depend_on_when_its_request_was_folded() -> None:
+    """Its request (the gateway's topic) and its agent's reports (the host's) come in no set
+    order, and a rebuild reads them in another order than the live service did: the state
+    must come out the same (intervals named the flavor known at their close, so the live
+    service and its rebuild disagreed: CI's billing-restart and audit-billing tests)."""
+    requested = event(InstanceRequested(name="vm", flavor=SMALL), "i-1", at(9))
+    reports = [
+        event(InstanceStarted(host="h1"), "i-1", at(10)),
+        event(InstanceDeleted(host="h1"), "i-1", at(11)),
+    ]
+    first = folded([prices(at(1, month=2), "0.10"), requested, *reports])
+    last = folded([prices(at(1, month=2), "0.10"), *reports, requested])
+    assert snapshot(first) == snapshot(last)
