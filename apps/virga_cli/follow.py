@@ -102,3 +102,41 @@ def wait_for(
                 errors.TIMEOUT,
             )
         time.sleep(interval)
+
+
+FLOW_ENDS = frozenset({"FlowCompleted", "FlowFailed"})
+"""A flow's last events (live migration, evacuation, resize), in its instance's history."""
+
+
+def wait_flow_end(
+    client: Client,
+    instance_id: str,
+    printer: Printer,
+    timeout: float,
+    *,
+    doing: str,
+    failed: Callable[[dict[str, Any], str], str],
+    interval: float = 0.5,
+) -> dict[str, Any]:
+    """Print the instance's new events until the flow running on it ends; its final view.
+    A failed flow is a CliFailure (FAILED) saying `failed(view, reason)`; past `timeout`, one
+    (TIMEOUT) saying the instance is still `doing`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        events = history(client, instance_id)
+        fresh = [e for e in events if str(e.get("event_id")) not in printer.seen]
+        printer.show(events)
+        ended = [e for e in fresh if e.get("type") in FLOW_ENDS]
+        if ended:
+            instance: dict[str, Any] = client.get(f"/v1/instances/{instance_id}")
+            if ended[-1]["type"] == "FlowFailed":
+                reason = ended[-1].get("payload", {}).get("reason", "no reason recorded")
+                raise errors.CliFailure(failed(instance, reason), errors.FAILED)
+            return instance
+        if time.monotonic() > deadline:
+            raise errors.CliFailure(
+                f"instance {instance_id} is still {doing} after {timeout:g} s;"
+                f" `virga events tail {instance_id}` follows it",
+                errors.TIMEOUT,
+            )
+        time.sleep(interval)

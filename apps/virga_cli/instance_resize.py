@@ -3,19 +3,14 @@ API, followed with --wait until the flow ends."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import click
 
-from virga_cli import errors
 from virga_cli.client import Client
-from virga_cli.follow import Printer, history
+from virga_cli.follow import Printer, history, wait_flow_end
 from virga_cli.names import resolve
 from virga_cli.output import Cli, pass_cli
-
-RESIZE_ENDS = frozenset({"FlowCompleted", "FlowFailed"})
-"""The resize flow's last events, in the instance's history."""
 
 
 @click.command("resize")
@@ -48,29 +43,17 @@ def instance_resize(cli: Cli, instance_id: str, flavor: str, wait: bool, timeout
 
 
 def _wait_resized(
-    client: Client, instance_id: str, printer: Printer, timeout: float, interval: float = 0.5
+    client: Client, instance_id: str, printer: Printer, timeout: float
 ) -> dict[str, Any]:
     """Print the instance's new events until its resize's flow ends; its final view."""
-    deadline = time.monotonic() + timeout
-    while True:
-        events = history(client, instance_id)
-        fresh = [e for e in events if str(e.get("event_id")) not in printer.seen]
-        printer.show(events)
-        ended = [e for e in fresh if e.get("type") in RESIZE_ENDS]
-        if ended:
-            instance: dict[str, Any] = client.get(f"/v1/instances/{instance_id}")
-            if ended[-1]["type"] == "FlowFailed":
-                reason = ended[-1].get("payload", {}).get("reason", "no reason recorded")
-                raise errors.CliFailure(
-                    f"resize of instance {instance.get('name')} ({instance_id}) failed:"
-                    f" {reason}; it is {instance.get('status')} as it was",
-                    errors.FAILED,
-                )
-            return instance
-        if time.monotonic() > deadline:
-            raise errors.CliFailure(
-                f"instance {instance_id} is still resizing after {timeout:g} s;"
-                f" `virga events tail {instance_id}` follows it",
-                errors.TIMEOUT,
-            )
-        time.sleep(interval)
+    return wait_flow_end(
+        client,
+        instance_id,
+        printer,
+        timeout,
+        doing="resizing",
+        failed=lambda i, reason: (
+            f"resize of instance {i.get('name')} ({instance_id}) failed:"
+            f" {reason}; it is {i.get('status')} as it was"
+        ),
+    )

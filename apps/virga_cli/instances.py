@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import time
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +10,7 @@ import click
 
 from virga_cli import errors
 from virga_cli.client import Client
-from virga_cli.follow import Printer, history, wait_for
+from virga_cli.follow import Printer, history, wait_flow_end, wait_for
 from virga_cli.names import resolve, resolve_all
 from virga_cli.output import Cli, Column, pass_cli
 
@@ -267,44 +266,22 @@ def instance_evacuate(
     cli.emit(final, lambda i: cli.out.print(f"instance {i['name']} runs on {i['host']}"))
 
 
-MIGRATION_ENDS = frozenset({"FlowCompleted", "FlowFailed"})
-"""The migration flow's last events, in the instance's history."""
-
-
 def _wait_migrated(
-    client: Client,
-    instance_id: str,
-    printer: Printer,
-    timeout: float,
-    interval: float = 0.5,
-    what: str = "migration",
+    client: Client, instance_id: str, printer: Printer, timeout: float, what: str = "migration"
 ) -> dict[str, Any]:
     """Print the instance's new events until its migration's (or evacuation's) flow ends;
     its final view."""
-    deadline = time.monotonic() + timeout
-    while True:
-        events = history(client, instance_id)
-        fresh = [e for e in events if str(e.get("event_id")) not in printer.seen]
-        printer.show(events)
-        ended = [e for e in fresh if e.get("type") in MIGRATION_ENDS]
-        if ended:
-            instance: dict[str, Any] = client.get(f"/v1/instances/{instance_id}")
-            if ended[-1]["type"] == "FlowFailed":
-                reason = ended[-1].get("payload", {}).get("reason", "no reason recorded")
-                raise errors.CliFailure(
-                    f"{what} of instance {instance.get('name')} ({instance_id}) failed:"
-                    f" {reason}; it runs on {instance.get('host')}",
-                    errors.FAILED,
-                )
-            return instance
-        if time.monotonic() > deadline:
-            raise errors.CliFailure(
-                f"instance {instance_id} is still {'migrating' if what == 'migration' else what}"
-                f" after {timeout:g} s;"
-                f" `virga events tail {instance_id}` follows it",
-                errors.TIMEOUT,
-            )
-        time.sleep(interval)
+    return wait_flow_end(
+        client,
+        instance_id,
+        printer,
+        timeout,
+        doing="migrating" if what == "migration" else what,
+        failed=lambda i, reason: (
+            f"{what} of instance {i.get('name')} ({instance_id}) failed:"
+            f" {reason}; it runs on {i.get('host')}"
+        ),
+    )
 
 
 @instance.command("delete")
